@@ -1,0 +1,61 @@
+// Package cli is dr-agent's command line: `serve` for the DaemonSet and the
+// node-local commands for when no API server is left.
+package cli
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/buildinfo"
+	"github.com/kubectl-dr/kubectl-dr/agent/config"
+	"github.com/kubectl-dr/kubectl-dr/agent/server"
+)
+
+// NewRootCmd builds the dr-agent command tree.
+func NewRootCmd(out, errOut io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "dr-agent",
+		Short:         "kubectl dr node agent",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(out)
+	root.SetErr(errOut)
+	root.AddCommand(newServeCmd(errOut), newVersionCmd(out))
+	return root
+}
+
+func newServeCmd(errOut io.Writer) *cobra.Command {
+	var configFile string
+	cmd := &cobra.Command{
+		Use:   "serve --config FILE",
+		Short: "Serve the agent's gRPC API (mTLS) for kubectl dr",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(configFile)
+			if err != nil {
+				return err
+			}
+			log := slog.New(slog.NewJSONHandler(errOut, nil)).With("node", cfg.NodeName)
+			return server.Serve(cmd.Context(), cfg, log)
+		},
+	}
+	cmd.Flags().StringVar(&configFile, "config", "/etc/dr-agent/config.yaml", "agent configuration file")
+	return cmd
+}
+
+func newVersionCmd(out io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the agent's version",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			bi := buildinfo.Get()
+			_, err := fmt.Fprintf(out, "dr-agent %s (%s, %s)\n", bi.Version, bi.GoVersion, bi.Platform)
+			return err
+		},
+	}
+}

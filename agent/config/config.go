@@ -1,0 +1,123 @@
+// Package config reads the agent's configuration file: who the node is,
+// where k3s keeps its data, how the agent is reached and secured.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/mtls"
+)
+
+// Defaults a k3s node gets without configuring anything.
+const (
+	DefaultListen       = "127.0.0.1:9650"
+	DefaultDataDir      = "/var/lib/rancher/k3s"
+	DefaultEtcdEndpoint = "https://127.0.0.1:2379"
+)
+
+// Config is the agent configuration file (YAML).
+type Config struct {
+	// NodeName defaults to $NODE_NAME (the DaemonSet's downward API), then
+	// the host name.
+	NodeName string `json:"nodeName,omitempty"`
+	// Listen is the gRPC address; keep it on loopback, the plugin comes in
+	// through a port-forward.
+	Listen string `json:"listen,omitempty"`
+	// DataDir is k3s's --data-dir.
+	DataDir string     `json:"dataDir,omitempty"`
+	TLS     mtls.Files `json:"tls"`
+	Etcd    Etcd       `json:"etcd,omitempty"`
+	Restic  Restic     `json:"restic,omitempty"`
+}
+
+// Etcd says how to reach the node's local etcd member.
+type Etcd struct {
+	Endpoint string `json:"endpoint,omitempty"`
+	// Certificate files; default to k3s's under <dataDir>/server/tls/etcd/.
+	CA   string `json:"ca,omitempty"`
+	Cert string `json:"cert,omitempty"`
+	Key  string `json:"key,omitempty"`
+}
+
+// Restic locates the restic binary shipped with the agent.
+type Restic struct {
+	// Binary defaults to "restic" next to the dr-agent binary, then on PATH.
+	Binary string `json:"binary,omitempty"`
+}
+
+// Load reads and validates the file, applying defaults.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read agent config: %w", err)
+	}
+	var c Config
+	if err := yaml.UnmarshalStrict(data, &c); err != nil {
+		return nil, fmt.Errorf("parse agent config %s: %w", path, err)
+	}
+	if err := c.complete(); err != nil {
+		return nil, fmt.Errorf("agent config %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+func (c *Config) complete() error {
+	if c.NodeName == "" {
+		c.NodeName = os.Getenv("NODE_NAME")
+	}
+	if c.NodeName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("no nodeName and no host name: %w", err)
+		}
+		c.NodeName = h
+	}
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen %q: %w", c.Listen, err)
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if !filepath.IsAbs(c.DataDir) {
+		return fmt.Errorf("dataDir %q must be an absolute path", c.DataDir)
+	}
+	if c.Etcd.Endpoint == "" {
+		c.Etcd.Endpoint = DefaultEtcdEndpoint
+	}
+	tlsDir := filepath.Join(c.DataDir, "server", "tls", "etcd")
+	if c.Etcd.CA == "" {
+		c.Etcd.CA = filepath.Join(tlsDir, "server-ca.crt")
+	}
+	if c.Etcd.Cert == "" {
+		c.Etcd.Cert = filepath.Join(tlsDir, "client.crt")
+	}
+	if c.Etcd.Key == "" {
+		c.Etcd.Key = filepath.Join(tlsDir, "client.key")
+	}
+	if c.TLS.CA == "" || c.TLS.Cert == "" || c.TLS.Key == "" {
+		return errors.New("tls.ca, tls.cert and tls.key are required: the agent only serves mTLS")
+	}
+	if c.Restic.Binary == "" {
+		c.Restic.Binary = "restic"
+		if exe, err := os.Executable(); err == nil {
+			if p := filepath.Join(filepath.Dir(exe), "restic"); fileExists(p) {
+				c.Restic.Binary = p
+			}
+		}
+	}
+	return nil
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}

@@ -1,0 +1,70 @@
+// Package mtls builds the TLS configurations of the agents' gRPC: the agent
+// demands a client certificate signed by the configured CA, and the plugin
+// presents one and checks the agent's.
+package mtls
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+)
+
+// Files names the PEM files of one side of the connection.
+type Files struct {
+	CA   string `json:"ca"`
+	Cert string `json:"cert"`
+	Key  string `json:"key"`
+}
+
+// ErrNoCredentials means no certificate files were given.
+var ErrNoCredentials = errors.New("no TLS credentials configured")
+
+func (f Files) load() (tls.Certificate, *x509.CertPool, error) {
+	if f.CA == "" || f.Cert == "" || f.Key == "" {
+		return tls.Certificate{}, nil, fmt.Errorf("%w: need a CA, a certificate and a key (got ca=%q cert=%q key=%q)", ErrNoCredentials, f.CA, f.Cert, f.Key)
+	}
+	pair, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("load key pair %s: %w", f.Cert, err)
+	}
+	caPEM, err := os.ReadFile(f.CA)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("read CA %s: %w", f.CA, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return tls.Certificate{}, nil, fmt.Errorf("read CA %s: no PEM certificate in it", f.CA)
+	}
+	return pair, pool, nil
+}
+
+// ServerConfig requires and verifies client certificates.
+func ServerConfig(f Files) (*tls.Config, error) {
+	pair, pool, err := f.load()
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{pair},
+		ClientCAs:    pool,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+	}, nil
+}
+
+// ClientConfig presents the client certificate and verifies the server's
+// against the CA. serverName is the name the agent's certificate must carry.
+func ClientConfig(f Files, serverName string) (*tls.Config, error) {
+	pair, pool, err := f.load()
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{pair},
+		RootCAs:      pool,
+		ServerName:   serverName,
+	}, nil
+}

@@ -1,0 +1,102 @@
+// Package server is the agent's gRPC service. It stays thin: each RPC
+// delegates to the package that owns the work (etcdsnap, restic, wal, ...).
+package server
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/buildinfo"
+	"github.com/kubectl-dr/kubectl-dr/agent/config"
+	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
+	"github.com/kubectl-dr/kubectl-dr/agent/restic"
+	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+)
+
+// Server implements dr.agent.v1.AgentService.
+type Server struct {
+	agentv1.UnimplementedAgentServiceServer
+
+	cfg *config.Config
+	log *slog.Logger
+
+	resticOnce    sync.Once
+	resticVersion string
+}
+
+// New returns the service for one node.
+func New(cfg *config.Config, log *slog.Logger) *Server {
+	return &Server{cfg: cfg, log: log}
+}
+
+// Info answers who the node is and how its etcd member is doing.
+func (s *Server) Info(ctx context.Context, _ *agentv1.InfoRequest) (*agentv1.InfoResponse, error) {
+	layout := etcdsnap.Layout{DataDir: s.cfg.DataDir}
+	host, _ := os.Hostname()
+	resp := &agentv1.InfoResponse{
+		NodeName:      s.cfg.NodeName,
+		AgentVersion:  buildinfo.Get().Version,
+		ResticVersion: s.restic(ctx),
+		DataDir:       s.cfg.DataDir,
+		Time:          timestamppb.Now(),
+		Hostname:      host,
+		GoVersion:     runtime.Version(),
+		Etcd:          &agentv1.EtcdMemberHealth{},
+	}
+	if layout.IsServer() {
+		resp.Roles = append(resp.Roles, agentv1.NodeRole_NODE_ROLE_SERVER)
+	} else {
+		resp.Roles = append(resp.Roles, agentv1.NodeRole_NODE_ROLE_AGENT)
+	}
+	if layout.IsEtcdMember() {
+		resp.Roles = append(resp.Roles, agentv1.NodeRole_NODE_ROLE_ETCD)
+		resp.Etcd = memberHealth(etcdsnap.Status(ctx, s.etcdClient()))
+	}
+	return resp, nil
+}
+
+func (s *Server) etcdClient() etcdsnap.ClientConfig {
+	e := s.cfg.Etcd
+	return etcdsnap.ClientConfig{Endpoint: e.Endpoint, CA: e.CA, Cert: e.Cert, Key: e.Key}
+}
+
+// restic asks the binary once; a missing binary is reported, not fatal.
+func (s *Server) restic(ctx context.Context) string {
+	s.resticOnce.Do(func() {
+		v, err := restic.Version(ctx, s.cfg.Restic.Binary)
+		if err != nil {
+			s.log.Warn("restic not usable", "binary", s.cfg.Restic.Binary, "err", err)
+			s.resticVersion = "unavailable"
+			return
+		}
+		s.resticVersion = v
+	})
+	return s.resticVersion
+}
+
+func memberHealth(st etcdsnap.MemberStatus) *agentv1.EtcdMemberHealth {
+	h := &agentv1.EtcdMemberHealth{
+		Member:      true,
+		Healthy:     st.Healthy,
+		Endpoint:    st.Endpoint,
+		MemberId:    etcdsnap.HexID(st.MemberID),
+		MemberName:  st.MemberName,
+		Leader:      st.Leader(),
+		LeaderId:    etcdsnap.HexID(st.LeaderID),
+		Version:     st.Version,
+		DbSizeBytes: st.DBSize,
+		Revision:    st.Revision,
+		RaftTerm:    st.RaftTerm,
+		RaftIndex:   st.RaftIndex,
+		ClusterId:   etcdsnap.HexID(st.ClusterID),
+	}
+	if st.Err != nil {
+		h.Error = st.Err.Error()
+	}
+	return h
+}

@@ -1,0 +1,239 @@
+// Package agentclient finds the dr-agent on each node and dials it: through
+// the API server (agent pods + port-forward, the normal path) or directly at
+// addresses given with --agent (for a dead API server and the lab).
+package agentclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/mtls"
+	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+)
+
+// Defaults matching manifests/ and DESIGN.md.
+const (
+	DefaultNamespace = "dr-system"
+	DefaultSelector  = "app.kubernetes.io/name=dr-agent"
+	AgentPort        = 9650
+	// ServerName is the DNS name every agent certificate carries; the
+	// address dialled is a loopback port-forward, so it cannot be checked.
+	ServerName = "dr-agent"
+)
+
+// ErrNoAgent means no agent is known for a node that was asked for.
+var ErrNoAgent = errors.New("no agent found")
+
+// Target is one node's agent: where it is and, when it cannot be used, why.
+type Target struct {
+	Node string
+	// Address is set for agents given with --agent.
+	Address string
+	// Pod is set for agents found through the API server.
+	Pod *corev1.Pod
+	// Err says why the target cannot be dialled (pod not ready, unknown node).
+	Err error
+}
+
+// Via describes how the agent is reached, for humans.
+func (t Target) Via() string {
+	switch {
+	case t.Address != "":
+		return "direct " + t.Address
+	case t.Pod != nil:
+		return "pod " + t.Pod.Namespace + "/" + t.Pod.Name
+	}
+	return ""
+}
+
+// Options configure how agents are found and dialled.
+type Options struct {
+	// Agents are NODE=HOST:PORT entries; when set, they are used as given and
+	// the API server is asked only if Discover is also set.
+	Agents []string
+	// Discover lists agent pods through the API server.
+	Discover  bool
+	Namespace string
+	Selector  string
+	// Nodes restricts the result to these nodes; a node with no agent gets a
+	// Target with ErrNoAgent.
+	Nodes []string
+	TLS   mtls.Files
+	// RESTConfig is needed for discovery and port-forwarding.
+	RESTConfig func() (*rest.Config, error)
+}
+
+// ParseAgents parses NODE=HOST:PORT entries.
+func ParseAgents(entries []string) ([]Target, error) {
+	var out []Target
+	seen := map[string]bool{}
+	for _, e := range entries {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		node, addr, ok := strings.Cut(e, "=")
+		if !ok || node == "" || addr == "" || !strings.Contains(addr, ":") {
+			return nil, fmt.Errorf("--agent %q: want NODE=HOST:PORT", e)
+		}
+		if seen[node] {
+			return nil, fmt.Errorf("--agent %q: node %s given twice", e, node)
+		}
+		seen[node] = true
+		out = append(out, Target{Node: node, Address: addr})
+	}
+	return out, nil
+}
+
+// Resolve returns one Target per node, sorted by node name.
+func Resolve(ctx context.Context, o Options) ([]Target, error) {
+	targets, err := ParseAgents(o.Agents)
+	if err != nil {
+		return nil, err
+	}
+	if o.Discover {
+		pods, err := discover(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		have := map[string]bool{}
+		for _, t := range targets {
+			have[t.Node] = true
+		}
+		for _, t := range pods {
+			if !have[t.Node] {
+				targets = append(targets, t)
+			}
+		}
+	}
+	if len(o.Nodes) > 0 {
+		byNode := map[string]Target{}
+		for _, t := range targets {
+			byNode[t.Node] = t
+		}
+		targets = targets[:0]
+		for _, n := range o.Nodes {
+			t, ok := byNode[n]
+			if !ok {
+				t = Target{Node: n, Err: fmt.Errorf("node %s: %w (is the node name right, and does the dr-agent DaemonSet run there?)", n, ErrNoAgent)}
+			}
+			targets = append(targets, t)
+		}
+	}
+	sort.SliceStable(targets, func(i, j int) bool { return targets[i].Node < targets[j].Node })
+	return targets, nil
+}
+
+func discover(ctx context.Context, o Options) ([]Target, error) {
+	if o.RESTConfig == nil {
+		return nil, errors.New("find agent pods: no kubeconfig")
+	}
+	cfg, err := o.RESTConfig()
+	if err != nil {
+		return nil, fmt.Errorf("find agent pods: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("find agent pods: %w", err)
+	}
+	ns, sel := o.Namespace, o.Selector
+	if ns == "" {
+		ns = DefaultNamespace
+	}
+	if sel == "" {
+		sel = DefaultSelector
+	}
+	pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return nil, fmt.Errorf("list agent pods in namespace %s (%s): %w", ns, sel, err)
+	}
+	var out []Target
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		node := p.Spec.NodeName
+		if node == "" {
+			node = "(unscheduled " + p.Name + ")"
+		}
+		t := Target{Node: node, Pod: p}
+		if !podReady(p) {
+			t.Err = fmt.Errorf("agent pod %s/%s on node %s is not ready (phase %s)", p.Namespace, p.Name, node, p.Status.Phase)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+func podReady(p *corev1.Pod) bool {
+	if p.Status.Phase != corev1.PodRunning {
+		return false
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// Conn is a gRPC connection to one agent.
+type Conn struct {
+	agentv1.AgentServiceClient
+	conn    *grpc.ClientConn
+	cleanup func()
+}
+
+// Close ends the connection and any port-forward under it.
+func (c *Conn) Close() error {
+	err := c.conn.Close()
+	if c.cleanup != nil {
+		c.cleanup()
+	}
+	return err
+}
+
+// Dial connects to the target's agent with mTLS; for a pod it first opens a
+// port-forward through the API server.
+func Dial(ctx context.Context, t Target, o Options) (*Conn, error) {
+	if t.Err != nil {
+		return nil, t.Err
+	}
+	tlsCfg, err := mtls.ClientConfig(o.TLS, ServerName)
+	if err != nil {
+		return nil, fmt.Errorf("agent client TLS: %w (give --tls-ca/--tls-cert/--tls-key or set KUBECTL_DR_CA, KUBECTL_DR_CERT, KUBECTL_DR_KEY)", err)
+	}
+	addr, cleanup := t.Address, func() {}
+	if t.Pod != nil {
+		cfg, err := o.RESTConfig()
+		if err != nil {
+			return nil, err
+		}
+		addr, cleanup, err = portForward(ctx, cfg, t.Pod, AgentPort)
+		if err != nil {
+			return nil, fmt.Errorf("node %s: port-forward to %s: %w", t.Node, t.Via(), err)
+		}
+	}
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
+	if err != nil {
+		cleanup()
+		return nil, fmt.Errorf("node %s: dial agent at %s: %w", t.Node, addr, err)
+	}
+	return &Conn{AgentServiceClient: agentv1.NewAgentServiceClient(cc), conn: cc, cleanup: cleanup}, nil
+}
+
+// CallTimeout bounds short calls (Info, status) so a hung agent is reported,
+// not waited on.
+const CallTimeout = 15 * time.Second

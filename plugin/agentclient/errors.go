@@ -1,0 +1,28 @@
+package agentclient
+
+import (
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Explain turns a gRPC error into what a user can act on.
+func Explain(err error) string {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err.Error()
+	}
+	msg := st.Message()
+	switch {
+	case st.Code() == codes.Unavailable && strings.Contains(msg, "certificate"):
+		return "TLS handshake failed (" + msg + "): check that --tls-ca/--tls-cert/--tls-key come from the same install as the agent"
+	case st.Code() == codes.Unavailable:
+		return "unavailable (" + msg + "): is the agent running and the address right?"
+	case st.Code() == codes.DeadlineExceeded:
+		return "no answer in time: the agent may be overloaded or the network down"
+	case st.Code() == codes.Unimplemented:
+		return "the agent does not support this call (" + msg + "): upgrade the agents to match kubectl dr"
+	}
+	return st.Code().String() + ": " + msg
+}

@@ -1,0 +1,49 @@
+// Package cmd is the root of kubectl dr: global flags, command groups and
+// one sub-package per verb.
+package cmd
+
+import (
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/status"
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/version"
+)
+
+// NewRootCmd builds the kubectl dr command tree.
+func NewRootCmd(streams genericiooptions.IOStreams) *cobra.Command {
+	f := cmdutil.NewFactory()
+	root := &cobra.Command{
+		Use:   "kubectl-dr",
+		Short: "Backup and disaster recovery for k3s clusters",
+		Long: `kubectl dr backs up a k3s cluster (etcd snapshots, local-path volumes with
+restic, PostgreSQL WAL) to S3-compatible storage and restores it, with a
+preview before anything changes.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Annotations: map[string]string{
+			cobra.CommandDisplayNameAnnotation: "kubectl dr",
+		},
+	}
+	root.SetOut(streams.Out)
+	root.SetErr(streams.ErrOut)
+	f.AddFlags(root.PersistentFlags())
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return cmdutil.UsageError("%w", err)
+	})
+
+	root.AddGroup(
+		&cobra.Group{ID: "cluster", Title: "Cluster:"},
+		&cobra.Group{ID: "other", Title: "Other:"},
+	)
+	add := func(group string, c *cobra.Command) {
+		c.GroupID = group
+		root.AddCommand(c)
+	}
+	add("cluster", status.NewCmdStatus(f, streams))
+	add("other", version.NewCmdVersion(streams))
+	root.SetHelpCommandGroupID("other")
+	root.SetCompletionCommandGroupID("other")
+	return root
+}

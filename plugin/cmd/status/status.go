@@ -1,0 +1,158 @@
+// Package status implements `kubectl dr status`: one row per node with its
+// agent, roles and etcd health.
+package status
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
+	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
+)
+
+// Options for `kubectl dr status`.
+type Options struct {
+	genericiooptions.IOStreams
+	f *cmdutil.Factory
+
+	Nodes  []string
+	Output string
+
+	agents agentclient.Options
+}
+
+// NewCmdStatus returns the status command.
+func NewCmdStatus(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &Options{IOStreams: streams, f: f}
+	cmd := &cobra.Command{
+		Use:   "status [--node NODE]...",
+		Short: "Show each node's agent, roles and etcd health",
+		Example: `  # every node, through the API server
+  kubectl dr status
+
+  # two agents reached directly, as JSON
+  kubectl dr status --agent server-1=10.0.0.1:9650 --agent server-2=10.0.0.2:9650 -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(cmd, args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringArrayVar(&o.Nodes, "node", nil, "only this node (repeatable)")
+	printers.OutputFlag(cmd, &o.Output)
+	return cmd
+}
+
+// Complete resolves flags and environment.
+func (o *Options) Complete(*cobra.Command, []string) error {
+	o.agents = o.f.AgentOptions(o.Nodes)
+	return nil
+}
+
+// Validate checks the flags before anything is dialled.
+func (o *Options) Validate() error {
+	if err := printers.ValidateOutput(o.Output); err != nil {
+		return cmdutil.UsageError("%w", err)
+	}
+	if _, err := agentclient.ParseAgents(o.agents.Agents); err != nil {
+		return cmdutil.UsageError("%w", err)
+	}
+	return nil
+}
+
+// Run asks every agent in parallel and prints one row per node. Nodes that
+// could not be asked get an error line on stderr and exit code 3.
+func (o *Options) Run(ctx context.Context) error {
+	targets, err := agentclient.Resolve(ctx, o.agents)
+	if err != nil {
+		return err
+	}
+	if len(targets) == 0 {
+		return fmt.Errorf("no dr-agent pods found in namespace %s: install the agents with `kubectl dr install`, or pass --agent NODE=HOST:PORT", o.agents.Namespace)
+	}
+	list := printers.NewAgentStatusList()
+	list.Items = make([]printers.AgentStatus, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			list.Items[i] = o.ask(ctx, t)
+		}()
+	}
+	wg.Wait()
+
+	var failed []string
+	for _, s := range list.Items {
+		if !s.Reachable {
+			failed = append(failed, s.Node)
+			fmt.Fprintf(o.ErrOut, "error: %s\n", s.Error)
+		}
+	}
+	if err := printers.Print(o.Out, o.Output, list); err != nil {
+		return err
+	}
+	if len(failed) > 0 {
+		return cmdutil.Partial("%d of %d nodes could not be reached: %s", len(failed), len(list.Items), strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+func (o *Options) ask(ctx context.Context, t agentclient.Target) printers.AgentStatus {
+	s := printers.AgentStatus{Node: t.Node, Via: t.Via()}
+	ctx, cancel := context.WithTimeout(ctx, agentclient.CallTimeout)
+	defer cancel()
+	conn, err := agentclient.Dial(ctx, t, o.agents)
+	if err != nil {
+		s.Error = err.Error()
+		return s
+	}
+	defer conn.Close()
+	info, err := conn.Info(ctx, &agentv1.InfoRequest{})
+	if err != nil {
+		s.Error = fmt.Sprintf("node %s: agent at %s did not answer: %v", t.Node, t.Via(), agentclient.Explain(err))
+		return s
+	}
+	s.Reachable = true
+	if info.NodeName != t.Node {
+		s.Error = fmt.Sprintf("agent reports node name %q", info.NodeName)
+	}
+	s.AgentVersion = info.AgentVersion
+	s.ResticVersion = info.ResticVersion
+	s.DataDir = info.DataDir
+	for _, r := range info.Roles {
+		s.Roles = append(s.Roles, roleName(r))
+	}
+	if e := info.Etcd; e != nil && e.Member {
+		s.Etcd = &printers.EtcdHealth{
+			Healthy: e.Healthy, Leader: e.Leader, MemberID: e.MemberId, Name: e.MemberName,
+			Endpoint: e.Endpoint, Version: e.Version, DBSize: e.DbSizeBytes, Revision: e.Revision,
+			ClusterID: e.ClusterId, Error: e.Error,
+		}
+	}
+	return s
+}
+
+func roleName(r agentv1.NodeRole) string {
+	switch r {
+	case agentv1.NodeRole_NODE_ROLE_SERVER:
+		return "server"
+	case agentv1.NodeRole_NODE_ROLE_ETCD:
+		return "etcd"
+	case agentv1.NodeRole_NODE_ROLE_AGENT:
+		return "agent"
+	}
+	return strings.ToLower(r.String())
+}

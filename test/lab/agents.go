@@ -1,0 +1,71 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/config"
+	"github.com/kubectl-dr/kubectl-dr/agent/mtls"
+)
+
+// AgentConfigPath is the node's dr-agent config file.
+func (l *Lab) AgentConfigPath(node string) string {
+	return filepath.Join(l.agentDir(node), "config.yaml")
+}
+
+// upAgents writes each node's agent config and starts the agents that are
+// not running.
+func (l *Lab) upAgents(ctx context.Context) error {
+	var fns []func(context.Context) error
+	for i, n := range l.State.Nodes {
+		p := l.proc("agent-" + n)
+		dataDir := l.DataDir(n)
+		if err := os.MkdirAll(filepath.Join(dataDir, "storage"), 0o755); err != nil {
+			return err
+		}
+		if i >= l.State.EtcdMembers {
+			if err := os.MkdirAll(filepath.Join(dataDir, "agent"), 0o755); err != nil {
+				return err
+			}
+		}
+		cfg := config.Config{
+			NodeName: n,
+			Listen:   l.AgentAddr(n),
+			DataDir:  dataDir,
+			TLS: mtls.Files{
+				CA:   filepath.Join(l.agentDir(n), "ca.crt"),
+				Cert: filepath.Join(l.agentDir(n), "tls.crt"),
+				Key:  filepath.Join(l.agentDir(n), "tls.key"),
+			},
+			Restic: config.Restic{Binary: l.Bin.Restic},
+		}
+		if i < l.State.EtcdMembers {
+			cfg.Etcd.Endpoint = l.etcdClientURL(n)
+		}
+		data, err := yaml.Marshal(cfg)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(l.AgentConfigPath(n), data, 0o644); err != nil {
+			return err
+		}
+		if pid, ok := p.pid(l.Dir); ok {
+			fmt.Fprintf(l.log, "agent %s: already running (pid %d)\n", n, pid)
+			continue
+		}
+		if _, err := p.start(exec.Command(l.Bin.DRAgent, "serve", "--config", l.AgentConfigPath(n))); err != nil {
+			return err
+		}
+		fmt.Fprintf(l.log, "agent %s: started on %s\n", n, l.AgentAddr(n))
+		fns = append(fns, func(ctx context.Context) error {
+			return p.waitReady(ctx, l.Dir, 30*time.Second, dialCheck(l.AgentAddr(n)))
+		})
+	}
+	return parallel(ctx, fns...)
+}

@@ -1,0 +1,125 @@
+package lab
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/pki"
+)
+
+var loopback = []net.IP{net.ParseIP("127.0.0.1")}
+
+// writeCerts creates, once, the lab's three CAs and their leaves: etcd's
+// laid out like k3s's server/tls/etcd, the API server's, and the agents'
+// mTLS (what `kubectl dr install` makes in a real cluster).
+func (l *Lab) writeCerts() error {
+	done := filepath.Join(l.Dir, "pki", ".done")
+	if _, err := os.Stat(done); err == nil {
+		return nil
+	}
+
+	etcdCA, etcdCAPair, err := pki.NewCA("etcd-server-ca")
+	if err != nil {
+		return err
+	}
+	for _, n := range l.EtcdNodes() {
+		dir := filepath.Join(l.DataDir(n), "server", "tls", "etcd")
+		if err := etcdCAPair.WriteFiles(filepath.Join(dir, "server-ca.crt"), filepath.Join(dir, "server-ca.key")); err != nil {
+			return err
+		}
+		if err := etcdCAPair.WriteFiles(filepath.Join(dir, "peer-ca.crt"), filepath.Join(dir, "peer-ca.key")); err != nil {
+			return err
+		}
+		leaves := []struct {
+			file string
+			opts pki.LeafOptions
+		}{
+			{"client", pki.LeafOptions{CommonName: "etcd-client", Client: true}},
+			{"server-client", pki.LeafOptions{CommonName: "etcd-server", DNSNames: []string{"localhost", n}, IPs: loopback, Server: true, Client: true}},
+			{"peer-server-client", pki.LeafOptions{CommonName: "etcd-peer", DNSNames: []string{"localhost", n}, IPs: loopback, Server: true, Client: true}},
+		}
+		for _, leaf := range leaves {
+			kp, err := etcdCA.Issue(leaf.opts)
+			if err != nil {
+				return err
+			}
+			if err := kp.WriteFiles(filepath.Join(dir, leaf.file+".crt"), filepath.Join(dir, leaf.file+".key")); err != nil {
+				return err
+			}
+		}
+	}
+
+	kubeDir := filepath.Join(l.Dir, "pki", "kube")
+	kubeCA, kubeCAPair, err := pki.NewCA("kubernetes-ca")
+	if err != nil {
+		return err
+	}
+	if err := kubeCAPair.WriteFiles(filepath.Join(kubeDir, "ca.crt"), filepath.Join(kubeDir, "ca.key")); err != nil {
+		return err
+	}
+	apiserver, err := kubeCA.Issue(pki.LeafOptions{
+		CommonName: "kube-apiserver",
+		DNSNames:   []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
+		IPs:        append(loopback, net.ParseIP("10.43.0.1")),
+		Server:     true,
+	})
+	if err != nil {
+		return err
+	}
+	if err := apiserver.WriteFiles(filepath.Join(kubeDir, "apiserver.crt"), filepath.Join(kubeDir, "apiserver.key")); err != nil {
+		return err
+	}
+	// Service-account tokens are signed with sa.key and checked with sa.pub;
+	// the certificate half is unused.
+	sa, err := kubeCA.Issue(pki.LeafOptions{CommonName: "service-accounts", Client: true})
+	if err != nil {
+		return err
+	}
+	if err := sa.WriteFiles(filepath.Join(kubeDir, "sa.crt"), filepath.Join(kubeDir, "sa.key")); err != nil {
+		return err
+	}
+	saPub, err := sa.PublicKeyPEM()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(kubeDir, "sa.pub"), saPub, 0o644); err != nil {
+		return err
+	}
+
+	drDir := filepath.Join(l.Dir, "pki", "dr")
+	drCA, drCAPair, err := pki.NewCA("kubectl-dr-ca")
+	if err != nil {
+		return err
+	}
+	if err := drCAPair.WriteFiles(filepath.Join(drDir, "ca.crt"), filepath.Join(drDir, "ca.key")); err != nil {
+		return err
+	}
+	client, err := drCA.Issue(pki.LeafOptions{CommonName: "kubectl-dr", Client: true})
+	if err != nil {
+		return err
+	}
+	if err := client.WriteFiles(filepath.Join(drDir, "client.crt"), filepath.Join(drDir, "client.key")); err != nil {
+		return err
+	}
+	for _, n := range l.State.Nodes {
+		kp, err := drCA.Issue(pki.LeafOptions{CommonName: "dr-agent " + n, DNSNames: []string{"dr-agent", "localhost", n}, IPs: loopback, Server: true})
+		if err != nil {
+			return err
+		}
+		dir := l.agentDir(n)
+		if err := kp.WriteFiles(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "ca.crt"), drCAPair.CertPEM, 0o644); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(done, nil, 0o644)
+}
+
+// agentDir stands in for the node's /etc/dr-agent (the DaemonSet's mounted
+// config and Secrets).
+func (l *Lab) agentDir(node string) string {
+	return filepath.Join(l.NodeRoot(node), "etc", "dr-agent")
+}

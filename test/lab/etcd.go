@@ -1,0 +1,98 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
+)
+
+func (l *Lab) etcdClientURL(node string) string {
+	return fmt.Sprintf("https://127.0.0.1:%d", l.State.Ports["etcd-"+node+"-client"])
+}
+
+func (l *Lab) etcdPeerURL(node string) string {
+	return fmt.Sprintf("https://127.0.0.1:%d", l.State.Ports["etcd-"+node+"-peer"])
+}
+
+// EtcdClient says how to reach a node's member with the k3s client
+// certificate, as the agent does.
+func (l *Lab) EtcdClient(node string) etcdsnap.ClientConfig {
+	tls := filepath.Join(l.DataDir(node), "server", "tls", "etcd")
+	return etcdsnap.ClientConfig{
+		Endpoint: l.etcdClientURL(node),
+		CA:       filepath.Join(tls, "server-ca.crt"),
+		Cert:     filepath.Join(tls, "client.crt"),
+		Key:      filepath.Join(tls, "client.key"),
+	}
+}
+
+// upEtcd starts the members that are not running and waits until each
+// answers a linearizable read (so the cluster has quorum).
+func (l *Lab) upEtcd(ctx context.Context) error {
+	var cluster []string
+	for _, n := range l.EtcdNodes() {
+		cluster = append(cluster, n+"="+l.etcdPeerURL(n))
+	}
+	var started []string
+	for _, n := range l.EtcdNodes() {
+		p := l.proc("etcd-" + n)
+		if pid, ok := p.pid(l.Dir); ok {
+			fmt.Fprintf(l.log, "etcd %s: already running (pid %d)\n", n, pid)
+			continue
+		}
+		dataDir := l.DataDir(n)
+		for _, d := range []string{"server/db/snapshots", "storage"} {
+			if err := os.MkdirAll(filepath.Join(dataDir, d), 0o755); err != nil {
+				return err
+			}
+		}
+		tls := filepath.Join(dataDir, "server", "tls", "etcd")
+		cmd := exec.Command(l.Bin.Etcd,
+			"--name", n,
+			"--data-dir", filepath.Join(dataDir, "server", "db", "etcd"),
+			"--listen-client-urls", l.etcdClientURL(n),
+			"--advertise-client-urls", l.etcdClientURL(n),
+			"--listen-peer-urls", l.etcdPeerURL(n),
+			"--initial-advertise-peer-urls", l.etcdPeerURL(n),
+			"--initial-cluster", strings.Join(cluster, ","),
+			"--initial-cluster-state", "new",
+			"--initial-cluster-token", "dr-lab",
+			"--client-cert-auth",
+			"--trusted-ca-file", filepath.Join(tls, "server-ca.crt"),
+			"--cert-file", filepath.Join(tls, "server-client.crt"),
+			"--key-file", filepath.Join(tls, "server-client.key"),
+			"--peer-client-cert-auth",
+			"--peer-trusted-ca-file", filepath.Join(tls, "peer-ca.crt"),
+			"--peer-cert-file", filepath.Join(tls, "peer-server-client.crt"),
+			"--peer-key-file", filepath.Join(tls, "peer-server-client.key"),
+			// As k3s does: small heartbeats are fine on loopback.
+			"--heartbeat-interval", "100",
+			"--election-timeout", "1000",
+			"--snapshot-count", "10000",
+			"--log-level", "warn",
+		)
+		if _, err := p.start(cmd); err != nil {
+			return err
+		}
+		fmt.Fprintf(l.log, "etcd %s: started on %s\n", n, l.etcdClientURL(n))
+		started = append(started, n)
+	}
+	return parallel(ctx, func() []func(context.Context) error {
+		var fns []func(context.Context) error
+		for _, n := range started {
+			fns = append(fns, func(ctx context.Context) error {
+				return l.proc("etcd-"+n).waitReady(ctx, l.Dir, 60*time.Second, func(ctx context.Context) error {
+					st := etcdsnap.Status(ctx, l.EtcdClient(n))
+					return st.Err
+				})
+			})
+		}
+		return fns
+	}()...)
+}

@@ -1,0 +1,327 @@
+package lab
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Options size the lab.
+type Options struct {
+	// Dir holds everything the lab creates; down never touches anything
+	// outside it.
+	Dir string
+	// Root is the repository root (for the tools modules and our sources).
+	Root string
+	// EtcdMembers is 1 or 3; nodes beyond it are k3s agent (worker) nodes.
+	EtcdMembers int
+	// Nodes is the number of dr-agent processes, one per node.
+	Nodes int
+	Log   io.Writer
+}
+
+// Lab is a running (or stopped) lab and its recorded state.
+type Lab struct {
+	Dir  string
+	Root string
+	Bin  *Binaries
+	log  io.Writer
+
+	State State
+}
+
+// State is written to <dir>/lab.json at the first up, so that later ups
+// reuse the same ports (etcd's peer URLs live in its data) and secrets.
+type State struct {
+	EtcdMembers int            `json:"etcdMembers"`
+	Nodes       []string       `json:"nodes"`
+	Ports       map[string]int `json:"ports"`
+	KubeToken   string         `json:"kubeToken"`
+	MinIOUser   string         `json:"minioUser"`
+	MinIOSecret string         `json:"minioSecret"`
+	Bucket      string         `json:"bucket"`
+	// BinDirs go in front of PATH: our binaries, then the cached ones.
+	BinDirs []string `json:"binDirs"`
+}
+
+func (l *Lab) statePath() string { return filepath.Join(l.Dir, "lab.json") }
+
+// Open reads the state of an existing lab directory (for env and down).
+func Open(dir, root string) (*Lab, error) {
+	l := &Lab{Dir: dir, Root: root, log: io.Discard}
+	data, err := os.ReadFile(l.statePath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no lab in %s: run `hack/lab up` first", dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read lab state: %w", err)
+	}
+	if err := json.Unmarshal(data, &l.State); err != nil {
+		return nil, fmt.Errorf("read lab state %s: %w", l.statePath(), err)
+	}
+	return l, nil
+}
+
+// Up builds what is missing and starts every component that is not already
+// running. It is safe to run again.
+func Up(ctx context.Context, o Options) (*Lab, error) {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.EtcdMembers != 1 && o.EtcdMembers != 3 {
+		return nil, fmt.Errorf("etcd members: want 1 or 3, got %d", o.EtcdMembers)
+	}
+	if o.Nodes < o.EtcdMembers {
+		return nil, fmt.Errorf("nodes (%d) must be at least the etcd members (%d)", o.Nodes, o.EtcdMembers)
+	}
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create lab dir: %w", err)
+	}
+	// PostgreSQL runs as a non-root user that must reach its data dir.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, err
+	}
+	l := &Lab{Dir: dir, Root: o.Root, log: o.Log}
+	if err := l.loadOrInitState(o); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(o.Log, "lab in %s: %d etcd members, %d nodes\n", dir, l.State.EtcdMembers, len(l.State.Nodes))
+
+	l.Bin, err = Build(ctx, o.Root, filepath.Join(dir, "bin"), o.Log)
+	if err != nil {
+		return nil, err
+	}
+	l.State.BinDirs = l.Bin.Dirs
+	if err := l.saveState(); err != nil {
+		return nil, err
+	}
+	if err := l.writeCerts(); err != nil {
+		return nil, fmt.Errorf("certificates: %w", err)
+	}
+
+	// etcd, MinIO and PostgreSQL are independent; the API server needs etcd,
+	// the agents need etcd up to report its health.
+	steps := []func(context.Context) error{l.upEtcd, l.upMinIO, l.upPostgres}
+	if err := parallel(ctx, steps...); err != nil {
+		return l, err
+	}
+	if err := parallel(ctx, l.upAPIServer, l.upAgents); err != nil {
+		return l, err
+	}
+	fmt.Fprintf(o.Log, "lab is up: eval \"$(hack/lab env)\"\n")
+	return l, nil
+}
+
+func parallel(ctx context.Context, fns ...func(context.Context) error) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(fns))
+	for i, fn := range fns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn(ctx)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (l *Lab) loadOrInitState(o Options) error {
+	data, err := os.ReadFile(l.statePath())
+	if err == nil {
+		if err := json.Unmarshal(data, &l.State); err != nil {
+			return fmt.Errorf("read lab state %s: %w", l.statePath(), err)
+		}
+		if l.State.EtcdMembers != o.EtcdMembers || len(l.State.Nodes) != o.Nodes {
+			return fmt.Errorf("the lab in %s has %d etcd members and %d nodes, not %d and %d: run `hack/lab down && hack/lab clean` to start over",
+				l.Dir, l.State.EtcdMembers, len(l.State.Nodes), o.EtcdMembers, o.Nodes)
+		}
+		return nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	s := State{EtcdMembers: o.EtcdMembers, Ports: map[string]int{}, Bucket: "dr-lab"}
+	for i := 1; i <= o.Nodes; i++ {
+		name := fmt.Sprintf("server-%d", i)
+		if i > o.EtcdMembers {
+			name = fmt.Sprintf("agent-%d", i-o.EtcdMembers)
+		}
+		s.Nodes = append(s.Nodes, name)
+	}
+	var names []string
+	for _, n := range s.Nodes[:o.EtcdMembers] {
+		names = append(names, "etcd-"+n+"-client", "etcd-"+n+"-peer")
+	}
+	for _, n := range s.Nodes {
+		names = append(names, "agent-"+n)
+	}
+	names = append(names, "kube-apiserver", "minio", "minio-console", "postgres")
+	for _, n := range names {
+		p, err := freePort()
+		if err != nil {
+			return err
+		}
+		s.Ports[n] = p
+	}
+	s.KubeToken = randomHex(16)
+	s.MinIOUser = "lab-" + randomHex(4)
+	s.MinIOSecret = randomHex(20)
+	l.State = s
+	return l.saveState()
+}
+
+func (l *Lab) saveState() error {
+	data, err := json.MarshalIndent(l.State, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(l.statePath(), data, 0o600)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// EtcdNodes are the nodes that run an etcd member.
+func (l *Lab) EtcdNodes() []string { return l.State.Nodes[:l.State.EtcdMembers] }
+
+// NodeRoot is the directory standing in for a node's /.
+func (l *Lab) NodeRoot(node string) string { return filepath.Join(l.Dir, "nodes", node) }
+
+// DataDir is the node's k3s data dir (/var/lib/rancher/k3s).
+func (l *Lab) DataDir(node string) string {
+	return filepath.Join(l.NodeRoot(node), "var", "lib", "rancher", "k3s")
+}
+
+// AgentAddr is the node's agent gRPC address.
+func (l *Lab) AgentAddr(node string) string {
+	return fmt.Sprintf("127.0.0.1:%d", l.State.Ports["agent-"+node])
+}
+
+// Down stops every process the lab started (by its pid files), waiting for
+// each to exit. Data stays in the lab dir for the next up.
+func (l *Lab) Down(ctx context.Context, log io.Writer) error {
+	var (
+		mu   sync.Mutex
+		errs []error
+	)
+	stopAll := func(ps []proc) {
+		var wg sync.WaitGroup
+		for _, p := range ps {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				stopped, err := p.stop(l.Dir, 30*time.Second)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					errs = append(errs, err)
+				} else if stopped {
+					fmt.Fprintf(log, "stopped %s\n", p.name)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	// etcd last: the API server and the agents use it until they exit.
+	var first, etcd []proc
+	for _, p := range l.procs() {
+		if strings.HasPrefix(p.name, "etcd-") {
+			etcd = append(etcd, p)
+		} else {
+			first = append(first, p)
+		}
+	}
+	stopAll(first)
+	stopAll(etcd)
+	return errors.Join(errs...)
+}
+
+func (l *Lab) procs() []proc {
+	var ps []proc
+	for _, n := range l.State.Nodes {
+		ps = append(ps, l.proc("agent-"+n))
+	}
+	pg := l.proc("postgres")
+	pg.stopSignal = syscall.SIGINT // PostgreSQL's fast shutdown
+	ps = append(ps, l.proc("kube-apiserver"), l.proc("minio"), pg)
+	for _, n := range l.EtcdNodes() {
+		ps = append(ps, l.proc("etcd-"+n))
+	}
+	return ps
+}
+
+// Running names the lab's processes that are alive.
+func (l *Lab) Running() []string {
+	var names []string
+	for _, p := range l.procs() {
+		if _, ok := p.pid(l.Dir); ok {
+			names = append(names, p.name)
+		}
+	}
+	return names
+}
+
+// Env is what `hack/lab env` exports, as KEY=VALUE pairs in a stable order.
+func (l *Lab) Env() []string {
+	s := l.State
+	var agents, endpoints []string
+	for _, n := range s.Nodes {
+		agents = append(agents, n+"="+l.AgentAddr(n))
+	}
+	for _, n := range l.EtcdNodes() {
+		endpoints = append(endpoints, fmt.Sprintf("https://127.0.0.1:%d", s.Ports["etcd-"+n+"-client"]))
+	}
+	tls := filepath.Join(l.DataDir(s.Nodes[0]), "server", "tls", "etcd")
+	env := map[string]string{
+		"DR_LAB_DIR":            l.Dir,
+		"PATH":                  strings.Join(append(append([]string{}, s.BinDirs...), os.Getenv("PATH")), ":"),
+		"KUBECONFIG":            filepath.Join(l.Dir, "kubeconfig"),
+		"KUBECTL_DR_AGENTS":     strings.Join(agents, ","),
+		"KUBECTL_DR_CA":         filepath.Join(l.Dir, "pki", "dr", "ca.crt"),
+		"KUBECTL_DR_CERT":       filepath.Join(l.Dir, "pki", "dr", "client.crt"),
+		"KUBECTL_DR_KEY":        filepath.Join(l.Dir, "pki", "dr", "client.key"),
+		"ETCDCTL_ENDPOINTS":     strings.Join(endpoints, ","),
+		"ETCDCTL_CACERT":        filepath.Join(tls, "server-ca.crt"),
+		"ETCDCTL_CERT":          filepath.Join(tls, "client.crt"),
+		"ETCDCTL_KEY":           filepath.Join(tls, "client.key"),
+		"DR_STORE":              "s3://" + s.Bucket + "/lab",
+		"DR_S3_ENDPOINT":        fmt.Sprintf("http://127.0.0.1:%d", s.Ports["minio"]),
+		"AWS_ACCESS_KEY_ID":     s.MinIOUser,
+		"AWS_SECRET_ACCESS_KEY": s.MinIOSecret,
+		"PGHOST":                "127.0.0.1",
+		"PGPORT":                fmt.Sprint(s.Ports["postgres"]),
+		"PGUSER":                "postgres",
+		"PGDATABASE":            "postgres",
+	}
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, k+"="+env[k])
+	}
+	return out
+}

@@ -1,0 +1,98 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// pgBinDir finds Debian's PostgreSQL 15 binaries.
+func pgBinDir() (string, error) {
+	for _, d := range []string{"/usr/lib/postgresql/15/bin"} {
+		if _, err := os.Stat(filepath.Join(d, "postgres")); err == nil {
+			return d, nil
+		}
+	}
+	if p, err := exec.LookPath("postgres"); err == nil {
+		return filepath.Dir(p), nil
+	}
+	return "", errors.New("PostgreSQL 15 not found: apt-get install -y postgresql-15")
+}
+
+// pgCredential runs PostgreSQL as the postgres user when the lab runs as
+// root (PostgreSQL refuses root).
+func pgCredential() (*syscall.SysProcAttr, int, int, error) {
+	if os.Geteuid() != 0 {
+		return nil, -1, -1, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("postgres user: %w (install postgresql-15, which creates it)", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}, uid, gid, nil
+}
+
+// upPostgres initialises (once) and starts a PostgreSQL 15 cluster on
+// loopback, trusting local connections: a throwaway lab database.
+func (l *Lab) upPostgres(ctx context.Context) error {
+	p := l.proc("postgres")
+	if pid, ok := p.pid(l.Dir); ok {
+		fmt.Fprintf(l.log, "postgres: already running (pid %d)\n", pid)
+		return nil
+	}
+	bin, err := pgBinDir()
+	if err != nil {
+		return err
+	}
+	attr, uid, gid, err := pgCredential()
+	if err != nil {
+		return err
+	}
+	base := filepath.Join(l.Dir, "postgres")
+	data, run := filepath.Join(base, "data"), filepath.Join(base, "run")
+	for _, d := range []string{base, run} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+		if uid >= 0 {
+			if err := os.Chown(d, uid, gid); err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(data, "PG_VERSION")); err != nil {
+		cmd := exec.CommandContext(ctx, filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C")
+		cmd.SysProcAttr = attr
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("postgres: initdb: %w\n%s", err, tail(out, 20))
+		}
+	}
+	// The pid file is written by us; postgres' own postmaster.pid is in data.
+	port := l.State.Ports["postgres"]
+	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data,
+		"-c", "listen_addresses=127.0.0.1",
+		"-c", "port="+strconv.Itoa(port),
+		"-c", "unix_socket_directories="+run,
+	)
+	cmd.SysProcAttr = attr
+	if _, err := p.start(cmd); err != nil {
+		return err
+	}
+	fmt.Fprintf(l.log, "postgres: started on 127.0.0.1:%d\n", port)
+	return p.waitReady(ctx, l.Dir, 60*time.Second, func(ctx context.Context) error {
+		out, err := exec.CommandContext(ctx, filepath.Join(bin, "pg_isready"), "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "postgres").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("pg_isready: %s", out)
+		}
+		return nil
+	})
+}
