@@ -31,7 +31,9 @@ var components = []component{
 	},
 	{
 		name: "kube", moduleDir: "hack/tools/kube", versionOf: "k8s.io/kubernetes",
-		pkgs: map[string]string{"kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver"},
+		// kubectl too: a fresh machine may have none, and this one matches the
+		// server's version.
+		pkgs: map[string]string{"kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver", "kubectl": "k8s.io/kubernetes/cmd/kubectl"},
 		// The same flags every time: a changed flag misses the build cache.
 		ldflags: "-X k8s.io/component-base/version.gitVersion=v1.35.4 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=35",
 	},
@@ -60,8 +62,8 @@ func CacheDir() string {
 
 // Binaries are the paths of every binary the lab runs.
 type Binaries struct {
-	Etcd, Etcdctl, Etcdutl, KubeAPIServer, MinIO, Restic string
-	KubectlDR, DRAgent                                   string
+	Etcd, Etcdctl, Etcdutl, KubeAPIServer, Kubectl, MinIO, Restic string
+	KubectlDR, DRAgent                                            string
 	// Dirs to put in front of PATH.
 	Dirs []string
 }
@@ -97,7 +99,8 @@ func Build(ctx context.Context, root, outDir string, log io.Writer) (*Binaries, 
 		}
 	}
 	b.Etcd, b.Etcdctl, b.Etcdutl = paths["etcd"], paths["etcdctl"], paths["etcdutl"]
-	b.KubeAPIServer, b.MinIO, b.Restic = paths["kube-apiserver"], paths["minio"], paths["restic"]
+	b.KubeAPIServer, b.Kubectl = paths["kube-apiserver"], paths["kubectl"]
+	b.MinIO, b.Restic = paths["minio"], paths["restic"]
 
 	fmt.Fprintf(log, "building kubectl-dr and dr-agent into %s\n", outDir)
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", outDir+"/", "./cmd/kubectl-dr", "./cmd/dr-agent")

@@ -325,3 +325,21 @@ func (l *Lab) Env() []string {
 	}
 	return out
 }
+
+// StopProcess stops one of the lab's processes by name (as in its pid file:
+// "etcd-server-3", "agent-server-1", "minio", ...), for fault tests.
+func (l *Lab) StopProcess(name string) error {
+	for _, p := range l.procs() {
+		if p.name == name {
+			_, err := p.stop(l.Dir, 30*time.Second)
+			return err
+		}
+	}
+	return fmt.Errorf("no lab process named %s", name)
+}
+
+// Restart starts whatever is not running, as `hack/lab up` does.
+func (l *Lab) Restart(ctx context.Context) error {
+	_, err := Up(ctx, Options{Dir: l.Dir, Root: l.Root, EtcdMembers: l.State.EtcdMembers, Nodes: len(l.State.Nodes), Log: l.log})
+	return err
+}

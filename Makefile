@@ -1,0 +1,63 @@
+# kubectl dr — run `make help` for the targets.
+SHELL := /usr/bin/env bash
+.DEFAULT_GOAL := help
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X github.com/kubectl-dr/kubectl-dr/agent/buildinfo.version=$(VERSION) \
+           -X github.com/kubectl-dr/kubectl-dr/agent/buildinfo.commit=$(COMMIT)
+BIN     := _output/bin
+# Generous: a cold machine builds etcd, kube-apiserver, kubectl, MinIO and
+# restic before the first end-to-end test runs.
+TEST_TIMEOUT ?= 60m
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build kubectl-dr and dr-agent into _output/bin
+	go build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/kubectl-dr ./cmd/dr-agent
+
+.PHONY: test
+test: ## Unit tests, then end-to-end tests against the lab (builds the lab's parts on first run)
+	go vet ./...
+	go test -short ./...
+	go test -count=1 -timeout $(TEST_TIMEOUT) ./test/...
+
+.PHONY: test-unit
+test-unit: ## Unit tests only (no lab)
+	go test -short ./...
+
+.PHONY: demo
+demo: ## The lab, then kubectl dr against it (see README)
+	hack/demo.sh
+
+.PHONY: lab-up
+lab-up: ## Start the lab (idempotent); then: eval "$$(hack/lab env)"
+	hack/lab up
+
+.PHONY: lab-down
+lab-down: ## Stop every process the lab started (data stays until make lab-clean)
+	hack/lab down
+
+.PHONY: lab-clean
+lab-clean: lab-down ## Stop the lab and remove its directory
+	hack/lab clean
+
+.PHONY: generate
+generate: ## Regenerate the gRPC code from api/**/*.proto
+	hack/update-proto.sh
+
+.PHONY: verify
+verify: ## gofmt, go vet, go mod tidy and generated code are clean
+	hack/verify.sh
+
+.PHONY: bench
+bench: ## Benchmarks against the tools users would otherwise run (see hack/bench)
+	go test -run '^$$' -bench . -benchmem ./agent/... ./plugin/...
+	hack/bench/status.sh
+
+.PHONY: clean
+clean: ## Remove build output (not the lab's binary cache)
+	rm -rf $(BIN)

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Fails when formatting, vet, go.mod/go.sum or generated code need a change.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+unformatted=$(gofmt -l $(find . -name '*.go' -not -path './_output/*'))
+if [ -n "$unformatted" ]; then
+  echo "not gofmt'ed (run gofmt -w):" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+go vet ./...
+for mod in . hack/tools/*/; do
+  (cd "$mod" && cp go.mod /tmp/verify.go.mod && cp go.sum /tmp/verify.go.sum && go mod tidy &&
+    if ! diff -q go.mod /tmp/verify.go.mod >/dev/null || ! diff -q go.sum /tmp/verify.go.sum >/dev/null; then
+      cp /tmp/verify.go.mod go.mod; cp /tmp/verify.go.sum go.sum
+      echo "$mod: go.mod/go.sum not tidy: run go mod tidy there" >&2
+      exit 1
+    fi)
+done
+hack/verify-proto.sh

@@ -1,0 +1,219 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/mtls"
+	"github.com/kubectl-dr/kubectl-dr/agent/pki"
+	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
+)
+
+func statusJSON(t *testing.T, r result) printers.AgentStatusList {
+	t.Helper()
+	var list printers.AgentStatusList
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil {
+		t.Fatalf("status -o json printed no JSON (%v):\nstdout: %s\nstderr: %s", err, r.stdout, r.stderr)
+	}
+	return list
+}
+
+func TestStatusListsEveryNodeWithEtcdHealth(t *testing.T) {
+	r := kubectlDR(t, nil, "status", "-o", "json")
+	if r.code != 0 {
+		t.Fatalf("exit code %d, want 0; stderr:\n%s", r.code, r.stderr)
+	}
+	list := statusJSON(t, r)
+	if len(list.Items) != 3 {
+		t.Fatalf("%d nodes, want 3: %+v", len(list.Items), list.Items)
+	}
+	leaders := 0
+	for i, s := range list.Items {
+		if want := theLab.State.Nodes[i]; s.Node != want {
+			t.Errorf("item %d node = %q, want %q", i, s.Node, want)
+		}
+		if !s.Reachable || s.Etcd == nil || !s.Etcd.Healthy {
+			t.Errorf("%s: reachable %v etcd %+v, want a healthy member", s.Node, s.Reachable, s.Etcd)
+			continue
+		}
+		if s.ResticVersion != "0.19.1" {
+			t.Errorf("%s: restic %q, want the pinned 0.19.1", s.Node, s.ResticVersion)
+		}
+		if strings.Join(s.Roles, ",") != "server,etcd" {
+			t.Errorf("%s: roles %v, want server,etcd", s.Node, s.Roles)
+		}
+		if s.Etcd.Leader {
+			leaders++
+		}
+		if s.Etcd.Name != s.Node {
+			t.Errorf("%s: etcd member name %q", s.Node, s.Etcd.Name)
+		}
+	}
+	if leaders != 1 {
+		t.Errorf("%d members report leading, want exactly 1", leaders)
+	}
+}
+
+func TestStatusTableReportsUnknownAndUnreachableNodes(t *testing.T) {
+	// A node that has no agent, and an agent address where nothing listens.
+	r := kubectlDR(t, nil, "status", "--node", "server-1", "--node", "ghost")
+	if r.code != 3 {
+		t.Fatalf("exit code %d, want 3 (partial); stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	rows := tableRows(r.stdout)
+	if got := rows["server-1"]; len(got) < 4 || got[1] != "Ready" || got[3] != "healthy" {
+		t.Errorf("server-1 row = %v, want Ready and healthy", got)
+	}
+	if got := rows["ghost"]; len(got) < 2 || got[1] != "Unreachable" {
+		t.Errorf("ghost row = %v, want Unreachable", got)
+	}
+	if !strings.Contains(r.stderr, "node ghost: no agent found") {
+		t.Errorf("stderr does not explain the unknown node:\n%s", r.stderr)
+	}
+
+	env := []string{"KUBECTL_DR_AGENTS=server-2=" + theLab.AgentAddr("server-2") + ",dead=127.0.0.1:1"}
+	r = kubectlDR(t, env, "status")
+	if r.code != 3 {
+		t.Fatalf("exit code %d, want 3; stderr:\n%s", r.code, r.stderr)
+	}
+	rows = tableRows(r.stdout)
+	if got := rows["server-2"]; len(got) < 2 || got[1] != "Ready" {
+		t.Errorf("server-2 row = %v, want Ready: the reachable node is still reported", got)
+	}
+	if !strings.Contains(r.stderr, "node dead: agent at direct 127.0.0.1:1 did not answer") {
+		t.Errorf("stderr does not name the unreachable agent:\n%s", r.stderr)
+	}
+}
+
+func TestStatusBadFlagsAreUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"status", "-o", "xml"},
+		{"status", "--agent", "no-address"},
+		{"status", "--no-such-flag"},
+	} {
+		r := kubectlDR(t, nil, args...)
+		if r.code != 2 {
+			t.Errorf("%v: exit code %d, want 2; stderr: %s", args, r.code, r.stderr)
+		}
+		if r.stdout != "" {
+			t.Errorf("%v: printed data on a usage error: %q", args, r.stdout)
+		}
+	}
+}
+
+func TestAgentRefusesClientsWithoutTheInstallCertificate(t *testing.T) {
+	env := theLab.Env()
+	get := func(k string) string {
+		for _, kv := range env {
+			if v, ok := strings.CutPrefix(kv, k+"="); ok {
+				return v
+			}
+		}
+		t.Fatalf("%s not in the lab env", k)
+		return ""
+	}
+	files := mtls.Files{CA: get("KUBECTL_DR_CA"), Cert: get("KUBECTL_DR_CERT"), Key: get("KUBECTL_DR_KEY")}
+	good, err := mtls.ClientConfig(files, "dr-agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	noCert := good.Clone()
+	noCert.Certificates = nil
+
+	info := func(creds credentials.TransportCredentials) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		cc, err := grpc.NewClient(theLab.AgentAddr("server-1"), grpc.WithTransportCredentials(creds))
+		if err != nil {
+			return err
+		}
+		defer cc.Close()
+		_, err = agentv1.NewAgentServiceClient(cc).Info(ctx, &agentv1.InfoRequest{})
+		return err
+	}
+	if err := info(credentials.NewTLS(good)); err != nil {
+		t.Fatalf("the install's client certificate is refused: %v", err)
+	}
+	if err := info(credentials.NewTLS(noCert)); err == nil {
+		t.Fatal("the agent answered a client without a certificate")
+	}
+
+	// A certificate from a CA of its own: the plugin must report the node
+	// and say what to check.
+	dir := t.TempDir()
+	ca, _, err := pki.NewCA("not-the-install")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := ca.Issue(pki.LeafOptions{CommonName: "intruder", Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key := filepath.Join(dir, "c.crt"), filepath.Join(dir, "c.key")
+	if err := kp.WriteFiles(cert, key); err != nil {
+		t.Fatal(err)
+	}
+	r := kubectlDR(t, []string{"KUBECTL_DR_CERT=" + cert, "KUBECTL_DR_KEY=" + key}, "status", "--node", "server-1")
+	if r.code != 3 {
+		t.Fatalf("exit code %d with a foreign certificate, want 3; stderr:\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "node server-1") {
+		t.Errorf("stderr does not name the node:\n%s", r.stderr)
+	}
+}
+
+func TestStatusShowsAnEtcdMemberThatIsDown(t *testing.T) {
+	// Stop server-3's member, see it reported, then bring the lab back up
+	// (up is idempotent and only starts what is missing).
+	if err := theLab.StopProcess("etcd-server-3"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := theLab.Restart(context.Background()); err != nil {
+			t.Fatalf("bring the lab back: %v", err)
+		}
+	})
+	r := kubectlDR(t, nil, "status", "-o", "json")
+	if r.code != 0 {
+		t.Fatalf("exit code %d, want 0 (the agent answered; its member is down); stderr:\n%s", r.code, r.stderr)
+	}
+	for _, s := range statusJSON(t, r).Items {
+		healthy := s.Etcd != nil && s.Etcd.Healthy
+		if s.Node == "server-3" {
+			if healthy || s.Etcd == nil || s.Etcd.Error == "" {
+				t.Errorf("server-3 etcd = %+v, want unhealthy with an error", s.Etcd)
+			}
+		} else if !healthy {
+			t.Errorf("%s etcd = %+v, want healthy (two of three keep quorum)", s.Node, s.Etcd)
+		}
+	}
+}
+
+func TestLabAPIServerAnswersKubectl(t *testing.T) {
+	out := runKubectl(t, "get", "ns", "-o", "name")
+	if !strings.Contains(out, "namespace/kube-system") {
+		t.Errorf("kubectl get ns: %s", out)
+	}
+}
+
+// tableRows maps the first column of a printed table to its fields.
+func tableRows(out string) map[string][]string {
+	rows := map[string][]string{}
+	for i, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if i == 0 {
+			continue
+		}
+		if f := strings.Fields(line); len(f) > 0 {
+			rows[f[0]] = f
+		}
+	}
+	return rows
+}
