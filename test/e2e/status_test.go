@@ -98,6 +98,7 @@ func TestStatusBadFlagsAreUsageErrors(t *testing.T) {
 		{"status", "-o", "xml"},
 		{"status", "--agent", "no-address"},
 		{"status", "--no-such-flag"},
+		{"status", "extra-arg"},
 	} {
 		r := kubectlDR(t, nil, args...)
 		if r.code != 2 {

@@ -3,6 +3,8 @@
 package cmdutil
 
 import (
+	"github.com/spf13/cobra"
+
 	"errors"
 	"fmt"
 )
@@ -45,4 +47,12 @@ func Code(err error) int {
 		return ee.Code
 	}
 	return ExitFailure
+}
+
+// NoArgs is cobra.NoArgs with the usage exit code.
+func NoArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return UsageError("%s takes no arguments, got %q", cmd.CommandPath(), args)
+	}
+	return nil
 }

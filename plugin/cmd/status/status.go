@@ -39,7 +39,7 @@ func NewCmdStatus(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra
 
   # two agents reached directly, as JSON
   kubectl dr status --agent server-1=10.0.0.1:9650 --agent server-2=10.0.0.2:9650 -o json`,
-		Args: cobra.NoArgs,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(cmd, args); err != nil {
 				return err
