@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubectl-dr/kubectl-dr/agent/mtls"
+	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
 )
 
 // Defaults a k3s node gets without configuring anything.
@@ -19,7 +20,14 @@ const (
 	DefaultListen       = "127.0.0.1:9650"
 	DefaultDataDir      = "/var/lib/rancher/k3s"
 	DefaultEtcdEndpoint = "https://127.0.0.1:2379"
+	DefaultStateDir     = "/var/lib/dr-agent"
+	DefaultSchedule     = "0 */6 * * *"
+	DefaultScheduleName = "dr-auto"
+	DefaultMetrics      = "127.0.0.1:9651"
 )
+
+// DefaultRetention keeps what k3s keeps (5) and a week of dailies.
+var DefaultRetention = Retention{KeepLast: 5, KeepDaily: 7}
 
 // Config is the agent configuration file (YAML).
 type Config struct {
@@ -30,11 +38,34 @@ type Config struct {
 	// through a port-forward.
 	Listen string `json:"listen,omitempty"`
 	// DataDir is k3s's --data-dir.
-	DataDir string     `json:"dataDir,omitempty"`
-	TLS     mtls.Files `json:"tls"`
-	Etcd    Etcd       `json:"etcd,omitempty"`
-	Restic  Restic     `json:"restic,omitempty"`
+	DataDir string `json:"dataDir,omitempty"`
+	// StateDir keeps the agent's own records (snapshots not yet uploaded,
+	// restore plans); default /var/lib/dr-agent.
+	StateDir string     `json:"stateDir,omitempty"`
+	TLS      mtls.Files `json:"tls"`
+	// ClusterID names the cluster in the store (the kube-system namespace's
+	// UID; `kubectl dr install` writes it).
+	ClusterID string          `json:"clusterID,omitempty"`
+	Store     objstore.Config `json:"store,omitempty"`
+	Etcd      Etcd            `json:"etcd,omitempty"`
+	Restic    Restic          `json:"restic,omitempty"`
+	// MetricsAddress serves Prometheus metrics and /healthz (default
+	// 127.0.0.1:9651); "off" turns it off.
+	MetricsAddress string `json:"metricsAddress,omitempty"`
 }
+
+// Retention is how many snapshots to keep: the newest KeepLast, plus the
+// newest of each of the last N hours, days, weeks and months (GFS).
+type Retention struct {
+	KeepLast    int `json:"keepLast,omitempty"`
+	KeepHourly  int `json:"keepHourly,omitempty"`
+	KeepDaily   int `json:"keepDaily,omitempty"`
+	KeepWeekly  int `json:"keepWeekly,omitempty"`
+	KeepMonthly int `json:"keepMonthly,omitempty"`
+}
+
+// IsZero reports whether nothing is configured (keep everything).
+func (r Retention) IsZero() bool { return r == Retention{} }
 
 // Etcd says how to reach the node's local etcd member.
 type Etcd struct {
@@ -43,6 +74,15 @@ type Etcd struct {
 	CA   string `json:"ca,omitempty"`
 	Cert string `json:"cert,omitempty"`
 	Key  string `json:"key,omitempty"`
+	// SnapshotKeyFile holds an age identity (AGE-SECRET-KEY-1...); when set,
+	// snapshots are encrypted on the node before they leave it.
+	SnapshotKeyFile string `json:"snapshotKeyFile,omitempty"`
+	// Schedule is a cron expression for automatic snapshots (k3s's default:
+	// every 6 hours); "off" turns them off. Only the leader's agent acts.
+	Schedule string `json:"schedule,omitempty"`
+	// ScheduleName prefixes scheduled snapshots' names.
+	ScheduleName string    `json:"scheduleName,omitempty"`
+	Retention    Retention `json:"retention,omitempty"`
 }
 
 // Restic locates the restic binary shipped with the agent.
@@ -89,6 +129,24 @@ func (c *Config) complete() error {
 	}
 	if !filepath.IsAbs(c.DataDir) {
 		return fmt.Errorf("dataDir %q must be an absolute path", c.DataDir)
+	}
+	switch c.MetricsAddress {
+	case "":
+		c.MetricsAddress = DefaultMetrics
+	case "off":
+		c.MetricsAddress = ""
+	}
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir
+	}
+	if c.Etcd.Schedule == "" {
+		c.Etcd.Schedule = DefaultSchedule
+	}
+	if c.Etcd.ScheduleName == "" {
+		c.Etcd.ScheduleName = DefaultScheduleName
+	}
+	if c.Etcd.Retention.IsZero() {
+		c.Etcd.Retention = DefaultRetention
 	}
 	if c.Etcd.Endpoint == "" {
 		c.Etcd.Endpoint = DefaultEtcdEndpoint

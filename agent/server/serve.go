@@ -10,35 +10,109 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/config"
-	"github.com/kubectl-dr/kubectl-dr/agent/mtls"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/agent/config"
+	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
+	"github.com/kubectl-dr/kubectl-dr/agent/mtls"
+	"github.com/kubectl-dr/kubectl-dr/agent/schedule"
 )
 
-// Serve listens on the configured address with mTLS until ctx ends, then
-// stops gracefully.
+// Serve runs the agent until ctx ends: gRPC with mTLS on the configured
+// address, metrics, and the scheduled snapshots.
 func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	tlsCfg, err := mtls.ServerConfig(cfg.TLS)
 	if err != nil {
 		return fmt.Errorf("agent TLS: %w", err)
+	}
+	if _, err := schedule.Parse(cfg.Etcd.Schedule); err != nil && cfg.Etcd.Schedule != "off" {
+		return fmt.Errorf("etcd.schedule: %w", err)
+	}
+	srv, err := New(cfg, log)
+	if err != nil {
+		return err
 	}
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)))
-	agentv1.RegisterAgentServiceServer(gs, New(cfg, log))
+	agentv1.RegisterAgentServiceServer(gs, srv)
 
-	done := make(chan struct{})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 3)
 	go func() {
-		defer close(done)
 		<-ctx.Done()
 		gs.GracefulStop()
 	}()
-	log.Info("agent serving", "node", cfg.NodeName, "listen", lis.Addr().String(), "dataDir", cfg.DataDir)
-	if err := gs.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-		return fmt.Errorf("serve gRPC: %w", err)
+	if cfg.MetricsAddress != "" {
+		go func() {
+			if err := serveMetrics(ctx, cfg.MetricsAddress, srv.metrics, log); err != nil {
+				errc <- fmt.Errorf("metrics on %s: %w", cfg.MetricsAddress, err)
+			}
+		}()
 	}
-	<-done
+	go srv.metrics.seed(ctx, srv.snapshots, log)
+	go func() {
+		errc <- schedule.Run(ctx, log, srv.snapshotJob())
+	}()
+	log.Info("agent serving", "node", cfg.NodeName, "listen", lis.Addr().String(), "dataDir", cfg.DataDir, "store", srv.storeName())
+	go func() {
+		if err := gs.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			errc <- fmt.Errorf("serve gRPC: %w", err)
+		}
+		errc <- nil
+	}()
+	select {
+	case err := <-errc:
+		cancel()
+		if err != nil {
+			return err
+		}
+	case <-ctx.Done():
+	}
 	return nil
+}
+
+// snapshotJob is the automatic etcd snapshot: on the leader's agent only,
+// then upload of anything left local, then retention.
+func (s *Server) snapshotJob() schedule.Job {
+	return schedule.Job{
+		Name: "etcd-snapshot",
+		Spec: s.cfg.Etcd.Schedule,
+		ShouldRun: func(ctx context.Context) (bool, error) {
+			if !s.snapshots.Layout.IsEtcdMember() {
+				return false, nil
+			}
+			st := etcdsnap.Status(ctx, s.snapshots.Client)
+			if st.Err != nil {
+				return false, st.Err
+			}
+			return st.Leader(), nil
+		},
+		Run: func(ctx context.Context) error {
+			s.metrics.startSnapshot()
+			snap, err := s.snapshots.Save(ctx, etcdsnap.SaveRequest{Name: s.cfg.Etcd.ScheduleName, Scheduled: true})
+			s.metrics.observeSnapshot(snap, err)
+			if err != nil {
+				return err
+			}
+			if snap.UploadError != "" {
+				s.log.Warn("scheduled snapshot kept locally, not uploaded", "snapshot", snap.Name, "err", snap.UploadError)
+			} else {
+				s.log.Info("scheduled snapshot", "snapshot", snap.Name, "size", snap.Size, "revision", snap.Revision)
+				if _, err := s.snapshots.UploadPending(ctx); err != nil {
+					s.log.Warn("upload of earlier local snapshots", "err", err)
+				}
+			}
+			res, err := s.snapshots.Prune(ctx, s.cfg.Etcd.ScheduleName, s.cfg.Etcd.Retention, false)
+			if err != nil {
+				return fmt.Errorf("retention: %w", err)
+			}
+			if len(res.Removed) > 0 {
+				s.log.Info("retention removed snapshots", "removed", res.Removed)
+			}
+			return nil
+		},
+	}
 }

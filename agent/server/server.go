@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"runtime"
@@ -14,6 +15,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/agent/buildinfo"
 	"github.com/kubectl-dr/kubectl-dr/agent/config"
 	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
+	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
 	"github.com/kubectl-dr/kubectl-dr/agent/restic"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 )
@@ -22,16 +24,45 @@ import (
 type Server struct {
 	agentv1.UnimplementedAgentServiceServer
 
-	cfg *config.Config
-	log *slog.Logger
+	cfg       *config.Config
+	log       *slog.Logger
+	snapshots *etcdsnap.Snapshotter
+	metrics   *metrics
 
 	resticOnce    sync.Once
 	resticVersion string
 }
 
-// New returns the service for one node.
-func New(cfg *config.Config, log *slog.Logger) *Server {
-	return &Server{cfg: cfg, log: log}
+// New returns the service for one node. It opens the store (no I/O yet)
+// and reads the snapshot key.
+func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
+	s := &Server{cfg: cfg, log: log, metrics: newMetrics()}
+	e := cfg.Etcd
+	s.snapshots = &etcdsnap.Snapshotter{
+		Node:      cfg.NodeName,
+		Layout:    etcdsnap.Layout{DataDir: cfg.DataDir},
+		Client:    etcdsnap.ClientConfig{Endpoint: e.Endpoint, CA: e.CA, Cert: e.Cert, Key: e.Key},
+		ClusterID: cfg.ClusterID,
+		StateDir:  cfg.StateDir,
+	}
+	if cfg.Store.URL != "" {
+		if cfg.ClusterID == "" {
+			return nil, errors.New("a store is configured but no clusterID: set clusterID (the kube-system namespace's UID) in the agent config")
+		}
+		store, err := objstore.Open(cfg.Store)
+		if err != nil {
+			return nil, err
+		}
+		s.snapshots.Store = store.Sub(cfg.ClusterID)
+	}
+	if e.SnapshotKeyFile != "" {
+		r, err := etcdsnap.LoadRecipient(e.SnapshotKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		s.snapshots.Recipient = r
+	}
+	return s, nil
 }
 
 // Info answers who the node is and how its etcd member is doing.
@@ -47,6 +78,13 @@ func (s *Server) Info(ctx context.Context, _ *agentv1.InfoRequest) (*agentv1.Inf
 		Hostname:      host,
 		GoVersion:     runtime.Version(),
 		Etcd:          &agentv1.EtcdMemberHealth{},
+		ClusterId:     s.cfg.ClusterID,
+	}
+	if s.snapshots.Recipient != nil {
+		resp.SnapshotEncryption = "age"
+	}
+	if s.snapshots.Store != nil {
+		resp.Store = s.snapshots.Store.String()
 	}
 	if layout.IsServer() {
 		resp.Roles = append(resp.Roles, agentv1.NodeRole_NODE_ROLE_SERVER)
@@ -55,14 +93,9 @@ func (s *Server) Info(ctx context.Context, _ *agentv1.InfoRequest) (*agentv1.Inf
 	}
 	if layout.IsEtcdMember() {
 		resp.Roles = append(resp.Roles, agentv1.NodeRole_NODE_ROLE_ETCD)
-		resp.Etcd = memberHealth(etcdsnap.Status(ctx, s.etcdClient()))
+		resp.Etcd = memberHealth(etcdsnap.Status(ctx, s.snapshots.Client))
 	}
 	return resp, nil
-}
-
-func (s *Server) etcdClient() etcdsnap.ClientConfig {
-	e := s.cfg.Etcd
-	return etcdsnap.ClientConfig{Endpoint: e.Endpoint, CA: e.CA, Cert: e.Cert, Key: e.Key}
 }
 
 // restic asks the binary once; a missing binary is reported, not fatal.

@@ -74,7 +74,11 @@ func startAgent(t *testing.T, cfg *config.Config) *bufconn.Listener {
 	}
 	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)))
-	agentv1.RegisterAgentServiceServer(gs, server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentv1.RegisterAgentServiceServer(gs, srv)
 	go gs.Serve(lis)
 	t.Cleanup(gs.Stop)
 	return lis

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kubectl-dr/kubectl-dr/agent/config"
 	"github.com/kubectl-dr/kubectl-dr/agent/mtls"
+	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
 )
 
 // AgentConfigPath is the node's dr-agent config file.
@@ -43,10 +44,30 @@ func (l *Lab) upAgents(ctx context.Context) error {
 				Cert: filepath.Join(l.agentDir(n), "tls.crt"),
 				Key:  filepath.Join(l.agentDir(n), "tls.key"),
 			},
-			Restic: config.Restic{Binary: l.Bin.Restic},
+			Restic:    config.Restic{Binary: l.Bin.Restic},
+			StateDir:  filepath.Join(l.NodeRoot(n), "var", "lib", "dr-agent"),
+			ClusterID: l.State.ClusterID,
+			Store: objstore.Config{
+				URL:           l.StoreURL(),
+				Endpoint:      "http://" + l.minioEndpoint(),
+				AccessKeyFile: filepath.Join(l.agentDir(n), "store", "access-key"),
+				SecretKeyFile: filepath.Join(l.agentDir(n), "store", "secret-key"),
+			},
 		}
+		if err := writeSecretFiles(map[string]string{
+			cfg.Store.AccessKeyFile: l.State.MinIOUser,
+			cfg.Store.SecretKeyFile: l.State.MinIOSecret,
+		}); err != nil {
+			return err
+		}
+		metrics, err := l.port("metrics-" + n)
+		if err != nil {
+			return err
+		}
+		cfg.MetricsAddress = fmt.Sprintf("127.0.0.1:%d", metrics)
 		if i < l.State.EtcdMembers {
 			cfg.Etcd.Endpoint = l.etcdClientURL(n)
+			cfg.Etcd.SnapshotKeyFile = filepath.Join(l.Dir, "pki", "snapshot.key")
 		}
 		data, err := yaml.Marshal(cfg)
 		if err != nil {
@@ -68,4 +89,24 @@ func (l *Lab) upAgents(ctx context.Context) error {
 		})
 	}
 	return parallel(ctx, fns...)
+}
+
+// StoreURL is the lab's store as kubectl dr names it.
+func (l *Lab) StoreURL() string { return "s3://" + l.State.Bucket + "/lab" }
+
+// MetricsURL is the node's agent metrics endpoint.
+func (l *Lab) MetricsURL(node string) string {
+	return fmt.Sprintf("http://127.0.0.1:%d/metrics", l.State.Ports["metrics-"+node])
+}
+
+func writeSecretFiles(files map[string]string) error {
+	for p, v := range files {
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(v+"\n"), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -28,7 +29,14 @@ func (l *Lab) upAPIServer(ctx context.Context) error {
 	}
 	if pid, ok := p.pid(l.Dir); ok {
 		fmt.Fprintf(l.log, "kube-apiserver: already running (pid %d)\n", pid)
-		return nil
+		if l.State.ClusterID != "" {
+			return nil
+		}
+		client, err := l.apiHTTPClient()
+		if err != nil {
+			return err
+		}
+		return l.readClusterID(ctx, client)
 	}
 	port := l.State.Ports["kube-apiserver"]
 	// It takes ~14 s to exit; a restart right after down may find the port
@@ -80,7 +88,7 @@ func (l *Lab) upAPIServer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return p.waitReady(ctx, l.Dir, 90*time.Second, func(ctx context.Context) error {
+	if err := p.waitReady(ctx, l.Dir, 90*time.Second, func(ctx context.Context) error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, l.apiServerURL()+"/readyz", nil)
 		req.Header.Set("Authorization", "Bearer "+l.State.KubeToken)
 		resp, err := client.Do(req)
@@ -92,7 +100,32 @@ func (l *Lab) upAPIServer(ctx context.Context) error {
 			return fmt.Errorf("/readyz: %s", resp.Status)
 		}
 		return nil
-	})
+	}); err != nil {
+		return err
+	}
+	return l.readClusterID(ctx, client)
+}
+
+// readClusterID records the kube-system namespace's UID: the cluster id
+// kubectl dr files the store under.
+func (l *Lab) readClusterID(ctx context.Context, client *http.Client) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, l.apiServerURL()+"/api/v1/namespaces/kube-system", nil)
+	req.Header.Set("Authorization", "Bearer "+l.State.KubeToken)
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("read kube-system namespace: %w", err)
+	}
+	defer resp.Body.Close()
+	var ns struct {
+		Metadata struct {
+			UID string `json:"uid"`
+		} `json:"metadata"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ns); err != nil || ns.Metadata.UID == "" {
+		return fmt.Errorf("read kube-system namespace UID: %v (%s)", err, resp.Status)
+	}
+	l.State.ClusterID = ns.Metadata.UID
+	return l.saveState()
 }
 
 func (l *Lab) apiHTTPClient() (*http.Client, error) {

@@ -1,9 +1,13 @@
 package lab
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"time"
+
+	"filippo.io/age"
 
 	"github.com/kubectl-dr/kubectl-dr/agent/pki"
 )
@@ -116,6 +120,21 @@ func (l *Lab) writeCerts() error {
 		}
 	}
 	return os.WriteFile(done, nil, 0o644)
+}
+
+// writeSnapshotKey creates, once, the age identity etcd snapshots are
+// encrypted to, as `kubectl dr install` generates it.
+func (l *Lab) writeSnapshotKey() error {
+	path := filepath.Join(l.Dir, "pki", "snapshot.key")
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		return err
+	}
+	key := fmt.Sprintf("# created: %s\n# public key: %s\n%s\n", time.Now().UTC().Format(time.RFC3339), id.Recipient(), id)
+	return os.WriteFile(path, []byte(key), 0o600)
 }
 
 // agentDir stands in for the node's /etc/dr-agent (the DaemonSet's mounted

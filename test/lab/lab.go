@@ -51,6 +51,8 @@ type State struct {
 	MinIOUser   string         `json:"minioUser"`
 	MinIOSecret string         `json:"minioSecret"`
 	Bucket      string         `json:"bucket"`
+	// ClusterID is the kube-system namespace's UID, as in a real cluster.
+	ClusterID string `json:"clusterID,omitempty"`
 	// BinDirs go in front of PATH: our binaries, then the cached ones.
 	BinDirs []string `json:"binDirs"`
 }
@@ -113,6 +115,9 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	if err := l.writeCerts(); err != nil {
 		return nil, fmt.Errorf("certificates: %w", err)
 	}
+	if err := l.writeSnapshotKey(); err != nil {
+		return nil, fmt.Errorf("snapshot key: %w", err)
+	}
 
 	// etcd, MinIO and PostgreSQL are independent; the API server needs etcd,
 	// the agents need etcd up to report its health.
@@ -120,7 +125,11 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	if err := parallel(ctx, steps...); err != nil {
 		return l, err
 	}
-	if err := parallel(ctx, l.upAPIServer, l.upAgents); err != nil {
+	// The agents need the cluster id, which the API server knows.
+	if err := l.upAPIServer(ctx); err != nil {
+		return l, err
+	}
+	if err := l.upAgents(ctx); err != nil {
 		return l, err
 	}
 	fmt.Fprintf(o.Log, "lab is up: eval \"$(hack/lab env)\"\n")
@@ -169,7 +178,7 @@ func (l *Lab) loadOrInitState(o Options) error {
 		names = append(names, "etcd-"+n+"-client", "etcd-"+n+"-peer")
 	}
 	for _, n := range s.Nodes {
-		names = append(names, "agent-"+n)
+		names = append(names, "agent-"+n, "metrics-"+n)
 	}
 	names = append(names, "kube-apiserver", "minio", "minio-console", "postgres")
 	for _, n := range names {
@@ -184,6 +193,20 @@ func (l *Lab) loadOrInitState(o Options) error {
 	s.MinIOSecret = randomHex(20)
 	l.State = s
 	return l.saveState()
+}
+
+// port returns the named port, picking and recording a free one for a name
+// that an older lab state does not have yet.
+func (l *Lab) port(name string) (int, error) {
+	if p := l.State.Ports[name]; p != 0 {
+		return p, nil
+	}
+	p, err := freePort()
+	if err != nil {
+		return 0, err
+	}
+	l.State.Ports[name] = p
+	return p, l.saveState()
 }
 
 func (l *Lab) saveState() error {
@@ -305,7 +328,8 @@ func (l *Lab) Env() []string {
 		"ETCDCTL_CACERT":        filepath.Join(tls, "server-ca.crt"),
 		"ETCDCTL_CERT":          filepath.Join(tls, "client.crt"),
 		"ETCDCTL_KEY":           filepath.Join(tls, "client.key"),
-		"DR_STORE":              "s3://" + s.Bucket + "/lab",
+		"DR_STORE":              l.StoreURL(),
+		"DR_SNAPSHOT_KEY":       filepath.Join(l.Dir, "pki", "snapshot.key"),
 		"DR_S3_ENDPOINT":        fmt.Sprintf("http://127.0.0.1:%d", s.Ports["minio"]),
 		"AWS_ACCESS_KEY_ID":     s.MinIOUser,
 		"AWS_SECRET_ACCESS_KEY": s.MinIOSecret,

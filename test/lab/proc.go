@@ -50,7 +50,12 @@ func (p proc) pid(labDir string) (int, bool) {
 	// A recycled pid must not be mistaken for ours: our processes carry the
 	// lab directory on their command line.
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || !bytes.Contains(cmdline, []byte(labDir)) {
+	if err != nil {
+		return pid, false
+	}
+	// Right after fork the parent may run before execve has set up the new
+	// arguments: an empty command line is a process still starting.
+	if len(cmdline) > 0 && !bytes.Contains(cmdline, []byte(labDir)) {
 		return pid, false
 	}
 	return pid, true

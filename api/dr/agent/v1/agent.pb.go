@@ -441,6 +441,11 @@ type InfoResponse struct {
 	Time          *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=time,proto3" json:"time,omitempty"`
 	Hostname      string                 `protobuf:"bytes,8,opt,name=hostname,proto3" json:"hostname,omitempty"`
 	GoVersion     string                 `protobuf:"bytes,9,opt,name=go_version,json=goVersion,proto3" json:"go_version,omitempty"`
+	// "age" when etcd snapshots are encrypted before upload, empty when not.
+	SnapshotEncryption string `protobuf:"bytes,10,opt,name=snapshot_encryption,json=snapshotEncryption,proto3" json:"snapshot_encryption,omitempty"`
+	// The store the agent writes to (no secrets), empty when none.
+	Store         string `protobuf:"bytes,11,opt,name=store,proto3" json:"store,omitempty"`
+	ClusterId     string `protobuf:"bytes,12,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -534,6 +539,27 @@ func (x *InfoResponse) GetHostname() string {
 func (x *InfoResponse) GetGoVersion() string {
 	if x != nil {
 		return x.GoVersion
+	}
+	return ""
+}
+
+func (x *InfoResponse) GetSnapshotEncryption() string {
+	if x != nil {
+		return x.SnapshotEncryption
+	}
+	return ""
+}
+
+func (x *InfoResponse) GetStore() string {
+	if x != nil {
+		return x.Store
+	}
+	return ""
+}
+
+func (x *InfoResponse) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
 	}
 	return ""
 }
@@ -689,23 +715,32 @@ func (x *EtcdMemberHealth) GetError() string {
 }
 
 type EtcdSnapshot struct {
-	state               protoimpl.MessageState `protogen:"open.v1"`
-	Name                string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Node                string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
-	Created             *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=created,proto3" json:"created,omitempty"`
-	SizeBytes           int64                  `protobuf:"varint,4,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
-	CompressedSizeBytes int64                  `protobuf:"varint,5,opt,name=compressed_size_bytes,json=compressedSizeBytes,proto3" json:"compressed_size_bytes,omitempty"`
-	Revision            int64                  `protobuf:"varint,6,opt,name=revision,proto3" json:"revision,omitempty"`
-	EtcdVersion         string                 `protobuf:"bytes,7,opt,name=etcd_version,json=etcdVersion,proto3" json:"etcd_version,omitempty"`
-	Sha256              string                 `protobuf:"bytes,8,opt,name=sha256,proto3" json:"sha256,omitempty"`
-	CompressedSha256    string                 `protobuf:"bytes,9,opt,name=compressed_sha256,json=compressedSha256,proto3" json:"compressed_sha256,omitempty"`
-	ClusterId           string                 `protobuf:"bytes,10,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Name      string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Node      string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	Created   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=created,proto3" json:"created,omitempty"`
+	SizeBytes int64                  `protobuf:"varint,4,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// Size of the stored object (compressed, then encrypted if configured).
+	CompressedSizeBytes int64  `protobuf:"varint,5,opt,name=compressed_size_bytes,json=compressedSizeBytes,proto3" json:"compressed_size_bytes,omitempty"`
+	Revision            int64  `protobuf:"varint,6,opt,name=revision,proto3" json:"revision,omitempty"`
+	EtcdVersion         string `protobuf:"bytes,7,opt,name=etcd_version,json=etcdVersion,proto3" json:"etcd_version,omitempty"`
+	// sha256 of the snapshot file as etcd streamed it (with etcd's trailer).
+	Sha256 string `protobuf:"bytes,8,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// sha256 of the stored object.
+	CompressedSha256 string `protobuf:"bytes,9,opt,name=compressed_sha256,json=compressedSha256,proto3" json:"compressed_sha256,omitempty"`
+	ClusterId        string `protobuf:"bytes,10,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
 	// Where copies are: the local snapshots dir and/or the store key.
-	LocalPath     string `protobuf:"bytes,11,opt,name=local_path,json=localPath,proto3" json:"local_path,omitempty"`
-	StoreKey      string `protobuf:"bytes,12,opt,name=store_key,json=storeKey,proto3" json:"store_key,omitempty"`
-	Uploaded      bool   `protobuf:"varint,13,opt,name=uploaded,proto3" json:"uploaded,omitempty"`
-	Encrypted     bool   `protobuf:"varint,14,opt,name=encrypted,proto3" json:"encrypted,omitempty"`
-	BackupSet     string `protobuf:"bytes,15,opt,name=backup_set,json=backupSet,proto3" json:"backup_set,omitempty"`
+	LocalPath string `protobuf:"bytes,11,opt,name=local_path,json=localPath,proto3" json:"local_path,omitempty"`
+	StoreKey  string `protobuf:"bytes,12,opt,name=store_key,json=storeKey,proto3" json:"store_key,omitempty"`
+	Uploaded  bool   `protobuf:"varint,13,opt,name=uploaded,proto3" json:"uploaded,omitempty"`
+	Encrypted bool   `protobuf:"varint,14,opt,name=encrypted,proto3" json:"encrypted,omitempty"`
+	BackupSet string `protobuf:"bytes,15,opt,name=backup_set,json=backupSet,proto3" json:"backup_set,omitempty"`
+	// Why a snapshot kept locally was not uploaded; it is retried on the
+	// next save.
+	UploadError   string `protobuf:"bytes,16,opt,name=upload_error,json=uploadError,proto3" json:"upload_error,omitempty"`
+	Scheduled     bool   `protobuf:"varint,17,opt,name=scheduled,proto3" json:"scheduled,omitempty"`
+	EtcdClusterId string `protobuf:"bytes,18,opt,name=etcd_cluster_id,json=etcdClusterId,proto3" json:"etcd_cluster_id,omitempty"`
+	Encryption    string `protobuf:"bytes,20,opt,name=encryption,proto3" json:"encryption,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -841,6 +876,34 @@ func (x *EtcdSnapshot) GetEncrypted() bool {
 func (x *EtcdSnapshot) GetBackupSet() string {
 	if x != nil {
 		return x.BackupSet
+	}
+	return ""
+}
+
+func (x *EtcdSnapshot) GetUploadError() string {
+	if x != nil {
+		return x.UploadError
+	}
+	return ""
+}
+
+func (x *EtcdSnapshot) GetScheduled() bool {
+	if x != nil {
+		return x.Scheduled
+	}
+	return false
+}
+
+func (x *EtcdSnapshot) GetEtcdClusterId() string {
+	if x != nil {
+		return x.EtcdClusterId
+	}
+	return ""
+}
+
+func (x *EtcdSnapshot) GetEncryption() string {
+	if x != nil {
+		return x.Encryption
 	}
 	return ""
 }
@@ -4314,7 +4377,7 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\apercent\x18\a \x01(\x01R\apercent\x12\x1f\n" +
 	"\veta_seconds\x18\b \x01(\x03R\n" +
 	"etaSeconds\"\r\n" +
-	"\vInfoRequest\"\xdd\x02\n" +
+	"\vInfoRequest\"\xc3\x03\n" +
 	"\fInfoResponse\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12+\n" +
 	"\x05roles\x18\x02 \x03(\x0e2\x15.dr.agent.v1.NodeRoleR\x05roles\x12#\n" +
@@ -4325,7 +4388,12 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x04time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1a\n" +
 	"\bhostname\x18\b \x01(\tR\bhostname\x12\x1d\n" +
 	"\n" +
-	"go_version\x18\t \x01(\tR\tgoVersion\"\x9e\x03\n" +
+	"go_version\x18\t \x01(\tR\tgoVersion\x12/\n" +
+	"\x13snapshot_encryption\x18\n" +
+	" \x01(\tR\x12snapshotEncryption\x12\x14\n" +
+	"\x05store\x18\v \x01(\tR\x05store\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\f \x01(\tR\tclusterId\"\x9e\x03\n" +
 	"\x10EtcdMemberHealth\x12\x16\n" +
 	"\x06member\x18\x01 \x01(\bR\x06member\x12\x18\n" +
 	"\ahealthy\x18\x02 \x01(\bR\ahealthy\x12\x1a\n" +
@@ -4344,7 +4412,7 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"raft_index\x18\f \x01(\x04R\traftIndex\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\r \x01(\tR\tclusterId\x12\x14\n" +
-	"\x05error\x18\x0e \x01(\tR\x05error\"\xf7\x03\n" +
+	"\x05error\x18\x0e \x01(\tR\x05error\"\x80\x05\n" +
 	"\fEtcdSnapshot\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x124\n" +
@@ -4365,7 +4433,13 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\buploaded\x18\r \x01(\bR\buploaded\x12\x1c\n" +
 	"\tencrypted\x18\x0e \x01(\bR\tencrypted\x12\x1d\n" +
 	"\n" +
-	"backup_set\x18\x0f \x01(\tR\tbackupSet\"o\n" +
+	"backup_set\x18\x0f \x01(\tR\tbackupSet\x12!\n" +
+	"\fupload_error\x18\x10 \x01(\tR\vuploadError\x12\x1c\n" +
+	"\tscheduled\x18\x11 \x01(\bR\tscheduled\x12&\n" +
+	"\x0fetcd_cluster_id\x18\x12 \x01(\tR\retcdClusterId\x12\x1e\n" +
+	"\n" +
+	"encryption\x18\x14 \x01(\tR\n" +
+	"encryption\"o\n" +
 	"\x17SaveEtcdSnapshotRequest\x12!\n" +
 	"\foperation_id\x18\x01 \x01(\tR\voperationId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +

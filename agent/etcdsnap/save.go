@@ -1,0 +1,262 @@
+package etcdsnap
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
+)
+
+// Errors a caller can tell apart.
+var (
+	ErrNotMember = errors.New("this node runs no etcd member")
+	ErrBusy      = errors.New("a snapshot is already being taken on this node")
+)
+
+// Snapshotter takes, uploads, lists and removes the node's etcd snapshots.
+type Snapshotter struct {
+	Node   string
+	Layout Layout
+	Client ClientConfig
+	// Store is the cluster's part of the store; nil keeps snapshots local.
+	Store     objstore.Store
+	ClusterID string
+	// Recipient encrypts snapshots before they leave the node; nil leaves
+	// them unencrypted (marked so).
+	Recipient age.Recipient
+	// StateDir keeps metadata of local snapshots not yet uploaded.
+	StateDir string
+	Now      func() time.Time
+
+	mu sync.Mutex
+}
+
+// SaveRequest names one snapshot to take.
+type SaveRequest struct {
+	Name      string
+	BackupSet string
+	Scheduled bool
+	// Progress is told the bytes read from etcd so far and the expected
+	// total (the db size etcd reported).
+	Progress func(phase string, done, total int64)
+}
+
+func (s *Snapshotter) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Snapshotter) pendingDir() string { return filepath.Join(s.StateDir, "etcd-pending") }
+
+// Save takes a snapshot from the local member and, in one pass over etcd's
+// stream, checks etcd's sha256 trailer, writes the k3s-named local copy
+// (.part, fsync, rename) and uploads it compressed. The metadata object is
+// written only after the upload is verified. If the upload fails, the
+// local copy is kept and recorded as not uploaded, and the returned
+// snapshot says why; the error is for failures that leave no snapshot.
+func (s *Snapshotter) Save(ctx context.Context, req SaveRequest) (*Snapshot, error) {
+	if err := ValidateName(req.Name); err != nil {
+		return nil, err
+	}
+	if !s.Layout.IsEtcdMember() {
+		return nil, fmt.Errorf("node %s: %w (no %s)", s.Node, ErrNotMember, s.Layout.EtcdDataDir())
+	}
+	if !s.mu.TryLock() {
+		return nil, ErrBusy
+	}
+	defer s.mu.Unlock()
+	progress := req.Progress
+	if progress == nil {
+		progress = func(string, int64, int64) {}
+	}
+
+	cli, err := s.Client.New()
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	var total int64
+	if st, err := cli.Status(ctx, s.Client.Endpoint); err == nil {
+		total = st.DbSize
+	}
+	resp, err := cli.SnapshotWithVersion(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open snapshot stream from %s: %w", s.Client.Endpoint, err)
+	}
+	defer resp.Snapshot.Close()
+
+	created := s.now().UTC()
+	file := FileName(req.Name, s.Node, created)
+	snap := &Snapshot{
+		Name:        file,
+		Node:        s.Node,
+		Created:     created,
+		ClusterID:   s.ClusterID,
+		EtcdVersion: resp.Version,
+		Compression: "zstd",
+		BackupSet:   req.BackupSet,
+		Scheduled:   req.Scheduled,
+	}
+	if resp.Header != nil {
+		snap.Revision = resp.Header.Revision
+		snap.EtcdClusterID = HexID(resp.Header.ClusterId)
+	}
+	if s.Recipient != nil {
+		snap.Encryption = "age"
+	}
+
+	dir := s.Layout.SnapshotsDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create snapshots dir: %w", err)
+	}
+	local := filepath.Join(dir, file)
+	part := local + ".part"
+	f, err := os.OpenFile(part, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", part, err)
+	}
+	discard := func() { f.Close(); os.Remove(part) }
+
+	var up *uploader
+	if s.Store != nil {
+		snap.StoreKey = dataKey(s.Node, file, snap.Encrypted())
+		if up, err = startUpload(ctx, s.Store, snap.StoreKey, s.Recipient); err != nil {
+			discard()
+			return nil, err
+		}
+	}
+	trailer := newTrailerCheck()
+	raw := sha256.New()
+	writers := []io.Writer{f, trailer, raw}
+	if up != nil {
+		writers = append(writers, up)
+	}
+	progress("snapshot", 0, total)
+	n, err := io.Copy(io.MultiWriter(writers...), &progressReader{r: resp.Snapshot, fn: func(done int64) { progress("snapshot", done, total) }})
+	if err == nil {
+		err = trailer.Verify()
+	}
+	if err != nil {
+		if up != nil {
+			up.Abort(err)
+		}
+		discard()
+		return nil, fmt.Errorf("read snapshot from %s: %w", s.Client.Endpoint, err)
+	}
+	snap.Size = n
+	snap.SHA256 = hex.EncodeToString(raw.Sum(nil))
+	if err := finishFile(f, part, local); err != nil {
+		if up != nil {
+			up.Abort(err)
+		}
+		return nil, err
+	}
+	snap.LocalPath = local
+
+	if up == nil {
+		return snap, s.writePending(snap)
+	}
+	progress("upload", n, n)
+	snap.StoredSize, snap.StoredSHA256, err = up.Finish()
+	if err == nil {
+		err = s.commit(ctx, snap)
+	}
+	if err != nil {
+		snap.UploadError = err.Error()
+		if perr := s.writePending(snap); perr != nil {
+			return snap, errors.Join(err, perr)
+		}
+		return snap, nil
+	}
+	return snap, nil
+}
+
+// commit verifies the stored object and writes the metadata object that
+// makes the snapshot visible.
+func (s *Snapshotter) commit(ctx context.Context, snap *Snapshot) error {
+	info, err := s.Store.Stat(ctx, snap.StoreKey)
+	if err != nil {
+		return fmt.Errorf("verify upload: %w", err)
+	}
+	if info.Size != snap.StoredSize {
+		return fmt.Errorf("verify upload of %s: store holds %d bytes, %d were sent", snap.StoreKey, info.Size, snap.StoredSize)
+	}
+	snap.Uploaded = true
+	snap.UploadError = ""
+	data, err := json.MarshalIndent(snap, "", "  ")
+	if err != nil {
+		return err
+	}
+	if _, err := s.Store.Put(ctx, metaKey(snap.Node, snap.Name), bytes.NewReader(data), int64(len(data))); err != nil {
+		snap.Uploaded = false
+		return fmt.Errorf("write snapshot metadata: %w", err)
+	}
+	os.Remove(filepath.Join(s.pendingDir(), snap.Name+".json"))
+	return nil
+}
+
+func (s *Snapshotter) writePending(snap *Snapshot) error {
+	if err := os.MkdirAll(s.pendingDir(), 0o700); err != nil {
+		return fmt.Errorf("record snapshot %s as not uploaded: %w", snap.Name, err)
+	}
+	data, err := json.MarshalIndent(snap, "", "  ")
+	if err != nil {
+		return err
+	}
+	p := filepath.Join(s.pendingDir(), snap.Name+".json")
+	if err := os.WriteFile(p+".tmp", data, 0o600); err != nil {
+		return fmt.Errorf("record snapshot %s as not uploaded: %w", snap.Name, err)
+	}
+	return os.Rename(p+".tmp", p)
+}
+
+// finishFile makes the local copy durable under its final name.
+func finishFile(f *os.File, part, final string) error {
+	err := f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(part, final)
+	}
+	if err != nil {
+		os.Remove(part)
+		return fmt.Errorf("write local snapshot %s: %w", final, err)
+	}
+	if d, err := os.Open(filepath.Dir(final)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+type progressReader struct {
+	r    io.Reader
+	n    int64
+	last time.Time
+	fn   func(int64)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	if now := time.Now(); now.Sub(p.last) > 200*time.Millisecond || err != nil {
+		p.last = now
+		p.fn(p.n)
+	}
+	return n, err
+}

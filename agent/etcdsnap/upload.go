@@ -1,0 +1,102 @@
+package etcdsnap
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+
+	"filippo.io/age"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
+)
+
+// uploader compresses (and, with a recipient, encrypts) the raw snapshot
+// bytes written to it and streams them to the store as they come.
+type uploader struct {
+	pw     *io.PipeWriter
+	zw     *zstd.Encoder
+	enc    io.WriteCloser // age, or nil
+	stored *countingHash
+	done   chan error
+	err    error // first write error; later writes are dropped
+}
+
+type countingHash struct {
+	h hash.Hash
+	n int64
+}
+
+func (c *countingHash) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return c.h.Write(p)
+}
+
+func startUpload(ctx context.Context, store objstore.Store, key string, recipient age.Recipient) (*uploader, error) {
+	pr, pw := io.Pipe()
+	u := &uploader{pw: pw, stored: &countingHash{h: sha256.New()}, done: make(chan error, 1)}
+	// What the store receives is hashed on its way out.
+	var out io.Writer = io.MultiWriter(pw, u.stored)
+	if recipient != nil {
+		enc, err := age.Encrypt(out, recipient)
+		if err != nil {
+			return nil, fmt.Errorf("encrypt snapshot: %w", err)
+		}
+		u.enc, out = enc, enc
+	}
+	zw, err := zstd.NewWriter(out, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if err != nil {
+		return nil, fmt.Errorf("zstd: %w", err)
+	}
+	u.zw = zw
+	go func() {
+		_, err := store.Put(ctx, key, pr, -1)
+		// Unblock the writer side if the upload ended early.
+		pr.CloseWithError(fmt.Errorf("upload ended: %v", err))
+		u.done <- err
+	}()
+	return u, nil
+}
+
+// Write never fails: a failed upload must not stop the local copy. The
+// first error is kept for Finish.
+func (u *uploader) Write(p []byte) (int, error) {
+	if u.err == nil {
+		if _, err := u.zw.Write(p); err != nil {
+			u.err = err
+		}
+	}
+	return len(p), nil
+}
+
+// Finish flushes and waits for the upload; it returns the stored size and
+// sha256.
+func (u *uploader) Finish() (int64, string, error) {
+	err := u.err
+	if err == nil {
+		err = u.zw.Close()
+	}
+	if err == nil && u.enc != nil {
+		err = u.enc.Close()
+	}
+	if err != nil {
+		u.pw.CloseWithError(err)
+		<-u.done
+		return 0, "", err
+	}
+	u.pw.Close()
+	if err := <-u.done; err != nil {
+		return 0, "", err
+	}
+	return u.stored.n, hex.EncodeToString(u.stored.h.Sum(nil)), nil
+}
+
+// Abort stops the upload; the store never completes the object.
+func (u *uploader) Abort(cause error) {
+	u.zw.Close()
+	u.pw.CloseWithError(cause)
+	<-u.done
+}

@@ -1,0 +1,183 @@
+package objstore
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+type s3Store struct {
+	client   *minio.Client
+	bucket   string
+	prefix   string
+	endpoint string
+}
+
+func newS3Store(c Config, bucket, prefix string) (*s3Store, error) {
+	endpoint, secure := c.Endpoint, true
+	if endpoint == "" {
+		endpoint = "s3.amazonaws.com"
+	}
+	if strings.Contains(endpoint, "://") {
+		u, err := url.Parse(endpoint)
+		if err != nil {
+			return nil, fmt.Errorf("S3 endpoint %q: %w", c.Endpoint, err)
+		}
+		endpoint, secure = u.Host, u.Scheme == "https"
+	}
+	access, secret := c.AccessKey, c.SecretKey
+	var err error
+	if c.AccessKeyFile != "" {
+		if access, err = readSecretFile(c.AccessKeyFile, "S3 access key file"); err != nil {
+			return nil, err
+		}
+	}
+	if c.SecretKeyFile != "" {
+		if secret, err = readSecretFile(c.SecretKeyFile, "S3 secret key file"); err != nil {
+			return nil, err
+		}
+	}
+	if access == "" || secret == "" {
+		return nil, fmt.Errorf("no S3 credentials for %s: set %s and %s, or give key files", c.URL, EnvAccessKey, EnvSecretKey)
+	}
+	opts := &minio.Options{
+		Creds:  credentials.NewStaticV4(access, secret, ""),
+		Secure: secure,
+		Region: c.Region,
+	}
+	if c.PathStyle {
+		opts.BucketLookup = minio.BucketLookupPath
+	}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read S3 CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("S3 CA file %s: no PEM certificate", c.CAFile)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		opts.Transport = tr
+	}
+	client, err := minio.New(endpoint, opts)
+	if err != nil {
+		return nil, fmt.Errorf("S3 client for %s: %w", endpoint, err)
+	}
+	scheme := "http"
+	if secure {
+		scheme = "https"
+	}
+	return &s3Store{client: client, bucket: bucket, prefix: prefix, endpoint: scheme + "://" + endpoint}, nil
+}
+
+func (s *s3Store) String() string {
+	return fmt.Sprintf("s3://%s/%s at %s", s.bucket, s.prefix, s.endpoint)
+}
+
+func (s *s3Store) Sub(prefix string) Store {
+	c := *s
+	c.prefix = strings.Trim(joinKey(s.prefix, prefix), "/")
+	return &c
+}
+
+// explain turns minio errors into what a user can act on.
+func (s *s3Store) explain(op, key string, err error) error {
+	resp := minio.ToErrorResponse(err)
+	switch resp.Code {
+	case "NoSuchKey":
+		return fmt.Errorf("%s: %w", key, ErrNotFound)
+	case "NoSuchBucket":
+		return fmt.Errorf("store %s: bucket %q does not exist: create it, or fix --store", s, s.bucket)
+	case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch":
+		return fmt.Errorf("store %s: %s %s: credentials refused (%s): check %s/%s or the key files", s, op, key, resp.Code, EnvAccessKey, EnvSecretKey)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("store %s unreachable: %s %s: %w", s, op, key, err)
+	}
+	return fmt.Errorf("store %s: %s %s: %w", s, op, key, err)
+}
+
+func (s *s3Store) Put(ctx context.Context, key string, r io.Reader, size int64) (int64, error) {
+	if err := validKey(key); err != nil {
+		return 0, err
+	}
+	// Parts carry checksums the server verifies (minio-go's default CRC32C);
+	// the object exists only once the multipart upload completes.
+	info, err := s.client.PutObject(ctx, s.bucket, joinKey(s.prefix, key), r, size, minio.PutObjectOptions{
+		ContentType: "application/octet-stream",
+		PartSize:    16 << 20,
+	})
+	if err != nil {
+		return 0, s.explain("upload", key, err)
+	}
+	return info.Size, nil
+}
+
+func (s *s3Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	if err := validKey(key); err != nil {
+		return nil, err
+	}
+	// GetObject is lazy: stat first so a missing key fails here.
+	if _, err := s.Stat(ctx, key); err != nil {
+		return nil, err
+	}
+	obj, err := s.client.GetObject(ctx, s.bucket, joinKey(s.prefix, key), minio.GetObjectOptions{})
+	if err != nil {
+		return nil, s.explain("download", key, err)
+	}
+	return obj, nil
+}
+
+func (s *s3Store) Stat(ctx context.Context, key string) (ObjectInfo, error) {
+	if err := validKey(key); err != nil {
+		return ObjectInfo{}, err
+	}
+	st, err := s.client.StatObject(ctx, s.bucket, joinKey(s.prefix, key), minio.StatObjectOptions{})
+	if err != nil {
+		return ObjectInfo{}, s.explain("stat", key, err)
+	}
+	return ObjectInfo{Key: key, Size: st.Size, Modified: st.LastModified}, nil
+}
+
+func (s *s3Store) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
+	full := joinKey(s.prefix, prefix)
+	if prefix == "" {
+		full = joinKey(s.prefix, "")
+	}
+	var out []ObjectInfo
+	for obj := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: full, Recursive: true}) {
+		if obj.Err != nil {
+			return nil, s.explain("list", prefix, obj.Err)
+		}
+		key := strings.TrimPrefix(obj.Key, joinKey(s.prefix, ""))
+		out = append(out, ObjectInfo{Key: key, Size: obj.Size, Modified: obj.LastModified})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+func (s *s3Store) Delete(ctx context.Context, key string) error {
+	if err := validKey(key); err != nil {
+		return err
+	}
+	if err := s.client.RemoveObject(ctx, s.bucket, joinKey(s.prefix, key), minio.RemoveObjectOptions{}); err != nil {
+		return s.explain("delete", key, err)
+	}
+	return nil
+}
+
+func (s *s3Store) Check(ctx context.Context) error { return check(ctx, s) }

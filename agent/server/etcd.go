@@ -1,0 +1,181 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/agent/config"
+	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
+	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
+)
+
+// OnDemandName is the default name of snapshots taken by hand, as k3s
+// names them.
+const OnDemandName = "on-demand"
+
+// SaveEtcdSnapshot takes a snapshot of the local member, streaming progress.
+func (s *Server) SaveEtcdSnapshot(req *agentv1.SaveEtcdSnapshotRequest, stream agentv1.AgentService_SaveEtcdSnapshotServer) error {
+	name := req.Name
+	if name == "" {
+		name = OnDemandName
+	}
+	if err := etcdsnap.ValidateName(name); err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	send := func(phase, msg string, done, total int64) {
+		p := &agentv1.Progress{Phase: phase, Message: msg, BytesDone: done, BytesTotal: total}
+		if total > 0 {
+			p.Percent = 100 * float64(done) / float64(total)
+		}
+		_ = stream.Send(&agentv1.SaveEtcdSnapshotResponse{Event: &agentv1.SaveEtcdSnapshotResponse_Progress{Progress: p}})
+	}
+	s.metrics.startSnapshot()
+	snap, err := s.snapshots.Save(stream.Context(), etcdsnap.SaveRequest{
+		Name:      name,
+		BackupSet: req.BackupSet,
+		Progress:  func(phase string, done, total int64) { send(phase, "", done, total) },
+	})
+	s.metrics.observeSnapshot(snap, err)
+	if err != nil {
+		return snapshotError(err)
+	}
+	// Earlier snapshots the store missed go up now that it answered.
+	if snap.Uploaded {
+		if done, err := s.snapshots.UploadPending(stream.Context()); err != nil {
+			send("upload-pending", "earlier local snapshots still not uploaded: "+err.Error(), 0, 0)
+		} else if len(done) > 0 {
+			send("upload-pending", fmt.Sprintf("uploaded %d earlier local snapshot(s)", len(done)), 0, 0)
+		}
+	}
+	return stream.Send(&agentv1.SaveEtcdSnapshotResponse{Event: &agentv1.SaveEtcdSnapshotResponse_Snapshot{Snapshot: toProto(snap)}})
+}
+
+// ListEtcdSnapshots lists the cluster's snapshots in the store and, if
+// asked, this node's local snapshots that are not in it.
+func (s *Server) ListEtcdSnapshots(ctx context.Context, req *agentv1.ListEtcdSnapshotsRequest) (*agentv1.ListEtcdSnapshotsResponse, error) {
+	resp := &agentv1.ListEtcdSnapshotsResponse{}
+	if s.snapshots.Store != nil {
+		list, err := etcdsnap.ListStore(ctx, s.snapshots.Store)
+		if err != nil {
+			return nil, status.Error(codes.Unavailable, err.Error())
+		}
+		for _, snap := range list {
+			resp.Snapshots = append(resp.Snapshots, toProto(snap))
+		}
+	}
+	if req.IncludeLocal {
+		local, err := s.snapshots.ListLocal()
+		if err != nil {
+			return nil, status.Error(codes.Internal, err.Error())
+		}
+		for _, snap := range local {
+			resp.Snapshots = append(resp.Snapshots, toProto(snap))
+		}
+	}
+	return resp, nil
+}
+
+// DeleteEtcdSnapshots removes snapshots from the store and this node's
+// local copies.
+func (s *Server) DeleteEtcdSnapshots(ctx context.Context, req *agentv1.DeleteEtcdSnapshotsRequest) (*agentv1.DeleteEtcdSnapshotsResponse, error) {
+	for _, n := range req.Names {
+		if err := etcdsnap.ValidateName(n); err != nil {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+	}
+	var stored []*etcdsnap.Snapshot
+	if s.snapshots.Store != nil {
+		var err error
+		if stored, err = etcdsnap.ListStore(ctx, s.snapshots.Store); err != nil {
+			return nil, status.Error(codes.Unavailable, err.Error())
+		}
+	}
+	resp := &agentv1.DeleteEtcdSnapshotsResponse{}
+	var missing []string
+	for _, n := range req.Names {
+		found := false
+		if snap, ok := etcdsnap.Find(stored, n); ok {
+			if err := etcdsnap.DeleteFromStore(ctx, s.snapshots.Store, snap); err != nil {
+				return resp, status.Error(codes.Unavailable, err.Error())
+			}
+			found = true
+		}
+		local, err := s.snapshots.DeleteLocal(n)
+		if err != nil {
+			return resp, status.Error(codes.Internal, err.Error())
+		}
+		if found || local {
+			resp.Deleted = append(resp.Deleted, n)
+		} else {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		return resp, status.Errorf(codes.NotFound, "no snapshot named %v in %s or on node %s", missing, s.storeName(), s.cfg.NodeName)
+	}
+	return resp, nil
+}
+
+// PruneEtcdSnapshots applies retention to scheduled snapshots now.
+func (s *Server) PruneEtcdSnapshots(ctx context.Context, req *agentv1.PruneEtcdSnapshotsRequest) (*agentv1.PruneEtcdSnapshotsResponse, error) {
+	r := s.cfg.Etcd.Retention
+	if p := req.Retention; p != nil {
+		r = config.Retention{KeepLast: int(p.KeepLast), KeepHourly: int(p.KeepHourly), KeepDaily: int(p.KeepDaily), KeepWeekly: int(p.KeepWeekly), KeepMonthly: int(p.KeepMonthly)}
+	}
+	res, err := s.snapshots.Prune(ctx, s.cfg.Etcd.ScheduleName, r, req.DryRun)
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	return &agentv1.PruneEtcdSnapshotsResponse{Kept: res.Kept, Removed: res.Removed}, nil
+}
+
+func (s *Server) storeName() string {
+	if s.snapshots.Store == nil {
+		return "no store"
+	}
+	return s.snapshots.Store.String()
+}
+
+func snapshotError(err error) error {
+	switch {
+	case errors.Is(err, etcdsnap.ErrNotMember):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, etcdsnap.ErrBusy):
+		return status.Error(codes.Aborted, err.Error())
+	case errors.Is(err, etcdsnap.ErrInvalidName):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, objstore.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	}
+	return status.Error(codes.Internal, err.Error())
+}
+
+func toProto(s *etcdsnap.Snapshot) *agentv1.EtcdSnapshot {
+	return &agentv1.EtcdSnapshot{
+		Name:                s.Name,
+		Node:                s.Node,
+		Created:             timestamppb.New(s.Created),
+		SizeBytes:           s.Size,
+		CompressedSizeBytes: s.StoredSize,
+		Revision:            s.Revision,
+		EtcdVersion:         s.EtcdVersion,
+		Sha256:              s.SHA256,
+		CompressedSha256:    s.StoredSHA256,
+		ClusterId:           s.ClusterID,
+		LocalPath:           s.LocalPath,
+		StoreKey:            s.StoreKey,
+		Uploaded:            s.Uploaded,
+		Encrypted:           s.Encrypted(),
+		Encryption:          s.Encryption,
+		BackupSet:           s.BackupSet,
+		UploadError:         s.UploadError,
+		Scheduled:           s.Scheduled,
+		EtcdClusterId:       s.EtcdClusterID,
+	}
+}
