@@ -9,10 +9,10 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 	"github.com/kubectl-dr/kubectl-dr/agent/config"
 	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
 	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
+	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 )
 
 // OnDemandName is the default name of snapshots taken by hand, as k3s

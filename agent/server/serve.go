@@ -10,11 +10,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
-	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 	"github.com/kubectl-dr/kubectl-dr/agent/config"
 	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
 	"github.com/kubectl-dr/kubectl-dr/agent/mtls"
 	"github.com/kubectl-dr/kubectl-dr/agent/schedule"
+	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 )
 
 // Serve runs the agent until ctx ends: gRPC with mTLS on the configured
