@@ -35,7 +35,7 @@ func ListStore(ctx context.Context, store objstore.Store) ([]*Snapshot, error) {
 		}
 		out = append(out, snap)
 	}
-	sortNewestFirst(out)
+	SortNewestFirst(out)
 	return out, nil
 }
 
@@ -52,7 +52,7 @@ func readMeta(ctx context.Context, store objstore.Store, key string) (*Snapshot,
 	return &snap, nil
 }
 
-func sortNewestFirst(s []*Snapshot) {
+func SortNewestFirst(s []*Snapshot) {
 	sort.SliceStable(s, func(i, j int) bool {
 		if !s[i].Created.Equal(s[j].Created) {
 			return s[i].Created.After(s[j].Created)
@@ -101,7 +101,7 @@ func (s *Snapshotter) ListLocal() ([]*Snapshot, error) {
 		}
 		out = append(out, &snap)
 	}
-	sortNewestFirst(out)
+	SortNewestFirst(out)
 	return out, nil
 }
 

@@ -166,6 +166,10 @@ func (s *Snapshotter) Save(ctx context.Context, req SaveRequest) (*Snapshot, err
 		return nil, err
 	}
 	snap.LocalPath = local
+	// etcd's stream header carries no revision; the snapshot itself does.
+	if rev, err := snapshotRevision(local); err == nil && rev > 0 {
+		snap.Revision = rev
+	}
 
 	if up == nil {
 		return snap, s.writePending(snap)

@@ -38,26 +38,31 @@ func (c *countingHash) Write(p []byte) (int, error) {
 func startUpload(ctx context.Context, store objstore.Store, key string, recipient age.Recipient) (*uploader, error) {
 	pr, pw := io.Pipe()
 	u := &uploader{pw: pw, stored: &countingHash{h: sha256.New()}, done: make(chan error, 1)}
-	// What the store receives is hashed on its way out.
-	var out io.Writer = io.MultiWriter(pw, u.stored)
-	if recipient != nil {
-		enc, err := age.Encrypt(out, recipient)
-		if err != nil {
-			return nil, fmt.Errorf("encrypt snapshot: %w", err)
-		}
-		u.enc, out = enc, enc
-	}
-	zw, err := zstd.NewWriter(out, zstd.WithEncoderLevel(zstd.SpeedFastest))
-	if err != nil {
-		return nil, fmt.Errorf("zstd: %w", err)
-	}
-	u.zw = zw
+	// The reader side runs first: age writes its header at once.
 	go func() {
 		_, err := store.Put(ctx, key, pr, -1)
 		// Unblock the writer side if the upload ended early.
 		pr.CloseWithError(fmt.Errorf("upload ended: %v", err))
 		u.done <- err
 	}()
+	// What the store receives is hashed on its way out.
+	var out io.Writer = io.MultiWriter(pw, u.stored)
+	if recipient != nil {
+		enc, err := age.Encrypt(out, recipient)
+		if err != nil {
+			pw.CloseWithError(err)
+			<-u.done
+			return nil, fmt.Errorf("encrypt snapshot: %w", err)
+		}
+		u.enc, out = enc, enc
+	}
+	zw, err := zstd.NewWriter(out, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if err != nil {
+		pw.CloseWithError(err)
+		<-u.done
+		return nil, fmt.Errorf("zstd: %w", err)
+	}
+	u.zw = zw
 	return u, nil
 }
 

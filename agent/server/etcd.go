@@ -7,7 +7,6 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/kubectl-dr/kubectl-dr/agent/config"
 	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
@@ -53,7 +52,7 @@ func (s *Server) SaveEtcdSnapshot(req *agentv1.SaveEtcdSnapshotRequest, stream a
 			send("upload-pending", fmt.Sprintf("uploaded %d earlier local snapshot(s)", len(done)), 0, 0)
 		}
 	}
-	return stream.Send(&agentv1.SaveEtcdSnapshotResponse{Event: &agentv1.SaveEtcdSnapshotResponse_Snapshot{Snapshot: toProto(snap)}})
+	return stream.Send(&agentv1.SaveEtcdSnapshotResponse{Event: &agentv1.SaveEtcdSnapshotResponse_Snapshot{Snapshot: snap.Proto()}})
 }
 
 // ListEtcdSnapshots lists the cluster's snapshots in the store and, if
@@ -66,7 +65,7 @@ func (s *Server) ListEtcdSnapshots(ctx context.Context, req *agentv1.ListEtcdSna
 			return nil, status.Error(codes.Unavailable, err.Error())
 		}
 		for _, snap := range list {
-			resp.Snapshots = append(resp.Snapshots, toProto(snap))
+			resp.Snapshots = append(resp.Snapshots, snap.Proto())
 		}
 	}
 	if req.IncludeLocal {
@@ -75,7 +74,7 @@ func (s *Server) ListEtcdSnapshots(ctx context.Context, req *agentv1.ListEtcdSna
 			return nil, status.Error(codes.Internal, err.Error())
 		}
 		for _, snap := range local {
-			resp.Snapshots = append(resp.Snapshots, toProto(snap))
+			resp.Snapshots = append(resp.Snapshots, snap.Proto())
 		}
 	}
 	return resp, nil
@@ -154,28 +153,4 @@ func snapshotError(err error) error {
 		return status.Error(codes.NotFound, err.Error())
 	}
 	return status.Error(codes.Internal, err.Error())
-}
-
-func toProto(s *etcdsnap.Snapshot) *agentv1.EtcdSnapshot {
-	return &agentv1.EtcdSnapshot{
-		Name:                s.Name,
-		Node:                s.Node,
-		Created:             timestamppb.New(s.Created),
-		SizeBytes:           s.Size,
-		CompressedSizeBytes: s.StoredSize,
-		Revision:            s.Revision,
-		EtcdVersion:         s.EtcdVersion,
-		Sha256:              s.SHA256,
-		CompressedSha256:    s.StoredSHA256,
-		ClusterId:           s.ClusterID,
-		LocalPath:           s.LocalPath,
-		StoreKey:            s.StoreKey,
-		Uploaded:            s.Uploaded,
-		Encrypted:           s.Encrypted(),
-		Encryption:          s.Encryption,
-		BackupSet:           s.BackupSet,
-		UploadError:         s.UploadError,
-		Scheduled:           s.Scheduled,
-		EtcdClusterId:       s.EtcdClusterID,
-	}
 }

@@ -1,6 +1,8 @@
 package agentclient
 
 import (
+	"errors"
+	"io"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -26,3 +28,6 @@ func Explain(err error) string {
 	}
 	return st.Code().String() + ": " + msg
 }
+
+// IsEOF reports whether a stream ended normally.
+func IsEOF(err error) bool { return errors.Is(err, io.EOF) }

@@ -7,6 +7,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/etcd"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/status"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/version"
 )
@@ -34,6 +35,7 @@ preview before anything changes.`,
 	})
 
 	root.AddGroup(
+		&cobra.Group{ID: "backup", Title: "Backup and restore:"},
 		&cobra.Group{ID: "cluster", Title: "Cluster:"},
 		&cobra.Group{ID: "other", Title: "Other:"},
 	)
@@ -41,6 +43,7 @@ preview before anything changes.`,
 		c.GroupID = group
 		root.AddCommand(c)
 	}
+	add("backup", etcd.NewCmdEtcd(f, streams))
 	add("cluster", status.NewCmdStatus(f, streams))
 	add("other", version.NewCmdVersion(streams))
 	root.SetHelpCommandGroupID("other")

@@ -12,15 +12,20 @@ import (
 
 // AgentStatus is one node's row of `kubectl dr status`.
 type AgentStatus struct {
-	Node          string      `json:"node"`
-	Via           string      `json:"via,omitempty"`
-	Reachable     bool        `json:"reachable"`
-	Error         string      `json:"error,omitempty"`
-	Roles         []string    `json:"roles,omitempty"`
-	AgentVersion  string      `json:"agentVersion,omitempty"`
-	ResticVersion string      `json:"resticVersion,omitempty"`
-	DataDir       string      `json:"dataDir,omitempty"`
-	Etcd          *EtcdHealth `json:"etcd,omitempty"`
+	Node          string   `json:"node"`
+	Via           string   `json:"via,omitempty"`
+	Reachable     bool     `json:"reachable"`
+	Error         string   `json:"error,omitempty"`
+	Roles         []string `json:"roles,omitempty"`
+	AgentVersion  string   `json:"agentVersion,omitempty"`
+	ResticVersion string   `json:"resticVersion,omitempty"`
+	DataDir       string   `json:"dataDir,omitempty"`
+	ClusterID     string   `json:"clusterID,omitempty"`
+	Store         string   `json:"store,omitempty"`
+	// SnapshotEncryption is "age", or "none" on an etcd member that uploads
+	// snapshots in the clear.
+	SnapshotEncryption string      `json:"snapshotEncryption,omitempty"`
+	Etcd               *EtcdHealth `json:"etcd,omitempty"`
 }
 
 // EtcdHealth is the node's etcd member as its agent sees it.
@@ -55,7 +60,7 @@ func (l *AgentStatusList) DeepCopyObject() runtime.Object { return deepCopyJSON(
 func (l *AgentStatusList) Columns(wide bool) []string {
 	cols := []string{"NODE", "STATUS", "ROLES", "ETCD", "LEADER", "REVISION", "AGENT", "RESTIC"}
 	if wide {
-		cols = append(cols, "DB SIZE", "MEMBER", "VIA", "MESSAGE")
+		cols = append(cols, "DB SIZE", "MEMBER", "ENCRYPTION", "VIA", "MESSAGE")
 	}
 	return cols
 }
@@ -90,7 +95,7 @@ func (l *AgentStatusList) Rows(wide bool) [][]string {
 		}
 		row := []string{s.Node, status, orDash(strings.Join(s.Roles, ",")), etcd, leader, rev, orDash(s.AgentVersion), orDash(s.ResticVersion)}
 		if wide {
-			row = append(row, size, member, orDash(s.Via), msg)
+			row = append(row, size, member, orDash(s.SnapshotEncryption), orDash(s.Via), msg)
 		}
 		rows = append(rows, row)
 	}

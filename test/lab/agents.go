@@ -77,8 +77,15 @@ func (l *Lab) upAgents(ctx context.Context) error {
 			return err
 		}
 		if pid, ok := p.pid(l.Dir); ok {
-			fmt.Fprintf(l.log, "agent %s: already running (pid %d)\n", n, pid)
-			continue
+			if !newer(l.Bin.DRAgent, p.pidFile) {
+				fmt.Fprintf(l.log, "agent %s: already running (pid %d)\n", n, pid)
+				continue
+			}
+			// A rebuilt dr-agent replaces the running one.
+			if _, err := p.stop(l.Dir, 30*time.Second); err != nil {
+				return err
+			}
+			fmt.Fprintf(l.log, "agent %s: restarting with the rebuilt dr-agent\n", n)
 		}
 		if _, err := p.start(exec.Command(l.Bin.DRAgent, "serve", "--config", l.AgentConfigPath(n))); err != nil {
 			return err
@@ -109,4 +116,14 @@ func writeSecretFiles(files map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// newer reports whether file a was modified after file b.
+func newer(a, b string) bool {
+	sa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	sb, err := os.Stat(b)
+	return err == nil && sa.ModTime().After(sb.ModTime())
 }

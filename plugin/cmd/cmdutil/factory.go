@@ -28,6 +28,7 @@ type Factory struct {
 	Agents         []string
 	AgentNamespace string
 	TLS            mtls.Files
+	Store          StoreFlags
 }
 
 // NewFactory returns a factory with kubectl's flags.

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -75,30 +74,23 @@ func (o *Options) Validate() error {
 // Run asks every agent in parallel and prints one row per node. Nodes that
 // could not be asked get an error line on stderr and exit code 3.
 func (o *Options) Run(ctx context.Context) error {
-	targets, err := agentclient.Resolve(ctx, o.agents)
+	nodes, err := agentclient.Connect(ctx, o.agents)
 	if err != nil {
 		return err
 	}
-	if len(targets) == 0 {
+	defer nodes.Close()
+	if len(nodes) == 0 {
 		return fmt.Errorf("no dr-agent pods found in namespace %s: install the agents with `kubectl dr install`, or pass --agent NODE=HOST:PORT", o.agents.Namespace)
 	}
 	list := printers.NewAgentStatusList()
-	list.Items = make([]printers.AgentStatus, len(targets))
-	var wg sync.WaitGroup
-	for i, t := range targets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			list.Items[i] = o.ask(ctx, t)
-		}()
-	}
-	wg.Wait()
-
 	var failed []string
-	for _, s := range list.Items {
-		if !s.Reachable {
-			failed = append(failed, s.Node)
-			fmt.Fprintf(o.ErrOut, "error: %s\n", s.Error)
+	for _, n := range nodes {
+		list.Items = append(list.Items, view(n))
+		if !n.Ready() {
+			failed = append(failed, n.Node)
+			fmt.Fprintf(o.ErrOut, "error: %v\n", n.Err)
+		} else if n.IsEtcdMember() && n.Info.SnapshotEncryption == "" {
+			fmt.Fprintf(o.ErrOut, "warning: %s uploads etcd snapshots unencrypted (they hold every Secret): configure a snapshot key\n", n.Node)
 		}
 	}
 	if err := printers.Print(o.Out, o.Output, list); err != nil {
@@ -110,28 +102,26 @@ func (o *Options) Run(ctx context.Context) error {
 	return nil
 }
 
-func (o *Options) ask(ctx context.Context, t agentclient.Target) printers.AgentStatus {
-	s := printers.AgentStatus{Node: t.Node, Via: t.Via()}
-	ctx, cancel := context.WithTimeout(ctx, agentclient.CallTimeout)
-	defer cancel()
-	conn, err := agentclient.Dial(ctx, t, o.agents)
-	if err != nil {
-		s.Error = err.Error()
+func view(n *agentclient.Node) printers.AgentStatus {
+	s := printers.AgentStatus{Node: n.Node, Via: n.Via()}
+	if !n.Ready() {
+		s.Error = n.Err.Error()
 		return s
 	}
-	defer conn.Close()
-	info, err := conn.Info(ctx, &agentv1.InfoRequest{})
-	if err != nil {
-		s.Error = fmt.Sprintf("node %s: agent at %s did not answer: %v", t.Node, t.Via(), agentclient.Explain(err))
-		return s
-	}
+	info := n.Info
 	s.Reachable = true
-	if info.NodeName != t.Node {
+	if info.NodeName != n.Node {
 		s.Error = fmt.Sprintf("agent reports node name %q", info.NodeName)
 	}
 	s.AgentVersion = info.AgentVersion
 	s.ResticVersion = info.ResticVersion
 	s.DataDir = info.DataDir
+	s.ClusterID = info.ClusterId
+	s.Store = info.Store
+	s.SnapshotEncryption = info.SnapshotEncryption
+	if s.SnapshotEncryption == "" && info.Etcd.GetMember() {
+		s.SnapshotEncryption = "none"
+	}
 	for _, r := range info.Roles {
 		s.Roles = append(s.Roles, roleName(r))
 	}

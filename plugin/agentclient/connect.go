@@ -1,0 +1,107 @@
+package agentclient
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+)
+
+// Node is one node's agent, dialled and asked for its Info. Err says why it
+// could not be used; Conn is nil then.
+type Node struct {
+	Target
+	Conn *Conn
+	Info *agentv1.InfoResponse
+	Err  error
+}
+
+// Ready reports whether the agent answered.
+func (n *Node) Ready() bool { return n.Err == nil && n.Conn != nil }
+
+// IsEtcdLeader reports whether the node's etcd member leads the cluster.
+func (n *Node) IsEtcdLeader() bool {
+	return n.Ready() && n.Info.GetEtcd().GetMember() && n.Info.GetEtcd().GetLeader()
+}
+
+// IsEtcdMember reports whether the node runs an etcd member.
+func (n *Node) IsEtcdMember() bool { return n.Ready() && n.Info.GetEtcd().GetMember() }
+
+// Nodes are the agents of a cluster.
+type Nodes []*Node
+
+// Close closes every connection.
+func (ns Nodes) Close() {
+	for _, n := range ns {
+		if n.Conn != nil {
+			n.Conn.Close()
+		}
+	}
+}
+
+// Find returns the node called name.
+func (ns Nodes) Find(name string) (*Node, bool) {
+	for _, n := range ns {
+		if n.Node == name {
+			return n, true
+		}
+	}
+	return nil, false
+}
+
+// EtcdLeader returns the node whose member leads etcd.
+func (ns Nodes) EtcdLeader() (*Node, error) {
+	members := 0
+	for _, n := range ns {
+		if n.IsEtcdLeader() {
+			return n, nil
+		}
+		if n.IsEtcdMember() {
+			members++
+		}
+	}
+	if members == 0 {
+		return nil, fmt.Errorf("no agent on an etcd member answered: is the cluster's etcd down? use --node to pick a server")
+	}
+	return nil, fmt.Errorf("none of the %d etcd members that answered leads etcd (no quorum?): use --node to pick one", members)
+}
+
+// Connect resolves the targets, dials each and asks its Info, in parallel.
+// Nodes that fail carry the error; the caller closes the result.
+func Connect(ctx context.Context, o Options) (Nodes, error) {
+	targets, err := Resolve(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	nodes := make(Nodes, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			nodes[i] = connect(ctx, t, o)
+		}()
+	}
+	wg.Wait()
+	return nodes, nil
+}
+
+func connect(ctx context.Context, t Target, o Options) *Node {
+	n := &Node{Target: t}
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
+	conn, err := Dial(ctx, t, o)
+	if err != nil {
+		n.Err = err
+		return n
+	}
+	info, err := conn.Info(ctx, &agentv1.InfoRequest{})
+	if err != nil {
+		conn.Close()
+		n.Err = fmt.Errorf("node %s: agent at %s did not answer: %s", t.Node, t.Via(), Explain(err))
+		return n
+	}
+	n.Conn, n.Info = conn, info
+	return n
+}

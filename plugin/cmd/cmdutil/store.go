@@ -1,0 +1,83 @@
+package cmdutil
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/pflag"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
+)
+
+// EnvClusterID names the cluster in the store when the API server cannot.
+const EnvClusterID = "DR_CLUSTER_ID"
+
+// ErrNoStore means no store settings were given.
+var ErrNoStore = errors.New("no store configured")
+
+// StoreFlags are the settings for reading the store directly, as the
+// plugin does when no agent answers.
+type StoreFlags struct {
+	objstore.Config
+	ClusterID string
+}
+
+// AddStoreFlags registers the store flags.
+func (f *Factory) AddStoreFlags(fs *pflag.FlagSet) {
+	s := &f.Store
+	fs.StringVar(&s.URL, "store", "", "backup store, s3://BUCKET/PREFIX or file:///PATH (default $"+objstore.EnvStore+")")
+	fs.StringVar(&s.Endpoint, "s3-endpoint", "", "S3 endpoint, e.g. https://minio.example:9000 (default $"+objstore.EnvEndpoint+", else AWS)")
+	fs.StringVar(&s.Region, "s3-region", "", "S3 region (default $"+objstore.EnvRegion+")")
+	fs.BoolVar(&s.PathStyle, "s3-path-style", false, "use path-style bucket addressing")
+	fs.StringVar(&s.CAFile, "s3-ca", "", "PEM file of the CA that signed the S3 endpoint's certificate")
+	fs.StringVar(&s.AccessKeyFile, "access-key-file", "", "file holding the S3 access key (default $"+objstore.EnvAccessKey+")")
+	fs.StringVar(&s.SecretKeyFile, "secret-key-file", "", "file holding the S3 secret key (default $"+objstore.EnvSecretKey+")")
+	fs.StringVar(&s.ClusterID, "cluster-id", "", "the cluster's id in the store (the kube-system namespace UID; default from the API server or $"+EnvClusterID+")")
+}
+
+// OpenStore opens the cluster's part of the store from flags and
+// environment.
+func (f *Factory) OpenStore(ctx context.Context) (objstore.Store, error) {
+	cfg := f.Store.Config.FromEnv()
+	if cfg.URL == "" {
+		return nil, fmt.Errorf("%w: give --store s3://BUCKET/PREFIX (with --s3-endpoint and credentials) or file:///PATH, or set %s", ErrNoStore, objstore.EnvStore)
+	}
+	id, err := f.ClusterID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	store, err := objstore.Open(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return store.Sub(id), nil
+}
+
+// ClusterID is --cluster-id, else $DR_CLUSTER_ID, else the kube-system
+// namespace's UID from the API server.
+func (f *Factory) ClusterID(ctx context.Context) (string, error) {
+	if f.Store.ClusterID != "" {
+		return f.Store.ClusterID, nil
+	}
+	if id := os.Getenv(EnvClusterID); id != "" {
+		return id, nil
+	}
+	cfg, err := f.ConfigFlags.ToRESTConfig()
+	if err == nil {
+		cfg.Timeout = 5 * time.Second
+		var cs *kubernetes.Clientset
+		if cs, err = kubernetes.NewForConfig(cfg); err == nil {
+			n, gerr := cs.CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{})
+			if gerr == nil {
+				return string(n.UID), nil
+			}
+			err = gerr
+		}
+	}
+	return "", fmt.Errorf("cannot tell which cluster's backups to read: the API server did not answer (%v); pass --cluster-id (the kube-system namespace UID, shown by `kubectl dr status -o yaml`)", err)
+}

@@ -1,0 +1,22 @@
+// Package etcd groups `kubectl dr etcd ...`: snapshots now, restore next.
+package etcd
+
+import (
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/etcd/snapshot"
+)
+
+// NewCmdEtcd returns the etcd command.
+func NewCmdEtcd(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "etcd",
+		Short: "k3s etcd snapshots",
+		Args:  cmdutil.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(snapshot.NewCmdSnapshot(f, streams))
+	return cmd
+}

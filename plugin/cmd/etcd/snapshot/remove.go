@@ -1,0 +1,88 @@
+package snapshot
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
+	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
+)
+
+type removeOptions struct {
+	genericiooptions.IOStreams
+	f *cmdutil.Factory
+}
+
+func newCmdRemove(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &removeOptions{IOStreams: streams, f: f}
+	return &cobra.Command{
+		Use:     "rm NAME...",
+		Aliases: []string{"delete"},
+		Short:   "Remove etcd snapshots from the store and from their node",
+		Long: `Removes each named snapshot: its metadata first (so it is never listed half
+removed), then its data in the store, then the local copy on the node that
+took it. Every name is checked before anything is removed.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmdutil.UsageError("%s needs at least one snapshot name", cmd.CommandPath())
+			}
+			for _, a := range args {
+				if err := etcdsnap.ValidateName(a); err != nil {
+					return cmdutil.UsageError("%w", err)
+				}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error { return o.Run(cmd.Context(), args) },
+	}
+}
+
+func (o *removeOptions) Run(ctx context.Context, names []string) error {
+	all, err := catalog(ctx, o.f, o.ErrOut)
+	if err != nil {
+		return err
+	}
+	var missing []string
+	var snaps []*etcdsnap.Snapshot
+	for _, n := range names {
+		s, ok := etcdsnap.Find(all, n)
+		if !ok {
+			missing = append(missing, n)
+			continue
+		}
+		snaps = append(snaps, s)
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("no etcd snapshot named %s: nothing removed", strings.Join(missing, ", "))
+	}
+
+	nodes, _ := agentclient.Connect(ctx, o.f.AgentOptions(nil))
+	defer nodes.Close()
+	for _, s := range snaps {
+		if n, ok := nodes.Find(s.Node); ok && n.Ready() {
+			if _, err := n.Conn.DeleteEtcdSnapshots(ctx, &agentv1.DeleteEtcdSnapshotsRequest{Names: []string{s.Name}}); err != nil {
+				return fmt.Errorf("remove %s on %s: %s", s.Name, s.Node, agentclient.Explain(err))
+			}
+			fmt.Fprintf(o.Out, "removed %s\n", s.Name)
+			continue
+		}
+		if !s.Uploaded {
+			return fmt.Errorf("remove %s: it exists only on node %s, whose agent does not answer", s.Name, s.Node)
+		}
+		store, err := o.f.OpenStore(ctx)
+		if err != nil {
+			return fmt.Errorf("remove %s: agent on %s does not answer and the store cannot be read directly: %w", s.Name, s.Node, err)
+		}
+		if err := etcdsnap.DeleteFromStore(ctx, store, s); err != nil {
+			return fmt.Errorf("remove %s: %w", s.Name, err)
+		}
+		fmt.Fprintf(o.Out, "removed %s from the store (the copy on %s stays: its agent does not answer)\n", s.Name, s.Node)
+	}
+	return nil
+}

@@ -1,0 +1,142 @@
+package snapshot
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
+	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
+	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
+)
+
+// SaveOptions for `kubectl dr etcd snapshot save`.
+type SaveOptions struct {
+	genericiooptions.IOStreams
+	f *cmdutil.Factory
+
+	Name   string
+	Node   string
+	Output string
+}
+
+func newCmdSave(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &SaveOptions{IOStreams: streams, f: f}
+	cmd := &cobra.Command{
+		Use:   "save [--name NAME] [--node NODE]",
+		Short: "Take an etcd snapshot now, keep it on the node and upload it",
+		Long: `Takes a snapshot of etcd on one server (by default the etcd leader's), checks
+etcd's sha256 trailer as it streams, keeps a k3s-named copy in
+<data-dir>/server/db/snapshots/ and uploads it compressed (and encrypted, with
+a snapshot key) to the store in the same pass. The snapshot is listed as good
+only once its upload is verified. If the store is down, the local copy is
+kept and uploaded by the next save.`,
+		Example: `  kubectl dr etcd snapshot save
+  kubectl dr etcd snapshot save --name before-upgrade --node server-2 -o json`,
+		Args: cmdutil.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&o.Name, "name", "on-demand", "snapshot name; the file is <name>-<node>-<unix time>")
+	cmd.Flags().StringVar(&o.Node, "node", "", "server to snapshot on (default: the etcd leader's)")
+	printers.OutputFlag(cmd, &o.Output)
+	return cmd
+}
+
+// Validate checks the flags before any agent is asked.
+func (o *SaveOptions) Validate() error {
+	if err := printers.ValidateOutput(o.Output); err != nil {
+		return cmdutil.UsageError("%w", err)
+	}
+	if err := etcdsnap.ValidateName(o.Name); err != nil {
+		return cmdutil.UsageError("--name: %w", err)
+	}
+	return nil
+}
+
+// Run picks the node, streams the agent's progress and prints the result.
+func (o *SaveOptions) Run(ctx context.Context) error {
+	nodes, err := agentclient.Connect(ctx, o.f.AgentOptions(nil))
+	if err != nil {
+		return err
+	}
+	defer nodes.Close()
+	node, err := pickServer(nodes, o.Node)
+	if err != nil {
+		return err
+	}
+	stream, err := node.Conn.SaveEtcdSnapshot(ctx, &agentv1.SaveEtcdSnapshotRequest{Name: o.Name})
+	if err != nil {
+		return fmt.Errorf("node %s: %s", node.Node, agentclient.Explain(err))
+	}
+	progress := printers.NewProgress(o.ErrOut, o.Output)
+	var snap *etcdsnap.Snapshot
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			progress.Done()
+			if snap != nil && agentclient.IsEOF(err) {
+				break
+			}
+			return fmt.Errorf("snapshot on %s: %s", node.Node, agentclient.Explain(err))
+		}
+		switch ev := msg.Event.(type) {
+		case *agentv1.SaveEtcdSnapshotResponse_Progress:
+			p := ev.Progress
+			progress.Update(printers.ProgressEvent{Node: node.Node, Phase: p.Phase, Message: p.Message, BytesDone: p.BytesDone, BytesTotal: p.BytesTotal, Percent: p.Percent})
+		case *agentv1.SaveEtcdSnapshotResponse_Snapshot:
+			snap = etcdsnap.FromProto(ev.Snapshot)
+		}
+	}
+	if err := printers.Print(o.Out, o.Output, printers.NewEtcdSnapshot(snap)); err != nil {
+		return err
+	}
+	if !snap.Uploaded {
+		return fmt.Errorf("snapshot %s is saved on %s at %s but NOT uploaded: %s; it will be uploaded by the next save once the store answers", snap.Name, snap.Node, snap.LocalPath, snap.UploadError)
+	}
+	if !snap.Encrypted() {
+		fmt.Fprintf(o.ErrOut, "warning: snapshot %s was uploaded unencrypted (it holds every Secret of the cluster): configure a snapshot key\n", snap.Name)
+	}
+	return nil
+}
+
+// pickServer returns the named node, checked to be an etcd member, or the
+// etcd leader's node.
+func pickServer(nodes agentclient.Nodes, name string) (*agentclient.Node, error) {
+	if name == "" {
+		return nodes.EtcdLeader()
+	}
+	n, ok := nodes.Find(name)
+	if !ok {
+		return nil, fmt.Errorf("--node %s: no agent for that node (known: %s)", name, nodeNames(nodes))
+	}
+	if !n.Ready() {
+		return nil, n.Err
+	}
+	if !n.IsEtcdMember() {
+		return nil, fmt.Errorf("--node %s: the node runs no etcd member (it is not a k3s server with embedded etcd); pick a server", name)
+	}
+	return n, nil
+}
+
+func nodeNames(nodes agentclient.Nodes) string {
+	s := ""
+	for i, n := range nodes {
+		if i > 0 {
+			s += ", "
+		}
+		s += n.Node
+	}
+	if s == "" {
+		return "none"
+	}
+	return s
+}
