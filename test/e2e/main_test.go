@@ -43,7 +43,7 @@ func run(m *testing.M) int {
 	}
 	ctx := context.Background()
 	start := time.Now()
-	l, err := lab.Up(ctx, lab.Options{Dir: dir, Root: root, EtcdMembers: 3, Nodes: 3, Log: os.Stderr})
+	l, err := lab.Up(ctx, lab.Options{Dir: dir, Root: root, EtcdMembers: 3, Nodes: 4, Log: os.Stderr})
 	if l != nil {
 		defer func() {
 			if err := tearDown(l, dir); err != nil {

@@ -32,13 +32,21 @@ func TestStatusListsEveryNodeWithEtcdHealth(t *testing.T) {
 		t.Fatalf("exit code %d, want 0; stderr:\n%s", r.code, r.stderr)
 	}
 	list := statusJSON(t, r)
-	if len(list.Items) != 3 {
-		t.Fatalf("%d nodes, want 3: %+v", len(list.Items), list.Items)
+	// Three servers with etcd members and one worker (agent-1), sorted.
+	want := []string{"agent-1", "server-1", "server-2", "server-3"}
+	if len(list.Items) != len(want) {
+		t.Fatalf("%d nodes, want %v: %+v", len(list.Items), want, list.Items)
 	}
 	leaders := 0
 	for i, s := range list.Items {
-		if want := theLab.State.Nodes[i]; s.Node != want {
-			t.Errorf("item %d node = %q, want %q", i, s.Node, want)
+		if s.Node != want[i] {
+			t.Errorf("item %d node = %q, want %q", i, s.Node, want[i])
+		}
+		if s.Node == "agent-1" {
+			if !s.Reachable || s.Etcd != nil || strings.Join(s.Roles, ",") != "agent" {
+				t.Errorf("agent-1: reachable %v roles %v etcd %+v, want a worker without etcd", s.Reachable, s.Roles, s.Etcd)
+			}
+			continue
 		}
 		if !s.Reachable || s.Etcd == nil || !s.Etcd.Healthy {
 			t.Errorf("%s: reachable %v etcd %+v, want a healthy member", s.Node, s.Reachable, s.Etcd)
@@ -188,11 +196,13 @@ func TestStatusShowsAnEtcdMemberThatIsDown(t *testing.T) {
 	}
 	for _, s := range statusJSON(t, r).Items {
 		healthy := s.Etcd != nil && s.Etcd.Healthy
-		if s.Node == "server-3" {
+		switch {
+		case s.Node == "agent-1":
+		case s.Node == "server-3":
 			if healthy || s.Etcd == nil || s.Etcd.Error == "" {
 				t.Errorf("server-3 etcd = %+v, want unhealthy with an error", s.Etcd)
 			}
-		} else if !healthy {
+		case !healthy:
 			t.Errorf("%s etcd = %+v, want healthy (two of three keep quorum)", s.Node, s.Etcd)
 		}
 	}

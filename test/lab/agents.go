@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"sigs.k8s.io/yaml"
@@ -20,54 +21,97 @@ func (l *Lab) AgentConfigPath(node string) string {
 	return filepath.Join(l.agentDir(node), "config.yaml")
 }
 
+// AgentConfig is the configuration the lab gives node's agent.
+func (l *Lab) AgentConfig(n string) (config.Config, error) {
+	dataDir := l.DataDir(n)
+	cfg := config.Config{
+		NodeName: n,
+		Listen:   l.AgentAddr(n),
+		DataDir:  dataDir,
+		TLS: mtls.Files{
+			CA:   filepath.Join(l.agentDir(n), "ca.crt"),
+			Cert: filepath.Join(l.agentDir(n), "tls.crt"),
+			Key:  filepath.Join(l.agentDir(n), "tls.key"),
+		},
+		Restic:    config.Restic{Binary: l.Bin.Restic},
+		StateDir:  filepath.Join(l.NodeRoot(n), "var", "lib", "dr-agent"),
+		ClusterID: l.State.ClusterID,
+		Store: objstore.Config{
+			URL:           l.StoreURL(),
+			Endpoint:      "http://" + l.minioEndpoint(),
+			AccessKeyFile: filepath.Join(l.agentDir(n), "store", "access-key"),
+			SecretKeyFile: filepath.Join(l.agentDir(n), "store", "secret-key"),
+		},
+	}
+	metrics, err := l.port("metrics-" + n)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.MetricsAddress = fmt.Sprintf("127.0.0.1:%d", metrics)
+	if slices.Contains(l.EtcdNodes(), n) {
+		cfg.Etcd.Endpoint = l.etcdClientURL(n)
+		cfg.Etcd.SnapshotKeyFile = l.SnapshotKeyPath()
+	}
+	return cfg, nil
+}
+
+// SnapshotKeyPath is the age identity the lab's snapshots are encrypted to.
+func (l *Lab) SnapshotKeyPath() string { return filepath.Join(l.Dir, "pki", "snapshot.key") }
+
+// StartAgent runs one more dr-agent process with cfg, named name in the
+// lab's pid and log files (so down stops it too); for tests that need an
+// agent configured differently.
+func (l *Lab) StartAgent(ctx context.Context, name string, cfg config.Config) error {
+	p := l.proc(name)
+	dir := filepath.Join(l.Dir, "extra-agents", name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	data, err := yaml.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return err
+	}
+	if _, err := p.start(exec.Command(l.Bin.DRAgent, "serve", "--config", path)); err != nil {
+		return err
+	}
+	l.extra = append(l.extra, name)
+	return p.waitReady(ctx, l.Dir, 30*time.Second, dialCheck(cfg.Listen))
+}
+
+// LogPath is the log file of a lab process.
+func (l *Lab) LogPath(name string) string { return l.proc(name).logFile }
+
+// FreePort picks a free loopback port.
+func FreePort() (int, error) { return freePort() }
+
 // upAgents writes each node's agent config and starts the agents that are
 // not running.
 func (l *Lab) upAgents(ctx context.Context) error {
 	var fns []func(context.Context) error
-	for i, n := range l.State.Nodes {
+	for _, n := range l.State.Nodes {
 		p := l.proc("agent-" + n)
 		dataDir := l.DataDir(n)
 		if err := os.MkdirAll(filepath.Join(dataDir, "storage"), 0o755); err != nil {
 			return err
 		}
-		if i >= l.State.EtcdMembers {
+		if !slices.Contains(l.EtcdNodes(), n) {
 			if err := os.MkdirAll(filepath.Join(dataDir, "agent"), 0o755); err != nil {
 				return err
 			}
 		}
-		cfg := config.Config{
-			NodeName: n,
-			Listen:   l.AgentAddr(n),
-			DataDir:  dataDir,
-			TLS: mtls.Files{
-				CA:   filepath.Join(l.agentDir(n), "ca.crt"),
-				Cert: filepath.Join(l.agentDir(n), "tls.crt"),
-				Key:  filepath.Join(l.agentDir(n), "tls.key"),
-			},
-			Restic:    config.Restic{Binary: l.Bin.Restic},
-			StateDir:  filepath.Join(l.NodeRoot(n), "var", "lib", "dr-agent"),
-			ClusterID: l.State.ClusterID,
-			Store: objstore.Config{
-				URL:           l.StoreURL(),
-				Endpoint:      "http://" + l.minioEndpoint(),
-				AccessKeyFile: filepath.Join(l.agentDir(n), "store", "access-key"),
-				SecretKeyFile: filepath.Join(l.agentDir(n), "store", "secret-key"),
-			},
+		cfg, err := l.AgentConfig(n)
+		if err != nil {
+			return err
 		}
 		if err := writeSecretFiles(map[string]string{
 			cfg.Store.AccessKeyFile: l.State.MinIOUser,
 			cfg.Store.SecretKeyFile: l.State.MinIOSecret,
 		}); err != nil {
 			return err
-		}
-		metrics, err := l.port("metrics-" + n)
-		if err != nil {
-			return err
-		}
-		cfg.MetricsAddress = fmt.Sprintf("127.0.0.1:%d", metrics)
-		if i < l.State.EtcdMembers {
-			cfg.Etcd.Endpoint = l.etcdClientURL(n)
-			cfg.Etcd.SnapshotKeyFile = filepath.Join(l.Dir, "pki", "snapshot.key")
 		}
 		data, err := yaml.Marshal(cfg)
 		if err != nil {

@@ -37,6 +37,8 @@ type Lab struct {
 	Root string
 	Bin  *Binaries
 	log  io.Writer
+	// extra names agents started by StartAgent, stopped by Down.
+	extra []string
 
 	State State
 }
@@ -284,6 +286,9 @@ func (l *Lab) procs() []proc {
 	var ps []proc
 	for _, n := range l.State.Nodes {
 		ps = append(ps, l.proc("agent-"+n))
+	}
+	for _, name := range l.extra {
+		ps = append(ps, l.proc(name))
 	}
 	pg := l.proc("postgres")
 	pg.stopSignal = syscall.SIGINT // PostgreSQL's fast shutdown
