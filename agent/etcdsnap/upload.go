@@ -21,6 +21,7 @@ type uploader struct {
 	zw     *zstd.Encoder
 	enc    io.WriteCloser // age, or nil
 	stored *countingHash
+	sink   *sink
 	done   chan error
 	err    error // first write error; later writes are dropped
 }
@@ -45,8 +46,11 @@ func startUpload(ctx context.Context, store objstore.Store, key string, recipien
 		pr.CloseWithError(fmt.Errorf("upload ended: %v", err))
 		u.done <- err
 	}()
-	// What the store receives is hashed on its way out.
-	var out io.Writer = io.MultiWriter(pw, u.stored)
+	// What the store receives is hashed on its way out. A failed upload
+	// must not fail the writers above it (the local copy goes on), so the
+	// pipe's error is kept aside for Finish.
+	u.sink = &sink{w: pw}
+	var out io.Writer = io.MultiWriter(u.sink, u.stored)
 	if recipient != nil {
 		enc, err := age.Encrypt(out, recipient)
 		if err != nil {
@@ -96,6 +100,9 @@ func (u *uploader) Finish() (int64, string, error) {
 	if err := <-u.done; err != nil {
 		return 0, "", err
 	}
+	if u.sink.err != nil {
+		return 0, "", u.sink.err
+	}
 	return u.stored.n, hex.EncodeToString(u.stored.h.Sum(nil)), nil
 }
 
@@ -104,4 +111,17 @@ func (u *uploader) Abort(cause error) {
 	u.zw.Close()
 	u.pw.CloseWithError(cause)
 	<-u.done
+}
+
+// sink writes to w until the first error, then drops what follows.
+type sink struct {
+	w   io.Writer
+	err error
+}
+
+func (s *sink) Write(p []byte) (int, error) {
+	if s.err == nil {
+		_, s.err = s.w.Write(p)
+	}
+	return len(p), nil
 }

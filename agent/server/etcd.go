@@ -61,8 +61,11 @@ func (s *Server) ListEtcdSnapshots(ctx context.Context, req *agentv1.ListEtcdSna
 	resp := &agentv1.ListEtcdSnapshotsResponse{}
 	if s.snapshots.Store != nil {
 		list, err := etcdsnap.ListStore(ctx, s.snapshots.Store)
-		if err != nil {
+		switch {
+		case err != nil && !req.IncludeLocal:
 			return nil, status.Error(codes.Unavailable, err.Error())
+		case err != nil:
+			resp.StoreError = err.Error()
 		}
 		for _, snap := range list {
 			resp.Snapshots = append(resp.Snapshots, snap.Proto())

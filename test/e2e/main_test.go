@@ -126,3 +126,15 @@ func runBin(t *testing.T, bin string, extraEnv []string, args ...string) result 
 	}
 	return r
 }
+
+// labEnv is one variable of `hack/lab env`.
+func labEnv(t *testing.T, key string) string {
+	t.Helper()
+	for _, kv := range theLab.Env() {
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
+			return v
+		}
+	}
+	t.Fatalf("%s is not in the lab's environment", key)
+	return ""
+}

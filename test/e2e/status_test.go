@@ -119,17 +119,7 @@ func TestStatusBadFlagsAreUsageErrors(t *testing.T) {
 }
 
 func TestAgentRefusesClientsWithoutTheInstallCertificate(t *testing.T) {
-	env := theLab.Env()
-	get := func(k string) string {
-		for _, kv := range env {
-			if v, ok := strings.CutPrefix(kv, k+"="); ok {
-				return v
-			}
-		}
-		t.Fatalf("%s not in the lab env", k)
-		return ""
-	}
-	files := mtls.Files{CA: get("KUBECTL_DR_CA"), Cert: get("KUBECTL_DR_CERT"), Key: get("KUBECTL_DR_KEY")}
+	files := mtls.Files{CA: labEnv(t, "KUBECTL_DR_CA"), Cert: labEnv(t, "KUBECTL_DR_CERT"), Key: labEnv(t, "KUBECTL_DR_KEY")}
 	good, err := mtls.ClientConfig(files, "dr-agent")
 	if err != nil {
 		t.Fatal(err)

@@ -1096,8 +1096,11 @@ func (x *ListEtcdSnapshotsRequest) GetIncludeLocal() bool {
 }
 
 type ListEtcdSnapshotsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Snapshots     []*EtcdSnapshot        `protobuf:"bytes,1,rep,name=snapshots,proto3" json:"snapshots,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Snapshots []*EtcdSnapshot        `protobuf:"bytes,1,rep,name=snapshots,proto3" json:"snapshots,omitempty"`
+	// Set when the store could not be listed; snapshots then holds only the
+	// node's local ones.
+	StoreError    string `protobuf:"bytes,2,opt,name=store_error,json=storeError,proto3" json:"store_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1137,6 +1140,13 @@ func (x *ListEtcdSnapshotsResponse) GetSnapshots() []*EtcdSnapshot {
 		return x.Snapshots
 	}
 	return nil
+}
+
+func (x *ListEtcdSnapshotsResponse) GetStoreError() string {
+	if x != nil {
+		return x.StoreError
+	}
+	return ""
 }
 
 type DeleteEtcdSnapshotsRequest struct {
@@ -4450,9 +4460,11 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\bsnapshot\x18\x02 \x01(\v2\x19.dr.agent.v1.EtcdSnapshotH\x00R\bsnapshotB\a\n" +
 	"\x05event\"?\n" +
 	"\x18ListEtcdSnapshotsRequest\x12#\n" +
-	"\rinclude_local\x18\x01 \x01(\bR\fincludeLocal\"T\n" +
+	"\rinclude_local\x18\x01 \x01(\bR\fincludeLocal\"u\n" +
 	"\x19ListEtcdSnapshotsResponse\x127\n" +
-	"\tsnapshots\x18\x01 \x03(\v2\x19.dr.agent.v1.EtcdSnapshotR\tsnapshots\"2\n" +
+	"\tsnapshots\x18\x01 \x03(\v2\x19.dr.agent.v1.EtcdSnapshotR\tsnapshots\x12\x1f\n" +
+	"\vstore_error\x18\x02 \x01(\tR\n" +
+	"storeError\"2\n" +
 	"\x1aDeleteEtcdSnapshotsRequest\x12\x14\n" +
 	"\x05names\x18\x01 \x03(\tR\x05names\"7\n" +
 	"\x1bDeleteEtcdSnapshotsResponse\x12\x18\n" +

@@ -37,44 +37,66 @@ func NewCmdSnapshot(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cob
 }
 
 // catalog is every snapshot known: the store's, through an agent when one
-// answers (plus local copies not uploaded, from every etcd agent), else
-// read directly from the store.
+// can list it, else read directly from the store; plus local copies not
+// uploaded, from every agent that answers.
 func catalog(ctx context.Context, f *cmdutil.Factory, errOut io.Writer) ([]*etcdsnap.Snapshot, error) {
+	var (
+		out       []*etcdsnap.Snapshot
+		seen      = map[string]bool{}
+		haveStore bool
+		errs      []error
+	)
+	add := func(s *etcdsnap.Snapshot) {
+		if !seen[s.Name] {
+			seen[s.Name] = true
+			out = append(out, s)
+		}
+	}
 	nodes, err := agentclient.Connect(ctx, f.AgentOptions(nil))
-	if err == nil {
-		defer nodes.Close()
-		var out []*etcdsnap.Snapshot
-		answered := false
-		seen := map[string]bool{}
-		for _, n := range nodes {
-			if !n.Ready() {
-				continue
-			}
-			resp, err := n.Conn.ListEtcdSnapshots(ctx, &agentv1.ListEtcdSnapshotsRequest{IncludeLocal: true})
-			if err != nil {
-				fmt.Fprintf(errOut, "warning: node %s: list snapshots: %s\n", n.Node, agentclient.Explain(err))
-				continue
-			}
-			answered = true
-			for _, p := range resp.Snapshots {
-				if s := etcdsnap.FromProto(p); !seen[s.Name] {
-					seen[s.Name] = true
-					out = append(out, s)
-				}
-			}
+	if err != nil {
+		errs = append(errs, err)
+	}
+	defer nodes.Close()
+	for _, n := range nodes {
+		if !n.Ready() {
+			continue
 		}
-		if answered {
-			etcdsnap.SortNewestFirst(out)
-			return out, nil
+		resp, err := n.Conn.ListEtcdSnapshots(ctx, &agentv1.ListEtcdSnapshotsRequest{IncludeLocal: true})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("node %s: %s", n.Node, agentclient.Explain(err)))
+			continue
+		}
+		if resp.StoreError != "" {
+			errs = append(errs, fmt.Errorf("node %s cannot list the store: %s", n.Node, resp.StoreError))
+		} else {
+			haveStore = true
+		}
+		for _, p := range resp.Snapshots {
+			add(etcdsnap.FromProto(p))
 		}
 	}
-	store, serr := f.OpenStore(ctx)
-	if serr != nil {
+	if !haveStore {
+		store, err := f.OpenStore(ctx)
 		if err == nil {
-			err = errors.New("no agent answered")
+			var list []*etcdsnap.Snapshot
+			if list, err = etcdsnap.ListStore(ctx, store); err == nil {
+				fmt.Fprintf(errOut, "no agent could list the store; read %s directly\n", store)
+				for _, s := range list {
+					add(s)
+				}
+				haveStore = true
+			}
 		}
-		return nil, fmt.Errorf("%v, and the store cannot be read directly: %w", err, serr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read the store directly: %w", err))
+		}
 	}
-	fmt.Fprintf(errOut, "no agent answered; reading %s directly (local copies on the nodes are not shown)\n", store)
-	return etcdsnap.ListStore(ctx, store)
+	if !haveStore {
+		if len(out) == 0 {
+			return nil, fmt.Errorf("cannot list etcd snapshots: %w", errors.Join(errs...))
+		}
+		fmt.Fprintf(errOut, "warning: the store could not be listed (%v); showing local copies only\n", errors.Join(errs...))
+	}
+	etcdsnap.SortNewestFirst(out)
+	return out, nil
 }
