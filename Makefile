@@ -57,6 +57,7 @@ verify: ## gofmt, go vet, go mod tidy and generated code are clean
 bench: ## Benchmarks against the tools users would otherwise run (see hack/bench)
 	go test -run '^$$' -bench . -benchmem ./agent/... ./plugin/...
 	hack/bench/status.sh
+	hack/bench/etcd-snapshot.sh
 
 .PHONY: clean
 clean: ## Remove build output (not the lab's binary cache)

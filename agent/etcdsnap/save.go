@@ -3,7 +3,6 @@ package etcdsnap
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -140,13 +139,12 @@ func (s *Snapshotter) Save(ctx context.Context, req SaveRequest) (*Snapshot, err
 		}
 	}
 	trailer := newTrailerCheck()
-	raw := sha256.New()
-	writers := []io.Writer{f, trailer, raw}
+	writers := []io.Writer{f, trailer}
 	if up != nil {
 		writers = append(writers, up)
 	}
 	progress("snapshot", 0, total)
-	n, err := io.Copy(io.MultiWriter(writers...), &progressReader{r: resp.Snapshot, fn: func(done int64) { progress("snapshot", done, total) }})
+	n, err := io.CopyBuffer(io.MultiWriter(writers...), &progressReader{r: resp.Snapshot, fn: func(done int64) { progress("snapshot", done, total) }}, make([]byte, 1<<20))
 	if err == nil {
 		err = trailer.Verify()
 	}
@@ -158,7 +156,7 @@ func (s *Snapshotter) Save(ctx context.Context, req SaveRequest) (*Snapshot, err
 		return nil, fmt.Errorf("read snapshot from %s: %w", s.Client.Endpoint, err)
 	}
 	snap.Size = n
-	snap.SHA256 = hex.EncodeToString(raw.Sum(nil))
+	snap.SHA256 = hex.EncodeToString(trailer.Sum256())
 	if err := finishFile(f, part, local); err != nil {
 		if up != nil {
 			up.Abort(err)

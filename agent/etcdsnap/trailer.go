@@ -1,6 +1,7 @@
 package etcdsnap
 
 import (
+	"encoding"
 	"bytes"
 	"crypto/sha256"
 	"errors"
@@ -51,4 +52,19 @@ func (t *trailerCheck) Verify() error {
 		return fmt.Errorf("%w: trailer %x, computed %x", ErrChecksum, t.tail, sum)
 	}
 	return nil
+}
+
+// Sum256 is the sha256 of everything written (database and trailer),
+// computed from the running hash instead of a second pass.
+func (t *trailerCheck) Sum256() []byte {
+	state, err := t.h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		panic(err) // sha256's state always marshals
+	}
+	h := sha256.New()
+	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err != nil {
+		panic(err)
+	}
+	h.Write(t.tail)
+	return h.Sum(nil)
 }

@@ -25,6 +25,9 @@ func TestTrailerCheck(t *testing.T) {
 				c.Write(tc.data[i:min(i+chunk, len(tc.data))])
 			}
 			err := c.Verify()
+			if all := sha256.Sum256(tc.data); string(c.Sum256()) != string(all[:]) {
+				t.Errorf("chunk %d, %s: Sum256 differs from sha256 of all bytes", chunk, name)
+			}
 			if tc.ok && err != nil {
 				t.Errorf("chunk %d, %s: %v", chunk, name, err)
 			}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"sync"
 
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
@@ -22,8 +23,12 @@ type uploader struct {
 	enc    io.WriteCloser // age, or nil
 	stored *countingHash
 	sink   *sink
-	done   chan error
-	err    error // first write error; later writes are dropped
+	done   chan error // the store's Put
+	// Compression runs in its own goroutine, fed chunks through ch, so it
+	// overlaps with the local write and the checksum.
+	ch         chan []byte
+	compressed chan error
+	pool       sync.Pool
 }
 
 type countingHash struct {
@@ -67,24 +72,34 @@ func startUpload(ctx context.Context, store objstore.Store, key string, recipien
 		return nil, fmt.Errorf("zstd: %w", err)
 	}
 	u.zw = zw
+	u.ch = make(chan []byte, 8)
+	u.compressed = make(chan error, 1)
+	go func() {
+		var err error
+		for b := range u.ch {
+			if err == nil {
+				_, err = u.zw.Write(b)
+			}
+			u.pool.Put(b[:0])
+		}
+		u.compressed <- err
+	}()
 	return u, nil
 }
 
 // Write never fails: a failed upload must not stop the local copy. The
 // first error is kept for Finish.
 func (u *uploader) Write(p []byte) (int, error) {
-	if u.err == nil {
-		if _, err := u.zw.Write(p); err != nil {
-			u.err = err
-		}
-	}
+	b, _ := u.pool.Get().([]byte)
+	u.ch <- append(b, p...)
 	return len(p), nil
 }
 
 // Finish flushes and waits for the upload; it returns the stored size and
 // sha256.
 func (u *uploader) Finish() (int64, string, error) {
-	err := u.err
+	close(u.ch)
+	err := <-u.compressed
 	if err == nil {
 		err = u.zw.Close()
 	}
@@ -108,6 +123,8 @@ func (u *uploader) Finish() (int64, string, error) {
 
 // Abort stops the upload; the store never completes the object.
 func (u *uploader) Abort(cause error) {
+	close(u.ch)
+	<-u.compressed
 	u.zw.Close()
 	u.pw.CloseWithError(cause)
 	<-u.done

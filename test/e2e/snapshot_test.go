@@ -151,6 +151,26 @@ func TestEtcdSnapshotSaveRestoresElsewhere(t *testing.T) {
 		t.Errorf("the ConfigMap created through the API server is not in the restored etcd: %v %v", resp, err)
 	}
 
+	// kubectl dr's own download gives the same file, and only with the key.
+	got := filepath.Join(dir, "downloaded.db")
+	if r := kubectlDR(t, nil, "etcd", "snapshot", "download", snap.Name, "--to", got); r.code != 0 {
+		t.Fatalf("download: exit %d: %s", r.code, r.stderr)
+	}
+	if fileSHA256(t, got) != snap.SHA256 {
+		t.Errorf("downloaded file differs from the snapshot")
+	}
+	if r := kubectlDR(t, nil, "etcd", "snapshot", "download", snap.Name, "--to", got); r.code != 1 || !strings.Contains(r.stderr, "exists: nothing is overwritten") {
+		t.Errorf("download over an existing file: exit %d, %s", r.code, r.stderr)
+	}
+	nokey := filepath.Join(dir, "nokey.db")
+	r = kubectlDR(t, []string{"DR_SNAPSHOT_KEY="}, "etcd", "snapshot", "download", snap.Name, "--to", nokey)
+	if r.code != 1 || !strings.Contains(r.stderr, "no snapshot key was given") {
+		t.Errorf("download without the key: exit %d, %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(nokey); err == nil {
+		t.Errorf("a failed download left %s", nokey)
+	}
+
 	// ls shows it as a good snapshot, describe tells the same story.
 	ls := kubectlDR(t, nil, "etcd", "snapshot", "ls")
 	row := tableRows(ls.stdout)[snap.Name]

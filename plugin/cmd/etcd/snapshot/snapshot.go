@@ -32,6 +32,7 @@ func NewCmdSnapshot(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cob
 		newCmdDescribe(f, streams),
 		newCmdRemove(f, streams),
 		newCmdPrune(f, streams),
+		newCmdDownload(f, streams),
 	)
 	return cmd
 }

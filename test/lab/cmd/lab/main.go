@@ -4,6 +4,7 @@
 //	hack/lab env      # shell exports: eval "$(hack/lab env)"
 //	hack/lab down     # stops what up started, keeps the data
 //	hack/lab clean    # removes the lab dir (after down)
+//	hack/lab port     # prints a free loopback port (for scripts)
 package main
 
 import (
@@ -70,6 +71,13 @@ func run(ctx context.Context, args []string) error {
 			return nil
 		}
 		return l.Down(ctx, os.Stderr)
+	case "port":
+		p, err := lab.FreePort()
+		if err != nil {
+			return err
+		}
+		fmt.Println(p)
+		return nil
 	case "clean":
 		if l, err := lab.Open(*dir, rootAbs); err == nil {
 			if running := l.Running(); len(running) > 0 {

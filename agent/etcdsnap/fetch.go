@@ -1,0 +1,79 @@
+package etcdsnap
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"filippo.io/age"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
+)
+
+// ErrNoKey means an encrypted snapshot was fetched without its key.
+var ErrNoKey = errors.New("snapshot is encrypted and no snapshot key was given")
+
+// Fetch downloads a snapshot from the store into path, undoing encryption
+// and compression in one pass, and checks both the stored and the raw
+// sha256 before the file appears under its name (it is written to .part
+// first). identity may be nil for unencrypted snapshots.
+func Fetch(ctx context.Context, store objstore.Store, snap *Snapshot, identity age.Identity, path string) error {
+	if snap.Encrypted() && identity == nil {
+		return fmt.Errorf("%s: %w: give --key-file (the snapshot key kept when installing)", snap.Name, ErrNoKey)
+	}
+	rc, err := store.Get(ctx, snap.StoreKey)
+	if err != nil {
+		return fmt.Errorf("download %s: %w", snap.Name, err)
+	}
+	defer rc.Close()
+	stored := sha256.New()
+	var r io.Reader = io.TeeReader(rc, stored)
+	if snap.Encrypted() {
+		if r, err = age.Decrypt(r, identity); err != nil {
+			return fmt.Errorf("decrypt %s: %w (is it the right snapshot key?)", snap.Name, err)
+		}
+	}
+	zr, err := zstd.NewReader(r)
+	if err != nil {
+		return fmt.Errorf("decompress %s: %w", snap.Name, err)
+	}
+	defer zr.Close()
+
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	part := path + ".part"
+	f, err := os.OpenFile(part, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	raw := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, raw), zr)
+	if err == nil {
+		// Drain what the decoders did not need, so the stored hash covers
+		// the whole object.
+		_, err = io.Copy(io.Discard, r)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(part)
+		return fmt.Errorf("download %s: %w", snap.Name, err)
+	}
+	if got := hex.EncodeToString(stored.Sum(nil)); snap.StoredSHA256 != "" && got != snap.StoredSHA256 {
+		f.Close()
+		os.Remove(part)
+		return fmt.Errorf("%w: stored object of %s has sha256 %s, metadata says %s", ErrChecksum, snap.Name, got, snap.StoredSHA256)
+	}
+	if got := hex.EncodeToString(raw.Sum(nil)); got != snap.SHA256 || n != snap.Size {
+		f.Close()
+		os.Remove(part)
+		return fmt.Errorf("%w: %s decoded to %d bytes with sha256 %s, metadata says %d bytes, %s", ErrChecksum, snap.Name, n, got, snap.Size, snap.SHA256)
+	}
+	return finishFile(f, part, path)
+}

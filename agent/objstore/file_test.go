@@ -1,0 +1,85 @@
+package objstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestFileStore(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, err := Open(Config{URL: "file://" + root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.Sub("cluster-1")
+	if err := c.Check(ctx); err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	if _, err := c.Put(ctx, "etcd/n1/a.json", strings.NewReader("meta"), -1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Put(ctx, "etcd/n1/a.db.zst", bytes.NewReader(make([]byte, 1000)), 1000); err != nil {
+		t.Fatal(err)
+	}
+	// A half-written object (a crashed Put) is never listed.
+	if err := os.WriteFile(filepath.Join(root, "cluster-1", "etcd", "n1", "b.json.part"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	list, err := c.List(ctx, "etcd/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, o := range list {
+		keys = append(keys, o.Key)
+	}
+	if strings.Join(keys, " ") != "etcd/n1/a.db.zst etcd/n1/a.json" {
+		t.Errorf("list = %v", keys)
+	}
+	rc, err := c.Get(ctx, "etcd/n1/a.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(got) != "meta" {
+		t.Errorf("get = %q", got)
+	}
+	if err := c.Delete(ctx, "etcd/n1/a.json"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(ctx, "etcd/n1/a.json"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("get after delete: %v, want ErrNotFound", err)
+	}
+	if _, err := c.Stat(ctx, "etcd/n1/a.db.zst"); err != nil {
+		t.Errorf("stat: %v", err)
+	}
+	for _, bad := range []string{"../escape", "/abs", "a/../../b", ""} {
+		if _, err := c.Put(ctx, bad, strings.NewReader("x"), 1); err == nil {
+			t.Errorf("Put(%q) accepted a key that escapes the store", bad)
+		}
+	}
+}
+
+func TestOpenRejectsBadURLs(t *testing.T) {
+	for url, want := range map[string]string{
+		"":                 "no store configured",
+		"ftp://x":          `unknown scheme "ftp"`,
+		"s3://":            "no bucket",
+		"file://host/path": "absolute path",
+		"s3://bucket/p":    "no S3 credentials",
+		"file:///":         "no directory",
+	} {
+		_, err := Open(Config{URL: url})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Open(%q) = %v, want an error containing %q", url, err, want)
+		}
+	}
+}

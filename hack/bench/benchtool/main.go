@@ -1,0 +1,94 @@
+// Command benchtool helps the benchmarks in hack/bench: it fills etcd with
+// data shaped like a cluster's, and uploads a file to the store the plain
+// way (one PutObject), as a user without kubectl dr would.
+//
+//	benchtool fill -mib 1024        (ETCDCTL_* from `hack/lab env`)
+//	benchtool upload FILE KEY       (DR_STORE, DR_S3_ENDPOINT, AWS_*)
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand"
+	"os"
+	"strings"
+	"time"
+
+
+	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
+	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "benchtool:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("usage: benchtool fill|upload ...")
+	}
+	switch args[0] {
+	case "fill":
+		fs := flag.NewFlagSet("fill", flag.ExitOnError)
+		mib := fs.Int("mib", 1024, "MiB of values to write")
+		fs.Parse(args[1:])
+		return fill(ctx, *mib)
+	case "upload":
+		if len(args) != 3 {
+			return fmt.Errorf("usage: benchtool upload FILE KEY")
+		}
+		return upload(ctx, args[1], args[2])
+	}
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// fill writes values of 128 KiB: a third random bytes, the rest repeated
+// text, so the database compresses about as much as real cluster state.
+func fill(ctx context.Context, mib int) error {
+	cfg := etcdsnap.ClientConfig{
+		Endpoint: strings.Split(os.Getenv("ETCDCTL_ENDPOINTS"), ",")[0],
+		CA:       os.Getenv("ETCDCTL_CACERT"), Cert: os.Getenv("ETCDCTL_CERT"), Key: os.Getenv("ETCDCTL_KEY"),
+	}
+	cli, err := cfg.New()
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	rng := rand.New(rand.NewSource(1))
+	const size = 128 << 10
+	text := strings.Repeat(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"bench","namespace":"default"}}`, size/80+1)
+	start := time.Now()
+	for i := 0; i < mib*8; i++ {
+		v := make([]byte, size)
+		rng.Read(v[:size/3])
+		copy(v[size/3:], text)
+		if _, err := cli.Put(ctx, fmt.Sprintf("/bench/%06d", i), string(v)); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(os.Stderr, "wrote %d MiB in %s\n", mib, time.Since(start).Round(time.Second))
+	return nil
+}
+
+func upload(ctx context.Context, file, key string) error {
+	store, err := objstore.Open(objstore.Config{}.FromEnv())
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	_, err = store.Put(ctx, key, f, st.Size())
+	return err
+}
+
