@@ -1,9 +1,9 @@
 package etcdsnap
 
 import (
-	"encoding"
 	"bytes"
 	"crypto/sha256"
+	"encoding"
 	"errors"
 	"fmt"
 	"hash"
