@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
 	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
 )
@@ -91,4 +90,3 @@ func upload(ctx context.Context, file, key string) error {
 	_, err = store.Put(ctx, key, f, st.Size())
 	return err
 }
-
