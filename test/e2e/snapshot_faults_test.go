@@ -12,6 +12,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/kubectl-dr/kubectl-dr/agent/config"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 )
 
@@ -21,20 +22,9 @@ import (
 func TestEtcdSnapshotSurvivesStoreFaults(t *testing.T) {
 	ctx := context.Background()
 	proxy := newFaultProxy(t, strings.TrimPrefix(labEnv(t, "DR_S3_ENDPOINT"), "http://"))
-	cfg, err := theLab.AgentConfig("server-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	cfg.Listen = fmt.Sprintf("127.0.0.1:%d", port)
-	cfg.MetricsAddress = "off"
-	cfg.Etcd.Schedule = "off"
-	cfg.StateDir = t.TempDir()
-	cfg.Store.Endpoint = proxy.URL()
-	if err := theLab.StartAgent(ctx, "agent-faulty", cfg); err != nil {
-		t.Fatal(err)
-	}
-	env := []string{fmt.Sprintf("KUBECTL_DR_AGENTS=server-1=127.0.0.1:%d", port)}
+	env := startExtraAgent(t, "agent-faulty", "server-1", func(cfg *config.Config) {
+		cfg.Store.Endpoint = proxy.URL()
+	})
 
 	// Incompressible data, so the upload is megabytes long.
 	cli := etcdClient(t, "server-1")
@@ -118,20 +108,10 @@ func TestEtcdSnapshotSurvivesStoreFaults(t *testing.T) {
 }
 
 func TestEtcdSnapshotMissingBucketIsNamed(t *testing.T) {
-	cfg, err := theLab.AgentConfig("server-2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	cfg.Listen = fmt.Sprintf("127.0.0.1:%d", port)
-	cfg.MetricsAddress = "off"
-	cfg.Etcd.Schedule = "off"
-	cfg.StateDir = t.TempDir()
-	cfg.Store.URL = "s3://no-such-bucket/x"
-	if err := theLab.StartAgent(context.Background(), "agent-nobucket", cfg); err != nil {
-		t.Fatal(err)
-	}
-	r := kubectlDR(t, []string{fmt.Sprintf("KUBECTL_DR_AGENTS=server-2=127.0.0.1:%d", port)}, "etcd", "snapshot", "save", "--node", "server-2", "--name", "nobucket")
+	env := startExtraAgent(t, "agent-nobucket", "server-2", func(cfg *config.Config) {
+		cfg.Store.URL = "s3://no-such-bucket/x"
+	})
+	r := kubectlDR(t, env, "etcd", "snapshot", "save", "--node", "server-2", "--name", "nobucket")
 	if r.code != 1 || !strings.Contains(r.stderr, `bucket "no-such-bucket" does not exist`) || !strings.Contains(r.stderr, "NOT uploaded") {
 		t.Errorf("save into a missing bucket: exit %d, stderr:\n%s", r.code, r.stderr)
 	}
@@ -151,4 +131,25 @@ func listNames(t *testing.T, r result) map[string]string {
 		out[s.Name] = s.Location
 	}
 	return out
+}
+
+// startExtraAgent runs one more agent for node, configured like the lab's
+// but without schedule or metrics and with its own state dir, changed by
+// mutate. It returns the environment that points kubectl dr at it alone.
+func startExtraAgent(t *testing.T, name, node string, mutate func(*config.Config)) []string {
+	t.Helper()
+	cfg, err := theLab.AgentConfig(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Listen = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cfg.MetricsAddress = "off"
+	cfg.Etcd.Schedule = "off"
+	cfg.StateDir = t.TempDir()
+	mutate(&cfg)
+	if err := theLab.StartAgent(context.Background(), name, cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { theLab.StopProcess(name) })
+	return []string{"KUBECTL_DR_AGENTS=" + node + "=" + cfg.Listen}
 }
