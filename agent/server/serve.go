@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"syscall"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -31,9 +33,9 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	lis, err := net.Listen("tcp", cfg.Listen)
+	lis, err := listen(ctx, cfg.Listen, log)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		return err
 	}
 	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)))
 	agentv1.RegisterAgentServiceServer(gs, srv)
@@ -43,7 +45,11 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	errc := make(chan error, 3)
 	go func() {
 		<-ctx.Done()
+		// Streams in flight get a few seconds; then the port must be free
+		// for the pod that replaces this one.
+		t := time.AfterFunc(5*time.Second, gs.Stop)
 		gs.GracefulStop()
+		t.Stop()
 	}()
 	if cfg.MetricsAddress != "" {
 		go func() {
@@ -114,5 +120,27 @@ func (s *Server) snapshotJob() schedule.Job {
 			}
 			return nil
 		},
+	}
+}
+
+// listen binds the gRPC address. With hostNetwork, the pod that replaces
+// this one can start while the old one still holds the port: wait for it
+// rather than crash-looping.
+func listen(ctx context.Context, addr string, log *slog.Logger) (net.Listener, error) {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		lis, err := net.Listen("tcp", addr)
+		if err == nil {
+			return lis, nil
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
+			return nil, fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		log.Warn("address in use, waiting for it", "listen", addr)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
 	}
 }

@@ -7,7 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +32,8 @@ const (
 	// ServerName is the DNS name every agent certificate carries; the
 	// address dialled is a loopback port-forward, so it cannot be checked.
 	ServerName = "dr-agent"
+	// PortAnnotation on an agent pod names its gRPC port (default AgentPort).
+	PortAnnotation = "dr.kubectl.io/grpc-port"
 )
 
 // ErrNoAgent means no agent is known for a node that was asked for.
@@ -59,10 +63,11 @@ func (t Target) Via() string {
 
 // Options configure how agents are found and dialled.
 type Options struct {
-	// Agents are NODE=HOST:PORT entries; when set, they are used as given and
-	// the API server is asked only if Discover is also set.
+	// Agents are NODE=HOST:PORT entries, dialled directly; they win over a
+	// pod found for the same node.
 	Agents []string
-	// Discover lists agent pods through the API server.
+	// Discover lists agent pods through the API server. When direct agents
+	// are given too, a failed discovery is only a warning.
 	Discover  bool
 	Namespace string
 	Selector  string
@@ -72,6 +77,8 @@ type Options struct {
 	TLS   mtls.Files
 	// RESTConfig is needed for discovery and port-forwarding.
 	RESTConfig func() (*rest.Config, error)
+	// Warnings receives what did not stop the command.
+	Warnings io.Writer
 }
 
 // ParseAgents parses NODE=HOST:PORT entries.
@@ -104,8 +111,11 @@ func Resolve(ctx context.Context, o Options) ([]Target, error) {
 	}
 	if o.Discover {
 		pods, err := discover(ctx, o)
-		if err != nil {
+		if err != nil && len(targets) == 0 {
 			return nil, err
+		}
+		if err != nil && o.Warnings != nil {
+			fmt.Fprintf(o.Warnings, "warning: agents given directly only; %v\n", err)
 		}
 		have := map[string]bool{}
 		for _, t := range targets {
@@ -158,6 +168,9 @@ func discover(ctx context.Context, o Options) ([]Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list agent pods in namespace %s (%s): %w", ns, sel, err)
 	}
+	// One target per node: during a rolling update a node has two pods;
+	// the ready one wins.
+	byNode := map[string]int{}
 	var out []Target
 	for i := range pods.Items {
 		p := &pods.Items[i]
@@ -172,6 +185,13 @@ func discover(ctx context.Context, o Options) ([]Target, error) {
 		if !podReady(p) {
 			t.Err = fmt.Errorf("agent pod %s/%s on node %s is not ready (phase %s)", p.Namespace, p.Name, node, p.Status.Phase)
 		}
+		if j, ok := byNode[node]; ok {
+			if out[j].Err != nil && t.Err == nil {
+				out[j] = t
+			}
+			continue
+		}
+		byNode[node] = len(out)
 		out = append(out, t)
 	}
 	return out, nil
@@ -221,7 +241,13 @@ func Dial(ctx context.Context, t Target, o Options) (*Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		addr, cleanup, err = portForward(ctx, cfg, t.Pod, AgentPort)
+		port := AgentPort
+		if v, ok := t.Pod.Annotations[PortAnnotation]; ok {
+			if port, err = strconv.Atoi(v); err != nil {
+				return nil, fmt.Errorf("node %s: pod %s: annotation %s=%q is not a port", t.Node, t.Via(), PortAnnotation, v)
+			}
+		}
+		addr, cleanup, err = portForward(ctx, cfg, t.Pod, port)
 		if err != nil {
 			return nil, fmt.Errorf("node %s: port-forward to %s: %w", t.Node, t.Via(), err)
 		}

@@ -15,6 +15,7 @@ import (
 // NewRootCmd builds the kubectl dr command tree.
 func NewRootCmd(streams genericiooptions.IOStreams) *cobra.Command {
 	f := cmdutil.NewFactory()
+	f.ErrOut = streams.ErrOut
 	root := &cobra.Command{
 		Use:   "kubectl-dr",
 		Short: "Backup and disaster recovery for k3s clusters",

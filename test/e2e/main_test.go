@@ -43,8 +43,10 @@ func run(m *testing.M) int {
 	}
 	ctx := context.Background()
 	start := time.Now()
-	l, err := lab.Up(ctx, lab.Options{Dir: dir, Root: root, EtcdMembers: 3, Nodes: 4, Log: os.Stderr})
-	if l != nil {
+	l, err := lab.Up(ctx, lab.Options{Dir: dir, Root: root, EtcdMembers: 3, Nodes: 4, KubeNode: "server-1", Log: os.Stderr})
+	if l != nil && os.Getenv("DR_E2E_KEEP_LAB") != "" {
+		fmt.Fprintf(os.Stderr, "keeping the lab in %s (DR_E2E_KEEP_LAB): hack/lab down --dir %s\n", dir, dir)
+	} else if l != nil {
 		defer func() {
 			if err := tearDown(l, dir); err != nil {
 				fmt.Fprintln(os.Stderr, "lab teardown:", err)

@@ -42,6 +42,9 @@ func TestStatusListsEveryNodeWithEtcdHealth(t *testing.T) {
 		if s.Node != want[i] {
 			t.Errorf("item %d node = %q, want %q", i, s.Node, want[i])
 		}
+		if s.Node == "server-1" && !strings.HasPrefix(s.Via, "pod dr-system/") {
+			t.Errorf("server-1 reached via %q, want its DaemonSet pod", s.Via)
+		}
 		if s.Node == "agent-1" {
 			if !s.Reachable || s.Etcd != nil || strings.Join(s.Roles, ",") != "agent" {
 				t.Errorf("agent-1: reachable %v roles %v etcd %+v, want a worker without etcd", s.Reachable, s.Roles, s.Etcd)

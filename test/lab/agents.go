@@ -120,6 +120,9 @@ func (l *Lab) upAgents(ctx context.Context) error {
 		if err := os.WriteFile(l.AgentConfigPath(n), data, 0o644); err != nil {
 			return err
 		}
+		if n == l.State.KubeNode {
+			continue // runs as the DaemonSet's pod
+		}
 		if pid, ok := p.pid(l.Dir); ok {
 			if !newer(l.Bin.DRAgent, p.pidFile) {
 				fmt.Fprintf(l.log, "agent %s: already running (pid %d)\n", n, pid)

@@ -22,6 +22,9 @@ type component struct {
 	// pkgs maps output binary name to package path.
 	pkgs    map[string]string
 	ldflags string
+	env     []string
+	// variant tells apart builds of one version with other settings.
+	variant string
 }
 
 var components = []component{
@@ -33,7 +36,13 @@ var components = []component{
 		name: "kube", moduleDir: "hack/tools/kube", versionOf: "k8s.io/kubernetes",
 		// kubectl too: a fresh machine may have none, and this one matches the
 		// server's version.
-		pkgs: map[string]string{"kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver", "kubectl": "k8s.io/kubernetes/cmd/kubectl"},
+		pkgs: map[string]string{
+			"kube-apiserver":          "k8s.io/kubernetes/cmd/kube-apiserver",
+			"kubectl":                 "k8s.io/kubernetes/cmd/kubectl",
+			"kubelet":                 "k8s.io/kubernetes/cmd/kubelet",
+			"kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
+			"kube-scheduler":          "k8s.io/kubernetes/cmd/kube-scheduler",
+		},
 		// The same flags every time: a changed flag misses the build cache.
 		ldflags: "-X k8s.io/component-base/version.gitVersion=v1.35.4 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=35",
 	},
@@ -42,8 +51,10 @@ var components = []component{
 		pkgs: map[string]string{"minio": "github.com/minio/minio"},
 	},
 	{
-		name: "restic", moduleDir: ".", versionOf: "github.com/restic/restic",
+		// Static, so the same binary runs in the agent image.
+		name: "restic", moduleDir: ".", versionOf: "github.com/restic/restic", variant: "static",
 		pkgs: map[string]string{"restic": "github.com/restic/restic/cmd/restic"},
+		env:  []string{"CGO_ENABLED=0"},
 	},
 }
 
@@ -63,6 +74,7 @@ func CacheDir() string {
 // Binaries are the paths of every binary the lab runs.
 type Binaries struct {
 	Etcd, Etcdctl, Etcdutl, KubeAPIServer, Kubectl, MinIO, Restic string
+	Kubelet, KubeControllerManager, KubeScheduler                 string
 	KubectlDR, DRAgent                                            string
 	// Dirs to put in front of PATH.
 	Dirs []string
@@ -101,6 +113,7 @@ func Build(ctx context.Context, root, outDir string, log io.Writer) (*Binaries, 
 	b.Etcd, b.Etcdctl, b.Etcdutl = paths["etcd"], paths["etcdctl"], paths["etcdutl"]
 	b.KubeAPIServer, b.Kubectl = paths["kube-apiserver"], paths["kubectl"]
 	b.MinIO, b.Restic = paths["minio"], paths["restic"]
+	b.Kubelet, b.KubeControllerManager, b.KubeScheduler = paths["kubelet"], paths["kube-controller-manager"], paths["kube-scheduler"]
 
 	fmt.Fprintf(log, "building kubectl-dr and dr-agent into %s\n", outDir)
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", outDir+"/", "./cmd/kubectl-dr", "./cmd/dr-agent")
@@ -123,6 +136,9 @@ func (c component) ensure(ctx context.Context, root, cache string, log io.Writer
 	}
 	version := strings.TrimSpace(string(out))
 	dir := filepath.Join(cache, c.name+"-"+version)
+	if c.variant != "" {
+		dir += "-" + c.variant
+	}
 	complete := true
 	for bin := range c.pkgs {
 		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
@@ -145,6 +161,7 @@ func (c component) ensure(ctx context.Context, root, cache string, log io.Writer
 		}
 		cmd := exec.CommandContext(ctx, "go", append(args, pkg)...)
 		cmd.Dir = modDir
+		cmd.Env = append(os.Environ(), c.env...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return "", fmt.Errorf("build %s (%s %s): %w\n%s", bin, pkg, version, err, tail(out, 30))
 		}

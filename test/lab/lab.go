@@ -26,9 +26,13 @@ type Options struct {
 	Root string
 	// EtcdMembers is 1 or 3; nodes beyond it are k3s agent (worker) nodes.
 	EtcdMembers int
-	// Nodes is the number of dr-agent processes, one per node.
+	// Nodes is the number of nodes, each with a dr-agent.
 	Nodes int
-	Log   io.Writer
+	// KubeNode, when set, is the node that runs a real kubelet and
+	// containerd, its agent as the DaemonSet's pod; the others keep agent
+	// processes reached directly.
+	KubeNode string
+	Log      io.Writer
 }
 
 // Lab is a running (or stopped) lab and its recorded state.
@@ -39,6 +43,8 @@ type Lab struct {
 	log  io.Writer
 	// extra names agents started by StartAgent, stopped by Down.
 	extra []string
+	// mu guards State while components start in parallel.
+	mu sync.Mutex
 
 	State State
 }
@@ -53,6 +59,12 @@ type State struct {
 	MinIOUser   string         `json:"minioUser"`
 	MinIOSecret string         `json:"minioSecret"`
 	Bucket      string         `json:"bucket"`
+	KubeNode    string         `json:"kubeNode,omitempty"`
+	// AgentImageSHA is the last agent image imported; a new one restarts
+	// the DaemonSet's pods.
+	AgentImageSHA string `json:"agentImageSHA,omitempty"`
+	// HostBefore is recorded before the node starts, for down to restore.
+	HostBefore *HostBefore `json:"hostBefore,omitempty"`
 	// ClusterID is the kube-system namespace's UID, as in a real cluster.
 	ClusterID string `json:"clusterID,omitempty"`
 	// BinDirs go in front of PATH: our binaries, then the cached ones.
@@ -134,6 +146,9 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	if err := l.upAgents(ctx); err != nil {
 		return l, err
 	}
+	if err := l.upNode(ctx); err != nil {
+		return l, err
+	}
 	fmt.Fprintf(o.Log, "lab is up: eval \"$(hack/lab env)\"\n")
 	return l, nil
 }
@@ -158,16 +173,16 @@ func (l *Lab) loadOrInitState(o Options) error {
 		if err := json.Unmarshal(data, &l.State); err != nil {
 			return fmt.Errorf("read lab state %s: %w", l.statePath(), err)
 		}
-		if l.State.EtcdMembers != o.EtcdMembers || len(l.State.Nodes) != o.Nodes {
-			return fmt.Errorf("the lab in %s has %d etcd members and %d nodes, not %d and %d: run `hack/lab down && hack/lab clean` to start over",
-				l.Dir, l.State.EtcdMembers, len(l.State.Nodes), o.EtcdMembers, o.Nodes)
+		if l.State.EtcdMembers != o.EtcdMembers || len(l.State.Nodes) != o.Nodes || l.State.KubeNode != o.KubeNode {
+			return fmt.Errorf("the lab in %s has %d etcd members, %d nodes and Kubernetes node %q, not %d, %d and %q: run `hack/lab down && hack/lab clean` to start over",
+				l.Dir, l.State.EtcdMembers, len(l.State.Nodes), l.State.KubeNode, o.EtcdMembers, o.Nodes, o.KubeNode)
 		}
 		return nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	s := State{EtcdMembers: o.EtcdMembers, Ports: map[string]int{}, Bucket: "dr-lab"}
+	s := State{EtcdMembers: o.EtcdMembers, Ports: map[string]int{}, Bucket: "dr-lab", KubeNode: o.KubeNode}
 	for i := 1; i <= o.Nodes; i++ {
 		name := fmt.Sprintf("server-%d", i)
 		if i > o.EtcdMembers {
@@ -200,6 +215,8 @@ func (l *Lab) loadOrInitState(o Options) error {
 // port returns the named port, picking and recording a free one for a name
 // that an older lab state does not have yet.
 func (l *Lab) port(name string) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if p := l.State.Ports[name]; p != 0 {
 		return p, nil
 	}
@@ -208,10 +225,16 @@ func (l *Lab) port(name string) (int, error) {
 		return 0, err
 	}
 	l.State.Ports[name] = p
-	return p, l.saveState()
+	return p, l.saveStateLocked()
 }
 
 func (l *Lab) saveState() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.saveStateLocked()
+}
+
+func (l *Lab) saveStateLocked() error {
 	data, err := json.MarshalIndent(l.State, "", "  ")
 	if err != nil {
 		return err
@@ -277,6 +300,9 @@ func (l *Lab) Down(ctx context.Context, log io.Writer) error {
 			first = append(first, p)
 		}
 	}
+	if err := l.downNode(func(f string, a ...any) { fmt.Fprintf(log, f+"\n", a...) }); err != nil {
+		errs = append(errs, err)
+	}
 	stopAll(first)
 	stopAll(etcd)
 	return errors.Join(errs...)
@@ -315,7 +341,10 @@ func (l *Lab) Env() []string {
 	s := l.State
 	var agents, endpoints []string
 	for _, n := range s.Nodes {
-		agents = append(agents, n+"="+l.AgentAddr(n))
+		// The real node's agent is found through the API server.
+		if n != s.KubeNode {
+			agents = append(agents, n+"="+l.AgentAddr(n))
+		}
 	}
 	for _, n := range l.EtcdNodes() {
 		endpoints = append(endpoints, fmt.Sprintf("https://127.0.0.1:%d", s.Ports["etcd-"+n+"-client"]))
@@ -369,6 +398,6 @@ func (l *Lab) StopProcess(name string) error {
 
 // Restart starts whatever is not running, as `hack/lab up` does.
 func (l *Lab) Restart(ctx context.Context) error {
-	_, err := Up(ctx, Options{Dir: l.Dir, Root: l.Root, EtcdMembers: l.State.EtcdMembers, Nodes: len(l.State.Nodes), Log: l.log})
+	_, err := Up(ctx, Options{Dir: l.Dir, Root: l.Root, EtcdMembers: l.State.EtcdMembers, Nodes: len(l.State.Nodes), KubeNode: l.State.KubeNode, Log: l.log})
 	return err
 }

@@ -1,6 +1,7 @@
 package cmdutil
 
 import (
+	"io"
 	"os"
 	"strings"
 
@@ -29,6 +30,8 @@ type Factory struct {
 	AgentNamespace string
 	TLS            mtls.Files
 	Store          StoreFlags
+	// ErrOut receives warnings.
+	ErrOut io.Writer
 }
 
 // NewFactory returns a factory with kubectl's flags.
@@ -49,9 +52,9 @@ func (f *Factory) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.TLS.Key, "tls-key", "", "client key for the agents (default $"+EnvKey+")")
 }
 
-// AgentOptions resolves flags and environment into agent client options.
-// Without --agent or $KUBECTL_DR_AGENTS the agents are found through the API
-// server.
+// AgentOptions resolves flags and environment into agent client options:
+// agent pods found through the API server, plus any given with --agent or
+// $KUBECTL_DR_AGENTS (which win for their node).
 func (f *Factory) AgentOptions(nodes []string) agentclient.Options {
 	agents := f.Agents
 	if len(agents) == 0 {
@@ -65,7 +68,8 @@ func (f *Factory) AgentOptions(nodes []string) agentclient.Options {
 	fromEnv(&tls.Key, EnvKey)
 	return agentclient.Options{
 		Agents:     agents,
-		Discover:   len(agents) == 0,
+		Discover:   true,
+		Warnings:   f.ErrOut,
 		Namespace:  f.AgentNamespace,
 		Nodes:      nodes,
 		TLS:        tls,

@@ -35,7 +35,8 @@ func run(ctx context.Context, args []string) error {
 	root := fs.String("root", ".", "repository root")
 	dir := fs.String("dir", os.Getenv("DR_LAB_DIR"), "lab directory (default $DR_LAB_DIR, else <root>/_output/lab)")
 	members := fs.Int("etcd-members", 3, "etcd members: 1 or 3")
-	nodes := fs.Int("nodes", 3, "nodes, each with a dr-agent process")
+	nodes := fs.Int("nodes", 3, "nodes, each with a dr-agent")
+	kubeNode := fs.String("kube-node", "server-1", "node that runs a real kubelet + containerd with the agent DaemonSet (\"\" for none)")
 	if len(args) == 0 {
 		return errors.New("usage: hack/lab up|env|down|clean [flags]")
 	}
@@ -52,7 +53,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	switch verb {
 	case "up":
-		_, err := lab.Up(ctx, lab.Options{Dir: *dir, Root: rootAbs, EtcdMembers: *members, Nodes: *nodes, Log: os.Stderr})
+		_, err := lab.Up(ctx, lab.Options{Dir: *dir, Root: rootAbs, EtcdMembers: *members, Nodes: *nodes, KubeNode: *kubeNode, Log: os.Stderr})
 		return err
 	case "env":
 		l, err := lab.Open(*dir, rootAbs)

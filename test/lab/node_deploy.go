@@ -1,0 +1,153 @@
+package lab
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// deployAgent applies manifests/ through a lab overlay: the lab's image
+// (never pulled), hostPaths pointing at the node's root in the lab, and the
+// agent's config and secrets from that root. Then it waits for the pod.
+func (l *Lab) deployAgent(ctx context.Context) error {
+	node := l.State.KubeNode
+	cfg, err := l.AgentConfig(node)
+	if err != nil {
+		return err
+	}
+	cfg.Restic.Binary = "/usr/local/bin/restic"
+	// The pod sees the node root at the same path, so the files the
+	// config names are where the process agents find theirs.
+	key := filepath.Join(l.agentDir(node), "snapshot.key")
+	if err := copyFile(l.SnapshotKeyPath(), key); err != nil {
+		return err
+	}
+	cfg.Etcd.SnapshotKeyFile = key
+	data, err := yaml.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	podConfig := filepath.Join(l.agentDir(node), "config-pod.yaml")
+	if err := os.WriteFile(podConfig, data, 0o644); err != nil {
+		return err
+	}
+
+	dir := filepath.Join(l.Dir, "manifests")
+	base := filepath.Join(dir, "base")
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return err
+	}
+	src := filepath.Join(l.Root, "manifests")
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".yaml") {
+			if err := copyFile(filepath.Join(src, e.Name()), filepath.Join(base, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	root := l.NodeRoot(node)
+	_, port, _ := strings.Cut(cfg.Listen, ":")
+	patch := []map[string]any{
+		{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": AgentImage},
+		{"op": "replace", "path": "/spec/template/spec/containers/0/imagePullPolicy", "value": "Never"},
+		{"op": "replace", "path": "/spec/template/spec/containers/0/args", "value": []string{"serve", "--config", podConfig}},
+		{"op": "replace", "path": "/spec/template/metadata/annotations/dr.kubectl.io~1grpc-port", "value": port},
+		{"op": "replace", "path": "/spec/template/spec/volumes", "value": []map[string]any{
+			{"name": "node-root", "hostPath": map[string]any{"path": root, "type": "Directory"}},
+		}},
+		{"op": "replace", "path": "/spec/template/spec/containers/0/volumeMounts", "value": []map[string]any{
+			{"name": "node-root", "mountPath": root},
+		}},
+		// A 2-core lab: no CPU request to block scheduling.
+		{"op": "remove", "path": "/spec/template/spec/containers/0/resources"},
+		{"op": "remove", "path": "/spec/template/spec/priorityClassName"},
+	}
+	patchJSON, err := json.Marshal(patch)
+	if err != nil {
+		return err
+	}
+	kustomization := fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - base
+patches:
+  - target: {kind: DaemonSet, name: dr-agent}
+    patch: '%s'
+`, string(patchJSON))
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
+		return err
+	}
+	_, existed := l.kubectl(ctx, "-n", "dr-system", "get", "daemonset", "dr-agent")
+	if out, err := l.kubectl(ctx, "apply", "-k", dir); err != nil {
+		return fmt.Errorf("apply the agent DaemonSet: %w\n%s", err, out)
+	}
+	// The tag stays the same; a rebuilt image replaces the running pod.
+	sum, err := fileSHA256(filepath.Join(l.nodeDir("images"), "agent.tar"))
+	if err != nil {
+		return err
+	}
+	if existed == nil && sum != l.State.AgentImageSHA {
+		if _, err := l.kubectl(ctx, "-n", "dr-system", "rollout", "restart", "daemonset/dr-agent"); err != nil {
+			return err
+		}
+		fmt.Fprintf(l.log, "dr-agent DaemonSet: restarted for the rebuilt image\n")
+	}
+	l.State.AgentImageSHA = sum
+	if err := l.saveState(); err != nil {
+		return err
+	}
+	fmt.Fprintf(l.log, "dr-agent DaemonSet: applied, waiting for its pod on %s\n", node)
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		_, err := l.kubectl(ctx, "-n", "dr-system", "rollout", "status", "daemonset/dr-agent", "--timeout", "5s")
+		if err == nil {
+			// Ready as Kubernetes sees it; now the agent must answer.
+			if err = dialCheck(cfg.Listen)(ctx); err == nil {
+				return nil
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if time.Now().After(deadline) {
+			pods, _ := l.kubectl(ctx, "-n", "dr-system", "get", "pods", "-o", "wide")
+			events, _ := l.kubectl(ctx, "-n", "dr-system", "get", "events", "--sort-by", ".lastTimestamp")
+			return fmt.Errorf("dr-agent pod not ready after 2 minutes: %v\n%s\n%s\nkubelet log: %s", err, pods, tail([]byte(events), 15), l.proc("kubelet").logFile)
+		}
+	}
+}
+
+func copyFile(src, dst string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(dst, data, 0o600)
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
