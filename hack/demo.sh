@@ -13,8 +13,10 @@ eval "$(hack/lab env)"
 work="$DR_LAB_DIR/demo"
 rm -rf "$work" && mkdir -p "$work"
 
-step "kubectl dr status: every node's agent, its roles and its etcd member"
-kubectl-dr status
+step "kubectl dr status: server-1 is a real Kubernetes node (kubelet + containerd) whose agent runs as the DaemonSet's pod, reached through the API server's port-forward; server-2 and server-3 are agent processes reached directly"
+kubectl get nodes
+kubectl -n dr-system get pods -o wide
+kubectl-dr status -o wide
 
 step "writing data: etcd keys and Kubernetes objects through the API server"
 for i in 1 2 3; do etcdctl put "/demo/key-$i" "value $i written $(date -u +%FT%TZ)" >/dev/null; done
