@@ -29,6 +29,10 @@ test: ## Unit tests, then end-to-end tests against the lab (builds the lab's par
 test-unit: ## Unit tests only (no lab)
 	go test -short ./...
 
+.PHONY: image
+image: ## The dr-agent image (static dr-agent + restic + nsenter) as a tarball, no Docker needed: _output/dr-agent-image.tar
+	hack/lab image
+
 .PHONY: demo
 demo: ## The lab, then kubectl dr against it (see README)
 	hack/demo.sh

@@ -3,10 +3,13 @@ package lab
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path"
+	"path/filepath"
 	"sort"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -128,4 +131,53 @@ func layerBytes(spec ImageSpec) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// BuildAgentImage builds the static dr-agent and restic and writes the agent
+// image to out, tagged tag (default AgentImage).
+func BuildAgentImage(ctx context.Context, root, out, tag string, log io.Writer) error {
+	c, ok := componentNamed("restic")
+	if !ok {
+		return fmt.Errorf("no restic component")
+	}
+	cache := CacheDir()
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return err
+	}
+	dir, err := c.ensure(ctx, root, cache, log)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "dr-agent-image-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	build := exec.CommandContext(ctx, "go", "build", "-o", tmp+"/", "./cmd/dr-agent")
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build static dr-agent: %w\n%s", err, b)
+	}
+	spec := AgentImageSpec(filepath.Join(tmp, "dr-agent"), filepath.Join(dir, "restic"))
+	if tag != "" {
+		spec.Tag = tag
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	if err := WriteImage(spec, out); err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "wrote %s (%s): docker load -i %s, or ctr images import %s\n", out, spec.Tag, out, out)
+	return nil
+}
+
+func componentNamed(name string) (component, bool) {
+	for _, c := range components {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return component{}, false
 }

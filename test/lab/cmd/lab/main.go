@@ -5,6 +5,7 @@
 //	hack/lab down     # stops what up started, keeps the data
 //	hack/lab clean    # removes the lab dir (after down)
 //	hack/lab port     # prints a free loopback port (for scripts)
+//	hack/lab image [FILE]  # the agent image as a tarball ($IMAGE_TAG)
 package main
 
 import (
@@ -72,6 +73,14 @@ func run(ctx context.Context, args []string) error {
 			return nil
 		}
 		return l.Down(ctx, os.Stderr)
+	case "image":
+		// make image: the agent image as a docker-archive tarball, for
+		// `docker load`, `ctr images import` or pushing with crane/skopeo.
+		out := filepath.Join(rootAbs, "_output", "dr-agent-image.tar")
+		if fs.NArg() > 0 {
+			out = fs.Arg(0)
+		}
+		return lab.BuildAgentImage(ctx, rootAbs, out, os.Getenv("IMAGE_TAG"), os.Stderr)
 	case "port":
 		p, err := lab.FreePort()
 		if err != nil {
