@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -165,14 +166,25 @@ func (p proc) stop(labDir string, grace time.Duration) (bool, error) {
 	return true, os.Remove(p.pidFile)
 }
 
-// freePort asks the kernel for a free loopback port.
+// freePort picks a free loopback port below the kernel's ephemeral range:
+// a port from bind(0) is an ephemeral one, which an outgoing connection can
+// take before the component that was meant to listen on it starts.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
+	low := 32768
+	if data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(data)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil && v > 11000 {
+				low = v
+			}
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	for i := 0; i < 200; i++ {
+		p := 10000 + rand.IntN(low-10000)
+		if portFree(p) {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("find a free port: none of 200 tries below %d was free", low)
 }
 
 func portFree(port int) bool {
