@@ -233,16 +233,11 @@ func startScratchEtcd(t *testing.T, snapshot, dataDir string) *clientv3.Client {
 
 func fileSHA256(t *testing.T, path string) string {
 	t.Helper()
-	f, err := os.Open(path)
+	sum, err := lab.FileSHA256(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	return sum
 }
 
 func TestEtcdSnapshotSaveRefusesBadInputBeforeRunning(t *testing.T) {

@@ -95,7 +95,7 @@ patches:
 		return fmt.Errorf("apply the agent DaemonSet: %w\n%s", err, out)
 	}
 	// The tag stays the same; a rebuilt image replaces the running pod.
-	sum, err := fileSHA256(filepath.Join(l.nodeDir("images"), "agent.tar"))
+	sum, err := FileSHA256(filepath.Join(l.nodeDir("images"), "agent.tar"))
 	if err != nil {
 		return err
 	}
@@ -139,7 +139,8 @@ func copyFile(src, dst string) error {
 	return os.WriteFile(dst, data, 0o600)
 }
 
-func fileSHA256(path string) (string, error) {
+// FileSHA256 is the hex sha256 of a file.
+func FileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
