@@ -2,6 +2,7 @@ package etcdsnap
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"filippo.io/age"
@@ -24,7 +25,13 @@ func LoadIdentity(path string) (*age.X25519Identity, error) {
 		return nil, fmt.Errorf("read snapshot key: %w", err)
 	}
 	defer f.Close()
-	ids, err := age.ParseIdentities(f)
+	return ParseIdentity(f, path)
+}
+
+// ParseIdentity reads an age identity; source names it in errors.
+func ParseIdentity(r io.Reader, source string) (*age.X25519Identity, error) {
+	path := source
+	ids, err := age.ParseIdentities(r)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot key %s: %w", path, err)
 	}

@@ -57,8 +57,10 @@ type Config struct {
 	// PathStyle forces path-style bucket addressing (MinIO behind a plain
 	// host name); default is automatic.
 	PathStyle bool `json:"pathStyle,omitempty"`
-	// CAFile is a PEM bundle to trust for an HTTPS endpoint.
+	// CAFile is a PEM bundle to trust for an HTTPS endpoint; CAPEM is the
+	// same given inline (from a Secret).
 	CAFile string `json:"caFile,omitempty"`
+	CAPEM  []byte `json:"-"`
 	// Credentials, or files holding them (mounted Secrets).
 	AccessKey     string `json:"-"`
 	SecretKey     string `json:"-"`

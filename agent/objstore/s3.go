@@ -59,14 +59,17 @@ func newS3Store(c Config, bucket, prefix string) (*s3Store, error) {
 	if c.PathStyle {
 		opts.BucketLookup = minio.BucketLookupPath
 	}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read S3 CA file: %w", err)
+	if c.CAFile != "" || len(c.CAPEM) > 0 {
+		pem := c.CAPEM
+		if c.CAFile != "" {
+			var err error
+			if pem, err = os.ReadFile(c.CAFile); err != nil {
+				return nil, fmt.Errorf("read S3 CA file: %w", err)
+			}
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("S3 CA file %s: no PEM certificate", c.CAFile)
+			return nil, fmt.Errorf("S3 CA %s: no PEM certificate", c.CAFile)
 		}
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}

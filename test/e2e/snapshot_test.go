@@ -281,3 +281,36 @@ func freePort(t *testing.T) int {
 	}
 	return p
 }
+
+// With neither flags nor environment, the store settings and the snapshot
+// key come from the Secrets `kubectl dr install` creates.
+func TestEtcdSnapshotDownloadWithInstallSecrets(t *testing.T) {
+	r := kubectlDR(t, nil, "etcd", "snapshot", "save", "--name", "secrets", "-o", "json")
+	if r.code != 0 {
+		t.Fatalf("save: exit %d: %s", r.code, r.stderr)
+	}
+	snap := snapshotJSON(t, r)
+	keyFile := labEnv(t, "DR_SNAPSHOT_KEY")
+	runKubectl(t, "-n", "dr-system", "create", "secret", "generic", "dr-store",
+		"--from-literal=url="+labEnv(t, "DR_STORE"),
+		"--from-literal=endpoint="+labEnv(t, "DR_S3_ENDPOINT"),
+		"--from-literal=accessKey="+labEnv(t, "AWS_ACCESS_KEY_ID"),
+		"--from-literal=secretKey="+labEnv(t, "AWS_SECRET_ACCESS_KEY"))
+	t.Cleanup(func() { runKubectl(t, "-n", "dr-system", "delete", "secret", "dr-store", "dr-snapshot-key", "--ignore-not-found") })
+	noEnv := []string{"DR_STORE=", "DR_S3_ENDPOINT=", "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "DR_SNAPSHOT_KEY="}
+	out := filepath.Join(t.TempDir(), "snap.db")
+
+	// The store from the Secret, but no key yet: refused, nothing written.
+	r = kubectlDR(t, noEnv, "etcd", "snapshot", "download", snap.Name, "--to", out)
+	if r.code != 1 || !strings.Contains(r.stderr, "no snapshot key was given") {
+		t.Fatalf("download without a key: exit %d, %s", r.code, r.stderr)
+	}
+	runKubectl(t, "-n", "dr-system", "create", "secret", "generic", "dr-snapshot-key", "--from-file=snapshot.key="+keyFile)
+	r = kubectlDR(t, noEnv, "etcd", "snapshot", "download", snap.Name, "--to", out)
+	if r.code != 0 {
+		t.Fatalf("download with the install's Secrets: exit %d: %s", r.code, r.stderr)
+	}
+	if fileSHA256(t, out) != snap.SHA256 {
+		t.Errorf("downloaded file differs from the snapshot")
+	}
+}

@@ -1,6 +1,7 @@
 package cmdutil
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"filippo.io/age"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
 	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
 )
 
@@ -40,12 +44,23 @@ func (f *Factory) AddStoreFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&s.ClusterID, "cluster-id", "", "the cluster's id in the store (the kube-system namespace UID; default from the API server or $"+EnvClusterID+")")
 }
 
+// Secrets `kubectl dr install` creates in the agents' namespace, read when
+// flags and environment do not name the store or the snapshot key.
+const (
+	StoreSecret       = "dr-store"
+	SnapshotKeySecret = "dr-snapshot-key"
+	SnapshotKeyKey    = "snapshot.key"
+)
+
 // OpenStore opens the cluster's part of the store from flags and
-// environment.
+// environment, else from the install's Secret.
 func (f *Factory) OpenStore(ctx context.Context) (objstore.Store, error) {
 	cfg := f.Store.Config.FromEnv()
 	if cfg.URL == "" {
-		return nil, fmt.Errorf("%w: give --store s3://BUCKET/PREFIX (with --s3-endpoint and credentials) or file:///PATH, or set %s", ErrNoStore, objstore.EnvStore)
+		var err error
+		if cfg, err = f.storeFromSecret(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("%w: give --store s3://BUCKET/PREFIX (with --s3-endpoint and credentials) or file:///PATH, or set %s (%v)", ErrNoStore, objstore.EnvStore, err)
+		}
 	}
 	id, err := f.ClusterID(ctx)
 	if err != nil {
@@ -81,3 +96,72 @@ func (f *Factory) ClusterID(ctx context.Context) (string, error) {
 	}
 	return "", fmt.Errorf("cannot tell which cluster's backups to read: the API server did not answer (%v); pass --cluster-id (the kube-system namespace UID, shown by `kubectl dr status -o yaml`)", err)
 }
+
+// secret reads a Secret from the agents' namespace.
+func (f *Factory) secret(ctx context.Context, name string) (map[string][]byte, error) {
+	cfg, err := f.ConfigFlags.ToRESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Timeout = 5 * time.Second
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s, err := cs.CoreV1().Secrets(f.AgentNamespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("read Secret %s/%s: %w", f.AgentNamespace, name, err)
+	}
+	return s.Data, nil
+}
+
+// storeFromSecret fills the store settings from the install's Secret
+// (keys url, endpoint, region, pathStyle, ca.crt, accessKey, secretKey).
+func (f *Factory) storeFromSecret(ctx context.Context, cfg objstore.Config) (objstore.Config, error) {
+	data, err := f.secret(ctx, StoreSecret)
+	if err != nil {
+		return cfg, err
+	}
+	get := func(k string) string { return string(data[k]) }
+	cfg.URL = get("url")
+	if cfg.URL == "" {
+		return cfg, fmt.Errorf("Secret %s/%s has no url", f.AgentNamespace, StoreSecret)
+	}
+	if cfg.Endpoint == "" {
+		cfg.Endpoint = get("endpoint")
+	}
+	if cfg.Region == "" {
+		cfg.Region = get("region")
+	}
+	cfg.PathStyle = cfg.PathStyle || get("pathStyle") == "true"
+	if len(cfg.CAPEM) == 0 && cfg.CAFile == "" {
+		cfg.CAPEM = data["ca.crt"]
+	}
+	if cfg.AccessKeyFile == "" && cfg.SecretKeyFile == "" {
+		cfg.AccessKey, cfg.SecretKey = get("accessKey"), get("secretKey")
+	}
+	return cfg, nil
+}
+
+// SnapshotKey returns the snapshot key (age identity) from --key-file,
+// $DR_SNAPSHOT_KEY or the install's Secret, in that order; nil when none.
+func (f *Factory) SnapshotKey(ctx context.Context, keyFile string) (*age.X25519Identity, error) {
+	if keyFile == "" {
+		keyFile = os.Getenv(EnvSnapshotKey)
+	}
+	if keyFile != "" {
+		return etcdsnap.LoadIdentity(keyFile)
+	}
+	data, err := f.secret(ctx, SnapshotKeySecret)
+	if err != nil {
+		return nil, nil
+	}
+	key, ok := data[SnapshotKeyKey]
+	if !ok {
+		return nil, fmt.Errorf("Secret %s/%s has no %s", f.AgentNamespace, SnapshotKeySecret, SnapshotKeyKey)
+	}
+	return etcdsnap.ParseIdentity(bytes.NewReader(key), "from Secret "+f.AgentNamespace+"/"+SnapshotKeySecret)
+}
+
+// EnvSnapshotKey names the snapshot key file when --key-file is not given.
+const EnvSnapshotKey = "DR_SNAPSHOT_KEY"

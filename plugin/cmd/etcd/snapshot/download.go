@@ -13,9 +13,6 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 )
 
-// EnvSnapshotKey names the snapshot key file when --key-file is not given.
-const EnvSnapshotKey = "DR_SNAPSHOT_KEY"
-
 type downloadOptions struct {
 	genericiooptions.IOStreams
 	f       *cmdutil.Factory
@@ -45,7 +42,7 @@ FILE appears. The result is what ` + "`etcdutl snapshot restore`" + ` and
 		RunE: func(cmd *cobra.Command, args []string) error { return o.Run(cmd.Context(), args[0]) },
 	}
 	cmd.Flags().StringVar(&o.File, "to", "", "file to write; refused if it exists")
-	cmd.Flags().StringVar(&o.KeyFile, "key-file", "", "snapshot key (age identity) for encrypted snapshots (default $"+EnvSnapshotKey+")")
+	cmd.Flags().StringVar(&o.KeyFile, "key-file", "", "snapshot key (age identity) for encrypted snapshots (default $"+cmdutil.EnvSnapshotKey+", else the install's Secret "+cmdutil.SnapshotKeySecret+")")
 	return cmd
 }
 
@@ -65,17 +62,15 @@ func (o *downloadOptions) Run(ctx context.Context, name string) error {
 	if !ok {
 		return fmt.Errorf("no etcd snapshot named %q in %s: `kubectl dr etcd snapshot ls` lists them", name, store)
 	}
-	keyFile := o.KeyFile
-	if keyFile == "" {
-		keyFile = os.Getenv(EnvSnapshotKey)
-	}
 	var id age.Identity
-	if snap.Encrypted() && keyFile != "" {
-		x, err := etcdsnap.LoadIdentity(keyFile)
+	if snap.Encrypted() {
+		x, err := o.f.SnapshotKey(ctx, o.KeyFile)
 		if err != nil {
 			return err
 		}
-		id = x
+		if x != nil {
+			id = x
+		}
 	}
 	if err := etcdsnap.Fetch(ctx, store, snap, id, o.File); err != nil {
 		return err
