@@ -296,7 +296,9 @@ func TestEtcdSnapshotDownloadWithInstallSecrets(t *testing.T) {
 		"--from-literal=endpoint="+labEnv(t, "DR_S3_ENDPOINT"),
 		"--from-literal=accessKey="+labEnv(t, "AWS_ACCESS_KEY_ID"),
 		"--from-literal=secretKey="+labEnv(t, "AWS_SECRET_ACCESS_KEY"))
-	t.Cleanup(func() { runKubectl(t, "-n", "dr-system", "delete", "secret", "dr-store", "dr-snapshot-key", "--ignore-not-found") })
+	t.Cleanup(func() {
+		runKubectl(t, "-n", "dr-system", "delete", "secret", "dr-store", "dr-snapshot-key", "--ignore-not-found")
+	})
 	noEnv := []string{"DR_STORE=", "DR_S3_ENDPOINT=", "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "DR_SNAPSHOT_KEY="}
 	out := filepath.Join(t.TempDir(), "snap.db")
 
