@@ -3,14 +3,14 @@ package etcdsnap
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"os"
 	"strconv"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/mtls"
 )
 
 // ClientConfig says how to reach the local etcd member.
@@ -40,19 +40,11 @@ func (c ClientConfig) New() (*clientv3.Client, error) {
 }
 
 func (c ClientConfig) tls() (*tls.Config, error) {
-	pair, err := tls.LoadX509KeyPair(c.Cert, c.Key)
+	cfg, err := mtls.ClientConfig(mtls.Files{CA: c.CA, Cert: c.Cert, Key: c.Key}, "")
 	if err != nil {
-		return nil, fmt.Errorf("load etcd client certificate: %w", err)
+		return nil, fmt.Errorf("etcd client TLS: %w", err)
 	}
-	caPEM, err := os.ReadFile(c.CA)
-	if err != nil {
-		return nil, fmt.Errorf("read etcd CA: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, fmt.Errorf("read etcd CA %s: no PEM certificate in it", c.CA)
-	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}, RootCAs: pool}, nil
+	return cfg, nil
 }
 
 // MemberStatus is what the local member says about itself.

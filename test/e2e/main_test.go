@@ -70,31 +70,10 @@ func tearDown(l *lab.Lab, dir string) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "lab down in %s\n", time.Since(start).Round(time.Millisecond))
-	if left := processesUnder(dir); len(left) > 0 {
+	if left := lab.ProcessesUnder(dir); len(left) > 0 {
 		return fmt.Errorf("processes left behind after down: %s", strings.Join(left, "; "))
 	}
 	return os.RemoveAll(dir)
-}
-
-// processesUnder lists live processes whose command line names dir.
-func processesUnder(dir string) []string {
-	var out []string
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		if e.Name()[0] < '0' || e.Name()[0] > '9' {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || !bytes.Contains(cmdline, []byte(dir)) {
-			continue
-		}
-		stat, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
-			continue
-		}
-		out = append(out, e.Name()+" "+string(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
-	}
-	return out
 }
 
 // result is what a run of a binary left behind.

@@ -76,17 +76,26 @@ func (l *Lab) statePath() string { return filepath.Join(l.Dir, "lab.json") }
 // Open reads the state of an existing lab directory (for env and down).
 func Open(dir, root string) (*Lab, error) {
 	l := &Lab{Dir: dir, Root: root, log: io.Discard}
-	data, err := os.ReadFile(l.statePath())
+	err := l.readState()
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("no lab in %s: run `hack/lab up` first", dir)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read lab state: %w", err)
-	}
-	if err := json.Unmarshal(data, &l.State); err != nil {
-		return nil, fmt.Errorf("read lab state %s: %w", l.statePath(), err)
+		return nil, err
 	}
 	return l, nil
+}
+
+// readState loads lab.json; a missing file is os.ErrNotExist.
+func (l *Lab) readState() error {
+	data, err := os.ReadFile(l.statePath())
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, &l.State); err != nil {
+		return fmt.Errorf("read lab state %s: %w", l.statePath(), err)
+	}
+	return nil
 }
 
 // Up builds what is missing and starts every component that is not already
@@ -168,11 +177,8 @@ func parallel(ctx context.Context, fns ...func(context.Context) error) error {
 }
 
 func (l *Lab) loadOrInitState(o Options) error {
-	data, err := os.ReadFile(l.statePath())
+	err := l.readState()
 	if err == nil {
-		if err := json.Unmarshal(data, &l.State); err != nil {
-			return fmt.Errorf("read lab state %s: %w", l.statePath(), err)
-		}
 		if l.State.EtcdMembers != o.EtcdMembers || len(l.State.Nodes) != o.Nodes || l.State.KubeNode != o.KubeNode {
 			return fmt.Errorf("the lab in %s has %d etcd members, %d nodes and Kubernetes node %q, not %d, %d and %q: run `hack/lab down && hack/lab clean` to start over",
 				l.Dir, l.State.EtcdMembers, len(l.State.Nodes), l.State.KubeNode, o.EtcdMembers, o.Nodes, o.KubeNode)

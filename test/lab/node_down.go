@@ -180,6 +180,17 @@ func unmountUnder(dir string) error {
 	return errors.Join(errs...)
 }
 
+// ProcessesUnder lists live processes whose command line names dir, as
+// "PID command line", for checking that down left nothing behind.
+func ProcessesUnder(dir string) []string {
+	var out []string
+	for _, pid := range pidsWithArg(dir) {
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		out = append(out, fmt.Sprintf("%d %s", pid, strings.ReplaceAll(string(cmdline), "\x00", " ")))
+	}
+	return out
+}
+
 // pidsWithArg lists live processes whose command line contains s.
 func pidsWithArg(s string) []int {
 	var out []int

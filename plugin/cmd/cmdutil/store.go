@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -82,29 +83,30 @@ func (f *Factory) ClusterID(ctx context.Context) (string, error) {
 	if id := os.Getenv(EnvClusterID); id != "" {
 		return id, nil
 	}
-	cfg, err := f.ConfigFlags.ToRESTConfig()
+	cs, err := f.clientset()
 	if err == nil {
-		cfg.Timeout = 5 * time.Second
-		var cs *kubernetes.Clientset
-		if cs, err = kubernetes.NewForConfig(cfg); err == nil {
-			n, gerr := cs.CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{})
-			if gerr == nil {
-				return string(n.UID), nil
-			}
-			err = gerr
+		var n *corev1.Namespace
+		if n, err = cs.CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{}); err == nil {
+			return string(n.UID), nil
 		}
 	}
 	return "", fmt.Errorf("cannot tell which cluster's backups to read: the API server did not answer (%v); pass --cluster-id (the kube-system namespace UID, shown by `kubectl dr status -o yaml`)", err)
 }
 
-// secret reads a Secret from the agents' namespace.
-func (f *Factory) secret(ctx context.Context, name string) (map[string][]byte, error) {
+// clientset talks to the API server with a short timeout: these reads are
+// conveniences, and the cluster may be the thing that is down.
+func (f *Factory) clientset() (*kubernetes.Clientset, error) {
 	cfg, err := f.ConfigFlags.ToRESTConfig()
 	if err != nil {
 		return nil, err
 	}
 	cfg.Timeout = 5 * time.Second
-	cs, err := kubernetes.NewForConfig(cfg)
+	return kubernetes.NewForConfig(cfg)
+}
+
+// secret reads a Secret from the agents' namespace.
+func (f *Factory) secret(ctx context.Context, name string) (map[string][]byte, error) {
+	cs, err := f.clientset()
 	if err != nil {
 		return nil, err
 	}

@@ -45,7 +45,9 @@ store directly with --store and its credentials.`,
 }
 
 func (o *listOptions) Run(ctx context.Context) error {
-	all, err := catalog(ctx, o.f, o.ErrOut)
+	nodes, connErr := connect(ctx, o.f)
+	defer nodes.Close()
+	all, err := catalog(ctx, o.f, nodes, connErr, o.ErrOut)
 	if err != nil {
 		return err
 	}
@@ -83,7 +85,9 @@ func newCmdDescribe(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cob
 			if err := printers.ValidateOutput(o.Output); err != nil {
 				return cmdutil.UsageError("%w", err)
 			}
-			all, err := catalog(cmd.Context(), o.f, o.ErrOut)
+			nodes, connErr := connect(cmd.Context(), o.f)
+			defer nodes.Close()
+			all, err := catalog(cmd.Context(), o.f, nodes, connErr, o.ErrOut)
 			if err != nil {
 				return err
 			}

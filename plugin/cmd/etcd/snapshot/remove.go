@@ -44,7 +44,9 @@ took it. Every name is checked before anything is removed.`,
 }
 
 func (o *removeOptions) Run(ctx context.Context, names []string) error {
-	all, err := catalog(ctx, o.f, o.ErrOut)
+	nodes, connErr := connect(ctx, o.f)
+	defer nodes.Close()
+	all, err := catalog(ctx, o.f, nodes, connErr, o.ErrOut)
 	if err != nil {
 		return err
 	}
@@ -62,8 +64,6 @@ func (o *removeOptions) Run(ctx context.Context, names []string) error {
 		return fmt.Errorf("no etcd snapshot named %s: nothing removed", strings.Join(missing, ", "))
 	}
 
-	nodes, _ := agentclient.Connect(ctx, o.f.AgentOptions(nil))
-	defer nodes.Close()
 	for _, s := range snaps {
 		if n, ok := nodes.Find(s.Node); ok && n.Ready() {
 			if _, err := n.Conn.DeleteEtcdSnapshots(ctx, &agentv1.DeleteEtcdSnapshotsRequest{Names: []string{s.Name}}); err != nil {

@@ -37,10 +37,17 @@ func NewCmdSnapshot(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cob
 	return cmd
 }
 
+// connect reaches every agent that answers. Callers keep the nodes for
+// what follows the listing; connErr (no agent found at all) is not fatal,
+// since the store may still be read directly.
+func connect(ctx context.Context, f *cmdutil.Factory) (nodes agentclient.Nodes, connErr error) {
+	return agentclient.Connect(ctx, f.AgentOptions(nil))
+}
+
 // catalog is every snapshot known: the store's, through an agent when one
 // can list it, else read directly from the store; plus local copies not
 // uploaded, from every agent that answers.
-func catalog(ctx context.Context, f *cmdutil.Factory, errOut io.Writer) ([]*etcdsnap.Snapshot, error) {
+func catalog(ctx context.Context, f *cmdutil.Factory, nodes agentclient.Nodes, connErr error, errOut io.Writer) ([]*etcdsnap.Snapshot, error) {
 	var (
 		out       []*etcdsnap.Snapshot
 		seen      = map[string]bool{}
@@ -53,11 +60,9 @@ func catalog(ctx context.Context, f *cmdutil.Factory, errOut io.Writer) ([]*etcd
 			out = append(out, s)
 		}
 	}
-	nodes, err := agentclient.Connect(ctx, f.AgentOptions(nil))
-	if err != nil {
-		errs = append(errs, err)
+	if connErr != nil {
+		errs = append(errs, connErr)
 	}
-	defer nodes.Close()
 	for _, n := range nodes {
 		if !n.Ready() {
 			continue
