@@ -85,11 +85,48 @@ type Etcd struct {
 	Retention    Retention `json:"retention,omitempty"`
 }
 
-// Restic locates the restic binary shipped with the agent.
+// Restic configures file backups: the restic binary shipped with the
+// agent, the repository password, which paths each node backs up, and the
+// schedule with its retention.
 type Restic struct {
 	// Binary defaults to "restic" next to the dr-agent binary, then on PATH.
 	Binary string `json:"binary,omitempty"`
+	// PasswordFile holds the repository password (a mounted Secret). It is
+	// handed to restic as a file, never on a command line.
+	PasswordFile string `json:"passwordFile,omitempty"`
+	// Paths are the directories (globs allowed) every node backs up;
+	// default the local-path provisioner's <dataDir>/storage.
+	Paths []string `json:"paths,omitempty"`
+	// Exclude are restic --exclude patterns.
+	Exclude []string `json:"exclude,omitempty"`
+	// Nodes overrides Paths and Exclude for the nodes named.
+	Nodes map[string]PathSet `json:"nodes,omitempty"`
+	// Schedule is a cron expression for automatic file backups; default
+	// "off". Each node backs up its own paths.
+	Schedule string `json:"schedule,omitempty"`
+	// Retention applies to scheduled file backups (restic forget --prune);
+	// backups made by hand or in a set are removed only with backup rm.
+	Retention Retention `json:"retention,omitempty"`
+	// CacheDir is restic's cache; default <stateDir>/restic-cache.
+	CacheDir string `json:"cacheDir,omitempty"`
 }
+
+// PathSet is one node's paths and excludes.
+type PathSet struct {
+	Paths   []string `json:"paths,omitempty"`
+	Exclude []string `json:"exclude,omitempty"`
+}
+
+// PathsFor is what node backs up.
+func (r Restic) PathsFor(node string) PathSet {
+	if ps, ok := r.Nodes[node]; ok {
+		return ps
+	}
+	return PathSet{Paths: r.Paths, Exclude: r.Exclude}
+}
+
+// DefaultFileRetention keeps a week of dailies and a month of weeklies.
+var DefaultFileRetention = Retention{KeepLast: 3, KeepDaily: 7, KeepWeekly: 4}
 
 // Load reads and validates the file, applying defaults.
 func Load(path string) (*Config, error) {
@@ -171,6 +208,30 @@ func (c *Config) complete() error {
 				c.Restic.Binary = p
 			}
 		}
+	}
+	if c.Restic.Paths == nil {
+		c.Restic.Paths = []string{filepath.Join(c.DataDir, "storage")}
+	}
+	for node, ps := range c.Restic.Nodes {
+		for _, p := range ps.Paths {
+			if !filepath.IsAbs(p) {
+				return fmt.Errorf("restic.nodes.%s.paths: %q must be an absolute path", node, p)
+			}
+		}
+	}
+	for _, p := range c.Restic.Paths {
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("restic.paths: %q must be an absolute path", p)
+		}
+	}
+	if c.Restic.Schedule == "" {
+		c.Restic.Schedule = "off"
+	}
+	if c.Restic.Retention.IsZero() {
+		c.Restic.Retention = DefaultFileRetention
+	}
+	if c.Restic.CacheDir == "" {
+		c.Restic.CacheDir = filepath.Join(c.StateDir, "restic-cache")
 	}
 	return nil
 }

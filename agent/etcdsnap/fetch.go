@@ -77,3 +77,26 @@ func Fetch(ctx context.Context, store objstore.Store, snap *Snapshot, identity a
 	}
 	return finishFile(f, part, path)
 }
+
+// VerifyStored reads the stored object back and checks its size and
+// sha256 against the metadata. It needs no key: the checksum is of the
+// bytes as stored.
+func VerifyStored(ctx context.Context, store objstore.Store, snap *Snapshot) error {
+	rc, err := store.Get(ctx, snap.StoreKey)
+	if err != nil {
+		return fmt.Errorf("read %s back: %w", snap.Name, err)
+	}
+	defer rc.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, rc)
+	if err != nil {
+		return fmt.Errorf("read %s back: %w", snap.Name, err)
+	}
+	if snap.StoredSHA256 == "" {
+		return fmt.Errorf("%w: %s has no stored checksum in its metadata", ErrChecksum, snap.Name)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != snap.StoredSHA256 || (snap.StoredSize > 0 && n != snap.StoredSize) {
+		return fmt.Errorf("%w: stored object of %s is %d bytes with sha256 %s, metadata says %d bytes, %s", ErrChecksum, snap.Name, n, got, snap.StoredSize, snap.StoredSHA256)
+	}
+	return nil
+}

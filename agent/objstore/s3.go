@@ -36,20 +36,9 @@ func newS3Store(c Config, bucket, prefix string) (*s3Store, error) {
 		}
 		endpoint, secure = u.Host, u.Scheme == "https"
 	}
-	access, secret := c.AccessKey, c.SecretKey
-	var err error
-	if c.AccessKeyFile != "" {
-		if access, err = readSecretFile(c.AccessKeyFile, "S3 access key file"); err != nil {
-			return nil, err
-		}
-	}
-	if c.SecretKeyFile != "" {
-		if secret, err = readSecretFile(c.SecretKeyFile, "S3 secret key file"); err != nil {
-			return nil, err
-		}
-	}
-	if access == "" || secret == "" {
-		return nil, fmt.Errorf("no S3 credentials for %s: set %s and %s, or give key files", c.URL, EnvAccessKey, EnvSecretKey)
+	access, secret, err := c.credentials()
+	if err != nil {
+		return nil, err
 	}
 	opts := &minio.Options{
 		Creds:  credentials.NewStaticV4(access, secret, ""),
@@ -187,3 +176,22 @@ func (s *s3Store) Delete(ctx context.Context, key string) error {
 }
 
 func (s *s3Store) Check(ctx context.Context) error { return check(ctx, s) }
+
+// credentials are the access and secret key, from the files when given.
+func (c Config) credentials() (access, secret string, err error) {
+	access, secret = c.AccessKey, c.SecretKey
+	if c.AccessKeyFile != "" {
+		if access, err = readSecretFile(c.AccessKeyFile, "S3 access key file"); err != nil {
+			return "", "", err
+		}
+	}
+	if c.SecretKeyFile != "" {
+		if secret, err = readSecretFile(c.SecretKeyFile, "S3 secret key file"); err != nil {
+			return "", "", err
+		}
+	}
+	if access == "" || secret == "" {
+		return "", "", fmt.Errorf("no S3 credentials for %s: set %s and %s, or give key files", c.URL, EnvAccessKey, EnvSecretKey)
+	}
+	return access, secret, nil
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
+	"github.com/kubectl-dr/kubectl-dr/agent/files"
 )
 
 // metrics are the agent's Prometheus metrics.
@@ -24,6 +25,12 @@ type metrics struct {
 	lastSize       prometheus.Gauge
 	failures       prometheus.Counter
 	uploadFailures prometheus.Counter
+
+	filesLastSuccess  prometheus.Gauge
+	filesLastDuration prometheus.Gauge
+	filesLastBytes    prometheus.Gauge
+	filesLastAdded    prometheus.Gauge
+	filesFailures     prometheus.Counter
 
 	mu           sync.Mutex
 	newestGood   time.Time
@@ -48,6 +55,12 @@ func newMetrics() *metrics {
 		}
 		return time.Since(m.newestGood).Seconds()
 	})
+	m.filesLastSuccess = prometheus.NewGauge(prometheus.GaugeOpts{Name: "dr_files_backup_last_success_timestamp_seconds", Help: "Unix time of this node's last successful file backup."})
+	m.filesLastDuration = prometheus.NewGauge(prometheus.GaugeOpts{Name: "dr_files_backup_last_duration_seconds", Help: "How long this node's last file backup took."})
+	m.filesLastBytes = prometheus.NewGauge(prometheus.GaugeOpts{Name: "dr_files_backup_last_bytes", Help: "Bytes the last file backup covered."})
+	m.filesLastAdded = prometheus.NewGauge(prometheus.GaugeOpts{Name: "dr_files_backup_last_added_bytes", Help: "New bytes the last file backup added to the repository."})
+	m.filesFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "dr_files_backup_failures_total", Help: "File backups on this node that failed."})
+	m.reg.MustRegister(m.filesLastSuccess, m.filesLastDuration, m.filesLastBytes, m.filesLastAdded, m.filesFailures)
 	m.reg.MustRegister(m.lastSuccess, m.lastDuration, m.lastSize, m.failures, m.uploadFailures, rpo,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
@@ -122,4 +135,15 @@ func serveMetrics(ctx context.Context, addr string, m *metrics, log *slog.Logger
 		return err
 	}
 	return nil
+}
+
+func (m *metrics) observeFiles(start time.Time, res *files.BackupResult, err error) {
+	m.filesLastDuration.Set(time.Since(start).Seconds())
+	if err != nil {
+		m.filesFailures.Inc()
+		return
+	}
+	m.filesLastSuccess.Set(float64(time.Now().Unix()))
+	m.filesLastBytes.Set(float64(res.Summary.TotalBytesProcessed))
+	m.filesLastAdded.Set(float64(res.Summary.DataAdded))
 }

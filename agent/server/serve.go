@@ -14,6 +14,7 @@ import (
 
 	"github.com/kubectl-dr/kubectl-dr/agent/config"
 	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
+	"github.com/kubectl-dr/kubectl-dr/agent/files"
 	"github.com/kubectl-dr/kubectl-dr/agent/mtls"
 	"github.com/kubectl-dr/kubectl-dr/agent/schedule"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
@@ -28,6 +29,9 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	if _, err := schedule.Parse(cfg.Etcd.Schedule); err != nil && cfg.Etcd.Schedule != "off" {
 		return fmt.Errorf("etcd.schedule: %w", err)
+	}
+	if _, err := schedule.Parse(cfg.Restic.Schedule); err != nil && cfg.Restic.Schedule != "off" {
+		return fmt.Errorf("restic.schedule: %w", err)
 	}
 	srv, err := New(cfg, log)
 	if err != nil {
@@ -60,7 +64,7 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	go srv.metrics.seed(ctx, srv.snapshots, log)
 	go func() {
-		errc <- schedule.Run(ctx, log, srv.snapshotJob())
+		errc <- schedule.Run(ctx, log, srv.snapshotJob(), srv.filesJob())
 	}()
 	log.Info("agent serving", "node", cfg.NodeName, "listen", lis.Addr().String(), "dataDir", cfg.DataDir, "store", srv.storeName())
 	go func() {
@@ -117,6 +121,43 @@ func (s *Server) snapshotJob() schedule.Job {
 			}
 			if len(res.Removed) > 0 {
 				s.log.Info("retention removed snapshots", "removed", res.Removed)
+			}
+			return nil
+		},
+	}
+}
+
+// filesJob is the automatic file backup: every node backs up its own
+// paths, then applies the retention to its own scheduled snapshots (restic's
+// exclusive lock keeps the prunes to one node at a time).
+func (s *Server) filesJob() schedule.Job {
+	return schedule.Job{
+		Name: "file-backup",
+		Spec: s.cfg.Restic.Schedule,
+		ShouldRun: func(ctx context.Context) (bool, error) {
+			if s.files == nil {
+				return false, errors.New("file backups are off: " + s.filesOff)
+			}
+			if _, err := s.files.Roots(); err != nil {
+				s.log.Debug("scheduled file backup: nothing to back up", "err", err)
+				return false, nil
+			}
+			return true, nil
+		},
+		Run: func(ctx context.Context) error {
+			start := time.Now()
+			res, err := s.files.Backup(ctx, files.BackupRequest{Scheduled: true}, nil)
+			s.metrics.observeFiles(start, res, err)
+			if err != nil {
+				return err
+			}
+			s.log.Info("scheduled file backup", "snapshot", res.Summary.SnapshotID[:8], "files", res.Summary.TotalFilesProcessed, "added", res.Summary.DataAdded)
+			removed, err := s.files.ApplyRetention(ctx, resticPolicy(s.cfg.Restic.Retention, nil))
+			if err != nil {
+				return fmt.Errorf("file retention: %w", err)
+			}
+			if len(removed) > 0 {
+				s.log.Info("file retention removed snapshots", "removed", len(removed))
 			}
 			return nil
 		},

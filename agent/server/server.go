@@ -15,6 +15,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/agent/buildinfo"
 	"github.com/kubectl-dr/kubectl-dr/agent/config"
 	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
+	"github.com/kubectl-dr/kubectl-dr/agent/files"
 	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
 	"github.com/kubectl-dr/kubectl-dr/agent/restic"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
@@ -28,6 +29,11 @@ type Server struct {
 	log       *slog.Logger
 	snapshots *etcdsnap.Snapshotter
 	metrics   *metrics
+	// store is the cluster's directory of the store; nil without one.
+	store objstore.Store
+	// files is nil when file backups are off, filesOff says why.
+	files    *files.Engine
+	filesOff string
 
 	resticOnce    sync.Once
 	resticVersion string
@@ -53,7 +59,12 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.snapshots.Store = store.Sub(cfg.ClusterID)
+		s.store = store.Sub(cfg.ClusterID)
+		s.snapshots.Store = s.store
+	}
+	var err error
+	if s.files, s.filesOff, err = newFiles(cfg, s.store); err != nil {
+		return nil, err
 	}
 	if e.SnapshotKeyFile != "" {
 		r, err := etcdsnap.LoadRecipient(e.SnapshotKeyFile)

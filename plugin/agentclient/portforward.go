@@ -6,14 +6,31 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/httpstream"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
 )
+
+func init() {
+	// client-go's port-forward reports the end of each forwarded connection
+	// (the gRPC channel closing) as an "Unhandled Error" on stderr. Those
+	// are expected; every other error still goes to client-go's handlers.
+	handlers := utilruntime.ErrorHandlers
+	utilruntime.ErrorHandlers = []utilruntime.ErrorHandler{func(ctx context.Context, err error, msg string, kv ...any) {
+		if err != nil && strings.Contains(err.Error(), "error copying from") {
+			return
+		}
+		for _, h := range handlers {
+			h(ctx, err, msg, kv...)
+		}
+	}}
+}
 
 // portForward forwards a free local loopback port to the pod's port, as
 // `kubectl port-forward` does (websocket first, SPDY as fallback), and

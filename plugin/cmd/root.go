@@ -6,8 +6,10 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/backup"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/etcd"
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/restore"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/status"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/version"
 )
@@ -44,6 +46,8 @@ preview before anything changes.`,
 		c.GroupID = group
 		root.AddCommand(c)
 	}
+	add("backup", backup.NewCmdBackup(f, streams))
+	add("backup", restore.NewCmdRestore(f, streams))
 	add("backup", etcd.NewCmdEtcd(f, streams))
 	add("cluster", status.NewCmdStatus(f, streams))
 	add("other", version.NewCmdVersion(streams))

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"sigs.k8s.io/yaml"
@@ -33,7 +34,10 @@ func (l *Lab) AgentConfig(n string) (config.Config, error) {
 			Cert: filepath.Join(l.agentDir(n), "tls.crt"),
 			Key:  filepath.Join(l.agentDir(n), "tls.key"),
 		},
-		Restic:    config.Restic{Binary: l.Bin.Restic},
+		Restic: config.Restic{
+			Binary:       l.Bin.Restic,
+			PasswordFile: filepath.Join(l.agentDir(n), "restic", "password"),
+		},
 		StateDir:  filepath.Join(l.NodeRoot(n), "var", "lib", "dr-agent"),
 		ClusterID: l.State.ClusterID,
 		Store: objstore.Config{
@@ -107,9 +111,14 @@ func (l *Lab) upAgents(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		password, err := os.ReadFile(l.ResticPasswordPath())
+		if err != nil {
+			return err
+		}
 		if err := writeSecretFiles(map[string]string{
-			cfg.Store.AccessKeyFile: l.State.MinIOUser,
-			cfg.Store.SecretKeyFile: l.State.MinIOSecret,
+			cfg.Store.AccessKeyFile:  l.State.MinIOUser,
+			cfg.Store.SecretKeyFile:  l.State.MinIOSecret,
+			cfg.Restic.PasswordFile: strings.TrimSpace(string(password)),
 		}); err != nil {
 			return err
 		}

@@ -1,6 +1,8 @@
 package lab
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -135,6 +137,23 @@ func (l *Lab) writeSnapshotKey() error {
 	}
 	key := fmt.Sprintf("# created: %s\n# public key: %s\n%s\n", time.Now().UTC().Format(time.RFC3339), id.Recipient(), id)
 	return os.WriteFile(path, []byte(key), 0o600)
+}
+
+// ResticPasswordPath is the restic repository's password, as install keeps
+// it in a Secret.
+func (l *Lab) ResticPasswordPath() string { return filepath.Join(l.Dir, "pki", "restic.password") }
+
+// writeResticPassword creates, once, the repository password.
+func (l *Lab) writeResticPassword() error {
+	path := l.ResticPasswordPath()
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(hex.EncodeToString(b)+"\n"), 0o600)
 }
 
 // agentDir stands in for the node's /etc/dr-agent (the DaemonSet's mounted

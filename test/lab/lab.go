@@ -141,6 +141,9 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	if err := l.writeSnapshotKey(); err != nil {
 		return nil, fmt.Errorf("snapshot key: %w", err)
 	}
+	if err := l.writeResticPassword(); err != nil {
+		return nil, fmt.Errorf("restic password: %w", err)
+	}
 
 	// etcd, MinIO and PostgreSQL are independent; the API server needs etcd,
 	// the agents need etcd up to report its health.

@@ -1501,7 +1501,9 @@ type FileSnapshot struct {
 	TotalBytes      int64                  `protobuf:"varint,10,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"`
 	TotalFiles      int64                  `protobuf:"varint,11,opt,name=total_files,json=totalFiles,proto3" json:"total_files,omitempty"`
 	// PVCs found in the backed-up paths, as namespace/name.
-	Pvcs          []string `protobuf:"bytes,12,rep,name=pvcs,proto3" json:"pvcs,omitempty"`
+	Pvcs []string `protobuf:"bytes,12,rep,name=pvcs,proto3" json:"pvcs,omitempty"`
+	// Files restic could not read; the snapshot exists without them.
+	Warnings      []string `protobuf:"bytes,13,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1620,6 +1622,13 @@ func (x *FileSnapshot) GetPvcs() []string {
 	return nil
 }
 
+func (x *FileSnapshot) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
+}
+
 type BackupFilesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Event:
@@ -1709,7 +1718,9 @@ type FileRestoreTarget struct {
 	Paths      []string               `protobuf:"bytes,3,rep,name=paths,proto3" json:"paths,omitempty"`
 	Pvc        string                 `protobuf:"bytes,4,opt,name=pvc,proto3" json:"pvc,omitempty"`
 	// Empty: restore in place, moving what would be replaced aside first.
-	TargetDir     string `protobuf:"bytes,5,opt,name=target_dir,json=targetDir,proto3" json:"target_dir,omitempty"`
+	TargetDir string `protobuf:"bytes,5,opt,name=target_dir,json=targetDir,proto3" json:"target_dir,omitempty"`
+	// The node the backup came from, when restoring onto another node.
+	SourceNode    string `protobuf:"bytes,6,opt,name=source_node,json=sourceNode,proto3" json:"source_node,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1775,6 +1786,13 @@ func (x *FileRestoreTarget) GetPvc() string {
 func (x *FileRestoreTarget) GetTargetDir() string {
 	if x != nil {
 		return x.TargetDir
+	}
+	return ""
+}
+
+func (x *FileRestoreTarget) GetSourceNode() string {
+	if x != nil {
+		return x.SourceNode
 	}
 	return ""
 }
@@ -1892,8 +1910,17 @@ type RestorePreview struct {
 	UnchangedFiles int64                  `protobuf:"varint,5,opt,name=unchanged_files,json=unchangedFiles,proto3" json:"unchanged_files,omitempty"`
 	UnchangedBytes int64                  `protobuf:"varint,6,opt,name=unchanged_bytes,json=unchangedBytes,proto3" json:"unchanged_bytes,omitempty"`
 	Changes        []*FileChange          `protobuf:"bytes,7,rep,name=changes,proto3" json:"changes,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Files on the node the snapshot does not hold: left alone.
+	ExtraFiles int64 `protobuf:"varint,8,opt,name=extra_files,json=extraFiles,proto3" json:"extra_files,omitempty"`
+	ExtraBytes int64 `protobuf:"varint,9,opt,name=extra_bytes,json=extraBytes,proto3" json:"extra_bytes,omitempty"`
+	// More changes than the list carries.
+	Truncated  bool   `protobuf:"varint,10,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	SnapshotId string `protobuf:"bytes,11,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	// Where the files land ("/" in place) and which snapshot paths.
+	TargetDir     string   `protobuf:"bytes,12,opt,name=target_dir,json=targetDir,proto3" json:"target_dir,omitempty"`
+	Paths         []string `protobuf:"bytes,13,rep,name=paths,proto3" json:"paths,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RestorePreview) Reset() {
@@ -1971,6 +1998,48 @@ func (x *RestorePreview) GetUnchangedBytes() int64 {
 func (x *RestorePreview) GetChanges() []*FileChange {
 	if x != nil {
 		return x.Changes
+	}
+	return nil
+}
+
+func (x *RestorePreview) GetExtraFiles() int64 {
+	if x != nil {
+		return x.ExtraFiles
+	}
+	return 0
+}
+
+func (x *RestorePreview) GetExtraBytes() int64 {
+	if x != nil {
+		return x.ExtraBytes
+	}
+	return 0
+}
+
+func (x *RestorePreview) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+func (x *RestorePreview) GetSnapshotId() string {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return ""
+}
+
+func (x *RestorePreview) GetTargetDir() string {
+	if x != nil {
+		return x.TargetDir
+	}
+	return ""
+}
+
+func (x *RestorePreview) GetPaths() []string {
+	if x != nil {
+		return x.Paths
 	}
 	return nil
 }
@@ -2314,9 +2383,11 @@ func (x *VerifyBackupRequest) GetReadDataSubset() string {
 }
 
 type VerifyResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
-	Problems      []string               `protobuf:"bytes,2,rep,name=problems,proto3" json:"problems,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Ok       bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	Problems []string               `protobuf:"bytes,2,rep,name=problems,proto3" json:"problems,omitempty"`
+	// What was checked, one line each.
+	Checked       []string `protobuf:"bytes,3,rep,name=checked,proto3" json:"checked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2361,6 +2432,13 @@ func (x *VerifyResult) GetOk() bool {
 func (x *VerifyResult) GetProblems() []string {
 	if x != nil {
 		return x.Problems
+	}
+	return nil
+}
+
+func (x *VerifyResult) GetChecked() []string {
+	if x != nil {
+		return x.Checked
 	}
 	return nil
 }
@@ -4489,7 +4567,7 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"backup_set\x18\x02 \x01(\tR\tbackupSet\x12\x14\n" +
 	"\x05paths\x18\x03 \x03(\tR\x05paths\x12\x12\n" +
-	"\x04tags\x18\x04 \x03(\tR\x04tags\"\xf0\x02\n" +
+	"\x04tags\x18\x04 \x03(\tR\x04tags\"\x8c\x03\n" +
 	"\fFileSnapshot\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12\x14\n" +
@@ -4506,11 +4584,12 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"totalBytes\x12\x1f\n" +
 	"\vtotal_files\x18\v \x01(\x03R\n" +
 	"totalFiles\x12\x12\n" +
-	"\x04pvcs\x18\f \x03(\tR\x04pvcs\"\x8c\x01\n" +
+	"\x04pvcs\x18\f \x03(\tR\x04pvcs\x12\x1a\n" +
+	"\bwarnings\x18\r \x03(\tR\bwarnings\"\x8c\x01\n" +
 	"\x13BackupFilesResponse\x123\n" +
 	"\bprogress\x18\x01 \x01(\v2\x15.dr.agent.v1.ProgressH\x00R\bprogress\x127\n" +
 	"\bsnapshot\x18\x02 \x01(\v2\x19.dr.agent.v1.FileSnapshotH\x00R\bsnapshotB\a\n" +
-	"\x05event\"\x9a\x01\n" +
+	"\x05event\"\xbb\x01\n" +
 	"\x11FileRestoreTarget\x12\x1f\n" +
 	"\vsnapshot_id\x18\x01 \x01(\tR\n" +
 	"snapshotId\x12\x1d\n" +
@@ -4519,7 +4598,9 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x05paths\x18\x03 \x03(\tR\x05paths\x12\x10\n" +
 	"\x03pvc\x18\x04 \x01(\tR\x03pvc\x12\x1d\n" +
 	"\n" +
-	"target_dir\x18\x05 \x01(\tR\ttargetDir\"S\n" +
+	"target_dir\x18\x05 \x01(\tR\ttargetDir\x12\x1f\n" +
+	"\vsource_node\x18\x06 \x01(\tR\n" +
+	"sourceNode\"S\n" +
 	"\x19PreviewFileRestoreRequest\x126\n" +
 	"\x06target\x18\x01 \x01(\v2\x1e.dr.agent.v1.FileRestoreTargetR\x06target\"\xc5\x01\n" +
 	"\n" +
@@ -4532,7 +4613,7 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vKIND_CREATE\x10\x01\x12\x0f\n" +
 	"\vKIND_CHANGE\x10\x02\x12\x12\n" +
-	"\x0eKIND_UNCHANGED\x10\x03\"\xa1\x02\n" +
+	"\x0eKIND_UNCHANGED\x10\x03\"\xd7\x03\n" +
 	"\x0eRestorePreview\x12!\n" +
 	"\fcreate_files\x18\x01 \x01(\x03R\vcreateFiles\x12!\n" +
 	"\fcreate_bytes\x18\x02 \x01(\x03R\vcreateBytes\x12!\n" +
@@ -4540,7 +4621,18 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\fchange_bytes\x18\x04 \x01(\x03R\vchangeBytes\x12'\n" +
 	"\x0funchanged_files\x18\x05 \x01(\x03R\x0eunchangedFiles\x12'\n" +
 	"\x0funchanged_bytes\x18\x06 \x01(\x03R\x0eunchangedBytes\x121\n" +
-	"\achanges\x18\a \x03(\v2\x17.dr.agent.v1.FileChangeR\achanges\"\x93\x01\n" +
+	"\achanges\x18\a \x03(\v2\x17.dr.agent.v1.FileChangeR\achanges\x12\x1f\n" +
+	"\vextra_files\x18\b \x01(\x03R\n" +
+	"extraFiles\x12\x1f\n" +
+	"\vextra_bytes\x18\t \x01(\x03R\n" +
+	"extraBytes\x12\x1c\n" +
+	"\ttruncated\x18\n" +
+	" \x01(\bR\ttruncated\x12\x1f\n" +
+	"\vsnapshot_id\x18\v \x01(\tR\n" +
+	"snapshotId\x12\x1d\n" +
+	"\n" +
+	"target_dir\x18\f \x01(\tR\ttargetDir\x12\x14\n" +
+	"\x05paths\x18\r \x03(\tR\x05paths\"\x93\x01\n" +
 	"\x1aPreviewFileRestoreResponse\x123\n" +
 	"\bprogress\x18\x01 \x01(\v2\x15.dr.agent.v1.ProgressH\x00R\bprogress\x127\n" +
 	"\apreview\x18\x02 \x01(\v2\x1b.dr.agent.v1.RestorePreviewH\x00R\apreviewB\a\n" +
@@ -4560,10 +4652,11 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\foperation_id\x18\x01 \x01(\tR\voperationId\x12\x1d\n" +
 	"\n" +
 	"backup_set\x18\x02 \x01(\tR\tbackupSet\x12(\n" +
-	"\x10read_data_subset\x18\x03 \x01(\tR\x0ereadDataSubset\":\n" +
+	"\x10read_data_subset\x18\x03 \x01(\tR\x0ereadDataSubset\"T\n" +
 	"\fVerifyResult\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x1a\n" +
-	"\bproblems\x18\x02 \x03(\tR\bproblems\"\x89\x01\n" +
+	"\bproblems\x18\x02 \x03(\tR\bproblems\x12\x18\n" +
+	"\achecked\x18\x03 \x03(\tR\achecked\"\x89\x01\n" +
 	"\x14VerifyBackupResponse\x123\n" +
 	"\bprogress\x18\x01 \x01(\v2\x15.dr.agent.v1.ProgressH\x00R\bprogress\x123\n" +
 	"\x06result\x18\x02 \x01(\v2\x19.dr.agent.v1.VerifyResultH\x00R\x06resultB\a\n" +

@@ -1,0 +1,142 @@
+package files
+
+import (
+	"context"
+	"sort"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/restic"
+)
+
+// Tags restic snapshots carry.
+const (
+	TagNode      = "node="
+	TagSet       = "set="
+	TagPVC       = "pvc="
+	TagScheduled = "scheduled"
+)
+
+// BackupRequest is one backup of the node's files.
+type BackupRequest struct {
+	// Set is the backup set id; empty for a backup outside a set.
+	Set string
+	// Paths narrow the backup to these (under the configured roots);
+	// empty backs up every root.
+	Paths     []string
+	Tags      []string
+	Scheduled bool
+}
+
+// BackupResult is the snapshot made.
+type BackupResult struct {
+	Summary *restic.BackupSummary
+	Paths   []string
+	// PVCs maps each PVC backed up ("namespace/name") to its directory.
+	PVCs map[string]string
+}
+
+// Backup snapshots the node's paths with restic; progress gets restic's
+// status lines.
+func (e *Engine) Backup(ctx context.Context, req BackupRequest, progress func(restic.BackupStatus)) (*BackupResult, error) {
+	if err := e.lock(); err != nil {
+		return nil, err
+	}
+	defer e.mu.Unlock()
+	roots, err := e.Roots()
+	if err != nil {
+		return nil, err
+	}
+	paths := roots
+	if len(req.Paths) > 0 {
+		if paths, err = cleanPaths(req.Paths, roots); err != nil {
+			return nil, err
+		}
+	}
+	if err := e.ensure(ctx, true); err != nil {
+		return nil, err
+	}
+	tags := []string{TagNode + e.Node}
+	if req.Set != "" {
+		tags = append(tags, TagSet+req.Set)
+	}
+	if req.Scheduled {
+		tags = append(tags, TagScheduled)
+	}
+	pvcs := map[string]string{}
+	for dir, claim := range e.PVCs(ctx, roots) {
+		if withinAny(paths, dir) {
+			pvcs[claim] = dir
+		}
+	}
+	claims := make([]string, 0, len(pvcs))
+	for c := range pvcs {
+		claims = append(claims, c)
+	}
+	sort.Strings(claims)
+	for _, c := range claims {
+		tags = append(tags, TagPVC+c)
+	}
+	tags = append(tags, req.Tags...)
+	var sum *restic.BackupSummary
+	err = e.runLocked(ctx, func() error {
+		var err error
+		sum, err = e.Repo.Backup(ctx, restic.BackupOptions{
+			Paths: paths, Excludes: e.Paths.Exclude, Tags: tags, Host: e.Node,
+		}, progress)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &BackupResult{Summary: sum, Paths: paths, PVCs: pvcs}, nil
+}
+
+// Forget removes the snapshots of one backup set (every node's: the
+// repository is shared) and prunes their data. It returns their ids.
+func (e *Engine) Forget(ctx context.Context, set string, prune bool) ([]string, error) {
+	if err := e.ensure(ctx, false); err != nil {
+		return nil, err
+	}
+	snaps, err := e.Repo.Snapshots(ctx, TagSet+set)
+	if err != nil {
+		return nil, e.explain(err)
+	}
+	ids := make([]string, 0, len(snaps))
+	for _, s := range snaps {
+		ids = append(ids, s.ID)
+	}
+	err = e.runLocked(ctx, func() error { return e.Repo.ForgetIDs(ctx, ids, prune) })
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// ApplyRetention forgets this node's scheduled snapshots beyond the policy
+// and prunes. restic's exclusive lock keeps it to one node at a time.
+func (e *Engine) ApplyRetention(ctx context.Context, p restic.Policy) ([]string, error) {
+	if err := e.ensure(ctx, false); err != nil {
+		return nil, err
+	}
+	var removed []string
+	err := e.runLocked(ctx, func() error {
+		var err error
+		removed, err = e.Repo.ForgetPolicy(ctx, e.Node, TagScheduled, p, true)
+		return err
+	})
+	return removed, err
+}
+
+// Check runs restic check, reading back subset of the data ("10%") when
+// given.
+func (e *Engine) Check(ctx context.Context, subset string) (*restic.CheckResult, error) {
+	if err := e.ensure(ctx, false); err != nil {
+		return nil, err
+	}
+	var res *restic.CheckResult
+	err := e.runLocked(ctx, func() error {
+		var err error
+		res, err = e.Repo.Check(ctx, subset)
+		return err
+	})
+	return res, err
+}

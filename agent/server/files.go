@@ -1,0 +1,310 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/backupset"
+	"github.com/kubectl-dr/kubectl-dr/agent/config"
+	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
+	"github.com/kubectl-dr/kubectl-dr/agent/files"
+	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
+	"github.com/kubectl-dr/kubectl-dr/agent/restic"
+	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+)
+
+// newFiles sets up the node's file backups; nil (with the reason) when the
+// config leaves them off.
+func newFiles(cfg *config.Config, store objstore.Store) (*files.Engine, string, error) {
+	switch {
+	case store == nil:
+		return nil, "no store is configured", nil
+	case cfg.Restic.PasswordFile == "":
+		return nil, "restic.passwordFile is not set in the agent config", nil
+	}
+	loc, err := cfg.Store.Restic(filepath.Join(cfg.ClusterID, files.RepoDir), cfg.StateDir)
+	if err != nil {
+		return nil, "", err
+	}
+	return &files.Engine{
+		Node: cfg.NodeName,
+		Repo: &restic.Repo{
+			Binary:       cfg.Restic.Binary,
+			Repository:   loc.Repository,
+			PasswordFile: cfg.Restic.PasswordFile,
+			Env:          loc.Env,
+			Options:      loc.Options,
+			CacheDir:     cfg.Restic.CacheDir,
+			LockWait:     2 * time.Minute,
+		},
+		Store:    store,
+		Paths:    cfg.Restic.PathsFor(cfg.NodeName),
+		AsideDir: filepath.Join(cfg.StateDir, "restore-aside"),
+		PVs:      persistentVolumePaths,
+	}, "", nil
+}
+
+func (s *Server) filesEngine() (*files.Engine, error) {
+	if s.files == nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "file backups are off on node %s: %s", s.cfg.NodeName, s.filesOff)
+	}
+	return s.files, nil
+}
+
+// BackupFiles snapshots the node's paths with restic.
+func (s *Server) BackupFiles(req *agentv1.BackupFilesRequest, stream agentv1.AgentService_BackupFilesServer) error {
+	e, err := s.filesEngine()
+	if err != nil {
+		return err
+	}
+	if req.BackupSet != "" {
+		if err := backupset.ValidateID(req.BackupSet); err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+	}
+	start := time.Now()
+	res, err := e.Backup(stream.Context(), files.BackupRequest{Set: req.BackupSet, Paths: req.Paths, Tags: req.Tags}, func(st restic.BackupStatus) {
+		_ = stream.Send(&agentv1.BackupFilesResponse{Event: &agentv1.BackupFilesResponse_Progress{Progress: &agentv1.Progress{
+			Phase: "backup", BytesDone: st.BytesDone, BytesTotal: st.TotalBytes,
+			FilesDone: st.FilesDone, FilesTotal: st.TotalFiles,
+			Percent: 100 * st.PercentDone, EtaSeconds: st.SecondsRemaining,
+		}}})
+	})
+	s.metrics.observeFiles(start, res, err)
+	if err != nil {
+		return filesError(err)
+	}
+	return stream.Send(&agentv1.BackupFilesResponse{Event: &agentv1.BackupFilesResponse_Snapshot{Snapshot: fileSnapshotProto(s.cfg.NodeName, res)}})
+}
+
+func fileSnapshotProto(node string, res *files.BackupResult) *agentv1.FileSnapshot {
+	sum := res.Summary
+	fs := &agentv1.FileSnapshot{
+		Id:              sum.SnapshotID,
+		Node:            node,
+		Paths:           res.Paths,
+		Time:            timestamppb.New(sum.BackupEnd),
+		FilesNew:        sum.FilesNew,
+		FilesChanged:    sum.FilesChanged,
+		FilesUnmodified: sum.FilesUnmodified,
+		BytesAdded:      sum.DataAdded,
+		TotalBytes:      sum.TotalBytesProcessed,
+		TotalFiles:      sum.TotalFilesProcessed,
+		Warnings:        sum.Warnings,
+	}
+	for claim := range res.PVCs {
+		fs.Pvcs = append(fs.Pvcs, claim)
+	}
+	return fs
+}
+
+func restoreTarget(t *agentv1.FileRestoreTarget) files.Target {
+	if t == nil {
+		return files.Target{}
+	}
+	return files.Target{
+		SnapshotID: t.SnapshotId, Set: t.BackupSet, SourceNode: t.SourceNode,
+		Paths: t.Paths, PVC: t.Pvc, Dir: t.TargetDir,
+	}
+}
+
+// PreviewFileRestore says what a restore would create, replace and leave.
+func (s *Server) PreviewFileRestore(req *agentv1.PreviewFileRestoreRequest, stream agentv1.AgentService_PreviewFileRestoreServer) error {
+	e, err := s.filesEngine()
+	if err != nil {
+		return err
+	}
+	_ = stream.Send(&agentv1.PreviewFileRestoreResponse{Event: &agentv1.PreviewFileRestoreResponse_Progress{Progress: &agentv1.Progress{Phase: "preview", Message: "comparing the snapshot with the node's files"}}})
+	pv, err := e.Preview(stream.Context(), restoreTarget(req.Target))
+	if err != nil {
+		return filesError(err)
+	}
+	out := &agentv1.RestorePreview{
+		CreateFiles: pv.Create.Files, CreateBytes: pv.Create.Bytes,
+		ChangeFiles: pv.Change.Files, ChangeBytes: pv.Change.Bytes,
+		UnchangedFiles: pv.Unchanged.Files, UnchangedBytes: pv.Unchanged.Bytes,
+		ExtraFiles: pv.Extra.Files, ExtraBytes: pv.Extra.Bytes,
+		Truncated: pv.Truncated, SnapshotId: pv.SnapshotID, TargetDir: pv.Target, Paths: pv.Includes,
+	}
+	for _, c := range pv.Changes {
+		kind := agentv1.FileChange_KIND_CREATE
+		if c.Kind == "change" {
+			kind = agentv1.FileChange_KIND_CHANGE
+		}
+		out.Changes = append(out.Changes, &agentv1.FileChange{Path: c.Path, Kind: kind, SizeBytes: c.Size})
+	}
+	return stream.Send(&agentv1.PreviewFileRestoreResponse{Event: &agentv1.PreviewFileRestoreResponse_Preview{Preview: out}})
+}
+
+// RestoreFiles restores, moving what it replaces aside first.
+func (s *Server) RestoreFiles(req *agentv1.RestoreFilesRequest, stream agentv1.AgentService_RestoreFilesServer) error {
+	e, err := s.filesEngine()
+	if err != nil {
+		return err
+	}
+	res, err := e.Restore(stream.Context(), restoreTarget(req.Target), func(st restic.RestoreStatus) {
+		_ = stream.Send(&agentv1.RestoreFilesResponse{Event: &agentv1.RestoreFilesResponse_Progress{Progress: &agentv1.Progress{
+			Phase: "restore", BytesDone: st.BytesRestored, BytesTotal: st.TotalBytes,
+			FilesDone: st.FilesRestored, FilesTotal: st.TotalFiles, Percent: 100 * st.PercentDone,
+		}}})
+	})
+	if err != nil {
+		return filesError(err)
+	}
+	s.log.Info("files restored", "files", res.Files, "bytes", res.Bytes, "movedAside", res.AsideDir)
+	return stream.Send(&agentv1.RestoreFilesResponse{Event: &agentv1.RestoreFilesResponse_Result{Result: &agentv1.RestoreFilesResult{
+		FilesRestored: res.Files, BytesRestored: res.Bytes, MovedAsideDir: res.AsideDir,
+	}}})
+}
+
+// VerifyBackup checks a backup set: restic check over the repository
+// (reading back a subset of the data when asked), the set's restic
+// snapshots present, and its etcd snapshot's stored checksum.
+func (s *Server) VerifyBackup(req *agentv1.VerifyBackupRequest, stream agentv1.AgentService_VerifyBackupServer) error {
+	if s.store == nil {
+		return status.Errorf(codes.FailedPrecondition, "node %s has no store configured", s.cfg.NodeName)
+	}
+	ctx := stream.Context()
+	progress := func(phase, msg string) {
+		_ = stream.Send(&agentv1.VerifyBackupResponse{Event: &agentv1.VerifyBackupResponse_Progress{Progress: &agentv1.Progress{Phase: phase, Message: msg}}})
+	}
+	set, err := backupset.Read(ctx, s.store, req.BackupSet)
+	if err != nil {
+		return filesError(err)
+	}
+	res := &agentv1.VerifyResult{}
+	if set.Etcd != nil && set.Etcd.Snapshot != "" {
+		progress("etcd", "reading etcd snapshot "+set.Etcd.Snapshot+" back from the store")
+		list, err := etcdsnap.ListStore(ctx, s.store)
+		if err != nil {
+			return snapshotError(err)
+		}
+		snap, ok := etcdsnap.Find(list, set.Etcd.Snapshot)
+		switch {
+		case !ok:
+			res.Problems = append(res.Problems, fmt.Sprintf("etcd snapshot %s is not in the store", set.Etcd.Snapshot))
+		default:
+			if err := etcdsnap.VerifyStored(ctx, s.store, snap); err != nil {
+				res.Problems = append(res.Problems, err.Error())
+			} else {
+				res.Checked = append(res.Checked, fmt.Sprintf("etcd snapshot %s: %s stored, sha256 matches", snap.Name, humanBytes(snap.StoredSize)))
+			}
+		}
+	}
+	var want int
+	for _, p := range set.Files {
+		if p.SnapshotID != "" {
+			want++
+		}
+	}
+	if want > 0 {
+		e, err := s.filesEngine()
+		if err != nil {
+			return err
+		}
+		progress("restic", "restic check "+req.ReadDataSubset)
+		snaps, err := e.Repo.Snapshots(ctx, files.TagSet+set.ID)
+		if err != nil {
+			return filesError(err)
+		}
+		have := map[string]bool{}
+		for _, sn := range snaps {
+			have[sn.ID] = true
+		}
+		for _, p := range set.Files {
+			if p.SnapshotID != "" && !have[p.SnapshotID] {
+				res.Problems = append(res.Problems, fmt.Sprintf("restic snapshot %s of node %s is missing from the repository", short(p.SnapshotID), p.Node))
+			}
+		}
+		check, err := e.Check(ctx, req.ReadDataSubset)
+		if err != nil {
+			return filesError(err)
+		}
+		if check.Errors > 0 {
+			res.Problems = append(res.Problems, fmt.Sprintf("restic check found %d error(s)", check.Errors))
+			res.Problems = append(res.Problems, check.Messages...)
+		} else {
+			what := "structure"
+			if req.ReadDataSubset != "" {
+				what = "structure and " + req.ReadDataSubset + " of the data read back"
+			}
+			res.Checked = append(res.Checked, fmt.Sprintf("restic repository: %s OK; %d snapshot(s) of the set present", what, len(snaps)))
+		}
+	}
+	res.Ok = len(res.Problems) == 0
+	return stream.Send(&agentv1.VerifyBackupResponse{Event: &agentv1.VerifyBackupResponse_Result{Result: res}})
+}
+
+func short(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+// ForgetFileSnapshots removes a set's restic snapshots, or applies the
+// retention to this node's scheduled ones.
+func (s *Server) ForgetFileSnapshots(req *agentv1.ForgetFileSnapshotsRequest, stream agentv1.AgentService_ForgetFileSnapshotsServer) error {
+	e, err := s.filesEngine()
+	if err != nil {
+		return err
+	}
+	var removed []string
+	if req.BackupSet != "" {
+		if err := backupset.ValidateID(req.BackupSet); err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		removed, err = e.Forget(stream.Context(), req.BackupSet, req.Prune)
+	} else {
+		removed, err = e.ApplyRetention(stream.Context(), resticPolicy(s.cfg.Restic.Retention, req.Retention))
+	}
+	if err != nil {
+		return filesError(err)
+	}
+	return stream.Send(&agentv1.ForgetFileSnapshotsResponse{Event: &agentv1.ForgetFileSnapshotsResponse_Result{Result: &agentv1.ForgetResult{RemovedSnapshots: removed}}})
+}
+
+func resticPolicy(cfg config.Retention, req *agentv1.Retention) restic.Policy {
+	if req != nil {
+		return restic.Policy{KeepLast: int(req.KeepLast), KeepHourly: int(req.KeepHourly), KeepDaily: int(req.KeepDaily), KeepWeekly: int(req.KeepWeekly), KeepMonthly: int(req.KeepMonthly)}
+	}
+	return restic.Policy{KeepLast: cfg.KeepLast, KeepHourly: cfg.KeepHourly, KeepDaily: cfg.KeepDaily, KeepWeekly: cfg.KeepWeekly, KeepMonthly: cfg.KeepMonthly}
+}
+
+func filesError(err error) error {
+	switch {
+	case errors.Is(err, files.ErrBusy):
+		return status.Error(codes.Aborted, err.Error())
+	case errors.Is(err, files.ErrNoPaths), errors.Is(err, files.ErrNotRepository), errors.Is(err, files.ErrNoRepo):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, files.ErrOutsideRoots):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, files.ErrNoSnapshot), errors.Is(err, backupset.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, restic.ErrWrongPassword):
+		return status.Error(codes.PermissionDenied, err.Error())
+	case errors.Is(err, restic.ErrInterrupted), errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	}
+	return status.Error(codes.Internal, err.Error())
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

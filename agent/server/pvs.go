@@ -1,0 +1,62 @@
+package server
+
+import (
+	"context"
+	"os"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+var (
+	pvClientOnce sync.Once
+	pvClient     kubernetes.Interface
+)
+
+// persistentVolumePaths maps the host paths of the cluster's hostPath and
+// local PersistentVolumes to their claims ("namespace/name"). It answers
+// only inside the cluster (the DaemonSet's service account may list PVs);
+// elsewhere directory names are all the agent has.
+func persistentVolumePaths(ctx context.Context) (map[string]string, error) {
+	pvClientOnce.Do(func() {
+		if os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
+			return
+		}
+		cfg, err := rest.InClusterConfig()
+		if err != nil {
+			return
+		}
+		cfg.Timeout = 5 * time.Second
+		pvClient, _ = kubernetes.NewForConfig(cfg)
+	})
+	if pvClient == nil {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	pvs, err := pvClient.CoreV1().PersistentVolumes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, pv := range pvs.Items {
+		ref := pv.Spec.ClaimRef
+		if ref == nil {
+			continue
+		}
+		var p string
+		switch {
+		case pv.Spec.HostPath != nil:
+			p = pv.Spec.HostPath.Path
+		case pv.Spec.Local != nil:
+			p = pv.Spec.Local.Path
+		default:
+			continue
+		}
+		out[p] = ref.Namespace + "/" + ref.Name
+	}
+	return out, nil
+}

@@ -1,0 +1,378 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/backupset"
+	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
+	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
+)
+
+type createOptions struct {
+	genericiooptions.IOStreams
+	f *cmdutil.Factory
+
+	Name   string
+	Etcd   bool
+	Files  bool
+	Nodes  []string
+	Wait   bool
+	Output string
+}
+
+func newCmdCreate(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &createOptions{IOStreams: streams, f: f}
+	cmd := &cobra.Command{
+		Use:   "create [NAME] [--etcd=true] [--files=true] [--node NODE]...",
+		Short: "Back up the cluster now: etcd snapshot plus every node's files",
+		Long: `Takes one etcd snapshot on the etcd leader and, in parallel, a restic snapshot
+of the configured paths on every node (or the nodes given with --node), one
+progress line per node. The set's record is written last: Completed, or
+PartiallyFailed naming each failed part (exit code 3). Ctrl-C stops restic
+cleanly (its lock released) and records the set as Failed.
+
+NAME defaults to backup-<UTC time>. Nodes without any configured path that
+exists are skipped unless named with --node.`,
+		Example: `  kubectl dr backup create
+  kubectl dr backup create before-upgrade --node server-1 --node server-2
+  kubectl dr backup create --etcd=false -o json`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return cmdutil.UsageError("backup create takes at most one NAME, got %q", args)
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				o.Name = args[0]
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			if !o.Wait {
+				return o.detach(cmd.Context())
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().BoolVar(&o.Etcd, "etcd", true, "take an etcd snapshot on the etcd leader")
+	cmd.Flags().BoolVar(&o.Files, "files", true, "back up each node's configured paths with restic")
+	cmd.Flags().StringArrayVar(&o.Nodes, "node", nil, "back up files on this node only (repeatable)")
+	cmd.Flags().BoolVar(&o.Wait, "wait", true, "wait for the backup to finish; --wait=false runs it in the background and returns")
+	printers.OutputFlag(cmd, &o.Output)
+	return cmd
+}
+
+// Validate checks the flags before any agent is asked.
+func (o *createOptions) Validate() error {
+	if err := printers.ValidateOutput(o.Output); err != nil {
+		return cmdutil.UsageError("%w", err)
+	}
+	if o.Name == "" {
+		o.Name = backupset.NewID(time.Now())
+	}
+	if err := backupset.ValidateID(o.Name); err != nil {
+		return cmdutil.UsageError("%w", err)
+	}
+	if !o.Etcd && !o.Files {
+		return cmdutil.UsageError("--etcd=false and --files=false leave nothing to back up")
+	}
+	if len(o.Nodes) > 0 && !o.Files {
+		return cmdutil.UsageError("--node picks nodes for file backups; it makes no sense with --files=false")
+	}
+	return nil
+}
+
+// detach runs the same backup in a background process that outlives this
+// one, logging to a file, and returns at once.
+func (o *createOptions) detach(ctx context.Context) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	dir = filepath.Join(dir, "kubectl-dr")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	logPath := filepath.Join(dir, o.Name+".log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	args := slices.DeleteFunc(slices.Clone(os.Args[1:]), func(a string) bool {
+		return a == "--wait=false" || a == "--wait=0" || a == "--wait=f" || a == "--wait=False"
+	})
+	if len(args) > 0 && args[len(args)-1] == "--wait" {
+		args = args[:len(args)-1]
+	}
+	if !slices.Contains(args, o.Name) {
+		args = append(args, o.Name)
+	}
+	args = append(args, "--wait=true")
+	cmd := exec.Command(exe, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = detachAttr()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start the backup in the background: %w", err)
+	}
+	_ = cmd.Process.Release()
+	fmt.Fprintf(o.Out, "backup %s started in the background (pid %d, log %s)\n", o.Name, cmd.Process.Pid, logPath)
+	fmt.Fprintf(o.Out, "kubectl dr backup describe %s shows it once it has finished\n", o.Name)
+	return nil
+}
+
+// Run takes the backup and writes the set.
+func (o *createOptions) Run(ctx context.Context) error {
+	store, err := o.f.OpenStore(ctx)
+	if err != nil {
+		return err
+	}
+	exists, err := backupset.Exists(ctx, store, o.Name)
+	if err != nil {
+		return fmt.Errorf("store %s: %w", store, err)
+	}
+	if exists {
+		return cmdutil.UsageError("backup %s already exists (kubectl dr backup describe %s); pick another name", o.Name, o.Name)
+	}
+	nodes, err := agentclient.Connect(ctx, o.f.AgentOptions(nil))
+	if err != nil {
+		return err
+	}
+	defer nodes.Close()
+	if len(o.Nodes) > 0 {
+		for _, name := range o.Nodes {
+			if _, ok := nodes.Find(name); !ok {
+				return cmdutil.UsageError("--node %s: no agent for that node (known: %s)", name, names(nodes))
+			}
+		}
+	}
+	clusterID, _ := o.f.ClusterID(ctx)
+	set := &backupset.Set{ID: o.Name, ClusterID: clusterID, Started: time.Now().UTC()}
+	progress := printers.NewNodeProgress(o.ErrOut, o.Output)
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	if o.Etcd {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			part := o.etcdPart(ctx, nodes, progress)
+			mu.Lock()
+			set.Etcd = part
+			mu.Unlock()
+		}()
+	}
+	if o.Files {
+		for _, n := range nodes {
+			if len(o.Nodes) > 0 && !slices.Contains(o.Nodes, n.Node) {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				part, skip := o.filePart(ctx, n, progress)
+				if skip {
+					return
+				}
+				mu.Lock()
+				set.Files = append(set.Files, part)
+				mu.Unlock()
+			}()
+		}
+	}
+	wg.Wait()
+	progress.Done()
+	slices.SortFunc(set.Files, func(a, b backupset.FilePart) int { return strings.Compare(a.Node, b.Node) })
+	set.Finished = time.Now().UTC()
+	interrupted := ctx.Err() != nil
+	if interrupted {
+		set.Error = "interrupted"
+	}
+	set.Decide()
+	if interrupted {
+		set.Phase = backupset.Failed
+	}
+	if set.Etcd == nil && len(set.Files) == 0 {
+		return errors.New("nothing was backed up: no node has paths to back up (configure restic.paths in the agent config) and --etcd=false")
+	}
+	// The record is written even after Ctrl-C, so the set says it failed.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := backupset.Write(wctx, store, set); err != nil {
+		return err
+	}
+	if err := o.print(set); err != nil {
+		return err
+	}
+	switch {
+	case interrupted:
+		return &cmdutil.ExitError{Code: cmdutil.ExitInterrupted, Err: fmt.Errorf("backup %s interrupted: recorded as Failed", set.ID)}
+	case set.Phase == backupset.Failed:
+		return fmt.Errorf("backup %s failed: %s", set.ID, failures(set))
+	case set.Phase == backupset.PartiallyFailed:
+		return cmdutil.Partial("backup %s is PartiallyFailed: %s", set.ID, failures(set))
+	}
+	return nil
+}
+
+func (o *createOptions) print(set *backupset.Set) error {
+	if o.Output == printers.JSON || o.Output == printers.YAML {
+		return printers.Print(o.Out, o.Output, printers.NewBackupSet(set))
+	}
+	printers.DescribeBackupSet(o.Out, set)
+	return nil
+}
+
+func failures(set *backupset.Set) string {
+	var out []string
+	if set.Etcd != nil && set.Etcd.Error != "" {
+		out = append(out, "etcd on "+orNone(set.Etcd.Node)+": "+set.Etcd.Error)
+	}
+	for _, p := range set.Files {
+		if p.Failed() {
+			out = append(out, "files on "+p.Node+": "+p.Error)
+		}
+	}
+	if len(out) == 0 && set.Error != "" {
+		out = append(out, set.Error)
+	}
+	return strings.Join(out, "; ")
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(no node)"
+	}
+	return s
+}
+
+func (o *createOptions) etcdPart(ctx context.Context, nodes agentclient.Nodes, progress *printers.NodeProgress) *backupset.EtcdPart {
+	part := &backupset.EtcdPart{}
+	leader, err := nodes.EtcdLeader()
+	if err != nil {
+		part.Error = err.Error()
+		progress.Update("etcd", printers.ProgressEvent{Phase: "failed", Message: part.Error})
+		return part
+	}
+	part.Node = leader.Node
+	stream, err := leader.Conn.SaveEtcdSnapshot(ctx, &agentv1.SaveEtcdSnapshotRequest{Name: o.Name, BackupSet: o.Name})
+	if err != nil {
+		part.Error = agentclient.Explain(err)
+		return part
+	}
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			if part.Snapshot != "" && agentclient.IsEOF(err) {
+				break
+			}
+			part.Error = agentclient.Explain(err)
+			progress.Update("etcd", printers.ProgressEvent{Phase: "failed", Message: part.Error})
+			return part
+		}
+		switch ev := msg.Event.(type) {
+		case *agentv1.SaveEtcdSnapshotResponse_Progress:
+			p := ev.Progress
+			progress.Update("etcd", printers.ProgressEvent{Phase: p.Phase, Message: "on " + leader.Node, BytesDone: p.BytesDone, BytesTotal: p.BytesTotal, Percent: p.Percent})
+		case *agentv1.SaveEtcdSnapshotResponse_Snapshot:
+			s := ev.Snapshot
+			part.Snapshot, part.Revision, part.Size = s.Name, s.Revision, s.SizeBytes
+			if !s.Uploaded {
+				part.Error = "saved on " + leader.Node + " but not uploaded: " + s.UploadError
+			}
+		}
+	}
+	msg := fmt.Sprintf("%s on %s, %s", part.Snapshot, leader.Node, printers.HumanBytes(part.Size))
+	if part.Error != "" {
+		progress.Update("etcd", printers.ProgressEvent{Phase: "failed", Message: part.Error})
+	} else {
+		progress.Update("etcd", printers.ProgressEvent{Phase: "done", Message: msg})
+	}
+	return part
+}
+
+// filePart backs up one node's files; skip is true for a node that has no
+// paths and was not named.
+func (o *createOptions) filePart(ctx context.Context, n *agentclient.Node, progress *printers.NodeProgress) (part backupset.FilePart, skip bool) {
+	part.Node = n.Node
+	fail := func(msg string) (backupset.FilePart, bool) {
+		part.Error = msg
+		progress.Update(n.Node, printers.ProgressEvent{Phase: "failed", Message: msg})
+		return part, false
+	}
+	if !n.Ready() {
+		return fail(n.Err.Error())
+	}
+	stream, err := n.Conn.BackupFiles(ctx, &agentv1.BackupFilesRequest{BackupSet: o.Name})
+	if err != nil {
+		return fail(agentclient.Explain(err))
+	}
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			if part.SnapshotID != "" && agentclient.IsEOF(err) {
+				break
+			}
+			if status.Code(err) == codes.FailedPrecondition && len(o.Nodes) == 0 && isNothingToDo(err) {
+				progress.Update(n.Node, printers.ProgressEvent{Phase: "skipped", Message: status.Convert(err).Message()})
+				return part, true
+			}
+			if ctx.Err() != nil {
+				return fail("interrupted")
+			}
+			return fail(agentclient.Explain(err))
+		}
+		switch ev := msg.Event.(type) {
+		case *agentv1.BackupFilesResponse_Progress:
+			p := ev.Progress
+			progress.Update(n.Node, printers.ProgressEvent{Phase: "files", BytesDone: p.BytesDone, BytesTotal: p.BytesTotal, FilesDone: p.FilesDone, FilesTotal: p.FilesTotal, Percent: p.Percent, ETASeconds: p.EtaSeconds})
+		case *agentv1.BackupFilesResponse_Snapshot:
+			s := ev.Snapshot
+			part.SnapshotID, part.Paths, part.PVCs = s.Id, s.Paths, s.Pvcs
+			part.Files, part.Bytes, part.BytesAdded, part.Warnings = s.TotalFiles, s.TotalBytes, s.BytesAdded, s.Warnings
+			slices.Sort(part.PVCs)
+		}
+	}
+	progress.Update(n.Node, printers.ProgressEvent{Phase: "done", Message: fmt.Sprintf("snapshot %s: %d files, %s, %s new", part.SnapshotID[:8], part.Files, printers.HumanBytes(part.Bytes), printers.HumanBytes(part.BytesAdded))})
+	return part, false
+}
+
+// isNothingToDo tells "this node has no paths" or "file backups are off
+// here" from other refusals.
+func isNothingToDo(err error) bool {
+	msg := status.Convert(err).Message()
+	return strings.Contains(msg, "no paths to back up") || strings.Contains(msg, "file backups are off")
+}
+
+func names(nodes agentclient.Nodes) string {
+	var s []string
+	for _, n := range nodes {
+		s = append(s, n.Node)
+	}
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}

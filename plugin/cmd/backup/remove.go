@@ -1,0 +1,156 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/backupset"
+	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
+	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
+	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
+)
+
+type removeOptions struct {
+	genericiooptions.IOStreams
+	f *cmdutil.Factory
+}
+
+func newCmdRemove(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &removeOptions{IOStreams: streams, f: f}
+	cmd := &cobra.Command{
+		Use:     "rm NAME...",
+		Aliases: []string{"delete"},
+		Short:   "Remove backup sets: their restic snapshots (pruned), etcd snapshot and record",
+		Long: `Removes each set's restic snapshots (restic forget --prune: data no other
+snapshot uses is freed), its etcd snapshot and finally its record. Another
+set's data is never touched. A removal cut short can be run again.`,
+		Example: `  kubectl dr backup rm backup-20261121-101500`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmdutil.UsageError("backup rm takes one or more NAMEs (kubectl dr backup ls lists them)")
+			}
+			for _, a := range args {
+				if err := backupset.ValidateID(a); err != nil {
+					return cmdutil.UsageError("%w", err)
+				}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error { return o.Run(cmd.Context(), args) },
+	}
+	return cmd
+}
+
+func (o *removeOptions) Run(ctx context.Context, ids []string) error {
+	store, err := o.f.OpenStore(ctx)
+	if err != nil {
+		return err
+	}
+	var sets []*backupset.Set
+	for _, id := range ids {
+		s, err := backupset.Read(ctx, store, id)
+		if err != nil {
+			return err
+		}
+		sets = append(sets, s)
+	}
+	nodes, connErr := agentclient.Connect(ctx, o.f.AgentOptions(nil))
+	defer nodes.Close()
+	for _, s := range sets {
+		if err := o.remove(ctx, store, nodes, connErr, s); err != nil {
+			return fmt.Errorf("remove %s: %w (nothing after that step was removed; run it again)", s.ID, err)
+		}
+		fmt.Fprintf(o.Out, "backup %s removed\n", s.ID)
+	}
+	return nil
+}
+
+func (o *removeOptions) remove(ctx context.Context, store objstore.Store, nodes agentclient.Nodes, connErr error, s *backupset.Set) error {
+	hasFiles := false
+	for _, p := range s.Files {
+		if p.SnapshotID != "" {
+			hasFiles = true
+		}
+	}
+	if hasFiles {
+		removed, err := forgetSet(ctx, nodes, connErr, s.ID)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(o.ErrOut, "%s: forgot %d restic snapshot(s) and pruned\n", s.ID, len(removed))
+	}
+	if s.Etcd != nil && s.Etcd.Snapshot != "" {
+		if err := o.removeEtcd(ctx, store, nodes, s.Etcd); err != nil {
+			return err
+		}
+	}
+	return backupset.Delete(ctx, store, s.ID)
+}
+
+// removeEtcd removes the set's etcd snapshot: through the agent of the node
+// that took it (its local copy too) when it answers, else from the store.
+func (o *removeOptions) removeEtcd(ctx context.Context, store objstore.Store, nodes agentclient.Nodes, part *backupset.EtcdPart) error {
+	if n, ok := nodes.Find(part.Node); ok && n.Ready() {
+		_, err := n.Conn.DeleteEtcdSnapshots(ctx, &agentv1.DeleteEtcdSnapshotsRequest{Names: []string{part.Snapshot}})
+		if err == nil || status.Code(err) == codes.NotFound {
+			return nil
+		}
+		return fmt.Errorf("delete etcd snapshot %s on %s: %s", part.Snapshot, n.Node, agentclient.Explain(err))
+	}
+	list, err := etcdsnap.ListStore(ctx, store)
+	if err != nil {
+		return err
+	}
+	snap, ok := etcdsnap.Find(list, part.Snapshot)
+	if !ok {
+		return nil
+	}
+	fmt.Fprintf(o.ErrOut, "warning: node %s does not answer: its local copy of %s stays in its snapshots directory\n", part.Node, part.Snapshot)
+	return etcdsnap.DeleteFromStore(ctx, store, snap)
+}
+
+// forgetSet asks one agent with file backups on to forget the set's restic
+// snapshots; the repository is shared, so any node can.
+func forgetSet(ctx context.Context, nodes agentclient.Nodes, connErr error, id string) ([]string, error) {
+	var errs []string
+	for _, n := range readyNodes(nodes) {
+		stream, err := n.Conn.ForgetFileSnapshots(ctx, &agentv1.ForgetFileSnapshotsRequest{BackupSet: id, Prune: true})
+		if err == nil {
+			var res *agentv1.ForgetResult
+			for {
+				msg, rerr := stream.Recv()
+				if rerr != nil {
+					if res != nil && agentclient.IsEOF(rerr) {
+						return res.RemovedSnapshots, nil
+					}
+					err = rerr
+					break
+				}
+				if r := msg.GetResult(); r != nil {
+					res = r
+				}
+			}
+		}
+		if status.Code(err) == codes.FailedPrecondition {
+			errs = append(errs, n.Node+": "+status.Convert(err).Message())
+			continue // files off on this node; try another
+		}
+		return nil, fmt.Errorf("forget restic snapshots on %s: %s", n.Node, agentclient.Explain(err))
+	}
+	if connErr != nil {
+		return nil, fmt.Errorf("its restic snapshots can only be removed through an agent: %w", connErr)
+	}
+	if len(errs) == 0 {
+		return nil, errors.New("its restic snapshots can only be removed through an agent, and none answers")
+	}
+	return nil, fmt.Errorf("no agent could remove its restic snapshots: %s", strings.Join(errs, "; "))
+}

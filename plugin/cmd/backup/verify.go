@@ -1,0 +1,115 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/backupset"
+	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
+	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
+)
+
+type verifyOptions struct {
+	genericiooptions.IOStreams
+	f      *cmdutil.Factory
+	Subset string
+}
+
+func newCmdVerify(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &verifyOptions{IOStreams: streams, f: f}
+	cmd := &cobra.Command{
+		Use:   "verify NAME [--read-data-subset 10%]",
+		Short: "Check a backup set: restic check and the etcd snapshot's checksum",
+		Long: `Runs restic check on the repository (with --read-data-subset, also reads that
+part of the data back and checks it), checks that every restic snapshot the
+set records is in the repository, and reads the set's etcd snapshot back from
+the store to compare its sha256 with its metadata. Exit code 1 when anything
+is wrong.`,
+		Example: `  kubectl dr backup verify backup-20261121-101500
+  kubectl dr backup verify before-upgrade --read-data-subset 10%`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return cmdutil.UsageError("backup verify takes one NAME")
+			}
+			return backupset.ValidateID(args[0])
+		},
+		RunE: func(cmd *cobra.Command, args []string) error { return o.Run(cmd.Context(), args[0]) },
+	}
+	cmd.Flags().StringVar(&o.Subset, "read-data-subset", "", `also read back this much of the data: "10%", "1/5" or a size such as "500M"`)
+	return cmd
+}
+
+func (o *verifyOptions) Run(ctx context.Context, id string) error {
+	store, err := o.f.OpenStore(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := backupset.Read(ctx, store, id); err != nil {
+		return err
+	}
+	nodes, err := agentclient.Connect(ctx, o.f.AgentOptions(nil))
+	if err != nil {
+		return err
+	}
+	defer nodes.Close()
+	progress := printers.NewNodeProgress(o.ErrOut, "")
+	var refusals []string
+	for _, n := range readyNodes(nodes) {
+		res, err := verifyOn(ctx, n, id, o.Subset, progress)
+		if status.Code(err) == codes.FailedPrecondition {
+			refusals = append(refusals, n.Node+": "+status.Convert(err).Message())
+			continue
+		}
+		progress.Done()
+		if err != nil {
+			return fmt.Errorf("verify on %s: %s", n.Node, agentclient.Explain(err))
+		}
+		for _, c := range res.Checked {
+			fmt.Fprintf(o.Out, "ok       %s\n", c)
+		}
+		for _, p := range res.Problems {
+			fmt.Fprintf(o.Out, "PROBLEM  %s\n", p)
+		}
+		if !res.Ok {
+			return fmt.Errorf("backup %s failed verification: %d problem(s)", id, len(res.Problems))
+		}
+		fmt.Fprintf(o.Out, "backup %s verified (on %s)\n", id, n.Node)
+		return nil
+	}
+	if len(refusals) > 0 {
+		return fmt.Errorf("no agent could verify %s: %s", id, strings.Join(refusals, "; "))
+	}
+	return errors.New("no agent answers: verify runs restic on a node")
+}
+
+func verifyOn(ctx context.Context, n *agentclient.Node, id, subset string, progress *printers.NodeProgress) (*agentv1.VerifyResult, error) {
+	stream, err := n.Conn.VerifyBackup(ctx, &agentv1.VerifyBackupRequest{BackupSet: id, ReadDataSubset: subset})
+	if err != nil {
+		return nil, err
+	}
+	var res *agentv1.VerifyResult
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			if res != nil && agentclient.IsEOF(err) {
+				return res, nil
+			}
+			return nil, err
+		}
+		switch ev := msg.Event.(type) {
+		case *agentv1.VerifyBackupResponse_Progress:
+			progress.Update(n.Node, printers.ProgressEvent{Phase: ev.Progress.Phase, Message: ev.Progress.Message})
+		case *agentv1.VerifyBackupResponse_Result:
+			res = ev.Result
+		}
+	}
+}
