@@ -116,8 +116,8 @@ func (l *Lab) upAgents(ctx context.Context) error {
 			return err
 		}
 		if err := writeSecretFiles(map[string]string{
-			cfg.Store.AccessKeyFile:  l.State.MinIOUser,
-			cfg.Store.SecretKeyFile:  l.State.MinIOSecret,
+			cfg.Store.AccessKeyFile: l.State.MinIOUser,
+			cfg.Store.SecretKeyFile: l.State.MinIOSecret,
 			cfg.Restic.PasswordFile: strings.TrimSpace(string(password)),
 		}); err != nil {
 			return err
