@@ -77,9 +77,9 @@ func (e *Engine) Backup(ctx context.Context, req BackupRequest, progress func(re
 	}
 	tags = append(tags, req.Tags...)
 	var sum *restic.BackupSummary
-	err = e.runLocked(ctx, func() error {
+	err = e.runLocked(ctx, func(r *restic.Repo) error {
 		var err error
-		sum, err = e.Repo.Backup(ctx, restic.BackupOptions{
+		sum, err = r.Backup(ctx, restic.BackupOptions{
 			Paths: paths, Excludes: e.Paths.Exclude, Tags: tags, Host: e.Node,
 		}, progress)
 		return err
@@ -104,7 +104,7 @@ func (e *Engine) Forget(ctx context.Context, set string, prune bool) ([]string, 
 	for _, s := range snaps {
 		ids = append(ids, s.ID)
 	}
-	err = e.runLocked(ctx, func() error { return e.Repo.ForgetIDs(ctx, ids, prune) })
+	err = e.runLocked(ctx, func(r *restic.Repo) error { return r.ForgetIDs(ctx, ids, prune) })
 	if err != nil {
 		return nil, err
 	}
@@ -118,9 +118,9 @@ func (e *Engine) ApplyRetention(ctx context.Context, p restic.Policy) ([]string,
 		return nil, err
 	}
 	var removed []string
-	err := e.runLocked(ctx, func() error {
+	err := e.runLocked(ctx, func(r *restic.Repo) error {
 		var err error
-		removed, err = e.Repo.ForgetPolicy(ctx, e.Node, TagScheduled, p, true)
+		removed, err = r.ForgetPolicy(ctx, e.Node, TagScheduled, p, true)
 		return err
 	})
 	return removed, err
@@ -133,9 +133,9 @@ func (e *Engine) Check(ctx context.Context, subset string) (*restic.CheckResult,
 		return nil, err
 	}
 	var res *restic.CheckResult
-	err := e.runLocked(ctx, func() error {
+	err := e.runLocked(ctx, func(r *restic.Repo) error {
 		var err error
-		res, err = e.Repo.Check(ctx, subset)
+		res, err = r.Check(ctx, subset)
 		return err
 	})
 	return res, err

@@ -299,21 +299,26 @@ func (e *Engine) where() string {
 func (e *Engine) explain(err error) error {
 	switch {
 	case errors.Is(err, restic.ErrWrongPassword):
-		return fmt.Errorf("restic repository %s does not open with the password in %s: %w. Give the agent the password the repository was created with", e.where(), e.Repo.PasswordFile, err)
+		return fmt.Errorf("wrong restic password: repository %s does not open with the password in %s (%w); give the agent the password the repository was created with", e.where(), e.Repo.PasswordFile, err)
 	case errors.Is(err, restic.ErrLocked):
 		return fmt.Errorf("restic repository %s is locked by another operation (still locked after %s): %w", e.where(), e.Repo.LockWait, err)
 	}
 	return err
 }
 
-// runLocked runs fn; when restic says the repository is locked, it removes
-// stale locks (restic unlock leaves live ones) and tries once more.
-func (e *Engine) runLocked(ctx context.Context, fn func() error) error {
-	err := fn()
+// runLocked runs fn without waiting for locks first; when restic says the
+// repository is locked, it removes stale locks (restic unlock leaves live
+// ones: their process is alive or refreshed them lately) and runs fn again,
+// now waiting up to the repository's LockWait for live locks to go.
+func (e *Engine) runLocked(ctx context.Context, fn func(r *restic.Repo) error) error {
+	quick := *e.Repo
+	quick.LockWait = 0
+	err := fn(&quick)
 	if errors.Is(err, restic.ErrLocked) {
-		if uerr := e.Repo.Unlock(ctx); uerr == nil {
-			err = fn()
+		if uerr := e.Repo.Unlock(ctx); uerr != nil {
+			return e.explain(uerr)
 		}
+		err = fn(e.Repo)
 	}
 	return e.explain(err)
 }

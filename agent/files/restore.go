@@ -213,14 +213,13 @@ func (e *Engine) preview(ctx context.Context, p *plan) (*Preview, error) {
 	_, err = e.Repo.Restore(ctx, restic.RestoreOptions{
 		Snapshot: p.snap.ID, Target: p.target, Includes: p.includes, DryRun: true,
 	}, func(a restic.RestoreAction) {
-		snapPath := a.Item
-		if p.target != "/" {
-			rel, err := filepath.Rel(p.target, a.Item)
-			if err != nil || strings.HasPrefix(rel, "..") {
-				outside = append(outside, a.Item)
-				return
-			}
-			snapPath = "/" + rel
+		// restic names items by their path in the snapshot; they land
+		// below the target.
+		snapPath := filepath.Clean(a.Item)
+		local := p.local(snapPath)
+		if !filepath.IsAbs(a.Item) || !within(p.target, local) {
+			outside = append(outside, a.Item)
+			return
 		}
 		n, ok := inSnap[snapPath]
 		if !ok || n.Type == "dir" {
@@ -229,10 +228,10 @@ func (e *Engine) preview(ctx context.Context, p *plan) (*Preview, error) {
 		switch a.Action {
 		case "restored":
 			pv.Create.add(n.Size)
-			pv.addChange(Change{Path: a.Item, Kind: "create", Size: n.Size})
+			pv.addChange(Change{Path: local, Kind: "create", Size: n.Size})
 		case "updated":
 			pv.Change.add(n.Size)
-			pv.addChange(Change{Path: a.Item, Kind: "change", Size: n.Size})
+			pv.addChange(Change{Path: local, Kind: "change", Size: n.Size})
 		case "unchanged":
 			pv.Unchanged.add(n.Size)
 		}

@@ -121,6 +121,7 @@ func (r *Repo) run(ctx context.Context, op string, args []string, onLine func([]
 		cmd.Env = append(cmd.Env, "RESTIC_CACHE_DIR="+r.CacheDir)
 	}
 	cmd.Env = append(cmd.Env, r.Env...)
+	cmd.SysProcAttr = procAttr()
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
 	cmd.WaitDelay = 30 * time.Second
 	var stderr tailBuffer

@@ -207,3 +207,13 @@ func pidsWithArg(s string) []int {
 	}
 	return out
 }
+
+// KillWithArg SIGKILLs every live process whose command line contains s
+// (a node that vanishes mid-run) and returns their pids.
+func KillWithArg(s string) []int {
+	pids := pidsWithArg(s)
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	return pids
+}
