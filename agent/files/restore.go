@@ -222,7 +222,17 @@ func (e *Engine) preview(ctx context.Context, p *plan) (*Preview, error) {
 			return
 		}
 		n, ok := inSnap[snapPath]
-		if !ok || n.Type == "dir" {
+		if !ok {
+			return
+		}
+		if n.Type == "dir" {
+			// A directory where the node now has a file or a symlink:
+			// restic would remove what is there; it is moved aside
+			// instead, and a symlink is never followed out of the target.
+			if st, err := os.Lstat(local); err == nil && !st.IsDir() {
+				pv.Change.add(0)
+				pv.addChange(Change{Path: local, Kind: "change", Size: 0})
+			}
 			return
 		}
 		switch a.Action {
@@ -230,6 +240,13 @@ func (e *Engine) preview(ctx context.Context, p *plan) (*Preview, error) {
 			pv.Create.add(n.Size)
 			pv.addChange(Change{Path: local, Kind: "create", Size: n.Size})
 		case "updated":
+			if symlinkInPath(p.target, local) {
+				// Below a symlink that becomes a directory again: the
+				// file is created there, nothing outside is touched.
+				pv.Create.add(n.Size)
+				pv.addChange(Change{Path: local, Kind: "create", Size: n.Size})
+				return
+			}
 			pv.Change.add(n.Size)
 			pv.addChange(Change{Path: local, Kind: "change", Size: n.Size})
 		case "unchanged":
@@ -263,6 +280,23 @@ func (e *Engine) preview(ctx context.Context, p *plan) (*Preview, error) {
 	}
 	sort.Slice(pv.Changes, func(i, j int) bool { return pv.Changes[i].Path < pv.Changes[j].Path })
 	return pv, nil
+}
+
+// symlinkInPath reports whether a directory between root and p (both
+// excluded) is a symlink.
+func symlinkInPath(root, p string) bool {
+	rel, err := filepath.Rel(root, filepath.Dir(p))
+	if err != nil || rel == "." {
+		return false
+	}
+	cur := root
+	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+		cur = filepath.Join(cur, part)
+		if st, err := os.Lstat(cur); err == nil && st.Mode()&os.ModeSymlink != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (pv *Preview) addChange(c Change) {
@@ -305,6 +339,9 @@ func (e *Engine) Restore(ctx context.Context, t Target, progress func(restic.Res
 	for _, c := range pv.Changes {
 		if c.Kind != "change" {
 			continue
+		}
+		if symlinkInPath(p.target, c.Path) {
+			return nil, fmt.Errorf("refusing to restore: %s lies below a symlink, moving it aside could touch files outside %s", c.Path, p.target)
 		}
 		if res.AsideDir == "" {
 			res.AsideDir = filepath.Join(e.AsideDir, time.Now().UTC().Format("20060102T150405Z")+"-"+p.snap.ShortID)

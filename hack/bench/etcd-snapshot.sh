@@ -12,7 +12,7 @@ mib=${1:-1024}
 runs=${2:-3}
 dir="$root/_output/bench-lab"
 
-hack/lab up --dir "$dir" --etcd-members 1 --nodes 1 >/dev/null 2>&1 || hack/lab up --dir "$dir" --etcd-members 1 --nodes 1
+hack/lab up --dir "$dir" --etcd-members 1 --nodes 1 --kube-node "" >/dev/null 2>&1 || hack/lab up --dir "$dir" --etcd-members 1 --nodes 1 --kube-node ""
 eval "$(hack/lab env --dir "$dir")"
 go build -o "$dir/bin/benchtool" ./hack/bench/benchtool
 

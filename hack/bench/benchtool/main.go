@@ -4,6 +4,9 @@
 //
 //	benchtool fill -mib 1024        (ETCDCTL_* from `hack/lab env`)
 //	benchtool upload FILE KEY       (DR_STORE, DR_S3_ENDPOINT, AWS_*)
+//	benchtool tree -files N -mib M DIR   (a file tree to back up)
+//	benchtool touch -percent P DIR       (rewrite P% of the files)
+//	benchtool rmprefix PREFIX            (empty a part of the store)
 package main
 
 import (
@@ -41,6 +44,24 @@ func run(ctx context.Context, args []string) error {
 			return fmt.Errorf("usage: benchtool upload FILE KEY")
 		}
 		return upload(ctx, args[1], args[2])
+	case "tree", "touch":
+		fs := flag.NewFlagSet(args[0], flag.ExitOnError)
+		files := fs.Int("files", 20000, "number of files")
+		mib := fs.Int("mib", 1024, "total MiB")
+		percent := fs.Float64("percent", 1, "percent of files to rewrite")
+		fs.Parse(args[1:])
+		if fs.NArg() != 1 {
+			return fmt.Errorf("usage: benchtool %s [flags] DIR", args[0])
+		}
+		if args[0] == "tree" {
+			return tree(fs.Arg(0), *files, *mib)
+		}
+		return touch(fs.Arg(0), *percent)
+	case "rmprefix":
+		if len(args) != 2 {
+			return fmt.Errorf("usage: benchtool rmprefix PREFIX")
+		}
+		return rmprefix(ctx, args[1])
 	}
 	return fmt.Errorf("unknown command %q", args[0])
 }
