@@ -156,9 +156,7 @@ func (s *Server) filesJob() schedule.Job {
 			if err != nil {
 				return fmt.Errorf("file retention: %w", err)
 			}
-			if len(removed) > 0 {
-				s.log.Info("file retention removed snapshots", "removed", len(removed))
-			}
+			s.log.Info("file retention applied", "removed", len(removed))
 			return nil
 		},
 	}

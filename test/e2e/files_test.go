@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 
@@ -449,4 +450,172 @@ func TestFilesNodeVanishesMidBackup(t *testing.T) {
 	if r := kubectlDR(t, nil, "backup", "rm", "after-vanish"); r.code != 0 {
 		t.Fatalf("backup rm with a stale lock in the repository: exit %d\n%s", r.code, r.stderr)
 	}
+}
+
+// resticLocks lists the lock objects in the lab cluster's repository.
+func resticLocks(t *testing.T) []string {
+	t.Helper()
+	mc, err := theLab.MinIOClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	prefix := "lab/" + theLab.State.ClusterID + "/restic/locks/"
+	for obj := range mc.ListObjects(context.Background(), theLab.State.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if obj.Err != nil {
+			t.Fatal(obj.Err)
+		}
+		keys = append(keys, obj.Key)
+	}
+	return keys
+}
+
+// Ctrl-C during a backup: restic is interrupted cleanly (its lock is gone),
+// the set is recorded as Failed, the exit code is 130.
+func TestFilesBackupInterrupted(t *testing.T) {
+	data := t.TempDir()
+	writeTree(t, data, 100, 40, 7)
+	env := agentsEnv(t, startExtraAgent(t, "ctrl-c", "agent-1", func(c *config.Config) {
+		c.NodeName = "ctrl-c"
+		c.Restic.Paths = []string{data}
+		c.Restic.CacheDir = filepath.Join(c.StateDir, "cache")
+	}), "ctrl-c")
+	cmd := exec.Command(theLab.Bin.KubectlDR, "backup", "create", "ctrl-c-set", "--etcd=false", "--node", "ctrl-c", "-o", "json")
+	cmd.Env = append(append(os.Environ(), theLab.Env()...), env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { kubectlDR(t, nil, "backup", "rm", "ctrl-c-set") })
+	var events bytes.Buffer
+	dec := json.NewDecoder(io.TeeReader(stderr, &events))
+	for {
+		var ev printers.ProgressEvent
+		if err := dec.Decode(&ev); err != nil {
+			t.Fatalf("backup ended before it made progress: %v\n%s", err, events.String())
+		}
+		if ev.Node == "ctrl-c" && ev.Phase == "files" && ev.BytesDone > 0 {
+			break
+		}
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(&events, stderr)
+	_ = cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 130 {
+		t.Fatalf("interrupted backup: exit %d, want 130\n%s", code, events.String())
+	}
+	set := describeSet(t, "ctrl-c-set")
+	if set.Phase != "Failed" || set.Error != "interrupted" {
+		t.Errorf("interrupted set: phase %s, error %q; want Failed, interrupted", set.Phase, set.Error)
+	}
+	// restic got SIGINT and removed its lock; it did not linger.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		locks, procs := resticLocks(t), lab.ProcessesUnder(data)
+		if len(locks) == 0 && len(procs) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the interrupt: locks %v, restic processes %v", locks, procs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Scheduled file backups: each tick backs up the node's paths, tagged
+// scheduled, then retention keeps the newest keepLast of them and never
+// touches a backup set's snapshot.
+func TestFilesScheduledBackupsWithRetention(t *testing.T) {
+	data := t.TempDir()
+	writeFile(t, filepath.Join(data, "counter"), []byte("0"))
+	env := agentsEnv(t, startExtraAgent(t, "sched", "agent-1", func(c *config.Config) {
+		c.NodeName = "sched"
+		c.Restic.Paths = []string{data}
+		c.Restic.CacheDir = filepath.Join(c.StateDir, "cache")
+		c.Restic.Schedule = "*/4 * * * * *"
+		c.Restic.Retention = config.Retention{KeepLast: 2}
+	}), "sched")
+	if r := kubectlDR(t, env, "backup", "create", "sched-set", "--etcd=false", "--node", "sched"); r.code != 0 {
+		t.Fatalf("backup create: exit %d\n%s", r.code, r.stderr)
+	}
+	t.Cleanup(func() { kubectlDR(t, nil, "backup", "rm", "sched-set") })
+	set := describeSet(t, "sched-set")
+	setSnap, _ := set.Part("sched")
+
+	logged := regexp.MustCompile(`"msg":"scheduled file backup".*"snapshot":"([0-9a-f]+)"`)
+	retained := regexp.MustCompile(`"msg":"file retention applied"`)
+	var ids []string
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d scheduled backups with retention in 90s, want 4", len(ids))
+		}
+		writeFile(t, filepath.Join(data, "counter"), []byte(time.Now().String()))
+		time.Sleep(time.Second)
+		log, _ := os.ReadFile(theLab.LogPath("sched"))
+		if len(retained.FindAll(log, -1)) >= 4 {
+			break
+		}
+	}
+	theLab.StopProcess("sched")
+	log, _ := os.ReadFile(theLab.LogPath("sched"))
+	for _, m := range logged.FindAllStringSubmatch(string(log), -1) {
+		ids = append(ids, m[1])
+	}
+	// The newest two as of the last retention, plus any backup made after
+	// it (the agent was stopped before its retention ran).
+	r := len(retained.FindAll(log, -1))
+	snaps := resticSnapshots(t, "--host", "sched")
+	var scheduled []string
+	hasSet := false
+	for _, s := range snaps {
+		if slices.Contains(s.Tags, "scheduled") {
+			scheduled = append(scheduled, s.ID[:8])
+		}
+		if s.ID == setSnap.SnapshotID {
+			hasSet = true
+		}
+	}
+	slices.Sort(scheduled)
+	newest := append(slices.Clone(ids[r-2:r]), ids[r:]...)
+	slices.Sort(newest)
+	if fmt.Sprint(scheduled) != fmt.Sprint(newest) {
+		t.Errorf("scheduled snapshots left %v, want the newest two %v (made %v)", scheduled, newest, ids)
+	}
+	if !hasSet {
+		t.Errorf("retention removed the backup set's snapshot %s", setSnap.SnapshotID)
+	}
+}
+
+type resticSnapshot struct {
+	ID   string   `json:"id"`
+	Tags []string `json:"tags"`
+}
+
+// resticSnapshots asks restic itself, with the lab's repository and
+// password, not through kubectl dr.
+func resticSnapshots(t *testing.T, args ...string) []resticSnapshot {
+	t.Helper()
+	cmd := exec.Command(theLab.Bin.Restic, append([]string{"snapshots", "--json"}, args...)...)
+	cmd.Env = append(os.Environ(),
+		"RESTIC_REPOSITORY=s3:"+labEnv(t, "DR_S3_ENDPOINT")+"/"+theLab.State.Bucket+"/lab/"+theLab.State.ClusterID+"/restic",
+		"RESTIC_PASSWORD_FILE="+theLab.ResticPasswordPath(),
+		"AWS_ACCESS_KEY_ID="+theLab.State.MinIOUser,
+		"AWS_SECRET_ACCESS_KEY="+theLab.State.MinIOSecret,
+		"RESTIC_CACHE_DIR="+t.TempDir(),
+	)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("restic snapshots: %v", err)
+	}
+	var snaps []resticSnapshot
+	if err := json.Unmarshal(out, &snaps); err != nil {
+		t.Fatal(err)
+	}
+	return snaps
 }
