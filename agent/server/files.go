@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -54,6 +55,11 @@ func newFiles(cfg *config.Config, store objstore.Store) (*files.Engine, string, 
 func (s *Server) filesEngine() (*files.Engine, error) {
 	if s.files == nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "file backups are off on node %s: %s", s.cfg.NodeName, s.filesOff)
+	}
+	// The password is a mounted Secret: it may appear after the agent
+	// started, so it is looked for at each call.
+	if _, err := os.Stat(s.files.Repo.PasswordFile); err != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "file backups are off on node %s: restic password file: %v (kubectl dr install creates the Secret dr-system/dr-restic)", s.cfg.NodeName, err)
 	}
 	return s.files, nil
 }

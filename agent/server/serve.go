@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/credentials"
 
 	"github.com/kubectl-dr/kubectl-dr/agent/config"
@@ -135,8 +136,8 @@ func (s *Server) filesJob() schedule.Job {
 		Name: "file-backup",
 		Spec: s.cfg.Restic.Schedule,
 		ShouldRun: func(ctx context.Context) (bool, error) {
-			if s.files == nil {
-				return false, errors.New("file backups are off: " + s.filesOff)
+			if _, err := s.filesEngine(); err != nil {
+				return false, errors.New(status.Convert(err).Message())
 			}
 			if _, err := s.files.Roots(); err != nil {
 				s.log.Debug("scheduled file backup: nothing to back up", "err", err)

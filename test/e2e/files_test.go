@@ -262,6 +262,23 @@ func TestFilesBackupPreviewRestore(t *testing.T) {
 		}
 	}
 
+	// server-2's files onto another node.
+	moved := filepath.Join(theLab.NodeRoot("agent-1"), "from-server-2")
+	t.Cleanup(func() { os.RemoveAll(moved) })
+	r = kubectlDR(t, nil, "restore", "files-e2e", "--node", "server-2", "--to-node", "agent-1", "--path", roots["server-2"], "--target", moved, "--yes")
+	if r.code != 0 {
+		t.Fatalf("restore --to-node: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	restored = hashTree(t, moved)
+	if len(restored) != len(before["server-2"]) {
+		t.Errorf("--to-node restored %d files, server-2 had %d", len(restored), len(before["server-2"]))
+	}
+	for p, sum := range before["server-2"] {
+		if restored[filepath.Join(moved, p)] != sum {
+			t.Fatalf("--to-node: %s not restored with the backed-up bytes", filepath.Join(moved, p))
+		}
+	}
+
 	r = kubectlDR(t, nil, "backup", "verify", "files-e2e", "--read-data-subset", "20%")
 	if r.code != 0 || !strings.Contains(r.stdout, "backup files-e2e verified") {
 		t.Fatalf("backup verify: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
