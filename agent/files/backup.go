@@ -37,10 +37,10 @@ type BackupResult struct {
 // Backup snapshots the node's paths with restic; progress gets restic's
 // status lines.
 func (e *Engine) Backup(ctx context.Context, req BackupRequest, progress func(restic.BackupStatus)) (*BackupResult, error) {
-	if err := e.lock(); err != nil {
+	if err := e.lock(ctx); err != nil {
 		return nil, err
 	}
-	defer e.mu.Unlock()
+	defer e.unlock()
 	roots, err := e.Roots()
 	if err != nil {
 		return nil, err

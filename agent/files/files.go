@@ -49,7 +49,8 @@ type Engine struct {
 	// PersistentVolumes; optional, directory names are the fallback.
 	PVs func(ctx context.Context) (map[string]string, error)
 
-	mu       sync.Mutex
+	slotOnce sync.Once
+	slot     chan struct{}
 	ensureMu sync.Mutex
 	ready    bool
 }
@@ -160,13 +161,24 @@ func (e *Engine) PVCs(ctx context.Context, roots []string) map[string]string {
 	return found
 }
 
-// lock takes the node's one operation slot.
-func (e *Engine) lock() error {
-	if !e.mu.TryLock() {
-		return ErrBusy
+// lock takes the node's one operation slot, waiting for the operation
+// that holds it (a scheduled backup, say) until ctx ends.
+func (e *Engine) lock(ctx context.Context) error {
+	e.slotOnce.Do(func() { e.slot = make(chan struct{}, 1) })
+	select {
+	case e.slot <- struct{}{}:
+		return nil
+	default:
 	}
-	return nil
+	select {
+	case e.slot <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w (gave up waiting: %v)", ErrBusy, ctx.Err())
+	}
 }
+
+func (e *Engine) unlock() { <-e.slot }
 
 // ensure opens the repository, creating it on first use. A location that
 // holds objects but no restic config is refused, never initialised over.

@@ -186,10 +186,10 @@ func (p *plan) local(snapPath string) string {
 // Preview runs the restore dry: what would be created, replaced and left
 // alone.
 func (e *Engine) Preview(ctx context.Context, t Target) (*Preview, error) {
-	if err := e.lock(); err != nil {
+	if err := e.lock(ctx); err != nil {
 		return nil, err
 	}
-	defer e.mu.Unlock()
+	defer e.unlock()
 	p, err := e.resolve(ctx, t)
 	if err != nil {
 		return nil, err
@@ -318,10 +318,10 @@ type RestoreResult struct {
 // into a dated directory under AsideDir (never deleted); files the
 // snapshot does not hold are left alone.
 func (e *Engine) Restore(ctx context.Context, t Target, progress func(restic.RestoreStatus)) (*RestoreResult, error) {
-	if err := e.lock(); err != nil {
+	if err := e.lock(ctx); err != nil {
 		return nil, err
 	}
-	defer e.mu.Unlock()
+	defer e.unlock()
 	p, err := e.resolve(ctx, t)
 	if err != nil {
 		return nil, err
