@@ -18,6 +18,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/agent/files"
 	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
 	"github.com/kubectl-dr/kubectl-dr/agent/restic"
+	"github.com/kubectl-dr/kubectl-dr/agent/units"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 )
 
@@ -200,7 +201,7 @@ func (s *Server) VerifyBackup(req *agentv1.VerifyBackupRequest, stream agentv1.A
 			if err := etcdsnap.VerifyStored(ctx, s.store, snap); err != nil {
 				res.Problems = append(res.Problems, err.Error())
 			} else {
-				res.Checked = append(res.Checked, fmt.Sprintf("etcd snapshot %s: %s stored, sha256 matches", snap.Name, humanBytes(snap.StoredSize)))
+				res.Checked = append(res.Checked, fmt.Sprintf("etcd snapshot %s: %s stored, sha256 matches", snap.Name, units.HumanBytes(snap.StoredSize)))
 			}
 		}
 	}
@@ -300,17 +301,4 @@ func filesError(err error) error {
 		return status.Error(codes.Canceled, err.Error())
 	}
 	return status.Error(codes.Internal, err.Error())
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

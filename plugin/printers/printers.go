@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/printers"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/units"
 )
 
 // GroupVersion of the view types (not served by any API server; it names
@@ -78,15 +80,4 @@ func deepCopyJSON[T any](in *T) *T {
 }
 
 // HumanBytes formats a size the way kubectl and restic do (binary units).
-func HumanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func HumanBytes(n int64) string { return units.HumanBytes(n) }
