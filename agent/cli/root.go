@@ -24,7 +24,7 @@ func NewRootCmd(out, errOut io.Writer) *cobra.Command {
 	}
 	root.SetOut(out)
 	root.SetErr(errOut)
-	root.AddCommand(newServeCmd(errOut), newVersionCmd(out))
+	root.AddCommand(newServeCmd(errOut), newVersionCmd(out), newWALCmd())
 	return root
 }
 

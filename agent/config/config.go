@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 
 	"sigs.k8s.io/yaml"
 
@@ -49,6 +50,7 @@ type Config struct {
 	Store     objstore.Config `json:"store,omitempty"`
 	Etcd      Etcd            `json:"etcd,omitempty"`
 	Restic    Restic          `json:"restic,omitempty"`
+	WAL       WAL             `json:"wal,omitempty"`
 	// MetricsAddress serves Prometheus metrics and /healthz (default
 	// 127.0.0.1:9651); "off" turns it off.
 	MetricsAddress string `json:"metricsAddress,omitempty"`
@@ -110,6 +112,30 @@ type Restic struct {
 	// CacheDir is restic's cache; default <stateDir>/restic-cache.
 	CacheDir string `json:"cacheDir,omitempty"`
 }
+
+// WAL lists the PostgreSQL WAL spools this node ships.
+type WAL struct {
+	Sources []WALSource `json:"sources,omitempty"`
+}
+
+// WALSource is one database's spool: a directory on the node (a hostPath
+// the PostgreSQL pod mounts too) that archive_command copies finished WAL
+// files into.
+type WALSource struct {
+	// Name names the source in the store (wal/<name>/) and in commands.
+	Name  string `json:"name"`
+	Spool string `json:"spool"`
+	// Concurrency is how many files upload at once (default 4).
+	Concurrency int `json:"concurrency,omitempty"`
+	// SpoolWarnFreeBytes: status and metrics warn when the spool's file
+	// system has less free space (default 1 GiB).
+	SpoolWarnFreeBytes int64 `json:"spoolWarnFreeBytes,omitempty"`
+	// Connection reaches the database for base backups (a libpq
+	// connection string), optional.
+	Connection string `json:"connection,omitempty"`
+}
+
+var walNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // PathSet is one node's paths and excludes.
 type PathSet struct {
@@ -229,6 +255,25 @@ func (c *Config) complete() error {
 	}
 	if c.Restic.Retention.IsZero() {
 		c.Restic.Retention = DefaultFileRetention
+	}
+	seen := map[string]bool{}
+	for i := range c.WAL.Sources {
+		src := &c.WAL.Sources[i]
+		switch {
+		case !walNameRE.MatchString(src.Name):
+			return fmt.Errorf("wal.sources[%d].name %q: use lower-case letters, digits and '-'", i, src.Name)
+		case seen[src.Name]:
+			return fmt.Errorf("wal.sources: %q appears twice", src.Name)
+		case !filepath.IsAbs(src.Spool):
+			return fmt.Errorf("wal.sources %s: spool %q must be an absolute path", src.Name, src.Spool)
+		}
+		seen[src.Name] = true
+		if src.Concurrency <= 0 {
+			src.Concurrency = 4
+		}
+		if src.SpoolWarnFreeBytes <= 0 {
+			src.SpoolWarnFreeBytes = 1 << 30
+		}
 	}
 	if c.Restic.CacheDir == "" {
 		c.Restic.CacheDir = filepath.Join(c.StateDir, "restic-cache")

@@ -32,6 +32,8 @@ type metrics struct {
 	filesLastAdded    prometheus.Gauge
 	filesFailures     prometheus.Counter
 
+	wal *walMetrics
+
 	mu           sync.Mutex
 	newestGood   time.Time
 	snapshotFrom time.Time
@@ -60,6 +62,7 @@ func newMetrics() *metrics {
 	m.filesLastBytes = prometheus.NewGauge(prometheus.GaugeOpts{Name: "dr_files_backup_last_bytes", Help: "Bytes the last file backup covered."})
 	m.filesLastAdded = prometheus.NewGauge(prometheus.GaugeOpts{Name: "dr_files_backup_last_added_bytes", Help: "New bytes the last file backup added to the repository."})
 	m.filesFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "dr_files_backup_failures_total", Help: "File backups on this node that failed."})
+	m.wal = newWALMetrics(m.reg)
 	m.reg.MustRegister(m.filesLastSuccess, m.filesLastDuration, m.filesLastBytes, m.filesLastAdded, m.filesFailures)
 	m.reg.MustRegister(m.lastSuccess, m.lastDuration, m.lastSize, m.failures, m.uploadFailures, rpo,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))

@@ -64,6 +64,7 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}()
 	}
 	go srv.metrics.seed(ctx, srv.snapshots, log)
+	go srv.runShippers(ctx)
 	go func() {
 		errc <- schedule.Run(ctx, log, srv.snapshotJob(), srv.filesJob())
 	}()

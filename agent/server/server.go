@@ -18,6 +18,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/agent/files"
 	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
 	"github.com/kubectl-dr/kubectl-dr/agent/restic"
+	"github.com/kubectl-dr/kubectl-dr/agent/wal"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 )
 
@@ -34,6 +35,7 @@ type Server struct {
 	// files is nil when file backups are off, filesOff says why.
 	files    *files.Engine
 	filesOff string
+	shippers []*wal.Shipper
 
 	resticOnce    sync.Once
 	resticVersion string
@@ -66,6 +68,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	if s.files, s.filesOff, err = newFiles(cfg, s.store); err != nil {
 		return nil, err
 	}
+	s.newShippers()
 	if e.SnapshotKeyFile != "" {
 		r, err := etcdsnap.LoadRecipient(e.SnapshotKeyFile)
 		if err != nil {

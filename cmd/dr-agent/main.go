@@ -17,6 +17,6 @@ func main() {
 	defer stop()
 	if err := cli.NewRootCmd(os.Stdout, os.Stderr).ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(1)
+		os.Exit(cli.Code(err))
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/restore"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/status"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/version"
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/wal"
 )
 
 // NewRootCmd builds the kubectl dr command tree.
@@ -49,6 +50,7 @@ preview before anything changes.`,
 	add("backup", backup.NewCmdBackup(f, streams))
 	add("backup", restore.NewCmdRestore(f, streams))
 	add("backup", etcd.NewCmdEtcd(f, streams))
+	add("backup", wal.NewCmdWAL(f, streams))
 	add("cluster", status.NewCmdStatus(f, streams))
 	add("other", version.NewCmdVersion(streams))
 	root.SetHelpCommandGroupID("other")

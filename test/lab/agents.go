@@ -52,6 +52,9 @@ func (l *Lab) AgentConfig(n string) (config.Config, error) {
 		return cfg, err
 	}
 	cfg.MetricsAddress = fmt.Sprintf("127.0.0.1:%d", metrics)
+	if n == l.State.Nodes[0] {
+		cfg.WAL.Sources = []config.WALSource{{Name: WALSource, Spool: l.WALSpool()}}
+	}
 	if slices.Contains(l.EtcdNodes(), n) {
 		cfg.Etcd.Endpoint = l.etcdClientURL(n)
 		cfg.Etcd.SnapshotKeyFile = l.SnapshotKeyPath()

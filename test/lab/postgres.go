@@ -13,6 +13,15 @@ import (
 	"time"
 )
 
+// PGBin is the path of one of PostgreSQL's programs (psql, pgbench, ...).
+func PGBin(name string) (string, error) {
+	dir, err := pgBinDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, name), nil
+}
+
 // pgBinDir finds Debian's PostgreSQL 15 binaries.
 func pgBinDir() (string, error) {
 	for _, d := range []string{"/usr/lib/postgresql/15/bin"} {
@@ -39,6 +48,19 @@ func pgCredential() (*syscall.SysProcAttr, int, int, error) {
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	return &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}, uid, gid, nil
+}
+
+// WALSource is the lab's WAL source name.
+const WALSource = "pg-main"
+
+// WALSpool is pg-main's spool on the first node.
+func (l *Lab) WALSpool() string {
+	return filepath.Join(l.NodeRoot(l.State.Nodes[0]), "var", "lib", "dr-wal", WALSource)
+}
+
+// ArchiveCommand is the archive_command the README gives for a spool.
+func ArchiveCommand(spool string) string {
+	return fmt.Sprintf("cp %%p %[1]s/.%%f.tmp && sync %[1]s/.%%f.tmp && mv %[1]s/.%%f.tmp %[1]s/%%f", spool)
 }
 
 // upPostgres initialises (once) and starts a PostgreSQL 15 cluster on
@@ -76,12 +98,29 @@ func (l *Lab) upPostgres(ctx context.Context) error {
 			return fmt.Errorf("postgres: initdb: %w\n%s", err, tail(out, 20))
 		}
 	}
+	// WAL source pg-main: archive_command copies each finished file into
+	// the first node's spool under a temporary name, syncs it and renames
+	// it, as the README tells users to.
+	spool := l.WALSpool()
+	if err := os.MkdirAll(filepath.Dir(spool), 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(spool, 0o700); err != nil && !os.IsExist(err) {
+		return err
+	}
+	if uid >= 0 {
+		if err := os.Chown(spool, uid, gid); err != nil {
+			return err
+		}
+	}
 	// The pid file is written by us; postgres' own postmaster.pid is in data.
 	port := l.State.Ports["postgres"]
 	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data,
 		"-c", "listen_addresses=127.0.0.1",
 		"-c", "port="+strconv.Itoa(port),
 		"-c", "unix_socket_directories="+run,
+		"-c", "archive_mode=on",
+		"-c", "archive_command="+ArchiveCommand(spool),
 	)
 	cmd.SysProcAttr = attr
 	if _, err := p.start(cmd); err != nil {

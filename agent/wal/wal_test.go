@@ -1,0 +1,202 @@
+package wal
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
+)
+
+func TestClassifyAndGaps(t *testing.T) {
+	for name, want := range map[string]Kind{
+		"000000010000000000000003":                 Segment,
+		"00000002.history":                         History,
+		"000000010000000000000003.00000028.backup": Backup,
+		"000000010000000000000003.partial":         Partial,
+		".000000010000000000000003.tmp":            Unknown,
+		"00000001000000000000000g":                 Unknown,
+	} {
+		if got := Classify(name); got != want {
+			t.Errorf("Classify(%q) = %d, want %d", name, got, want)
+		}
+	}
+	names := []string{
+		"0000000100000000000000FE", "0000000100000000000000FF", // log id 0 ends at FF
+		"000000010000000100000000", "000000010000000100000002", // 01/01 missing
+		"00000002.history", "000000020000000100000005",
+	}
+	if got := fmt.Sprint(Gaps(names)); got != "[000000010000000100000001]" {
+		t.Errorf("Gaps = %s", got)
+	}
+}
+
+func TestEncodeDecodeRefusesCorruption(t *testing.T) {
+	raw := bytes.Repeat([]byte("wal record "), 100000)
+	var obj bytes.Buffer
+	if err := Encode(&obj, bytes.NewReader(raw)); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if _, err := Decode(&out, bytes.NewReader(obj.Bytes())); err != nil || !bytes.Equal(out.Bytes(), raw) {
+		t.Fatalf("round trip: %v", err)
+	}
+	// One byte flipped in the compressed body, then a forged header.
+	bad := bytes.Clone(obj.Bytes())
+	bad[len(bad)/2] ^= 0xff
+	if _, err := Decode(io.Discard, bytes.NewReader(bad)); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("flipped byte: %v, want ErrCorrupt", err)
+	}
+	forged := bytes.Replace(obj.Bytes(), []byte(" "), []byte(" 1"), 1)
+	if _, err := Decode(io.Discard, bytes.NewReader(forged)); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("wrong size in header: %v, want ErrCorrupt", err)
+	}
+}
+
+// flakyStore fails every Put while down.
+type flakyStore struct {
+	objstore.Store
+	mu      sync.Mutex
+	down    bool
+	failKey string
+}
+
+func (f *flakyStore) Put(ctx context.Context, key string, r io.Reader, size int64) (int64, error) {
+	f.mu.Lock()
+	down := f.down
+	f.mu.Unlock()
+	if down || (f.failKey != "" && strings.Contains(key, f.failKey)) {
+		return 0, errors.New("store down")
+	}
+	return f.Store.Put(ctx, key, r, size)
+}
+
+func (f *flakyStore) setDown(d bool) { f.mu.Lock(); f.down = d; f.mu.Unlock() }
+
+// land copies a file into the spool the way archive_command does.
+func land(t *testing.T, spool, name string, body []byte) {
+	t.Helper()
+	tmp := filepath.Join(spool, "."+name+".tmp")
+	if err := os.WriteFile(tmp, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(spool, name)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func spoolNames(t *testing.T, spool string) []string {
+	entries, _ := os.ReadDir(spool)
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func TestShipperShipsVerifiesAndDrainsAfterAnOutage(t *testing.T) {
+	dir := t.TempDir()
+	spool := filepath.Join(dir, "spool")
+	os.MkdirAll(spool, 0o700)
+	base, err := objstore.Open(objstore.Config{URL: "file://" + filepath.Join(dir, "store")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &flakyStore{Store: base}
+	sh := &Shipper{Source: Source{Name: "pg", Spool: spool, Concurrency: 3}, Store: store, Log: slog.New(slog.DiscardHandler), Rescan: 100 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error)
+	go func() { done <- sh.Run(ctx) }()
+
+	seg := func(i int) string { return fmt.Sprintf("0000000100000000%08X", i) }
+	body := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, 1<<16) }
+	for i := 1; i <= 5; i++ {
+		land(t, spool, seg(i), body(i))
+	}
+	land(t, spool, ".in-progress.tmp", []byte("not yet"))
+	waitFor(t, "the spool to drain", func() bool { return len(spoolNames(t, spool)) == 1 })
+
+	// The store goes down: files pile up, in sight, and nothing is lost.
+	store.setDown(true)
+	for i := 6; i <= 9; i++ {
+		land(t, spool, seg(i), body(i))
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := len(spoolNames(t, spool)); n != 5 {
+		t.Fatalf("%d files in the spool while the store is down, want 5: %v", n, spoolNames(t, spool))
+	}
+	if st := sh.Status(); st.BacklogFiles != 4 || !strings.Contains(st.LastError, "store down") {
+		t.Errorf("status while down: backlog %d, error %q", st.BacklogFiles, st.LastError)
+	}
+	store.setDown(false)
+	waitFor(t, "the backlog to drain", func() bool { return len(spoolNames(t, spool)) == 1 })
+
+	a, err := ListArchived(ctx, base, "pg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Files != 9 || a.Newest != seg(9) || len(a.Gaps) != 0 {
+		t.Errorf("archived %+v, want 9 files up to %s without gaps", a, seg(9))
+	}
+	for i := 1; i <= 9; i++ {
+		dest := filepath.Join(dir, "restored")
+		if err := Fetch(ctx, base, "pg", seg(i), dest); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(dest); !bytes.Equal(got, body(i)) {
+			t.Fatalf("%s fetched back differs", seg(i))
+		}
+	}
+	if err := Fetch(ctx, base, "pg", seg(10), filepath.Join(dir, "x")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing segment: %v, want ErrNotFound", err)
+	}
+	cancel()
+	<-done
+}
+
+// A file that cannot be shipped holds back the removal of every later
+// one: the spool keeps a contiguous tail.
+func TestShipperNeverRemovesPastAFileNotShipped(t *testing.T) {
+	dir := t.TempDir()
+	spool := filepath.Join(dir, "spool")
+	os.MkdirAll(spool, 0o700)
+	base, _ := objstore.Open(objstore.Config{URL: "file://" + filepath.Join(dir, "store")})
+	store := &flakyStore{Store: base, failKey: "000000010000000000000003"}
+	sh := &Shipper{Source: Source{Name: "pg", Spool: spool}, Store: store, Log: slog.New(slog.DiscardHandler), Rescan: 50 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	land(t, spool, "000000010000000000000001", []byte("one"))
+	land(t, spool, "000000010000000000000002", []byte("two"))
+	land(t, spool, "000000010000000000000003", []byte("three: its upload fails"))
+	land(t, spool, "000000010000000000000004", []byte("four"))
+	go sh.Run(ctx)
+	waitFor(t, "the first two to go", func() bool {
+		_, err := os.Stat(filepath.Join(spool, "000000010000000000000002"))
+		return os.IsNotExist(err)
+	})
+	time.Sleep(300 * time.Millisecond)
+	if _, err := os.Stat(filepath.Join(spool, "000000010000000000000004")); err != nil {
+		t.Errorf("a file after one not shipped was removed: %v", err)
+	}
+}

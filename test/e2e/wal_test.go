@@ -1,0 +1,134 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
+	"github.com/kubectl-dr/kubectl-dr/test/lab"
+)
+
+// psql runs one statement against the lab's PostgreSQL and returns its
+// unaligned output.
+func psql(t *testing.T, sql string) string {
+	t.Helper()
+	bin, err := lab.PGBin("psql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql)
+	cmd.Env = append(os.Environ(), theLab.Env()...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("psql %q: %v\n%s", sql, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func walStatus(t *testing.T) printers.WALSource {
+	t.Helper()
+	r := kubectlDR(t, nil, "wal", "status", lab.WALSource, "-o", "json")
+	if r.code != 0 {
+		t.Fatalf("wal status: exit %d\n%s", r.code, r.stderr)
+	}
+	var l printers.WALSourceList
+	if err := json.Unmarshal([]byte(r.stdout), &l); err != nil || len(l.Items) != 1 {
+		t.Fatalf("wal status -o json: %v\n%s", err, r.stdout)
+	}
+	return l.Items[0]
+}
+
+// PostgreSQL archives into the first node's spool (served by the
+// DaemonSet's pod); the agent ships each segment, the spool drains, status
+// shows the newest segment and its age, and `dr-agent wal fetch` gives back
+// the same bytes, refusing a corrupt object.
+func TestWALShippedFromTheSpoolAndFetchedBack(t *testing.T) {
+	psql(t, "CREATE TABLE IF NOT EXISTS wal_e2e (id serial, v text)")
+	var last string
+	for range 3 {
+		psql(t, "INSERT INTO wal_e2e (v) SELECT md5(i::text) FROM generate_series(1, 20000) i")
+		last = psql(t, "SELECT pg_walfile_name(pg_switch_wal())")
+	}
+	// Keep PostgreSQL's own copy for the comparison below.
+	pgCopy, _ := os.ReadFile(filepath.Join(theLab.Dir, "postgres", "data", "pg_wal", last))
+
+	deadline := time.Now().Add(60 * time.Second)
+	var st printers.WALSource
+	for {
+		st = walStatus(t)
+		if st.Newest >= last && st.BacklogFiles == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("segment %s not shipped in 60s: %+v", last, st)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if st.Node != "server-1" || st.RPOSeconds == nil || *st.RPOSeconds > 60 || len(st.Gaps) != 0 || st.LastError != "" {
+		t.Errorf("wal status: %+v", st)
+	}
+	if left, _ := os.ReadDir(theLab.WALSpool()); len(left) != 0 {
+		t.Errorf("spool not drained: %d entries", len(left))
+	}
+
+	dest := filepath.Join(t.TempDir(), "seg")
+	fetch := func(name, dest string) result {
+		return runBin(t, theLab.Bin.DRAgent, nil, "wal", "fetch", "--config", theLab.AgentConfigPath("server-2"), lab.WALSource, name, dest)
+	}
+	if r := fetch(last, dest); r.code != 0 {
+		t.Fatalf("wal fetch %s: exit %d\n%s", last, r.code, r.stderr)
+	}
+	got, _ := os.ReadFile(dest)
+	if len(got) != 16<<20 {
+		t.Fatalf("fetched %d bytes, want a 16 MiB segment", len(got))
+	}
+	if len(pgCopy) > 0 && !bytes.Equal(got, pgCopy) {
+		t.Errorf("fetched segment differs from PostgreSQL's pg_wal/%s", last)
+	}
+
+	// Past the end of the archive: exit 1, recovery ends normally.
+	if r := fetch("0000000100000FFF000000FF", filepath.Join(t.TempDir(), "x")); r.code != 1 || !strings.Contains(r.stderr, "not in the archive") {
+		t.Errorf("missing segment: exit %d, %q; want 1", r.code, r.stderr)
+	}
+
+	// A corrupt object: refused with exit 255 (recovery aborts), nothing
+	// written where PostgreSQL would read it.
+	mc, err := theLab.MinIOClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	key := "lab/" + theLab.State.ClusterID + "/wal/" + lab.WALSource + "/" + last[:8] + "/" + last + ".zst"
+	obj, err := mc.GetObject(ctx, theLab.State.Bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored bytes.Buffer
+	if _, err := stored.ReadFrom(obj); err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Clone(stored.Bytes())
+	bad[len(bad)-100] ^= 0x55
+	if _, err := mc.PutObject(ctx, theLab.State.Bucket, key, bytes.NewReader(bad), int64(len(bad)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		mc.PutObject(ctx, theLab.State.Bucket, key, bytes.NewReader(stored.Bytes()), int64(stored.Len()), minio.PutObjectOptions{})
+	})
+	corrupt := filepath.Join(t.TempDir(), "seg")
+	if r := fetch(last, corrupt); r.code != 255 || !strings.Contains(r.stderr, "corrupt") {
+		t.Errorf("corrupt segment: exit %d, %q; want 255", r.code, r.stderr)
+	}
+	if _, err := os.Stat(corrupt); !os.IsNotExist(err) {
+		t.Errorf("a corrupt segment was written to %s", corrupt)
+	}
+}
