@@ -116,8 +116,10 @@ func TestWALShippedFromTheSpoolAndFetchedBack(t *testing.T) {
 	if _, err := stored.ReadFrom(obj); err != nil {
 		t.Fatal(err)
 	}
-	bad := bytes.Clone(stored.Bytes())
-	bad[len(bad)-100] ^= 0x55
+	// Cut short, as a copy that lost its tail would be. (A flipped bit
+	// can land where zstd ignores it: the decoded bytes, checked against
+	// the sha256 they were shipped with, are what counts.)
+	bad := bytes.Clone(stored.Bytes()[:stored.Len()*2/3])
 	if _, err := mc.PutObject(ctx, theLab.State.Bucket, key, bytes.NewReader(bad), int64(len(bad)), minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
