@@ -636,3 +636,41 @@ func resticSnapshots(t *testing.T, args ...string) []resticSnapshot {
 	}
 	return snaps
 }
+
+// A hostPath PersistentVolume whose directory is not named the
+// local-path way: the DaemonSet's agent learns its claim from the API.
+func TestFilesPVCFromPersistentVolume(t *testing.T) {
+	dir := filepath.Join(theLab.DataDir("server-1"), "storage", "static-www")
+	writeFile(t, filepath.Join(dir, "index.html"), []byte("<h1>hi</h1>\n"))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	pv := fmt.Sprintf(`apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: e2e-static-www
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: manual
+  hostPath: {path: %s}
+  claimRef: {namespace: web, name: static}
+`, dir)
+	applyManifest(t, pv)
+	t.Cleanup(func() { runKubectl(t, "delete", "pv", "e2e-static-www", "--wait=false") })
+	if r := kubectlDR(t, nil, "backup", "create", "pv-e2e", "--etcd=false", "--node", "server-1"); r.code != 0 {
+		t.Fatalf("backup create: exit %d\n%s", r.code, r.stderr)
+	}
+	t.Cleanup(func() { kubectlDR(t, nil, "backup", "rm", "pv-e2e") })
+	set := describeSet(t, "pv-e2e")
+	p, _ := set.Part("server-1")
+	if !slices.Contains(p.PVCs, "web/static") {
+		t.Fatalf("server-1's PVCs %v lack web/static (from the PersistentVolume)", p.PVCs)
+	}
+	r := kubectlDR(t, nil, "restore", "pv-e2e", "--pvc", "web/static", "--dry-run", "-o", "json")
+	if r.code != 0 {
+		t.Fatalf("restore --pvc web/static --dry-run: exit %d\n%s", r.code, r.stderr)
+	}
+	if pv := previewJSON(t, r)["server-1"]; len(pv.Paths) != 1 || pv.Paths[0] != dir || pv.Unchanged.Files != 1 {
+		t.Errorf("preview of web/static: paths %v, unchanged %d; want %s and 1", pv.Paths, pv.Unchanged.Files, dir)
+	}
+}

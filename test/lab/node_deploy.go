@@ -71,6 +71,10 @@ func (l *Lab) deployAgent(ctx context.Context) error {
 		{"op": "replace", "path": "/spec/template/spec/containers/0/volumeMounts", "value": []map[string]any{
 			{"name": "node-root", "mountPath": root},
 		}},
+		// No kube-proxy in the lab: the agent reaches the API server (for
+		// PersistentVolumes) on the node's loopback, as a hostNetwork pod can.
+		{"op": "add", "path": "/spec/template/spec/containers/0/env/-", "value": map[string]any{"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"}},
+		{"op": "add", "path": "/spec/template/spec/containers/0/env/-", "value": map[string]any{"name": "KUBERNETES_SERVICE_PORT", "value": fmt.Sprint(l.State.Ports["kube-apiserver"])}},
 		// A 2-core lab: no CPU request to block scheduling.
 		{"op": "remove", "path": "/spec/template/spec/containers/0/resources"},
 		{"op": "remove", "path": "/spec/template/spec/priorityClassName"},
