@@ -37,6 +37,8 @@ type Set struct {
 	// Etcd is the set's etcd snapshot; nil when the set has none.
 	Etcd  *EtcdPart  `json:"etcd,omitempty"`
 	Files []FilePart `json:"files,omitempty"`
+	// WAL is where each PostgreSQL WAL source stood when the set was made.
+	WAL []WALMark `json:"wal,omitempty"`
 	// Error is why the whole set failed (interrupted, ...).
 	Error string `json:"error,omitempty"`
 }
@@ -61,6 +63,16 @@ type FilePart struct {
 	BytesAdded int64    `json:"bytesAdded,omitempty"`
 	Warnings   []string `json:"warnings,omitempty"`
 	Error      string   `json:"error,omitempty"`
+}
+
+// WALMark is a WAL source's newest archived file at the set's time.
+type WALMark struct {
+	Node     string    `json:"node"`
+	Source   string    `json:"source"`
+	Timeline uint32    `json:"timeline,omitempty"`
+	Segment  string    `json:"segment,omitempty"`
+	Time     time.Time `json:"time"`
+	Error    string    `json:"error,omitempty"`
 }
 
 // Failed reports whether the part failed.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
 
@@ -175,4 +176,25 @@ func (c *rpoCollector) Collect(ch chan<- prometheus.Metric) {
 	for src, t := range c.last {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, time.Since(t).Seconds(), src)
 	}
+}
+
+// MarkWAL records where each of the node's WAL sources stands: the newest
+// file in the store when the backup set was made. Point-in-time recovery
+// to the set's time needs WAL up to at least there.
+func (s *Server) MarkWAL(ctx context.Context, req *agentv1.MarkWALRequest) (*agentv1.MarkWALResponse, error) {
+	resp := &agentv1.MarkWALResponse{}
+	for _, sh := range s.shippers {
+		a, err := wal.ListArchived(ctx, s.store, sh.Source.Name)
+		if err != nil {
+			return nil, status.Errorf(codes.Unavailable, "WAL source %s: read the archive: %v", sh.Source.Name, err)
+		}
+		m := &agentv1.WALMark{Source: sh.Source.Name, Segment: a.Newest, Time: timestamppb.Now()}
+		if a.Newest != "" {
+			if tli, err := strconv.ParseUint(a.Newest[:8], 16, 32); err == nil {
+				m.Timeline = uint32(tli)
+			}
+		}
+		resp.Marks = append(resp.Marks, m)
+	}
+	return resp, nil
 }

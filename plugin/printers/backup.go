@@ -131,6 +131,16 @@ func DescribeBackupSet(w io.Writer, s *backupset.Set) {
 			fmt.Fprintf(w, "  Snapshot:  %s\n  Node:      %s\n  Revision:  %d\n  Size:      %s\n", s.Etcd.Snapshot, s.Etcd.Node, s.Etcd.Revision, HumanBytes(s.Etcd.Size))
 		}
 	}
+	if len(s.WAL) > 0 {
+		fmt.Fprintf(w, "WAL:\n")
+		for _, m := range s.WAL {
+			if m.Error != "" {
+				fmt.Fprintf(w, "  %s: %s\n", m.Node, m.Error)
+				continue
+			}
+			fmt.Fprintf(w, "  %s on %s: archived up to %s\n", m.Source, m.Node, orDash(m.Segment))
+		}
+	}
 	if len(s.Files) > 0 {
 		fmt.Fprintf(w, "Files:\n")
 		for _, p := range s.Files {

@@ -80,6 +80,16 @@ func TestWALShippedFromTheSpoolAndFetchedBack(t *testing.T) {
 		t.Errorf("spool not drained: %d entries", len(left))
 	}
 
+	// A backup set records where the source stood.
+	if r := kubectlDR(t, nil, "backup", "create", "wal-mark", "--etcd=false", "--node", "server-1"); r.code != 0 {
+		t.Fatalf("backup create: exit %d\n%s", r.code, r.stderr)
+	}
+	t.Cleanup(func() { kubectlDR(t, nil, "backup", "rm", "wal-mark") })
+	set := describeSet(t, "wal-mark")
+	if len(set.WAL) != 1 || set.WAL[0].Source != lab.WALSource || set.WAL[0].Node != "server-1" || set.WAL[0].Segment < last {
+		t.Errorf("set's WAL marks %+v; want pg-main on server-1 at %s or later", set.WAL, last)
+	}
+
 	dest := filepath.Join(t.TempDir(), "seg")
 	fetch := func(name, dest string) result {
 		return runBin(t, theLab.Bin.DRAgent, nil, "wal", "fetch", "--config", theLab.AgentConfigPath("server-2"), lab.WALSource, name, dest)

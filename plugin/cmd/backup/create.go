@@ -203,6 +203,8 @@ func (o *createOptions) Run(ctx context.Context) error {
 		}
 	}
 	wg.Wait()
+	// Where each WAL source stands, now that the set's parts are done.
+	set.WAL = walMarks(ctx, nodes)
 	progress.Done()
 	slices.SortFunc(set.Files, func(a, b backupset.FilePart) int { return strings.Compare(a.Node, b.Node) })
 	set.Finished = time.Now().UTC()
@@ -375,4 +377,27 @@ func names(nodes agentclient.Nodes) string {
 		return "none"
 	}
 	return strings.Join(s, ", ")
+}
+
+// walMarks asks every node for its WAL sources' positions. A node that
+// cannot answer gets a mark with its error; it does not fail the set.
+func walMarks(ctx context.Context, nodes agentclient.Nodes) []backupset.WALMark {
+	var marks []backupset.WALMark
+	for _, n := range nodes {
+		if !n.Ready() {
+			continue
+		}
+		resp, err := n.Conn.MarkWAL(ctx, &agentv1.MarkWALRequest{})
+		if status.Code(err) == codes.Unimplemented {
+			continue
+		}
+		if err != nil {
+			marks = append(marks, backupset.WALMark{Node: n.Node, Time: time.Now().UTC(), Error: agentclient.Explain(err)})
+			continue
+		}
+		for _, m := range resp.Marks {
+			marks = append(marks, backupset.WALMark{Node: n.Node, Source: m.Source, Timeline: m.Timeline, Segment: m.Segment, Time: m.Time.AsTime()})
+		}
+	}
+	return marks
 }
