@@ -71,11 +71,10 @@ something wrong or stop early.`,
 func fetchStore(configFile, storeURL, clusterID string) (objstore.Store, error) {
 	var cfg objstore.Config
 	if configFile != "" {
-		c, err := config.Load(configFile)
-		if err != nil {
+		var err error
+		if clusterID, cfg, err = config.LoadStore(configFile); err != nil {
 			return nil, err
 		}
-		cfg, clusterID = c.Store, c.ClusterID
 	} else {
 		cfg = objstore.Config{URL: storeURL}.FromEnv()
 	}

@@ -131,8 +131,11 @@ type WALSource struct {
 	// system has less free space (default 1 GiB).
 	SpoolWarnFreeBytes int64 `json:"spoolWarnFreeBytes,omitempty"`
 	// Connection reaches the database for base backups (a libpq
-	// connection string), optional.
+	// connection string, e.g. "host=10.42.0.12 user=postgres"), and PGData
+	// is its data directory as this node sees it; both optional, needed
+	// for base backups.
 	Connection string `json:"connection,omitempty"`
+	PGData     string `json:"pgdata,omitempty"`
 }
 
 var walNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
@@ -168,6 +171,26 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("agent config %s: %w", path, err)
 	}
 	return &c, nil
+}
+
+// LoadStore reads only the store settings and cluster id of a config file:
+// an agent's, or the small one `pg restore` writes for restore_command.
+func LoadStore(path string) (string, objstore.Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", objstore.Config{}, fmt.Errorf("read config: %w", err)
+	}
+	var c struct {
+		ClusterID string          `json:"clusterID"`
+		Store     objstore.Config `json:"store"`
+	}
+	if err := yaml.Unmarshal(data, &c); err != nil {
+		return "", objstore.Config{}, fmt.Errorf("parse %s: %w", path, err)
+	}
+	if c.Store.URL == "" {
+		return "", objstore.Config{}, fmt.Errorf("%s configures no store", path)
+	}
+	return c.ClusterID, c.Store, nil
 }
 
 func (c *Config) complete() error {

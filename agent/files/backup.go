@@ -140,3 +140,39 @@ func (e *Engine) Check(ctx context.Context, subset string) (*restic.CheckResult,
 	})
 	return res, err
 }
+
+// BackupDir snapshots one directory outside the configured roots (a
+// database's data directory for a base backup), with the node's slot and
+// the repository's locks like any backup.
+func (e *Engine) BackupDir(ctx context.Context, dir string, excludes, tags []string, progress func(restic.BackupStatus)) (*restic.BackupSummary, error) {
+	if err := e.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer e.unlock()
+	if err := e.ensure(ctx, true); err != nil {
+		return nil, err
+	}
+	var sum *restic.BackupSummary
+	err := e.runLocked(ctx, func(r *restic.Repo) error {
+		var err error
+		sum, err = r.Backup(ctx, restic.BackupOptions{
+			Paths: []string{dir}, Excludes: excludes, Tags: append([]string{TagNode + e.Node}, tags...), Host: e.Node,
+		}, progress)
+		return err
+	})
+	return sum, err
+}
+
+// RestoreDir restores the directory dir of a snapshot into target, which
+// receives dir's contents.
+func (e *Engine) RestoreDir(ctx context.Context, snapshot, dir, target string, progress func(restic.RestoreStatus)) error {
+	if err := e.lock(ctx); err != nil {
+		return err
+	}
+	defer e.unlock()
+	if err := e.ensure(ctx, false); err != nil {
+		return err
+	}
+	_, err := e.Repo.Restore(ctx, restic.RestoreOptions{Snapshot: snapshot + ":" + dir, Target: target}, nil, progress)
+	return e.explain(err)
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/backup"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/etcd"
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/pg"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/restore"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/status"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/version"
@@ -51,6 +52,7 @@ preview before anything changes.`,
 	add("backup", restore.NewCmdRestore(f, streams))
 	add("backup", etcd.NewCmdEtcd(f, streams))
 	add("backup", wal.NewCmdWAL(f, streams))
+	add("backup", pg.NewCmdPG(f, streams))
 	add("cluster", status.NewCmdStatus(f, streams))
 	add("other", version.NewCmdVersion(streams))
 	root.SetHelpCommandGroupID("other")

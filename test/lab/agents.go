@@ -53,7 +53,7 @@ func (l *Lab) AgentConfig(n string) (config.Config, error) {
 	}
 	cfg.MetricsAddress = fmt.Sprintf("127.0.0.1:%d", metrics)
 	if n == l.State.Nodes[0] {
-		cfg.WAL.Sources = []config.WALSource{{Name: WALSource, Spool: l.WALSpool()}}
+		cfg.WAL.Sources = []config.WALSource{{Name: WALSource, Spool: l.WALSpool(), Connection: l.PGConnection(), PGData: l.PGData()}}
 	}
 	if slices.Contains(l.EtcdNodes(), n) {
 		cfg.Etcd.Endpoint = l.etcdClientURL(n)

@@ -53,6 +53,16 @@ func pgCredential() (*syscall.SysProcAttr, int, int, error) {
 // WALSource is the lab's WAL source name.
 const WALSource = "pg-main"
 
+// PGData is the lab database's data directory, on the first node.
+func (l *Lab) PGData() string {
+	return filepath.Join(l.NodeRoot(l.State.Nodes[0]), "var", "lib", "postgresql", "15", "main")
+}
+
+// PGConnection is how the first node's agent reaches the lab database.
+func (l *Lab) PGConnection() string {
+	return fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=disable", l.State.Ports["postgres"])
+}
+
 // WALSpool is pg-main's spool on the first node.
 func (l *Lab) WALSpool() string {
 	return filepath.Join(l.NodeRoot(l.State.Nodes[0]), "var", "lib", "dr-wal", WALSource)
@@ -80,8 +90,14 @@ func (l *Lab) upPostgres(ctx context.Context) error {
 		return err
 	}
 	base := filepath.Join(l.Dir, "postgres")
-	data, run := filepath.Join(base, "data"), filepath.Join(base, "run")
-	for _, d := range []string{base, run} {
+	// The data directory is on the first node, as a host-installed or
+	// hostPath database's would be, so that node's agent (the DaemonSet's
+	// pod) can take base backups of it.
+	data, run := l.PGData(), filepath.Join(base, "run")
+	if err := os.MkdirAll(filepath.Dir(data), 0o755); err != nil {
+		return err
+	}
+	for _, d := range []string{base, run, data} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
