@@ -51,6 +51,11 @@ func Restore(ctx context.Context, req RestoreRequest, eng *files.Engine, store o
 	if err != nil {
 		return nil, fmt.Errorf("WAL source %s: %w", req.Source, err)
 	}
+	// The database's user must be able to reach the directory: parents
+	// made here are 0755 (restic would make them 0700).
+	if err := os.MkdirAll(filepath.Dir(req.TargetDir), 0o755); err != nil {
+		return nil, err
+	}
 	progress("restore", restic.RestoreStatus{})
 	if err := eng.RestoreDir(ctx, base.SnapshotID, base.PGData, req.TargetDir, func(st restic.RestoreStatus) { progress("restore", st) }); err != nil {
 		return nil, fmt.Errorf("restore base backup %s: %w", base.ID, err)
@@ -102,7 +107,7 @@ func Restore(ctx context.Context, req RestoreRequest, eng *files.Engine, store o
 	fmt.Fprintf(&conf, "\n# kubectl dr pg restore of %s from base backup %s, %s\n", req.Source, base.ID, time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(&conf, "restore_command = '%s %%f %%p'\n", strings.ReplaceAll(fetch, "'", "''"))
 	if !req.Target.IsZero() {
-		fmt.Fprintf(&conf, "recovery_target_time = '%s'\n", req.Target.UTC().Format("2006-01-02 15:04:05.999999Z07:00"))
+		fmt.Fprintf(&conf, "recovery_target_time = '%s'\n", req.Target.UTC().Format("2006-01-02 15:04:05.999999-07:00"))
 	}
 	conf.WriteString("recovery_target_action = 'promote'\nrecovery_target_timeline = 'latest'\n")
 	conf.WriteString("# A restored copy must not archive into the source's spool: turn archiving\n# back on, to a new WAL source, when it becomes the database.\narchive_mode = 'off'\n")
