@@ -323,7 +323,11 @@ func (l *Lab) procs() []proc {
 		ps = append(ps, l.proc("agent-"+n))
 	}
 	for _, name := range l.extra {
-		ps = append(ps, l.proc(name))
+		p := l.proc(name)
+		if strings.HasPrefix(name, "postgres") {
+			p.stopSignal = syscall.SIGINT
+		}
+		ps = append(ps, p)
 	}
 	pg := l.proc("postgres")
 	pg.stopSignal = syscall.SIGINT // PostgreSQL's fast shutdown

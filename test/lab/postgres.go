@@ -81,11 +81,7 @@ func (l *Lab) upPostgres(ctx context.Context) error {
 		fmt.Fprintf(l.log, "postgres: already running (pid %d)\n", pid)
 		return nil
 	}
-	bin, err := pgBinDir()
-	if err != nil {
-		return err
-	}
-	attr, uid, gid, err := pgCredential()
+	_, uid, gid, err := pgCredential()
 	if err != nil {
 		return err
 	}
@@ -107,6 +103,51 @@ func (l *Lab) upPostgres(ctx context.Context) error {
 			}
 		}
 	}
+	return l.startPostgres(ctx, "postgres", data, run, l.State.Ports["postgres"], l.WALSpool())
+}
+
+// StartPostgres runs one more PostgreSQL 15 for a test, as the postgres
+// user: data in dataDir (initdb'd once), listening on 127.0.0.1:port,
+// archiving into spool with the README's archive_command. Down stops it.
+func (l *Lab) StartPostgres(ctx context.Context, name, dataDir string, port int, spool string) error {
+	run := filepath.Join(l.Dir, name+"-run")
+	if err := os.MkdirAll(run, 0o755); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dataDir), 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dataDir, 0o700); err != nil && !os.IsExist(err) {
+		return err
+	}
+	_, uid, gid, err := pgCredential()
+	if err != nil {
+		return err
+	}
+	if uid >= 0 {
+		for _, d := range []string{run, dataDir} {
+			if err := os.Chown(d, uid, gid); err != nil {
+				return err
+			}
+		}
+	}
+	if err := l.startPostgres(ctx, name, dataDir, run, port, spool); err != nil {
+		return err
+	}
+	l.extra = append(l.extra, name)
+	return nil
+}
+
+func (l *Lab) startPostgres(ctx context.Context, name, data, run string, port int, spool string) error {
+	p := l.proc(name)
+	bin, err := pgBinDir()
+	if err != nil {
+		return err
+	}
+	attr, uid, gid, err := pgCredential()
+	if err != nil {
+		return err
+	}
 	if _, err := os.Stat(filepath.Join(data, "PG_VERSION")); err != nil {
 		cmd := exec.CommandContext(ctx, filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C")
 		cmd.SysProcAttr = attr
@@ -114,10 +155,8 @@ func (l *Lab) upPostgres(ctx context.Context) error {
 			return fmt.Errorf("postgres: initdb: %w\n%s", err, tail(out, 20))
 		}
 	}
-	// WAL source pg-main: archive_command copies each finished file into
-	// the first node's spool under a temporary name, syncs it and renames
-	// it, as the README tells users to.
-	spool := l.WALSpool()
+	// archive_command copies each finished file into the spool under a
+	// temporary name, syncs it and renames it, as the README tells users.
 	if err := os.MkdirAll(filepath.Dir(spool), 0o755); err != nil {
 		return err
 	}
@@ -130,7 +169,6 @@ func (l *Lab) upPostgres(ctx context.Context) error {
 		}
 	}
 	// The pid file is written by us; postgres' own postmaster.pid is in data.
-	port := l.State.Ports["postgres"]
 	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data,
 		"-c", "listen_addresses=127.0.0.1",
 		"-c", "port="+strconv.Itoa(port),
@@ -142,7 +180,7 @@ func (l *Lab) upPostgres(ctx context.Context) error {
 	if _, err := p.start(cmd); err != nil {
 		return err
 	}
-	fmt.Fprintf(l.log, "postgres: started on 127.0.0.1:%d\n", port)
+	fmt.Fprintf(l.log, "%s: started on 127.0.0.1:%d\n", name, port)
 	return p.waitReady(ctx, l.Dir, 60*time.Second, func(ctx context.Context) error {
 		out, err := exec.CommandContext(ctx, filepath.Join(bin, "pg_isready"), "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "postgres").CombinedOutput()
 		if err != nil {
