@@ -2,6 +2,7 @@ package wal
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -28,29 +30,41 @@ const magic = "drwal1"
 // ErrCorrupt means a stored object does not match its checksum.
 var ErrCorrupt = errors.New("WAL object is corrupt")
 
-// Encode writes raw's object to w. raw is read twice: once to hash (the
-// header comes first), once to compress.
-func Encode(w io.Writer, raw io.ReadSeeker) error {
-	h := sha256.New()
-	n, err := io.Copy(h, raw)
+// headerLen is the header's fixed length: the size is zero-padded, so the
+// header can be written after the body is compressed behind it.
+const headerLen = len(magic) + 1 + 20 + 1 + 64 + 1
+
+var encoders = sync.Pool{New: func() any {
+	zw, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	return zw
+}}
+
+// Encode appends the object of the file data to dst. The sha256 runs
+// beside the compression, so a segment costs the longer of the two, not
+// their sum.
+func Encode(dst *bytes.Buffer, data []byte) error {
+	var sum [sha256.Size]byte
+	hashed := make(chan struct{})
+	go func() {
+		sum = sha256.Sum256(data)
+		close(hashed)
+	}()
+	start := dst.Len()
+	dst.Write(make([]byte, headerLen))
+	zw := encoders.Get().(*zstd.Encoder)
+	zw.Reset(dst)
+	_, err := zw.Write(data)
+	if err == nil {
+		err = zw.Close()
+	}
+	encoders.Put(zw)
+	<-hashed
 	if err != nil {
 		return err
 	}
-	if _, err := raw.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	if _, err := fmt.Fprintf(w, "%s %d %s\n", magic, n, hex.EncodeToString(h.Sum(nil))); err != nil {
-		return err
-	}
-	zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(zw, raw); err != nil {
-		zw.Close()
-		return err
-	}
-	return zw.Close()
+	header := fmt.Sprintf("%s %020d %s\n", magic, len(data), hex.EncodeToString(sum[:]))
+	copy(dst.Bytes()[start:start+headerLen], header)
+	return nil
 }
 
 // Decode writes the file held in the object r to w and checks its size and

@@ -43,7 +43,7 @@ func TestClassifyAndGaps(t *testing.T) {
 func TestEncodeDecodeRefusesCorruption(t *testing.T) {
 	raw := bytes.Repeat([]byte("wal record "), 100000)
 	var obj bytes.Buffer
-	if err := Encode(&obj, bytes.NewReader(raw)); err != nil {
+	if err := Encode(&obj, raw); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
@@ -56,7 +56,7 @@ func TestEncodeDecodeRefusesCorruption(t *testing.T) {
 	if _, err := Decode(io.Discard, bytes.NewReader(bad)); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("flipped byte: %v, want ErrCorrupt", err)
 	}
-	forged := bytes.Replace(obj.Bytes(), []byte(" "), []byte(" 1"), 1)
+	forged := bytes.Replace(obj.Bytes(), []byte(" 0"), []byte(" 1"), 1)
 	if _, err := Decode(io.Discard, bytes.NewReader(forged)); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("wrong size in header: %v, want ErrCorrupt", err)
 	}

@@ -1,0 +1,63 @@
+package wal
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"io"
+	"math/rand/v2"
+	"os"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// segment is a 16 MiB WAL segment: a real one when DR_WAL_SEGMENT names
+// one, else half random, half zero (a segment switched half-full).
+func segment(b *testing.B) []byte {
+	if p := os.Getenv("DR_WAL_SEGMENT"); p != "" {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return data
+	}
+	data := make([]byte, 16<<20)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < len(data)/2; i += 8 {
+		v := r.Uint64()
+		for k := 0; k < 8; k++ {
+			data[i+k] = byte(v >> (8 * k))
+		}
+	}
+	return data
+}
+
+func BenchmarkEncode(b *testing.B) {
+	data := segment(b)
+	var out bytes.Buffer
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		out.Reset()
+		if err := Encode(&out, data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkSHA256(b *testing.B) {
+	data := segment(b)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		sha256.Sum256(data)
+	}
+}
+
+func BenchmarkZstdOnly(b *testing.B) {
+	data := segment(b)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		zw, _ := zstd.NewWriter(io.Discard, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+		zw.Write(data)
+		zw.Close()
+	}
+}
