@@ -136,6 +136,9 @@ type WALSource struct {
 	// for base backups.
 	Connection string `json:"connection,omitempty"`
 	PGData     string `json:"pgdata,omitempty"`
+	// BaseBackupSchedule is a cron expression for automatic base backups
+	// (default "off").
+	BaseBackupSchedule string `json:"baseBackupSchedule,omitempty"`
 }
 
 var walNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
@@ -296,6 +299,12 @@ func (c *Config) complete() error {
 		}
 		if src.SpoolWarnFreeBytes <= 0 {
 			src.SpoolWarnFreeBytes = 1 << 30
+		}
+		if src.BaseBackupSchedule == "" {
+			src.BaseBackupSchedule = "off"
+		}
+		if src.BaseBackupSchedule != "off" && (src.Connection == "" || src.PGData == "") {
+			return fmt.Errorf("wal.sources %s: baseBackupSchedule needs connection and pgdata", src.Name)
 		}
 	}
 	if c.Restic.CacheDir == "" {

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/agent/config"
 	"github.com/kubectl-dr/kubectl-dr/agent/pg"
 	"github.com/kubectl-dr/kubectl-dr/agent/restic"
+	"github.com/kubectl-dr/kubectl-dr/agent/schedule"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 )
 
@@ -109,4 +112,32 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// baseBackupJobs are the sources' scheduled base backups, on the node
+// whose config names the source (the one with its data directory).
+func (s *Server) baseBackupJobs() []schedule.Job {
+	var jobs []schedule.Job
+	for _, src := range s.cfg.WAL.Sources {
+		jobs = append(jobs, schedule.Job{
+			Name: "base-backup-" + src.Name,
+			Spec: src.BaseBackupSchedule,
+			ShouldRun: func(context.Context) (bool, error) {
+				if _, err := s.filesEngine(); err != nil {
+					return false, errors.New(status.Convert(err).Message())
+				}
+				return true, nil
+			},
+			Run: func(ctx context.Context) error {
+				e, _ := s.filesEngine()
+				b, err := pg.TakeBaseBackup(ctx, pg.Source{Name: src.Name, Connection: src.Connection, PGData: src.PGData}, s.cfg.NodeName, e, s.store, func(string, restic.BackupStatus) {})
+				if err != nil {
+					return err
+				}
+				s.log.Info("scheduled base backup", "source", b.Source, "id", b.ID, "start", b.StartLSN, "stop", b.StopLSN)
+				return nil
+			},
+		})
+	}
+	return jobs
 }

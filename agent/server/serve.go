@@ -34,6 +34,11 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if _, err := schedule.Parse(cfg.Restic.Schedule); err != nil && cfg.Restic.Schedule != "off" {
 		return fmt.Errorf("restic.schedule: %w", err)
 	}
+	for _, src := range cfg.WAL.Sources {
+		if _, err := schedule.Parse(src.BaseBackupSchedule); err != nil && src.BaseBackupSchedule != "off" {
+			return fmt.Errorf("wal.sources %s: baseBackupSchedule: %w", src.Name, err)
+		}
+	}
 	srv, err := New(cfg, log)
 	if err != nil {
 		return err
@@ -66,7 +71,7 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	go srv.metrics.seed(ctx, srv.snapshots, log)
 	go srv.runShippers(ctx)
 	go func() {
-		errc <- schedule.Run(ctx, log, srv.snapshotJob(), srv.filesJob())
+		errc <- schedule.Run(ctx, log, append([]schedule.Job{srv.snapshotJob(), srv.filesJob()}, srv.baseBackupJobs()...)...)
 	}()
 	log.Info("agent serving", "node", cfg.NodeName, "listen", lis.Addr().String(), "dataDir", cfg.DataDir, "store", srv.storeName())
 	go func() {

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/kubectl-dr/kubectl-dr/agent/config"
-	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
 	"github.com/kubectl-dr/kubectl-dr/agent/wal"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 	"github.com/kubectl-dr/kubectl-dr/test/lab"
@@ -221,11 +220,7 @@ func TestWALSurvivesKillsOutagesAndErrors(t *testing.T) {
 		t.Errorf("PostgreSQL's archive_command failed %s times", failed)
 	}
 
-	store, err := objstore.Open(objstore.Config{URL: theLab.StoreURL(), Endpoint: labEnv(t, "DR_S3_ENDPOINT"), AccessKey: theLab.State.MinIOUser, SecretKey: theLab.State.MinIOSecret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store = store.Sub(theLab.State.ClusterID)
+	store := labStore(t)
 	a, err := wal.ListArchived(ctx, store, node)
 	if err != nil {
 		t.Fatal(err)

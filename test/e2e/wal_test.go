@@ -13,6 +13,10 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/kubectl-dr/kubectl-dr/agent/config"
+	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
+	"github.com/kubectl-dr/kubectl-dr/agent/pg"
+	"github.com/kubectl-dr/kubectl-dr/agent/wal"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 	"github.com/kubectl-dr/kubectl-dr/test/lab"
 )
@@ -203,4 +207,57 @@ func TestPostgresPointInTimeRestore(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "not empty") {
 		t.Errorf("restore into a used directory: exit %d, %q", r.code, r.stderr)
 	}
+}
+
+// Base backups on a schedule: the agent that has the database's data
+// directory takes them itself, and each is recorded only once its WAL is
+// in the store.
+func TestPostgresScheduledBaseBackup(t *testing.T) {
+	store := labStore(t)
+	before, err := pg.List(context.Background(), store, lab.WALSource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startExtraAgent(t, "basebackup-cron", "agent-1", func(c *config.Config) {
+		c.NodeName = "basebackup-cron"
+		c.Restic.CacheDir = filepath.Join(c.StateDir, "cache")
+		// An empty spool of its own: the DaemonSet's agent ships pg-main.
+		c.WAL.Sources = []config.WALSource{{
+			Name: lab.WALSource, Spool: t.TempDir(), Connection: theLab.PGConnection(), PGData: theLab.PGData(),
+			BaseBackupSchedule: "*/5 * * * * *",
+		}}
+	})
+	psql(t, "CREATE TABLE IF NOT EXISTS cron_e2e (id int)")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		psql(t, "INSERT INTO cron_e2e VALUES (1)") // WAL to archive
+		after, err := pg.List(context.Background(), store, lab.WALSource)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(after) > len(before) {
+			b := after[len(after)-1]
+			if b.Node != "basebackup-cron" || b.StartLSN == "" || b.StopLSN == "" || b.SnapshotID == "" || !strings.Contains(b.Label, "START WAL LOCATION") {
+				t.Errorf("scheduled base backup record: %+v", b)
+			}
+			a, err := wal.ListArchived(context.Background(), store, lab.WALSource)
+			if err != nil || a.Newest < b.StopSegment {
+				t.Errorf("base backup %s recorded before its WAL %s was in the store (newest %s)", b.ID, b.StopSegment, a.Newest)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no scheduled base backup in 60 s")
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+func labStore(t *testing.T) objstore.Store {
+	t.Helper()
+	store, err := objstore.Open(objstore.Config{URL: theLab.StoreURL(), Endpoint: labEnv(t, "DR_S3_ENDPOINT"), AccessKey: theLab.State.MinIOUser, SecretKey: theLab.State.MinIOSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store.Sub(theLab.State.ClusterID)
 }
