@@ -39,9 +39,23 @@ func (s *Server) runShippers(ctx context.Context) {
 				s.log.Error("wal shipper stopped", "source", sh.Source.Name, "err", err)
 			}
 		}()
+		// The store's view (newest file, gaps) at start and every 5
+		// minutes: listing a long archive is not free.
 		go func() {
-			if a, err := wal.ListArchived(ctx, s.store, sh.Source.Name); err == nil && a.Newest != "" {
-				s.metrics.wal.seed(sh.Source.Name, a.NewestAt)
+			t := time.NewTicker(5 * time.Minute)
+			defer t.Stop()
+			for {
+				if a, err := wal.ListArchived(ctx, s.store, sh.Source.Name); err == nil {
+					if a.Newest != "" {
+						s.metrics.wal.seed(sh.Source.Name, a.NewestAt)
+					}
+					s.metrics.wal.gaps.WithLabelValues(sh.Source.Name).Set(float64(len(a.Gaps)))
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
 			}
 		}()
 	}
@@ -112,6 +126,7 @@ type walMetrics struct {
 	backlogBytes *prometheus.GaugeVec
 	freeBytes    *prometheus.GaugeVec
 	low          *prometheus.GaugeVec
+	gaps         *prometheus.GaugeVec
 	rpo          *rpoCollector
 }
 
@@ -125,9 +140,10 @@ func newWALMetrics(reg *prometheus.Registry) *walMetrics {
 		backlogBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dr_wal_spool_backlog_bytes", Help: "Bytes in the spool not yet shipped."}, l),
 		freeBytes:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dr_wal_spool_free_bytes", Help: "Free space on the spool's file system."}, l),
 		low:          prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dr_wal_spool_low", Help: "1 when the spool's free space is below spoolWarnFreeBytes: PostgreSQL's archiving will fail when it runs out."}, l),
+		gaps:         prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dr_wal_store_gaps", Help: "WAL segments missing from the store between the source's first and newest (checked every 5 minutes); recovery cannot pass a gap."}, l),
 		rpo:          &rpoCollector{last: map[string]time.Time{}, desc: prometheus.NewDesc("dr_wal_rpo_seconds", "Age of the newest WAL file in the store: the database's recovery point.", l, nil)},
 	}
-	reg.MustRegister(m.lastShipped, m.latency, m.failures, m.backlogFiles, m.backlogBytes, m.freeBytes, m.low, m.rpo)
+	reg.MustRegister(m.lastShipped, m.latency, m.failures, m.backlogFiles, m.backlogBytes, m.freeBytes, m.low, m.gaps, m.rpo)
 	return m
 }
 

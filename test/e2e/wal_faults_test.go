@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -319,4 +320,50 @@ func portOf(t *testing.T, addr string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// A segment missing from the store is a gap: status names it and exits 1,
+// and the metric counts it.
+func TestWALGapInTheStoreIsReported(t *testing.T) {
+	store := labStore(t)
+	ctx := context.Background()
+	for _, seg := range []string{"000000010000000000000001", "000000010000000000000003"} {
+		var obj bytes.Buffer
+		if err := wal.Encode(&obj, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.Put(ctx, wal.Key("gappy", seg), &obj, int64(obj.Len())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		objs, _ := store.List(ctx, "wal/gappy/")
+		for _, o := range objs {
+			store.Delete(ctx, o.Key)
+		}
+	})
+	cfg, err := theLab.AgentConfig("agent-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.NodeName = "wal-fault"
+	cfg.Listen = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cfg.MetricsAddress = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cfg.StateDir = t.TempDir()
+	cfg.WAL.Sources = []config.WALSource{{Name: "gappy", Spool: t.TempDir()}}
+	if err := theLab.StartAgent(ctx, "wal-gappy", cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { theLab.StopProcess("wal-gappy") })
+	r := kubectlDR(t, []string{"KUBECTL_DR_AGENTS=wal-fault=" + cfg.Listen}, "wal", "status", "gappy")
+	if r.code != 1 || !strings.Contains(r.stderr, "000000010000000000000002") {
+		t.Errorf("wal status with a gap: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for metricValue(getMetrics(t, portOf(t, cfg.MetricsAddress)), `dr_wal_store_gaps{source="gappy"}`) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("dr_wal_store_gaps never showed the gap")
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
 }
