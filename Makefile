@@ -29,6 +29,13 @@ test: ## Unit tests, then end-to-end tests against the lab (builds the lab's par
 test-unit: ## Unit tests only (no lab)
 	go test -short ./...
 
+# krew wants semver: untagged builds are v0.1.0-dev.g<commit>.
+DIST_VERSION ?= $(shell git describe --tags --exact-match 2>/dev/null || echo v0.1.0-dev.g$$(git rev-parse --short HEAD))
+
+.PHONY: dist
+dist: ## Release archives for linux/darwin/windows amd64+arm64 in _output/dist, and krew/dr.yaml with their sha256
+	go run ./hack/dist -version $(DIST_VERSION) -commit $(COMMIT) -out _output/dist
+
 .PHONY: image
 image: ## The dr-agent image (static dr-agent + restic + nsenter) as a tarball, no Docker needed: _output/dr-agent-image.tar
 	hack/lab image

@@ -67,12 +67,15 @@ type FilePart struct {
 
 // WALMark is a WAL source's newest archived file at the set's time.
 type WALMark struct {
-	Node     string    `json:"node"`
-	Source   string    `json:"source"`
-	Timeline uint32    `json:"timeline,omitempty"`
-	Segment  string    `json:"segment,omitempty"`
-	Time     time.Time `json:"time"`
-	Error    string    `json:"error,omitempty"`
+	Node     string `json:"node"`
+	Source   string `json:"source"`
+	Timeline uint32 `json:"timeline,omitempty"`
+	// LSN is the database's position at the set's time, when the agent
+	// can ask the database; Segment the newest file in the store.
+	LSN     string    `json:"lsn,omitempty"`
+	Segment string    `json:"segment,omitempty"`
+	Time    time.Time `json:"time"`
+	Error   string    `json:"error,omitempty"`
 }
 
 // Failed reports whether the part failed.

@@ -130,3 +130,24 @@ func prefixed(dir string, patterns []string) []string {
 	}
 	return out
 }
+
+// Position is where a database's WAL stands.
+type Position struct {
+	LSN      string
+	Timeline uint32
+	Time     time.Time
+}
+
+// CurrentPosition asks the database for its current WAL position.
+func CurrentPosition(ctx context.Context, connection string) (Position, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, connection)
+	if err != nil {
+		return Position{}, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var p Position
+	err = conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text, (SELECT timeline_id FROM pg_control_checkpoint()), clock_timestamp()").Scan(&p.LSN, &p.Timeline, &p.Time)
+	return p, err
+}

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/kubectl-dr/kubectl-dr/agent/pg"
 	"github.com/kubectl-dr/kubectl-dr/agent/wal"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 )
@@ -208,6 +209,15 @@ func (s *Server) MarkWAL(ctx context.Context, req *agentv1.MarkWALRequest) (*age
 		if a.Newest != "" {
 			if tli, err := strconv.ParseUint(a.Newest[:8], 16, 32); err == nil {
 				m.Timeline = uint32(tli)
+			}
+		}
+		// With a connection, the exact position: the database's current
+		// LSN at the set's time (its segment is archived later).
+		if src, ok := s.walSource(sh.Source.Name); ok && src.Connection != "" {
+			if pos, err := pg.CurrentPosition(ctx, src.Connection); err == nil {
+				m.Lsn, m.Timeline, m.Time = pos.LSN, pos.Timeline, timestamppb.New(pos.Time)
+			} else {
+				s.log.Warn("WAL mark without the exact position", "source", src.Name, "err", err)
 			}
 		}
 		resp.Marks = append(resp.Marks, m)

@@ -138,7 +138,7 @@ func DescribeBackupSet(w io.Writer, s *backupset.Set) {
 				fmt.Fprintf(w, "  %s: %s\n", m.Node, m.Error)
 				continue
 			}
-			fmt.Fprintf(w, "  %s on %s: archived up to %s\n", m.Source, m.Node, orDash(m.Segment))
+			fmt.Fprintf(w, "  %s on %s: at LSN %s, archived up to %s\n", m.Source, m.Node, orDash(m.LSN), orDash(m.Segment))
 		}
 	}
 	if len(s.Files) > 0 {

@@ -90,8 +90,8 @@ func TestWALShippedFromTheSpoolAndFetchedBack(t *testing.T) {
 	}
 	t.Cleanup(func() { kubectlDR(t, nil, "backup", "rm", "wal-mark") })
 	set := describeSet(t, "wal-mark")
-	if len(set.WAL) != 1 || set.WAL[0].Source != lab.WALSource || set.WAL[0].Node != "server-1" || set.WAL[0].Segment < last {
-		t.Errorf("set's WAL marks %+v; want pg-main on server-1 at %s or later", set.WAL, last)
+	if len(set.WAL) != 1 || set.WAL[0].Source != lab.WALSource || set.WAL[0].Node != "server-1" || set.WAL[0].Segment < last || set.WAL[0].LSN == "" {
+		t.Errorf("set's WAL marks %+v; want pg-main on server-1 at %s or later, with the database's LSN", set.WAL, last)
 	}
 
 	dest := filepath.Join(t.TempDir(), "seg")

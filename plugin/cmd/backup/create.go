@@ -396,7 +396,7 @@ func walMarks(ctx context.Context, nodes agentclient.Nodes) []backupset.WALMark 
 			continue
 		}
 		for _, m := range resp.Marks {
-			marks = append(marks, backupset.WALMark{Node: n.Node, Source: m.Source, Timeline: m.Timeline, Segment: m.Segment, Time: m.Time.AsTime()})
+			marks = append(marks, backupset.WALMark{Node: n.Node, Source: m.Source, Timeline: m.Timeline, LSN: m.Lsn, Segment: m.Segment, Time: m.Time.AsTime()})
 		}
 	}
 	return marks
