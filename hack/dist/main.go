@@ -71,6 +71,9 @@ func run(version, out, baseURL, commit, manifest string) error {
 			}
 			archive := filepath.Join(out, p.file)
 			files := map[string]string{p.Bin: bin, "LICENSE": "LICENSE"}
+			if os_ != "windows" {
+				files["kubectl_complete-dr"] = "krew/kubectl_complete-dr"
+			}
 			var err error
 			if ext == ".zip" {
 				err = writeZip(archive, files)
@@ -105,7 +108,7 @@ func run(version, out, baseURL, commit, manifest string) error {
 }
 
 // order keeps archives byte-identical from run to run.
-var order = []string{"kubectl-dr", "kubectl-dr.exe", "LICENSE"}
+var order = []string{"kubectl-dr", "kubectl-dr.exe", "kubectl_complete-dr", "LICENSE"}
 
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
@@ -127,7 +130,7 @@ func writeTarGz(path string, files map[string]string) error {
 			return err
 		}
 		mode := int64(0o644)
-		if name != "LICENSE" {
+		if name != "LICENSE" { // the binary and the completion script
 			mode = 0o755
 		}
 		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(data)), ModTime: epoch, Format: tar.FormatPAX}); err != nil {

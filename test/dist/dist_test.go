@@ -74,8 +74,8 @@ func TestDistArchivesInstallWithKrew(t *testing.T) {
 	if local == "" {
 		t.Fatalf("no archive for %s/%s", runtime.GOOS, runtime.GOARCH)
 	}
-	if names := tarNames(t, local); strings.Join(names, ",") != "kubectl-dr,LICENSE" {
-		t.Errorf("%s holds %v, want kubectl-dr and LICENSE", local, names)
+	if names := tarNames(t, local); strings.Join(names, ",") != "kubectl-dr,kubectl_complete-dr,LICENSE" {
+		t.Errorf("%s holds %v, want kubectl-dr, kubectl_complete-dr and LICENSE", local, names)
 	}
 
 	krew := filepath.Join(tmp, "krew")
@@ -93,6 +93,15 @@ func TestDistArchivesInstallWithKrew(t *testing.T) {
 	v, err := exec.Command(filepath.Join(krewRoot, "bin", "kubectl-dr"), "version").CombinedOutput()
 	if err != nil || !strings.Contains(string(v), version) {
 		t.Fatalf("installed kubectl-dr version: %v\n%s", err, v)
+	}
+	// Completion through the script shipped beside the plugin (krew links
+	// only the plugin into its bin; users link the script), as kubectl
+	// runs it.
+	complete := exec.Command(filepath.Join(krewRoot, "store", "dr", version, "kubectl_complete-dr"), "backup", "")
+	complete.Env = append(os.Environ(), "PATH="+filepath.Join(krewRoot, "bin")+":"+os.Getenv("PATH"))
+	c, err := complete.CombinedOutput()
+	if err != nil || !strings.Contains(string(c), "create") || !strings.Contains(string(c), "verify") {
+		t.Errorf("kubectl_complete-dr backup: %v\n%s", err, c)
 	}
 }
 
