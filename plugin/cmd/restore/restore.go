@@ -204,7 +204,19 @@ func (o *Options) Run(ctx context.Context) error {
 			return cmdutil.UsageError("nothing restored: this was the preview; run again with --yes to restore")
 		}
 	}
-	return o.restore(ctx, jobs)
+	// Nodes whose files all match the backup have nothing to restore.
+	var todo []job
+	for i, j := range jobs {
+		if p := previews.Items[i]; p.Create.Files+p.Change.Files == 0 {
+			fmt.Fprintf(o.Out, "%s: nothing to restore, every file matches the backup\n", j.node.Node)
+			continue
+		}
+		todo = append(todo, j)
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	return o.restore(ctx, todo)
 }
 
 // pick chooses the set's file parts to restore.
