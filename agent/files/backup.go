@@ -76,14 +76,7 @@ func (e *Engine) Backup(ctx context.Context, req BackupRequest, progress func(re
 		tags = append(tags, TagPVC+c)
 	}
 	tags = append(tags, req.Tags...)
-	var sum *restic.BackupSummary
-	err = e.runLocked(ctx, func(r *restic.Repo) error {
-		var err error
-		sum, err = r.Backup(ctx, restic.BackupOptions{
-			Paths: paths, Excludes: e.Paths.Exclude, Tags: tags, Host: e.Node,
-		}, progress)
-		return err
-	})
+	sum, err := e.backup(ctx, restic.BackupOptions{Paths: paths, Excludes: e.Paths.Exclude, Tags: tags, Host: e.Node}, progress)
 	if err != nil {
 		return nil, err
 	}
@@ -152,12 +145,16 @@ func (e *Engine) BackupDir(ctx context.Context, dir string, excludes, tags []str
 	if err := e.ensure(ctx, true); err != nil {
 		return nil, err
 	}
+	return e.backup(ctx, restic.BackupOptions{Paths: []string{dir}, Excludes: excludes, Tags: append([]string{TagNode + e.Node}, tags...), Host: e.Node}, progress)
+}
+
+// backup runs restic backup under the repository's lock handling; the
+// caller holds the node's slot and has ensured the repository.
+func (e *Engine) backup(ctx context.Context, o restic.BackupOptions, progress func(restic.BackupStatus)) (*restic.BackupSummary, error) {
 	var sum *restic.BackupSummary
 	err := e.runLocked(ctx, func(r *restic.Repo) error {
 		var err error
-		sum, err = r.Backup(ctx, restic.BackupOptions{
-			Paths: []string{dir}, Excludes: excludes, Tags: append([]string{TagNode + e.Node}, tags...), Host: e.Node,
-		}, progress)
+		sum, err = r.Backup(ctx, o, progress)
 		return err
 	})
 	return sum, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -121,7 +122,7 @@ type Snapshot struct {
 func (r *Repo) Snapshots(ctx context.Context, tags ...string) ([]Snapshot, error) {
 	var args []string
 	if len(tags) > 0 {
-		args = append(args, "--tag", joinTags(tags))
+		args = append(args, "--tag", strings.Join(tags, ","))
 	}
 	var out []byte
 	err := r.run(ctx, "snapshots", args, func(line []byte) { out = append(out, line...) })
@@ -133,15 +134,4 @@ func (r *Repo) Snapshots(ctx context.Context, tags ...string) ([]Snapshot, error
 		return nil, err
 	}
 	return snaps, nil
-}
-
-func joinTags(tags []string) string {
-	s := ""
-	for i, t := range tags {
-		if i > 0 {
-			s += ","
-		}
-		s += t
-	}
-	return s
 }

@@ -112,14 +112,9 @@ var order = []string{"kubectl-dr", "kubectl-dr.exe", "kubectl_complete-dr", "LIC
 
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func writeTarGz(path string, files map[string]string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	gz := gzip.NewWriter(f)
-	tw := tar.NewWriter(gz)
+// eachFile hands each archive member, in order, to add with its mode:
+// executable but for LICENSE.
+func eachFile(files map[string]string, add func(name string, data []byte, mode int64) error) error {
 	for _, name := range order {
 		src, ok := files[name]
 		if !ok {
@@ -129,16 +124,34 @@ func writeTarGz(path string, files map[string]string) error {
 		if err != nil {
 			return err
 		}
-		mode := int64(0o644)
-		if name != "LICENSE" { // the binary and the completion script
-			mode = 0o755
+		mode := int64(0o755)
+		if name == "LICENSE" {
+			mode = 0o644
 		}
+		if err := add(name, data, mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeTarGz(path string, files map[string]string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	gz := gzip.NewWriter(f)
+	tw := tar.NewWriter(gz)
+	err = eachFile(files, func(name string, data []byte, mode int64) error {
 		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(data)), ModTime: epoch, Format: tar.FormatPAX}); err != nil {
 			return err
 		}
-		if _, err := tw.Write(data); err != nil {
-			return err
-		}
+		_, err := tw.Write(data)
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	if err := tw.Close(); err != nil {
 		return err
@@ -156,24 +169,18 @@ func writeZip(path string, files map[string]string) error {
 	}
 	defer f.Close()
 	zw := zip.NewWriter(f)
-	for _, name := range order {
-		src, ok := files[name]
-		if !ok {
-			continue
-		}
-		data, err := os.ReadFile(src)
-		if err != nil {
-			return err
-		}
+	err = eachFile(files, func(name string, data []byte, mode int64) error {
 		h := &zip.FileHeader{Name: name, Method: zip.Deflate, Modified: epoch}
-		h.SetMode(0o755)
+		h.SetMode(os.FileMode(mode))
 		w, err := zw.CreateHeader(h)
 		if err != nil {
 			return err
 		}
-		if _, err := w.Write(data); err != nil {
-			return err
-		}
+		_, err = w.Write(data)
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	if err := zw.Close(); err != nil {
 		return err

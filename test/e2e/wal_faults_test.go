@@ -268,20 +268,10 @@ func TestWALSpoolFillingIsWarned(t *testing.T) {
 	t.Cleanup(func() { exec.Command("umount", spool).Run(); os.RemoveAll(spool) })
 	faults := newS3Faults(t, labEnv(t, "DR_S3_ENDPOINT"))
 	faults.down.Store(true) // nothing leaves the spool
-	cfg, err := theLab.AgentConfig("agent-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.NodeName = "wal-fault"
-	cfg.Listen = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cfg.MetricsAddress = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cfg.StateDir = t.TempDir()
-	cfg.Store.Endpoint = "http://" + faults.addr
-	cfg.WAL.Sources = []config.WALSource{{Name: "small", Spool: spool, SpoolWarnFreeBytes: 24 << 20}}
-	if err := theLab.StartAgent(context.Background(), "wal-small", cfg); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { theLab.StopProcess("wal-small") })
+	addr, metrics := walAgent(t, "wal-small", func(c *config.Config) {
+		c.Store.Endpoint = "http://" + faults.addr
+		c.WAL.Sources = []config.WALSource{{Name: "small", Spool: spool, SpoolWarnFreeBytes: 24 << 20}}
+	})
 
 	segment := make([]byte, 16<<20)
 	for i := 1; i <= 2; i++ {
@@ -292,20 +282,20 @@ func TestWALSpoolFillingIsWarned(t *testing.T) {
 		os.Rename(filepath.Join(spool, "."+name+".tmp"), filepath.Join(spool, name))
 	}
 	// 32 of 64 MiB used: 32 MiB free, above the 24 MiB warning.
-	if st := walFaultStatus(t, cfg.Listen, "small"); st.SpoolLow {
+	if st := walFaultStatus(t, addr, "small"); st.SpoolLow {
 		t.Errorf("spool LOW with %d bytes free", st.FreeBytes)
 	}
 	os.WriteFile(filepath.Join(spool, "000000010000000000000003"), segment, 0o600)
-	st := walFaultStatus(t, cfg.Listen, "small")
+	st := walFaultStatus(t, addr, "small")
 	if !st.SpoolLow || st.BacklogFiles != 3 {
 		t.Fatalf("16 MiB free of 64: status %+v; want LOW and 3 files waiting", st)
 	}
-	r := kubectlDR(t, []string{"KUBECTL_DR_AGENTS=wal-fault=" + cfg.Listen}, "wal", "status", "small")
+	r := kubectlDR(t, []string{"KUBECTL_DR_AGENTS=wal-fault=" + addr}, "wal", "status", "small")
 	if r.code != 1 || !strings.Contains(r.stderr, "spool") || !strings.Contains(r.stdout, "LOW") {
 		t.Errorf("wal status with a low spool: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	deadline := time.Now().Add(15 * time.Second)
-	for metricValue(getMetrics(t, portOf(t, cfg.MetricsAddress)), `dr_wal_spool_low{source="small"}`) != 1 {
+	for metricValue(getMetrics(t, metrics), `dr_wal_spool_low{source="small"}`) != 1 {
 		if time.Now().After(deadline) {
 			t.Fatal("dr_wal_spool_low never went to 1")
 		}
@@ -313,13 +303,18 @@ func TestWALSpoolFillingIsWarned(t *testing.T) {
 	}
 }
 
-func portOf(t *testing.T, addr string) int {
-	_, p, _ := net.SplitHostPort(addr)
-	n, err := strconv.Atoi(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
+// walAgent runs an extra agent for node "wal-fault" (as kubectl dr and
+// walFaultStatus name it), configured by mutate, with metrics on; it
+// returns the agent's address and metrics port.
+func walAgent(t *testing.T, name string, mutate func(*config.Config)) (string, int) {
+	t.Helper()
+	metrics := freePort(t)
+	env := startExtraAgent(t, name, "agent-1", func(c *config.Config) {
+		c.NodeName = "wal-fault"
+		c.MetricsAddress = fmt.Sprintf("127.0.0.1:%d", metrics)
+		mutate(c)
+	})
+	return strings.TrimPrefix(env[0], "KUBECTL_DR_AGENTS=agent-1="), metrics
 }
 
 // A segment missing from the store is a gap: status names it and exits 1,
@@ -342,25 +337,15 @@ func TestWALGapInTheStoreIsReported(t *testing.T) {
 			store.Delete(ctx, o.Key)
 		}
 	})
-	cfg, err := theLab.AgentConfig("agent-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.NodeName = "wal-fault"
-	cfg.Listen = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cfg.MetricsAddress = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cfg.StateDir = t.TempDir()
-	cfg.WAL.Sources = []config.WALSource{{Name: "gappy", Spool: t.TempDir()}}
-	if err := theLab.StartAgent(ctx, "wal-gappy", cfg); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { theLab.StopProcess("wal-gappy") })
-	r := kubectlDR(t, []string{"KUBECTL_DR_AGENTS=wal-fault=" + cfg.Listen}, "wal", "status", "gappy")
+	addr, metrics := walAgent(t, "wal-gappy", func(c *config.Config) {
+		c.WAL.Sources = []config.WALSource{{Name: "gappy", Spool: t.TempDir()}}
+	})
+	r := kubectlDR(t, []string{"KUBECTL_DR_AGENTS=wal-fault=" + addr}, "wal", "status", "gappy")
 	if r.code != 1 || !strings.Contains(r.stderr, "000000010000000000000002") {
 		t.Errorf("wal status with a gap: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	deadline := time.Now().Add(15 * time.Second)
-	for metricValue(getMetrics(t, portOf(t, cfg.MetricsAddress)), `dr_wal_store_gaps{source="gappy"}`) != 1 {
+	for metricValue(getMetrics(t, metrics), `dr_wal_store_gaps{source="gappy"}`) != 1 {
 		if time.Now().After(deadline) {
 			t.Fatal("dr_wal_store_gaps never showed the gap")
 		}

@@ -36,9 +36,8 @@ naming each part that failed and why.`,
 	return cmd
 }
 
-// filesNode is a node whose agent answers, preferring those with file
-// backups on; it runs repository-wide restic commands (the repository is
-// shared by all nodes).
+// readyNodes are the nodes whose agents answer. Any of them can run the
+// repository-wide restic commands: the repository is shared by all nodes.
 func readyNodes(nodes agentclient.Nodes) []*agentclient.Node {
 	var out []*agentclient.Node
 	for _, n := range nodes {
