@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kubectl-dr/kubectl-dr/agent/buildinfo"
-	"github.com/kubectl-dr/kubectl-dr/agent/config"
 	"github.com/kubectl-dr/kubectl-dr/agent/server"
 )
 
@@ -35,12 +35,14 @@ func newServeCmd(errOut io.Writer) *cobra.Command {
 		Short: "Serve the agent's gRPC API (mTLS) for kubectl dr",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(configFile)
-			if err != nil {
-				return err
+			// The node name is known before the file is read: the
+			// log names the node even when the file does not load.
+			node := os.Getenv("NODE_NAME")
+			if node == "" {
+				node, _ = os.Hostname()
 			}
-			log := slog.New(slog.NewJSONHandler(errOut, nil)).With("node", cfg.NodeName)
-			return server.Serve(cmd.Context(), cfg, log)
+			log := slog.New(slog.NewJSONHandler(errOut, nil)).With("node", node)
+			return server.Run(cmd.Context(), configFile, log)
 		},
 	}
 	cmd.Flags().StringVar(&configFile, "config", "/etc/dr-agent/config.yaml", "agent configuration file")

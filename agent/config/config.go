@@ -166,6 +166,12 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read agent config: %w", err)
 	}
+	return Parse(data, path)
+}
+
+// Parse validates a configuration and applies defaults; path names it in
+// errors.
+func Parse(data []byte, path string) (*Config, error) {
 	var c Config
 	if err := yaml.UnmarshalStrict(data, &c); err != nil {
 		return nil, fmt.Errorf("parse agent config %s: %w", path, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"syscall"
 	"time"
 
@@ -21,39 +22,78 @@ import (
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 )
 
-// Serve runs the agent until ctx ends: gRPC with mTLS on the configured
-// address, metrics, and the scheduled snapshots.
+// Serve runs the agent with cfg until ctx ends: gRPC with mTLS on the
+// configured address, metrics, WAL shipping and the scheduled jobs.
 func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	_, err := serve(ctx, cfg, "", nil, log)
+	return err
+}
+
+// Run is Serve for a configuration file: when the file changes (a ConfigMap
+// edited with kubectl dr config set), the agent waits for the operations in
+// flight, then serves the new configuration in the same process. A file
+// that does not load is reported in Info and the running one stays.
+func Run(ctx context.Context, path string, log *slog.Logger) error {
+	cfg, sum, err := loadConfig(path)
+	if err != nil {
+		return err
+	}
+	w := &configWatch{path: path, sum: sum}
+	for {
+		next, err := serve(ctx, cfg, sum, w, log)
+		if err != nil || next == nil {
+			return err
+		}
+		log.Info("configuration reloaded", "config", path, "sha256", next.sum[:12])
+		cfg, sum = next.cfg, next.sum
+	}
+}
+
+func serve(ctx context.Context, cfg *config.Config, sum string, w *configWatch, log *slog.Logger) (*loadedConfig, error) {
 	tlsCfg, err := mtls.ServerConfig(cfg.TLS)
 	if err != nil {
-		return fmt.Errorf("agent TLS: %w", err)
+		return nil, fmt.Errorf("agent TLS: %w", err)
 	}
-	if _, err := schedule.Parse(cfg.Etcd.Schedule); err != nil && cfg.Etcd.Schedule != "off" {
-		return fmt.Errorf("etcd.schedule: %w", err)
-	}
-	if _, err := schedule.Parse(cfg.Restic.Schedule); err != nil && cfg.Restic.Schedule != "off" {
-		return fmt.Errorf("restic.schedule: %w", err)
-	}
-	for _, src := range cfg.WAL.Sources {
-		if _, err := schedule.Parse(src.BaseBackupSchedule); err != nil && src.BaseBackupSchedule != "off" {
-			return fmt.Errorf("wal.sources %s: baseBackupSchedule: %w", src.Name, err)
-		}
+	if err := checkSchedules(cfg); err != nil {
+		return nil, err
 	}
 	srv, err := New(cfg, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	srv.configSHA = sum
 	lis, err := listen(ctx, cfg.Listen, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)))
+	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)),
+		grpc.ChainUnaryInterceptor(srv.unaryBusy), grpc.ChainStreamInterceptor(srv.streamBusy))
 	agentv1.RegisterAgentServiceServer(gs, srv)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 3)
+	// Everything started here has returned before serve does: a reload
+	// binds the same addresses again.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	errc := make(chan error, 4)
+	var reload *loadedConfig
+	if w != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if next := w.wait(ctx, srv, log); next != nil {
+				reload = next
+				// New calls are refused from here; the ones in flight
+				// finish (wait drained them, this catches late ones).
+				gs.GracefulStop()
+				cancel()
+			}
+		}()
+	}
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		<-ctx.Done()
 		// Streams in flight get a few seconds; then the port must be free
 		// for the pod that replaces this one.
@@ -62,33 +102,42 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		t.Stop()
 	}()
 	if cfg.MetricsAddress != "" {
+		wg.Add(1)
 		go func() {
+			defer wg.Done()
 			if err := serveMetrics(ctx, cfg.MetricsAddress, srv.metrics, log); err != nil {
 				errc <- fmt.Errorf("metrics on %s: %w", cfg.MetricsAddress, err)
 			}
 		}()
 	}
-	go srv.metrics.seed(ctx, srv.snapshots, log)
-	go srv.runShippers(ctx)
+	wg.Add(3)
+	go func() { defer wg.Done(); srv.metrics.seed(ctx, srv.snapshots, log) }()
+	go func() { defer wg.Done(); srv.runShippers(ctx) }()
 	go func() {
-		errc <- schedule.Run(ctx, log, append([]schedule.Job{srv.snapshotJob(), srv.filesJob()}, srv.baseBackupJobs()...)...)
+		defer wg.Done()
+		jobs := append([]schedule.Job{srv.snapshotJob(), srv.filesJob()}, srv.baseBackupJobs()...)
+		errc <- schedule.Run(ctx, log, srv.countBusy(jobs)...)
 	}()
 	log.Info("agent serving", "node", cfg.NodeName, "listen", lis.Addr().String(), "dataDir", cfg.DataDir, "store", srv.storeName())
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		if err := gs.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			errc <- fmt.Errorf("serve gRPC: %w", err)
 		}
-		errc <- nil
 	}()
-	select {
-	case err := <-errc:
-		cancel()
-		if err != nil {
-			return err
+	for ctx.Err() == nil {
+		select {
+		case err := <-errc:
+			if err != nil && ctx.Err() == nil {
+				cancel()
+				return nil, err
+			}
+		case <-ctx.Done():
 		}
-	case <-ctx.Done():
 	}
-	return nil
+	wg.Wait()
+	return reload, nil
 }
 
 // snapshotJob is the automatic etcd snapshot: on the leader's agent only,

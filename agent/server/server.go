@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -39,6 +40,12 @@ type Server struct {
 
 	resticOnce    sync.Once
 	resticVersion string
+
+	// configSHA is the configuration file's sha256; configErr why a newer
+	// version of it did not load.
+	configSHA string
+	configErr atomic.Value
+	busy      busyCounter
 }
 
 // New returns the service for one node. It opens the store (no I/O yet)
@@ -93,6 +100,10 @@ func (s *Server) Info(ctx context.Context, _ *agentv1.InfoRequest) (*agentv1.Inf
 		GoVersion:     runtime.Version(),
 		Etcd:          &agentv1.EtcdMemberHealth{},
 		ClusterId:     s.cfg.ClusterID,
+		ConfigSha256:  s.configSHA,
+	}
+	if e, _ := s.configErr.Load().(string); e != "" {
+		resp.ConfigError = e
 	}
 	if s.snapshots.Recipient != nil {
 		resp.SnapshotEncryption = "age"

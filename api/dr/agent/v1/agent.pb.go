@@ -235,7 +235,7 @@ func (x FileChange_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use FileChange_Kind.Descriptor instead.
 func (FileChange_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{19, 0}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{21, 0}
 }
 
 type RestoreStep_State int32
@@ -290,7 +290,7 @@ func (x RestoreStep_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RestoreStep_State.Descriptor instead.
 func (RestoreStep_State) EnumDescriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{52, 0}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{54, 0}
 }
 
 // Progress of a long operation. Counters a step cannot know stay zero.
@@ -444,8 +444,14 @@ type InfoResponse struct {
 	// "age" when etcd snapshots are encrypted before upload, empty when not.
 	SnapshotEncryption string `protobuf:"bytes,10,opt,name=snapshot_encryption,json=snapshotEncryption,proto3" json:"snapshot_encryption,omitempty"`
 	// The store the agent writes to (no secrets), empty when none.
-	Store         string `protobuf:"bytes,11,opt,name=store,proto3" json:"store,omitempty"`
-	ClusterId     string `protobuf:"bytes,12,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Store     string `protobuf:"bytes,11,opt,name=store,proto3" json:"store,omitempty"`
+	ClusterId string `protobuf:"bytes,12,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	// sha256 of the configuration file the agent runs with; it reloads the
+	// file when it changes (kubectl dr config set waits for this).
+	ConfigSha256 string `protobuf:"bytes,13,opt,name=config_sha256,json=configSha256,proto3" json:"config_sha256,omitempty"`
+	// Why the newest version of the file was not taken (the agent keeps
+	// running the previous one); empty when it was.
+	ConfigError   string `protobuf:"bytes,14,opt,name=config_error,json=configError,proto3" json:"config_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -564,6 +570,118 @@ func (x *InfoResponse) GetClusterId() string {
 	return ""
 }
 
+func (x *InfoResponse) GetConfigSha256() string {
+	if x != nil {
+		return x.ConfigSha256
+	}
+	return ""
+}
+
+func (x *InfoResponse) GetConfigError() string {
+	if x != nil {
+		return x.ConfigError
+	}
+	return ""
+}
+
+type CheckStoreRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckStoreRequest) Reset() {
+	*x = CheckStoreRequest{}
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckStoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckStoreRequest) ProtoMessage() {}
+
+func (x *CheckStoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckStoreRequest.ProtoReflect.Descriptor instead.
+func (*CheckStoreRequest) Descriptor() ([]byte, []int) {
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{3}
+}
+
+type CheckStoreResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The store (no secrets); empty when none is configured.
+	Store string `protobuf:"bytes,1,opt,name=store,proto3" json:"store,omitempty"`
+	// Why the check failed; empty when the store is writable.
+	Error         string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	DurationMs    int64  `protobuf:"varint,3,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckStoreResponse) Reset() {
+	*x = CheckStoreResponse{}
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckStoreResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckStoreResponse) ProtoMessage() {}
+
+func (x *CheckStoreResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckStoreResponse.ProtoReflect.Descriptor instead.
+func (*CheckStoreResponse) Descriptor() ([]byte, []int) {
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CheckStoreResponse) GetStore() string {
+	if x != nil {
+		return x.Store
+	}
+	return ""
+}
+
+func (x *CheckStoreResponse) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *CheckStoreResponse) GetDurationMs() int64 {
+	if x != nil {
+		return x.DurationMs
+	}
+	return 0
+}
+
 type EtcdMemberHealth struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// False when the node has no etcd member; the other fields are then empty.
@@ -588,7 +706,7 @@ type EtcdMemberHealth struct {
 
 func (x *EtcdMemberHealth) Reset() {
 	*x = EtcdMemberHealth{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[3]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -600,7 +718,7 @@ func (x *EtcdMemberHealth) String() string {
 func (*EtcdMemberHealth) ProtoMessage() {}
 
 func (x *EtcdMemberHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[3]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -613,7 +731,7 @@ func (x *EtcdMemberHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EtcdMemberHealth.ProtoReflect.Descriptor instead.
 func (*EtcdMemberHealth) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{3}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *EtcdMemberHealth) GetMember() bool {
@@ -747,7 +865,7 @@ type EtcdSnapshot struct {
 
 func (x *EtcdSnapshot) Reset() {
 	*x = EtcdSnapshot{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[4]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -759,7 +877,7 @@ func (x *EtcdSnapshot) String() string {
 func (*EtcdSnapshot) ProtoMessage() {}
 
 func (x *EtcdSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[4]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -772,7 +890,7 @@ func (x *EtcdSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EtcdSnapshot.ProtoReflect.Descriptor instead.
 func (*EtcdSnapshot) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *EtcdSnapshot) GetName() string {
@@ -919,7 +1037,7 @@ type SaveEtcdSnapshotRequest struct {
 
 func (x *SaveEtcdSnapshotRequest) Reset() {
 	*x = SaveEtcdSnapshotRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[5]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -931,7 +1049,7 @@ func (x *SaveEtcdSnapshotRequest) String() string {
 func (*SaveEtcdSnapshotRequest) ProtoMessage() {}
 
 func (x *SaveEtcdSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[5]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -944,7 +1062,7 @@ func (x *SaveEtcdSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveEtcdSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SaveEtcdSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SaveEtcdSnapshotRequest) GetOperationId() string {
@@ -981,7 +1099,7 @@ type SaveEtcdSnapshotResponse struct {
 
 func (x *SaveEtcdSnapshotResponse) Reset() {
 	*x = SaveEtcdSnapshotResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -993,7 +1111,7 @@ func (x *SaveEtcdSnapshotResponse) String() string {
 func (*SaveEtcdSnapshotResponse) ProtoMessage() {}
 
 func (x *SaveEtcdSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1006,7 +1124,7 @@ func (x *SaveEtcdSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveEtcdSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SaveEtcdSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SaveEtcdSnapshotResponse) GetEvent() isSaveEtcdSnapshotResponse_Event {
@@ -1060,7 +1178,7 @@ type ListEtcdSnapshotsRequest struct {
 
 func (x *ListEtcdSnapshotsRequest) Reset() {
 	*x = ListEtcdSnapshotsRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +1190,7 @@ func (x *ListEtcdSnapshotsRequest) String() string {
 func (*ListEtcdSnapshotsRequest) ProtoMessage() {}
 
 func (x *ListEtcdSnapshotsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,7 +1203,7 @@ func (x *ListEtcdSnapshotsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEtcdSnapshotsRequest.ProtoReflect.Descriptor instead.
 func (*ListEtcdSnapshotsRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListEtcdSnapshotsRequest) GetIncludeLocal() bool {
@@ -1107,7 +1225,7 @@ type ListEtcdSnapshotsResponse struct {
 
 func (x *ListEtcdSnapshotsResponse) Reset() {
 	*x = ListEtcdSnapshotsResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1119,7 +1237,7 @@ func (x *ListEtcdSnapshotsResponse) String() string {
 func (*ListEtcdSnapshotsResponse) ProtoMessage() {}
 
 func (x *ListEtcdSnapshotsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1132,7 +1250,7 @@ func (x *ListEtcdSnapshotsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEtcdSnapshotsResponse.ProtoReflect.Descriptor instead.
 func (*ListEtcdSnapshotsResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListEtcdSnapshotsResponse) GetSnapshots() []*EtcdSnapshot {
@@ -1158,7 +1276,7 @@ type DeleteEtcdSnapshotsRequest struct {
 
 func (x *DeleteEtcdSnapshotsRequest) Reset() {
 	*x = DeleteEtcdSnapshotsRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1170,7 +1288,7 @@ func (x *DeleteEtcdSnapshotsRequest) String() string {
 func (*DeleteEtcdSnapshotsRequest) ProtoMessage() {}
 
 func (x *DeleteEtcdSnapshotsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1183,7 +1301,7 @@ func (x *DeleteEtcdSnapshotsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEtcdSnapshotsRequest.ProtoReflect.Descriptor instead.
 func (*DeleteEtcdSnapshotsRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeleteEtcdSnapshotsRequest) GetNames() []string {
@@ -1202,7 +1320,7 @@ type DeleteEtcdSnapshotsResponse struct {
 
 func (x *DeleteEtcdSnapshotsResponse) Reset() {
 	*x = DeleteEtcdSnapshotsResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1214,7 +1332,7 @@ func (x *DeleteEtcdSnapshotsResponse) String() string {
 func (*DeleteEtcdSnapshotsResponse) ProtoMessage() {}
 
 func (x *DeleteEtcdSnapshotsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1227,7 +1345,7 @@ func (x *DeleteEtcdSnapshotsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEtcdSnapshotsResponse.ProtoReflect.Descriptor instead.
 func (*DeleteEtcdSnapshotsResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeleteEtcdSnapshotsResponse) GetDeleted() []string {
@@ -1250,7 +1368,7 @@ type Retention struct {
 
 func (x *Retention) Reset() {
 	*x = Retention{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1262,7 +1380,7 @@ func (x *Retention) String() string {
 func (*Retention) ProtoMessage() {}
 
 func (x *Retention) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1275,7 +1393,7 @@ func (x *Retention) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Retention.ProtoReflect.Descriptor instead.
 func (*Retention) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Retention) GetKeepLast() int32 {
@@ -1324,7 +1442,7 @@ type PruneEtcdSnapshotsRequest struct {
 
 func (x *PruneEtcdSnapshotsRequest) Reset() {
 	*x = PruneEtcdSnapshotsRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1336,7 +1454,7 @@ func (x *PruneEtcdSnapshotsRequest) String() string {
 func (*PruneEtcdSnapshotsRequest) ProtoMessage() {}
 
 func (x *PruneEtcdSnapshotsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1349,7 +1467,7 @@ func (x *PruneEtcdSnapshotsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneEtcdSnapshotsRequest.ProtoReflect.Descriptor instead.
 func (*PruneEtcdSnapshotsRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PruneEtcdSnapshotsRequest) GetRetention() *Retention {
@@ -1376,7 +1494,7 @@ type PruneEtcdSnapshotsResponse struct {
 
 func (x *PruneEtcdSnapshotsResponse) Reset() {
 	*x = PruneEtcdSnapshotsResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1388,7 +1506,7 @@ func (x *PruneEtcdSnapshotsResponse) String() string {
 func (*PruneEtcdSnapshotsResponse) ProtoMessage() {}
 
 func (x *PruneEtcdSnapshotsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1401,7 +1519,7 @@ func (x *PruneEtcdSnapshotsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneEtcdSnapshotsResponse.ProtoReflect.Descriptor instead.
 func (*PruneEtcdSnapshotsResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PruneEtcdSnapshotsResponse) GetKept() []string {
@@ -1431,7 +1549,7 @@ type BackupFilesRequest struct {
 
 func (x *BackupFilesRequest) Reset() {
 	*x = BackupFilesRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1443,7 +1561,7 @@ func (x *BackupFilesRequest) String() string {
 func (*BackupFilesRequest) ProtoMessage() {}
 
 func (x *BackupFilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1456,7 +1574,7 @@ func (x *BackupFilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupFilesRequest.ProtoReflect.Descriptor instead.
 func (*BackupFilesRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *BackupFilesRequest) GetOperationId() string {
@@ -1510,7 +1628,7 @@ type FileSnapshot struct {
 
 func (x *FileSnapshot) Reset() {
 	*x = FileSnapshot{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1522,7 +1640,7 @@ func (x *FileSnapshot) String() string {
 func (*FileSnapshot) ProtoMessage() {}
 
 func (x *FileSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1535,7 +1653,7 @@ func (x *FileSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileSnapshot.ProtoReflect.Descriptor instead.
 func (*FileSnapshot) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *FileSnapshot) GetId() string {
@@ -1642,7 +1760,7 @@ type BackupFilesResponse struct {
 
 func (x *BackupFilesResponse) Reset() {
 	*x = BackupFilesResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1654,7 +1772,7 @@ func (x *BackupFilesResponse) String() string {
 func (*BackupFilesResponse) ProtoMessage() {}
 
 func (x *BackupFilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1667,7 +1785,7 @@ func (x *BackupFilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupFilesResponse.ProtoReflect.Descriptor instead.
 func (*BackupFilesResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *BackupFilesResponse) GetEvent() isBackupFilesResponse_Event {
@@ -1727,7 +1845,7 @@ type FileRestoreTarget struct {
 
 func (x *FileRestoreTarget) Reset() {
 	*x = FileRestoreTarget{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1739,7 +1857,7 @@ func (x *FileRestoreTarget) String() string {
 func (*FileRestoreTarget) ProtoMessage() {}
 
 func (x *FileRestoreTarget) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1752,7 +1870,7 @@ func (x *FileRestoreTarget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileRestoreTarget.ProtoReflect.Descriptor instead.
 func (*FileRestoreTarget) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *FileRestoreTarget) GetSnapshotId() string {
@@ -1806,7 +1924,7 @@ type PreviewFileRestoreRequest struct {
 
 func (x *PreviewFileRestoreRequest) Reset() {
 	*x = PreviewFileRestoreRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1818,7 +1936,7 @@ func (x *PreviewFileRestoreRequest) String() string {
 func (*PreviewFileRestoreRequest) ProtoMessage() {}
 
 func (x *PreviewFileRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1831,7 +1949,7 @@ func (x *PreviewFileRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewFileRestoreRequest.ProtoReflect.Descriptor instead.
 func (*PreviewFileRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PreviewFileRestoreRequest) GetTarget() *FileRestoreTarget {
@@ -1852,7 +1970,7 @@ type FileChange struct {
 
 func (x *FileChange) Reset() {
 	*x = FileChange{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1864,7 +1982,7 @@ func (x *FileChange) String() string {
 func (*FileChange) ProtoMessage() {}
 
 func (x *FileChange) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1877,7 +1995,7 @@ func (x *FileChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileChange.ProtoReflect.Descriptor instead.
 func (*FileChange) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *FileChange) GetPath() string {
@@ -1925,7 +2043,7 @@ type RestorePreview struct {
 
 func (x *RestorePreview) Reset() {
 	*x = RestorePreview{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1937,7 +2055,7 @@ func (x *RestorePreview) String() string {
 func (*RestorePreview) ProtoMessage() {}
 
 func (x *RestorePreview) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1950,7 +2068,7 @@ func (x *RestorePreview) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePreview.ProtoReflect.Descriptor instead.
 func (*RestorePreview) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RestorePreview) GetCreateFiles() int64 {
@@ -2057,7 +2175,7 @@ type PreviewFileRestoreResponse struct {
 
 func (x *PreviewFileRestoreResponse) Reset() {
 	*x = PreviewFileRestoreResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2069,7 +2187,7 @@ func (x *PreviewFileRestoreResponse) String() string {
 func (*PreviewFileRestoreResponse) ProtoMessage() {}
 
 func (x *PreviewFileRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2082,7 +2200,7 @@ func (x *PreviewFileRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewFileRestoreResponse.ProtoReflect.Descriptor instead.
 func (*PreviewFileRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PreviewFileRestoreResponse) GetEvent() isPreviewFileRestoreResponse_Event {
@@ -2136,7 +2254,7 @@ type RestoreFilesRequest struct {
 
 func (x *RestoreFilesRequest) Reset() {
 	*x = RestoreFilesRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2148,7 +2266,7 @@ func (x *RestoreFilesRequest) String() string {
 func (*RestoreFilesRequest) ProtoMessage() {}
 
 func (x *RestoreFilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2161,7 +2279,7 @@ func (x *RestoreFilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreFilesRequest.ProtoReflect.Descriptor instead.
 func (*RestoreFilesRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RestoreFilesRequest) GetOperationId() string {
@@ -2190,7 +2308,7 @@ type RestoreFilesResult struct {
 
 func (x *RestoreFilesResult) Reset() {
 	*x = RestoreFilesResult{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2202,7 +2320,7 @@ func (x *RestoreFilesResult) String() string {
 func (*RestoreFilesResult) ProtoMessage() {}
 
 func (x *RestoreFilesResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2215,7 +2333,7 @@ func (x *RestoreFilesResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreFilesResult.ProtoReflect.Descriptor instead.
 func (*RestoreFilesResult) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RestoreFilesResult) GetFilesRestored() int64 {
@@ -2252,7 +2370,7 @@ type RestoreFilesResponse struct {
 
 func (x *RestoreFilesResponse) Reset() {
 	*x = RestoreFilesResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2264,7 +2382,7 @@ func (x *RestoreFilesResponse) String() string {
 func (*RestoreFilesResponse) ProtoMessage() {}
 
 func (x *RestoreFilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2277,7 +2395,7 @@ func (x *RestoreFilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreFilesResponse.ProtoReflect.Descriptor instead.
 func (*RestoreFilesResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{24}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RestoreFilesResponse) GetEvent() isRestoreFilesResponse_Event {
@@ -2333,7 +2451,7 @@ type VerifyBackupRequest struct {
 
 func (x *VerifyBackupRequest) Reset() {
 	*x = VerifyBackupRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[25]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2345,7 +2463,7 @@ func (x *VerifyBackupRequest) String() string {
 func (*VerifyBackupRequest) ProtoMessage() {}
 
 func (x *VerifyBackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[25]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2358,7 +2476,7 @@ func (x *VerifyBackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyBackupRequest.ProtoReflect.Descriptor instead.
 func (*VerifyBackupRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{25}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *VerifyBackupRequest) GetOperationId() string {
@@ -2394,7 +2512,7 @@ type VerifyResult struct {
 
 func (x *VerifyResult) Reset() {
 	*x = VerifyResult{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[26]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2406,7 +2524,7 @@ func (x *VerifyResult) String() string {
 func (*VerifyResult) ProtoMessage() {}
 
 func (x *VerifyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[26]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2419,7 +2537,7 @@ func (x *VerifyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResult.ProtoReflect.Descriptor instead.
 func (*VerifyResult) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{26}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *VerifyResult) GetOk() bool {
@@ -2456,7 +2574,7 @@ type VerifyBackupResponse struct {
 
 func (x *VerifyBackupResponse) Reset() {
 	*x = VerifyBackupResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[27]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2468,7 +2586,7 @@ func (x *VerifyBackupResponse) String() string {
 func (*VerifyBackupResponse) ProtoMessage() {}
 
 func (x *VerifyBackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[27]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2481,7 +2599,7 @@ func (x *VerifyBackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyBackupResponse.ProtoReflect.Descriptor instead.
 func (*VerifyBackupResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{27}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *VerifyBackupResponse) GetEvent() isVerifyBackupResponse_Event {
@@ -2538,7 +2656,7 @@ type ForgetFileSnapshotsRequest struct {
 
 func (x *ForgetFileSnapshotsRequest) Reset() {
 	*x = ForgetFileSnapshotsRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[28]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2550,7 +2668,7 @@ func (x *ForgetFileSnapshotsRequest) String() string {
 func (*ForgetFileSnapshotsRequest) ProtoMessage() {}
 
 func (x *ForgetFileSnapshotsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[28]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2563,7 +2681,7 @@ func (x *ForgetFileSnapshotsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetFileSnapshotsRequest.ProtoReflect.Descriptor instead.
 func (*ForgetFileSnapshotsRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{28}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ForgetFileSnapshotsRequest) GetOperationId() string {
@@ -2603,7 +2721,7 @@ type ForgetResult struct {
 
 func (x *ForgetResult) Reset() {
 	*x = ForgetResult{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[29]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2615,7 +2733,7 @@ func (x *ForgetResult) String() string {
 func (*ForgetResult) ProtoMessage() {}
 
 func (x *ForgetResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[29]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2628,7 +2746,7 @@ func (x *ForgetResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetResult.ProtoReflect.Descriptor instead.
 func (*ForgetResult) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{29}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ForgetResult) GetRemovedSnapshots() []string {
@@ -2651,7 +2769,7 @@ type ForgetFileSnapshotsResponse struct {
 
 func (x *ForgetFileSnapshotsResponse) Reset() {
 	*x = ForgetFileSnapshotsResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[30]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2663,7 +2781,7 @@ func (x *ForgetFileSnapshotsResponse) String() string {
 func (*ForgetFileSnapshotsResponse) ProtoMessage() {}
 
 func (x *ForgetFileSnapshotsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[30]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2676,7 +2794,7 @@ func (x *ForgetFileSnapshotsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetFileSnapshotsResponse.ProtoReflect.Descriptor instead.
 func (*ForgetFileSnapshotsResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{30}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ForgetFileSnapshotsResponse) GetEvent() isForgetFileSnapshotsResponse_Event {
@@ -2730,7 +2848,7 @@ type WALStatusRequest struct {
 
 func (x *WALStatusRequest) Reset() {
 	*x = WALStatusRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[31]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2742,7 +2860,7 @@ func (x *WALStatusRequest) String() string {
 func (*WALStatusRequest) ProtoMessage() {}
 
 func (x *WALStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[31]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2755,7 +2873,7 @@ func (x *WALStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WALStatusRequest.ProtoReflect.Descriptor instead.
 func (*WALStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{31}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WALStatusRequest) GetSource() string {
@@ -2784,7 +2902,7 @@ type WALSourceStatus struct {
 
 func (x *WALSourceStatus) Reset() {
 	*x = WALSourceStatus{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[32]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2796,7 +2914,7 @@ func (x *WALSourceStatus) String() string {
 func (*WALSourceStatus) ProtoMessage() {}
 
 func (x *WALSourceStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[32]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2809,7 +2927,7 @@ func (x *WALSourceStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WALSourceStatus.ProtoReflect.Descriptor instead.
 func (*WALSourceStatus) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{32}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *WALSourceStatus) GetName() string {
@@ -2898,7 +3016,7 @@ type WALStatusResponse struct {
 
 func (x *WALStatusResponse) Reset() {
 	*x = WALStatusResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[33]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2910,7 +3028,7 @@ func (x *WALStatusResponse) String() string {
 func (*WALStatusResponse) ProtoMessage() {}
 
 func (x *WALStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[33]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2923,7 +3041,7 @@ func (x *WALStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WALStatusResponse.ProtoReflect.Descriptor instead.
 func (*WALStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{33}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WALStatusResponse) GetSources() []*WALSourceStatus {
@@ -2942,7 +3060,7 @@ type MarkWALRequest struct {
 
 func (x *MarkWALRequest) Reset() {
 	*x = MarkWALRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[34]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2954,7 +3072,7 @@ func (x *MarkWALRequest) String() string {
 func (*MarkWALRequest) ProtoMessage() {}
 
 func (x *MarkWALRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[34]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2967,7 +3085,7 @@ func (x *MarkWALRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkWALRequest.ProtoReflect.Descriptor instead.
 func (*MarkWALRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{34}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *MarkWALRequest) GetBackupSet() string {
@@ -2990,7 +3108,7 @@ type WALMark struct {
 
 func (x *WALMark) Reset() {
 	*x = WALMark{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[35]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3002,7 +3120,7 @@ func (x *WALMark) String() string {
 func (*WALMark) ProtoMessage() {}
 
 func (x *WALMark) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[35]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3015,7 +3133,7 @@ func (x *WALMark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WALMark.ProtoReflect.Descriptor instead.
 func (*WALMark) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{35}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *WALMark) GetSource() string {
@@ -3062,7 +3180,7 @@ type MarkWALResponse struct {
 
 func (x *MarkWALResponse) Reset() {
 	*x = MarkWALResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[36]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3074,7 +3192,7 @@ func (x *MarkWALResponse) String() string {
 func (*MarkWALResponse) ProtoMessage() {}
 
 func (x *MarkWALResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[36]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3087,7 +3205,7 @@ func (x *MarkWALResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkWALResponse.ProtoReflect.Descriptor instead.
 func (*MarkWALResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{36}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *MarkWALResponse) GetMarks() []*WALMark {
@@ -3107,7 +3225,7 @@ type BaseBackupRequest struct {
 
 func (x *BaseBackupRequest) Reset() {
 	*x = BaseBackupRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[37]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3119,7 +3237,7 @@ func (x *BaseBackupRequest) String() string {
 func (*BaseBackupRequest) ProtoMessage() {}
 
 func (x *BaseBackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[37]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3132,7 +3250,7 @@ func (x *BaseBackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BaseBackupRequest.ProtoReflect.Descriptor instead.
 func (*BaseBackupRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{37}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *BaseBackupRequest) GetOperationId() string {
@@ -3165,7 +3283,7 @@ type BaseBackupResult struct {
 
 func (x *BaseBackupResult) Reset() {
 	*x = BaseBackupResult{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[38]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3177,7 +3295,7 @@ func (x *BaseBackupResult) String() string {
 func (*BaseBackupResult) ProtoMessage() {}
 
 func (x *BaseBackupResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[38]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3190,7 +3308,7 @@ func (x *BaseBackupResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BaseBackupResult.ProtoReflect.Descriptor instead.
 func (*BaseBackupResult) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{38}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *BaseBackupResult) GetId() string {
@@ -3262,7 +3380,7 @@ type BaseBackupResponse struct {
 
 func (x *BaseBackupResponse) Reset() {
 	*x = BaseBackupResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[39]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3274,7 +3392,7 @@ func (x *BaseBackupResponse) String() string {
 func (*BaseBackupResponse) ProtoMessage() {}
 
 func (x *BaseBackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[39]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3287,7 +3405,7 @@ func (x *BaseBackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BaseBackupResponse.ProtoReflect.Descriptor instead.
 func (*BaseBackupResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{39}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *BaseBackupResponse) GetEvent() isBaseBackupResponse_Event {
@@ -3350,7 +3468,7 @@ type RestorePostgresRequest struct {
 
 func (x *RestorePostgresRequest) Reset() {
 	*x = RestorePostgresRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[40]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3362,7 +3480,7 @@ func (x *RestorePostgresRequest) String() string {
 func (*RestorePostgresRequest) ProtoMessage() {}
 
 func (x *RestorePostgresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[40]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3375,7 +3493,7 @@ func (x *RestorePostgresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePostgresRequest.ProtoReflect.Descriptor instead.
 func (*RestorePostgresRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{40}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RestorePostgresRequest) GetOperationId() string {
@@ -3460,7 +3578,7 @@ type RestorePostgresResult struct {
 
 func (x *RestorePostgresResult) Reset() {
 	*x = RestorePostgresResult{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[41]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3472,7 +3590,7 @@ func (x *RestorePostgresResult) String() string {
 func (*RestorePostgresResult) ProtoMessage() {}
 
 func (x *RestorePostgresResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[41]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3485,7 +3603,7 @@ func (x *RestorePostgresResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePostgresResult.ProtoReflect.Descriptor instead.
 func (*RestorePostgresResult) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{41}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RestorePostgresResult) GetTargetDir() string {
@@ -3536,7 +3654,7 @@ type RestorePostgresResponse struct {
 
 func (x *RestorePostgresResponse) Reset() {
 	*x = RestorePostgresResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[42]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3548,7 +3666,7 @@ func (x *RestorePostgresResponse) String() string {
 func (*RestorePostgresResponse) ProtoMessage() {}
 
 func (x *RestorePostgresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[42]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3561,7 +3679,7 @@ func (x *RestorePostgresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePostgresResponse.ProtoReflect.Descriptor instead.
 func (*RestorePostgresResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{42}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RestorePostgresResponse) GetEvent() isRestorePostgresResponse_Event {
@@ -3617,7 +3735,7 @@ type SnapshotRef struct {
 
 func (x *SnapshotRef) Reset() {
 	*x = SnapshotRef{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[43]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3629,7 +3747,7 @@ func (x *SnapshotRef) String() string {
 func (*SnapshotRef) ProtoMessage() {}
 
 func (x *SnapshotRef) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[43]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3642,7 +3760,7 @@ func (x *SnapshotRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRef.ProtoReflect.Descriptor instead.
 func (*SnapshotRef) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{43}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SnapshotRef) GetName() string {
@@ -3682,7 +3800,7 @@ type PreviewEtcdRestoreRequest struct {
 
 func (x *PreviewEtcdRestoreRequest) Reset() {
 	*x = PreviewEtcdRestoreRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[44]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3694,7 +3812,7 @@ func (x *PreviewEtcdRestoreRequest) String() string {
 func (*PreviewEtcdRestoreRequest) ProtoMessage() {}
 
 func (x *PreviewEtcdRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[44]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3707,7 +3825,7 @@ func (x *PreviewEtcdRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewEtcdRestoreRequest.ProtoReflect.Descriptor instead.
 func (*PreviewEtcdRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{44}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *PreviewEtcdRestoreRequest) GetSnapshot() *SnapshotRef {
@@ -3733,7 +3851,7 @@ type ResourceImpact struct {
 
 func (x *ResourceImpact) Reset() {
 	*x = ResourceImpact{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[45]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3745,7 +3863,7 @@ func (x *ResourceImpact) String() string {
 func (*ResourceImpact) ProtoMessage() {}
 
 func (x *ResourceImpact) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[45]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3758,7 +3876,7 @@ func (x *ResourceImpact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceImpact.ProtoReflect.Descriptor instead.
 func (*ResourceImpact) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{45}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ResourceImpact) GetGroupResource() string {
@@ -3814,7 +3932,7 @@ type EtcdRestorePreview struct {
 
 func (x *EtcdRestorePreview) Reset() {
 	*x = EtcdRestorePreview{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[46]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3826,7 +3944,7 @@ func (x *EtcdRestorePreview) String() string {
 func (*EtcdRestorePreview) ProtoMessage() {}
 
 func (x *EtcdRestorePreview) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[46]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3839,7 +3957,7 @@ func (x *EtcdRestorePreview) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EtcdRestorePreview.ProtoReflect.Descriptor instead.
 func (*EtcdRestorePreview) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{46}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *EtcdRestorePreview) GetSnapshot() *EtcdSnapshot {
@@ -3876,7 +3994,7 @@ type PreviewEtcdRestoreResponse struct {
 
 func (x *PreviewEtcdRestoreResponse) Reset() {
 	*x = PreviewEtcdRestoreResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[47]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3888,7 +4006,7 @@ func (x *PreviewEtcdRestoreResponse) String() string {
 func (*PreviewEtcdRestoreResponse) ProtoMessage() {}
 
 func (x *PreviewEtcdRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[47]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3901,7 +4019,7 @@ func (x *PreviewEtcdRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewEtcdRestoreResponse.ProtoReflect.Descriptor instead.
 func (*PreviewEtcdRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{47}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *PreviewEtcdRestoreResponse) GetEvent() isPreviewEtcdRestoreResponse_Event {
@@ -3964,7 +4082,7 @@ type RestorePlanPart struct {
 
 func (x *RestorePlanPart) Reset() {
 	*x = RestorePlanPart{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[48]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3976,7 +4094,7 @@ func (x *RestorePlanPart) String() string {
 func (*RestorePlanPart) ProtoMessage() {}
 
 func (x *RestorePlanPart) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[48]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3989,7 +4107,7 @@ func (x *RestorePlanPart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlanPart.ProtoReflect.Descriptor instead.
 func (*RestorePlanPart) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{48}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *RestorePlanPart) GetPlanId() string {
@@ -4057,7 +4175,7 @@ type PrepareRestorePlanRequest struct {
 
 func (x *PrepareRestorePlanRequest) Reset() {
 	*x = PrepareRestorePlanRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[49]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4069,7 +4187,7 @@ func (x *PrepareRestorePlanRequest) String() string {
 func (*PrepareRestorePlanRequest) ProtoMessage() {}
 
 func (x *PrepareRestorePlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[49]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4082,7 +4200,7 @@ func (x *PrepareRestorePlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareRestorePlanRequest.ProtoReflect.Descriptor instead.
 func (*PrepareRestorePlanRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{49}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *PrepareRestorePlanRequest) GetPart() *RestorePlanPart {
@@ -4103,7 +4221,7 @@ type PrepareRestorePlanResponse struct {
 
 func (x *PrepareRestorePlanResponse) Reset() {
 	*x = PrepareRestorePlanResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[50]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4115,7 +4233,7 @@ func (x *PrepareRestorePlanResponse) String() string {
 func (*PrepareRestorePlanResponse) ProtoMessage() {}
 
 func (x *PrepareRestorePlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[50]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4128,7 +4246,7 @@ func (x *PrepareRestorePlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareRestorePlanResponse.ProtoReflect.Descriptor instead.
 func (*PrepareRestorePlanResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{50}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *PrepareRestorePlanResponse) GetSnapshotPath() string {
@@ -4154,7 +4272,7 @@ type StartRestorePlanRequest struct {
 
 func (x *StartRestorePlanRequest) Reset() {
 	*x = StartRestorePlanRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[51]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4166,7 +4284,7 @@ func (x *StartRestorePlanRequest) String() string {
 func (*StartRestorePlanRequest) ProtoMessage() {}
 
 func (x *StartRestorePlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[51]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4179,7 +4297,7 @@ func (x *StartRestorePlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRestorePlanRequest.ProtoReflect.Descriptor instead.
 func (*StartRestorePlanRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{51}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *StartRestorePlanRequest) GetPlanId() string {
@@ -4202,7 +4320,7 @@ type RestoreStep struct {
 
 func (x *RestoreStep) Reset() {
 	*x = RestoreStep{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[52]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4214,7 +4332,7 @@ func (x *RestoreStep) String() string {
 func (*RestoreStep) ProtoMessage() {}
 
 func (x *RestoreStep) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[52]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4227,7 +4345,7 @@ func (x *RestoreStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreStep.ProtoReflect.Descriptor instead.
 func (*RestoreStep) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{52}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *RestoreStep) GetName() string {
@@ -4276,7 +4394,7 @@ type RestorePlanEvent struct {
 
 func (x *RestorePlanEvent) Reset() {
 	*x = RestorePlanEvent{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[53]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4288,7 +4406,7 @@ func (x *RestorePlanEvent) String() string {
 func (*RestorePlanEvent) ProtoMessage() {}
 
 func (x *RestorePlanEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[53]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4301,7 +4419,7 @@ func (x *RestorePlanEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlanEvent.ProtoReflect.Descriptor instead.
 func (*RestorePlanEvent) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{53}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RestorePlanEvent) GetPlanId() string {
@@ -4334,7 +4452,7 @@ type RestorePlanStatusRequest struct {
 
 func (x *RestorePlanStatusRequest) Reset() {
 	*x = RestorePlanStatusRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[54]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4346,7 +4464,7 @@ func (x *RestorePlanStatusRequest) String() string {
 func (*RestorePlanStatusRequest) ProtoMessage() {}
 
 func (x *RestorePlanStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[54]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4359,7 +4477,7 @@ func (x *RestorePlanStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlanStatusRequest.ProtoReflect.Descriptor instead.
 func (*RestorePlanStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{54}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *RestorePlanStatusRequest) GetPlanId() string {
@@ -4383,7 +4501,7 @@ type RestorePlanStatusResponse struct {
 
 func (x *RestorePlanStatusResponse) Reset() {
 	*x = RestorePlanStatusResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[55]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4395,7 +4513,7 @@ func (x *RestorePlanStatusResponse) String() string {
 func (*RestorePlanStatusResponse) ProtoMessage() {}
 
 func (x *RestorePlanStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[55]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4408,7 +4526,7 @@ func (x *RestorePlanStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlanStatusResponse.ProtoReflect.Descriptor instead.
 func (*RestorePlanStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{55}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RestorePlanStatusResponse) GetPlanId() string {
@@ -4465,7 +4583,7 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\apercent\x18\a \x01(\x01R\apercent\x12\x1f\n" +
 	"\veta_seconds\x18\b \x01(\x03R\n" +
 	"etaSeconds\"\r\n" +
-	"\vInfoRequest\"\xc3\x03\n" +
+	"\vInfoRequest\"\x8b\x04\n" +
 	"\fInfoResponse\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12+\n" +
 	"\x05roles\x18\x02 \x03(\x0e2\x15.dr.agent.v1.NodeRoleR\x05roles\x12#\n" +
@@ -4481,7 +4599,15 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	" \x01(\tR\x12snapshotEncryption\x12\x14\n" +
 	"\x05store\x18\v \x01(\tR\x05store\x12\x1d\n" +
 	"\n" +
-	"cluster_id\x18\f \x01(\tR\tclusterId\"\x9e\x03\n" +
+	"cluster_id\x18\f \x01(\tR\tclusterId\x12#\n" +
+	"\rconfig_sha256\x18\r \x01(\tR\fconfigSha256\x12!\n" +
+	"\fconfig_error\x18\x0e \x01(\tR\vconfigError\"\x13\n" +
+	"\x11CheckStoreRequest\"a\n" +
+	"\x12CheckStoreResponse\x12\x14\n" +
+	"\x05store\x18\x01 \x01(\tR\x05store\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\x12\x1f\n" +
+	"\vduration_ms\x18\x03 \x01(\x03R\n" +
+	"durationMs\"\x9e\x03\n" +
 	"\x10EtcdMemberHealth\x12\x16\n" +
 	"\x06member\x18\x01 \x01(\bR\x06member\x12\x18\n" +
 	"\ahealthy\x18\x02 \x01(\bR\ahealthy\x12\x1a\n" +
@@ -4821,9 +4947,11 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\rRestoreFlavor\x12\x1e\n" +
 	"\x1aRESTORE_FLAVOR_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12RESTORE_FLAVOR_K3S\x10\x01\x12\x17\n" +
-	"\x13RESTORE_FLAVOR_ETCD\x10\x022\x8c\r\n" +
+	"\x13RESTORE_FLAVOR_ETCD\x10\x022\xdb\r\n" +
 	"\fAgentService\x12;\n" +
-	"\x04Info\x12\x18.dr.agent.v1.InfoRequest\x1a\x19.dr.agent.v1.InfoResponse\x12a\n" +
+	"\x04Info\x12\x18.dr.agent.v1.InfoRequest\x1a\x19.dr.agent.v1.InfoResponse\x12M\n" +
+	"\n" +
+	"CheckStore\x12\x1e.dr.agent.v1.CheckStoreRequest\x1a\x1f.dr.agent.v1.CheckStoreResponse\x12a\n" +
 	"\x10SaveEtcdSnapshot\x12$.dr.agent.v1.SaveEtcdSnapshotRequest\x1a%.dr.agent.v1.SaveEtcdSnapshotResponse0\x01\x12b\n" +
 	"\x11ListEtcdSnapshots\x12%.dr.agent.v1.ListEtcdSnapshotsRequest\x1a&.dr.agent.v1.ListEtcdSnapshotsResponse\x12h\n" +
 	"\x13DeleteEtcdSnapshots\x12'.dr.agent.v1.DeleteEtcdSnapshotsRequest\x1a(.dr.agent.v1.DeleteEtcdSnapshotsResponse\x12e\n" +
@@ -4856,7 +4984,7 @@ func file_api_dr_agent_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_api_dr_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_api_dr_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
+var file_api_dr_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
 var file_api_dr_agent_v1_agent_proto_goTypes = []any{
 	(NodeRole)(0),                       // 0: dr.agent.v1.NodeRole
 	(RestoreRole)(0),                    // 1: dr.agent.v1.RestoreRole
@@ -4866,153 +4994,157 @@ var file_api_dr_agent_v1_agent_proto_goTypes = []any{
 	(*Progress)(nil),                    // 5: dr.agent.v1.Progress
 	(*InfoRequest)(nil),                 // 6: dr.agent.v1.InfoRequest
 	(*InfoResponse)(nil),                // 7: dr.agent.v1.InfoResponse
-	(*EtcdMemberHealth)(nil),            // 8: dr.agent.v1.EtcdMemberHealth
-	(*EtcdSnapshot)(nil),                // 9: dr.agent.v1.EtcdSnapshot
-	(*SaveEtcdSnapshotRequest)(nil),     // 10: dr.agent.v1.SaveEtcdSnapshotRequest
-	(*SaveEtcdSnapshotResponse)(nil),    // 11: dr.agent.v1.SaveEtcdSnapshotResponse
-	(*ListEtcdSnapshotsRequest)(nil),    // 12: dr.agent.v1.ListEtcdSnapshotsRequest
-	(*ListEtcdSnapshotsResponse)(nil),   // 13: dr.agent.v1.ListEtcdSnapshotsResponse
-	(*DeleteEtcdSnapshotsRequest)(nil),  // 14: dr.agent.v1.DeleteEtcdSnapshotsRequest
-	(*DeleteEtcdSnapshotsResponse)(nil), // 15: dr.agent.v1.DeleteEtcdSnapshotsResponse
-	(*Retention)(nil),                   // 16: dr.agent.v1.Retention
-	(*PruneEtcdSnapshotsRequest)(nil),   // 17: dr.agent.v1.PruneEtcdSnapshotsRequest
-	(*PruneEtcdSnapshotsResponse)(nil),  // 18: dr.agent.v1.PruneEtcdSnapshotsResponse
-	(*BackupFilesRequest)(nil),          // 19: dr.agent.v1.BackupFilesRequest
-	(*FileSnapshot)(nil),                // 20: dr.agent.v1.FileSnapshot
-	(*BackupFilesResponse)(nil),         // 21: dr.agent.v1.BackupFilesResponse
-	(*FileRestoreTarget)(nil),           // 22: dr.agent.v1.FileRestoreTarget
-	(*PreviewFileRestoreRequest)(nil),   // 23: dr.agent.v1.PreviewFileRestoreRequest
-	(*FileChange)(nil),                  // 24: dr.agent.v1.FileChange
-	(*RestorePreview)(nil),              // 25: dr.agent.v1.RestorePreview
-	(*PreviewFileRestoreResponse)(nil),  // 26: dr.agent.v1.PreviewFileRestoreResponse
-	(*RestoreFilesRequest)(nil),         // 27: dr.agent.v1.RestoreFilesRequest
-	(*RestoreFilesResult)(nil),          // 28: dr.agent.v1.RestoreFilesResult
-	(*RestoreFilesResponse)(nil),        // 29: dr.agent.v1.RestoreFilesResponse
-	(*VerifyBackupRequest)(nil),         // 30: dr.agent.v1.VerifyBackupRequest
-	(*VerifyResult)(nil),                // 31: dr.agent.v1.VerifyResult
-	(*VerifyBackupResponse)(nil),        // 32: dr.agent.v1.VerifyBackupResponse
-	(*ForgetFileSnapshotsRequest)(nil),  // 33: dr.agent.v1.ForgetFileSnapshotsRequest
-	(*ForgetResult)(nil),                // 34: dr.agent.v1.ForgetResult
-	(*ForgetFileSnapshotsResponse)(nil), // 35: dr.agent.v1.ForgetFileSnapshotsResponse
-	(*WALStatusRequest)(nil),            // 36: dr.agent.v1.WALStatusRequest
-	(*WALSourceStatus)(nil),             // 37: dr.agent.v1.WALSourceStatus
-	(*WALStatusResponse)(nil),           // 38: dr.agent.v1.WALStatusResponse
-	(*MarkWALRequest)(nil),              // 39: dr.agent.v1.MarkWALRequest
-	(*WALMark)(nil),                     // 40: dr.agent.v1.WALMark
-	(*MarkWALResponse)(nil),             // 41: dr.agent.v1.MarkWALResponse
-	(*BaseBackupRequest)(nil),           // 42: dr.agent.v1.BaseBackupRequest
-	(*BaseBackupResult)(nil),            // 43: dr.agent.v1.BaseBackupResult
-	(*BaseBackupResponse)(nil),          // 44: dr.agent.v1.BaseBackupResponse
-	(*RestorePostgresRequest)(nil),      // 45: dr.agent.v1.RestorePostgresRequest
-	(*RestorePostgresResult)(nil),       // 46: dr.agent.v1.RestorePostgresResult
-	(*RestorePostgresResponse)(nil),     // 47: dr.agent.v1.RestorePostgresResponse
-	(*SnapshotRef)(nil),                 // 48: dr.agent.v1.SnapshotRef
-	(*PreviewEtcdRestoreRequest)(nil),   // 49: dr.agent.v1.PreviewEtcdRestoreRequest
-	(*ResourceImpact)(nil),              // 50: dr.agent.v1.ResourceImpact
-	(*EtcdRestorePreview)(nil),          // 51: dr.agent.v1.EtcdRestorePreview
-	(*PreviewEtcdRestoreResponse)(nil),  // 52: dr.agent.v1.PreviewEtcdRestoreResponse
-	(*RestorePlanPart)(nil),             // 53: dr.agent.v1.RestorePlanPart
-	(*PrepareRestorePlanRequest)(nil),   // 54: dr.agent.v1.PrepareRestorePlanRequest
-	(*PrepareRestorePlanResponse)(nil),  // 55: dr.agent.v1.PrepareRestorePlanResponse
-	(*StartRestorePlanRequest)(nil),     // 56: dr.agent.v1.StartRestorePlanRequest
-	(*RestoreStep)(nil),                 // 57: dr.agent.v1.RestoreStep
-	(*RestorePlanEvent)(nil),            // 58: dr.agent.v1.RestorePlanEvent
-	(*RestorePlanStatusRequest)(nil),    // 59: dr.agent.v1.RestorePlanStatusRequest
-	(*RestorePlanStatusResponse)(nil),   // 60: dr.agent.v1.RestorePlanStatusResponse
-	nil,                                 // 61: dr.agent.v1.RestorePostgresResult.RowCountsEntry
-	(*timestamppb.Timestamp)(nil),       // 62: google.protobuf.Timestamp
+	(*CheckStoreRequest)(nil),           // 8: dr.agent.v1.CheckStoreRequest
+	(*CheckStoreResponse)(nil),          // 9: dr.agent.v1.CheckStoreResponse
+	(*EtcdMemberHealth)(nil),            // 10: dr.agent.v1.EtcdMemberHealth
+	(*EtcdSnapshot)(nil),                // 11: dr.agent.v1.EtcdSnapshot
+	(*SaveEtcdSnapshotRequest)(nil),     // 12: dr.agent.v1.SaveEtcdSnapshotRequest
+	(*SaveEtcdSnapshotResponse)(nil),    // 13: dr.agent.v1.SaveEtcdSnapshotResponse
+	(*ListEtcdSnapshotsRequest)(nil),    // 14: dr.agent.v1.ListEtcdSnapshotsRequest
+	(*ListEtcdSnapshotsResponse)(nil),   // 15: dr.agent.v1.ListEtcdSnapshotsResponse
+	(*DeleteEtcdSnapshotsRequest)(nil),  // 16: dr.agent.v1.DeleteEtcdSnapshotsRequest
+	(*DeleteEtcdSnapshotsResponse)(nil), // 17: dr.agent.v1.DeleteEtcdSnapshotsResponse
+	(*Retention)(nil),                   // 18: dr.agent.v1.Retention
+	(*PruneEtcdSnapshotsRequest)(nil),   // 19: dr.agent.v1.PruneEtcdSnapshotsRequest
+	(*PruneEtcdSnapshotsResponse)(nil),  // 20: dr.agent.v1.PruneEtcdSnapshotsResponse
+	(*BackupFilesRequest)(nil),          // 21: dr.agent.v1.BackupFilesRequest
+	(*FileSnapshot)(nil),                // 22: dr.agent.v1.FileSnapshot
+	(*BackupFilesResponse)(nil),         // 23: dr.agent.v1.BackupFilesResponse
+	(*FileRestoreTarget)(nil),           // 24: dr.agent.v1.FileRestoreTarget
+	(*PreviewFileRestoreRequest)(nil),   // 25: dr.agent.v1.PreviewFileRestoreRequest
+	(*FileChange)(nil),                  // 26: dr.agent.v1.FileChange
+	(*RestorePreview)(nil),              // 27: dr.agent.v1.RestorePreview
+	(*PreviewFileRestoreResponse)(nil),  // 28: dr.agent.v1.PreviewFileRestoreResponse
+	(*RestoreFilesRequest)(nil),         // 29: dr.agent.v1.RestoreFilesRequest
+	(*RestoreFilesResult)(nil),          // 30: dr.agent.v1.RestoreFilesResult
+	(*RestoreFilesResponse)(nil),        // 31: dr.agent.v1.RestoreFilesResponse
+	(*VerifyBackupRequest)(nil),         // 32: dr.agent.v1.VerifyBackupRequest
+	(*VerifyResult)(nil),                // 33: dr.agent.v1.VerifyResult
+	(*VerifyBackupResponse)(nil),        // 34: dr.agent.v1.VerifyBackupResponse
+	(*ForgetFileSnapshotsRequest)(nil),  // 35: dr.agent.v1.ForgetFileSnapshotsRequest
+	(*ForgetResult)(nil),                // 36: dr.agent.v1.ForgetResult
+	(*ForgetFileSnapshotsResponse)(nil), // 37: dr.agent.v1.ForgetFileSnapshotsResponse
+	(*WALStatusRequest)(nil),            // 38: dr.agent.v1.WALStatusRequest
+	(*WALSourceStatus)(nil),             // 39: dr.agent.v1.WALSourceStatus
+	(*WALStatusResponse)(nil),           // 40: dr.agent.v1.WALStatusResponse
+	(*MarkWALRequest)(nil),              // 41: dr.agent.v1.MarkWALRequest
+	(*WALMark)(nil),                     // 42: dr.agent.v1.WALMark
+	(*MarkWALResponse)(nil),             // 43: dr.agent.v1.MarkWALResponse
+	(*BaseBackupRequest)(nil),           // 44: dr.agent.v1.BaseBackupRequest
+	(*BaseBackupResult)(nil),            // 45: dr.agent.v1.BaseBackupResult
+	(*BaseBackupResponse)(nil),          // 46: dr.agent.v1.BaseBackupResponse
+	(*RestorePostgresRequest)(nil),      // 47: dr.agent.v1.RestorePostgresRequest
+	(*RestorePostgresResult)(nil),       // 48: dr.agent.v1.RestorePostgresResult
+	(*RestorePostgresResponse)(nil),     // 49: dr.agent.v1.RestorePostgresResponse
+	(*SnapshotRef)(nil),                 // 50: dr.agent.v1.SnapshotRef
+	(*PreviewEtcdRestoreRequest)(nil),   // 51: dr.agent.v1.PreviewEtcdRestoreRequest
+	(*ResourceImpact)(nil),              // 52: dr.agent.v1.ResourceImpact
+	(*EtcdRestorePreview)(nil),          // 53: dr.agent.v1.EtcdRestorePreview
+	(*PreviewEtcdRestoreResponse)(nil),  // 54: dr.agent.v1.PreviewEtcdRestoreResponse
+	(*RestorePlanPart)(nil),             // 55: dr.agent.v1.RestorePlanPart
+	(*PrepareRestorePlanRequest)(nil),   // 56: dr.agent.v1.PrepareRestorePlanRequest
+	(*PrepareRestorePlanResponse)(nil),  // 57: dr.agent.v1.PrepareRestorePlanResponse
+	(*StartRestorePlanRequest)(nil),     // 58: dr.agent.v1.StartRestorePlanRequest
+	(*RestoreStep)(nil),                 // 59: dr.agent.v1.RestoreStep
+	(*RestorePlanEvent)(nil),            // 60: dr.agent.v1.RestorePlanEvent
+	(*RestorePlanStatusRequest)(nil),    // 61: dr.agent.v1.RestorePlanStatusRequest
+	(*RestorePlanStatusResponse)(nil),   // 62: dr.agent.v1.RestorePlanStatusResponse
+	nil,                                 // 63: dr.agent.v1.RestorePostgresResult.RowCountsEntry
+	(*timestamppb.Timestamp)(nil),       // 64: google.protobuf.Timestamp
 }
 var file_api_dr_agent_v1_agent_proto_depIdxs = []int32{
 	0,  // 0: dr.agent.v1.InfoResponse.roles:type_name -> dr.agent.v1.NodeRole
-	8,  // 1: dr.agent.v1.InfoResponse.etcd:type_name -> dr.agent.v1.EtcdMemberHealth
-	62, // 2: dr.agent.v1.InfoResponse.time:type_name -> google.protobuf.Timestamp
-	62, // 3: dr.agent.v1.EtcdSnapshot.created:type_name -> google.protobuf.Timestamp
+	10, // 1: dr.agent.v1.InfoResponse.etcd:type_name -> dr.agent.v1.EtcdMemberHealth
+	64, // 2: dr.agent.v1.InfoResponse.time:type_name -> google.protobuf.Timestamp
+	64, // 3: dr.agent.v1.EtcdSnapshot.created:type_name -> google.protobuf.Timestamp
 	5,  // 4: dr.agent.v1.SaveEtcdSnapshotResponse.progress:type_name -> dr.agent.v1.Progress
-	9,  // 5: dr.agent.v1.SaveEtcdSnapshotResponse.snapshot:type_name -> dr.agent.v1.EtcdSnapshot
-	9,  // 6: dr.agent.v1.ListEtcdSnapshotsResponse.snapshots:type_name -> dr.agent.v1.EtcdSnapshot
-	16, // 7: dr.agent.v1.PruneEtcdSnapshotsRequest.retention:type_name -> dr.agent.v1.Retention
-	62, // 8: dr.agent.v1.FileSnapshot.time:type_name -> google.protobuf.Timestamp
+	11, // 5: dr.agent.v1.SaveEtcdSnapshotResponse.snapshot:type_name -> dr.agent.v1.EtcdSnapshot
+	11, // 6: dr.agent.v1.ListEtcdSnapshotsResponse.snapshots:type_name -> dr.agent.v1.EtcdSnapshot
+	18, // 7: dr.agent.v1.PruneEtcdSnapshotsRequest.retention:type_name -> dr.agent.v1.Retention
+	64, // 8: dr.agent.v1.FileSnapshot.time:type_name -> google.protobuf.Timestamp
 	5,  // 9: dr.agent.v1.BackupFilesResponse.progress:type_name -> dr.agent.v1.Progress
-	20, // 10: dr.agent.v1.BackupFilesResponse.snapshot:type_name -> dr.agent.v1.FileSnapshot
-	22, // 11: dr.agent.v1.PreviewFileRestoreRequest.target:type_name -> dr.agent.v1.FileRestoreTarget
+	22, // 10: dr.agent.v1.BackupFilesResponse.snapshot:type_name -> dr.agent.v1.FileSnapshot
+	24, // 11: dr.agent.v1.PreviewFileRestoreRequest.target:type_name -> dr.agent.v1.FileRestoreTarget
 	3,  // 12: dr.agent.v1.FileChange.kind:type_name -> dr.agent.v1.FileChange.Kind
-	24, // 13: dr.agent.v1.RestorePreview.changes:type_name -> dr.agent.v1.FileChange
+	26, // 13: dr.agent.v1.RestorePreview.changes:type_name -> dr.agent.v1.FileChange
 	5,  // 14: dr.agent.v1.PreviewFileRestoreResponse.progress:type_name -> dr.agent.v1.Progress
-	25, // 15: dr.agent.v1.PreviewFileRestoreResponse.preview:type_name -> dr.agent.v1.RestorePreview
-	22, // 16: dr.agent.v1.RestoreFilesRequest.target:type_name -> dr.agent.v1.FileRestoreTarget
+	27, // 15: dr.agent.v1.PreviewFileRestoreResponse.preview:type_name -> dr.agent.v1.RestorePreview
+	24, // 16: dr.agent.v1.RestoreFilesRequest.target:type_name -> dr.agent.v1.FileRestoreTarget
 	5,  // 17: dr.agent.v1.RestoreFilesResponse.progress:type_name -> dr.agent.v1.Progress
-	28, // 18: dr.agent.v1.RestoreFilesResponse.result:type_name -> dr.agent.v1.RestoreFilesResult
+	30, // 18: dr.agent.v1.RestoreFilesResponse.result:type_name -> dr.agent.v1.RestoreFilesResult
 	5,  // 19: dr.agent.v1.VerifyBackupResponse.progress:type_name -> dr.agent.v1.Progress
-	31, // 20: dr.agent.v1.VerifyBackupResponse.result:type_name -> dr.agent.v1.VerifyResult
-	16, // 21: dr.agent.v1.ForgetFileSnapshotsRequest.retention:type_name -> dr.agent.v1.Retention
+	33, // 20: dr.agent.v1.VerifyBackupResponse.result:type_name -> dr.agent.v1.VerifyResult
+	18, // 21: dr.agent.v1.ForgetFileSnapshotsRequest.retention:type_name -> dr.agent.v1.Retention
 	5,  // 22: dr.agent.v1.ForgetFileSnapshotsResponse.progress:type_name -> dr.agent.v1.Progress
-	34, // 23: dr.agent.v1.ForgetFileSnapshotsResponse.result:type_name -> dr.agent.v1.ForgetResult
-	62, // 24: dr.agent.v1.WALSourceStatus.newest_shipped:type_name -> google.protobuf.Timestamp
-	62, // 25: dr.agent.v1.WALSourceStatus.last_error_time:type_name -> google.protobuf.Timestamp
-	37, // 26: dr.agent.v1.WALStatusResponse.sources:type_name -> dr.agent.v1.WALSourceStatus
-	62, // 27: dr.agent.v1.WALMark.time:type_name -> google.protobuf.Timestamp
-	40, // 28: dr.agent.v1.MarkWALResponse.marks:type_name -> dr.agent.v1.WALMark
-	62, // 29: dr.agent.v1.BaseBackupResult.start_time:type_name -> google.protobuf.Timestamp
-	62, // 30: dr.agent.v1.BaseBackupResult.stop_time:type_name -> google.protobuf.Timestamp
+	36, // 23: dr.agent.v1.ForgetFileSnapshotsResponse.result:type_name -> dr.agent.v1.ForgetResult
+	64, // 24: dr.agent.v1.WALSourceStatus.newest_shipped:type_name -> google.protobuf.Timestamp
+	64, // 25: dr.agent.v1.WALSourceStatus.last_error_time:type_name -> google.protobuf.Timestamp
+	39, // 26: dr.agent.v1.WALStatusResponse.sources:type_name -> dr.agent.v1.WALSourceStatus
+	64, // 27: dr.agent.v1.WALMark.time:type_name -> google.protobuf.Timestamp
+	42, // 28: dr.agent.v1.MarkWALResponse.marks:type_name -> dr.agent.v1.WALMark
+	64, // 29: dr.agent.v1.BaseBackupResult.start_time:type_name -> google.protobuf.Timestamp
+	64, // 30: dr.agent.v1.BaseBackupResult.stop_time:type_name -> google.protobuf.Timestamp
 	5,  // 31: dr.agent.v1.BaseBackupResponse.progress:type_name -> dr.agent.v1.Progress
-	43, // 32: dr.agent.v1.BaseBackupResponse.result:type_name -> dr.agent.v1.BaseBackupResult
-	62, // 33: dr.agent.v1.RestorePostgresRequest.time:type_name -> google.protobuf.Timestamp
-	62, // 34: dr.agent.v1.RestorePostgresResult.recovered_to:type_name -> google.protobuf.Timestamp
-	61, // 35: dr.agent.v1.RestorePostgresResult.row_counts:type_name -> dr.agent.v1.RestorePostgresResult.RowCountsEntry
+	45, // 32: dr.agent.v1.BaseBackupResponse.result:type_name -> dr.agent.v1.BaseBackupResult
+	64, // 33: dr.agent.v1.RestorePostgresRequest.time:type_name -> google.protobuf.Timestamp
+	64, // 34: dr.agent.v1.RestorePostgresResult.recovered_to:type_name -> google.protobuf.Timestamp
+	63, // 35: dr.agent.v1.RestorePostgresResult.row_counts:type_name -> dr.agent.v1.RestorePostgresResult.RowCountsEntry
 	5,  // 36: dr.agent.v1.RestorePostgresResponse.progress:type_name -> dr.agent.v1.Progress
-	46, // 37: dr.agent.v1.RestorePostgresResponse.result:type_name -> dr.agent.v1.RestorePostgresResult
-	48, // 38: dr.agent.v1.PreviewEtcdRestoreRequest.snapshot:type_name -> dr.agent.v1.SnapshotRef
-	9,  // 39: dr.agent.v1.EtcdRestorePreview.snapshot:type_name -> dr.agent.v1.EtcdSnapshot
-	50, // 40: dr.agent.v1.EtcdRestorePreview.impact:type_name -> dr.agent.v1.ResourceImpact
+	48, // 37: dr.agent.v1.RestorePostgresResponse.result:type_name -> dr.agent.v1.RestorePostgresResult
+	50, // 38: dr.agent.v1.PreviewEtcdRestoreRequest.snapshot:type_name -> dr.agent.v1.SnapshotRef
+	11, // 39: dr.agent.v1.EtcdRestorePreview.snapshot:type_name -> dr.agent.v1.EtcdSnapshot
+	52, // 40: dr.agent.v1.EtcdRestorePreview.impact:type_name -> dr.agent.v1.ResourceImpact
 	5,  // 41: dr.agent.v1.PreviewEtcdRestoreResponse.progress:type_name -> dr.agent.v1.Progress
-	51, // 42: dr.agent.v1.PreviewEtcdRestoreResponse.preview:type_name -> dr.agent.v1.EtcdRestorePreview
+	53, // 42: dr.agent.v1.PreviewEtcdRestoreResponse.preview:type_name -> dr.agent.v1.EtcdRestorePreview
 	1,  // 43: dr.agent.v1.RestorePlanPart.role:type_name -> dr.agent.v1.RestoreRole
 	2,  // 44: dr.agent.v1.RestorePlanPart.flavor:type_name -> dr.agent.v1.RestoreFlavor
-	48, // 45: dr.agent.v1.RestorePlanPart.snapshot:type_name -> dr.agent.v1.SnapshotRef
-	53, // 46: dr.agent.v1.PrepareRestorePlanRequest.part:type_name -> dr.agent.v1.RestorePlanPart
+	50, // 45: dr.agent.v1.RestorePlanPart.snapshot:type_name -> dr.agent.v1.SnapshotRef
+	55, // 46: dr.agent.v1.PrepareRestorePlanRequest.part:type_name -> dr.agent.v1.RestorePlanPart
 	4,  // 47: dr.agent.v1.RestoreStep.state:type_name -> dr.agent.v1.RestoreStep.State
-	62, // 48: dr.agent.v1.RestoreStep.started:type_name -> google.protobuf.Timestamp
-	62, // 49: dr.agent.v1.RestoreStep.finished:type_name -> google.protobuf.Timestamp
-	57, // 50: dr.agent.v1.RestorePlanEvent.step:type_name -> dr.agent.v1.RestoreStep
-	57, // 51: dr.agent.v1.RestorePlanStatusResponse.steps:type_name -> dr.agent.v1.RestoreStep
+	64, // 48: dr.agent.v1.RestoreStep.started:type_name -> google.protobuf.Timestamp
+	64, // 49: dr.agent.v1.RestoreStep.finished:type_name -> google.protobuf.Timestamp
+	59, // 50: dr.agent.v1.RestorePlanEvent.step:type_name -> dr.agent.v1.RestoreStep
+	59, // 51: dr.agent.v1.RestorePlanStatusResponse.steps:type_name -> dr.agent.v1.RestoreStep
 	6,  // 52: dr.agent.v1.AgentService.Info:input_type -> dr.agent.v1.InfoRequest
-	10, // 53: dr.agent.v1.AgentService.SaveEtcdSnapshot:input_type -> dr.agent.v1.SaveEtcdSnapshotRequest
-	12, // 54: dr.agent.v1.AgentService.ListEtcdSnapshots:input_type -> dr.agent.v1.ListEtcdSnapshotsRequest
-	14, // 55: dr.agent.v1.AgentService.DeleteEtcdSnapshots:input_type -> dr.agent.v1.DeleteEtcdSnapshotsRequest
-	17, // 56: dr.agent.v1.AgentService.PruneEtcdSnapshots:input_type -> dr.agent.v1.PruneEtcdSnapshotsRequest
-	19, // 57: dr.agent.v1.AgentService.BackupFiles:input_type -> dr.agent.v1.BackupFilesRequest
-	23, // 58: dr.agent.v1.AgentService.PreviewFileRestore:input_type -> dr.agent.v1.PreviewFileRestoreRequest
-	27, // 59: dr.agent.v1.AgentService.RestoreFiles:input_type -> dr.agent.v1.RestoreFilesRequest
-	30, // 60: dr.agent.v1.AgentService.VerifyBackup:input_type -> dr.agent.v1.VerifyBackupRequest
-	33, // 61: dr.agent.v1.AgentService.ForgetFileSnapshots:input_type -> dr.agent.v1.ForgetFileSnapshotsRequest
-	36, // 62: dr.agent.v1.AgentService.WALStatus:input_type -> dr.agent.v1.WALStatusRequest
-	39, // 63: dr.agent.v1.AgentService.MarkWAL:input_type -> dr.agent.v1.MarkWALRequest
-	42, // 64: dr.agent.v1.AgentService.BaseBackup:input_type -> dr.agent.v1.BaseBackupRequest
-	45, // 65: dr.agent.v1.AgentService.RestorePostgres:input_type -> dr.agent.v1.RestorePostgresRequest
-	49, // 66: dr.agent.v1.AgentService.PreviewEtcdRestore:input_type -> dr.agent.v1.PreviewEtcdRestoreRequest
-	54, // 67: dr.agent.v1.AgentService.PrepareRestorePlan:input_type -> dr.agent.v1.PrepareRestorePlanRequest
-	56, // 68: dr.agent.v1.AgentService.StartRestorePlan:input_type -> dr.agent.v1.StartRestorePlanRequest
-	59, // 69: dr.agent.v1.AgentService.RestorePlanStatus:input_type -> dr.agent.v1.RestorePlanStatusRequest
-	7,  // 70: dr.agent.v1.AgentService.Info:output_type -> dr.agent.v1.InfoResponse
-	11, // 71: dr.agent.v1.AgentService.SaveEtcdSnapshot:output_type -> dr.agent.v1.SaveEtcdSnapshotResponse
-	13, // 72: dr.agent.v1.AgentService.ListEtcdSnapshots:output_type -> dr.agent.v1.ListEtcdSnapshotsResponse
-	15, // 73: dr.agent.v1.AgentService.DeleteEtcdSnapshots:output_type -> dr.agent.v1.DeleteEtcdSnapshotsResponse
-	18, // 74: dr.agent.v1.AgentService.PruneEtcdSnapshots:output_type -> dr.agent.v1.PruneEtcdSnapshotsResponse
-	21, // 75: dr.agent.v1.AgentService.BackupFiles:output_type -> dr.agent.v1.BackupFilesResponse
-	26, // 76: dr.agent.v1.AgentService.PreviewFileRestore:output_type -> dr.agent.v1.PreviewFileRestoreResponse
-	29, // 77: dr.agent.v1.AgentService.RestoreFiles:output_type -> dr.agent.v1.RestoreFilesResponse
-	32, // 78: dr.agent.v1.AgentService.VerifyBackup:output_type -> dr.agent.v1.VerifyBackupResponse
-	35, // 79: dr.agent.v1.AgentService.ForgetFileSnapshots:output_type -> dr.agent.v1.ForgetFileSnapshotsResponse
-	38, // 80: dr.agent.v1.AgentService.WALStatus:output_type -> dr.agent.v1.WALStatusResponse
-	41, // 81: dr.agent.v1.AgentService.MarkWAL:output_type -> dr.agent.v1.MarkWALResponse
-	44, // 82: dr.agent.v1.AgentService.BaseBackup:output_type -> dr.agent.v1.BaseBackupResponse
-	47, // 83: dr.agent.v1.AgentService.RestorePostgres:output_type -> dr.agent.v1.RestorePostgresResponse
-	52, // 84: dr.agent.v1.AgentService.PreviewEtcdRestore:output_type -> dr.agent.v1.PreviewEtcdRestoreResponse
-	55, // 85: dr.agent.v1.AgentService.PrepareRestorePlan:output_type -> dr.agent.v1.PrepareRestorePlanResponse
-	58, // 86: dr.agent.v1.AgentService.StartRestorePlan:output_type -> dr.agent.v1.RestorePlanEvent
-	60, // 87: dr.agent.v1.AgentService.RestorePlanStatus:output_type -> dr.agent.v1.RestorePlanStatusResponse
-	70, // [70:88] is the sub-list for method output_type
-	52, // [52:70] is the sub-list for method input_type
+	8,  // 53: dr.agent.v1.AgentService.CheckStore:input_type -> dr.agent.v1.CheckStoreRequest
+	12, // 54: dr.agent.v1.AgentService.SaveEtcdSnapshot:input_type -> dr.agent.v1.SaveEtcdSnapshotRequest
+	14, // 55: dr.agent.v1.AgentService.ListEtcdSnapshots:input_type -> dr.agent.v1.ListEtcdSnapshotsRequest
+	16, // 56: dr.agent.v1.AgentService.DeleteEtcdSnapshots:input_type -> dr.agent.v1.DeleteEtcdSnapshotsRequest
+	19, // 57: dr.agent.v1.AgentService.PruneEtcdSnapshots:input_type -> dr.agent.v1.PruneEtcdSnapshotsRequest
+	21, // 58: dr.agent.v1.AgentService.BackupFiles:input_type -> dr.agent.v1.BackupFilesRequest
+	25, // 59: dr.agent.v1.AgentService.PreviewFileRestore:input_type -> dr.agent.v1.PreviewFileRestoreRequest
+	29, // 60: dr.agent.v1.AgentService.RestoreFiles:input_type -> dr.agent.v1.RestoreFilesRequest
+	32, // 61: dr.agent.v1.AgentService.VerifyBackup:input_type -> dr.agent.v1.VerifyBackupRequest
+	35, // 62: dr.agent.v1.AgentService.ForgetFileSnapshots:input_type -> dr.agent.v1.ForgetFileSnapshotsRequest
+	38, // 63: dr.agent.v1.AgentService.WALStatus:input_type -> dr.agent.v1.WALStatusRequest
+	41, // 64: dr.agent.v1.AgentService.MarkWAL:input_type -> dr.agent.v1.MarkWALRequest
+	44, // 65: dr.agent.v1.AgentService.BaseBackup:input_type -> dr.agent.v1.BaseBackupRequest
+	47, // 66: dr.agent.v1.AgentService.RestorePostgres:input_type -> dr.agent.v1.RestorePostgresRequest
+	51, // 67: dr.agent.v1.AgentService.PreviewEtcdRestore:input_type -> dr.agent.v1.PreviewEtcdRestoreRequest
+	56, // 68: dr.agent.v1.AgentService.PrepareRestorePlan:input_type -> dr.agent.v1.PrepareRestorePlanRequest
+	58, // 69: dr.agent.v1.AgentService.StartRestorePlan:input_type -> dr.agent.v1.StartRestorePlanRequest
+	61, // 70: dr.agent.v1.AgentService.RestorePlanStatus:input_type -> dr.agent.v1.RestorePlanStatusRequest
+	7,  // 71: dr.agent.v1.AgentService.Info:output_type -> dr.agent.v1.InfoResponse
+	9,  // 72: dr.agent.v1.AgentService.CheckStore:output_type -> dr.agent.v1.CheckStoreResponse
+	13, // 73: dr.agent.v1.AgentService.SaveEtcdSnapshot:output_type -> dr.agent.v1.SaveEtcdSnapshotResponse
+	15, // 74: dr.agent.v1.AgentService.ListEtcdSnapshots:output_type -> dr.agent.v1.ListEtcdSnapshotsResponse
+	17, // 75: dr.agent.v1.AgentService.DeleteEtcdSnapshots:output_type -> dr.agent.v1.DeleteEtcdSnapshotsResponse
+	20, // 76: dr.agent.v1.AgentService.PruneEtcdSnapshots:output_type -> dr.agent.v1.PruneEtcdSnapshotsResponse
+	23, // 77: dr.agent.v1.AgentService.BackupFiles:output_type -> dr.agent.v1.BackupFilesResponse
+	28, // 78: dr.agent.v1.AgentService.PreviewFileRestore:output_type -> dr.agent.v1.PreviewFileRestoreResponse
+	31, // 79: dr.agent.v1.AgentService.RestoreFiles:output_type -> dr.agent.v1.RestoreFilesResponse
+	34, // 80: dr.agent.v1.AgentService.VerifyBackup:output_type -> dr.agent.v1.VerifyBackupResponse
+	37, // 81: dr.agent.v1.AgentService.ForgetFileSnapshots:output_type -> dr.agent.v1.ForgetFileSnapshotsResponse
+	40, // 82: dr.agent.v1.AgentService.WALStatus:output_type -> dr.agent.v1.WALStatusResponse
+	43, // 83: dr.agent.v1.AgentService.MarkWAL:output_type -> dr.agent.v1.MarkWALResponse
+	46, // 84: dr.agent.v1.AgentService.BaseBackup:output_type -> dr.agent.v1.BaseBackupResponse
+	49, // 85: dr.agent.v1.AgentService.RestorePostgres:output_type -> dr.agent.v1.RestorePostgresResponse
+	54, // 86: dr.agent.v1.AgentService.PreviewEtcdRestore:output_type -> dr.agent.v1.PreviewEtcdRestoreResponse
+	57, // 87: dr.agent.v1.AgentService.PrepareRestorePlan:output_type -> dr.agent.v1.PrepareRestorePlanResponse
+	60, // 88: dr.agent.v1.AgentService.StartRestorePlan:output_type -> dr.agent.v1.RestorePlanEvent
+	62, // 89: dr.agent.v1.AgentService.RestorePlanStatus:output_type -> dr.agent.v1.RestorePlanStatusResponse
+	71, // [71:90] is the sub-list for method output_type
+	52, // [52:71] is the sub-list for method input_type
 	52, // [52:52] is the sub-list for extension type_name
 	52, // [52:52] is the sub-list for extension extendee
 	0,  // [0:52] is the sub-list for field type_name
@@ -5023,43 +5155,43 @@ func file_api_dr_agent_v1_agent_proto_init() {
 	if File_api_dr_agent_v1_agent_proto != nil {
 		return
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[6].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[8].OneofWrappers = []any{
 		(*SaveEtcdSnapshotResponse_Progress)(nil),
 		(*SaveEtcdSnapshotResponse_Snapshot)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[16].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[18].OneofWrappers = []any{
 		(*BackupFilesResponse_Progress)(nil),
 		(*BackupFilesResponse_Snapshot)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[21].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[23].OneofWrappers = []any{
 		(*PreviewFileRestoreResponse_Progress)(nil),
 		(*PreviewFileRestoreResponse_Preview)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[24].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[26].OneofWrappers = []any{
 		(*RestoreFilesResponse_Progress)(nil),
 		(*RestoreFilesResponse_Result)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[27].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[29].OneofWrappers = []any{
 		(*VerifyBackupResponse_Progress)(nil),
 		(*VerifyBackupResponse_Result)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[30].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[32].OneofWrappers = []any{
 		(*ForgetFileSnapshotsResponse_Progress)(nil),
 		(*ForgetFileSnapshotsResponse_Result)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[39].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[41].OneofWrappers = []any{
 		(*BaseBackupResponse_Progress)(nil),
 		(*BaseBackupResponse_Result)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[40].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[42].OneofWrappers = []any{
 		(*RestorePostgresRequest_Time)(nil),
 		(*RestorePostgresRequest_Latest)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[42].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[44].OneofWrappers = []any{
 		(*RestorePostgresResponse_Progress)(nil),
 		(*RestorePostgresResponse_Result)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[47].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[49].OneofWrappers = []any{
 		(*PreviewEtcdRestoreResponse_Progress)(nil),
 		(*PreviewEtcdRestoreResponse_Preview)(nil),
 	}
@@ -5069,7 +5201,7 @@ func file_api_dr_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dr_agent_v1_agent_proto_rawDesc), len(file_api_dr_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   57,
+			NumMessages:   59,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

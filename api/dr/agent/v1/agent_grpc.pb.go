@@ -28,6 +28,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	AgentService_Info_FullMethodName                = "/dr.agent.v1.AgentService/Info"
+	AgentService_CheckStore_FullMethodName          = "/dr.agent.v1.AgentService/CheckStore"
 	AgentService_SaveEtcdSnapshot_FullMethodName    = "/dr.agent.v1.AgentService/SaveEtcdSnapshot"
 	AgentService_ListEtcdSnapshots_FullMethodName   = "/dr.agent.v1.AgentService/ListEtcdSnapshots"
 	AgentService_DeleteEtcdSnapshots_FullMethodName = "/dr.agent.v1.AgentService/DeleteEtcdSnapshots"
@@ -54,6 +55,9 @@ type AgentServiceClient interface {
 	// Info names the node, its roles and versions, and the health of the local
 	// etcd member.
 	Info(ctx context.Context, in *InfoRequest, opts ...grpc.CallOption) (*InfoResponse, error)
+	// CheckStore writes, reads back and deletes a small object in the store
+	// with the agent's own settings and credentials.
+	CheckStore(ctx context.Context, in *CheckStoreRequest, opts ...grpc.CallOption) (*CheckStoreResponse, error)
 	// etcd snapshots.
 	SaveEtcdSnapshot(ctx context.Context, in *SaveEtcdSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SaveEtcdSnapshotResponse], error)
 	ListEtcdSnapshots(ctx context.Context, in *ListEtcdSnapshotsRequest, opts ...grpc.CallOption) (*ListEtcdSnapshotsResponse, error)
@@ -92,6 +96,16 @@ func (c *agentServiceClient) Info(ctx context.Context, in *InfoRequest, opts ...
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(InfoResponse)
 	err := c.cc.Invoke(ctx, AgentService_Info_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *agentServiceClient) CheckStore(ctx context.Context, in *CheckStoreRequest, opts ...grpc.CallOption) (*CheckStoreResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckStoreResponse)
+	err := c.cc.Invoke(ctx, AgentService_CheckStore_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -365,6 +379,9 @@ type AgentServiceServer interface {
 	// Info names the node, its roles and versions, and the health of the local
 	// etcd member.
 	Info(context.Context, *InfoRequest) (*InfoResponse, error)
+	// CheckStore writes, reads back and deletes a small object in the store
+	// with the agent's own settings and credentials.
+	CheckStore(context.Context, *CheckStoreRequest) (*CheckStoreResponse, error)
 	// etcd snapshots.
 	SaveEtcdSnapshot(*SaveEtcdSnapshotRequest, grpc.ServerStreamingServer[SaveEtcdSnapshotResponse]) error
 	ListEtcdSnapshots(context.Context, *ListEtcdSnapshotsRequest) (*ListEtcdSnapshotsResponse, error)
@@ -401,6 +418,9 @@ type UnimplementedAgentServiceServer struct{}
 
 func (UnimplementedAgentServiceServer) Info(context.Context, *InfoRequest) (*InfoResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Info not implemented")
+}
+func (UnimplementedAgentServiceServer) CheckStore(context.Context, *CheckStoreRequest) (*CheckStoreResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CheckStore not implemented")
 }
 func (UnimplementedAgentServiceServer) SaveEtcdSnapshot(*SaveEtcdSnapshotRequest, grpc.ServerStreamingServer[SaveEtcdSnapshotResponse]) error {
 	return status.Error(codes.Unimplemented, "method SaveEtcdSnapshot not implemented")
@@ -488,6 +508,24 @@ func _AgentService_Info_Handler(srv interface{}, ctx context.Context, dec func(i
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AgentServiceServer).Info(ctx, req.(*InfoRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AgentService_CheckStore_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckStoreRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).CheckStore(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_CheckStore_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).CheckStore(ctx, req.(*CheckStoreRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -738,6 +776,10 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Info",
 			Handler:    _AgentService_Info_Handler,
+		},
+		{
+			MethodName: "CheckStore",
+			Handler:    _AgentService_CheckStore_Handler,
 		},
 		{
 			MethodName: "ListEtcdSnapshots",

@@ -1,0 +1,164 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/config"
+	"github.com/kubectl-dr/kubectl-dr/agent/schedule"
+	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+)
+
+// configPoll is how often the agent looks at its configuration file. The
+// kubelet replaces a ConfigMap volume's files by swapping a symlink, which
+// a file watch on the old target misses; reading a small file every few
+// seconds does not.
+const configPoll = 2 * time.Second
+
+type loadedConfig struct {
+	cfg *config.Config
+	sum string
+}
+
+// loadConfig loads path and the sha256 of the bytes loaded.
+func loadConfig(path string) (*config.Config, string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("read agent config: %w", err)
+	}
+	cfg, err := config.Parse(data, path)
+	if err != nil {
+		return nil, "", err
+	}
+	return cfg, sha(data), nil
+}
+
+func sha(data []byte) string {
+	s := sha256.Sum256(data)
+	return hex.EncodeToString(s[:])
+}
+
+// configWatch notices a changed configuration file.
+type configWatch struct {
+	path string
+	// sum is the version running; bad is the newest that failed to load.
+	sum, bad string
+}
+
+// wait returns the new configuration once the file changed to one that
+// loads and no operation is in flight, or nil when ctx ends. A file that
+// does not load is logged once, shown in Info, and waited past.
+func (w *configWatch) wait(ctx context.Context, srv *Server, log *slog.Logger) *loadedConfig {
+	t := time.NewTicker(configPoll)
+	defer t.Stop()
+	var next *loadedConfig
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		data, err := os.ReadFile(w.path)
+		if err != nil {
+			// The kubelet swaps the files in place; a read between two
+			// renames is retried on the next tick.
+			continue
+		}
+		sum := sha(data)
+		switch {
+		case sum == w.sum:
+			next = nil
+			srv.configErr.Store("")
+			continue
+		case sum == w.bad:
+		case next == nil || next.sum != sum:
+			cfg, err := config.Parse(data, w.path)
+			if err == nil {
+				err = checkSchedules(cfg)
+			}
+			if err != nil {
+				w.bad = sum
+				srv.configErr.Store(err.Error())
+				log.Error("configuration changed but does not load; still running the previous one", "err", err)
+				continue
+			}
+			next = &loadedConfig{cfg: cfg, sum: sum}
+			log.Info("configuration changed, reloading when idle", "sha256", sum[:12])
+		}
+		if next == nil {
+			continue
+		}
+		if n := srv.busy.Load(); n > 0 {
+			log.Debug("reload waits for operations in flight", "operations", n)
+			continue
+		}
+		w.sum = sum
+		return next
+	}
+}
+
+// checkSchedules parses every cron expression of cfg.
+func checkSchedules(cfg *config.Config) error {
+	if _, err := schedule.Parse(cfg.Etcd.Schedule); err != nil && cfg.Etcd.Schedule != "off" {
+		return fmt.Errorf("etcd.schedule: %w", err)
+	}
+	if _, err := schedule.Parse(cfg.Restic.Schedule); err != nil && cfg.Restic.Schedule != "off" {
+		return fmt.Errorf("restic.schedule: %w", err)
+	}
+	for _, src := range cfg.WAL.Sources {
+		if _, err := schedule.Parse(src.BaseBackupSchedule); err != nil && src.BaseBackupSchedule != "off" {
+			return fmt.Errorf("wal.sources %s: baseBackupSchedule: %w", src.Name, err)
+		}
+	}
+	return nil
+}
+
+// busyCounter counts operations in flight, so a reload never cuts one off.
+type busyCounter = atomic.Int64
+
+func (s *Server) unaryBusy(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	s.busy.Add(1)
+	defer s.busy.Add(-1)
+	return h(ctx, req)
+}
+
+func (s *Server) streamBusy(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	s.busy.Add(1)
+	defer s.busy.Add(-1)
+	return h(srv, ss)
+}
+
+// countBusy makes the scheduled jobs count as operations in flight.
+func (s *Server) countBusy(jobs []schedule.Job) []schedule.Job {
+	for i := range jobs {
+		run := jobs[i].Run
+		jobs[i].Run = func(ctx context.Context) error {
+			s.busy.Add(1)
+			defer s.busy.Add(-1)
+			return run(ctx)
+		}
+	}
+	return jobs
+}
+
+// CheckStore writes, reads back and deletes a small object in the store.
+func (s *Server) CheckStore(ctx context.Context, _ *agentv1.CheckStoreRequest) (*agentv1.CheckStoreResponse, error) {
+	if s.store == nil {
+		return &agentv1.CheckStoreResponse{Error: "no store configured in the agent's config (store.url)"}, nil
+	}
+	start := time.Now()
+	err := s.store.Check(ctx)
+	resp := &agentv1.CheckStoreResponse{Store: s.store.String(), DurationMs: time.Since(start).Milliseconds()}
+	if err != nil {
+		resp.Error = err.Error()
+	}
+	return resp, nil
+}
