@@ -14,6 +14,7 @@ import (
 
 	"github.com/kubectl-dr/kubectl-dr/agent/mtls"
 	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
+	"github.com/kubectl-dr/kubectl-dr/agent/schedule"
 )
 
 // Defaults a k3s node gets without configuring anything.
@@ -313,6 +314,9 @@ func (c *Config) complete() error {
 			return fmt.Errorf("wal.sources %s: baseBackupSchedule needs connection and pgdata", src.Name)
 		}
 	}
+	if err := c.checkSchedules(); err != nil {
+		return err
+	}
 	if c.Restic.CacheDir == "" {
 		c.Restic.CacheDir = filepath.Join(c.StateDir, "restic-cache")
 	}
@@ -322,4 +326,29 @@ func (c *Config) complete() error {
 func fileExists(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && !st.IsDir()
+}
+
+// checkSchedules parses every cron expression.
+func (c *Config) checkSchedules() error {
+	check := func(what, spec string) error {
+		if spec == "off" {
+			return nil
+		}
+		if _, err := schedule.Parse(spec); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	}
+	if err := check("etcd.schedule", c.Etcd.Schedule); err != nil {
+		return err
+	}
+	if err := check("restic.schedule", c.Restic.Schedule); err != nil {
+		return err
+	}
+	for _, src := range c.WAL.Sources {
+		if err := check("wal.sources "+src.Name+": baseBackupSchedule", src.BaseBackupSchedule); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -11,17 +11,38 @@ import (
 	"os"
 )
 
-// Files names the PEM files of one side of the connection.
+// Files names the PEM files of one side of the connection, or carries the
+// PEM bytes themselves (read from a Secret); bytes win over file names.
 type Files struct {
 	CA   string `json:"ca"`
 	Cert string `json:"cert"`
 	Key  string `json:"key"`
+
+	CAPEM   []byte `json:"-"`
+	CertPEM []byte `json:"-"`
+	KeyPEM  []byte `json:"-"`
 }
 
 // ErrNoCredentials means no certificate files were given.
 var ErrNoCredentials = errors.New("no TLS credentials configured")
 
+// IsZero reports whether neither file names nor bytes are set.
+func (f Files) IsZero() bool {
+	return f.CA == "" && f.Cert == "" && f.Key == "" && len(f.CAPEM) == 0 && len(f.CertPEM) == 0 && len(f.KeyPEM) == 0
+}
+
 func (f Files) load() (tls.Certificate, *x509.CertPool, error) {
+	if len(f.CAPEM) > 0 && len(f.CertPEM) > 0 && len(f.KeyPEM) > 0 {
+		pair, err := tls.X509KeyPair(f.CertPEM, f.KeyPEM)
+		if err != nil {
+			return tls.Certificate{}, nil, fmt.Errorf("load key pair: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(f.CAPEM) {
+			return tls.Certificate{}, nil, errors.New("read CA: no PEM certificate in it")
+		}
+		return pair, pool, nil
+	}
 	if f.CA == "" || f.Cert == "" || f.Key == "" {
 		return tls.Certificate{}, nil, fmt.Errorf("%w: need a CA, a certificate and a key (got ca=%q cert=%q key=%q)", ErrNoCredentials, f.CA, f.Cert, f.Key)
 	}

@@ -81,9 +81,6 @@ func (w *configWatch) wait(ctx context.Context, srv *Server, log *slog.Logger) *
 		case sum == w.bad:
 		case next == nil || next.sum != sum:
 			cfg, err := config.Parse(data, w.path)
-			if err == nil {
-				err = checkSchedules(cfg)
-			}
 			if err != nil {
 				w.bad = sum
 				srv.configErr.Store(err.Error())
@@ -103,22 +100,6 @@ func (w *configWatch) wait(ctx context.Context, srv *Server, log *slog.Logger) *
 		w.sum = sum
 		return next
 	}
-}
-
-// checkSchedules parses every cron expression of cfg.
-func checkSchedules(cfg *config.Config) error {
-	if _, err := schedule.Parse(cfg.Etcd.Schedule); err != nil && cfg.Etcd.Schedule != "off" {
-		return fmt.Errorf("etcd.schedule: %w", err)
-	}
-	if _, err := schedule.Parse(cfg.Restic.Schedule); err != nil && cfg.Restic.Schedule != "off" {
-		return fmt.Errorf("restic.schedule: %w", err)
-	}
-	for _, src := range cfg.WAL.Sources {
-		if _, err := schedule.Parse(src.BaseBackupSchedule); err != nil && src.BaseBackupSchedule != "off" {
-			return fmt.Errorf("wal.sources %s: baseBackupSchedule: %w", src.Name, err)
-		}
-	}
-	return nil
 }
 
 // busyCounter counts operations in flight, so a reload never cuts one off.

@@ -54,9 +54,6 @@ func serve(ctx context.Context, cfg *config.Config, sum string, w *configWatch, 
 	if err != nil {
 		return nil, fmt.Errorf("agent TLS: %w", err)
 	}
-	if err := checkSchedules(cfg); err != nil {
-		return nil, err
-	}
 	srv, err := New(cfg, log)
 	if err != nil {
 		return nil, err

@@ -75,6 +75,8 @@ type Options struct {
 	// Target with ErrNoAgent.
 	Nodes []string
 	TLS   mtls.Files
+	// TLSHint says why no client certificate was found in the cluster.
+	TLSHint string
 	// RESTConfig is needed for discovery and port-forwarding.
 	RESTConfig func() (*rest.Config, error)
 	// Warnings receives what did not stop the command.
@@ -233,7 +235,11 @@ func Dial(ctx context.Context, t Target, o Options) (*Conn, error) {
 	}
 	tlsCfg, err := mtls.ClientConfig(o.TLS, ServerName)
 	if err != nil {
-		return nil, fmt.Errorf("agent client TLS: %w (give --tls-ca/--tls-cert/--tls-key or set KUBECTL_DR_CA, KUBECTL_DR_CERT, KUBECTL_DR_KEY)", err)
+		hint := ""
+		if o.TLSHint != "" {
+			hint = "; from the cluster: " + o.TLSHint
+		}
+		return nil, fmt.Errorf("agent client TLS: %w (give --tls-ca/--tls-cert/--tls-key, set KUBECTL_DR_CA, KUBECTL_DR_CERT, KUBECTL_DR_KEY, or run kubectl dr install, which keeps one in Secret %s/dr-client-tls%s)", err, o.Namespace, hint)
 	}
 	addr, cleanup := t.Address, func() {}
 	if t.Pod != nil {

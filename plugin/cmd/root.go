@@ -8,7 +8,9 @@ import (
 
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/backup"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
+	drconfig "github.com/kubectl-dr/kubectl-dr/plugin/cmd/config"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/etcd"
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/install"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/pg"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/restore"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/status"
@@ -54,6 +56,9 @@ preview before anything changes.`,
 	add("backup", wal.NewCmdWAL(f, streams))
 	add("backup", pg.NewCmdPG(f, streams))
 	add("cluster", status.NewCmdStatus(f, streams))
+	add("cluster", install.NewCmdInstall(f, streams))
+	add("cluster", install.NewCmdUninstall(f, streams))
+	add("cluster", drconfig.NewCmdConfig(f, streams))
 	add("other", version.NewCmdVersion(streams))
 	root.SetHelpCommandGroupID("other")
 	root.SetCompletionCommandGroupID("other")

@@ -255,7 +255,10 @@ func (l *Lab) upKubelet(ctx context.Context) error {
 		},
 		"resolvConf":          "",
 		"serializeImagePulls": false,
-		"registerNode":        true,
+		// A changed ConfigMap reaches the pods on their next sync (default
+		// every minute); kubectl dr config set waits for it.
+		"syncFrequency": "10s",
+		"registerNode":  true,
 	}
 	data, err := yaml.Marshal(cfg)
 	if err != nil {

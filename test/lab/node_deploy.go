@@ -9,11 +9,16 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"sigs.k8s.io/yaml"
 )
+
+// RedeployAgent applies the lab's DaemonSet again (after a test removed
+// it) and waits for its pod.
+func (l *Lab) RedeployAgent(ctx context.Context) error { return l.deployAgent(ctx) }
 
 // deployAgent applies manifests/ through a lab overlay: the lab's image
 // (never pulled), hostPaths pointing at the node's root in the lab, and the
@@ -60,6 +65,11 @@ func (l *Lab) deployAgent(ctx context.Context) error {
 	}
 	root := l.NodeRoot(node)
 	_, port, _ := strings.Cut(cfg.Listen, ":")
+	_, mp, _ := strings.Cut(cfg.MetricsAddress, ":")
+	metricsPort, err := strconv.Atoi(mp)
+	if err != nil {
+		return fmt.Errorf("lab agent metrics address %q: %w", cfg.MetricsAddress, err)
+	}
 	patch := []map[string]any{
 		{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": AgentImage},
 		{"op": "replace", "path": "/spec/template/spec/containers/0/imagePullPolicy", "value": "Never"},
@@ -75,6 +85,9 @@ func (l *Lab) deployAgent(ctx context.Context) error {
 		// PersistentVolumes) on the node's loopback, as a hostNetwork pod can.
 		{"op": "add", "path": "/spec/template/spec/containers/0/env/-", "value": map[string]any{"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"}},
 		{"op": "add", "path": "/spec/template/spec/containers/0/env/-", "value": map[string]any{"name": "KUBERNETES_SERVICE_PORT", "value": fmt.Sprint(l.State.Ports["kube-apiserver"])}},
+		// The probes ask the agent's health endpoint on the lab's port.
+		{"op": "replace", "path": "/spec/template/spec/containers/0/readinessProbe/httpGet/port", "value": metricsPort},
+		{"op": "replace", "path": "/spec/template/spec/containers/0/livenessProbe/httpGet/port", "value": metricsPort},
 		// A 2-core lab: no CPU request to block scheduling.
 		{"op": "remove", "path": "/spec/template/spec/containers/0/resources"},
 		{"op": "remove", "path": "/spec/template/spec/priorityClassName"},

@@ -1,9 +1,11 @@
 package cmdutil
 
 import (
+	"context"
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -20,6 +22,11 @@ const (
 	EnvCert   = "KUBECTL_DR_CERT"
 	EnvKey    = "KUBECTL_DR_KEY"
 )
+
+// ClientTLSSecret holds the plugin's client certificate (ca.crt, tls.crt,
+// tls.key); `kubectl dr install` creates it and commands read it when no
+// --tls-* flag or environment variable names one.
+const ClientTLSSecret = "dr-client-tls"
 
 // Factory turns the global flags into clients; commands get everything
 // from it so tests can hand in the lab.
@@ -66,7 +73,21 @@ func (f *Factory) AgentOptions(nodes []string) agentclient.Options {
 	fromEnv(&tls.CA, EnvCA)
 	fromEnv(&tls.Cert, EnvCert)
 	fromEnv(&tls.Key, EnvKey)
+	hint := ""
+	if tls.IsZero() {
+		// What install keeps for every user allowed to read Secrets in
+		// the agents' namespace.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		data, err := f.secret(ctx, ClientTLSSecret)
+		cancel()
+		if err != nil {
+			hint = err.Error()
+		} else {
+			tls.CAPEM, tls.CertPEM, tls.KeyPEM = data["ca.crt"], data["tls.crt"], data["tls.key"]
+		}
+	}
 	return agentclient.Options{
+		TLSHint:    hint,
 		Agents:     agents,
 		Discover:   true,
 		Warnings:   f.ErrOut,

@@ -93,8 +93,13 @@ func (f *Factory) ClusterID(ctx context.Context) (string, error) {
 	return "", fmt.Errorf("cannot tell which cluster's backups to read: the API server did not answer (%v); pass --cluster-id (the kube-system namespace UID, shown by `kubectl dr status -o yaml`)", err)
 }
 
-// clientset talks to the API server with a short timeout: these reads are
-// conveniences, and the cluster may be the thing that is down.
+// Clientset talks to the API server with a short timeout per request:
+// these reads are conveniences, and the cluster may be the thing that is
+// down.
+func (f *Factory) Clientset() (*kubernetes.Clientset, error) {
+	return f.clientset()
+}
+
 func (f *Factory) clientset() (*kubernetes.Clientset, error) {
 	cfg, err := f.ConfigFlags.ToRESTConfig()
 	if err != nil {
@@ -115,6 +120,16 @@ func (f *Factory) secret(ctx context.Context, name string) (map[string][]byte, e
 		return nil, fmt.Errorf("read Secret %s/%s: %w", f.AgentNamespace, name, err)
 	}
 	return s.Data, nil
+}
+
+// StoreFromSecret reads the store settings install keeps in its Secret.
+func (f *Factory) StoreFromSecret(ctx context.Context) (objstore.Config, error) {
+	return f.storeFromSecret(ctx, objstore.Config{})
+}
+
+// Secret reads a Secret from the agents' namespace.
+func (f *Factory) Secret(ctx context.Context, name string) (map[string][]byte, error) {
+	return f.secret(ctx, name)
 }
 
 // storeFromSecret fills the store settings from the install's Secret

@@ -3,17 +3,14 @@
 package restore
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-dr/kubectl-dr/agent/backupset"
@@ -327,19 +324,12 @@ func (o *Options) printPreview(l *printers.RestorePreviewList) error {
 }
 
 func (o *Options) confirm(l *printers.RestorePreviewList) (bool, error) {
-	f, ok := o.In.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return false, nil
-	}
 	var files, replace int64
 	for _, p := range l.Items {
 		files += p.Create.Files + p.Change.Files
 		replace += p.Change.Files
 	}
-	fmt.Fprintf(o.ErrOut, "Restore %d file(s) on %d node(s), moving the %d replaced file(s) aside first? [y/N] ", files, len(l.Items), replace)
-	line, _ := bufio.NewReader(o.In).ReadString('\n')
-	line = strings.ToLower(strings.TrimSpace(line))
-	return line == "y" || line == "yes", nil
+	return cmdutil.Confirm(o.In, o.ErrOut, fmt.Sprintf("Restore %d file(s) on %d node(s), moving the %d replaced file(s) aside first?", files, len(l.Items), replace)), nil
 }
 
 func (o *Options) restore(ctx context.Context, jobs []job) error {

@@ -1,0 +1,54 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/install"
+)
+
+func TestSetKeys(t *testing.T) {
+	tree, err := install.ParseConfig("etcd:\n  schedule: off\nrestic:\n  paths: [/a]\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &SetOptions{IOStreams: genericiooptions.NewTestIOStreamsDiscard()}
+	if err := o.Complete([]string{"etcd.schedule=0 */2 * * *", "etcd.retention.keepDaily=14", "restic.paths=[/a, /b]", "restic.schedule="}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range o.changes {
+		if err := set(tree, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for key, want := range map[string]string{
+		"etcd.schedule":            "0 */2 * * *",
+		"etcd.retention.keepDaily": "14",
+		"restic.paths":             "[/a /b]",
+	} {
+		v, ok := lookup(tree, key)
+		if !ok || fmt.Sprint(v) != want {
+			t.Errorf("%s = %v (set %v), want %s", key, v, ok, want)
+		}
+	}
+	if _, ok := lookup(tree, "restic.schedule"); ok {
+		t.Errorf("restic.schedule= did not remove the key")
+	}
+	if err := set(tree, change{key: "etcd.schedule.x", value: 1}); err == nil || !strings.Contains(err.Error(), "etcd.schedule is not a map") {
+		t.Errorf("set below a string: err = %v", err)
+	}
+}
+
+func TestSetRefusesWhatInstallOwns(t *testing.T) {
+	for _, arg := range []string{"store.url=s3://x", "clusterID=abc", "tls.ca=/x", "etcd.snapshotKeyFile=/k", "nodeName=n", "no-equals-sign"} {
+		o := &SetOptions{}
+		err := o.Complete([]string{arg})
+		if cmdutil.Code(err) != cmdutil.ExitUsage {
+			t.Errorf("config set %s: err = %v, want a usage error", arg, err)
+		}
+	}
+}

@@ -1,0 +1,494 @@
+// Package install implements `kubectl dr install`: the agents' Secrets
+// (mTLS, store, snapshot key, restic password), the embedded manifests
+// applied server-side, a wait for every node's agent and a store check from
+// each of them.
+package install
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"filippo.io/age"
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/buildinfo"
+	"github.com/kubectl-dr/kubectl-dr/agent/config"
+	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
+)
+
+// Secrets install creates besides the ones cmdutil names.
+const (
+	AgentTLSSecret = "dr-agent-tls"
+	ResticSecret   = "dr-restic"
+)
+
+// DefaultImage is the agent image of this build's version.
+func DefaultImage() string {
+	v := buildinfo.Get().Version
+	if v == "" || strings.HasPrefix(v, "v0.0.0") || strings.Contains(v, "dirty") {
+		v = "latest"
+	}
+	return "ghcr.io/kubectl-dr/dr-agent:" + v
+}
+
+// Options for `kubectl dr install`.
+type Options struct {
+	genericiooptions.IOStreams
+	f *cmdutil.Factory
+
+	Image              string
+	DataDir            string
+	StateDir           string
+	Port               int
+	Schedule           string
+	FilesSchedule      string
+	SnapshotKeyFile    string
+	ResticPasswordFile string
+	DryRun             bool
+	Output             string
+	Wait               bool
+	Timeout            time.Duration
+	Force              bool
+
+	// Resolved by Complete.
+	store     objstore.Config
+	fromFlags bool
+}
+
+// NewCmdInstall returns the install command.
+func NewCmdInstall(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &Options{IOStreams: streams, f: f, Wait: true}
+	cmd := &cobra.Command{
+		Use:   "install --store URL [--s3-endpoint URL --access-key-file F --secret-key-file F]",
+		Short: "Install the dr-agent DaemonSet, its Secrets and configuration into the cluster",
+		Long: `Install creates the agents' mTLS certificates and the Secrets for the store,
+the restic password and the snapshot key, server-side applies the manifests
+(the same files as manifests/ in the source), waits for the agent on every
+node and has each agent write to the store.
+
+The store is checked from here first: when it does not accept writes,
+nothing is applied (unless --force). Re-running is safe: certificates and
+keys are kept, only changed flags change objects. Generated keys are kept
+in Secrets; keep a copy outside the cluster, as install reminds you.
+
+--dry-run -o yaml prints every object, Secrets included, and applies nothing.`,
+		Example: `  # MinIO as the store
+  kubectl dr install --store s3://backups/k3s --s3-endpoint https://minio.example:9000 \
+    --access-key-file access.key --secret-key-file secret.key
+
+  # what would be applied
+  kubectl dr install --store s3://backups/k3s --s3-endpoint https://minio.example:9000 \
+    --access-key-file access.key --secret-key-file secret.key --dry-run -o yaml`,
+		Args: cmdutil.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(cmd, args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	fl := cmd.Flags()
+	f.AddStoreFlags(fl)
+	fl.StringVar(&o.Image, "image", DefaultImage(), "the dr-agent image")
+	fl.StringVar(&o.DataDir, "data-dir", config.DefaultDataDir, "k3s's --data-dir on the nodes")
+	fl.StringVar(&o.StateDir, "state-dir", config.DefaultStateDir, "the agent's own directory on the nodes")
+	fl.IntVar(&o.Port, "agent-port", 9650, "the agent's gRPC port on each node's loopback; its health endpoint is the next port")
+	fl.StringVar(&o.Schedule, "schedule", "", `cron schedule of etcd snapshots (default "0 */6 * * *", as k3s; "off" turns them off)`)
+	fl.StringVar(&o.FilesSchedule, "files-schedule", "", `cron schedule of file backups (default "off")`)
+	fl.StringVar(&o.SnapshotKeyFile, "snapshot-key-file", "", "age identity to encrypt etcd snapshots to (default: generate one on first install)")
+	fl.StringVar(&o.ResticPasswordFile, "restic-password-file", "", "restic repository password (default: generate one on first install)")
+	fl.BoolVar(&o.DryRun, "dry-run", false, "print what would be applied, apply nothing")
+	fl.StringVarP(&o.Output, "output", "o", "", "with --dry-run: yaml or json")
+	fl.BoolVar(&o.Wait, "wait", o.Wait, "wait for every node's agent and check it can write to the store")
+	fl.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long to wait for the agents")
+	fl.BoolVar(&o.Force, "force", false, "apply even when the store check fails (the agents are then reported not ready)")
+	return cmd
+}
+
+// Complete resolves the store from flags, environment, or the Secret of an
+// earlier install.
+func (o *Options) Complete(*cobra.Command, []string) error {
+	o.store = o.f.Store.Config.FromEnv()
+	o.fromFlags = o.store.URL != ""
+	return nil
+}
+
+// Validate checks flags before the cluster is asked anything.
+func (o *Options) Validate() error {
+	switch o.Output {
+	case "", "yaml", "json":
+	default:
+		return cmdutil.UsageError("--output %q: want yaml or json", o.Output)
+	}
+	if o.Output != "" && !o.DryRun {
+		return cmdutil.UsageError("--output goes with --dry-run")
+	}
+	if o.Port < 1 || o.Port > 65534 {
+		return cmdutil.UsageError("--agent-port %d: want 1-65534", o.Port)
+	}
+	for flag, p := range map[string]string{"--data-dir": o.DataDir, "--state-dir": o.StateDir} {
+		if !strings.HasPrefix(p, "/") {
+			return cmdutil.UsageError("%s %q must be an absolute path", flag, p)
+		}
+	}
+	if o.Image == "" {
+		return cmdutil.UsageError("--image is empty")
+	}
+	return nil
+}
+
+// Run installs, or prints what it would install.
+func (o *Options) Run(ctx context.Context) error {
+	cs, err := o.f.Clientset()
+	if err != nil {
+		return err
+	}
+	ns := o.f.AgentNamespace
+	if !o.DryRun {
+		if err := preflight(ctx, cs, ns); err != nil {
+			return err
+		}
+	}
+	clusterID, err := o.f.ClusterID(ctx)
+	if err != nil {
+		return err
+	}
+	existing, err := readExisting(ctx, cs, ns)
+	if err != nil {
+		return err
+	}
+	if !o.fromFlags {
+		if existing.secrets[cmdutil.StoreSecret] == nil {
+			return cmdutil.UsageError("--store is required: s3://BUCKET/PREFIX (with --s3-endpoint, --access-key-file, --secret-key-file) or file:///PATH")
+		}
+		if o.store, err = o.f.StoreFromSecret(ctx); err != nil {
+			return err
+		}
+	}
+	if err := loadCredentials(&o.store); err != nil {
+		return err
+	}
+	storeSecret, err := storeSecretData(o.store)
+	if err != nil {
+		return err
+	}
+
+	if !o.DryRun {
+		if err := o.checkStore(ctx, clusterID); err != nil {
+			return err
+		}
+	}
+
+	tree := existing.config
+	if tree == nil {
+		if tree, err = EmbeddedConfig(); err != nil {
+			return err
+		}
+	}
+	secrets, generated, err := o.secrets(existing, storeSecret)
+	if err != nil {
+		return err
+	}
+	o.configure(tree, clusterID, storeSecret)
+	objs, err := Render(Settings{
+		Namespace: ns, Image: o.Image, DataDir: o.DataDir, StateDir: o.StateDir, Port: o.Port,
+		Config: tree, Secrets: secrets,
+	})
+	if err != nil {
+		return fmt.Errorf("the agent configuration: %w", err)
+	}
+	if o.DryRun {
+		return o.print(objs)
+	}
+
+	a, err := newApplier(o.f)
+	if err != nil {
+		return err
+	}
+	for _, obj := range objs {
+		result, err := a.apply(ctx, obj)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(o.ErrOut, "%s/%s %s\n", strings.ToLower(obj.GetKind()), obj.GetName(), result)
+	}
+	for _, g := range generated {
+		fmt.Fprintln(o.ErrOut, g)
+	}
+	if !o.Wait {
+		fmt.Fprintf(o.ErrOut, "Not waiting for the agents (--wait=false); `kubectl dr status` shows them.\n")
+		return nil
+	}
+	if err := waitDaemonSet(ctx, cs, ns, DaemonSetName, o.Timeout, o.ErrOut); err != nil {
+		return err
+	}
+	return checkAgents(ctx, o.f, o.ErrOut)
+}
+
+// checkStore writes to the store from here before anything is applied.
+// A file:// store is on the nodes; the agents check it.
+func (o *Options) checkStore(ctx context.Context, clusterID string) error {
+	if strings.HasPrefix(o.store.URL, "file://") {
+		return nil
+	}
+	store, err := objstore.Open(o.store)
+	if err == nil {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err = store.Sub(clusterID).Check(cctx)
+		cancel()
+	}
+	if err == nil {
+		fmt.Fprintf(o.ErrOut, "store %s: writable\n", store)
+		return nil
+	}
+	if o.Force {
+		fmt.Fprintf(o.ErrOut, "warning: %v; installing anyway (--force): the agents will not be able to back up until the store works\n", err)
+		return nil
+	}
+	return fmt.Errorf("%w\nnothing was applied: fix --store, --s3-endpoint, --s3-ca or the credentials (or pass --force to install anyway)", err)
+}
+
+// configure sets what install owns in the agent config tree.
+func (o *Options) configure(tree map[string]any, clusterID string, storeData map[string][]byte) {
+	tree["clusterID"] = clusterID
+	tree["dataDir"] = o.DataDir
+	tree["stateDir"] = o.StateDir
+	tree["listen"] = fmt.Sprintf("127.0.0.1:%d", o.Port)
+	tree["metricsAddress"] = fmt.Sprintf("127.0.0.1:%d", o.Port+1)
+	store := map[string]any{"url": o.store.URL}
+	if o.store.Endpoint != "" {
+		store["endpoint"] = o.store.Endpoint
+	}
+	if o.store.Region != "" {
+		store["region"] = o.store.Region
+	}
+	if o.store.PathStyle {
+		store["pathStyle"] = true
+	}
+	if len(storeData["ca.crt"]) > 0 {
+		store["caFile"] = storeMount + "/ca.crt"
+	}
+	if len(storeData["accessKey"]) > 0 {
+		store["accessKeyFile"] = storeMount + "/accessKey"
+		store["secretKeyFile"] = storeMount + "/secretKey"
+	}
+	tree["store"] = store
+	etcd := child(tree, "etcd")
+	etcd["snapshotKeyFile"] = snapshotKeyMount + "/" + cmdutil.SnapshotKeyKey
+	if o.Schedule != "" {
+		etcd["schedule"] = o.Schedule
+	}
+	if o.FilesSchedule != "" {
+		child(tree, "restic")["schedule"] = o.FilesSchedule
+	}
+}
+
+func child(m map[string]any, key string) map[string]any {
+	c, ok := m[key].(map[string]any)
+	if !ok {
+		c = map[string]any{}
+		m[key] = c
+	}
+	return c
+}
+
+// loadCredentials reads the key files into the config; environment
+// variables were read by FromEnv.
+func loadCredentials(c *objstore.Config) error {
+	read := func(file string, v *string, what string) error {
+		if file == "" {
+			return nil
+		}
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return cmdutil.UsageError("read the %s: %w", what, err)
+		}
+		*v = strings.TrimSpace(string(data))
+		return nil
+	}
+	if err := read(c.AccessKeyFile, &c.AccessKey, "access key"); err != nil {
+		return err
+	}
+	if err := read(c.SecretKeyFile, &c.SecretKey, "secret key"); err != nil {
+		return err
+	}
+	c.AccessKeyFile, c.SecretKeyFile = "", ""
+	if c.CAFile != "" {
+		data, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return cmdutil.UsageError("read --s3-ca: %w", err)
+		}
+		c.CAPEM, c.CAFile = data, ""
+	}
+	if strings.HasPrefix(c.URL, "s3://") && (c.AccessKey == "" || c.SecretKey == "") {
+		return cmdutil.UsageError("the store %s needs credentials: --access-key-file and --secret-key-file (or %s and %s)", c.URL, objstore.EnvAccessKey, objstore.EnvSecretKey)
+	}
+	if _, err := objstore.Open(*c); err != nil {
+		return cmdutil.UsageError("%w", err)
+	}
+	return nil
+}
+
+// storeSecretData is the dr-store Secret: what the plugin reads to reach
+// the store directly, and the files the agents read.
+func storeSecretData(c objstore.Config) (map[string][]byte, error) {
+	d := map[string][]byte{"url": []byte(c.URL)}
+	put := func(k, v string) {
+		if v != "" {
+			d[k] = []byte(v)
+		}
+	}
+	put("endpoint", c.Endpoint)
+	put("region", c.Region)
+	if c.PathStyle {
+		put("pathStyle", "true")
+	}
+	put("accessKey", c.AccessKey)
+	put("secretKey", c.SecretKey)
+	if len(c.CAPEM) > 0 {
+		d["ca.crt"] = c.CAPEM
+	}
+	return d, nil
+}
+
+// secrets returns the Secrets to apply: certificates and keys of an earlier
+// install are kept; what is generated now is announced.
+func (o *Options) secrets(ex *existingState, storeData map[string][]byte) ([]*unstructured.Unstructured, []string, error) {
+	var generated []string
+	agentTLS, clientTLS, fresh, err := certificates(ex.secrets[AgentTLSSecret], ex.secrets[cmdutil.ClientTLSSecret])
+	if err != nil {
+		return nil, nil, err
+	}
+	if fresh {
+		generated = append(generated, "Generated the agents' CA and certificates (Secrets "+AgentTLSSecret+" and "+cmdutil.ClientTLSSecret+").")
+	}
+	key, err := o.snapshotKey(ex.secrets[cmdutil.SnapshotKeySecret])
+	if err != nil {
+		return nil, nil, err
+	}
+	if ex.secrets[cmdutil.SnapshotKeySecret] == nil && o.SnapshotKeyFile == "" {
+		generated = append(generated, fmt.Sprintf("Generated the snapshot key. Keep a copy outside the cluster; without it no encrypted snapshot can be restored:\n  kubectl -n %s get secret %s -o jsonpath='{.data.snapshot\\.key}' | base64 -d > dr-snapshot.key",
+			o.f.AgentNamespace, cmdutil.SnapshotKeySecret))
+	}
+	password, err := o.resticPassword(ex.secrets[ResticSecret])
+	if err != nil {
+		return nil, nil, err
+	}
+	if ex.secrets[ResticSecret] == nil && o.ResticPasswordFile == "" {
+		generated = append(generated, fmt.Sprintf("Generated the restic password. Keep a copy outside the cluster; without it no file backup can be restored:\n  kubectl -n %s get secret %s -o jsonpath='{.data.password}' | base64 -d > dr-restic.password",
+			o.f.AgentNamespace, ResticSecret))
+	}
+	return []*unstructured.Unstructured{
+		secret(AgentTLSSecret, agentTLS),
+		secret(cmdutil.ClientTLSSecret, clientTLS),
+		secret(cmdutil.StoreSecret, storeData),
+		secret(cmdutil.SnapshotKeySecret, map[string][]byte{cmdutil.SnapshotKeyKey: key}),
+		secret(ResticSecret, map[string][]byte{"password": password}),
+	}, generated, nil
+}
+
+func (o *Options) snapshotKey(old map[string][]byte) ([]byte, error) {
+	if o.SnapshotKeyFile != "" {
+		data, err := os.ReadFile(o.SnapshotKeyFile)
+		if err != nil {
+			return nil, cmdutil.UsageError("read --snapshot-key-file: %w", err)
+		}
+		if _, err := age.ParseIdentities(strings.NewReader(string(data))); err != nil {
+			return nil, cmdutil.UsageError("--snapshot-key-file %s: not an age identity (AGE-SECRET-KEY-1...): %w", o.SnapshotKeyFile, err)
+		}
+		return data, nil
+	}
+	if k := old[cmdutil.SnapshotKeyKey]; len(k) > 0 {
+		return k, nil
+	}
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		return nil, err
+	}
+	return []byte(id.String() + "\n"), nil
+}
+
+func (o *Options) resticPassword(old map[string][]byte) ([]byte, error) {
+	if o.ResticPasswordFile != "" {
+		data, err := os.ReadFile(o.ResticPasswordFile)
+		if err != nil {
+			return nil, cmdutil.UsageError("read --restic-password-file: %w", err)
+		}
+		if strings.TrimSpace(string(data)) == "" {
+			return nil, cmdutil.UsageError("--restic-password-file %s is empty", o.ResticPasswordFile)
+		}
+		return data, nil
+	}
+	if p := old["password"]; len(p) > 0 {
+		return p, nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	return []byte(base64.RawURLEncoding.EncodeToString(b)), nil
+}
+
+func secret(name string, data map[string][]byte) *unstructured.Unstructured {
+	enc := map[string]any{}
+	for k, v := range data {
+		enc[k] = base64.StdEncoding.EncodeToString(v)
+	}
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1",
+		"kind":       "Secret",
+		"metadata": map[string]any{
+			"name":   name,
+			"labels": map[string]any{PartOfLabel: PartOfValue},
+		},
+		"type": string(corev1.SecretTypeOpaque),
+		"data": enc,
+	}}
+}
+
+// print writes the objects for --dry-run.
+func (o *Options) print(objs []*unstructured.Unstructured) error {
+	switch o.Output {
+	case "yaml":
+		for i, obj := range objs {
+			data, err := yaml.Marshal(obj.Object)
+			if err != nil {
+				return err
+			}
+			if i > 0 {
+				io.WriteString(o.Out, "---\n")
+			}
+			o.Out.Write(data)
+		}
+	case "json":
+		items := make([]any, len(objs))
+		for i, obj := range objs {
+			items[i] = obj.Object
+		}
+		data, err := json.MarshalIndent(map[string]any{"apiVersion": "v1", "kind": "List", "items": items}, "", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(o.Out, "%s\n", data)
+	default:
+		for _, obj := range objs {
+			fmt.Fprintf(o.Out, "%s/%s (dry run)\n", strings.ToLower(obj.GetKind()), obj.GetName())
+		}
+	}
+	return nil
+}
