@@ -260,7 +260,11 @@ func (o *Options) checkStore(ctx context.Context, clusterID string) error {
 		fmt.Fprintf(o.ErrOut, "warning: %v; installing anyway (--force): the agents will not be able to back up until the store works\n", err)
 		return nil
 	}
-	return fmt.Errorf("%w\nnothing was applied: fix --store, --s3-endpoint, --s3-ca or the credentials (or pass --force to install anyway)", err)
+	hint := ""
+	if strings.Contains(o.store.Endpoint, ".svc") {
+		hint = "; an in-cluster endpoint (.svc) cannot be reached from here: pass --force and the agents check it after install"
+	}
+	return fmt.Errorf("%w\nnothing was applied: fix --store, --s3-endpoint, --s3-ca or the credentials (or pass --force to install anyway%s)", err, hint)
 }
 
 // configure sets what install owns in the agent config tree.
