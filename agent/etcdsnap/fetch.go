@@ -33,7 +33,8 @@ func Fetch(ctx context.Context, store objstore.Store, snap *Snapshot, identity a
 	}
 	defer rc.Close()
 	stored := sha256.New()
-	var r io.Reader = io.TeeReader(rc, stored)
+	teed := io.TeeReader(rc, stored)
+	var r io.Reader = teed
 	if snap.Encrypted() {
 		if r, err = age.Decrypt(r, identity); err != nil {
 			return fmt.Errorf("decrypt %s: %w (is it the right snapshot key?)", snap.Name, err)
@@ -63,6 +64,13 @@ func Fetch(ctx context.Context, store objstore.Store, snap *Snapshot, identity a
 	if err != nil {
 		f.Close()
 		os.Remove(part)
+		// A damaged object fails to decode before its checksum can be
+		// compared: read the rest, and name the mismatch when it is one.
+		if _, cerr := io.Copy(io.Discard, teed); cerr == nil && snap.StoredSHA256 != "" {
+			if got := hex.EncodeToString(stored.Sum(nil)); got != snap.StoredSHA256 {
+				return fmt.Errorf("%w: stored object of %s has sha256 %s, metadata says %s (%v)", ErrChecksum, snap.Name, got, snap.StoredSHA256, err)
+			}
+		}
 		return fmt.Errorf("download %s: %w", snap.Name, err)
 	}
 	if got := hex.EncodeToString(stored.Sum(nil)); snap.StoredSHA256 != "" && got != snap.StoredSHA256 {
@@ -97,6 +105,25 @@ func VerifyStored(ctx context.Context, store objstore.Store, snap *Snapshot) err
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != snap.StoredSHA256 || (snap.StoredSize > 0 && n != snap.StoredSize) {
 		return fmt.Errorf("%w: stored object of %s is %d bytes with sha256 %s, metadata says %d bytes, %s", ErrChecksum, snap.Name, n, got, snap.StoredSize, snap.StoredSHA256)
+	}
+	return nil
+}
+
+// VerifyLocal checks a snapshot file against the snapshot's metadata (raw
+// size and sha256), as a restore does before it stops anything.
+func VerifyLocal(path string, snap *Snapshot) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != snap.SHA256 || n != snap.Size {
+		return fmt.Errorf("%w: %s is %d bytes with sha256 %s, snapshot %s is %d bytes, %s", ErrChecksum, path, n, got, snap.Name, snap.Size, snap.SHA256)
 	}
 	return nil
 }

@@ -9,6 +9,9 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// Revision reads the newest revision stored in a snapshot or member db file.
+func Revision(path string) (int64, error) { return snapshotRevision(path) }
+
 // snapshotRevision reads the newest revision stored in a snapshot file:
 // the last key of etcd's "key" bucket is <main rev:8 bytes>_<sub rev:8>.
 func snapshotRevision(path string) (int64, error) {

@@ -3,6 +3,7 @@ package agentclient
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
@@ -65,6 +66,33 @@ func (ns Nodes) EtcdLeader() (*Node, error) {
 		return nil, fmt.Errorf("no agent on an etcd member answered: is the cluster's etcd down? use --node to pick a server")
 	}
 	return nil, fmt.Errorf("none of the %d etcd members that answered leads etcd (no quorum?): use --node to pick one", members)
+}
+
+// Server returns the named node, checked to run an etcd member, or the
+// etcd leader's node when name is empty.
+func (ns Nodes) Server(name string) (*Node, error) {
+	if name == "" {
+		return ns.EtcdLeader()
+	}
+	n, ok := ns.Find(name)
+	if !ok {
+		names := make([]string, len(ns))
+		for i, n := range ns {
+			names[i] = n.Node
+		}
+		known := strings.Join(names, ", ")
+		if known == "" {
+			known = "none"
+		}
+		return nil, fmt.Errorf("--node %s: no agent for that node (known: %s)", name, known)
+	}
+	if !n.Ready() {
+		return nil, n.Err
+	}
+	if !n.IsEtcdMember() {
+		return nil, fmt.Errorf("--node %s: the node runs no etcd member (it is not a k3s server with embedded etcd); pick a server", name)
+	}
+	return n, nil
 }
 
 // Connect resolves the targets, dials each and asks its Info, in parallel.

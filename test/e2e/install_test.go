@@ -118,7 +118,9 @@ func TestInstallOnTheLabNode(t *testing.T) {
 
 	t.Run("re-run changes nothing", func(t *testing.T) {
 		before := resourceVersions(t)
-		r := kubectlDR(t, asInstalled, args(secretKey, "--wait=false")...)
+		// Only the image: the store, directories and port come from the
+		// first install.
+		r := kubectlDR(t, asInstalled, "install", "--image", lab.AgentImage, "--wait=false")
 		if r.code != 0 {
 			t.Fatalf("second install: exit %d\n%s", r.code, r.stderr)
 		}

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/minio/minio-go/v7"
 
 	"github.com/kubectl-dr/kubectl-dr/agent/config"
 	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
@@ -123,30 +122,13 @@ func TestWALShippedFromTheSpoolAndFetchedBack(t *testing.T) {
 
 	// A corrupt object: refused with exit 255 (recovery aborts), nothing
 	// written where PostgreSQL would read it.
-	mc, err := theLab.MinIOClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
 	key := "lab/" + theLab.State.ClusterID + "/wal/" + lab.WALSource + "/" + last[:8] + "/" + last + ".zst"
-	obj, err := mc.GetObject(ctx, theLab.State.Bucket, key, minio.GetObjectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stored bytes.Buffer
-	if _, err := stored.ReadFrom(obj); err != nil {
-		t.Fatal(err)
-	}
+	stored := storeObject(t, key)
 	// Cut short, as a copy that lost its tail would be. (A flipped bit
 	// can land where zstd ignores it: the decoded bytes, checked against
 	// the sha256 they were shipped with, are what counts.)
-	bad := bytes.Clone(stored.Bytes()[:stored.Len()*2/3])
-	if _, err := mc.PutObject(ctx, theLab.State.Bucket, key, bytes.NewReader(bad), int64(len(bad)), minio.PutObjectOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		mc.PutObject(ctx, theLab.State.Bucket, key, bytes.NewReader(stored.Bytes()), int64(stored.Len()), minio.PutObjectOptions{})
-	})
+	putStoreObject(t, key, stored[:len(stored)*2/3])
+	t.Cleanup(func() { putStoreObject(t, key, stored) })
 	corrupt := filepath.Join(t.TempDir(), "seg")
 	if r := fetch(last, corrupt); r.code != 255 || !strings.Contains(r.stderr, "corrupt") {
 		t.Errorf("corrupt segment: exit %d, %q; want 255", r.code, r.stderr)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -65,6 +66,7 @@ type Options struct {
 	// Resolved by Complete.
 	store     objstore.Config
 	fromFlags bool
+	changed   func(flag string) bool
 }
 
 // NewCmdInstall returns the install command.
@@ -122,9 +124,10 @@ in Secrets; keep a copy outside the cluster, as install reminds you.
 
 // Complete resolves the store from flags, environment, or the Secret of an
 // earlier install.
-func (o *Options) Complete(*cobra.Command, []string) error {
+func (o *Options) Complete(cmd *cobra.Command, _ []string) error {
 	o.store = o.f.Store.Config.FromEnv()
 	o.fromFlags = o.store.URL != ""
+	o.changed = cmd.Flags().Changed
 	return nil
 }
 
@@ -195,6 +198,7 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 
 	tree := existing.config
+	o.keepInstalled(tree)
 	if tree == nil {
 		if tree, err = EmbeddedConfig(); err != nil {
 			return err
@@ -265,6 +269,27 @@ func (o *Options) checkStore(ctx context.Context, clusterID string) error {
 		hint = "; an in-cluster endpoint (.svc) cannot be reached from here: pass --force and the agents check it after install"
 	}
 	return fmt.Errorf("%w\nnothing was applied: fix --store, --s3-endpoint, --s3-ca or the credentials (or pass --force to install anyway%s)", err, hint)
+}
+
+// keepInstalled keeps the directories and port of an earlier install
+// where no flag names new ones: a re-run without them changes nothing.
+func (o *Options) keepInstalled(tree map[string]any) {
+	if tree == nil || o.changed == nil {
+		return
+	}
+	if v, ok := tree["dataDir"].(string); ok && v != "" && !o.changed("data-dir") {
+		o.DataDir = v
+	}
+	if v, ok := tree["stateDir"].(string); ok && v != "" && !o.changed("state-dir") {
+		o.StateDir = v
+	}
+	if v, ok := tree["listen"].(string); ok && !o.changed("agent-port") {
+		if _, p, ok := strings.Cut(v, ":"); ok {
+			if port, err := strconv.Atoi(p); err == nil {
+				o.Port = port
+			}
+		}
+	}
 }
 
 // configure sets what install owns in the agent config tree.

@@ -3842,11 +3842,15 @@ type ResourceImpact struct {
 	// Objects live now and not in the snapshot.
 	Disappear int64 `protobuf:"varint,3,opt,name=disappear,proto3" json:"disappear,omitempty"`
 	// Objects in the snapshot and not live now.
-	Reappear      int64 `protobuf:"varint,4,opt,name=reappear,proto3" json:"reappear,omitempty"`
-	Change        int64 `protobuf:"varint,5,opt,name=change,proto3" json:"change,omitempty"`
-	Unchanged     int64 `protobuf:"varint,6,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Reappear  int64 `protobuf:"varint,4,opt,name=reappear,proto3" json:"reappear,omitempty"`
+	Change    int64 `protobuf:"varint,5,opt,name=change,proto3" json:"change,omitempty"`
+	Unchanged int64 `protobuf:"varint,6,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
+	// Names of the objects in each class, sorted, at most 50 each.
+	DisappearNames []string `protobuf:"bytes,7,rep,name=disappear_names,json=disappearNames,proto3" json:"disappear_names,omitempty"`
+	ReappearNames  []string `protobuf:"bytes,8,rep,name=reappear_names,json=reappearNames,proto3" json:"reappear_names,omitempty"`
+	ChangeNames    []string `protobuf:"bytes,9,rep,name=change_names,json=changeNames,proto3" json:"change_names,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ResourceImpact) Reset() {
@@ -3919,6 +3923,27 @@ func (x *ResourceImpact) GetUnchanged() int64 {
 		return x.Unchanged
 	}
 	return 0
+}
+
+func (x *ResourceImpact) GetDisappearNames() []string {
+	if x != nil {
+		return x.DisappearNames
+	}
+	return nil
+}
+
+func (x *ResourceImpact) GetReappearNames() []string {
+	if x != nil {
+		return x.ReappearNames
+	}
+	return nil
+}
+
+func (x *ResourceImpact) GetChangeNames() []string {
+	if x != nil {
+		return x.ChangeNames
+	}
+	return nil
 }
 
 type EtcdRestorePreview struct {
@@ -4878,14 +4903,17 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"backup_set\x18\x03 \x01(\tR\tbackupSet\x12\x16\n" +
 	"\x06latest\x18\x04 \x01(\bR\x06latest\"Q\n" +
 	"\x19PreviewEtcdRestoreRequest\x124\n" +
-	"\bsnapshot\x18\x01 \x01(\v2\x18.dr.agent.v1.SnapshotRefR\bsnapshot\"\xc5\x01\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x18.dr.agent.v1.SnapshotRefR\bsnapshot\"\xb8\x02\n" +
 	"\x0eResourceImpact\x12%\n" +
 	"\x0egroup_resource\x18\x01 \x01(\tR\rgroupResource\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x1c\n" +
 	"\tdisappear\x18\x03 \x01(\x03R\tdisappear\x12\x1a\n" +
 	"\breappear\x18\x04 \x01(\x03R\breappear\x12\x16\n" +
 	"\x06change\x18\x05 \x01(\x03R\x06change\x12\x1c\n" +
-	"\tunchanged\x18\x06 \x01(\x03R\tunchanged\"\xa5\x01\n" +
+	"\tunchanged\x18\x06 \x01(\x03R\tunchanged\x12'\n" +
+	"\x0fdisappear_names\x18\a \x03(\tR\x0edisappearNames\x12%\n" +
+	"\x0ereappear_names\x18\b \x03(\tR\rreappearNames\x12!\n" +
+	"\fchange_names\x18\t \x03(\tR\vchangeNames\"\xa5\x01\n" +
 	"\x12EtcdRestorePreview\x125\n" +
 	"\bsnapshot\x18\x01 \x01(\v2\x19.dr.agent.v1.EtcdSnapshotR\bsnapshot\x12#\n" +
 	"\rlive_revision\x18\x02 \x01(\x03R\fliveRevision\x123\n" +

@@ -69,7 +69,7 @@ func (o *SaveOptions) Run(ctx context.Context) error {
 		return err
 	}
 	defer nodes.Close()
-	node, err := pickServer(nodes, o.Node)
+	node, err := nodes.Server(o.Node)
 	if err != nil {
 		return err
 	}
@@ -106,37 +106,4 @@ func (o *SaveOptions) Run(ctx context.Context) error {
 		fmt.Fprintf(o.ErrOut, "warning: snapshot %s was uploaded unencrypted (it holds every Secret of the cluster): configure a snapshot key\n", snap.Name)
 	}
 	return nil
-}
-
-// pickServer returns the named node, checked to be an etcd member, or the
-// etcd leader's node.
-func pickServer(nodes agentclient.Nodes, name string) (*agentclient.Node, error) {
-	if name == "" {
-		return nodes.EtcdLeader()
-	}
-	n, ok := nodes.Find(name)
-	if !ok {
-		return nil, fmt.Errorf("--node %s: no agent for that node (known: %s)", name, nodeNames(nodes))
-	}
-	if !n.Ready() {
-		return nil, n.Err
-	}
-	if !n.IsEtcdMember() {
-		return nil, fmt.Errorf("--node %s: the node runs no etcd member (it is not a k3s server with embedded etcd); pick a server", name)
-	}
-	return n, nil
-}
-
-func nodeNames(nodes agentclient.Nodes) string {
-	s := ""
-	for i, n := range nodes {
-		if i > 0 {
-			s += ", "
-		}
-		s += n.Node
-	}
-	if s == "" {
-		return "none"
-	}
-	return s
 }

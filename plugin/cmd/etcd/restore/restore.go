@@ -1,0 +1,160 @@
+// Package restore implements `kubectl dr etcd restore`: the preview of a
+// snapshot against the live cluster, before anything is stopped.
+package restore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
+	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
+	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
+)
+
+// Options for `kubectl dr etcd restore`.
+type Options struct {
+	genericiooptions.IOStreams
+	f *cmdutil.Factory
+
+	Snapshot  string
+	BackupSet string
+	Latest    bool
+	DryRun    bool
+	Node      string
+	Output    string
+}
+
+// NewCmdRestore returns the restore command.
+func NewCmdRestore(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &Options{IOStreams: streams, f: f}
+	cmd := &cobra.Command{
+		Use:   "restore SNAPSHOT|--backup ID|--latest --dry-run",
+		Short: "Preview restoring the cluster's etcd from a snapshot",
+		Long: `Restore first previews: the snapshot is downloaded to a server, its checksum
+verified, and its keys compared with the live cluster's, per resource type
+and namespace: what would disappear (live now, not in the snapshot),
+reappear (in the snapshot, gone now) and change.
+
+This version stops after the preview (--dry-run is required): the cluster
+reset that follows it is not built yet.`,
+		Example: `  kubectl dr etcd restore --latest --dry-run
+  kubectl dr etcd restore on-demand-server-1-1795285773 --dry-run -o json`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return cmdutil.UsageError("%s takes one snapshot name, got %q", cmd.CommandPath(), args)
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&o.BackupSet, "backup", "", "the etcd snapshot of this backup set")
+	cmd.Flags().BoolVar(&o.Latest, "latest", false, "the newest snapshot in the store")
+	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "preview only")
+	cmd.Flags().StringVar(&o.Node, "node", "", "the server to compare on (default: the etcd leader's)")
+	printers.OutputFlag(cmd, &o.Output)
+	return cmd
+}
+
+// Complete takes the snapshot argument.
+func (o *Options) Complete(args []string) error {
+	if len(args) == 1 {
+		o.Snapshot = args[0]
+	}
+	return nil
+}
+
+// Validate wants exactly one way of naming the snapshot.
+func (o *Options) Validate() error {
+	if err := printers.ValidateOutput(o.Output); err != nil {
+		return cmdutil.UsageError("%w", err)
+	}
+	n := 0
+	for _, set := range []bool{o.Snapshot != "", o.BackupSet != "", o.Latest} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return cmdutil.UsageError("name the snapshot: SNAPSHOT, --backup ID or --latest (exactly one)")
+	}
+	if o.Snapshot != "" {
+		if err := etcdsnap.ValidateName(o.Snapshot); err != nil {
+			return cmdutil.UsageError("%w", err)
+		}
+	}
+	if !o.DryRun {
+		return cmdutil.UsageError("this version previews only: add --dry-run (the cluster reset after the preview is not built yet; nothing was changed)")
+	}
+	return nil
+}
+
+// Run previews on one server.
+func (o *Options) Run(ctx context.Context) error {
+	nodes, err := agentclient.Connect(ctx, o.f.AgentOptions(nil))
+	if err != nil {
+		return err
+	}
+	defer nodes.Close()
+	node, err := nodes.Server(o.Node)
+	if err != nil {
+		return err
+	}
+	ref := &agentv1.SnapshotRef{Name: o.Snapshot, BackupSet: o.BackupSet, Latest: o.Latest}
+	stream, err := node.Conn.PreviewEtcdRestore(ctx, &agentv1.PreviewEtcdRestoreRequest{Snapshot: ref})
+	if err != nil {
+		return fmt.Errorf("node %s: %s", node.Node, agentclient.Explain(err))
+	}
+	progress := printers.NewProgress(o.ErrOut, o.Output)
+	var preview *agentv1.EtcdRestorePreview
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			progress.Done()
+			if preview != nil && agentclient.IsEOF(err) {
+				break
+			}
+			return fmt.Errorf("preview on %s: %s", node.Node, agentclient.Explain(err))
+		}
+		switch ev := msg.Event.(type) {
+		case *agentv1.PreviewEtcdRestoreResponse_Progress:
+			progress.Update(printers.ProgressEvent{Node: node.Node, Phase: ev.Progress.Phase, Message: ev.Progress.Message})
+		case *agentv1.PreviewEtcdRestoreResponse_Preview:
+			preview = ev.Preview
+		}
+	}
+	var items []etcdsnap.Impact
+	for _, r := range preview.Impact {
+		items = append(items, etcdsnap.Impact{
+			GroupResource: r.GroupResource, Namespace: r.Namespace,
+			Disappear: r.Disappear, Reappear: r.Reappear, Change: r.Change, Unchanged: r.Unchanged,
+			DisappearNames: r.DisappearNames, ReappearNames: r.ReappearNames, ChangeNames: r.ChangeNames,
+		})
+	}
+	view := printers.NewEtcdRestorePreview(node.Node, etcdsnap.FromProto(preview.Snapshot), preview.LiveRevision, items)
+	table := o.Output == printers.Table || o.Output == printers.Wide || o.Output == ""
+	if table {
+		view.PrintHeader(o.Out)
+	}
+	if err := printers.Print(o.Out, o.Output, view); err != nil {
+		return err
+	}
+	if table {
+		fmt.Fprintln(o.Out)
+		view.PrintNames(o.Out)
+		fmt.Fprintln(o.Out, "Nothing was changed (--dry-run).")
+	}
+	return nil
+}
