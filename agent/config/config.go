@@ -52,6 +52,7 @@ type Config struct {
 	Etcd      Etcd            `json:"etcd,omitempty"`
 	Restic    Restic          `json:"restic,omitempty"`
 	WAL       WAL             `json:"wal,omitempty"`
+	Restore   Restore         `json:"restore,omitempty"`
 	// MetricsAddress serves Prometheus metrics and /healthz (default
 	// 127.0.0.1:9651); "off" turns it off.
 	MetricsAddress string `json:"metricsAddress,omitempty"`
@@ -113,6 +114,31 @@ type Restic struct {
 	// CacheDir is restic's cache; default <stateDir>/restic-cache.
 	CacheDir string `json:"cacheDir,omitempty"`
 }
+
+// Restore says how this node restores etcd and which host actions stop
+// and start what runs it.
+type Restore struct {
+	// Flavor is "k3s" (k3s server --cluster-reset; the default) or "etcd"
+	// (a kubeadm-style member: etcdutl restore into a new data dir, then a
+	// restart).
+	Flavor string `json:"flavor,omitempty"`
+	// StopCommand and StartCommand stop and start k3s (or etcd). Default
+	// for k3s: systemctl stop|start k3s, through nsenter -t 1 when the
+	// agent runs in a container. The etcd flavour needs both configured.
+	StopCommand  []string `json:"stopCommand,omitempty"`
+	StartCommand []string `json:"startCommand,omitempty"`
+	// K3sBinary runs the cluster reset (default /usr/local/bin/k3s).
+	K3sBinary string `json:"k3sBinary,omitempty"`
+	// EtcdDataDir is the member's data dir for the etcd flavour (default
+	// <dataDir>/server/db/etcd, where k3s keeps it).
+	EtcdDataDir string `json:"etcdDataDir,omitempty"`
+}
+
+// Restore flavours.
+const (
+	FlavorK3s  = "k3s"
+	FlavorEtcd = "etcd"
+)
 
 // WAL lists the PostgreSQL WAL spools this node ships.
 type WAL struct {
@@ -313,6 +339,19 @@ func (c *Config) complete() error {
 		if src.BaseBackupSchedule != "off" && (src.Connection == "" || src.PGData == "") {
 			return fmt.Errorf("wal.sources %s: baseBackupSchedule needs connection and pgdata", src.Name)
 		}
+	}
+	switch c.Restore.Flavor {
+	case "":
+		c.Restore.Flavor = FlavorK3s
+	case FlavorK3s, FlavorEtcd:
+	default:
+		return fmt.Errorf("restore.flavor %q: want k3s or etcd", c.Restore.Flavor)
+	}
+	if c.Restore.K3sBinary == "" {
+		c.Restore.K3sBinary = "/usr/local/bin/k3s"
+	}
+	if c.Restore.EtcdDataDir == "" {
+		c.Restore.EtcdDataDir = filepath.Join(c.DataDir, "server", "db", "etcd")
 	}
 	if err := c.checkSchedules(); err != nil {
 		return err

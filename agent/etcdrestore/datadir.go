@@ -41,18 +41,46 @@ type Member struct {
 // renamed aside and the new one into its place. Nothing is deleted; aside
 // is where the previous data directory now is ("" when there was none).
 func RestoreDataDir(snapshotPath string, m Member, log *zap.Logger) (aside string, err error) {
+	aside = fmt.Sprintf("%s.aside-%s", filepath.Clean(m.DataDir), time.Now().UTC().Format("20060102-150405"))
+	if err := RestoreDataDirTo(snapshotPath, m, aside, log); err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(aside); err != nil {
+		return "", nil
+	}
+	return aside, nil
+}
+
+// RestoreDataDirTo is RestoreDataDir with the aside path chosen by the
+// caller (a plan records it first). Run again after an interruption, it
+// finishes a swap that was under way instead of restoring twice.
+func RestoreDataDirTo(snapshotPath string, m Member, aside string, log *zap.Logger) error {
 	if m.Name == "" || m.DataDir == "" || len(m.PeerURLs) == 0 || m.InitialCluster == "" {
-		return "", errors.New("restore: member name, data dir, peer URLs and initial cluster are required")
+		return errors.New("restore: member name, data dir, peer URLs and initial cluster are required")
 	}
 	if log == nil {
 		log = zap.NewNop()
 	}
 	dataDir := filepath.Clean(m.DataDir)
 	staging := dataDir + ".restoring"
+	if exists(aside) {
+		// The old data dir went aside: the restore into staging had
+		// finished. Put staging in place if that had not happened yet.
+		switch {
+		case exists(staging) && !exists(dataDir):
+			if err := os.Rename(staging, dataDir); err != nil {
+				return fmt.Errorf("restore: put %s in place: %w", dataDir, err)
+			}
+			return syncDir(filepath.Dir(dataDir))
+		case exists(dataDir):
+			return nil
+		}
+		return fmt.Errorf("restore: the previous data dir is at %s but neither %s nor %s exists: move %s back to roll back", aside, dataDir, staging, aside)
+	}
 	// A staging directory is only ever ours: left by an interrupted
 	// restore, it is rebuilt.
 	if err := os.RemoveAll(staging); err != nil {
-		return "", fmt.Errorf("restore: remove the unfinished %s: %w", staging, err)
+		return fmt.Errorf("restore: remove the unfinished %s: %w", staging, err)
 	}
 	cfg := snapshot.RestoreConfig{
 		SnapshotPath:        snapshotPath,
@@ -66,28 +94,35 @@ func RestoreDataDir(snapshotPath string, m Member, log *zap.Logger) (aside strin
 	}
 	if err := snapshot.NewV3(log).Restore(cfg); err != nil {
 		os.RemoveAll(staging)
-		return "", fmt.Errorf("restore %s into %s: %w", snapshotPath, staging, err)
+		return fmt.Errorf("restore %s into %s: %w", snapshotPath, staging, err)
 	}
 	if _, err := etcdsnap.Revision(filepath.Join(staging, "member", "snap", "db")); err != nil {
-		return "", fmt.Errorf("restore: the restored data dir does not open: %w", err)
+		return fmt.Errorf("restore: the restored data dir does not open: %w", err)
 	}
-	if _, err := os.Stat(dataDir); err == nil {
-		aside = fmt.Sprintf("%s.aside-%s", dataDir, time.Now().UTC().Format("20060102-150405"))
+	if exists(dataDir) {
 		if err := os.Rename(dataDir, aside); err != nil {
-			return "", fmt.Errorf("restore: move %s aside: %w", dataDir, err)
+			return fmt.Errorf("restore: move %s aside: %w", dataDir, err)
 		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", err
 	}
 	if err := os.Rename(staging, dataDir); err != nil {
-		if aside != "" {
+		if exists(aside) {
 			if rerr := os.Rename(aside, dataDir); rerr != nil {
-				return aside, fmt.Errorf("restore: put %s in place: %w; and moving the previous data dir back failed too (%v): it is at %s", dataDir, err, rerr, aside)
+				return fmt.Errorf("restore: put %s in place: %w; and moving the previous data dir back failed too (%v): it is at %s", dataDir, err, rerr, aside)
 			}
 		}
-		return "", fmt.Errorf("restore: put %s in place: %w (the previous data dir is back)", dataDir, err)
+		return fmt.Errorf("restore: put %s in place: %w (the previous data dir is back)", dataDir, err)
 	}
-	return aside, syncDir(filepath.Dir(dataDir))
+	return syncDir(filepath.Dir(dataDir))
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// verifyFile checks the snapshot file again right before it is used.
+func verifyFile(path, sha string, size int64) error {
+	return etcdsnap.VerifyLocal(path, &etcdsnap.Snapshot{Name: filepath.Base(path), SHA256: sha, Size: size})
 }
 
 func syncDir(dir string) error {

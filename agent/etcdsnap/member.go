@@ -60,7 +60,9 @@ type MemberStatus struct {
 	RaftTerm   uint64
 	RaftIndex  uint64
 	ClusterID  uint64
-	Err        error
+	// PeerURLs are the member's own peer URLs (from the member list).
+	PeerURLs []string
+	Err      error
 }
 
 // Leader reports whether the local member leads the cluster.
@@ -104,6 +106,7 @@ func Status(ctx context.Context, cfg ClientConfig) MemberStatus {
 		for _, m := range members.Members {
 			if m.ID == st.MemberID {
 				st.MemberName = m.Name
+				st.PeerURLs = m.PeerURLs
 			}
 		}
 	}

@@ -6,12 +6,19 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"sync"
+	"time"
 
 	"filippo.io/age"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/kubectl-dr/kubectl-dr/agent/backupset"
+	"github.com/kubectl-dr/kubectl-dr/agent/config"
+	"github.com/kubectl-dr/kubectl-dr/agent/etcdrestore"
 	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 )
@@ -128,4 +135,278 @@ func (s *Server) fetchForRestore(ctx context.Context, ref *agentv1.SnapshotRef, 
 		return nil, "", status.Errorf(codes.Unavailable, "%v", err)
 	}
 	return snap, path, nil
+}
+
+var planIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// restoreHost is how this node stops and starts what runs etcd.
+func (s *Server) restoreHost() etcdrestore.Host {
+	r := s.cfg.Restore
+	if r.Flavor == config.FlavorK3s && len(r.StopCommand) == 0 && len(r.StartCommand) == 0 {
+		return etcdrestore.K3sCommands()
+	}
+	return etcdrestore.Commands{StopCommand: r.StopCommand, StartCommand: r.StartCommand}
+}
+
+func (s *Server) plans() etcdrestore.Plans {
+	return etcdrestore.Plans{Dir: filepath.Join(s.cfg.StateDir, "restore", "plans")}
+}
+
+// PrepareRestorePlan takes this node's part of a restore before anything
+// stops anywhere: the snapshot is fetched and verified here, the steps are
+// written to the node's state file, and nothing else happens until
+// StartRestorePlan.
+func (s *Server) PrepareRestorePlan(ctx context.Context, req *agentv1.PrepareRestorePlanRequest) (*agentv1.PrepareRestorePlanResponse, error) {
+	part := req.GetPart()
+	if !planIDRE.MatchString(part.GetPlanId()) {
+		return nil, status.Errorf(codes.InvalidArgument, "plan id %q: lower-case letters, digits and '-'", part.GetPlanId())
+	}
+	want := map[agentv1.RestoreFlavor]string{agentv1.RestoreFlavor_RESTORE_FLAVOR_ETCD: config.FlavorEtcd, agentv1.RestoreFlavor_RESTORE_FLAVOR_K3S: config.FlavorK3s}[part.GetFlavor()]
+	if want != s.cfg.Restore.Flavor {
+		return nil, status.Errorf(codes.FailedPrecondition, "node %s restores the %s way (restore.flavor), the plan asks for %q", s.cfg.NodeName, s.cfg.Restore.Flavor, want)
+	}
+	if want == config.FlavorK3s {
+		return nil, status.Errorf(codes.FailedPrecondition, "the k3s cluster reset is not built in this version; nothing was stopped")
+	}
+	if _, err := os.Stat(s.cfg.Restore.EtcdDataDir); err != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "node %s has no etcd data dir at %s (restore.etcdDataDir): not an etcd member", s.cfg.NodeName, s.cfg.Restore.EtcdDataDir)
+	}
+	if len(s.cfg.Restore.StopCommand) == 0 || len(s.cfg.Restore.StartCommand) == 0 {
+		return nil, status.Errorf(codes.FailedPrecondition, "node %s: the etcd flavour needs restore.stopCommand and restore.startCommand (how etcd is stopped and started here)", s.cfg.NodeName)
+	}
+	if part.GetMemberName() == "" || len(part.GetPeerUrls()) == 0 || part.GetInitialCluster() == "" {
+		return nil, status.Error(codes.InvalidArgument, "the plan names no member, peer URLs or initial cluster")
+	}
+	plans := s.plans()
+	if p, err := plans.Unfinished(); err != nil {
+		return nil, status.Errorf(codes.Internal, "read restore plans: %v", err)
+	} else if p != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "%v: plan %s (snapshot %s) has not finished on %s; see kubectl dr etcd restore --status", etcdrestore.ErrBusy, p.ID, p.Snapshot, s.cfg.NodeName)
+	}
+	if p, err := plans.Load(part.GetPlanId()); err == nil && p.Started {
+		return nil, status.Errorf(codes.AlreadyExists, "plan %s already ran on %s", p.ID, s.cfg.NodeName)
+	}
+	snap, path, err := s.fetchForRestore(ctx, part.GetSnapshot(), func(string, string) {})
+	if err != nil {
+		return nil, err
+	}
+	if want := part.GetSnapshotSha256(); want != "" && want != snap.SHA256 {
+		return nil, status.Errorf(codes.FailedPrecondition, "snapshot %s has sha256 %s here, the plan expects %s", snap.Name, snap.SHA256, want)
+	}
+	p := &etcdrestore.Plan{
+		ID: part.GetPlanId(), Node: s.cfg.NodeName, Flavor: config.FlavorEtcd, Created: time.Now().UTC(),
+		Snapshot: snap.Name, SnapshotPath: path, SnapshotSHA256: snap.SHA256, SnapshotSize: snap.Size,
+		Member: etcdrestore.Member{
+			Name: part.GetMemberName(), DataDir: s.cfg.Restore.EtcdDataDir, PeerURLs: part.GetPeerUrls(),
+			InitialCluster: part.GetInitialCluster(), InitialClusterToken: part.GetInitialClusterToken(),
+			RevisionBump: etcdrestore.KubernetesRevisionBump,
+		},
+	}
+	for _, name := range etcdrestore.EtcdSteps {
+		p.Steps = append(p.Steps, etcdrestore.Step{Name: name, State: etcdrestore.Pending})
+	}
+	if err := plans.Save(p); err != nil {
+		return nil, status.Errorf(codes.Internal, "write the plan's state file: %v", err)
+	}
+	return &agentv1.PrepareRestorePlanResponse{SnapshotPath: path, Steps: etcdrestore.EtcdSteps}, nil
+}
+
+// StartRestorePlan runs a prepared plan on its own (it goes on when the
+// caller goes away) and streams its steps while the caller listens.
+func (s *Server) StartRestorePlan(req *agentv1.StartRestorePlanRequest, stream agentv1.AgentService_StartRestorePlanServer) error {
+	p, err := s.plans().Load(req.GetPlanId())
+	if errors.Is(err, os.ErrNotExist) {
+		return status.Errorf(codes.NotFound, "no restore plan %q on %s: prepare it first", req.GetPlanId(), s.cfg.NodeName)
+	}
+	if err != nil {
+		return status.Errorf(codes.Internal, "%v", err)
+	}
+	events, cancel := s.restores.subscribe()
+	defer cancel()
+	done := s.startPlan(p)
+	send := func(step etcdrestore.Step) error {
+		return stream.Send(&agentv1.RestorePlanEvent{PlanId: p.ID, Node: s.cfg.NodeName, Step: stepProto(step)})
+	}
+	for _, st := range p.Steps {
+		if err := send(st); err != nil {
+			return err
+		}
+	}
+	for {
+		select {
+		case ev := <-events:
+			if ev.plan == p.ID {
+				if err := send(ev.step); err != nil {
+					return err
+				}
+			}
+		case err := <-done:
+			// Steps published before the end are in the channel.
+		drain:
+			for {
+				select {
+				case ev := <-events:
+					if ev.plan == p.ID {
+						send(ev.step)
+					}
+				default:
+					break drain
+				}
+			}
+			if err != nil {
+				latest, _ := s.plans().Load(p.ID)
+				hint := ""
+				if latest != nil {
+					hint = latest.Hint()
+				}
+				return status.Errorf(codes.Aborted, "%v; %s", err, hint)
+			}
+			return nil
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		}
+	}
+}
+
+// RestorePlanStatus reads a plan's state file (the newest when no id).
+func (s *Server) RestorePlanStatus(_ context.Context, req *agentv1.RestorePlanStatusRequest) (*agentv1.RestorePlanStatusResponse, error) {
+	var p *etcdrestore.Plan
+	if id := req.GetPlanId(); id != "" {
+		var err error
+		if p, err = s.plans().Load(id); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, status.Errorf(codes.Internal, "%v", err)
+		}
+	} else {
+		list, err := s.plans().List()
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "%v", err)
+		}
+		if len(list) > 0 {
+			p = list[0]
+		}
+	}
+	resp := &agentv1.RestorePlanStatusResponse{Node: s.cfg.NodeName}
+	if p == nil {
+		return resp, nil
+	}
+	resp.PlanId, resp.Finished, resp.Hint = p.ID, p.Finished(), p.Hint()
+	for _, st := range p.Steps {
+		resp.Steps = append(resp.Steps, stepProto(st))
+	}
+	return resp, nil
+}
+
+func stepProto(st etcdrestore.Step) *agentv1.RestoreStep {
+	ps := &agentv1.RestoreStep{Name: st.Name, Error: st.Error, State: map[string]agentv1.RestoreStep_State{
+		etcdrestore.Pending: agentv1.RestoreStep_STATE_PENDING, etcdrestore.Running: agentv1.RestoreStep_STATE_RUNNING,
+		etcdrestore.Done: agentv1.RestoreStep_STATE_DONE, etcdrestore.Failed: agentv1.RestoreStep_STATE_FAILED,
+	}[st.State]}
+	if st.Started != nil {
+		ps.Started = timestamppb.New(*st.Started)
+	}
+	if st.Finished != nil {
+		ps.Finished = timestamppb.New(*st.Finished)
+	}
+	return ps
+}
+
+// startPlan runs p in the background unless it already runs; the channel
+// gets the outcome.
+func (s *Server) startPlan(p *etcdrestore.Plan) <-chan error {
+	return s.restores.start(p.ID, func() error {
+		s.busy.Add(1)
+		defer s.busy.Add(-1)
+		r := &etcdrestore.Runner{
+			Plans: s.plans(),
+			Host:  s.restoreHost(),
+			Healthy: func(ctx context.Context) error {
+				st := etcdsnap.Status(ctx, s.snapshots.Client)
+				if st.Err != nil {
+					return st.Err
+				}
+				return nil
+			},
+			OnStep: func(p *etcdrestore.Plan, st etcdrestore.Step) {
+				s.log.Info("restore step", "plan", p.ID, "step", st.Name, "state", st.State, "err", st.Error)
+				s.restores.publish(p.ID, st)
+			},
+		}
+		// The plan goes on without the caller: the API server is down
+		// while it runs, and the plugin may be gone.
+		return r.Run(context.Background(), p)
+	})
+}
+
+// resumePlans takes up a plan the agent was carrying out when it stopped.
+func (s *Server) resumePlans() {
+	p, err := s.plans().Unfinished()
+	if err != nil {
+		s.log.Error("read restore plans", "err", err)
+		return
+	}
+	if p != nil {
+		s.log.Warn("resuming the restore plan this agent was running", "plan", p.ID, "snapshot", p.Snapshot)
+		s.startPlan(p)
+	}
+}
+
+type planEvent struct {
+	plan string
+	step etcdrestore.Step
+}
+
+// restoreRuns knows which plans run in this process and who listens.
+type restoreRuns struct {
+	mu      sync.Mutex
+	running map[string][]chan error
+	subs    map[chan planEvent]struct{}
+}
+
+func (r *restoreRuns) start(id string, run func() error) <-chan error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.running == nil {
+		r.running = map[string][]chan error{}
+	}
+	ch := make(chan error, 1)
+	waiters, ok := r.running[id]
+	r.running[id] = append(waiters, ch)
+	if !ok {
+		go func() {
+			err := run()
+			r.mu.Lock()
+			for _, w := range r.running[id] {
+				w <- err
+			}
+			delete(r.running, id)
+			r.mu.Unlock()
+		}()
+	}
+	return ch
+}
+
+func (r *restoreRuns) subscribe() (chan planEvent, func()) {
+	ch := make(chan planEvent, 64)
+	r.mu.Lock()
+	if r.subs == nil {
+		r.subs = map[chan planEvent]struct{}{}
+	}
+	r.subs[ch] = struct{}{}
+	r.mu.Unlock()
+	return ch, func() {
+		r.mu.Lock()
+		delete(r.subs, ch)
+		r.mu.Unlock()
+	}
+}
+
+func (r *restoreRuns) publish(id string, st etcdrestore.Step) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for ch := range r.subs {
+		select {
+		case ch <- planEvent{plan: id, step: st}:
+		default:
+		}
+	}
 }

@@ -59,6 +59,7 @@ func serve(ctx context.Context, cfg *config.Config, sum string, w *configWatch, 
 		return nil, err
 	}
 	srv.configSHA = sum
+	srv.resumePlans()
 	lis, err := listen(ctx, cfg.Listen, log)
 	if err != nil {
 		return nil, err

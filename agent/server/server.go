@@ -46,12 +46,13 @@ type Server struct {
 	configSHA string
 	configErr atomic.Value
 	busy      busyCounter
+	restores  *restoreRuns
 }
 
 // New returns the service for one node. It opens the store (no I/O yet)
 // and reads the snapshot key.
 func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
-	s := &Server{cfg: cfg, log: log, metrics: newMetrics()}
+	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), restores: &restoreRuns{}}
 	e := cfg.Etcd
 	s.snapshots = &etcdsnap.Snapshotter{
 		Node:      cfg.NodeName,
@@ -101,6 +102,7 @@ func (s *Server) Info(ctx context.Context, _ *agentv1.InfoRequest) (*agentv1.Inf
 		Etcd:          &agentv1.EtcdMemberHealth{},
 		ClusterId:     s.cfg.ClusterID,
 		ConfigSha256:  s.configSHA,
+		RestoreFlavor: s.cfg.Restore.Flavor,
 	}
 	if e, _ := s.configErr.Load().(string); e != "" {
 		resp.ConfigError = e
@@ -152,6 +154,7 @@ func memberHealth(st etcdsnap.MemberStatus) *agentv1.EtcdMemberHealth {
 		RaftTerm:    st.RaftTerm,
 		RaftIndex:   st.RaftIndex,
 		ClusterId:   etcdsnap.HexID(st.ClusterID),
+		PeerUrls:    st.PeerURLs,
 	}
 	if st.Err != nil {
 		h.Error = st.Err.Error()

@@ -62,10 +62,20 @@ func (ns Nodes) EtcdLeader() (*Node, error) {
 			members++
 		}
 	}
-	if members == 0 {
-		return nil, fmt.Errorf("no agent on an etcd member answered: is the cluster's etcd down? use --node to pick a server")
+	var down []string
+	for _, n := range ns {
+		if !n.Ready() {
+			down = append(down, n.Node)
+		}
 	}
-	return nil, fmt.Errorf("none of the %d etcd members that answered leads etcd (no quorum?): use --node to pick one", members)
+	unreachable := ""
+	if len(down) > 0 {
+		unreachable = fmt.Sprintf(" (agents not answering: %s)", strings.Join(down, ", "))
+	}
+	if members == 0 {
+		return nil, fmt.Errorf("no agent on an etcd member answered%s: is the cluster's etcd down? use --node to pick a server", unreachable)
+	}
+	return nil, fmt.Errorf("none of the %d etcd members that answered leads etcd%s: use --node to pick one", members, unreachable)
 }
 
 // Server returns the named node, checked to run an etcd member, or the

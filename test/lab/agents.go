@@ -58,6 +58,12 @@ func (l *Lab) AgentConfig(n string) (config.Config, error) {
 	if slices.Contains(l.EtcdNodes(), n) {
 		cfg.Etcd.Endpoint = l.etcdClientURL(n)
 		cfg.Etcd.SnapshotKeyFile = l.SnapshotKeyPath()
+		if l.State.EtcdRestore {
+			cmd := func(verb string) []string {
+				return []string{l.State.LabBin, verb, "--dir", l.Dir, "--root", l.Root, "etcd-" + n}
+			}
+			cfg.Restore = config.Restore{Flavor: config.FlavorEtcd, StopCommand: cmd("stop"), StartCommand: cmd("start")}
+		}
 	}
 	return cfg, nil
 }

@@ -76,6 +76,8 @@ type Binaries struct {
 	Etcd, Etcdctl, Etcdutl, KubeAPIServer, Kubectl, MinIO, Restic string
 	Kubelet, KubeControllerManager, KubeScheduler                 string
 	KubectlDR, DRAgent                                            string
+	// Lab is the lab's own CLI (test/lab/cmd/lab): restores' host actions.
+	Lab string
 	// Dirs to put in front of PATH.
 	Dirs []string
 }
@@ -116,12 +118,13 @@ func Build(ctx context.Context, root, outDir string, log io.Writer) (*Binaries, 
 	b.Kubelet, b.KubeControllerManager, b.KubeScheduler = paths["kubelet"], paths["kube-controller-manager"], paths["kube-scheduler"]
 
 	fmt.Fprintf(log, "building kubectl-dr and dr-agent into %s\n", outDir)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", outDir+"/", "./cmd/kubectl-dr", "./cmd/dr-agent")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", outDir+"/", "./cmd/kubectl-dr", "./cmd/dr-agent", "./test/lab/cmd/lab")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("build kubectl-dr and dr-agent: %w\n%s", err, out)
 	}
 	b.KubectlDR, b.DRAgent = filepath.Join(outDir, "kubectl-dr"), filepath.Join(outDir, "dr-agent")
+	b.Lab = filepath.Join(outDir, "lab")
 	b.Dirs = append([]string{outDir}, b.Dirs...)
 	return b, nil
 }

@@ -46,38 +46,7 @@ func (l *Lab) upEtcd(ctx context.Context) error {
 			fmt.Fprintf(l.log, "etcd %s: already running (pid %d)\n", n, pid)
 			continue
 		}
-		dataDir := l.DataDir(n)
-		for _, d := range []string{"server/db/snapshots", "storage"} {
-			if err := os.MkdirAll(filepath.Join(dataDir, d), 0o755); err != nil {
-				return err
-			}
-		}
-		tls := filepath.Join(dataDir, "server", "tls", "etcd")
-		cmd := exec.Command(l.Bin.Etcd,
-			"--name", n,
-			"--data-dir", filepath.Join(dataDir, "server", "db", "etcd"),
-			"--listen-client-urls", l.etcdClientURL(n),
-			"--advertise-client-urls", l.etcdClientURL(n),
-			"--listen-peer-urls", l.etcdPeerURL(n),
-			"--initial-advertise-peer-urls", l.etcdPeerURL(n),
-			"--initial-cluster", strings.Join(cluster, ","),
-			"--initial-cluster-state", "new",
-			"--initial-cluster-token", "dr-lab",
-			"--client-cert-auth",
-			"--trusted-ca-file", filepath.Join(tls, "server-ca.crt"),
-			"--cert-file", filepath.Join(tls, "server-client.crt"),
-			"--key-file", filepath.Join(tls, "server-client.key"),
-			"--peer-client-cert-auth",
-			"--peer-trusted-ca-file", filepath.Join(tls, "peer-ca.crt"),
-			"--peer-cert-file", filepath.Join(tls, "peer-server-client.crt"),
-			"--peer-key-file", filepath.Join(tls, "peer-server-client.key"),
-			// As k3s does: small heartbeats are fine on loopback.
-			"--heartbeat-interval", "100",
-			"--election-timeout", "1000",
-			"--snapshot-count", "10000",
-			"--log-level", "warn",
-		)
-		if _, err := p.start(cmd); err != nil {
+		if err := l.startEtcdMember(n, cluster); err != nil {
 			return err
 		}
 		fmt.Fprintf(l.log, "etcd %s: started on %s\n", n, l.etcdClientURL(n))
@@ -95,4 +64,60 @@ func (l *Lab) upEtcd(ctx context.Context) error {
 		}
 		return fns
 	}()...)
+}
+
+// StartEtcdMember starts one member again after StopProcess("etcd-"+node)
+// (a restore's start command in the lab); it does not wait for it.
+func (l *Lab) StartEtcdMember(node string) error {
+	var cluster []string
+	for _, n := range l.EtcdNodes() {
+		cluster = append(cluster, n+"="+l.etcdPeerURL(n))
+	}
+	if pid, ok := l.proc("etcd-" + node).pid(l.Dir); ok {
+		return fmt.Errorf("etcd %s already runs (pid %d)", node, pid)
+	}
+	return l.startEtcdMember(node, cluster)
+}
+
+func (l *Lab) startEtcdMember(n string, cluster []string) error {
+	p := l.proc("etcd-" + n)
+	dataDir := l.DataDir(n)
+	for _, d := range []string{"server/db/snapshots", "storage"} {
+		if err := os.MkdirAll(filepath.Join(dataDir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	tls := filepath.Join(dataDir, "server", "tls", "etcd")
+	bin := l.State.EtcdBin
+	if l.Bin != nil {
+		bin = l.Bin.Etcd
+	}
+	cmd := exec.Command(bin,
+		"--name", n,
+		"--data-dir", filepath.Join(dataDir, "server", "db", "etcd"),
+		"--listen-client-urls", l.etcdClientURL(n),
+		"--advertise-client-urls", l.etcdClientURL(n),
+		"--listen-peer-urls", l.etcdPeerURL(n),
+		"--initial-advertise-peer-urls", l.etcdPeerURL(n),
+		"--initial-cluster", strings.Join(cluster, ","),
+		"--initial-cluster-state", "new",
+		"--initial-cluster-token", "dr-lab",
+		"--client-cert-auth",
+		"--trusted-ca-file", filepath.Join(tls, "server-ca.crt"),
+		"--cert-file", filepath.Join(tls, "server-client.crt"),
+		"--key-file", filepath.Join(tls, "server-client.key"),
+		"--peer-client-cert-auth",
+		"--peer-trusted-ca-file", filepath.Join(tls, "peer-ca.crt"),
+		"--peer-cert-file", filepath.Join(tls, "peer-server-client.crt"),
+		"--peer-key-file", filepath.Join(tls, "peer-server-client.key"),
+		// As k3s does: small heartbeats are fine on loopback.
+		"--heartbeat-interval", "100",
+		"--election-timeout", "1000",
+		"--snapshot-count", "10000",
+		"--log-level", "warn",
+	)
+	if _, err := p.start(cmd); err != nil {
+		return err
+	}
+	return nil
 }

@@ -32,7 +32,11 @@ type Options struct {
 	// containerd, its agent as the DaemonSet's pod; the others keep agent
 	// processes reached directly.
 	KubeNode string
-	Log      io.Writer
+	// EtcdRestore configures the etcd members' agents to restore the
+	// kubeadm way (restore.flavor etcd), stopping and starting the lab's
+	// etcd processes with `lab stop|start`.
+	EtcdRestore bool
+	Log         io.Writer
 }
 
 // Lab is a running (or stopped) lab and its recorded state.
@@ -69,6 +73,11 @@ type State struct {
 	ClusterID string `json:"clusterID,omitempty"`
 	// BinDirs go in front of PATH: our binaries, then the cached ones.
 	BinDirs []string `json:"binDirs"`
+	// EtcdBin starts a member again without building anything (lab start).
+	EtcdBin string `json:"etcdBin,omitempty"`
+	// LabBin is the lab CLI; EtcdRestore as in Options.
+	LabBin      string `json:"labBin,omitempty"`
+	EtcdRestore bool   `json:"etcdRestore,omitempty"`
 }
 
 func (l *Lab) statePath() string { return filepath.Join(l.Dir, "lab.json") }
@@ -132,6 +141,9 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 		return nil, err
 	}
 	l.State.BinDirs = l.Bin.Dirs
+	l.State.EtcdBin = l.Bin.Etcd
+	l.State.LabBin = l.Bin.Lab
+	l.State.EtcdRestore = o.EtcdRestore
 	if err := l.saveState(); err != nil {
 		return nil, err
 	}
@@ -411,6 +423,6 @@ func (l *Lab) StopProcess(name string) error {
 
 // Restart starts whatever is not running, as `hack/lab up` does.
 func (l *Lab) Restart(ctx context.Context) error {
-	_, err := Up(ctx, Options{Dir: l.Dir, Root: l.Root, EtcdMembers: l.State.EtcdMembers, Nodes: len(l.State.Nodes), KubeNode: l.State.KubeNode, Log: l.log})
+	_, err := Up(ctx, Options{Dir: l.Dir, Root: l.Root, EtcdMembers: l.State.EtcdMembers, Nodes: len(l.State.Nodes), KubeNode: l.State.KubeNode, EtcdRestore: l.State.EtcdRestore, Log: l.log})
 	return err
 }

@@ -451,7 +451,10 @@ type InfoResponse struct {
 	ConfigSha256 string `protobuf:"bytes,13,opt,name=config_sha256,json=configSha256,proto3" json:"config_sha256,omitempty"`
 	// Why the newest version of the file was not taken (the agent keeps
 	// running the previous one); empty when it was.
-	ConfigError   string `protobuf:"bytes,14,opt,name=config_error,json=configError,proto3" json:"config_error,omitempty"`
+	ConfigError string `protobuf:"bytes,14,opt,name=config_error,json=configError,proto3" json:"config_error,omitempty"`
+	// How this node restores etcd: "k3s" (cluster reset) or "etcd" (a
+	// kubeadm-style member: a new data dir, then a restart).
+	RestoreFlavor string `protobuf:"bytes,15,opt,name=restore_flavor,json=restoreFlavor,proto3" json:"restore_flavor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -584,6 +587,13 @@ func (x *InfoResponse) GetConfigError() string {
 	return ""
 }
 
+func (x *InfoResponse) GetRestoreFlavor() string {
+	if x != nil {
+		return x.RestoreFlavor
+	}
+	return ""
+}
+
 type CheckStoreRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -699,7 +709,9 @@ type EtcdMemberHealth struct {
 	RaftIndex   uint64 `protobuf:"varint,12,opt,name=raft_index,json=raftIndex,proto3" json:"raft_index,omitempty"`
 	ClusterId   string `protobuf:"bytes,13,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
 	// Why the member is unhealthy or could not be asked.
-	Error         string `protobuf:"bytes,14,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,14,opt,name=error,proto3" json:"error,omitempty"`
+	// The member's peer URLs; a restore builds the new cluster from them.
+	PeerUrls      []string `protobuf:"bytes,15,rep,name=peer_urls,json=peerUrls,proto3" json:"peer_urls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -830,6 +842,13 @@ func (x *EtcdMemberHealth) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *EtcdMemberHealth) GetPeerUrls() []string {
+	if x != nil {
+		return x.PeerUrls
+	}
+	return nil
 }
 
 type EtcdSnapshot struct {
@@ -4100,9 +4119,15 @@ type RestorePlanPart struct {
 	// The reset server's address, for members that rejoin.
 	ResetServer string `protobuf:"bytes,7,opt,name=reset_server,json=resetServer,proto3" json:"reset_server,omitempty"`
 	// All servers in the plan, in the order they act.
-	Servers       []string `protobuf:"bytes,8,rep,name=servers,proto3" json:"servers,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Servers []string `protobuf:"bytes,8,rep,name=servers,proto3" json:"servers,omitempty"`
+	// The member this node restores (etcd flavour): its name and peer URLs,
+	// and the new cluster's members (name=peerURL,...) and token.
+	MemberName          string   `protobuf:"bytes,9,opt,name=member_name,json=memberName,proto3" json:"member_name,omitempty"`
+	PeerUrls            []string `protobuf:"bytes,10,rep,name=peer_urls,json=peerUrls,proto3" json:"peer_urls,omitempty"`
+	InitialCluster      string   `protobuf:"bytes,11,opt,name=initial_cluster,json=initialCluster,proto3" json:"initial_cluster,omitempty"`
+	InitialClusterToken string   `protobuf:"bytes,12,opt,name=initial_cluster_token,json=initialClusterToken,proto3" json:"initial_cluster_token,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *RestorePlanPart) Reset() {
@@ -4189,6 +4214,34 @@ func (x *RestorePlanPart) GetServers() []string {
 		return x.Servers
 	}
 	return nil
+}
+
+func (x *RestorePlanPart) GetMemberName() string {
+	if x != nil {
+		return x.MemberName
+	}
+	return ""
+}
+
+func (x *RestorePlanPart) GetPeerUrls() []string {
+	if x != nil {
+		return x.PeerUrls
+	}
+	return nil
+}
+
+func (x *RestorePlanPart) GetInitialCluster() string {
+	if x != nil {
+		return x.InitialCluster
+	}
+	return ""
+}
+
+func (x *RestorePlanPart) GetInitialClusterToken() string {
+	if x != nil {
+		return x.InitialClusterToken
+	}
+	return ""
 }
 
 type PrepareRestorePlanRequest struct {
@@ -4513,11 +4566,12 @@ func (x *RestorePlanStatusRequest) GetPlanId() string {
 }
 
 type RestorePlanStatusResponse struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	PlanId   string                 `protobuf:"bytes,1,opt,name=plan_id,json=planId,proto3" json:"plan_id,omitempty"`
-	Node     string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
-	Steps    []*RestoreStep         `protobuf:"bytes,3,rep,name=steps,proto3" json:"steps,omitempty"`
-	Finished bool                   `protobuf:"varint,4,opt,name=finished,proto3" json:"finished,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty when the node has no plan.
+	PlanId   string         `protobuf:"bytes,1,opt,name=plan_id,json=planId,proto3" json:"plan_id,omitempty"`
+	Node     string         `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	Steps    []*RestoreStep `protobuf:"bytes,3,rep,name=steps,proto3" json:"steps,omitempty"`
+	Finished bool           `protobuf:"varint,4,opt,name=finished,proto3" json:"finished,omitempty"`
 	// What to run to resume or roll back after a failed step.
 	Hint          string `protobuf:"bytes,5,opt,name=hint,proto3" json:"hint,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -4608,7 +4662,7 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\apercent\x18\a \x01(\x01R\apercent\x12\x1f\n" +
 	"\veta_seconds\x18\b \x01(\x03R\n" +
 	"etaSeconds\"\r\n" +
-	"\vInfoRequest\"\x8b\x04\n" +
+	"\vInfoRequest\"\xb2\x04\n" +
 	"\fInfoResponse\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12+\n" +
 	"\x05roles\x18\x02 \x03(\x0e2\x15.dr.agent.v1.NodeRoleR\x05roles\x12#\n" +
@@ -4626,13 +4680,14 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"cluster_id\x18\f \x01(\tR\tclusterId\x12#\n" +
 	"\rconfig_sha256\x18\r \x01(\tR\fconfigSha256\x12!\n" +
-	"\fconfig_error\x18\x0e \x01(\tR\vconfigError\"\x13\n" +
+	"\fconfig_error\x18\x0e \x01(\tR\vconfigError\x12%\n" +
+	"\x0erestore_flavor\x18\x0f \x01(\tR\rrestoreFlavor\"\x13\n" +
 	"\x11CheckStoreRequest\"a\n" +
 	"\x12CheckStoreResponse\x12\x14\n" +
 	"\x05store\x18\x01 \x01(\tR\x05store\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\tR\x05error\x12\x1f\n" +
 	"\vduration_ms\x18\x03 \x01(\x03R\n" +
-	"durationMs\"\x9e\x03\n" +
+	"durationMs\"\xbb\x03\n" +
 	"\x10EtcdMemberHealth\x12\x16\n" +
 	"\x06member\x18\x01 \x01(\bR\x06member\x12\x18\n" +
 	"\ahealthy\x18\x02 \x01(\bR\ahealthy\x12\x1a\n" +
@@ -4651,7 +4706,8 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"raft_index\x18\f \x01(\x04R\traftIndex\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\r \x01(\tR\tclusterId\x12\x14\n" +
-	"\x05error\x18\x0e \x01(\tR\x05error\"\x80\x05\n" +
+	"\x05error\x18\x0e \x01(\tR\x05error\x12\x1b\n" +
+	"\tpeer_urls\x18\x0f \x03(\tR\bpeerUrls\"\x80\x05\n" +
 	"\fEtcdSnapshot\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x124\n" +
@@ -4921,7 +4977,7 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x1aPreviewEtcdRestoreResponse\x123\n" +
 	"\bprogress\x18\x01 \x01(\v2\x15.dr.agent.v1.ProgressH\x00R\bprogress\x12;\n" +
 	"\apreview\x18\x02 \x01(\v2\x1f.dr.agent.v1.EtcdRestorePreviewH\x00R\apreviewB\a\n" +
-	"\x05event\"\xbc\x02\n" +
+	"\x05event\"\xd7\x03\n" +
 	"\x0fRestorePlanPart\x12\x17\n" +
 	"\aplan_id\x18\x01 \x01(\tR\x06planId\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12,\n" +
@@ -4930,7 +4986,13 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\bsnapshot\x18\x05 \x01(\v2\x18.dr.agent.v1.SnapshotRefR\bsnapshot\x12'\n" +
 	"\x0fsnapshot_sha256\x18\x06 \x01(\tR\x0esnapshotSha256\x12!\n" +
 	"\freset_server\x18\a \x01(\tR\vresetServer\x12\x18\n" +
-	"\aservers\x18\b \x03(\tR\aservers\"M\n" +
+	"\aservers\x18\b \x03(\tR\aservers\x12\x1f\n" +
+	"\vmember_name\x18\t \x01(\tR\n" +
+	"memberName\x12\x1b\n" +
+	"\tpeer_urls\x18\n" +
+	" \x03(\tR\bpeerUrls\x12'\n" +
+	"\x0finitial_cluster\x18\v \x01(\tR\x0einitialCluster\x122\n" +
+	"\x15initial_cluster_token\x18\f \x01(\tR\x13initialClusterToken\"M\n" +
 	"\x19PrepareRestorePlanRequest\x120\n" +
 	"\x04part\x18\x01 \x01(\v2\x1c.dr.agent.v1.RestorePlanPartR\x04part\"W\n" +
 	"\x1aPrepareRestorePlanResponse\x12#\n" +

@@ -1,5 +1,6 @@
 // Package restore implements `kubectl dr etcd restore`: the preview of a
-// snapshot against the live cluster, before anything is stopped.
+// snapshot against the live cluster, then the plan every server carries
+// out on its own, and the timeline with the measured RTO.
 package restore
 
 import (
@@ -25,6 +26,8 @@ type Options struct {
 	BackupSet string
 	Latest    bool
 	DryRun    bool
+	Yes       bool
+	Status    bool
 	Node      string
 	Output    string
 }
@@ -33,17 +36,29 @@ type Options struct {
 func NewCmdRestore(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &Options{IOStreams: streams, f: f}
 	cmd := &cobra.Command{
-		Use:   "restore SNAPSHOT|--backup ID|--latest --dry-run",
-		Short: "Preview restoring the cluster's etcd from a snapshot",
+		Use:   "restore SNAPSHOT|--backup ID|--latest [--dry-run] [--yes] | --status",
+		Short: "Restore the cluster's etcd from a snapshot, after a preview",
 		Long: `Restore first previews: the snapshot is downloaded to a server, its checksum
 verified, and its keys compared with the live cluster's, per resource type
 and namespace: what would disappear (live now, not in the snapshot),
-reappear (in the snapshot, gone now) and change.
+reappear (in the snapshot, gone now) and change. --dry-run stops there.
 
-This version stops after the preview (--dry-run is required): the cluster
-reset that follows it is not built yet.`,
+Then every etcd member's agent gets its part of the plan and fetches and
+verifies the snapshot before anything stops; an agent that does not answer
+or a snapshot that does not verify stops everything before it starts. Each
+agent then carries its part out on its own, recording each step in a state
+file on its node: stop the member, restore its data dir from the snapshot
+(the old one moved aside, never deleted), start it, wait until the cluster
+is healthy. The command prints each step as it happens, waits for the API
+server, and prints the timeline and the total (the measured RTO).
+If the command is interrupted the agents finish; --status shows where they
+are.
+
+This version restores kubeadm-style etcd members (restore.flavor: etcd in
+the agent config); the k3s cluster reset is refused before anything stops.`,
 		Example: `  kubectl dr etcd restore --latest --dry-run
-  kubectl dr etcd restore on-demand-server-1-1795285773 --dry-run -o json`,
+  kubectl dr etcd restore on-demand-server-1-1795285773 --yes
+  kubectl dr etcd restore --status`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
 				return cmdutil.UsageError("%s takes one snapshot name, got %q", cmd.CommandPath(), args)
@@ -63,6 +78,8 @@ reset that follows it is not built yet.`,
 	cmd.Flags().StringVar(&o.BackupSet, "backup", "", "the etcd snapshot of this backup set")
 	cmd.Flags().BoolVar(&o.Latest, "latest", false, "the newest snapshot in the store")
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "preview only")
+	cmd.Flags().BoolVar(&o.Yes, "yes", false, "restore after the preview without asking")
+	cmd.Flags().BoolVar(&o.Status, "status", false, "show each server's latest restore plan and its steps")
 	cmd.Flags().StringVar(&o.Node, "node", "", "the server to compare on (default: the etcd leader's)")
 	printers.OutputFlag(cmd, &o.Output)
 	return cmd
@@ -81,6 +98,12 @@ func (o *Options) Validate() error {
 	if err := printers.ValidateOutput(o.Output); err != nil {
 		return cmdutil.UsageError("%w", err)
 	}
+	if o.Status {
+		if o.Snapshot != "" || o.BackupSet != "" || o.Latest || o.DryRun || o.Yes {
+			return cmdutil.UsageError("--status goes alone")
+		}
+		return nil
+	}
 	n := 0
 	for _, set := range []bool{o.Snapshot != "", o.BackupSet != "", o.Latest} {
 		if set {
@@ -95,9 +118,6 @@ func (o *Options) Validate() error {
 			return cmdutil.UsageError("%w", err)
 		}
 	}
-	if !o.DryRun {
-		return cmdutil.UsageError("this version previews only: add --dry-run (the cluster reset after the preview is not built yet; nothing was changed)")
-	}
 	return nil
 }
 
@@ -108,6 +128,15 @@ func (o *Options) Run(ctx context.Context) error {
 		return err
 	}
 	defer nodes.Close()
+	if o.Status {
+		return o.status(ctx, nodes)
+	}
+	if !o.DryRun {
+		// A restore needs every member's agent: say so before the preview.
+		if _, _, err := members(nodes); err != nil {
+			return err
+		}
+	}
 	node, err := nodes.Server(o.Node)
 	if err != nil {
 		return err
@@ -154,7 +183,15 @@ func (o *Options) Run(ctx context.Context) error {
 	if table {
 		fmt.Fprintln(o.Out)
 		view.PrintNames(o.Out)
-		fmt.Fprintln(o.Out, "Nothing was changed (--dry-run).")
 	}
-	return nil
+	if o.DryRun {
+		if table {
+			fmt.Fprintln(o.Out, "Nothing was changed (--dry-run).")
+		}
+		return nil
+	}
+	if !o.Yes && !cmdutil.Confirm(o.In, o.ErrOut, fmt.Sprintf("Stop every etcd member and restore the cluster from %s?", view.Snapshot.Name)) {
+		return cmdutil.UsageError("nothing was changed: this was the preview; run again with --yes to restore")
+	}
+	return o.restore(ctx, nodes, view.Snapshot)
 }

@@ -81,6 +81,24 @@ func run(ctx context.Context, args []string) error {
 			out = fs.Arg(0)
 		}
 		return lab.BuildAgentImage(ctx, rootAbs, out, os.Getenv("IMAGE_TAG"), os.Stderr)
+	case "stop", "start":
+		// A restore's host actions in the lab: stop NAME stops one
+		// process (etcd-server-2); start etcd-NODE starts that member again.
+		if fs.NArg() != 1 {
+			return fmt.Errorf("usage: lab %s [--dir DIR] NAME", verb)
+		}
+		l, err := lab.Open(*dir, rootAbs)
+		if err != nil {
+			return err
+		}
+		if verb == "stop" {
+			return l.StopProcess(fs.Arg(0))
+		}
+		node, ok := strings.CutPrefix(fs.Arg(0), "etcd-")
+		if !ok {
+			return fmt.Errorf("lab start: only etcd members (etcd-NODE) start alone; `lab up` starts the rest")
+		}
+		return l.StartEtcdMember(node)
 	case "port":
 		p, err := lab.FreePort()
 		if err != nil {
@@ -97,7 +115,7 @@ func run(ctx context.Context, args []string) error {
 		fmt.Fprintf(os.Stderr, "removing %s\n", *dir)
 		return os.RemoveAll(*dir)
 	}
-	return fmt.Errorf("unknown command %q: use up, env, down or clean", verb)
+	return fmt.Errorf("unknown command %q: use up, env, down, clean, stop or start", verb)
 }
 
 func shellQuote(s string) string {

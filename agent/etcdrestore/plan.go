@@ -1,0 +1,316 @@
+package etcdrestore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Step states, as the state file records them.
+const (
+	Pending = "pending"
+	Running = "running"
+	Done    = "done"
+	Failed  = "failed"
+)
+
+// Steps of the etcd flavour, in order: the snapshot file checked again,
+// the member stopped, its data dir replaced, the member started, and the
+// cluster healthy again.
+const (
+	StepVerify   = "verify-snapshot"
+	StepStop     = "stop"
+	StepRestore  = "restore-data-dir"
+	StepStart    = "start"
+	StepHealthy  = "wait-healthy"
+	healthyLimit = 5 * time.Minute
+)
+
+// EtcdSteps are the etcd flavour's steps.
+var EtcdSteps = []string{StepVerify, StepStop, StepRestore, StepStart, StepHealthy}
+
+// Step is one step of a plan as recorded on the node.
+type Step struct {
+	Name     string     `json:"name"`
+	State    string     `json:"state"`
+	Started  *time.Time `json:"started,omitempty"`
+	Finished *time.Time `json:"finished,omitempty"`
+	Error    string     `json:"error,omitempty"`
+	// Detail is what the step left behind (where the old data dir went).
+	Detail string `json:"detail,omitempty"`
+}
+
+// Plan is one node's part of a restore, kept in a state file so that it
+// survives the agent being restarted: a finished step is never run again,
+// an interrupted one is resumed where that is safe.
+type Plan struct {
+	ID      string    `json:"id"`
+	Node    string    `json:"node"`
+	Flavor  string    `json:"flavor"`
+	Created time.Time `json:"created"`
+	// Snapshot is the verified local copy to restore from, with the
+	// metadata it was verified against.
+	Snapshot       string `json:"snapshot"`
+	SnapshotPath   string `json:"snapshotPath"`
+	SnapshotSHA256 string `json:"snapshotSHA256"`
+	SnapshotSize   int64  `json:"snapshotSize"`
+	Member         Member `json:"member"`
+	// Started is set when the plan is told to run; a prepared plan that
+	// was never started stops nothing.
+	Started bool   `json:"started"`
+	Steps   []Step `json:"steps"`
+}
+
+// Finished reports whether every step is done or one failed.
+func (p *Plan) Finished() bool {
+	for _, s := range p.Steps {
+		if s.State == Failed {
+			return true
+		}
+		if s.State != Done {
+			return false
+		}
+	}
+	return true
+}
+
+// FailedStep is the step that failed, nil when none did.
+func (p *Plan) FailedStep() *Step {
+	for i := range p.Steps {
+		if p.Steps[i].State == Failed {
+			return &p.Steps[i]
+		}
+	}
+	return nil
+}
+
+// Hint says how to go on after a failed step.
+func (p *Plan) Hint() string {
+	f := p.FailedStep()
+	if f == nil {
+		return ""
+	}
+	aside := ""
+	for _, s := range p.Steps {
+		if s.Name == StepRestore && s.Detail != "" {
+			aside = s.Detail
+		}
+	}
+	switch f.Name {
+	case StepVerify:
+		return "nothing was stopped: fetch the snapshot again (a new restore) or pick another one"
+	case StepStop:
+		return "check the stop command (restore.stopCommand) and run the restore again; nothing was changed"
+	case StepRestore:
+		return fmt.Sprintf("the member is stopped and its data dir is as before (or moved aside to %q); start it with restore.startCommand to roll back, or fix the cause and restore again", aside)
+	}
+	if aside != "" {
+		return fmt.Sprintf("the restored data dir is in place; the previous one is at %s. Start the member by hand (restore.startCommand) and check its log; to roll back, stop it and move %s back", aside, aside)
+	}
+	return "start the member by hand (restore.startCommand) and check its log"
+}
+
+// Plans keeps the state files, one per plan, under Dir.
+type Plans struct{ Dir string }
+
+// ErrBusy means a restore that has not finished holds the node.
+var ErrBusy = errors.New("another restore is in progress on this node")
+
+func (ps Plans) path(id string) string { return filepath.Join(ps.Dir, id+".json") }
+
+// Save writes the plan's state file atomically.
+func (ps Plans) Save(p *Plan) error {
+	if err := os.MkdirAll(ps.Dir, 0o700); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	part := ps.path(p.ID) + ".part"
+	f, err := os.OpenFile(part, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(part, ps.path(p.ID)); err != nil {
+		return err
+	}
+	return syncDir(ps.Dir)
+}
+
+// Load reads one plan.
+func (ps Plans) Load(id string) (*Plan, error) {
+	data, err := os.ReadFile(ps.path(id))
+	if err != nil {
+		return nil, err
+	}
+	var p Plan
+	if err := json.Unmarshal(data, &p); err != nil {
+		return nil, fmt.Errorf("restore plan %s: %w", id, err)
+	}
+	return &p, nil
+}
+
+// List returns every plan, newest first.
+func (ps Plans) List() ([]*Plan, error) {
+	entries, err := os.ReadDir(ps.Dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []*Plan
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok {
+			continue
+		}
+		p, err := ps.Load(id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, nil
+}
+
+// Unfinished returns the started plan that has not finished, if any.
+func (ps Plans) Unfinished() (*Plan, error) {
+	list, err := ps.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range list {
+		if p.Started && !p.Finished() {
+			return p, nil
+		}
+	}
+	return nil, nil
+}
+
+// Host stops and starts what runs the member (k3s, or etcd itself).
+type Host interface {
+	Stop(ctx context.Context) error
+	Start(ctx context.Context) error
+}
+
+// Runner carries plans out.
+type Runner struct {
+	Plans Plans
+	Host  Host
+	// Healthy reports whether the local member is healthy (with quorum).
+	Healthy func(ctx context.Context) error
+	// OnStep is told every step change, after it is saved.
+	OnStep func(p *Plan, s Step)
+
+	mu sync.Mutex
+}
+
+// Run executes the plan's remaining steps in order. A step recorded as
+// running when the agent died is run again: each is safe to repeat
+// (stopping a stopped member, restoring into a staging dir that is rebuilt,
+// a swap that checks what is already in place).
+func (r *Runner) Run(ctx context.Context, p *Plan) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p.Started = true
+	for i := range p.Steps {
+		s := &p.Steps[i]
+		switch s.State {
+		case Done:
+			continue
+		case Failed:
+			return fmt.Errorf("step %s failed earlier: %s", s.Name, s.Error)
+		}
+		now := time.Now().UTC()
+		if s.Started == nil {
+			s.Started = &now
+		}
+		s.State, s.Error = Running, ""
+		if err := r.save(p, *s); err != nil {
+			return err
+		}
+		err := r.step(ctx, p, s)
+		end := time.Now().UTC()
+		s.Finished = &end
+		if err != nil {
+			s.State, s.Error = Failed, err.Error()
+			if serr := r.save(p, *s); serr != nil {
+				return errors.Join(err, serr)
+			}
+			return fmt.Errorf("step %s: %w", s.Name, err)
+		}
+		s.State = Done
+		if err := r.save(p, *s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Runner) save(p *Plan, s Step) error {
+	if err := r.Plans.Save(p); err != nil {
+		return fmt.Errorf("record step %s: %w", s.Name, err)
+	}
+	if r.OnStep != nil {
+		r.OnStep(p, s)
+	}
+	return nil
+}
+
+func (r *Runner) step(ctx context.Context, p *Plan, s *Step) error {
+	switch s.Name {
+	case StepVerify:
+		return verifyFile(p.SnapshotPath, p.SnapshotSHA256, p.SnapshotSize)
+	case StepStop:
+		return r.Host.Stop(ctx)
+	case StepRestore:
+		if s.Detail == "" {
+			s.Detail = fmt.Sprintf("%s.aside-%s", filepath.Clean(p.Member.DataDir), p.ID)
+			// Where the old data dir goes is on disk before it moves.
+			if err := r.Plans.Save(p); err != nil {
+				return err
+			}
+		}
+		return RestoreDataDirTo(p.SnapshotPath, p.Member, s.Detail, nil)
+	case StepStart:
+		return r.Host.Start(ctx)
+	case StepHealthy:
+		deadline := time.Now().Add(healthyLimit)
+		for {
+			err := r.Healthy(ctx)
+			if err == nil {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("the member is not healthy after %s: %w", healthyLimit, err)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(2 * time.Second):
+			}
+		}
+	}
+	return fmt.Errorf("unknown step %q", s.Name)
+}

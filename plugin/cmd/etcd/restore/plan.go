@@ -1,0 +1,320 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/printers"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
+	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
+)
+
+// members are the nodes whose agents run an etcd member, checked to be
+// complete: every node's agent must answer, or nothing starts.
+func members(nodes agentclient.Nodes) ([]*agentclient.Node, string, error) {
+	var out []*agentclient.Node
+	var down []string
+	flavors := map[string]bool{}
+	for _, n := range nodes {
+		if !n.Ready() {
+			down = append(down, fmt.Sprintf("node %s: %v", n.Node, n.Err))
+			continue
+		}
+		if n.IsEtcdMember() {
+			out = append(out, n)
+			flavors[n.Info.RestoreFlavor] = true
+		}
+	}
+	if len(down) > 0 {
+		return nil, "", fmt.Errorf("nothing was stopped: every node's agent must answer before a restore starts:\n  %s", strings.Join(down, "\n  "))
+	}
+	if len(out) == 0 {
+		return nil, "", errors.New("no agent runs on an etcd member")
+	}
+	if len(flavors) != 1 {
+		return nil, "", fmt.Errorf("nothing was stopped: the servers' agents disagree on restore.flavor (%v)", flavors)
+	}
+	var flavor string
+	for f := range flavors {
+		flavor = f
+	}
+	for _, n := range out {
+		if n.Info.Etcd.GetMemberName() == "" || len(n.Info.Etcd.GetPeerUrls()) == 0 {
+			return nil, "", fmt.Errorf("nothing was stopped: node %s's member did not tell its name and peer URLs (%s)", n.Node, n.Info.Etcd.GetError())
+		}
+	}
+	return out, flavor, nil
+}
+
+type outcome struct {
+	node   string
+	steps  map[string]*agentv1.RestoreStep
+	order  []string
+	err    error
+	ended  time.Time
+	failed string
+}
+
+// restore hands every member its part, starts them, follows their steps
+// and waits for the API server.
+func (o *Options) restore(ctx context.Context, nodes agentclient.Nodes, snap *etcdsnap.Snapshot) error {
+	servers, flavor, err := members(nodes)
+	if err != nil {
+		return err
+	}
+	if flavor != "etcd" {
+		return fmt.Errorf("nothing was stopped: the servers restore the %s way, and the k3s cluster reset is not built in this version (only kubeadm-style etcd members, restore.flavor: etcd)", flavor)
+	}
+	planID := fmt.Sprintf("restore-%d", time.Now().Unix())
+	var cluster []string
+	var names []string
+	for _, n := range servers {
+		for _, u := range n.Info.Etcd.GetPeerUrls() {
+			cluster = append(cluster, n.Info.Etcd.GetMemberName()+"="+u)
+		}
+		names = append(names, n.Node)
+	}
+	sort.Strings(cluster)
+	ref := &agentv1.SnapshotRef{Name: snap.Name}
+
+	// Every part is handed out, and the snapshot verified on every server,
+	// before anything stops.
+	fmt.Fprintf(o.ErrOut, "plan %s: %d member(s) restore %s (revision %d): %s\n", planID, len(servers), snap.Name, snap.Revision, strings.Join(names, ", "))
+	errs := make([]error, len(servers))
+	var wg sync.WaitGroup
+	for i, n := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := n.Conn.PrepareRestorePlan(ctx, &agentv1.PrepareRestorePlanRequest{Part: &agentv1.RestorePlanPart{
+				PlanId: planID, Node: n.Node, Role: agentv1.RestoreRole_RESTORE_ROLE_RESET,
+				Flavor: agentv1.RestoreFlavor_RESTORE_FLAVOR_ETCD, Snapshot: ref, SnapshotSha256: snap.SHA256,
+				Servers: names, MemberName: n.Info.Etcd.GetMemberName(), PeerUrls: n.Info.Etcd.GetPeerUrls(),
+				InitialCluster: strings.Join(cluster, ","), InitialClusterToken: planID,
+			}})
+			if err != nil {
+				errs[i] = fmt.Errorf("node %s: %s", n.Node, agentclient.Explain(err))
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("nothing was stopped, the plan was not started:\n%w", err)
+	}
+	fmt.Fprintf(o.ErrOut, "plan %s: every member has its part and a verified copy of the snapshot; starting\n", planID)
+
+	start := time.Now()
+	outcomes := make([]*outcome, len(servers))
+	var mu sync.Mutex
+	for i, n := range servers {
+		outcomes[i] = &outcome{node: n.Node, steps: map[string]*agentv1.RestoreStep{}}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			oc := outcomes[i]
+			oc.err = follow(ctx, n, planID, func(st *agentv1.RestoreStep) {
+				mu.Lock()
+				defer mu.Unlock()
+				prev, seen := oc.steps[st.Name]
+				if !seen {
+					oc.order = append(oc.order, st.Name)
+				}
+				oc.steps[st.Name] = st
+				if (!seen || prev.State != st.State) && st.State != agentv1.RestoreStep_STATE_PENDING {
+					line := fmt.Sprintf("%7s  node %s: %s %s", time.Since(start).Round(100*time.Millisecond), n.Node, st.Name, stateWord(st.State))
+					if st.Error != "" {
+						line += ": " + st.Error
+					}
+					fmt.Fprintln(o.ErrOut, line)
+				}
+			})
+			oc.ended = time.Now()
+		}()
+	}
+	wg.Wait()
+	var failed []string
+	for _, oc := range outcomes {
+		if oc.err != nil {
+			failed = append(failed, fmt.Sprintf("node %s: %v", oc.node, oc.err))
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("restore %s did not finish everywhere (`kubectl dr etcd restore --status` shows each node's steps):\n  %s", planID, strings.Join(failed, "\n  "))
+	}
+	etcdUp := time.Since(start)
+	apiUp, apiErr := o.waitAPIServer(ctx, 3*time.Minute)
+	o.printTimeline(outcomes, start)
+	fmt.Fprintf(o.Out, "etcd healthy on %d member(s) after %s", len(servers), etcdUp.Round(100*time.Millisecond))
+	if apiErr != nil {
+		fmt.Fprintf(o.Out, "; the API server did not answer: %v\n", apiErr)
+		return cmdutil.Partial("etcd is restored but the API server did not answer within 3m: check kube-apiserver")
+	}
+	fmt.Fprintf(o.Out, "; API server answering after %s (RTO)\n", apiUp.Round(100*time.Millisecond)+etcdUp.Round(100*time.Millisecond))
+	return nil
+}
+
+// follow starts the node's part and streams its steps until it ends. A
+// broken stream (the agent restarted, the port-forward dropped) is
+// followed up by polling the node's state file through RestorePlanStatus.
+func follow(ctx context.Context, n *agentclient.Node, planID string, onStep func(*agentv1.RestoreStep)) error {
+	stream, err := n.Conn.StartRestorePlan(ctx, &agentv1.StartRestorePlanRequest{PlanId: planID})
+	if err == nil {
+		for {
+			ev, rerr := stream.Recv()
+			if rerr != nil {
+				if agentclient.IsEOF(rerr) {
+					return nil
+				}
+				err = rerr
+				break
+			}
+			onStep(ev.Step)
+		}
+	}
+	if code := status.Code(err); code == codes.Aborted || code == codes.NotFound || code == codes.FailedPrecondition {
+		return errors.New(agentclient.Explain(err))
+	}
+	// Poll until the state file says finished.
+	deadline := time.Now().Add(10 * time.Minute)
+	for time.Now().Before(deadline) {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		st, serr := n.Conn.RestorePlanStatus(cctx, &agentv1.RestorePlanStatusRequest{PlanId: planID})
+		cancel()
+		if serr == nil {
+			for _, s := range st.Steps {
+				onStep(s)
+			}
+			if st.Finished {
+				for _, s := range st.Steps {
+					if s.State == agentv1.RestoreStep_STATE_FAILED {
+						return fmt.Errorf("step %s failed: %s; %s", s.Name, s.Error, st.Hint)
+					}
+				}
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+	return fmt.Errorf("lost the agent (%v) and it did not report the plan finished within 10 minutes", err)
+}
+
+func stateWord(s agentv1.RestoreStep_State) string {
+	switch s {
+	case agentv1.RestoreStep_STATE_RUNNING:
+		return "started"
+	case agentv1.RestoreStep_STATE_DONE:
+		return "done"
+	case agentv1.RestoreStep_STATE_FAILED:
+		return "FAILED"
+	}
+	return "pending"
+}
+
+// waitAPIServer polls the API server's /readyz; it returns how long it
+// took.
+func (o *Options) waitAPIServer(ctx context.Context, limit time.Duration) (time.Duration, error) {
+	start := time.Now()
+	cs, err := o.f.Clientset()
+	if err != nil {
+		return 0, err
+	}
+	for {
+		body, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		if err == nil && strings.TrimSpace(string(body)) == "ok" {
+			// A list served from etcd, not the watch cache.
+			if _, err = cs.CoreV1().Namespaces().List(ctx, metav1ListQuorum()); err == nil {
+				return time.Since(start), nil
+			}
+		}
+		if time.Since(start) > limit {
+			return time.Since(start), err
+		}
+		select {
+		case <-ctx.Done():
+			return time.Since(start), ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// printTimeline writes each node's steps with their durations.
+func (o *Options) printTimeline(outcomes []*outcome, start time.Time) {
+	tw := printers.GetNewTabWriter(o.Out)
+	fmt.Fprintln(tw, "NODE\tSTEP\tSTARTED\tTOOK")
+	for _, oc := range outcomes {
+		for _, name := range oc.order {
+			st := oc.steps[name]
+			if st.Started == nil || st.Finished == nil {
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%s\t+%s\t%s\n", oc.node, name,
+				st.Started.AsTime().Sub(start).Round(100*time.Millisecond), st.Finished.AsTime().Sub(st.Started.AsTime()).Round(time.Millisecond))
+		}
+	}
+	tw.Flush()
+}
+
+// status prints each server's latest plan.
+func (o *Options) status(ctx context.Context, nodes agentclient.Nodes) error {
+	var failed bool
+	for _, n := range nodes {
+		if !n.Ready() {
+			fmt.Fprintf(o.ErrOut, "node %s: %v\n", n.Node, n.Err)
+			failed = true
+			continue
+		}
+		if !n.IsEtcdMember() {
+			continue
+		}
+		st, err := n.Conn.RestorePlanStatus(ctx, &agentv1.RestorePlanStatusRequest{})
+		if err != nil {
+			fmt.Fprintf(o.ErrOut, "node %s: %s\n", n.Node, agentclient.Explain(err))
+			failed = true
+			continue
+		}
+		if st.PlanId == "" {
+			fmt.Fprintf(o.Out, "node %s: no restore plan\n", n.Node)
+			continue
+		}
+		state := "running"
+		if st.Finished {
+			state = "finished"
+		}
+		fmt.Fprintf(o.Out, "node %s: plan %s %s\n", n.Node, st.PlanId, state)
+		for _, s := range st.Steps {
+			line := fmt.Sprintf("  %-18s %s", s.Name, stateWord(s.State))
+			if s.Started != nil && s.Finished != nil {
+				line += fmt.Sprintf(" (%s)", s.Finished.AsTime().Sub(s.Started.AsTime()).Round(100*time.Millisecond))
+			}
+			if s.Error != "" {
+				line += ": " + s.Error
+			}
+			fmt.Fprintln(o.Out, line)
+		}
+		if st.Hint != "" {
+			fmt.Fprintf(o.Out, "  next: %s\n", st.Hint)
+		}
+	}
+	if failed {
+		return cmdutil.Partial("some nodes could not be asked")
+	}
+	return nil
+}
+
+// metav1ListQuorum lists with resourceVersion "" : served from etcd.
+func metav1ListQuorum() metav1.ListOptions { return metav1.ListOptions{Limit: 1} }
