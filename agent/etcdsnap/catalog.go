@@ -172,6 +172,11 @@ func DeleteFromStore(ctx context.Context, store objstore.Store, snap *Snapshot) 
 	if err := store.Delete(ctx, metaKey(snap.Node, snap.Name)); err != nil {
 		return err
 	}
+	if snap.Bootstrap != nil && snap.Bootstrap.StoreKey != "" {
+		if err := store.Delete(ctx, snap.Bootstrap.StoreKey); err != nil {
+			return err
+		}
+	}
 	if snap.StoreKey != "" {
 		return store.Delete(ctx, snap.StoreKey)
 	}

@@ -38,6 +38,9 @@ type Snapshot struct {
 	UploadError  string `json:"uploadError,omitempty"`
 	BackupSet    string `json:"backupSet,omitempty"`
 	Scheduled    bool   `json:"scheduled,omitempty"`
+	// Bootstrap records the server token (and encryption config) kept
+	// encrypted beside the snapshot, for a restore onto a new host.
+	Bootstrap *Bootstrap `json:"bootstrap,omitempty"`
 }
 
 // Encrypted reports whether the stored object is encrypted.

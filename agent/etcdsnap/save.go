@@ -197,6 +197,10 @@ func (s *Snapshotter) commit(ctx context.Context, snap *Snapshot) error {
 	if info.Size != snap.StoredSize {
 		return fmt.Errorf("verify upload of %s: store holds %d bytes, %d were sent", snap.StoreKey, info.Size, snap.StoredSize)
 	}
+	// The bootstrap files go up before the metadata that names them.
+	if snap.Bootstrap, err = s.keepBootstrap(ctx, snap); err != nil {
+		return err
+	}
 	snap.Uploaded = true
 	snap.UploadError = ""
 	data, err := json.MarshalIndent(snap, "", "  ")

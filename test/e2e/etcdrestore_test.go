@@ -30,6 +30,9 @@ func TestEtcdRestorePreview(t *testing.T) {
 		t.Fatalf("snapshot: exit %d\n%s", r.code, r.stderr)
 	}
 	base := snapshotJSON(t, r)
+	if b := base.Bootstrap; b == nil || len(b.Files) == 0 || b.Files[0] != "server/token" || b.StoreKey == "" {
+		t.Errorf("snapshot bootstrap record %+v: want the server token kept (encrypted) with the snapshot", b)
+	}
 
 	runKubectl(t, "-n", ns, "delete", "configmap", "cm-a")
 	runKubectl(t, "-n", ns, "patch", "configmap", "cm-b", "-p", `{"data":{"v":"2"}}`)

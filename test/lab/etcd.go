@@ -2,6 +2,9 @@ package lab
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -84,6 +87,18 @@ func (l *Lab) startEtcdMember(n string, cluster []string) error {
 	dataDir := l.DataDir(n)
 	for _, d := range []string{"server/db/snapshots", "storage"} {
 		if err := os.MkdirAll(filepath.Join(dataDir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	// The server token, as k3s writes it: snapshots keep it (encrypted)
+	// for restores onto new hosts.
+	token := filepath.Join(dataDir, "server", "token")
+	if _, err := os.Stat(token); errors.Is(err, os.ErrNotExist) {
+		secret := make([]byte, 16)
+		if _, err := rand.Read(secret); err != nil {
+			return err
+		}
+		if err := os.WriteFile(token, []byte(fmt.Sprintf("K10%x::server:%x\n", sha256.Sum256(secret), secret)), 0o600); err != nil {
 			return err
 		}
 	}
