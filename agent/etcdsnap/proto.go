@@ -8,7 +8,7 @@ import (
 
 // Proto converts the snapshot for the agent API.
 func (s *Snapshot) Proto() *agentv1.EtcdSnapshot {
-	return &agentv1.EtcdSnapshot{
+	p := &agentv1.EtcdSnapshot{
 		Name:                s.Name,
 		Node:                s.Node,
 		Created:             timestamppb.New(s.Created),
@@ -29,6 +29,10 @@ func (s *Snapshot) Proto() *agentv1.EtcdSnapshot {
 		Scheduled:           s.Scheduled,
 		EtcdClusterId:       s.EtcdClusterID,
 	}
+	if b := s.Bootstrap; b != nil {
+		p.BootstrapFiles, p.BootstrapStoreKey, p.BootstrapSha256, p.BootstrapSkipped = b.Files, b.StoreKey, b.StoredSHA, b.Skipped
+	}
+	return p
 }
 
 // FromProto is the inverse of Proto.
@@ -55,6 +59,9 @@ func FromProto(p *agentv1.EtcdSnapshot) *Snapshot {
 	}
 	if p.Created != nil {
 		s.Created = p.Created.AsTime()
+	}
+	if len(p.BootstrapFiles) > 0 || p.BootstrapSkipped != "" {
+		s.Bootstrap = &Bootstrap{Files: p.BootstrapFiles, StoreKey: p.BootstrapStoreKey, StoredSHA: p.BootstrapSha256, Skipped: p.BootstrapSkipped}
 	}
 	return s
 }

@@ -878,8 +878,14 @@ type EtcdSnapshot struct {
 	Scheduled     bool   `protobuf:"varint,17,opt,name=scheduled,proto3" json:"scheduled,omitempty"`
 	EtcdClusterId string `protobuf:"bytes,18,opt,name=etcd_cluster_id,json=etcdClusterId,proto3" json:"etcd_cluster_id,omitempty"`
 	Encryption    string `protobuf:"bytes,20,opt,name=encryption,proto3" json:"encryption,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The server's bootstrap files (token, encryption config) kept
+	// encrypted beside the snapshot, or why they were not.
+	BootstrapFiles    []string `protobuf:"bytes,21,rep,name=bootstrap_files,json=bootstrapFiles,proto3" json:"bootstrap_files,omitempty"`
+	BootstrapStoreKey string   `protobuf:"bytes,22,opt,name=bootstrap_store_key,json=bootstrapStoreKey,proto3" json:"bootstrap_store_key,omitempty"`
+	BootstrapSha256   string   `protobuf:"bytes,23,opt,name=bootstrap_sha256,json=bootstrapSha256,proto3" json:"bootstrap_sha256,omitempty"`
+	BootstrapSkipped  string   `protobuf:"bytes,24,opt,name=bootstrap_skipped,json=bootstrapSkipped,proto3" json:"bootstrap_skipped,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *EtcdSnapshot) Reset() {
@@ -1041,6 +1047,34 @@ func (x *EtcdSnapshot) GetEtcdClusterId() string {
 func (x *EtcdSnapshot) GetEncryption() string {
 	if x != nil {
 		return x.Encryption
+	}
+	return ""
+}
+
+func (x *EtcdSnapshot) GetBootstrapFiles() []string {
+	if x != nil {
+		return x.BootstrapFiles
+	}
+	return nil
+}
+
+func (x *EtcdSnapshot) GetBootstrapStoreKey() string {
+	if x != nil {
+		return x.BootstrapStoreKey
+	}
+	return ""
+}
+
+func (x *EtcdSnapshot) GetBootstrapSha256() string {
+	if x != nil {
+		return x.BootstrapSha256
+	}
+	return ""
+}
+
+func (x *EtcdSnapshot) GetBootstrapSkipped() string {
+	if x != nil {
+		return x.BootstrapSkipped
 	}
 	return ""
 }
@@ -4707,7 +4741,7 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"cluster_id\x18\r \x01(\tR\tclusterId\x12\x14\n" +
 	"\x05error\x18\x0e \x01(\tR\x05error\x12\x1b\n" +
-	"\tpeer_urls\x18\x0f \x03(\tR\bpeerUrls\"\x80\x05\n" +
+	"\tpeer_urls\x18\x0f \x03(\tR\bpeerUrls\"\xb1\x06\n" +
 	"\fEtcdSnapshot\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x124\n" +
@@ -4734,7 +4768,11 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x0fetcd_cluster_id\x18\x12 \x01(\tR\retcdClusterId\x12\x1e\n" +
 	"\n" +
 	"encryption\x18\x14 \x01(\tR\n" +
-	"encryption\"o\n" +
+	"encryption\x12'\n" +
+	"\x0fbootstrap_files\x18\x15 \x03(\tR\x0ebootstrapFiles\x12.\n" +
+	"\x13bootstrap_store_key\x18\x16 \x01(\tR\x11bootstrapStoreKey\x12)\n" +
+	"\x10bootstrap_sha256\x18\x17 \x01(\tR\x0fbootstrapSha256\x12+\n" +
+	"\x11bootstrap_skipped\x18\x18 \x01(\tR\x10bootstrapSkipped\"o\n" +
 	"\x17SaveEtcdSnapshotRequest\x12!\n" +
 	"\foperation_id\x18\x01 \x01(\tR\voperationId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
