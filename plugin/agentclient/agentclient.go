@@ -77,6 +77,11 @@ type Options struct {
 	TLS   mtls.Files
 	// TLSHint says why no client certificate was found in the cluster.
 	TLSHint string
+	// ClusterTLS reads the client certificate install keeps in the
+	// cluster; Connect asks it only when TLS is empty and an agent is to
+	// be dialled (so a dead API server costs nothing in direct mode with
+	// certificates given).
+	ClusterTLS func(ctx context.Context) (mtls.Files, error)
 	// RESTConfig is needed for discovery and port-forwarding.
 	RESTConfig func() (*rest.Config, error)
 	// Warnings receives what did not stop the command.

@@ -112,6 +112,13 @@ func Connect(ctx context.Context, o Options) (Nodes, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.TLS.IsZero() && o.ClusterTLS != nil && len(targets) > 0 {
+		if files, err := o.ClusterTLS(ctx); err != nil {
+			o.TLSHint = err.Error()
+		} else {
+			o.TLS = files
+		}
+	}
 	nodes := make(Nodes, len(targets))
 	var wg sync.WaitGroup
 	for i, t := range targets {

@@ -73,21 +73,8 @@ func (f *Factory) AgentOptions(nodes []string) agentclient.Options {
 	fromEnv(&tls.CA, EnvCA)
 	fromEnv(&tls.Cert, EnvCert)
 	fromEnv(&tls.Key, EnvKey)
-	hint := ""
-	if tls.IsZero() {
-		// What install keeps for every user allowed to read Secrets in
-		// the agents' namespace.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		data, err := f.secret(ctx, ClientTLSSecret)
-		cancel()
-		if err != nil {
-			hint = err.Error()
-		} else {
-			tls.CAPEM, tls.CertPEM, tls.KeyPEM = data["ca.crt"], data["tls.crt"], data["tls.key"]
-		}
-	}
 	return agentclient.Options{
-		TLSHint:    hint,
+		ClusterTLS: f.clusterTLS,
 		Agents:     agents,
 		Discover:   true,
 		Warnings:   f.ErrOut,
@@ -96,6 +83,18 @@ func (f *Factory) AgentOptions(nodes []string) agentclient.Options {
 		TLS:        tls,
 		RESTConfig: f.ConfigFlags.ToRESTConfig,
 	}
+}
+
+// clusterTLS reads the client certificate install keeps for every user
+// allowed to read Secrets in the agents' namespace.
+func (f *Factory) clusterTLS(ctx context.Context) (mtls.Files, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	data, err := f.secret(ctx, ClientTLSSecret)
+	if err != nil {
+		return mtls.Files{}, err
+	}
+	return mtls.Files{CAPEM: data["ca.crt"], CertPEM: data["tls.crt"], KeyPEM: data["tls.key"]}, nil
 }
 
 func fromEnv(v *string, name string) {
