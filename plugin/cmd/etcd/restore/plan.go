@@ -57,13 +57,12 @@ func members(nodes agentclient.Nodes) ([]*agentclient.Node, string, error) {
 	return out, flavor, nil
 }
 
+// outcome is one member's part as the plugin saw it.
 type outcome struct {
-	node   string
-	steps  map[string]*agentv1.RestoreStep
-	order  []string
-	err    error
-	ended  time.Time
-	failed string
+	node  string
+	steps map[string]*agentv1.RestoreStep
+	order []string
+	err   error
 }
 
 // restore hands every member its part, starts them, follows their steps
@@ -139,7 +138,6 @@ func (o *Options) restore(ctx context.Context, nodes agentclient.Nodes, snap *et
 					fmt.Fprintln(o.ErrOut, line)
 				}
 			})
-			oc.ended = time.Now()
 		}()
 	}
 	wg.Wait()
