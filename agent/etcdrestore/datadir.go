@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"go.etcd.io/etcd/etcdutl/v3/snapshot"
 	"go.uber.org/zap"
@@ -38,23 +37,10 @@ type Member struct {
 // RestoreDataDir restores a verified snapshot file for m, with the member
 // stopped: etcdutl writes a new data directory beside m.DataDir (checking
 // the snapshot's sha256 trailer), then the current data directory is
-// renamed aside and the new one into its place. Nothing is deleted; aside
-// is where the previous data directory now is ("" when there was none).
-func RestoreDataDir(snapshotPath string, m Member, log *zap.Logger) (aside string, err error) {
-	aside = fmt.Sprintf("%s.aside-%s", filepath.Clean(m.DataDir), time.Now().UTC().Format("20060102-150405"))
-	if err := RestoreDataDirTo(snapshotPath, m, aside, log); err != nil {
-		return "", err
-	}
-	if _, err := os.Stat(aside); err != nil {
-		return "", nil
-	}
-	return aside, nil
-}
-
-// RestoreDataDirTo is RestoreDataDir with the aside path chosen by the
-// caller (a plan records it first). Run again after an interruption, it
+// renamed to aside (a plan records that path first) and the new one into
+// its place. Nothing is deleted. Run again after an interruption, it
 // finishes a swap that was under way instead of restoring twice.
-func RestoreDataDirTo(snapshotPath string, m Member, aside string, log *zap.Logger) error {
+func RestoreDataDir(snapshotPath string, m Member, aside string, log *zap.Logger) error {
 	if m.Name == "" || m.DataDir == "" || len(m.PeerURLs) == 0 || m.InitialCluster == "" {
 		return errors.New("restore: member name, data dir, peer URLs and initial cluster are required")
 	}

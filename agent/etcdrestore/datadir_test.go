@@ -90,15 +90,15 @@ func TestRestoreDataDir(t *testing.T) {
 	}
 	m := Member{Name: "m1", DataDir: dataDir, PeerURLs: []string{peer.String()}, InitialCluster: "m1=" + peer.String(),
 		InitialClusterToken: "restored", RevisionBump: KubernetesRevisionBump}
-	if aside, err := RestoreDataDir(bad, m, nil); err == nil || aside != "" {
-		t.Fatalf("restore of a damaged snapshot: aside %q, err %v; want refused", aside, err)
+	aside := dataDir + ".aside-test"
+	if err := RestoreDataDir(bad, m, aside, nil); err == nil || exists(aside) {
+		t.Fatalf("restore of a damaged snapshot: err %v, aside dir made %v; want refused", err, exists(aside))
 	}
 	if _, err := os.Stat(filepath.Join(dataDir, "member", "snap", "db")); err != nil {
 		t.Fatalf("data dir touched by a refused restore: %v", err)
 	}
 
-	aside, err := RestoreDataDir(snapPath, m, nil)
-	if err != nil {
+	if err := RestoreDataDir(snapPath, m, aside, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(aside, "member", "snap", "db")); err != nil {

@@ -292,7 +292,7 @@ func (r *Runner) step(ctx context.Context, p *Plan, s *Step) error {
 				return err
 			}
 		}
-		return RestoreDataDirTo(p.SnapshotPath, p.Member, s.Detail, nil)
+		return RestoreDataDir(p.SnapshotPath, p.Member, s.Detail, nil)
 	case StepStart:
 		return r.Host.Start(ctx)
 	case StepHealthy:

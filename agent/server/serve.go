@@ -22,16 +22,11 @@ import (
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 )
 
-// Serve runs the agent with cfg until ctx ends: gRPC with mTLS on the
-// configured address, metrics, WAL shipping and the scheduled jobs.
-func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	_, err := serve(ctx, cfg, "", nil, log)
-	return err
-}
-
-// Run is Serve for a configuration file: when the file changes (a ConfigMap
-// edited with kubectl dr config set), the agent waits for the operations in
-// flight, then serves the new configuration in the same process. A file
+// Run serves the agent with the configuration file at path until ctx ends:
+// gRPC with mTLS on the configured address, metrics, WAL shipping and the
+// scheduled jobs. When the file changes (a ConfigMap edited with kubectl dr
+// config set), the agent waits for the operations in flight, then serves
+// the new configuration in the same process. A file
 // that does not load is reported in Info and the running one stays.
 func Run(ctx context.Context, path string, log *slog.Logger) error {
 	cfg, sum, err := loadConfig(path)
@@ -76,19 +71,17 @@ func serve(ctx context.Context, cfg *config.Config, sum string, w *configWatch, 
 	defer wg.Wait()
 	errc := make(chan error, 4)
 	var reload *loadedConfig
-	if w != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if next := w.wait(ctx, srv, log); next != nil {
-				reload = next
-				// New calls are refused from here; the ones in flight
-				// finish (wait drained them, this catches late ones).
-				gs.GracefulStop()
-				cancel()
-			}
-		}()
-	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if next := w.wait(ctx, srv, log); next != nil {
+			reload = next
+			// New calls are refused from here; the ones in flight
+			// finish (wait drained them, this catches late ones).
+			gs.GracefulStop()
+			cancel()
+		}
+	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -164,6 +164,18 @@ func getMetrics(t *testing.T, port int) string {
 	return string(body)
 }
 
+// waitMetric waits up to 15 s for the agent's metric series to reach want.
+func waitMetric(t *testing.T, port int, series string, want float64, failure string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for metricValue(getMetrics(t, port), series) != want {
+		if time.Now().After(deadline) {
+			t.Fatal(failure)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
 func metricValue(body, name string) float64 {
 	for _, line := range strings.Split(body, "\n") {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {

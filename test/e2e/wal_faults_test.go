@@ -294,13 +294,7 @@ func TestWALSpoolFillingIsWarned(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "spool") || !strings.Contains(r.stdout, "LOW") {
 		t.Errorf("wal status with a low spool: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for metricValue(getMetrics(t, metrics), `dr_wal_spool_low{source="small"}`) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("dr_wal_spool_low never went to 1")
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	waitMetric(t, metrics, `dr_wal_spool_low{source="small"}`, 1, "dr_wal_spool_low never went to 1")
 }
 
 // walAgent runs an extra agent for node "wal-fault" (as kubectl dr and
@@ -344,11 +338,5 @@ func TestWALGapInTheStoreIsReported(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "000000010000000000000002") {
 		t.Errorf("wal status with a gap: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for metricValue(getMetrics(t, metrics), `dr_wal_store_gaps{source="gappy"}`) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("dr_wal_store_gaps never showed the gap")
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+	waitMetric(t, metrics, `dr_wal_store_gaps{source="gappy"}`, 1, "dr_wal_store_gaps never showed the gap")
 }

@@ -22,11 +22,11 @@ func TestEtcdRestoreThreeMembers(t *testing.T) {
 		kubectl(t, "-n", ns, "create", "configmap", cm, "--from-literal=v=1")
 	}
 	r := kubectlDR(t, "etcd", "snapshot", "save", "--name", "before-restore", "-o", "json")
-	if r.code != 0 {
-		t.Fatalf("snapshot: exit %d\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("snapshot: exit %d\n%s", r.Code, r.Stderr)
 	}
 	var snap printers.EtcdSnapshot
-	if err := json.Unmarshal([]byte(r.stdout), &snap); err != nil {
+	if err := json.Unmarshal([]byte(r.Stdout), &snap); err != nil {
 		t.Fatal(err)
 	}
 	kubectl(t, "-n", ns, "delete", "configmap", "cm-a")
@@ -43,8 +43,8 @@ func TestEtcdRestoreThreeMembers(t *testing.T) {
 			}
 		}()
 		r := kubectlDR(t, "etcd", "restore", snap.Name, "--yes")
-		if r.code == 0 || !strings.Contains(r.stderr, "server-3") || !strings.Contains(r.stderr, "nothing was stopped") {
-			t.Errorf("restore with server-3's agent down: exit %d\n%s\nwant a failure naming server-3, nothing stopped", r.code, r.stderr)
+		if r.Code == 0 || !strings.Contains(r.Stderr, "server-3") || !strings.Contains(r.Stderr, "nothing was stopped") {
+			t.Errorf("restore with server-3's agent down: exit %d\n%s\nwant a failure naming server-3, nothing stopped", r.Code, r.Stderr)
 		}
 		for _, n := range theLab.EtcdNodes() {
 			if st := etcdsnap.Status(t.Context(), theLab.EtcdClient(n)); !st.Healthy {
@@ -54,12 +54,12 @@ func TestEtcdRestoreThreeMembers(t *testing.T) {
 	})
 
 	r = kubectlDR(t, "etcd", "restore", snap.Name, "--yes")
-	t.Logf("kubectl dr etcd restore --yes:\n%s\n%s", r.stderr, r.stdout)
-	if r.code != 0 {
-		t.Fatalf("restore: exit %d", r.code)
+	t.Logf("kubectl dr etcd restore --yes:\n%s\n%s", r.Stderr, r.Stdout)
+	if r.Code != 0 {
+		t.Fatalf("restore: exit %d", r.Code)
 	}
 	for _, want := range []string{"stop done", "restore-data-dir done", "wait-healthy done", "RTO"} {
-		if !strings.Contains(r.stderr+r.stdout, want) {
+		if !strings.Contains(r.Stderr+r.Stdout, want) {
 			t.Errorf("restore output lacks %q", want)
 		}
 	}
@@ -70,11 +70,11 @@ func TestEtcdRestoreThreeMembers(t *testing.T) {
 	for {
 		got := strings.Fields(kubectl(t, "-n", ns, "get", "configmaps", "-o", "jsonpath={.items[*].metadata.name}"))
 		nsr := runBin(t, theLab.Bin.Kubectl, "get", "namespace", "after-snapshot")
-		if strings.Join(got, ",") == "cm-a,cm-b" && nsr.code != 0 {
+		if strings.Join(got, ",") == "cm-a,cm-b" && nsr.Code != 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after restore: configmaps %v (want cm-a,cm-b), namespace after-snapshot exit %d (want gone)", got, nsr.code)
+			t.Fatalf("after restore: configmaps %v (want cm-a,cm-b), namespace after-snapshot exit %d (want gone)", got, nsr.Code)
 		}
 		time.Sleep(2 * time.Second)
 	}
@@ -101,7 +101,7 @@ func TestEtcdRestoreThreeMembers(t *testing.T) {
 	}
 
 	r = kubectlDR(t, "etcd", "restore", "--status")
-	if r.code != 0 || strings.Count(r.stdout, " finished") != len(theLab.EtcdNodes()) {
-		t.Errorf("restore --status: exit %d\n%s\nwant every member's plan finished", r.code, r.stdout)
+	if r.Code != 0 || strings.Count(r.Stdout, " finished") != len(theLab.EtcdNodes()) {
+		t.Errorf("restore --status: exit %d\n%s\nwant every member's plan finished", r.Code, r.Stdout)
 	}
 }

@@ -3,11 +3,7 @@
 package restore
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"os"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -21,32 +17,12 @@ func TestMain(m *testing.M) {
 	os.Exit(labtest.Main(m, lab.Options{EtcdMembers: 3, Nodes: 3, EtcdRestore: true}, func(l *lab.Lab) { theLab = l }))
 }
 
-type result struct {
-	stdout, stderr string
-	code           int
-}
-
-func runBin(t *testing.T, bin string, args ...string) result {
+func runBin(t *testing.T, bin string, args ...string) labtest.Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), theLab.Env()...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("run %s %v: %v", bin, args, err)
-	}
-	return r
+	return labtest.Run(t, theLab, 5*time.Minute, bin, nil, args...)
 }
 
-func kubectlDR(t *testing.T, args ...string) result {
+func kubectlDR(t *testing.T, args ...string) labtest.Result {
 	t.Helper()
 	return runBin(t, theLab.Bin.KubectlDR, args...)
 }
@@ -54,8 +30,8 @@ func kubectlDR(t *testing.T, args ...string) result {
 func kubectl(t *testing.T, args ...string) string {
 	t.Helper()
 	r := runBin(t, theLab.Bin.Kubectl, args...)
-	if r.code != 0 {
-		t.Fatalf("kubectl %v: exit %d: %s", args, r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("kubectl %v: exit %d: %s", args, r.Code, r.Stderr)
 	}
-	return r.stdout
+	return r.Stdout
 }

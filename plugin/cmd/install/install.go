@@ -186,10 +186,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if err := loadCredentials(&o.store); err != nil {
 		return err
 	}
-	storeSecret, err := storeSecretData(o.store)
-	if err != nil {
-		return err
-	}
+	storeSecret := storeSecretData(o.store)
 
 	if !o.DryRun {
 		if err := o.checkStore(ctx, clusterID); err != nil {
@@ -375,7 +372,7 @@ func loadCredentials(c *objstore.Config) error {
 
 // storeSecretData is the dr-store Secret: what the plugin reads to reach
 // the store directly, and the files the agents read.
-func storeSecretData(c objstore.Config) (map[string][]byte, error) {
+func storeSecretData(c objstore.Config) map[string][]byte {
 	d := map[string][]byte{"url": []byte(c.URL)}
 	put := func(k, v string) {
 		if v != "" {
@@ -392,7 +389,7 @@ func storeSecretData(c objstore.Config) (map[string][]byte, error) {
 	if len(c.CAPEM) > 0 {
 		d["ca.crt"] = c.CAPEM
 	}
-	return d, nil
+	return d
 }
 
 // secrets returns the Secrets to apply: certificates and keys of an earlier

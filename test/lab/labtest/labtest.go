@@ -1,13 +1,16 @@
-// Package labtest is the TestMain of the lab's test packages: one lab per
-// package, up before the tests and down after them, with nothing left
-// running.
+// Package labtest is what the lab's test packages share: one lab per
+// package, up before the tests and down after them with nothing left
+// running, and the built binaries run with its environment.
 package labtest
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -68,4 +71,32 @@ func tearDown(l *lab.Lab, dir string) error {
 		return fmt.Errorf("processes left behind after down: %s", strings.Join(left, "; "))
 	}
 	return os.RemoveAll(dir)
+}
+
+// Result is what a run of a binary left behind.
+type Result struct {
+	Stdout, Stderr string
+	Code           int
+}
+
+// Run runs bin with the lab's environment plus extraEnv, for at most
+// timeout; a binary that cannot be started fails the test.
+func Run(t *testing.T, l *lab.Lab, timeout time.Duration, bin string, extraEnv []string, args ...string) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(append(os.Environ(), l.Env()...), extraEnv...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := Result{Stdout: stdout.String(), Stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		r.Code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("run %s %v: %v", bin, args, err)
+	}
+	return r
 }

@@ -235,7 +235,7 @@ func (o *Options) waitAPIServer(ctx context.Context, limit time.Duration) (time.
 		body, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		if err == nil && strings.TrimSpace(string(body)) == "ok" {
 			// A list served from etcd, not the watch cache.
-			if _, err = cs.CoreV1().Namespaces().List(ctx, metav1ListQuorum()); err == nil {
+			if _, err = cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{Limit: 1}); err == nil {
 				return time.Since(start), nil
 			}
 		}
@@ -313,6 +313,3 @@ func (o *Options) status(ctx context.Context, nodes agentclient.Nodes) error {
 	}
 	return nil
 }
-
-// metav1ListQuorum lists with resourceVersion "" : served from etcd.
-func metav1ListQuorum() metav1.ListOptions { return metav1.ListOptions{Limit: 1} }
