@@ -24,7 +24,7 @@ func NewRootCmd(out, errOut io.Writer) *cobra.Command {
 	}
 	root.SetOut(out)
 	root.SetErr(errOut)
-	root.AddCommand(newServeCmd(errOut), newVersionCmd(out), newWALCmd())
+	root.AddCommand(newServeCmd(errOut), newVersionCmd(out), newWALCmd(), newEtcdCmd(out))
 	return root
 }
 

@@ -25,13 +25,17 @@ type Commands struct {
 func K3sCommands() Commands {
 	prefix := []string{}
 	if InContainer() {
-		prefix = []string{"nsenter", "-t", "1", "-m", "-u", "-i", "-n", "-p", "--"}
+		prefix = nsenterHost
 	}
 	return Commands{
 		StopCommand:  append(append([]string{}, prefix...), "systemctl", "stop", "k3s"),
 		StartCommand: append(append([]string{}, prefix...), "systemctl", "start", "k3s"),
 	}
 }
+
+// nsenterHost runs a command in the host's namespaces (the DaemonSet's
+// container is privileged with hostPID).
+var nsenterHost = []string{"nsenter", "-t", "1", "-m", "-u", "-i", "-n", "-p", "--"}
 
 // InContainer reports whether the process runs in another mount namespace
 // than the host's init.

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -62,6 +63,18 @@ type Plan struct {
 	SnapshotSHA256 string `json:"snapshotSHA256"`
 	SnapshotSize   int64  `json:"snapshotSize"`
 	Member         Member `json:"member"`
+	// Role is the k3s flavour's part: reset or rejoin.
+	Role string `json:"role,omitempty"`
+	// K3sDataDir is k3s's data dir (--data-dir of the reset).
+	K3sDataDir string `json:"k3sDataDir,omitempty"`
+	// OtherPeerURLs: the reset server waits until no etcd answers there.
+	OtherPeerURLs []string `json:"otherPeerURLs,omitempty"`
+	// BootstrapDir holds the server token (and encryption config) fetched
+	// from the store for a new host, put in place by put-bootstrap-files.
+	BootstrapDir string `json:"bootstrapDir,omitempty"`
+	// ResetClientURLs: a rejoining server waits until the reset server's
+	// etcd is healthy there.
+	ResetClientURLs []string `json:"resetClientURLs,omitempty"`
 	// Started is set when the plan is told to run; a prepared plan that
 	// was never started stops nothing.
 	Started bool   `json:"started"`
@@ -97,24 +110,40 @@ func (p *Plan) Hint() string {
 	if f == nil {
 		return ""
 	}
+	// Where the data dir from before the restore went.
 	aside := ""
 	for _, s := range p.Steps {
-		if s.Name == StepRestore && s.Detail != "" {
+		if (s.Name == StepRestore || s.Name == StepClusterReset || s.Name == StepMoveAside) && s.Detail != "" {
 			aside = s.Detail
 		}
+	}
+	start, what := "restore.startCommand", "the member"
+	if p.Flavor == "k3s" {
+		start, what = "systemctl start k3s, or restore.startCommand", "k3s"
 	}
 	switch f.Name {
 	case StepVerify:
 		return "nothing was stopped: fetch the snapshot again (a new restore) or pick another one"
 	case StepStop:
 		return "check the stop command (restore.stopCommand) and run the restore again; nothing was changed"
+	case StepWaitPeersStopped:
+		return fmt.Sprintf("k3s is stopped here and nothing was changed: stop k3s on the servers named and run the restore again, or start k3s here (%s) to roll back", start)
+	case StepWaitResetServer:
+		return fmt.Sprintf("k3s is stopped here and nothing was changed: once the reset server is healthy, move %s aside and start k3s (it rejoins); or start k3s (%s) to roll back", p.Member.DataDir, start)
+	case StepClusterReset:
+		if aside != "" {
+			return fmt.Sprintf("k3s moved the previous data dir to %s; check the reset's output. To roll back, move %s aside, move %s back to %s and start k3s (%s)", aside, p.Member.DataDir, aside, p.Member.DataDir, start)
+		}
+		return fmt.Sprintf("the data dir was not moved; check the reset's output, then start k3s (%s) to roll back or restore again", start)
+	case StepMoveAside:
+		return fmt.Sprintf("k3s is stopped here: move %s aside by hand, then start k3s (%s)", p.Member.DataDir, start)
 	case StepRestore:
-		return fmt.Sprintf("the member is stopped and its data dir is as before (or moved aside to %q); start it with restore.startCommand to roll back, or fix the cause and restore again", aside)
+		return fmt.Sprintf("the member is stopped and its data dir is as before (or moved aside to %q); start it with %s to roll back, or fix the cause and restore again", aside, start)
 	}
 	if aside != "" {
-		return fmt.Sprintf("the restored data dir is in place; the previous one is at %s. Start the member by hand (restore.startCommand) and check its log; to roll back, stop it and move %s back", aside, aside)
+		return fmt.Sprintf("the restored data dir is in place; the previous one is at %s. Start %s by hand (%s) and check its log; to roll back, stop it and move %s back", aside, what, start, aside)
 	}
-	return "start the member by hand (restore.startCommand) and check its log"
+	return fmt.Sprintf("start %s by hand (%s) and check its log", what, start)
 }
 
 // Plans keeps the state files, one per plan, under Dir.
@@ -194,6 +223,27 @@ func (ps Plans) List() ([]*Plan, error) {
 	return out, nil
 }
 
+// lock holds the node's restore lock (a file lock beside the plans, so
+// the agent and `dr-agent etcd restore` exclude each other) or fails at
+// once with ErrBusy.
+func (ps Plans) lock() (func(), error) {
+	if err := os.MkdirAll(ps.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(ps.Dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w (another process holds %s)", ErrBusy, f.Name())
+		}
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
+
 // Unfinished returns the started plan that has not finished, if any.
 func (ps Plans) Unfinished() (*Plan, error) {
 	list, err := ps.List()
@@ -220,6 +270,11 @@ type Runner struct {
 	Host  Host
 	// Healthy reports whether the local member is healthy (with quorum).
 	Healthy func(ctx context.Context) error
+	// Reset runs k3s's cluster reset from a snapshot file (k3s flavour).
+	Reset func(ctx context.Context, snapshotPath string) error
+	// ResetHealthy reports whether the reset server's etcd is healthy at
+	// its client URLs (k3s flavour, servers that rejoin).
+	ResetHealthy func(ctx context.Context, clientURLs []string) error
 	// OnStep is told every step change, after it is saved.
 	OnStep func(p *Plan, s Step)
 
@@ -233,6 +288,11 @@ type Runner struct {
 func (r *Runner) Run(ctx context.Context, p *Plan) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	unlock, err := r.Plans.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	p.Started = true
 	for i := range p.Steps {
 		s := &p.Steps[i]
@@ -296,21 +356,66 @@ func (r *Runner) step(ctx context.Context, p *Plan, s *Step) error {
 	case StepStart:
 		return r.Host.Start(ctx)
 	case StepHealthy:
-		deadline := time.Now().Add(healthyLimit)
-		for {
-			err := r.Healthy(ctx)
-			if err == nil {
-				return nil
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("the member is not healthy after %s: %w", healthyLimit, err)
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(2 * time.Second):
+		return poll(ctx, healthyLimit, "the member is not healthy", r.Healthy)
+	case StepWaitPeersStopped:
+		return waitPeersStopped(ctx, p.OtherPeerURLs, peersLimit)
+	case StepClusterReset:
+		if r.Reset == nil {
+			return errors.New("no k3s cluster reset configured here")
+		}
+		return r.clusterReset(ctx, p, s)
+	case StepWaitResetServer:
+		return poll(ctx, peersLimit, "the reset server's etcd is not healthy", func(ctx context.Context) error {
+			return r.ResetHealthy(ctx, p.ResetClientURLs)
+		})
+	case StepBootstrap:
+		moved, err := putBootstrapFiles(p.BootstrapDir, p.K3sDataDir, p.ID)
+		if len(moved) > 0 && s.Detail == "" {
+			s.Detail = strings.Join(moved, ", ")
+		}
+		return err
+	case StepMoveAside:
+		if s.Detail == "" {
+			s.Detail = fmt.Sprintf("%s.aside-%s", filepath.Clean(p.Member.DataDir), p.ID)
+			if err := r.Plans.Save(p); err != nil {
+				return err
 			}
 		}
+		return moveAside(p.Member.DataDir, s.Detail)
 	}
 	return fmt.Errorf("unknown step %q", s.Name)
+}
+
+// poll calls check every 2 s until it succeeds or limit passes.
+func poll(ctx context.Context, limit time.Duration, what string, check func(context.Context) error) error {
+	deadline := time.Now().Add(limit)
+	for {
+		err := check(ctx)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s after %s: %w", what, limit, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// Discard removes a prepared plan that never started; a started one stays.
+func (ps Plans) Discard(id string) error {
+	p, err := ps.Load(id)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if p.Started {
+		return fmt.Errorf("plan %s has started on %s: it is never discarded", id, p.Node)
+	}
+	return os.Remove(ps.path(id))
 }

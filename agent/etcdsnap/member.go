@@ -62,7 +62,9 @@ type MemberStatus struct {
 	ClusterID  uint64
 	// PeerURLs are the member's own peer URLs (from the member list).
 	PeerURLs []string
-	Err      error
+	// ClientURLs are the member's own client URLs.
+	ClientURLs []string
+	Err        error
 }
 
 // Leader reports whether the local member leads the cluster.
@@ -107,6 +109,7 @@ func Status(ctx context.Context, cfg ClientConfig) MemberStatus {
 			if m.ID == st.MemberID {
 				st.MemberName = m.Name
 				st.PeerURLs = m.PeerURLs
+				st.ClientURLs = m.ClientURLs
 			}
 		}
 	}

@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"sync"
 	"time"
 
-	"filippo.io/age"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -110,52 +108,35 @@ func (s *Server) fetchForRestore(ctx context.Context, ref *agentv1.SnapshotRef, 
 	if err != nil {
 		return nil, "", err
 	}
-	path := filepath.Join(s.cfg.StateDir, "restore", snap.Name+".db")
-	if err := etcdsnap.VerifyLocal(path, snap); err == nil {
-		progress("verify", "using the verified copy "+path)
-		return snap, path, nil
-	}
-	var id age.Identity
-	if snap.Encrypted() {
-		if s.cfg.Etcd.SnapshotKeyFile == "" {
-			return nil, "", status.Errorf(codes.FailedPrecondition, "%s is encrypted and this agent has no snapshot key (etcd.snapshotKeyFile)", snap.Name)
-		}
-		x, err := etcdsnap.LoadIdentity(s.cfg.Etcd.SnapshotKeyFile)
-		if err != nil {
-			return nil, "", status.Errorf(codes.FailedPrecondition, "%v", err)
-		}
-		id = x
-	}
-	progress("download", fmt.Sprintf("downloading %s (%d bytes) and verifying its sha256", snap.Name, snap.Size))
-	os.Remove(path)
-	if err := etcdsnap.Fetch(ctx, s.store, snap, id, path); err != nil {
-		if errors.Is(err, etcdsnap.ErrChecksum) {
-			return nil, "", status.Errorf(codes.DataLoss, "%v: refused, nothing was changed", err)
-		}
+	progress("download", fmt.Sprintf("fetching %s (%d bytes) and verifying its sha256", snap.Name, snap.Size))
+	path, reused, err := etcdrestore.FetchSnapshot(ctx, s.store, snap, s.cfg.Etcd.SnapshotKeyFile, s.cfg.StateDir)
+	switch {
+	case errors.Is(err, etcdsnap.ErrChecksum):
+		return nil, "", status.Errorf(codes.DataLoss, "%v: refused, nothing was changed", err)
+	case errors.Is(err, etcdrestore.ErrNoKey):
+		return nil, "", status.Errorf(codes.FailedPrecondition, "%v", err)
+	case err != nil:
 		return nil, "", status.Errorf(codes.Unavailable, "%v", err)
+	}
+	if reused {
+		progress("verify", "using the verified copy "+path)
 	}
 	return snap, path, nil
 }
 
+// preparedHold is how long a prepared plan that has not started holds the
+// node against another restore (the plugin starts every part right after
+// preparing them all).
+const preparedHold = 2 * time.Minute
+
 var planIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
-// restoreHost is how this node stops and starts what runs etcd.
-func (s *Server) restoreHost() etcdrestore.Host {
-	r := s.cfg.Restore
-	if r.Flavor == config.FlavorK3s && len(r.StopCommand) == 0 && len(r.StartCommand) == 0 {
-		return etcdrestore.K3sCommands()
-	}
-	return etcdrestore.Commands{StopCommand: r.StopCommand, StartCommand: r.StartCommand}
-}
-
-func (s *Server) plans() etcdrestore.Plans {
-	return etcdrestore.Plans{Dir: filepath.Join(s.cfg.StateDir, "restore", "plans")}
-}
+func (s *Server) plans() etcdrestore.Plans { return etcdrestore.PlansIn(s.cfg.StateDir) }
 
 // PrepareRestorePlan takes this node's part of a restore before anything
-// stops anywhere: the snapshot is fetched and verified here, the steps are
-// written to the node's state file, and nothing else happens until
-// StartRestorePlan.
+// stops anywhere: the snapshot is fetched and verified here (where the part
+// uses it), the steps are written to the node's state file, and nothing
+// else happens until StartRestorePlan.
 func (s *Server) PrepareRestorePlan(ctx context.Context, req *agentv1.PrepareRestorePlanRequest) (*agentv1.PrepareRestorePlanResponse, error) {
 	part := req.GetPart()
 	if !planIDRE.MatchString(part.GetPlanId()) {
@@ -165,50 +146,81 @@ func (s *Server) PrepareRestorePlan(ctx context.Context, req *agentv1.PrepareRes
 	if want != s.cfg.Restore.Flavor {
 		return nil, status.Errorf(codes.FailedPrecondition, "node %s restores the %s way (restore.flavor), the plan asks for %q", s.cfg.NodeName, s.cfg.Restore.Flavor, want)
 	}
-	if want == config.FlavorK3s {
-		return nil, status.Errorf(codes.FailedPrecondition, "the k3s cluster reset is not built in this version; nothing was stopped")
-	}
 	if _, err := os.Stat(s.cfg.Restore.EtcdDataDir); err != nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "node %s has no etcd data dir at %s (restore.etcdDataDir): not an etcd member", s.cfg.NodeName, s.cfg.Restore.EtcdDataDir)
 	}
-	if len(s.cfg.Restore.StopCommand) == 0 || len(s.cfg.Restore.StartCommand) == 0 {
-		return nil, status.Errorf(codes.FailedPrecondition, "node %s: the etcd flavour needs restore.stopCommand and restore.startCommand (how etcd is stopped and started here)", s.cfg.NodeName)
-	}
-	if part.GetMemberName() == "" || len(part.GetPeerUrls()) == 0 || part.GetInitialCluster() == "" {
-		return nil, status.Error(codes.InvalidArgument, "the plan names no member, peer URLs or initial cluster")
-	}
-	plans := s.plans()
-	if p, err := plans.Unfinished(); err != nil {
-		return nil, status.Errorf(codes.Internal, "read restore plans: %v", err)
-	} else if p != nil {
-		return nil, status.Errorf(codes.FailedPrecondition, "%v: plan %s (snapshot %s) has not finished on %s; see kubectl dr etcd restore --status", etcdrestore.ErrBusy, p.ID, p.Snapshot, s.cfg.NodeName)
-	}
-	if p, err := plans.Load(part.GetPlanId()); err == nil && p.Started {
-		return nil, status.Errorf(codes.AlreadyExists, "plan %s already ran on %s", p.ID, s.cfg.NodeName)
-	}
-	snap, path, err := s.fetchForRestore(ctx, part.GetSnapshot(), func(string, string) {})
-	if err != nil {
-		return nil, err
-	}
-	if want := part.GetSnapshotSha256(); want != "" && want != snap.SHA256 {
-		return nil, status.Errorf(codes.FailedPrecondition, "snapshot %s has sha256 %s here, the plan expects %s", snap.Name, snap.SHA256, want)
-	}
 	p := &etcdrestore.Plan{
-		ID: part.GetPlanId(), Node: s.cfg.NodeName, Flavor: config.FlavorEtcd, Created: time.Now().UTC(),
-		Snapshot: snap.Name, SnapshotPath: path, SnapshotSHA256: snap.SHA256, SnapshotSize: snap.Size,
-		Member: etcdrestore.Member{
+		ID: part.GetPlanId(), Node: s.cfg.NodeName, Flavor: want, Created: time.Now().UTC(),
+		Member: etcdrestore.Member{DataDir: s.cfg.Restore.EtcdDataDir},
+	}
+	var steps []string
+	needSnapshot := true
+	switch {
+	case want == config.FlavorEtcd:
+		if len(s.cfg.Restore.StopCommand) == 0 || len(s.cfg.Restore.StartCommand) == 0 {
+			return nil, status.Errorf(codes.FailedPrecondition, "node %s: the etcd flavour needs restore.stopCommand and restore.startCommand (how etcd is stopped and started here)", s.cfg.NodeName)
+		}
+		if part.GetMemberName() == "" || len(part.GetPeerUrls()) == 0 || part.GetInitialCluster() == "" {
+			return nil, status.Error(codes.InvalidArgument, "the plan names no member, peer URLs or initial cluster")
+		}
+		p.Member = etcdrestore.Member{
 			Name: part.GetMemberName(), DataDir: s.cfg.Restore.EtcdDataDir, PeerURLs: part.GetPeerUrls(),
 			InitialCluster: part.GetInitialCluster(), InitialClusterToken: part.GetInitialClusterToken(),
 			RevisionBump: etcdrestore.KubernetesRevisionBump,
-		},
+		}
+		steps = etcdrestore.EtcdSteps
+	case part.GetRole() == agentv1.RestoreRole_RESTORE_ROLE_RESET:
+		if !etcdrestore.InContainer() {
+			if _, err := os.Stat(s.cfg.Restore.K3sBinary); err != nil {
+				return nil, status.Errorf(codes.FailedPrecondition, "node %s: no k3s binary at %s (restore.k3sBinary): %v", s.cfg.NodeName, s.cfg.Restore.K3sBinary, err)
+			}
+		}
+		p.Role, p.K3sDataDir, p.OtherPeerURLs = etcdrestore.RoleReset, s.cfg.DataDir, part.GetOtherPeerUrls()
+		steps = etcdrestore.K3sResetSteps
+	case part.GetRole() == agentv1.RestoreRole_RESTORE_ROLE_REJOIN:
+		if len(part.GetResetClientUrls()) == 0 {
+			return nil, status.Error(codes.InvalidArgument, "a rejoining server's part names no client URL of the reset server")
+		}
+		p.Role, p.K3sDataDir, p.ResetClientURLs = etcdrestore.RoleRejoin, s.cfg.DataDir, part.GetResetClientUrls()
+		steps, needSnapshot = etcdrestore.K3sRejoinSteps, false
+	default:
+		return nil, status.Errorf(codes.InvalidArgument, "the plan gives node %s no role (reset or rejoin)", s.cfg.NodeName)
 	}
-	for _, name := range etcdrestore.EtcdSteps {
+	plans := s.plans()
+	if u, err := plans.Unfinished(); err != nil {
+		return nil, status.Errorf(codes.Internal, "read restore plans: %v", err)
+	} else if u != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "%v: plan %s (snapshot %s) has not finished on %s; see kubectl dr etcd restore --status", etcdrestore.ErrBusy, u.ID, u.Snapshot, s.cfg.NodeName)
+	}
+	if list, err := plans.List(); err == nil {
+		for _, other := range list {
+			if other.ID != part.GetPlanId() && !other.Started && time.Since(other.Created) < preparedHold {
+				return nil, status.Errorf(codes.FailedPrecondition, "%v: plan %s was prepared on %s %s ago and may be about to start; wait %s or start it", etcdrestore.ErrBusy, other.ID, s.cfg.NodeName, time.Since(other.Created).Round(time.Second), preparedHold)
+			}
+		}
+	}
+	if old, err := plans.Load(part.GetPlanId()); err == nil && old.Started {
+		return nil, status.Errorf(codes.AlreadyExists, "plan %s already ran on %s", old.ID, s.cfg.NodeName)
+	}
+	if needSnapshot {
+		snap, path, err := s.fetchForRestore(ctx, part.GetSnapshot(), func(string, string) {})
+		if err != nil {
+			return nil, err
+		}
+		if want := part.GetSnapshotSha256(); want != "" && want != snap.SHA256 {
+			return nil, status.Errorf(codes.FailedPrecondition, "snapshot %s has sha256 %s here, the plan expects %s", snap.Name, snap.SHA256, want)
+		}
+		p.Snapshot, p.SnapshotPath, p.SnapshotSHA256, p.SnapshotSize = snap.Name, path, snap.SHA256, snap.Size
+	} else {
+		p.Snapshot = part.GetSnapshot().GetName()
+	}
+	for _, name := range steps {
 		p.Steps = append(p.Steps, etcdrestore.Step{Name: name, State: etcdrestore.Pending})
 	}
 	if err := plans.Save(p); err != nil {
 		return nil, status.Errorf(codes.Internal, "write the plan's state file: %v", err)
 	}
-	return &agentv1.PrepareRestorePlanResponse{SnapshotPath: path, Steps: etcdrestore.EtcdSteps}, nil
+	return &agentv1.PrepareRestorePlanResponse{SnapshotPath: p.SnapshotPath, Steps: steps}, nil
 }
 
 // StartRestorePlan runs a prepared plan on its own (it goes on when the
@@ -221,9 +233,15 @@ func (s *Server) StartRestorePlan(req *agentv1.StartRestorePlanRequest, stream a
 	if err != nil {
 		return status.Errorf(codes.Internal, "%v", err)
 	}
+	if u, err := s.plans().Unfinished(); err == nil && u != nil && u.ID != p.ID {
+		return status.Errorf(codes.FailedPrecondition, "%v: plan %s (snapshot %s) has not finished on %s; plan %s was not started", etcdrestore.ErrBusy, u.ID, u.Snapshot, s.cfg.NodeName, p.ID)
+	}
 	events, cancel := s.restores.subscribe()
 	defer cancel()
-	done := s.startPlan(p)
+	done, err := s.startPlan(p)
+	if err != nil {
+		return status.Errorf(codes.FailedPrecondition, "%v on %s; plan %s was not started", err, s.cfg.NodeName, p.ID)
+	}
 	send := func(step etcdrestore.Step) error {
 		return stream.Send(&agentv1.RestorePlanEvent{PlanId: p.ID, Node: s.cfg.NodeName, Step: stepProto(step)})
 	}
@@ -268,6 +286,17 @@ func (s *Server) StartRestorePlan(req *agentv1.StartRestorePlanRequest, stream a
 	}
 }
 
+// DiscardRestorePlan drops a prepared plan that never started.
+func (s *Server) DiscardRestorePlan(_ context.Context, req *agentv1.DiscardRestorePlanRequest) (*agentv1.DiscardRestorePlanResponse, error) {
+	if !planIDRE.MatchString(req.GetPlanId()) {
+		return nil, status.Errorf(codes.InvalidArgument, "plan id %q", req.GetPlanId())
+	}
+	if err := s.plans().Discard(req.GetPlanId()); err != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "%v", err)
+	}
+	return &agentv1.DiscardRestorePlanResponse{}, nil
+}
+
 // RestorePlanStatus reads a plan's state file (the newest when no id).
 func (s *Server) RestorePlanStatus(_ context.Context, req *agentv1.RestorePlanStatusRequest) (*agentv1.RestorePlanStatusResponse, error) {
 	var p *etcdrestore.Plan
@@ -289,7 +318,7 @@ func (s *Server) RestorePlanStatus(_ context.Context, req *agentv1.RestorePlanSt
 	if p == nil {
 		return resp, nil
 	}
-	resp.PlanId, resp.Finished, resp.Hint = p.ID, p.Finished(), p.Hint()
+	resp.PlanId, resp.Finished, resp.Hint, resp.Started, resp.Snapshot = p.ID, p.Finished(), p.Hint(), p.Started, p.Snapshot
 	for _, st := range p.Steps {
 		resp.Steps = append(resp.Steps, stepProto(st))
 	}
@@ -312,25 +341,14 @@ func stepProto(st etcdrestore.Step) *agentv1.RestoreStep {
 
 // startPlan runs p in the background unless it already runs; the channel
 // gets the outcome.
-func (s *Server) startPlan(p *etcdrestore.Plan) <-chan error {
+func (s *Server) startPlan(p *etcdrestore.Plan) (<-chan error, error) {
 	return s.restores.start(p.ID, func() error {
 		s.busy.Add(1)
 		defer s.busy.Add(-1)
-		r := &etcdrestore.Runner{
-			Plans: s.plans(),
-			Host:  s.restoreHost(),
-			Healthy: func(ctx context.Context) error {
-				st := etcdsnap.Status(ctx, s.snapshots.Client)
-				if st.Err != nil {
-					return st.Err
-				}
-				return nil
-			},
-			OnStep: func(p *etcdrestore.Plan, st etcdrestore.Step) {
-				s.log.Info("restore step", "plan", p.ID, "step", st.Name, "state", st.State, "err", st.Error)
-				s.restores.publish(p.ID, st)
-			},
-		}
+		r := etcdrestore.NewRunner(s.cfg, func(p *etcdrestore.Plan, st etcdrestore.Step) {
+			s.log.Info("restore step", "plan", p.ID, "step", st.Name, "state", st.State, "err", st.Error)
+			s.restores.publish(p.ID, st)
+		})
 		// The plan goes on without the caller: the API server is down
 		// while it runs, and the plugin may be gone.
 		return r.Run(context.Background(), p)
@@ -346,7 +364,9 @@ func (s *Server) resumePlans() {
 	}
 	if p != nil {
 		s.log.Warn("resuming the restore plan this agent was running", "plan", p.ID, "snapshot", p.Snapshot)
-		s.startPlan(p)
+		if _, err := s.startPlan(p); err != nil {
+			s.log.Error("resume the restore plan", "plan", p.ID, "err", err)
+		}
 	}
 }
 
@@ -362,11 +382,16 @@ type restoreRuns struct {
 	subs    map[chan planEvent]struct{}
 }
 
-func (r *restoreRuns) start(id string, run func() error) <-chan error {
+func (r *restoreRuns) start(id string, run func() error) (<-chan error, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.running == nil {
 		r.running = map[string][]chan error{}
+	}
+	for other := range r.running {
+		if other != id {
+			return nil, fmt.Errorf("%w: plan %s runs", etcdrestore.ErrBusy, other)
+		}
 	}
 	ch := make(chan error, 1)
 	waiters, ok := r.running[id]
@@ -382,7 +407,7 @@ func (r *restoreRuns) start(id string, run func() error) <-chan error {
 			r.mu.Unlock()
 		}()
 	}
-	return ch
+	return ch, nil
 }
 
 func (r *restoreRuns) subscribe() (chan planEvent, func()) {

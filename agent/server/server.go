@@ -155,6 +155,7 @@ func memberHealth(st etcdsnap.MemberStatus) *agentv1.EtcdMemberHealth {
 		RaftIndex:   st.RaftIndex,
 		ClusterId:   etcdsnap.HexID(st.ClusterID),
 		PeerUrls:    st.PeerURLs,
+		ClientUrls:  st.ClientURLs,
 	}
 	if st.Err != nil {
 		h.Error = st.Err.Error()

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -58,14 +59,49 @@ func (l *Lab) AgentConfig(n string) (config.Config, error) {
 	if slices.Contains(l.EtcdNodes(), n) {
 		cfg.Etcd.Endpoint = l.etcdClientURL(n)
 		cfg.Etcd.SnapshotKeyFile = l.SnapshotKeyPath()
-		if l.State.EtcdRestore {
+		if l.State.EtcdRestore != "" {
 			cmd := func(verb string) []string {
 				return []string{l.State.LabBin, verb, "--dir", l.Dir, "--root", l.Root, "etcd-" + n}
 			}
-			cfg.Restore = config.Restore{Flavor: config.FlavorEtcd, StopCommand: cmd("stop"), StartCommand: cmd("start")}
+			cfg.Restore = config.Restore{Flavor: l.State.EtcdRestore, StopCommand: cmd("stop"), StartCommand: cmd("start")}
+			if l.State.EtcdRestore == config.FlavorK3s {
+				cfg.Restore.K3sBinary = filepath.Join(filepath.Dir(l.State.LabBin), "k3s-standin")
+			}
 		}
 	}
 	return cfg, nil
+}
+
+// K3sConfigPath is the node's k3s config file, which the k3s stand-in reads
+// (node-name, and the peer URL real k3s derives from the node's IP).
+func (l *Lab) K3sConfigPath(n string) string {
+	return filepath.Join(l.NodeRoot(n), "etc", "rancher", "k3s", "config.yaml")
+}
+
+func (l *Lab) writeK3sConfig(n string) error {
+	path := l.K3sConfigPath(n)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(fmt.Sprintf("node-name: %s\nstandin-peer-url: %s\n", n, l.etcdPeerURL(n))), 0o644)
+}
+
+// SetRestoreFlavor reconfigures the etcd members' agents to restore the
+// given way (see Options.EtcdRestore) and restarts them.
+func (l *Lab) SetRestoreFlavor(ctx context.Context, flavor string) error {
+	l.State.EtcdRestore = flavor
+	if err := l.saveState(); err != nil {
+		return err
+	}
+	for _, n := range l.EtcdNodes() {
+		if n == l.State.KubeNode {
+			return errors.New("SetRestoreFlavor: the kube node's agent is a pod; redeploy it instead")
+		}
+		if _, err := l.proc("agent-"+n).stop(l.Dir, 30*time.Second); err != nil {
+			return err
+		}
+	}
+	return l.upAgents(ctx)
 }
 
 // SnapshotKeyPath is the age identity the lab's snapshots are encrypted to.
@@ -120,6 +156,11 @@ func (l *Lab) upAgents(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if slices.Contains(l.EtcdNodes(), n) {
+			if err := l.writeK3sConfig(n); err != nil {
+				return err
+			}
+		}
 		password, err := os.ReadFile(l.ResticPasswordPath())
 		if err != nil {
 			return err
@@ -152,7 +193,12 @@ func (l *Lab) upAgents(ctx context.Context) error {
 			}
 			fmt.Fprintf(l.log, "agent %s: restarting with the rebuilt dr-agent\n", n)
 		}
-		if _, err := p.start(exec.Command(l.Bin.DRAgent, "serve", "--config", l.AgentConfigPath(n))); err != nil {
+		cmd := exec.Command(l.Bin.DRAgent, "serve", "--config", l.AgentConfigPath(n))
+		if slices.Contains(l.EtcdNodes(), n) {
+			// What the k3s stand-in reads, as k3s reads its config file.
+			cmd.Env = append(os.Environ(), "K3S_CONFIG_FILE="+l.K3sConfigPath(n))
+		}
+		if _, err := p.start(cmd); err != nil {
 			return err
 		}
 		fmt.Fprintf(l.log, "agent %s: started on %s\n", n, l.AgentAddr(n))

@@ -78,6 +78,9 @@ type Binaries struct {
 	KubectlDR, DRAgent                                            string
 	// Lab is the lab's own CLI (test/lab/cmd/lab): restores' host actions.
 	Lab string
+	// K3sStandin stands in for the k3s binary's cluster reset
+	// (test/lab/cmd/k3s-standin): k3s cannot be built here.
+	K3sStandin string
 	// Dirs to put in front of PATH.
 	Dirs []string
 }
@@ -118,13 +121,14 @@ func Build(ctx context.Context, root, outDir string, log io.Writer) (*Binaries, 
 	b.Kubelet, b.KubeControllerManager, b.KubeScheduler = paths["kubelet"], paths["kube-controller-manager"], paths["kube-scheduler"]
 
 	fmt.Fprintf(log, "building kubectl-dr and dr-agent into %s\n", outDir)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", outDir+"/", "./cmd/kubectl-dr", "./cmd/dr-agent", "./test/lab/cmd/lab")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", outDir+"/", "./cmd/kubectl-dr", "./cmd/dr-agent", "./test/lab/cmd/lab", "./test/lab/cmd/k3s-standin")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("build kubectl-dr and dr-agent: %w\n%s", err, out)
 	}
 	b.KubectlDR, b.DRAgent = filepath.Join(outDir, "kubectl-dr"), filepath.Join(outDir, "dr-agent")
 	b.Lab = filepath.Join(outDir, "lab")
+	b.K3sStandin = filepath.Join(outDir, "k3s-standin")
 	b.Dirs = append([]string{outDir}, b.Dirs...)
 	return b, nil
 }

@@ -49,7 +49,7 @@ func (l *Lab) upEtcd(ctx context.Context) error {
 			fmt.Fprintf(l.log, "etcd %s: already running (pid %d)\n", n, pid)
 			continue
 		}
-		if err := l.startEtcdMember(n, cluster); err != nil {
+		if err := l.startEtcdMember(n, cluster, "new"); err != nil {
 			return err
 		}
 		fmt.Fprintf(l.log, "etcd %s: started on %s\n", n, l.etcdClientURL(n))
@@ -79,10 +79,66 @@ func (l *Lab) StartEtcdMember(node string) error {
 	if pid, ok := l.proc("etcd-" + node).pid(l.Dir); ok {
 		return fmt.Errorf("etcd %s already runs (pid %d)", node, pid)
 	}
-	return l.startEtcdMember(node, cluster)
+	member := filepath.Join(l.DataDir(node), "server", "db", "etcd", "member")
+	if _, err := os.Stat(member); errors.Is(err, os.ErrNotExist) {
+		return l.joinEtcdMember(node)
+	}
+	return l.startEtcdMember(node, cluster, "new")
 }
 
-func (l *Lab) startEtcdMember(n string, cluster []string) error {
+// joinEtcdMember does what a k3s server with no etcd data does when it
+// starts: it adds itself to the running cluster through another member
+// and starts as a new member of it. Adding is retried while the cluster
+// cannot take a member yet (another one just added has not started).
+func (l *Lab) joinEtcdMember(node string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var errs []error
+	for ctx.Err() == nil {
+		for _, other := range l.EtcdNodes() {
+			if other == node {
+				continue
+			}
+			cluster, err := l.addEtcdMember(ctx, other, node)
+			if err == nil {
+				return l.startEtcdMember(node, cluster, "existing")
+			}
+			errs = append(errs, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return fmt.Errorf("etcd %s: could not join the cluster: %w", node, errors.Join(errs...))
+}
+
+func (l *Lab) addEtcdMember(ctx context.Context, via, node string) ([]string, error) {
+	cli, err := l.EtcdClient(via).New()
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := cli.MemberAdd(actx, []string{l.etcdPeerURL(node)})
+	if err != nil {
+		return nil, fmt.Errorf("add %s through %s: %w", node, via, err)
+	}
+	var cluster []string
+	for _, m := range resp.Members {
+		name := m.Name
+		if m.ID == resp.Member.ID {
+			name = node
+		}
+		for _, u := range m.PeerURLs {
+			cluster = append(cluster, name+"="+u)
+		}
+	}
+	return cluster, nil
+}
+
+func (l *Lab) startEtcdMember(n string, cluster []string, state string) error {
 	p := l.proc("etcd-" + n)
 	dataDir := l.DataDir(n)
 	for _, d := range []string{"server/db/snapshots", "storage"} {
@@ -115,7 +171,7 @@ func (l *Lab) startEtcdMember(n string, cluster []string) error {
 		"--listen-peer-urls", l.etcdPeerURL(n),
 		"--initial-advertise-peer-urls", l.etcdPeerURL(n),
 		"--initial-cluster", strings.Join(cluster, ","),
-		"--initial-cluster-state", "new",
+		"--initial-cluster-state", state,
 		"--initial-cluster-token", "dr-lab",
 		"--client-cert-auth",
 		"--trusted-ca-file", filepath.Join(tls, "server-ca.crt"),

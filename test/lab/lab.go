@@ -32,10 +32,11 @@ type Options struct {
 	// containerd, its agent as the DaemonSet's pod; the others keep agent
 	// processes reached directly.
 	KubeNode string
-	// EtcdRestore configures the etcd members' agents to restore the
-	// kubeadm way (restore.flavor etcd), stopping and starting the lab's
-	// etcd processes with `lab stop|start`.
-	EtcdRestore bool
+	// EtcdRestore configures the etcd members' agents to restore etcd:
+	// "etcd" the kubeadm way, "k3s" with k3s's cluster reset (run by the
+	// k3s stand-in); either stops and starts the lab's etcd processes with
+	// `lab stop|start`. Empty: the agents cannot restore etcd.
+	EtcdRestore string
 	Log         io.Writer
 }
 
@@ -77,7 +78,7 @@ type State struct {
 	EtcdBin string `json:"etcdBin,omitempty"`
 	// LabBin is the lab CLI; EtcdRestore as in Options.
 	LabBin      string `json:"labBin,omitempty"`
-	EtcdRestore bool   `json:"etcdRestore,omitempty"`
+	EtcdRestore string `json:"etcdRestore,omitempty"`
 }
 
 func (l *Lab) statePath() string { return filepath.Join(l.Dir, "lab.json") }

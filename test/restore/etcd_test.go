@@ -1,14 +1,16 @@
 package restore
 
 import (
-	"encoding/json"
+	"bufio"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
-	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
+	"github.com/kubectl-dr/kubectl-dr/test/lab/labtest"
 )
 
 // Three kubeadm-style etcd members under the lab's kube-apiserver: a
@@ -21,14 +23,7 @@ func TestEtcdRestoreThreeMembers(t *testing.T) {
 	for _, cm := range []string{"cm-a", "cm-b"} {
 		kubectl(t, "-n", ns, "create", "configmap", cm, "--from-literal=v=1")
 	}
-	r := kubectlDR(t, "etcd", "snapshot", "save", "--name", "before-restore", "-o", "json")
-	if r.Code != 0 {
-		t.Fatalf("snapshot: exit %d\n%s", r.Code, r.Stderr)
-	}
-	var snap printers.EtcdSnapshot
-	if err := json.Unmarshal([]byte(r.Stdout), &snap); err != nil {
-		t.Fatal(err)
-	}
+	snap := labtest.SaveSnapshot(t, theLab, "before-restore")
 	kubectl(t, "-n", ns, "delete", "configmap", "cm-a")
 	kubectl(t, "-n", ns, "create", "configmap", "cm-c", "--from-literal=v=1")
 	kubectl(t, "create", "namespace", "after-snapshot")
@@ -53,7 +48,7 @@ func TestEtcdRestoreThreeMembers(t *testing.T) {
 		}
 	})
 
-	r = kubectlDR(t, "etcd", "restore", snap.Name, "--yes")
+	r := kubectlDR(t, "etcd", "restore", snap.Name, "--yes")
 	t.Logf("kubectl dr etcd restore --yes:\n%s\n%s", r.Stderr, r.Stdout)
 	if r.Code != 0 {
 		t.Fatalf("restore: exit %d", r.Code)
@@ -79,18 +74,9 @@ func TestEtcdRestoreThreeMembers(t *testing.T) {
 		time.Sleep(2 * time.Second)
 	}
 
-	var clusterID uint64
+	oneHealthyCluster(t)
 	for _, n := range theLab.EtcdNodes() {
 		st := etcdsnap.Status(t.Context(), theLab.EtcdClient(n))
-		if !st.Healthy {
-			t.Errorf("etcd on %s after restore: %v", n, st.Err)
-			continue
-		}
-		if clusterID == 0 {
-			clusterID = st.ClusterID
-		} else if st.ClusterID != clusterID {
-			t.Errorf("etcd on %s is in cluster %x, the others in %x", n, st.ClusterID, clusterID)
-		}
 		if st.Revision <= snap.Revision {
 			t.Errorf("etcd on %s at revision %d, want past the snapshot's %d (bumped)", n, st.Revision, snap.Revision)
 		}
@@ -104,4 +90,59 @@ func TestEtcdRestoreThreeMembers(t *testing.T) {
 	if r.Code != 0 || strings.Count(r.Stdout, " finished") != len(theLab.EtcdNodes()) {
 		t.Errorf("restore --status: exit %d\n%s\nwant every member's plan finished", r.Code, r.Stdout)
 	}
+}
+
+// A second restore while one runs is refused before anything else; the
+// plugin killed in the middle of a restore leaves the agents to finish,
+// and --status shows every member's plan finished.
+func TestEtcdRestoreOutlivesThePlugin(t *testing.T) {
+	snap := labtest.SaveSnapshot(t, theLab, "plugin-killed")
+	cmd := exec.Command(theLab.Bin.KubectlDR, "etcd", "restore", snap.Name, "--yes")
+	cmd.Env = append(os.Environ(), theLab.Env()...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	sc := bufio.NewScanner(stderr)
+	var seen []string
+	for sc.Scan() {
+		seen = append(seen, sc.Text())
+		if strings.Contains(sc.Text(), "stop started") {
+			break
+		}
+	}
+	if !strings.Contains(strings.Join(seen, "\n"), "stop started") {
+		cmd.Wait()
+		t.Fatalf("the restore never started stopping members:\n%s", strings.Join(seen, "\n"))
+	}
+
+	r := kubectlDR(t, "etcd", "restore", snap.Name, "--yes")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "another restore is in progress") {
+		t.Errorf("a second restore during the first: exit %d\n%s\nwant it refused", r.Code, r.Stderr)
+	}
+
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		r = kubectlDR(t, "etcd", "restore", "--status")
+		if r.Code == 0 && strings.Count(r.Stdout, " finished") == len(theLab.EtcdNodes()) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("restore --status after the plugin was killed: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+		}
+		time.Sleep(2 * time.Second)
+	}
+	if strings.Contains(r.Stdout, "FAILED") {
+		t.Errorf("a step failed:\n%s", r.Stdout)
+	}
+	oneHealthyCluster(t)
 }

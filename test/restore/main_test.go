@@ -14,7 +14,7 @@ import (
 var theLab *lab.Lab
 
 func TestMain(m *testing.M) {
-	os.Exit(labtest.Main(m, lab.Options{EtcdMembers: 3, Nodes: 3, EtcdRestore: true}, func(l *lab.Lab) { theLab = l }))
+	os.Exit(labtest.Main(m, lab.Options{EtcdMembers: 3, Nodes: 3, EtcdRestore: "etcd"}, func(l *lab.Lab) { theLab = l }))
 }
 
 func runBin(t *testing.T, bin string, args ...string) labtest.Result {

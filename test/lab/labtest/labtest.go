@@ -6,6 +6,7 @@ package labtest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 	"github.com/kubectl-dr/kubectl-dr/test/lab"
 )
 
@@ -28,7 +30,7 @@ func Main(m *testing.M, o lab.Options, use func(*lab.Lab)) int {
 		fmt.Println("skipping the lab's tests in -short mode")
 		return 0
 	}
-	root, err := filepath.Abs("../..")
+	root, err := moduleRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -57,6 +59,25 @@ func Main(m *testing.M, o lab.Options, use func(*lab.Lab)) int {
 	fmt.Fprintf(os.Stderr, "lab up in %s\n", time.Since(start).Round(time.Millisecond))
 	use(l)
 	return m.Run()
+}
+
+// moduleRoot is the repository root: the test's directory or the nearest
+// one above it holding go.mod.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the test's directory")
+		}
+		dir = parent
+	}
 }
 
 // tearDown stops the lab and fails the run if any process started from the
@@ -99,4 +120,58 @@ func Run(t *testing.T, l *lab.Lab, timeout time.Duration, bin string, extraEnv [
 		t.Fatalf("run %s %v: %v", bin, args, err)
 	}
 	return r
+}
+
+// Kubectl runs kubectl against the lab and fails the test on a non-zero
+// exit; it returns stdout.
+func Kubectl(t *testing.T, l *lab.Lab, args ...string) string {
+	t.Helper()
+	r := Run(t, l, 2*time.Minute, l.Bin.Kubectl, nil, args...)
+	if r.Code != 0 {
+		t.Fatalf("kubectl %v: exit %d: %s", args, r.Code, r.Stderr)
+	}
+	return r.Stdout
+}
+
+// SaveSnapshot takes an etcd snapshot named name with kubectl dr.
+func SaveSnapshot(t *testing.T, l *lab.Lab, name string) printers.EtcdSnapshot {
+	t.Helper()
+	r := Run(t, l, 5*time.Minute, l.Bin.KubectlDR, nil, "etcd", "snapshot", "save", "--name", name, "-o", "json")
+	if r.Code != 0 {
+		t.Fatalf("snapshot: exit %d\n%s", r.Code, r.Stderr)
+	}
+	var snap printers.EtcdSnapshot
+	if err := json.Unmarshal([]byte(r.Stdout), &snap); err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+// WaitConfigMaps waits until the namespace's ConfigMaps (but the CA bundle
+// kube-controller-manager adds) are exactly want: after a restore the API
+// server's caches relist; they get 90 s.
+func WaitConfigMaps(t *testing.T, l *lab.Lab, ns string, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		got := strings.Fields(Kubectl(t, l, "-n", ns, "get", "configmaps", "--field-selector", "metadata.name!=kube-root-ca.crt", "-o", "jsonpath={.items[*].metadata.name}"))
+		if strings.Join(got, ",") == strings.Join(want, ",") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("configmaps in %s: %v, want %v", ns, got, want)
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+// RestartAPIServer stops the lab's kube-apiserver and starts it again.
+func RestartAPIServer(t *testing.T, l *lab.Lab) {
+	t.Helper()
+	if err := l.StopProcess("kube-apiserver"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Restart(t.Context()); err != nil {
+		t.Fatalf("start kube-apiserver: %v", err)
+	}
 }

@@ -711,7 +711,10 @@ type EtcdMemberHealth struct {
 	// Why the member is unhealthy or could not be asked.
 	Error string `protobuf:"bytes,14,opt,name=error,proto3" json:"error,omitempty"`
 	// The member's peer URLs; a restore builds the new cluster from them.
-	PeerUrls      []string `protobuf:"bytes,15,rep,name=peer_urls,json=peerUrls,proto3" json:"peer_urls,omitempty"`
+	PeerUrls []string `protobuf:"bytes,15,rep,name=peer_urls,json=peerUrls,proto3" json:"peer_urls,omitempty"`
+	// The member's client URLs; servers that rejoin after a k3s cluster
+	// reset wait on the reset server's.
+	ClientUrls    []string `protobuf:"bytes,16,rep,name=client_urls,json=clientUrls,proto3" json:"client_urls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -847,6 +850,13 @@ func (x *EtcdMemberHealth) GetError() string {
 func (x *EtcdMemberHealth) GetPeerUrls() []string {
 	if x != nil {
 		return x.PeerUrls
+	}
+	return nil
+}
+
+func (x *EtcdMemberHealth) GetClientUrls() []string {
+	if x != nil {
+		return x.ClientUrls
 	}
 	return nil
 }
@@ -4160,8 +4170,14 @@ type RestorePlanPart struct {
 	PeerUrls            []string `protobuf:"bytes,10,rep,name=peer_urls,json=peerUrls,proto3" json:"peer_urls,omitempty"`
 	InitialCluster      string   `protobuf:"bytes,11,opt,name=initial_cluster,json=initialCluster,proto3" json:"initial_cluster,omitempty"`
 	InitialClusterToken string   `protobuf:"bytes,12,opt,name=initial_cluster_token,json=initialClusterToken,proto3" json:"initial_cluster_token,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// k3s flavour: the reset server waits until the other servers' etcd no
+	// longer answers at these peer URLs before it resets; the servers that
+	// rejoin wait until the reset server's etcd is healthy at these client
+	// URLs before they move server/db/etcd aside and start.
+	OtherPeerUrls   []string `protobuf:"bytes,13,rep,name=other_peer_urls,json=otherPeerUrls,proto3" json:"other_peer_urls,omitempty"`
+	ResetClientUrls []string `protobuf:"bytes,14,rep,name=reset_client_urls,json=resetClientUrls,proto3" json:"reset_client_urls,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *RestorePlanPart) Reset() {
@@ -4276,6 +4292,20 @@ func (x *RestorePlanPart) GetInitialClusterToken() string {
 		return x.InitialClusterToken
 	}
 	return ""
+}
+
+func (x *RestorePlanPart) GetOtherPeerUrls() []string {
+	if x != nil {
+		return x.OtherPeerUrls
+	}
+	return nil
+}
+
+func (x *RestorePlanPart) GetResetClientUrls() []string {
+	if x != nil {
+		return x.ResetClientUrls
+	}
+	return nil
 }
 
 type PrepareRestorePlanRequest struct {
@@ -4555,6 +4585,86 @@ func (x *RestorePlanEvent) GetStep() *RestoreStep {
 	return nil
 }
 
+type DiscardRestorePlanRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PlanId        string                 `protobuf:"bytes,1,opt,name=plan_id,json=planId,proto3" json:"plan_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiscardRestorePlanRequest) Reset() {
+	*x = DiscardRestorePlanRequest{}
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiscardRestorePlanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiscardRestorePlanRequest) ProtoMessage() {}
+
+func (x *DiscardRestorePlanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiscardRestorePlanRequest.ProtoReflect.Descriptor instead.
+func (*DiscardRestorePlanRequest) Descriptor() ([]byte, []int) {
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *DiscardRestorePlanRequest) GetPlanId() string {
+	if x != nil {
+		return x.PlanId
+	}
+	return ""
+}
+
+type DiscardRestorePlanResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiscardRestorePlanResponse) Reset() {
+	*x = DiscardRestorePlanResponse{}
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiscardRestorePlanResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiscardRestorePlanResponse) ProtoMessage() {}
+
+func (x *DiscardRestorePlanResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiscardRestorePlanResponse.ProtoReflect.Descriptor instead.
+func (*DiscardRestorePlanResponse) Descriptor() ([]byte, []int) {
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{57}
+}
+
 type RestorePlanStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	PlanId        string                 `protobuf:"bytes,1,opt,name=plan_id,json=planId,proto3" json:"plan_id,omitempty"`
@@ -4564,7 +4674,7 @@ type RestorePlanStatusRequest struct {
 
 func (x *RestorePlanStatusRequest) Reset() {
 	*x = RestorePlanStatusRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[56]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4576,7 +4686,7 @@ func (x *RestorePlanStatusRequest) String() string {
 func (*RestorePlanStatusRequest) ProtoMessage() {}
 
 func (x *RestorePlanStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[56]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4589,7 +4699,7 @@ func (x *RestorePlanStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlanStatusRequest.ProtoReflect.Descriptor instead.
 func (*RestorePlanStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{56}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RestorePlanStatusRequest) GetPlanId() string {
@@ -4607,14 +4717,17 @@ type RestorePlanStatusResponse struct {
 	Steps    []*RestoreStep `protobuf:"bytes,3,rep,name=steps,proto3" json:"steps,omitempty"`
 	Finished bool           `protobuf:"varint,4,opt,name=finished,proto3" json:"finished,omitempty"`
 	// What to run to resume or roll back after a failed step.
-	Hint          string `protobuf:"bytes,5,opt,name=hint,proto3" json:"hint,omitempty"`
+	Hint string `protobuf:"bytes,5,opt,name=hint,proto3" json:"hint,omitempty"`
+	// False while the plan is prepared but not started.
+	Started       bool   `protobuf:"varint,6,opt,name=started,proto3" json:"started,omitempty"`
+	Snapshot      string `protobuf:"bytes,7,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RestorePlanStatusResponse) Reset() {
 	*x = RestorePlanStatusResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[57]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4626,7 +4739,7 @@ func (x *RestorePlanStatusResponse) String() string {
 func (*RestorePlanStatusResponse) ProtoMessage() {}
 
 func (x *RestorePlanStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[57]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4639,7 +4752,7 @@ func (x *RestorePlanStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlanStatusResponse.ProtoReflect.Descriptor instead.
 func (*RestorePlanStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{57}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *RestorePlanStatusResponse) GetPlanId() string {
@@ -4673,6 +4786,20 @@ func (x *RestorePlanStatusResponse) GetFinished() bool {
 func (x *RestorePlanStatusResponse) GetHint() string {
 	if x != nil {
 		return x.Hint
+	}
+	return ""
+}
+
+func (x *RestorePlanStatusResponse) GetStarted() bool {
+	if x != nil {
+		return x.Started
+	}
+	return false
+}
+
+func (x *RestorePlanStatusResponse) GetSnapshot() string {
+	if x != nil {
+		return x.Snapshot
 	}
 	return ""
 }
@@ -4721,7 +4848,7 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x05store\x18\x01 \x01(\tR\x05store\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\tR\x05error\x12\x1f\n" +
 	"\vduration_ms\x18\x03 \x01(\x03R\n" +
-	"durationMs\"\xbb\x03\n" +
+	"durationMs\"\xdc\x03\n" +
 	"\x10EtcdMemberHealth\x12\x16\n" +
 	"\x06member\x18\x01 \x01(\bR\x06member\x12\x18\n" +
 	"\ahealthy\x18\x02 \x01(\bR\ahealthy\x12\x1a\n" +
@@ -4741,7 +4868,9 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"cluster_id\x18\r \x01(\tR\tclusterId\x12\x14\n" +
 	"\x05error\x18\x0e \x01(\tR\x05error\x12\x1b\n" +
-	"\tpeer_urls\x18\x0f \x03(\tR\bpeerUrls\"\xb1\x06\n" +
+	"\tpeer_urls\x18\x0f \x03(\tR\bpeerUrls\x12\x1f\n" +
+	"\vclient_urls\x18\x10 \x03(\tR\n" +
+	"clientUrls\"\xb1\x06\n" +
 	"\fEtcdSnapshot\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x124\n" +
@@ -5015,7 +5144,7 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x1aPreviewEtcdRestoreResponse\x123\n" +
 	"\bprogress\x18\x01 \x01(\v2\x15.dr.agent.v1.ProgressH\x00R\bprogress\x12;\n" +
 	"\apreview\x18\x02 \x01(\v2\x1f.dr.agent.v1.EtcdRestorePreviewH\x00R\apreviewB\a\n" +
-	"\x05event\"\xd7\x03\n" +
+	"\x05event\"\xab\x04\n" +
 	"\x0fRestorePlanPart\x12\x17\n" +
 	"\aplan_id\x18\x01 \x01(\tR\x06planId\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12,\n" +
@@ -5030,7 +5159,9 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\tpeer_urls\x18\n" +
 	" \x03(\tR\bpeerUrls\x12'\n" +
 	"\x0finitial_cluster\x18\v \x01(\tR\x0einitialCluster\x122\n" +
-	"\x15initial_cluster_token\x18\f \x01(\tR\x13initialClusterToken\"M\n" +
+	"\x15initial_cluster_token\x18\f \x01(\tR\x13initialClusterToken\x12&\n" +
+	"\x0fother_peer_urls\x18\r \x03(\tR\rotherPeerUrls\x12*\n" +
+	"\x11reset_client_urls\x18\x0e \x03(\tR\x0fresetClientUrls\"M\n" +
 	"\x19PrepareRestorePlanRequest\x120\n" +
 	"\x04part\x18\x01 \x01(\v2\x1c.dr.agent.v1.RestorePlanPartR\x04part\"W\n" +
 	"\x1aPrepareRestorePlanResponse\x12#\n" +
@@ -5054,15 +5185,20 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x10RestorePlanEvent\x12\x17\n" +
 	"\aplan_id\x18\x01 \x01(\tR\x06planId\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12,\n" +
-	"\x04step\x18\x03 \x01(\v2\x18.dr.agent.v1.RestoreStepR\x04step\"3\n" +
+	"\x04step\x18\x03 \x01(\v2\x18.dr.agent.v1.RestoreStepR\x04step\"4\n" +
+	"\x19DiscardRestorePlanRequest\x12\x17\n" +
+	"\aplan_id\x18\x01 \x01(\tR\x06planId\"\x1c\n" +
+	"\x1aDiscardRestorePlanResponse\"3\n" +
 	"\x18RestorePlanStatusRequest\x12\x17\n" +
-	"\aplan_id\x18\x01 \x01(\tR\x06planId\"\xa8\x01\n" +
+	"\aplan_id\x18\x01 \x01(\tR\x06planId\"\xde\x01\n" +
 	"\x19RestorePlanStatusResponse\x12\x17\n" +
 	"\aplan_id\x18\x01 \x01(\tR\x06planId\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12.\n" +
 	"\x05steps\x18\x03 \x03(\v2\x18.dr.agent.v1.RestoreStepR\x05steps\x12\x1a\n" +
 	"\bfinished\x18\x04 \x01(\bR\bfinished\x12\x12\n" +
-	"\x04hint\x18\x05 \x01(\tR\x04hint*d\n" +
+	"\x04hint\x18\x05 \x01(\tR\x04hint\x12\x18\n" +
+	"\astarted\x18\x06 \x01(\bR\astarted\x12\x1a\n" +
+	"\bsnapshot\x18\a \x01(\tR\bsnapshot*d\n" +
 	"\bNodeRole\x12\x19\n" +
 	"\x15NODE_ROLE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10NODE_ROLE_SERVER\x10\x01\x12\x12\n" +
@@ -5075,7 +5211,7 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\rRestoreFlavor\x12\x1e\n" +
 	"\x1aRESTORE_FLAVOR_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12RESTORE_FLAVOR_K3S\x10\x01\x12\x17\n" +
-	"\x13RESTORE_FLAVOR_ETCD\x10\x022\xdb\r\n" +
+	"\x13RESTORE_FLAVOR_ETCD\x10\x022\xc2\x0e\n" +
 	"\fAgentService\x12;\n" +
 	"\x04Info\x12\x18.dr.agent.v1.InfoRequest\x1a\x19.dr.agent.v1.InfoResponse\x12M\n" +
 	"\n" +
@@ -5097,7 +5233,8 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x12PreviewEtcdRestore\x12&.dr.agent.v1.PreviewEtcdRestoreRequest\x1a'.dr.agent.v1.PreviewEtcdRestoreResponse0\x01\x12e\n" +
 	"\x12PrepareRestorePlan\x12&.dr.agent.v1.PrepareRestorePlanRequest\x1a'.dr.agent.v1.PrepareRestorePlanResponse\x12Y\n" +
 	"\x10StartRestorePlan\x12$.dr.agent.v1.StartRestorePlanRequest\x1a\x1d.dr.agent.v1.RestorePlanEvent0\x01\x12b\n" +
-	"\x11RestorePlanStatus\x12%.dr.agent.v1.RestorePlanStatusRequest\x1a&.dr.agent.v1.RestorePlanStatusResponseB:Z8github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1;agentv1b\x06proto3"
+	"\x11RestorePlanStatus\x12%.dr.agent.v1.RestorePlanStatusRequest\x1a&.dr.agent.v1.RestorePlanStatusResponse\x12e\n" +
+	"\x12DiscardRestorePlan\x12&.dr.agent.v1.DiscardRestorePlanRequest\x1a'.dr.agent.v1.DiscardRestorePlanResponseB:Z8github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1;agentv1b\x06proto3"
 
 var (
 	file_api_dr_agent_v1_agent_proto_rawDescOnce sync.Once
@@ -5112,7 +5249,7 @@ func file_api_dr_agent_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_api_dr_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_api_dr_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
+var file_api_dr_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
 var file_api_dr_agent_v1_agent_proto_goTypes = []any{
 	(NodeRole)(0),                       // 0: dr.agent.v1.NodeRole
 	(RestoreRole)(0),                    // 1: dr.agent.v1.RestoreRole
@@ -5175,21 +5312,23 @@ var file_api_dr_agent_v1_agent_proto_goTypes = []any{
 	(*StartRestorePlanRequest)(nil),     // 58: dr.agent.v1.StartRestorePlanRequest
 	(*RestoreStep)(nil),                 // 59: dr.agent.v1.RestoreStep
 	(*RestorePlanEvent)(nil),            // 60: dr.agent.v1.RestorePlanEvent
-	(*RestorePlanStatusRequest)(nil),    // 61: dr.agent.v1.RestorePlanStatusRequest
-	(*RestorePlanStatusResponse)(nil),   // 62: dr.agent.v1.RestorePlanStatusResponse
-	nil,                                 // 63: dr.agent.v1.RestorePostgresResult.RowCountsEntry
-	(*timestamppb.Timestamp)(nil),       // 64: google.protobuf.Timestamp
+	(*DiscardRestorePlanRequest)(nil),   // 61: dr.agent.v1.DiscardRestorePlanRequest
+	(*DiscardRestorePlanResponse)(nil),  // 62: dr.agent.v1.DiscardRestorePlanResponse
+	(*RestorePlanStatusRequest)(nil),    // 63: dr.agent.v1.RestorePlanStatusRequest
+	(*RestorePlanStatusResponse)(nil),   // 64: dr.agent.v1.RestorePlanStatusResponse
+	nil,                                 // 65: dr.agent.v1.RestorePostgresResult.RowCountsEntry
+	(*timestamppb.Timestamp)(nil),       // 66: google.protobuf.Timestamp
 }
 var file_api_dr_agent_v1_agent_proto_depIdxs = []int32{
 	0,  // 0: dr.agent.v1.InfoResponse.roles:type_name -> dr.agent.v1.NodeRole
 	10, // 1: dr.agent.v1.InfoResponse.etcd:type_name -> dr.agent.v1.EtcdMemberHealth
-	64, // 2: dr.agent.v1.InfoResponse.time:type_name -> google.protobuf.Timestamp
-	64, // 3: dr.agent.v1.EtcdSnapshot.created:type_name -> google.protobuf.Timestamp
+	66, // 2: dr.agent.v1.InfoResponse.time:type_name -> google.protobuf.Timestamp
+	66, // 3: dr.agent.v1.EtcdSnapshot.created:type_name -> google.protobuf.Timestamp
 	5,  // 4: dr.agent.v1.SaveEtcdSnapshotResponse.progress:type_name -> dr.agent.v1.Progress
 	11, // 5: dr.agent.v1.SaveEtcdSnapshotResponse.snapshot:type_name -> dr.agent.v1.EtcdSnapshot
 	11, // 6: dr.agent.v1.ListEtcdSnapshotsResponse.snapshots:type_name -> dr.agent.v1.EtcdSnapshot
 	18, // 7: dr.agent.v1.PruneEtcdSnapshotsRequest.retention:type_name -> dr.agent.v1.Retention
-	64, // 8: dr.agent.v1.FileSnapshot.time:type_name -> google.protobuf.Timestamp
+	66, // 8: dr.agent.v1.FileSnapshot.time:type_name -> google.protobuf.Timestamp
 	5,  // 9: dr.agent.v1.BackupFilesResponse.progress:type_name -> dr.agent.v1.Progress
 	22, // 10: dr.agent.v1.BackupFilesResponse.snapshot:type_name -> dr.agent.v1.FileSnapshot
 	24, // 11: dr.agent.v1.PreviewFileRestoreRequest.target:type_name -> dr.agent.v1.FileRestoreTarget
@@ -5205,18 +5344,18 @@ var file_api_dr_agent_v1_agent_proto_depIdxs = []int32{
 	18, // 21: dr.agent.v1.ForgetFileSnapshotsRequest.retention:type_name -> dr.agent.v1.Retention
 	5,  // 22: dr.agent.v1.ForgetFileSnapshotsResponse.progress:type_name -> dr.agent.v1.Progress
 	36, // 23: dr.agent.v1.ForgetFileSnapshotsResponse.result:type_name -> dr.agent.v1.ForgetResult
-	64, // 24: dr.agent.v1.WALSourceStatus.newest_shipped:type_name -> google.protobuf.Timestamp
-	64, // 25: dr.agent.v1.WALSourceStatus.last_error_time:type_name -> google.protobuf.Timestamp
+	66, // 24: dr.agent.v1.WALSourceStatus.newest_shipped:type_name -> google.protobuf.Timestamp
+	66, // 25: dr.agent.v1.WALSourceStatus.last_error_time:type_name -> google.protobuf.Timestamp
 	39, // 26: dr.agent.v1.WALStatusResponse.sources:type_name -> dr.agent.v1.WALSourceStatus
-	64, // 27: dr.agent.v1.WALMark.time:type_name -> google.protobuf.Timestamp
+	66, // 27: dr.agent.v1.WALMark.time:type_name -> google.protobuf.Timestamp
 	42, // 28: dr.agent.v1.MarkWALResponse.marks:type_name -> dr.agent.v1.WALMark
-	64, // 29: dr.agent.v1.BaseBackupResult.start_time:type_name -> google.protobuf.Timestamp
-	64, // 30: dr.agent.v1.BaseBackupResult.stop_time:type_name -> google.protobuf.Timestamp
+	66, // 29: dr.agent.v1.BaseBackupResult.start_time:type_name -> google.protobuf.Timestamp
+	66, // 30: dr.agent.v1.BaseBackupResult.stop_time:type_name -> google.protobuf.Timestamp
 	5,  // 31: dr.agent.v1.BaseBackupResponse.progress:type_name -> dr.agent.v1.Progress
 	45, // 32: dr.agent.v1.BaseBackupResponse.result:type_name -> dr.agent.v1.BaseBackupResult
-	64, // 33: dr.agent.v1.RestorePostgresRequest.time:type_name -> google.protobuf.Timestamp
-	64, // 34: dr.agent.v1.RestorePostgresResult.recovered_to:type_name -> google.protobuf.Timestamp
-	63, // 35: dr.agent.v1.RestorePostgresResult.row_counts:type_name -> dr.agent.v1.RestorePostgresResult.RowCountsEntry
+	66, // 33: dr.agent.v1.RestorePostgresRequest.time:type_name -> google.protobuf.Timestamp
+	66, // 34: dr.agent.v1.RestorePostgresResult.recovered_to:type_name -> google.protobuf.Timestamp
+	65, // 35: dr.agent.v1.RestorePostgresResult.row_counts:type_name -> dr.agent.v1.RestorePostgresResult.RowCountsEntry
 	5,  // 36: dr.agent.v1.RestorePostgresResponse.progress:type_name -> dr.agent.v1.Progress
 	48, // 37: dr.agent.v1.RestorePostgresResponse.result:type_name -> dr.agent.v1.RestorePostgresResult
 	50, // 38: dr.agent.v1.PreviewEtcdRestoreRequest.snapshot:type_name -> dr.agent.v1.SnapshotRef
@@ -5229,8 +5368,8 @@ var file_api_dr_agent_v1_agent_proto_depIdxs = []int32{
 	50, // 45: dr.agent.v1.RestorePlanPart.snapshot:type_name -> dr.agent.v1.SnapshotRef
 	55, // 46: dr.agent.v1.PrepareRestorePlanRequest.part:type_name -> dr.agent.v1.RestorePlanPart
 	4,  // 47: dr.agent.v1.RestoreStep.state:type_name -> dr.agent.v1.RestoreStep.State
-	64, // 48: dr.agent.v1.RestoreStep.started:type_name -> google.protobuf.Timestamp
-	64, // 49: dr.agent.v1.RestoreStep.finished:type_name -> google.protobuf.Timestamp
+	66, // 48: dr.agent.v1.RestoreStep.started:type_name -> google.protobuf.Timestamp
+	66, // 49: dr.agent.v1.RestoreStep.finished:type_name -> google.protobuf.Timestamp
 	59, // 50: dr.agent.v1.RestorePlanEvent.step:type_name -> dr.agent.v1.RestoreStep
 	59, // 51: dr.agent.v1.RestorePlanStatusResponse.steps:type_name -> dr.agent.v1.RestoreStep
 	6,  // 52: dr.agent.v1.AgentService.Info:input_type -> dr.agent.v1.InfoRequest
@@ -5251,28 +5390,30 @@ var file_api_dr_agent_v1_agent_proto_depIdxs = []int32{
 	51, // 67: dr.agent.v1.AgentService.PreviewEtcdRestore:input_type -> dr.agent.v1.PreviewEtcdRestoreRequest
 	56, // 68: dr.agent.v1.AgentService.PrepareRestorePlan:input_type -> dr.agent.v1.PrepareRestorePlanRequest
 	58, // 69: dr.agent.v1.AgentService.StartRestorePlan:input_type -> dr.agent.v1.StartRestorePlanRequest
-	61, // 70: dr.agent.v1.AgentService.RestorePlanStatus:input_type -> dr.agent.v1.RestorePlanStatusRequest
-	7,  // 71: dr.agent.v1.AgentService.Info:output_type -> dr.agent.v1.InfoResponse
-	9,  // 72: dr.agent.v1.AgentService.CheckStore:output_type -> dr.agent.v1.CheckStoreResponse
-	13, // 73: dr.agent.v1.AgentService.SaveEtcdSnapshot:output_type -> dr.agent.v1.SaveEtcdSnapshotResponse
-	15, // 74: dr.agent.v1.AgentService.ListEtcdSnapshots:output_type -> dr.agent.v1.ListEtcdSnapshotsResponse
-	17, // 75: dr.agent.v1.AgentService.DeleteEtcdSnapshots:output_type -> dr.agent.v1.DeleteEtcdSnapshotsResponse
-	20, // 76: dr.agent.v1.AgentService.PruneEtcdSnapshots:output_type -> dr.agent.v1.PruneEtcdSnapshotsResponse
-	23, // 77: dr.agent.v1.AgentService.BackupFiles:output_type -> dr.agent.v1.BackupFilesResponse
-	28, // 78: dr.agent.v1.AgentService.PreviewFileRestore:output_type -> dr.agent.v1.PreviewFileRestoreResponse
-	31, // 79: dr.agent.v1.AgentService.RestoreFiles:output_type -> dr.agent.v1.RestoreFilesResponse
-	34, // 80: dr.agent.v1.AgentService.VerifyBackup:output_type -> dr.agent.v1.VerifyBackupResponse
-	37, // 81: dr.agent.v1.AgentService.ForgetFileSnapshots:output_type -> dr.agent.v1.ForgetFileSnapshotsResponse
-	40, // 82: dr.agent.v1.AgentService.WALStatus:output_type -> dr.agent.v1.WALStatusResponse
-	43, // 83: dr.agent.v1.AgentService.MarkWAL:output_type -> dr.agent.v1.MarkWALResponse
-	46, // 84: dr.agent.v1.AgentService.BaseBackup:output_type -> dr.agent.v1.BaseBackupResponse
-	49, // 85: dr.agent.v1.AgentService.RestorePostgres:output_type -> dr.agent.v1.RestorePostgresResponse
-	54, // 86: dr.agent.v1.AgentService.PreviewEtcdRestore:output_type -> dr.agent.v1.PreviewEtcdRestoreResponse
-	57, // 87: dr.agent.v1.AgentService.PrepareRestorePlan:output_type -> dr.agent.v1.PrepareRestorePlanResponse
-	60, // 88: dr.agent.v1.AgentService.StartRestorePlan:output_type -> dr.agent.v1.RestorePlanEvent
-	62, // 89: dr.agent.v1.AgentService.RestorePlanStatus:output_type -> dr.agent.v1.RestorePlanStatusResponse
-	71, // [71:90] is the sub-list for method output_type
-	52, // [52:71] is the sub-list for method input_type
+	63, // 70: dr.agent.v1.AgentService.RestorePlanStatus:input_type -> dr.agent.v1.RestorePlanStatusRequest
+	61, // 71: dr.agent.v1.AgentService.DiscardRestorePlan:input_type -> dr.agent.v1.DiscardRestorePlanRequest
+	7,  // 72: dr.agent.v1.AgentService.Info:output_type -> dr.agent.v1.InfoResponse
+	9,  // 73: dr.agent.v1.AgentService.CheckStore:output_type -> dr.agent.v1.CheckStoreResponse
+	13, // 74: dr.agent.v1.AgentService.SaveEtcdSnapshot:output_type -> dr.agent.v1.SaveEtcdSnapshotResponse
+	15, // 75: dr.agent.v1.AgentService.ListEtcdSnapshots:output_type -> dr.agent.v1.ListEtcdSnapshotsResponse
+	17, // 76: dr.agent.v1.AgentService.DeleteEtcdSnapshots:output_type -> dr.agent.v1.DeleteEtcdSnapshotsResponse
+	20, // 77: dr.agent.v1.AgentService.PruneEtcdSnapshots:output_type -> dr.agent.v1.PruneEtcdSnapshotsResponse
+	23, // 78: dr.agent.v1.AgentService.BackupFiles:output_type -> dr.agent.v1.BackupFilesResponse
+	28, // 79: dr.agent.v1.AgentService.PreviewFileRestore:output_type -> dr.agent.v1.PreviewFileRestoreResponse
+	31, // 80: dr.agent.v1.AgentService.RestoreFiles:output_type -> dr.agent.v1.RestoreFilesResponse
+	34, // 81: dr.agent.v1.AgentService.VerifyBackup:output_type -> dr.agent.v1.VerifyBackupResponse
+	37, // 82: dr.agent.v1.AgentService.ForgetFileSnapshots:output_type -> dr.agent.v1.ForgetFileSnapshotsResponse
+	40, // 83: dr.agent.v1.AgentService.WALStatus:output_type -> dr.agent.v1.WALStatusResponse
+	43, // 84: dr.agent.v1.AgentService.MarkWAL:output_type -> dr.agent.v1.MarkWALResponse
+	46, // 85: dr.agent.v1.AgentService.BaseBackup:output_type -> dr.agent.v1.BaseBackupResponse
+	49, // 86: dr.agent.v1.AgentService.RestorePostgres:output_type -> dr.agent.v1.RestorePostgresResponse
+	54, // 87: dr.agent.v1.AgentService.PreviewEtcdRestore:output_type -> dr.agent.v1.PreviewEtcdRestoreResponse
+	57, // 88: dr.agent.v1.AgentService.PrepareRestorePlan:output_type -> dr.agent.v1.PrepareRestorePlanResponse
+	60, // 89: dr.agent.v1.AgentService.StartRestorePlan:output_type -> dr.agent.v1.RestorePlanEvent
+	64, // 90: dr.agent.v1.AgentService.RestorePlanStatus:output_type -> dr.agent.v1.RestorePlanStatusResponse
+	62, // 91: dr.agent.v1.AgentService.DiscardRestorePlan:output_type -> dr.agent.v1.DiscardRestorePlanResponse
+	72, // [72:92] is the sub-list for method output_type
+	52, // [52:72] is the sub-list for method input_type
 	52, // [52:52] is the sub-list for extension type_name
 	52, // [52:52] is the sub-list for extension extendee
 	0,  // [0:52] is the sub-list for field type_name
@@ -5329,7 +5470,7 @@ func file_api_dr_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dr_agent_v1_agent_proto_rawDesc), len(file_api_dr_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   59,
+			NumMessages:   61,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

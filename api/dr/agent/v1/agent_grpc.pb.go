@@ -46,6 +46,7 @@ const (
 	AgentService_PrepareRestorePlan_FullMethodName  = "/dr.agent.v1.AgentService/PrepareRestorePlan"
 	AgentService_StartRestorePlan_FullMethodName    = "/dr.agent.v1.AgentService/StartRestorePlan"
 	AgentService_RestorePlanStatus_FullMethodName   = "/dr.agent.v1.AgentService/RestorePlanStatus"
+	AgentService_DiscardRestorePlan_FullMethodName  = "/dr.agent.v1.AgentService/DiscardRestorePlan"
 )
 
 // AgentServiceClient is the client API for AgentService service.
@@ -82,6 +83,9 @@ type AgentServiceClient interface {
 	PrepareRestorePlan(ctx context.Context, in *PrepareRestorePlanRequest, opts ...grpc.CallOption) (*PrepareRestorePlanResponse, error)
 	StartRestorePlan(ctx context.Context, in *StartRestorePlanRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RestorePlanEvent], error)
 	RestorePlanStatus(ctx context.Context, in *RestorePlanStatusRequest, opts ...grpc.CallOption) (*RestorePlanStatusResponse, error)
+	// Drops a prepared plan that was never started (another node could not
+	// prepare its part); a started plan is never dropped.
+	DiscardRestorePlan(ctx context.Context, in *DiscardRestorePlanRequest, opts ...grpc.CallOption) (*DiscardRestorePlanResponse, error)
 }
 
 type agentServiceClient struct {
@@ -372,6 +376,16 @@ func (c *agentServiceClient) RestorePlanStatus(ctx context.Context, in *RestoreP
 	return out, nil
 }
 
+func (c *agentServiceClient) DiscardRestorePlan(ctx context.Context, in *DiscardRestorePlanRequest, opts ...grpc.CallOption) (*DiscardRestorePlanResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DiscardRestorePlanResponse)
+	err := c.cc.Invoke(ctx, AgentService_DiscardRestorePlan_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AgentServiceServer is the server API for AgentService service.
 // All implementations must embed UnimplementedAgentServiceServer
 // for forward compatibility.
@@ -406,6 +420,9 @@ type AgentServiceServer interface {
 	PrepareRestorePlan(context.Context, *PrepareRestorePlanRequest) (*PrepareRestorePlanResponse, error)
 	StartRestorePlan(*StartRestorePlanRequest, grpc.ServerStreamingServer[RestorePlanEvent]) error
 	RestorePlanStatus(context.Context, *RestorePlanStatusRequest) (*RestorePlanStatusResponse, error)
+	// Drops a prepared plan that was never started (another node could not
+	// prepare its part); a started plan is never dropped.
+	DiscardRestorePlan(context.Context, *DiscardRestorePlanRequest) (*DiscardRestorePlanResponse, error)
 	mustEmbedUnimplementedAgentServiceServer()
 }
 
@@ -472,6 +489,9 @@ func (UnimplementedAgentServiceServer) StartRestorePlan(*StartRestorePlanRequest
 }
 func (UnimplementedAgentServiceServer) RestorePlanStatus(context.Context, *RestorePlanStatusRequest) (*RestorePlanStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RestorePlanStatus not implemented")
+}
+func (UnimplementedAgentServiceServer) DiscardRestorePlan(context.Context, *DiscardRestorePlanRequest) (*DiscardRestorePlanResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DiscardRestorePlan not implemented")
 }
 func (UnimplementedAgentServiceServer) mustEmbedUnimplementedAgentServiceServer() {}
 func (UnimplementedAgentServiceServer) testEmbeddedByValue()                      {}
@@ -766,6 +786,24 @@ func _AgentService_RestorePlanStatus_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AgentService_DiscardRestorePlan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DiscardRestorePlanRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).DiscardRestorePlan(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_DiscardRestorePlan_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).DiscardRestorePlan(ctx, req.(*DiscardRestorePlanRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AgentService_ServiceDesc is the grpc.ServiceDesc for AgentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -808,6 +846,10 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RestorePlanStatus",
 			Handler:    _AgentService_RestorePlanStatus_Handler,
+		},
+		{
+			MethodName: "DiscardRestorePlan",
+			Handler:    _AgentService_DiscardRestorePlan_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

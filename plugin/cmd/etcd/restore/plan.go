@@ -57,6 +57,71 @@ func members(nodes agentclient.Nodes) ([]*agentclient.Node, string, error) {
 	return out, flavor, nil
 }
 
+// inProgress fails when a server is in the middle of a restore.
+func inProgress(ctx context.Context, servers []*agentclient.Node) error {
+	var busy []string
+	for _, n := range servers {
+		st, err := n.Conn.RestorePlanStatus(ctx, &agentv1.RestorePlanStatusRequest{})
+		if err != nil {
+			return fmt.Errorf("nothing was stopped: node %s: %s", n.Node, agentclient.Explain(err))
+		}
+		if st.PlanId != "" && st.Started && !st.Finished {
+			busy = append(busy, fmt.Sprintf("node %s runs plan %s (snapshot %s)", n.Node, st.PlanId, st.Snapshot))
+		}
+	}
+	if len(busy) > 0 {
+		return fmt.Errorf("nothing was stopped: another restore is in progress: %s; `kubectl dr etcd restore --status` shows its steps", strings.Join(busy, "; "))
+	}
+	return nil
+}
+
+// planParts gives every server its part of the plan.
+func planParts(servers []*agentclient.Node, flavor, planID, resetNode string, snap *etcdsnap.Snapshot) ([]*agentv1.RestorePlanPart, error) {
+	ref := &agentv1.SnapshotRef{Name: snap.Name}
+	var names, cluster []string
+	var reset *agentclient.Node
+	for _, n := range servers {
+		names = append(names, n.Node)
+		for _, u := range n.Info.Etcd.GetPeerUrls() {
+			cluster = append(cluster, n.Info.Etcd.GetMemberName()+"="+u)
+		}
+		if n.Node == resetNode {
+			reset = n
+		}
+	}
+	sort.Strings(cluster)
+	if flavor == "k3s" {
+		if reset == nil {
+			return nil, fmt.Errorf("nothing was stopped: %s is not one of the servers (%s)", resetNode, strings.Join(names, ", "))
+		}
+		if len(reset.Info.Etcd.GetClientUrls()) == 0 {
+			return nil, fmt.Errorf("nothing was stopped: %s's member did not tell its client URLs, which the other servers wait on (%s)", resetNode, reset.Info.Etcd.GetError())
+		}
+	}
+	var parts []*agentv1.RestorePlanPart
+	for _, n := range servers {
+		part := &agentv1.RestorePlanPart{PlanId: planID, Node: n.Node, Snapshot: ref, SnapshotSha256: snap.SHA256, Servers: names}
+		switch {
+		case flavor == "etcd":
+			part.Flavor, part.Role = agentv1.RestoreFlavor_RESTORE_FLAVOR_ETCD, agentv1.RestoreRole_RESTORE_ROLE_RESET
+			part.MemberName, part.PeerUrls = n.Info.Etcd.GetMemberName(), n.Info.Etcd.GetPeerUrls()
+			part.InitialCluster, part.InitialClusterToken = strings.Join(cluster, ","), planID
+		case n == reset:
+			part.Flavor, part.Role = agentv1.RestoreFlavor_RESTORE_FLAVOR_K3S, agentv1.RestoreRole_RESTORE_ROLE_RESET
+			for _, other := range servers {
+				if other != reset {
+					part.OtherPeerUrls = append(part.OtherPeerUrls, other.Info.Etcd.GetPeerUrls()...)
+				}
+			}
+		default:
+			part.Flavor, part.Role = agentv1.RestoreFlavor_RESTORE_FLAVOR_K3S, agentv1.RestoreRole_RESTORE_ROLE_REJOIN
+			part.ResetServer, part.ResetClientUrls = reset.Node, reset.Info.Etcd.GetClientUrls()
+		}
+		parts = append(parts, part)
+	}
+	return parts, nil
+}
+
 // outcome is one member's part as the plugin saw it.
 type outcome struct {
 	node  string
@@ -66,49 +131,55 @@ type outcome struct {
 }
 
 // restore hands every member its part, starts them, follows their steps
-// and waits for the API server.
-func (o *Options) restore(ctx context.Context, nodes agentclient.Nodes, snap *etcdsnap.Snapshot) error {
+// and waits for the API server. For k3s, resetNode resets the cluster from
+// the snapshot (it already holds the preview's verified copy) and the other
+// servers rejoin it.
+func (o *Options) restore(ctx context.Context, nodes agentclient.Nodes, snap *etcdsnap.Snapshot, resetNode string) error {
 	servers, flavor, err := members(nodes)
 	if err != nil {
 		return err
 	}
-	if flavor != "etcd" {
-		return fmt.Errorf("nothing was stopped: the servers restore the %s way, and the k3s cluster reset is not built in this version (only kubeadm-style etcd members, restore.flavor: etcd)", flavor)
+	if err := inProgress(ctx, servers); err != nil {
+		return err
 	}
 	planID := fmt.Sprintf("restore-%d", time.Now().Unix())
-	var cluster []string
+	parts, err := planParts(servers, flavor, planID, resetNode, snap)
+	if err != nil {
+		return err
+	}
 	var names []string
 	for _, n := range servers {
-		for _, u := range n.Info.Etcd.GetPeerUrls() {
-			cluster = append(cluster, n.Info.Etcd.GetMemberName()+"="+u)
-		}
 		names = append(names, n.Node)
 	}
-	sort.Strings(cluster)
-	ref := &agentv1.SnapshotRef{Name: snap.Name}
 
-	// Every part is handed out, and the snapshot verified on every server,
-	// before anything stops.
-	fmt.Fprintf(o.ErrOut, "plan %s: %d member(s) restore %s (revision %d): %s\n", planID, len(servers), snap.Name, snap.Revision, strings.Join(names, ", "))
+	// Every part is handed out, and the snapshot verified where it is
+	// used, before anything stops.
+	how := "every member restores it"
+	if flavor == "k3s" {
+		how = fmt.Sprintf("%s resets the cluster from it, the others rejoin", resetNode)
+	}
+	fmt.Fprintf(o.ErrOut, "plan %s: %s (revision %d) on %s; %s\n", planID, snap.Name, snap.Revision, strings.Join(names, ", "), how)
 	errs := make([]error, len(servers))
 	var wg sync.WaitGroup
 	for i, n := range servers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := n.Conn.PrepareRestorePlan(ctx, &agentv1.PrepareRestorePlanRequest{Part: &agentv1.RestorePlanPart{
-				PlanId: planID, Node: n.Node, Role: agentv1.RestoreRole_RESTORE_ROLE_RESET,
-				Flavor: agentv1.RestoreFlavor_RESTORE_FLAVOR_ETCD, Snapshot: ref, SnapshotSha256: snap.SHA256,
-				Servers: names, MemberName: n.Info.Etcd.GetMemberName(), PeerUrls: n.Info.Etcd.GetPeerUrls(),
-				InitialCluster: strings.Join(cluster, ","), InitialClusterToken: planID,
-			}})
-			if err != nil {
+			if _, err := n.Conn.PrepareRestorePlan(ctx, &agentv1.PrepareRestorePlanRequest{Part: parts[i]}); err != nil {
 				errs[i] = fmt.Errorf("node %s: %s", n.Node, agentclient.Explain(err))
 			}
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
+		// The parts that were prepared must not hold their nodes.
+		for i, n := range servers {
+			if errs[i] == nil {
+				if _, derr := n.Conn.DiscardRestorePlan(ctx, &agentv1.DiscardRestorePlanRequest{PlanId: planID}); derr != nil {
+					err = errors.Join(err, fmt.Errorf("node %s: discard the prepared part: %s", n.Node, agentclient.Explain(derr)))
+				}
+			}
+		}
 		return fmt.Errorf("nothing was stopped, the plan was not started:\n%w", err)
 	}
 	fmt.Fprintf(o.ErrOut, "plan %s: every member has its part and a verified copy of the snapshot; starting\n", planID)
@@ -290,8 +361,11 @@ func (o *Options) status(ctx context.Context, nodes agentclient.Nodes) error {
 			continue
 		}
 		state := "running"
-		if st.Finished {
+		switch {
+		case st.Finished:
 			state = "finished"
+		case !st.Started:
+			state = "prepared, not started"
 		}
 		fmt.Fprintf(o.Out, "node %s: plan %s %s\n", n.Node, st.PlanId, state)
 		for _, s := range st.Steps {

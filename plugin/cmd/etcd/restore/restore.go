@@ -43,19 +43,28 @@ verified, and its keys compared with the live cluster's, per resource type
 and namespace: what would disappear (live now, not in the snapshot),
 reappear (in the snapshot, gone now) and change. --dry-run stops there.
 
-Then every etcd member's agent gets its part of the plan and fetches and
-verifies the snapshot before anything stops; an agent that does not answer
-or a snapshot that does not verify stops everything before it starts. Each
-agent then carries its part out on its own, recording each step in a state
-file on its node: stop the member, restore its data dir from the snapshot
-(the old one moved aside, never deleted), start it, wait until the cluster
-is healthy. The command prints each step as it happens, waits for the API
-server, and prints the timeline and the total (the measured RTO).
-If the command is interrupted the agents finish; --status shows where they
-are.
+Then every server's agent gets its part of the plan, and the snapshot is
+fetched and verified where it is used, before anything stops: an agent that
+does not answer, a server busy with another restore, or a snapshot that does
+not verify stops everything before it starts. Each agent then carries its
+part out on its own, recording each step in a state file on its node.
 
-This version restores kubeadm-style etcd members (restore.flavor: etcd in
-the agent config); the k3s cluster reset is refused before anything stops.`,
+k3s (restore.flavor: k3s, the default), in k3s's documented order: k3s is
+stopped on every server; the server the preview ran on (--node, default the
+etcd leader's) waits until the others' etcd is down, runs
+k3s server --cluster-reset --cluster-reset-restore-path=<verified file>
+(k3s moves server/db/etcd to etcd-old-<time>) and starts k3s; every other
+server waits until that server's etcd is healthy, moves server/db/etcd
+aside (never deleted; server/db/snapshots stays) and starts k3s, which
+rejoins.
+
+kubeadm-style etcd (restore.flavor: etcd): every member is stopped, its data
+dir restored from the snapshot into a new dir (the old one moved aside), the
+revision moved past the snapshot's so watchers relist, and started.
+
+The command prints each step as it happens, waits for the API server, and
+prints the timeline and the total (the measured RTO). If the command is
+interrupted the agents finish; --status shows where they are.`,
 		Example: `  kubectl dr etcd restore --latest --dry-run
   kubectl dr etcd restore on-demand-server-1-1795285773 --yes
   kubectl dr etcd restore --status`,
@@ -80,7 +89,7 @@ the agent config); the k3s cluster reset is refused before anything stops.`,
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "preview only")
 	cmd.Flags().BoolVar(&o.Yes, "yes", false, "restore after the preview without asking")
 	cmd.Flags().BoolVar(&o.Status, "status", false, "show each server's latest restore plan and its steps")
-	cmd.Flags().StringVar(&o.Node, "node", "", "the server to compare on (default: the etcd leader's)")
+	cmd.Flags().StringVar(&o.Node, "node", "", "the server to preview on and, for k3s, to reset the cluster on (default: the etcd leader's)")
 	printers.OutputFlag(cmd, &o.Output)
 	return cmd
 }
@@ -132,8 +141,13 @@ func (o *Options) Run(ctx context.Context) error {
 		return o.status(ctx, nodes)
 	}
 	if !o.DryRun {
-		// A restore needs every member's agent: say so before the preview.
-		if _, _, err := members(nodes); err != nil {
+		// A restore needs every member's agent, and none of them busy
+		// with another restore: say so before the preview.
+		servers, _, err := members(nodes)
+		if err != nil {
+			return err
+		}
+		if err := inProgress(ctx, servers); err != nil {
 			return err
 		}
 	}
@@ -193,5 +207,5 @@ func (o *Options) Run(ctx context.Context) error {
 	if !o.Yes && !cmdutil.Confirm(o.In, o.ErrOut, fmt.Sprintf("Stop every etcd member and restore the cluster from %s?", view.Snapshot.Name)) {
 		return cmdutil.UsageError("nothing was changed: this was the preview; run again with --yes to restore")
 	}
-	return o.restore(ctx, nodes, view.Snapshot)
+	return o.restore(ctx, nodes, view.Snapshot, node.Node)
 }

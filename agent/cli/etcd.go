@@ -1,0 +1,316 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/config"
+	"github.com/kubectl-dr/kubectl-dr/agent/etcdrestore"
+	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
+	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
+)
+
+func newEtcdCmd(out io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "etcd",
+		Short: "etcd commands for a server node when no API server is left",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(newEtcdRestoreCmd(out))
+	return cmd
+}
+
+type etcdRestoreOptions struct {
+	configFile, storeURL, clusterID, keyFile string
+	snapshot                                 string
+	latest, newHost, tokenFromStore, yes     bool
+	dataDir, stateDir, flavor, k3sBinary     string
+	stopCommand, startCommand                string
+	memberName, peerURL                      string
+}
+
+func newEtcdRestoreCmd(out io.Writer) *cobra.Command {
+	o := &etcdRestoreOptions{}
+	cmd := &cobra.Command{
+		Use:   "restore --snapshot NAME|--latest (--config FILE | --store URL --cluster-id ID) [--yes]",
+		Short: "Restore this server's etcd from a snapshot in the store, with no API server",
+		Long: `Run on a server node (over SSH) when the cluster is gone: fetches the
+snapshot from the store, checks its checksums, and restores this server alone,
+recording each step in <state-dir>/restore/plans/ as the agent does:
+
+  k3s:  stop k3s, [put the server token back], k3s server --cluster-reset
+        --cluster-reset-restore-path=<verified file> (k3s moves server/db/etcd
+        to etcd-old-<time>), start k3s, wait until etcd is healthy.
+  etcd: stop the member, restore its data dir (the old one moved aside),
+        start it, wait until it is healthy.
+
+Stop k3s on the other servers first; after this server is back, move their
+server/db/etcd aside and start them: they rejoin.
+
+Store settings come from the agent config (--config) or from --store and the
+environment (DR_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...)
+with --cluster-id. Encrypted snapshots need the snapshot key (--key-file).
+
+--token-from-store puts the server token kept with the snapshot back in
+server/token; --new-host also puts back server/cred/encryption-config.json
+(without them a restored cluster cannot decrypt its bootstrap data or its
+Secrets). A different file already there is moved aside, never deleted.
+
+Without --yes the command prints what it would do and changes nothing.`,
+		Example: `  dr-agent etcd restore --latest --store s3://backups/k3s --cluster-id UID --key-file snapshot.key
+  dr-agent etcd restore --snapshot nightly-server-1-1795285773 --config /etc/dr-agent/config.yaml --yes
+  dr-agent etcd restore --latest --new-host --store s3://backups/k3s --cluster-id UID --key-file snapshot.key --yes`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.run(cmd, out)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.snapshot, "snapshot", "", "the snapshot's name (kubectl dr etcd snapshot ls)")
+	f.BoolVar(&o.latest, "latest", false, "the newest snapshot of the cluster in the store")
+	f.StringVar(&o.configFile, "config", "", "agent configuration file (store, cluster id, data dir, restore settings)")
+	f.StringVar(&o.storeURL, "store", "", "store URL, without --config (endpoint and credentials from the environment)")
+	f.StringVar(&o.clusterID, "cluster-id", os.Getenv("DR_CLUSTER_ID"), "the cluster's id in the store (the kube-system namespace UID), without --config")
+	f.StringVar(&o.keyFile, "key-file", os.Getenv("DR_SNAPSHOT_KEY"), "snapshot key (age identity) for encrypted snapshots")
+	f.StringVar(&o.dataDir, "data-dir", "", "k3s data dir (default "+config.DefaultDataDir+")")
+	f.StringVar(&o.stateDir, "state-dir", "", "the agent's state dir (default "+config.DefaultStateDir+")")
+	f.StringVar(&o.flavor, "flavor", "", "k3s or etcd (default k3s)")
+	f.StringVar(&o.k3sBinary, "k3s-binary", "", "k3s binary (default /usr/local/bin/k3s)")
+	f.StringVar(&o.stopCommand, "stop-command", "", "command that stops k3s or etcd (default: systemctl stop k3s)")
+	f.StringVar(&o.startCommand, "start-command", "", "command that starts k3s or etcd (default: systemctl start k3s)")
+	f.StringVar(&o.memberName, "member-name", "", "etcd flavour: this member's name (default the node name)")
+	f.StringVar(&o.peerURL, "peer-url", "", "etcd flavour: this member's peer URL")
+	f.BoolVar(&o.tokenFromStore, "token-from-store", false, "put the server token kept with the snapshot back")
+	f.BoolVar(&o.newHost, "new-host", false, "put the server token and the encryption config kept with the snapshot back")
+	f.BoolVar(&o.yes, "yes", false, "restore; without it nothing is changed")
+	return cmd
+}
+
+func (o *etcdRestoreOptions) config(cmd *cobra.Command) (*config.Config, error) {
+	var cfg *config.Config
+	var err error
+	if o.configFile != "" {
+		if o.storeURL != "" {
+			return nil, errors.New("--config and --store: give one")
+		}
+		if cfg, err = config.Load(o.configFile); err != nil {
+			return nil, err
+		}
+		if cmd.Flags().Changed("cluster-id") {
+			cfg.ClusterID = o.clusterID
+		}
+	} else {
+		if cfg, err = config.Local(config.Config{Store: objstore.Config{URL: o.storeURL}.FromEnv(), ClusterID: o.clusterID, DataDir: o.dataDir}); err != nil {
+			return nil, err
+		}
+	}
+	set := func(flag string, dst *string, v string) {
+		if cmd.Flags().Changed(flag) {
+			*dst = v
+		}
+	}
+	set("data-dir", &cfg.DataDir, o.dataDir)
+	set("state-dir", &cfg.StateDir, o.stateDir)
+	set("flavor", &cfg.Restore.Flavor, o.flavor)
+	set("k3s-binary", &cfg.Restore.K3sBinary, o.k3sBinary)
+	set("key-file", &cfg.Etcd.SnapshotKeyFile, o.keyFile)
+	if o.stopCommand != "" {
+		cfg.Restore.StopCommand = strings.Fields(o.stopCommand)
+	}
+	if o.startCommand != "" {
+		cfg.Restore.StartCommand = strings.Fields(o.startCommand)
+	}
+	if cmd.Flags().Changed("data-dir") && o.configFile != "" {
+		// Paths the config derived from the data dir follow it.
+		cfg.Restore.EtcdDataDir = ""
+	}
+	// Defaults for what the flags changed (the data dir, the flavour).
+	return config.Local(*cfg)
+}
+
+func (o *etcdRestoreOptions) run(cmd *cobra.Command, out io.Writer) error {
+	ctx := cmd.Context()
+	if (o.snapshot == "") == !o.latest {
+		return errors.New("name the snapshot: --snapshot NAME or --latest (one of them)")
+	}
+	if o.snapshot != "" {
+		if err := etcdsnap.ValidateName(o.snapshot); err != nil {
+			return err
+		}
+	}
+	cfg, err := o.config(cmd)
+	if err != nil {
+		return err
+	}
+	if cfg.Store.URL == "" {
+		return errors.New("no store: give --config FILE, or --store s3://BUCKET/PREFIX (or file:///PATH) with --cluster-id")
+	}
+	if cfg.ClusterID == "" {
+		return errors.New("no cluster id: give --cluster-id (the kube-system namespace UID; the store keeps each cluster under it: `kubectl dr status -o yaml` shows it, or list the store's top level)")
+	}
+	k3s := cfg.Restore.Flavor == config.FlavorK3s
+	if (o.newHost || o.tokenFromStore) && !k3s {
+		return errors.New("--new-host and --token-from-store put k3s's files back: the etcd flavour has none")
+	}
+	if !k3s && o.peerURL == "" {
+		return errors.New("the etcd flavour needs --peer-url (this member's peer URL, e.g. https://10.0.0.1:2380)")
+	}
+	if !k3s && (len(cfg.Restore.StopCommand) == 0 || len(cfg.Restore.StartCommand) == 0) {
+		return errors.New("the etcd flavour needs --stop-command and --start-command (how etcd is stopped and started here)")
+	}
+	if _, err := os.Stat(cfg.DataDir); err != nil {
+		return fmt.Errorf("data dir %s: %w (give --data-dir)", cfg.DataDir, err)
+	}
+	store, err := objstore.Open(cfg.Store)
+	if err != nil {
+		return err
+	}
+	store = store.Sub(cfg.ClusterID)
+	list, err := etcdsnap.ListStore(ctx, store)
+	if err != nil {
+		return fmt.Errorf("list snapshots in %s: %w", store, err)
+	}
+	var snap *etcdsnap.Snapshot
+	if o.latest {
+		etcdsnap.SortNewestFirst(list)
+		if len(list) == 0 {
+			return fmt.Errorf("no etcd snapshot of cluster %s in %s: check --cluster-id and the store", cfg.ClusterID, store)
+		}
+		snap = list[0]
+	} else {
+		var ok bool
+		if snap, ok = etcdsnap.Find(list, o.snapshot); !ok {
+			return fmt.Errorf("no etcd snapshot named %q in %s (%d snapshots there; --latest takes the newest)", o.snapshot, store, len(list))
+		}
+	}
+	plans := etcdrestore.PlansIn(cfg.StateDir)
+	if u, err := plans.Unfinished(); err != nil {
+		return err
+	} else if u != nil {
+		return fmt.Errorf("%w: plan %s (snapshot %s) has not finished here: see %s", etcdrestore.ErrBusy, u.ID, u.Snapshot, filepath.Join(plans.Dir, u.ID+".json"))
+	}
+
+	planID := fmt.Sprintf("node-restore-%d", time.Now().Unix())
+	p := &etcdrestore.Plan{
+		ID: planID, Node: cfg.NodeName, Flavor: cfg.Restore.Flavor, Created: time.Now().UTC(),
+		Snapshot: snap.Name, SnapshotSHA256: snap.SHA256, SnapshotSize: snap.Size,
+		Member: etcdrestore.Member{DataDir: cfg.Restore.EtcdDataDir}, K3sDataDir: cfg.DataDir,
+	}
+	steps := etcdrestore.K3sSingleSteps
+	if k3s {
+		p.Role = etcdrestore.RoleReset
+		if o.newHost || o.tokenFromStore {
+			steps = append([]string{etcdrestore.StepVerify, etcdrestore.StepStop, etcdrestore.StepBootstrap}, steps[2:]...)
+		}
+	} else {
+		name := o.memberName
+		if name == "" {
+			name = cfg.NodeName
+		}
+		p.Member = etcdrestore.Member{
+			Name: name, DataDir: cfg.Restore.EtcdDataDir, PeerURLs: []string{o.peerURL},
+			InitialCluster: name + "=" + o.peerURL, InitialClusterToken: planID,
+			RevisionBump: etcdrestore.KubernetesRevisionBump,
+		}
+		steps = etcdrestore.EtcdSteps
+	}
+	fmt.Fprintf(out, "snapshot %s: node %s, taken %s, revision %d, %d bytes", snap.Name, snap.Node, snap.Created.Format(time.RFC3339), snap.Revision, snap.Size)
+	if !snap.Encrypted() {
+		fmt.Fprint(out, ", not encrypted")
+	}
+	fmt.Fprintf(out, "\nrestore on %s (%s): %s\n", cfg.NodeName, cfg.Restore.Flavor, strings.Join(steps, " → "))
+	if !o.yes {
+		fmt.Fprintln(out, "Nothing was changed: run again with --yes to restore.")
+		return nil
+	}
+
+	fmt.Fprintf(out, "fetching %s and verifying its checksums\n", snap.Name)
+	path, reused, err := etcdrestore.FetchSnapshot(ctx, store, snap, cfg.Etcd.SnapshotKeyFile, cfg.StateDir)
+	if err != nil {
+		return fmt.Errorf("%w; nothing was stopped", err)
+	}
+	if reused {
+		fmt.Fprintf(out, "using the verified copy %s\n", path)
+	}
+	p.SnapshotPath = path
+	if o.newHost || o.tokenFromStore {
+		dir, err := stageBootstrap(ctx, store, snap, cfg, planID, o.newHost)
+		if err != nil {
+			return fmt.Errorf("%w; nothing was stopped", err)
+		}
+		p.BootstrapDir = dir
+	}
+	for _, name := range steps {
+		p.Steps = append(p.Steps, etcdrestore.Step{Name: name, State: etcdrestore.Pending})
+	}
+	if err := plans.Save(p); err != nil {
+		return fmt.Errorf("write the plan's state file: %w", err)
+	}
+	start := time.Now()
+	r := etcdrestore.NewRunner(cfg, func(_ *etcdrestore.Plan, s etcdrestore.Step) {
+		line := fmt.Sprintf("%7s  %s %s", time.Since(start).Round(100*time.Millisecond), s.Name, s.State)
+		if s.Error != "" {
+			line += ": " + s.Error
+		}
+		fmt.Fprintln(out, line)
+	})
+	if err := r.Run(ctx, p); err != nil {
+		latest, _ := plans.Load(p.ID)
+		hint := ""
+		if latest != nil {
+			hint = "\n" + latest.Hint()
+		}
+		return fmt.Errorf("restore %s: %w%s", p.ID, err, hint)
+	}
+	fmt.Fprintf(out, "etcd on %s is healthy, restored from %s, after %s\n", cfg.NodeName, snap.Name, time.Since(start).Round(100*time.Millisecond))
+	if k3s {
+		fmt.Fprintln(out, "On every other server: stop k3s, move server/db/etcd aside, start k3s (it rejoins this one).")
+	}
+	return nil
+}
+
+// tokenFile is the server token's path in the data dir (and the store's
+// bootstrap record).
+const tokenFile = "server/token"
+
+// stageBootstrap fetches the files kept with the snapshot into the state
+// dir (0700), for the plan's put-bootstrap-files step.
+func stageBootstrap(ctx context.Context, store objstore.Store, snap *etcdsnap.Snapshot, cfg *config.Config, planID string, all bool) (string, error) {
+	if cfg.Etcd.SnapshotKeyFile == "" {
+		return "", errors.New("the bootstrap files are encrypted to the snapshot key: give --key-file")
+	}
+	id, err := etcdsnap.LoadIdentity(cfg.Etcd.SnapshotKeyFile)
+	if err != nil {
+		return "", err
+	}
+	files, err := etcdsnap.FetchBootstrap(ctx, store, snap, id)
+	if err != nil {
+		return "", err
+	}
+	if _, ok := files[tokenFile]; !ok {
+		return "", fmt.Errorf("snapshot %s's bootstrap record has no %s", snap.Name, tokenFile)
+	}
+	dir := filepath.Join(cfg.StateDir, "restore", planID+".bootstrap")
+	for rel, data := range files {
+		if !all && rel != tokenFile {
+			continue
+		}
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}

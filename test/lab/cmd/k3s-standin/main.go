@@ -1,0 +1,115 @@
+// Command k3s-standin is a STAND-IN for the k3s binary, for the lab only:
+// k3s cannot be built here, and the agents' k3s restore runs
+// `k3s server --cluster-reset --cluster-reset-restore-path=FILE`. This
+// program does what k3s does for that one command line and nothing else:
+//
+//   - it refuses to start without the server token (server/token or
+//     --token), as k3s cannot decrypt its bootstrap data without it;
+//   - it renames server/db/etcd to etcd-old-<unix time> (failing when
+//     there is none, as k3s does);
+//   - it restores the snapshot into server/db/etcd as a one-member cluster
+//     with the etcdutl library (k3s uses the same code);
+//   - it prints k3s's closing message and exits.
+//
+// The member's name and peer URL come from the k3s config file
+// ($K3S_CONFIG_FILE, else /etc/rancher/k3s/config.yaml): node-name as in
+// k3s, and standin-peer-url, which real k3s derives from the node's IP and
+// port 2380 (the lab's members use other ports). Starting the server, and a
+// server joining an existing cluster, are the lab's start command's job.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/etcdutl/v3/snapshot"
+	"go.uber.org/zap"
+	"sigs.k8s.io/yaml"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "k3s-standin:", err)
+		os.Exit(1)
+	}
+}
+
+type k3sConfig struct {
+	NodeName       string `json:"node-name"`
+	StandinPeerURL string `json:"standin-peer-url"`
+	Token          string `json:"token"`
+}
+
+func run(args []string) error {
+	if len(args) == 0 || args[0] != "server" {
+		return errors.New("this stand-in only runs `server --cluster-reset --cluster-reset-restore-path=FILE [--data-dir=DIR] [--token=T]`")
+	}
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	reset := fs.Bool("cluster-reset", false, "")
+	restorePath := fs.String("cluster-reset-restore-path", "", "")
+	dataDir := fs.String("data-dir", "/var/lib/rancher/k3s", "")
+	token := fs.String("token", "", "")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if !*reset || *restorePath == "" {
+		return errors.New("this stand-in only performs the cluster reset from a snapshot (--cluster-reset --cluster-reset-restore-path=FILE)")
+	}
+	cfgPath := os.Getenv("K3S_CONFIG_FILE")
+	if cfgPath == "" {
+		cfgPath = "/etc/rancher/k3s/config.yaml"
+	}
+	data, err := os.ReadFile(cfgPath)
+	if err != nil {
+		return err
+	}
+	var cfg k3sConfig
+	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
+		return fmt.Errorf("%s: %w", cfgPath, err)
+	}
+	if cfg.NodeName == "" || cfg.StandinPeerURL == "" {
+		return fmt.Errorf("%s: node-name and standin-peer-url are required", cfgPath)
+	}
+	if *token == "" {
+		*token = cfg.Token
+	}
+	if *token == "" {
+		if b, err := os.ReadFile(filepath.Join(*dataDir, "server", "token")); err == nil {
+			*token = strings.TrimSpace(string(b))
+		}
+	}
+	if *token == "" {
+		return errors.New("no server token (server/token or --token): k3s cannot decrypt the snapshot's bootstrap data without it")
+	}
+	if _, err := os.Stat(*restorePath); err != nil {
+		return err
+	}
+	if strings.HasSuffix(*restorePath, ".zip") {
+		return errors.New("compressed (.zip) snapshots are not handled by this stand-in")
+	}
+	dbDir := filepath.Join(*dataDir, "server", "db", "etcd")
+	old := dbDir + "-old-" + strconv.Itoa(int(time.Now().Unix()))
+	if err := os.Rename(dbDir, old); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "Pre-restore etcd database moved to %s\n", old)
+	err = snapshot.NewV3(zap.NewNop()).Restore(snapshot.RestoreConfig{
+		SnapshotPath:        *restorePath,
+		Name:                cfg.NodeName,
+		OutputDataDir:       dbDir,
+		PeerURLs:            []string{cfg.StandinPeerURL},
+		InitialCluster:      cfg.NodeName + "=" + cfg.StandinPeerURL,
+		InitialClusterToken: "etcd-cluster",
+	})
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", *restorePath, err)
+	}
+	fmt.Fprintf(os.Stderr, "Managed etcd cluster membership has been reset, restart without --cluster-reset flag now. Backup and delete ${datadir}/server/db on each peer etcd server and rejoin the nodes\n")
+	return nil
+}

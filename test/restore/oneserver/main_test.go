@@ -1,0 +1,39 @@
+// Package oneserver tests etcd restores on a one-server cluster with its own
+// lab (one etcd member under the lab's kube-apiserver, and a node that is
+// not a server): through kubectl dr, and on the node alone with
+// `dr-agent etcd restore` when every process is stopped.
+package oneserver
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/kubectl-dr/kubectl-dr/test/lab"
+	"github.com/kubectl-dr/kubectl-dr/test/lab/labtest"
+)
+
+var theLab *lab.Lab
+
+func TestMain(m *testing.M) {
+	os.Exit(labtest.Main(m, lab.Options{EtcdMembers: 1, Nodes: 2, EtcdRestore: "etcd"}, func(l *lab.Lab) { theLab = l }))
+}
+
+func runBin(t *testing.T, bin string, env []string, args ...string) labtest.Result {
+	t.Helper()
+	return labtest.Run(t, theLab, 5*time.Minute, bin, env, args...)
+}
+
+func kubectlDR(t *testing.T, args ...string) labtest.Result {
+	t.Helper()
+	return runBin(t, theLab.Bin.KubectlDR, nil, args...)
+}
+
+func kubectl(t *testing.T, args ...string) string {
+	t.Helper()
+	r := runBin(t, theLab.Bin.Kubectl, nil, args...)
+	if r.Code != 0 {
+		t.Fatalf("kubectl %v: exit %d: %s", args, r.Code, r.Stderr)
+	}
+	return r.Stdout
+}
