@@ -4,6 +4,8 @@
 //
 //	benchtool fill -mib 1024        (ETCDCTL_* from `hack/lab env`)
 //	benchtool upload FILE KEY       (DR_STORE, DR_S3_ENDPOINT, AWS_*)
+//	benchtool download KEY FILE     (the same, one GetObject)
+//	benchtool restore -snapshot NAME -key FILE -out DIR  (a restore plan's fetch and steps)
 //	benchtool tree -files N -mib M DIR   (a file tree to back up)
 //	benchtool touch -percent P DIR       (rewrite P% of the files)
 //	benchtool rmprefix PREFIX            (empty a part of the store)
@@ -47,6 +49,18 @@ func run(ctx context.Context, args []string) error {
 			return fmt.Errorf("usage: benchtool upload FILE KEY")
 		}
 		return upload(ctx, args[1], args[2])
+	case "download":
+		if len(args) != 3 {
+			return fmt.Errorf("usage: benchtool download KEY FILE")
+		}
+		return download(ctx, args[1], args[2])
+	case "restore":
+		fs := flag.NewFlagSet("restore", flag.ExitOnError)
+		name := fs.String("snapshot", "", "snapshot name")
+		key := fs.String("key", "", "snapshot key file")
+		out := fs.String("out", "", "directory to restore into")
+		fs.Parse(args[1:])
+		return restoreOurs(ctx, *name, *key, *out)
 	case "tree", "touch":
 		fs := flag.NewFlagSet(args[0], flag.ExitOnError)
 		files := fs.Int("files", 20000, "number of files")

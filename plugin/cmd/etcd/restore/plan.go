@@ -57,10 +57,14 @@ func members(nodes agentclient.Nodes) ([]*agentclient.Node, string, error) {
 	return out, flavor, nil
 }
 
-// inProgress fails when a server is in the middle of a restore.
-func inProgress(ctx context.Context, servers []*agentclient.Node) error {
+// inProgress fails when a server is in the middle of a restore (its
+// member may be down, so this goes before anything asks etcd).
+func inProgress(ctx context.Context, nodes agentclient.Nodes) error {
 	var busy []string
-	for _, n := range servers {
+	for _, n := range nodes {
+		if !n.Ready() || !n.IsEtcdMember() {
+			continue
+		}
 		st, err := n.Conn.RestorePlanStatus(ctx, &agentv1.RestorePlanStatusRequest{})
 		if err != nil {
 			return fmt.Errorf("nothing was stopped: node %s: %s", n.Node, agentclient.Explain(err))
@@ -139,7 +143,7 @@ func (o *Options) restore(ctx context.Context, nodes agentclient.Nodes, snap *et
 	if err != nil {
 		return err
 	}
-	if err := inProgress(ctx, servers); err != nil {
+	if err := inProgress(ctx, nodes); err != nil {
 		return err
 	}
 	planID := fmt.Sprintf("restore-%d", time.Now().Unix())

@@ -143,11 +143,10 @@ func (o *Options) Run(ctx context.Context) error {
 	if !o.DryRun {
 		// A restore needs every member's agent, and none of them busy
 		// with another restore: say so before the preview.
-		servers, _, err := members(nodes)
-		if err != nil {
+		if err := inProgress(ctx, nodes); err != nil {
 			return err
 		}
-		if err := inProgress(ctx, servers); err != nil {
+		if _, _, err := members(nodes); err != nil {
 			return err
 		}
 	}

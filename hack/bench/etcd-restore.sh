@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# etcd restore from the store, side by side in one run on the bench lab
+# (one etcd member, ~1 GiB of data; shared with etcd-snapshot.sh):
+#   A  what a user does today: download the snapshot k3s uploaded (the raw
+#      .db, one GetObject), then etcdutl snapshot restore, in sequence
+#   B  ours: what a restore plan runs on a node (stop/start aside): fetch
+#      our snapshot (download, age decrypt, zstd, both sha256s in one pass),
+#      verify-snapshot, restore-data-dir (etcdutl library, revision bump,
+#      swap)
+# Usage: hack/bench/etcd-restore.sh [MiB] [runs]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+mib=${1:-1024}
+runs=${2:-3}
+dir="$root/_output/bench-lab"
+
+hack/lab up --dir "$dir" --etcd-members 1 --nodes 1 --kube-node "" >/dev/null 2>&1 || hack/lab up --dir "$dir" --etcd-members 1 --nodes 1 --kube-node ""
+eval "$(hack/lab env --dir "$dir")"
+go build -o "$dir/bin/benchtool" ./hack/bench/benchtool
+
+db=$(etcdctl endpoint status -w json | sed -n 's/.*"dbSize":\([0-9]*\).*/\1/p')
+if [ "${db:-0}" -lt $(( mib * 1024 * 1024 * 9 / 10 )) ]; then
+  echo "filling etcd with ${mib} MiB (once)"
+  "$dir/bin/benchtool" fill -mib "$mib"
+fi
+tmp=$(mktemp -d "$dir/run.XXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+# The same state both ways: one etcdctl snapshot uploaded plainly (as k3s's
+# S3 upload leaves it), one kubectl dr snapshot (compressed, encrypted).
+etcdctl snapshot save "$tmp/raw.db" >/dev/null 2>&1
+raw_size=$(stat -c %s "$tmp/raw.db")
+"$dir/bin/benchtool" upload "$tmp/raw.db" bench/restore-raw.db
+rm -f "$tmp/raw.db"
+name=$(kubectl-dr etcd snapshot save --name bench-restore -o json 2>/dev/null | sed -n 's/^    "name": "\(.*\)",/\1/p')
+export DR_CLUSTER_ID
+DR_CLUSTER_ID=$(kubectl-dr status -o json 2>/dev/null | sed -n 's/.*"clusterID": "\(.*\)".*/\1/p' | head -1)
+
+now() { date +%s%N; }
+ms() { echo $(( ($2 - $1) / 1000000 )); }
+a=0 b=0
+for i in $(seq "$runs"); do
+  sync; echo 3 | sudo -n tee /proc/sys/vm/drop_caches >/dev/null 2>&1 || true
+  t0=$(now)
+  "$dir/bin/benchtool" download bench/restore-raw.db "$tmp/a.db"
+  etcdutl snapshot restore "$tmp/a.db" --data-dir "$tmp/a-etcd" --name bench \
+    --initial-cluster bench=http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+    --bump-revision 1000000000 --mark-compacted >/dev/null 2>&1
+  t1=$(now)
+  a=$(( a + $(ms "$t0" "$t1") )); rm -rf "$tmp/a.db" "$tmp/a-etcd"
+
+  sync; echo 3 | sudo -n tee /proc/sys/vm/drop_caches >/dev/null 2>&1 || true
+  t0=$(now)
+  "$dir/bin/benchtool" restore -snapshot "$name" -key "$DR_SNAPSHOT_KEY" -out "$tmp/b"
+  t1=$(now)
+  b=$(( b + $(ms "$t0" "$t1") )); rm -rf "$tmp/b"
+done
+kubectl-dr etcd snapshot rm "$name" >/dev/null
+
+printf 'etcd restore, snapshot %s MiB, mean of %s runs\n' $(( raw_size / 1024 / 1024 )) "$runs"
+printf '  A download the raw snapshot, then etcdutl restore   %7d ms\n' $(( a / runs ))
+printf '  B kubectl dr: fetch + verify + restore              %7d ms\n' $(( b / runs ))
+awk -v a="$a" -v b="$b" 'BEGIN { printf "  B/A %.2fx (goal <= 0.8x)\n", b / a }'
+echo "the bench lab stays in $dir: hack/lab down --dir $dir"
