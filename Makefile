@@ -69,6 +69,7 @@ bench: ## Benchmarks against the tools users would otherwise run (see hack/bench
 	go test -run '^$$' -bench . -benchmem ./agent/... ./plugin/...
 	hack/bench/status.sh
 	hack/bench/etcd-snapshot.sh
+	hack/bench/etcd-restore.sh
 	hack/bench/restic-files.sh
 	hack/bench/wal-ship.sh
 

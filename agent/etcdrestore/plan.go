@@ -324,6 +324,9 @@ func (r *Runner) Run(ctx context.Context, p *Plan) error {
 		if err := r.save(p, *s); err != nil {
 			return err
 		}
+		if s.Name == StepRestore || s.Name == StepClusterReset {
+			dropCache(p)
+		}
 	}
 	return nil
 }
@@ -352,7 +355,9 @@ func (r *Runner) step(ctx context.Context, p *Plan, s *Step) error {
 				return err
 			}
 		}
-		return RestoreDataDir(p.SnapshotPath, p.Member, s.Detail, nil)
+		m := p.Member
+		m.Verified = verifiedBefore(p, StepRestore)
+		return RestoreDataDir(p.SnapshotPath, m, s.Detail, nil)
 	case StepStart:
 		return r.Host.Start(ctx)
 	case StepHealthy:
@@ -418,4 +423,27 @@ func (ps Plans) Discard(id string) error {
 		return fmt.Errorf("plan %s has started on %s: it is never discarded", id, p.Node)
 	}
 	return os.Remove(ps.path(id))
+}
+
+// verifiedBefore reports whether the plan's verify step ran, and passed,
+// in this plan before step.
+func verifiedBefore(p *Plan, step string) bool {
+	for _, s := range p.Steps {
+		if s.Name == step {
+			return false
+		}
+		if s.Name == StepVerify && s.State == Done {
+			return true
+		}
+	}
+	return false
+}
+
+// dropCache removes the local copy of the snapshot once it is restored:
+// it is a cache of what the store keeps, and removed before the kernel
+// writes it back, it costs no disk writes.
+func dropCache(p *Plan) {
+	if p.SnapshotPath != "" {
+		os.Remove(p.SnapshotPath)
+	}
 }

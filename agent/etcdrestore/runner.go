@@ -83,7 +83,7 @@ func FetchSnapshot(ctx context.Context, store objstore.Store, snap *etcdsnap.Sna
 		id = x
 	}
 	os.Remove(path)
-	if err := etcdsnap.Fetch(ctx, store, snap, id, path); err != nil {
+	if err := etcdsnap.FetchCache(ctx, store, snap, id, path); err != nil {
 		return "", false, err
 	}
 	return path, false, nil

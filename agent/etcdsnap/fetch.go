@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -24,6 +25,17 @@ var ErrNoKey = errors.New("snapshot is encrypted and no snapshot key was given")
 // sha256 before the file appears under its name (it is written to .part
 // first). identity may be nil for unencrypted snapshots.
 func Fetch(ctx context.Context, store objstore.Store, snap *Snapshot, identity age.Identity, path string) error {
+	return fetch(ctx, store, snap, identity, path, true)
+}
+
+// FetchCache is Fetch for a copy that is checked again before it is used
+// and deleted after (a restore's): it is not fsynced, so a restore does
+// not write the snapshot to disk twice (the restored data dir is synced).
+func FetchCache(ctx context.Context, store objstore.Store, snap *Snapshot, identity age.Identity, path string) error {
+	return fetch(ctx, store, snap, identity, path, false)
+}
+
+func fetch(ctx context.Context, store objstore.Store, snap *Snapshot, identity age.Identity, path string, durable bool) error {
 	if snap.Encrypted() && identity == nil {
 		return fmt.Errorf("%s: %w: give --key-file (the snapshot key kept when installing)", snap.Name, ErrNoKey)
 	}
@@ -54,8 +66,10 @@ func Fetch(ctx context.Context, store objstore.Store, snap *Snapshot, identity a
 	if err != nil {
 		return err
 	}
-	raw := sha256.New()
+	// The raw sha256 runs beside the writes, on its own core.
+	raw := newAsyncHash(sha256.New())
 	n, err := io.Copy(io.MultiWriter(f, raw), zr)
+	rawSum := raw.Sum()
 	if err == nil {
 		// Drain what the decoders did not need, so the stored hash covers
 		// the whole object.
@@ -78,12 +92,58 @@ func Fetch(ctx context.Context, store objstore.Store, snap *Snapshot, identity a
 		os.Remove(part)
 		return fmt.Errorf("%w: stored object of %s has sha256 %s, metadata says %s", ErrChecksum, snap.Name, got, snap.StoredSHA256)
 	}
-	if got := hex.EncodeToString(raw.Sum(nil)); got != snap.SHA256 || n != snap.Size {
+	if got := hex.EncodeToString(rawSum); got != snap.SHA256 || n != snap.Size {
 		f.Close()
 		os.Remove(part)
 		return fmt.Errorf("%w: %s decoded to %d bytes with sha256 %s, metadata says %d bytes, %s", ErrChecksum, snap.Name, n, got, snap.Size, snap.SHA256)
 	}
+	if !durable {
+		if err := f.Close(); err != nil {
+			os.Remove(part)
+			return err
+		}
+		return os.Rename(part, path)
+	}
 	return finishFile(f, part, path)
+}
+
+// asyncHash hashes what is written to it in another goroutine, so that
+// hashing overlaps with the writer's other work.
+type asyncHash struct {
+	h    hash.Hash
+	ch   chan []byte
+	free chan []byte
+	done chan struct{}
+}
+
+func newAsyncHash(h hash.Hash) *asyncHash {
+	a := &asyncHash{h: h, ch: make(chan []byte, 4), free: make(chan []byte, 8), done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		for b := range a.ch {
+			a.h.Write(b)
+			a.free <- b[:0]
+		}
+	}()
+	return a
+}
+
+func (a *asyncHash) Write(p []byte) (int, error) {
+	var b []byte
+	select {
+	case b = <-a.free:
+	default:
+	}
+	b = append(b[:0], p...)
+	a.ch <- b
+	return len(p), nil
+}
+
+// Sum waits for every write to be hashed; the hash takes no more writes.
+func (a *asyncHash) Sum() []byte {
+	close(a.ch)
+	<-a.done
+	return a.h.Sum(nil)
 }
 
 // VerifyStored reads the stored object back and checks its size and
