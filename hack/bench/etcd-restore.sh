@@ -15,17 +15,7 @@ mib=${1:-1024}
 runs=${2:-3}
 dir="$root/_output/bench-lab"
 
-hack/lab up --dir "$dir" --etcd-members 1 --nodes 1 --kube-node "" >/dev/null 2>&1 || hack/lab up --dir "$dir" --etcd-members 1 --nodes 1 --kube-node ""
-eval "$(hack/lab env --dir "$dir")"
-go build -o "$dir/bin/benchtool" ./hack/bench/benchtool
-
-db=$(etcdctl endpoint status -w json | sed -n 's/.*"dbSize":\([0-9]*\).*/\1/p')
-if [ "${db:-0}" -lt $(( mib * 1024 * 1024 * 9 / 10 )) ]; then
-  echo "filling etcd with ${mib} MiB (once)"
-  "$dir/bin/benchtool" fill -mib "$mib"
-fi
-tmp=$(mktemp -d "$dir/run.XXXX")
-trap 'rm -rf "$tmp"' EXIT
+. hack/bench/etcd-lab.sh
 
 # The same state both ways: one etcdctl snapshot uploaded plainly (as k3s's
 # S3 upload leaves it), one kubectl dr snapshot (compressed, encrypted).

@@ -1,0 +1,69 @@
+package restore
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
+	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
+)
+
+func server(name, ip string) *agentclient.Node {
+	n := &agentclient.Node{Info: &agentv1.InfoResponse{Etcd: &agentv1.EtcdMemberHealth{
+		Member: true, MemberName: name + "-abc", PeerUrls: []string{"https://" + ip + ":2380"}, ClientUrls: []string{"https://" + ip + ":2379"},
+	}}}
+	n.Node = name
+	return n
+}
+
+// k3s: the chosen server resets and waits for the others' peers to go
+// down; the others rejoin and wait on its client URL.
+func TestPlanPartsK3s(t *testing.T) {
+	servers := []*agentclient.Node{server("s1", "10.0.0.1"), server("s2", "10.0.0.2"), server("s3", "10.0.0.3")}
+	snap := &etcdsnap.Snapshot{Name: "snap-1", SHA256: "abc"}
+	parts, err := planParts(servers, "k3s", "restore-1", "s2", snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles := map[string]agentv1.RestoreRole{}
+	for _, p := range parts {
+		roles[p.Node] = p.Role
+		if p.Flavor != agentv1.RestoreFlavor_RESTORE_FLAVOR_K3S || p.SnapshotSha256 != "abc" || p.Snapshot.GetName() != "snap-1" {
+			t.Errorf("part %s: %v", p.Node, p)
+		}
+		switch p.Node {
+		case "s2":
+			if want := []string{"https://10.0.0.1:2380", "https://10.0.0.3:2380"}; !reflect.DeepEqual(p.OtherPeerUrls, want) {
+				t.Errorf("reset server waits on %v, want %v", p.OtherPeerUrls, want)
+			}
+		default:
+			if want := []string{"https://10.0.0.2:2379"}; !reflect.DeepEqual(p.ResetClientUrls, want) || p.ResetServer != "s2" {
+				t.Errorf("%s waits on %s %v, want s2 %v", p.Node, p.ResetServer, p.ResetClientUrls, want)
+			}
+		}
+	}
+	want := map[string]agentv1.RestoreRole{"s1": agentv1.RestoreRole_RESTORE_ROLE_REJOIN, "s2": agentv1.RestoreRole_RESTORE_ROLE_RESET, "s3": agentv1.RestoreRole_RESTORE_ROLE_REJOIN}
+	if !reflect.DeepEqual(roles, want) {
+		t.Errorf("roles %v, want %v", roles, want)
+	}
+
+	if _, err := planParts(servers, "k3s", "restore-1", "worker-1", snap); err == nil || !strings.Contains(err.Error(), "worker-1 is not one of the servers") {
+		t.Errorf("reset on a non-server: %v", err)
+	}
+}
+
+// etcd: every member restores with the same new cluster.
+func TestPlanPartsEtcd(t *testing.T) {
+	servers := []*agentclient.Node{server("s2", "10.0.0.2"), server("s1", "10.0.0.1")}
+	parts, err := planParts(servers, "etcd", "restore-2", "s2", &etcdsnap.Snapshot{Name: "snap-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range parts {
+		if p.InitialCluster != "s1-abc=https://10.0.0.1:2380,s2-abc=https://10.0.0.2:2380" || p.InitialClusterToken != "restore-2" || p.MemberName != p.Node+"-abc" {
+			t.Errorf("part %s: cluster %q token %q member %q", p.Node, p.InitialCluster, p.InitialClusterToken, p.MemberName)
+		}
+	}
+}
