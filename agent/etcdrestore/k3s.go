@@ -117,26 +117,18 @@ func (r *Runner) clusterReset(ctx context.Context, p *Plan, s *Step) error {
 // waitPeersStopped waits until nothing answers at any of the peer URLs:
 // the other servers' etcd is down, as k3s's reset requires.
 func waitPeersStopped(ctx context.Context, peerURLs []string, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for {
+	return poll(ctx, limit, "the other servers' etcd did not stop (stop k3s there)", func(ctx context.Context) error {
 		var up []string
 		for _, u := range peerURLs {
 			if hostPortAnswers(ctx, u) {
 				up = append(up, u)
 			}
 		}
-		if len(up) == 0 {
-			return nil
+		if len(up) > 0 {
+			return fmt.Errorf("etcd still answers at %s", strings.Join(up, ", "))
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("etcd still answers at %s after %s: stop k3s on those servers", strings.Join(up, ", "), limit)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
+		return nil
+	})
 }
 
 func hostPortAnswers(ctx context.Context, raw string) bool {

@@ -15,7 +15,7 @@ import (
 // built here): one server resets from the verified snapshot, the other two
 // move server/db/etcd aside and rejoin it; the API serves the snapshot's
 // objects and the three members form one new cluster.
-func TestK3sClusterResetThreeServers(t *testing.T) {
+func TestK3sClusterResetThreeServersWithK3sStandin(t *testing.T) {
 	if err := theLab.SetRestoreFlavor(t.Context(), "k3s"); err != nil {
 		t.Fatal(err)
 	}

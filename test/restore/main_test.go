@@ -29,9 +29,5 @@ func kubectlDR(t *testing.T, args ...string) labtest.Result {
 
 func kubectl(t *testing.T, args ...string) string {
 	t.Helper()
-	r := runBin(t, theLab.Bin.Kubectl, args...)
-	if r.Code != 0 {
-		t.Fatalf("kubectl %v: exit %d: %s", args, r.Code, r.Stderr)
-	}
-	return r.Stdout
+	return labtest.Kubectl(t, theLab, args...)
 }

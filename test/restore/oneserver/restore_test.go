@@ -75,7 +75,7 @@ func TestEtcdFlavourOneServer(t *testing.T) {
 // steps (the k3s stand-in runs the reset); then onto a "new host" whose
 // server token and etcd data are gone, --new-host puts the token kept
 // with the snapshot back.
-func TestNodeLevelRestore(t *testing.T) {
+func TestNodeLevelRestoreWithK3sStandin(t *testing.T) {
 	if err := theLab.SetRestoreFlavor(t.Context(), "k3s"); err != nil {
 		t.Fatal(err)
 	}
