@@ -233,15 +233,18 @@ func (o *etcdRestoreOptions) run(cmd *cobra.Command, out io.Writer) error {
 		return nil
 	}
 
-	fmt.Fprintf(out, "fetching %s and verifying its checksums\n", snap.Name)
-	path, reused, err := etcdrestore.FetchSnapshot(ctx, store, snap, cfg.Etcd.SnapshotKeyFile, cfg.StateDir)
+	if k3s {
+		fmt.Fprintf(out, "fetching %s and verifying its checksums\n", snap.Name)
+	} else {
+		fmt.Fprintf(out, "fetching %s, verifying its checksums and building the member's new data dir beside %s\n", snap.Name, cfg.Restore.EtcdDataDir)
+	}
+	reused, err := etcdrestore.Stage(ctx, store, snap, cfg.Etcd.SnapshotKeyFile, cfg.StateDir, p)
 	if err != nil {
 		return fmt.Errorf("%w; nothing was stopped", err)
 	}
 	if reused {
-		fmt.Fprintf(out, "using the verified copy %s\n", path)
+		fmt.Fprintf(out, "used the verified copy %s\n", p.SnapshotPath)
 	}
-	p.SnapshotPath = path
 	if o.newHost || o.tokenFromStore {
 		dir, err := stageBootstrap(ctx, store, snap, cfg, planID, o.newHost)
 		if err != nil {

@@ -119,8 +119,8 @@ type Restic struct {
 // and start what runs it.
 type Restore struct {
 	// Flavor is "k3s" (k3s server --cluster-reset; the default) or "etcd"
-	// (a kubeadm-style member: etcdutl restore into a new data dir, then a
-	// restart).
+	// (a kubeadm-style member: a new data dir built from the snapshot
+	// beside the member's, swapped in with the member stopped).
 	Flavor string `json:"flavor,omitempty"`
 	// StopCommand and StartCommand stop and start k3s (or etcd). Default
 	// for k3s: systemctl stop|start k3s, through nsenter -t 1 when the

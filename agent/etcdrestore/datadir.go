@@ -1,16 +1,12 @@
-// Package etcdrestore restores etcd members from snapshot files: a new
-// data directory written beside the member's, swapped in with the old one
-// moved aside.
+// Package etcdrestore restores etcd members from snapshots: a new data
+// directory built beside the member's, swapped in with the old one moved
+// aside.
 package etcdrestore
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-
-	"go.etcd.io/etcd/etcdutl/v3/snapshot"
-	"go.uber.org/zap"
 
 	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
 )
@@ -32,63 +28,31 @@ type Member struct {
 	InitialClusterToken string
 	// RevisionBump moves the revision past the snapshot's (0: keep it).
 	RevisionBump uint64
-	// Verified says the snapshot file's sha256 (which covers etcd's own
-	// hash trailer) was checked right before: etcdutl need not hash it
-	// again.
-	Verified bool
 }
 
-// RestoreDataDir restores a verified snapshot file for m, with the member
-// stopped: etcdutl writes a new data directory beside m.DataDir (checking
-// the snapshot's sha256 trailer), then the current data directory is
-// renamed to aside (a plan records that path first) and the new one into
-// its place. Nothing is deleted. Run again after an interruption, it
-// finishes a swap that was under way instead of restoring twice.
-func RestoreDataDir(snapshotPath string, m Member, aside string, log *zap.Logger) error {
-	if m.Name == "" || m.DataDir == "" || len(m.PeerURLs) == 0 || m.InitialCluster == "" {
-		return errors.New("restore: member name, data dir, peer URLs and initial cluster are required")
-	}
-	if log == nil {
-		log = zap.NewNop()
-	}
-	dataDir := filepath.Clean(m.DataDir)
-	staging := dataDir + ".restoring"
+// SwapDataDir puts the data dir built at staging in place of dataDir, with
+// the member stopped: the current one is renamed to aside (a plan records
+// that path first), staging into its place. Nothing is deleted. Run again
+// after an interruption, it finishes a swap that was under way.
+func SwapDataDir(staging, dataDir, aside string) error {
+	dataDir = filepath.Clean(dataDir)
 	if exists(aside) {
-		// The old data dir went aside: the restore into staging had
-		// finished. Put staging in place if that had not happened yet.
+		// The old data dir went aside: put staging in place if that had
+		// not happened yet.
 		switch {
 		case exists(staging) && !exists(dataDir):
 			if err := os.Rename(staging, dataDir); err != nil {
 				return fmt.Errorf("restore: put %s in place: %w", dataDir, err)
 			}
+			os.Remove(builtPath(staging))
 			return syncDir(filepath.Dir(dataDir))
 		case exists(dataDir):
 			return nil
 		}
 		return fmt.Errorf("restore: the previous data dir is at %s but neither %s nor %s exists: move %s back to roll back", aside, dataDir, staging, aside)
 	}
-	// A staging directory is only ever ours: left by an interrupted
-	// restore, it is rebuilt.
-	if err := os.RemoveAll(staging); err != nil {
-		return fmt.Errorf("restore: remove the unfinished %s: %w", staging, err)
-	}
-	cfg := snapshot.RestoreConfig{
-		SnapshotPath:        snapshotPath,
-		Name:                m.Name,
-		OutputDataDir:       staging,
-		PeerURLs:            m.PeerURLs,
-		InitialCluster:      m.InitialCluster,
-		InitialClusterToken: m.InitialClusterToken,
-		RevisionBump:        m.RevisionBump,
-		MarkCompacted:       m.RevisionBump > 0,
-		SkipHashCheck:       m.Verified,
-	}
-	if err := snapshot.NewV3(log).Restore(cfg); err != nil {
-		os.RemoveAll(staging)
-		return fmt.Errorf("restore %s into %s: %w", snapshotPath, staging, err)
-	}
-	if _, err := etcdsnap.Revision(filepath.Join(staging, "member", "snap", "db")); err != nil {
-		return fmt.Errorf("restore: the restored data dir does not open: %w", err)
+	if !exists(staging) {
+		return fmt.Errorf("restore: no new data dir at %s (it is built before the member stops): nothing was changed", staging)
 	}
 	if exists(dataDir) {
 		if err := os.Rename(dataDir, aside); err != nil {
@@ -103,7 +67,30 @@ func RestoreDataDir(snapshotPath string, m Member, aside string, log *zap.Logger
 		}
 		return fmt.Errorf("restore: put %s in place: %w (the previous data dir is back)", dataDir, err)
 	}
+	os.Remove(builtPath(staging))
 	return syncDir(filepath.Dir(dataDir))
+}
+
+// verifyStaging checks, right before the member stops, that the new data
+// dir built when the plan was prepared is still there, whole, and this
+// plan's.
+func verifyStaging(p *Plan) error {
+	b, err := ReadBuilt(p.Staging)
+	if err != nil {
+		return fmt.Errorf("the new data dir built for this plan is gone (%v): prepare the restore again; nothing was stopped", err)
+	}
+	if b.Plan != p.ID || b.SnapshotSHA256 != p.SnapshotSHA256 {
+		return fmt.Errorf("%s was built for plan %s from %s, not this plan's %s: prepare the restore again; nothing was stopped", p.Staging, b.Plan, b.Snapshot, p.Snapshot)
+	}
+	db := filepath.Join(p.Staging, "member", "snap", "db")
+	st, err := os.Stat(db)
+	if err != nil || st.Size() != b.DBSize {
+		return fmt.Errorf("%w: %s is not the %d bytes built for this plan (%v): prepare the restore again; nothing was stopped", etcdsnap.ErrChecksum, db, b.DBSize, err)
+	}
+	if _, err := os.Stat(filepath.Join(p.Staging, "member", "wal")); err != nil {
+		return fmt.Errorf("the new data dir %s has no WAL (%v): prepare the restore again; nothing was stopped", p.Staging, err)
+	}
+	return nil
 }
 
 func exists(p string) bool {

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
 )
 
 // Step states, as the state file records them.
@@ -63,6 +65,9 @@ type Plan struct {
 	SnapshotSHA256 string `json:"snapshotSHA256"`
 	SnapshotSize   int64  `json:"snapshotSize"`
 	Member         Member `json:"member"`
+	// Staging is the member's new data dir, built before anything stops
+	// (the etcd flavour); the restore step swaps it in.
+	Staging string `json:"staging,omitempty"`
 	// Role is the k3s flavour's part: reset or rejoin.
 	Role string `json:"role,omitempty"`
 	// K3sDataDir is k3s's data dir (--data-dir of the reset).
@@ -163,26 +168,7 @@ func (ps Plans) Save(p *Plan) error {
 	if err != nil {
 		return err
 	}
-	part := ps.path(p.ID) + ".part"
-	f, err := os.OpenFile(part, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(part, ps.path(p.ID)); err != nil {
-		return err
-	}
-	return syncDir(ps.Dir)
+	return writeFileSync(ps.path(p.ID), data)
 }
 
 // Load reads one plan.
@@ -344,6 +330,9 @@ func (r *Runner) save(p *Plan, s Step) error {
 func (r *Runner) step(ctx context.Context, p *Plan, s *Step) error {
 	switch s.Name {
 	case StepVerify:
+		if p.Staging != "" {
+			return verifyStaging(p)
+		}
 		return verifyFile(p.SnapshotPath, p.SnapshotSHA256, p.SnapshotSize)
 	case StepStop:
 		return r.Host.Stop(ctx)
@@ -355,9 +344,15 @@ func (r *Runner) step(ctx context.Context, p *Plan, s *Step) error {
 				return err
 			}
 		}
-		m := p.Member
-		m.Verified = verifiedBefore(p, StepRestore)
-		return RestoreDataDir(p.SnapshotPath, m, s.Detail, nil)
+		if p.Staging == "" && !exists(s.Detail) {
+			// Nothing was built before the stop: build from the verified
+			// copy now.
+			snap := &etcdsnap.Snapshot{Name: p.Snapshot, SHA256: p.SnapshotSHA256, Size: p.SnapshotSize}
+			if _, err := BuildFromFile(p.SnapshotPath, snap, p.Member, StagingDir(p.Member.DataDir), p.ID); err != nil {
+				return err
+			}
+		}
+		return SwapDataDir(StagingDir(p.Member.DataDir), p.Member.DataDir, s.Detail)
 	case StepStart:
 		return r.Host.Start(ctx)
 	case StepHealthy:
@@ -422,21 +417,15 @@ func (ps Plans) Discard(id string) error {
 	if p.Started {
 		return fmt.Errorf("plan %s has started on %s: it is never discarded", id, p.Node)
 	}
-	return os.Remove(ps.path(id))
-}
-
-// verifiedBefore reports whether the plan's verify step ran, and passed,
-// in this plan before step.
-func verifiedBefore(p *Plan, step string) bool {
-	for _, s := range p.Steps {
-		if s.Name == step {
-			return false
-		}
-		if s.Name == StepVerify && s.State == Done {
-			return true
+	if p.Staging != "" {
+		if b, err := ReadBuilt(p.Staging); err == nil && b.Plan == p.ID {
+			os.Remove(builtPath(p.Staging))
+			if err := os.RemoveAll(p.Staging); err != nil {
+				return err
+			}
 		}
 	}
-	return false
+	return os.Remove(ps.path(id))
 }
 
 // dropCache removes the local copy of the snapshot once it is restored:

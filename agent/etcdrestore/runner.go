@@ -67,24 +67,72 @@ var ErrNoKey = errors.New("no snapshot key")
 // decompressed and checked against both checksums, and nothing is left
 // when it does not match (etcdsnap.ErrChecksum). reused tells which.
 func FetchSnapshot(ctx context.Context, store objstore.Store, snap *etcdsnap.Snapshot, keyFile, stateDir string) (path string, reused bool, err error) {
-	path = filepath.Join(stateDir, "restore", snap.Name+".db")
-	if err := etcdsnap.VerifyLocal(path, snap); err == nil {
+	path = cachePath(stateDir, snap)
+	if etcdsnap.VerifyLocal(path, snap) == nil {
 		return path, true, nil
 	}
-	var id age.Identity
-	if snap.Encrypted() {
-		if keyFile == "" {
-			return "", false, fmt.Errorf("%w: %s is encrypted (give the snapshot key: etcd.snapshotKeyFile, or --key-file)", ErrNoKey, snap.Name)
-		}
-		x, err := etcdsnap.LoadIdentity(keyFile)
-		if err != nil {
-			return "", false, err
-		}
-		id = x
+	id, err := identity(snap, keyFile)
+	if err != nil {
+		return "", false, err
 	}
 	os.Remove(path)
 	if err := etcdsnap.FetchCache(ctx, store, snap, id, path); err != nil {
 		return "", false, err
 	}
 	return path, false, nil
+}
+
+func cachePath(stateDir string, snap *etcdsnap.Snapshot) string {
+	return filepath.Join(stateDir, "restore", snap.Name+".db")
+}
+
+func identity(snap *etcdsnap.Snapshot, keyFile string) (age.Identity, error) {
+	if !snap.Encrypted() {
+		return nil, nil
+	}
+	if keyFile == "" {
+		return nil, fmt.Errorf("%w: %s is encrypted (give the snapshot key: etcd.snapshotKeyFile, or --key-file)", ErrNoKey, snap.Name)
+	}
+	return etcdsnap.LoadIdentity(keyFile)
+}
+
+// Stage puts on the node what plan p needs from snap before anything
+// stops. The etcd flavour: the member's new data dir, built beside its
+// data dir (p.Staging) from the preview's copy of the snapshot when one is
+// here, otherwise streamed from the store without a second copy. The k3s
+// flavour: the verified snapshot file k3s resets from (p.SnapshotPath).
+// reused tells that a copy already on the node was used. A snapshot that
+// does not match its checksums fails with etcdsnap.ErrChecksum.
+func Stage(ctx context.Context, store objstore.Store, snap *etcdsnap.Snapshot, keyFile, stateDir string, p *Plan) (reused bool, err error) {
+	p.Snapshot, p.SnapshotSHA256, p.SnapshotSize = snap.Name, snap.SHA256, snap.Size
+	if p.Flavor != config.FlavorEtcd {
+		path, reused, err := FetchSnapshot(ctx, store, snap, keyFile, stateDir)
+		if err != nil {
+			return false, err
+		}
+		p.SnapshotPath = path
+		return reused, nil
+	}
+	staging := StagingDir(p.Member.DataDir)
+	if cache := cachePath(stateDir, snap); exists(cache) {
+		_, err := BuildFromFile(cache, snap, p.Member, staging, p.ID)
+		if err == nil {
+			p.SnapshotPath, p.Staging = cache, staging
+			return true, nil
+		}
+		if !errors.Is(err, etcdsnap.ErrChecksum) {
+			return false, err
+		}
+		// A copy that does not match is not kept; the store's is used.
+		os.Remove(cache)
+	}
+	id, err := identity(snap, keyFile)
+	if err != nil {
+		return false, err
+	}
+	if _, err := BuildFromStore(ctx, store, snap, id, p.Member, staging, p.ID); err != nil {
+		return false, err
+	}
+	p.Staging = staging
+	return false, nil
 }

@@ -36,6 +36,35 @@ func FetchCache(ctx context.Context, store objstore.Store, snap *Snapshot, ident
 }
 
 func fetch(ctx context.Context, store objstore.Store, snap *Snapshot, identity age.Identity, path string, durable bool) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	part := path + ".part"
+	f, err := os.OpenFile(part, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := Stream(ctx, store, snap, identity, f); err != nil {
+		f.Close()
+		os.Remove(part)
+		return err
+	}
+	if !durable {
+		if err := f.Close(); err != nil {
+			os.Remove(part)
+			return err
+		}
+		return os.Rename(part, path)
+	}
+	return finishFile(f, part, path)
+}
+
+// Stream writes the snapshot's raw bytes to w as they come from the store
+// (download, decryption and decompression in one pass) and then checks
+// both the stored and the raw sha256 and the size: w has had bytes that
+// are not the snapshot unless Stream returns nil (ErrChecksum names a
+// mismatch). identity may be nil for unencrypted snapshots.
+func Stream(ctx context.Context, store objstore.Store, snap *Snapshot, identity age.Identity, w io.Writer) error {
 	if snap.Encrypted() && identity == nil {
 		return fmt.Errorf("%s: %w: give --key-file (the snapshot key kept when installing)", snap.Name, ErrNoKey)
 	}
@@ -58,26 +87,20 @@ func fetch(ctx context.Context, store objstore.Store, snap *Snapshot, identity a
 	}
 	defer zr.Close()
 
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	part := path + ".part"
-	f, err := os.OpenFile(part, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
 	// The raw sha256 runs beside the writes, on its own core.
 	raw := newAsyncHash(sha256.New())
-	n, err := io.Copy(io.MultiWriter(f, raw), zr)
+	out := &writeErr{w: w}
+	n, err := io.Copy(io.MultiWriter(out, raw), zr)
 	rawSum := raw.Sum()
+	if out.err != nil {
+		return fmt.Errorf("write %s: %w", snap.Name, out.err)
+	}
 	if err == nil {
 		// Drain what the decoders did not need, so the stored hash covers
 		// the whole object.
 		_, err = io.Copy(io.Discard, r)
 	}
 	if err != nil {
-		f.Close()
-		os.Remove(part)
 		// A damaged object fails to decode before its checksum can be
 		// compared: read the rest, and name the mismatch when it is one.
 		if _, cerr := io.Copy(io.Discard, teed); cerr == nil && snap.StoredSHA256 != "" {
@@ -88,23 +111,26 @@ func fetch(ctx context.Context, store objstore.Store, snap *Snapshot, identity a
 		return fmt.Errorf("download %s: %w", snap.Name, err)
 	}
 	if got := hex.EncodeToString(stored.Sum(nil)); snap.StoredSHA256 != "" && got != snap.StoredSHA256 {
-		f.Close()
-		os.Remove(part)
 		return fmt.Errorf("%w: stored object of %s has sha256 %s, metadata says %s", ErrChecksum, snap.Name, got, snap.StoredSHA256)
 	}
 	if got := hex.EncodeToString(rawSum); got != snap.SHA256 || n != snap.Size {
-		f.Close()
-		os.Remove(part)
 		return fmt.Errorf("%w: %s decoded to %d bytes with sha256 %s, metadata says %d bytes, %s", ErrChecksum, snap.Name, n, got, snap.Size, snap.SHA256)
 	}
-	if !durable {
-		if err := f.Close(); err != nil {
-			os.Remove(part)
-			return err
-		}
-		return os.Rename(part, path)
+	return nil
+}
+
+// writeErr remembers its writer's error, to tell it from the download's.
+type writeErr struct {
+	w   io.Writer
+	err error
+}
+
+func (e *writeErr) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil && e.err == nil {
+		e.err = err
 	}
-	return finishFile(f, part, path)
+	return n, err
 }
 
 // asyncHash hashes what is written to it in another goroutine, so that

@@ -110,18 +110,24 @@ func (s *Server) fetchForRestore(ctx context.Context, ref *agentv1.SnapshotRef, 
 	}
 	progress("download", fmt.Sprintf("fetching %s (%d bytes) and verifying its sha256", snap.Name, snap.Size))
 	path, reused, err := etcdrestore.FetchSnapshot(ctx, s.store, snap, s.cfg.Etcd.SnapshotKeyFile, s.cfg.StateDir)
-	switch {
-	case errors.Is(err, etcdsnap.ErrChecksum):
-		return nil, "", status.Errorf(codes.DataLoss, "%v: refused, nothing was changed", err)
-	case errors.Is(err, etcdrestore.ErrNoKey):
-		return nil, "", status.Errorf(codes.FailedPrecondition, "%v", err)
-	case err != nil:
-		return nil, "", status.Errorf(codes.Unavailable, "%v", err)
+	if err != nil {
+		return nil, "", fetchStatus(err)
 	}
 	if reused {
 		progress("verify", "using the verified copy "+path)
 	}
 	return snap, path, nil
+}
+
+// fetchStatus is the gRPC status of a snapshot that could not be fetched.
+func fetchStatus(err error) error {
+	switch {
+	case errors.Is(err, etcdsnap.ErrChecksum):
+		return status.Errorf(codes.DataLoss, "%v: refused, nothing was changed", err)
+	case errors.Is(err, etcdrestore.ErrNoKey):
+		return status.Errorf(codes.FailedPrecondition, "%v", err)
+	}
+	return status.Errorf(codes.Unavailable, "%v", err)
 }
 
 // preparedHold is how long a prepared plan that has not started holds the
@@ -203,14 +209,18 @@ func (s *Server) PrepareRestorePlan(ctx context.Context, req *agentv1.PrepareRes
 		return nil, status.Errorf(codes.AlreadyExists, "plan %s already ran on %s", old.ID, s.cfg.NodeName)
 	}
 	if needSnapshot {
-		snap, path, err := s.fetchForRestore(ctx, part.GetSnapshot(), func(string, string) {})
+		snap, err := s.resolveSnapshot(ctx, part.GetSnapshot())
 		if err != nil {
 			return nil, err
 		}
 		if want := part.GetSnapshotSha256(); want != "" && want != snap.SHA256 {
 			return nil, status.Errorf(codes.FailedPrecondition, "snapshot %s has sha256 %s here, the plan expects %s", snap.Name, snap.SHA256, want)
 		}
-		p.Snapshot, p.SnapshotPath, p.SnapshotSHA256, p.SnapshotSize = snap.Name, path, snap.SHA256, snap.Size
+		// The etcd flavour builds the member's new data dir now, while
+		// the member still runs; k3s gets the verified file.
+		if _, err := etcdrestore.Stage(ctx, s.store, snap, s.cfg.Etcd.SnapshotKeyFile, s.cfg.StateDir, p); err != nil {
+			return nil, fetchStatus(err)
+		}
 	} else {
 		p.Snapshot = part.GetSnapshot().GetName()
 	}

@@ -5,6 +5,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"runtime"
@@ -117,6 +118,15 @@ func (s *Server) Info(ctx context.Context, _ *agentv1.InfoRequest) (*agentv1.Inf
 		resp.Roles = append(resp.Roles, agentv1.NodeRole_NODE_ROLE_SERVER)
 	} else {
 		resp.Roles = append(resp.Roles, agentv1.NodeRole_NODE_ROLE_AGENT)
+	}
+	// While a restore runs here the member is down or on its way there:
+	// say so at once instead of waiting for etcd to time out, so that a
+	// second restore is told about the first without delay.
+	if p, err := s.plans().Unfinished(); err == nil && p != nil {
+		resp.Roles = append(resp.Roles, agentv1.NodeRole_NODE_ROLE_ETCD)
+		resp.Etcd = &agentv1.EtcdMemberHealth{Member: true, Endpoint: s.snapshots.Client.Endpoint,
+			Error: fmt.Sprintf("restore plan %s (snapshot %s) is in progress on this node; etcd is not asked until it finishes", p.ID, p.Snapshot)}
+		return resp, nil
 	}
 	if layout.IsEtcdMember() {
 		resp.Roles = append(resp.Roles, agentv1.NodeRole_NODE_ROLE_ETCD)

@@ -3,10 +3,11 @@
 # (one etcd member, ~1 GiB of data; shared with etcd-snapshot.sh):
 #   A  what a user does today: download the snapshot k3s uploaded (the raw
 #      .db, one GetObject), then etcdutl snapshot restore, in sequence
-#   B  ours: what a restore plan runs on a node (stop/start aside): fetch
-#      our snapshot (download, age decrypt, zstd, both sha256s in one pass),
-#      verify-snapshot, restore-data-dir (etcdutl library, revision bump,
-#      swap)
+#   B  ours: what a restore plan runs on a node (stop/start aside): the
+#      member's new data dir built from the store (download, age decrypt,
+#      zstd, both sha256s streamed straight into the new database; then
+#      membership, revision bump, WAL), verify-snapshot, restore-data-dir
+#      (the swap)
 # Usage: hack/bench/etcd-restore.sh [MiB] [runs]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,12 +30,24 @@ DR_CLUSTER_ID=$(kubectl-dr status -o json 2>/dev/null | sed -n 's/.*"clusterID":
 
 now() { date +%s%N; }
 ms() { echo $(( ($2 - $1) / 1000000 )); }
+# Peak resident memory (KiB) of each command, when GNU time is there.
+rss_a=0 rss_b=0
+peak() { # var cmd...
+  local var=$1; shift
+  if [ -x /usr/bin/time ]; then
+    /usr/bin/time -f %M -o "$tmp/rss" "$@"
+    local kib; kib=$(tail -n 1 "$tmp/rss")
+    if [ "$kib" -gt "${!var}" ]; then printf -v "$var" %s "$kib"; fi
+  else
+    "$@"
+  fi
+}
 a=0 b=0
 for i in $(seq "$runs"); do
   sync; echo 3 | sudo -n tee /proc/sys/vm/drop_caches >/dev/null 2>&1 || true
   t0=$(now)
-  "$dir/bin/benchtool" download bench/restore-raw.db "$tmp/a.db"
-  etcdutl snapshot restore "$tmp/a.db" --data-dir "$tmp/a-etcd" --name bench \
+  peak rss_a "$dir/bin/benchtool" download bench/restore-raw.db "$tmp/a.db"
+  peak rss_a etcdutl snapshot restore "$tmp/a.db" --data-dir "$tmp/a-etcd" --name bench \
     --initial-cluster bench=http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
     --bump-revision 1000000000 --mark-compacted >/dev/null 2>&1
   t1=$(now)
@@ -42,7 +55,7 @@ for i in $(seq "$runs"); do
 
   sync; echo 3 | sudo -n tee /proc/sys/vm/drop_caches >/dev/null 2>&1 || true
   t0=$(now)
-  "$dir/bin/benchtool" restore -snapshot "$name" -key "$DR_SNAPSHOT_KEY" -out "$tmp/b"
+  peak rss_b "$dir/bin/benchtool" restore -snapshot "$name" -key "$DR_SNAPSHOT_KEY" -out "$tmp/b"
   t1=$(now)
   b=$(( b + $(ms "$t0" "$t1") )); rm -rf "$tmp/b"
 done
@@ -52,4 +65,7 @@ printf 'etcd restore, snapshot %s MiB, mean of %s runs\n' $(( raw_size / 1024 / 
 printf '  A download the raw snapshot, then etcdutl restore   %7d ms\n' $(( a / runs ))
 printf '  B kubectl dr: fetch + verify + restore              %7d ms\n' $(( b / runs ))
 awk -v a="$a" -v b="$b" 'BEGIN { printf "  B/A %.2fx (goal <= 0.8x)\n", b / a }'
+if [ "$rss_a" -gt 0 ]; then
+  printf '  peak RSS: A %d MiB (etcdutl maps the database), B %d MiB\n' $(( rss_a / 1024 )) $(( rss_b / 1024 ))
+fi
 echo "the bench lab stays in $dir: hack/lab down --dir $dir"

@@ -117,7 +117,15 @@ func Resolve(ctx context.Context, o Options) ([]Target, error) {
 		return nil, err
 	}
 	if o.Discover {
-		pods, err := discover(ctx, o)
+		// Agents given directly are how a cluster whose API server is
+		// down (mid-restore) is reached: the API gets a moment, not more.
+		limit := 20 * time.Second
+		if len(targets) > 0 {
+			limit = 3 * time.Second
+		}
+		dctx, cancel := context.WithTimeout(ctx, limit)
+		pods, err := discover(dctx, o)
+		cancel()
 		if err != nil && len(targets) == 0 {
 			return nil, err
 		}
@@ -173,7 +181,7 @@ func discover(ctx context.Context, o Options) ([]Target, error) {
 	}
 	pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
-		return nil, fmt.Errorf("list agent pods in namespace %s (%s): %w", ns, sel, err)
+		return nil, fmt.Errorf("list agent pods in namespace %s (%s): %w (when the API server is down, reach the agents directly: --agent NODE=HOST:PORT or $KUBECTL_DR_AGENTS)", ns, sel, err)
 	}
 	// One target per node: during a rolling update a node has two pods;
 	// the ready one wins.

@@ -2,13 +2,16 @@ package restore
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/kubectl-dr/kubectl-dr/agent/etcdrestore"
 	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
 	"github.com/kubectl-dr/kubectl-dr/test/lab/labtest"
 )
@@ -107,22 +110,45 @@ func TestEtcdRestoreOutlivesThePlugin(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	sc := bufio.NewScanner(stderr)
+	// The first plugin's stderr, read to the end in the background.
+	var mu sync.Mutex
 	var seen []string
-	for sc.Scan() {
-		seen = append(seen, sc.Text())
-		if strings.Contains(sc.Text(), "stop started") {
-			break
+	stopping := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		closed := false
+		for sc.Scan() {
+			mu.Lock()
+			seen = append(seen, sc.Text())
+			mu.Unlock()
+			if strings.Contains(sc.Text(), "stop started") && !closed {
+				close(stopping)
+				closed = true
+			}
 		}
+	}()
+	first := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Join(seen, "\n")
 	}
-	if !strings.Contains(strings.Join(seen, "\n"), "stop started") {
-		cmd.Wait()
-		t.Fatalf("the restore never started stopping members:\n%s", strings.Join(seen, "\n"))
+	select {
+	case <-stopping:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("the restore never started stopping members:\n%s", first())
 	}
 
-	r := kubectlDR(t, "etcd", "restore", snap.Name, "--yes")
+	// The API server hangs while etcd stops: the second restore reaches
+	// the agents directly, as an operator does when the API is down (its
+	// kubeconfig names a port nothing listens on).
+	noAPI := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(noAPI, []byte("apiVersion: v1\nkind: Config\nclusters: [{name: down, cluster: {server: \"https://127.0.0.1:1\"}}]\ncontexts: [{name: down, context: {cluster: down}}]\ncurrent-context: down\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := labtest.Run(t, theLab, 5*time.Minute, theLab.Bin.KubectlDR, []string{"KUBECONFIG=" + noAPI}, "etcd", "restore", snap.Name, "--yes")
 	if r.Code == 0 || !strings.Contains(r.Stderr, "another restore is in progress") {
-		t.Errorf("a second restore during the first: exit %d\n%s\nwant it refused", r.Code, r.Stderr)
+		t.Errorf("a second restore during the first: exit %d\n%s\nwant it refused\nthe first restore printed:\n%s\nthe members' plans:\n%s",
+			r.Code, r.Stderr, first(), plansOnNodes(t))
 	}
 
 	if err := cmd.Process.Kill(); err != nil {
@@ -145,4 +171,29 @@ func TestEtcdRestoreOutlivesThePlugin(t *testing.T) {
 		t.Errorf("a step failed:\n%s", r.Stdout)
 	}
 	oneHealthyCluster(t)
+}
+
+// plansOnNodes lists every member's restore plans as their state files
+// have them: id, started, each step's state and error.
+func plansOnNodes(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	for _, n := range theLab.EtcdNodes() {
+		plans, err := etcdrestore.Plans{Dir: filepath.Join(theLab.NodeRoot(n), "var", "lib", "dr-agent", "restore", "plans")}.List()
+		if err != nil {
+			fmt.Fprintf(&b, "%s: %v\n", n, err)
+			continue
+		}
+		for _, p := range plans {
+			fmt.Fprintf(&b, "%s: plan %s created %s started %v:", n, p.ID, p.Created.Format(time.RFC3339Nano), p.Started)
+			for _, s := range p.Steps {
+				fmt.Fprintf(&b, " %s=%s", s.Name, s.State)
+				if s.Error != "" {
+					fmt.Fprintf(&b, "(%s)", s.Error)
+				}
+			}
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
 }

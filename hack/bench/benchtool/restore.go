@@ -14,9 +14,10 @@ import (
 )
 
 // restoreOurs runs what a restore plan runs on a node, minus stopping and
-// starting etcd: the snapshot fetched from the store (download, decrypt,
-// decompress and both checksums in one pass), the verify-snapshot step,
-// and the restore-data-dir step (etcdutl's restore, revision bump, swap).
+// starting etcd: the member's new data dir built from the store (download,
+// decrypt, decompress and both checksums streamed straight into the new
+// database, then the membership, revision bump, WAL), the verify-snapshot
+// step and the restore-data-dir step (the swap).
 func restoreOurs(ctx context.Context, name, keyFile, out string) error {
 	store, err := objstore.Open(objstore.Config{}.FromEnv())
 	if err != nil {
@@ -32,14 +33,8 @@ func restoreOurs(ctx context.Context, name, keyFile, out string) error {
 		return fmt.Errorf("no snapshot %s", name)
 	}
 	start := time.Now()
-	path, _, err := etcdrestore.FetchSnapshot(ctx, store, snap, keyFile, filepath.Join(out, "state"))
-	if err != nil {
-		return err
-	}
-	fetched := time.Since(start)
 	p := &etcdrestore.Plan{
 		ID: "bench", Node: "bench", Flavor: "etcd", Created: time.Now(),
-		Snapshot: snap.Name, SnapshotPath: path, SnapshotSHA256: snap.SHA256, SnapshotSize: snap.Size,
 		Member: etcdrestore.Member{
 			Name: "bench", DataDir: filepath.Join(out, "etcd"), PeerURLs: []string{"http://127.0.0.1:2380"},
 			InitialCluster: "bench=http://127.0.0.1:2380", InitialClusterToken: "bench",
@@ -47,11 +42,15 @@ func restoreOurs(ctx context.Context, name, keyFile, out string) error {
 		},
 		Steps: []etcdrestore.Step{{Name: etcdrestore.StepVerify, State: etcdrestore.Pending}, {Name: etcdrestore.StepRestore, State: etcdrestore.Pending}},
 	}
+	if _, err := etcdrestore.Stage(ctx, store, snap, keyFile, filepath.Join(out, "state"), p); err != nil {
+		return err
+	}
+	staged := time.Since(start)
 	r := &etcdrestore.Runner{Plans: etcdrestore.Plans{Dir: filepath.Join(out, "plans")}}
 	if err := r.Run(ctx, p); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "  ours: fetch %s, verify + restore %s\n", fetched.Round(time.Millisecond), (time.Since(start) - fetched).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "  ours: build the new data dir from the store %s, verify + swap %s\n", staged.Round(time.Millisecond), (time.Since(start) - staged).Round(time.Millisecond))
 	return nil
 }
 

@@ -57,12 +57,13 @@ func members(nodes agentclient.Nodes) ([]*agentclient.Node, string, error) {
 	return out, flavor, nil
 }
 
-// inProgress fails when a server is in the middle of a restore (its
-// member may be down, so this goes before anything asks etcd).
+// inProgress fails when a node is in the middle of a restore (its member
+// may be down, its data dir moved aside, so every node that answers is
+// asked, and before anything asks etcd).
 func inProgress(ctx context.Context, nodes agentclient.Nodes) error {
 	var busy []string
 	for _, n := range nodes {
-		if !n.Ready() || !n.IsEtcdMember() {
+		if !n.Ready() {
 			continue
 		}
 		st, err := n.Conn.RestorePlanStatus(ctx, &agentv1.RestorePlanStatusRequest{})
