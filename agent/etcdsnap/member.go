@@ -9,6 +9,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/kubectl-dr/kubectl-dr/agent/mtls"
 )
@@ -22,7 +23,7 @@ type ClientConfig struct {
 }
 
 // New opens an etcd v3 client with client-certificate auth.
-func (c ClientConfig) New() (*clientv3.Client, error) {
+func (c ClientConfig) New(opts ...grpc.DialOption) (*clientv3.Client, error) {
 	tlsCfg, err := c.tls()
 	if err != nil {
 		return nil, err
@@ -32,6 +33,7 @@ func (c ClientConfig) New() (*clientv3.Client, error) {
 		TLS:         tlsCfg,
 		DialTimeout: 3 * time.Second,
 		Logger:      zap.NewNop(),
+		DialOptions: opts,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to etcd %s: %w", c.Endpoint, err)

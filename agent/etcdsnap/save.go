@@ -83,7 +83,7 @@ func (s *Snapshotter) Save(ctx context.Context, req SaveRequest) (*Snapshot, err
 		progress = func(string, int64, int64) {}
 	}
 
-	cli, err := s.Client.New()
+	cli, err := s.Client.New(snapshotDial()...)
 	if err != nil {
 		return nil, err
 	}
