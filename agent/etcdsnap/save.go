@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
 	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
 )
@@ -89,14 +90,25 @@ func (s *Snapshotter) Save(ctx context.Context, req SaveRequest) (*Snapshot, err
 	}
 	defer cli.Close()
 	var total int64
+	var first *pb.SnapshotResponse
 	if st, err := cli.Status(ctx, s.Client.Endpoint); err == nil {
 		total = st.DbSize
 	}
-	resp, err := cli.SnapshotWithVersion(ctx)
+	// The stream's messages are read here, not through the client's
+	// SnapshotWithVersion (a goroutine and a pipe: one more copy).
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := pb.NewMaintenanceClient(cli.ActiveConnection()).Snapshot(sctx, &pb.SnapshotRequest{})
+	if err == nil {
+		var resp *pb.SnapshotResponse
+		if resp, err = stream.Recv(); err == nil {
+			first = resp
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open snapshot stream from %s: %w", s.Client.Endpoint, err)
 	}
-	defer resp.Snapshot.Close()
+	resp := first
 
 	created := s.now().UTC()
 	file := FileName(req.Name, s.Node, created)
@@ -105,7 +117,7 @@ func (s *Snapshotter) Save(ctx context.Context, req SaveRequest) (*Snapshot, err
 		Node:        s.Node,
 		Created:     created,
 		ClusterID:   s.ClusterID,
-		EtcdVersion: resp.Version,
+		EtcdVersion: resp.GetVersion(),
 		Compression: "zstd",
 		BackupSet:   req.BackupSet,
 		Scheduled:   req.Scheduled,
@@ -139,12 +151,8 @@ func (s *Snapshotter) Save(ctx context.Context, req SaveRequest) (*Snapshot, err
 		}
 	}
 	trailer := newTrailerCheck()
-	writers := []io.Writer{f, trailer}
-	if up != nil {
-		writers = append(writers, up)
-	}
 	progress("snapshot", 0, total)
-	n, err := io.CopyBuffer(io.MultiWriter(writers...), &progressReader{r: resp.Snapshot, fn: func(done int64) { progress("snapshot", done, total) }}, make([]byte, 1<<20))
+	n, err := copyStream(first, stream, f, trailer, up, func(done int64) { progress("snapshot", done, total) })
 	if err == nil {
 		err = trailer.Verify()
 	}
@@ -250,19 +258,35 @@ func finishFile(f *os.File, part, final string) error {
 	return nil
 }
 
-type progressReader struct {
-	r    io.Reader
-	n    int64
-	last time.Time
-	fn   func(int64)
-}
-
-func (p *progressReader) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	p.n += int64(n)
-	if now := time.Now(); now.Sub(p.last) > 200*time.Millisecond || err != nil {
-		p.last = now
-		p.fn(p.n)
+// copyStream writes the snapshot's bytes, the first message's and every
+// one after it, to the local file, the trailer check and the uploader.
+// Each message's bytes are its own (parsed into a new slice), so the
+// uploader takes them over without a copy.
+func copyStream(first *pb.SnapshotResponse, stream pb.Maintenance_SnapshotClient, f *os.File, trailer *trailerCheck, up *uploader, progress func(int64)) (int64, error) {
+	var n int64
+	var last time.Time
+	for resp := first; ; {
+		if blob := resp.GetBlob(); len(blob) > 0 {
+			if _, err := f.Write(blob); err != nil {
+				return n, err
+			}
+			trailer.Write(blob)
+			if up != nil {
+				up.send(blob)
+			}
+			n += int64(len(blob))
+			if now := time.Now(); now.Sub(last) > 200*time.Millisecond {
+				last = now
+				progress(n)
+			}
+		}
+		var err error
+		if resp, err = stream.Recv(); err == io.EOF {
+			break
+		} else if err != nil {
+			return n, err
+		}
 	}
-	return n, err
+	progress(n)
+	return n, nil
 }

@@ -26,7 +26,7 @@ type uploader struct {
 	done   chan error // the store's Put
 	// Compression runs in its own goroutine, fed chunks through ch, so it
 	// overlaps with the local write and the checksum.
-	ch         chan []byte
+	ch         chan chunk
 	compressed chan error
 	pool       sync.Pool
 }
@@ -72,15 +72,17 @@ func startUpload(ctx context.Context, store objstore.Store, key string, recipien
 		return nil, fmt.Errorf("zstd: %w", err)
 	}
 	u.zw = zw
-	u.ch = make(chan []byte, 8)
+	u.ch = make(chan chunk, 32)
 	u.compressed = make(chan error, 1)
 	go func() {
 		var err error
-		for b := range u.ch {
+		for c := range u.ch {
 			if err == nil {
-				_, err = u.zw.Write(b)
+				_, err = u.zw.Write(c.b)
 			}
-			u.pool.Put(b[:0])
+			if c.pooled {
+				u.pool.Put(c.b[:0])
+			}
 		}
 		u.compressed <- err
 	}()
@@ -91,9 +93,19 @@ func startUpload(ctx context.Context, store objstore.Store, key string, recipien
 // first error is kept for Finish.
 func (u *uploader) Write(p []byte) (int, error) {
 	b, _ := u.pool.Get().([]byte)
-	u.ch <- append(b, p...)
+	u.ch <- chunk{append(b, p...), true}
 	return len(p), nil
 }
+
+// chunk is raw bytes for the compressor; pooled ones go back to the pool.
+type chunk struct {
+	b      []byte
+	pooled bool
+}
+
+// send hands b to the compressor without a copy: the caller must not
+// touch it again.
+func (u *uploader) send(b []byte) { u.ch <- chunk{b: b} }
 
 // Finish flushes and waits for the upload; it returns the stored size and
 // sha256.
