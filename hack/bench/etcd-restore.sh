@@ -60,6 +60,7 @@ for i in $(seq "$runs"); do
   b=$(( b + $(ms "$t0" "$t1") )); rm -rf "$tmp/b"
 done
 kubectl-dr etcd snapshot rm "$name" >/dev/null
+"$dir/bin/benchtool" rmprefix "bench/restore-raw.db"
 
 printf 'etcd restore, snapshot %s MiB, mean of %s runs\n' $(( raw_size / 1024 / 1024 )) "$runs"
 printf '  A download the raw snapshot, then etcdutl restore   %7d ms\n' $(( a / runs ))

@@ -41,6 +41,7 @@ for i in $(seq "$runs"); do
   c=$(( c + $(ms "$t0" "$t1") )); rm -f "$tmp/c.db"
 done
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$agent_pid/status")
+"$dir/bin/benchtool" rmprefix "bench/plain-"
 
 printf 'etcd snapshot, db %s MiB, mean of %s runs\n' $(( db / 1024 / 1024 )) "$runs"
 printf '  A etcdctl snapshot save (local disk)          %7d ms\n' $(( a / runs ))

@@ -75,8 +75,23 @@ metadata:
 	runKubectl(t, "patch", "node", "ghost-node", "--subresource=status", "--type=merge", "-p",
 		`{"status":{"capacity":{"pods":"10","cpu":"1","memory":"1Gi"},"allocatable":{"pods":"10","cpu":"1","memory":"1Gi"}}}`)
 	t.Cleanup(func() {
-		runKubectl(t, "delete", "node", "ghost-node", "--wait=false")
-		runKubectl(t, "-n", "dr-system", "delete", "pods", "--field-selector", "spec.nodeName!=server-1", "--force", "--grace-period=0", "--wait=false")
+		runKubectl(t, "delete", "node", "ghost-node", "--wait=true", "--timeout=60s")
+		// The DaemonSet may have made ghost-node another pod while the node
+		// went: once it is gone, no pod but server-1's may stay behind (an
+		// unbound one would show as an unready agent in every later test).
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			runKubectl(t, "-n", "dr-system", "delete", "pods", "--field-selector", "spec.nodeName!=server-1", "--force", "--grace-period=0", "--wait=false")
+			time.Sleep(2 * time.Second)
+			left := strings.TrimSpace(runKubectl(t, "-n", "dr-system", "get", "pods", "--field-selector", "spec.nodeName!=server-1", "-o", "name"))
+			if left == "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("agent pods left behind by ghost-node: %s", left)
+				break
+			}
+		}
 	})
 	deadline := time.Now().Add(60 * time.Second)
 	for strings.TrimSpace(runKubectl(t, "-n", "dr-system", "get", "pods", "--field-selector", "spec.nodeName=ghost-node", "-o", "name")) == "" {

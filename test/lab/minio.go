@@ -42,9 +42,17 @@ func (l *Lab) upMinIO(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(l.log, "minio: started on http://%s\n", l.minioEndpoint())
+	mc, err := l.MinIOClient()
+	if err != nil {
+		return err
+	}
 	hc := &http.Client{Timeout: 2 * time.Second}
+	var exists bool
+	// Live is not ready: MinIO answers "Server not initialized yet"
+	// until its object layer is up, so ready means the bucket can be
+	// asked about.
 	if err := p.waitReady(ctx, l.Dir, 60*time.Second, func(ctx context.Context) error {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+l.minioEndpoint()+"/minio/health/live", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+l.minioEndpoint()+"/minio/health/ready", nil)
 		resp, err := hc.Do(req)
 		if err != nil {
 			return err
@@ -53,17 +61,12 @@ func (l *Lab) upMinIO(ctx context.Context) error {
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("health: %s", resp.Status)
 		}
+		if exists, err = mc.BucketExists(ctx, l.State.Bucket); err != nil {
+			return fmt.Errorf("check bucket %s: %w", l.State.Bucket, err)
+		}
 		return nil
 	}); err != nil {
 		return err
-	}
-	mc, err := l.MinIOClient()
-	if err != nil {
-		return err
-	}
-	exists, err := mc.BucketExists(ctx, l.State.Bucket)
-	if err != nil {
-		return fmt.Errorf("minio: check bucket %s: %w", l.State.Bucket, err)
 	}
 	if !exists {
 		if err := mc.MakeBucket(ctx, l.State.Bucket, minio.MakeBucketOptions{}); err != nil {
