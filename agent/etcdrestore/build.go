@@ -176,6 +176,12 @@ func makeMember(dataDir, dbPath string, m Member) (int64, error) {
 		return 0, fmt.Errorf("member %s is not in the initial cluster %s", m.Name, m.InitialCluster)
 	}
 
+	// The newest revision, read before the database is opened for
+	// writing (the key bucket's last key; etcdutl reads every key).
+	latest, err := etcdsnap.Revision(dbPath)
+	if err != nil {
+		return 0, err
+	}
 	be := backend.NewDefaultBackend(lg, dbPath)
 	closed := false
 	defer func() {
@@ -187,10 +193,7 @@ func makeMember(dataDir, dbPath string, m Member) (int64, error) {
 	if err := mb.TrimMembershipFromBackend(); err != nil {
 		return 0, fmt.Errorf("remove the old membership: %w", err)
 	}
-	rev, err := bumpRevision(be, int64(m.RevisionBump))
-	if err != nil {
-		return 0, err
-	}
+	rev := bumpRevision(be, latest, int64(m.RevisionBump))
 	cl.SetBackend(mb)
 	for _, mem := range cl.Members() {
 		cl.AddMember(mem, membership.ApplyBoth)
@@ -249,52 +252,19 @@ func makeMember(dataDir, dbPath string, m Member) (int64, error) {
 	return rev, f.Sync()
 }
 
-// bumpRevision moves the database's revision amount past its latest and
-// marks the revisions up to there compacted (nothing when amount is 0); it
+// bumpRevision moves the database's revision amount past latest and marks
+// the revisions up to there compacted (nothing when amount is 0); it
 // returns the revision the member starts at.
-func bumpRevision(be backend.Backend, amount int64) (int64, error) {
+func bumpRevision(be backend.Backend, latest, amount int64) int64 {
+	if amount == 0 {
+		return latest
+	}
 	tx := be.BatchTx()
 	tx.LockOutsideApply()
 	defer tx.Unlock()
-	latest := latestRevision(tx)
-	if amount == 0 {
-		return latest.Main, nil
-	}
-	latest = mvcc.Revision{Main: latest.Main + amount}
-	tx.UnsafePut(schema.Key, mvcc.RevToBytes(latest, mvcc.NewRevBytes()), []byte{})
-	mvcc.UnsafeSetScheduledCompact(tx, latest.Main)
-	return latest.Main, nil
-}
-
-// latestRevision finds the highest revision in the key bucket with a
-// binary search over main revisions (keys sort by revision), instead of
-// reading every key.
-func latestRevision(tx backend.UnsafeReader) mvcc.Revision {
-	end := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
-	from := func(main int64) [][]byte {
-		keys, _ := tx.UnsafeRange(schema.Key, mvcc.RevToBytes(mvcc.Revision{Main: main}, mvcc.NewRevBytes()), end, 1)
-		return keys
-	}
-	if len(from(0)) == 0 {
-		return mvcc.Revision{}
-	}
-	// Some key is at main >= lo; none is at main >= hi.
-	lo, hi := int64(0), int64(1)<<62
-	for hi-lo > 1 {
-		mid := lo + (hi-lo)/2
-		if len(from(mid)) > 0 {
-			lo = mid
-		} else {
-			hi = mid
-		}
-	}
-	keys, _ := tx.UnsafeRange(schema.Key, mvcc.RevToBytes(mvcc.Revision{Main: lo}, mvcc.NewRevBytes()), end, 0)
-	var latest mvcc.Revision
-	for _, k := range keys {
-		if r := mvcc.BytesToRev(k); r.GreaterThan(latest) {
-			latest = r
-		}
-	}
+	latest += amount
+	tx.UnsafePut(schema.Key, mvcc.RevToBytes(mvcc.Revision{Main: latest}, mvcc.NewRevBytes()), []byte{})
+	mvcc.UnsafeSetScheduledCompact(tx, latest)
 	return latest
 }
 

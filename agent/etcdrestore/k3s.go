@@ -195,14 +195,7 @@ func putBootstrapFiles(dir, dataDir, planID string) ([]string, error) {
 		if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
 			return err
 		}
-		tmp := target + ".part"
-		if err := os.WriteFile(tmp, data, 0o600); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, target); err != nil {
-			return err
-		}
-		return syncDir(filepath.Dir(target))
+		return writeFileSync(target, data)
 	})
 	return moved, err
 }

@@ -16,14 +16,7 @@ import (
 // move server/db/etcd aside and rejoin it; the API serves the snapshot's
 // objects and the three members form one new cluster.
 func TestK3sClusterResetThreeServersWithK3sStandin(t *testing.T) {
-	if err := theLab.SetRestoreFlavor(t.Context(), "k3s"); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := theLab.SetRestoreFlavor(t.Context(), "etcd"); err != nil {
-			t.Errorf("back to the etcd flavour: %v", err)
-		}
-	}()
+	labtest.UseRestoreFlavor(t, theLab, "k3s")
 	ns := "reset-e2e"
 	kubectl(t, "create", "namespace", ns)
 	kubectl(t, "-n", ns, "create", "configmap", "kept", "--from-literal=v=1")

@@ -175,3 +175,19 @@ func RestartAPIServer(t *testing.T, l *lab.Lab) {
 		t.Fatalf("start kube-apiserver: %v", err)
 	}
 }
+
+// UseRestoreFlavor has the etcd members' agents restore the given way for
+// the rest of the test, and puts the lab's flavour back after it.
+func UseRestoreFlavor(t *testing.T, l *lab.Lab, flavor string) {
+	t.Helper()
+	before := l.State.EtcdRestore
+	if err := l.SetRestoreFlavor(t.Context(), flavor); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// t.Context() is done by the time cleanups run.
+		if err := l.SetRestoreFlavor(context.Background(), before); err != nil {
+			t.Errorf("back to the %s flavour: %v", before, err)
+		}
+	})
+}

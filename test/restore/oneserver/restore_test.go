@@ -76,14 +76,7 @@ func TestEtcdFlavourOneServer(t *testing.T) {
 // server token and etcd data are gone, --new-host puts the token kept
 // with the snapshot back.
 func TestNodeLevelRestoreWithK3sStandin(t *testing.T) {
-	if err := theLab.SetRestoreFlavor(t.Context(), "k3s"); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := theLab.SetRestoreFlavor(t.Context(), "etcd"); err != nil {
-			t.Errorf("back to the etcd flavour: %v", err)
-		}
-	}()
+	labtest.UseRestoreFlavor(t, theLab, "k3s")
 	ns := "node-level"
 	kubectl(t, "create", "namespace", ns)
 	kubectl(t, "-n", ns, "create", "configmap", "from-the-snapshot", "--from-literal=v=1")
