@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -35,13 +34,9 @@ func newServeCmd(errOut io.Writer) *cobra.Command {
 		Short: "Serve the agent's gRPC API (mTLS) for kubectl dr",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			// The node name is known before the file is read: the
-			// log names the node even when the file does not load.
-			node := os.Getenv("NODE_NAME")
-			if node == "" {
-				node, _ = os.Hostname()
-			}
-			log := slog.New(slog.NewJSONHandler(errOut, nil)).With("node", node)
+			// Run names the node in every line once the file is read
+			// (its nodeName, else $NODE_NAME, else the host name).
+			log := slog.New(slog.NewJSONHandler(errOut, nil))
 			return server.Run(cmd.Context(), configFile, log)
 		},
 	}

@@ -5,10 +5,12 @@ import (
 	"math/bits"
 	"sync"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/protoadapt"
 )
@@ -52,6 +54,86 @@ func (streamCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		return proto.Unmarshal(buf.ReadOnlyData(), protoadapt.MessageV2Of(m))
 	}
 	return fmt.Errorf("unmarshal: %T is not a proto message", v)
+}
+
+// blobCodec parses the snapshot stream's messages so that each blob is a
+// window on the buffer the message arrived in (etcd's own parser copies
+// it out: a gigabyte of copying per snapshot). The buffer is held for the
+// caller, who takes it after each Recv and frees it once the blob has been
+// consumed; until then the pool cannot hand it out again. One codec serves
+// one stream, whose messages are parsed one at a time in Recv.
+type blobCodec struct {
+	streamCodec
+	held mem.Buffer
+}
+
+func (c *blobCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	m, ok := v.(*pb.SnapshotResponse)
+	if !ok {
+		return c.streamCodec.Unmarshal(data, v)
+	}
+	c.release()
+	buf := data.MaterializeToBuffer(streamBuffers)
+	if err := parseSnapshotResponse(buf.ReadOnlyData(), m); err != nil {
+		buf.Free()
+		return err
+	}
+	c.held = buf
+	return nil
+}
+
+// take hands over the buffer the last message's blob points into (nil
+// when it holds none).
+func (c *blobCodec) take() mem.Buffer {
+	b := c.held
+	c.held = nil
+	return b
+}
+
+// release frees a buffer nobody took.
+func (c *blobCodec) release() {
+	if c.held != nil {
+		c.held.Free()
+		c.held = nil
+	}
+}
+
+// parseSnapshotResponse is etcd's SnapshotResponse parser but for the
+// blob, which stays in b.
+func parseSnapshotResponse(b []byte, m *pb.SnapshotResponse) error {
+	*m = pb.SnapshotResponse{}
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return fmt.Errorf("snapshot message: %w", protowire.ParseError(n))
+		}
+		b = b[n:]
+		switch {
+		case num == 1 && typ == protowire.BytesType:
+			var v []byte
+			if v, n = protowire.ConsumeBytes(b); n >= 0 {
+				m.Header = &pb.ResponseHeader{}
+				if err := m.Header.Unmarshal(v); err != nil {
+					return fmt.Errorf("snapshot message header: %w", err)
+				}
+			}
+		case num == 2 && typ == protowire.VarintType:
+			m.RemainingBytes, n = protowire.ConsumeVarint(b)
+		case num == 3 && typ == protowire.BytesType:
+			m.Blob, n = protowire.ConsumeBytes(b)
+		case num == 4 && typ == protowire.BytesType:
+			var v []byte
+			v, n = protowire.ConsumeBytes(b)
+			m.Version = string(v)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			return fmt.Errorf("snapshot message field %d: %w", num, protowire.ParseError(n))
+		}
+		b = b[n:]
+	}
+	return nil
 }
 
 // dirtyPool keeps buffers by power-of-two capacity.

@@ -15,6 +15,8 @@ import (
 
 	"filippo.io/age"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/mem"
 
 	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
 )
@@ -98,12 +100,15 @@ func (s *Snapshotter) Save(ctx context.Context, req SaveRequest) (*Snapshot, err
 	// SnapshotWithVersion (a goroutine and a pipe: one more copy).
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := pb.NewMaintenanceClient(cli.ActiveConnection()).Snapshot(sctx, &pb.SnapshotRequest{})
+	codec := &blobCodec{}
+	defer codec.release()
+	var stream blobStream
+	client, err := pb.NewMaintenanceClient(cli.ActiveConnection()).Snapshot(sctx, &pb.SnapshotRequest{}, grpc.ForceCodecV2(codec))
 	if err == nil {
-		var resp *pb.SnapshotResponse
-		if resp, err = stream.Recv(); err == nil {
-			first = resp
-		}
+		stream = blobStream{client, codec}
+		// The first blob's buffer stays with the codec (freed on
+		// return) until copyStream takes it.
+		first, err = stream.Recv()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open snapshot stream from %s: %w", s.Client.Endpoint, err)
@@ -258,30 +263,48 @@ func finishFile(f *os.File, part, final string) error {
 	return nil
 }
 
+// blobStream receives the snapshot's messages, each with the buffer its
+// blob points into (see blobCodec).
+type blobStream struct {
+	pb.Maintenance_SnapshotClient
+	codec *blobCodec
+}
+
+func (s blobStream) next() (*pb.SnapshotResponse, mem.Buffer, error) {
+	resp, err := s.Recv()
+	return resp, s.codec.take(), err
+}
+
 // copyStream writes the snapshot's bytes, the first message's and every
 // one after it, to the local file, the trailer check and the uploader.
-// Each message's bytes are its own (parsed into a new slice), so the
-// uploader takes them over without a copy.
-func copyStream(first *pb.SnapshotResponse, stream pb.Maintenance_SnapshotClient, f *os.File, trailer *trailerCheck, up *uploader, progress func(int64)) (int64, error) {
+// Each blob goes to the uploader with its buffer, without a copy; the
+// uploader frees the buffer once the blob is compressed.
+func copyStream(first *pb.SnapshotResponse, stream blobStream, f *os.File, trailer *trailerCheck, up *uploader, progress func(int64)) (int64, error) {
+	held := stream.codec.take()
 	var n int64
 	var last time.Time
 	for resp := first; ; {
 		if blob := resp.GetBlob(); len(blob) > 0 {
 			if _, err := f.Write(blob); err != nil {
+				if held != nil {
+					held.Free()
+				}
 				return n, err
 			}
 			trailer.Write(blob)
-			if up != nil {
-				up.send(blob)
-			}
 			n += int64(len(blob))
 			if now := time.Now(); now.Sub(last) > 200*time.Millisecond {
 				last = now
 				progress(n)
 			}
 		}
+		if up != nil {
+			up.send(resp.GetBlob(), held)
+		} else if held != nil {
+			held.Free()
+		}
 		var err error
-		if resp, err = stream.Recv(); err == io.EOF {
+		if resp, held, err = stream.next(); err == io.EOF {
 			break
 		} else if err != nil {
 			return n, err

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"sync"
 
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
+	"google.golang.org/grpc/mem"
 
 	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
 )
@@ -28,7 +28,6 @@ type uploader struct {
 	// overlaps with the local write and the checksum.
 	ch         chan chunk
 	compressed chan error
-	pool       sync.Pool
 }
 
 type countingHash struct {
@@ -80,8 +79,8 @@ func startUpload(ctx context.Context, store objstore.Store, key string, recipien
 			if err == nil {
 				_, err = u.zw.Write(c.b)
 			}
-			if c.pooled {
-				u.pool.Put(c.b[:0])
+			if c.buf != nil {
+				c.buf.Free()
 			}
 		}
 		u.compressed <- err
@@ -89,23 +88,26 @@ func startUpload(ctx context.Context, store objstore.Store, key string, recipien
 	return u, nil
 }
 
-// Write never fails: a failed upload must not stop the local copy. The
-// first error is kept for Finish.
+// chunk is raw bytes for the compressor and the buffer they live in, if
+// any, freed once they are compressed.
+type chunk struct {
+	b   []byte
+	buf mem.Buffer
+}
+
+// send hands b (a window on buf, or buf nil) to the compressor without a
+// copy: the caller must not touch either again. Sending never fails: a
+// failed upload must not stop the local copy; the first error is kept
+// for Finish.
+func (u *uploader) send(b []byte, buf mem.Buffer) { u.ch <- chunk{b, buf} }
+
+// Write sends a copy of p (for callers that reuse p).
 func (u *uploader) Write(p []byte) (int, error) {
-	b, _ := u.pool.Get().([]byte)
-	u.ch <- chunk{append(b, p...), true}
+	b := streamBuffers.Get(len(p))
+	copy(*b, p)
+	u.send(*b, mem.NewBuffer(b, streamBuffers))
 	return len(p), nil
 }
-
-// chunk is raw bytes for the compressor; pooled ones go back to the pool.
-type chunk struct {
-	b      []byte
-	pooled bool
-}
-
-// send hands b to the compressor without a copy: the caller must not
-// touch it again.
-func (u *uploader) send(b []byte) { u.ch <- chunk{b: b} }
 
 // Finish flushes and waits for the upload; it returns the stored size and
 // sha256.

@@ -35,11 +35,11 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 	}
 	w := &configWatch{path: path, sum: sum}
 	for {
-		next, err := serve(ctx, cfg, sum, w, log)
+		next, err := serve(ctx, cfg, sum, w, log.With("node", cfg.NodeName))
 		if err != nil || next == nil {
 			return err
 		}
-		log.Info("configuration reloaded", "config", path, "sha256", next.sum[:12])
+		log.Info("configuration reloaded", "node", next.cfg.NodeName, "config", path, "sha256", next.sum[:12])
 		cfg, sum = next.cfg, next.sum
 	}
 }
@@ -109,7 +109,7 @@ func serve(ctx context.Context, cfg *config.Config, sum string, w *configWatch, 
 		jobs := append([]schedule.Job{srv.snapshotJob(), srv.filesJob()}, srv.baseBackupJobs()...)
 		errc <- schedule.Run(ctx, log, srv.countBusy(jobs)...)
 	}()
-	log.Info("agent serving", "node", cfg.NodeName, "listen", lis.Addr().String(), "dataDir", cfg.DataDir, "store", srv.storeName())
+	log.Info("agent serving", "listen", lis.Addr().String(), "dataDir", cfg.DataDir, "store", srv.storeName())
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -14,3 +14,14 @@ fi
 db=$(etcdctl endpoint status -w json | sed -n 's/.*"dbSize":\([0-9]*\).*/\1/p')
 tmp=$(mktemp -d "$dir/run.XXXX")
 trap 'rm -rf "$tmp"' EXIT
+
+# drop_caches empties the page cache; the runs compare nothing otherwise.
+# As root it writes the knob itself (sudo may not be installed), else it
+# asks sudo, and it says so when it cannot.
+drop_caches() {
+  if [ "$(id -u)" = 0 ]; then
+    echo 3 > /proc/sys/vm/drop_caches
+  elif ! echo 3 | sudo -n tee /proc/sys/vm/drop_caches >/dev/null 2>&1; then
+    echo "warning: cannot drop the page cache (not root, no sudo): runs start from different caches" >&2
+  fi
+}

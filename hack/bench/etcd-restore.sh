@@ -44,7 +44,7 @@ peak() { # var cmd...
 }
 a=0 b=0
 for i in $(seq "$runs"); do
-  sync; echo 3 | sudo -n tee /proc/sys/vm/drop_caches >/dev/null 2>&1 || true
+  sync; drop_caches
   t0=$(now)
   peak rss_a "$dir/bin/benchtool" download bench/restore-raw.db "$tmp/a.db"
   peak rss_a etcdutl snapshot restore "$tmp/a.db" --data-dir "$tmp/a-etcd" --name bench \
@@ -53,7 +53,7 @@ for i in $(seq "$runs"); do
   t1=$(now)
   a=$(( a + $(ms "$t0" "$t1") )); rm -rf "$tmp/a.db" "$tmp/a-etcd"
 
-  sync; echo 3 | sudo -n tee /proc/sys/vm/drop_caches >/dev/null 2>&1 || true
+  sync; drop_caches
   t0=$(now)
   peak rss_b "$dir/bin/benchtool" restore -snapshot "$name" -key "$DR_SNAPSHOT_KEY" -out "$tmp/b"
   t1=$(now)

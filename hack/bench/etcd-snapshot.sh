@@ -21,7 +21,7 @@ ms() { echo $(( ($2 - $1) / 1000000 )); }
 # for reclaiming what earlier runs left) and etcd's database read back in.
 etcd_db="$dir/nodes/server-1/var/lib/rancher/k3s/server/db/etcd/member/snap/db"
 settle() {
-  sync; echo 3 | sudo -n tee /proc/sys/vm/drop_caches >/dev/null 2>&1 || true
+  sync; drop_caches
   cat "$etcd_db" >/dev/null 2>&1 || true
 }
 a=0 b=0 c=0 ratios=""
