@@ -13,11 +13,11 @@ import (
 
 // segment is a 16 MiB WAL segment: a real one when DR_WAL_SEGMENT names
 // one, else half random, half zero (a segment switched half-full).
-func segment(b *testing.B) []byte {
+func segment(tb testing.TB) []byte {
 	if p := os.Getenv("DR_WAL_SEGMENT"); p != "" {
 		data, err := os.ReadFile(p)
 		if err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		return data
 	}

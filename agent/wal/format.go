@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,40 +31,48 @@ const magic = "drwal1"
 // ErrCorrupt means a stored object does not match its checksum.
 var ErrCorrupt = errors.New("WAL object is corrupt")
 
-// headerLen is the header's fixed length: the size is zero-padded, so the
-// header can be written after the body is compressed behind it.
-const headerLen = len(magic) + 1 + 20 + 1 + 64 + 1
+// frameSize: a file is compressed as independent zstd frames of this
+// size, on every CPU at once (a 16 MiB segment of dense WAL took 90 ms on
+// one). Frames one after another are one zstd stream to any decoder; the
+// ratio is within a fraction of a percent of one frame's.
+const frameSize = 2 << 20
 
-var encoders = sync.Pool{New: func() any {
-	zw, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
-	return zw
-}}
+// encoder's EncodeAll runs on as many goroutines as there are CPUs.
+var encoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
+	zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithZeroFrames(true))
 
-// Encode appends the object of the file data to dst. The sha256 runs
-// beside the compression, so a segment costs the longer of the two, not
-// their sum.
+// frameBufs keeps each call's compressed frames: a segment's worth of
+// fresh memory per file shows in the latency's tail.
+var frameBufs = sync.Pool{New: func() any { return new([][]byte) }}
+
+// Encode appends the object of the file data to dst. The frames and the
+// sha256 are computed side by side.
 func Encode(dst *bytes.Buffer, data []byte) error {
+	frames := frameBufs.Get().(*[][]byte)
+	defer frameBufs.Put(frames)
+	n := max(1, (len(data)+frameSize-1)/frameSize)
+	for len(*frames) < n {
+		*frames = append(*frames, nil)
+	}
+	out := (*frames)[:n]
 	var sum [sha256.Size]byte
-	hashed := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1 + n)
 	go func() {
+		defer wg.Done()
 		sum = sha256.Sum256(data)
-		close(hashed)
 	}()
-	start := dst.Len()
-	dst.Write(make([]byte, headerLen))
-	zw := encoders.Get().(*zstd.Encoder)
-	zw.Reset(dst)
-	_, err := zw.Write(data)
-	if err == nil {
-		err = zw.Close()
+	for i := range out {
+		go func() {
+			defer wg.Done()
+			out[i] = encoder.EncodeAll(data[min(i*frameSize, len(data)):min((i+1)*frameSize, len(data))], out[i][:0])
+		}()
 	}
-	encoders.Put(zw)
-	<-hashed
-	if err != nil {
-		return err
+	wg.Wait()
+	fmt.Fprintf(dst, "%s %020d %s\n", magic, len(data), hex.EncodeToString(sum[:]))
+	for _, f := range out {
+		dst.Write(f)
 	}
-	header := fmt.Sprintf("%s %020d %s\n", magic, len(data), hex.EncodeToString(sum[:]))
-	copy(dst.Bytes()[start:start+headerLen], header)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package wal
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
 )
@@ -59,6 +62,39 @@ func TestEncodeDecodeRefusesCorruption(t *testing.T) {
 	forged := bytes.Replace(obj.Bytes(), []byte(" 0"), []byte(" 1"), 1)
 	if _, err := Decode(io.Discard, bytes.NewReader(forged)); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("wrong size in header: %v, want ErrCorrupt", err)
+	}
+}
+
+// A segment is compressed as frames side by side: what comes back is the
+// segment, whatever its size; a byte flipped in a later frame is refused;
+// and an object shipped as one frame (before frames) still decodes.
+func TestEncodeDecodeInFrames(t *testing.T) {
+	raw := segment(t) // 16 MiB, half random, half zero: 8 frames
+	for _, size := range []int{0, 1, frameSize, frameSize + 1, len(raw)} {
+		var obj bytes.Buffer
+		if err := Encode(&obj, raw[:size]); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		if n, err := Decode(&out, bytes.NewReader(obj.Bytes())); err != nil || n != int64(size) || !bytes.Equal(out.Bytes(), raw[:size]) {
+			t.Fatalf("%d bytes: decoded %d bytes (equal %v): %v", size, n, bytes.Equal(out.Bytes(), raw[:size]), err)
+		}
+		if size == len(raw) {
+			bad := bytes.Clone(obj.Bytes())
+			bad[len(bad)*3/4] ^= 0xff
+			if _, err := Decode(io.Discard, bytes.NewReader(bad)); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("byte flipped in a later frame: %v, want ErrCorrupt", err)
+			}
+		}
+	}
+	var old bytes.Buffer
+	fmt.Fprintf(&old, "%s %020d %x\n", magic, len(raw), sha256.Sum256(raw))
+	zw, _ := zstd.NewWriter(&old, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	zw.Write(raw)
+	zw.Close()
+	var out bytes.Buffer
+	if _, err := Decode(&out, &old); err != nil || !bytes.Equal(out.Bytes(), raw) {
+		t.Fatalf("one-frame object: %v", err)
 	}
 }
 
