@@ -166,7 +166,15 @@ type WALSource struct {
 	// BaseBackupSchedule is a cron expression for automatic base backups
 	// (default "off").
 	BaseBackupSchedule string `json:"baseBackupSchedule,omitempty"`
+	// BaseBackupRetention: after each scheduled base backup (and on
+	// kubectl dr pg prune) the base backups beyond it are removed, with the
+	// WAL only they could use. Default: the last 2 and a week of dailies.
+	BaseBackupRetention Retention `json:"baseBackupRetention,omitempty"`
 }
+
+// DefaultBaseBackupRetention keeps a week of point-in-time recovery with a
+// daily schedule, and the last two whatever the schedule.
+var DefaultBaseBackupRetention = Retention{KeepLast: 2, KeepDaily: 7}
 
 var walNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
@@ -347,6 +355,9 @@ func (c *Config) complete() error {
 		}
 		if src.BaseBackupSchedule == "" {
 			src.BaseBackupSchedule = "off"
+		}
+		if src.BaseBackupRetention.IsZero() {
+			src.BaseBackupRetention = DefaultBaseBackupRetention
 		}
 		if src.BaseBackupSchedule != "off" && (src.Connection == "" || src.PGData == "") {
 			return fmt.Errorf("wal.sources %s: baseBackupSchedule needs connection and pgdata", src.Name)

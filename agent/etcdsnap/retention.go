@@ -3,68 +3,15 @@ package etcdsnap
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/kubectl-dr/kubectl-dr/agent/config"
+	"github.com/kubectl-dr/kubectl-dr/agent/retention"
 )
-
-// Dated is anything retention can sort by time.
-type Dated struct {
-	Name string
-	Time time.Time
-}
-
-// ApplyRetention splits items into those to keep and those to remove: the
-// newest KeepLast, plus the newest item of each of the KeepHourly most recent
-// hours that have one, and likewise days, ISO weeks and months (GFS, as
-// restic's forget does). A zero policy keeps everything.
-func ApplyRetention(items []Dated, r config.Retention) (keep, remove []Dated) {
-	if r.IsZero() {
-		return items, nil
-	}
-	sorted := append([]Dated(nil), items...)
-	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Time.After(sorted[j].Time) })
-	kept := make([]bool, len(sorted))
-	for i := 0; i < r.KeepLast && i < len(sorted); i++ {
-		kept[i] = true
-	}
-	buckets := []struct {
-		n   int
-		key func(time.Time) string
-	}{
-		{r.KeepHourly, func(t time.Time) string { return t.Format("2006-01-02T15") }},
-		{r.KeepDaily, func(t time.Time) string { return t.Format("2006-01-02") }},
-		{r.KeepWeekly, func(t time.Time) string { y, w := t.ISOWeek(); return fmt.Sprintf("%d-W%02d", y, w) }},
-		{r.KeepMonthly, func(t time.Time) string { return t.Format("2006-01") }},
-	}
-	for _, b := range buckets {
-		seen := map[string]bool{}
-		for i, it := range sorted {
-			if len(seen) >= b.n {
-				break
-			}
-			k := b.key(it.Time.UTC())
-			if !seen[k] {
-				seen[k] = true
-				kept[i] = true
-			}
-		}
-	}
-	for i, it := range sorted {
-		if kept[i] {
-			keep = append(keep, it)
-		} else {
-			remove = append(remove, it)
-		}
-	}
-	return keep, remove
-}
 
 // PruneResult says what retention kept and removed.
 type PruneResult struct {
@@ -83,14 +30,14 @@ func (s *Snapshotter) Prune(ctx context.Context, prefix string, r config.Retenti
 			return res, err
 		}
 		byName := map[string]*Snapshot{}
-		var items []Dated
+		var items []retention.Dated
 		for _, snap := range all {
 			if snap.Scheduled {
 				byName[snap.Name] = snap
-				items = append(items, Dated{Name: snap.Name, Time: snap.Created})
+				items = append(items, retention.Dated{Name: snap.Name, Time: snap.Created})
 			}
 		}
-		keep, remove := ApplyRetention(items, r)
+		keep, remove := retention.Apply(items, r)
 		for _, k := range keep {
 			res.Kept = append(res.Kept, k.Name)
 		}
@@ -107,7 +54,7 @@ func (s *Snapshotter) Prune(ctx context.Context, prefix string, r config.Retenti
 	if err != nil {
 		return res, err
 	}
-	_, remove := ApplyRetention(local, r)
+	_, remove := retention.Apply(local, r)
 	for _, d := range remove {
 		if !dryRun {
 			if _, err := s.DeleteLocal(d.Name); err != nil {
@@ -122,7 +69,7 @@ func (s *Snapshotter) Prune(ctx context.Context, prefix string, r config.Retenti
 }
 
 // localScheduled lists this node's local files named <prefix>-<node>-<unix>.
-func (s *Snapshotter) localScheduled(prefix string) ([]Dated, error) {
+func (s *Snapshotter) localScheduled(prefix string) ([]retention.Dated, error) {
 	entries, err := os.ReadDir(s.Layout.SnapshotsDir())
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -131,7 +78,7 @@ func (s *Snapshotter) localScheduled(prefix string) ([]Dated, error) {
 		return nil, err
 	}
 	head := prefix + "-" + s.Node + "-"
-	var out []Dated
+	var out []retention.Dated
 	for _, e := range entries {
 		rest, ok := strings.CutPrefix(e.Name(), head)
 		if !ok || e.IsDir() {
@@ -141,7 +88,7 @@ func (s *Snapshotter) localScheduled(prefix string) ([]Dated, error) {
 		if err != nil {
 			continue
 		}
-		out = append(out, Dated{Name: e.Name(), Time: time.Unix(unix, 0)})
+		out = append(out, retention.Dated{Name: e.Name(), Time: time.Unix(unix, 0)})
 	}
 	return out, nil
 }

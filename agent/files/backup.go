@@ -104,6 +104,31 @@ func (e *Engine) Forget(ctx context.Context, set string, prune bool) ([]string, 
 	return ids, nil
 }
 
+// ForgetWhere forgets the snapshots carrying tag (every node's) that drop
+// picks, prunes their data, and returns their ids. dryRun only picks.
+func (e *Engine) ForgetWhere(ctx context.Context, tag string, drop func(restic.Snapshot) bool, dryRun bool) ([]string, error) {
+	if err := e.ensure(ctx, false); err != nil {
+		return nil, err
+	}
+	snaps, err := e.Repo.Snapshots(ctx, tag)
+	if err != nil {
+		return nil, e.explain(err)
+	}
+	var ids []string
+	for _, s := range snaps {
+		if drop(s) {
+			ids = append(ids, s.ID)
+		}
+	}
+	if dryRun || len(ids) == 0 {
+		return ids, nil
+	}
+	if err := e.runLocked(ctx, func(r *restic.Repo) error { return r.ForgetIDs(ctx, ids, true) }); err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
 // ApplyRetention forgets this node's scheduled snapshots beyond the policy
 // and prunes. restic's exclusive lock keeps it to one node at a time.
 func (e *Engine) ApplyRetention(ctx context.Context, p restic.Policy) ([]string, error) {

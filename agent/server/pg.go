@@ -3,9 +3,11 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -27,6 +29,16 @@ func (s *Server) walSource(name string) (config.WALSource, bool) {
 	return config.WALSource{}, false
 }
 
+// lockSource holds the source's lock, or says who has it.
+func (s *Server) lockSource(name string) (unlock func(), err error) {
+	m, _ := s.pgLocks.LoadOrStore(name, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	if !mu.TryLock() {
+		return nil, status.Errorf(codes.Aborted, "a base backup or prune of %s is running on node %s; try again when it has finished", name, s.cfg.NodeName)
+	}
+	return mu.Unlock, nil
+}
+
 // BaseBackup takes a base backup of a source whose data directory is on
 // this node.
 func (s *Server) BaseBackup(req *agentv1.BaseBackupRequest, stream agentv1.AgentService_BaseBackupServer) error {
@@ -38,6 +50,11 @@ func (s *Server) BaseBackup(req *agentv1.BaseBackupRequest, stream agentv1.Agent
 	if err != nil {
 		return err
 	}
+	unlock, err := s.lockSource(src.Name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	send := func(phase string, st restic.BackupStatus) {
 		_ = stream.Send(&agentv1.BaseBackupResponse{Event: &agentv1.BaseBackupResponse_Progress{Progress: &agentv1.Progress{
 			Phase: phase, BytesDone: st.BytesDone, BytesTotal: st.TotalBytes, FilesDone: st.FilesDone, FilesTotal: st.TotalFiles, Percent: 100 * st.PercentDone,
@@ -48,10 +65,51 @@ func (s *Server) BaseBackup(req *agentv1.BaseBackupRequest, stream agentv1.Agent
 		return status.Errorf(codes.FailedPrecondition, "base backup of %s: %v", src.Name, err)
 	}
 	s.log.Info("base backup", "source", b.Source, "id", b.ID, "start", b.StartLSN, "stop", b.StopLSN)
-	return stream.Send(&agentv1.BaseBackupResponse{Event: &agentv1.BaseBackupResponse_Result{Result: &agentv1.BaseBackupResult{
+	return stream.Send(&agentv1.BaseBackupResponse{Event: &agentv1.BaseBackupResponse_Result{Result: baseBackupProto(b)}})
+}
+
+// PruneBaseBackups applies the source's base backup retention now.
+func (s *Server) PruneBaseBackups(ctx context.Context, req *agentv1.PruneBaseBackupsRequest) (*agentv1.PruneBaseBackupsResponse, error) {
+	src, ok := s.walSource(req.Source)
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "node %s has no WAL source %q", s.cfg.NodeName, req.Source)
+	}
+	e, err := s.filesEngine()
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := s.lockSource(src.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	res, err := pg.Prune(ctx, s.store, e, src.Name, src.BaseBackupRetention, req.DryRun)
+	if err != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "prune base backups of %s: %v", src.Name, err)
+	}
+	if !req.DryRun {
+		s.log.Info("base backup retention", "source", src.Name, "kept", len(res.Kept), "removed", len(res.Removed), "walFilesRemoved", res.WALFiles, "firstWAL", res.FirstWAL)
+	}
+	r := src.BaseBackupRetention
+	out := &agentv1.PruneBaseBackupsResponse{
+		FirstWal: res.FirstWAL, WalFilesRemoved: int64(res.WALFiles), WalBytesRemoved: res.WALBytes,
+		SnapshotsForgotten: res.Snapshots, DryRun: req.DryRun,
+		Retention: fmt.Sprintf("keepLast=%d keepHourly=%d keepDaily=%d keepWeekly=%d keepMonthly=%d", r.KeepLast, r.KeepHourly, r.KeepDaily, r.KeepWeekly, r.KeepMonthly),
+	}
+	for _, b := range res.Kept {
+		out.Kept = append(out.Kept, baseBackupProto(b))
+	}
+	for _, b := range res.Removed {
+		out.Removed = append(out.Removed, baseBackupProto(b))
+	}
+	return out, nil
+}
+
+func baseBackupProto(b *pg.BaseBackup) *agentv1.BaseBackupResult {
+	return &agentv1.BaseBackupResult{
 		Id: b.ID, Source: b.Source, StartLsn: b.StartLSN, StopLsn: b.StopLSN, Timeline: b.Timeline,
 		StartTime: timestamppb.New(b.StartTime), StopTime: timestamppb.New(b.StopTime), SizeBytes: b.Bytes,
-	}}})
+	}
 }
 
 // RestorePostgres lays down a source's base backup with recovery settings
@@ -129,12 +187,22 @@ func (s *Server) baseBackupJobs() []schedule.Job {
 				return true, nil
 			},
 			Run: func(ctx context.Context) error {
+				unlock, err := s.lockSource(src.Name)
+				if err != nil {
+					return errors.New(status.Convert(err).Message())
+				}
+				defer unlock()
 				e, _ := s.filesEngine()
 				b, err := pg.TakeBaseBackup(ctx, pg.Source{Name: src.Name, Connection: src.Connection, PGData: src.PGData}, s.cfg.NodeName, e, s.store, func(string, restic.BackupStatus) {})
 				if err != nil {
 					return err
 				}
 				s.log.Info("scheduled base backup", "source", b.Source, "id", b.ID, "start", b.StartLSN, "stop", b.StopLSN)
+				res, err := pg.Prune(ctx, s.store, e, src.Name, src.BaseBackupRetention, false)
+				if err != nil {
+					return fmt.Errorf("base backup retention: %w", err)
+				}
+				s.log.Info("base backup retention", "source", src.Name, "kept", len(res.Kept), "removed", len(res.Removed), "walFilesRemoved", res.WALFiles, "firstWAL", res.FirstWAL)
 				return nil
 			},
 		})

@@ -48,6 +48,9 @@ type Server struct {
 	configErr atomic.Value
 	busy      busyCounter
 	restores  *restoreRuns
+	// pgLocks keeps each WAL source's base backups and prunes one at a
+	// time (source name -> *sync.Mutex).
+	pgLocks sync.Map
 }
 
 // New returns the service for one node. It opens the store (no I/O yet)

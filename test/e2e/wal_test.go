@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/agent/config"
 	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
 	"github.com/kubectl-dr/kubectl-dr/agent/pg"
+	"github.com/kubectl-dr/kubectl-dr/agent/retention"
 	"github.com/kubectl-dr/kubectl-dr/agent/wal"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 	"github.com/kubectl-dr/kubectl-dr/test/lab"
@@ -197,9 +199,140 @@ func TestPostgresPointInTimeRestore(t *testing.T) {
 	}
 }
 
+// Base backup retention, with the lab's policy (the default: the last 2
+// and a week of dailies): a dry run removes nothing; prune removes the
+// older base backups' records, their restic snapshots and the WAL before
+// the oldest kept one's first file; and that one still restores to a time
+// before the newest began.
+func TestPostgresBaseBackupRetention(t *testing.T) {
+	ctx := context.Background()
+	store := labStore(t)
+	take := func() *pg.BaseBackup {
+		t.Helper()
+		if r := kubectlDR(t, nil, "pg", "basebackup", lab.WALSource); r.code != 0 {
+			t.Fatalf("pg basebackup: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		list, err := pg.List(ctx, store, lab.WALSource)
+		if err != nil || len(list) == 0 {
+			t.Fatalf("base backups: %v, %v", list, err)
+		}
+		return list[len(list)-1]
+	}
+	psql(t, "CREATE TABLE retention_e2e (id int)")
+	take()
+	psql(t, "INSERT INTO retention_e2e SELECT generate_series(1, 100)")
+	b := take()
+	psql(t, "INSERT INTO retention_e2e SELECT generate_series(1, 50)")
+	at := psql(t, `SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`)
+	time.Sleep(1500 * time.Millisecond)
+	psql(t, "INSERT INTO retention_e2e SELECT generate_series(1, 25)")
+	c := take()
+
+	all, err := pg.List(ctx, store, lab.WALSource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := make([]retention.Dated, 0, len(all))
+	for _, x := range all {
+		items = append(items, retention.Dated{Name: x.ID, Time: x.StopTime})
+	}
+	keep, remove := retention.Apply(items, config.DefaultBaseBackupRetention)
+	if len(remove) == 0 {
+		t.Fatalf("the policy removes none of %d base backups", len(all))
+	}
+	byID := map[string]*pg.BaseBackup{}
+	for _, x := range all {
+		byID[x.ID] = x
+	}
+	oldest := byID[keep[len(keep)-1].Name]
+	if oldest.ID != b.ID {
+		t.Fatalf("oldest kept base backup %s, want %s (taken by this test)", oldest.ID, b.ID)
+	}
+	// Where it starts, asked of PostgreSQL, not read from its label.
+	firstWAL := psql(t, "SELECT pg_walfile_name('"+oldest.StartLSN+"')")
+	walNames := func() []string {
+		objs, err := store.List(ctx, "wal/"+lab.WALSource+"/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, o := range objs {
+			names = append(names, strings.TrimSuffix(filepath.Base(o.Key), wal.ObjectSuffix))
+		}
+		return names
+	}
+	walBefore := walNames()
+
+	r := kubectlDR(t, nil, "pg", "prune", lab.WALSource, "--dry-run", "-o", "json")
+	if r.code != 0 {
+		t.Fatalf("pg prune --dry-run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	var dry printers.BaseBackupPrune
+	if err := json.Unmarshal([]byte(r.stdout), &dry); err != nil {
+		t.Fatalf("pg prune -o json: %v\n%s", err, r.stdout)
+	}
+	var wouldRemove []string
+	for _, it := range dry.Items {
+		if it.Action == "remove" {
+			wouldRemove = append(wouldRemove, it.ID)
+		}
+	}
+	if !dry.DryRun || dry.FirstWAL != firstWAL || len(wouldRemove) != len(remove) || dry.WALFilesRemoved == 0 {
+		t.Errorf("dry run: first WAL %s (want %s), would remove %v (want %v), %d WAL files", dry.FirstWAL, firstWAL, wouldRemove, remove, dry.WALFilesRemoved)
+	}
+	if after, _ := pg.List(ctx, store, lab.WALSource); len(after) != len(all) || len(walNames()) != len(walBefore) {
+		t.Fatalf("the dry run removed something: %d of %d records, %d of %d WAL files", len(after), len(all), len(walNames()), len(walBefore))
+	}
+
+	r = kubectlDR(t, nil, "pg", "prune", lab.WALSource)
+	if r.code != 0 {
+		t.Fatalf("pg prune: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "WAL before "+firstWAL) || !strings.Contains(r.stdout, remove[0].Name) {
+		t.Errorf("pg prune output:\n%s", r.stdout)
+	}
+	left, err := pg.List(ctx, store, lab.WALSource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leftIDs, snapIDs []string
+	for _, x := range left {
+		leftIDs, snapIDs = append(leftIDs, x.ID), append(snapIDs, x.SnapshotID)
+	}
+	if len(left) != len(keep) || !slices.Contains(leftIDs, b.ID) || !slices.Contains(leftIDs, c.ID) {
+		t.Errorf("base backups left %v, want the %d kept (with %s and %s)", leftIDs, len(keep), b.ID, c.ID)
+	}
+	var resticIDs []string
+	for _, s := range resticSnapshots(t, "--tag", "pg="+lab.WALSource) {
+		resticIDs = append(resticIDs, s.ID)
+	}
+	slices.Sort(resticIDs)
+	slices.Sort(snapIDs)
+	if !slices.Equal(resticIDs, snapIDs) {
+		t.Errorf("restic snapshots of %s: %v, want those of the kept base backups %v", lab.WALSource, resticIDs, snapIDs)
+	}
+	names := walNames()
+	if !slices.Contains(names, firstWAL) {
+		t.Errorf("the oldest kept base backup's first WAL file %s was removed", firstWAL)
+	}
+	for _, n := range names {
+		if wal.Classify(n) == wal.Segment && n < firstWAL {
+			t.Errorf("WAL %s (before %s) is still in the store", n, firstWAL)
+		}
+	}
+
+	target := filepath.Join(theLab.NodeRoot("server-2"), "pitr-retention", "main")
+	t.Cleanup(func() { os.RemoveAll(filepath.Dir(target)) })
+	r = kubectlDR(t, nil, "pg", "restore", lab.WALSource, "--to", at, "--target-dir", target, "--node", "server-2", "--verify")
+	if r.code != 0 || !strings.Contains(r.stdout, "from base backup "+b.ID) || !strings.Contains(r.stdout, "public.retention_e2e\t150 rows") {
+		t.Errorf("pg restore --to %s from the oldest kept base backup: exit %d\n%s\n%s", at, r.code, r.stdout, r.stderr)
+	}
+}
+
 // Base backups on a schedule: the agent that has the database's data
-// directory takes them itself, and each is recorded only once its WAL is
-// in the store.
+// directory takes them itself, each is recorded only once its WAL is in
+// the store, and the source's retention (here the last one) is applied
+// after each.
 func TestPostgresScheduledBaseBackup(t *testing.T) {
 	store := labStore(t)
 	before, err := pg.List(context.Background(), store, lab.WALSource)
@@ -212,30 +345,48 @@ func TestPostgresScheduledBaseBackup(t *testing.T) {
 		// An empty spool of its own: the DaemonSet's agent ships pg-main.
 		c.WAL.Sources = []config.WALSource{{
 			Name: lab.WALSource, Spool: t.TempDir(), Connection: theLab.PGConnection(), PGData: theLab.PGData(),
-			BaseBackupSchedule: "*/5 * * * * *",
+			BaseBackupSchedule: "*/5 * * * * *", BaseBackupRetention: config.Retention{KeepLast: 1},
 		}}
 	})
 	psql(t, "CREATE TABLE IF NOT EXISTS cron_e2e (id int)")
+	isNew := func(b *pg.BaseBackup) bool {
+		return !slices.ContainsFunc(before, func(o *pg.BaseBackup) bool { return o.ID == b.ID })
+	}
 	deadline := time.Now().Add(60 * time.Second)
+	var b *pg.BaseBackup
 	for {
 		psql(t, "INSERT INTO cron_e2e VALUES (1)") // WAL to archive
 		after, err := pg.List(context.Background(), store, lab.WALSource)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(after) > len(before) {
-			b := after[len(after)-1]
-			if b.Node != "basebackup-cron" || b.StartLSN == "" || b.StopLSN == "" || b.SnapshotID == "" || !strings.Contains(b.Label, "START WAL LOCATION") {
-				t.Errorf("scheduled base backup record: %+v", b)
-			}
-			a, err := wal.ListArchived(context.Background(), store, lab.WALSource)
-			if err != nil || a.Newest < b.StopSegment {
-				t.Errorf("base backup %s recorded before its WAL %s was in the store (newest %s)", b.ID, b.StopSegment, a.Newest)
-			}
-			return
+		if len(after) > 0 && isNew(after[len(after)-1]) {
+			b = after[len(after)-1]
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("no scheduled base backup in 60 s")
+		}
+		time.Sleep(time.Second)
+	}
+	if b.Node != "basebackup-cron" || b.StartLSN == "" || b.StopLSN == "" || b.SnapshotID == "" || !strings.Contains(b.Label, "START WAL LOCATION") {
+		t.Errorf("scheduled base backup record: %+v", b)
+	}
+	a, err := wal.ListArchived(context.Background(), store, lab.WALSource)
+	if err != nil || a.Newest < b.StopSegment {
+		t.Errorf("base backup %s recorded before its WAL %s was in the store (newest %s)", b.ID, b.StopSegment, a.Newest)
+	}
+	// Retention runs right after the record is written.
+	for {
+		after, err := pg.List(context.Background(), store, lab.WALSource)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(after) == 1 && isNew(after[0]) {
+			return
+		}
+		if time.Now().After(deadline.Add(30 * time.Second)) {
+			t.Fatalf("retention (keep the last 1) after scheduled base backups left %d base backups", len(after))
 		}
 		time.Sleep(time.Second)
 	}

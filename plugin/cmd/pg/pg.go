@@ -1,5 +1,6 @@
-// Package pg implements `kubectl dr pg basebackup|restore`: base backups of
-// a WAL source's database and point-in-time restores from them.
+// Package pg implements `kubectl dr pg basebackup|prune|restore`: base
+// backups of a WAL source's database, their retention, and point-in-time
+// restores from them.
 package pg
 
 import (
@@ -29,8 +30,23 @@ func NewCmdPG(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Com
 		Args:  cmdutil.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newCmdBaseBackup(f, streams), newCmdRestore(f, streams))
+	cmd.AddCommand(newCmdBaseBackup(f, streams), newCmdPrune(f, streams), newCmdRestore(f, streams))
 	return cmd
+}
+
+// connectSource reaches the agents and the one that ships source; the
+// caller closes nodes.
+func connectSource(ctx context.Context, f *cmdutil.Factory, source string) (agentclient.Nodes, *agentclient.Node, error) {
+	nodes, err := agentclient.Connect(ctx, f.AgentOptions(nil))
+	if err != nil {
+		return nil, nil, err
+	}
+	n, err := sourceNode(ctx, nodes, source)
+	if err != nil {
+		nodes.Close()
+		return nil, nil, err
+	}
+	return nodes, n, nil
 }
 
 // sourceNode finds the node that ships source.
@@ -70,15 +86,11 @@ positions. Needs connection and pgdata for the source in the agent config.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			nodes, err := agentclient.Connect(ctx, f.AgentOptions(nil))
+			nodes, n, err := connectSource(ctx, f, args[0])
 			if err != nil {
 				return err
 			}
 			defer nodes.Close()
-			n, err := sourceNode(ctx, nodes, args[0])
-			if err != nil {
-				return err
-			}
 			stream, err := n.Conn.BaseBackup(ctx, &agentv1.BaseBackupRequest{Source: args[0]})
 			if err != nil {
 				return fmt.Errorf("node %s: %s", n.Node, agentclient.Explain(err))
@@ -108,6 +120,78 @@ positions. Needs connection and pgdata for the source in the agent config.`,
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "json: progress as JSON events on stderr")
+	return cmd
+}
+
+func newCmdPrune(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	var (
+		output string
+		dryRun bool
+	)
+	cmd := &cobra.Command{
+		Use:   "prune SOURCE [--dry-run]",
+		Short: "Apply the source's base backup retention now",
+		Long: `Applies the source's baseBackupRetention (agent config; default the last 2
+and a week of dailies) on the node that ships SOURCE, as it is applied after
+each scheduled base backup: the base backups beyond it are removed (their
+record first, so none is ever listed without its data, then their restic
+snapshots), and then the WAL that only they could use: every WAL file before
+the oldest kept base backup's first one. History files are always kept.
+Point-in-time restore can go back to the oldest kept base backup's end.`,
+		Example: `  kubectl dr pg prune pg-main --dry-run
+  kubectl dr pg prune pg-main`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return cmdutil.UsageError("pg prune takes one SOURCE (kubectl dr wal status lists them)")
+			}
+			return printers.ValidateOutput(output)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			nodes, n, err := connectSource(ctx, f, args[0])
+			if err != nil {
+				return err
+			}
+			defer nodes.Close()
+			resp, err := n.Conn.PruneBaseBackups(ctx, &agentv1.PruneBaseBackupsRequest{Source: args[0], DryRun: dryRun})
+			if status.Code(err) == codes.Unimplemented {
+				return fmt.Errorf("node %s: its agent cannot prune base backups (upgrade it)", n.Node)
+			}
+			if err != nil {
+				return fmt.Errorf("prune on %s: %s", n.Node, agentclient.Explain(err))
+			}
+			view := printers.NewBaseBackupPrune(args[0], n.Node)
+			view.Retention, view.DryRun, view.FirstWAL = resp.Retention, resp.DryRun, resp.FirstWal
+			view.WALFilesRemoved, view.WALBytesRemoved, view.SnapshotsForgotten = resp.WalFilesRemoved, resp.WalBytesRemoved, resp.SnapshotsForgotten
+			add := func(bs []*agentv1.BaseBackupResult, action string) {
+				for _, b := range bs {
+					view.Items = append(view.Items, printers.BaseBackup{
+						ID: b.Id, StartTime: b.StartTime.AsTime(), StopTime: b.StopTime.AsTime(), StartLSN: b.StartLsn, StopLSN: b.StopLsn,
+						Timeline: b.Timeline, SizeBytes: b.SizeBytes, Action: action,
+					})
+				}
+			}
+			add(resp.Kept, "keep")
+			add(resp.Removed, "remove")
+			sort.Slice(view.Items, func(i, j int) bool { return view.Items[i].StopTime.Before(view.Items[j].StopTime) })
+			if len(view.Items) == 0 {
+				fmt.Fprintf(streams.ErrOut, "%s has no base backups: nothing to prune (kubectl dr pg basebackup %s takes one)\n", args[0], args[0])
+				return nil
+			}
+			if err := printers.Print(streams.Out, output, view); err != nil {
+				return err
+			}
+			if output == printers.Table || output == printers.Wide {
+				fmt.Fprintln(streams.Out, view.Summary())
+			}
+			if dryRun {
+				fmt.Fprintln(streams.ErrOut, "Nothing was removed: run without --dry-run to remove.")
+			}
+			return nil
+		},
+	}
+	printers.OutputFlag(cmd, &output)
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "only print what would be removed")
 	return cmd
 }
 

@@ -290,7 +290,7 @@ func (x RestoreStep_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RestoreStep_State.Descriptor instead.
 func (RestoreStep_State) EnumDescriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{54, 0}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{56, 0}
 }
 
 // Progress of a long operation. Counters a step cannot know stay zero.
@@ -3430,6 +3430,161 @@ func (x *BaseBackupResult) GetSizeBytes() int64 {
 	return 0
 }
 
+type PruneBaseBackupsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        string                 `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	DryRun        bool                   `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PruneBaseBackupsRequest) Reset() {
+	*x = PruneBaseBackupsRequest{}
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PruneBaseBackupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PruneBaseBackupsRequest) ProtoMessage() {}
+
+func (x *PruneBaseBackupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PruneBaseBackupsRequest.ProtoReflect.Descriptor instead.
+func (*PruneBaseBackupsRequest) Descriptor() ([]byte, []int) {
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *PruneBaseBackupsRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *PruneBaseBackupsRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+type PruneBaseBackupsResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Kept    []*BaseBackupResult    `protobuf:"bytes,1,rep,name=kept,proto3" json:"kept,omitempty"`
+	Removed []*BaseBackupResult    `protobuf:"bytes,2,rep,name=removed,proto3" json:"removed,omitempty"`
+	// first_wal is the oldest kept base backup's first WAL file; WAL before
+	// it is removed (history files never are).
+	FirstWal           string   `protobuf:"bytes,3,opt,name=first_wal,json=firstWal,proto3" json:"first_wal,omitempty"`
+	WalFilesRemoved    int64    `protobuf:"varint,4,opt,name=wal_files_removed,json=walFilesRemoved,proto3" json:"wal_files_removed,omitempty"`
+	WalBytesRemoved    int64    `protobuf:"varint,5,opt,name=wal_bytes_removed,json=walBytesRemoved,proto3" json:"wal_bytes_removed,omitempty"`
+	SnapshotsForgotten []string `protobuf:"bytes,6,rep,name=snapshots_forgotten,json=snapshotsForgotten,proto3" json:"snapshots_forgotten,omitempty"`
+	// retention is the policy applied, as "keepLast=2 keepDaily=7".
+	Retention     string `protobuf:"bytes,7,opt,name=retention,proto3" json:"retention,omitempty"`
+	DryRun        bool   `protobuf:"varint,8,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PruneBaseBackupsResponse) Reset() {
+	*x = PruneBaseBackupsResponse{}
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PruneBaseBackupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PruneBaseBackupsResponse) ProtoMessage() {}
+
+func (x *PruneBaseBackupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PruneBaseBackupsResponse.ProtoReflect.Descriptor instead.
+func (*PruneBaseBackupsResponse) Descriptor() ([]byte, []int) {
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *PruneBaseBackupsResponse) GetKept() []*BaseBackupResult {
+	if x != nil {
+		return x.Kept
+	}
+	return nil
+}
+
+func (x *PruneBaseBackupsResponse) GetRemoved() []*BaseBackupResult {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
+}
+
+func (x *PruneBaseBackupsResponse) GetFirstWal() string {
+	if x != nil {
+		return x.FirstWal
+	}
+	return ""
+}
+
+func (x *PruneBaseBackupsResponse) GetWalFilesRemoved() int64 {
+	if x != nil {
+		return x.WalFilesRemoved
+	}
+	return 0
+}
+
+func (x *PruneBaseBackupsResponse) GetWalBytesRemoved() int64 {
+	if x != nil {
+		return x.WalBytesRemoved
+	}
+	return 0
+}
+
+func (x *PruneBaseBackupsResponse) GetSnapshotsForgotten() []string {
+	if x != nil {
+		return x.SnapshotsForgotten
+	}
+	return nil
+}
+
+func (x *PruneBaseBackupsResponse) GetRetention() string {
+	if x != nil {
+		return x.Retention
+	}
+	return ""
+}
+
+func (x *PruneBaseBackupsResponse) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
 type BaseBackupResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Event:
@@ -3443,7 +3598,7 @@ type BaseBackupResponse struct {
 
 func (x *BaseBackupResponse) Reset() {
 	*x = BaseBackupResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[41]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3455,7 +3610,7 @@ func (x *BaseBackupResponse) String() string {
 func (*BaseBackupResponse) ProtoMessage() {}
 
 func (x *BaseBackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[41]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3468,7 +3623,7 @@ func (x *BaseBackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BaseBackupResponse.ProtoReflect.Descriptor instead.
 func (*BaseBackupResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{41}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *BaseBackupResponse) GetEvent() isBaseBackupResponse_Event {
@@ -3531,7 +3686,7 @@ type RestorePostgresRequest struct {
 
 func (x *RestorePostgresRequest) Reset() {
 	*x = RestorePostgresRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[42]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3543,7 +3698,7 @@ func (x *RestorePostgresRequest) String() string {
 func (*RestorePostgresRequest) ProtoMessage() {}
 
 func (x *RestorePostgresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[42]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3556,7 +3711,7 @@ func (x *RestorePostgresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePostgresRequest.ProtoReflect.Descriptor instead.
 func (*RestorePostgresRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{42}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RestorePostgresRequest) GetOperationId() string {
@@ -3641,7 +3796,7 @@ type RestorePostgresResult struct {
 
 func (x *RestorePostgresResult) Reset() {
 	*x = RestorePostgresResult{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[43]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3653,7 +3808,7 @@ func (x *RestorePostgresResult) String() string {
 func (*RestorePostgresResult) ProtoMessage() {}
 
 func (x *RestorePostgresResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[43]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3666,7 +3821,7 @@ func (x *RestorePostgresResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePostgresResult.ProtoReflect.Descriptor instead.
 func (*RestorePostgresResult) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{43}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RestorePostgresResult) GetTargetDir() string {
@@ -3717,7 +3872,7 @@ type RestorePostgresResponse struct {
 
 func (x *RestorePostgresResponse) Reset() {
 	*x = RestorePostgresResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[44]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3729,7 +3884,7 @@ func (x *RestorePostgresResponse) String() string {
 func (*RestorePostgresResponse) ProtoMessage() {}
 
 func (x *RestorePostgresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[44]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3742,7 +3897,7 @@ func (x *RestorePostgresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePostgresResponse.ProtoReflect.Descriptor instead.
 func (*RestorePostgresResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{44}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RestorePostgresResponse) GetEvent() isRestorePostgresResponse_Event {
@@ -3798,7 +3953,7 @@ type SnapshotRef struct {
 
 func (x *SnapshotRef) Reset() {
 	*x = SnapshotRef{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[45]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3810,7 +3965,7 @@ func (x *SnapshotRef) String() string {
 func (*SnapshotRef) ProtoMessage() {}
 
 func (x *SnapshotRef) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[45]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3823,7 +3978,7 @@ func (x *SnapshotRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRef.ProtoReflect.Descriptor instead.
 func (*SnapshotRef) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{45}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *SnapshotRef) GetName() string {
@@ -3863,7 +4018,7 @@ type PreviewEtcdRestoreRequest struct {
 
 func (x *PreviewEtcdRestoreRequest) Reset() {
 	*x = PreviewEtcdRestoreRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[46]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3875,7 +4030,7 @@ func (x *PreviewEtcdRestoreRequest) String() string {
 func (*PreviewEtcdRestoreRequest) ProtoMessage() {}
 
 func (x *PreviewEtcdRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[46]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3888,7 +4043,7 @@ func (x *PreviewEtcdRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewEtcdRestoreRequest.ProtoReflect.Descriptor instead.
 func (*PreviewEtcdRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{46}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *PreviewEtcdRestoreRequest) GetSnapshot() *SnapshotRef {
@@ -3918,7 +4073,7 @@ type ResourceImpact struct {
 
 func (x *ResourceImpact) Reset() {
 	*x = ResourceImpact{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[47]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3930,7 +4085,7 @@ func (x *ResourceImpact) String() string {
 func (*ResourceImpact) ProtoMessage() {}
 
 func (x *ResourceImpact) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[47]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3943,7 +4098,7 @@ func (x *ResourceImpact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceImpact.ProtoReflect.Descriptor instead.
 func (*ResourceImpact) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{47}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ResourceImpact) GetGroupResource() string {
@@ -4020,7 +4175,7 @@ type EtcdRestorePreview struct {
 
 func (x *EtcdRestorePreview) Reset() {
 	*x = EtcdRestorePreview{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[48]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4032,7 +4187,7 @@ func (x *EtcdRestorePreview) String() string {
 func (*EtcdRestorePreview) ProtoMessage() {}
 
 func (x *EtcdRestorePreview) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[48]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4045,7 +4200,7 @@ func (x *EtcdRestorePreview) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EtcdRestorePreview.ProtoReflect.Descriptor instead.
 func (*EtcdRestorePreview) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{48}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *EtcdRestorePreview) GetSnapshot() *EtcdSnapshot {
@@ -4082,7 +4237,7 @@ type PreviewEtcdRestoreResponse struct {
 
 func (x *PreviewEtcdRestoreResponse) Reset() {
 	*x = PreviewEtcdRestoreResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[49]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4094,7 +4249,7 @@ func (x *PreviewEtcdRestoreResponse) String() string {
 func (*PreviewEtcdRestoreResponse) ProtoMessage() {}
 
 func (x *PreviewEtcdRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[49]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4107,7 +4262,7 @@ func (x *PreviewEtcdRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewEtcdRestoreResponse.ProtoReflect.Descriptor instead.
 func (*PreviewEtcdRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{49}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *PreviewEtcdRestoreResponse) GetEvent() isPreviewEtcdRestoreResponse_Event {
@@ -4182,7 +4337,7 @@ type RestorePlanPart struct {
 
 func (x *RestorePlanPart) Reset() {
 	*x = RestorePlanPart{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[50]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4194,7 +4349,7 @@ func (x *RestorePlanPart) String() string {
 func (*RestorePlanPart) ProtoMessage() {}
 
 func (x *RestorePlanPart) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[50]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4207,7 +4362,7 @@ func (x *RestorePlanPart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlanPart.ProtoReflect.Descriptor instead.
 func (*RestorePlanPart) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{50}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *RestorePlanPart) GetPlanId() string {
@@ -4317,7 +4472,7 @@ type PrepareRestorePlanRequest struct {
 
 func (x *PrepareRestorePlanRequest) Reset() {
 	*x = PrepareRestorePlanRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[51]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4329,7 +4484,7 @@ func (x *PrepareRestorePlanRequest) String() string {
 func (*PrepareRestorePlanRequest) ProtoMessage() {}
 
 func (x *PrepareRestorePlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[51]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4342,7 +4497,7 @@ func (x *PrepareRestorePlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareRestorePlanRequest.ProtoReflect.Descriptor instead.
 func (*PrepareRestorePlanRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{51}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *PrepareRestorePlanRequest) GetPart() *RestorePlanPart {
@@ -4363,7 +4518,7 @@ type PrepareRestorePlanResponse struct {
 
 func (x *PrepareRestorePlanResponse) Reset() {
 	*x = PrepareRestorePlanResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[52]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4375,7 +4530,7 @@ func (x *PrepareRestorePlanResponse) String() string {
 func (*PrepareRestorePlanResponse) ProtoMessage() {}
 
 func (x *PrepareRestorePlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[52]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4388,7 +4543,7 @@ func (x *PrepareRestorePlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareRestorePlanResponse.ProtoReflect.Descriptor instead.
 func (*PrepareRestorePlanResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{52}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *PrepareRestorePlanResponse) GetSnapshotPath() string {
@@ -4414,7 +4569,7 @@ type StartRestorePlanRequest struct {
 
 func (x *StartRestorePlanRequest) Reset() {
 	*x = StartRestorePlanRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[53]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4426,7 +4581,7 @@ func (x *StartRestorePlanRequest) String() string {
 func (*StartRestorePlanRequest) ProtoMessage() {}
 
 func (x *StartRestorePlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[53]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4439,7 +4594,7 @@ func (x *StartRestorePlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRestorePlanRequest.ProtoReflect.Descriptor instead.
 func (*StartRestorePlanRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{53}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *StartRestorePlanRequest) GetPlanId() string {
@@ -4462,7 +4617,7 @@ type RestoreStep struct {
 
 func (x *RestoreStep) Reset() {
 	*x = RestoreStep{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[54]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4474,7 +4629,7 @@ func (x *RestoreStep) String() string {
 func (*RestoreStep) ProtoMessage() {}
 
 func (x *RestoreStep) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[54]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4487,7 +4642,7 @@ func (x *RestoreStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreStep.ProtoReflect.Descriptor instead.
 func (*RestoreStep) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{54}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *RestoreStep) GetName() string {
@@ -4536,7 +4691,7 @@ type RestorePlanEvent struct {
 
 func (x *RestorePlanEvent) Reset() {
 	*x = RestorePlanEvent{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[55]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4548,7 +4703,7 @@ func (x *RestorePlanEvent) String() string {
 func (*RestorePlanEvent) ProtoMessage() {}
 
 func (x *RestorePlanEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[55]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4561,7 +4716,7 @@ func (x *RestorePlanEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlanEvent.ProtoReflect.Descriptor instead.
 func (*RestorePlanEvent) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{55}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RestorePlanEvent) GetPlanId() string {
@@ -4594,7 +4749,7 @@ type DiscardRestorePlanRequest struct {
 
 func (x *DiscardRestorePlanRequest) Reset() {
 	*x = DiscardRestorePlanRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[56]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4606,7 +4761,7 @@ func (x *DiscardRestorePlanRequest) String() string {
 func (*DiscardRestorePlanRequest) ProtoMessage() {}
 
 func (x *DiscardRestorePlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[56]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4619,7 +4774,7 @@ func (x *DiscardRestorePlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiscardRestorePlanRequest.ProtoReflect.Descriptor instead.
 func (*DiscardRestorePlanRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{56}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *DiscardRestorePlanRequest) GetPlanId() string {
@@ -4637,7 +4792,7 @@ type DiscardRestorePlanResponse struct {
 
 func (x *DiscardRestorePlanResponse) Reset() {
 	*x = DiscardRestorePlanResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[57]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4649,7 +4804,7 @@ func (x *DiscardRestorePlanResponse) String() string {
 func (*DiscardRestorePlanResponse) ProtoMessage() {}
 
 func (x *DiscardRestorePlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[57]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4662,7 +4817,7 @@ func (x *DiscardRestorePlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiscardRestorePlanResponse.ProtoReflect.Descriptor instead.
 func (*DiscardRestorePlanResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{57}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{59}
 }
 
 type RestorePlanStatusRequest struct {
@@ -4674,7 +4829,7 @@ type RestorePlanStatusRequest struct {
 
 func (x *RestorePlanStatusRequest) Reset() {
 	*x = RestorePlanStatusRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[58]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4686,7 +4841,7 @@ func (x *RestorePlanStatusRequest) String() string {
 func (*RestorePlanStatusRequest) ProtoMessage() {}
 
 func (x *RestorePlanStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[58]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4699,7 +4854,7 @@ func (x *RestorePlanStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlanStatusRequest.ProtoReflect.Descriptor instead.
 func (*RestorePlanStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{58}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *RestorePlanStatusRequest) GetPlanId() string {
@@ -4727,7 +4882,7 @@ type RestorePlanStatusResponse struct {
 
 func (x *RestorePlanStatusResponse) Reset() {
 	*x = RestorePlanStatusResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[59]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4739,7 +4894,7 @@ func (x *RestorePlanStatusResponse) String() string {
 func (*RestorePlanStatusResponse) ProtoMessage() {}
 
 func (x *RestorePlanStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[59]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4752,7 +4907,7 @@ func (x *RestorePlanStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlanStatusResponse.ProtoReflect.Descriptor instead.
 func (*RestorePlanStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{59}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RestorePlanStatusResponse) GetPlanId() string {
@@ -5089,7 +5244,19 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"start_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x127\n" +
 	"\tstop_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bstopTime\x12\x1d\n" +
 	"\n" +
-	"size_bytes\x18\b \x01(\x03R\tsizeBytes\"\x8b\x01\n" +
+	"size_bytes\x18\b \x01(\x03R\tsizeBytes\"J\n" +
+	"\x17PruneBaseBackupsRequest\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\x17\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"\xe3\x02\n" +
+	"\x18PruneBaseBackupsResponse\x121\n" +
+	"\x04kept\x18\x01 \x03(\v2\x1d.dr.agent.v1.BaseBackupResultR\x04kept\x127\n" +
+	"\aremoved\x18\x02 \x03(\v2\x1d.dr.agent.v1.BaseBackupResultR\aremoved\x12\x1b\n" +
+	"\tfirst_wal\x18\x03 \x01(\tR\bfirstWal\x12*\n" +
+	"\x11wal_files_removed\x18\x04 \x01(\x03R\x0fwalFilesRemoved\x12*\n" +
+	"\x11wal_bytes_removed\x18\x05 \x01(\x03R\x0fwalBytesRemoved\x12/\n" +
+	"\x13snapshots_forgotten\x18\x06 \x03(\tR\x12snapshotsForgotten\x12\x1c\n" +
+	"\tretention\x18\a \x01(\tR\tretention\x12\x17\n" +
+	"\adry_run\x18\b \x01(\bR\x06dryRun\"\x8b\x01\n" +
 	"\x12BaseBackupResponse\x123\n" +
 	"\bprogress\x18\x01 \x01(\v2\x15.dr.agent.v1.ProgressH\x00R\bprogress\x127\n" +
 	"\x06result\x18\x02 \x01(\v2\x1d.dr.agent.v1.BaseBackupResultH\x00R\x06resultB\a\n" +
@@ -5211,7 +5378,7 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\rRestoreFlavor\x12\x1e\n" +
 	"\x1aRESTORE_FLAVOR_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12RESTORE_FLAVOR_K3S\x10\x01\x12\x17\n" +
-	"\x13RESTORE_FLAVOR_ETCD\x10\x022\xc2\x0e\n" +
+	"\x13RESTORE_FLAVOR_ETCD\x10\x022\xa3\x0f\n" +
 	"\fAgentService\x12;\n" +
 	"\x04Info\x12\x18.dr.agent.v1.InfoRequest\x1a\x19.dr.agent.v1.InfoResponse\x12M\n" +
 	"\n" +
@@ -5228,7 +5395,8 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\tWALStatus\x12\x1d.dr.agent.v1.WALStatusRequest\x1a\x1e.dr.agent.v1.WALStatusResponse\x12D\n" +
 	"\aMarkWAL\x12\x1b.dr.agent.v1.MarkWALRequest\x1a\x1c.dr.agent.v1.MarkWALResponse\x12O\n" +
 	"\n" +
-	"BaseBackup\x12\x1e.dr.agent.v1.BaseBackupRequest\x1a\x1f.dr.agent.v1.BaseBackupResponse0\x01\x12^\n" +
+	"BaseBackup\x12\x1e.dr.agent.v1.BaseBackupRequest\x1a\x1f.dr.agent.v1.BaseBackupResponse0\x01\x12_\n" +
+	"\x10PruneBaseBackups\x12$.dr.agent.v1.PruneBaseBackupsRequest\x1a%.dr.agent.v1.PruneBaseBackupsResponse\x12^\n" +
 	"\x0fRestorePostgres\x12#.dr.agent.v1.RestorePostgresRequest\x1a$.dr.agent.v1.RestorePostgresResponse0\x01\x12g\n" +
 	"\x12PreviewEtcdRestore\x12&.dr.agent.v1.PreviewEtcdRestoreRequest\x1a'.dr.agent.v1.PreviewEtcdRestoreResponse0\x01\x12e\n" +
 	"\x12PrepareRestorePlan\x12&.dr.agent.v1.PrepareRestorePlanRequest\x1a'.dr.agent.v1.PrepareRestorePlanResponse\x12Y\n" +
@@ -5249,7 +5417,7 @@ func file_api_dr_agent_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_api_dr_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_api_dr_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
+var file_api_dr_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
 var file_api_dr_agent_v1_agent_proto_goTypes = []any{
 	(NodeRole)(0),                       // 0: dr.agent.v1.NodeRole
 	(RestoreRole)(0),                    // 1: dr.agent.v1.RestoreRole
@@ -5297,38 +5465,40 @@ var file_api_dr_agent_v1_agent_proto_goTypes = []any{
 	(*MarkWALResponse)(nil),             // 43: dr.agent.v1.MarkWALResponse
 	(*BaseBackupRequest)(nil),           // 44: dr.agent.v1.BaseBackupRequest
 	(*BaseBackupResult)(nil),            // 45: dr.agent.v1.BaseBackupResult
-	(*BaseBackupResponse)(nil),          // 46: dr.agent.v1.BaseBackupResponse
-	(*RestorePostgresRequest)(nil),      // 47: dr.agent.v1.RestorePostgresRequest
-	(*RestorePostgresResult)(nil),       // 48: dr.agent.v1.RestorePostgresResult
-	(*RestorePostgresResponse)(nil),     // 49: dr.agent.v1.RestorePostgresResponse
-	(*SnapshotRef)(nil),                 // 50: dr.agent.v1.SnapshotRef
-	(*PreviewEtcdRestoreRequest)(nil),   // 51: dr.agent.v1.PreviewEtcdRestoreRequest
-	(*ResourceImpact)(nil),              // 52: dr.agent.v1.ResourceImpact
-	(*EtcdRestorePreview)(nil),          // 53: dr.agent.v1.EtcdRestorePreview
-	(*PreviewEtcdRestoreResponse)(nil),  // 54: dr.agent.v1.PreviewEtcdRestoreResponse
-	(*RestorePlanPart)(nil),             // 55: dr.agent.v1.RestorePlanPart
-	(*PrepareRestorePlanRequest)(nil),   // 56: dr.agent.v1.PrepareRestorePlanRequest
-	(*PrepareRestorePlanResponse)(nil),  // 57: dr.agent.v1.PrepareRestorePlanResponse
-	(*StartRestorePlanRequest)(nil),     // 58: dr.agent.v1.StartRestorePlanRequest
-	(*RestoreStep)(nil),                 // 59: dr.agent.v1.RestoreStep
-	(*RestorePlanEvent)(nil),            // 60: dr.agent.v1.RestorePlanEvent
-	(*DiscardRestorePlanRequest)(nil),   // 61: dr.agent.v1.DiscardRestorePlanRequest
-	(*DiscardRestorePlanResponse)(nil),  // 62: dr.agent.v1.DiscardRestorePlanResponse
-	(*RestorePlanStatusRequest)(nil),    // 63: dr.agent.v1.RestorePlanStatusRequest
-	(*RestorePlanStatusResponse)(nil),   // 64: dr.agent.v1.RestorePlanStatusResponse
-	nil,                                 // 65: dr.agent.v1.RestorePostgresResult.RowCountsEntry
-	(*timestamppb.Timestamp)(nil),       // 66: google.protobuf.Timestamp
+	(*PruneBaseBackupsRequest)(nil),     // 46: dr.agent.v1.PruneBaseBackupsRequest
+	(*PruneBaseBackupsResponse)(nil),    // 47: dr.agent.v1.PruneBaseBackupsResponse
+	(*BaseBackupResponse)(nil),          // 48: dr.agent.v1.BaseBackupResponse
+	(*RestorePostgresRequest)(nil),      // 49: dr.agent.v1.RestorePostgresRequest
+	(*RestorePostgresResult)(nil),       // 50: dr.agent.v1.RestorePostgresResult
+	(*RestorePostgresResponse)(nil),     // 51: dr.agent.v1.RestorePostgresResponse
+	(*SnapshotRef)(nil),                 // 52: dr.agent.v1.SnapshotRef
+	(*PreviewEtcdRestoreRequest)(nil),   // 53: dr.agent.v1.PreviewEtcdRestoreRequest
+	(*ResourceImpact)(nil),              // 54: dr.agent.v1.ResourceImpact
+	(*EtcdRestorePreview)(nil),          // 55: dr.agent.v1.EtcdRestorePreview
+	(*PreviewEtcdRestoreResponse)(nil),  // 56: dr.agent.v1.PreviewEtcdRestoreResponse
+	(*RestorePlanPart)(nil),             // 57: dr.agent.v1.RestorePlanPart
+	(*PrepareRestorePlanRequest)(nil),   // 58: dr.agent.v1.PrepareRestorePlanRequest
+	(*PrepareRestorePlanResponse)(nil),  // 59: dr.agent.v1.PrepareRestorePlanResponse
+	(*StartRestorePlanRequest)(nil),     // 60: dr.agent.v1.StartRestorePlanRequest
+	(*RestoreStep)(nil),                 // 61: dr.agent.v1.RestoreStep
+	(*RestorePlanEvent)(nil),            // 62: dr.agent.v1.RestorePlanEvent
+	(*DiscardRestorePlanRequest)(nil),   // 63: dr.agent.v1.DiscardRestorePlanRequest
+	(*DiscardRestorePlanResponse)(nil),  // 64: dr.agent.v1.DiscardRestorePlanResponse
+	(*RestorePlanStatusRequest)(nil),    // 65: dr.agent.v1.RestorePlanStatusRequest
+	(*RestorePlanStatusResponse)(nil),   // 66: dr.agent.v1.RestorePlanStatusResponse
+	nil,                                 // 67: dr.agent.v1.RestorePostgresResult.RowCountsEntry
+	(*timestamppb.Timestamp)(nil),       // 68: google.protobuf.Timestamp
 }
 var file_api_dr_agent_v1_agent_proto_depIdxs = []int32{
 	0,  // 0: dr.agent.v1.InfoResponse.roles:type_name -> dr.agent.v1.NodeRole
 	10, // 1: dr.agent.v1.InfoResponse.etcd:type_name -> dr.agent.v1.EtcdMemberHealth
-	66, // 2: dr.agent.v1.InfoResponse.time:type_name -> google.protobuf.Timestamp
-	66, // 3: dr.agent.v1.EtcdSnapshot.created:type_name -> google.protobuf.Timestamp
+	68, // 2: dr.agent.v1.InfoResponse.time:type_name -> google.protobuf.Timestamp
+	68, // 3: dr.agent.v1.EtcdSnapshot.created:type_name -> google.protobuf.Timestamp
 	5,  // 4: dr.agent.v1.SaveEtcdSnapshotResponse.progress:type_name -> dr.agent.v1.Progress
 	11, // 5: dr.agent.v1.SaveEtcdSnapshotResponse.snapshot:type_name -> dr.agent.v1.EtcdSnapshot
 	11, // 6: dr.agent.v1.ListEtcdSnapshotsResponse.snapshots:type_name -> dr.agent.v1.EtcdSnapshot
 	18, // 7: dr.agent.v1.PruneEtcdSnapshotsRequest.retention:type_name -> dr.agent.v1.Retention
-	66, // 8: dr.agent.v1.FileSnapshot.time:type_name -> google.protobuf.Timestamp
+	68, // 8: dr.agent.v1.FileSnapshot.time:type_name -> google.protobuf.Timestamp
 	5,  // 9: dr.agent.v1.BackupFilesResponse.progress:type_name -> dr.agent.v1.Progress
 	22, // 10: dr.agent.v1.BackupFilesResponse.snapshot:type_name -> dr.agent.v1.FileSnapshot
 	24, // 11: dr.agent.v1.PreviewFileRestoreRequest.target:type_name -> dr.agent.v1.FileRestoreTarget
@@ -5344,79 +5514,83 @@ var file_api_dr_agent_v1_agent_proto_depIdxs = []int32{
 	18, // 21: dr.agent.v1.ForgetFileSnapshotsRequest.retention:type_name -> dr.agent.v1.Retention
 	5,  // 22: dr.agent.v1.ForgetFileSnapshotsResponse.progress:type_name -> dr.agent.v1.Progress
 	36, // 23: dr.agent.v1.ForgetFileSnapshotsResponse.result:type_name -> dr.agent.v1.ForgetResult
-	66, // 24: dr.agent.v1.WALSourceStatus.newest_shipped:type_name -> google.protobuf.Timestamp
-	66, // 25: dr.agent.v1.WALSourceStatus.last_error_time:type_name -> google.protobuf.Timestamp
+	68, // 24: dr.agent.v1.WALSourceStatus.newest_shipped:type_name -> google.protobuf.Timestamp
+	68, // 25: dr.agent.v1.WALSourceStatus.last_error_time:type_name -> google.protobuf.Timestamp
 	39, // 26: dr.agent.v1.WALStatusResponse.sources:type_name -> dr.agent.v1.WALSourceStatus
-	66, // 27: dr.agent.v1.WALMark.time:type_name -> google.protobuf.Timestamp
+	68, // 27: dr.agent.v1.WALMark.time:type_name -> google.protobuf.Timestamp
 	42, // 28: dr.agent.v1.MarkWALResponse.marks:type_name -> dr.agent.v1.WALMark
-	66, // 29: dr.agent.v1.BaseBackupResult.start_time:type_name -> google.protobuf.Timestamp
-	66, // 30: dr.agent.v1.BaseBackupResult.stop_time:type_name -> google.protobuf.Timestamp
-	5,  // 31: dr.agent.v1.BaseBackupResponse.progress:type_name -> dr.agent.v1.Progress
-	45, // 32: dr.agent.v1.BaseBackupResponse.result:type_name -> dr.agent.v1.BaseBackupResult
-	66, // 33: dr.agent.v1.RestorePostgresRequest.time:type_name -> google.protobuf.Timestamp
-	66, // 34: dr.agent.v1.RestorePostgresResult.recovered_to:type_name -> google.protobuf.Timestamp
-	65, // 35: dr.agent.v1.RestorePostgresResult.row_counts:type_name -> dr.agent.v1.RestorePostgresResult.RowCountsEntry
-	5,  // 36: dr.agent.v1.RestorePostgresResponse.progress:type_name -> dr.agent.v1.Progress
-	48, // 37: dr.agent.v1.RestorePostgresResponse.result:type_name -> dr.agent.v1.RestorePostgresResult
-	50, // 38: dr.agent.v1.PreviewEtcdRestoreRequest.snapshot:type_name -> dr.agent.v1.SnapshotRef
-	11, // 39: dr.agent.v1.EtcdRestorePreview.snapshot:type_name -> dr.agent.v1.EtcdSnapshot
-	52, // 40: dr.agent.v1.EtcdRestorePreview.impact:type_name -> dr.agent.v1.ResourceImpact
-	5,  // 41: dr.agent.v1.PreviewEtcdRestoreResponse.progress:type_name -> dr.agent.v1.Progress
-	53, // 42: dr.agent.v1.PreviewEtcdRestoreResponse.preview:type_name -> dr.agent.v1.EtcdRestorePreview
-	1,  // 43: dr.agent.v1.RestorePlanPart.role:type_name -> dr.agent.v1.RestoreRole
-	2,  // 44: dr.agent.v1.RestorePlanPart.flavor:type_name -> dr.agent.v1.RestoreFlavor
-	50, // 45: dr.agent.v1.RestorePlanPart.snapshot:type_name -> dr.agent.v1.SnapshotRef
-	55, // 46: dr.agent.v1.PrepareRestorePlanRequest.part:type_name -> dr.agent.v1.RestorePlanPart
-	4,  // 47: dr.agent.v1.RestoreStep.state:type_name -> dr.agent.v1.RestoreStep.State
-	66, // 48: dr.agent.v1.RestoreStep.started:type_name -> google.protobuf.Timestamp
-	66, // 49: dr.agent.v1.RestoreStep.finished:type_name -> google.protobuf.Timestamp
-	59, // 50: dr.agent.v1.RestorePlanEvent.step:type_name -> dr.agent.v1.RestoreStep
-	59, // 51: dr.agent.v1.RestorePlanStatusResponse.steps:type_name -> dr.agent.v1.RestoreStep
-	6,  // 52: dr.agent.v1.AgentService.Info:input_type -> dr.agent.v1.InfoRequest
-	8,  // 53: dr.agent.v1.AgentService.CheckStore:input_type -> dr.agent.v1.CheckStoreRequest
-	12, // 54: dr.agent.v1.AgentService.SaveEtcdSnapshot:input_type -> dr.agent.v1.SaveEtcdSnapshotRequest
-	14, // 55: dr.agent.v1.AgentService.ListEtcdSnapshots:input_type -> dr.agent.v1.ListEtcdSnapshotsRequest
-	16, // 56: dr.agent.v1.AgentService.DeleteEtcdSnapshots:input_type -> dr.agent.v1.DeleteEtcdSnapshotsRequest
-	19, // 57: dr.agent.v1.AgentService.PruneEtcdSnapshots:input_type -> dr.agent.v1.PruneEtcdSnapshotsRequest
-	21, // 58: dr.agent.v1.AgentService.BackupFiles:input_type -> dr.agent.v1.BackupFilesRequest
-	25, // 59: dr.agent.v1.AgentService.PreviewFileRestore:input_type -> dr.agent.v1.PreviewFileRestoreRequest
-	29, // 60: dr.agent.v1.AgentService.RestoreFiles:input_type -> dr.agent.v1.RestoreFilesRequest
-	32, // 61: dr.agent.v1.AgentService.VerifyBackup:input_type -> dr.agent.v1.VerifyBackupRequest
-	35, // 62: dr.agent.v1.AgentService.ForgetFileSnapshots:input_type -> dr.agent.v1.ForgetFileSnapshotsRequest
-	38, // 63: dr.agent.v1.AgentService.WALStatus:input_type -> dr.agent.v1.WALStatusRequest
-	41, // 64: dr.agent.v1.AgentService.MarkWAL:input_type -> dr.agent.v1.MarkWALRequest
-	44, // 65: dr.agent.v1.AgentService.BaseBackup:input_type -> dr.agent.v1.BaseBackupRequest
-	47, // 66: dr.agent.v1.AgentService.RestorePostgres:input_type -> dr.agent.v1.RestorePostgresRequest
-	51, // 67: dr.agent.v1.AgentService.PreviewEtcdRestore:input_type -> dr.agent.v1.PreviewEtcdRestoreRequest
-	56, // 68: dr.agent.v1.AgentService.PrepareRestorePlan:input_type -> dr.agent.v1.PrepareRestorePlanRequest
-	58, // 69: dr.agent.v1.AgentService.StartRestorePlan:input_type -> dr.agent.v1.StartRestorePlanRequest
-	63, // 70: dr.agent.v1.AgentService.RestorePlanStatus:input_type -> dr.agent.v1.RestorePlanStatusRequest
-	61, // 71: dr.agent.v1.AgentService.DiscardRestorePlan:input_type -> dr.agent.v1.DiscardRestorePlanRequest
-	7,  // 72: dr.agent.v1.AgentService.Info:output_type -> dr.agent.v1.InfoResponse
-	9,  // 73: dr.agent.v1.AgentService.CheckStore:output_type -> dr.agent.v1.CheckStoreResponse
-	13, // 74: dr.agent.v1.AgentService.SaveEtcdSnapshot:output_type -> dr.agent.v1.SaveEtcdSnapshotResponse
-	15, // 75: dr.agent.v1.AgentService.ListEtcdSnapshots:output_type -> dr.agent.v1.ListEtcdSnapshotsResponse
-	17, // 76: dr.agent.v1.AgentService.DeleteEtcdSnapshots:output_type -> dr.agent.v1.DeleteEtcdSnapshotsResponse
-	20, // 77: dr.agent.v1.AgentService.PruneEtcdSnapshots:output_type -> dr.agent.v1.PruneEtcdSnapshotsResponse
-	23, // 78: dr.agent.v1.AgentService.BackupFiles:output_type -> dr.agent.v1.BackupFilesResponse
-	28, // 79: dr.agent.v1.AgentService.PreviewFileRestore:output_type -> dr.agent.v1.PreviewFileRestoreResponse
-	31, // 80: dr.agent.v1.AgentService.RestoreFiles:output_type -> dr.agent.v1.RestoreFilesResponse
-	34, // 81: dr.agent.v1.AgentService.VerifyBackup:output_type -> dr.agent.v1.VerifyBackupResponse
-	37, // 82: dr.agent.v1.AgentService.ForgetFileSnapshots:output_type -> dr.agent.v1.ForgetFileSnapshotsResponse
-	40, // 83: dr.agent.v1.AgentService.WALStatus:output_type -> dr.agent.v1.WALStatusResponse
-	43, // 84: dr.agent.v1.AgentService.MarkWAL:output_type -> dr.agent.v1.MarkWALResponse
-	46, // 85: dr.agent.v1.AgentService.BaseBackup:output_type -> dr.agent.v1.BaseBackupResponse
-	49, // 86: dr.agent.v1.AgentService.RestorePostgres:output_type -> dr.agent.v1.RestorePostgresResponse
-	54, // 87: dr.agent.v1.AgentService.PreviewEtcdRestore:output_type -> dr.agent.v1.PreviewEtcdRestoreResponse
-	57, // 88: dr.agent.v1.AgentService.PrepareRestorePlan:output_type -> dr.agent.v1.PrepareRestorePlanResponse
-	60, // 89: dr.agent.v1.AgentService.StartRestorePlan:output_type -> dr.agent.v1.RestorePlanEvent
-	64, // 90: dr.agent.v1.AgentService.RestorePlanStatus:output_type -> dr.agent.v1.RestorePlanStatusResponse
-	62, // 91: dr.agent.v1.AgentService.DiscardRestorePlan:output_type -> dr.agent.v1.DiscardRestorePlanResponse
-	72, // [72:92] is the sub-list for method output_type
-	52, // [52:72] is the sub-list for method input_type
-	52, // [52:52] is the sub-list for extension type_name
-	52, // [52:52] is the sub-list for extension extendee
-	0,  // [0:52] is the sub-list for field type_name
+	68, // 29: dr.agent.v1.BaseBackupResult.start_time:type_name -> google.protobuf.Timestamp
+	68, // 30: dr.agent.v1.BaseBackupResult.stop_time:type_name -> google.protobuf.Timestamp
+	45, // 31: dr.agent.v1.PruneBaseBackupsResponse.kept:type_name -> dr.agent.v1.BaseBackupResult
+	45, // 32: dr.agent.v1.PruneBaseBackupsResponse.removed:type_name -> dr.agent.v1.BaseBackupResult
+	5,  // 33: dr.agent.v1.BaseBackupResponse.progress:type_name -> dr.agent.v1.Progress
+	45, // 34: dr.agent.v1.BaseBackupResponse.result:type_name -> dr.agent.v1.BaseBackupResult
+	68, // 35: dr.agent.v1.RestorePostgresRequest.time:type_name -> google.protobuf.Timestamp
+	68, // 36: dr.agent.v1.RestorePostgresResult.recovered_to:type_name -> google.protobuf.Timestamp
+	67, // 37: dr.agent.v1.RestorePostgresResult.row_counts:type_name -> dr.agent.v1.RestorePostgresResult.RowCountsEntry
+	5,  // 38: dr.agent.v1.RestorePostgresResponse.progress:type_name -> dr.agent.v1.Progress
+	50, // 39: dr.agent.v1.RestorePostgresResponse.result:type_name -> dr.agent.v1.RestorePostgresResult
+	52, // 40: dr.agent.v1.PreviewEtcdRestoreRequest.snapshot:type_name -> dr.agent.v1.SnapshotRef
+	11, // 41: dr.agent.v1.EtcdRestorePreview.snapshot:type_name -> dr.agent.v1.EtcdSnapshot
+	54, // 42: dr.agent.v1.EtcdRestorePreview.impact:type_name -> dr.agent.v1.ResourceImpact
+	5,  // 43: dr.agent.v1.PreviewEtcdRestoreResponse.progress:type_name -> dr.agent.v1.Progress
+	55, // 44: dr.agent.v1.PreviewEtcdRestoreResponse.preview:type_name -> dr.agent.v1.EtcdRestorePreview
+	1,  // 45: dr.agent.v1.RestorePlanPart.role:type_name -> dr.agent.v1.RestoreRole
+	2,  // 46: dr.agent.v1.RestorePlanPart.flavor:type_name -> dr.agent.v1.RestoreFlavor
+	52, // 47: dr.agent.v1.RestorePlanPart.snapshot:type_name -> dr.agent.v1.SnapshotRef
+	57, // 48: dr.agent.v1.PrepareRestorePlanRequest.part:type_name -> dr.agent.v1.RestorePlanPart
+	4,  // 49: dr.agent.v1.RestoreStep.state:type_name -> dr.agent.v1.RestoreStep.State
+	68, // 50: dr.agent.v1.RestoreStep.started:type_name -> google.protobuf.Timestamp
+	68, // 51: dr.agent.v1.RestoreStep.finished:type_name -> google.protobuf.Timestamp
+	61, // 52: dr.agent.v1.RestorePlanEvent.step:type_name -> dr.agent.v1.RestoreStep
+	61, // 53: dr.agent.v1.RestorePlanStatusResponse.steps:type_name -> dr.agent.v1.RestoreStep
+	6,  // 54: dr.agent.v1.AgentService.Info:input_type -> dr.agent.v1.InfoRequest
+	8,  // 55: dr.agent.v1.AgentService.CheckStore:input_type -> dr.agent.v1.CheckStoreRequest
+	12, // 56: dr.agent.v1.AgentService.SaveEtcdSnapshot:input_type -> dr.agent.v1.SaveEtcdSnapshotRequest
+	14, // 57: dr.agent.v1.AgentService.ListEtcdSnapshots:input_type -> dr.agent.v1.ListEtcdSnapshotsRequest
+	16, // 58: dr.agent.v1.AgentService.DeleteEtcdSnapshots:input_type -> dr.agent.v1.DeleteEtcdSnapshotsRequest
+	19, // 59: dr.agent.v1.AgentService.PruneEtcdSnapshots:input_type -> dr.agent.v1.PruneEtcdSnapshotsRequest
+	21, // 60: dr.agent.v1.AgentService.BackupFiles:input_type -> dr.agent.v1.BackupFilesRequest
+	25, // 61: dr.agent.v1.AgentService.PreviewFileRestore:input_type -> dr.agent.v1.PreviewFileRestoreRequest
+	29, // 62: dr.agent.v1.AgentService.RestoreFiles:input_type -> dr.agent.v1.RestoreFilesRequest
+	32, // 63: dr.agent.v1.AgentService.VerifyBackup:input_type -> dr.agent.v1.VerifyBackupRequest
+	35, // 64: dr.agent.v1.AgentService.ForgetFileSnapshots:input_type -> dr.agent.v1.ForgetFileSnapshotsRequest
+	38, // 65: dr.agent.v1.AgentService.WALStatus:input_type -> dr.agent.v1.WALStatusRequest
+	41, // 66: dr.agent.v1.AgentService.MarkWAL:input_type -> dr.agent.v1.MarkWALRequest
+	44, // 67: dr.agent.v1.AgentService.BaseBackup:input_type -> dr.agent.v1.BaseBackupRequest
+	46, // 68: dr.agent.v1.AgentService.PruneBaseBackups:input_type -> dr.agent.v1.PruneBaseBackupsRequest
+	49, // 69: dr.agent.v1.AgentService.RestorePostgres:input_type -> dr.agent.v1.RestorePostgresRequest
+	53, // 70: dr.agent.v1.AgentService.PreviewEtcdRestore:input_type -> dr.agent.v1.PreviewEtcdRestoreRequest
+	58, // 71: dr.agent.v1.AgentService.PrepareRestorePlan:input_type -> dr.agent.v1.PrepareRestorePlanRequest
+	60, // 72: dr.agent.v1.AgentService.StartRestorePlan:input_type -> dr.agent.v1.StartRestorePlanRequest
+	65, // 73: dr.agent.v1.AgentService.RestorePlanStatus:input_type -> dr.agent.v1.RestorePlanStatusRequest
+	63, // 74: dr.agent.v1.AgentService.DiscardRestorePlan:input_type -> dr.agent.v1.DiscardRestorePlanRequest
+	7,  // 75: dr.agent.v1.AgentService.Info:output_type -> dr.agent.v1.InfoResponse
+	9,  // 76: dr.agent.v1.AgentService.CheckStore:output_type -> dr.agent.v1.CheckStoreResponse
+	13, // 77: dr.agent.v1.AgentService.SaveEtcdSnapshot:output_type -> dr.agent.v1.SaveEtcdSnapshotResponse
+	15, // 78: dr.agent.v1.AgentService.ListEtcdSnapshots:output_type -> dr.agent.v1.ListEtcdSnapshotsResponse
+	17, // 79: dr.agent.v1.AgentService.DeleteEtcdSnapshots:output_type -> dr.agent.v1.DeleteEtcdSnapshotsResponse
+	20, // 80: dr.agent.v1.AgentService.PruneEtcdSnapshots:output_type -> dr.agent.v1.PruneEtcdSnapshotsResponse
+	23, // 81: dr.agent.v1.AgentService.BackupFiles:output_type -> dr.agent.v1.BackupFilesResponse
+	28, // 82: dr.agent.v1.AgentService.PreviewFileRestore:output_type -> dr.agent.v1.PreviewFileRestoreResponse
+	31, // 83: dr.agent.v1.AgentService.RestoreFiles:output_type -> dr.agent.v1.RestoreFilesResponse
+	34, // 84: dr.agent.v1.AgentService.VerifyBackup:output_type -> dr.agent.v1.VerifyBackupResponse
+	37, // 85: dr.agent.v1.AgentService.ForgetFileSnapshots:output_type -> dr.agent.v1.ForgetFileSnapshotsResponse
+	40, // 86: dr.agent.v1.AgentService.WALStatus:output_type -> dr.agent.v1.WALStatusResponse
+	43, // 87: dr.agent.v1.AgentService.MarkWAL:output_type -> dr.agent.v1.MarkWALResponse
+	48, // 88: dr.agent.v1.AgentService.BaseBackup:output_type -> dr.agent.v1.BaseBackupResponse
+	47, // 89: dr.agent.v1.AgentService.PruneBaseBackups:output_type -> dr.agent.v1.PruneBaseBackupsResponse
+	51, // 90: dr.agent.v1.AgentService.RestorePostgres:output_type -> dr.agent.v1.RestorePostgresResponse
+	56, // 91: dr.agent.v1.AgentService.PreviewEtcdRestore:output_type -> dr.agent.v1.PreviewEtcdRestoreResponse
+	59, // 92: dr.agent.v1.AgentService.PrepareRestorePlan:output_type -> dr.agent.v1.PrepareRestorePlanResponse
+	62, // 93: dr.agent.v1.AgentService.StartRestorePlan:output_type -> dr.agent.v1.RestorePlanEvent
+	66, // 94: dr.agent.v1.AgentService.RestorePlanStatus:output_type -> dr.agent.v1.RestorePlanStatusResponse
+	64, // 95: dr.agent.v1.AgentService.DiscardRestorePlan:output_type -> dr.agent.v1.DiscardRestorePlanResponse
+	75, // [75:96] is the sub-list for method output_type
+	54, // [54:75] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_api_dr_agent_v1_agent_proto_init() }
@@ -5448,19 +5622,19 @@ func file_api_dr_agent_v1_agent_proto_init() {
 		(*ForgetFileSnapshotsResponse_Progress)(nil),
 		(*ForgetFileSnapshotsResponse_Result)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[41].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[43].OneofWrappers = []any{
 		(*BaseBackupResponse_Progress)(nil),
 		(*BaseBackupResponse_Result)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[42].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[44].OneofWrappers = []any{
 		(*RestorePostgresRequest_Time)(nil),
 		(*RestorePostgresRequest_Latest)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[44].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[46].OneofWrappers = []any{
 		(*RestorePostgresResponse_Progress)(nil),
 		(*RestorePostgresResponse_Result)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[49].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[51].OneofWrappers = []any{
 		(*PreviewEtcdRestoreResponse_Progress)(nil),
 		(*PreviewEtcdRestoreResponse_Preview)(nil),
 	}
@@ -5470,7 +5644,7 @@ func file_api_dr_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dr_agent_v1_agent_proto_rawDesc), len(file_api_dr_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   61,
+			NumMessages:   63,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

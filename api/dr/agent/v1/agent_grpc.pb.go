@@ -41,6 +41,7 @@ const (
 	AgentService_WALStatus_FullMethodName           = "/dr.agent.v1.AgentService/WALStatus"
 	AgentService_MarkWAL_FullMethodName             = "/dr.agent.v1.AgentService/MarkWAL"
 	AgentService_BaseBackup_FullMethodName          = "/dr.agent.v1.AgentService/BaseBackup"
+	AgentService_PruneBaseBackups_FullMethodName    = "/dr.agent.v1.AgentService/PruneBaseBackups"
 	AgentService_RestorePostgres_FullMethodName     = "/dr.agent.v1.AgentService/RestorePostgres"
 	AgentService_PreviewEtcdRestore_FullMethodName  = "/dr.agent.v1.AgentService/PreviewEtcdRestore"
 	AgentService_PrepareRestorePlan_FullMethodName  = "/dr.agent.v1.AgentService/PrepareRestorePlan"
@@ -74,6 +75,9 @@ type AgentServiceClient interface {
 	WALStatus(ctx context.Context, in *WALStatusRequest, opts ...grpc.CallOption) (*WALStatusResponse, error)
 	MarkWAL(ctx context.Context, in *MarkWALRequest, opts ...grpc.CallOption) (*MarkWALResponse, error)
 	BaseBackup(ctx context.Context, in *BaseBackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BaseBackupResponse], error)
+	// PruneBaseBackups applies the source's base backup retention: records,
+	// their restic snapshots, and the WAL only removed backups could use.
+	PruneBaseBackups(ctx context.Context, in *PruneBaseBackupsRequest, opts ...grpc.CallOption) (*PruneBaseBackupsResponse, error)
 	RestorePostgres(ctx context.Context, in *RestorePostgresRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RestorePostgresResponse], error)
 	// etcd restore and cluster reset. The plugin previews, then hands each
 	// server its part (PrepareRestorePlan) before anything stops, then starts
@@ -299,6 +303,16 @@ func (c *agentServiceClient) BaseBackup(ctx context.Context, in *BaseBackupReque
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AgentService_BaseBackupClient = grpc.ServerStreamingClient[BaseBackupResponse]
 
+func (c *agentServiceClient) PruneBaseBackups(ctx context.Context, in *PruneBaseBackupsRequest, opts ...grpc.CallOption) (*PruneBaseBackupsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PruneBaseBackupsResponse)
+	err := c.cc.Invoke(ctx, AgentService_PruneBaseBackups_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *agentServiceClient) RestorePostgres(ctx context.Context, in *RestorePostgresRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RestorePostgresResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[7], AgentService_RestorePostgres_FullMethodName, cOpts...)
@@ -411,6 +425,9 @@ type AgentServiceServer interface {
 	WALStatus(context.Context, *WALStatusRequest) (*WALStatusResponse, error)
 	MarkWAL(context.Context, *MarkWALRequest) (*MarkWALResponse, error)
 	BaseBackup(*BaseBackupRequest, grpc.ServerStreamingServer[BaseBackupResponse]) error
+	// PruneBaseBackups applies the source's base backup retention: records,
+	// their restic snapshots, and the WAL only removed backups could use.
+	PruneBaseBackups(context.Context, *PruneBaseBackupsRequest) (*PruneBaseBackupsResponse, error)
 	RestorePostgres(*RestorePostgresRequest, grpc.ServerStreamingServer[RestorePostgresResponse]) error
 	// etcd restore and cluster reset. The plugin previews, then hands each
 	// server its part (PrepareRestorePlan) before anything stops, then starts
@@ -474,6 +491,9 @@ func (UnimplementedAgentServiceServer) MarkWAL(context.Context, *MarkWALRequest)
 }
 func (UnimplementedAgentServiceServer) BaseBackup(*BaseBackupRequest, grpc.ServerStreamingServer[BaseBackupResponse]) error {
 	return status.Error(codes.Unimplemented, "method BaseBackup not implemented")
+}
+func (UnimplementedAgentServiceServer) PruneBaseBackups(context.Context, *PruneBaseBackupsRequest) (*PruneBaseBackupsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PruneBaseBackups not implemented")
 }
 func (UnimplementedAgentServiceServer) RestorePostgres(*RestorePostgresRequest, grpc.ServerStreamingServer[RestorePostgresResponse]) error {
 	return status.Error(codes.Unimplemented, "method RestorePostgres not implemented")
@@ -717,6 +737,24 @@ func _AgentService_BaseBackup_Handler(srv interface{}, stream grpc.ServerStream)
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AgentService_BaseBackupServer = grpc.ServerStreamingServer[BaseBackupResponse]
 
+func _AgentService_PruneBaseBackups_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PruneBaseBackupsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).PruneBaseBackups(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_PruneBaseBackups_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).PruneBaseBackups(ctx, req.(*PruneBaseBackupsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AgentService_RestorePostgres_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(RestorePostgresRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -838,6 +876,10 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "MarkWAL",
 			Handler:    _AgentService_MarkWAL_Handler,
+		},
+		{
+			MethodName: "PruneBaseBackups",
+			Handler:    _AgentService_PruneBaseBackups_Handler,
 		},
 		{
 			MethodName: "PrepareRestorePlan",

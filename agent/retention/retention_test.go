@@ -1,4 +1,4 @@
-package etcdsnap
+package retention
 
 import (
 	"strconv"
@@ -10,7 +10,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/agent/config"
 )
 
-func TestApplyRetention(t *testing.T) {
+func TestApply(t *testing.T) {
 	base := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
 	// Every 6 hours for 10 days, newest first: s0 = base, s1 = base-6h, ...
 	var items []Dated
@@ -41,7 +41,7 @@ func TestApplyRetention(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			keep, remove := ApplyRetention(items, tt.r)
+			keep, remove := Apply(items, tt.r)
 			if diff := cmp.Diff(tt.want, names(keep)); diff != "" {
 				t.Errorf("kept (-want +got):\n%s", diff)
 			}
