@@ -86,27 +86,16 @@ func (e *Engine) Backup(ctx context.Context, req BackupRequest, progress func(re
 // Forget removes the snapshots of one backup set (every node's: the
 // repository is shared) and prunes their data. It returns their ids.
 func (e *Engine) Forget(ctx context.Context, set string, prune bool) ([]string, error) {
-	if err := e.ensure(ctx, false); err != nil {
-		return nil, err
-	}
-	snaps, err := e.Repo.Snapshots(ctx, TagSet+set)
-	if err != nil {
-		return nil, e.explain(err)
-	}
-	ids := make([]string, 0, len(snaps))
-	for _, s := range snaps {
-		ids = append(ids, s.ID)
-	}
-	err = e.runLocked(ctx, func(r *restic.Repo) error { return r.ForgetIDs(ctx, ids, prune) })
-	if err != nil {
-		return nil, err
-	}
-	return ids, nil
+	return e.forget(ctx, TagSet+set, func(restic.Snapshot) bool { return true }, prune, false)
 }
 
 // ForgetWhere forgets the snapshots carrying tag (every node's) that drop
 // picks, prunes their data, and returns their ids. dryRun only picks.
 func (e *Engine) ForgetWhere(ctx context.Context, tag string, drop func(restic.Snapshot) bool, dryRun bool) ([]string, error) {
+	return e.forget(ctx, tag, drop, true, dryRun)
+}
+
+func (e *Engine) forget(ctx context.Context, tag string, drop func(restic.Snapshot) bool, prune, dryRun bool) ([]string, error) {
 	if err := e.ensure(ctx, false); err != nil {
 		return nil, err
 	}
@@ -114,7 +103,7 @@ func (e *Engine) ForgetWhere(ctx context.Context, tag string, drop func(restic.S
 	if err != nil {
 		return nil, e.explain(err)
 	}
-	var ids []string
+	ids := []string{}
 	for _, s := range snaps {
 		if drop(s) {
 			ids = append(ids, s.ID)
@@ -123,7 +112,7 @@ func (e *Engine) ForgetWhere(ctx context.Context, tag string, drop func(restic.S
 	if dryRun || len(ids) == 0 {
 		return ids, nil
 	}
-	if err := e.runLocked(ctx, func(r *restic.Repo) error { return r.ForgetIDs(ctx, ids, true) }); err != nil {
+	if err := e.runLocked(ctx, func(r *restic.Repo) error { return r.ForgetIDs(ctx, ids, prune) }); err != nil {
 		return nil, err
 	}
 	return ids, nil

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/kubectl-dr/kubectl-dr/agent/config"
+	"github.com/kubectl-dr/kubectl-dr/agent/files"
 	"github.com/kubectl-dr/kubectl-dr/agent/pg"
 	"github.com/kubectl-dr/kubectl-dr/agent/restic"
 	"github.com/kubectl-dr/kubectl-dr/agent/schedule"
@@ -83,12 +84,9 @@ func (s *Server) PruneBaseBackups(ctx context.Context, req *agentv1.PruneBaseBac
 		return nil, err
 	}
 	defer unlock()
-	res, err := pg.Prune(ctx, s.store, e, src.Name, src.BaseBackupRetention, req.DryRun)
+	res, err := s.pruneBaseBackups(ctx, src, e, req.DryRun)
 	if err != nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "prune base backups of %s: %v", src.Name, err)
-	}
-	if !req.DryRun {
-		s.log.Info("base backup retention", "source", src.Name, "kept", len(res.Kept), "removed", len(res.Removed), "walFilesRemoved", res.WALFiles, "firstWAL", res.FirstWAL)
 	}
 	r := src.BaseBackupRetention
 	out := &agentv1.PruneBaseBackupsResponse{
@@ -103,6 +101,16 @@ func (s *Server) PruneBaseBackups(ctx context.Context, req *agentv1.PruneBaseBac
 		out.Removed = append(out.Removed, baseBackupProto(b))
 	}
 	return out, nil
+}
+
+// pruneBaseBackups applies the source's retention (the caller holds its
+// lock) and logs what a real prune removed.
+func (s *Server) pruneBaseBackups(ctx context.Context, src config.WALSource, e *files.Engine, dryRun bool) (*pg.PruneResult, error) {
+	res, err := pg.Prune(ctx, s.store, e, src.Name, src.BaseBackupRetention, dryRun)
+	if err == nil && !dryRun {
+		s.log.Info("base backup retention", "source", src.Name, "kept", len(res.Kept), "removed", len(res.Removed), "walFilesRemoved", res.WALFiles, "firstWAL", res.FirstWAL)
+	}
+	return res, err
 }
 
 func baseBackupProto(b *pg.BaseBackup) *agentv1.BaseBackupResult {
@@ -198,11 +206,9 @@ func (s *Server) baseBackupJobs() []schedule.Job {
 					return err
 				}
 				s.log.Info("scheduled base backup", "source", b.Source, "id", b.ID, "start", b.StartLSN, "stop", b.StopLSN)
-				res, err := pg.Prune(ctx, s.store, e, src.Name, src.BaseBackupRetention, false)
-				if err != nil {
+				if _, err := s.pruneBaseBackups(ctx, src, e, false); err != nil {
 					return fmt.Errorf("base backup retention: %w", err)
 				}
-				s.log.Info("base backup retention", "source", src.Name, "kept", len(res.Kept), "removed", len(res.Removed), "walFilesRemoved", res.WALFiles, "firstWAL", res.FirstWAL)
 				return nil
 			},
 		})
