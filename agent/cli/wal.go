@@ -37,7 +37,7 @@ func newWALFetchCmd() *cobra.Command {
 		Use:   "fetch SOURCE FILE DEST",
 		Short: "Fetch one archived WAL file (for restore_command)",
 		Long: `Fetches an archived WAL file of SOURCE from the store into DEST, checking it
-against the sha256 it was shipped with before DEST appears. For PostgreSQL's
+against the checksum it was shipped with before DEST appears. For PostgreSQL's
 restore_command:
 
   restore_command = 'dr-agent wal fetch --config /etc/dr-agent/config/config.yaml pg-main %f %p'

@@ -8,6 +8,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -44,6 +45,7 @@ func BenchmarkEncode(b *testing.B) {
 	}
 }
 
+// The checksum of a segment: xxh64 since drwal2, sha256 before.
 func BenchmarkSHA256(b *testing.B) {
 	data := segment(b)
 	b.SetBytes(int64(len(data)))
@@ -59,5 +61,13 @@ func BenchmarkZstdOnly(b *testing.B) {
 		zw, _ := zstd.NewWriter(io.Discard, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
 		zw.Write(data)
 		zw.Close()
+	}
+}
+
+func BenchmarkXXH64(b *testing.B) {
+	data := segment(b)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		xxhash.Sum64(data)
 	}
 }

@@ -57,7 +57,7 @@ type Shipper struct {
 	queue     chan string
 	kick      chan struct{}
 	bufs      sync.Pool // compressed objects
-	raws      sync.Pool // files as read
+	raws      sync.Pool // files as read (*[]byte)
 }
 
 // Run watches the spool and ships what lands in it.
@@ -201,23 +201,18 @@ func (s *Shipper) ship(ctx context.Context, name string) {
 		s.fail(name, err)
 		return
 	}
-	raw, _ := s.raws.Get().(*bytes.Buffer)
+	raw, _ := s.raws.Get().(*[]byte)
 	if raw == nil {
-		raw = new(bytes.Buffer)
+		raw = new([]byte)
 	}
-	defer func() { raw.Reset(); s.raws.Put(raw) }()
-	if err := readInto(raw, path, st.Size()); err != nil {
-		s.fail(name, fmt.Errorf("read %s: %w", path, err))
-		return
-	}
-	data := raw.Bytes()
+	defer s.raws.Put(raw)
 	buf, _ := s.bufs.Get().(*bytes.Buffer)
 	if buf == nil {
 		buf = new(bytes.Buffer)
 	}
 	defer func() { buf.Reset(); s.bufs.Put(buf) }()
-	if err := Encode(buf, data); err != nil {
-		s.fail(name, fmt.Errorf("compress %s: %w", path, err))
+	if err := readEncode(buf, path, st.Size(), raw); err != nil {
+		s.fail(name, err)
 		return
 	}
 	key := Key(s.Source.Name, name)
@@ -340,15 +335,17 @@ func (s *Shipper) Status() Status {
 	return st
 }
 
-// readInto reads the file into buf, reusing its memory: segments are 16 MiB
-// each, and a fresh allocation per file shows in the latency's tail.
-func readInto(buf *bytes.Buffer, path string, size int64) error {
+// readEncode reads the file and compresses it as it goes, into memory kept
+// for the next: segments are 16 MiB each, and a fresh allocation per file
+// shows in the latency's tail.
+func readEncode(dst *bytes.Buffer, path string, size int64, raw *[]byte) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return fmt.Errorf("read %s: %w", path, err)
 	}
 	defer f.Close()
-	buf.Grow(int(size) + bytes.MinRead)
-	_, err = buf.ReadFrom(f)
-	return err
+	if err := ReadEncode(dst, f, size, raw); err != nil {
+		return fmt.Errorf("read and compress %s: %w", path, err)
+	}
+	return nil
 }

@@ -63,6 +63,16 @@ func TestEncodeDecodeRefusesCorruption(t *testing.T) {
 	if _, err := Decode(io.Discard, bytes.NewReader(forged)); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("wrong size in header: %v, want ErrCorrupt", err)
 	}
+	// The body decodes, but to other bytes than were shipped.
+	header, body, _ := bytes.Cut(obj.Bytes(), []byte("\n"))
+	sum := header[len(header)-16:]
+	other := append(append(bytes.Clone(header[:len(header)-16]), bytes.Repeat([]byte("0"), 16)...), '\n')
+	if bytes.Equal(sum, []byte("0000000000000000")) {
+		t.Fatal("test data hashes to zero")
+	}
+	if _, err := Decode(io.Discard, bytes.NewReader(append(other, body...))); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "xxh64") {
+		t.Errorf("wrong checksum in header: %v, want ErrCorrupt naming xxh64", err)
+	}
 }
 
 // A segment is compressed as frames side by side: what comes back is the
@@ -87,14 +97,45 @@ func TestEncodeDecodeInFrames(t *testing.T) {
 			}
 		}
 	}
-	var old bytes.Buffer
-	fmt.Fprintf(&old, "%s %020d %x\n", magic, len(raw), sha256.Sum256(raw))
-	zw, _ := zstd.NewWriter(&old, zstd.WithEncoderLevel(zstd.SpeedFastest))
-	zw.Write(raw)
-	zw.Close()
+	// Objects shipped before frames and xxh64: one frame, a sha256.
+	old := func(sum [sha256.Size]byte) *bytes.Buffer {
+		var old bytes.Buffer
+		fmt.Fprintf(&old, "%s %020d %x\n", magicSHA256, len(raw), sum)
+		zw, _ := zstd.NewWriter(&old, zstd.WithEncoderLevel(zstd.SpeedFastest))
+		zw.Write(raw)
+		zw.Close()
+		return &old
+	}
 	var out bytes.Buffer
-	if _, err := Decode(&out, &old); err != nil || !bytes.Equal(out.Bytes(), raw) {
-		t.Fatalf("one-frame object: %v", err)
+	if _, err := Decode(&out, old(sha256.Sum256(raw))); err != nil || !bytes.Equal(out.Bytes(), raw) {
+		t.Fatalf("one-frame sha256 object: %v", err)
+	}
+	if _, err := Decode(io.Discard, old(sha256.Sum256(raw[1:]))); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "sha256") {
+		t.Errorf("sha256 object with a wrong sum: %v, want ErrCorrupt naming sha256", err)
+	}
+}
+
+// A file read and compressed frame by frame comes back whole; one that is
+// shorter or longer than its size said is refused.
+func TestReadEncode(t *testing.T) {
+	raw := segment(t)
+	var buf []byte
+	for _, size := range []int{0, frameSize - 1, len(raw)} {
+		var obj bytes.Buffer
+		if err := ReadEncode(&obj, bytes.NewReader(raw[:size]), int64(size), &buf); err != nil {
+			t.Fatalf("%d bytes: %v", size, err)
+		}
+		var out bytes.Buffer
+		if _, err := Decode(&out, &obj); err != nil || !bytes.Equal(out.Bytes(), raw[:size]) {
+			t.Fatalf("%d bytes: decoded %d (equal %v): %v", size, out.Len(), bytes.Equal(out.Bytes(), raw[:size]), err)
+		}
+	}
+	var obj bytes.Buffer
+	if err := ReadEncode(&obj, bytes.NewReader(raw[:len(raw)-1]), int64(len(raw)), &buf); err == nil || !strings.Contains(err.Error(), "shorter") || obj.Len() != 0 {
+		t.Errorf("short file: %v, %d bytes written; want an error saying it is shorter, nothing written", err, obj.Len())
+	}
+	if err := ReadEncode(&obj, bytes.NewReader(raw), int64(len(raw)-1), &buf); err == nil || !strings.Contains(err.Error(), "longer") || obj.Len() != 0 {
+		t.Errorf("long file: %v, %d bytes written; want an error saying it is longer, nothing written", err, obj.Len())
 	}
 }
 

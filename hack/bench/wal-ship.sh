@@ -3,8 +3,9 @@
 # WAL segments of a PostgreSQL 15 under pgbench, landed one at a time,
 #   A  the agent's shipper (inotify, zstd, upload, verify) to MinIO
 #   B  pgbackrest archive-push (Debian's pgBackRest) to the same MinIO
-# from the segment landing to durable in the store, p50/p99; then the
-# end-to-end RPO of the lab's database under pgbench with archive_timeout=10s.
+# segment by segment in turn, from the segment landing to durable in the
+# store, p50/p99; then the end-to-end RPO of the lab's database under
+# pgbench with archive_timeout=10s.
 # Usage: hack/bench/wal-ship.sh [segments]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -38,14 +39,10 @@ if [ "$(have)" -lt "$n" ]; then
   done
 fi
 
-# A: the agent's shipper.
-rm -rf "$work/spool"
-"$dir/bin/benchtool" rmprefix "bench/wal/"
-"$dir/bin/benchtool" walbench -corpus "$corpus" -spool "$work/spool" -n "$n" | tee "$work/a.txt"
-
-# B: pgBackRest, through HTTPS (its S3 client speaks nothing else).
+# Both go through one HTTPS proxy in front of MinIO: pgBackRest's S3
+# client speaks nothing else, and the shipper takes the same road.
 proxy_port=$(hack/lab port --dir "$dir")
-"$dir/bin/benchtool" tlsproxy "127.0.0.1:$proxy_port" "$DR_S3_ENDPOINT" & proxy=$!
+"$dir/bin/benchtool" tlsproxy "127.0.0.1:$proxy_port" "$DR_S3_ENDPOINT" "$work/proxy-ca.pem" & proxy=$!
 sleep 0.5
 mkdir -p "$work/pgbackrest" && chown postgres "$work/pgbackrest"
 cat >"$work/pgbackrest.conf" <<CONF
@@ -71,13 +68,21 @@ pg1-port=$port
 pg1-socket-path=$work
 CONF
 chown postgres "$work/pgbackrest.conf"
-# A fresh repository each run: pgBackRest skips segments it already holds.
+# Fresh stores each run: pgBackRest skips segments it already holds.
+rm -rf "$work/spool"
+"$dir/bin/benchtool" rmprefix "bench/wal/"
 "$dir/bin/benchtool" rmprefix "bench-pgbackrest/"
 asdb pgbackrest --config="$work/pgbackrest.conf" --stanza=bench stanza-create >/dev/null
-"$dir/bin/benchtool" timepush -corpus "$corpus" -n "$n" runuser -u postgres -- pgbackrest --config="$work/pgbackrest.conf" --stanza=bench archive-push | tee "$work/b.txt"
 
-p() { sed -n "s/.*$1=\([0-9.]*\)ms.*/\1/p" "$2"; }
-awk -v a50="$(p p50 "$work/a.txt")" -v a99="$(p p99 "$work/a.txt")" -v b50="$(p p50 "$work/b.txt")" -v b99="$(p p99 "$work/b.txt")" 'BEGIN {
+# A (the agent's shipper) and B (pgbackrest archive-push, run as postgres
+# as archive_command is) take each segment in turn, alternating which goes
+# first.
+DR_S3_ENDPOINT="https://127.0.0.1:$proxy_port" DR_S3_CA="$work/proxy-ca.pem" \
+  "$dir/bin/benchtool" walbench -corpus "$corpus" -spool "$work/spool" -n "$n" \
+  -as postgres pgbackrest --config="$work/pgbackrest.conf" --stanza=bench archive-push | tee "$work/walbench.txt"
+
+p() { grep "$2" "$work/walbench.txt" | sed -n "s/.*$1=\([0-9.]*\)ms.*/\1/p"; }
+awk -v a50="$(p p50 '^dr-agent')" -v a99="$(p p99 '^dr-agent')" -v b50="$(p p50 '^pgbackrest')" -v b99="$(p p99 '^pgbackrest')" 'BEGIN {
   printf "WAL segment, landing to durable in MinIO: A/B p50 %.2fx  p99 %.2fx  (goal: A p99 < 1000 ms and <= 0.5x pgBackRest)\n", a50 / b50, a99 / b99 }'
 
 # End-to-end RPO of the lab's own database (WAL source pg-main, shipped by

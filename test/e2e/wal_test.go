@@ -127,7 +127,7 @@ func TestWALShippedFromTheSpoolAndFetchedBack(t *testing.T) {
 	stored := storeObject(t, key)
 	// Cut short, as a copy that lost its tail would be. (A flipped bit
 	// can land where zstd ignores it: the decoded bytes, checked against
-	// the sha256 they were shipped with, are what counts.)
+	// the checksum they were shipped with, are what counts.)
 	putStoreObject(t, key, stored[:len(stored)*2/3])
 	t.Cleanup(func() { putStoreObject(t, key, stored) })
 	corrupt := filepath.Join(t.TempDir(), "seg")

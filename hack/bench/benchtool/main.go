@@ -9,9 +9,9 @@
 //	benchtool tree -files N -mib M DIR   (a file tree to back up)
 //	benchtool touch -percent P DIR       (rewrite P% of the files)
 //	benchtool rmprefix PREFIX            (empty a part of the store)
-//	benchtool walbench -corpus DIR -spool DIR -n N   (spool-to-store latency)
-//	benchtool timepush -corpus DIR -n N CMD...       (the same for a command)
-//	benchtool tlsproxy ADDR URL          (HTTPS in front of MinIO)
+//	benchtool walbench -corpus DIR -spool DIR -n N [-as USER CMD...]
+//	                                     (spool-to-store latency, beside CMD's)
+//	benchtool tlsproxy ADDR URL CAFILE   (HTTPS in front of MinIO)
 package main
 
 import (
@@ -79,21 +79,14 @@ func run(ctx context.Context, args []string) error {
 		n := fs.Int("n", 500, "segments")
 		corpus := fs.String("corpus", "", "directory of WAL segments")
 		spool := fs.String("spool", "", "spool directory to land them in")
+		as := fs.String("as", "", "user to run CMD as")
 		fs.Parse(args[1:])
-		return walbench(ctx, *corpus, *spool, "bench", *n)
-	case "timepush":
-		// timepush CMD... : runs CMD with each corpus segment path appended,
-		// one at a time, and reports the durations.
-		fs := flag.NewFlagSet("timepush", flag.ExitOnError)
-		n := fs.Int("n", 500, "segments")
-		corpus := fs.String("corpus", "", "directory of WAL segments")
-		fs.Parse(args[1:])
-		return timepush(*corpus, *n, fs.Args())
+		return walbench(ctx, *corpus, *spool, "bench", *n, *as, fs.Args())
 	case "tlsproxy":
-		if len(args) != 3 {
-			return fmt.Errorf("usage: benchtool tlsproxy ADDR TARGET_URL")
+		if len(args) != 4 {
+			return fmt.Errorf("usage: benchtool tlsproxy ADDR TARGET_URL CA_FILE")
 		}
-		return tlsproxy(args[1], args[2])
+		return tlsproxy(args[1], args[2], args[3])
 	case "rmprefix":
 		if len(args) != 2 {
 			return fmt.Errorf("usage: benchtool rmprefix PREFIX")

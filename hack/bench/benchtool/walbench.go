@@ -11,9 +11,12 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
@@ -29,8 +32,11 @@ func (l latencies) Failed(string)                              {}
 
 // walbench lands each corpus segment in a spool, one at a time, and times
 // it until the agent's shipper (the same code as dr-agent's) has it
-// verified in the store.
-func walbench(ctx context.Context, corpus, spool, source string, n int) error {
+// verified in the store. With a command, each segment is also pushed by
+// it (its path appended, run as user as PostgreSQL's archive_command would
+// be), alternating which goes first: both meet the same moments of the
+// machine, and one quiet or busy stretch does not favour either.
+func walbench(ctx context.Context, corpus, spool, source string, n int, user string, cmd []string) error {
 	files, err := filepath.Glob(filepath.Join(corpus, "[0-9A-F]*"))
 	if err != nil {
 		return err
@@ -52,37 +58,112 @@ func walbench(ctx context.Context, corpus, spool, source string, n int) error {
 	if err := os.MkdirAll(spool, 0o700); err != nil {
 		return err
 	}
+	var cred *syscall.Credential
+	if user != "" {
+		if cred, err = credential(user); err != nil {
+			return err
+		}
+	}
 	obs := latencies{ch: make(chan time.Duration, 1)}
 	sh := &wal.Shipper{Source: wal.Source{Name: source, Spool: spool, Concurrency: 4}, Store: store.Sub("bench"), Log: slog.New(slog.DiscardHandler), Observer: obs}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go sh.Run(ctx)
-	var ds []time.Duration
-	for _, f := range segs[:n] {
+
+	ship := func(f string) (time.Duration, error) {
 		data, err := os.ReadFile(f)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		name := filepath.Base(f)
 		tmp := filepath.Join(spool, "."+name+".tmp")
 		if err := os.WriteFile(tmp, data, 0o600); err != nil {
-			return err
+			return 0, err
 		}
 		// The clock starts when the file lands (its rename), as
 		// PostgreSQL's archive_command returns.
 		if err := os.Rename(tmp, filepath.Join(spool, name)); err != nil {
-			return err
+			return 0, err
 		}
 		start := time.Now()
 		select {
 		case <-obs.ch:
-			ds = append(ds, time.Since(start))
+			return time.Since(start), nil
 		case <-time.After(time.Minute):
-			return fmt.Errorf("%s not shipped within a minute", name)
+			return 0, fmt.Errorf("%s not shipped within a minute", name)
 		}
 	}
-	printQuantiles("dr-agent shipper", ds)
+	push := func(f string) (time.Duration, error) {
+		start := time.Now()
+		c := exec.Command(cmd[0], append(cmd[1:], f)...)
+		c.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		if out, err := c.CombinedOutput(); err != nil {
+			return 0, fmt.Errorf("%v %s: %v\n%s", cmd, f, err, out)
+		}
+		return time.Since(start), nil
+	}
+	var ours, theirs timings
+	for i, f := range segs[:n] {
+		order := []bool{true, false}
+		if i%2 == 1 {
+			order = []bool{false, true}
+		}
+		for _, a := range order {
+			if a {
+				d, err := ship(f)
+				if err != nil {
+					return err
+				}
+				ours.add(filepath.Base(f), d)
+			} else if len(cmd) > 0 {
+				d, err := push(f)
+				if err != nil {
+					return err
+				}
+				theirs.add(filepath.Base(f), d)
+			}
+		}
+	}
+	ours.print("dr-agent shipper")
+	if len(cmd) > 0 {
+		theirs.print(strings.Join(cmd, " "))
+	}
 	return nil
+}
+
+func credential(name string) (*syscall.Credential, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+// timings are one side's latencies, by segment.
+type timings struct {
+	ds    []time.Duration
+	names []string
+}
+
+func (t *timings) add(name string, d time.Duration) {
+	t.ds, t.names = append(t.ds, d), append(t.names, name)
+}
+
+// print writes the quantiles, then the slowest segments.
+func (t *timings) print(what string) {
+	idx := make([]int, len(t.ds))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(i, j int) bool { return t.ds[idx[i]] > t.ds[idx[j]] })
+	var slow []string
+	for _, i := range idx[:min(len(idx), 6)] {
+		slow = append(slow, fmt.Sprintf("%s %.0fms", t.names[i], ms(t.ds[i])))
+	}
+	printQuantiles(what, t.ds)
+	fmt.Printf("  slowest: %s\n", strings.Join(slow, ", "))
 }
 
 func printQuantiles(what string, ds []time.Duration) {
@@ -98,15 +179,19 @@ func printQuantiles(what string, ds []time.Duration) {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// tlsproxy serves HTTPS on addr with a throwaway certificate and forwards
-// to target: pgBackRest speaks only HTTPS to S3.
-func tlsproxy(addr, target string) error {
+// tlsproxy serves HTTPS on addr with a throwaway certificate, whose CA it
+// writes to caFile, and forwards to target: pgBackRest speaks only HTTPS to
+// S3, and the shipper goes the same way so both pay for TLS and the hop.
+func tlsproxy(addr, target, caFile string) error {
 	u, err := url.Parse(target)
 	if err != nil {
 		return err
 	}
-	ca, _, err := pki.NewCA("bench")
+	ca, caPair, err := pki.NewCA("bench")
 	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(caFile, caPair.CertPEM, 0o644); err != nil {
 		return err
 	}
 	leaf, err := ca.Issue(pki.LeafOptions{CommonName: "127.0.0.1", DNSNames: []string{"localhost"}, IPs: []net.IP{net.ParseIP("127.0.0.1")}, Server: true})
@@ -124,34 +209,4 @@ func tlsproxy(addr, target string) error {
 		return err
 	}
 	return srv.Serve(lis)
-}
-
-// timepush runs cmd with each segment's path, one at a time, as
-// PostgreSQL's archive_command would, and times each run.
-func timepush(corpus string, n int, cmd []string) error {
-	if len(cmd) == 0 {
-		return fmt.Errorf("timepush: no command")
-	}
-	files, err := filepath.Glob(filepath.Join(corpus, "[0-9A-F]*"))
-	if err != nil {
-		return err
-	}
-	sort.Strings(files)
-	var ds []time.Duration
-	for _, f := range files {
-		if wal.Classify(filepath.Base(f)) != wal.Segment {
-			continue
-		}
-		if len(ds) == n {
-			break
-		}
-		start := time.Now()
-		c := exec.Command(cmd[0], append(cmd[1:], f)...)
-		if out, err := c.CombinedOutput(); err != nil {
-			return fmt.Errorf("%v %s: %v\n%s", cmd, f, err, out)
-		}
-		ds = append(ds, time.Since(start))
-	}
-	printQuantiles(strings.Join(cmd, " "), ds)
-	return nil
 }
