@@ -1,9 +1,14 @@
 package pg
 
 import (
+	"context"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
 )
 
 func TestPickTakesTheNewestBaseBackupBeforeTheTarget(t *testing.T) {
@@ -32,5 +37,48 @@ func TestPickTakesTheNewestBaseBackupBeforeTheTarget(t *testing.T) {
 	}
 	if _, err := Pick(nil, time.Time{}); !errors.Is(err, ErrNoBaseBackup) {
 		t.Errorf("no base backups: %v", err)
+	}
+}
+
+// List reads one source's records, or every source's, oldest first; a
+// source whose name starts like another's is not mixed in.
+func TestListBaseBackupsBySourceAndAll(t *testing.T) {
+	ctx := context.Background()
+	store, err := objstore.Open(objstore.Config{URL: "file://" + t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	for i, b := range []*BaseBackup{{ID: "a2", Source: "a"}, {ID: "b1", Source: "b"}, {ID: "a1", Source: "a"}, {ID: "ab1", Source: "ab"}} {
+		b.StopTime = t0.Add(time.Duration([]int{3, 2, 1, 4}[i]) * time.Hour)
+		if err := writeRecord(ctx, store, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Not records: WAL, and a stray object beside them.
+	for _, k := range []string{"wal/a/00000001/000000010000000000000001.zst", "pg/a/notes.json"} {
+		if _, err := store.Put(ctx, k, strings.NewReader("x"), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(source string) []string {
+		list, err := List(ctx, store, source)
+		if err != nil {
+			t.Fatalf("List(%q): %v", source, err)
+		}
+		var out []string
+		for _, b := range list {
+			out = append(out, b.Source+"/"+b.ID)
+		}
+		return out
+	}
+	if got, want := ids("a"), []string{"a/a1", "a/a2"}; !slices.Equal(got, want) {
+		t.Errorf("List(a) = %v, want %v", got, want)
+	}
+	if got, want := ids(""), []string{"a/a1", "b/b1", "a/a2", "ab/ab1"}; !slices.Equal(got, want) {
+		t.Errorf("List(every source) = %v, want %v", got, want)
+	}
+	if got := ids("c"); len(got) != 0 {
+		t.Errorf("List(c) = %v, want none", got)
 	}
 }

@@ -60,15 +60,21 @@ func writeRecord(ctx context.Context, store objstore.Store, b *BaseBackup) error
 	return err
 }
 
-// List returns the source's base backups, oldest first.
+// List returns the source's base backups (every source's when source is
+// empty), oldest first.
 func List(ctx context.Context, store objstore.Store, source string) ([]*BaseBackup, error) {
-	objs, err := store.List(ctx, path.Join("pg", source, "basebackups")+"/")
+	prefix := path.Join("pg", source, "basebackups") + "/"
+	if source == "" {
+		prefix = "pg/"
+	}
+	objs, err := store.List(ctx, prefix)
 	if err != nil {
 		return nil, err
 	}
 	var out []*BaseBackup
 	for _, o := range objs {
-		if !strings.HasSuffix(o.Key, ".json") {
+		// pg/<source>/basebackups/<id>.json
+		if parts := strings.Split(o.Key, "/"); len(parts) < 4 || parts[len(parts)-2] != "basebackups" || !strings.HasSuffix(o.Key, ".json") {
 			continue
 		}
 		rc, err := store.Get(ctx, o.Key)

@@ -66,7 +66,7 @@ func (s *Server) BaseBackup(req *agentv1.BaseBackupRequest, stream agentv1.Agent
 		return status.Errorf(codes.FailedPrecondition, "base backup of %s: %v", src.Name, err)
 	}
 	s.log.Info("base backup", "source", b.Source, "id", b.ID, "start", b.StartLSN, "stop", b.StopLSN)
-	return stream.Send(&agentv1.BaseBackupResponse{Event: &agentv1.BaseBackupResponse_Result{Result: baseBackupProto(b)}})
+	return stream.Send(&agentv1.BaseBackupResponse{Event: &agentv1.BaseBackupResponse_Result{Result: b.Proto()}})
 }
 
 // PruneBaseBackups applies the source's base backup retention now.
@@ -95,10 +95,26 @@ func (s *Server) PruneBaseBackups(ctx context.Context, req *agentv1.PruneBaseBac
 		Retention: fmt.Sprintf("keepLast=%d keepHourly=%d keepDaily=%d keepWeekly=%d keepMonthly=%d", r.KeepLast, r.KeepHourly, r.KeepDaily, r.KeepWeekly, r.KeepMonthly),
 	}
 	for _, b := range res.Kept {
-		out.Kept = append(out.Kept, baseBackupProto(b))
+		out.Kept = append(out.Kept, b.Proto())
 	}
 	for _, b := range res.Removed {
-		out.Removed = append(out.Removed, baseBackupProto(b))
+		out.Removed = append(out.Removed, b.Proto())
+	}
+	return out, nil
+}
+
+// ListBaseBackups reads the base backup records from the store.
+func (s *Server) ListBaseBackups(ctx context.Context, req *agentv1.ListBaseBackupsRequest) (*agentv1.ListBaseBackupsResponse, error) {
+	if s.store == nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "node %s has no store configured", s.cfg.NodeName)
+	}
+	list, err := pg.List(ctx, s.store, req.Source)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "list base backups in %s: %v", s.store, err)
+	}
+	out := &agentv1.ListBaseBackupsResponse{}
+	for _, b := range list {
+		out.BaseBackups = append(out.BaseBackups, b.Proto())
 	}
 	return out, nil
 }
@@ -111,13 +127,6 @@ func (s *Server) pruneBaseBackups(ctx context.Context, src config.WALSource, e *
 		s.log.Info("base backup retention", "source", src.Name, "kept", len(res.Kept), "removed", len(res.Removed), "walFilesRemoved", res.WALFiles, "firstWAL", res.FirstWAL)
 	}
 	return res, err
-}
-
-func baseBackupProto(b *pg.BaseBackup) *agentv1.BaseBackupResult {
-	return &agentv1.BaseBackupResult{
-		Id: b.ID, Source: b.Source, StartLsn: b.StartLSN, StopLsn: b.StopLSN, Timeline: b.Timeline,
-		StartTime: timestamppb.New(b.StartTime), StopTime: timestamppb.New(b.StopTime), SizeBytes: b.Bytes,
-	}
 }
 
 // RestorePostgres lays down a source's base backup with recovery settings

@@ -22,7 +22,7 @@ import (
 const ObjectSuffix = ".zst"
 
 // Stored objects are a one-line header, then the file compressed with
-// zstd (whose frames carry their own checksum):
+// zstd:
 //
 //	drwal2 <size> <xxh64 of the raw file, 16 hex digits>\n
 //

@@ -8,8 +8,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// BaseBackup is one base backup in `kubectl dr pg prune`: kept or removed.
+// BaseBackup is one base backup in `kubectl dr pg ls` and `pg prune`.
 type BaseBackup struct {
+	Source    string    `json:"source,omitempty"`
+	Node      string    `json:"node,omitempty"`
 	ID        string    `json:"id"`
 	StartTime time.Time `json:"startTime"`
 	StopTime  time.Time `json:"stopTime"`
@@ -17,8 +19,45 @@ type BaseBackup struct {
 	StopLSN   string    `json:"stopLSN"`
 	Timeline  uint32    `json:"timeline"`
 	SizeBytes int64     `json:"sizeBytes"`
-	// Action is keep or remove.
-	Action string `json:"action"`
+	// Action is keep or remove (pg prune).
+	Action string `json:"action,omitempty"`
+}
+
+// BaseBackupList is the output of `kubectl dr pg ls`, oldest first.
+type BaseBackupList struct {
+	metav1.TypeMeta `json:",inline"`
+	Items           []BaseBackup `json:"items"`
+}
+
+// NewBaseBackupList returns an empty list with its kind set.
+func NewBaseBackupList() *BaseBackupList {
+	return &BaseBackupList{TypeMeta: metav1.TypeMeta{APIVersion: GroupVersion.String(), Kind: "BaseBackupList"}, Items: []BaseBackup{}}
+}
+
+// DeepCopyObject implements runtime.Object.
+func (l *BaseBackupList) DeepCopyObject() runtime.Object { return deepCopyJSON(l) }
+
+// Columns implements TableView.
+func (l *BaseBackupList) Columns(wide bool) []string {
+	cols := []string{"SOURCE", "BASE BACKUP", "FINISHED", "WAL", "TIMELINE", "SIZE"}
+	if wide {
+		cols = append(cols, "STARTED", "NODE")
+	}
+	return cols
+}
+
+// Rows implements TableView.
+func (l *BaseBackupList) Rows(wide bool) [][]string {
+	rows := make([][]string, 0, len(l.Items))
+	for _, b := range l.Items {
+		row := []string{b.Source, b.ID, b.StopTime.UTC().Format(time.RFC3339), b.StartLSN + ".." + b.StopLSN,
+			fmt.Sprint(b.Timeline), HumanBytes(b.SizeBytes)}
+		if wide {
+			row = append(row, b.StartTime.UTC().Format(time.RFC3339), b.Node)
+		}
+		rows = append(rows, row)
+	}
+	return rows
 }
 
 // BaseBackupPrune is the output of `kubectl dr pg prune`.

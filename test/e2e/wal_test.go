@@ -302,6 +302,29 @@ func TestPostgresBaseBackupRetention(t *testing.T) {
 	if len(left) != len(keep) || !slices.Contains(leftIDs, b.ID) || !slices.Contains(leftIDs, c.ID) {
 		t.Errorf("base backups left %v, want the %d kept (with %s and %s)", leftIDs, len(keep), b.ID, c.ID)
 	}
+	// pg ls lists what is left, as the store holds it.
+	r = kubectlDR(t, nil, "pg", "ls", lab.WALSource, "-o", "json")
+	var listed printers.BaseBackupList
+	if err := json.Unmarshal([]byte(r.stdout), &listed); r.code != 0 || err != nil {
+		t.Fatalf("pg ls -o json: exit %d, %v\n%s\n%s", r.code, err, r.stdout, r.stderr)
+	}
+	var listedIDs []string
+	for _, it := range listed.Items {
+		listedIDs = append(listedIDs, it.ID)
+		if it.Source != lab.WALSource || it.StartLSN == "" || it.SizeBytes == 0 {
+			t.Errorf("pg ls item %+v: want source %s, its WAL start and size", it, lab.WALSource)
+		}
+	}
+	if !slices.Equal(listedIDs, leftIDs) {
+		t.Errorf("pg ls: %v, want the records left, oldest first: %v", listedIDs, leftIDs)
+	}
+	if r = kubectlDR(t, nil, "pg", "ls"); r.code != 0 || !strings.Contains(r.stdout, "BASE BACKUP") || !strings.Contains(r.stdout, b.ID) {
+		t.Errorf("pg ls: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r = kubectlDR(t, nil, "pg", "ls", "no-such-db"); r.code != 0 || !strings.Contains(r.stderr, "No base backups of no-such-db") || !strings.Contains(r.stderr, "Sources with base backups: "+lab.WALSource) {
+		t.Errorf("pg ls of a source without base backups: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+
 	var resticIDs []string
 	for _, s := range resticSnapshots(t, "--tag", "pg="+lab.WALSource) {
 		resticIDs = append(resticIDs, s.ID)

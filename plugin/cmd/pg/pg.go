@@ -1,6 +1,6 @@
-// Package pg implements `kubectl dr pg basebackup|prune|restore`: base
-// backups of a WAL source's database, their retention, and point-in-time
-// restores from them.
+// Package pg implements `kubectl dr pg basebackup|ls|prune|restore`: base
+// backups of a WAL source's database, their listing and retention, and
+// point-in-time restores from them.
 package pg
 
 import (
@@ -30,7 +30,7 @@ func NewCmdPG(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Com
 		Args:  cmdutil.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newCmdBaseBackup(f, streams), newCmdPrune(f, streams), newCmdRestore(f, streams))
+	cmd.AddCommand(newCmdBaseBackup(f, streams), newCmdLs(f, streams), newCmdPrune(f, streams), newCmdRestore(f, streams))
 	return cmd
 }
 
@@ -165,10 +165,7 @@ Point-in-time restore can go back to the oldest kept base backup's end.`,
 			view.WALFilesRemoved, view.WALBytesRemoved, view.SnapshotsForgotten = resp.WalFilesRemoved, resp.WalBytesRemoved, resp.SnapshotsForgotten
 			add := func(bs []*agentv1.BaseBackupResult, action string) {
 				for _, b := range bs {
-					view.Items = append(view.Items, printers.BaseBackup{
-						ID: b.Id, StartTime: b.StartTime.AsTime(), StopTime: b.StopTime.AsTime(), StartLSN: b.StartLsn, StopLSN: b.StopLsn,
-						Timeline: b.Timeline, SizeBytes: b.SizeBytes, Action: action,
-					})
+					view.Items = append(view.Items, baseBackupView(b, action))
 				}
 			}
 			add(resp.Kept, "keep")

@@ -290,7 +290,7 @@ func (x RestoreStep_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RestoreStep_State.Descriptor instead.
 func (RestoreStep_State) EnumDescriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{56, 0}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{58, 0}
 }
 
 // Progress of a long operation. Counters a step cannot know stay zero.
@@ -3331,15 +3331,17 @@ func (x *BaseBackupRequest) GetSource() string {
 }
 
 type BaseBackupResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Source        string                 `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
-	StartLsn      string                 `protobuf:"bytes,3,opt,name=start_lsn,json=startLsn,proto3" json:"start_lsn,omitempty"`
-	StopLsn       string                 `protobuf:"bytes,4,opt,name=stop_lsn,json=stopLsn,proto3" json:"stop_lsn,omitempty"`
-	Timeline      uint32                 `protobuf:"varint,5,opt,name=timeline,proto3" json:"timeline,omitempty"`
-	StartTime     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
-	StopTime      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=stop_time,json=stopTime,proto3" json:"stop_time,omitempty"`
-	SizeBytes     int64                  `protobuf:"varint,8,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Source    string                 `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	StartLsn  string                 `protobuf:"bytes,3,opt,name=start_lsn,json=startLsn,proto3" json:"start_lsn,omitempty"`
+	StopLsn   string                 `protobuf:"bytes,4,opt,name=stop_lsn,json=stopLsn,proto3" json:"stop_lsn,omitempty"`
+	Timeline  uint32                 `protobuf:"varint,5,opt,name=timeline,proto3" json:"timeline,omitempty"`
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	StopTime  *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=stop_time,json=stopTime,proto3" json:"stop_time,omitempty"`
+	SizeBytes int64                  `protobuf:"varint,8,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// node is the one the base backup was taken on.
+	Node          string `protobuf:"bytes,9,opt,name=node,proto3" json:"node,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3430,6 +3432,103 @@ func (x *BaseBackupResult) GetSizeBytes() int64 {
 	return 0
 }
 
+func (x *BaseBackupResult) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+type ListBaseBackupsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// source: empty for every source with base backups.
+	Source        string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBaseBackupsRequest) Reset() {
+	*x = ListBaseBackupsRequest{}
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBaseBackupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBaseBackupsRequest) ProtoMessage() {}
+
+func (x *ListBaseBackupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBaseBackupsRequest.ProtoReflect.Descriptor instead.
+func (*ListBaseBackupsRequest) Descriptor() ([]byte, []int) {
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ListBaseBackupsRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+type ListBaseBackupsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// base_backups, oldest first.
+	BaseBackups   []*BaseBackupResult `protobuf:"bytes,1,rep,name=base_backups,json=baseBackups,proto3" json:"base_backups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBaseBackupsResponse) Reset() {
+	*x = ListBaseBackupsResponse{}
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBaseBackupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBaseBackupsResponse) ProtoMessage() {}
+
+func (x *ListBaseBackupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBaseBackupsResponse.ProtoReflect.Descriptor instead.
+func (*ListBaseBackupsResponse) Descriptor() ([]byte, []int) {
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ListBaseBackupsResponse) GetBaseBackups() []*BaseBackupResult {
+	if x != nil {
+		return x.BaseBackups
+	}
+	return nil
+}
+
 type PruneBaseBackupsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Source        string                 `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
@@ -3440,7 +3539,7 @@ type PruneBaseBackupsRequest struct {
 
 func (x *PruneBaseBackupsRequest) Reset() {
 	*x = PruneBaseBackupsRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[41]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3452,7 +3551,7 @@ func (x *PruneBaseBackupsRequest) String() string {
 func (*PruneBaseBackupsRequest) ProtoMessage() {}
 
 func (x *PruneBaseBackupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[41]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3465,7 +3564,7 @@ func (x *PruneBaseBackupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneBaseBackupsRequest.ProtoReflect.Descriptor instead.
 func (*PruneBaseBackupsRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{41}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *PruneBaseBackupsRequest) GetSource() string {
@@ -3501,7 +3600,7 @@ type PruneBaseBackupsResponse struct {
 
 func (x *PruneBaseBackupsResponse) Reset() {
 	*x = PruneBaseBackupsResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[42]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3513,7 +3612,7 @@ func (x *PruneBaseBackupsResponse) String() string {
 func (*PruneBaseBackupsResponse) ProtoMessage() {}
 
 func (x *PruneBaseBackupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[42]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3526,7 +3625,7 @@ func (x *PruneBaseBackupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneBaseBackupsResponse.ProtoReflect.Descriptor instead.
 func (*PruneBaseBackupsResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{42}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *PruneBaseBackupsResponse) GetKept() []*BaseBackupResult {
@@ -3598,7 +3697,7 @@ type BaseBackupResponse struct {
 
 func (x *BaseBackupResponse) Reset() {
 	*x = BaseBackupResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[43]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3610,7 +3709,7 @@ func (x *BaseBackupResponse) String() string {
 func (*BaseBackupResponse) ProtoMessage() {}
 
 func (x *BaseBackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[43]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3623,7 +3722,7 @@ func (x *BaseBackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BaseBackupResponse.ProtoReflect.Descriptor instead.
 func (*BaseBackupResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{43}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *BaseBackupResponse) GetEvent() isBaseBackupResponse_Event {
@@ -3686,7 +3785,7 @@ type RestorePostgresRequest struct {
 
 func (x *RestorePostgresRequest) Reset() {
 	*x = RestorePostgresRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[44]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3698,7 +3797,7 @@ func (x *RestorePostgresRequest) String() string {
 func (*RestorePostgresRequest) ProtoMessage() {}
 
 func (x *RestorePostgresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[44]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3711,7 +3810,7 @@ func (x *RestorePostgresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePostgresRequest.ProtoReflect.Descriptor instead.
 func (*RestorePostgresRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{44}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RestorePostgresRequest) GetOperationId() string {
@@ -3796,7 +3895,7 @@ type RestorePostgresResult struct {
 
 func (x *RestorePostgresResult) Reset() {
 	*x = RestorePostgresResult{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[45]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3808,7 +3907,7 @@ func (x *RestorePostgresResult) String() string {
 func (*RestorePostgresResult) ProtoMessage() {}
 
 func (x *RestorePostgresResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[45]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3821,7 +3920,7 @@ func (x *RestorePostgresResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePostgresResult.ProtoReflect.Descriptor instead.
 func (*RestorePostgresResult) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{45}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RestorePostgresResult) GetTargetDir() string {
@@ -3872,7 +3971,7 @@ type RestorePostgresResponse struct {
 
 func (x *RestorePostgresResponse) Reset() {
 	*x = RestorePostgresResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[46]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3884,7 +3983,7 @@ func (x *RestorePostgresResponse) String() string {
 func (*RestorePostgresResponse) ProtoMessage() {}
 
 func (x *RestorePostgresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[46]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3897,7 +3996,7 @@ func (x *RestorePostgresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePostgresResponse.ProtoReflect.Descriptor instead.
 func (*RestorePostgresResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{46}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RestorePostgresResponse) GetEvent() isRestorePostgresResponse_Event {
@@ -3953,7 +4052,7 @@ type SnapshotRef struct {
 
 func (x *SnapshotRef) Reset() {
 	*x = SnapshotRef{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[47]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3965,7 +4064,7 @@ func (x *SnapshotRef) String() string {
 func (*SnapshotRef) ProtoMessage() {}
 
 func (x *SnapshotRef) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[47]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3978,7 +4077,7 @@ func (x *SnapshotRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRef.ProtoReflect.Descriptor instead.
 func (*SnapshotRef) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{47}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *SnapshotRef) GetName() string {
@@ -4018,7 +4117,7 @@ type PreviewEtcdRestoreRequest struct {
 
 func (x *PreviewEtcdRestoreRequest) Reset() {
 	*x = PreviewEtcdRestoreRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[48]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4030,7 +4129,7 @@ func (x *PreviewEtcdRestoreRequest) String() string {
 func (*PreviewEtcdRestoreRequest) ProtoMessage() {}
 
 func (x *PreviewEtcdRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[48]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4043,7 +4142,7 @@ func (x *PreviewEtcdRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewEtcdRestoreRequest.ProtoReflect.Descriptor instead.
 func (*PreviewEtcdRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{48}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *PreviewEtcdRestoreRequest) GetSnapshot() *SnapshotRef {
@@ -4073,7 +4172,7 @@ type ResourceImpact struct {
 
 func (x *ResourceImpact) Reset() {
 	*x = ResourceImpact{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[49]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4085,7 +4184,7 @@ func (x *ResourceImpact) String() string {
 func (*ResourceImpact) ProtoMessage() {}
 
 func (x *ResourceImpact) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[49]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4098,7 +4197,7 @@ func (x *ResourceImpact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceImpact.ProtoReflect.Descriptor instead.
 func (*ResourceImpact) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{49}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ResourceImpact) GetGroupResource() string {
@@ -4175,7 +4274,7 @@ type EtcdRestorePreview struct {
 
 func (x *EtcdRestorePreview) Reset() {
 	*x = EtcdRestorePreview{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[50]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4187,7 +4286,7 @@ func (x *EtcdRestorePreview) String() string {
 func (*EtcdRestorePreview) ProtoMessage() {}
 
 func (x *EtcdRestorePreview) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[50]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4200,7 +4299,7 @@ func (x *EtcdRestorePreview) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EtcdRestorePreview.ProtoReflect.Descriptor instead.
 func (*EtcdRestorePreview) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{50}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *EtcdRestorePreview) GetSnapshot() *EtcdSnapshot {
@@ -4237,7 +4336,7 @@ type PreviewEtcdRestoreResponse struct {
 
 func (x *PreviewEtcdRestoreResponse) Reset() {
 	*x = PreviewEtcdRestoreResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[51]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4249,7 +4348,7 @@ func (x *PreviewEtcdRestoreResponse) String() string {
 func (*PreviewEtcdRestoreResponse) ProtoMessage() {}
 
 func (x *PreviewEtcdRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[51]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4262,7 +4361,7 @@ func (x *PreviewEtcdRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewEtcdRestoreResponse.ProtoReflect.Descriptor instead.
 func (*PreviewEtcdRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{51}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *PreviewEtcdRestoreResponse) GetEvent() isPreviewEtcdRestoreResponse_Event {
@@ -4337,7 +4436,7 @@ type RestorePlanPart struct {
 
 func (x *RestorePlanPart) Reset() {
 	*x = RestorePlanPart{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[52]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4349,7 +4448,7 @@ func (x *RestorePlanPart) String() string {
 func (*RestorePlanPart) ProtoMessage() {}
 
 func (x *RestorePlanPart) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[52]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4362,7 +4461,7 @@ func (x *RestorePlanPart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlanPart.ProtoReflect.Descriptor instead.
 func (*RestorePlanPart) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{52}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *RestorePlanPart) GetPlanId() string {
@@ -4472,7 +4571,7 @@ type PrepareRestorePlanRequest struct {
 
 func (x *PrepareRestorePlanRequest) Reset() {
 	*x = PrepareRestorePlanRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[53]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4484,7 +4583,7 @@ func (x *PrepareRestorePlanRequest) String() string {
 func (*PrepareRestorePlanRequest) ProtoMessage() {}
 
 func (x *PrepareRestorePlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[53]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4497,7 +4596,7 @@ func (x *PrepareRestorePlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareRestorePlanRequest.ProtoReflect.Descriptor instead.
 func (*PrepareRestorePlanRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{53}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *PrepareRestorePlanRequest) GetPart() *RestorePlanPart {
@@ -4518,7 +4617,7 @@ type PrepareRestorePlanResponse struct {
 
 func (x *PrepareRestorePlanResponse) Reset() {
 	*x = PrepareRestorePlanResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[54]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4530,7 +4629,7 @@ func (x *PrepareRestorePlanResponse) String() string {
 func (*PrepareRestorePlanResponse) ProtoMessage() {}
 
 func (x *PrepareRestorePlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[54]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4543,7 +4642,7 @@ func (x *PrepareRestorePlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareRestorePlanResponse.ProtoReflect.Descriptor instead.
 func (*PrepareRestorePlanResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{54}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *PrepareRestorePlanResponse) GetSnapshotPath() string {
@@ -4569,7 +4668,7 @@ type StartRestorePlanRequest struct {
 
 func (x *StartRestorePlanRequest) Reset() {
 	*x = StartRestorePlanRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[55]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4581,7 +4680,7 @@ func (x *StartRestorePlanRequest) String() string {
 func (*StartRestorePlanRequest) ProtoMessage() {}
 
 func (x *StartRestorePlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[55]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4594,7 +4693,7 @@ func (x *StartRestorePlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRestorePlanRequest.ProtoReflect.Descriptor instead.
 func (*StartRestorePlanRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{55}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *StartRestorePlanRequest) GetPlanId() string {
@@ -4617,7 +4716,7 @@ type RestoreStep struct {
 
 func (x *RestoreStep) Reset() {
 	*x = RestoreStep{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[56]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4629,7 +4728,7 @@ func (x *RestoreStep) String() string {
 func (*RestoreStep) ProtoMessage() {}
 
 func (x *RestoreStep) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[56]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4642,7 +4741,7 @@ func (x *RestoreStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreStep.ProtoReflect.Descriptor instead.
 func (*RestoreStep) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{56}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RestoreStep) GetName() string {
@@ -4691,7 +4790,7 @@ type RestorePlanEvent struct {
 
 func (x *RestorePlanEvent) Reset() {
 	*x = RestorePlanEvent{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[57]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4703,7 +4802,7 @@ func (x *RestorePlanEvent) String() string {
 func (*RestorePlanEvent) ProtoMessage() {}
 
 func (x *RestorePlanEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[57]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4716,7 +4815,7 @@ func (x *RestorePlanEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlanEvent.ProtoReflect.Descriptor instead.
 func (*RestorePlanEvent) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{57}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *RestorePlanEvent) GetPlanId() string {
@@ -4749,7 +4848,7 @@ type DiscardRestorePlanRequest struct {
 
 func (x *DiscardRestorePlanRequest) Reset() {
 	*x = DiscardRestorePlanRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[58]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4761,7 +4860,7 @@ func (x *DiscardRestorePlanRequest) String() string {
 func (*DiscardRestorePlanRequest) ProtoMessage() {}
 
 func (x *DiscardRestorePlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[58]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4774,7 +4873,7 @@ func (x *DiscardRestorePlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiscardRestorePlanRequest.ProtoReflect.Descriptor instead.
 func (*DiscardRestorePlanRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{58}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *DiscardRestorePlanRequest) GetPlanId() string {
@@ -4792,7 +4891,7 @@ type DiscardRestorePlanResponse struct {
 
 func (x *DiscardRestorePlanResponse) Reset() {
 	*x = DiscardRestorePlanResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[59]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4804,7 +4903,7 @@ func (x *DiscardRestorePlanResponse) String() string {
 func (*DiscardRestorePlanResponse) ProtoMessage() {}
 
 func (x *DiscardRestorePlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[59]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4817,7 +4916,7 @@ func (x *DiscardRestorePlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiscardRestorePlanResponse.ProtoReflect.Descriptor instead.
 func (*DiscardRestorePlanResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{59}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{61}
 }
 
 type RestorePlanStatusRequest struct {
@@ -4829,7 +4928,7 @@ type RestorePlanStatusRequest struct {
 
 func (x *RestorePlanStatusRequest) Reset() {
 	*x = RestorePlanStatusRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[60]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4841,7 +4940,7 @@ func (x *RestorePlanStatusRequest) String() string {
 func (*RestorePlanStatusRequest) ProtoMessage() {}
 
 func (x *RestorePlanStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[60]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4854,7 +4953,7 @@ func (x *RestorePlanStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlanStatusRequest.ProtoReflect.Descriptor instead.
 func (*RestorePlanStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{60}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RestorePlanStatusRequest) GetPlanId() string {
@@ -4882,7 +4981,7 @@ type RestorePlanStatusResponse struct {
 
 func (x *RestorePlanStatusResponse) Reset() {
 	*x = RestorePlanStatusResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[61]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4894,7 +4993,7 @@ func (x *RestorePlanStatusResponse) String() string {
 func (*RestorePlanStatusResponse) ProtoMessage() {}
 
 func (x *RestorePlanStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[61]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4907,7 +5006,7 @@ func (x *RestorePlanStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlanStatusResponse.ProtoReflect.Descriptor instead.
 func (*RestorePlanStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{61}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *RestorePlanStatusResponse) GetPlanId() string {
@@ -5233,7 +5332,7 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x05marks\x18\x01 \x03(\v2\x14.dr.agent.v1.WALMarkR\x05marks\"N\n" +
 	"\x11BaseBackupRequest\x12!\n" +
 	"\foperation_id\x18\x01 \x01(\tR\voperationId\x12\x16\n" +
-	"\x06source\x18\x02 \x01(\tR\x06source\"\xa1\x02\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\"\xb5\x02\n" +
 	"\x10BaseBackupResult\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x1b\n" +
@@ -5244,7 +5343,12 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"start_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x127\n" +
 	"\tstop_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bstopTime\x12\x1d\n" +
 	"\n" +
-	"size_bytes\x18\b \x01(\x03R\tsizeBytes\"J\n" +
+	"size_bytes\x18\b \x01(\x03R\tsizeBytes\x12\x12\n" +
+	"\x04node\x18\t \x01(\tR\x04node\"0\n" +
+	"\x16ListBaseBackupsRequest\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\"[\n" +
+	"\x17ListBaseBackupsResponse\x12@\n" +
+	"\fbase_backups\x18\x01 \x03(\v2\x1d.dr.agent.v1.BaseBackupResultR\vbaseBackups\"J\n" +
 	"\x17PruneBaseBackupsRequest\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x17\n" +
 	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"\xe3\x02\n" +
@@ -5378,7 +5482,7 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\rRestoreFlavor\x12\x1e\n" +
 	"\x1aRESTORE_FLAVOR_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12RESTORE_FLAVOR_K3S\x10\x01\x12\x17\n" +
-	"\x13RESTORE_FLAVOR_ETCD\x10\x022\xa3\x0f\n" +
+	"\x13RESTORE_FLAVOR_ETCD\x10\x022\x81\x10\n" +
 	"\fAgentService\x12;\n" +
 	"\x04Info\x12\x18.dr.agent.v1.InfoRequest\x1a\x19.dr.agent.v1.InfoResponse\x12M\n" +
 	"\n" +
@@ -5396,7 +5500,8 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\aMarkWAL\x12\x1b.dr.agent.v1.MarkWALRequest\x1a\x1c.dr.agent.v1.MarkWALResponse\x12O\n" +
 	"\n" +
 	"BaseBackup\x12\x1e.dr.agent.v1.BaseBackupRequest\x1a\x1f.dr.agent.v1.BaseBackupResponse0\x01\x12_\n" +
-	"\x10PruneBaseBackups\x12$.dr.agent.v1.PruneBaseBackupsRequest\x1a%.dr.agent.v1.PruneBaseBackupsResponse\x12^\n" +
+	"\x10PruneBaseBackups\x12$.dr.agent.v1.PruneBaseBackupsRequest\x1a%.dr.agent.v1.PruneBaseBackupsResponse\x12\\\n" +
+	"\x0fListBaseBackups\x12#.dr.agent.v1.ListBaseBackupsRequest\x1a$.dr.agent.v1.ListBaseBackupsResponse\x12^\n" +
 	"\x0fRestorePostgres\x12#.dr.agent.v1.RestorePostgresRequest\x1a$.dr.agent.v1.RestorePostgresResponse0\x01\x12g\n" +
 	"\x12PreviewEtcdRestore\x12&.dr.agent.v1.PreviewEtcdRestoreRequest\x1a'.dr.agent.v1.PreviewEtcdRestoreResponse0\x01\x12e\n" +
 	"\x12PrepareRestorePlan\x12&.dr.agent.v1.PrepareRestorePlanRequest\x1a'.dr.agent.v1.PrepareRestorePlanResponse\x12Y\n" +
@@ -5417,7 +5522,7 @@ func file_api_dr_agent_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_api_dr_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_api_dr_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
+var file_api_dr_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
 var file_api_dr_agent_v1_agent_proto_goTypes = []any{
 	(NodeRole)(0),                       // 0: dr.agent.v1.NodeRole
 	(RestoreRole)(0),                    // 1: dr.agent.v1.RestoreRole
@@ -5465,40 +5570,42 @@ var file_api_dr_agent_v1_agent_proto_goTypes = []any{
 	(*MarkWALResponse)(nil),             // 43: dr.agent.v1.MarkWALResponse
 	(*BaseBackupRequest)(nil),           // 44: dr.agent.v1.BaseBackupRequest
 	(*BaseBackupResult)(nil),            // 45: dr.agent.v1.BaseBackupResult
-	(*PruneBaseBackupsRequest)(nil),     // 46: dr.agent.v1.PruneBaseBackupsRequest
-	(*PruneBaseBackupsResponse)(nil),    // 47: dr.agent.v1.PruneBaseBackupsResponse
-	(*BaseBackupResponse)(nil),          // 48: dr.agent.v1.BaseBackupResponse
-	(*RestorePostgresRequest)(nil),      // 49: dr.agent.v1.RestorePostgresRequest
-	(*RestorePostgresResult)(nil),       // 50: dr.agent.v1.RestorePostgresResult
-	(*RestorePostgresResponse)(nil),     // 51: dr.agent.v1.RestorePostgresResponse
-	(*SnapshotRef)(nil),                 // 52: dr.agent.v1.SnapshotRef
-	(*PreviewEtcdRestoreRequest)(nil),   // 53: dr.agent.v1.PreviewEtcdRestoreRequest
-	(*ResourceImpact)(nil),              // 54: dr.agent.v1.ResourceImpact
-	(*EtcdRestorePreview)(nil),          // 55: dr.agent.v1.EtcdRestorePreview
-	(*PreviewEtcdRestoreResponse)(nil),  // 56: dr.agent.v1.PreviewEtcdRestoreResponse
-	(*RestorePlanPart)(nil),             // 57: dr.agent.v1.RestorePlanPart
-	(*PrepareRestorePlanRequest)(nil),   // 58: dr.agent.v1.PrepareRestorePlanRequest
-	(*PrepareRestorePlanResponse)(nil),  // 59: dr.agent.v1.PrepareRestorePlanResponse
-	(*StartRestorePlanRequest)(nil),     // 60: dr.agent.v1.StartRestorePlanRequest
-	(*RestoreStep)(nil),                 // 61: dr.agent.v1.RestoreStep
-	(*RestorePlanEvent)(nil),            // 62: dr.agent.v1.RestorePlanEvent
-	(*DiscardRestorePlanRequest)(nil),   // 63: dr.agent.v1.DiscardRestorePlanRequest
-	(*DiscardRestorePlanResponse)(nil),  // 64: dr.agent.v1.DiscardRestorePlanResponse
-	(*RestorePlanStatusRequest)(nil),    // 65: dr.agent.v1.RestorePlanStatusRequest
-	(*RestorePlanStatusResponse)(nil),   // 66: dr.agent.v1.RestorePlanStatusResponse
-	nil,                                 // 67: dr.agent.v1.RestorePostgresResult.RowCountsEntry
-	(*timestamppb.Timestamp)(nil),       // 68: google.protobuf.Timestamp
+	(*ListBaseBackupsRequest)(nil),      // 46: dr.agent.v1.ListBaseBackupsRequest
+	(*ListBaseBackupsResponse)(nil),     // 47: dr.agent.v1.ListBaseBackupsResponse
+	(*PruneBaseBackupsRequest)(nil),     // 48: dr.agent.v1.PruneBaseBackupsRequest
+	(*PruneBaseBackupsResponse)(nil),    // 49: dr.agent.v1.PruneBaseBackupsResponse
+	(*BaseBackupResponse)(nil),          // 50: dr.agent.v1.BaseBackupResponse
+	(*RestorePostgresRequest)(nil),      // 51: dr.agent.v1.RestorePostgresRequest
+	(*RestorePostgresResult)(nil),       // 52: dr.agent.v1.RestorePostgresResult
+	(*RestorePostgresResponse)(nil),     // 53: dr.agent.v1.RestorePostgresResponse
+	(*SnapshotRef)(nil),                 // 54: dr.agent.v1.SnapshotRef
+	(*PreviewEtcdRestoreRequest)(nil),   // 55: dr.agent.v1.PreviewEtcdRestoreRequest
+	(*ResourceImpact)(nil),              // 56: dr.agent.v1.ResourceImpact
+	(*EtcdRestorePreview)(nil),          // 57: dr.agent.v1.EtcdRestorePreview
+	(*PreviewEtcdRestoreResponse)(nil),  // 58: dr.agent.v1.PreviewEtcdRestoreResponse
+	(*RestorePlanPart)(nil),             // 59: dr.agent.v1.RestorePlanPart
+	(*PrepareRestorePlanRequest)(nil),   // 60: dr.agent.v1.PrepareRestorePlanRequest
+	(*PrepareRestorePlanResponse)(nil),  // 61: dr.agent.v1.PrepareRestorePlanResponse
+	(*StartRestorePlanRequest)(nil),     // 62: dr.agent.v1.StartRestorePlanRequest
+	(*RestoreStep)(nil),                 // 63: dr.agent.v1.RestoreStep
+	(*RestorePlanEvent)(nil),            // 64: dr.agent.v1.RestorePlanEvent
+	(*DiscardRestorePlanRequest)(nil),   // 65: dr.agent.v1.DiscardRestorePlanRequest
+	(*DiscardRestorePlanResponse)(nil),  // 66: dr.agent.v1.DiscardRestorePlanResponse
+	(*RestorePlanStatusRequest)(nil),    // 67: dr.agent.v1.RestorePlanStatusRequest
+	(*RestorePlanStatusResponse)(nil),   // 68: dr.agent.v1.RestorePlanStatusResponse
+	nil,                                 // 69: dr.agent.v1.RestorePostgresResult.RowCountsEntry
+	(*timestamppb.Timestamp)(nil),       // 70: google.protobuf.Timestamp
 }
 var file_api_dr_agent_v1_agent_proto_depIdxs = []int32{
 	0,  // 0: dr.agent.v1.InfoResponse.roles:type_name -> dr.agent.v1.NodeRole
 	10, // 1: dr.agent.v1.InfoResponse.etcd:type_name -> dr.agent.v1.EtcdMemberHealth
-	68, // 2: dr.agent.v1.InfoResponse.time:type_name -> google.protobuf.Timestamp
-	68, // 3: dr.agent.v1.EtcdSnapshot.created:type_name -> google.protobuf.Timestamp
+	70, // 2: dr.agent.v1.InfoResponse.time:type_name -> google.protobuf.Timestamp
+	70, // 3: dr.agent.v1.EtcdSnapshot.created:type_name -> google.protobuf.Timestamp
 	5,  // 4: dr.agent.v1.SaveEtcdSnapshotResponse.progress:type_name -> dr.agent.v1.Progress
 	11, // 5: dr.agent.v1.SaveEtcdSnapshotResponse.snapshot:type_name -> dr.agent.v1.EtcdSnapshot
 	11, // 6: dr.agent.v1.ListEtcdSnapshotsResponse.snapshots:type_name -> dr.agent.v1.EtcdSnapshot
 	18, // 7: dr.agent.v1.PruneEtcdSnapshotsRequest.retention:type_name -> dr.agent.v1.Retention
-	68, // 8: dr.agent.v1.FileSnapshot.time:type_name -> google.protobuf.Timestamp
+	70, // 8: dr.agent.v1.FileSnapshot.time:type_name -> google.protobuf.Timestamp
 	5,  // 9: dr.agent.v1.BackupFilesResponse.progress:type_name -> dr.agent.v1.Progress
 	22, // 10: dr.agent.v1.BackupFilesResponse.snapshot:type_name -> dr.agent.v1.FileSnapshot
 	24, // 11: dr.agent.v1.PreviewFileRestoreRequest.target:type_name -> dr.agent.v1.FileRestoreTarget
@@ -5514,83 +5621,86 @@ var file_api_dr_agent_v1_agent_proto_depIdxs = []int32{
 	18, // 21: dr.agent.v1.ForgetFileSnapshotsRequest.retention:type_name -> dr.agent.v1.Retention
 	5,  // 22: dr.agent.v1.ForgetFileSnapshotsResponse.progress:type_name -> dr.agent.v1.Progress
 	36, // 23: dr.agent.v1.ForgetFileSnapshotsResponse.result:type_name -> dr.agent.v1.ForgetResult
-	68, // 24: dr.agent.v1.WALSourceStatus.newest_shipped:type_name -> google.protobuf.Timestamp
-	68, // 25: dr.agent.v1.WALSourceStatus.last_error_time:type_name -> google.protobuf.Timestamp
+	70, // 24: dr.agent.v1.WALSourceStatus.newest_shipped:type_name -> google.protobuf.Timestamp
+	70, // 25: dr.agent.v1.WALSourceStatus.last_error_time:type_name -> google.protobuf.Timestamp
 	39, // 26: dr.agent.v1.WALStatusResponse.sources:type_name -> dr.agent.v1.WALSourceStatus
-	68, // 27: dr.agent.v1.WALMark.time:type_name -> google.protobuf.Timestamp
+	70, // 27: dr.agent.v1.WALMark.time:type_name -> google.protobuf.Timestamp
 	42, // 28: dr.agent.v1.MarkWALResponse.marks:type_name -> dr.agent.v1.WALMark
-	68, // 29: dr.agent.v1.BaseBackupResult.start_time:type_name -> google.protobuf.Timestamp
-	68, // 30: dr.agent.v1.BaseBackupResult.stop_time:type_name -> google.protobuf.Timestamp
-	45, // 31: dr.agent.v1.PruneBaseBackupsResponse.kept:type_name -> dr.agent.v1.BaseBackupResult
-	45, // 32: dr.agent.v1.PruneBaseBackupsResponse.removed:type_name -> dr.agent.v1.BaseBackupResult
-	5,  // 33: dr.agent.v1.BaseBackupResponse.progress:type_name -> dr.agent.v1.Progress
-	45, // 34: dr.agent.v1.BaseBackupResponse.result:type_name -> dr.agent.v1.BaseBackupResult
-	68, // 35: dr.agent.v1.RestorePostgresRequest.time:type_name -> google.protobuf.Timestamp
-	68, // 36: dr.agent.v1.RestorePostgresResult.recovered_to:type_name -> google.protobuf.Timestamp
-	67, // 37: dr.agent.v1.RestorePostgresResult.row_counts:type_name -> dr.agent.v1.RestorePostgresResult.RowCountsEntry
-	5,  // 38: dr.agent.v1.RestorePostgresResponse.progress:type_name -> dr.agent.v1.Progress
-	50, // 39: dr.agent.v1.RestorePostgresResponse.result:type_name -> dr.agent.v1.RestorePostgresResult
-	52, // 40: dr.agent.v1.PreviewEtcdRestoreRequest.snapshot:type_name -> dr.agent.v1.SnapshotRef
-	11, // 41: dr.agent.v1.EtcdRestorePreview.snapshot:type_name -> dr.agent.v1.EtcdSnapshot
-	54, // 42: dr.agent.v1.EtcdRestorePreview.impact:type_name -> dr.agent.v1.ResourceImpact
-	5,  // 43: dr.agent.v1.PreviewEtcdRestoreResponse.progress:type_name -> dr.agent.v1.Progress
-	55, // 44: dr.agent.v1.PreviewEtcdRestoreResponse.preview:type_name -> dr.agent.v1.EtcdRestorePreview
-	1,  // 45: dr.agent.v1.RestorePlanPart.role:type_name -> dr.agent.v1.RestoreRole
-	2,  // 46: dr.agent.v1.RestorePlanPart.flavor:type_name -> dr.agent.v1.RestoreFlavor
-	52, // 47: dr.agent.v1.RestorePlanPart.snapshot:type_name -> dr.agent.v1.SnapshotRef
-	57, // 48: dr.agent.v1.PrepareRestorePlanRequest.part:type_name -> dr.agent.v1.RestorePlanPart
-	4,  // 49: dr.agent.v1.RestoreStep.state:type_name -> dr.agent.v1.RestoreStep.State
-	68, // 50: dr.agent.v1.RestoreStep.started:type_name -> google.protobuf.Timestamp
-	68, // 51: dr.agent.v1.RestoreStep.finished:type_name -> google.protobuf.Timestamp
-	61, // 52: dr.agent.v1.RestorePlanEvent.step:type_name -> dr.agent.v1.RestoreStep
-	61, // 53: dr.agent.v1.RestorePlanStatusResponse.steps:type_name -> dr.agent.v1.RestoreStep
-	6,  // 54: dr.agent.v1.AgentService.Info:input_type -> dr.agent.v1.InfoRequest
-	8,  // 55: dr.agent.v1.AgentService.CheckStore:input_type -> dr.agent.v1.CheckStoreRequest
-	12, // 56: dr.agent.v1.AgentService.SaveEtcdSnapshot:input_type -> dr.agent.v1.SaveEtcdSnapshotRequest
-	14, // 57: dr.agent.v1.AgentService.ListEtcdSnapshots:input_type -> dr.agent.v1.ListEtcdSnapshotsRequest
-	16, // 58: dr.agent.v1.AgentService.DeleteEtcdSnapshots:input_type -> dr.agent.v1.DeleteEtcdSnapshotsRequest
-	19, // 59: dr.agent.v1.AgentService.PruneEtcdSnapshots:input_type -> dr.agent.v1.PruneEtcdSnapshotsRequest
-	21, // 60: dr.agent.v1.AgentService.BackupFiles:input_type -> dr.agent.v1.BackupFilesRequest
-	25, // 61: dr.agent.v1.AgentService.PreviewFileRestore:input_type -> dr.agent.v1.PreviewFileRestoreRequest
-	29, // 62: dr.agent.v1.AgentService.RestoreFiles:input_type -> dr.agent.v1.RestoreFilesRequest
-	32, // 63: dr.agent.v1.AgentService.VerifyBackup:input_type -> dr.agent.v1.VerifyBackupRequest
-	35, // 64: dr.agent.v1.AgentService.ForgetFileSnapshots:input_type -> dr.agent.v1.ForgetFileSnapshotsRequest
-	38, // 65: dr.agent.v1.AgentService.WALStatus:input_type -> dr.agent.v1.WALStatusRequest
-	41, // 66: dr.agent.v1.AgentService.MarkWAL:input_type -> dr.agent.v1.MarkWALRequest
-	44, // 67: dr.agent.v1.AgentService.BaseBackup:input_type -> dr.agent.v1.BaseBackupRequest
-	46, // 68: dr.agent.v1.AgentService.PruneBaseBackups:input_type -> dr.agent.v1.PruneBaseBackupsRequest
-	49, // 69: dr.agent.v1.AgentService.RestorePostgres:input_type -> dr.agent.v1.RestorePostgresRequest
-	53, // 70: dr.agent.v1.AgentService.PreviewEtcdRestore:input_type -> dr.agent.v1.PreviewEtcdRestoreRequest
-	58, // 71: dr.agent.v1.AgentService.PrepareRestorePlan:input_type -> dr.agent.v1.PrepareRestorePlanRequest
-	60, // 72: dr.agent.v1.AgentService.StartRestorePlan:input_type -> dr.agent.v1.StartRestorePlanRequest
-	65, // 73: dr.agent.v1.AgentService.RestorePlanStatus:input_type -> dr.agent.v1.RestorePlanStatusRequest
-	63, // 74: dr.agent.v1.AgentService.DiscardRestorePlan:input_type -> dr.agent.v1.DiscardRestorePlanRequest
-	7,  // 75: dr.agent.v1.AgentService.Info:output_type -> dr.agent.v1.InfoResponse
-	9,  // 76: dr.agent.v1.AgentService.CheckStore:output_type -> dr.agent.v1.CheckStoreResponse
-	13, // 77: dr.agent.v1.AgentService.SaveEtcdSnapshot:output_type -> dr.agent.v1.SaveEtcdSnapshotResponse
-	15, // 78: dr.agent.v1.AgentService.ListEtcdSnapshots:output_type -> dr.agent.v1.ListEtcdSnapshotsResponse
-	17, // 79: dr.agent.v1.AgentService.DeleteEtcdSnapshots:output_type -> dr.agent.v1.DeleteEtcdSnapshotsResponse
-	20, // 80: dr.agent.v1.AgentService.PruneEtcdSnapshots:output_type -> dr.agent.v1.PruneEtcdSnapshotsResponse
-	23, // 81: dr.agent.v1.AgentService.BackupFiles:output_type -> dr.agent.v1.BackupFilesResponse
-	28, // 82: dr.agent.v1.AgentService.PreviewFileRestore:output_type -> dr.agent.v1.PreviewFileRestoreResponse
-	31, // 83: dr.agent.v1.AgentService.RestoreFiles:output_type -> dr.agent.v1.RestoreFilesResponse
-	34, // 84: dr.agent.v1.AgentService.VerifyBackup:output_type -> dr.agent.v1.VerifyBackupResponse
-	37, // 85: dr.agent.v1.AgentService.ForgetFileSnapshots:output_type -> dr.agent.v1.ForgetFileSnapshotsResponse
-	40, // 86: dr.agent.v1.AgentService.WALStatus:output_type -> dr.agent.v1.WALStatusResponse
-	43, // 87: dr.agent.v1.AgentService.MarkWAL:output_type -> dr.agent.v1.MarkWALResponse
-	48, // 88: dr.agent.v1.AgentService.BaseBackup:output_type -> dr.agent.v1.BaseBackupResponse
-	47, // 89: dr.agent.v1.AgentService.PruneBaseBackups:output_type -> dr.agent.v1.PruneBaseBackupsResponse
-	51, // 90: dr.agent.v1.AgentService.RestorePostgres:output_type -> dr.agent.v1.RestorePostgresResponse
-	56, // 91: dr.agent.v1.AgentService.PreviewEtcdRestore:output_type -> dr.agent.v1.PreviewEtcdRestoreResponse
-	59, // 92: dr.agent.v1.AgentService.PrepareRestorePlan:output_type -> dr.agent.v1.PrepareRestorePlanResponse
-	62, // 93: dr.agent.v1.AgentService.StartRestorePlan:output_type -> dr.agent.v1.RestorePlanEvent
-	66, // 94: dr.agent.v1.AgentService.RestorePlanStatus:output_type -> dr.agent.v1.RestorePlanStatusResponse
-	64, // 95: dr.agent.v1.AgentService.DiscardRestorePlan:output_type -> dr.agent.v1.DiscardRestorePlanResponse
-	75, // [75:96] is the sub-list for method output_type
-	54, // [54:75] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	70, // 29: dr.agent.v1.BaseBackupResult.start_time:type_name -> google.protobuf.Timestamp
+	70, // 30: dr.agent.v1.BaseBackupResult.stop_time:type_name -> google.protobuf.Timestamp
+	45, // 31: dr.agent.v1.ListBaseBackupsResponse.base_backups:type_name -> dr.agent.v1.BaseBackupResult
+	45, // 32: dr.agent.v1.PruneBaseBackupsResponse.kept:type_name -> dr.agent.v1.BaseBackupResult
+	45, // 33: dr.agent.v1.PruneBaseBackupsResponse.removed:type_name -> dr.agent.v1.BaseBackupResult
+	5,  // 34: dr.agent.v1.BaseBackupResponse.progress:type_name -> dr.agent.v1.Progress
+	45, // 35: dr.agent.v1.BaseBackupResponse.result:type_name -> dr.agent.v1.BaseBackupResult
+	70, // 36: dr.agent.v1.RestorePostgresRequest.time:type_name -> google.protobuf.Timestamp
+	70, // 37: dr.agent.v1.RestorePostgresResult.recovered_to:type_name -> google.protobuf.Timestamp
+	69, // 38: dr.agent.v1.RestorePostgresResult.row_counts:type_name -> dr.agent.v1.RestorePostgresResult.RowCountsEntry
+	5,  // 39: dr.agent.v1.RestorePostgresResponse.progress:type_name -> dr.agent.v1.Progress
+	52, // 40: dr.agent.v1.RestorePostgresResponse.result:type_name -> dr.agent.v1.RestorePostgresResult
+	54, // 41: dr.agent.v1.PreviewEtcdRestoreRequest.snapshot:type_name -> dr.agent.v1.SnapshotRef
+	11, // 42: dr.agent.v1.EtcdRestorePreview.snapshot:type_name -> dr.agent.v1.EtcdSnapshot
+	56, // 43: dr.agent.v1.EtcdRestorePreview.impact:type_name -> dr.agent.v1.ResourceImpact
+	5,  // 44: dr.agent.v1.PreviewEtcdRestoreResponse.progress:type_name -> dr.agent.v1.Progress
+	57, // 45: dr.agent.v1.PreviewEtcdRestoreResponse.preview:type_name -> dr.agent.v1.EtcdRestorePreview
+	1,  // 46: dr.agent.v1.RestorePlanPart.role:type_name -> dr.agent.v1.RestoreRole
+	2,  // 47: dr.agent.v1.RestorePlanPart.flavor:type_name -> dr.agent.v1.RestoreFlavor
+	54, // 48: dr.agent.v1.RestorePlanPart.snapshot:type_name -> dr.agent.v1.SnapshotRef
+	59, // 49: dr.agent.v1.PrepareRestorePlanRequest.part:type_name -> dr.agent.v1.RestorePlanPart
+	4,  // 50: dr.agent.v1.RestoreStep.state:type_name -> dr.agent.v1.RestoreStep.State
+	70, // 51: dr.agent.v1.RestoreStep.started:type_name -> google.protobuf.Timestamp
+	70, // 52: dr.agent.v1.RestoreStep.finished:type_name -> google.protobuf.Timestamp
+	63, // 53: dr.agent.v1.RestorePlanEvent.step:type_name -> dr.agent.v1.RestoreStep
+	63, // 54: dr.agent.v1.RestorePlanStatusResponse.steps:type_name -> dr.agent.v1.RestoreStep
+	6,  // 55: dr.agent.v1.AgentService.Info:input_type -> dr.agent.v1.InfoRequest
+	8,  // 56: dr.agent.v1.AgentService.CheckStore:input_type -> dr.agent.v1.CheckStoreRequest
+	12, // 57: dr.agent.v1.AgentService.SaveEtcdSnapshot:input_type -> dr.agent.v1.SaveEtcdSnapshotRequest
+	14, // 58: dr.agent.v1.AgentService.ListEtcdSnapshots:input_type -> dr.agent.v1.ListEtcdSnapshotsRequest
+	16, // 59: dr.agent.v1.AgentService.DeleteEtcdSnapshots:input_type -> dr.agent.v1.DeleteEtcdSnapshotsRequest
+	19, // 60: dr.agent.v1.AgentService.PruneEtcdSnapshots:input_type -> dr.agent.v1.PruneEtcdSnapshotsRequest
+	21, // 61: dr.agent.v1.AgentService.BackupFiles:input_type -> dr.agent.v1.BackupFilesRequest
+	25, // 62: dr.agent.v1.AgentService.PreviewFileRestore:input_type -> dr.agent.v1.PreviewFileRestoreRequest
+	29, // 63: dr.agent.v1.AgentService.RestoreFiles:input_type -> dr.agent.v1.RestoreFilesRequest
+	32, // 64: dr.agent.v1.AgentService.VerifyBackup:input_type -> dr.agent.v1.VerifyBackupRequest
+	35, // 65: dr.agent.v1.AgentService.ForgetFileSnapshots:input_type -> dr.agent.v1.ForgetFileSnapshotsRequest
+	38, // 66: dr.agent.v1.AgentService.WALStatus:input_type -> dr.agent.v1.WALStatusRequest
+	41, // 67: dr.agent.v1.AgentService.MarkWAL:input_type -> dr.agent.v1.MarkWALRequest
+	44, // 68: dr.agent.v1.AgentService.BaseBackup:input_type -> dr.agent.v1.BaseBackupRequest
+	48, // 69: dr.agent.v1.AgentService.PruneBaseBackups:input_type -> dr.agent.v1.PruneBaseBackupsRequest
+	46, // 70: dr.agent.v1.AgentService.ListBaseBackups:input_type -> dr.agent.v1.ListBaseBackupsRequest
+	51, // 71: dr.agent.v1.AgentService.RestorePostgres:input_type -> dr.agent.v1.RestorePostgresRequest
+	55, // 72: dr.agent.v1.AgentService.PreviewEtcdRestore:input_type -> dr.agent.v1.PreviewEtcdRestoreRequest
+	60, // 73: dr.agent.v1.AgentService.PrepareRestorePlan:input_type -> dr.agent.v1.PrepareRestorePlanRequest
+	62, // 74: dr.agent.v1.AgentService.StartRestorePlan:input_type -> dr.agent.v1.StartRestorePlanRequest
+	67, // 75: dr.agent.v1.AgentService.RestorePlanStatus:input_type -> dr.agent.v1.RestorePlanStatusRequest
+	65, // 76: dr.agent.v1.AgentService.DiscardRestorePlan:input_type -> dr.agent.v1.DiscardRestorePlanRequest
+	7,  // 77: dr.agent.v1.AgentService.Info:output_type -> dr.agent.v1.InfoResponse
+	9,  // 78: dr.agent.v1.AgentService.CheckStore:output_type -> dr.agent.v1.CheckStoreResponse
+	13, // 79: dr.agent.v1.AgentService.SaveEtcdSnapshot:output_type -> dr.agent.v1.SaveEtcdSnapshotResponse
+	15, // 80: dr.agent.v1.AgentService.ListEtcdSnapshots:output_type -> dr.agent.v1.ListEtcdSnapshotsResponse
+	17, // 81: dr.agent.v1.AgentService.DeleteEtcdSnapshots:output_type -> dr.agent.v1.DeleteEtcdSnapshotsResponse
+	20, // 82: dr.agent.v1.AgentService.PruneEtcdSnapshots:output_type -> dr.agent.v1.PruneEtcdSnapshotsResponse
+	23, // 83: dr.agent.v1.AgentService.BackupFiles:output_type -> dr.agent.v1.BackupFilesResponse
+	28, // 84: dr.agent.v1.AgentService.PreviewFileRestore:output_type -> dr.agent.v1.PreviewFileRestoreResponse
+	31, // 85: dr.agent.v1.AgentService.RestoreFiles:output_type -> dr.agent.v1.RestoreFilesResponse
+	34, // 86: dr.agent.v1.AgentService.VerifyBackup:output_type -> dr.agent.v1.VerifyBackupResponse
+	37, // 87: dr.agent.v1.AgentService.ForgetFileSnapshots:output_type -> dr.agent.v1.ForgetFileSnapshotsResponse
+	40, // 88: dr.agent.v1.AgentService.WALStatus:output_type -> dr.agent.v1.WALStatusResponse
+	43, // 89: dr.agent.v1.AgentService.MarkWAL:output_type -> dr.agent.v1.MarkWALResponse
+	50, // 90: dr.agent.v1.AgentService.BaseBackup:output_type -> dr.agent.v1.BaseBackupResponse
+	49, // 91: dr.agent.v1.AgentService.PruneBaseBackups:output_type -> dr.agent.v1.PruneBaseBackupsResponse
+	47, // 92: dr.agent.v1.AgentService.ListBaseBackups:output_type -> dr.agent.v1.ListBaseBackupsResponse
+	53, // 93: dr.agent.v1.AgentService.RestorePostgres:output_type -> dr.agent.v1.RestorePostgresResponse
+	58, // 94: dr.agent.v1.AgentService.PreviewEtcdRestore:output_type -> dr.agent.v1.PreviewEtcdRestoreResponse
+	61, // 95: dr.agent.v1.AgentService.PrepareRestorePlan:output_type -> dr.agent.v1.PrepareRestorePlanResponse
+	64, // 96: dr.agent.v1.AgentService.StartRestorePlan:output_type -> dr.agent.v1.RestorePlanEvent
+	68, // 97: dr.agent.v1.AgentService.RestorePlanStatus:output_type -> dr.agent.v1.RestorePlanStatusResponse
+	66, // 98: dr.agent.v1.AgentService.DiscardRestorePlan:output_type -> dr.agent.v1.DiscardRestorePlanResponse
+	77, // [77:99] is the sub-list for method output_type
+	55, // [55:77] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_api_dr_agent_v1_agent_proto_init() }
@@ -5622,19 +5732,19 @@ func file_api_dr_agent_v1_agent_proto_init() {
 		(*ForgetFileSnapshotsResponse_Progress)(nil),
 		(*ForgetFileSnapshotsResponse_Result)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[43].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[45].OneofWrappers = []any{
 		(*BaseBackupResponse_Progress)(nil),
 		(*BaseBackupResponse_Result)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[44].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[46].OneofWrappers = []any{
 		(*RestorePostgresRequest_Time)(nil),
 		(*RestorePostgresRequest_Latest)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[46].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[48].OneofWrappers = []any{
 		(*RestorePostgresResponse_Progress)(nil),
 		(*RestorePostgresResponse_Result)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[51].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[53].OneofWrappers = []any{
 		(*PreviewEtcdRestoreResponse_Progress)(nil),
 		(*PreviewEtcdRestoreResponse_Preview)(nil),
 	}
@@ -5644,7 +5754,7 @@ func file_api_dr_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dr_agent_v1_agent_proto_rawDesc), len(file_api_dr_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   63,
+			NumMessages:   65,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

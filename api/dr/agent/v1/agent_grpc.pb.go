@@ -42,6 +42,7 @@ const (
 	AgentService_MarkWAL_FullMethodName             = "/dr.agent.v1.AgentService/MarkWAL"
 	AgentService_BaseBackup_FullMethodName          = "/dr.agent.v1.AgentService/BaseBackup"
 	AgentService_PruneBaseBackups_FullMethodName    = "/dr.agent.v1.AgentService/PruneBaseBackups"
+	AgentService_ListBaseBackups_FullMethodName     = "/dr.agent.v1.AgentService/ListBaseBackups"
 	AgentService_RestorePostgres_FullMethodName     = "/dr.agent.v1.AgentService/RestorePostgres"
 	AgentService_PreviewEtcdRestore_FullMethodName  = "/dr.agent.v1.AgentService/PreviewEtcdRestore"
 	AgentService_PrepareRestorePlan_FullMethodName  = "/dr.agent.v1.AgentService/PrepareRestorePlan"
@@ -78,6 +79,9 @@ type AgentServiceClient interface {
 	// PruneBaseBackups applies the source's base backup retention: records,
 	// their restic snapshots, and the WAL only removed backups could use.
 	PruneBaseBackups(ctx context.Context, in *PruneBaseBackupsRequest, opts ...grpc.CallOption) (*PruneBaseBackupsResponse, error)
+	// ListBaseBackups reads the base backup records from the store: any
+	// agent can answer, whichever node the database is on.
+	ListBaseBackups(ctx context.Context, in *ListBaseBackupsRequest, opts ...grpc.CallOption) (*ListBaseBackupsResponse, error)
 	RestorePostgres(ctx context.Context, in *RestorePostgresRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RestorePostgresResponse], error)
 	// etcd restore and cluster reset. The plugin previews, then hands each
 	// server its part (PrepareRestorePlan) before anything stops, then starts
@@ -313,6 +317,16 @@ func (c *agentServiceClient) PruneBaseBackups(ctx context.Context, in *PruneBase
 	return out, nil
 }
 
+func (c *agentServiceClient) ListBaseBackups(ctx context.Context, in *ListBaseBackupsRequest, opts ...grpc.CallOption) (*ListBaseBackupsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListBaseBackupsResponse)
+	err := c.cc.Invoke(ctx, AgentService_ListBaseBackups_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *agentServiceClient) RestorePostgres(ctx context.Context, in *RestorePostgresRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RestorePostgresResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[7], AgentService_RestorePostgres_FullMethodName, cOpts...)
@@ -428,6 +442,9 @@ type AgentServiceServer interface {
 	// PruneBaseBackups applies the source's base backup retention: records,
 	// their restic snapshots, and the WAL only removed backups could use.
 	PruneBaseBackups(context.Context, *PruneBaseBackupsRequest) (*PruneBaseBackupsResponse, error)
+	// ListBaseBackups reads the base backup records from the store: any
+	// agent can answer, whichever node the database is on.
+	ListBaseBackups(context.Context, *ListBaseBackupsRequest) (*ListBaseBackupsResponse, error)
 	RestorePostgres(*RestorePostgresRequest, grpc.ServerStreamingServer[RestorePostgresResponse]) error
 	// etcd restore and cluster reset. The plugin previews, then hands each
 	// server its part (PrepareRestorePlan) before anything stops, then starts
@@ -494,6 +511,9 @@ func (UnimplementedAgentServiceServer) BaseBackup(*BaseBackupRequest, grpc.Serve
 }
 func (UnimplementedAgentServiceServer) PruneBaseBackups(context.Context, *PruneBaseBackupsRequest) (*PruneBaseBackupsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PruneBaseBackups not implemented")
+}
+func (UnimplementedAgentServiceServer) ListBaseBackups(context.Context, *ListBaseBackupsRequest) (*ListBaseBackupsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListBaseBackups not implemented")
 }
 func (UnimplementedAgentServiceServer) RestorePostgres(*RestorePostgresRequest, grpc.ServerStreamingServer[RestorePostgresResponse]) error {
 	return status.Error(codes.Unimplemented, "method RestorePostgres not implemented")
@@ -755,6 +775,24 @@ func _AgentService_PruneBaseBackups_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AgentService_ListBaseBackups_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListBaseBackupsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).ListBaseBackups(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_ListBaseBackups_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).ListBaseBackups(ctx, req.(*ListBaseBackupsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AgentService_RestorePostgres_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(RestorePostgresRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -880,6 +918,10 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PruneBaseBackups",
 			Handler:    _AgentService_PruneBaseBackups_Handler,
+		},
+		{
+			MethodName: "ListBaseBackups",
+			Handler:    _AgentService_ListBaseBackups_Handler,
 		},
 		{
 			MethodName: "PrepareRestorePlan",
