@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"sync"
 	"time"
@@ -72,6 +73,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 	s.retryAt, s.failures = map[string]time.Time{}, map[string]int{}
 	s.queue = make(chan string, 4096)
 	s.kick = make(chan struct{}, 1)
+	go s.prepare(ctx)
 
 	var wg sync.WaitGroup
 	for range s.Source.Concurrency {
@@ -135,6 +137,18 @@ func (s *Shipper) Run(ctx context.Context) error {
 		case <-s.kick:
 		}
 	}
+}
+
+// prepare readies what the first file needs, so that it ships as fast as
+// the rest: a connection to the store (an unreachable store shows in
+// status at once, not when the first file fails) and the compressor's
+// state on every CPU.
+func (s *Shipper) prepare(ctx context.Context) {
+	if _, err := s.Store.Stat(ctx, Key(s.Source.Name, "00000001.history")); err != nil && !errors.Is(err, objstore.ErrNotFound) && ctx.Err() == nil {
+		s.fail("", fmt.Errorf("store: %w", err))
+	}
+	var buf bytes.Buffer
+	_ = Encode(&buf, make([]byte, frameSize*runtime.GOMAXPROCS(0)))
 }
 
 // scan lists the spool, queues what is not shipped and removes, in name

@@ -139,7 +139,7 @@ func TestReadEncode(t *testing.T) {
 	}
 }
 
-// flakyStore fails every Put while down.
+// flakyStore fails every Put and Stat while down.
 type flakyStore struct {
 	objstore.Store
 	mu      sync.Mutex
@@ -155,6 +155,16 @@ func (f *flakyStore) Put(ctx context.Context, key string, r io.Reader, size int6
 		return 0, errors.New("store down")
 	}
 	return f.Store.Put(ctx, key, r, size)
+}
+
+func (f *flakyStore) Stat(ctx context.Context, key string) (objstore.ObjectInfo, error) {
+	f.mu.Lock()
+	down := f.down
+	f.mu.Unlock()
+	if down {
+		return objstore.ObjectInfo{}, errors.New("store down")
+	}
+	return f.Store.Stat(ctx, key)
 }
 
 func (f *flakyStore) setDown(d bool) { f.mu.Lock(); f.down = d; f.mu.Unlock() }
@@ -247,6 +257,33 @@ func TestShipperShipsVerifiesAndDrainsAfterAnOutage(t *testing.T) {
 	}
 	if err := Fetch(ctx, base, "pg", seg(10), filepath.Join(dir, "x")); !errors.Is(err, ErrNotFound) {
 		t.Errorf("missing segment: %v, want ErrNotFound", err)
+	}
+	cancel()
+	<-done
+}
+
+// A store that does not answer shows in status as soon as the shipper
+// starts, before any file lands; the first file shipped clears it.
+func TestShipperReportsAnUnreachableStoreAtStart(t *testing.T) {
+	dir := t.TempDir()
+	spool := filepath.Join(dir, "spool")
+	os.MkdirAll(spool, 0o700)
+	base, err := objstore.Open(objstore.Config{URL: "file://" + filepath.Join(dir, "store")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &flakyStore{Store: base, down: true}
+	sh := &Shipper{Source: Source{Name: "pg", Spool: spool}, Store: store, Log: slog.New(slog.DiscardHandler), Rescan: 100 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error)
+	go func() { done <- sh.Run(ctx) }()
+	waitFor(t, "status to report the store", func() bool { return strings.Contains(sh.Status().LastError, "store: store down") })
+	store.setDown(false)
+	land(t, spool, "000000010000000000000001", []byte("wal"))
+	waitFor(t, "the file to ship", func() bool { return len(spoolNames(t, spool)) == 0 })
+	if st := sh.Status(); st.LastError != "" || st.NewestLocal != "000000010000000000000001" {
+		t.Errorf("status after shipping: newest %q, error %q; want the file and no error", st.NewestLocal, st.LastError)
 	}
 	cancel()
 	<-done

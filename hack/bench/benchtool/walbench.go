@@ -69,6 +69,8 @@ func walbench(ctx context.Context, corpus, spool, source string, n int, user str
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go sh.Run(ctx)
+	// The agent is up long before PostgreSQL archives its first segment.
+	time.Sleep(time.Second)
 
 	ship := func(f string) (time.Duration, error) {
 		data, err := os.ReadFile(f)
