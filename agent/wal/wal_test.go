@@ -148,26 +148,55 @@ type flakyStore struct {
 }
 
 func (f *flakyStore) Put(ctx context.Context, key string, r io.Reader, size int64) (int64, error) {
-	f.mu.Lock()
-	down := f.down
-	f.mu.Unlock()
-	if down || (f.failKey != "" && strings.Contains(key, f.failKey)) {
+	if f.isDown() || (f.failKey != "" && strings.Contains(key, f.failKey)) {
 		return 0, errors.New("store down")
 	}
 	return f.Store.Put(ctx, key, r, size)
 }
 
 func (f *flakyStore) Stat(ctx context.Context, key string) (objstore.ObjectInfo, error) {
-	f.mu.Lock()
-	down := f.down
-	f.mu.Unlock()
-	if down {
+	if f.isDown() {
 		return objstore.ObjectInfo{}, errors.New("store down")
 	}
 	return f.Store.Stat(ctx, key)
 }
 
 func (f *flakyStore) setDown(d bool) { f.mu.Lock(); f.down = d; f.mu.Unlock() }
+
+func (f *flakyStore) isDown() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.down }
+
+// testShipper ships source pg from a spool to a file store, both in a
+// temporary directory; the store fails as flaky says.
+type testShipper struct {
+	*Shipper
+	dir, spool string
+	base       objstore.Store
+	store      *flakyStore
+}
+
+func newTestShipper(t *testing.T, flaky *flakyStore, concurrency int) *testShipper {
+	t.Helper()
+	dir := t.TempDir()
+	spool := filepath.Join(dir, "spool")
+	if err := os.MkdirAll(spool, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	base, err := objstore.Open(objstore.Config{URL: "file://" + filepath.Join(dir, "store")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flaky.Store = base
+	sh := &Shipper{Source: Source{Name: "pg", Spool: spool, Concurrency: concurrency}, Store: flaky, Log: slog.New(slog.DiscardHandler), Rescan: 50 * time.Millisecond}
+	return &testShipper{Shipper: sh, dir: dir, spool: spool, base: base, store: flaky}
+}
+
+// start runs the shipper until the test ends.
+func (ts *testShipper) start(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- ts.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
 
 // land copies a file into the spool the way archive_command does.
 func land(t *testing.T, spool, name string, body []byte) {
@@ -202,19 +231,9 @@ func spoolNames(t *testing.T, spool string) []string {
 }
 
 func TestShipperShipsVerifiesAndDrainsAfterAnOutage(t *testing.T) {
-	dir := t.TempDir()
-	spool := filepath.Join(dir, "spool")
-	os.MkdirAll(spool, 0o700)
-	base, err := objstore.Open(objstore.Config{URL: "file://" + filepath.Join(dir, "store")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := &flakyStore{Store: base}
-	sh := &Shipper{Source: Source{Name: "pg", Spool: spool, Concurrency: 3}, Store: store, Log: slog.New(slog.DiscardHandler), Rescan: 100 * time.Millisecond}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error)
-	go func() { done <- sh.Run(ctx) }()
+	sh := newTestShipper(t, &flakyStore{}, 3)
+	sh.start(t)
+	ctx, dir, spool, base, store := context.Background(), sh.dir, sh.spool, sh.base, sh.store
 
 	seg := func(i int) string { return fmt.Sprintf("0000000100000000%08X", i) }
 	body := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, 1<<16) }
@@ -258,26 +277,14 @@ func TestShipperShipsVerifiesAndDrainsAfterAnOutage(t *testing.T) {
 	if err := Fetch(ctx, base, "pg", seg(10), filepath.Join(dir, "x")); !errors.Is(err, ErrNotFound) {
 		t.Errorf("missing segment: %v, want ErrNotFound", err)
 	}
-	cancel()
-	<-done
 }
 
 // A store that does not answer shows in status as soon as the shipper
 // starts, before any file lands; the first file shipped clears it.
 func TestShipperReportsAnUnreachableStoreAtStart(t *testing.T) {
-	dir := t.TempDir()
-	spool := filepath.Join(dir, "spool")
-	os.MkdirAll(spool, 0o700)
-	base, err := objstore.Open(objstore.Config{URL: "file://" + filepath.Join(dir, "store")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := &flakyStore{Store: base, down: true}
-	sh := &Shipper{Source: Source{Name: "pg", Spool: spool}, Store: store, Log: slog.New(slog.DiscardHandler), Rescan: 100 * time.Millisecond}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error)
-	go func() { done <- sh.Run(ctx) }()
+	sh := newTestShipper(t, &flakyStore{down: true}, 0)
+	sh.start(t)
+	store, spool := sh.store, sh.spool
 	waitFor(t, "status to report the store", func() bool { return strings.Contains(sh.Status().LastError, "store: store down") })
 	store.setDown(false)
 	land(t, spool, "000000010000000000000001", []byte("wal"))
@@ -285,26 +292,18 @@ func TestShipperReportsAnUnreachableStoreAtStart(t *testing.T) {
 	if st := sh.Status(); st.LastError != "" || st.NewestLocal != "000000010000000000000001" {
 		t.Errorf("status after shipping: newest %q, error %q; want the file and no error", st.NewestLocal, st.LastError)
 	}
-	cancel()
-	<-done
 }
 
 // A file that cannot be shipped holds back the removal of every later
 // one: the spool keeps a contiguous tail.
 func TestShipperNeverRemovesPastAFileNotShipped(t *testing.T) {
-	dir := t.TempDir()
-	spool := filepath.Join(dir, "spool")
-	os.MkdirAll(spool, 0o700)
-	base, _ := objstore.Open(objstore.Config{URL: "file://" + filepath.Join(dir, "store")})
-	store := &flakyStore{Store: base, failKey: "000000010000000000000003"}
-	sh := &Shipper{Source: Source{Name: "pg", Spool: spool}, Store: store, Log: slog.New(slog.DiscardHandler), Rescan: 50 * time.Millisecond}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	sh := newTestShipper(t, &flakyStore{failKey: "000000010000000000000003"}, 0)
+	spool := sh.spool
 	land(t, spool, "000000010000000000000001", []byte("one"))
 	land(t, spool, "000000010000000000000002", []byte("two"))
 	land(t, spool, "000000010000000000000003", []byte("three: its upload fails"))
 	land(t, spool, "000000010000000000000004", []byte("four"))
-	go sh.Run(ctx)
+	sh.start(t)
 	waitFor(t, "the first two to go", func() bool {
 		_, err := os.Stat(filepath.Join(spool, "000000010000000000000002"))
 		return os.IsNotExist(err)
