@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/pg"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
@@ -26,8 +25,8 @@ func newCmdLs(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Com
 		Short:   "List base backups, oldest first",
 		Long: `Lists the base backups in the store (of SOURCE, or of every source): when
 each finished, the WAL it spans and its size. A point-in-time restore can go
-to any time after the oldest one's end. Any agent answers, whichever node the
-database is on; with no agent, the store is read directly.`,
+to any time after the oldest one's end. Any agent answers: the records are in
+the store, so the database's node need not be up.`,
 		Example: `  kubectl dr pg ls
   kubectl dr pg ls pg-main -o wide`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -42,7 +41,7 @@ database is on; with no agent, the store is read directly.`,
 			if len(args) == 1 {
 				source = args[0]
 			}
-			list, err := listBaseBackups(ctx, f, source, streams.ErrOut)
+			list, err := listBaseBackups(ctx, f, source)
 			if err != nil {
 				return err
 			}
@@ -60,16 +59,17 @@ database is on; with no agent, the store is read directly.`,
 	return cmd
 }
 
-// listBaseBackups asks the agents in turn, then reads the store itself.
-func listBaseBackups(ctx context.Context, f *cmdutil.Factory, source string, errOut io.Writer) ([]*agentv1.BaseBackupResult, error) {
-	var errs []error
+// listBaseBackups asks the agents in turn until one answers.
+func listBaseBackups(ctx context.Context, f *cmdutil.Factory, source string) ([]*agentv1.BaseBackupResult, error) {
 	nodes, err := agentclient.Connect(ctx, f.AgentOptions(nil))
 	if err != nil {
-		errs = append(errs, err)
+		return nil, err
 	}
 	defer nodes.Close()
+	var errs []error
 	for _, n := range nodes {
 		if !n.Ready() {
+			errs = append(errs, fmt.Errorf("node %s is not reachable: %v", n.Node, n.Err))
 			continue
 		}
 		resp, err := n.Conn.ListBaseBackups(ctx, &agentv1.ListBaseBackupsRequest{Source: source})
@@ -78,20 +78,7 @@ func listBaseBackups(ctx context.Context, f *cmdutil.Factory, source string, err
 		}
 		errs = append(errs, fmt.Errorf("node %s: %s", n.Node, agentclient.Explain(err)))
 	}
-	store, err := f.OpenStore(ctx)
-	if err == nil {
-		var records []*pg.BaseBackup
-		if records, err = pg.List(ctx, store, source); err == nil {
-			fmt.Fprintf(errOut, "no agent could list base backups; read %s directly\n", store)
-			var out []*agentv1.BaseBackupResult
-			for _, b := range records {
-				out = append(out, b.Proto())
-			}
-			return out, nil
-		}
-	}
-	errs = append(errs, fmt.Errorf("read the store directly: %w", err))
-	return nil, fmt.Errorf("cannot list base backups: %w", errors.Join(errs...))
+	return nil, fmt.Errorf("no agent could list base backups: %w", errors.Join(errs...))
 }
 
 // noBaseBackups says so, and which sources do have some.
@@ -101,7 +88,7 @@ func noBaseBackups(ctx context.Context, f *cmdutil.Factory, source string, errOu
 		return nil
 	}
 	var others []string
-	if all, err := listBaseBackups(ctx, f, "", io.Discard); err == nil {
+	if all, err := listBaseBackups(ctx, f, ""); err == nil {
 		for _, b := range all {
 			if !slices.Contains(others, b.Source) {
 				others = append(others, b.Source)
