@@ -44,10 +44,7 @@ func TestPickTakesTheNewestBaseBackupBeforeTheTarget(t *testing.T) {
 // source whose name starts like another's is not mixed in.
 func TestListBaseBackupsBySourceAndAll(t *testing.T) {
 	ctx := context.Background()
-	store, err := objstore.Open(objstore.Config{URL: "file://" + t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := fileStore(t)
 	t0 := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 	for i, b := range []*BaseBackup{{ID: "a2", Source: "a"}, {ID: "b1", Source: "b"}, {ID: "a1", Source: "a"}, {ID: "ab1", Source: "ab"}} {
 		b.StopTime = t0.Add(time.Duration([]int{3, 2, 1, 4}[i]) * time.Hour)
@@ -81,4 +78,14 @@ func TestListBaseBackupsBySourceAndAll(t *testing.T) {
 	if got := ids("c"); len(got) != 0 {
 		t.Errorf("List(c) = %v, want none", got)
 	}
+}
+
+// fileStore is a store in a temporary directory (file://).
+func fileStore(t *testing.T) objstore.Store {
+	t.Helper()
+	store, err := objstore.Open(objstore.Config{URL: "file://" + t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/kubectl-dr/kubectl-dr/agent/config"
-	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
 	"github.com/kubectl-dr/kubectl-dr/agent/wal"
 )
 
@@ -20,10 +19,7 @@ import (
 // newer timeline.
 func TestPruneRemovesOldBaseBackupsAndTheWALOnlyTheyUse(t *testing.T) {
 	ctx := context.Background()
-	store, err := objstore.Open(objstore.Config{URL: "file://" + t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := fileStore(t)
 	t0 := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 	// Four base backups an hour apart, starting in segments 2, 5, 8, 0B
 	// of timeline 1.

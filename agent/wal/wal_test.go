@@ -139,7 +139,9 @@ func TestReadEncode(t *testing.T) {
 	}
 }
 
-// flakyStore fails every Put and Stat while down.
+// flakyStore is a stand-in for a store that fails: the real file store,
+// failing every Put and Stat while down (the lab's e2e tests stop the real
+// MinIO).
 type flakyStore struct {
 	objstore.Store
 	mu      sync.Mutex
@@ -230,7 +232,7 @@ func spoolNames(t *testing.T, spool string) []string {
 	return out
 }
 
-func TestShipperShipsVerifiesAndDrainsAfterAnOutage(t *testing.T) {
+func TestShipperShipsVerifiesAndDrainsAfterAnOutageOnAFlakyFileStore(t *testing.T) {
 	sh := newTestShipper(t, &flakyStore{}, 3)
 	sh.start(t)
 	ctx, dir, spool, base, store := context.Background(), sh.dir, sh.spool, sh.base, sh.store
@@ -281,7 +283,7 @@ func TestShipperShipsVerifiesAndDrainsAfterAnOutage(t *testing.T) {
 
 // A store that does not answer shows in status as soon as the shipper
 // starts, before any file lands; the first file shipped clears it.
-func TestShipperReportsAnUnreachableStoreAtStart(t *testing.T) {
+func TestShipperReportsAnUnreachableStoreAtStartOnAFlakyFileStore(t *testing.T) {
 	sh := newTestShipper(t, &flakyStore{down: true}, 0)
 	sh.start(t)
 	store, spool := sh.store, sh.spool
@@ -296,7 +298,7 @@ func TestShipperReportsAnUnreachableStoreAtStart(t *testing.T) {
 
 // A file that cannot be shipped holds back the removal of every later
 // one: the spool keeps a contiguous tail.
-func TestShipperNeverRemovesPastAFileNotShipped(t *testing.T) {
+func TestShipperNeverRemovesPastAFileNotShippedOnAFlakyFileStore(t *testing.T) {
 	sh := newTestShipper(t, &flakyStore{failKey: "000000010000000000000003"}, 0)
 	spool := sh.spool
 	land(t, spool, "000000010000000000000001", []byte("one"))

@@ -41,7 +41,12 @@ the store, so the database's node need not be up.`,
 			if len(args) == 1 {
 				source = args[0]
 			}
-			list, err := listBaseBackups(ctx, f, source)
+			nodes, err := agentclient.Connect(ctx, f.AgentOptions(nil))
+			if err != nil {
+				return err
+			}
+			defer nodes.Close()
+			list, err := listBaseBackups(ctx, nodes, source)
 			if err != nil {
 				return err
 			}
@@ -50,7 +55,7 @@ the store, so the database's node need not be up.`,
 				view.Items = append(view.Items, baseBackupView(b, ""))
 			}
 			if len(list) == 0 && (output == printers.Table || output == printers.Wide) {
-				return noBaseBackups(ctx, f, source, streams.ErrOut)
+				return noBaseBackups(ctx, nodes, source, streams.ErrOut)
 			}
 			return printers.Print(streams.Out, output, view)
 		},
@@ -60,12 +65,7 @@ the store, so the database's node need not be up.`,
 }
 
 // listBaseBackups asks the agents in turn until one answers.
-func listBaseBackups(ctx context.Context, f *cmdutil.Factory, source string) ([]*agentv1.BaseBackupResult, error) {
-	nodes, err := agentclient.Connect(ctx, f.AgentOptions(nil))
-	if err != nil {
-		return nil, err
-	}
-	defer nodes.Close()
+func listBaseBackups(ctx context.Context, nodes agentclient.Nodes, source string) ([]*agentv1.BaseBackupResult, error) {
 	var errs []error
 	for _, n := range nodes {
 		if !n.Ready() {
@@ -82,13 +82,13 @@ func listBaseBackups(ctx context.Context, f *cmdutil.Factory, source string) ([]
 }
 
 // noBaseBackups says so, and which sources do have some.
-func noBaseBackups(ctx context.Context, f *cmdutil.Factory, source string, errOut io.Writer) error {
+func noBaseBackups(ctx context.Context, nodes agentclient.Nodes, source string, errOut io.Writer) error {
 	if source == "" {
 		fmt.Fprintln(errOut, "No base backups in the store (kubectl dr pg basebackup SOURCE takes one).")
 		return nil
 	}
 	var others []string
-	if all, err := listBaseBackups(ctx, f, ""); err == nil {
+	if all, err := listBaseBackups(ctx, nodes, ""); err == nil {
 		for _, b := range all {
 			if !slices.Contains(others, b.Source) {
 				others = append(others, b.Source)
