@@ -4,8 +4,8 @@ SHELL := /usr/bin/env bash
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
-LDFLAGS := -X github.com/kubectl-dr/kubectl-dr/agent/buildinfo.version=$(VERSION) \
-           -X github.com/kubectl-dr/kubectl-dr/agent/buildinfo.commit=$(COMMIT)
+LDFLAGS := -X github.com/kubectl-dr/kubectl-dr/internal/buildinfo.version=$(VERSION) \
+           -X github.com/kubectl-dr/kubectl-dr/internal/buildinfo.commit=$(COMMIT)
 BIN     := _output/bin
 # Generous: a cold machine builds etcd, kube-apiserver, kubectl, MinIO and
 # restic before the first end-to-end test runs.

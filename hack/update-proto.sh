@@ -13,8 +13,12 @@ bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 go build -o "$bin/" google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
 
-# Debian keeps the well-known types next to protoc.
+# Debian keeps the well-known types in libprotobuf-dev.
 include=/usr/include
+[ -f "$include/google/protobuf/timestamp.proto" ] || {
+  echo "google/protobuf/timestamp.proto not found under $include: apt-get install -y libprotobuf-dev" >&2
+  exit 1
+}
 for proto in $(find api -name '*.proto' | sort); do
   PATH="$bin:$PATH" protoc -I . -I "$include" \
     --go_out=. --go_opt=paths=source_relative \

@@ -20,3 +20,13 @@ for mod in . hack/tools/*/; do
     fi)
 done
 hack/verify-proto.sh
+
+# The plugin never links a node engine: everything under agent/ is the
+# agent's (docs/architecture.md). The compiler keeps agent/internal out;
+# this keeps out agent/server and agent/cli too.
+engines=$(go list -deps ./cmd/kubectl-dr | grep -E '^github.com/kubectl-dr/kubectl-dr/agent(/|$)' || true)
+if [ -n "$engines" ]; then
+  echo "kubectl-dr links agent packages (move what both binaries need under internal/):" >&2
+  echo "$engines" >&2
+  exit 1
+fi

@@ -12,10 +12,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/config"
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdrestore"
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
-	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/restoreplan"
+	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
+	"github.com/kubectl-dr/kubectl-dr/internal/durable"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 )
 
 func newEtcdCmd(out io.Writer) *cobra.Command {
@@ -81,8 +82,8 @@ Without --yes the command prints what it would do and changes nothing.`,
 	f.StringVar(&o.storeURL, "store", "", "store URL, without --config (endpoint and credentials from the environment)")
 	f.StringVar(&o.clusterID, "cluster-id", os.Getenv("DR_CLUSTER_ID"), "the cluster's id in the store (the kube-system namespace UID), without --config")
 	f.StringVar(&o.keyFile, "key-file", os.Getenv("DR_SNAPSHOT_KEY"), "snapshot key (age identity) for encrypted snapshots")
-	f.StringVar(&o.dataDir, "data-dir", "", "k3s data dir (default "+config.DefaultDataDir+")")
-	f.StringVar(&o.stateDir, "state-dir", "", "the agent's state dir (default "+config.DefaultStateDir+")")
+	f.StringVar(&o.dataDir, "data-dir", "", "k3s data dir (default "+agentconfig.DefaultDataDir+")")
+	f.StringVar(&o.stateDir, "state-dir", "", "the agent's state dir (default "+agentconfig.DefaultStateDir+")")
 	f.StringVar(&o.flavor, "flavor", "", "k3s or etcd (default k3s)")
 	f.StringVar(&o.k3sBinary, "k3s-binary", "", "k3s binary (default /usr/local/bin/k3s)")
 	f.StringVar(&o.stopCommand, "stop-command", "", "command that stops k3s or etcd (default: systemctl stop k3s)")
@@ -95,21 +96,21 @@ Without --yes the command prints what it would do and changes nothing.`,
 	return cmd
 }
 
-func (o *etcdRestoreOptions) config(cmd *cobra.Command) (*config.Config, error) {
-	var cfg *config.Config
+func (o *etcdRestoreOptions) config(cmd *cobra.Command) (*agentconfig.Config, error) {
+	var cfg *agentconfig.Config
 	var err error
 	if o.configFile != "" {
 		if o.storeURL != "" {
 			return nil, errors.New("--config and --store: give one")
 		}
-		if cfg, err = config.Load(o.configFile); err != nil {
+		if cfg, err = agentconfig.Load(o.configFile); err != nil {
 			return nil, err
 		}
 		if cmd.Flags().Changed("cluster-id") {
 			cfg.ClusterID = o.clusterID
 		}
 	} else {
-		if cfg, err = config.Local(config.Config{Store: objstore.Config{URL: o.storeURL}.FromEnv(), ClusterID: o.clusterID, DataDir: o.dataDir}); err != nil {
+		if cfg, err = agentconfig.Local(agentconfig.Config{Store: objstore.Config{URL: o.storeURL}.FromEnv(), ClusterID: o.clusterID, DataDir: o.dataDir}); err != nil {
 			return nil, err
 		}
 	}
@@ -134,7 +135,7 @@ func (o *etcdRestoreOptions) config(cmd *cobra.Command) (*config.Config, error) 
 		cfg.Restore.EtcdDataDir = ""
 	}
 	// Defaults for what the flags changed (the data dir, the flavour).
-	return config.Local(*cfg)
+	return agentconfig.Local(*cfg)
 }
 
 func (o *etcdRestoreOptions) run(cmd *cobra.Command, out io.Writer) error {
@@ -143,7 +144,7 @@ func (o *etcdRestoreOptions) run(cmd *cobra.Command, out io.Writer) error {
 		return errors.New("name the snapshot: --snapshot NAME or --latest (one of them)")
 	}
 	if o.snapshot != "" {
-		if err := etcdsnap.ValidateName(o.snapshot); err != nil {
+		if err := dbsnap.ValidateName(o.snapshot); err != nil {
 			return err
 		}
 	}
@@ -157,7 +158,7 @@ func (o *etcdRestoreOptions) run(cmd *cobra.Command, out io.Writer) error {
 	if cfg.ClusterID == "" {
 		return errors.New("no cluster id: give --cluster-id (the kube-system namespace UID; the store keeps each cluster under it: `kubectl dr status -o yaml` shows it, or list the store's top level)")
 	}
-	k3s := cfg.Restore.Flavor == config.FlavorK3s
+	k3s := cfg.Restore.Flavor == agentconfig.FlavorK3s
 	if (o.newHost || o.tokenFromStore) && !k3s {
 		return errors.New("--new-host and --token-from-store put k3s's files back: the etcd flavour has none")
 	}
@@ -175,53 +176,53 @@ func (o *etcdRestoreOptions) run(cmd *cobra.Command, out io.Writer) error {
 		return err
 	}
 	store = store.Sub(cfg.ClusterID)
-	list, err := etcdsnap.ListStore(ctx, store)
+	list, err := dbsnap.ListStore(ctx, store)
 	if err != nil {
 		return fmt.Errorf("list snapshots in %s: %w", store, err)
 	}
-	var snap *etcdsnap.Snapshot
+	var snap *dbsnap.Snapshot
 	if o.latest {
-		etcdsnap.SortNewestFirst(list)
+		dbsnap.SortNewestFirst(list)
 		if len(list) == 0 {
 			return fmt.Errorf("no etcd snapshot of cluster %s in %s: check --cluster-id and the store", cfg.ClusterID, store)
 		}
 		snap = list[0]
 	} else {
 		var ok bool
-		if snap, ok = etcdsnap.Find(list, o.snapshot); !ok {
+		if snap, ok = dbsnap.Find(list, o.snapshot); !ok {
 			return fmt.Errorf("no etcd snapshot named %q in %s (%d snapshots there; --latest takes the newest)", o.snapshot, store, len(list))
 		}
 	}
-	plans := etcdrestore.PlansIn(cfg.StateDir)
+	plans := restoreplan.PlansIn(cfg.StateDir)
 	if u, err := plans.Unfinished(); err != nil {
 		return err
 	} else if u != nil {
-		return fmt.Errorf("%w: plan %s (snapshot %s) has not finished here: see %s", etcdrestore.ErrBusy, u.ID, u.Snapshot, filepath.Join(plans.Dir, u.ID+".json"))
+		return fmt.Errorf("%w: plan %s (snapshot %s) has not finished here: see %s", restoreplan.ErrBusy, u.ID, u.Snapshot, filepath.Join(plans.Dir, u.ID+".json"))
 	}
 
 	planID := fmt.Sprintf("node-restore-%d", time.Now().Unix())
-	p := &etcdrestore.Plan{
+	p := &restoreplan.Plan{
 		ID: planID, Node: cfg.NodeName, Flavor: cfg.Restore.Flavor, Created: time.Now().UTC(),
 		Snapshot: snap.Name, SnapshotSHA256: snap.SHA256, SnapshotSize: snap.Size,
-		Member: etcdrestore.Member{DataDir: cfg.Restore.EtcdDataDir}, K3sDataDir: cfg.DataDir,
+		Member: restoreplan.Member{DataDir: cfg.Restore.EtcdDataDir}, K3sDataDir: cfg.DataDir,
 	}
-	steps := etcdrestore.K3sSingleSteps
+	steps := restoreplan.K3sSingleSteps
 	if k3s {
-		p.Role = etcdrestore.RoleReset
+		p.Role = restoreplan.RoleReset
 		if o.newHost || o.tokenFromStore {
-			steps = append([]string{etcdrestore.StepVerify, etcdrestore.StepStop, etcdrestore.StepBootstrap}, steps[2:]...)
+			steps = append([]string{restoreplan.StepVerify, restoreplan.StepStop, restoreplan.StepBootstrap}, steps[2:]...)
 		}
 	} else {
 		name := o.memberName
 		if name == "" {
 			name = cfg.NodeName
 		}
-		p.Member = etcdrestore.Member{
+		p.Member = restoreplan.Member{
 			Name: name, DataDir: cfg.Restore.EtcdDataDir, PeerURLs: []string{o.peerURL},
 			InitialCluster: name + "=" + o.peerURL, InitialClusterToken: planID,
-			RevisionBump: etcdrestore.KubernetesRevisionBump,
+			RevisionBump: restoreplan.KubernetesRevisionBump,
 		}
-		steps = etcdrestore.EtcdSteps
+		steps = restoreplan.EtcdSteps
 	}
 	fmt.Fprintf(out, "snapshot %s: node %s, taken %s, revision %d, %d bytes", snap.Name, snap.Node, snap.Created.Format(time.RFC3339), snap.Revision, snap.Size)
 	if !snap.Encrypted() {
@@ -238,7 +239,7 @@ func (o *etcdRestoreOptions) run(cmd *cobra.Command, out io.Writer) error {
 	} else {
 		fmt.Fprintf(out, "fetching %s, verifying its checksums and building the member's new data dir beside %s\n", snap.Name, cfg.Restore.EtcdDataDir)
 	}
-	reused, err := etcdrestore.Stage(ctx, store, snap, cfg.Etcd.SnapshotKeyFile, cfg.StateDir, p)
+	reused, err := restoreplan.Stage(ctx, store, snap, cfg.Etcd.SnapshotKeyFile, cfg.StateDir, p)
 	if err != nil {
 		return fmt.Errorf("%w; nothing was stopped", err)
 	}
@@ -253,13 +254,13 @@ func (o *etcdRestoreOptions) run(cmd *cobra.Command, out io.Writer) error {
 		p.BootstrapDir = dir
 	}
 	for _, name := range steps {
-		p.Steps = append(p.Steps, etcdrestore.Step{Name: name, State: etcdrestore.Pending})
+		p.Steps = append(p.Steps, restoreplan.Step{Name: name, State: restoreplan.Pending})
 	}
 	if err := plans.Save(p); err != nil {
 		return fmt.Errorf("write the plan's state file: %w", err)
 	}
 	start := time.Now()
-	r := etcdrestore.NewRunner(cfg, func(_ *etcdrestore.Plan, s etcdrestore.Step) {
+	r := restoreplan.NewRunner(cfg, func(_ *restoreplan.Plan, s restoreplan.Step) {
 		line := fmt.Sprintf("%7s  %s %s", time.Since(start).Round(100*time.Millisecond), s.Name, s.State)
 		if s.Error != "" {
 			line += ": " + s.Error
@@ -287,15 +288,15 @@ const tokenFile = "server/token"
 
 // stageBootstrap fetches the files kept with the snapshot into the state
 // dir (0700), for the plan's put-bootstrap-files step.
-func stageBootstrap(ctx context.Context, store objstore.Store, snap *etcdsnap.Snapshot, cfg *config.Config, planID string, all bool) (string, error) {
+func stageBootstrap(ctx context.Context, store objstore.Store, snap *dbsnap.Snapshot, cfg *agentconfig.Config, planID string, all bool) (string, error) {
 	if cfg.Etcd.SnapshotKeyFile == "" {
 		return "", errors.New("the bootstrap files are encrypted to the snapshot key: give --key-file")
 	}
-	id, err := etcdsnap.LoadIdentity(cfg.Etcd.SnapshotKeyFile)
+	id, err := dbsnap.LoadIdentity(cfg.Etcd.SnapshotKeyFile)
 	if err != nil {
 		return "", err
 	}
-	files, err := etcdsnap.FetchBootstrap(ctx, store, snap, id)
+	files, err := dbsnap.FetchBootstrap(ctx, store, snap, id)
 	if err != nil {
 		return "", err
 	}
@@ -311,7 +312,7 @@ func stageBootstrap(ctx context.Context, store objstore.Store, snap *etcdsnap.Sn
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 			return "", err
 		}
-		if err := os.WriteFile(p, data, 0o600); err != nil {
+		if err := durable.WriteFile(p, data, 0o600); err != nil {
 			return "", err
 		}
 	}

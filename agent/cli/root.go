@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/buildinfo"
 	"github.com/kubectl-dr/kubectl-dr/agent/server"
+	"github.com/kubectl-dr/kubectl-dr/internal/buildinfo"
 )
 
 // NewRootCmd builds the dr-agent command tree.

@@ -6,9 +6,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/config"
-	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
-	"github.com/kubectl-dr/kubectl-dr/agent/wal"
+	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/walobj"
 )
 
 // Exit codes of `dr-agent wal fetch`, as PostgreSQL's restore_command reads
@@ -52,11 +52,11 @@ something wrong or stop early.`,
 			if err != nil {
 				return &ExitError{Code: fetchAbort, Err: err}
 			}
-			err = wal.Fetch(cmd.Context(), store, args[0], args[1], args[2])
+			err = walobj.Fetch(cmd.Context(), store, args[0], args[1], args[2])
 			switch {
 			case err == nil:
 				return nil
-			case errors.Is(err, wal.ErrNotFound):
+			case errors.Is(err, walobj.ErrNotFound):
 				return &ExitError{Code: fetchMissing, Err: err}
 			}
 			return &ExitError{Code: fetchAbort, Err: err}
@@ -72,7 +72,7 @@ func fetchStore(configFile, storeURL, clusterID string) (objstore.Store, error) 
 	var cfg objstore.Config
 	if configFile != "" {
 		var err error
-		if clusterID, cfg, err = config.LoadStore(configFile); err != nil {
+		if clusterID, cfg, err = agentconfig.LoadStore(configFile); err != nil {
 			return nil, err
 		}
 	} else {

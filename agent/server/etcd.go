@@ -8,10 +8,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/config"
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
-	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/etcdsnap"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 )
 
 // OnDemandName is the default name of snapshots taken by hand, as k3s
@@ -24,7 +25,7 @@ func (s *Server) SaveEtcdSnapshot(req *agentv1.SaveEtcdSnapshotRequest, stream a
 	if name == "" {
 		name = OnDemandName
 	}
-	if err := etcdsnap.ValidateName(name); err != nil {
+	if err := dbsnap.ValidateName(name); err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
 	send := func(phase, msg string, done, total int64) {
@@ -52,7 +53,7 @@ func (s *Server) SaveEtcdSnapshot(req *agentv1.SaveEtcdSnapshotRequest, stream a
 			send("upload-pending", fmt.Sprintf("uploaded %d earlier local snapshot(s)", len(done)), 0, 0)
 		}
 	}
-	return stream.Send(&agentv1.SaveEtcdSnapshotResponse{Event: &agentv1.SaveEtcdSnapshotResponse_Snapshot{Snapshot: snap.Proto()}})
+	return stream.Send(&agentv1.SaveEtcdSnapshotResponse{Event: &agentv1.SaveEtcdSnapshotResponse_Snapshot{Snapshot: snapshotProto(snap)}})
 }
 
 // ListEtcdSnapshots lists the cluster's snapshots in the store and, if
@@ -60,7 +61,7 @@ func (s *Server) SaveEtcdSnapshot(req *agentv1.SaveEtcdSnapshotRequest, stream a
 func (s *Server) ListEtcdSnapshots(ctx context.Context, req *agentv1.ListEtcdSnapshotsRequest) (*agentv1.ListEtcdSnapshotsResponse, error) {
 	resp := &agentv1.ListEtcdSnapshotsResponse{}
 	if s.snapshots.Store != nil {
-		list, err := etcdsnap.ListStore(ctx, s.snapshots.Store)
+		list, err := dbsnap.ListStore(ctx, s.snapshots.Store)
 		switch {
 		case err != nil && !req.IncludeLocal:
 			return nil, status.Error(codes.Unavailable, err.Error())
@@ -68,7 +69,7 @@ func (s *Server) ListEtcdSnapshots(ctx context.Context, req *agentv1.ListEtcdSna
 			resp.StoreError = err.Error()
 		}
 		for _, snap := range list {
-			resp.Snapshots = append(resp.Snapshots, snap.Proto())
+			resp.Snapshots = append(resp.Snapshots, snapshotProto(snap))
 		}
 	}
 	if req.IncludeLocal {
@@ -77,7 +78,7 @@ func (s *Server) ListEtcdSnapshots(ctx context.Context, req *agentv1.ListEtcdSna
 			return nil, status.Error(codes.Internal, err.Error())
 		}
 		for _, snap := range local {
-			resp.Snapshots = append(resp.Snapshots, snap.Proto())
+			resp.Snapshots = append(resp.Snapshots, snapshotProto(snap))
 		}
 	}
 	return resp, nil
@@ -87,14 +88,14 @@ func (s *Server) ListEtcdSnapshots(ctx context.Context, req *agentv1.ListEtcdSna
 // local copies.
 func (s *Server) DeleteEtcdSnapshots(ctx context.Context, req *agentv1.DeleteEtcdSnapshotsRequest) (*agentv1.DeleteEtcdSnapshotsResponse, error) {
 	for _, n := range req.Names {
-		if err := etcdsnap.ValidateName(n); err != nil {
+		if err := dbsnap.ValidateName(n); err != nil {
 			return nil, status.Error(codes.InvalidArgument, err.Error())
 		}
 	}
-	var stored []*etcdsnap.Snapshot
+	var stored []*dbsnap.Snapshot
 	if s.snapshots.Store != nil {
 		var err error
-		if stored, err = etcdsnap.ListStore(ctx, s.snapshots.Store); err != nil {
+		if stored, err = dbsnap.ListStore(ctx, s.snapshots.Store); err != nil {
 			return nil, status.Error(codes.Unavailable, err.Error())
 		}
 	}
@@ -102,8 +103,8 @@ func (s *Server) DeleteEtcdSnapshots(ctx context.Context, req *agentv1.DeleteEtc
 	var missing []string
 	for _, n := range req.Names {
 		found := false
-		if snap, ok := etcdsnap.Find(stored, n); ok {
-			if err := etcdsnap.DeleteFromStore(ctx, s.snapshots.Store, snap); err != nil {
+		if snap, ok := dbsnap.Find(stored, n); ok {
+			if err := dbsnap.DeleteFromStore(ctx, s.snapshots.Store, snap); err != nil {
 				return resp, status.Error(codes.Unavailable, err.Error())
 			}
 			found = true
@@ -128,7 +129,7 @@ func (s *Server) DeleteEtcdSnapshots(ctx context.Context, req *agentv1.DeleteEtc
 func (s *Server) PruneEtcdSnapshots(ctx context.Context, req *agentv1.PruneEtcdSnapshotsRequest) (*agentv1.PruneEtcdSnapshotsResponse, error) {
 	r := s.cfg.Etcd.Retention
 	if p := req.Retention; p != nil {
-		r = config.Retention{KeepLast: int(p.KeepLast), KeepHourly: int(p.KeepHourly), KeepDaily: int(p.KeepDaily), KeepWeekly: int(p.KeepWeekly), KeepMonthly: int(p.KeepMonthly)}
+		r = agentconfig.Retention{KeepLast: int(p.KeepLast), KeepHourly: int(p.KeepHourly), KeepDaily: int(p.KeepDaily), KeepWeekly: int(p.KeepWeekly), KeepMonthly: int(p.KeepMonthly)}
 	}
 	res, err := s.snapshots.Prune(ctx, s.cfg.Etcd.ScheduleName, r, req.DryRun)
 	if err != nil {
@@ -150,7 +151,7 @@ func snapshotError(err error) error {
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, etcdsnap.ErrBusy):
 		return status.Error(codes.Aborted, err.Error())
-	case errors.Is(err, etcdsnap.ErrInvalidName):
+	case errors.Is(err, dbsnap.ErrInvalidName):
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, objstore.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())

@@ -14,11 +14,12 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/backupset"
-	"github.com/kubectl-dr/kubectl-dr/agent/config"
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdrestore"
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/etcdsnap"
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/restoreplan"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/backupset"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 )
 
 // PreviewEtcdRestore fetches and verifies the snapshot into the state dir
@@ -51,7 +52,7 @@ func (s *Server) PreviewEtcdRestore(req *agentv1.PreviewEtcdRestoreRequest, stre
 	if err != nil {
 		return status.Errorf(codes.Unavailable, "%v: the preview compares with the live cluster, so the local member must answer", err)
 	}
-	preview := &agentv1.EtcdRestorePreview{Snapshot: snap.Proto(), LiveRevision: live.Revision}
+	preview := &agentv1.EtcdRestorePreview{Snapshot: snapshotProto(snap), LiveRevision: live.Revision}
 	for _, d := range etcdsnap.Diff(contents, live) {
 		preview.Impact = append(preview.Impact, &agentv1.ResourceImpact{
 			GroupResource: d.GroupResource, Namespace: d.Namespace,
@@ -64,11 +65,11 @@ func (s *Server) PreviewEtcdRestore(req *agentv1.PreviewEtcdRestoreRequest, stre
 
 // resolveSnapshot finds the snapshot a request names in the store: by
 // name, the one of a backup set, or the newest.
-func (s *Server) resolveSnapshot(ctx context.Context, ref *agentv1.SnapshotRef) (*etcdsnap.Snapshot, error) {
+func (s *Server) resolveSnapshot(ctx context.Context, ref *agentv1.SnapshotRef) (*dbsnap.Snapshot, error) {
 	if s.store == nil {
 		return nil, status.Error(codes.FailedPrecondition, "no store configured on this node's agent")
 	}
-	list, err := etcdsnap.ListStore(ctx, s.store)
+	list, err := dbsnap.ListStore(ctx, s.store)
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "list snapshots in %s: %v", s.store, err)
 	}
@@ -84,7 +85,7 @@ func (s *Server) resolveSnapshot(ctx context.Context, ref *agentv1.SnapshotRef) 
 		}
 		name = set.Etcd.Snapshot
 	case ref.GetLatest():
-		etcdsnap.SortNewestFirst(list)
+		dbsnap.SortNewestFirst(list)
 		if len(list) == 0 {
 			return nil, status.Errorf(codes.NotFound, "no etcd snapshot in %s", s.store)
 		}
@@ -93,7 +94,7 @@ func (s *Server) resolveSnapshot(ctx context.Context, ref *agentv1.SnapshotRef) 
 	if name == "" {
 		return nil, status.Error(codes.InvalidArgument, "name a snapshot, a backup set, or ask for the latest")
 	}
-	snap, ok := etcdsnap.Find(list, name)
+	snap, ok := dbsnap.Find(list, name)
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "no etcd snapshot named %q in %s: `kubectl dr etcd snapshot ls` lists them", name, s.store)
 	}
@@ -103,13 +104,13 @@ func (s *Server) resolveSnapshot(ctx context.Context, ref *agentv1.SnapshotRef) 
 // fetchForRestore downloads the snapshot into <stateDir>/restore/, or
 // reuses a copy there whose sha256 matches; either way the file has been
 // verified against the snapshot's metadata.
-func (s *Server) fetchForRestore(ctx context.Context, ref *agentv1.SnapshotRef, progress func(phase, msg string)) (*etcdsnap.Snapshot, string, error) {
+func (s *Server) fetchForRestore(ctx context.Context, ref *agentv1.SnapshotRef, progress func(phase, msg string)) (*dbsnap.Snapshot, string, error) {
 	snap, err := s.resolveSnapshot(ctx, ref)
 	if err != nil {
 		return nil, "", err
 	}
 	progress("download", fmt.Sprintf("fetching %s (%d bytes) and verifying its sha256", snap.Name, snap.Size))
-	path, reused, err := etcdrestore.FetchSnapshot(ctx, s.store, snap, s.cfg.Etcd.SnapshotKeyFile, s.cfg.StateDir)
+	path, reused, err := restoreplan.FetchSnapshot(ctx, s.store, snap, s.cfg.Etcd.SnapshotKeyFile, s.cfg.StateDir)
 	if err != nil {
 		return nil, "", fetchStatus(err)
 	}
@@ -122,9 +123,9 @@ func (s *Server) fetchForRestore(ctx context.Context, ref *agentv1.SnapshotRef, 
 // fetchStatus is the gRPC status of a snapshot that could not be fetched.
 func fetchStatus(err error) error {
 	switch {
-	case errors.Is(err, etcdsnap.ErrChecksum):
+	case errors.Is(err, dbsnap.ErrChecksum):
 		return status.Errorf(codes.DataLoss, "%v: refused, nothing was changed", err)
-	case errors.Is(err, etcdrestore.ErrNoKey):
+	case errors.Is(err, restoreplan.ErrNoKey):
 		return status.Errorf(codes.FailedPrecondition, "%v", err)
 	}
 	return status.Errorf(codes.Unavailable, "%v", err)
@@ -137,7 +138,7 @@ const preparedHold = 2 * time.Minute
 
 var planIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
-func (s *Server) plans() etcdrestore.Plans { return etcdrestore.PlansIn(s.cfg.StateDir) }
+func (s *Server) plans() restoreplan.Plans { return restoreplan.PlansIn(s.cfg.StateDir) }
 
 // PrepareRestorePlan takes this node's part of a restore before anything
 // stops anywhere: the snapshot is fetched and verified here (where the part
@@ -148,47 +149,47 @@ func (s *Server) PrepareRestorePlan(ctx context.Context, req *agentv1.PrepareRes
 	if !planIDRE.MatchString(part.GetPlanId()) {
 		return nil, status.Errorf(codes.InvalidArgument, "plan id %q: lower-case letters, digits and '-'", part.GetPlanId())
 	}
-	want := map[agentv1.RestoreFlavor]string{agentv1.RestoreFlavor_RESTORE_FLAVOR_ETCD: config.FlavorEtcd, agentv1.RestoreFlavor_RESTORE_FLAVOR_K3S: config.FlavorK3s}[part.GetFlavor()]
+	want := map[agentv1.RestoreFlavor]string{agentv1.RestoreFlavor_RESTORE_FLAVOR_ETCD: agentconfig.FlavorEtcd, agentv1.RestoreFlavor_RESTORE_FLAVOR_K3S: agentconfig.FlavorK3s}[part.GetFlavor()]
 	if want != s.cfg.Restore.Flavor {
 		return nil, status.Errorf(codes.FailedPrecondition, "node %s restores the %s way (restore.flavor), the plan asks for %q", s.cfg.NodeName, s.cfg.Restore.Flavor, want)
 	}
 	if _, err := os.Stat(s.cfg.Restore.EtcdDataDir); err != nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "node %s has no etcd data dir at %s (restore.etcdDataDir): not an etcd member", s.cfg.NodeName, s.cfg.Restore.EtcdDataDir)
 	}
-	p := &etcdrestore.Plan{
+	p := &restoreplan.Plan{
 		ID: part.GetPlanId(), Node: s.cfg.NodeName, Flavor: want, Created: time.Now().UTC(),
-		Member: etcdrestore.Member{DataDir: s.cfg.Restore.EtcdDataDir},
+		Member: restoreplan.Member{DataDir: s.cfg.Restore.EtcdDataDir},
 	}
 	var steps []string
 	needSnapshot := true
 	switch {
-	case want == config.FlavorEtcd:
+	case want == agentconfig.FlavorEtcd:
 		if len(s.cfg.Restore.StopCommand) == 0 || len(s.cfg.Restore.StartCommand) == 0 {
 			return nil, status.Errorf(codes.FailedPrecondition, "node %s: the etcd flavour needs restore.stopCommand and restore.startCommand (how etcd is stopped and started here)", s.cfg.NodeName)
 		}
 		if part.GetMemberName() == "" || len(part.GetPeerUrls()) == 0 || part.GetInitialCluster() == "" {
 			return nil, status.Error(codes.InvalidArgument, "the plan names no member, peer URLs or initial cluster")
 		}
-		p.Member = etcdrestore.Member{
+		p.Member = restoreplan.Member{
 			Name: part.GetMemberName(), DataDir: s.cfg.Restore.EtcdDataDir, PeerURLs: part.GetPeerUrls(),
 			InitialCluster: part.GetInitialCluster(), InitialClusterToken: part.GetInitialClusterToken(),
-			RevisionBump: etcdrestore.KubernetesRevisionBump,
+			RevisionBump: restoreplan.KubernetesRevisionBump,
 		}
-		steps = etcdrestore.EtcdSteps
+		steps = restoreplan.EtcdSteps
 	case part.GetRole() == agentv1.RestoreRole_RESTORE_ROLE_RESET:
-		if !etcdrestore.InContainer() {
+		if !restoreplan.InContainer() {
 			if _, err := os.Stat(s.cfg.Restore.K3sBinary); err != nil {
 				return nil, status.Errorf(codes.FailedPrecondition, "node %s: no k3s binary at %s (restore.k3sBinary): %v", s.cfg.NodeName, s.cfg.Restore.K3sBinary, err)
 			}
 		}
-		p.Role, p.K3sDataDir, p.OtherPeerURLs = etcdrestore.RoleReset, s.cfg.DataDir, part.GetOtherPeerUrls()
-		steps = etcdrestore.K3sResetSteps
+		p.Role, p.K3sDataDir, p.OtherPeerURLs = restoreplan.RoleReset, s.cfg.DataDir, part.GetOtherPeerUrls()
+		steps = restoreplan.K3sResetSteps
 	case part.GetRole() == agentv1.RestoreRole_RESTORE_ROLE_REJOIN:
 		if len(part.GetResetClientUrls()) == 0 {
 			return nil, status.Error(codes.InvalidArgument, "a rejoining server's part names no client URL of the reset server")
 		}
-		p.Role, p.K3sDataDir, p.ResetClientURLs = etcdrestore.RoleRejoin, s.cfg.DataDir, part.GetResetClientUrls()
-		steps, needSnapshot = etcdrestore.K3sRejoinSteps, false
+		p.Role, p.K3sDataDir, p.ResetClientURLs = restoreplan.RoleRejoin, s.cfg.DataDir, part.GetResetClientUrls()
+		steps, needSnapshot = restoreplan.K3sRejoinSteps, false
 	default:
 		return nil, status.Errorf(codes.InvalidArgument, "the plan gives node %s no role (reset or rejoin)", s.cfg.NodeName)
 	}
@@ -196,12 +197,12 @@ func (s *Server) PrepareRestorePlan(ctx context.Context, req *agentv1.PrepareRes
 	if u, err := plans.Unfinished(); err != nil {
 		return nil, status.Errorf(codes.Internal, "read restore plans: %v", err)
 	} else if u != nil {
-		return nil, status.Errorf(codes.FailedPrecondition, "%v: plan %s (snapshot %s) has not finished on %s; see kubectl dr etcd restore --status", etcdrestore.ErrBusy, u.ID, u.Snapshot, s.cfg.NodeName)
+		return nil, status.Errorf(codes.FailedPrecondition, "%v: plan %s (snapshot %s) has not finished on %s; see kubectl dr etcd restore --status", restoreplan.ErrBusy, u.ID, u.Snapshot, s.cfg.NodeName)
 	}
 	if list, err := plans.List(); err == nil {
 		for _, other := range list {
 			if other.ID != part.GetPlanId() && !other.Started && time.Since(other.Created) < preparedHold {
-				return nil, status.Errorf(codes.FailedPrecondition, "%v: plan %s was prepared on %s %s ago and may be about to start; wait %s or start it", etcdrestore.ErrBusy, other.ID, s.cfg.NodeName, time.Since(other.Created).Round(time.Second), preparedHold)
+				return nil, status.Errorf(codes.FailedPrecondition, "%v: plan %s was prepared on %s %s ago and may be about to start; wait %s or start it", restoreplan.ErrBusy, other.ID, s.cfg.NodeName, time.Since(other.Created).Round(time.Second), preparedHold)
 			}
 		}
 	}
@@ -218,14 +219,14 @@ func (s *Server) PrepareRestorePlan(ctx context.Context, req *agentv1.PrepareRes
 		}
 		// The etcd flavour builds the member's new data dir now, while
 		// the member still runs; k3s gets the verified file.
-		if _, err := etcdrestore.Stage(ctx, s.store, snap, s.cfg.Etcd.SnapshotKeyFile, s.cfg.StateDir, p); err != nil {
+		if _, err := restoreplan.Stage(ctx, s.store, snap, s.cfg.Etcd.SnapshotKeyFile, s.cfg.StateDir, p); err != nil {
 			return nil, fetchStatus(err)
 		}
 	} else {
 		p.Snapshot = part.GetSnapshot().GetName()
 	}
 	for _, name := range steps {
-		p.Steps = append(p.Steps, etcdrestore.Step{Name: name, State: etcdrestore.Pending})
+		p.Steps = append(p.Steps, restoreplan.Step{Name: name, State: restoreplan.Pending})
 	}
 	if err := plans.Save(p); err != nil {
 		return nil, status.Errorf(codes.Internal, "write the plan's state file: %v", err)
@@ -244,7 +245,7 @@ func (s *Server) StartRestorePlan(req *agentv1.StartRestorePlanRequest, stream a
 		return status.Errorf(codes.Internal, "%v", err)
 	}
 	if u, err := s.plans().Unfinished(); err == nil && u != nil && u.ID != p.ID {
-		return status.Errorf(codes.FailedPrecondition, "%v: plan %s (snapshot %s) has not finished on %s; plan %s was not started", etcdrestore.ErrBusy, u.ID, u.Snapshot, s.cfg.NodeName, p.ID)
+		return status.Errorf(codes.FailedPrecondition, "%v: plan %s (snapshot %s) has not finished on %s; plan %s was not started", restoreplan.ErrBusy, u.ID, u.Snapshot, s.cfg.NodeName, p.ID)
 	}
 	events, cancel := s.restores.subscribe()
 	defer cancel()
@@ -252,7 +253,7 @@ func (s *Server) StartRestorePlan(req *agentv1.StartRestorePlanRequest, stream a
 	if err != nil {
 		return status.Errorf(codes.FailedPrecondition, "%v on %s; plan %s was not started", err, s.cfg.NodeName, p.ID)
 	}
-	send := func(step etcdrestore.Step) error {
+	send := func(step restoreplan.Step) error {
 		return stream.Send(&agentv1.RestorePlanEvent{PlanId: p.ID, Node: s.cfg.NodeName, Step: stepProto(step)})
 	}
 	for _, st := range p.Steps {
@@ -309,7 +310,7 @@ func (s *Server) DiscardRestorePlan(_ context.Context, req *agentv1.DiscardResto
 
 // RestorePlanStatus reads a plan's state file (the newest when no id).
 func (s *Server) RestorePlanStatus(_ context.Context, req *agentv1.RestorePlanStatusRequest) (*agentv1.RestorePlanStatusResponse, error) {
-	var p *etcdrestore.Plan
+	var p *restoreplan.Plan
 	if id := req.GetPlanId(); id != "" {
 		var err error
 		if p, err = s.plans().Load(id); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -335,10 +336,10 @@ func (s *Server) RestorePlanStatus(_ context.Context, req *agentv1.RestorePlanSt
 	return resp, nil
 }
 
-func stepProto(st etcdrestore.Step) *agentv1.RestoreStep {
+func stepProto(st restoreplan.Step) *agentv1.RestoreStep {
 	ps := &agentv1.RestoreStep{Name: st.Name, Error: st.Error, State: map[string]agentv1.RestoreStep_State{
-		etcdrestore.Pending: agentv1.RestoreStep_STATE_PENDING, etcdrestore.Running: agentv1.RestoreStep_STATE_RUNNING,
-		etcdrestore.Done: agentv1.RestoreStep_STATE_DONE, etcdrestore.Failed: agentv1.RestoreStep_STATE_FAILED,
+		restoreplan.Pending: agentv1.RestoreStep_STATE_PENDING, restoreplan.Running: agentv1.RestoreStep_STATE_RUNNING,
+		restoreplan.Done: agentv1.RestoreStep_STATE_DONE, restoreplan.Failed: agentv1.RestoreStep_STATE_FAILED,
 	}[st.State]}
 	if st.Started != nil {
 		ps.Started = timestamppb.New(*st.Started)
@@ -351,11 +352,11 @@ func stepProto(st etcdrestore.Step) *agentv1.RestoreStep {
 
 // startPlan runs p in the background unless it already runs; the channel
 // gets the outcome.
-func (s *Server) startPlan(p *etcdrestore.Plan) (<-chan error, error) {
+func (s *Server) startPlan(p *restoreplan.Plan) (<-chan error, error) {
 	return s.restores.start(p.ID, func() error {
 		s.busy.Add(1)
 		defer s.busy.Add(-1)
-		r := etcdrestore.NewRunner(s.cfg, func(p *etcdrestore.Plan, st etcdrestore.Step) {
+		r := restoreplan.NewRunner(s.cfg, func(p *restoreplan.Plan, st restoreplan.Step) {
 			s.log.Info("restore step", "plan", p.ID, "step", st.Name, "state", st.State, "err", st.Error)
 			s.restores.publish(p.ID, st)
 		})
@@ -382,7 +383,7 @@ func (s *Server) resumePlans() {
 
 type planEvent struct {
 	plan string
-	step etcdrestore.Step
+	step restoreplan.Step
 }
 
 // restoreRuns knows which plans run in this process and who listens.
@@ -400,7 +401,7 @@ func (r *restoreRuns) start(id string, run func() error) (<-chan error, error) {
 	}
 	for other := range r.running {
 		if other != id {
-			return nil, fmt.Errorf("%w: plan %s runs", etcdrestore.ErrBusy, other)
+			return nil, fmt.Errorf("%w: plan %s runs", restoreplan.ErrBusy, other)
 		}
 	}
 	ch := make(chan error, 1)
@@ -435,7 +436,7 @@ func (r *restoreRuns) subscribe() (chan planEvent, func()) {
 	}
 }
 
-func (r *restoreRuns) publish(id string, st etcdrestore.Step) {
+func (r *restoreRuns) publish(id string, st restoreplan.Step) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for ch := range r.subs {

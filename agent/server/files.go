@@ -12,19 +12,19 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/backupset"
-	"github.com/kubectl-dr/kubectl-dr/agent/config"
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
-	"github.com/kubectl-dr/kubectl-dr/agent/files"
-	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
-	"github.com/kubectl-dr/kubectl-dr/agent/restic"
-	"github.com/kubectl-dr/kubectl-dr/agent/units"
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/files"
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/restic"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/backupset"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+	"github.com/kubectl-dr/kubectl-dr/internal/units"
 )
 
 // newFiles sets up the node's file backups; nil (with the reason) when the
 // config leaves them off.
-func newFiles(cfg *config.Config, store objstore.Store) (*files.Engine, string, error) {
+func newFiles(cfg *agentconfig.Config, store objstore.Store) (*files.Engine, string, error) {
 	switch {
 	case store == nil:
 		return nil, "no store is configured", nil
@@ -189,16 +189,16 @@ func (s *Server) VerifyBackup(req *agentv1.VerifyBackupRequest, stream agentv1.A
 	res := &agentv1.VerifyResult{}
 	if set.Etcd != nil && set.Etcd.Snapshot != "" {
 		progress("etcd", "reading etcd snapshot "+set.Etcd.Snapshot+" back from the store")
-		list, err := etcdsnap.ListStore(ctx, s.store)
+		list, err := dbsnap.ListStore(ctx, s.store)
 		if err != nil {
 			return snapshotError(err)
 		}
-		snap, ok := etcdsnap.Find(list, set.Etcd.Snapshot)
+		snap, ok := dbsnap.Find(list, set.Etcd.Snapshot)
 		switch {
 		case !ok:
 			res.Problems = append(res.Problems, fmt.Sprintf("etcd snapshot %s is not in the store", set.Etcd.Snapshot))
 		default:
-			if err := etcdsnap.VerifyStored(ctx, s.store, snap); err != nil {
+			if err := dbsnap.VerifyStored(ctx, s.store, snap); err != nil {
 				res.Problems = append(res.Problems, err.Error())
 			} else {
 				res.Checked = append(res.Checked, fmt.Sprintf("etcd snapshot %s: %s stored, sha256 matches", snap.Name, units.HumanBytes(snap.StoredSize)))
@@ -278,7 +278,7 @@ func (s *Server) ForgetFileSnapshots(req *agentv1.ForgetFileSnapshotsRequest, st
 	return stream.Send(&agentv1.ForgetFileSnapshotsResponse{Event: &agentv1.ForgetFileSnapshotsResponse_Result{Result: &agentv1.ForgetResult{RemovedSnapshots: removed}}})
 }
 
-func resticPolicy(cfg config.Retention, req *agentv1.Retention) restic.Policy {
+func resticPolicy(cfg agentconfig.Retention, req *agentv1.Retention) restic.Policy {
 	if req != nil {
 		return restic.Policy{KeepLast: int(req.KeepLast), KeepHourly: int(req.KeepHourly), KeepDaily: int(req.KeepDaily), KeepWeekly: int(req.KeepWeekly), KeepMonthly: int(req.KeepMonthly)}
 	}

@@ -12,8 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
-	"github.com/kubectl-dr/kubectl-dr/agent/files"
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/etcdsnap"
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/files"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 )
 
 // metrics are the agent's Prometheus metrics.
@@ -76,7 +77,7 @@ func (m *metrics) startSnapshot() {
 	m.mu.Unlock()
 }
 
-func (m *metrics) observeSnapshot(snap *etcdsnap.Snapshot, err error) {
+func (m *metrics) observeSnapshot(snap *dbsnap.Snapshot, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.snapshotFrom.IsZero() {
@@ -107,7 +108,7 @@ func (m *metrics) seed(ctx context.Context, s *etcdsnap.Snapshotter, log *slog.L
 	if s.Store == nil {
 		return
 	}
-	list, err := etcdsnap.ListStore(ctx, s.Store)
+	list, err := dbsnap.ListStore(ctx, s.Store)
 	if err != nil {
 		log.Warn("read snapshots for metrics", "err", err)
 		return

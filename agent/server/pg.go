@@ -13,21 +13,22 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/config"
-	"github.com/kubectl-dr/kubectl-dr/agent/files"
-	"github.com/kubectl-dr/kubectl-dr/agent/pg"
-	"github.com/kubectl-dr/kubectl-dr/agent/restic"
-	"github.com/kubectl-dr/kubectl-dr/agent/schedule"
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/files"
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/pgbackup"
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/restic"
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/schedule"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/basebackup"
 )
 
-func (s *Server) walSource(name string) (config.WALSource, bool) {
+func (s *Server) walSource(name string) (agentconfig.WALSource, bool) {
 	for _, src := range s.cfg.WAL.Sources {
 		if src.Name == name {
 			return src, true
 		}
 	}
-	return config.WALSource{}, false
+	return agentconfig.WALSource{}, false
 }
 
 // lockSource holds the source's lock, or says who has it.
@@ -61,12 +62,12 @@ func (s *Server) BaseBackup(req *agentv1.BaseBackupRequest, stream agentv1.Agent
 			Phase: phase, BytesDone: st.BytesDone, BytesTotal: st.TotalBytes, FilesDone: st.FilesDone, FilesTotal: st.TotalFiles, Percent: 100 * st.PercentDone,
 		}}})
 	}
-	b, err := pg.TakeBaseBackup(stream.Context(), pg.Source{Name: src.Name, Connection: src.Connection, PGData: src.PGData}, s.cfg.NodeName, e, s.store, send)
+	b, err := pgbackup.TakeBaseBackup(stream.Context(), pgbackup.Source{Name: src.Name, Connection: src.Connection, PGData: src.PGData}, s.cfg.NodeName, e, s.store, send)
 	if err != nil {
 		return status.Errorf(codes.FailedPrecondition, "base backup of %s: %v", src.Name, err)
 	}
 	s.log.Info("base backup", "source", b.Source, "id", b.ID, "start", b.StartLSN, "stop", b.StopLSN)
-	return stream.Send(&agentv1.BaseBackupResponse{Event: &agentv1.BaseBackupResponse_Result{Result: b.Proto()}})
+	return stream.Send(&agentv1.BaseBackupResponse{Event: &agentv1.BaseBackupResponse_Result{Result: baseBackupProto(b)}})
 }
 
 // PruneBaseBackups applies the source's base backup retention now.
@@ -95,10 +96,10 @@ func (s *Server) PruneBaseBackups(ctx context.Context, req *agentv1.PruneBaseBac
 		Retention: fmt.Sprintf("keepLast=%d keepHourly=%d keepDaily=%d keepWeekly=%d keepMonthly=%d", r.KeepLast, r.KeepHourly, r.KeepDaily, r.KeepWeekly, r.KeepMonthly),
 	}
 	for _, b := range res.Kept {
-		out.Kept = append(out.Kept, b.Proto())
+		out.Kept = append(out.Kept, baseBackupProto(b))
 	}
 	for _, b := range res.Removed {
-		out.Removed = append(out.Removed, b.Proto())
+		out.Removed = append(out.Removed, baseBackupProto(b))
 	}
 	return out, nil
 }
@@ -108,21 +109,21 @@ func (s *Server) ListBaseBackups(ctx context.Context, req *agentv1.ListBaseBacku
 	if s.store == nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "node %s has no store configured", s.cfg.NodeName)
 	}
-	list, err := pg.List(ctx, s.store, req.Source)
+	list, err := basebackup.List(ctx, s.store, req.Source)
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "list base backups in %s: %v", s.store, err)
 	}
 	out := &agentv1.ListBaseBackupsResponse{}
 	for _, b := range list {
-		out.BaseBackups = append(out.BaseBackups, b.Proto())
+		out.BaseBackups = append(out.BaseBackups, baseBackupProto(b))
 	}
 	return out, nil
 }
 
 // pruneBaseBackups applies the source's retention (the caller holds its
 // lock) and logs what a real prune removed.
-func (s *Server) pruneBaseBackups(ctx context.Context, src config.WALSource, e *files.Engine, dryRun bool) (*pg.PruneResult, error) {
-	res, err := pg.Prune(ctx, s.store, e, src.Name, src.BaseBackupRetention, dryRun)
+func (s *Server) pruneBaseBackups(ctx context.Context, src agentconfig.WALSource, e *files.Engine, dryRun bool) (*pgbackup.PruneResult, error) {
+	res, err := pgbackup.Prune(ctx, s.store, e, src.Name, src.BaseBackupRetention, dryRun)
 	if err == nil && !dryRun {
 		s.log.Info("base backup retention", "source", src.Name, "kept", len(res.Kept), "removed", len(res.Removed), "walFilesRemoved", res.WALFiles, "firstWAL", res.FirstWAL)
 	}
@@ -141,10 +142,10 @@ func (s *Server) RestorePostgres(req *agentv1.RestorePostgresRequest, stream age
 	if err != nil {
 		return status.Error(codes.Internal, err.Error())
 	}
-	r := pg.RestoreRequest{
+	r := pgbackup.RestoreRequest{
 		Source:    req.Source,
 		TargetDir: filepath.Clean(req.TargetDir),
-		Fetch:     pg.FetchSetup{AgentBinary: exe, ClusterID: s.cfg.ClusterID, Store: s.cfg.Store},
+		Fetch:     pgbackup.FetchSetup{AgentBinary: exe, ClusterID: s.cfg.ClusterID, Store: s.cfg.Store},
 	}
 	if t := req.GetTime(); t != nil {
 		r.Target = t.AsTime()
@@ -154,7 +155,7 @@ func (s *Server) RestorePostgres(req *agentv1.RestorePostgresRequest, stream age
 			Phase: phase, Message: msg, BytesDone: st.BytesRestored, BytesTotal: st.TotalBytes, Percent: 100 * st.PercentDone,
 		}}})
 	}
-	restored, err := pg.Restore(stream.Context(), r, e, s.store, func(phase string, st restic.RestoreStatus) { send(phase, "", st) })
+	restored, err := pgbackup.Restore(stream.Context(), r, e, s.store, func(phase string, st restic.RestoreStatus) { send(phase, "", st) })
 	if err != nil {
 		return status.Errorf(codes.FailedPrecondition, "%v", err)
 	}
@@ -165,10 +166,10 @@ func (s *Server) RestorePostgres(req *agentv1.RestorePostgresRequest, stream age
 		if err != nil {
 			return status.Error(codes.Internal, err.Error())
 		}
-		v, err := pg.Verify(stream.Context(), restored.Dir, port)
+		v, err := pgbackup.Verify(stream.Context(), restored.Dir, port)
 		// Promoted (or failed): restore_command's credentials are not
 		// needed any more.
-		_ = os.RemoveAll(pg.FetchDir(restored.Dir))
+		_ = os.RemoveAll(pgbackup.FetchDir(restored.Dir))
 		if err != nil {
 			return status.Errorf(codes.Aborted, "restored into %s, but the scratch instance did not recover: %v", restored.Dir, err)
 		}
@@ -210,7 +211,7 @@ func (s *Server) baseBackupJobs() []schedule.Job {
 				}
 				defer unlock()
 				e, _ := s.filesEngine()
-				b, err := pg.TakeBaseBackup(ctx, pg.Source{Name: src.Name, Connection: src.Connection, PGData: src.PGData}, s.cfg.NodeName, e, s.store, func(string, restic.BackupStatus) {})
+				b, err := pgbackup.TakeBaseBackup(ctx, pgbackup.Source{Name: src.Name, Connection: src.Connection, PGData: src.PGData}, s.cfg.NodeName, e, s.store, func(string, restic.BackupStatus) {})
 				if err != nil {
 					return err
 				}

@@ -12,9 +12,9 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/config"
-	"github.com/kubectl-dr/kubectl-dr/agent/schedule"
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/schedule"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 )
 
 // configPoll is how often the agent looks at its configuration file. The
@@ -24,17 +24,17 @@ import (
 const configPoll = 2 * time.Second
 
 type loadedConfig struct {
-	cfg *config.Config
+	cfg *agentconfig.Config
 	sum string
 }
 
 // loadConfig loads path and the sha256 of the bytes loaded.
-func loadConfig(path string) (*config.Config, string, error) {
+func loadConfig(path string) (*agentconfig.Config, string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, "", fmt.Errorf("read agent config: %w", err)
 	}
-	cfg, err := config.Parse(data, path)
+	cfg, err := agentconfig.Parse(data, path)
 	if err != nil {
 		return nil, "", err
 	}
@@ -80,7 +80,7 @@ func (w *configWatch) wait(ctx context.Context, srv *Server, log *slog.Logger) *
 			continue
 		case sum == w.bad:
 		case next == nil || next.sum != sum:
-			cfg, err := config.Parse(data, w.path)
+			cfg, err := agentconfig.Parse(data, w.path)
 			if err != nil {
 				w.bad = sum
 				srv.configErr.Store(err.Error())

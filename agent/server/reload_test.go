@@ -17,9 +17,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/mtls"
 	"github.com/kubectl-dr/kubectl-dr/agent/server"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/internal/mtls"
 )
 
 func freePort(t *testing.T) int {

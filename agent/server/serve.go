@@ -10,16 +10,18 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kubectl-dr/kubectl-dr/internal/etcdmember"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/config"
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
-	"github.com/kubectl-dr/kubectl-dr/agent/files"
-	"github.com/kubectl-dr/kubectl-dr/agent/mtls"
-	"github.com/kubectl-dr/kubectl-dr/agent/schedule"
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/etcdsnap"
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/files"
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/schedule"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
+	"github.com/kubectl-dr/kubectl-dr/internal/mtls"
 )
 
 // Run serves the agent with the configuration file at path until ctx ends:
@@ -44,7 +46,7 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 	}
 }
 
-func serve(ctx context.Context, cfg *config.Config, sum string, w *configWatch, log *slog.Logger) (*loadedConfig, error) {
+func serve(ctx context.Context, cfg *agentconfig.Config, sum string, w *configWatch, log *slog.Logger) (*loadedConfig, error) {
 	tlsCfg, err := mtls.ServerConfig(cfg.TLS)
 	if err != nil {
 		return nil, fmt.Errorf("agent TLS: %w", err)
@@ -141,7 +143,7 @@ func (s *Server) snapshotJob() schedule.Job {
 			if !s.snapshots.Layout.IsEtcdMember() {
 				return false, nil
 			}
-			st := etcdsnap.Status(ctx, s.snapshots.Client)
+			st := etcdmember.Status(ctx, s.snapshots.Client)
 			if st.Err != nil {
 				return false, st.Err
 			}

@@ -12,23 +12,26 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/kubectl-dr/kubectl-dr/internal/etcdmember"
+
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/buildinfo"
-	"github.com/kubectl-dr/kubectl-dr/agent/config"
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
-	"github.com/kubectl-dr/kubectl-dr/agent/files"
-	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
-	"github.com/kubectl-dr/kubectl-dr/agent/restic"
-	"github.com/kubectl-dr/kubectl-dr/agent/wal"
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/etcdsnap"
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/files"
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/restic"
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/walship"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
+	"github.com/kubectl-dr/kubectl-dr/internal/buildinfo"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 )
 
 // Server implements dr.agent.v1.AgentService.
 type Server struct {
 	agentv1.UnimplementedAgentServiceServer
 
-	cfg       *config.Config
+	cfg       *agentconfig.Config
 	log       *slog.Logger
 	snapshots *etcdsnap.Snapshotter
 	metrics   *metrics
@@ -37,7 +40,7 @@ type Server struct {
 	// files is nil when file backups are off, filesOff says why.
 	files    *files.Engine
 	filesOff string
-	shippers []*wal.Shipper
+	shippers []*walship.Shipper
 
 	resticOnce    sync.Once
 	resticVersion string
@@ -55,13 +58,13 @@ type Server struct {
 
 // New returns the service for one node. It opens the store (no I/O yet)
 // and reads the snapshot key.
-func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
+func New(cfg *agentconfig.Config, log *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), restores: &restoreRuns{}}
 	e := cfg.Etcd
 	s.snapshots = &etcdsnap.Snapshotter{
 		Node:      cfg.NodeName,
 		Layout:    etcdsnap.Layout{DataDir: cfg.DataDir},
-		Client:    etcdsnap.ClientConfig{Endpoint: e.Endpoint, CA: e.CA, Cert: e.Cert, Key: e.Key},
+		Client:    etcdmember.ClientConfig{Endpoint: e.Endpoint, CA: e.CA, Cert: e.Cert, Key: e.Key},
 		ClusterID: cfg.ClusterID,
 		StateDir:  cfg.StateDir,
 	}
@@ -82,7 +85,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.newShippers()
 	if e.SnapshotKeyFile != "" {
-		r, err := etcdsnap.LoadRecipient(e.SnapshotKeyFile)
+		r, err := dbsnap.LoadRecipient(e.SnapshotKeyFile)
 		if err != nil {
 			return nil, err
 		}
@@ -133,7 +136,7 @@ func (s *Server) Info(ctx context.Context, _ *agentv1.InfoRequest) (*agentv1.Inf
 	}
 	if layout.IsEtcdMember() {
 		resp.Roles = append(resp.Roles, agentv1.NodeRole_NODE_ROLE_ETCD)
-		resp.Etcd = memberHealth(etcdsnap.Status(ctx, s.snapshots.Client))
+		resp.Etcd = memberHealth(etcdmember.Status(ctx, s.snapshots.Client))
 	}
 	return resp, nil
 }
@@ -152,21 +155,21 @@ func (s *Server) restic(ctx context.Context) string {
 	return s.resticVersion
 }
 
-func memberHealth(st etcdsnap.MemberStatus) *agentv1.EtcdMemberHealth {
+func memberHealth(st etcdmember.MemberStatus) *agentv1.EtcdMemberHealth {
 	h := &agentv1.EtcdMemberHealth{
 		Member:      true,
 		Healthy:     st.Healthy,
 		Endpoint:    st.Endpoint,
-		MemberId:    etcdsnap.HexID(st.MemberID),
+		MemberId:    etcdmember.HexID(st.MemberID),
 		MemberName:  st.MemberName,
 		Leader:      st.Leader(),
-		LeaderId:    etcdsnap.HexID(st.LeaderID),
+		LeaderId:    etcdmember.HexID(st.LeaderID),
 		Version:     st.Version,
 		DbSizeBytes: st.DBSize,
 		Revision:    st.Revision,
 		RaftTerm:    st.RaftTerm,
 		RaftIndex:   st.RaftIndex,
-		ClusterId:   etcdsnap.HexID(st.ClusterID),
+		ClusterId:   etcdmember.HexID(st.ClusterID),
 		PeerUrls:    st.PeerURLs,
 		ClientUrls:  st.ClientURLs,
 	}

@@ -15,11 +15,11 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/config"
-	"github.com/kubectl-dr/kubectl-dr/agent/mtls"
-	"github.com/kubectl-dr/kubectl-dr/agent/pki"
 	"github.com/kubectl-dr/kubectl-dr/agent/server"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
+	"github.com/kubectl-dr/kubectl-dr/internal/mtls"
+	"github.com/kubectl-dr/kubectl-dr/internal/pki"
 )
 
 type certs struct {
@@ -66,7 +66,7 @@ func writeCerts(t *testing.T) certs {
 }
 
 // startAgent serves the agent over an in-memory listener with mTLS.
-func startAgent(t *testing.T, cfg *config.Config) *bufconn.Listener {
+func startAgent(t *testing.T, cfg *agentconfig.Config) *bufconn.Listener {
 	t.Helper()
 	tlsCfg, err := mtls.ServerConfig(cfg.TLS)
 	if err != nil {
@@ -102,7 +102,7 @@ func TestInfoRequiresClientCertificate(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dataDir, "agent"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cfg := &config.Config{NodeName: "worker-1", DataDir: dataDir, TLS: c.server, Restic: config.Restic{Binary: "/nonexistent/restic"}}
+	cfg := &agentconfig.Config{NodeName: "worker-1", DataDir: dataDir, TLS: c.server, Restic: agentconfig.Restic{Binary: "/nonexistent/restic"}}
 	lis := startAgent(t, cfg)
 
 	clientTLS, err := mtls.ClientConfig(c.client, "dr-agent")

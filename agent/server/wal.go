@@ -11,9 +11,10 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/pg"
-	"github.com/kubectl-dr/kubectl-dr/agent/wal"
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/pgbackup"
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/walship"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/walobj"
 )
 
 // newShippers makes one shipper per configured WAL source.
@@ -22,8 +23,8 @@ func (s *Server) newShippers() {
 		return
 	}
 	for _, src := range s.cfg.WAL.Sources {
-		s.shippers = append(s.shippers, &wal.Shipper{
-			Source:   wal.Source{Name: src.Name, Spool: src.Spool, Concurrency: src.Concurrency, LowFreeBytes: src.SpoolWarnFreeBytes},
+		s.shippers = append(s.shippers, &walship.Shipper{
+			Source:   walship.Source{Name: src.Name, Spool: src.Spool, Concurrency: src.Concurrency, LowFreeBytes: src.SpoolWarnFreeBytes},
 			Store:    s.store,
 			Log:      s.log,
 			Observer: s.metrics.wal,
@@ -46,7 +47,7 @@ func (s *Server) runShippers(ctx context.Context) {
 			t := time.NewTicker(5 * time.Minute)
 			defer t.Stop()
 			for {
-				if a, err := wal.ListArchived(ctx, s.store, sh.Source.Name); err == nil {
+				if a, err := walobj.ListArchived(ctx, s.store, sh.Source.Name); err == nil {
 					if a.Newest != "" {
 						s.metrics.wal.seed(sh.Source.Name, a.NewestAt)
 					}
@@ -99,7 +100,7 @@ func (s *Server) WALStatus(ctx context.Context, req *agentv1.WALStatusRequest) (
 		if !st.LastErrorAt.IsZero() {
 			out.LastErrorTime = timestamppb.New(st.LastErrorAt)
 		}
-		a, err := wal.ListArchived(ctx, s.store, sh.Source.Name)
+		a, err := walobj.ListArchived(ctx, s.store, sh.Source.Name)
 		if err != nil {
 			if out.LastError == "" {
 				out.LastError = "read the archive: " + err.Error()
@@ -148,7 +149,7 @@ func newWALMetrics(reg *prometheus.Registry) *walMetrics {
 	return m
 }
 
-// Shipped implements wal.Observer.
+// Shipped implements walship.Observer.
 func (m *walMetrics) Shipped(source string, _ int64, latency time.Duration) {
 	now := time.Now()
 	m.lastShipped.WithLabelValues(source).Set(float64(now.Unix()))
@@ -156,7 +157,7 @@ func (m *walMetrics) Shipped(source string, _ int64, latency time.Duration) {
 	m.seed(source, now)
 }
 
-// Failed implements wal.Observer.
+// Failed implements walship.Observer.
 func (m *walMetrics) Failed(source string) { m.failures.WithLabelValues(source).Inc() }
 
 func (m *walMetrics) seed(source string, t time.Time) {
@@ -167,7 +168,7 @@ func (m *walMetrics) seed(source string, t time.Time) {
 	m.rpo.mu.Unlock()
 }
 
-func (m *walMetrics) spool(st wal.Status) {
+func (m *walMetrics) spool(st walship.Status) {
 	m.backlogFiles.WithLabelValues(st.Source).Set(float64(st.BacklogFiles))
 	m.backlogBytes.WithLabelValues(st.Source).Set(float64(st.BacklogBytes))
 	m.freeBytes.WithLabelValues(st.Source).Set(float64(st.FreeBytes))
@@ -201,7 +202,7 @@ func (c *rpoCollector) Collect(ch chan<- prometheus.Metric) {
 func (s *Server) MarkWAL(ctx context.Context, req *agentv1.MarkWALRequest) (*agentv1.MarkWALResponse, error) {
 	resp := &agentv1.MarkWALResponse{}
 	for _, sh := range s.shippers {
-		a, err := wal.ListArchived(ctx, s.store, sh.Source.Name)
+		a, err := walobj.ListArchived(ctx, s.store, sh.Source.Name)
 		if err != nil {
 			return nil, status.Errorf(codes.Unavailable, "WAL source %s: read the archive: %v", sh.Source.Name, err)
 		}
@@ -214,7 +215,7 @@ func (s *Server) MarkWAL(ctx context.Context, req *agentv1.MarkWALRequest) (*age
 		// With a connection, the exact position: the database's current
 		// LSN at the set's time (its segment is archived later).
 		if src, ok := s.walSource(sh.Source.Name); ok && src.Connection != "" {
-			if pos, err := pg.CurrentPosition(ctx, src.Connection); err == nil {
+			if pos, err := pgbackup.CurrentPosition(ctx, src.Connection); err == nil {
 				m.Lsn, m.Timeline, m.Time = pos.LSN, pos.Timeline, timestamppb.New(pos.Time)
 			} else {
 				s.log.Warn("WAL mark without the exact position", "source", src.Name, "err", err)

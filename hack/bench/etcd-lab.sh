@@ -4,7 +4,7 @@
 # scratch dir removed on exit).
 hack/lab up --dir "$dir" --etcd-members 1 --nodes 1 --kube-node "" >/dev/null 2>&1 || hack/lab up --dir "$dir" --etcd-members 1 --nodes 1 --kube-node ""
 eval "$(hack/lab env --dir "$dir")"
-go build -o "$dir/bin/benchtool" ./hack/bench/benchtool
+go build -o "$dir/bin/benchtool" ./agent/internal/benchtool
 
 db=$(etcdctl endpoint status -w json | sed -n 's/.*"dbSize":\([0-9]*\).*/\1/p')
 if [ "${db:-0}" -lt $(( mib * 1024 * 1024 * 9 / 10 )) ]; then

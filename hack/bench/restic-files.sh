@@ -17,7 +17,7 @@ dir="$root/_output/bench-lab"
 
 hack/lab up --dir "$dir" --etcd-members 1 --nodes 1 --kube-node "" >/dev/null 2>&1 || hack/lab up --dir "$dir" --etcd-members 1 --nodes 1 --kube-node ""
 eval "$(hack/lab env --dir "$dir")"
-go build -o "$dir/bin/benchtool" ./hack/bench/benchtool
+go build -o "$dir/bin/benchtool" ./agent/internal/benchtool
 
 data="$dir/nodes/server-1/var/lib/rancher/k3s/storage"
 if [ ! -f "$data/.bench-$mib-$files" ]; then

@@ -16,7 +16,7 @@ dir="$root/_output/bench-lab"
 command -v pgbackrest >/dev/null || { echo "installing pgbackrest"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbackrest >/dev/null; }
 hack/lab up --dir "$dir" --etcd-members 1 --nodes 1 --kube-node "" >/dev/null 2>&1 || hack/lab up --dir "$dir" --etcd-members 1 --nodes 1 --kube-node ""
 eval "$(hack/lab env --dir "$dir")"
-go build -o "$dir/bin/benchtool" ./hack/bench/benchtool
+go build -o "$dir/bin/benchtool" ./agent/internal/benchtool
 pgbin=/usr/lib/postgresql/15/bin
 asdb() { runuser -u postgres -- "$@"; }
 

@@ -49,9 +49,9 @@ func run(version, out, baseURL, commit, manifest string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
-	ldflags := "-s -w -X github.com/kubectl-dr/kubectl-dr/agent/buildinfo.version=" + version
+	ldflags := "-s -w -X github.com/kubectl-dr/kubectl-dr/internal/buildinfo.version=" + version
 	if commit != "" {
-		ldflags += " -X github.com/kubectl-dr/kubectl-dr/agent/buildinfo.commit=" + commit
+		ldflags += " -X github.com/kubectl-dr/kubectl-dr/internal/buildinfo.commit=" + commit
 	}
 	var plats []platform
 	for _, os_ := range []string{"linux", "darwin", "windows"} {

@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/duration"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/backupset"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/backupset"
 )
 
 // BackupSet is one backup set as kubectl dr shows it.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/backupset"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/backupset"
 )
 
 func TestBackupSetListShowsPartsAndFailures(t *testing.T) {

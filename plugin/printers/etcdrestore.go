@@ -8,7 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 )
 
 // EtcdRestorePreview is what `kubectl dr etcd restore` shows before it
@@ -17,16 +17,31 @@ import (
 type EtcdRestorePreview struct {
 	metav1.TypeMeta `json:",inline"`
 	// Node is the server whose live member was compared.
-	Node         string             `json:"node"`
-	Snapshot     *etcdsnap.Snapshot `json:"snapshot"`
-	LiveRevision int64              `json:"liveRevision"`
-	Items        []etcdsnap.Impact  `json:"items"`
+	Node         string           `json:"node"`
+	Snapshot     *dbsnap.Snapshot `json:"snapshot"`
+	LiveRevision int64            `json:"liveRevision"`
+	Items        []Impact         `json:"items"`
+}
+
+// Impact is what a restore would do to one resource type in one namespace
+// (field names as the JSON output has always had them).
+type Impact struct {
+	// GroupResource is "configmaps", "deployments", "widgets.example.com";
+	// keys outside /registry/ are "(non-Kubernetes keys)".
+	GroupResource string
+	// Namespace is empty for cluster-scoped objects.
+	Namespace string
+	// Disappear: live now, not in the snapshot. Reappear: in the snapshot,
+	// not live. Change: both, different bytes.
+	Disappear, Reappear, Change, Unchanged int64
+	// Names of the objects in each class, sorted, capped by the agent.
+	DisappearNames, ReappearNames, ChangeNames []string
 }
 
 // NewEtcdRestorePreview returns the view with its kind set.
-func NewEtcdRestorePreview(node string, snap *etcdsnap.Snapshot, liveRev int64, items []etcdsnap.Impact) *EtcdRestorePreview {
+func NewEtcdRestorePreview(node string, snap *dbsnap.Snapshot, liveRev int64, items []Impact) *EtcdRestorePreview {
 	if items == nil {
-		items = []etcdsnap.Impact{}
+		items = []Impact{}
 	}
 	return &EtcdRestorePreview{
 		TypeMeta: metav1.TypeMeta{APIVersion: GroupVersion.String(), Kind: "EtcdRestorePreview"},

@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/printers"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/units"
+	"github.com/kubectl-dr/kubectl-dr/internal/units"
 )
 
 // GroupVersion of the view types (not served by any API server; it names

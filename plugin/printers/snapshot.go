@@ -8,19 +8,19 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/duration"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 )
 
 // EtcdSnapshot is one snapshot as kubectl dr shows it.
 type EtcdSnapshot struct {
-	metav1.TypeMeta   `json:",inline"`
-	etcdsnap.Snapshot `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	dbsnap.Snapshot `json:",inline"`
 	// Location is "store", or "local" for a copy only on its node.
 	Location string `json:"location"`
 }
 
 // NewEtcdSnapshot wraps a snapshot for printing.
-func NewEtcdSnapshot(s *etcdsnap.Snapshot) *EtcdSnapshot {
+func NewEtcdSnapshot(s *dbsnap.Snapshot) *EtcdSnapshot {
 	loc := "local"
 	if s.Uploaded {
 		loc = "store"

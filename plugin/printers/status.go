@@ -7,7 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/buildinfo"
+	"github.com/kubectl-dr/kubectl-dr/internal/buildinfo"
 )
 
 // AgentStatus is one node's row of `kubectl dr status`.

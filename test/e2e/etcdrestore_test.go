@@ -12,7 +12,6 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 )
 
@@ -50,7 +49,7 @@ func TestEtcdRestorePreview(t *testing.T) {
 		t.Errorf("preview of %s (revision %d) against live revision %d; want %s at %d against a later revision",
 			view.Snapshot.Name, view.Snapshot.Revision, view.LiveRevision, base.Name, base.Revision)
 	}
-	var row *etcdsnap.Impact
+	var row *printers.Impact
 	for i := range view.Items {
 		if view.Items[i].GroupResource == "configmaps" && view.Items[i].Namespace == ns {
 			row = &view.Items[i]

@@ -21,7 +21,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/config"
+	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 	"github.com/kubectl-dr/kubectl-dr/test/lab"
 )
@@ -304,11 +304,11 @@ func TestFilesBackupPreviewRestore(t *testing.T) {
 
 // extraFilesAgent runs an agent for a node of its own, backing up one
 // directory, configured by mutate.
-func extraFilesAgent(t *testing.T, name string, mutate func(*config.Config)) []string {
+func extraFilesAgent(t *testing.T, name string, mutate func(*agentconfig.Config)) []string {
 	t.Helper()
 	data := t.TempDir()
 	writeFile(t, filepath.Join(data, "hello.txt"), []byte("hello\n"))
-	return startExtraAgent(t, name, "agent-1", func(c *config.Config) {
+	return startExtraAgent(t, name, "agent-1", func(c *agentconfig.Config) {
 		c.NodeName = name
 		c.Restic.Paths = []string{data}
 		c.Restic.CacheDir = filepath.Join(c.StateDir, "cache")
@@ -356,7 +356,7 @@ func TestFilesBadInputIsRefusedClearly(t *testing.T) {
 	t.Run("wrong password", func(t *testing.T) {
 		pw := filepath.Join(t.TempDir(), "password")
 		writeFile(t, pw, []byte("not-the-password\n"))
-		env := agentsEnv(t, extraFilesAgent(t, "wrong-pw", func(c *config.Config) { c.Restic.PasswordFile = pw }), "wrong-pw")
+		env := agentsEnv(t, extraFilesAgent(t, "wrong-pw", func(c *agentconfig.Config) { c.Restic.PasswordFile = pw }), "wrong-pw")
 		r := kubectlDR(t, env, "backup", "create", "wrong-pw-set", "--etcd=false", "--node", "wrong-pw")
 		t.Cleanup(func() { kubectlDR(t, nil, "backup", "rm", "wrong-pw-set") })
 		if r.code != 1 || !strings.Contains(r.stderr, "wrong restic password") {
@@ -376,7 +376,7 @@ func TestFilesBadInputIsRefusedClearly(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { mc.RemoveObject(ctx, theLab.State.Bucket, junk, minio.RemoveObjectOptions{}) })
-		env := agentsEnv(t, extraFilesAgent(t, "not-repo", func(c *config.Config) { c.ClusterID = id }), "not-repo")
+		env := agentsEnv(t, extraFilesAgent(t, "not-repo", func(c *agentconfig.Config) { c.ClusterID = id }), "not-repo")
 		r := kubectlDR(t, append(env, "DR_CLUSTER_ID="+id), "backup", "create", "not-repo-set", "--etcd=false", "--node", "not-repo")
 		if r.code != 1 || !strings.Contains(r.stderr, "not a restic repository") {
 			t.Errorf("exit %d, stderr %q; want 1 and 'not a restic repository'", r.code, r.stderr)
@@ -391,7 +391,7 @@ func TestFilesBadInputIsRefusedClearly(t *testing.T) {
 	})
 
 	t.Run("no paths", func(t *testing.T) {
-		env := agentsEnv(t, extraFilesAgent(t, "no-paths", func(c *config.Config) { c.Restic.Paths = []string{"/nonexistent/dr-e2e"} }), "no-paths")
+		env := agentsEnv(t, extraFilesAgent(t, "no-paths", func(c *agentconfig.Config) { c.Restic.Paths = []string{"/nonexistent/dr-e2e"} }), "no-paths")
 		r := kubectlDR(t, env, "backup", "create", "no-paths-set", "--etcd=false", "--node", "no-paths")
 		t.Cleanup(func() { kubectlDR(t, nil, "backup", "rm", "no-paths-set") })
 		if r.code != 1 || !strings.Contains(r.stderr, "none of the configured paths exists") {
@@ -407,7 +407,7 @@ func TestFilesBadInputIsRefusedClearly(t *testing.T) {
 func TestFilesNodeVanishesMidBackup(t *testing.T) {
 	data := t.TempDir()
 	writeTree(t, data, 200, 40, 99) // ~240 MiB: long enough to be cut
-	env := startExtraAgent(t, "doomed", "agent-1", func(c *config.Config) {
+	env := startExtraAgent(t, "doomed", "agent-1", func(c *agentconfig.Config) {
 		c.NodeName = "doomed"
 		c.Restic.Paths = []string{data}
 		c.Restic.CacheDir = filepath.Join(c.StateDir, "cache")
@@ -492,7 +492,7 @@ func resticLocks(t *testing.T) []string {
 func TestFilesBackupInterrupted(t *testing.T) {
 	data := t.TempDir()
 	writeTree(t, data, 100, 40, 7)
-	env := agentsEnv(t, startExtraAgent(t, "ctrl-c", "agent-1", func(c *config.Config) {
+	env := agentsEnv(t, startExtraAgent(t, "ctrl-c", "agent-1", func(c *agentconfig.Config) {
 		c.NodeName = "ctrl-c"
 		c.Restic.Paths = []string{data}
 		c.Restic.CacheDir = filepath.Join(c.StateDir, "cache")
@@ -550,12 +550,12 @@ func TestFilesBackupInterrupted(t *testing.T) {
 func TestFilesScheduledBackupsWithRetention(t *testing.T) {
 	data := t.TempDir()
 	writeFile(t, filepath.Join(data, "counter"), []byte("0"))
-	env := agentsEnv(t, startExtraAgent(t, "sched", "agent-1", func(c *config.Config) {
+	env := agentsEnv(t, startExtraAgent(t, "sched", "agent-1", func(c *agentconfig.Config) {
 		c.NodeName = "sched"
 		c.Restic.Paths = []string{data}
 		c.Restic.CacheDir = filepath.Join(c.StateDir, "cache")
 		c.Restic.Schedule = "*/4 * * * * *"
-		c.Restic.Retention = config.Retention{KeepLast: 2}
+		c.Restic.Retention = agentconfig.Retention{KeepLast: 2}
 	}), "sched")
 	if r := kubectlDR(t, env, "backup", "create", "sched-set", "--etcd=false", "--node", "sched"); r.code != 0 {
 		t.Fatalf("backup create: exit %d\n%s", r.code, r.stderr)

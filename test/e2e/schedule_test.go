@@ -18,7 +18,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/config"
+	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 )
 
 // Three agents, one per server, on a schedule of every two seconds: only
@@ -41,7 +41,7 @@ func TestEtcdScheduledSnapshotsOnePerTickWithRetention(t *testing.T) {
 		cfg.StateDir = t.TempDir()
 		cfg.Etcd.Schedule = "*/2 * * * * *"
 		cfg.Etcd.ScheduleName = "tick"
-		cfg.Etcd.Retention = config.Retention{KeepLast: 2}
+		cfg.Etcd.Retention = agentconfig.Retention{KeepLast: 2}
 		name := "agent-sched-" + node
 		if err := theLab.StartAgent(ctx, name, cfg); err != nil {
 			t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/config"
+	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 )
 
@@ -22,7 +22,7 @@ import (
 func TestEtcdSnapshotSurvivesStoreFaults(t *testing.T) {
 	ctx := context.Background()
 	proxy := newFaultProxy(t, strings.TrimPrefix(labEnv(t, "DR_S3_ENDPOINT"), "http://"))
-	env := startExtraAgent(t, "agent-faulty", "server-1", func(cfg *config.Config) {
+	env := startExtraAgent(t, "agent-faulty", "server-1", func(cfg *agentconfig.Config) {
 		cfg.Store.Endpoint = proxy.URL()
 	})
 
@@ -108,7 +108,7 @@ func TestEtcdSnapshotSurvivesStoreFaults(t *testing.T) {
 }
 
 func TestEtcdSnapshotMissingBucketIsNamed(t *testing.T) {
-	env := startExtraAgent(t, "agent-nobucket", "server-2", func(cfg *config.Config) {
+	env := startExtraAgent(t, "agent-nobucket", "server-2", func(cfg *agentconfig.Config) {
 		cfg.Store.URL = "s3://no-such-bucket/x"
 	})
 	r := kubectlDR(t, env, "etcd", "snapshot", "save", "--node", "server-2", "--name", "nobucket")
@@ -136,7 +136,7 @@ func listNames(t *testing.T, r result) map[string]string {
 // startExtraAgent runs one more agent for node, configured like the lab's
 // but without schedule or metrics and with its own state dir, changed by
 // mutate. It returns the environment that points kubectl dr at it alone.
-func startExtraAgent(t *testing.T, name, node string, mutate func(*config.Config)) []string {
+func startExtraAgent(t *testing.T, name, node string, mutate func(*agentconfig.Config)) []string {
 	t.Helper()
 	cfg, err := theLab.AgentConfig(node)
 	if err != nil {

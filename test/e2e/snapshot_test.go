@@ -21,7 +21,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 	"github.com/kubectl-dr/kubectl-dr/test/lab"
 )
@@ -111,7 +111,7 @@ func TestEtcdSnapshotSaveRestoresElsewhere(t *testing.T) {
 	if bytes.Contains(stored, []byte("value 7 xxxxxxx")) {
 		t.Errorf("the stored object contains plaintext keys: not encrypted")
 	}
-	id, err := etcdsnap.LoadIdentity(theLab.SnapshotKeyPath())
+	id, err := dbsnap.LoadIdentity(theLab.SnapshotKeyPath())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,8 +21,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/config"
-	"github.com/kubectl-dr/kubectl-dr/agent/wal"
+	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/walobj"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 	"github.com/kubectl-dr/kubectl-dr/test/lab"
 )
@@ -123,7 +123,7 @@ func TestWALSurvivesKillsOutagesAndErrors(t *testing.T) {
 	cfg.MetricsAddress = "off"
 	cfg.StateDir = t.TempDir()
 	cfg.Store.Endpoint = "http://" + faults.addr
-	cfg.WAL.Sources = []config.WALSource{{Name: node, Spool: spool, Concurrency: 4, SpoolWarnFreeBytes: 1}}
+	cfg.WAL.Sources = []agentconfig.WALSource{{Name: node, Spool: spool, Concurrency: 4, SpoolWarnFreeBytes: 1}}
 	start := func() {
 		t.Helper()
 		if err := theLab.StartAgent(ctx, "wal-fault", cfg); err != nil {
@@ -222,7 +222,7 @@ func TestWALSurvivesKillsOutagesAndErrors(t *testing.T) {
 	}
 
 	store := labStore(t)
-	a, err := wal.ListArchived(ctx, store, node)
+	a, err := walobj.ListArchived(ctx, store, node)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,15 +230,15 @@ func TestWALSurvivesKillsOutagesAndErrors(t *testing.T) {
 		t.Fatalf("archive: %d files, newest %s (PostgreSQL archived up to %s), gaps %v", a.Files, a.Newest, lastArchived, a.Gaps)
 	}
 	objs, _ := store.List(ctx, "wal/"+node+"/00000001/")
-	first := strings.TrimSuffix(filepath.Base(objs[0].Key), wal.ObjectSuffix)
+	first := strings.TrimSuffix(filepath.Base(objs[0].Key), walobj.ObjectSuffix)
 	if first > "000000010000000000000002" {
 		t.Errorf("the archive starts at %s: the first segments were lost", first)
 	}
 	// Every object is intact: what a cut-off upload would have left is
 	// never there.
 	for _, o := range objs {
-		name := strings.TrimSuffix(filepath.Base(o.Key), wal.ObjectSuffix)
-		if err := wal.Fetch(ctx, store, node, name, filepath.Join(t.TempDir(), name)); err != nil {
+		name := strings.TrimSuffix(filepath.Base(o.Key), walobj.ObjectSuffix)
+		if err := walobj.Fetch(ctx, store, node, name, filepath.Join(t.TempDir(), name)); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -268,9 +268,9 @@ func TestWALSpoolFillingIsWarned(t *testing.T) {
 	t.Cleanup(func() { exec.Command("umount", spool).Run(); os.RemoveAll(spool) })
 	faults := newS3Faults(t, labEnv(t, "DR_S3_ENDPOINT"))
 	faults.down.Store(true) // nothing leaves the spool
-	addr, metrics := walAgent(t, "wal-small", func(c *config.Config) {
+	addr, metrics := walAgent(t, "wal-small", func(c *agentconfig.Config) {
 		c.Store.Endpoint = "http://" + faults.addr
-		c.WAL.Sources = []config.WALSource{{Name: "small", Spool: spool, SpoolWarnFreeBytes: 24 << 20}}
+		c.WAL.Sources = []agentconfig.WALSource{{Name: "small", Spool: spool, SpoolWarnFreeBytes: 24 << 20}}
 	})
 
 	segment := make([]byte, 16<<20)
@@ -300,10 +300,10 @@ func TestWALSpoolFillingIsWarned(t *testing.T) {
 // walAgent runs an extra agent for node "wal-fault" (as kubectl dr and
 // walFaultStatus name it), configured by mutate, with metrics on; it
 // returns the agent's address and metrics port.
-func walAgent(t *testing.T, name string, mutate func(*config.Config)) (string, int) {
+func walAgent(t *testing.T, name string, mutate func(*agentconfig.Config)) (string, int) {
 	t.Helper()
 	metrics := freePort(t)
-	env := startExtraAgent(t, name, "agent-1", func(c *config.Config) {
+	env := startExtraAgent(t, name, "agent-1", func(c *agentconfig.Config) {
 		c.NodeName = "wal-fault"
 		c.MetricsAddress = fmt.Sprintf("127.0.0.1:%d", metrics)
 		mutate(c)
@@ -316,12 +316,16 @@ func walAgent(t *testing.T, name string, mutate func(*config.Config)) (string, i
 func TestWALGapInTheStoreIsReported(t *testing.T) {
 	store := labStore(t)
 	ctx := context.Background()
+	enc, err := walobj.NewEncoder()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, seg := range []string{"000000010000000000000001", "000000010000000000000003"} {
 		var obj bytes.Buffer
-		if err := wal.Encode(&obj, []byte("x")); err != nil {
+		if err := enc.Encode(&obj, []byte("x")); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := store.Put(ctx, wal.Key("gappy", seg), &obj, int64(obj.Len())); err != nil {
+		if _, err := store.Put(ctx, walobj.Key("gappy", seg), &obj, int64(obj.Len())); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -331,8 +335,8 @@ func TestWALGapInTheStoreIsReported(t *testing.T) {
 			store.Delete(ctx, o.Key)
 		}
 	})
-	addr, metrics := walAgent(t, "wal-gappy", func(c *config.Config) {
-		c.WAL.Sources = []config.WALSource{{Name: "gappy", Spool: t.TempDir()}}
+	addr, metrics := walAgent(t, "wal-gappy", func(c *agentconfig.Config) {
+		c.WAL.Sources = []agentconfig.WALSource{{Name: "gappy", Spool: t.TempDir()}}
 	})
 	r := kubectlDR(t, []string{"KUBECTL_DR_AGENTS=wal-fault=" + addr}, "wal", "status", "gappy")
 	if r.code != 1 || !strings.Contains(r.stderr, "000000010000000000000002") {

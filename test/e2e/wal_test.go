@@ -14,11 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/config"
-	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
-	"github.com/kubectl-dr/kubectl-dr/agent/pg"
-	"github.com/kubectl-dr/kubectl-dr/agent/retention"
-	"github.com/kubectl-dr/kubectl-dr/agent/wal"
+	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
+	"github.com/kubectl-dr/kubectl-dr/internal/retention"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/basebackup"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/walobj"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 	"github.com/kubectl-dr/kubectl-dr/test/lab"
 )
@@ -207,12 +207,12 @@ func TestPostgresPointInTimeRestore(t *testing.T) {
 func TestPostgresBaseBackupRetention(t *testing.T) {
 	ctx := context.Background()
 	store := labStore(t)
-	take := func() *pg.BaseBackup {
+	take := func() *basebackup.BaseBackup {
 		t.Helper()
 		if r := kubectlDR(t, nil, "pg", "basebackup", lab.WALSource); r.code != 0 {
 			t.Fatalf("pg basebackup: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
-		list, err := pg.List(ctx, store, lab.WALSource)
+		list, err := basebackup.List(ctx, store, lab.WALSource)
 		if err != nil || len(list) == 0 {
 			t.Fatalf("base backups: %v, %v", list, err)
 		}
@@ -228,7 +228,7 @@ func TestPostgresBaseBackupRetention(t *testing.T) {
 	psql(t, "INSERT INTO retention_e2e SELECT generate_series(1, 25)")
 	c := take()
 
-	all, err := pg.List(ctx, store, lab.WALSource)
+	all, err := basebackup.List(ctx, store, lab.WALSource)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,11 +236,11 @@ func TestPostgresBaseBackupRetention(t *testing.T) {
 	for _, x := range all {
 		items = append(items, retention.Dated{Name: x.ID, Time: x.StopTime})
 	}
-	keep, remove := retention.Apply(items, config.DefaultBaseBackupRetention)
+	keep, remove := retention.Apply(items, agentconfig.DefaultBaseBackupRetention)
 	if len(remove) == 0 {
 		t.Fatalf("the policy removes none of %d base backups", len(all))
 	}
-	byID := map[string]*pg.BaseBackup{}
+	byID := map[string]*basebackup.BaseBackup{}
 	for _, x := range all {
 		byID[x.ID] = x
 	}
@@ -257,7 +257,7 @@ func TestPostgresBaseBackupRetention(t *testing.T) {
 		}
 		var names []string
 		for _, o := range objs {
-			names = append(names, strings.TrimSuffix(filepath.Base(o.Key), wal.ObjectSuffix))
+			names = append(names, strings.TrimSuffix(filepath.Base(o.Key), walobj.ObjectSuffix))
 		}
 		return names
 	}
@@ -280,7 +280,7 @@ func TestPostgresBaseBackupRetention(t *testing.T) {
 	if !dry.DryRun || dry.FirstWAL != firstWAL || len(wouldRemove) != len(remove) || dry.WALFilesRemoved == 0 {
 		t.Errorf("dry run: first WAL %s (want %s), would remove %v (want %v), %d WAL files", dry.FirstWAL, firstWAL, wouldRemove, remove, dry.WALFilesRemoved)
 	}
-	if after, _ := pg.List(ctx, store, lab.WALSource); len(after) != len(all) || len(walNames()) != len(walBefore) {
+	if after, _ := basebackup.List(ctx, store, lab.WALSource); len(after) != len(all) || len(walNames()) != len(walBefore) {
 		t.Fatalf("the dry run removed something: %d of %d records, %d of %d WAL files", len(after), len(all), len(walNames()), len(walBefore))
 	}
 
@@ -291,7 +291,7 @@ func TestPostgresBaseBackupRetention(t *testing.T) {
 	if !strings.Contains(r.stdout, "WAL before "+firstWAL) || !strings.Contains(r.stdout, remove[0].Name) {
 		t.Errorf("pg prune output:\n%s", r.stdout)
 	}
-	left, err := pg.List(ctx, store, lab.WALSource)
+	left, err := basebackup.List(ctx, store, lab.WALSource)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +339,7 @@ func TestPostgresBaseBackupRetention(t *testing.T) {
 		t.Errorf("the oldest kept base backup's first WAL file %s was removed", firstWAL)
 	}
 	for _, n := range names {
-		if wal.Classify(n) == wal.Segment && n < firstWAL {
+		if walobj.Classify(n) == walobj.Segment && n < firstWAL {
 			t.Errorf("WAL %s (before %s) is still in the store", n, firstWAL)
 		}
 	}
@@ -358,28 +358,28 @@ func TestPostgresBaseBackupRetention(t *testing.T) {
 // after each.
 func TestPostgresScheduledBaseBackup(t *testing.T) {
 	store := labStore(t)
-	before, err := pg.List(context.Background(), store, lab.WALSource)
+	before, err := basebackup.List(context.Background(), store, lab.WALSource)
 	if err != nil {
 		t.Fatal(err)
 	}
-	startExtraAgent(t, "basebackup-cron", "agent-1", func(c *config.Config) {
+	startExtraAgent(t, "basebackup-cron", "agent-1", func(c *agentconfig.Config) {
 		c.NodeName = "basebackup-cron"
 		c.Restic.CacheDir = filepath.Join(c.StateDir, "cache")
 		// An empty spool of its own: the DaemonSet's agent ships pg-main.
-		c.WAL.Sources = []config.WALSource{{
+		c.WAL.Sources = []agentconfig.WALSource{{
 			Name: lab.WALSource, Spool: t.TempDir(), Connection: theLab.PGConnection(), PGData: theLab.PGData(),
-			BaseBackupSchedule: "*/5 * * * * *", BaseBackupRetention: config.Retention{KeepLast: 1},
+			BaseBackupSchedule: "*/5 * * * * *", BaseBackupRetention: agentconfig.Retention{KeepLast: 1},
 		}}
 	})
 	psql(t, "CREATE TABLE IF NOT EXISTS cron_e2e (id int)")
-	isNew := func(b *pg.BaseBackup) bool {
-		return !slices.ContainsFunc(before, func(o *pg.BaseBackup) bool { return o.ID == b.ID })
+	isNew := func(b *basebackup.BaseBackup) bool {
+		return !slices.ContainsFunc(before, func(o *basebackup.BaseBackup) bool { return o.ID == b.ID })
 	}
 	deadline := time.Now().Add(60 * time.Second)
-	var b *pg.BaseBackup
+	var b *basebackup.BaseBackup
 	for {
 		psql(t, "INSERT INTO cron_e2e VALUES (1)") // WAL to archive
-		after, err := pg.List(context.Background(), store, lab.WALSource)
+		after, err := basebackup.List(context.Background(), store, lab.WALSource)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -395,13 +395,13 @@ func TestPostgresScheduledBaseBackup(t *testing.T) {
 	if b.Node != "basebackup-cron" || b.StartLSN == "" || b.StopLSN == "" || b.SnapshotID == "" || !strings.Contains(b.Label, "START WAL LOCATION") {
 		t.Errorf("scheduled base backup record: %+v", b)
 	}
-	a, err := wal.ListArchived(context.Background(), store, lab.WALSource)
+	a, err := walobj.ListArchived(context.Background(), store, lab.WALSource)
 	if err != nil || a.Newest < b.StopSegment {
 		t.Errorf("base backup %s recorded before its WAL %s was in the store (newest %s)", b.ID, b.StopSegment, a.Newest)
 	}
 	// Retention runs right after the record is written.
 	for {
-		after, err := pg.List(context.Background(), store, lab.WALSource)
+		after, err := basebackup.List(context.Background(), store, lab.WALSource)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,9 +13,9 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/config"
-	"github.com/kubectl-dr/kubectl-dr/agent/mtls"
-	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
+	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
+	"github.com/kubectl-dr/kubectl-dr/internal/mtls"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 )
 
 // AgentConfigPath is the node's dr-agent config file.
@@ -24,9 +24,9 @@ func (l *Lab) AgentConfigPath(node string) string {
 }
 
 // AgentConfig is the configuration the lab gives node's agent.
-func (l *Lab) AgentConfig(n string) (config.Config, error) {
+func (l *Lab) AgentConfig(n string) (agentconfig.Config, error) {
 	dataDir := l.DataDir(n)
-	cfg := config.Config{
+	cfg := agentconfig.Config{
 		NodeName: n,
 		Listen:   l.AgentAddr(n),
 		DataDir:  dataDir,
@@ -35,7 +35,7 @@ func (l *Lab) AgentConfig(n string) (config.Config, error) {
 			Cert: filepath.Join(l.agentDir(n), "tls.crt"),
 			Key:  filepath.Join(l.agentDir(n), "tls.key"),
 		},
-		Restic: config.Restic{
+		Restic: agentconfig.Restic{
 			Binary:       l.Bin.Restic,
 			PasswordFile: filepath.Join(l.agentDir(n), "restic", "password"),
 		},
@@ -54,7 +54,7 @@ func (l *Lab) AgentConfig(n string) (config.Config, error) {
 	}
 	cfg.MetricsAddress = fmt.Sprintf("127.0.0.1:%d", metrics)
 	if n == l.State.Nodes[0] {
-		cfg.WAL.Sources = []config.WALSource{{Name: WALSource, Spool: l.WALSpool(), Connection: l.PGConnection(), PGData: l.PGData()}}
+		cfg.WAL.Sources = []agentconfig.WALSource{{Name: WALSource, Spool: l.WALSpool(), Connection: l.PGConnection(), PGData: l.PGData()}}
 	}
 	if slices.Contains(l.EtcdNodes(), n) {
 		cfg.Etcd.Endpoint = l.etcdClientURL(n)
@@ -63,8 +63,8 @@ func (l *Lab) AgentConfig(n string) (config.Config, error) {
 			cmd := func(verb string) []string {
 				return []string{l.State.LabBin, verb, "--dir", l.Dir, "--root", l.Root, "etcd-" + n}
 			}
-			cfg.Restore = config.Restore{Flavor: l.State.EtcdRestore, StopCommand: cmd("stop"), StartCommand: cmd("start")}
-			if l.State.EtcdRestore == config.FlavorK3s {
+			cfg.Restore = agentconfig.Restore{Flavor: l.State.EtcdRestore, StopCommand: cmd("stop"), StartCommand: cmd("start")}
+			if l.State.EtcdRestore == agentconfig.FlavorK3s {
 				cfg.Restore.K3sBinary = filepath.Join(filepath.Dir(l.State.LabBin), "k3s-standin")
 			}
 		}
@@ -110,7 +110,7 @@ func (l *Lab) SnapshotKeyPath() string { return filepath.Join(l.Dir, "pki", "sna
 // StartAgent runs one more dr-agent process with cfg, named name in the
 // lab's pid and log files (so down stops it too); for tests that need an
 // agent configured differently.
-func (l *Lab) StartAgent(ctx context.Context, name string, cfg config.Config) error {
+func (l *Lab) StartAgent(ctx context.Context, name string, cfg agentconfig.Config) error {
 	p := l.proc(name)
 	dir := filepath.Join(l.Dir, "extra-agents", name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -11,7 +11,7 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/pki"
+	"github.com/kubectl-dr/kubectl-dr/internal/pki"
 )
 
 var loopback = []net.IP{net.ParseIP("127.0.0.1")}

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
+	"github.com/kubectl-dr/kubectl-dr/internal/etcdmember"
 )
 
 func (l *Lab) etcdClientURL(node string) string {
@@ -25,9 +25,9 @@ func (l *Lab) etcdPeerURL(node string) string {
 
 // EtcdClient says how to reach a node's member with the k3s client
 // certificate, as the agent does.
-func (l *Lab) EtcdClient(node string) etcdsnap.ClientConfig {
+func (l *Lab) EtcdClient(node string) etcdmember.ClientConfig {
 	tls := filepath.Join(l.DataDir(node), "server", "tls", "etcd")
-	return etcdsnap.ClientConfig{
+	return etcdmember.ClientConfig{
 		Endpoint: l.etcdClientURL(node),
 		CA:       filepath.Join(tls, "server-ca.crt"),
 		Cert:     filepath.Join(tls, "client.crt"),
@@ -60,7 +60,7 @@ func (l *Lab) upEtcd(ctx context.Context) error {
 		for _, n := range started {
 			fns = append(fns, func(ctx context.Context) error {
 				return l.proc("etcd-"+n).waitReady(ctx, l.Dir, 60*time.Second, func(ctx context.Context) error {
-					st := etcdsnap.Status(ctx, l.EtcdClient(n))
+					st := etcdmember.Status(ctx, l.EtcdClient(n))
 					return st.Err
 				})
 			})

@@ -2,6 +2,7 @@ package restore
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdrestore"
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
+	"github.com/kubectl-dr/kubectl-dr/internal/etcdmember"
+
 	"github.com/kubectl-dr/kubectl-dr/test/lab/labtest"
 )
 
@@ -45,7 +46,7 @@ func TestEtcdRestoreThreeMembers(t *testing.T) {
 			t.Errorf("restore with server-3's agent down: exit %d\n%s\nwant a failure naming server-3, nothing stopped", r.Code, r.Stderr)
 		}
 		for _, n := range theLab.EtcdNodes() {
-			if st := etcdsnap.Status(t.Context(), theLab.EtcdClient(n)); !st.Healthy {
+			if st := etcdmember.Status(t.Context(), theLab.EtcdClient(n)); !st.Healthy {
 				t.Errorf("etcd on %s after the refused restore: %v", n, st.Err)
 			}
 		}
@@ -79,7 +80,7 @@ func TestEtcdRestoreThreeMembers(t *testing.T) {
 
 	oneHealthyCluster(t)
 	for _, n := range theLab.EtcdNodes() {
-		st := etcdsnap.Status(t.Context(), theLab.EtcdClient(n))
+		st := etcdmember.Status(t.Context(), theLab.EtcdClient(n))
 		if st.Revision <= snap.Revision {
 			t.Errorf("etcd on %s at revision %d, want past the snapshot's %d (bumped)", n, st.Revision, snap.Revision)
 		}
@@ -179,12 +180,25 @@ func plansOnNodes(t *testing.T) string {
 	t.Helper()
 	var b strings.Builder
 	for _, n := range theLab.EtcdNodes() {
-		plans, err := etcdrestore.Plans{Dir: filepath.Join(theLab.NodeRoot(n), "var", "lib", "dr-agent", "restore", "plans")}.List()
-		if err != nil {
-			fmt.Fprintf(&b, "%s: %v\n", n, err)
-			continue
-		}
-		for _, p := range plans {
+		files, _ := filepath.Glob(filepath.Join(theLab.NodeRoot(n), "var", "lib", "dr-agent", "restore", "plans", "*.json"))
+		for _, f := range files {
+			// The plan's state file, as docs/etcd.md describes it.
+			var p struct {
+				ID      string    `json:"id"`
+				Created time.Time `json:"created"`
+				Started bool      `json:"started"`
+				Steps   []struct {
+					Name, State, Error string
+				} `json:"steps"`
+			}
+			data, err := os.ReadFile(f)
+			if err == nil {
+				err = json.Unmarshal(data, &p)
+			}
+			if err != nil {
+				fmt.Fprintf(&b, "%s: %v\n", n, err)
+				continue
+			}
 			fmt.Fprintf(&b, "%s: plan %s created %s started %v:", n, p.ID, p.Created.Format(time.RFC3339Nano), p.Started)
 			for _, s := range p.Steps {
 				fmt.Fprintf(&b, " %s=%s", s.Name, s.State)

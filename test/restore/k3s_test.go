@@ -6,7 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
+	"github.com/kubectl-dr/kubectl-dr/internal/etcdmember"
+
 	"github.com/kubectl-dr/kubectl-dr/test/lab/labtest"
 )
 
@@ -23,7 +24,7 @@ func TestK3sClusterResetThreeServersWithK3sStandin(t *testing.T) {
 	snap := labtest.SaveSnapshot(t, theLab, "before-reset")
 	kubectl(t, "-n", ns, "delete", "configmap", "kept")
 	kubectl(t, "-n", ns, "create", "configmap", "after-snapshot", "--from-literal=v=1")
-	before := etcdsnap.Status(t.Context(), theLab.EtcdClient(theLab.EtcdNodes()[0]))
+	before := etcdmember.Status(t.Context(), theLab.EtcdClient(theLab.EtcdNodes()[0]))
 
 	r := kubectlDR(t, "etcd", "restore", snap.Name, "--yes")
 	t.Logf("kubectl dr etcd restore --yes:\n%s\n%s", r.Stderr, r.Stdout)
@@ -79,7 +80,7 @@ func oneHealthyCluster(t *testing.T) uint64 {
 	t.Helper()
 	var clusterID uint64
 	for _, n := range theLab.EtcdNodes() {
-		st := etcdsnap.Status(t.Context(), theLab.EtcdClient(n))
+		st := etcdmember.Status(t.Context(), theLab.EtcdClient(n))
 		switch {
 		case !st.Healthy:
 			t.Errorf("etcd on %s: %v", n, st.Err)

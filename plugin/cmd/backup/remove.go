@@ -11,10 +11,10 @@ import (
 	"google.golang.org/grpc/status"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/backupset"
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
-	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/backupset"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 )
@@ -106,16 +106,16 @@ func (o *removeOptions) removeEtcd(ctx context.Context, store objstore.Store, no
 		}
 		return fmt.Errorf("delete etcd snapshot %s on %s: %s", part.Snapshot, n.Node, agentclient.Explain(err))
 	}
-	list, err := etcdsnap.ListStore(ctx, store)
+	list, err := dbsnap.ListStore(ctx, store)
 	if err != nil {
 		return err
 	}
-	snap, ok := etcdsnap.Find(list, part.Snapshot)
+	snap, ok := dbsnap.Find(list, part.Snapshot)
 	if !ok {
 		return nil
 	}
 	fmt.Fprintf(o.ErrOut, "warning: node %s does not answer: its local copy of %s stays in its snapshots directory\n", part.Node, part.Snapshot)
-	return etcdsnap.DeleteFromStore(ctx, store, snap)
+	return dbsnap.DeleteFromStore(ctx, store, snap)
 }
 
 // forgetSet asks one agent with file backups on to forget the set's restic

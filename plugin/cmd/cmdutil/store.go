@@ -15,8 +15,8 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
-	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 )
 
 // EnvClusterID names the cluster in the store when the API server cannot.
@@ -167,7 +167,7 @@ func (f *Factory) SnapshotKey(ctx context.Context, keyFile string) (*age.X25519I
 		keyFile = os.Getenv(EnvSnapshotKey)
 	}
 	if keyFile != "" {
-		return etcdsnap.LoadIdentity(keyFile)
+		return dbsnap.LoadIdentity(keyFile)
 	}
 	data, err := f.secret(ctx, SnapshotKeySecret)
 	if err != nil {
@@ -177,7 +177,7 @@ func (f *Factory) SnapshotKey(ctx context.Context, keyFile string) (*age.X25519I
 	if !ok {
 		return nil, fmt.Errorf("Secret %s/%s has no %s", f.AgentNamespace, SnapshotKeySecret, SnapshotKeyKey)
 	}
-	return etcdsnap.ParseIdentity(bytes.NewReader(key), "from Secret "+f.AgentNamespace+"/"+SnapshotKeySecret)
+	return dbsnap.ParseIdentity(bytes.NewReader(key), "from Secret "+f.AgentNamespace+"/"+SnapshotKeySecret)
 }
 
 // EnvSnapshotKey names the snapshot key file when --key-file is not given.

@@ -23,9 +23,9 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/yaml"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/buildinfo"
-	"github.com/kubectl-dr/kubectl-dr/agent/config"
-	"github.com/kubectl-dr/kubectl-dr/agent/objstore"
+	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
+	"github.com/kubectl-dr/kubectl-dr/internal/buildinfo"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 )
 
@@ -107,8 +107,8 @@ in Secrets; keep a copy outside the cluster, as install reminds you.
 	fl := cmd.Flags()
 	f.AddStoreFlags(fl)
 	fl.StringVar(&o.Image, "image", DefaultImage(), "the dr-agent image")
-	fl.StringVar(&o.DataDir, "data-dir", config.DefaultDataDir, "k3s's --data-dir on the nodes")
-	fl.StringVar(&o.StateDir, "state-dir", config.DefaultStateDir, "the agent's own directory on the nodes")
+	fl.StringVar(&o.DataDir, "data-dir", agentconfig.DefaultDataDir, "k3s's --data-dir on the nodes")
+	fl.StringVar(&o.StateDir, "state-dir", agentconfig.DefaultStateDir, "the agent's own directory on the nodes")
 	fl.IntVar(&o.Port, "agent-port", 9650, "the agent's gRPC port on each node's loopback; its health endpoint is the next port")
 	fl.StringVar(&o.Schedule, "schedule", "", `cron schedule of etcd snapshots (default "0 */6 * * *", as k3s; "off" turns them off)`)
 	fl.StringVar(&o.FilesSchedule, "files-schedule", "", `cron schedule of file backups (default "off")`)

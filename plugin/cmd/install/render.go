@@ -15,7 +15,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/config"
+	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/manifests"
 )
 
@@ -146,7 +146,7 @@ func MarshalConfig(cfg map[string]any) (string, error) {
 	if _, ok := cfg["nodeName"]; ok {
 		check = data
 	}
-	if _, err := config.Parse(check, "(the ConfigMap's config.yaml)"); err != nil {
+	if _, err := agentconfig.Parse(check, "(the ConfigMap's config.yaml)"); err != nil {
 		return "", err
 	}
 	return string(data), nil

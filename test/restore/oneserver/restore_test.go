@@ -8,7 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
+	"github.com/kubectl-dr/kubectl-dr/internal/etcdmember"
+
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 	"github.com/kubectl-dr/kubectl-dr/test/lab/labtest"
 )
@@ -108,7 +109,7 @@ func TestNodeLevelRestoreWithK3sStandin(t *testing.T) {
 	if r.Code != 0 || !strings.Contains(r.Stdout, snap.Name) || !strings.Contains(r.Stdout, "Nothing was changed") {
 		t.Errorf("without --yes: exit %d, want 0, the snapshot named and nothing changed", r.Code)
 	}
-	if st := etcdsnap.Status(t.Context(), theLab.EtcdClient(node)); st.Err == nil {
+	if st := etcdmember.Status(t.Context(), theLab.EtcdClient(node)); st.Err == nil {
 		t.Fatalf("etcd answers after a run without --yes")
 	}
 	r = restore("--latest", "--yes")

@@ -14,8 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/printers"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 )
@@ -81,7 +81,7 @@ func inProgress(ctx context.Context, nodes agentclient.Nodes) error {
 }
 
 // planParts gives every server its part of the plan.
-func planParts(servers []*agentclient.Node, flavor, planID, resetNode string, snap *etcdsnap.Snapshot) ([]*agentv1.RestorePlanPart, error) {
+func planParts(servers []*agentclient.Node, flavor, planID, resetNode string, snap *dbsnap.Snapshot) ([]*agentv1.RestorePlanPart, error) {
 	ref := &agentv1.SnapshotRef{Name: snap.Name}
 	var names, cluster []string
 	var reset *agentclient.Node
@@ -139,7 +139,7 @@ type outcome struct {
 // and waits for the API server. For k3s, resetNode resets the cluster from
 // the snapshot (it already holds the preview's verified copy) and the other
 // servers rejoin it.
-func (o *Options) restore(ctx context.Context, nodes agentclient.Nodes, snap *etcdsnap.Snapshot, resetNode string) error {
+func (o *Options) restore(ctx context.Context, nodes agentclient.Nodes, snap *dbsnap.Snapshot, resetNode string) error {
 	servers, flavor, err := members(nodes)
 	if err != nil {
 		return err

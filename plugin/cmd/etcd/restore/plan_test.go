@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
 )
 
@@ -22,7 +22,7 @@ func server(name, ip string) *agentclient.Node {
 // down; the others rejoin and wait on its client URL.
 func TestPlanPartsK3s(t *testing.T) {
 	servers := []*agentclient.Node{server("s1", "10.0.0.1"), server("s2", "10.0.0.2"), server("s3", "10.0.0.3")}
-	snap := &etcdsnap.Snapshot{Name: "snap-1", SHA256: "abc"}
+	snap := &dbsnap.Snapshot{Name: "snap-1", SHA256: "abc"}
 	parts, err := planParts(servers, "k3s", "restore-1", "s2", snap)
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +57,7 @@ func TestPlanPartsK3s(t *testing.T) {
 // etcd: every member restores with the same new cluster.
 func TestPlanPartsEtcd(t *testing.T) {
 	servers := []*agentclient.Node{server("s2", "10.0.0.2"), server("s1", "10.0.0.1")}
-	parts, err := planParts(servers, "etcd", "restore-2", "s2", &etcdsnap.Snapshot{Name: "snap-2"})
+	parts, err := planParts(servers, "etcd", "restore-2", "s2", &dbsnap.Snapshot{Name: "snap-2"})
 	if err != nil {
 		t.Fatal(err)
 	}

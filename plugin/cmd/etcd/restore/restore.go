@@ -10,8 +10,8 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
@@ -123,7 +123,7 @@ func (o *Options) Validate() error {
 		return cmdutil.UsageError("name the snapshot: SNAPSHOT, --backup ID or --latest (exactly one)")
 	}
 	if o.Snapshot != "" {
-		if err := etcdsnap.ValidateName(o.Snapshot); err != nil {
+		if err := dbsnap.ValidateName(o.Snapshot); err != nil {
 			return cmdutil.UsageError("%w", err)
 		}
 	}
@@ -177,15 +177,15 @@ func (o *Options) Run(ctx context.Context) error {
 			preview = ev.Preview
 		}
 	}
-	var items []etcdsnap.Impact
+	var items []printers.Impact
 	for _, r := range preview.Impact {
-		items = append(items, etcdsnap.Impact{
+		items = append(items, printers.Impact{
 			GroupResource: r.GroupResource, Namespace: r.Namespace,
 			Disappear: r.Disappear, Reappear: r.Reappear, Change: r.Change, Unchanged: r.Unchanged,
 			DisappearNames: r.DisappearNames, ReappearNames: r.ReappearNames, ChangeNames: r.ChangeNames,
 		})
 	}
-	view := printers.NewEtcdRestorePreview(node.Node, etcdsnap.FromProto(preview.Snapshot), preview.LiveRevision, items)
+	view := printers.NewEtcdRestorePreview(node.Node, agentclient.SnapshotFromProto(preview.Snapshot), preview.LiveRevision, items)
 	table := o.Output == printers.Table || o.Output == printers.Wide || o.Output == ""
 	if table {
 		view.PrintHeader(o.Out)

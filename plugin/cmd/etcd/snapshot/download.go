@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 )
 
@@ -54,11 +54,11 @@ func (o *downloadOptions) Run(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	list, err := etcdsnap.ListStore(ctx, store)
+	list, err := dbsnap.ListStore(ctx, store)
 	if err != nil {
 		return err
 	}
-	snap, ok := etcdsnap.Find(list, name)
+	snap, ok := dbsnap.Find(list, name)
 	if !ok {
 		return fmt.Errorf("no etcd snapshot named %q in %s: `kubectl dr etcd snapshot ls` lists them", name, store)
 	}
@@ -72,7 +72,7 @@ func (o *downloadOptions) Run(ctx context.Context, name string) error {
 			id = x
 		}
 	}
-	if err := etcdsnap.Fetch(ctx, store, snap, id, o.File); err != nil {
+	if err := dbsnap.Fetch(ctx, store, snap, id, o.File); err != nil {
 		return err
 	}
 	fmt.Fprintf(o.ErrOut, "downloaded %s (revision %d, %d bytes, sha256 %s verified) to %s\n", snap.Name, snap.Revision, snap.Size, snap.SHA256, o.File)

@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 )
@@ -91,7 +91,7 @@ func newCmdDescribe(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cob
 			if err != nil {
 				return err
 			}
-			s, ok := etcdsnap.Find(all, args[0])
+			s, ok := dbsnap.Find(all, args[0])
 			if !ok {
 				return fmt.Errorf("no etcd snapshot named %q: `kubectl dr etcd snapshot ls` lists them", args[0])
 			}

@@ -8,8 +8,8 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 )
@@ -33,7 +33,7 @@ took it. Every name is checked before anything is removed.`,
 				return cmdutil.UsageError("%s needs at least one snapshot name", cmd.CommandPath())
 			}
 			for _, a := range args {
-				if err := etcdsnap.ValidateName(a); err != nil {
+				if err := dbsnap.ValidateName(a); err != nil {
 					return cmdutil.UsageError("%w", err)
 				}
 			}
@@ -51,9 +51,9 @@ func (o *removeOptions) Run(ctx context.Context, names []string) error {
 		return err
 	}
 	var missing []string
-	var snaps []*etcdsnap.Snapshot
+	var snaps []*dbsnap.Snapshot
 	for _, n := range names {
-		s, ok := etcdsnap.Find(all, n)
+		s, ok := dbsnap.Find(all, n)
 		if !ok {
 			missing = append(missing, n)
 			continue
@@ -79,7 +79,7 @@ func (o *removeOptions) Run(ctx context.Context, names []string) error {
 		if err != nil {
 			return fmt.Errorf("remove %s: agent on %s does not answer and the store cannot be read directly: %w", s.Name, s.Node, err)
 		}
-		if err := etcdsnap.DeleteFromStore(ctx, store, s); err != nil {
+		if err := dbsnap.DeleteFromStore(ctx, store, s); err != nil {
 			return fmt.Errorf("remove %s: %w", s.Name, err)
 		}
 		fmt.Fprintf(o.Out, "removed %s from the store (the copy on %s stays: its agent does not answer)\n", s.Name, s.Node)

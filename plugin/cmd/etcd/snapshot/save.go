@@ -7,8 +7,8 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
@@ -56,7 +56,7 @@ func (o *SaveOptions) Validate() error {
 	if err := printers.ValidateOutput(o.Output); err != nil {
 		return cmdutil.UsageError("%w", err)
 	}
-	if err := etcdsnap.ValidateName(o.Name); err != nil {
+	if err := dbsnap.ValidateName(o.Name); err != nil {
 		return cmdutil.UsageError("--name: %w", err)
 	}
 	return nil
@@ -78,7 +78,7 @@ func (o *SaveOptions) Run(ctx context.Context) error {
 		return fmt.Errorf("node %s: %s", node.Node, agentclient.Explain(err))
 	}
 	progress := printers.NewProgress(o.ErrOut, o.Output)
-	var snap *etcdsnap.Snapshot
+	var snap *dbsnap.Snapshot
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
@@ -93,7 +93,7 @@ func (o *SaveOptions) Run(ctx context.Context) error {
 			p := ev.Progress
 			progress.Update(printers.ProgressEvent{Node: node.Node, Phase: p.Phase, Message: p.Message, BytesDone: p.BytesDone, BytesTotal: p.BytesTotal, Percent: p.Percent})
 		case *agentv1.SaveEtcdSnapshotResponse_Snapshot:
-			snap = etcdsnap.FromProto(ev.Snapshot)
+			snap = agentclient.SnapshotFromProto(ev.Snapshot)
 		}
 	}
 	if err := printers.Print(o.Out, o.Output, printers.NewEtcdSnapshot(snap)); err != nil {

@@ -10,8 +10,8 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/etcdsnap"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 )
@@ -47,14 +47,14 @@ func connect(ctx context.Context, f *cmdutil.Factory) (nodes agentclient.Nodes, 
 // catalog is every snapshot known: the store's, through an agent when one
 // can list it, else read directly from the store; plus local copies not
 // uploaded, from every agent that answers.
-func catalog(ctx context.Context, f *cmdutil.Factory, nodes agentclient.Nodes, connErr error, errOut io.Writer) ([]*etcdsnap.Snapshot, error) {
+func catalog(ctx context.Context, f *cmdutil.Factory, nodes agentclient.Nodes, connErr error, errOut io.Writer) ([]*dbsnap.Snapshot, error) {
 	var (
-		out       []*etcdsnap.Snapshot
+		out       []*dbsnap.Snapshot
 		seen      = map[string]bool{}
 		haveStore bool
 		errs      []error
 	)
-	add := func(s *etcdsnap.Snapshot) {
+	add := func(s *dbsnap.Snapshot) {
 		if !seen[s.Name] {
 			seen[s.Name] = true
 			out = append(out, s)
@@ -78,14 +78,14 @@ func catalog(ctx context.Context, f *cmdutil.Factory, nodes agentclient.Nodes, c
 			haveStore = true
 		}
 		for _, p := range resp.Snapshots {
-			add(etcdsnap.FromProto(p))
+			add(agentclient.SnapshotFromProto(p))
 		}
 	}
 	if !haveStore {
 		store, err := f.OpenStore(ctx)
 		if err == nil {
-			var list []*etcdsnap.Snapshot
-			if list, err = etcdsnap.ListStore(ctx, store); err == nil {
+			var list []*dbsnap.Snapshot
+			if list, err = dbsnap.ListStore(ctx, store); err == nil {
 				fmt.Fprintf(errOut, "no agent could list the store; read %s directly\n", store)
 				for _, s := range list {
 					add(s)
@@ -103,6 +103,6 @@ func catalog(ctx context.Context, f *cmdutil.Factory, nodes agentclient.Nodes, c
 		}
 		fmt.Fprintf(errOut, "warning: the store could not be listed (%v); showing local copies only\n", errors.Join(errs...))
 	}
-	etcdsnap.SortNewestFirst(out)
+	dbsnap.SortNewestFirst(out)
 	return out, nil
 }

@@ -1,0 +1,144 @@
+// Command benchtool helps the benchmarks in hack/bench: it fills etcd with
+// data shaped like a cluster's, and uploads a file to the store the plain
+// way (one PutObject), as a user without kubectl dr would.
+//
+//	benchtool fill -mib 1024        (ETCDCTL_* from `hack/lab env`)
+//	benchtool upload FILE KEY       (DR_STORE, DR_S3_ENDPOINT, AWS_*)
+//	benchtool download KEY FILE     (the same, one GetObject)
+//	benchtool restore -snapshot NAME -key FILE -out DIR  (a restore plan's fetch and steps)
+//	benchtool tree -files N -mib M DIR   (a file tree to back up)
+//	benchtool touch -percent P DIR       (rewrite P% of the files)
+//	benchtool rmprefix PREFIX            (empty a part of the store)
+//	benchtool walbench -corpus DIR -spool DIR -n N [-as USER CMD...]
+//	                                     (spool-to-store latency, beside CMD's)
+//	benchtool tlsproxy ADDR URL CAFILE   (HTTPS in front of MinIO)
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/kubectl-dr/kubectl-dr/internal/etcdmember"
+
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "benchtool:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("usage: benchtool fill|upload ...")
+	}
+	switch args[0] {
+	case "fill":
+		fs := flag.NewFlagSet("fill", flag.ExitOnError)
+		mib := fs.Int("mib", 1024, "MiB of values to write")
+		fs.Parse(args[1:])
+		return fill(ctx, *mib)
+	case "upload":
+		if len(args) != 3 {
+			return fmt.Errorf("usage: benchtool upload FILE KEY")
+		}
+		return upload(ctx, args[1], args[2])
+	case "download":
+		if len(args) != 3 {
+			return fmt.Errorf("usage: benchtool download KEY FILE")
+		}
+		return download(ctx, args[1], args[2])
+	case "restore":
+		fs := flag.NewFlagSet("restore", flag.ExitOnError)
+		name := fs.String("snapshot", "", "snapshot name")
+		key := fs.String("key", "", "snapshot key file")
+		out := fs.String("out", "", "directory to restore into")
+		fs.Parse(args[1:])
+		return restoreOurs(ctx, *name, *key, *out)
+	case "tree", "touch":
+		fs := flag.NewFlagSet(args[0], flag.ExitOnError)
+		files := fs.Int("files", 20000, "number of files")
+		mib := fs.Int("mib", 1024, "total MiB")
+		percent := fs.Float64("percent", 1, "percent of files to rewrite")
+		fs.Parse(args[1:])
+		if fs.NArg() != 1 {
+			return fmt.Errorf("usage: benchtool %s [flags] DIR", args[0])
+		}
+		if args[0] == "tree" {
+			return tree(fs.Arg(0), *files, *mib)
+		}
+		return touch(fs.Arg(0), *percent)
+	case "walbench":
+		fs := flag.NewFlagSet("walbench", flag.ExitOnError)
+		n := fs.Int("n", 500, "segments")
+		corpus := fs.String("corpus", "", "directory of WAL segments")
+		spool := fs.String("spool", "", "spool directory to land them in")
+		as := fs.String("as", "", "user to run CMD as")
+		fs.Parse(args[1:])
+		return walbench(ctx, *corpus, *spool, "bench", *n, *as, fs.Args())
+	case "tlsproxy":
+		if len(args) != 4 {
+			return fmt.Errorf("usage: benchtool tlsproxy ADDR TARGET_URL CA_FILE")
+		}
+		return tlsproxy(args[1], args[2], args[3])
+	case "rmprefix":
+		if len(args) != 2 {
+			return fmt.Errorf("usage: benchtool rmprefix PREFIX")
+		}
+		return rmprefix(ctx, args[1])
+	}
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// fill writes values of 128 KiB: a third random bytes, the rest repeated
+// text, so the database compresses about as much as real cluster state.
+func fill(ctx context.Context, mib int) error {
+	cfg := etcdmember.ClientConfig{
+		Endpoint: strings.Split(os.Getenv("ETCDCTL_ENDPOINTS"), ",")[0],
+		CA:       os.Getenv("ETCDCTL_CACERT"), Cert: os.Getenv("ETCDCTL_CERT"), Key: os.Getenv("ETCDCTL_KEY"),
+	}
+	cli, err := cfg.New()
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	rng := rand.New(rand.NewSource(1))
+	const size = 128 << 10
+	text := strings.Repeat(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"bench","namespace":"default"}}`, size/80+1)
+	start := time.Now()
+	for i := 0; i < mib*8; i++ {
+		v := make([]byte, size)
+		rng.Read(v[:size/3])
+		copy(v[size/3:], text)
+		if _, err := cli.Put(ctx, fmt.Sprintf("/bench/%06d", i), string(v)); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(os.Stderr, "wrote %d MiB in %s\n", mib, time.Since(start).Round(time.Second))
+	return nil
+}
+
+func upload(ctx context.Context, file, key string) error {
+	store, err := objstore.Open(objstore.Config{}.FromEnv())
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	_, err = store.Put(ctx, key, f, st.Size())
+	return err
+}

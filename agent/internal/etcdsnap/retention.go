@@ -1,0 +1,95 @@
+package etcdsnap
+
+import (
+	"context"
+	"errors"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
+	"github.com/kubectl-dr/kubectl-dr/internal/retention"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
+)
+
+// PruneResult says what retention kept and removed.
+type PruneResult struct {
+	Kept, Removed []string
+}
+
+// Prune applies retention to scheduled snapshots: in the store (all nodes'
+// scheduled snapshots of the cluster) and to this node's local copies named
+// <prefix>-<node>-<time>. On-demand snapshots and those of backup sets are
+// never pruned; `rm` removes them.
+func (s *Snapshotter) Prune(ctx context.Context, prefix string, r agentconfig.Retention, dryRun bool) (PruneResult, error) {
+	var res PruneResult
+	if s.Store != nil {
+		all, err := dbsnap.ListStore(ctx, s.Store)
+		if err != nil {
+			return res, err
+		}
+		byName := map[string]*dbsnap.Snapshot{}
+		var items []retention.Dated
+		for _, snap := range all {
+			if snap.Scheduled {
+				byName[snap.Name] = snap
+				items = append(items, retention.Dated{Name: snap.Name, Time: snap.Created})
+			}
+		}
+		keep, remove := retention.Apply(items, r)
+		for _, k := range keep {
+			res.Kept = append(res.Kept, k.Name)
+		}
+		for _, d := range remove {
+			if !dryRun {
+				if err := dbsnap.DeleteFromStore(ctx, s.Store, byName[d.Name]); err != nil {
+					return res, err
+				}
+			}
+			res.Removed = append(res.Removed, d.Name)
+		}
+	}
+	local, err := s.localScheduled(prefix)
+	if err != nil {
+		return res, err
+	}
+	_, remove := retention.Apply(local, r)
+	for _, d := range remove {
+		if !dryRun {
+			if _, err := s.DeleteLocal(d.Name); err != nil {
+				return res, err
+			}
+		}
+		if !slices.Contains(res.Removed, d.Name) {
+			res.Removed = append(res.Removed, d.Name)
+		}
+	}
+	return res, nil
+}
+
+// localScheduled lists this node's local files named <prefix>-<node>-<unix>.
+func (s *Snapshotter) localScheduled(prefix string) ([]retention.Dated, error) {
+	entries, err := os.ReadDir(s.Layout.SnapshotsDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	head := prefix + "-" + s.Node + "-"
+	var out []retention.Dated
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), head)
+		if !ok || e.IsDir() {
+			continue
+		}
+		unix, err := strconv.ParseInt(rest, 10, 64)
+		if err != nil {
+			continue
+		}
+		out = append(out, retention.Dated{Name: e.Name(), Time: time.Unix(unix, 0)})
+	}
+	return out, nil
+}

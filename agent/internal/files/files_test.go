@@ -1,0 +1,286 @@
+package files
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/restic"
+	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+)
+
+var resticBinary string
+
+// TestMain builds the restic the agent ships (the go.mod tool version):
+// these tests run the real binary against a file:// store.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "files-test-")
+	if err != nil {
+		panic(err)
+	}
+	resticBinary = filepath.Join(dir, "restic")
+	out, err := exec.Command("go", "build", "-o", resticBinary, "github.com/restic/restic/cmd/restic").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build restic: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type fixture struct {
+	store    objstore.Store
+	storeDir string
+	password string
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	store, err := objstore.Open(objstore.Config{URL: "file://" + filepath.Join(dir, "store")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := filepath.Join(dir, "password")
+	if err := os.WriteFile(pw, []byte("correct horse\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{store: store.Sub("cluster"), storeDir: filepath.Join(dir, "store"), password: pw}
+}
+
+func (f *fixture) engine(t *testing.T, node string, paths ...string) *Engine {
+	t.Helper()
+	state := t.TempDir()
+	return &Engine{
+		Node: node,
+		Repo: &restic.Repo{
+			Binary:       resticBinary,
+			Repository:   filepath.Join(f.storeDir, "cluster", RepoDir),
+			PasswordFile: f.password,
+			CacheDir:     filepath.Join(state, "cache"),
+			LockWait:     time.Minute,
+		},
+		Store:    f.store,
+		Paths:    agentconfig.PathSet{Paths: paths},
+		AsideDir: filepath.Join(state, "aside"),
+	}
+}
+
+func write(t *testing.T, p, body string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func read(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// Every node's first backup may start at the same cron tick: the
+// repository must be initialised once, and every node's snapshot must be
+// readable afterwards.
+func TestConcurrentFirstBackupsShareOneRepository(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	var engines []*Engine
+	for i := range 3 {
+		data := t.TempDir()
+		write(t, filepath.Join(data, "f.txt"), fmt.Sprintf("node %d\n", i))
+		engines = append(engines, f.engine(t, fmt.Sprintf("node-%d", i), data))
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(engines))
+	for i, e := range engines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = e.Backup(ctx, BackupRequest{Set: "s1"}, nil)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("node-%d: %v", i, err)
+		}
+	}
+	snaps, err := engines[0].Repo.Snapshots(ctx, TagSet+"s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snaps) != 3 {
+		t.Fatalf("%d snapshots of the set, want 3", len(snaps))
+	}
+	keys, _ := os.ReadDir(filepath.Join(f.storeDir, "cluster", RepoDir, "keys"))
+	if len(keys) != 1 {
+		t.Errorf("%d keys in the repository: it was initialised more than once", len(keys))
+	}
+	if claims, _ := f.store.List(ctx, claimDir); len(claims) != 0 {
+		t.Errorf("initialisation claims left behind: %v", claims)
+	}
+}
+
+func TestRestoreMovesReplacedFilesAsideAndLeavesNewOnes(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	data := t.TempDir()
+	write(t, filepath.Join(data, "keep.txt"), "keep\n")
+	write(t, filepath.Join(data, "change.txt"), "original\n")
+	write(t, filepath.Join(data, "sub", "gone.txt"), "gone\n")
+	e := f.engine(t, "n1", data)
+	if _, err := e.Backup(ctx, BackupRequest{Set: "s1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(data, "change.txt"), "edited\n")
+	os.Remove(filepath.Join(data, "sub", "gone.txt"))
+	write(t, filepath.Join(data, "new.txt"), "new\n")
+
+	target := Target{Set: "s1"}
+	pv, err := e.Preview(ctx, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pv.Create.Files != 1 || pv.Change.Files != 1 || pv.Unchanged.Files != 1 || pv.Extra.Files != 1 {
+		t.Fatalf("preview create %d change %d unchanged %d extra %d; want 1 each", pv.Create.Files, pv.Change.Files, pv.Unchanged.Files, pv.Extra.Files)
+	}
+	res, err := e.Restore(ctx, target, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, filepath.Join(data, "change.txt")); got != "original\n" {
+		t.Errorf("change.txt = %q after restore", got)
+	}
+	if got := read(t, filepath.Join(data, "sub", "gone.txt")); got != "gone\n" {
+		t.Errorf("gone.txt = %q after restore", got)
+	}
+	if got := read(t, filepath.Join(data, "new.txt")); got != "new\n" {
+		t.Errorf("new.txt = %q: a file the backup does not hold was touched", got)
+	}
+	if got := read(t, filepath.Join(res.AsideDir, data, "change.txt")); got != "edited\n" {
+		t.Errorf("the replaced file is not kept aside: %q", got)
+	}
+}
+
+// A directory replaced by a symlink to somewhere else after the backup:
+// the restore puts the directory back and writes nothing through the link.
+func TestRestoreNeverWritesThroughASymlinkOutOfTheTarget(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	data, outside := t.TempDir(), t.TempDir()
+	write(t, filepath.Join(data, "a", "x"), "inside\n")
+	write(t, filepath.Join(outside, "x"), "outside\n")
+	e := f.engine(t, "n1", data)
+	if _, err := e.Backup(ctx, BackupRequest{Set: "s1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(filepath.Join(data, "a"))
+	if err := os.Symlink(outside, filepath.Join(data, "a")); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.Restore(ctx, Target{Set: "s1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, filepath.Join(outside, "x")); got != "outside\n" {
+		t.Fatalf("the restore wrote through the symlink: %s is %q", filepath.Join(outside, "x"), got)
+	}
+	if st, err := os.Lstat(filepath.Join(data, "a")); err != nil || !st.IsDir() {
+		t.Fatalf("a is not a directory again: %v", err)
+	}
+	if got := read(t, filepath.Join(data, "a", "x")); got != "inside\n" {
+		t.Errorf("a/x = %q", got)
+	}
+	if l, err := os.Readlink(filepath.Join(res.AsideDir, data, "a")); err != nil || l != outside {
+		t.Errorf("the symlink was not kept aside: %q %v", l, err)
+	}
+}
+
+func TestBadInputIsRefusedBeforeResticRuns(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	data := t.TempDir()
+	write(t, filepath.Join(data, "f"), "x")
+	e := f.engine(t, "n1", data)
+
+	if _, err := f.engine(t, "n2", "/nonexistent/dr-test").Backup(ctx, BackupRequest{}, nil); !errors.Is(err, ErrNoPaths) {
+		t.Errorf("missing paths: %v, want ErrNoPaths", err)
+	}
+	if _, err := f.engine(t, "n3").Backup(ctx, BackupRequest{}, nil); !errors.Is(err, ErrNoPaths) {
+		t.Errorf("no paths configured: %v, want ErrNoPaths", err)
+	}
+	for _, p := range []string{"/etc", data + "/../etc", "relative"} {
+		if _, err := e.Backup(ctx, BackupRequest{Paths: []string{p}}, nil); err == nil {
+			t.Errorf("backup of %q outside the roots was accepted", p)
+		}
+	}
+	// Nothing ran: no repository was made.
+	if objs, _ := f.store.List(ctx, RepoDir+"/"); len(objs) != 0 {
+		t.Errorf("refused backups wrote %d objects", len(objs))
+	}
+	if _, err := e.Preview(ctx, Target{Set: "s1"}); !errors.Is(err, ErrNoRepo) {
+		t.Errorf("preview with no repository: %v, want ErrNoRepo", err)
+	}
+
+	if _, err := e.Backup(ctx, BackupRequest{Set: "s1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Preview(ctx, Target{Set: "s1", Paths: []string{"/etc"}}); !errors.Is(err, ErrOutsideRoots) {
+		t.Errorf("restore path outside the snapshot: %v, want ErrOutsideRoots", err)
+	}
+	if _, err := e.Preview(ctx, Target{Set: "nope"}); !errors.Is(err, ErrNoSnapshot) {
+		t.Errorf("missing set: %v, want ErrNoSnapshot", err)
+	}
+	if _, err := e.Preview(ctx, Target{Set: "s1", PVC: "ns/none"}); !errors.Is(err, ErrNoSnapshot) {
+		t.Errorf("missing PVC: %v, want ErrNoSnapshot", err)
+	}
+
+	wrong := f.engine(t, "n4", data)
+	pw := filepath.Join(t.TempDir(), "pw")
+	write(t, pw, "wrong\n")
+	wrong.Repo.PasswordFile = pw
+	if _, err := wrong.Backup(ctx, BackupRequest{}, nil); !errors.Is(err, restic.ErrWrongPassword) {
+		t.Errorf("wrong password: %v", err)
+	}
+}
+
+func TestPVCDirectoriesAreRecognised(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{
+		"pvc-3f1c2b9e-1a2b-4c3d-8e9f-0a1b2c3d4e5f_shop_data-postgres-0",
+		"pvc-0d7c6c1e-8a4f-4c55-9c1b-6a2f1f0e5b11_kube-system_cache",
+		"not-a-pvc",
+		"pvc-xyz_ns", // not the provisioner's pattern
+	} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := &Engine{PVs: func(context.Context) (map[string]string, error) {
+		return map[string]string{filepath.Join(root, "not-a-pvc"): "apps/static"}, nil
+	}}
+	got := e.PVCs(context.Background(), []string{root})
+	want := map[string]string{
+		filepath.Join(root, "pvc-3f1c2b9e-1a2b-4c3d-8e9f-0a1b2c3d4e5f_shop_data-postgres-0"): "shop/data-postgres-0",
+		filepath.Join(root, "pvc-0d7c6c1e-8a4f-4c55-9c1b-6a2f1f0e5b11_kube-system_cache"):    "kube-system/cache",
+		filepath.Join(root, "not-a-pvc"): "apps/static",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("PVCs:\n got %v\nwant %v", got, want)
+	}
+}

@@ -1,0 +1,364 @@
+package files
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/restic"
+	"github.com/kubectl-dr/kubectl-dr/internal/durable"
+)
+
+// Target says what to restore.
+type Target struct {
+	// SnapshotID, or the snapshot of Set made on SourceNode.
+	SnapshotID string
+	Set        string
+	SourceNode string
+	// Paths or PVC ("namespace/name") narrow the restore; empty restores
+	// the whole snapshot.
+	Paths []string
+	PVC   string
+	// Dir receives the files below their original absolute paths; empty
+	// restores in place.
+	Dir string
+}
+
+// Change is one file a restore creates or replaces.
+type Change struct {
+	Path string
+	Kind string // create, change
+	Size int64
+}
+
+// Preview is what a restore would do, file by file.
+type Preview struct {
+	SnapshotID string
+	Target     string
+	Includes   []string
+	Create     Count
+	Change     Count
+	Unchanged  Count
+	// Extra are files present locally that the snapshot does not hold: a
+	// restore leaves them alone.
+	Extra Count
+	// Changes lists creations and replacements, sorted; at most MaxChanges.
+	Changes   []Change
+	Truncated bool
+}
+
+// Count is files and bytes.
+type Count struct{ Files, Bytes int64 }
+
+func (c *Count) add(size int64) { c.Files++; c.Bytes += size }
+
+// MaxChanges caps the per-file list a preview returns.
+const MaxChanges = 10000
+
+// plan is a resolved target.
+type plan struct {
+	snap     restic.Snapshot
+	target   string   // "/" or the target dir
+	includes []string // snapshot paths
+}
+
+func (e *Engine) resolve(ctx context.Context, t Target) (*plan, error) {
+	if err := e.ensure(ctx, false); err != nil {
+		return nil, err
+	}
+	var tags []string
+	switch {
+	case t.SnapshotID != "":
+	case t.Set != "":
+		node := t.SourceNode
+		if node == "" {
+			node = e.Node
+		}
+		tags = []string{TagSet + t.Set, TagNode + node}
+	default:
+		return nil, errors.New("restore: name a backup set or a snapshot id")
+	}
+	snaps, err := e.Repo.Snapshots(ctx, tags...)
+	if err != nil {
+		return nil, e.explain(err)
+	}
+	var snap *restic.Snapshot
+	for i := range snaps {
+		s := &snaps[i]
+		if t.SnapshotID != "" && s.ID != t.SnapshotID && s.ShortID != t.SnapshotID {
+			continue
+		}
+		if snap == nil || s.Time.After(snap.Time) {
+			snap = s
+		}
+	}
+	if snap == nil {
+		if t.SnapshotID != "" {
+			return nil, fmt.Errorf("%w %s in the repository", ErrNoSnapshot, t.SnapshotID)
+		}
+		return nil, fmt.Errorf("%w of node %s in backup set %s", ErrNoSnapshot, tags[1][len(TagNode):], t.Set)
+	}
+	p := &plan{snap: *snap, target: "/"}
+	if t.Dir != "" {
+		if !filepath.IsAbs(t.Dir) {
+			return nil, fmt.Errorf("--target %q: must be an absolute path on the node", t.Dir)
+		}
+		p.target = filepath.Clean(t.Dir)
+	}
+	switch {
+	case t.PVC != "":
+		dir, err := e.pvcDir(ctx, snap, t.PVC)
+		if err != nil {
+			return nil, err
+		}
+		p.includes = []string{dir}
+	case len(t.Paths) > 0:
+		if p.includes, err = cleanPaths(t.Paths, snap.Paths); err != nil {
+			return nil, err
+		}
+	default:
+		p.includes = snap.Paths
+	}
+	return p, nil
+}
+
+// pvcDir finds the claim's directory in the snapshot: a root's child named
+// the local-path way, or a PV's path recorded from the API.
+func (e *Engine) pvcDir(ctx context.Context, snap *restic.Snapshot, claim string) (string, error) {
+	tagged := false
+	for _, t := range snap.Tags {
+		if t == TagPVC+claim {
+			tagged = true
+		}
+	}
+	if !tagged {
+		return "", fmt.Errorf("%w: the snapshot of node %s holds no PVC %s (it holds: %s)", ErrNoSnapshot, snap.Hostname, claim, strings.Join(pvcTags(snap.Tags), ", "))
+	}
+	var found string
+	err := e.Repo.Ls(ctx, snap.ID, snap.Paths, func(n restic.Node) {
+		if m := pvcDirRE.FindStringSubmatch(filepath.Base(n.Path)); m != nil && n.Type == "dir" && m[1]+"/"+m[2] == claim {
+			found = n.Path
+		}
+	})
+	if err != nil {
+		return "", e.explain(err)
+	}
+	if found == "" && e.PVs != nil {
+		if pvs, err := e.PVs(ctx); err == nil {
+			for p, c := range pvs {
+				if c == claim && withinAny(snap.Paths, p) {
+					found = filepath.Clean(p)
+				}
+			}
+		}
+	}
+	if found == "" {
+		return "", fmt.Errorf("%w: PVC %s is tagged in snapshot %s but its directory was not found", ErrNoSnapshot, claim, snap.ShortID)
+	}
+	return found, nil
+}
+
+func pvcTags(tags []string) []string {
+	var out []string
+	for _, t := range tags {
+		if c, ok := strings.CutPrefix(t, TagPVC); ok {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		return []string{"none"}
+	}
+	return out
+}
+
+// local is where a snapshot path lands.
+func (p *plan) local(snapPath string) string {
+	return filepath.Join(p.target, snapPath)
+}
+
+// Preview runs the restore dry: what would be created, replaced and left
+// alone.
+func (e *Engine) Preview(ctx context.Context, t Target) (*Preview, error) {
+	if err := e.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer e.unlock()
+	p, err := e.resolve(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	return e.preview(ctx, p)
+}
+
+func (e *Engine) preview(ctx context.Context, p *plan) (*Preview, error) {
+	// restic's dry run names directories too; ls tells files from them.
+	inSnap := map[string]restic.Node{}
+	err := e.Repo.Ls(ctx, p.snap.ID, nil, func(n restic.Node) {
+		if withinAny(p.includes, n.Path) {
+			inSnap[n.Path] = n
+		}
+	})
+	if err != nil {
+		return nil, e.explain(err)
+	}
+	pv := &Preview{SnapshotID: p.snap.ID, Target: p.target, Includes: p.includes}
+	var outside []string
+	_, err = e.Repo.Restore(ctx, restic.RestoreOptions{
+		Snapshot: p.snap.ID, Target: p.target, Includes: p.includes, DryRun: true,
+	}, func(a restic.RestoreAction) {
+		// restic names items by their path in the snapshot; they land
+		// below the target.
+		snapPath := filepath.Clean(a.Item)
+		local := p.local(snapPath)
+		if !filepath.IsAbs(a.Item) || !within(p.target, local) {
+			outside = append(outside, a.Item)
+			return
+		}
+		n, ok := inSnap[snapPath]
+		if !ok {
+			return
+		}
+		if n.Type == "dir" {
+			// A directory where the node now has a file or a symlink:
+			// restic would remove what is there; it is moved aside
+			// instead, and a symlink is never followed out of the target.
+			if st, err := os.Lstat(local); err == nil && !st.IsDir() {
+				pv.Change.add(0)
+				pv.addChange(Change{Path: local, Kind: "change", Size: 0})
+			}
+			return
+		}
+		switch a.Action {
+		case "restored":
+			pv.Create.add(n.Size)
+			pv.addChange(Change{Path: local, Kind: "create", Size: n.Size})
+		case "updated":
+			if symlinkInPath(p.target, local) {
+				// Below a symlink that becomes a directory again: the
+				// file is created there, nothing outside is touched.
+				pv.Create.add(n.Size)
+				pv.addChange(Change{Path: local, Kind: "create", Size: n.Size})
+				return
+			}
+			pv.Change.add(n.Size)
+			pv.addChange(Change{Path: local, Kind: "change", Size: n.Size})
+		case "unchanged":
+			pv.Unchanged.add(n.Size)
+		}
+	}, nil)
+	if err != nil {
+		return nil, e.explain(err)
+	}
+	if len(outside) > 0 {
+		return nil, fmt.Errorf("refusing to restore: restic would write %s outside the target %s", outside[0], p.target)
+	}
+	// What is there now and not in the snapshot stays as it is.
+	for _, inc := range p.includes {
+		_ = filepath.WalkDir(p.local(inc), func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return nil
+			}
+			snapPath := path
+			if p.target != "/" {
+				rel, _ := filepath.Rel(p.target, path)
+				snapPath = "/" + rel
+			}
+			if _, ok := inSnap[snapPath]; !ok {
+				if info, err := d.Info(); err == nil {
+					pv.Extra.add(info.Size())
+				}
+			}
+			return nil
+		})
+	}
+	sort.Slice(pv.Changes, func(i, j int) bool { return pv.Changes[i].Path < pv.Changes[j].Path })
+	return pv, nil
+}
+
+// symlinkInPath reports whether a directory between root and p (both
+// excluded) is a symlink.
+func symlinkInPath(root, p string) bool {
+	rel, err := filepath.Rel(root, filepath.Dir(p))
+	if err != nil || rel == "." {
+		return false
+	}
+	cur := root
+	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+		cur = filepath.Join(cur, part)
+		if st, err := os.Lstat(cur); err == nil && st.Mode()&os.ModeSymlink != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (pv *Preview) addChange(c Change) {
+	if len(pv.Changes) >= MaxChanges {
+		pv.Truncated = true
+		return
+	}
+	pv.Changes = append(pv.Changes, c)
+}
+
+// RestoreResult is what a restore did.
+type RestoreResult struct {
+	Files, Bytes int64
+	// AsideDir holds the files the restore replaced; empty when none.
+	AsideDir string
+}
+
+// Restore brings the files back. Files it would replace are first moved
+// into a dated directory under AsideDir (never deleted); files the
+// snapshot does not hold are left alone.
+func (e *Engine) Restore(ctx context.Context, t Target, progress func(restic.RestoreStatus)) (*RestoreResult, error) {
+	if err := e.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer e.unlock()
+	p, err := e.resolve(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	pv, err := e.preview(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if pv.Truncated {
+		// The full list is needed to move every replaced file aside.
+		return nil, fmt.Errorf("restore would replace more than %d files at once; restore narrower paths (--path)", MaxChanges)
+	}
+	res := &RestoreResult{}
+	var moved int
+	for _, c := range pv.Changes {
+		if c.Kind != "change" {
+			continue
+		}
+		if symlinkInPath(p.target, c.Path) {
+			return nil, fmt.Errorf("refusing to restore: %s lies below a symlink, moving it aside could touch files outside %s", c.Path, p.target)
+		}
+		if res.AsideDir == "" {
+			res.AsideDir = filepath.Join(e.AsideDir, time.Now().UTC().Format("20060102T150405Z")+"-"+p.snap.ShortID)
+		}
+		if err := durable.MoveAside(c.Path, filepath.Join(res.AsideDir, c.Path)); err != nil {
+			return nil, fmt.Errorf("move %s aside before restoring it: %w (%d file(s) already moved to %s; nothing was restored)", c.Path, err, moved, res.AsideDir)
+		}
+		moved++
+	}
+	sum, err := e.Repo.Restore(ctx, restic.RestoreOptions{Snapshot: p.snap.ID, Target: p.target, Includes: p.includes}, nil, progress)
+	if err != nil {
+		err = e.explain(err)
+		if res.AsideDir != "" {
+			err = fmt.Errorf("%w (the %d file(s) it was replacing are in %s)", err, moved, res.AsideDir)
+		}
+		return nil, err
+	}
+	_ = sum
+	res.Files, res.Bytes = pv.Create.Files+pv.Change.Files, pv.Create.Bytes+pv.Change.Bytes
+	return res, nil
+}

@@ -1,0 +1,139 @@
+package pgbackup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/files"
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/restic"
+	"github.com/kubectl-dr/kubectl-dr/internal/durable"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/basebackup"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+)
+
+// RestoreRequest restores a source into a new data directory.
+type RestoreRequest struct {
+	Source string
+	// Target is the recovery target time; zero replays all archived WAL.
+	Target    time.Time
+	TargetDir string
+	Fetch     FetchSetup
+}
+
+// Restored is a data directory ready to start.
+type Restored struct {
+	Dir          string
+	Base         *basebackup.BaseBackup
+	StartCommand string
+}
+
+// Restore lays down the newest base backup that finished before the
+// target, its backup_label, and the recovery settings: restore_command
+// through the archive, the target, recovery.signal. The directory must not
+// exist or be empty: nothing is overwritten.
+func Restore(ctx context.Context, req RestoreRequest, eng *files.Engine, store objstore.Store, progress func(phase string, st restic.RestoreStatus)) (*Restored, error) {
+	if !filepath.IsAbs(req.TargetDir) {
+		return nil, fmt.Errorf("--target-dir %q: must be an absolute path on the node", req.TargetDir)
+	}
+	if entries, err := os.ReadDir(req.TargetDir); err == nil && len(entries) > 0 {
+		return nil, fmt.Errorf("--target-dir %s is not empty: restore into a new directory (nothing is overwritten)", req.TargetDir)
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	list, err := basebackup.List(ctx, store, req.Source)
+	if err != nil {
+		return nil, fmt.Errorf("list base backups of %s: %w", req.Source, err)
+	}
+	base, err := basebackup.Pick(list, req.Target)
+	if err != nil {
+		return nil, fmt.Errorf("WAL source %s: %w", req.Source, err)
+	}
+	// The database's user must be able to reach the directory: parents
+	// made here are 0755 (restic would make them 0700).
+	if err := os.MkdirAll(filepath.Dir(req.TargetDir), 0o755); err != nil {
+		return nil, err
+	}
+	progress("restore", restic.RestoreStatus{})
+	if err := eng.RestoreDir(ctx, base.SnapshotID, base.PGData, req.TargetDir, func(st restic.RestoreStatus) { progress("restore", st) }); err != nil {
+		return nil, fmt.Errorf("restore base backup %s: %w", base.ID, err)
+	}
+	dir := req.TargetDir
+	// restic restores the files' owners; the directory itself must belong
+	// to the database's user too, mode 0700, or PostgreSQL refuses it.
+	st, err := os.Stat(filepath.Join(dir, "PG_VERSION"))
+	if err != nil {
+		return nil, fmt.Errorf("restored base backup %s has no PG_VERSION: %w", base.ID, err)
+	}
+	uid, gid := owner(st)
+	if err := os.Chown(dir, uid, gid); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, err
+	}
+	write := func(name, body string, mode os.FileMode) error {
+		p := filepath.Join(dir, name)
+		if err := durable.WriteFile(p, []byte(body), mode); err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	}
+	_ = os.Remove(filepath.Join(dir, "postmaster.pid"))
+	if err := write("backup_label", base.Label, 0o600); err != nil {
+		return nil, err
+	}
+	if base.TablespaceMap != "" {
+		if err := write("tablespace_map", base.TablespaceMap, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range []string{"pg_wal", "pg_wal/archive_status"} {
+		p := filepath.Join(dir, d)
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			return nil, err
+		}
+		if err := os.Lchown(p, uid, gid); err != nil {
+			return nil, err
+		}
+	}
+	fetch, err := writeFetchDir(dir, req.Fetch, req.Source, uid, gid)
+	if err != nil {
+		return nil, err
+	}
+	var conf strings.Builder
+	fmt.Fprintf(&conf, "\n# kubectl dr pg restore of %s from base backup %s, %s\n", req.Source, base.ID, time.Now().UTC().Format(time.RFC3339))
+	fmt.Fprintf(&conf, "restore_command = '%s %%f %%p'\n", strings.ReplaceAll(fetch, "'", "''"))
+	if !req.Target.IsZero() {
+		fmt.Fprintf(&conf, "recovery_target_time = '%s'\n", req.Target.UTC().Format("2006-01-02 15:04:05.999999-07:00"))
+	}
+	conf.WriteString("recovery_target_action = 'promote'\nrecovery_target_timeline = 'latest'\n")
+	conf.WriteString("# A restored copy must not archive into the source's spool: turn archiving\n# back on, to a new WAL source, when it becomes the database.\narchive_mode = 'off'\n")
+	auto := filepath.Join(dir, "postgresql.auto.conf")
+	f, err := os.OpenFile(auto, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.WriteString(conf.String()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+	if err := os.Lchown(auto, uid, gid); err != nil {
+		return nil, err
+	}
+	if err := write("recovery.signal", "", 0o600); err != nil {
+		return nil, err
+	}
+	return &Restored{
+		Dir:          dir,
+		Base:         base,
+		StartCommand: fmt.Sprintf("pg_ctl -D %s start   # as the data directory's owner (uid %d), PostgreSQL %s; once it has promoted, remove %s (store credentials for restore_command)", dir, uid, base.PGVersion, FetchDir(dir)),
+	}, nil
+}

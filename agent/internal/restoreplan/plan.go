@@ -1,0 +1,439 @@
+package restoreplan
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/kubectl-dr/kubectl-dr/internal/durable"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
+)
+
+// Step states, as the state file records them.
+const (
+	Pending = "pending"
+	Running = "running"
+	Done    = "done"
+	Failed  = "failed"
+)
+
+// Steps of the etcd flavour, in order: the snapshot file checked again,
+// the member stopped, its data dir replaced, the member started, and the
+// cluster healthy again.
+const (
+	StepVerify   = "verify-snapshot"
+	StepStop     = "stop"
+	StepRestore  = "restore-data-dir"
+	StepStart    = "start"
+	StepHealthy  = "wait-healthy"
+	healthyLimit = 5 * time.Minute
+)
+
+// EtcdSteps are the etcd flavour's steps.
+var EtcdSteps = []string{StepVerify, StepStop, StepRestore, StepStart, StepHealthy}
+
+// Step is one step of a plan as recorded on the node.
+type Step struct {
+	Name     string     `json:"name"`
+	State    string     `json:"state"`
+	Started  *time.Time `json:"started,omitempty"`
+	Finished *time.Time `json:"finished,omitempty"`
+	Error    string     `json:"error,omitempty"`
+	// Detail is what the step left behind (where the old data dir went).
+	Detail string `json:"detail,omitempty"`
+}
+
+// Plan is one node's part of a restore, kept in a state file so that it
+// survives the agent being restarted: a finished step is never run again,
+// an interrupted one is resumed where that is safe.
+type Plan struct {
+	ID      string    `json:"id"`
+	Node    string    `json:"node"`
+	Flavor  string    `json:"flavor"`
+	Created time.Time `json:"created"`
+	// Snapshot is the verified local copy to restore from, with the
+	// metadata it was verified against.
+	Snapshot       string `json:"snapshot"`
+	SnapshotPath   string `json:"snapshotPath"`
+	SnapshotSHA256 string `json:"snapshotSHA256"`
+	SnapshotSize   int64  `json:"snapshotSize"`
+	Member         Member `json:"member"`
+	// Staging is the member's new data dir, built before anything stops
+	// (the etcd flavour); the restore step swaps it in.
+	Staging string `json:"staging,omitempty"`
+	// Role is the k3s flavour's part: reset or rejoin.
+	Role string `json:"role,omitempty"`
+	// K3sDataDir is k3s's data dir (--data-dir of the reset).
+	K3sDataDir string `json:"k3sDataDir,omitempty"`
+	// OtherPeerURLs: the reset server waits until no etcd answers there.
+	OtherPeerURLs []string `json:"otherPeerURLs,omitempty"`
+	// BootstrapDir holds the server token (and encryption config) fetched
+	// from the store for a new host, put in place by put-bootstrap-files.
+	BootstrapDir string `json:"bootstrapDir,omitempty"`
+	// ResetClientURLs: a rejoining server waits until the reset server's
+	// etcd is healthy there.
+	ResetClientURLs []string `json:"resetClientURLs,omitempty"`
+	// Started is set when the plan is told to run; a prepared plan that
+	// was never started stops nothing.
+	Started bool   `json:"started"`
+	Steps   []Step `json:"steps"`
+}
+
+// Finished reports whether every step is done or one failed.
+func (p *Plan) Finished() bool {
+	for _, s := range p.Steps {
+		if s.State == Failed {
+			return true
+		}
+		if s.State != Done {
+			return false
+		}
+	}
+	return true
+}
+
+// FailedStep is the step that failed, nil when none did.
+func (p *Plan) FailedStep() *Step {
+	for i := range p.Steps {
+		if p.Steps[i].State == Failed {
+			return &p.Steps[i]
+		}
+	}
+	return nil
+}
+
+// Hint says how to go on after a failed step.
+func (p *Plan) Hint() string {
+	f := p.FailedStep()
+	if f == nil {
+		return ""
+	}
+	// Where the data dir from before the restore went.
+	aside := ""
+	for _, s := range p.Steps {
+		if (s.Name == StepRestore || s.Name == StepClusterReset || s.Name == StepMoveAside) && s.Detail != "" {
+			aside = s.Detail
+		}
+	}
+	start, what := "restore.startCommand", "the member"
+	if p.Flavor == "k3s" {
+		start, what = "systemctl start k3s, or restore.startCommand", "k3s"
+	}
+	switch f.Name {
+	case StepVerify:
+		return "nothing was stopped: fetch the snapshot again (a new restore) or pick another one"
+	case StepStop:
+		return "check the stop command (restore.stopCommand) and run the restore again; nothing was changed"
+	case StepWaitPeersStopped:
+		return fmt.Sprintf("k3s is stopped here and nothing was changed: stop k3s on the servers named and run the restore again, or start k3s here (%s) to roll back", start)
+	case StepWaitResetServer:
+		return fmt.Sprintf("k3s is stopped here and nothing was changed: once the reset server is healthy, move %s aside and start k3s (it rejoins); or start k3s (%s) to roll back", p.Member.DataDir, start)
+	case StepClusterReset:
+		if aside != "" {
+			return fmt.Sprintf("k3s moved the previous data dir to %s; check the reset's output. To roll back, move %s aside, move %s back to %s and start k3s (%s)", aside, p.Member.DataDir, aside, p.Member.DataDir, start)
+		}
+		return fmt.Sprintf("the data dir was not moved; check the reset's output, then start k3s (%s) to roll back or restore again", start)
+	case StepMoveAside:
+		return fmt.Sprintf("k3s is stopped here: move %s aside by hand, then start k3s (%s)", p.Member.DataDir, start)
+	case StepRestore:
+		return fmt.Sprintf("the member is stopped and its data dir is as before (or moved aside to %q); start it with %s to roll back, or fix the cause and restore again", aside, start)
+	}
+	if aside != "" {
+		return fmt.Sprintf("the restored data dir is in place; the previous one is at %s. Start %s by hand (%s) and check its log; to roll back, stop it and move %s back", aside, what, start, aside)
+	}
+	return fmt.Sprintf("start %s by hand (%s) and check its log", what, start)
+}
+
+// Plans keeps the state files, one per plan, under Dir.
+type Plans struct{ Dir string }
+
+// ErrBusy means a restore that has not finished holds the node.
+var ErrBusy = errors.New("another restore is in progress on this node")
+
+func (ps Plans) path(id string) string { return filepath.Join(ps.Dir, id+".json") }
+
+// Save writes the plan's state file atomically.
+func (ps Plans) Save(p *Plan) error {
+	if err := os.MkdirAll(ps.Dir, 0o700); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	return durable.WriteFile(ps.path(p.ID), data, 0o600)
+}
+
+// Load reads one plan.
+func (ps Plans) Load(id string) (*Plan, error) {
+	data, err := os.ReadFile(ps.path(id))
+	if err != nil {
+		return nil, err
+	}
+	var p Plan
+	if err := json.Unmarshal(data, &p); err != nil {
+		return nil, fmt.Errorf("restore plan %s: %w", id, err)
+	}
+	return &p, nil
+}
+
+// List returns every plan, newest first.
+func (ps Plans) List() ([]*Plan, error) {
+	entries, err := os.ReadDir(ps.Dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []*Plan
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok {
+			continue
+		}
+		p, err := ps.Load(id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, nil
+}
+
+// lock holds the node's restore lock (a file lock beside the plans, so
+// the agent and `dr-agent etcd restore` exclude each other) or fails at
+// once with ErrBusy.
+func (ps Plans) lock() (func(), error) {
+	if err := os.MkdirAll(ps.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(ps.Dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w (another process holds %s)", ErrBusy, f.Name())
+		}
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
+
+// Unfinished returns the started plan that has not finished, if any.
+func (ps Plans) Unfinished() (*Plan, error) {
+	list, err := ps.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range list {
+		if p.Started && !p.Finished() {
+			return p, nil
+		}
+	}
+	return nil, nil
+}
+
+// Host stops and starts what runs the member (k3s, or etcd itself).
+type Host interface {
+	Stop(ctx context.Context) error
+	Start(ctx context.Context) error
+}
+
+// Runner carries plans out.
+type Runner struct {
+	Plans Plans
+	Host  Host
+	// Healthy reports whether the local member is healthy (with quorum).
+	Healthy func(ctx context.Context) error
+	// Reset runs k3s's cluster reset from a snapshot file (k3s flavour).
+	Reset func(ctx context.Context, snapshotPath string) error
+	// ResetHealthy reports whether the reset server's etcd is healthy at
+	// its client URLs (k3s flavour, servers that rejoin).
+	ResetHealthy func(ctx context.Context, clientURLs []string) error
+	// OnStep is told every step change, after it is saved.
+	OnStep func(p *Plan, s Step)
+
+	mu sync.Mutex
+}
+
+// Run executes the plan's remaining steps in order. A step recorded as
+// running when the agent died is run again: each is safe to repeat
+// (stopping a stopped member, restoring into a staging dir that is rebuilt,
+// a swap that checks what is already in place).
+func (r *Runner) Run(ctx context.Context, p *Plan) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	unlock, err := r.Plans.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	p.Started = true
+	for i := range p.Steps {
+		s := &p.Steps[i]
+		switch s.State {
+		case Done:
+			continue
+		case Failed:
+			return fmt.Errorf("step %s failed earlier: %s", s.Name, s.Error)
+		}
+		now := time.Now().UTC()
+		if s.Started == nil {
+			s.Started = &now
+		}
+		s.State, s.Error = Running, ""
+		if err := r.save(p, *s); err != nil {
+			return err
+		}
+		err := r.step(ctx, p, s)
+		end := time.Now().UTC()
+		s.Finished = &end
+		if err != nil {
+			s.State, s.Error = Failed, err.Error()
+			if serr := r.save(p, *s); serr != nil {
+				return errors.Join(err, serr)
+			}
+			return fmt.Errorf("step %s: %w", s.Name, err)
+		}
+		s.State = Done
+		if err := r.save(p, *s); err != nil {
+			return err
+		}
+		if s.Name == StepRestore || s.Name == StepClusterReset {
+			dropCache(p)
+		}
+	}
+	return nil
+}
+
+func (r *Runner) save(p *Plan, s Step) error {
+	if err := r.Plans.Save(p); err != nil {
+		return fmt.Errorf("record step %s: %w", s.Name, err)
+	}
+	if r.OnStep != nil {
+		r.OnStep(p, s)
+	}
+	return nil
+}
+
+func (r *Runner) step(ctx context.Context, p *Plan, s *Step) error {
+	switch s.Name {
+	case StepVerify:
+		if p.Staging != "" {
+			return verifyStaging(p)
+		}
+		return verifyFile(p.SnapshotPath, p.SnapshotSHA256, p.SnapshotSize)
+	case StepStop:
+		return r.Host.Stop(ctx)
+	case StepRestore:
+		if s.Detail == "" {
+			s.Detail = fmt.Sprintf("%s.aside-%s", filepath.Clean(p.Member.DataDir), p.ID)
+			// Where the old data dir goes is on disk before it moves.
+			if err := r.Plans.Save(p); err != nil {
+				return err
+			}
+		}
+		if p.Staging == "" && !exists(s.Detail) {
+			// Nothing was built before the stop: build from the verified
+			// copy now.
+			snap := &dbsnap.Snapshot{Name: p.Snapshot, SHA256: p.SnapshotSHA256, Size: p.SnapshotSize}
+			if _, err := BuildFromFile(p.SnapshotPath, snap, p.Member, StagingDir(p.Member.DataDir), p.ID); err != nil {
+				return err
+			}
+		}
+		return SwapDataDir(StagingDir(p.Member.DataDir), p.Member.DataDir, s.Detail)
+	case StepStart:
+		return r.Host.Start(ctx)
+	case StepHealthy:
+		return poll(ctx, healthyLimit, "the member is not healthy", r.Healthy)
+	case StepWaitPeersStopped:
+		return waitPeersStopped(ctx, p.OtherPeerURLs, peersLimit)
+	case StepClusterReset:
+		if r.Reset == nil {
+			return errors.New("no k3s cluster reset configured here")
+		}
+		return r.clusterReset(ctx, p, s)
+	case StepWaitResetServer:
+		return poll(ctx, peersLimit, "the reset server's etcd is not healthy", func(ctx context.Context) error {
+			return r.ResetHealthy(ctx, p.ResetClientURLs)
+		})
+	case StepBootstrap:
+		moved, err := putBootstrapFiles(p.BootstrapDir, p.K3sDataDir, p.ID)
+		if len(moved) > 0 && s.Detail == "" {
+			s.Detail = strings.Join(moved, ", ")
+		}
+		return err
+	case StepMoveAside:
+		if s.Detail == "" {
+			s.Detail = fmt.Sprintf("%s.aside-%s", filepath.Clean(p.Member.DataDir), p.ID)
+			if err := r.Plans.Save(p); err != nil {
+				return err
+			}
+		}
+		return moveAside(p.Member.DataDir, s.Detail)
+	}
+	return fmt.Errorf("unknown step %q", s.Name)
+}
+
+// poll calls check every 2 s until it succeeds or limit passes.
+func poll(ctx context.Context, limit time.Duration, what string, check func(context.Context) error) error {
+	deadline := time.Now().Add(limit)
+	for {
+		err := check(ctx)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s after %s: %w", what, limit, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// Discard removes a prepared plan that never started; a started one stays.
+func (ps Plans) Discard(id string) error {
+	p, err := ps.Load(id)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if p.Started {
+		return fmt.Errorf("plan %s has started on %s: it is never discarded", id, p.Node)
+	}
+	if p.Staging != "" {
+		if b, err := ReadBuilt(p.Staging); err == nil && b.Plan == p.ID {
+			os.Remove(builtPath(p.Staging))
+			if err := os.RemoveAll(p.Staging); err != nil {
+				return err
+			}
+		}
+	}
+	return os.Remove(ps.path(id))
+}
+
+// dropCache removes the local copy of the snapshot once it is restored:
+// it is a cache of what the store keeps, and removed before the kernel
+// writes it back, it costs no disk writes.
+func dropCache(p *Plan) {
+	if p.SnapshotPath != "" {
+		os.Remove(p.SnapshotPath)
+	}
+}

@@ -1,0 +1,427 @@
+// Package agentconfig reads the agent's configuration file: who the node is,
+// where k3s keeps its data, how the agent is reached and secured.
+package agentconfig
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"github.com/robfig/cron/v3"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubectl-dr/kubectl-dr/internal/mtls"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+)
+
+// Defaults a k3s node gets without configuring anything.
+const (
+	DefaultListen       = "127.0.0.1:9650"
+	DefaultDataDir      = "/var/lib/rancher/k3s"
+	DefaultEtcdEndpoint = "https://127.0.0.1:2379"
+	DefaultStateDir     = "/var/lib/dr-agent"
+	DefaultSchedule     = "0 */6 * * *"
+	DefaultScheduleName = "dr-auto"
+	DefaultMetrics      = "127.0.0.1:9651"
+)
+
+// DefaultRetention keeps what k3s keeps (5) and a week of dailies.
+var DefaultRetention = Retention{KeepLast: 5, KeepDaily: 7}
+
+// Config is the agent configuration file (YAML).
+type Config struct {
+	// NodeName defaults to $NODE_NAME (the DaemonSet's downward API), then
+	// the host name.
+	NodeName string `json:"nodeName,omitempty"`
+	// Listen is the gRPC address; keep it on loopback, the plugin comes in
+	// through a port-forward.
+	Listen string `json:"listen,omitempty"`
+	// DataDir is k3s's --data-dir.
+	DataDir string `json:"dataDir,omitempty"`
+	// StateDir keeps the agent's own records (snapshots not yet uploaded,
+	// restore plans); default /var/lib/dr-agent.
+	StateDir string     `json:"stateDir,omitempty"`
+	TLS      mtls.Files `json:"tls"`
+	// ClusterID names the cluster in the store (the kube-system namespace's
+	// UID; `kubectl dr install` writes it).
+	ClusterID string          `json:"clusterID,omitempty"`
+	Store     objstore.Config `json:"store,omitempty"`
+	Etcd      Etcd            `json:"etcd,omitempty"`
+	Restic    Restic          `json:"restic,omitempty"`
+	WAL       WAL             `json:"wal,omitempty"`
+	Restore   Restore         `json:"restore,omitempty"`
+	// MetricsAddress serves Prometheus metrics and /healthz (default
+	// 127.0.0.1:9651); "off" turns it off.
+	MetricsAddress string `json:"metricsAddress,omitempty"`
+}
+
+// Retention is how many snapshots to keep: the newest KeepLast, plus the
+// newest of each of the last N hours, days, weeks and months (GFS).
+type Retention struct {
+	KeepLast    int `json:"keepLast,omitempty"`
+	KeepHourly  int `json:"keepHourly,omitempty"`
+	KeepDaily   int `json:"keepDaily,omitempty"`
+	KeepWeekly  int `json:"keepWeekly,omitempty"`
+	KeepMonthly int `json:"keepMonthly,omitempty"`
+}
+
+// IsZero reports whether nothing is configured (keep everything).
+func (r Retention) IsZero() bool { return r == Retention{} }
+
+// Etcd says how to reach the node's local etcd member.
+type Etcd struct {
+	Endpoint string `json:"endpoint,omitempty"`
+	// Certificate files; default to k3s's under <dataDir>/server/tls/etcd/.
+	CA   string `json:"ca,omitempty"`
+	Cert string `json:"cert,omitempty"`
+	Key  string `json:"key,omitempty"`
+	// SnapshotKeyFile holds an age identity (AGE-SECRET-KEY-1...); when set,
+	// snapshots are encrypted on the node before they leave it.
+	SnapshotKeyFile string `json:"snapshotKeyFile,omitempty"`
+	// Schedule is a cron expression for automatic snapshots (k3s's default:
+	// every 6 hours); "off" turns them off. Only the leader's agent acts.
+	Schedule string `json:"schedule,omitempty"`
+	// ScheduleName prefixes scheduled snapshots' names.
+	ScheduleName string    `json:"scheduleName,omitempty"`
+	Retention    Retention `json:"retention,omitempty"`
+}
+
+// Restic configures file backups: the restic binary shipped with the
+// agent, the repository password, which paths each node backs up, and the
+// schedule with its retention.
+type Restic struct {
+	// Binary defaults to "restic" next to the dr-agent binary, then on PATH.
+	Binary string `json:"binary,omitempty"`
+	// PasswordFile holds the repository password (a mounted Secret). It is
+	// handed to restic as a file, never on a command line.
+	PasswordFile string `json:"passwordFile,omitempty"`
+	// Paths are the directories (globs allowed) every node backs up;
+	// default the local-path provisioner's <dataDir>/storage.
+	Paths []string `json:"paths,omitempty"`
+	// Exclude are restic --exclude patterns.
+	Exclude []string `json:"exclude,omitempty"`
+	// Nodes overrides Paths and Exclude for the nodes named.
+	Nodes map[string]PathSet `json:"nodes,omitempty"`
+	// Schedule is a cron expression for automatic file backups; default
+	// "off". Each node backs up its own paths.
+	Schedule string `json:"schedule,omitempty"`
+	// Retention applies to scheduled file backups (restic forget --prune);
+	// backups made by hand or in a set are removed only with backup rm.
+	Retention Retention `json:"retention,omitempty"`
+	// CacheDir is restic's cache; default <stateDir>/restic-cache.
+	CacheDir string `json:"cacheDir,omitempty"`
+}
+
+// Restore says how this node restores etcd and which host actions stop
+// and start what runs it.
+type Restore struct {
+	// Flavor is "k3s" (k3s server --cluster-reset; the default) or "etcd"
+	// (a kubeadm-style member: a new data dir built from the snapshot
+	// beside the member's, swapped in with the member stopped).
+	Flavor string `json:"flavor,omitempty"`
+	// StopCommand and StartCommand stop and start k3s (or etcd). Default
+	// for k3s: systemctl stop|start k3s, through nsenter -t 1 when the
+	// agent runs in a container. The etcd flavour needs both configured.
+	StopCommand  []string `json:"stopCommand,omitempty"`
+	StartCommand []string `json:"startCommand,omitempty"`
+	// K3sBinary runs the cluster reset (default /usr/local/bin/k3s).
+	K3sBinary string `json:"k3sBinary,omitempty"`
+	// EtcdDataDir is the member's data dir for the etcd flavour (default
+	// <dataDir>/server/db/etcd, where k3s keeps it).
+	EtcdDataDir string `json:"etcdDataDir,omitempty"`
+}
+
+// Restore flavours.
+const (
+	FlavorK3s  = "k3s"
+	FlavorEtcd = "etcd"
+)
+
+// WAL lists the PostgreSQL WAL spools this node ships.
+type WAL struct {
+	Sources []WALSource `json:"sources,omitempty"`
+}
+
+// WALSource is one database's spool: a directory on the node (a hostPath
+// the PostgreSQL pod mounts too) that archive_command copies finished WAL
+// files into.
+type WALSource struct {
+	// Name names the source in the store (wal/<name>/) and in commands.
+	Name  string `json:"name"`
+	Spool string `json:"spool"`
+	// Concurrency is how many files upload at once (default 4).
+	Concurrency int `json:"concurrency,omitempty"`
+	// SpoolWarnFreeBytes: status and metrics warn when the spool's file
+	// system has less free space (default 1 GiB).
+	SpoolWarnFreeBytes int64 `json:"spoolWarnFreeBytes,omitempty"`
+	// Connection reaches the database for base backups (a libpq
+	// connection string, e.g. "host=10.42.0.12 user=postgres"), and PGData
+	// is its data directory as this node sees it; both optional, needed
+	// for base backups.
+	Connection string `json:"connection,omitempty"`
+	PGData     string `json:"pgdata,omitempty"`
+	// BaseBackupSchedule is a cron expression for automatic base backups
+	// (default "off").
+	BaseBackupSchedule string `json:"baseBackupSchedule,omitempty"`
+	// BaseBackupRetention: after each scheduled base backup (and on
+	// kubectl dr pg prune) the base backups beyond it are removed, with the
+	// WAL only they could use. Default: the last 2 and a week of dailies.
+	BaseBackupRetention Retention `json:"baseBackupRetention,omitempty"`
+}
+
+// DefaultBaseBackupRetention keeps a week of point-in-time recovery with a
+// daily schedule, and the last two whatever the schedule.
+var DefaultBaseBackupRetention = Retention{KeepLast: 2, KeepDaily: 7}
+
+var walNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// PathSet is one node's paths and excludes.
+type PathSet struct {
+	Paths   []string `json:"paths,omitempty"`
+	Exclude []string `json:"exclude,omitempty"`
+}
+
+// PathsFor is what node backs up.
+func (r Restic) PathsFor(node string) PathSet {
+	if ps, ok := r.Nodes[node]; ok {
+		return ps
+	}
+	return PathSet{Paths: r.Paths, Exclude: r.Exclude}
+}
+
+// DefaultFileRetention keeps a week of dailies and a month of weeklies.
+var DefaultFileRetention = Retention{KeepLast: 3, KeepDaily: 7, KeepWeekly: 4}
+
+// Load reads and validates the file, applying defaults.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read agent config: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// Parse validates a configuration and applies defaults; path names it in
+// errors.
+func Parse(data []byte, path string) (*Config, error) {
+	var c Config
+	if err := yaml.UnmarshalStrict(data, &c); err != nil {
+		return nil, fmt.Errorf("parse agent config %s: %w", path, err)
+	}
+	if err := c.complete(); err != nil {
+		return nil, fmt.Errorf("agent config %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// LoadStore reads only the store settings and cluster id of a config file:
+// an agent's, or the small one `pg restore` writes for restore_command.
+func LoadStore(path string) (string, objstore.Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", objstore.Config{}, fmt.Errorf("read config: %w", err)
+	}
+	var c struct {
+		ClusterID string          `json:"clusterID"`
+		Store     objstore.Config `json:"store"`
+	}
+	if err := yaml.Unmarshal(data, &c); err != nil {
+		return "", objstore.Config{}, fmt.Errorf("parse %s: %w", path, err)
+	}
+	if c.Store.URL == "" {
+		return "", objstore.Config{}, fmt.Errorf("%s configures no store", path)
+	}
+	return c.ClusterID, c.Store, nil
+}
+
+// Local completes a configuration for the node-local commands, which serve
+// nothing: as Parse, without requiring the TLS files.
+func Local(c Config) (*Config, error) {
+	if c.TLS.CA == "" && c.TLS.Cert == "" && c.TLS.Key == "" {
+		c.TLS.CA, c.TLS.Cert, c.TLS.Key = "-", "-", "-"
+	}
+	if err := c.complete(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) complete() error {
+	if c.NodeName == "" {
+		c.NodeName = os.Getenv("NODE_NAME")
+	}
+	if c.NodeName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("no nodeName and no host name: %w", err)
+		}
+		c.NodeName = h
+	}
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen %q: %w", c.Listen, err)
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if !filepath.IsAbs(c.DataDir) {
+		return fmt.Errorf("dataDir %q must be an absolute path", c.DataDir)
+	}
+	switch c.MetricsAddress {
+	case "":
+		c.MetricsAddress = DefaultMetrics
+	case "off":
+		c.MetricsAddress = ""
+	}
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir
+	}
+	if c.Etcd.Schedule == "" {
+		c.Etcd.Schedule = DefaultSchedule
+	}
+	if c.Etcd.ScheduleName == "" {
+		c.Etcd.ScheduleName = DefaultScheduleName
+	}
+	if c.Etcd.Retention.IsZero() {
+		c.Etcd.Retention = DefaultRetention
+	}
+	if c.Etcd.Endpoint == "" {
+		c.Etcd.Endpoint = DefaultEtcdEndpoint
+	}
+	tlsDir := filepath.Join(c.DataDir, "server", "tls", "etcd")
+	if c.Etcd.CA == "" {
+		c.Etcd.CA = filepath.Join(tlsDir, "server-ca.crt")
+	}
+	if c.Etcd.Cert == "" {
+		c.Etcd.Cert = filepath.Join(tlsDir, "client.crt")
+	}
+	if c.Etcd.Key == "" {
+		c.Etcd.Key = filepath.Join(tlsDir, "client.key")
+	}
+	if c.TLS.CA == "" || c.TLS.Cert == "" || c.TLS.Key == "" {
+		return errors.New("tls.ca, tls.cert and tls.key are required: the agent only serves mTLS")
+	}
+	if c.Restic.Binary == "" {
+		c.Restic.Binary = "restic"
+		if exe, err := os.Executable(); err == nil {
+			if p := filepath.Join(filepath.Dir(exe), "restic"); fileExists(p) {
+				c.Restic.Binary = p
+			}
+		}
+	}
+	if c.Restic.Paths == nil {
+		c.Restic.Paths = []string{filepath.Join(c.DataDir, "storage")}
+	}
+	for node, ps := range c.Restic.Nodes {
+		for _, p := range ps.Paths {
+			if !filepath.IsAbs(p) {
+				return fmt.Errorf("restic.nodes.%s.paths: %q must be an absolute path", node, p)
+			}
+		}
+	}
+	for _, p := range c.Restic.Paths {
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("restic.paths: %q must be an absolute path", p)
+		}
+	}
+	if c.Restic.Schedule == "" {
+		c.Restic.Schedule = "off"
+	}
+	if c.Restic.Retention.IsZero() {
+		c.Restic.Retention = DefaultFileRetention
+	}
+	seen := map[string]bool{}
+	for i := range c.WAL.Sources {
+		src := &c.WAL.Sources[i]
+		switch {
+		case !walNameRE.MatchString(src.Name):
+			return fmt.Errorf("wal.sources[%d].name %q: use lower-case letters, digits and '-'", i, src.Name)
+		case seen[src.Name]:
+			return fmt.Errorf("wal.sources: %q appears twice", src.Name)
+		case !filepath.IsAbs(src.Spool):
+			return fmt.Errorf("wal.sources %s: spool %q must be an absolute path", src.Name, src.Spool)
+		}
+		seen[src.Name] = true
+		if src.Concurrency <= 0 {
+			src.Concurrency = 4
+		}
+		if src.SpoolWarnFreeBytes <= 0 {
+			src.SpoolWarnFreeBytes = 1 << 30
+		}
+		if src.BaseBackupSchedule == "" {
+			src.BaseBackupSchedule = "off"
+		}
+		if src.BaseBackupRetention.IsZero() {
+			src.BaseBackupRetention = DefaultBaseBackupRetention
+		}
+		if src.BaseBackupSchedule != "off" && (src.Connection == "" || src.PGData == "") {
+			return fmt.Errorf("wal.sources %s: baseBackupSchedule needs connection and pgdata", src.Name)
+		}
+	}
+	switch c.Restore.Flavor {
+	case "":
+		c.Restore.Flavor = FlavorK3s
+	case FlavorK3s, FlavorEtcd:
+	default:
+		return fmt.Errorf("restore.flavor %q: want k3s or etcd", c.Restore.Flavor)
+	}
+	if c.Restore.K3sBinary == "" {
+		c.Restore.K3sBinary = "/usr/local/bin/k3s"
+	}
+	if c.Restore.EtcdDataDir == "" {
+		c.Restore.EtcdDataDir = filepath.Join(c.DataDir, "server", "db", "etcd")
+	}
+	if err := c.checkSchedules(); err != nil {
+		return err
+	}
+	if c.Restic.CacheDir == "" {
+		c.Restic.CacheDir = filepath.Join(c.StateDir, "restic-cache")
+	}
+	return nil
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
+
+// checkSchedules parses every cron expression.
+func (c *Config) checkSchedules() error {
+	check := func(what, spec string) error {
+		if spec == "off" {
+			return nil
+		}
+		if _, err := ParseSchedule(spec); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	}
+	if err := check("etcd.schedule", c.Etcd.Schedule); err != nil {
+		return err
+	}
+	if err := check("restic.schedule", c.Restic.Schedule); err != nil {
+		return err
+	}
+	for _, src := range c.WAL.Sources {
+		if err := check("wal.sources "+src.Name+": baseBackupSchedule", src.BaseBackupSchedule); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ParseSchedule reads a cron expression the way the agent's scheduler does:
+// five fields, or six with seconds first, or a descriptor such as @daily.
+func ParseSchedule(spec string) (cron.Schedule, error) {
+	p := cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+	s, err := p.Parse(spec)
+	if err != nil {
+		return nil, fmt.Errorf("schedule %q: %w (want a cron expression such as \"0 */6 * * *\")", spec, err)
+	}
+	return s, nil
+}

@@ -1,0 +1,227 @@
+// Package backupset is the record of one cluster-wide backup: which etcd
+// snapshot, which restic snapshot on which node, and how each part ended.
+// It lives in the store as sets/<id>.json and is written last, so a set
+// that is listed is a set whose parts have finished (or failed, and say so).
+package backupset
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	drstore "github.com/kubectl-dr/kubectl-dr/internal/store"
+
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+)
+
+// Phases of a set.
+const (
+	Completed       = "Completed"
+	PartiallyFailed = "PartiallyFailed"
+	Failed          = "Failed"
+)
+
+// Set is sets/<id>.json.
+type Set struct {
+	// Version is the store format version (store.FormatVersion; sets
+	// written before it existed have none and are read as 1).
+	Version   int       `json:"version,omitempty"`
+	ID        string    `json:"id"`
+	ClusterID string    `json:"clusterID,omitempty"`
+	Started   time.Time `json:"started"`
+	Finished  time.Time `json:"finished"`
+	Phase     string    `json:"phase"`
+	// Etcd is the set's etcd snapshot; nil when the set has none.
+	Etcd  *EtcdPart  `json:"etcd,omitempty"`
+	Files []FilePart `json:"files,omitempty"`
+	// WAL is where each PostgreSQL WAL source stood when the set was made.
+	WAL []WALMark `json:"wal,omitempty"`
+	// Error is why the whole set failed (interrupted, ...).
+	Error string `json:"error,omitempty"`
+}
+
+// EtcdPart is the etcd snapshot taken for the set.
+type EtcdPart struct {
+	Node     string `json:"node"`
+	Snapshot string `json:"snapshot,omitempty"`
+	Revision int64  `json:"revision,omitempty"`
+	Size     int64  `json:"size,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+// FilePart is one node's restic snapshot.
+type FilePart struct {
+	Node       string   `json:"node"`
+	SnapshotID string   `json:"snapshotID,omitempty"`
+	Paths      []string `json:"paths,omitempty"`
+	PVCs       []string `json:"pvcs,omitempty"`
+	Files      int64    `json:"files,omitempty"`
+	Bytes      int64    `json:"bytes,omitempty"`
+	BytesAdded int64    `json:"bytesAdded,omitempty"`
+	Warnings   []string `json:"warnings,omitempty"`
+	Error      string   `json:"error,omitempty"`
+}
+
+// WALMark is a WAL source's newest archived file at the set's time.
+type WALMark struct {
+	Node     string `json:"node"`
+	Source   string `json:"source"`
+	Timeline uint32 `json:"timeline,omitempty"`
+	// LSN is the database's position at the set's time, when the agent
+	// can ask the database; Segment the newest file in the store.
+	LSN     string    `json:"lsn,omitempty"`
+	Segment string    `json:"segment,omitempty"`
+	Time    time.Time `json:"time"`
+	Error   string    `json:"error,omitempty"`
+}
+
+// Failed reports whether the part failed.
+func (p FilePart) Failed() bool { return p.Error != "" }
+
+// Decide sets the phase from the parts: Completed when every part
+// succeeded, Failed when none did, PartiallyFailed in between.
+func (s *Set) Decide() {
+	ok, bad := 0, 0
+	if s.Etcd != nil {
+		if s.Etcd.Error != "" {
+			bad++
+		} else {
+			ok++
+		}
+	}
+	for _, f := range s.Files {
+		if f.Failed() {
+			bad++
+		} else {
+			ok++
+		}
+	}
+	switch {
+	case s.Error != "" && ok == 0, ok == 0:
+		s.Phase = Failed
+	case bad > 0 || s.Error != "":
+		s.Phase = PartiallyFailed
+	default:
+		s.Phase = Completed
+	}
+}
+
+// Part finds the node's file part.
+func (s *Set) Part(node string) (FilePart, bool) {
+	for _, f := range s.Files {
+		if f.Node == node {
+			return f, true
+		}
+	}
+	return FilePart{}, false
+}
+
+// ErrNotFound means no set has that id.
+var ErrNotFound = errors.New("backup set not found")
+
+var idRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$`)
+
+// ValidateID checks a set id: it names a store key, a restic tag and an
+// etcd snapshot, so lower-case letters, digits, '.' and '-'.
+func ValidateID(id string) error {
+	if !idRE.MatchString(id) || strings.Contains(id, "..") {
+		return fmt.Errorf("invalid backup name %q: use lower-case letters, digits, '.' and '-', up to 63 characters, starting and ending with a letter or digit", id)
+	}
+	return nil
+}
+
+// NewID names a set by its start time.
+func NewID(t time.Time) string { return "backup-" + t.UTC().Format("20060102-150405") }
+
+func key(id string) string { return path.Join("sets", id+".json") }
+
+// Write stores the set (the last step of a backup).
+func Write(ctx context.Context, store objstore.Store, s *Set) error {
+	s.Version = drstore.FormatVersion
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	if _, err := store.Put(ctx, key(s.ID), bytes.NewReader(data), int64(len(data))); err != nil {
+		return fmt.Errorf("write backup set %s to %s: %w", s.ID, store, err)
+	}
+	return nil
+}
+
+// Exists reports whether a set with this id is stored.
+func Exists(ctx context.Context, store objstore.Store, id string) (bool, error) {
+	_, err := store.Stat(ctx, key(id))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, objstore.ErrNotFound):
+		return false, nil
+	}
+	return false, err
+}
+
+// Read loads one set.
+func Read(ctx context.Context, store objstore.Store, id string) (*Set, error) {
+	if err := ValidateID(id); err != nil {
+		return nil, err
+	}
+	rc, err := store.Get(ctx, key(id))
+	if errors.Is(err, objstore.ErrNotFound) {
+		return nil, fmt.Errorf("%w: no %q in %s (kubectl dr backup ls shows the sets)", ErrNotFound, id, store)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read backup set %s: %w", id, err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, fmt.Errorf("read backup set %s: %w", id, err)
+	}
+	var s Set
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("backup set %s: %w", id, err)
+	}
+	if err := drstore.CheckVersion("backup set "+id, s.Version); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// List loads every set, newest first.
+func List(ctx context.Context, store objstore.Store) ([]*Set, error) {
+	objs, err := store.List(ctx, "sets/")
+	if err != nil {
+		return nil, fmt.Errorf("list backup sets in %s: %w", store, err)
+	}
+	var sets []*Set
+	for _, o := range objs {
+		id, ok := strings.CutSuffix(path.Base(o.Key), ".json")
+		if !ok || ValidateID(id) != nil {
+			continue
+		}
+		s, err := Read(ctx, store, id)
+		if err != nil {
+			return nil, err
+		}
+		sets = append(sets, s)
+	}
+	sort.Slice(sets, func(i, j int) bool { return sets[i].Started.After(sets[j].Started) })
+	return sets, nil
+}
+
+// Delete removes the set's record (its data is removed first, by the
+// caller).
+func Delete(ctx context.Context, store objstore.Store, id string) error {
+	if err := store.Delete(ctx, key(id)); err != nil && !errors.Is(err, objstore.ErrNotFound) {
+		return fmt.Errorf("delete backup set %s: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,85 @@
+package dbsnap
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Snapshot is the metadata of one etcd snapshot. In the store it is
+// etcd/<node>/<name>.json, written only after the data object is verified:
+// a snapshot without it is not a good snapshot.
+type Snapshot struct {
+	// Version is the store format version (store.FormatVersion; records
+	// written before it existed have none and are read as 1).
+	Version   int       `json:"version,omitempty"`
+	Name      string    `json:"name"`
+	Node      string    `json:"node"`
+	Created   time.Time `json:"created"`
+	ClusterID string    `json:"clusterID,omitempty"`
+	// EtcdClusterID is etcd's own cluster id (hex).
+	EtcdClusterID string `json:"etcdClusterID,omitempty"`
+	Revision      int64  `json:"revision"`
+	EtcdVersion   string `json:"etcdVersion,omitempty"`
+	// Size and SHA256 are of the snapshot file as etcd streamed it (the
+	// bolt database followed by etcd's sha256 trailer), as k3s keeps it.
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	// StoredSize and StoredSHA256 are of the object in the store
+	// (compressed, then encrypted when Encryption is set).
+	StoredSize   int64  `json:"storedSize,omitempty"`
+	StoredSHA256 string `json:"storedSHA256,omitempty"`
+	Compression  string `json:"compression"`
+	Encryption   string `json:"encryption,omitempty"`
+	StoreKey     string `json:"storeKey,omitempty"`
+	LocalPath    string `json:"localPath,omitempty"`
+	Uploaded     bool   `json:"uploaded"`
+	UploadError  string `json:"uploadError,omitempty"`
+	BackupSet    string `json:"backupSet,omitempty"`
+	Scheduled    bool   `json:"scheduled,omitempty"`
+	// Bootstrap records the server token (and encryption config) kept
+	// encrypted beside the snapshot, for a restore onto a new host.
+	Bootstrap *Bootstrap `json:"bootstrap,omitempty"`
+}
+
+// Encrypted reports whether the stored object is encrypted.
+func (s *Snapshot) Encrypted() bool { return s.Encryption != "" }
+
+// ErrChecksum means a snapshot's bytes do not match its checksum.
+var ErrChecksum = errors.New("snapshot checksum mismatch")
+
+// ErrInvalidName is returned for snapshot names that cannot be used.
+var ErrInvalidName = errors.New("invalid snapshot name")
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// ValidateName checks a user-given name: it becomes part of a file name and
+// a store key, so no '/', no "..", no leading dot.
+func ValidateName(name string) error {
+	if !nameRE.MatchString(name) || strings.Contains(name, "..") {
+		return fmt.Errorf("%w %q: use letters, digits, '.', '_' and '-' (no '/'), up to 128 characters", ErrInvalidName, name)
+	}
+	return nil
+}
+
+// FileName is k3s's naming: <name>-<node>-<unix time>.
+func FileName(name, node string, t time.Time) string {
+	return name + "-" + node + "-" + strconv.FormatInt(t.Unix(), 10)
+}
+
+// DataKey is where a snapshot's data object lives, relative to the
+// cluster's prefix.
+func DataKey(node, file string, encrypted bool) string {
+	k := path.Join("etcd", node, file+".db.zst")
+	if encrypted {
+		k += ".age"
+	}
+	return k
+}
+
+// MetaKey is where a snapshot's metadata record lives.
+func MetaKey(node, file string) string { return path.Join("etcd", node, file+".json") }

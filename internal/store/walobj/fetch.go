@@ -1,0 +1,79 @@
+package walobj
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kubectl-dr/kubectl-dr/internal/durable"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+)
+
+// ErrNotFound means the store has no such file: for restore_command, the
+// end of the archive.
+var ErrNotFound = errors.New("not in the archive")
+
+// Fetch writes the archived file name of source to dest, checked against
+// the checksum it was shipped with; dest appears (durably, whole)
+// only when the check passed.
+func Fetch(ctx context.Context, store objstore.Store, source, name, dest string) error {
+	if k := Classify(name); k == Unknown || k == Partial {
+		return fmt.Errorf("%q is not a WAL file name (want a segment such as 000000010000000000000003, a .history or a .backup file)", name)
+	}
+	key := Key(source, name)
+	rc, err := store.Get(ctx, key)
+	if errors.Is(err, objstore.ErrNotFound) {
+		return fmt.Errorf("%s of source %s: %w", name, source, ErrNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	// Decode checks the object's own checksum.
+	f, err := durable.Create(dest, 0o600, durable.WithHash(nil))
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	if _, err := Decode(f, rc); err != nil {
+		return fmt.Errorf("%s (%s): %w", name, key, err)
+	}
+	return f.Commit()
+}
+
+// Archived is what the store holds of a source.
+type Archived struct {
+	Files int
+	// Newest segment and when it was stored.
+	Newest   string
+	NewestAt time.Time
+	Gaps     []string
+}
+
+// ListArchived reads a source's part of the store.
+func ListArchived(ctx context.Context, store objstore.Store, source string) (Archived, error) {
+	objs, err := store.List(ctx, "wal/"+source+"/")
+	if err != nil {
+		return Archived{}, err
+	}
+	var a Archived
+	var names []string
+	for _, o := range objs {
+		name, ok := strings.CutSuffix(path.Base(o.Key), ObjectSuffix)
+		if !ok || Classify(name) == Unknown {
+			continue
+		}
+		a.Files++
+		names = append(names, name)
+		if Classify(name) == Segment && name > a.Newest {
+			a.Newest, a.NewestAt = name, o.Modified
+		}
+	}
+	sort.Strings(names)
+	a.Gaps = Gaps(names)
+	return a, nil
+}
