@@ -148,13 +148,13 @@ func (s *Server) storeName() string {
 func snapshotError(err error) error {
 	switch {
 	case errors.Is(err, etcdsnap.ErrNotMember):
-		return status.Error(codes.FailedPrecondition, err.Error())
+		return failure(codes.FailedPrecondition, agentv1.ReasonNotEtcdMember, "%v", err)
 	case errors.Is(err, etcdsnap.ErrBusy):
-		return status.Error(codes.Aborted, err.Error())
+		return failure(codes.Aborted, agentv1.ReasonBusy, "%v", err)
 	case errors.Is(err, dbsnap.ErrInvalidName):
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, objstore.ErrNotFound):
-		return status.Error(codes.NotFound, err.Error())
+		return failure(codes.NotFound, agentv1.ReasonNotFound, "%v", err)
 	}
 	return status.Error(codes.Internal, err.Error())
 }

@@ -40,7 +40,7 @@ func (s *Server) PreviewEtcdRestore(req *agentv1.PreviewEtcdRestoreRequest, stre
 	progress("read-snapshot", "reading "+snap.Name)
 	contents, err := etcdsnap.SnapshotContents(path)
 	if err != nil {
-		return status.Errorf(codes.DataLoss, "%v", err)
+		return failure(codes.DataLoss, agentv1.ReasonChecksumMismatch, "%v", err)
 	}
 	progress("read-live", "reading the live keys of the local member")
 	cli, err := s.snapshots.Client.New()
@@ -67,7 +67,7 @@ func (s *Server) PreviewEtcdRestore(req *agentv1.PreviewEtcdRestoreRequest, stre
 // name, the one of a backup set, or the newest.
 func (s *Server) resolveSnapshot(ctx context.Context, ref *agentv1.SnapshotRef) (*dbsnap.Snapshot, error) {
 	if s.store == nil {
-		return nil, status.Error(codes.FailedPrecondition, "no store configured on this node's agent")
+		return nil, failure(codes.FailedPrecondition, agentv1.ReasonNoStore, "no store configured on this node's agent")
 	}
 	list, err := dbsnap.ListStore(ctx, s.store)
 	if err != nil {
@@ -124,7 +124,7 @@ func (s *Server) fetchForRestore(ctx context.Context, ref *agentv1.SnapshotRef, 
 func fetchStatus(err error) error {
 	switch {
 	case errors.Is(err, dbsnap.ErrChecksum):
-		return status.Errorf(codes.DataLoss, "%v: refused, nothing was changed", err)
+		return failure(codes.DataLoss, agentv1.ReasonChecksumMismatch, "%v: refused, nothing was changed", err)
 	case errors.Is(err, restoreplan.ErrNoKey):
 		return status.Errorf(codes.FailedPrecondition, "%v", err)
 	}
@@ -197,12 +197,12 @@ func (s *Server) PrepareRestorePlan(ctx context.Context, req *agentv1.PrepareRes
 	if u, err := plans.Unfinished(); err != nil {
 		return nil, status.Errorf(codes.Internal, "read restore plans: %v", err)
 	} else if u != nil {
-		return nil, status.Errorf(codes.FailedPrecondition, "%v: plan %s (snapshot %s) has not finished on %s; see kubectl dr etcd restore --status", restoreplan.ErrBusy, u.ID, u.Snapshot, s.cfg.NodeName)
+		return nil, failure(codes.FailedPrecondition, agentv1.ReasonRestoreInProgress, "%v: plan %s (snapshot %s) has not finished on %s; see kubectl dr etcd restore --status", restoreplan.ErrBusy, u.ID, u.Snapshot, s.cfg.NodeName)
 	}
 	if list, err := plans.List(); err == nil {
 		for _, other := range list {
 			if other.ID != part.GetPlanId() && !other.Started && time.Since(other.Created) < preparedHold {
-				return nil, status.Errorf(codes.FailedPrecondition, "%v: plan %s was prepared on %s %s ago and may be about to start; wait %s or start it", restoreplan.ErrBusy, other.ID, s.cfg.NodeName, time.Since(other.Created).Round(time.Second), preparedHold)
+				return nil, failure(codes.FailedPrecondition, agentv1.ReasonRestoreInProgress, "%v: plan %s was prepared on %s %s ago and may be about to start; wait %s or start it", restoreplan.ErrBusy, other.ID, s.cfg.NodeName, time.Since(other.Created).Round(time.Second), preparedHold)
 			}
 		}
 	}
@@ -245,7 +245,7 @@ func (s *Server) StartRestorePlan(req *agentv1.StartRestorePlanRequest, stream a
 		return status.Errorf(codes.Internal, "%v", err)
 	}
 	if u, err := s.plans().Unfinished(); err == nil && u != nil && u.ID != p.ID {
-		return status.Errorf(codes.FailedPrecondition, "%v: plan %s (snapshot %s) has not finished on %s; plan %s was not started", restoreplan.ErrBusy, u.ID, u.Snapshot, s.cfg.NodeName, p.ID)
+		return failure(codes.FailedPrecondition, agentv1.ReasonRestoreInProgress, "%v: plan %s (snapshot %s) has not finished on %s; plan %s was not started", restoreplan.ErrBusy, u.ID, u.Snapshot, s.cfg.NodeName, p.ID)
 	}
 	events, cancel := s.restores.subscribe()
 	defer cancel()

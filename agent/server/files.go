@@ -55,12 +55,12 @@ func newFiles(cfg *agentconfig.Config, store objstore.Store) (*files.Engine, str
 
 func (s *Server) filesEngine() (*files.Engine, error) {
 	if s.files == nil {
-		return nil, status.Errorf(codes.FailedPrecondition, "file backups are off on node %s: %s", s.cfg.NodeName, s.filesOff)
+		return nil, failure(codes.FailedPrecondition, agentv1.ReasonFilesOff, "file backups are off on node %s: %s", s.cfg.NodeName, s.filesOff)
 	}
 	// The password is a mounted Secret: it may appear after the agent
 	// started, so it is looked for at each call.
 	if _, err := os.Stat(s.files.Repo.PasswordFile); err != nil {
-		return nil, status.Errorf(codes.FailedPrecondition, "file backups are off on node %s: restic password file: %v (kubectl dr install creates the Secret dr-system/dr-restic)", s.cfg.NodeName, err)
+		return nil, failure(codes.FailedPrecondition, agentv1.ReasonFilesOff, "file backups are off on node %s: restic password file: %v (kubectl dr install creates the Secret dr-system/dr-restic)", s.cfg.NodeName, err)
 	}
 	return s.files, nil
 }
@@ -176,7 +176,7 @@ func (s *Server) RestoreFiles(req *agentv1.RestoreFilesRequest, stream agentv1.A
 // snapshots present, and its etcd snapshot's stored checksum.
 func (s *Server) VerifyBackup(req *agentv1.VerifyBackupRequest, stream agentv1.AgentService_VerifyBackupServer) error {
 	if s.store == nil {
-		return status.Errorf(codes.FailedPrecondition, "node %s has no store configured", s.cfg.NodeName)
+		return failure(codes.FailedPrecondition, agentv1.ReasonNoStore, "node %s has no store configured", s.cfg.NodeName)
 	}
 	ctx := stream.Context()
 	progress := func(phase, msg string) {
@@ -288,13 +288,15 @@ func resticPolicy(cfg agentconfig.Retention, req *agentv1.Retention) restic.Poli
 func filesError(err error) error {
 	switch {
 	case errors.Is(err, files.ErrBusy):
-		return status.Error(codes.Aborted, err.Error())
-	case errors.Is(err, files.ErrNoPaths), errors.Is(err, files.ErrNotRepository), errors.Is(err, files.ErrNoRepo):
+		return failure(codes.Aborted, agentv1.ReasonBusy, "%v", err)
+	case errors.Is(err, files.ErrNoPaths):
+		return failure(codes.FailedPrecondition, agentv1.ReasonNoPaths, "%v", err)
+	case errors.Is(err, files.ErrNotRepository), errors.Is(err, files.ErrNoRepo):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, files.ErrOutsideRoots):
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, files.ErrNoSnapshot), errors.Is(err, backupset.ErrNotFound):
-		return status.Error(codes.NotFound, err.Error())
+		return failure(codes.NotFound, agentv1.ReasonNotFound, "%v", err)
 	case errors.Is(err, restic.ErrWrongPassword):
 		return status.Error(codes.PermissionDenied, err.Error())
 	case errors.Is(err, restic.ErrInterrupted), errors.Is(err, context.Canceled):

@@ -46,7 +46,7 @@ func (s *Server) lockSource(name string) (unlock func(), err error) {
 func (s *Server) BaseBackup(req *agentv1.BaseBackupRequest, stream agentv1.AgentService_BaseBackupServer) error {
 	src, ok := s.walSource(req.Source)
 	if !ok {
-		return status.Errorf(codes.NotFound, "node %s has no WAL source %q", s.cfg.NodeName, req.Source)
+		return failure(codes.NotFound, agentv1.ReasonNoWALSource, "node %s has no WAL source %q", s.cfg.NodeName, req.Source)
 	}
 	e, err := s.filesEngine()
 	if err != nil {
@@ -74,7 +74,7 @@ func (s *Server) BaseBackup(req *agentv1.BaseBackupRequest, stream agentv1.Agent
 func (s *Server) PruneBaseBackups(ctx context.Context, req *agentv1.PruneBaseBackupsRequest) (*agentv1.PruneBaseBackupsResponse, error) {
 	src, ok := s.walSource(req.Source)
 	if !ok {
-		return nil, status.Errorf(codes.NotFound, "node %s has no WAL source %q", s.cfg.NodeName, req.Source)
+		return nil, failure(codes.NotFound, agentv1.ReasonNoWALSource, "node %s has no WAL source %q", s.cfg.NodeName, req.Source)
 	}
 	e, err := s.filesEngine()
 	if err != nil {
@@ -107,7 +107,7 @@ func (s *Server) PruneBaseBackups(ctx context.Context, req *agentv1.PruneBaseBac
 // ListBaseBackups reads the base backup records from the store.
 func (s *Server) ListBaseBackups(ctx context.Context, req *agentv1.ListBaseBackupsRequest) (*agentv1.ListBaseBackupsResponse, error) {
 	if s.store == nil {
-		return nil, status.Errorf(codes.FailedPrecondition, "node %s has no store configured", s.cfg.NodeName)
+		return nil, failure(codes.FailedPrecondition, agentv1.ReasonNoStore, "node %s has no store configured", s.cfg.NodeName)
 	}
 	list, err := basebackup.List(ctx, s.store, req.Source)
 	if err != nil {

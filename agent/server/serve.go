@@ -19,7 +19,6 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/etcdsnap"
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/files"
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/schedule"
-	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/mtls"
 )
@@ -61,9 +60,7 @@ func serve(ctx context.Context, cfg *agentconfig.Config, sum string, w *configWa
 	if err != nil {
 		return nil, err
 	}
-	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)),
-		grpc.ChainUnaryInterceptor(srv.unaryBusy), grpc.ChainStreamInterceptor(srv.streamBusy))
-	agentv1.RegisterAgentServiceServer(gs, srv)
+	gs := srv.GRPCServer(grpc.Creds(credentials.NewTLS(tlsCfg)))
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -10,9 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/kubectl-dr/kubectl-dr/agent/server"
@@ -20,6 +23,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/mtls"
 	"github.com/kubectl-dr/kubectl-dr/internal/pki"
+	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
 )
 
 type certs struct {
@@ -73,12 +77,11 @@ func startAgent(t *testing.T, cfg *agentconfig.Config) *bufconn.Listener {
 		t.Fatal(err)
 	}
 	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)))
 	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	agentv1.RegisterAgentServiceServer(gs, srv)
+	gs := srv.GRPCServer(grpc.Creds(credentials.NewTLS(tlsCfg)))
 	go gs.Serve(lis)
 	t.Cleanup(gs.Stop)
 	return lis
@@ -153,5 +156,51 @@ func TestInfoRequiresClientCertificate(t *testing.T) {
 				t.Errorf("etcd member reported on a node without server/db/etcd")
 			}
 		})
+	}
+}
+
+// Errors carry a reason the plugin matches and the node's name; errors the
+// handler gave no reason carry their code's name.
+func TestErrorsCarryReasons(t *testing.T) {
+	c := writeCerts(t)
+	dataDir := t.TempDir()
+	cfg := &agentconfig.Config{NodeName: "worker-7", DataDir: dataDir, TLS: c.server, Restic: agentconfig.Restic{Binary: "/nonexistent/restic"}}
+	lis := startAgent(t, cfg)
+	clientTLS, err := mtls.ClientConfig(c.client, "dr-agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli := dial(t, lis, credentials.NewTLS(clientTLS))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	stream, err := cli.BackupFiles(ctx, &agentv1.BackupFilesRequest{BackupSet: "backup-20260101-000000"})
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	if got := agentclient.Reason(err); got != agentv1.ReasonFilesOff {
+		t.Errorf("backup on a node without restic: reason %q (%v), want %s", got, err, agentv1.ReasonFilesOff)
+	}
+	if st := status.Convert(err); st.Code() != codes.FailedPrecondition {
+		t.Errorf("code %v, want FailedPrecondition", st.Code())
+	}
+	var node string
+	for _, d := range status.Convert(err).Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			node = info.Metadata[agentv1.MetadataNode]
+		}
+	}
+	if node != "worker-7" {
+		t.Errorf("error names node %q, want worker-7", node)
+	}
+
+	_, err = cli.WALStatus(ctx, &agentv1.WALStatusRequest{Source: "nope"})
+	if got := agentclient.Reason(err); got != agentv1.ReasonNoStore && got != agentv1.ReasonNoWALSource {
+		t.Errorf("WAL status of an unknown source: reason %q (%v)", got, err)
+	}
+
+	_, err = cli.DeleteEtcdSnapshots(ctx, &agentv1.DeleteEtcdSnapshotsRequest{Names: []string{"../bad"}})
+	if got := agentclient.Reason(err); got == "" || got == agentv1.ReasonFilesOff {
+		t.Errorf("a call refused without a precise reason: reason %q (%v), want its code's name", got, err)
 	}
 }

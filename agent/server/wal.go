@@ -82,7 +82,7 @@ func (s *Server) runShippers(ctx context.Context) {
 // the spool's backlog and free space, the last error, gaps in the store.
 func (s *Server) WALStatus(ctx context.Context, req *agentv1.WALStatusRequest) (*agentv1.WALStatusResponse, error) {
 	if s.store == nil && len(s.cfg.WAL.Sources) > 0 {
-		return nil, status.Errorf(codes.FailedPrecondition, "node %s ships no WAL: no store is configured", s.cfg.NodeName)
+		return nil, failure(codes.FailedPrecondition, agentv1.ReasonNoStore, "node %s ships no WAL: no store is configured", s.cfg.NodeName)
 	}
 	resp := &agentv1.WALStatusResponse{}
 	found := false
@@ -114,7 +114,7 @@ func (s *Server) WALStatus(ctx context.Context, req *agentv1.WALStatusRequest) (
 		resp.Sources = append(resp.Sources, out)
 	}
 	if req.Source != "" && !found {
-		return nil, status.Errorf(codes.NotFound, "node %s has no WAL source %q", s.cfg.NodeName, req.Source)
+		return nil, failure(codes.NotFound, agentv1.ReasonNoWALSource, "node %s has no WAL source %q", s.cfg.NodeName, req.Source)
 	}
 	return resp, nil
 }

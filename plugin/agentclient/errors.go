@@ -5,8 +5,11 @@ import (
 	"io"
 	"strings"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 )
 
 // Explain turns a gRPC error into what a user can act on.
@@ -31,3 +34,15 @@ func Explain(err error) string {
 
 // IsEOF reports whether a stream ended normally.
 func IsEOF(err error) bool { return errors.Is(err, io.EOF) }
+
+// Reason is the agentv1.Reason* an agent's error carries ("" for errors
+// that did not come from an agent, such as a failed dial). Match on it,
+// never on the message.
+func Reason(err error) string {
+	for _, d := range status.Convert(err).Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.Domain == agentv1.ErrorDomain {
+			return info.Reason
+		}
+	}
+	return ""
+}

@@ -364,8 +364,8 @@ func (o *createOptions) filePart(ctx context.Context, n *agentclient.Node, progr
 // isNothingToDo tells "this node has no paths" or "file backups are off
 // here" from other refusals.
 func isNothingToDo(err error) bool {
-	msg := status.Convert(err).Message()
-	return strings.Contains(msg, "no paths to back up") || strings.Contains(msg, "file backups are off")
+	r := agentclient.Reason(err)
+	return r == agentv1.ReasonNoPaths || r == agentv1.ReasonFilesOff
 }
 
 func names(nodes agentclient.Nodes) string {

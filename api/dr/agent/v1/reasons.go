@@ -1,0 +1,34 @@
+package agentv1
+
+// Errors from the agent carry a google.rpc.ErrorInfo detail with this
+// domain and one of the reasons below; clients match the reason, never the
+// message text (which is for people and may change). Errors without a more
+// precise reason carry their status code's name (e.g. "FAILED_PRECONDITION").
+const ErrorDomain = "agent.dr.kubectl.io"
+
+// Reasons in ErrorInfo.reason. Part of the wire contract: never rename.
+const (
+	// ReasonFilesOff: this node takes no file backups (no restic, no
+	// password, or turned off in its config).
+	ReasonFilesOff = "FILES_OFF"
+	// ReasonNoPaths: file backups are on but this node has nothing to back up.
+	ReasonNoPaths = "NO_PATHS"
+	// ReasonNoStore: the node's agent has no store configured.
+	ReasonNoStore = "NO_STORE"
+	// ReasonBusy: the same kind of operation already runs on the node.
+	ReasonBusy = "BUSY"
+	// ReasonRestoreInProgress: a restore plan has not finished on the node.
+	ReasonRestoreInProgress = "RESTORE_IN_PROGRESS"
+	// ReasonChecksumMismatch: bytes in the store or on disk do not match
+	// their recorded checksum; nothing was changed.
+	ReasonChecksumMismatch = "CHECKSUM_MISMATCH"
+	// ReasonNotEtcdMember: the node runs no etcd member.
+	ReasonNotEtcdMember = "NOT_ETCD_MEMBER"
+	// ReasonNoWALSource: the node has no WAL source of that name.
+	ReasonNoWALSource = "NO_WAL_SOURCE"
+	// ReasonNotFound: the snapshot, backup set or plan named does not exist.
+	ReasonNotFound = "NOT_FOUND"
+)
+
+// MetadataNode is the ErrorInfo metadata key naming the agent's node.
+const MetadataNode = "node"
