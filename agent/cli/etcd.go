@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -14,7 +13,6 @@ import (
 
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/restoreplan"
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
-	"github.com/kubectl-dr/kubectl-dr/internal/durable"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 )
@@ -193,36 +191,38 @@ func (o *etcdRestoreOptions) run(cmd *cobra.Command, out io.Writer) error {
 			return fmt.Errorf("no etcd snapshot named %q in %s (%d snapshots there; --latest takes the newest)", o.snapshot, store, len(list))
 		}
 	}
-	plans := restoreplan.PlansIn(cfg.StateDir)
-	if u, err := plans.Unfinished(); err != nil {
-		return err
-	} else if u != nil {
-		return fmt.Errorf("%w: plan %s (snapshot %s) has not finished here: see %s", restoreplan.ErrBusy, u.ID, u.Snapshot, filepath.Join(plans.Dir, u.ID+".json"))
-	}
-
 	planID := fmt.Sprintf("node-restore-%d", time.Now().Unix())
-	p := &restoreplan.Plan{
-		ID: planID, Node: cfg.NodeName, Flavor: cfg.Restore.Flavor, Created: time.Now().UTC(),
-		Snapshot: snap.Name, SnapshotSHA256: snap.SHA256, SnapshotSize: snap.Size,
-		Member: restoreplan.Member{DataDir: cfg.Restore.EtcdDataDir}, K3sDataDir: cfg.DataDir,
+	req := restoreplan.Request{
+		ID: planID, Flavor: cfg.Restore.Flavor, Single: true,
+		Resolve: func(context.Context) (*dbsnap.Snapshot, error) { return snap, nil },
 	}
-	steps := restoreplan.K3sSingleSteps
-	if k3s {
-		p.Role = restoreplan.RoleReset
-		if o.newHost || o.tokenFromStore {
-			steps = append([]string{restoreplan.StepVerify, restoreplan.StepStop, restoreplan.StepBootstrap}, steps[2:]...)
-		}
-	} else {
+	switch {
+	case k3s:
+		req.Role = restoreplan.RoleReset
+	default:
 		name := o.memberName
 		if name == "" {
 			name = cfg.NodeName
 		}
-		p.Member = restoreplan.Member{
-			Name: name, DataDir: cfg.Restore.EtcdDataDir, PeerURLs: []string{o.peerURL},
-			InitialCluster: name + "=" + o.peerURL, InitialClusterToken: planID,
-			RevisionBump: restoreplan.KubernetesRevisionBump,
-		}
-		steps = restoreplan.EtcdSteps
+		req.MemberName, req.PeerURLs = name, []string{o.peerURL}
+		req.InitialCluster, req.InitialClusterToken = name+"="+o.peerURL, planID
+	}
+	switch {
+	case o.newHost:
+		req.Bootstrap = restoreplan.BootstrapAll
+	case o.tokenFromStore:
+		req.Bootstrap = restoreplan.BootstrapToken
+	}
+	preview, err := restoreplan.Build(cfg, req)
+	if err != nil {
+		return err
+	}
+	if err := restoreplan.CheckFree(cfg, planID); err != nil {
+		return err
+	}
+	var steps []string
+	for _, st := range preview.Steps {
+		steps = append(steps, st.Name)
 	}
 	fmt.Fprintf(out, "snapshot %s: node %s, taken %s, revision %d, %d bytes", snap.Name, snap.Node, snap.Created.Format(time.RFC3339), snap.Revision, snap.Size)
 	if !snap.Encrypted() {
@@ -239,26 +239,15 @@ func (o *etcdRestoreOptions) run(cmd *cobra.Command, out io.Writer) error {
 	} else {
 		fmt.Fprintf(out, "fetching %s, verifying its checksums and building the member's new data dir beside %s\n", snap.Name, cfg.Restore.EtcdDataDir)
 	}
-	reused, err := restoreplan.Stage(ctx, store, snap, cfg.Etcd.SnapshotKeyFile, cfg.StateDir, p)
+	prepared, err := restoreplan.Prepare(ctx, cfg, store, req)
 	if err != nil {
 		return fmt.Errorf("%w; nothing was stopped", err)
 	}
-	if reused {
+	p := prepared.Plan
+	if prepared.Reused {
 		fmt.Fprintf(out, "used the verified copy %s\n", p.SnapshotPath)
 	}
-	if o.newHost || o.tokenFromStore {
-		dir, err := stageBootstrap(ctx, store, snap, cfg, planID, o.newHost)
-		if err != nil {
-			return fmt.Errorf("%w; nothing was stopped", err)
-		}
-		p.BootstrapDir = dir
-	}
-	for _, name := range steps {
-		p.Steps = append(p.Steps, restoreplan.Step{Name: name, State: restoreplan.Pending})
-	}
-	if err := plans.Save(p); err != nil {
-		return fmt.Errorf("write the plan's state file: %w", err)
-	}
+	plans := restoreplan.PlansIn(cfg.StateDir)
 	start := time.Now()
 	r := restoreplan.NewRunner(cfg, func(_ *restoreplan.Plan, s restoreplan.Step) {
 		line := fmt.Sprintf("%7s  %s %s", time.Since(start).Round(100*time.Millisecond), s.Name, s.State)
@@ -280,41 +269,4 @@ func (o *etcdRestoreOptions) run(cmd *cobra.Command, out io.Writer) error {
 		fmt.Fprintln(out, "On every other server: stop k3s, move server/db/etcd aside, start k3s (it rejoins this one).")
 	}
 	return nil
-}
-
-// tokenFile is the server token's path in the data dir (and the store's
-// bootstrap record).
-const tokenFile = "server/token"
-
-// stageBootstrap fetches the files kept with the snapshot into the state
-// dir (0700), for the plan's put-bootstrap-files step.
-func stageBootstrap(ctx context.Context, store objstore.Store, snap *dbsnap.Snapshot, cfg *agentconfig.Config, planID string, all bool) (string, error) {
-	if cfg.Etcd.SnapshotKeyFile == "" {
-		return "", errors.New("the bootstrap files are encrypted to the snapshot key: give --key-file")
-	}
-	id, err := dbsnap.LoadIdentity(cfg.Etcd.SnapshotKeyFile)
-	if err != nil {
-		return "", err
-	}
-	files, err := dbsnap.FetchBootstrap(ctx, store, snap, id)
-	if err != nil {
-		return "", err
-	}
-	if _, ok := files[tokenFile]; !ok {
-		return "", fmt.Errorf("snapshot %s's bootstrap record has no %s", snap.Name, tokenFile)
-	}
-	dir := filepath.Join(cfg.StateDir, "restore", planID+".bootstrap")
-	for rel, data := range files {
-		if !all && rel != tokenFile {
-			continue
-		}
-		p := filepath.Join(dir, filepath.FromSlash(rel))
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			return "", err
-		}
-		if err := durable.WriteFile(p, data, 0o600); err != nil {
-			return "", err
-		}
-	}
-	return dir, nil
 }

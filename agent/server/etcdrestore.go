@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"sync"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -131,107 +129,58 @@ func fetchStatus(err error) error {
 	return status.Errorf(codes.Unavailable, "%v", err)
 }
 
-// preparedHold is how long a prepared plan that has not started holds the
-// node against another restore (the plugin starts every part right after
-// preparing them all).
-const preparedHold = 2 * time.Minute
-
-var planIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-
 func (s *Server) plans() restoreplan.Plans { return restoreplan.PlansIn(s.cfg.StateDir) }
 
 // PrepareRestorePlan takes this node's part of a restore before anything
-// stops anywhere: the snapshot is fetched and verified here (where the part
-// uses it), the steps are written to the node's state file, and nothing
-// else happens until StartRestorePlan.
+// stops anywhere (restoreplan.Prepare); nothing else happens until
+// StartRestorePlan.
 func (s *Server) PrepareRestorePlan(ctx context.Context, req *agentv1.PrepareRestorePlanRequest) (*agentv1.PrepareRestorePlanResponse, error) {
 	part := req.GetPart()
-	if !planIDRE.MatchString(part.GetPlanId()) {
-		return nil, status.Errorf(codes.InvalidArgument, "plan id %q: lower-case letters, digits and '-'", part.GetPlanId())
+	r := restoreplan.Request{
+		ID: part.GetPlanId(),
+		Flavor: map[agentv1.RestoreFlavor]string{
+			agentv1.RestoreFlavor_RESTORE_FLAVOR_ETCD: agentconfig.FlavorEtcd,
+			agentv1.RestoreFlavor_RESTORE_FLAVOR_K3S:  agentconfig.FlavorK3s,
+		}[part.GetFlavor()],
+		Role: map[agentv1.RestoreRole]string{
+			agentv1.RestoreRole_RESTORE_ROLE_RESET:  restoreplan.RoleReset,
+			agentv1.RestoreRole_RESTORE_ROLE_REJOIN: restoreplan.RoleRejoin,
+		}[part.GetRole()],
+		SnapshotName: part.GetSnapshot().GetName(), SnapshotSHA256: part.GetSnapshotSha256(),
+		MemberName: part.GetMemberName(), PeerURLs: part.GetPeerUrls(),
+		InitialCluster: part.GetInitialCluster(), InitialClusterToken: part.GetInitialClusterToken(),
+		OtherPeerURLs: part.GetOtherPeerUrls(), ResetClientURLs: part.GetResetClientUrls(),
 	}
-	want := map[agentv1.RestoreFlavor]string{agentv1.RestoreFlavor_RESTORE_FLAVOR_ETCD: agentconfig.FlavorEtcd, agentv1.RestoreFlavor_RESTORE_FLAVOR_K3S: agentconfig.FlavorK3s}[part.GetFlavor()]
-	if want != s.cfg.Restore.Flavor {
-		return nil, status.Errorf(codes.FailedPrecondition, "node %s restores the %s way (restore.flavor), the plan asks for %q", s.cfg.NodeName, s.cfg.Restore.Flavor, want)
+	r.Resolve = func(ctx context.Context) (*dbsnap.Snapshot, error) { return s.resolveSnapshot(ctx, part.GetSnapshot()) }
+	prepared, err := restoreplan.Prepare(ctx, s.cfg, s.store, r)
+	if err != nil {
+		return nil, planStatus(err)
 	}
-	if _, err := os.Stat(s.cfg.Restore.EtcdDataDir); err != nil {
-		return nil, status.Errorf(codes.FailedPrecondition, "node %s has no etcd data dir at %s (restore.etcdDataDir): not an etcd member", s.cfg.NodeName, s.cfg.Restore.EtcdDataDir)
-	}
-	p := &restoreplan.Plan{
-		ID: part.GetPlanId(), Node: s.cfg.NodeName, Flavor: want, Created: time.Now().UTC(),
-		Member: restoreplan.Member{DataDir: s.cfg.Restore.EtcdDataDir},
-	}
+	p := prepared.Plan
 	var steps []string
-	needSnapshot := true
-	switch {
-	case want == agentconfig.FlavorEtcd:
-		if len(s.cfg.Restore.StopCommand) == 0 || len(s.cfg.Restore.StartCommand) == 0 {
-			return nil, status.Errorf(codes.FailedPrecondition, "node %s: the etcd flavour needs restore.stopCommand and restore.startCommand (how etcd is stopped and started here)", s.cfg.NodeName)
-		}
-		if part.GetMemberName() == "" || len(part.GetPeerUrls()) == 0 || part.GetInitialCluster() == "" {
-			return nil, status.Error(codes.InvalidArgument, "the plan names no member, peer URLs or initial cluster")
-		}
-		p.Member = restoreplan.Member{
-			Name: part.GetMemberName(), DataDir: s.cfg.Restore.EtcdDataDir, PeerURLs: part.GetPeerUrls(),
-			InitialCluster: part.GetInitialCluster(), InitialClusterToken: part.GetInitialClusterToken(),
-			RevisionBump: restoreplan.KubernetesRevisionBump,
-		}
-		steps = restoreplan.EtcdSteps
-	case part.GetRole() == agentv1.RestoreRole_RESTORE_ROLE_RESET:
-		if !restoreplan.InContainer() {
-			if _, err := os.Stat(s.cfg.Restore.K3sBinary); err != nil {
-				return nil, status.Errorf(codes.FailedPrecondition, "node %s: no k3s binary at %s (restore.k3sBinary): %v", s.cfg.NodeName, s.cfg.Restore.K3sBinary, err)
-			}
-		}
-		p.Role, p.K3sDataDir, p.OtherPeerURLs = restoreplan.RoleReset, s.cfg.DataDir, part.GetOtherPeerUrls()
-		steps = restoreplan.K3sResetSteps
-	case part.GetRole() == agentv1.RestoreRole_RESTORE_ROLE_REJOIN:
-		if len(part.GetResetClientUrls()) == 0 {
-			return nil, status.Error(codes.InvalidArgument, "a rejoining server's part names no client URL of the reset server")
-		}
-		p.Role, p.K3sDataDir, p.ResetClientURLs = restoreplan.RoleRejoin, s.cfg.DataDir, part.GetResetClientUrls()
-		steps, needSnapshot = restoreplan.K3sRejoinSteps, false
-	default:
-		return nil, status.Errorf(codes.InvalidArgument, "the plan gives node %s no role (reset or rejoin)", s.cfg.NodeName)
-	}
-	plans := s.plans()
-	if u, err := plans.Unfinished(); err != nil {
-		return nil, status.Errorf(codes.Internal, "read restore plans: %v", err)
-	} else if u != nil {
-		return nil, failure(codes.FailedPrecondition, agentv1.ReasonRestoreInProgress, "%v: plan %s (snapshot %s) has not finished on %s; see kubectl dr etcd restore --status", restoreplan.ErrBusy, u.ID, u.Snapshot, s.cfg.NodeName)
-	}
-	if list, err := plans.List(); err == nil {
-		for _, other := range list {
-			if other.ID != part.GetPlanId() && !other.Started && time.Since(other.Created) < preparedHold {
-				return nil, failure(codes.FailedPrecondition, agentv1.ReasonRestoreInProgress, "%v: plan %s was prepared on %s %s ago and may be about to start; wait %s or start it", restoreplan.ErrBusy, other.ID, s.cfg.NodeName, time.Since(other.Created).Round(time.Second), preparedHold)
-			}
-		}
-	}
-	if old, err := plans.Load(part.GetPlanId()); err == nil && old.Started {
-		return nil, status.Errorf(codes.AlreadyExists, "plan %s already ran on %s", old.ID, s.cfg.NodeName)
-	}
-	if needSnapshot {
-		snap, err := s.resolveSnapshot(ctx, part.GetSnapshot())
-		if err != nil {
-			return nil, err
-		}
-		if want := part.GetSnapshotSha256(); want != "" && want != snap.SHA256 {
-			return nil, status.Errorf(codes.FailedPrecondition, "snapshot %s has sha256 %s here, the plan expects %s", snap.Name, snap.SHA256, want)
-		}
-		// The etcd flavour builds the member's new data dir now, while
-		// the member still runs; k3s gets the verified file.
-		if _, err := restoreplan.Stage(ctx, s.store, snap, s.cfg.Etcd.SnapshotKeyFile, s.cfg.StateDir, p); err != nil {
-			return nil, fetchStatus(err)
-		}
-	} else {
-		p.Snapshot = part.GetSnapshot().GetName()
-	}
-	for _, name := range steps {
-		p.Steps = append(p.Steps, restoreplan.Step{Name: name, State: restoreplan.Pending})
-	}
-	if err := plans.Save(p); err != nil {
-		return nil, status.Errorf(codes.Internal, "write the plan's state file: %v", err)
+	for _, st := range p.Steps {
+		steps = append(steps, st.Name)
 	}
 	return &agentv1.PrepareRestorePlanResponse{SnapshotPath: p.SnapshotPath, Steps: steps}, nil
+}
+
+// planStatus maps restoreplan's errors to status codes and reasons;
+// errors that are statuses already (the snapshot lookup's) pass.
+func planStatus(err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	switch {
+	case errors.Is(err, restoreplan.ErrInvalid):
+		return failure(codes.InvalidArgument, "INVALID_ARGUMENT", "%v", err)
+	case errors.Is(err, restoreplan.ErrNotHere):
+		return failure(codes.FailedPrecondition, "FAILED_PRECONDITION", "%v", err)
+	case errors.Is(err, restoreplan.ErrBusy):
+		return failure(codes.FailedPrecondition, agentv1.ReasonRestoreInProgress, "%v", err)
+	case errors.Is(err, restoreplan.ErrAlreadyRan):
+		return failure(codes.AlreadyExists, "ALREADY_EXISTS", "%v", err)
+	}
+	return fetchStatus(err)
 }
 
 // StartRestorePlan runs a prepared plan on its own (it goes on when the
@@ -299,8 +248,8 @@ func (s *Server) StartRestorePlan(req *agentv1.StartRestorePlanRequest, stream a
 
 // DiscardRestorePlan drops a prepared plan that never started.
 func (s *Server) DiscardRestorePlan(_ context.Context, req *agentv1.DiscardRestorePlanRequest) (*agentv1.DiscardRestorePlanResponse, error) {
-	if !planIDRE.MatchString(req.GetPlanId()) {
-		return nil, status.Errorf(codes.InvalidArgument, "plan id %q", req.GetPlanId())
+	if err := restoreplan.ValidID(req.GetPlanId()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	if err := s.plans().Discard(req.GetPlanId()); err != nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "%v", err)

@@ -37,14 +37,6 @@ const (
 	RoleRejoin = "rejoin"
 )
 
-// K3sResetSteps and K3sRejoinSteps are the k3s flavour's steps; a restore
-// on one server alone (dr-agent etcd restore) runs K3sSingleSteps.
-var (
-	K3sResetSteps  = []string{StepVerify, StepStop, StepWaitPeersStopped, StepClusterReset, StepStart, StepHealthy}
-	K3sRejoinSteps = []string{StepStop, StepWaitResetServer, StepMoveAside, StepStart, StepHealthy}
-	K3sSingleSteps = []string{StepVerify, StepStop, StepClusterReset, StepStart, StepHealthy}
-)
-
 // peersLimit bounds the waits on other servers.
 const peersLimit = 10 * time.Minute
 

@@ -27,7 +27,7 @@ func k3sPlan(t *testing.T, dir string, steps []string) *Plan {
 // is healthy, records where, and a second run does not move anything again.
 func TestK3sRejoinMovesTheDataDirAsideOnce(t *testing.T) {
 	dir := t.TempDir()
-	p := k3sPlan(t, dir, K3sRejoinSteps)
+	p := k3sPlan(t, dir, []string{StepStop, StepWaitResetServer, StepMoveAside, StepStart, StepHealthy})
 	p.ResetClientURLs = []string{"https://10.0.0.1:2379"}
 	var asked []string
 	r := &Runner{

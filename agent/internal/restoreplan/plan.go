@@ -37,9 +37,6 @@ const (
 	healthyLimit = 5 * time.Minute
 )
 
-// EtcdSteps are the etcd flavour's steps.
-var EtcdSteps = []string{StepVerify, StepStop, StepRestore, StepStart, StepHealthy}
-
 // Step is one step of a plan as recorded on the node.
 type Step struct {
 	Name     string     `json:"name"`

@@ -88,7 +88,7 @@ func TestRunnerStopsAtAFailedStep(t *testing.T) {
 	dir := t.TempDir()
 	plans := Plans{Dir: dir}
 	p := &Plan{ID: "plan-2", Created: time.Now(), Member: Member{DataDir: filepath.Join(dir, "etcd")}}
-	for _, s := range EtcdSteps {
+	for _, s := range []string{StepVerify, StepStop, StepRestore, StepStart, StepHealthy} {
 		p.Steps = append(p.Steps, Step{Name: s, State: Pending})
 	}
 	p.SnapshotPath = filepath.Join(dir, "missing.db")
