@@ -59,7 +59,11 @@ func TestBuildStepsAndRefusals(t *testing.T) {
 			wantErr: ErrNotHere, errText: "restores the k3s way"},
 		{name: "etcd part without a member", flavor: agentconfig.FlavorEtcd, req: Request{Flavor: agentconfig.FlavorEtcd},
 			wantErr: ErrInvalid, errText: "names no member"},
-		{name: "bootstrap files with etcd", flavor: agentconfig.FlavorEtcd, req: func() Request { r := withMember(member, agentconfig.FlavorEtcd); r.Bootstrap = BootstrapToken; return r }(),
+		{name: "bootstrap files with etcd", flavor: agentconfig.FlavorEtcd, req: func() Request {
+			r := withMember(member, agentconfig.FlavorEtcd)
+			r.Bootstrap = BootstrapToken
+			return r
+		}(),
 			wantErr: ErrInvalid, errText: "k3s's files"},
 		{name: "rejoin without the reset server", flavor: agentconfig.FlavorK3s, req: Request{Flavor: agentconfig.FlavorK3s, Role: RoleRejoin},
 			wantErr: ErrInvalid, errText: "no client URL"},
