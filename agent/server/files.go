@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -12,19 +11,18 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/backupverify"
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/files"
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/restic"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/backupset"
-	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
-	"github.com/kubectl-dr/kubectl-dr/internal/units"
 )
 
 // newFiles sets up the node's file backups; nil (with the reason) when the
 // config leaves them off.
-func newFiles(cfg *agentconfig.Config, store objstore.Store) (*files.Engine, string, error) {
+func (s *Server) newFiles(cfg *agentconfig.Config, store objstore.Store) (*files.Engine, string, error) {
 	switch {
 	case store == nil:
 		return nil, "no store is configured", nil
@@ -49,7 +47,7 @@ func newFiles(cfg *agentconfig.Config, store objstore.Store) (*files.Engine, str
 		Store:    store,
 		Paths:    cfg.Restic.PathsFor(cfg.NodeName),
 		AsideDir: filepath.Join(cfg.StateDir, "restore-aside"),
-		PVs:      persistentVolumePaths,
+		PVs:      s.pvs.persistentVolumePaths,
 	}, "", nil
 }
 
@@ -186,74 +184,20 @@ func (s *Server) VerifyBackup(req *agentv1.VerifyBackupRequest, stream agentv1.A
 	if err != nil {
 		return filesError(err)
 	}
-	res := &agentv1.VerifyResult{}
-	if set.Etcd != nil && set.Etcd.Snapshot != "" {
-		progress("etcd", "reading etcd snapshot "+set.Etcd.Snapshot+" back from the store")
-		list, err := dbsnap.ListStore(ctx, s.store)
-		if err != nil {
-			return snapshotError(err)
-		}
-		snap, ok := dbsnap.Find(list, set.Etcd.Snapshot)
-		switch {
-		case !ok:
-			res.Problems = append(res.Problems, fmt.Sprintf("etcd snapshot %s is not in the store", set.Etcd.Snapshot))
-		default:
-			if err := dbsnap.VerifyStored(ctx, s.store, snap); err != nil {
-				res.Problems = append(res.Problems, err.Error())
-			} else {
-				res.Checked = append(res.Checked, fmt.Sprintf("etcd snapshot %s: %s stored, sha256 matches", snap.Name, units.HumanBytes(snap.StoredSize)))
-			}
-		}
-	}
-	var want int
-	for _, p := range set.Files {
-		if p.SnapshotID != "" {
-			want++
-		}
-	}
-	if want > 0 {
-		e, err := s.filesEngine()
-		if err != nil {
+	c := backupverify.Checker{Store: s.store, Files: s.filesEngine}
+	res, err := c.Verify(ctx, set, req.ReadDataSubset, progress)
+	if err != nil {
+		if _, ok := status.FromError(err); ok {
 			return err
 		}
-		progress("restic", "restic check "+req.ReadDataSubset)
-		snaps, err := e.Repo.Snapshots(ctx, files.TagSet+set.ID)
-		if err != nil {
-			return filesError(err)
+		if st, ok := filesStatus(err); ok {
+			return st
 		}
-		have := map[string]bool{}
-		for _, sn := range snaps {
-			have[sn.ID] = true
-		}
-		for _, p := range set.Files {
-			if p.SnapshotID != "" && !have[p.SnapshotID] {
-				res.Problems = append(res.Problems, fmt.Sprintf("restic snapshot %s of node %s is missing from the repository", short(p.SnapshotID), p.Node))
-			}
-		}
-		check, err := e.Check(ctx, req.ReadDataSubset)
-		if err != nil {
-			return filesError(err)
-		}
-		if check.Errors > 0 {
-			res.Problems = append(res.Problems, fmt.Sprintf("restic check found %d error(s)", check.Errors))
-			res.Problems = append(res.Problems, check.Messages...)
-		} else {
-			what := "structure"
-			if req.ReadDataSubset != "" {
-				what = "structure and " + req.ReadDataSubset + " of the data read back"
-			}
-			res.Checked = append(res.Checked, fmt.Sprintf("restic repository: %s OK; %d snapshot(s) of the set present", what, len(snaps)))
-		}
+		return snapshotError(err)
 	}
-	res.Ok = len(res.Problems) == 0
-	return stream.Send(&agentv1.VerifyBackupResponse{Event: &agentv1.VerifyBackupResponse_Result{Result: res}})
-}
-
-func short(id string) string {
-	if len(id) > 8 {
-		return id[:8]
-	}
-	return id
+	return stream.Send(&agentv1.VerifyBackupResponse{Event: &agentv1.VerifyBackupResponse_Result{Result: &agentv1.VerifyResult{
+		Ok: res.OK(), Checked: res.Checked, Problems: res.Problems,
+	}}})
 }
 
 // ForgetFileSnapshots removes a set's restic snapshots, or applies the
@@ -286,21 +230,30 @@ func resticPolicy(cfg agentconfig.Retention, req *agentv1.Retention) restic.Poli
 }
 
 func filesError(err error) error {
-	switch {
-	case errors.Is(err, files.ErrBusy):
-		return failure(codes.Aborted, agentv1.ReasonBusy, "%v", err)
-	case errors.Is(err, files.ErrNoPaths):
-		return failure(codes.FailedPrecondition, agentv1.ReasonNoPaths, "%v", err)
-	case errors.Is(err, files.ErrNotRepository), errors.Is(err, files.ErrNoRepo):
-		return status.Error(codes.FailedPrecondition, err.Error())
-	case errors.Is(err, files.ErrOutsideRoots):
-		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, files.ErrNoSnapshot), errors.Is(err, backupset.ErrNotFound):
-		return failure(codes.NotFound, agentv1.ReasonNotFound, "%v", err)
-	case errors.Is(err, restic.ErrWrongPassword):
-		return status.Error(codes.PermissionDenied, err.Error())
-	case errors.Is(err, restic.ErrInterrupted), errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error())
+	if st, ok := filesStatus(err); ok {
+		return st
 	}
 	return status.Error(codes.Internal, err.Error())
+}
+
+// filesStatus maps the files engine's (and restic's) errors; ok is false
+// for any other error.
+func filesStatus(err error) (error, bool) {
+	switch {
+	case errors.Is(err, files.ErrBusy):
+		return failure(codes.Aborted, agentv1.ReasonBusy, "%v", err), true
+	case errors.Is(err, files.ErrNoPaths):
+		return failure(codes.FailedPrecondition, agentv1.ReasonNoPaths, "%v", err), true
+	case errors.Is(err, files.ErrNotRepository), errors.Is(err, files.ErrNoRepo):
+		return status.Error(codes.FailedPrecondition, err.Error()), true
+	case errors.Is(err, files.ErrOutsideRoots):
+		return status.Error(codes.InvalidArgument, err.Error()), true
+	case errors.Is(err, files.ErrNoSnapshot), errors.Is(err, backupset.ErrNotFound):
+		return failure(codes.NotFound, agentv1.ReasonNotFound, "%v", err), true
+	case errors.Is(err, restic.ErrWrongPassword):
+		return status.Error(codes.PermissionDenied, err.Error()), true
+	case errors.Is(err, restic.ErrInterrupted), errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error()), true
+	}
+	return nil, false
 }

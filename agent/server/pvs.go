@@ -11,17 +11,19 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-var (
-	pvClientOnce sync.Once
-	pvClient     kubernetes.Interface
-)
+// pvClient lists PersistentVolumes with the DaemonSet's service account;
+// made on first use, nil outside a cluster.
+type pvClient struct {
+	once sync.Once
+	cs   kubernetes.Interface
+}
 
 // persistentVolumePaths maps the host paths of the cluster's hostPath and
 // local PersistentVolumes to their claims ("namespace/name"). It answers
 // only inside the cluster (the DaemonSet's service account may list PVs);
 // elsewhere directory names are all the agent has.
-func persistentVolumePaths(ctx context.Context) (map[string]string, error) {
-	pvClientOnce.Do(func() {
+func (c *pvClient) persistentVolumePaths(ctx context.Context) (map[string]string, error) {
+	c.once.Do(func() {
 		if os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
 			return
 		}
@@ -30,14 +32,14 @@ func persistentVolumePaths(ctx context.Context) (map[string]string, error) {
 			return
 		}
 		cfg.Timeout = 5 * time.Second
-		pvClient, _ = kubernetes.NewForConfig(cfg)
+		c.cs, _ = kubernetes.NewForConfig(cfg)
 	})
-	if pvClient == nil {
+	if c.cs == nil {
 		return nil, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	pvs, err := pvClient.CoreV1().PersistentVolumes().List(ctx, metav1.ListOptions{})
+	pvs, err := c.cs.CoreV1().PersistentVolumes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,7 @@ type Server struct {
 
 	cfg       *agentconfig.Config
 	log       *slog.Logger
+	pvs       pvClient
 	snapshots *etcdsnap.Snapshotter
 	metrics   *metrics
 	// store is the cluster's directory of the store; nil without one.
@@ -80,7 +81,7 @@ func New(cfg *agentconfig.Config, log *slog.Logger) (*Server, error) {
 		s.snapshots.Store = s.store
 	}
 	var err error
-	if s.files, s.filesOff, err = newFiles(cfg, s.store); err != nil {
+	if s.files, s.filesOff, err = s.newFiles(cfg, s.store); err != nil {
 		return nil, err
 	}
 	s.newShippers()

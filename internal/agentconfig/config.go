@@ -29,7 +29,7 @@ const (
 )
 
 // DefaultRetention keeps what k3s keeps (5) and a week of dailies.
-var DefaultRetention = Retention{KeepLast: 5, KeepDaily: 7}
+func DefaultRetention() Retention { return Retention{KeepLast: 5, KeepDaily: 7} }
 
 // Config is the agent configuration file (YAML).
 type Config struct {
@@ -174,7 +174,7 @@ type WALSource struct {
 
 // DefaultBaseBackupRetention keeps a week of point-in-time recovery with a
 // daily schedule, and the last two whatever the schedule.
-var DefaultBaseBackupRetention = Retention{KeepLast: 2, KeepDaily: 7}
+func DefaultBaseBackupRetention() Retention { return Retention{KeepLast: 2, KeepDaily: 7} }
 
 var walNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
@@ -193,7 +193,7 @@ func (r Restic) PathsFor(node string) PathSet {
 }
 
 // DefaultFileRetention keeps a week of dailies and a month of weeklies.
-var DefaultFileRetention = Retention{KeepLast: 3, KeepDaily: 7, KeepWeekly: 4}
+func DefaultFileRetention() Retention { return Retention{KeepLast: 3, KeepDaily: 7, KeepWeekly: 4} }
 
 // Load reads and validates the file, applying defaults.
 func Load(path string) (*Config, error) {
@@ -288,7 +288,7 @@ func (c *Config) complete() error {
 		c.Etcd.ScheduleName = DefaultScheduleName
 	}
 	if c.Etcd.Retention.IsZero() {
-		c.Etcd.Retention = DefaultRetention
+		c.Etcd.Retention = DefaultRetention()
 	}
 	if c.Etcd.Endpoint == "" {
 		c.Etcd.Endpoint = DefaultEtcdEndpoint
@@ -333,7 +333,7 @@ func (c *Config) complete() error {
 		c.Restic.Schedule = "off"
 	}
 	if c.Restic.Retention.IsZero() {
-		c.Restic.Retention = DefaultFileRetention
+		c.Restic.Retention = DefaultFileRetention()
 	}
 	seen := map[string]bool{}
 	for i := range c.WAL.Sources {
@@ -357,7 +357,7 @@ func (c *Config) complete() error {
 			src.BaseBackupSchedule = "off"
 		}
 		if src.BaseBackupRetention.IsZero() {
-			src.BaseBackupRetention = DefaultBaseBackupRetention
+			src.BaseBackupRetention = DefaultBaseBackupRetention()
 		}
 		if src.BaseBackupSchedule != "off" && (src.Connection == "" || src.PGData == "") {
 			return fmt.Errorf("wal.sources %s: baseBackupSchedule needs connection and pgdata", src.Name)

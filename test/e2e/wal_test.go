@@ -236,7 +236,7 @@ func TestPostgresBaseBackupRetention(t *testing.T) {
 	for _, x := range all {
 		items = append(items, retention.Dated{Name: x.ID, Time: x.StopTime})
 	}
-	keep, remove := retention.Apply(items, agentconfig.DefaultBaseBackupRetention)
+	keep, remove := retention.Apply(items, agentconfig.DefaultBaseBackupRetention())
 	if len(remove) == 0 {
 		t.Fatalf("the policy removes none of %d base backups", len(all))
 	}

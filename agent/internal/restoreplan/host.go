@@ -25,7 +25,7 @@ type Commands struct {
 func K3sCommands() Commands {
 	prefix := []string{}
 	if InContainer() {
-		prefix = nsenterHost
+		prefix = nsenterHost()
 	}
 	return Commands{
 		StopCommand:  append(append([]string{}, prefix...), "systemctl", "stop", "k3s"),
@@ -35,7 +35,9 @@ func K3sCommands() Commands {
 
 // nsenterHost runs a command in the host's namespaces (the DaemonSet's
 // container is privileged with hostPID).
-var nsenterHost = []string{"nsenter", "-t", "1", "-m", "-u", "-i", "-n", "-p", "--"}
+func nsenterHost() []string {
+	return []string{"nsenter", "-t", "1", "-m", "-u", "-i", "-n", "-p", "--"}
+}
 
 // InContainer reports whether the process runs in another mount namespace
 // than the host's init.

@@ -56,7 +56,7 @@ type K3sReset struct {
 func NewK3sReset(binary, dataDir string) K3sReset {
 	r := K3sReset{Binary: binary, DataDir: dataDir}
 	if InContainer() {
-		r.Prefix = nsenterHost
+		r.Prefix = nsenterHost()
 	}
 	return r
 }

@@ -1091,7 +1091,6 @@ func (x *EtcdSnapshot) GetBootstrapSkipped() string {
 
 type SaveEtcdSnapshotRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	OperationId   string                 `protobuf:"bytes,1,opt,name=operation_id,json=operationId,proto3" json:"operation_id,omitempty"`
 	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	BackupSet     string                 `protobuf:"bytes,3,opt,name=backup_set,json=backupSet,proto3" json:"backup_set,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1126,13 +1125,6 @@ func (x *SaveEtcdSnapshotRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use SaveEtcdSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SaveEtcdSnapshotRequest) Descriptor() ([]byte, []int) {
 	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{7}
-}
-
-func (x *SaveEtcdSnapshotRequest) GetOperationId() string {
-	if x != nil {
-		return x.OperationId
-	}
-	return ""
 }
 
 func (x *SaveEtcdSnapshotRequest) GetName() string {
@@ -1600,9 +1592,8 @@ func (x *PruneEtcdSnapshotsResponse) GetRemoved() []string {
 }
 
 type BackupFilesRequest struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	OperationId string                 `protobuf:"bytes,1,opt,name=operation_id,json=operationId,proto3" json:"operation_id,omitempty"`
-	BackupSet   string                 `protobuf:"bytes,2,opt,name=backup_set,json=backupSet,proto3" json:"backup_set,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	BackupSet string                 `protobuf:"bytes,2,opt,name=backup_set,json=backupSet,proto3" json:"backup_set,omitempty"`
 	// Empty: the node's configured paths.
 	Paths         []string `protobuf:"bytes,3,rep,name=paths,proto3" json:"paths,omitempty"`
 	Tags          []string `protobuf:"bytes,4,rep,name=tags,proto3" json:"tags,omitempty"`
@@ -1638,13 +1629,6 @@ func (x *BackupFilesRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use BackupFilesRequest.ProtoReflect.Descriptor instead.
 func (*BackupFilesRequest) Descriptor() ([]byte, []int) {
 	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{16}
-}
-
-func (x *BackupFilesRequest) GetOperationId() string {
-	if x != nil {
-		return x.OperationId
-	}
-	return ""
 }
 
 func (x *BackupFilesRequest) GetBackupSet() string {
@@ -2309,7 +2293,6 @@ func (*PreviewFileRestoreResponse_Preview) isPreviewFileRestoreResponse_Event() 
 
 type RestoreFilesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	OperationId   string                 `protobuf:"bytes,1,opt,name=operation_id,json=operationId,proto3" json:"operation_id,omitempty"`
 	Target        *FileRestoreTarget     `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2343,13 +2326,6 @@ func (x *RestoreFilesRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use RestoreFilesRequest.ProtoReflect.Descriptor instead.
 func (*RestoreFilesRequest) Descriptor() ([]byte, []int) {
 	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{24}
-}
-
-func (x *RestoreFilesRequest) GetOperationId() string {
-	if x != nil {
-		return x.OperationId
-	}
-	return ""
 }
 
 func (x *RestoreFilesRequest) GetTarget() *FileRestoreTarget {
@@ -2503,9 +2479,8 @@ func (*RestoreFilesResponse_Progress) isRestoreFilesResponse_Event() {}
 func (*RestoreFilesResponse_Result) isRestoreFilesResponse_Event() {}
 
 type VerifyBackupRequest struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	OperationId string                 `protobuf:"bytes,1,opt,name=operation_id,json=operationId,proto3" json:"operation_id,omitempty"`
-	BackupSet   string                 `protobuf:"bytes,2,opt,name=backup_set,json=backupSet,proto3" json:"backup_set,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	BackupSet string                 `protobuf:"bytes,2,opt,name=backup_set,json=backupSet,proto3" json:"backup_set,omitempty"`
 	// restic check --read-data-subset, e.g. "10%"; empty checks structure only.
 	ReadDataSubset string `protobuf:"bytes,3,opt,name=read_data_subset,json=readDataSubset,proto3" json:"read_data_subset,omitempty"`
 	unknownFields  protoimpl.UnknownFields
@@ -2540,13 +2515,6 @@ func (x *VerifyBackupRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use VerifyBackupRequest.ProtoReflect.Descriptor instead.
 func (*VerifyBackupRequest) Descriptor() ([]byte, []int) {
 	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{27}
-}
-
-func (x *VerifyBackupRequest) GetOperationId() string {
-	if x != nil {
-		return x.OperationId
-	}
-	return ""
 }
 
 func (x *VerifyBackupRequest) GetBackupSet() string {
@@ -2707,8 +2675,7 @@ func (*VerifyBackupResponse_Progress) isVerifyBackupResponse_Event() {}
 func (*VerifyBackupResponse_Result) isVerifyBackupResponse_Event() {}
 
 type ForgetFileSnapshotsRequest struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	OperationId string                 `protobuf:"bytes,1,opt,name=operation_id,json=operationId,proto3" json:"operation_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
 	// Either the snapshots of one backup set, or the configured retention.
 	BackupSet     string     `protobuf:"bytes,2,opt,name=backup_set,json=backupSet,proto3" json:"backup_set,omitempty"`
 	Retention     *Retention `protobuf:"bytes,3,opt,name=retention,proto3" json:"retention,omitempty"`
@@ -2745,13 +2712,6 @@ func (x *ForgetFileSnapshotsRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ForgetFileSnapshotsRequest.ProtoReflect.Descriptor instead.
 func (*ForgetFileSnapshotsRequest) Descriptor() ([]byte, []int) {
 	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{30}
-}
-
-func (x *ForgetFileSnapshotsRequest) GetOperationId() string {
-	if x != nil {
-		return x.OperationId
-	}
-	return ""
 }
 
 func (x *ForgetFileSnapshotsRequest) GetBackupSet() string {
@@ -3280,7 +3240,6 @@ func (x *MarkWALResponse) GetMarks() []*WALMark {
 
 type BaseBackupRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	OperationId   string                 `protobuf:"bytes,1,opt,name=operation_id,json=operationId,proto3" json:"operation_id,omitempty"`
 	Source        string                 `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3314,13 +3273,6 @@ func (x *BaseBackupRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use BaseBackupRequest.ProtoReflect.Descriptor instead.
 func (*BaseBackupRequest) Descriptor() ([]byte, []int) {
 	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{39}
-}
-
-func (x *BaseBackupRequest) GetOperationId() string {
-	if x != nil {
-		return x.OperationId
-	}
-	return ""
 }
 
 func (x *BaseBackupRequest) GetSource() string {
@@ -3767,9 +3719,8 @@ func (*BaseBackupResponse_Progress) isBaseBackupResponse_Event() {}
 func (*BaseBackupResponse_Result) isBaseBackupResponse_Event() {}
 
 type RestorePostgresRequest struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	OperationId string                 `protobuf:"bytes,1,opt,name=operation_id,json=operationId,proto3" json:"operation_id,omitempty"`
-	Source      string                 `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Source string                 `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
 	// Types that are valid to be assigned to Target:
 	//
 	//	*RestorePostgresRequest_Time
@@ -3811,13 +3762,6 @@ func (x *RestorePostgresRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use RestorePostgresRequest.ProtoReflect.Descriptor instead.
 func (*RestorePostgresRequest) Descriptor() ([]byte, []int) {
 	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{46}
-}
-
-func (x *RestorePostgresRequest) GetOperationId() string {
-	if x != nil {
-		return x.OperationId
-	}
-	return ""
 }
 
 func (x *RestorePostgresRequest) GetSource() string {
@@ -5155,12 +5099,11 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x0fbootstrap_files\x18\x15 \x03(\tR\x0ebootstrapFiles\x12.\n" +
 	"\x13bootstrap_store_key\x18\x16 \x01(\tR\x11bootstrapStoreKey\x12)\n" +
 	"\x10bootstrap_sha256\x18\x17 \x01(\tR\x0fbootstrapSha256\x12+\n" +
-	"\x11bootstrap_skipped\x18\x18 \x01(\tR\x10bootstrapSkipped\"o\n" +
-	"\x17SaveEtcdSnapshotRequest\x12!\n" +
-	"\foperation_id\x18\x01 \x01(\tR\voperationId\x12\x12\n" +
+	"\x11bootstrap_skipped\x18\x18 \x01(\tR\x10bootstrapSkipped\"`\n" +
+	"\x17SaveEtcdSnapshotRequest\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
-	"backup_set\x18\x03 \x01(\tR\tbackupSet\"\x91\x01\n" +
+	"backup_set\x18\x03 \x01(\tR\tbackupSetJ\x04\b\x01\x10\x02R\foperation_id\"\x91\x01\n" +
 	"\x18SaveEtcdSnapshotResponse\x123\n" +
 	"\bprogress\x18\x01 \x01(\v2\x15.dr.agent.v1.ProgressH\x00R\bprogress\x127\n" +
 	"\bsnapshot\x18\x02 \x01(\v2\x19.dr.agent.v1.EtcdSnapshotH\x00R\bsnapshotB\a\n" +
@@ -5189,13 +5132,12 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"J\n" +
 	"\x1aPruneEtcdSnapshotsResponse\x12\x12\n" +
 	"\x04kept\x18\x01 \x03(\tR\x04kept\x12\x18\n" +
-	"\aremoved\x18\x02 \x03(\tR\aremoved\"\x80\x01\n" +
-	"\x12BackupFilesRequest\x12!\n" +
-	"\foperation_id\x18\x01 \x01(\tR\voperationId\x12\x1d\n" +
+	"\aremoved\x18\x02 \x03(\tR\aremoved\"q\n" +
+	"\x12BackupFilesRequest\x12\x1d\n" +
 	"\n" +
 	"backup_set\x18\x02 \x01(\tR\tbackupSet\x12\x14\n" +
 	"\x05paths\x18\x03 \x03(\tR\x05paths\x12\x12\n" +
-	"\x04tags\x18\x04 \x03(\tR\x04tags\"\x8c\x03\n" +
+	"\x04tags\x18\x04 \x03(\tR\x04tagsJ\x04\b\x01\x10\x02R\foperation_id\"\x8c\x03\n" +
 	"\fFileSnapshot\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12\x14\n" +
@@ -5264,10 +5206,9 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x1aPreviewFileRestoreResponse\x123\n" +
 	"\bprogress\x18\x01 \x01(\v2\x15.dr.agent.v1.ProgressH\x00R\bprogress\x127\n" +
 	"\apreview\x18\x02 \x01(\v2\x1b.dr.agent.v1.RestorePreviewH\x00R\apreviewB\a\n" +
-	"\x05event\"p\n" +
-	"\x13RestoreFilesRequest\x12!\n" +
-	"\foperation_id\x18\x01 \x01(\tR\voperationId\x126\n" +
-	"\x06target\x18\x02 \x01(\v2\x1e.dr.agent.v1.FileRestoreTargetR\x06target\"\x8a\x01\n" +
+	"\x05event\"a\n" +
+	"\x13RestoreFilesRequest\x126\n" +
+	"\x06target\x18\x02 \x01(\v2\x1e.dr.agent.v1.FileRestoreTargetR\x06targetJ\x04\b\x01\x10\x02R\foperation_id\"\x8a\x01\n" +
 	"\x12RestoreFilesResult\x12%\n" +
 	"\x0efiles_restored\x18\x01 \x01(\x03R\rfilesRestored\x12%\n" +
 	"\x0ebytes_restored\x18\x02 \x01(\x03R\rbytesRestored\x12&\n" +
@@ -5275,12 +5216,11 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x14RestoreFilesResponse\x123\n" +
 	"\bprogress\x18\x01 \x01(\v2\x15.dr.agent.v1.ProgressH\x00R\bprogress\x129\n" +
 	"\x06result\x18\x02 \x01(\v2\x1f.dr.agent.v1.RestoreFilesResultH\x00R\x06resultB\a\n" +
-	"\x05event\"\x81\x01\n" +
-	"\x13VerifyBackupRequest\x12!\n" +
-	"\foperation_id\x18\x01 \x01(\tR\voperationId\x12\x1d\n" +
+	"\x05event\"r\n" +
+	"\x13VerifyBackupRequest\x12\x1d\n" +
 	"\n" +
 	"backup_set\x18\x02 \x01(\tR\tbackupSet\x12(\n" +
-	"\x10read_data_subset\x18\x03 \x01(\tR\x0ereadDataSubset\"T\n" +
+	"\x10read_data_subset\x18\x03 \x01(\tR\x0ereadDataSubsetJ\x04\b\x01\x10\x02R\foperation_id\"T\n" +
 	"\fVerifyResult\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x1a\n" +
 	"\bproblems\x18\x02 \x03(\tR\bproblems\x12\x18\n" +
@@ -5288,13 +5228,12 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x14VerifyBackupResponse\x123\n" +
 	"\bprogress\x18\x01 \x01(\v2\x15.dr.agent.v1.ProgressH\x00R\bprogress\x123\n" +
 	"\x06result\x18\x02 \x01(\v2\x19.dr.agent.v1.VerifyResultH\x00R\x06resultB\a\n" +
-	"\x05event\"\xaa\x01\n" +
-	"\x1aForgetFileSnapshotsRequest\x12!\n" +
-	"\foperation_id\x18\x01 \x01(\tR\voperationId\x12\x1d\n" +
+	"\x05event\"\x9b\x01\n" +
+	"\x1aForgetFileSnapshotsRequest\x12\x1d\n" +
 	"\n" +
 	"backup_set\x18\x02 \x01(\tR\tbackupSet\x124\n" +
 	"\tretention\x18\x03 \x01(\v2\x16.dr.agent.v1.RetentionR\tretention\x12\x14\n" +
-	"\x05prune\x18\x04 \x01(\bR\x05prune\";\n" +
+	"\x05prune\x18\x04 \x01(\bR\x05pruneJ\x04\b\x01\x10\x02R\foperation_id\";\n" +
 	"\fForgetResult\x12+\n" +
 	"\x11removed_snapshots\x18\x01 \x03(\tR\x10removedSnapshots\"\x90\x01\n" +
 	"\x1bForgetFileSnapshotsResponse\x123\n" +
@@ -5329,10 +5268,9 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\asegment\x18\x04 \x01(\tR\asegment\x12.\n" +
 	"\x04time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"=\n" +
 	"\x0fMarkWALResponse\x12*\n" +
-	"\x05marks\x18\x01 \x03(\v2\x14.dr.agent.v1.WALMarkR\x05marks\"N\n" +
-	"\x11BaseBackupRequest\x12!\n" +
-	"\foperation_id\x18\x01 \x01(\tR\voperationId\x12\x16\n" +
-	"\x06source\x18\x02 \x01(\tR\x06source\"\xb5\x02\n" +
+	"\x05marks\x18\x01 \x03(\v2\x14.dr.agent.v1.WALMarkR\x05marks\"?\n" +
+	"\x11BaseBackupRequest\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06sourceJ\x04\b\x01\x10\x02R\foperation_id\"\xb5\x02\n" +
 	"\x10BaseBackupResult\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x1b\n" +
@@ -5364,16 +5302,15 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x12BaseBackupResponse\x123\n" +
 	"\bprogress\x18\x01 \x01(\v2\x15.dr.agent.v1.ProgressH\x00R\bprogress\x127\n" +
 	"\x06result\x18\x02 \x01(\v2\x1d.dr.agent.v1.BaseBackupResultH\x00R\x06resultB\a\n" +
-	"\x05event\"\xe0\x01\n" +
-	"\x16RestorePostgresRequest\x12!\n" +
-	"\foperation_id\x18\x01 \x01(\tR\voperationId\x12\x16\n" +
+	"\x05event\"\xd1\x01\n" +
+	"\x16RestorePostgresRequest\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x120\n" +
 	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampH\x00R\x04time\x12\x18\n" +
 	"\x06latest\x18\x04 \x01(\bH\x00R\x06latest\x12\x1d\n" +
 	"\n" +
 	"target_dir\x18\x05 \x01(\tR\ttargetDir\x12\x16\n" +
 	"\x06verify\x18\x06 \x01(\bR\x06verifyB\b\n" +
-	"\x06target\"\xcb\x02\n" +
+	"\x06targetJ\x04\b\x01\x10\x02R\foperation_id\"\xcb\x02\n" +
 	"\x15RestorePostgresResult\x12\x1d\n" +
 	"\n" +
 	"target_dir\x18\x01 \x01(\tR\ttargetDir\x12\x1f\n" +
