@@ -1,5 +1,3 @@
-// Package cli is dr-agent's command line: `serve` for the DaemonSet and the
-// node-local commands for when no API server is left.
 package cli
 
 import (

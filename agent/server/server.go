@@ -1,5 +1,3 @@
-// Package server is the agent's gRPC service. It stays thin: each RPC
-// delegates to the package that owns the work (etcdsnap, restic, wal, ...).
 package server
 
 import (

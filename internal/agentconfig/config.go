@@ -1,5 +1,3 @@
-// Package agentconfig reads the agent's configuration file: who the node is,
-// where k3s keeps its data, how the agent is reached and secured.
 package agentconfig
 
 import (

@@ -1,6 +1,3 @@
-// Package retention decides which of a series of backups a GFS policy
-// keeps: etcd snapshots and PostgreSQL base backups (file backups leave it
-// to restic forget).
 package retention
 
 import (

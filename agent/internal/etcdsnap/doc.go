@@ -1,4 +1,8 @@
-// Package etcdsnap owns the node's etcd: k3s's paths and naming, the local
-// member's client and health, and (as later issues land) snapshot save,
-// verify and restore.
+// Package etcdsnap takes the node's datastore snapshots: from the local
+// etcd member (k3s's paths and naming), checked against etcd's sha256
+// trailer, kept locally the k3s way and streamed compressed and encrypted
+// to the store in the same pass; the local catalog of snapshots not yet
+// uploaded, retention, and the read-only reader of a snapshot's keys the
+// restore preview compares with the live member. A node engine, private to
+// the agent; the store's side of snapshots is internal/store/dbsnap.
 package etcdsnap

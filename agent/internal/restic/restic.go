@@ -1,6 +1,3 @@
-// Package restic runs the restic binary shipped with the agent, always with
-// --json and the password from a file, and decodes what it prints. It knows
-// nothing about nodes or backup sets; agent/files decides what to back up.
 package restic
 
 import (

@@ -1,6 +1,3 @@
-// Package restoreplan restores etcd members from snapshots: a new data
-// directory built beside the member's, swapped in with the old one moved
-// aside.
 package restoreplan
 
 import (

@@ -1,8 +1,3 @@
-// Package wal ships PostgreSQL WAL from a spool directory on the node to
-// the store, and fetches it back for restore_command. PostgreSQL's
-// archive_command copies each finished file into the spool under a
-// temporary name and renames it; the agent uploads each file compressed
-// with its checksum, verifies, and only then removes it from the spool.
 package walobj
 
 import (
