@@ -1,33 +1,24 @@
-// Command kubectl-dr is the kubectl dr plugin. Exit codes: 0 ok, 1 failure,
-// 2 usage, 3 partial (some nodes failed), 130 interrupted.
 package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 )
 
 func main() {
+	utilruntime.ErrorHandlers = agentclient.QuietPortForward(utilruntime.ErrorHandlers)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	streams := genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
-	err := cmd.NewRootCmd(streams).ExecuteContext(ctx)
-	if err == nil {
-		return
-	}
-	code := cmdutil.Code(err)
-	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-		code = cmdutil.ExitInterrupted
-	}
-	fmt.Fprintln(os.Stderr, "error:", err)
+	code := cmd.Execute(ctx, cmdutil.NewFactory(streams.ErrOut), streams, os.Args[1:])
+	stop()
 	os.Exit(code)
 }

@@ -1,6 +1,3 @@
-// Package agentclient finds the dr-agent on each node and dials it: through
-// the API server (agent pods + port-forward, the normal path) or directly at
-// addresses given with --agent (for a dead API server and the lab).
 package agentclient
 
 import (
@@ -8,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -86,6 +84,10 @@ type Options struct {
 	RESTConfig func() (*rest.Config, error)
 	// Warnings receives what did not stop the command.
 	Warnings io.Writer
+	// Dialer, when set, makes the connection to each address dialled (an
+	// --agent address, or the local end of a port-forward) instead of TCP:
+	// tests serve agents in-process over bufconn.
+	Dialer func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // ParseAgents parses NODE=HOST:PORT entries.
@@ -271,7 +273,12 @@ func Dial(ctx context.Context, t Target, o Options) (*Conn, error) {
 			return nil, fmt.Errorf("node %s: port-forward to %s: %w", t.Node, t.Via(), err)
 		}
 	}
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
+	target, opts := addr, []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg))}
+	if o.Dialer != nil {
+		// passthrough: the address goes to the dialer as given, not to DNS.
+		target, opts = "passthrough:///"+addr, append(opts, grpc.WithContextDialer(o.Dialer))
+	}
+	cc, err := grpc.NewClient(target, opts...)
 	if err != nil {
 		cleanup()
 		return nil, fmt.Errorf("node %s: dial agent at %s: %w", t.Node, addr, err)

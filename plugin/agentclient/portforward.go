@@ -17,12 +17,15 @@ import (
 	"k8s.io/client-go/transport/spdy"
 )
 
-func init() {
-	// client-go's port-forward reports the end of each forwarded connection
-	// (the gRPC channel closing) as an "Unhandled Error" on stderr. Those
-	// are expected; every other error still goes to client-go's handlers.
-	handlers := utilruntime.ErrorHandlers
-	utilruntime.ErrorHandlers = []utilruntime.ErrorHandler{func(ctx context.Context, err error, msg string, kv ...any) {
+// QuietPortForward returns client-go's error handlers with the noise of
+// port-forwarding taken out: client-go reports the end of each forwarded
+// connection (the gRPC channel closing) as an "Unhandled Error" on stderr.
+// Those are expected; every other error still goes to handlers. main
+// installs the result once, before any command runs:
+//
+//	utilruntime.ErrorHandlers = agentclient.QuietPortForward(utilruntime.ErrorHandlers)
+func QuietPortForward(handlers []utilruntime.ErrorHandler) []utilruntime.ErrorHandler {
+	return []utilruntime.ErrorHandler{func(ctx context.Context, err error, msg string, kv ...any) {
 		if err != nil && strings.Contains(err.Error(), "error copying from") {
 			return
 		}

@@ -1,8 +1,8 @@
-// Package cmd is the root of kubectl dr: global flags, command groups and
-// one sub-package per verb.
 package cmd
 
 import (
+	"context"
+
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
@@ -18,10 +18,17 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/wal"
 )
 
-// NewRootCmd builds the kubectl dr command tree.
-func NewRootCmd(streams genericiooptions.IOStreams) *cobra.Command {
-	f := cmdutil.NewFactory()
-	f.ErrOut = streams.ErrOut
+// Execute runs kubectl dr with args under ctx, reports a failure on
+// streams.ErrOut and returns the exit code (cmdutil.Report).
+func Execute(ctx context.Context, f cmdutil.Factory, streams genericiooptions.IOStreams, args []string) int {
+	root := NewRootCmd(f, streams)
+	root.SetArgs(args)
+	c, err := root.ExecuteContextC(ctx)
+	return cmdutil.Report(ctx, streams.ErrOut, c, err)
+}
+
+// NewRootCmd builds the kubectl dr command tree on f.
+func NewRootCmd(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "kubectl-dr",
 		Short: "Backup and disaster recovery for k3s clusters",
@@ -36,7 +43,7 @@ preview before anything changes.`,
 	}
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)
-	f.AddFlags(root.PersistentFlags())
+	f.BindFlags(root.PersistentFlags())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return cmdutil.UsageError("%w", err)
 	})

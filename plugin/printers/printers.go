@@ -1,5 +1,3 @@
-// Package printers holds the view types kubectl dr prints and their table
-// columns; -o json|yaml go through cli-runtime's printers.
 package printers
 
 import (

@@ -1,6 +1,3 @@
-// Package backup implements `kubectl dr backup create|ls|describe|rm|verify`:
-// cluster-wide backup sets of one etcd snapshot and a restic snapshot per
-// node, recorded in the store as sets/<id>.json.
 package backup
 
 import (
@@ -12,7 +9,7 @@ import (
 )
 
 // NewCmdBackup returns the backup command group.
-func NewCmdBackup(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+func NewCmdBackup(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "backup",
 		Aliases: []string{"backups"},
@@ -25,13 +22,13 @@ naming each part that failed and why.`,
 		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	f.AddStoreFlags(cmd.PersistentFlags())
+	f.BindStoreFlags(cmd.PersistentFlags())
 	cmd.AddCommand(
-		newCmdCreate(f, streams),
-		newCmdList(f, streams),
-		newCmdDescribe(f, streams),
-		newCmdRemove(f, streams),
-		newCmdVerify(f, streams),
+		NewCmdCreate(f, streams),
+		NewCmdList(f, streams),
+		NewCmdDescribe(f, streams),
+		NewCmdRemove(f, streams),
+		NewCmdVerify(f, streams),
 	)
 	return cmd
 }

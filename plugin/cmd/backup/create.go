@@ -24,9 +24,10 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 )
 
-type createOptions struct {
+// CreateOptions for `kubectl dr backup create`.
+type CreateOptions struct {
 	genericiooptions.IOStreams
-	f *cmdutil.Factory
+	f cmdutil.Factory
 
 	Name   string
 	Etcd   bool
@@ -36,8 +37,9 @@ type createOptions struct {
 	Output string
 }
 
-func newCmdCreate(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &createOptions{IOStreams: streams, f: f}
+// NewCmdCreate returns `kubectl dr backup create`.
+func NewCmdCreate(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &CreateOptions{IOStreams: streams, f: f}
 	cmd := &cobra.Command{
 		Use:   "create [NAME] [--etcd=true] [--files=true] [--node NODE]...",
 		Short: "Back up the cluster now: etcd snapshot plus every node's files",
@@ -58,18 +60,7 @@ exists are skipped unless named with --node.`,
 			}
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 {
-				o.Name = args[0]
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			if !o.Wait {
-				return o.detach(cmd.Context())
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: cmdutil.RunE(o),
 	}
 	cmd.Flags().BoolVar(&o.Etcd, "etcd", true, "take an etcd snapshot on the etcd leader")
 	cmd.Flags().BoolVar(&o.Files, "files", true, "back up each node's configured paths with restic")
@@ -79,13 +70,21 @@ exists are skipped unless named with --node.`,
 	return cmd
 }
 
-// Validate checks the flags before any agent is asked.
-func (o *createOptions) Validate() error {
-	if err := printers.ValidateOutput(o.Output); err != nil {
-		return cmdutil.UsageError("%w", err)
+// Complete takes NAME, or names the set by the time.
+func (o *CreateOptions) Complete(_ *cobra.Command, args []string) error {
+	if len(args) == 1 {
+		o.Name = args[0]
 	}
 	if o.Name == "" {
 		o.Name = backupset.NewID(time.Now())
+	}
+	return nil
+}
+
+// Validate checks the flags before any agent is asked.
+func (o *CreateOptions) Validate() error {
+	if err := cmdutil.ValidateOutput(o.Output); err != nil {
+		return err
 	}
 	if err := backupset.ValidateID(o.Name); err != nil {
 		return cmdutil.UsageError("%w", err)
@@ -101,7 +100,7 @@ func (o *createOptions) Validate() error {
 
 // detach runs the same backup in a background process that outlives this
 // one, logging to a file, and returns at once.
-func (o *createOptions) detach(ctx context.Context) error {
+func (o *CreateOptions) detach() error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
@@ -142,8 +141,12 @@ func (o *createOptions) detach(ctx context.Context) error {
 	return nil
 }
 
-// Run takes the backup and writes the set.
-func (o *createOptions) Run(ctx context.Context) error {
+// Run takes the backup and writes the set, or with --wait=false starts
+// that in the background.
+func (o *CreateOptions) Run(ctx context.Context) error {
+	if !o.Wait {
+		return o.detach()
+	}
 	store, err := o.f.OpenStore(ctx)
 	if err != nil {
 		return err
@@ -239,7 +242,7 @@ func (o *createOptions) Run(ctx context.Context) error {
 	return nil
 }
 
-func (o *createOptions) print(set *backupset.Set) error {
+func (o *CreateOptions) print(set *backupset.Set) error {
 	if o.Output == printers.JSON || o.Output == printers.YAML {
 		return printers.Print(o.Out, o.Output, printers.NewBackupSet(set))
 	}
@@ -270,7 +273,7 @@ func orNone(s string) string {
 	return s
 }
 
-func (o *createOptions) etcdPart(ctx context.Context, nodes agentclient.Nodes, progress *printers.NodeProgress) *backupset.EtcdPart {
+func (o *CreateOptions) etcdPart(ctx context.Context, nodes agentclient.Nodes, progress *printers.NodeProgress) *backupset.EtcdPart {
 	part := &backupset.EtcdPart{}
 	leader, err := nodes.EtcdLeader()
 	if err != nil {
@@ -317,7 +320,7 @@ func (o *createOptions) etcdPart(ctx context.Context, nodes agentclient.Nodes, p
 
 // filePart backs up one node's files; skip is true for a node that has no
 // paths and was not named.
-func (o *createOptions) filePart(ctx context.Context, n *agentclient.Node, progress *printers.NodeProgress) (part backupset.FilePart, skip bool) {
+func (o *CreateOptions) filePart(ctx context.Context, n *agentclient.Node, progress *printers.NodeProgress) (part backupset.FilePart, skip bool) {
 	part.Node = n.Node
 	fail := func(msg string) (backupset.FilePart, bool) {
 		part.Error = msg

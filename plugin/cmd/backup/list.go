@@ -11,14 +11,17 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 )
 
-type listOptions struct {
+// ListOptions for `kubectl dr backup ls`.
+type ListOptions struct {
 	genericiooptions.IOStreams
-	f      *cmdutil.Factory
+	f cmdutil.Factory
+
 	Output string
 }
 
-func newCmdList(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &listOptions{IOStreams: streams, f: f}
+// NewCmdList returns `kubectl dr backup ls`.
+func NewCmdList(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &ListOptions{IOStreams: streams, f: f}
 	cmd := &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
@@ -30,18 +33,20 @@ cluster is down.`,
   kubectl dr backup ls -o wide
   kubectl dr backup ls --store s3://backups/k3s --s3-endpoint https://minio:9000 --cluster-id UID`,
 		Args: cmdutil.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := printers.ValidateOutput(o.Output); err != nil {
-				return cmdutil.UsageError("%w", err)
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: cmdutil.RunE(o),
 	}
 	printers.OutputFlag(cmd, &o.Output)
 	return cmd
 }
 
-func (o *listOptions) Run(ctx context.Context) error {
+// Complete has nothing to resolve.
+func (o *ListOptions) Complete(*cobra.Command, []string) error { return nil }
+
+// Validate checks -o.
+func (o *ListOptions) Validate() error { return cmdutil.ValidateOutput(o.Output) }
+
+// Run reads the sets from the store and prints them.
+func (o *ListOptions) Run(ctx context.Context) error {
 	store, err := o.f.OpenStore(ctx)
 	if err != nil {
 		return err
@@ -55,52 +60,4 @@ func (o *listOptions) Run(ctx context.Context) error {
 		list.Items = append(list.Items, printers.NewBackupSet(s))
 	}
 	return printers.Print(o.Out, o.Output, list)
-}
-
-type describeOptions struct {
-	genericiooptions.IOStreams
-	f      *cmdutil.Factory
-	Output string
-}
-
-func newCmdDescribe(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &describeOptions{IOStreams: streams, f: f}
-	cmd := &cobra.Command{
-		Use:   "describe NAME",
-		Short: "Show one backup set part by part",
-		Example: `  kubectl dr backup describe backup-20261121-101500
-  kubectl dr backup describe before-upgrade -o yaml`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return cmdutil.UsageError("backup describe takes one NAME (kubectl dr backup ls lists them)")
-			}
-			return nil
-		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := printers.ValidateOutput(o.Output); err != nil {
-				return cmdutil.UsageError("%w", err)
-			}
-			if err := backupset.ValidateID(args[0]); err != nil {
-				return cmdutil.UsageError("%w", err)
-			}
-			store, err := o.f.OpenStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			set, err := backupset.Read(cmd.Context(), store, args[0])
-			if err != nil {
-				return err
-			}
-			switch o.Output {
-			case printers.JSON, printers.YAML:
-				return printers.Print(o.Out, o.Output, printers.NewBackupSet(set))
-			case printers.Wide:
-				return printers.Print(o.Out, o.Output, printers.NewBackupSet(set))
-			}
-			printers.DescribeBackupSet(o.Out, set)
-			return nil
-		},
-	}
-	printers.OutputFlag(cmd, &o.Output)
-	return cmd
 }

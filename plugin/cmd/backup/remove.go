@@ -19,13 +19,17 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 )
 
-type removeOptions struct {
+// RemoveOptions for `kubectl dr backup rm`.
+type RemoveOptions struct {
 	genericiooptions.IOStreams
-	f *cmdutil.Factory
+	f cmdutil.Factory
+
+	Names []string
 }
 
-func newCmdRemove(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &removeOptions{IOStreams: streams, f: f}
+// NewCmdRemove returns `kubectl dr backup rm`.
+func NewCmdRemove(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &RemoveOptions{IOStreams: streams, f: f}
 	cmd := &cobra.Command{
 		Use:     "rm NAME...",
 		Aliases: []string{"delete"},
@@ -38,25 +42,37 @@ set's data is never touched. A removal cut short can be run again.`,
 			if len(args) == 0 {
 				return cmdutil.UsageError("backup rm takes one or more NAMEs (kubectl dr backup ls lists them)")
 			}
-			for _, a := range args {
-				if err := backupset.ValidateID(a); err != nil {
-					return cmdutil.UsageError("%w", err)
-				}
-			}
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, args []string) error { return o.Run(cmd.Context(), args) },
+		RunE: cmdutil.RunE(o),
 	}
 	return cmd
 }
 
-func (o *removeOptions) Run(ctx context.Context, ids []string) error {
+// Complete takes the NAMEs.
+func (o *RemoveOptions) Complete(_ *cobra.Command, args []string) error {
+	o.Names = args
+	return nil
+}
+
+// Validate checks every name before anything is removed.
+func (o *RemoveOptions) Validate() error {
+	for _, a := range o.Names {
+		if err := backupset.ValidateID(a); err != nil {
+			return cmdutil.UsageError("%w", err)
+		}
+	}
+	return nil
+}
+
+// Run removes each set, its data first and its record last.
+func (o *RemoveOptions) Run(ctx context.Context) error {
 	store, err := o.f.OpenStore(ctx)
 	if err != nil {
 		return err
 	}
 	var sets []*backupset.Set
-	for _, id := range ids {
+	for _, id := range o.Names {
 		s, err := backupset.Read(ctx, store, id)
 		if err != nil {
 			return err
@@ -74,7 +90,7 @@ func (o *removeOptions) Run(ctx context.Context, ids []string) error {
 	return nil
 }
 
-func (o *removeOptions) remove(ctx context.Context, store objstore.Store, nodes agentclient.Nodes, connErr error, s *backupset.Set) error {
+func (o *RemoveOptions) remove(ctx context.Context, store objstore.Store, nodes agentclient.Nodes, connErr error, s *backupset.Set) error {
 	hasFiles := false
 	for _, p := range s.Files {
 		if p.SnapshotID != "" {
@@ -98,7 +114,7 @@ func (o *removeOptions) remove(ctx context.Context, store objstore.Store, nodes 
 
 // removeEtcd removes the set's etcd snapshot: through the agent of the node
 // that took it (its local copy too) when it answers, else from the store.
-func (o *removeOptions) removeEtcd(ctx context.Context, store objstore.Store, nodes agentclient.Nodes, part *backupset.EtcdPart) error {
+func (o *RemoveOptions) removeEtcd(ctx context.Context, store objstore.Store, nodes agentclient.Nodes, part *backupset.EtcdPart) error {
 	if n, ok := nodes.Find(part.Node); ok && n.Ready() {
 		_, err := n.Conn.DeleteEtcdSnapshots(ctx, &agentv1.DeleteEtcdSnapshotsRequest{Names: []string{part.Snapshot}})
 		if err == nil || status.Code(err) == codes.NotFound {

@@ -18,14 +18,18 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 )
 
-type verifyOptions struct {
+// VerifyOptions for `kubectl dr backup verify`.
+type VerifyOptions struct {
 	genericiooptions.IOStreams
-	f      *cmdutil.Factory
+	f cmdutil.Factory
+
+	Name   string
 	Subset string
 }
 
-func newCmdVerify(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &verifyOptions{IOStreams: streams, f: f}
+// NewCmdVerify returns `kubectl dr backup verify`.
+func NewCmdVerify(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &VerifyOptions{IOStreams: streams, f: f}
 	cmd := &cobra.Command{
 		Use:   "verify NAME [--read-data-subset 10%]",
 		Short: "Check a backup set: restic check and the etcd snapshot's checksum",
@@ -40,15 +44,31 @@ is wrong.`,
 			if len(args) != 1 {
 				return cmdutil.UsageError("backup verify takes one NAME")
 			}
-			return backupset.ValidateID(args[0])
+			return nil
 		},
-		RunE: func(cmd *cobra.Command, args []string) error { return o.Run(cmd.Context(), args[0]) },
+		RunE: cmdutil.RunE(o),
 	}
 	cmd.Flags().StringVar(&o.Subset, "read-data-subset", "", `also read back this much of the data: "10%", "1/5" or a size such as "500M"`)
 	return cmd
 }
 
-func (o *verifyOptions) Run(ctx context.Context, id string) error {
+// Complete takes NAME.
+func (o *VerifyOptions) Complete(_ *cobra.Command, args []string) error {
+	o.Name = args[0]
+	return nil
+}
+
+// Validate checks the name.
+func (o *VerifyOptions) Validate() error {
+	if err := backupset.ValidateID(o.Name); err != nil {
+		return cmdutil.UsageError("%w", err)
+	}
+	return nil
+}
+
+// Run has the first agent that can run restic verify the set.
+func (o *VerifyOptions) Run(ctx context.Context) error {
+	id := o.Name
 	store, err := o.f.OpenStore(ctx)
 	if err != nil {
 		return err

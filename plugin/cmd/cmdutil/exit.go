@@ -1,12 +1,14 @@
-// Package cmdutil holds what every verb of kubectl dr shares: the factory
-// that turns flags into clients, output flags and the exit codes.
 package cmdutil
 
 import (
-	"github.com/spf13/cobra"
-
+	"context"
 	"errors"
 	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 )
 
 // Exit codes, as documented in the README.
@@ -17,6 +19,10 @@ const (
 	ExitPartial     = 3
 	ExitInterrupted = 130
 )
+
+// ErrInterrupted is reported for a command that was interrupted but
+// returned no error of its own.
+var ErrInterrupted = fmt.Errorf("interrupted: %w", context.Canceled)
 
 // ExitError carries an exit code out of a command.
 type ExitError struct {
@@ -49,10 +55,63 @@ func Code(err error) int {
 	return ExitFailure
 }
 
+// ExitCode is the exit code of a command that ran under ctx and returned
+// err. Once ctx is cancelled (Ctrl-C, SIGTERM) it is ExitInterrupted
+// whatever the command returned: an agent call cut short comes back as a
+// gRPC status or a message, not always as context.Canceled, and what ran
+// after the interrupt is not what was asked for.
+func ExitCode(ctx context.Context, err error) int {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return ExitInterrupted
+	}
+	return Code(err)
+}
+
+// Report writes how cmd ended to errOut and returns the process's exit code
+// (ExitCode). The error is printed as "error: MESSAGE", or, when cmd was
+// run with -o json, as one JSON object on a line of its own, the same
+// stream as the progress events:
+//
+//	{"type":"error","kind":"Error","apiVersion":"dr.kubectl.io/v1","error":"MESSAGE","exitCode":N}
+func Report(ctx context.Context, errOut io.Writer, cmd *cobra.Command, err error) int {
+	code := ExitCode(ctx, err)
+	if code == ExitOK {
+		return code
+	}
+	if err == nil {
+		err = ErrInterrupted
+	}
+	if outputFormat(cmd) == printers.JSON {
+		printers.PrintError(errOut, err, code)
+		return code
+	}
+	fmt.Fprintln(errOut, "error:", err)
+	return code
+}
+
+// outputFormat is the -o the command was given, "" for commands without.
+func outputFormat(cmd *cobra.Command) string {
+	if cmd == nil {
+		return ""
+	}
+	if f := cmd.Flags().Lookup("output"); f != nil {
+		return f.Value.String()
+	}
+	return ""
+}
+
 // NoArgs is cobra.NoArgs with the usage exit code.
 func NoArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
 		return UsageError("%s takes no arguments, got %q", cmd.CommandPath(), args)
+	}
+	return nil
+}
+
+// ValidateOutput is printers.ValidateOutput as a usage error.
+func ValidateOutput(format string) error {
+	if err := printers.ValidateOutput(format); err != nil {
+		return UsageError("%w", err)
 	}
 	return nil
 }

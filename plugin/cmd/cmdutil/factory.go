@@ -7,12 +7,54 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-dr/kubectl-dr/internal/mtls"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
 )
+
+// Factory is everything a verb reaches outside itself through: the store,
+// the agents, the API server and the snapshot key (velero's
+// pkg/client/factory.go). kubectl dr runs with the one NewFactory builds
+// from flags and environment; tests hand in their own.
+type Factory interface {
+	// BindFlags registers the global flags: kubectl's, --agent,
+	// --agent-namespace and --tls-*.
+	BindFlags(fs *pflag.FlagSet)
+	// BindStoreFlags registers the flags naming the store, for the verbs
+	// that read it directly.
+	BindStoreFlags(fs *pflag.FlagSet)
+
+	// AgentNamespace is where the agent pods and install's Secrets live.
+	AgentNamespace() string
+	// AgentOptions say how to find and dial the agents; nodes, when given,
+	// restricts them to those nodes.
+	AgentOptions(nodes []string) agentclient.Options
+
+	// Clientset, DynamicClient and RESTMapper talk to the API server.
+	Clientset() (kubernetes.Interface, error)
+	DynamicClient() (dynamic.Interface, error)
+	RESTMapper() (meta.RESTMapper, error)
+
+	// StoreConfig is the store as flags and environment name it (URL empty
+	// when they do not).
+	StoreConfig() objstore.Config
+	// StoreFromSecret reads the store settings install keeps in a Secret.
+	StoreFromSecret(ctx context.Context) (objstore.Config, error)
+	// OpenStore opens the cluster's part of the store.
+	OpenStore(ctx context.Context) (objstore.Store, error)
+	// ClusterID names the cluster in the store.
+	ClusterID(ctx context.Context) (string, error)
+	// SnapshotKey is the age identity that decrypts etcd snapshots: from
+	// keyFile, else the environment, else install's Secret; nil when none.
+	SnapshotKey(ctx context.Context, keyFile string) (*age.X25519Identity, error)
+}
 
 // Environment variables read where a flag is not given (the lab's
 // `hack/lab env` exports them).
@@ -28,48 +70,50 @@ const (
 // --tls-* flag or environment variable names one.
 const ClientTLSSecret = "dr-client-tls"
 
-// Factory turns the global flags into clients; commands get everything
-// from it so tests can hand in the lab.
-type Factory struct {
-	ConfigFlags *genericclioptions.ConfigFlags
+// factory is the Factory built from the global flags and environment.
+type factory struct {
+	configFlags *genericclioptions.ConfigFlags
 
-	Agents         []string
-	AgentNamespace string
-	TLS            mtls.Files
-	Store          StoreFlags
-	// ErrOut receives warnings.
-	ErrOut io.Writer
+	agents         []string
+	agentNamespace string
+	tls            mtls.Files
+	store          StoreFlags
+	// warnings receives what does not stop a command.
+	warnings io.Writer
 }
 
-// NewFactory returns a factory with kubectl's flags.
-func NewFactory() *Factory {
-	return &Factory{
-		ConfigFlags:    genericclioptions.NewConfigFlags(true),
-		AgentNamespace: agentclient.DefaultNamespace,
+// NewFactory returns the factory kubectl dr runs with: kubectl's flags
+// plus its own; warnings go to warnings.
+func NewFactory(warnings io.Writer) Factory {
+	return &factory{
+		configFlags:    genericclioptions.NewConfigFlags(true),
+		agentNamespace: agentclient.DefaultNamespace,
+		warnings:       warnings,
 	}
 }
 
-// AddFlags registers the global flags.
-func (f *Factory) AddFlags(fs *pflag.FlagSet) {
-	f.ConfigFlags.AddFlags(fs)
-	fs.StringArrayVar(&f.Agents, "agent", nil, "reach the agent of NODE directly at HOST:PORT instead of through the API server (NODE=HOST:PORT, repeatable; default $"+EnvAgents+")")
-	fs.StringVar(&f.AgentNamespace, "agent-namespace", f.AgentNamespace, "namespace of the dr-agent pods")
-	fs.StringVar(&f.TLS.CA, "tls-ca", "", "CA that signed the agents' certificates (default $"+EnvCA+")")
-	fs.StringVar(&f.TLS.Cert, "tls-cert", "", "client certificate for the agents (default $"+EnvCert+")")
-	fs.StringVar(&f.TLS.Key, "tls-key", "", "client key for the agents (default $"+EnvKey+")")
+func (f *factory) BindFlags(fs *pflag.FlagSet) {
+	f.configFlags.AddFlags(fs)
+	fs.StringArrayVar(&f.agents, "agent", nil, "reach the agent of NODE directly at HOST:PORT instead of through the API server (NODE=HOST:PORT, repeatable; default $"+EnvAgents+")")
+	fs.StringVar(&f.agentNamespace, "agent-namespace", f.agentNamespace, "namespace of the dr-agent pods")
+	fs.StringVar(&f.tls.CA, "tls-ca", "", "CA that signed the agents' certificates (default $"+EnvCA+")")
+	fs.StringVar(&f.tls.Cert, "tls-cert", "", "client certificate for the agents (default $"+EnvCert+")")
+	fs.StringVar(&f.tls.Key, "tls-key", "", "client key for the agents (default $"+EnvKey+")")
 }
+
+func (f *factory) AgentNamespace() string { return f.agentNamespace }
 
 // AgentOptions resolves flags and environment into agent client options:
 // agent pods found through the API server, plus any given with --agent or
 // $KUBECTL_DR_AGENTS (which win for their node).
-func (f *Factory) AgentOptions(nodes []string) agentclient.Options {
-	agents := f.Agents
+func (f *factory) AgentOptions(nodes []string) agentclient.Options {
+	agents := f.agents
 	if len(agents) == 0 {
 		if env := os.Getenv(EnvAgents); env != "" {
 			agents = strings.Split(env, ",")
 		}
 	}
-	tls := f.TLS
+	tls := f.tls
 	fromEnv(&tls.CA, EnvCA)
 	fromEnv(&tls.Cert, EnvCert)
 	fromEnv(&tls.Key, EnvKey)
@@ -77,17 +121,17 @@ func (f *Factory) AgentOptions(nodes []string) agentclient.Options {
 		ClusterTLS: f.clusterTLS,
 		Agents:     agents,
 		Discover:   true,
-		Warnings:   f.ErrOut,
-		Namespace:  f.AgentNamespace,
+		Warnings:   f.warnings,
+		Namespace:  f.agentNamespace,
 		Nodes:      nodes,
 		TLS:        tls,
-		RESTConfig: f.ConfigFlags.ToRESTConfig,
+		RESTConfig: f.configFlags.ToRESTConfig,
 	}
 }
 
 // clusterTLS reads the client certificate install keeps for every user
 // allowed to read Secrets in the agents' namespace.
-func (f *Factory) clusterTLS(ctx context.Context) (mtls.Files, error) {
+func (f *factory) clusterTLS(ctx context.Context) (mtls.Files, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	data, err := f.secret(ctx, ClientTLSSecret)
@@ -96,6 +140,28 @@ func (f *Factory) clusterTLS(ctx context.Context) (mtls.Files, error) {
 	}
 	return mtls.Files{CAPEM: data["ca.crt"], CertPEM: data["tls.crt"], KeyPEM: data["tls.key"]}, nil
 }
+
+// Clientset talks to the API server with a short timeout per request:
+// these reads are conveniences, and the cluster may be the thing that is
+// down.
+func (f *factory) Clientset() (kubernetes.Interface, error) {
+	cfg, err := f.configFlags.ToRESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Timeout = 5 * time.Second
+	return kubernetes.NewForConfig(cfg)
+}
+
+func (f *factory) DynamicClient() (dynamic.Interface, error) {
+	cfg, err := f.configFlags.ToRESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	return dynamic.NewForConfig(cfg)
+}
+
+func (f *factory) RESTMapper() (meta.RESTMapper, error) { return f.configFlags.ToRESTMapper() }
 
 func fromEnv(v *string, name string) {
 	if *v == "" {

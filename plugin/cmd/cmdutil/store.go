@@ -6,14 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
 
+	"filippo.io/age"
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-
-	"filippo.io/age"
 
 	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
@@ -21,6 +18,9 @@ import (
 
 // EnvClusterID names the cluster in the store when the API server cannot.
 const EnvClusterID = "DR_CLUSTER_ID"
+
+// EnvSnapshotKey names the snapshot key file when --key-file is not given.
+const EnvSnapshotKey = "DR_SNAPSHOT_KEY"
 
 // ErrNoStore means no store settings were given.
 var ErrNoStore = errors.New("no store configured")
@@ -32,9 +32,16 @@ type StoreFlags struct {
 	ClusterID string
 }
 
-// AddStoreFlags registers the store flags.
-func (f *Factory) AddStoreFlags(fs *pflag.FlagSet) {
-	s := &f.Store
+// Secrets `kubectl dr install` creates in the agents' namespace, read when
+// flags and environment do not name the store or the snapshot key.
+const (
+	StoreSecret       = "dr-store"
+	SnapshotKeySecret = "dr-snapshot-key"
+	SnapshotKeyKey    = "snapshot.key"
+)
+
+func (f *factory) BindStoreFlags(fs *pflag.FlagSet) {
+	s := &f.store
 	fs.StringVar(&s.URL, "store", "", "backup store, s3://BUCKET/PREFIX or file:///PATH (default $"+objstore.EnvStore+")")
 	fs.StringVar(&s.Endpoint, "s3-endpoint", "", "S3 endpoint, e.g. https://minio.example:9000 (default $"+objstore.EnvEndpoint+", else AWS)")
 	fs.StringVar(&s.Region, "s3-region", "", "S3 region (default $"+objstore.EnvRegion+")")
@@ -45,18 +52,12 @@ func (f *Factory) AddStoreFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&s.ClusterID, "cluster-id", "", "the cluster's id in the store (the kube-system namespace UID; default from the API server or $"+EnvClusterID+")")
 }
 
-// Secrets `kubectl dr install` creates in the agents' namespace, read when
-// flags and environment do not name the store or the snapshot key.
-const (
-	StoreSecret       = "dr-store"
-	SnapshotKeySecret = "dr-snapshot-key"
-	SnapshotKeyKey    = "snapshot.key"
-)
+func (f *factory) StoreConfig() objstore.Config { return f.store.Config.FromEnv() }
 
 // OpenStore opens the cluster's part of the store from flags and
 // environment, else from the install's Secret.
-func (f *Factory) OpenStore(ctx context.Context) (objstore.Store, error) {
-	cfg := f.Store.Config.FromEnv()
+func (f *factory) OpenStore(ctx context.Context) (objstore.Store, error) {
+	cfg := f.StoreConfig()
 	if cfg.URL == "" {
 		var err error
 		if cfg, err = f.storeFromSecret(ctx, cfg); err != nil {
@@ -76,14 +77,14 @@ func (f *Factory) OpenStore(ctx context.Context) (objstore.Store, error) {
 
 // ClusterID is --cluster-id, else $DR_CLUSTER_ID, else the kube-system
 // namespace's UID from the API server.
-func (f *Factory) ClusterID(ctx context.Context) (string, error) {
-	if f.Store.ClusterID != "" {
-		return f.Store.ClusterID, nil
+func (f *factory) ClusterID(ctx context.Context) (string, error) {
+	if f.store.ClusterID != "" {
+		return f.store.ClusterID, nil
 	}
 	if id := os.Getenv(EnvClusterID); id != "" {
 		return id, nil
 	}
-	cs, err := f.clientset()
+	cs, err := f.Clientset()
 	if err == nil {
 		var n *corev1.Namespace
 		if n, err = cs.CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{}); err == nil {
@@ -93,48 +94,27 @@ func (f *Factory) ClusterID(ctx context.Context) (string, error) {
 	return "", fmt.Errorf("cannot tell which cluster's backups to read: the API server did not answer (%v); pass --cluster-id (the kube-system namespace UID, shown by `kubectl dr status -o yaml`)", err)
 }
 
-// Clientset talks to the API server with a short timeout per request:
-// these reads are conveniences, and the cluster may be the thing that is
-// down.
-func (f *Factory) Clientset() (*kubernetes.Clientset, error) {
-	return f.clientset()
-}
-
-func (f *Factory) clientset() (*kubernetes.Clientset, error) {
-	cfg, err := f.ConfigFlags.ToRESTConfig()
-	if err != nil {
-		return nil, err
-	}
-	cfg.Timeout = 5 * time.Second
-	return kubernetes.NewForConfig(cfg)
-}
-
 // secret reads a Secret from the agents' namespace.
-func (f *Factory) secret(ctx context.Context, name string) (map[string][]byte, error) {
-	cs, err := f.clientset()
+func (f *factory) secret(ctx context.Context, name string) (map[string][]byte, error) {
+	cs, err := f.Clientset()
 	if err != nil {
 		return nil, err
 	}
-	s, err := cs.CoreV1().Secrets(f.AgentNamespace).Get(ctx, name, metav1.GetOptions{})
+	s, err := cs.CoreV1().Secrets(f.agentNamespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("read Secret %s/%s: %w", f.AgentNamespace, name, err)
+		return nil, fmt.Errorf("read Secret %s/%s: %w", f.agentNamespace, name, err)
 	}
 	return s.Data, nil
 }
 
 // StoreFromSecret reads the store settings install keeps in its Secret.
-func (f *Factory) StoreFromSecret(ctx context.Context) (objstore.Config, error) {
+func (f *factory) StoreFromSecret(ctx context.Context) (objstore.Config, error) {
 	return f.storeFromSecret(ctx, objstore.Config{})
-}
-
-// Secret reads a Secret from the agents' namespace.
-func (f *Factory) Secret(ctx context.Context, name string) (map[string][]byte, error) {
-	return f.secret(ctx, name)
 }
 
 // storeFromSecret fills the store settings from the install's Secret
 // (keys url, endpoint, region, pathStyle, ca.crt, accessKey, secretKey).
-func (f *Factory) storeFromSecret(ctx context.Context, cfg objstore.Config) (objstore.Config, error) {
+func (f *factory) storeFromSecret(ctx context.Context, cfg objstore.Config) (objstore.Config, error) {
 	data, err := f.secret(ctx, StoreSecret)
 	if err != nil {
 		return cfg, err
@@ -142,7 +122,7 @@ func (f *Factory) storeFromSecret(ctx context.Context, cfg objstore.Config) (obj
 	get := func(k string) string { return string(data[k]) }
 	cfg.URL = get("url")
 	if cfg.URL == "" {
-		return cfg, fmt.Errorf("Secret %s/%s has no url", f.AgentNamespace, StoreSecret)
+		return cfg, fmt.Errorf("Secret %s/%s has no url", f.agentNamespace, StoreSecret)
 	}
 	if cfg.Endpoint == "" {
 		cfg.Endpoint = get("endpoint")
@@ -162,7 +142,7 @@ func (f *Factory) storeFromSecret(ctx context.Context, cfg objstore.Config) (obj
 
 // SnapshotKey returns the snapshot key (age identity) from --key-file,
 // $DR_SNAPSHOT_KEY or the install's Secret, in that order; nil when none.
-func (f *Factory) SnapshotKey(ctx context.Context, keyFile string) (*age.X25519Identity, error) {
+func (f *factory) SnapshotKey(ctx context.Context, keyFile string) (*age.X25519Identity, error) {
 	if keyFile == "" {
 		keyFile = os.Getenv(EnvSnapshotKey)
 	}
@@ -175,10 +155,7 @@ func (f *Factory) SnapshotKey(ctx context.Context, keyFile string) (*age.X25519I
 	}
 	key, ok := data[SnapshotKeyKey]
 	if !ok {
-		return nil, fmt.Errorf("Secret %s/%s has no %s", f.AgentNamespace, SnapshotKeySecret, SnapshotKeyKey)
+		return nil, fmt.Errorf("Secret %s/%s has no %s", f.agentNamespace, SnapshotKeySecret, SnapshotKeyKey)
 	}
-	return dbsnap.ParseIdentity(bytes.NewReader(key), "from Secret "+f.AgentNamespace+"/"+SnapshotKeySecret)
+	return dbsnap.ParseIdentity(bytes.NewReader(key), "from Secret "+f.agentNamespace+"/"+SnapshotKeySecret)
 }
-
-// EnvSnapshotKey names the snapshot key file when --key-file is not given.
-const EnvSnapshotKey = "DR_SNAPSHOT_KEY"

@@ -17,7 +17,7 @@ func TestSetKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := &SetOptions{IOStreams: genericiooptions.NewTestIOStreamsDiscard()}
-	if err := o.Complete([]string{"etcd.schedule=0 */2 * * *", "etcd.retention.keepDaily=14", "restic.paths=[/a, /b]", "restic.schedule="}); err != nil {
+	if err := o.Complete(nil, []string{"etcd.schedule=0 */2 * * *", "etcd.retention.keepDaily=14", "restic.paths=[/a, /b]", "restic.schedule="}); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range o.changes {
@@ -46,7 +46,7 @@ func TestSetKeys(t *testing.T) {
 func TestSetRefusesWhatInstallOwns(t *testing.T) {
 	for _, arg := range []string{"store.url=s3://x", "clusterID=abc", "tls.ca=/x", "etcd.snapshotKeyFile=/k", "nodeName=n", "no-equals-sign"} {
 		o := &SetOptions{}
-		err := o.Complete([]string{arg})
+		err := o.Complete(nil, []string{arg})
 		if cmdutil.Code(err) != cmdutil.ExitUsage {
 			t.Errorf("config set %s: err = %v, want a usage error", arg, err)
 		}

@@ -1,4 +1,3 @@
-// Package etcd groups `kubectl dr etcd ...`: snapshots and restore.
 package etcd
 
 import (
@@ -6,18 +5,18 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
-	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/etcd/restore"
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/etcd/etcdrestore"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/etcd/snapshot"
 )
 
 // NewCmdEtcd returns the etcd command.
-func NewCmdEtcd(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+func NewCmdEtcd(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "etcd",
 		Short: "k3s etcd snapshots and restore",
 		Args:  cmdutil.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(snapshot.NewCmdSnapshot(f, streams), restore.NewCmdRestore(f, streams))
+	cmd.AddCommand(snapshot.NewCmdSnapshot(f, streams), etcdrestore.NewCmdRestore(f, streams))
 	return cmd
 }

@@ -199,16 +199,12 @@ type applier struct {
 	mapper meta.RESTMapper
 }
 
-func newApplier(f *cmdutil.Factory) (*applier, error) {
-	cfg, err := f.ConfigFlags.ToRESTConfig()
+func newApplier(f cmdutil.Factory) (*applier, error) {
+	dyn, err := f.DynamicClient()
 	if err != nil {
 		return nil, err
 	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	mapper, err := f.ConfigFlags.ToRESTMapper()
+	mapper, err := f.RESTMapper()
 	if err != nil {
 		return nil, err
 	}
@@ -386,7 +382,7 @@ func podState(p *corev1.Pod) string {
 }
 
 // checkAgents has every node's agent write to the store.
-func checkAgents(ctx context.Context, f *cmdutil.Factory, out io.Writer) error {
+func checkAgents(ctx context.Context, f cmdutil.Factory, out io.Writer) error {
 	nodes, err := agentclient.Connect(ctx, f.AgentOptions(nil))
 	if err != nil {
 		return err
@@ -438,12 +434,12 @@ func checkAgents(ctx context.Context, f *cmdutil.Factory, out io.Writer) error {
 // RemountDaemonSet re-applies the DaemonSet for a changed configuration
 // tree (its hostPath mounts follow the configured paths), keeping the live
 // image.
-func RemountDaemonSet(ctx context.Context, f *cmdutil.Factory, tree map[string]any) error {
+func RemountDaemonSet(ctx context.Context, f cmdutil.Factory, tree map[string]any) error {
 	cs, err := f.Clientset()
 	if err != nil {
 		return err
 	}
-	ns := f.AgentNamespace
+	ns := f.AgentNamespace()
 	ds, err := cs.AppsV1().DaemonSets(ns).Get(ctx, DaemonSetName, metav1.GetOptions{})
 	if err != nil {
 		return fmt.Errorf("read DaemonSet %s/%s: %w", ns, DaemonSetName, err)

@@ -1,7 +1,3 @@
-// Package install implements `kubectl dr install`: the agents' Secrets
-// (mTLS, store, snapshot key, restic password), the embedded manifests
-// applied server-side, a wait for every node's agent and a store check from
-// each of them.
 package install
 
 import (
@@ -47,7 +43,7 @@ func DefaultImage() string {
 // Options for `kubectl dr install`.
 type Options struct {
 	genericiooptions.IOStreams
-	f *cmdutil.Factory
+	f cmdutil.Factory
 
 	Image              string
 	DataDir            string
@@ -70,7 +66,7 @@ type Options struct {
 }
 
 // NewCmdInstall returns the install command.
-func NewCmdInstall(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+func NewCmdInstall(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &Options{IOStreams: streams, f: f, Wait: true}
 	cmd := &cobra.Command{
 		Use:   "install --store URL [--s3-endpoint URL --access-key-file F --secret-key-file F]",
@@ -94,18 +90,10 @@ in Secrets; keep a copy outside the cluster, as install reminds you.
   kubectl dr install --store s3://backups/k3s --s3-endpoint https://minio.example:9000 \
     --access-key-file access.key --secret-key-file secret.key --dry-run -o yaml`,
 		Args: cmdutil.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: cmdutil.RunE(o),
 	}
 	fl := cmd.Flags()
-	f.AddStoreFlags(fl)
+	f.BindStoreFlags(fl)
 	fl.StringVar(&o.Image, "image", DefaultImage(), "the dr-agent image")
 	fl.StringVar(&o.DataDir, "data-dir", agentconfig.DefaultDataDir, "k3s's --data-dir on the nodes")
 	fl.StringVar(&o.StateDir, "state-dir", agentconfig.DefaultStateDir, "the agent's own directory on the nodes")
@@ -125,7 +113,7 @@ in Secrets; keep a copy outside the cluster, as install reminds you.
 // Complete resolves the store from flags, environment, or the Secret of an
 // earlier install.
 func (o *Options) Complete(cmd *cobra.Command, _ []string) error {
-	o.store = o.f.Store.Config.FromEnv()
+	o.store = o.f.StoreConfig()
 	o.fromFlags = o.store.URL != ""
 	o.changed = cmd.Flags().Changed
 	return nil
@@ -161,7 +149,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ns := o.f.AgentNamespace
+	ns := o.f.AgentNamespace()
 	if !o.DryRun {
 		if err := preflight(ctx, cs, ns); err != nil {
 			return err
@@ -409,7 +397,7 @@ func (o *Options) secrets(ex *existingState, storeData map[string][]byte) ([]*un
 	}
 	if ex.secrets[cmdutil.SnapshotKeySecret] == nil && o.SnapshotKeyFile == "" {
 		generated = append(generated, fmt.Sprintf("Generated the snapshot key. Keep a copy outside the cluster; without it no encrypted snapshot can be restored:\n  kubectl -n %s get secret %s -o jsonpath='{.data.snapshot\\.key}' | base64 -d > dr-snapshot.key",
-			o.f.AgentNamespace, cmdutil.SnapshotKeySecret))
+			o.f.AgentNamespace(), cmdutil.SnapshotKeySecret))
 	}
 	password, err := o.resticPassword(ex.secrets[ResticSecret])
 	if err != nil {
@@ -417,7 +405,7 @@ func (o *Options) secrets(ex *existingState, storeData map[string][]byte) ([]*un
 	}
 	if ex.secrets[ResticSecret] == nil && o.ResticPasswordFile == "" {
 		generated = append(generated, fmt.Sprintf("Generated the restic password. Keep a copy outside the cluster; without it no file backup can be restored:\n  kubectl -n %s get secret %s -o jsonpath='{.data.password}' | base64 -d > dr-restic.password",
-			o.f.AgentNamespace, ResticSecret))
+			o.f.AgentNamespace(), ResticSecret))
 	}
 	return []*unstructured.Unstructured{
 		secret(AgentTLSSecret, agentTLS),

@@ -18,7 +18,7 @@ import (
 // UninstallOptions for `kubectl dr uninstall`.
 type UninstallOptions struct {
 	genericiooptions.IOStreams
-	f *cmdutil.Factory
+	f cmdutil.Factory
 
 	Yes     bool
 	Wait    bool
@@ -26,7 +26,7 @@ type UninstallOptions struct {
 }
 
 // NewCmdUninstall returns the uninstall command.
-func NewCmdUninstall(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+func NewCmdUninstall(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &UninstallOptions{IOStreams: streams, f: f, Wait: true}
 	cmd := &cobra.Command{
 		Use:   "uninstall [--yes]",
@@ -38,9 +38,7 @@ copies outside the cluster before uninstalling, or the backups cannot be
 read again. Files on the nodes (the agent's state directory, files a
 restore moved aside) are left alone.`,
 		Args: cmdutil.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return o.Run(cmd.Context())
-		},
+		RunE: cmdutil.RunE(o),
 	}
 	cmd.Flags().BoolVar(&o.Yes, "yes", false, "do not ask for confirmation")
 	cmd.Flags().BoolVar(&o.Wait, "wait", o.Wait, "wait until the namespace is gone (a new install can follow at once)")
@@ -48,9 +46,15 @@ restore moved aside) are left alone.`,
 	return cmd
 }
 
+// Complete has nothing to resolve.
+func (o *UninstallOptions) Complete(*cobra.Command, []string) error { return nil }
+
+// Validate has nothing to check.
+func (o *UninstallOptions) Validate() error { return nil }
+
 // Run deletes the installed objects, namespaced ones first.
 func (o *UninstallOptions) Run(ctx context.Context) error {
-	ns := o.f.AgentNamespace
+	ns := o.f.AgentNamespace()
 	cs, err := o.f.Clientset()
 	if err != nil {
 		return err

@@ -17,8 +17,18 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 )
 
-func newCmdLs(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	var output string
+// ListOptions for `kubectl dr pg ls`.
+type ListOptions struct {
+	genericiooptions.IOStreams
+	f cmdutil.Factory
+
+	Source string
+	Output string
+}
+
+// NewCmdList returns `kubectl dr pg ls`.
+func NewCmdList(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &ListOptions{IOStreams: streams, f: f}
 	cmd := &cobra.Command{
 		Use:     "ls [SOURCE]",
 		Aliases: []string{"list"},
@@ -33,35 +43,44 @@ the store, so the database's node need not be up.`,
 			if len(args) > 1 {
 				return cmdutil.UsageError("pg ls takes at most one SOURCE")
 			}
-			return printers.ValidateOutput(output)
+			return nil
 		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			source := ""
-			if len(args) == 1 {
-				source = args[0]
-			}
-			nodes, err := agentclient.Connect(ctx, f.AgentOptions(nil))
-			if err != nil {
-				return err
-			}
-			defer nodes.Close()
-			list, err := listBaseBackups(ctx, nodes, source)
-			if err != nil {
-				return err
-			}
-			view := printers.NewBaseBackupList()
-			for _, b := range list {
-				view.Items = append(view.Items, baseBackupView(b, ""))
-			}
-			if len(list) == 0 && (output == printers.Table || output == printers.Wide) {
-				return noBaseBackups(ctx, nodes, source, streams.ErrOut)
-			}
-			return printers.Print(streams.Out, output, view)
-		},
+		RunE: cmdutil.RunE(o),
 	}
-	printers.OutputFlag(cmd, &output)
+	printers.OutputFlag(cmd, &o.Output)
 	return cmd
+}
+
+// Complete takes SOURCE.
+func (o *ListOptions) Complete(_ *cobra.Command, args []string) error {
+	if len(args) == 1 {
+		o.Source = args[0]
+	}
+	return nil
+}
+
+// Validate checks -o.
+func (o *ListOptions) Validate() error { return cmdutil.ValidateOutput(o.Output) }
+
+// Run lists the base backups through the first agent that answers.
+func (o *ListOptions) Run(ctx context.Context) error {
+	nodes, err := agentclient.Connect(ctx, o.f.AgentOptions(nil))
+	if err != nil {
+		return err
+	}
+	defer nodes.Close()
+	list, err := listBaseBackups(ctx, nodes, o.Source)
+	if err != nil {
+		return err
+	}
+	view := printers.NewBaseBackupList()
+	for _, b := range list {
+		view.Items = append(view.Items, baseBackupView(b, ""))
+	}
+	if len(list) == 0 && (o.Output == printers.Table || o.Output == printers.Wide) {
+		return noBaseBackups(ctx, nodes, o.Source, o.ErrOut)
+	}
+	return printers.Print(o.Out, o.Output, view)
 }
 
 // listBaseBackups asks the agents in turn until one answers.
@@ -101,12 +120,4 @@ func noBaseBackups(ctx context.Context, nodes agentclient.Nodes, source string, 
 	}
 	fmt.Fprintln(errOut)
 	return nil
-}
-
-// baseBackupView is a base backup as pg ls and pg prune print it.
-func baseBackupView(b *agentv1.BaseBackupResult, action string) printers.BaseBackup {
-	return printers.BaseBackup{
-		Source: b.Source, Node: b.Node, ID: b.Id, StartTime: b.StartTime.AsTime(), StopTime: b.StopTime.AsTime(),
-		StartLSN: b.StartLsn, StopLSN: b.StopLsn, Timeline: b.Timeline, SizeBytes: b.SizeBytes, Action: action,
-	}
 }

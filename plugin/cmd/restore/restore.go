@@ -1,5 +1,3 @@
-// Package restore implements `kubectl dr restore`: files of a backup set
-// back onto their nodes, previewed first.
 package restore
 
 import (
@@ -23,7 +21,7 @@ import (
 // Options for `kubectl dr restore`.
 type Options struct {
 	genericiooptions.IOStreams
-	f *cmdutil.Factory
+	f cmdutil.Factory
 
 	Backup string
 	Nodes  []string
@@ -37,7 +35,7 @@ type Options struct {
 }
 
 // NewCmdRestore returns `kubectl dr restore`.
-func NewCmdRestore(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+func NewCmdRestore(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &Options{IOStreams: streams, f: f}
 	cmd := &cobra.Command{
 		Use:   "restore BACKUP [--node N] [--path P | --pvc NS/NAME] [--target DIR] [--dry-run] [--yes]",
@@ -67,15 +65,9 @@ The etcd part of a set is restored with kubectl dr etcd restore.`,
 			}
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.Backup = args[0]
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: cmdutil.RunE(o),
 	}
-	f.AddStoreFlags(cmd.Flags())
+	f.BindStoreFlags(cmd.Flags())
 	cmd.Flags().StringArrayVar(&o.Nodes, "node", nil, "restore only this node's files (repeatable)")
 	cmd.Flags().StringVar(&o.ToNode, "to-node", "", "restore onto this node instead of the one the files came from (needs exactly one source node)")
 	cmd.Flags().StringArrayVar(&o.Paths, "path", nil, "restore only this file or directory (absolute, as backed up; repeatable)")
@@ -87,10 +79,16 @@ The etcd part of a set is restored with kubectl dr etcd restore.`,
 	return cmd
 }
 
+// Complete takes BACKUP.
+func (o *Options) Complete(_ *cobra.Command, args []string) error {
+	o.Backup = args[0]
+	return nil
+}
+
 // Validate checks the flags before anything is read.
 func (o *Options) Validate() error {
-	if err := printers.ValidateOutput(o.Output); err != nil {
-		return cmdutil.UsageError("%w", err)
+	if err := cmdutil.ValidateOutput(o.Output); err != nil {
+		return err
 	}
 	if err := backupset.ValidateID(o.Backup); err != nil {
 		return cmdutil.UsageError("%w", err)

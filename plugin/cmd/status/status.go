@@ -1,5 +1,3 @@
-// Package status implements `kubectl dr status`: one row per node with its
-// agent, roles and etcd health.
 package status
 
 import (
@@ -19,7 +17,7 @@ import (
 // Options for `kubectl dr status`.
 type Options struct {
 	genericiooptions.IOStreams
-	f *cmdutil.Factory
+	f cmdutil.Factory
 
 	Nodes  []string
 	Output string
@@ -28,7 +26,7 @@ type Options struct {
 }
 
 // NewCmdStatus returns the status command.
-func NewCmdStatus(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+func NewCmdStatus(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &Options{IOStreams: streams, f: f}
 	cmd := &cobra.Command{
 		Use:   "status [--node NODE]...",
@@ -39,15 +37,7 @@ func NewCmdStatus(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra
   # two agents reached directly, as JSON
   kubectl dr status --agent server-1=10.0.0.1:9650 --agent server-2=10.0.0.2:9650 -o json`,
 		Args: cmdutil.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: cmdutil.RunE(o),
 	}
 	cmd.Flags().StringArrayVar(&o.Nodes, "node", nil, "only this node (repeatable)")
 	printers.OutputFlag(cmd, &o.Output)
@@ -62,8 +52,8 @@ func (o *Options) Complete(*cobra.Command, []string) error {
 
 // Validate checks the flags before anything is dialled.
 func (o *Options) Validate() error {
-	if err := printers.ValidateOutput(o.Output); err != nil {
-		return cmdutil.UsageError("%w", err)
+	if err := cmdutil.ValidateOutput(o.Output); err != nil {
+		return err
 	}
 	if _, err := agentclient.ParseAgents(o.agents.Agents); err != nil {
 		return cmdutil.UsageError("%w", err)

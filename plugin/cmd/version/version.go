@@ -1,7 +1,7 @@
-// Package version implements `kubectl dr version`; it needs no cluster.
 package version
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -13,22 +13,36 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 )
 
+// Options for `kubectl dr version`. It takes no factory: printing the
+// version sets up no client.
+type Options struct {
+	genericiooptions.IOStreams
+
+	Output string
+}
+
 // NewCmdVersion returns the version command.
 func NewCmdVersion(streams genericiooptions.IOStreams) *cobra.Command {
-	var output string
+	o := &Options{IOStreams: streams}
 	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the version of kubectl dr",
 		Args:  cmdutil.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			if err := printers.ValidateOutput(output); err != nil {
-				return cmdutil.UsageError("%w", err)
-			}
-			return printers.Print(streams.Out, output, newView(buildinfo.Get()))
-		},
+		RunE:  cmdutil.RunE(o),
 	}
-	printers.OutputFlag(cmd, &output)
+	printers.OutputFlag(cmd, &o.Output)
 	return cmd
+}
+
+// Complete has nothing to resolve.
+func (o *Options) Complete(*cobra.Command, []string) error { return nil }
+
+// Validate checks -o.
+func (o *Options) Validate() error { return cmdutil.ValidateOutput(o.Output) }
+
+// Run prints this build's version.
+func (o *Options) Run(context.Context) error {
+	return printers.Print(o.Out, o.Output, newView(buildinfo.Get()))
 }
 
 type view struct {

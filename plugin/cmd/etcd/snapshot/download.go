@@ -13,15 +13,19 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 )
 
-type downloadOptions struct {
+// DownloadOptions for `kubectl dr etcd snapshot download`.
+type DownloadOptions struct {
 	genericiooptions.IOStreams
-	f       *cmdutil.Factory
+	f cmdutil.Factory
+
+	Name    string
 	File    string
 	KeyFile string
 }
 
-func newCmdDownload(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &downloadOptions{IOStreams: streams, f: f}
+// NewCmdDownload returns `kubectl dr etcd snapshot download`.
+func NewCmdDownload(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &DownloadOptions{IOStreams: streams, f: f}
 	cmd := &cobra.Command{
 		Use:   "download NAME --to FILE [--key-file KEY]",
 		Short: "Fetch a snapshot from the store as a plain etcd snapshot file",
@@ -39,14 +43,25 @@ FILE appears. The result is what ` + "`etcdutl snapshot restore`" + ` and
 			}
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, args []string) error { return o.Run(cmd.Context(), args[0]) },
+		RunE: cmdutil.RunE(o),
 	}
 	cmd.Flags().StringVar(&o.File, "to", "", "file to write; refused if it exists")
 	cmd.Flags().StringVar(&o.KeyFile, "key-file", "", "snapshot key (age identity) for encrypted snapshots (default $"+cmdutil.EnvSnapshotKey+", else the install's Secret "+cmdutil.SnapshotKeySecret+")")
 	return cmd
 }
 
-func (o *downloadOptions) Run(ctx context.Context, name string) error {
+// Complete takes NAME.
+func (o *DownloadOptions) Complete(_ *cobra.Command, args []string) error {
+	o.Name = args[0]
+	return nil
+}
+
+// Validate has nothing to check beyond the arguments.
+func (o *DownloadOptions) Validate() error { return nil }
+
+// Run fetches, decrypts, decompresses and verifies the snapshot into File.
+func (o *DownloadOptions) Run(ctx context.Context) error {
+	name := o.Name
 	if _, err := os.Stat(o.File); err == nil {
 		return fmt.Errorf("%s exists: nothing is overwritten; choose another --to", o.File)
 	}

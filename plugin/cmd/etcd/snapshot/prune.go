@@ -13,14 +13,17 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 )
 
-type pruneOptions struct {
+// PruneOptions for `kubectl dr etcd snapshot prune`.
+type PruneOptions struct {
 	genericiooptions.IOStreams
-	f      *cmdutil.Factory
+	f cmdutil.Factory
+
 	DryRun bool
 }
 
-func newCmdPrune(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &pruneOptions{IOStreams: streams, f: f}
+// NewCmdPrune returns `kubectl dr etcd snapshot prune`.
+func NewCmdPrune(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &PruneOptions{IOStreams: streams, f: f}
 	cmd := &cobra.Command{
 		Use:   "prune [--dry-run]",
 		Short: "Apply the configured retention to scheduled snapshots now",
@@ -29,13 +32,20 @@ monthly counts) to scheduled snapshots, in the store and to the local copies
 on every server. On-demand snapshots and those of backup sets are kept until
 removed with rm.`,
 		Args: cmdutil.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return o.Run(cmd.Context()) },
+		RunE: cmdutil.RunE(o),
 	}
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "only print what would be removed")
 	return cmd
 }
 
-func (o *pruneOptions) Run(ctx context.Context) error {
+// Complete has nothing to resolve.
+func (o *PruneOptions) Complete(*cobra.Command, []string) error { return nil }
+
+// Validate has nothing to check.
+func (o *PruneOptions) Validate() error { return nil }
+
+// Run prunes on the leader, then on every other server.
+func (o *PruneOptions) Run(ctx context.Context) error {
 	nodes, err := agentclient.Connect(ctx, o.f.AgentOptions(nil))
 	if err != nil {
 		return err

@@ -14,13 +14,17 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 )
 
-type removeOptions struct {
+// RemoveOptions for `kubectl dr etcd snapshot rm`.
+type RemoveOptions struct {
 	genericiooptions.IOStreams
-	f *cmdutil.Factory
+	f cmdutil.Factory
+
+	Names []string
 }
 
-func newCmdRemove(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &removeOptions{IOStreams: streams, f: f}
+// NewCmdRemove returns `kubectl dr etcd snapshot rm`.
+func NewCmdRemove(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &RemoveOptions{IOStreams: streams, f: f}
 	return &cobra.Command{
 		Use:     "rm NAME...",
 		Aliases: []string{"delete"},
@@ -32,18 +36,32 @@ took it. Every name is checked before anything is removed.`,
 			if len(args) == 0 {
 				return cmdutil.UsageError("%s needs at least one snapshot name", cmd.CommandPath())
 			}
-			for _, a := range args {
-				if err := dbsnap.ValidateName(a); err != nil {
-					return cmdutil.UsageError("%w", err)
-				}
-			}
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, args []string) error { return o.Run(cmd.Context(), args) },
+		RunE: cmdutil.RunE(o),
 	}
 }
 
-func (o *removeOptions) Run(ctx context.Context, names []string) error {
+// Complete takes the NAMEs.
+func (o *RemoveOptions) Complete(_ *cobra.Command, args []string) error {
+	o.Names = args
+	return nil
+}
+
+// Validate checks every name before anything is asked.
+func (o *RemoveOptions) Validate() error {
+	for _, a := range o.Names {
+		if err := dbsnap.ValidateName(a); err != nil {
+			return cmdutil.UsageError("%w", err)
+		}
+	}
+	return nil
+}
+
+// Run finds every snapshot, then removes them: through the node that took
+// each, else from the store.
+func (o *RemoveOptions) Run(ctx context.Context) error {
+	names := o.Names
 	nodes, connErr := connect(ctx, o.f)
 	defer nodes.Close()
 	all, err := catalog(ctx, o.f, nodes, connErr, o.ErrOut)

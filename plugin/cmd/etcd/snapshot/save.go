@@ -17,14 +17,15 @@ import (
 // SaveOptions for `kubectl dr etcd snapshot save`.
 type SaveOptions struct {
 	genericiooptions.IOStreams
-	f *cmdutil.Factory
+	f cmdutil.Factory
 
 	Name   string
 	Node   string
 	Output string
 }
 
-func newCmdSave(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+// NewCmdSave returns `kubectl dr etcd snapshot save`.
+func NewCmdSave(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &SaveOptions{IOStreams: streams, f: f}
 	cmd := &cobra.Command{
 		Use:   "save [--name NAME] [--node NODE]",
@@ -38,12 +39,7 @@ kept and uploaded by the next save.`,
 		Example: `  kubectl dr etcd snapshot save
   kubectl dr etcd snapshot save --name before-upgrade --node server-2 -o json`,
 		Args: cmdutil.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: cmdutil.RunE(o),
 	}
 	cmd.Flags().StringVar(&o.Name, "name", "on-demand", "snapshot name; the file is <name>-<node>-<unix time>")
 	cmd.Flags().StringVar(&o.Node, "node", "", "server to snapshot on (default: the etcd leader's)")
@@ -51,10 +47,13 @@ kept and uploaded by the next save.`,
 	return cmd
 }
 
+// Complete has nothing to resolve.
+func (o *SaveOptions) Complete(*cobra.Command, []string) error { return nil }
+
 // Validate checks the flags before any agent is asked.
 func (o *SaveOptions) Validate() error {
-	if err := printers.ValidateOutput(o.Output); err != nil {
-		return cmdutil.UsageError("%w", err)
+	if err := cmdutil.ValidateOutput(o.Output); err != nil {
+		return err
 	}
 	if err := dbsnap.ValidateName(o.Name); err != nil {
 		return cmdutil.UsageError("--name: %w", err)

@@ -1,4 +1,3 @@
-// Package snapshot implements `kubectl dr etcd snapshot save|ls|describe|rm|prune`.
 package snapshot
 
 import (
@@ -17,7 +16,7 @@ import (
 )
 
 // NewCmdSnapshot returns the snapshot command group.
-func NewCmdSnapshot(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+func NewCmdSnapshot(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "snapshot",
 		Aliases: []string{"snapshots"},
@@ -25,14 +24,14 @@ func NewCmdSnapshot(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cob
 		Args:    cmdutil.NoArgs,
 		RunE:    func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	f.AddStoreFlags(cmd.PersistentFlags())
+	f.BindStoreFlags(cmd.PersistentFlags())
 	cmd.AddCommand(
-		newCmdSave(f, streams),
-		newCmdList(f, streams),
-		newCmdDescribe(f, streams),
-		newCmdRemove(f, streams),
-		newCmdPrune(f, streams),
-		newCmdDownload(f, streams),
+		NewCmdSave(f, streams),
+		NewCmdList(f, streams),
+		NewCmdDescribe(f, streams),
+		NewCmdRemove(f, streams),
+		NewCmdPrune(f, streams),
+		NewCmdDownload(f, streams),
 	)
 	return cmd
 }
@@ -40,14 +39,14 @@ func NewCmdSnapshot(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cob
 // connect reaches every agent that answers. Callers keep the nodes for
 // what follows the listing; connErr (no agent found at all) is not fatal,
 // since the store may still be read directly.
-func connect(ctx context.Context, f *cmdutil.Factory) (nodes agentclient.Nodes, connErr error) {
+func connect(ctx context.Context, f cmdutil.Factory) (nodes agentclient.Nodes, connErr error) {
 	return agentclient.Connect(ctx, f.AgentOptions(nil))
 }
 
 // catalog is every snapshot known: the store's, through an agent when one
 // can list it, else read directly from the store; plus local copies not
 // uploaded, from every agent that answers.
-func catalog(ctx context.Context, f *cmdutil.Factory, nodes agentclient.Nodes, connErr error, errOut io.Writer) ([]*dbsnap.Snapshot, error) {
+func catalog(ctx context.Context, f cmdutil.Factory, nodes agentclient.Nodes, connErr error, errOut io.Writer) ([]*dbsnap.Snapshot, error) {
 	var (
 		out       []*dbsnap.Snapshot
 		seen      = map[string]bool{}

@@ -1,7 +1,4 @@
-// Package restore implements `kubectl dr etcd restore`: the preview of a
-// snapshot against the live cluster, then the plan every server carries
-// out on its own, and the timeline with the measured RTO.
-package restore
+package etcdrestore
 
 import (
 	"context"
@@ -20,7 +17,7 @@ import (
 // Options for `kubectl dr etcd restore`.
 type Options struct {
 	genericiooptions.IOStreams
-	f *cmdutil.Factory
+	f cmdutil.Factory
 
 	Snapshot  string
 	BackupSet string
@@ -33,7 +30,7 @@ type Options struct {
 }
 
 // NewCmdRestore returns the restore command.
-func NewCmdRestore(f *cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+func NewCmdRestore(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &Options{IOStreams: streams, f: f}
 	cmd := &cobra.Command{
 		Use:   "restore SNAPSHOT|--backup ID|--latest [--dry-run] [--yes] | --status",
@@ -74,15 +71,7 @@ interrupted the agents finish; --status shows where they are.`,
 			}
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: cmdutil.RunE(o),
 	}
 	cmd.Flags().StringVar(&o.BackupSet, "backup", "", "the etcd snapshot of this backup set")
 	cmd.Flags().BoolVar(&o.Latest, "latest", false, "the newest snapshot in the store")
@@ -95,7 +84,7 @@ interrupted the agents finish; --status shows where they are.`,
 }
 
 // Complete takes the snapshot argument.
-func (o *Options) Complete(args []string) error {
+func (o *Options) Complete(_ *cobra.Command, args []string) error {
 	if len(args) == 1 {
 		o.Snapshot = args[0]
 	}
@@ -104,8 +93,8 @@ func (o *Options) Complete(args []string) error {
 
 // Validate wants exactly one way of naming the snapshot.
 func (o *Options) Validate() error {
-	if err := printers.ValidateOutput(o.Output); err != nil {
-		return cmdutil.UsageError("%w", err)
+	if err := cmdutil.ValidateOutput(o.Output); err != nil {
+		return err
 	}
 	if o.Status {
 		if o.Snapshot != "" || o.BackupSet != "" || o.Latest || o.DryRun || o.Yes {

@@ -1,0 +1,6 @@
+// Package etcdrestore implements `kubectl dr etcd restore`: the preview of a
+// snapshot against the live cluster, then the plan every server carries
+// out on its own, and the timeline with the measured RTO. The plan is
+// built here and handed to the agents over the wire; nothing under agent/
+// is imported.
+package etcdrestore

@@ -1,0 +1,118 @@
+package cmd_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	drstore "github.com/kubectl-dr/kubectl-dr/internal/store"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
+	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
+)
+
+// writeSnapshot seeds a snapshot record where the agent writes it once
+// the data is verified: etcd/<node>/<name>.json.
+func (e *env) writeSnapshot(s *dbsnap.Snapshot) {
+	e.t.Helper()
+	s.Version = drstore.FormatVersion
+	data, err := json.Marshal(s)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.store.Put(context.Background(), dbsnap.MetaKey(s.Node, s.Name), bytes.NewReader(data), int64(len(data))); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func seedSnapshots(e *env) {
+	now := time.Now().UTC()
+	e.writeSnapshot(&dbsnap.Snapshot{Name: "old-server-1-1", Node: "server-1", Created: now.Add(-3 * time.Hour), Revision: 100, Size: 1 << 20, Uploaded: true, Compression: "zstd"})
+	e.writeSnapshot(&dbsnap.Snapshot{Name: "new-server-2-2", Node: "server-2", Created: now.Add(-time.Hour), Revision: 200, Size: 2 << 20, Uploaded: true, Compression: "zstd", Encryption: "age"})
+}
+
+func TestEtcdSnapshotListThroughAnAgent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.agent("server-1", nil)
+	seedSnapshots(e)
+
+	r := e.run("etcd", "snapshot", "ls")
+	if r.code != 0 {
+		t.Fatal(r)
+	}
+	if got := firstColumn(r.stdout); strings.Join(got, ",") != "new-server-2-2,old-server-1-1" {
+		t.Errorf("snapshots listed %v, want newest first\n%s", got, r.stdout)
+	}
+	rs := rows(t, r.stdout)
+	if got := rs["new-server-2-2"]; len(got) < 9 || got[1] != "server-2" || got[5] != "200" || got[7] != "yes" || got[8] != "(age)" {
+		t.Errorf("new-server-2-2 row %v", got)
+	}
+	if got := rs["old-server-1-1"]; len(got) < 8 || got[1] != "server-1" || got[5] != "100" || got[7] != "no" {
+		t.Errorf("old-server-1-1 row %v", got)
+	}
+	if r.stderr != "" {
+		t.Errorf("stderr = %q, want nothing: the agent listed the store", r.stderr)
+	}
+
+	r = e.run("etcd", "snapshot", "ls", "--node", "server-1", "-o", "json")
+	var list printers.EtcdSnapshotList
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || r.code != 0 {
+		t.Fatalf("%v\n%s", err, r)
+	}
+	if list.Kind != "EtcdSnapshotList" || len(list.Items) != 1 || list.Items[0].Name != "old-server-1-1" || list.Items[0].Revision != 100 {
+		t.Errorf("--node server-1 -o json: %+v", list)
+	}
+
+	r = e.run("etcd", "snapshot", "describe", "new-server-2-2")
+	if r.code != 0 || !strings.Contains(r.stdout, "kind: EtcdSnapshot\n") || !strings.Contains(r.stdout, "name: new-server-2-2\n") || !strings.Contains(r.stdout, "revision: 200\n") {
+		t.Errorf("describe: want the snapshot as YAML\n%s", r)
+	}
+	r = e.run("etcd", "snapshot", "describe", "no-such")
+	if r.code != 1 || !strings.Contains(r.stderr, "error: no etcd snapshot named \"no-such\": `kubectl dr etcd snapshot ls` lists them") {
+		t.Errorf("describe of a missing snapshot: want exit 1\n%s", r)
+	}
+}
+
+// With no agent answering, ls reads the store directly and says so.
+func TestEtcdSnapshotListReadsTheStoreWhenNoAgentAnswers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.deadAgent("server-1")
+	seedSnapshots(e)
+
+	r := e.run("etcd", "snapshot", "ls")
+	if r.code != 0 {
+		t.Fatal(r)
+	}
+	if got := firstColumn(r.stdout); strings.Join(got, ",") != "new-server-2-2,old-server-1-1" {
+		t.Errorf("snapshots listed %v\n%s", got, r.stdout)
+	}
+	if !strings.Contains(r.stderr, "no agent could list the store; read "+e.store.String()+" directly\n") {
+		t.Errorf("stderr does not say the store was read directly:\n%s", r.stderr)
+	}
+
+	e.noStore = true
+	r = e.run("etcd", "snapshot", "ls")
+	if r.code != 1 || !strings.Contains(r.stderr, "error: cannot list etcd snapshots: read the store directly: no store configured") {
+		t.Errorf("no agent and no store: want exit 1\n%s", r)
+	}
+}
+
+func TestEtcdSnapshotListEmpty(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.agent("server-1", nil)
+
+	r := e.run("etcd", "snapshot", "ls")
+	if r.code != 0 || r.stdout != "" || r.stderr != "No etcd snapshots found.\n" {
+		t.Errorf("want the empty listing said on stderr\n%s", r)
+	}
+	r = e.run("etcd", "snapshot", "ls", "-o", "json")
+	var list printers.EtcdSnapshotList
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || r.code != 0 || len(list.Items) != 0 || list.Kind != "EtcdSnapshotList" {
+		t.Errorf("-o json: want an empty list\n%s", r)
+	}
+}

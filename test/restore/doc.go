@@ -1,3 +1,0 @@
-// Package restore tests etcd restores end to end on a lab of their own:
-// they stop every etcd member, which the shared e2e lab cannot afford.
-package restore
