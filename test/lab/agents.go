@@ -135,7 +135,7 @@ func (l *Lab) StartAgent(ctx context.Context, name string, cfg agentconfig.Confi
 func (l *Lab) LogPath(name string) string { return l.proc(name).logFile }
 
 // FreePort picks a free loopback port.
-func FreePort() (int, error) { return freePort() }
+func FreePort() (int, error) { return freePort(nil) }
 
 // upAgents writes each node's agent config and starts the agents that are
 // not running.

@@ -221,7 +221,7 @@ func (l *Lab) loadOrInitState(o Options) error {
 	}
 	names = append(names, "kube-apiserver", "minio", "minio-console", "postgres")
 	for _, n := range names {
-		p, err := freePort()
+		p, err := freePort(s.Ports)
 		if err != nil {
 			return err
 		}
@@ -242,7 +242,7 @@ func (l *Lab) port(name string) (int, error) {
 	if p := l.State.Ports[name]; p != 0 {
 		return p, nil
 	}
-	p, err := freePort()
+	p, err := freePort(l.State.Ports)
 	if err != nil {
 		return 0, err
 	}

@@ -169,7 +169,14 @@ func (p proc) stop(labDir string, grace time.Duration) (bool, error) {
 // freePort picks a free loopback port below the kernel's ephemeral range:
 // a port from bind(0) is an ephemeral one, which an outgoing connection can
 // take before the component that was meant to listen on it starts.
-func freePort() (int, error) {
+// freePort picks a port nothing listens on and that taken does not hold:
+// ports picked for a lab are bound only as its parts start, so a second
+// pick must not land on the first.
+func freePort(taken map[string]int) (int, error) {
+	used := map[int]bool{}
+	for _, p := range taken {
+		used[p] = true
+	}
 	low := 32768
 	if data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
 		if f := strings.Fields(string(data)); len(f) == 2 {
@@ -180,7 +187,7 @@ func freePort() (int, error) {
 	}
 	for i := 0; i < 200; i++ {
 		p := 10000 + rand.IntN(low-10000)
-		if portFree(p) {
+		if !used[p] && portFree(p) {
 			return p, nil
 		}
 	}
