@@ -166,12 +166,11 @@ func (p proc) stop(labDir string, grace time.Duration) (bool, error) {
 	return true, os.Remove(p.pidFile)
 }
 
-// freePort picks a free loopback port below the kernel's ephemeral range:
-// a port from bind(0) is an ephemeral one, which an outgoing connection can
-// take before the component that was meant to listen on it starts.
-// freePort picks a port nothing listens on and that taken does not hold:
-// ports picked for a lab are bound only as its parts start, so a second
-// pick must not land on the first.
+// freePort picks a free loopback port below the kernel's ephemeral range
+// (a port from bind(0) is an ephemeral one, which an outgoing connection
+// can take before the component that was meant to listen on it starts),
+// and none that taken holds: ports picked for a lab are bound only as its
+// parts start, so a second pick must not land on the first.
 func freePort(taken map[string]int) (int, error) {
 	used := map[int]bool{}
 	for _, p := range taken {
