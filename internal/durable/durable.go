@@ -251,11 +251,8 @@ func Verify(path string, size int64, sumHex string) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
-	if n != size {
-		return fmt.Errorf("%w: %s has %d bytes, %d expected", ErrMismatch, path, n, size)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != sumHex {
-		return fmt.Errorf("%w: %s has sha256 %s, %s expected", ErrMismatch, path, got, sumHex)
+	if got := hex.EncodeToString(h.Sum(nil)); n != size || got != sumHex {
+		return fmt.Errorf("%w: %s is %d bytes with sha256 %s, expected %d bytes with sha256 %s", ErrMismatch, path, n, got, size, sumHex)
 	}
 	return nil
 }

@@ -195,18 +195,11 @@ func VerifyStored(ctx context.Context, store objstore.Store, snap *Snapshot) err
 // VerifyLocal checks a snapshot file against the snapshot's metadata (raw
 // size and sha256), as a restore does before it stops anything.
 func VerifyLocal(path string, snap *Snapshot) error {
-	f, err := os.Open(path)
-	if err != nil {
+	if err := durable.Verify(path, snap.Size, snap.SHA256); err != nil {
+		if errors.Is(err, durable.ErrMismatch) {
+			return fmt.Errorf("%w: snapshot %s: %v", ErrChecksum, snap.Name, err)
+		}
 		return err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != snap.SHA256 || n != snap.Size {
-		return fmt.Errorf("%w: %s is %d bytes with sha256 %s, snapshot %s is %d bytes, %s", ErrChecksum, path, n, got, snap.Name, snap.Size, snap.SHA256)
 	}
 	return nil
 }
