@@ -63,6 +63,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 
 	for _, args := range [][]string{
 		{"--no-such-flag"},
+		{"no-such-verb"},
+		{"config", "no-such-verb"},
 		{"backup", "extra"},
 		{"backup", "create", "a", "b"},
 		{"backup", "ls", "extra"},

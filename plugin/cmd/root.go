@@ -37,6 +37,14 @@ restic, PostgreSQL WAL) to S3-compatible storage and restores it, with a
 preview before anything changes.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// An unknown verb is a usage error (exit 2), as any bad argument.
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return cmdutil.UsageError("unknown command %q for \"kubectl dr\": kubectl dr --help lists them", args[0])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 		Annotations: map[string]string{
 			cobra.CommandDisplayNameAnnotation: "kubectl dr",
 		},

@@ -33,6 +33,8 @@ func NewCmdConfig(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 	cmd := &cobra.Command{
 		Use:   "config",
 		Short: "Show or change the agents' configuration (schedules, retention, paths, WAL sources)",
+		Args:  cmdutil.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(NewCmdGet(f, streams), NewCmdSet(f, streams))
 	return cmd
