@@ -163,7 +163,7 @@ func checkJSONError(t *testing.T, r result, code int, message string) {
 	if err := json.Unmarshal([]byte(r.stderr), &got); err != nil {
 		t.Fatalf("stderr is not JSON: %v\n%s", err, r.stderr)
 	}
-	want := map[string]any{"type": "error", "kind": "Error", "apiVersion": printers.GroupVersion.String(), "error": message, "exitCode": float64(code)}
+	want := map[string]any{"type": "error", "kind": "Error", "apiVersion": printers.APIVersion, "error": message, "exitCode": float64(code)}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v", k, got[k], v)

@@ -22,7 +22,7 @@ type BackupSet struct {
 
 // NewBackupSet wraps a set for printing.
 func NewBackupSet(s *backupset.Set) *BackupSet {
-	return &BackupSet{TypeMeta: metav1.TypeMeta{APIVersion: GroupVersion.String(), Kind: "BackupSet"}, Set: *s}
+	return &BackupSet{TypeMeta: metav1.TypeMeta{APIVersion: APIVersion, Kind: "BackupSet"}, Set: *s}
 }
 
 // DeepCopyObject implements runtime.Object.
@@ -42,7 +42,7 @@ type BackupSetList struct {
 
 // NewBackupSetList returns an empty list with its kind set.
 func NewBackupSetList() *BackupSetList {
-	return &BackupSetList{TypeMeta: metav1.TypeMeta{APIVersion: GroupVersion.String(), Kind: "BackupSetList"}, Items: []*BackupSet{}}
+	return &BackupSetList{TypeMeta: metav1.TypeMeta{APIVersion: APIVersion, Kind: "BackupSetList"}, Items: []*BackupSet{}}
 }
 
 // DeepCopyObject implements runtime.Object.

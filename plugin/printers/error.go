@@ -24,7 +24,7 @@ func PrintError(w io.Writer, err error, code int) {
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(Error{
 		Type:     "error",
-		TypeMeta: metav1.TypeMeta{APIVersion: GroupVersion.String(), Kind: "Error"},
+		TypeMeta: metav1.TypeMeta{APIVersion: APIVersion, Kind: "Error"},
 		Message:  err.Error(),
 		ExitCode: code,
 	})

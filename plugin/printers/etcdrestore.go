@@ -44,7 +44,7 @@ func NewEtcdRestorePreview(node string, snap *dbsnap.Snapshot, liveRev int64, it
 		items = []Impact{}
 	}
 	return &EtcdRestorePreview{
-		TypeMeta: metav1.TypeMeta{APIVersion: GroupVersion.String(), Kind: "EtcdRestorePreview"},
+		TypeMeta: metav1.TypeMeta{APIVersion: APIVersion, Kind: "EtcdRestorePreview"},
 		Node:     node, Snapshot: snap, LiveRevision: liveRev, Items: items,
 	}
 }

@@ -31,7 +31,7 @@ type BaseBackupList struct {
 
 // NewBaseBackupList returns an empty list with its kind set.
 func NewBaseBackupList() *BaseBackupList {
-	return &BaseBackupList{TypeMeta: metav1.TypeMeta{APIVersion: GroupVersion.String(), Kind: "BaseBackupList"}, Items: []BaseBackup{}}
+	return &BaseBackupList{TypeMeta: metav1.TypeMeta{APIVersion: APIVersion, Kind: "BaseBackupList"}, Items: []BaseBackup{}}
 }
 
 // DeepCopyObject implements runtime.Object.
@@ -78,7 +78,7 @@ type BaseBackupPrune struct {
 
 // NewBaseBackupPrune returns an empty result with its kind set.
 func NewBaseBackupPrune(source, node string) *BaseBackupPrune {
-	return &BaseBackupPrune{TypeMeta: metav1.TypeMeta{APIVersion: GroupVersion.String(), Kind: "BaseBackupPrune"}, Source: source, Node: node, Items: []BaseBackup{}}
+	return &BaseBackupPrune{TypeMeta: metav1.TypeMeta{APIVersion: APIVersion, Kind: "BaseBackupPrune"}, Source: source, Node: node, Items: []BaseBackup{}}
 }
 
 // DeepCopyObject implements runtime.Object.

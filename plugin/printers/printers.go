@@ -8,15 +8,14 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/printers"
 
 	"github.com/kubectl-dr/kubectl-dr/internal/units"
 )
 
-// GroupVersion of the view types (not served by any API server; it names
+// APIVersion of the view types (not served by any API server; it names
 // the shape of kubectl dr's JSON/YAML output).
-var GroupVersion = schema.GroupVersion{Group: "dr.kubectl.io", Version: "v1"}
+const APIVersion = "dr.kubectl.io/v1"
 
 // Formats accepted by -o.
 const (

@@ -70,7 +70,7 @@ type RestorePreviewList struct {
 
 // NewRestorePreviewList returns an empty list with its kind set.
 func NewRestorePreviewList(backup string) *RestorePreviewList {
-	return &RestorePreviewList{TypeMeta: metav1.TypeMeta{APIVersion: GroupVersion.String(), Kind: "RestorePreviewList"}, Backup: backup, Items: []RestorePreview{}}
+	return &RestorePreviewList{TypeMeta: metav1.TypeMeta{APIVersion: APIVersion, Kind: "RestorePreviewList"}, Backup: backup, Items: []RestorePreview{}}
 }
 
 // DeepCopyObject implements runtime.Object.

@@ -26,7 +26,7 @@ func NewEtcdSnapshot(s *dbsnap.Snapshot) *EtcdSnapshot {
 		loc = "store"
 	}
 	return &EtcdSnapshot{
-		TypeMeta: metav1.TypeMeta{APIVersion: GroupVersion.String(), Kind: "EtcdSnapshot"},
+		TypeMeta: metav1.TypeMeta{APIVersion: APIVersion, Kind: "EtcdSnapshot"},
 		Snapshot: *s,
 		Location: loc,
 	}
@@ -51,7 +51,7 @@ type EtcdSnapshotList struct {
 
 // NewEtcdSnapshotList returns an empty list with its kind set.
 func NewEtcdSnapshotList() *EtcdSnapshotList {
-	return &EtcdSnapshotList{TypeMeta: metav1.TypeMeta{APIVersion: GroupVersion.String(), Kind: "EtcdSnapshotList"}, Items: []*EtcdSnapshot{}}
+	return &EtcdSnapshotList{TypeMeta: metav1.TypeMeta{APIVersion: APIVersion, Kind: "EtcdSnapshotList"}, Items: []*EtcdSnapshot{}}
 }
 
 // DeepCopyObject implements runtime.Object.

@@ -50,7 +50,7 @@ type AgentStatusList struct {
 
 // NewAgentStatusList returns an empty list with its kind set.
 func NewAgentStatusList() *AgentStatusList {
-	return &AgentStatusList{TypeMeta: metav1.TypeMeta{APIVersion: GroupVersion.String(), Kind: "AgentStatusList"}}
+	return &AgentStatusList{TypeMeta: metav1.TypeMeta{APIVersion: APIVersion, Kind: "AgentStatusList"}}
 }
 
 // DeepCopyObject implements runtime.Object.

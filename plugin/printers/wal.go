@@ -37,7 +37,7 @@ type WALSourceList struct {
 
 // NewWALSourceList returns an empty list with its kind set.
 func NewWALSourceList() *WALSourceList {
-	return &WALSourceList{TypeMeta: metav1.TypeMeta{APIVersion: GroupVersion.String(), Kind: "WALSourceList"}, Items: []WALSource{}}
+	return &WALSourceList{TypeMeta: metav1.TypeMeta{APIVersion: APIVersion, Kind: "WALSourceList"}, Items: []WALSource{}}
 }
 
 // DeepCopyObject implements runtime.Object.

@@ -51,7 +51,7 @@ type view struct {
 
 func newView(bi buildinfo.Info) *view {
 	v := &view{}
-	v.APIVersion = printers.GroupVersion.String()
+	v.APIVersion = printers.APIVersion
 	v.Kind = "Version"
 	v.Info = bi
 	return v
