@@ -174,9 +174,12 @@ func (o *etcdRestoreOptions) run(cmd *cobra.Command, out io.Writer) error {
 		return err
 	}
 	store = store.Sub(cfg.ClusterID)
-	list, err := dbsnap.ListStore(ctx, store)
+	list, skipped, err := dbsnap.ListStore(ctx, store)
 	if err != nil {
 		return fmt.Errorf("list snapshots in %s: %w", store, err)
+	}
+	for _, sk := range skipped {
+		fmt.Fprintln(cmd.ErrOrStderr(), "warning:", sk)
 	}
 	var snap *dbsnap.Snapshot
 	if o.latest {

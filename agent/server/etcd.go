@@ -61,7 +61,10 @@ func (s *Server) SaveEtcdSnapshot(req *agentv1.SaveEtcdSnapshotRequest, stream a
 func (s *Server) ListEtcdSnapshots(ctx context.Context, req *agentv1.ListEtcdSnapshotsRequest) (*agentv1.ListEtcdSnapshotsResponse, error) {
 	resp := &agentv1.ListEtcdSnapshotsResponse{}
 	if s.snapshots.Store != nil {
-		list, err := dbsnap.ListStore(ctx, s.snapshots.Store)
+		list, skipped, err := dbsnap.ListStore(ctx, s.snapshots.Store)
+		for _, sk := range skipped {
+			resp.Skipped = append(resp.Skipped, sk.String())
+		}
 		switch {
 		case err != nil && !req.IncludeLocal:
 			return nil, status.Error(codes.Unavailable, err.Error())
@@ -95,7 +98,7 @@ func (s *Server) DeleteEtcdSnapshots(ctx context.Context, req *agentv1.DeleteEtc
 	var stored []*dbsnap.Snapshot
 	if s.snapshots.Store != nil {
 		var err error
-		if stored, err = dbsnap.ListStore(ctx, s.snapshots.Store); err != nil {
+		if stored, _, err = dbsnap.ListStore(ctx, s.snapshots.Store); err != nil {
 			return nil, status.Error(codes.Unavailable, err.Error())
 		}
 	}

@@ -67,7 +67,7 @@ func (s *Server) resolveSnapshot(ctx context.Context, ref *agentv1.SnapshotRef) 
 	if s.store == nil {
 		return nil, failure(codes.FailedPrecondition, agentv1.ReasonNoStore, "no store configured on this node's agent")
 	}
-	list, err := dbsnap.ListStore(ctx, s.store)
+	list, _, err := dbsnap.ListStore(ctx, s.store)
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "list snapshots in %s: %v", s.store, err)
 	}

@@ -108,10 +108,13 @@ func (m *metrics) seed(ctx context.Context, s *etcdsnap.Snapshotter, log *slog.L
 	if s.Store == nil {
 		return
 	}
-	list, err := dbsnap.ListStore(ctx, s.Store)
+	list, skipped, err := dbsnap.ListStore(ctx, s.Store)
 	if err != nil {
 		log.Warn("read snapshots for metrics", "err", err)
 		return
+	}
+	for _, sk := range skipped {
+		log.Warn("unusable record in the store", "key", sk.Key, "err", sk.Reason)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -109,11 +109,14 @@ func (s *Server) ListBaseBackups(ctx context.Context, req *agentv1.ListBaseBacku
 	if s.store == nil {
 		return nil, failure(codes.FailedPrecondition, agentv1.ReasonNoStore, "node %s has no store configured", s.cfg.NodeName)
 	}
-	list, err := basebackup.List(ctx, s.store, req.Source)
+	list, skipped, err := basebackup.List(ctx, s.store, req.Source)
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "list base backups in %s: %v", s.store, err)
 	}
 	out := &agentv1.ListBaseBackupsResponse{}
+	for _, sk := range skipped {
+		out.Skipped = append(out.Skipped, sk.String())
+	}
 	for _, b := range list {
 		out.BaseBackups = append(out.BaseBackups, baseBackupProto(b))
 	}

@@ -10,7 +10,7 @@ const FormatVersion = 1
 // reads: guessing at fields it does not know could restore the wrong thing.
 func CheckVersion(what string, version int) error {
 	if version > FormatVersion {
-		return fmt.Errorf("%s has store format version %d; this build reads up to %d: use a newer kubectl dr / dr-agent", what, version, FormatVersion)
+		return fmt.Errorf("%w: %s has store format version %d; this build reads up to %d: use a newer kubectl dr / dr-agent", ErrBadRecord, what, version, FormatVersion)
 	}
 	return nil
 }

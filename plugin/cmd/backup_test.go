@@ -1,6 +1,7 @@
 package cmd_test
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -260,5 +261,26 @@ func TestBackupDescribe(t *testing.T) {
 	}
 	if r := e.run("backup", "describe", "Not/A/Name"); r.code != 2 || !strings.Contains(r.stderr, "invalid backup name") {
 		t.Errorf("bad name: want exit 2\n%s", r)
+	}
+}
+
+// backup ls lists the good sets when one record is corrupt, and names it.
+func TestBackupListNamesAnUnusableRecord(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.writeSet(&backupset.Set{ID: "backup-20260102-000000", Phase: backupset.Completed, Started: time.Now().Add(-time.Hour)})
+	bad := "\x00\x01 not a set"
+	if _, err := e.store.Put(context.Background(), "sets/backup-20260101-000000.json", strings.NewReader(bad), int64(len(bad))); err != nil {
+		t.Fatal(err)
+	}
+	r := e.run("backup", "ls")
+	if r.code != 0 {
+		t.Fatal(r)
+	}
+	if got := firstColumn(r.stdout); strings.Join(got, ",") != "backup-20260102-000000" {
+		t.Errorf("sets listed %v, want the good one\n%s", got, r.stdout)
+	}
+	if !strings.Contains(r.stderr, "warning: skipped sets/backup-20260101-000000.json") {
+		t.Errorf("stderr does not name the corrupt record:\n%s", r.stderr)
 	}
 }

@@ -116,3 +116,27 @@ func TestEtcdSnapshotListEmpty(t *testing.T) {
 		t.Errorf("-o json: want an empty list\n%s", r)
 	}
 }
+
+// A corrupt record in the store is named once, however many agents list
+// the store, and the good snapshots are listed as ever.
+func TestEtcdSnapshotListNamesAnUnusableRecordOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.agent("server-1", nil)
+	e.agent("server-2", nil)
+	seedSnapshots(e)
+	bad := `{"name": "trunc`
+	if _, err := e.store.Put(context.Background(), "etcd/server-1/broken.json", strings.NewReader(bad), int64(len(bad))); err != nil {
+		t.Fatal(err)
+	}
+	r := e.run("etcd", "snapshot", "ls")
+	if r.code != 0 {
+		t.Fatal(r)
+	}
+	if got := firstColumn(r.stdout); strings.Join(got, ",") != "new-server-2-2,old-server-1-1" {
+		t.Errorf("snapshots listed %v, want both good ones\n%s", got, r.stdout)
+	}
+	if n := strings.Count(r.stderr, "warning: skipped etcd/server-1/broken.json"); n != 1 {
+		t.Errorf("stderr names the broken record %d times, want once:\n%s", n, r.stderr)
+	}
+}

@@ -212,7 +212,7 @@ func TestPostgresBaseBackupRetention(t *testing.T) {
 		if r := kubectlDR(t, nil, "pg", "basebackup", lab.WALSource); r.code != 0 {
 			t.Fatalf("pg basebackup: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
-		list, err := basebackup.List(ctx, store, lab.WALSource)
+		list, _, err := basebackup.List(ctx, store, lab.WALSource)
 		if err != nil || len(list) == 0 {
 			t.Fatalf("base backups: %v, %v", list, err)
 		}
@@ -228,7 +228,7 @@ func TestPostgresBaseBackupRetention(t *testing.T) {
 	psql(t, "INSERT INTO retention_e2e SELECT generate_series(1, 25)")
 	c := take()
 
-	all, err := basebackup.List(ctx, store, lab.WALSource)
+	all, _, err := basebackup.List(ctx, store, lab.WALSource)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +280,7 @@ func TestPostgresBaseBackupRetention(t *testing.T) {
 	if !dry.DryRun || dry.FirstWAL != firstWAL || len(wouldRemove) != len(remove) || dry.WALFilesRemoved == 0 {
 		t.Errorf("dry run: first WAL %s (want %s), would remove %v (want %v), %d WAL files", dry.FirstWAL, firstWAL, wouldRemove, remove, dry.WALFilesRemoved)
 	}
-	if after, _ := basebackup.List(ctx, store, lab.WALSource); len(after) != len(all) || len(walNames()) != len(walBefore) {
+	if after, _, _ := basebackup.List(ctx, store, lab.WALSource); len(after) != len(all) || len(walNames()) != len(walBefore) {
 		t.Fatalf("the dry run removed something: %d of %d records, %d of %d WAL files", len(after), len(all), len(walNames()), len(walBefore))
 	}
 
@@ -291,7 +291,7 @@ func TestPostgresBaseBackupRetention(t *testing.T) {
 	if !strings.Contains(r.stdout, "WAL before "+firstWAL) || !strings.Contains(r.stdout, remove[0].Name) {
 		t.Errorf("pg prune output:\n%s", r.stdout)
 	}
-	left, err := basebackup.List(ctx, store, lab.WALSource)
+	left, _, err := basebackup.List(ctx, store, lab.WALSource)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +358,7 @@ func TestPostgresBaseBackupRetention(t *testing.T) {
 // after each.
 func TestPostgresScheduledBaseBackup(t *testing.T) {
 	store := labStore(t)
-	before, err := basebackup.List(context.Background(), store, lab.WALSource)
+	before, _, err := basebackup.List(context.Background(), store, lab.WALSource)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,7 +379,7 @@ func TestPostgresScheduledBaseBackup(t *testing.T) {
 	var b *basebackup.BaseBackup
 	for {
 		psql(t, "INSERT INTO cron_e2e VALUES (1)") // WAL to archive
-		after, err := basebackup.List(context.Background(), store, lab.WALSource)
+		after, _, err := basebackup.List(context.Background(), store, lab.WALSource)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -401,7 +401,7 @@ func TestPostgresScheduledBaseBackup(t *testing.T) {
 	}
 	// Retention runs right after the record is written.
 	for {
-		after, err := basebackup.List(context.Background(), store, lab.WALSource)
+		after, _, err := basebackup.List(context.Background(), store, lab.WALSource)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -37,7 +37,7 @@ func (c Checker) Verify(ctx context.Context, set *backupset.Set, readDataSubset 
 	res := &Result{}
 	if set.Etcd != nil && set.Etcd.Snapshot != "" {
 		progress("etcd", "reading etcd snapshot "+set.Etcd.Snapshot+" back from the store")
-		list, err := dbsnap.ListStore(ctx, c.Store)
+		list, _, err := dbsnap.ListStore(ctx, c.Store)
 		if err != nil {
 			return nil, err
 		}

@@ -24,7 +24,7 @@ func restoreOurs(ctx context.Context, name, keyFile, out string) error {
 		return err
 	}
 	store = store.Sub(os.Getenv("DR_CLUSTER_ID"))
-	list, err := dbsnap.ListStore(ctx, store)
+	list, _, err := dbsnap.ListStore(ctx, store)
 	if err != nil {
 		return err
 	}

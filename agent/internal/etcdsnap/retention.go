@@ -26,7 +26,8 @@ type PruneResult struct {
 func (s *Snapshotter) Prune(ctx context.Context, prefix string, r agentconfig.Retention, dryRun bool) (PruneResult, error) {
 	var res PruneResult
 	if s.Store != nil {
-		all, err := dbsnap.ListStore(ctx, s.Store)
+		// An unusable record is never pruned: only what is listed is.
+		all, _, err := dbsnap.ListStore(ctx, s.Store)
 		if err != nil {
 			return res, err
 		}

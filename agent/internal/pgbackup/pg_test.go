@@ -60,7 +60,7 @@ func TestListBaseBackupsBySourceAndAll(t *testing.T) {
 		}
 	}
 	ids := func(source string) []string {
-		list, err := basebackup.List(ctx, store, source)
+		list, _, err := basebackup.List(ctx, store, source)
 		if err != nil {
 			t.Fatalf("basebackup.List(%q): %v", source, err)
 		}

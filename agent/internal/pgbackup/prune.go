@@ -39,7 +39,8 @@ type PruneResult struct {
 // is one a removed (or failed) base backup left. dryRun removes nothing.
 func Prune(ctx context.Context, store objstore.Store, eng *files.Engine, source string, r agentconfig.Retention, dryRun bool) (*PruneResult, error) {
 	res := &PruneResult{DryRun: dryRun, Retention: r}
-	list, err := basebackup.List(ctx, store, source)
+	// An unusable record is left alone: only what is listed is pruned.
+	list, _, err := basebackup.List(ctx, store, source)
 	if err != nil {
 		return nil, fmt.Errorf("list base backups of %s: %w", source, err)
 	}

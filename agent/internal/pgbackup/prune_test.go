@@ -63,7 +63,7 @@ func TestPruneRemovesOldBaseBackupsAndTheWALOnlyTheyUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if list, _ := basebackup.List(ctx, store, "db"); len(list) != 4 || !slices.Equal(walNames(), before) {
+	if list, _, _ := basebackup.List(ctx, store, "db"); len(list) != 4 || !slices.Equal(walNames(), before) {
 		t.Fatalf("dry run removed something: %d records, WAL %v", len(list), walNames())
 	}
 	res, err := Prune(ctx, store, nil, "db", policy, false)
@@ -81,7 +81,7 @@ func TestPruneRemovesOldBaseBackupsAndTheWALOnlyTheyUse(t *testing.T) {
 			t.Errorf("dry run %v: first WAL %s, removed %v, %d WAL files; want %s, [base-0 base-1], 9", r.DryRun, r.FirstWAL, removed, r.WALFiles, starts[2])
 		}
 	}
-	list, _ := basebackup.List(ctx, store, "db")
+	list, _, _ := basebackup.List(ctx, store, "db")
 	if len(list) != 2 || list[0].ID != "base-2" || list[1].ID != "base-3" {
 		t.Errorf("records left: %v", list)
 	}
@@ -103,7 +103,7 @@ func TestPruneRemovesOldBaseBackupsAndTheWALOnlyTheyUse(t *testing.T) {
 	if _, err := Prune(ctx, store, nil, "db", agentconfig.Retention{KeepLast: 1}, false); err == nil || !strings.Contains(err.Error(), "nothing was removed") {
 		t.Errorf("garbled label: %v", err)
 	}
-	if list, _ := basebackup.List(ctx, store, "db"); len(list) != 3 {
+	if list, _, _ := basebackup.List(ctx, store, "db"); len(list) != 3 {
 		t.Errorf("after a refused prune %d records are left, want 3", len(list))
 	}
 }

@@ -45,7 +45,7 @@ func Restore(ctx context.Context, req RestoreRequest, eng *files.Engine, store o
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	list, err := basebackup.List(ctx, store, req.Source)
+	list, _, err := basebackup.List(ctx, store, req.Source)
 	if err != nil {
 		return nil, fmt.Errorf("list base backups of %s: %w", req.Source, err)
 	}

@@ -183,34 +183,43 @@ func Read(ctx context.Context, store objstore.Store, id string) (*Set, error) {
 	}
 	var s Set
 	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("backup set %s: %w", id, err)
+		return nil, drstore.BadRecord(key(id), fmt.Errorf("not a backup set: %w", err))
 	}
 	if err := drstore.CheckVersion("backup set "+id, s.Version); err != nil {
 		return nil, err
 	}
+	if s.ID != id {
+		return nil, drstore.BadRecord(key(id), fmt.Errorf("it is the record of set %q", s.ID))
+	}
 	return &s, nil
 }
 
-// List loads every set, newest first.
-func List(ctx context.Context, store objstore.Store) ([]*Set, error) {
+// List loads every set, newest first. A record that cannot be used is
+// left out and named in skipped; only a failing store is an error.
+func List(ctx context.Context, store objstore.Store) (sets []*Set, skipped []drstore.Skipped, err error) {
 	objs, err := store.List(ctx, "sets/")
 	if err != nil {
-		return nil, fmt.Errorf("list backup sets in %s: %w", store, err)
+		return nil, nil, fmt.Errorf("list backup sets in %s: %w", store, err)
 	}
-	var sets []*Set
 	for _, o := range objs {
 		id, ok := strings.CutSuffix(path.Base(o.Key), ".json")
 		if !ok || ValidateID(id) != nil {
 			continue
 		}
 		s, err := Read(ctx, store, id)
-		if err != nil {
-			return nil, err
+		switch {
+		case errors.Is(err, drstore.ErrBadRecord):
+			skipped = append(skipped, drstore.Skipped{Key: o.Key, Reason: err})
+			continue
+		case errors.Is(err, ErrNotFound):
+			continue // removed since it was listed
+		case err != nil:
+			return nil, nil, err
 		}
 		sets = append(sets, s)
 	}
 	sort.Slice(sets, func(i, j int) bool { return sets[i].Started.After(sets[j].Started) })
-	return sets, nil
+	return sets, skipped, nil
 }
 
 // Delete removes the set's record (its data is removed first, by the

@@ -64,42 +64,60 @@ func Write(ctx context.Context, store objstore.Store, b *BaseBackup) error {
 }
 
 // List returns the source's base backups (every source's when source is
-// empty), oldest first.
-func List(ctx context.Context, store objstore.Store, source string) ([]*BaseBackup, error) {
+// empty), oldest first. A record that cannot be used (corrupt, foreign,
+// newer) is left out and named in skipped; only a failing store is an
+// error.
+func List(ctx context.Context, store objstore.Store, source string) (out []*BaseBackup, skipped []drstore.Skipped, err error) {
 	prefix := path.Join("pg", source, "basebackups") + "/"
 	if source == "" {
 		prefix = "pg/"
 	}
 	objs, err := store.List(ctx, prefix)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []*BaseBackup
 	for _, o := range objs {
 		// pg/<source>/basebackups/<id>.json
 		if parts := strings.Split(o.Key, "/"); len(parts) < 4 || parts[len(parts)-2] != "basebackups" || !strings.HasSuffix(o.Key, ".json") {
 			continue
 		}
-		rc, err := store.Get(ctx, o.Key)
-		if err != nil {
-			return nil, err
+		b, err := read(ctx, store, o.Key)
+		switch {
+		case errors.Is(err, drstore.ErrBadRecord):
+			skipped = append(skipped, drstore.Skipped{Key: o.Key, Reason: err})
+			continue
+		case errors.Is(err, objstore.ErrNotFound):
+			continue // removed since it was listed
+		case err != nil:
+			return nil, nil, err
 		}
-		data, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			return nil, err
-		}
-		var b BaseBackup
-		if err := json.Unmarshal(data, &b); err != nil {
-			return nil, fmt.Errorf("base backup record %s: %w", o.Key, err)
-		}
-		if err := drstore.CheckVersion("base backup record "+o.Key, b.Version); err != nil {
-			return nil, err
-		}
-		out = append(out, &b)
+		out = append(out, b)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].StopTime.Before(out[j].StopTime) })
-	return out, nil
+	return out, skipped, nil
+}
+
+func read(ctx context.Context, store objstore.Store, key string) (*BaseBackup, error) {
+	rc, err := store.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+	rc.Close()
+	if err != nil {
+		return nil, err
+	}
+	var b BaseBackup
+	if err := json.Unmarshal(data, &b); err != nil {
+		return nil, drstore.BadRecord(key, fmt.Errorf("not a base backup record: %w", err))
+	}
+	if err := drstore.CheckVersion("base backup record "+key, b.Version); err != nil {
+		return nil, err
+	}
+	if b.ID == "" || Key(b.Source, b.ID) != key {
+		return nil, drstore.BadRecord(key, fmt.Errorf("it is the record of base backup %q of source %q", b.ID, b.Source))
+	}
+	return &b, nil
 }
 
 // Pick chooses the newest base backup that finished before target (zero:

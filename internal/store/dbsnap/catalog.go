@@ -3,6 +3,7 @@ package dbsnap
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -14,26 +15,33 @@ import (
 )
 
 // ListStore returns the good snapshots in the store: those whose metadata
-// object exists (written only after the data was verified). It needs no
-// agent, so it works while the cluster is down.
-func ListStore(ctx context.Context, store objstore.Store) ([]*Snapshot, error) {
+// object exists (written only after the data was verified), newest first.
+// A metadata object that cannot be used (corrupt, foreign, newer) is left
+// out and named in skipped; one bad object never hides the good ones. It
+// needs no agent, so it works while the cluster is down.
+func ListStore(ctx context.Context, store objstore.Store) (list []*Snapshot, skipped []drstore.Skipped, err error) {
 	objs, err := store.List(ctx, "etcd/")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []*Snapshot
 	for _, o := range objs {
 		if !strings.HasSuffix(o.Key, ".json") {
 			continue
 		}
 		snap, err := readMeta(ctx, store, o.Key)
-		if err != nil {
-			return nil, err
+		switch {
+		case errors.Is(err, drstore.ErrBadRecord):
+			skipped = append(skipped, drstore.Skipped{Key: o.Key, Reason: err})
+			continue
+		case errors.Is(err, objstore.ErrNotFound):
+			continue // removed since it was listed
+		case err != nil:
+			return nil, nil, err
 		}
-		out = append(out, snap)
+		list = append(list, snap)
 	}
-	SortNewestFirst(out)
-	return out, nil
+	SortNewestFirst(list)
+	return list, skipped, nil
 }
 
 func readMeta(ctx context.Context, store objstore.Store, key string) (*Snapshot, error) {
@@ -44,10 +52,17 @@ func readMeta(ctx context.Context, store objstore.Store, key string) (*Snapshot,
 	defer rc.Close()
 	var snap Snapshot
 	if err := json.NewDecoder(io.LimitReader(rc, 1<<20)).Decode(&snap); err != nil {
-		return nil, fmt.Errorf("read snapshot metadata %s: %w", key, err)
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, drstore.BadRecord(key, fmt.Errorf("not snapshot metadata: %w", err))
 	}
 	if err := drstore.CheckVersion("snapshot record "+key, snap.Version); err != nil {
 		return nil, err
+	}
+	// A record is only what its key says: etcd/<node>/<name>.json.
+	if ValidateName(snap.Name) != nil || snap.Node == "" || MetaKey(snap.Node, snap.Name) != key {
+		return nil, drstore.BadRecord(key, fmt.Errorf("it names snapshot %q of node %q, which does not live there", snap.Name, snap.Node))
 	}
 	return &snap, nil
 }

@@ -71,7 +71,7 @@ func FuzzReadMeta(f *testing.F) {
 		if _, err := store.Put(ctx, "etcd/n1/s.json", bytes.NewReader(data), int64(len(data))); err != nil {
 			t.Fatal(err)
 		}
-		list, err := ListStore(ctx, store)
+		list, _, err := ListStore(ctx, store)
 		if err == nil {
 			for _, s := range list {
 				if s.Version > 1 {

@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -51,9 +52,12 @@ func (o *ListOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sets, err := backupset.List(ctx, store)
+	sets, skipped, err := backupset.List(ctx, store)
 	if err != nil {
 		return err
+	}
+	for _, sk := range skipped {
+		fmt.Fprintln(o.ErrOut, "warning:", sk)
 	}
 	list := printers.NewBackupSetList()
 	for _, s := range sets {

@@ -122,7 +122,7 @@ func (o *RemoveOptions) removeEtcd(ctx context.Context, store objstore.Store, no
 		}
 		return fmt.Errorf("delete etcd snapshot %s on %s: %s", part.Snapshot, n.Node, agentclient.Explain(err))
 	}
-	list, err := dbsnap.ListStore(ctx, store)
+	list, _, err := dbsnap.ListStore(ctx, store)
 	if err != nil {
 		return err
 	}

@@ -69,7 +69,7 @@ func (o *ListOptions) Run(ctx context.Context) error {
 		return err
 	}
 	defer nodes.Close()
-	list, err := listBaseBackups(ctx, nodes, o.Source)
+	list, err := listBaseBackups(ctx, nodes, o.Source, o.ErrOut)
 	if err != nil {
 		return err
 	}
@@ -84,7 +84,7 @@ func (o *ListOptions) Run(ctx context.Context) error {
 }
 
 // listBaseBackups asks the agents in turn until one answers.
-func listBaseBackups(ctx context.Context, nodes agentclient.Nodes, source string) ([]*agentv1.BaseBackupResult, error) {
+func listBaseBackups(ctx context.Context, nodes agentclient.Nodes, source string, errOut io.Writer) ([]*agentv1.BaseBackupResult, error) {
 	var errs []error
 	for _, n := range nodes {
 		if !n.Ready() {
@@ -93,6 +93,9 @@ func listBaseBackups(ctx context.Context, nodes agentclient.Nodes, source string
 		}
 		resp, err := n.Conn.ListBaseBackups(ctx, &agentv1.ListBaseBackupsRequest{Source: source})
 		if err == nil {
+			for _, sk := range resp.Skipped {
+				fmt.Fprintln(errOut, "warning:", sk)
+			}
 			return resp.BaseBackups, nil
 		}
 		errs = append(errs, fmt.Errorf("node %s: %s", n.Node, agentclient.Explain(err)))
@@ -107,7 +110,7 @@ func noBaseBackups(ctx context.Context, nodes agentclient.Nodes, source string, 
 		return nil
 	}
 	var others []string
-	if all, err := listBaseBackups(ctx, nodes, ""); err == nil {
+	if all, err := listBaseBackups(ctx, nodes, "", io.Discard); err == nil {
 		for _, b := range all {
 			if !slices.Contains(others, b.Source) {
 				others = append(others, b.Source)

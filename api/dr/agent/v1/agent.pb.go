@@ -1273,7 +1273,10 @@ type ListEtcdSnapshotsResponse struct {
 	Snapshots []*EtcdSnapshot        `protobuf:"bytes,1,rep,name=snapshots,proto3" json:"snapshots,omitempty"`
 	// Set when the store could not be listed; snapshots then holds only the
 	// node's local ones.
-	StoreError    string `protobuf:"bytes,2,opt,name=store_error,json=storeError,proto3" json:"store_error,omitempty"`
+	StoreError string `protobuf:"bytes,2,opt,name=store_error,json=storeError,proto3" json:"store_error,omitempty"`
+	// Records in the store that could not be used (corrupt, foreign, of a
+	// newer format), each "skipped KEY: why"; the listing went on without.
+	Skipped       []string `protobuf:"bytes,3,rep,name=skipped,proto3" json:"skipped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1320,6 +1323,13 @@ func (x *ListEtcdSnapshotsResponse) GetStoreError() string {
 		return x.StoreError
 	}
 	return ""
+}
+
+func (x *ListEtcdSnapshotsResponse) GetSkipped() []string {
+	if x != nil {
+		return x.Skipped
+	}
+	return nil
 }
 
 type DeleteEtcdSnapshotsRequest struct {
@@ -3439,7 +3449,9 @@ func (x *ListBaseBackupsRequest) GetSource() string {
 type ListBaseBackupsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// base_backups, oldest first.
-	BaseBackups   []*BaseBackupResult `protobuf:"bytes,1,rep,name=base_backups,json=baseBackups,proto3" json:"base_backups,omitempty"`
+	BaseBackups []*BaseBackupResult `protobuf:"bytes,1,rep,name=base_backups,json=baseBackups,proto3" json:"base_backups,omitempty"`
+	// Records that could not be used, each "skipped KEY: why".
+	Skipped       []string `protobuf:"bytes,2,rep,name=skipped,proto3" json:"skipped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3477,6 +3489,13 @@ func (*ListBaseBackupsResponse) Descriptor() ([]byte, []int) {
 func (x *ListBaseBackupsResponse) GetBaseBackups() []*BaseBackupResult {
 	if x != nil {
 		return x.BaseBackups
+	}
+	return nil
+}
+
+func (x *ListBaseBackupsResponse) GetSkipped() []string {
+	if x != nil {
+		return x.Skipped
 	}
 	return nil
 }
@@ -5109,11 +5128,12 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\bsnapshot\x18\x02 \x01(\v2\x19.dr.agent.v1.EtcdSnapshotH\x00R\bsnapshotB\a\n" +
 	"\x05event\"?\n" +
 	"\x18ListEtcdSnapshotsRequest\x12#\n" +
-	"\rinclude_local\x18\x01 \x01(\bR\fincludeLocal\"u\n" +
+	"\rinclude_local\x18\x01 \x01(\bR\fincludeLocal\"\x8f\x01\n" +
 	"\x19ListEtcdSnapshotsResponse\x127\n" +
 	"\tsnapshots\x18\x01 \x03(\v2\x19.dr.agent.v1.EtcdSnapshotR\tsnapshots\x12\x1f\n" +
 	"\vstore_error\x18\x02 \x01(\tR\n" +
-	"storeError\"2\n" +
+	"storeError\x12\x18\n" +
+	"\askipped\x18\x03 \x03(\tR\askipped\"2\n" +
 	"\x1aDeleteEtcdSnapshotsRequest\x12\x14\n" +
 	"\x05names\x18\x01 \x03(\tR\x05names\"7\n" +
 	"\x1bDeleteEtcdSnapshotsResponse\x12\x18\n" +
@@ -5284,9 +5304,10 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"size_bytes\x18\b \x01(\x03R\tsizeBytes\x12\x12\n" +
 	"\x04node\x18\t \x01(\tR\x04node\"0\n" +
 	"\x16ListBaseBackupsRequest\x12\x16\n" +
-	"\x06source\x18\x01 \x01(\tR\x06source\"[\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\"u\n" +
 	"\x17ListBaseBackupsResponse\x12@\n" +
-	"\fbase_backups\x18\x01 \x03(\v2\x1d.dr.agent.v1.BaseBackupResultR\vbaseBackups\"J\n" +
+	"\fbase_backups\x18\x01 \x03(\v2\x1d.dr.agent.v1.BaseBackupResultR\vbaseBackups\x12\x18\n" +
+	"\askipped\x18\x02 \x03(\tR\askipped\"J\n" +
 	"\x17PruneBaseBackupsRequest\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x17\n" +
 	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"\xe3\x02\n" +

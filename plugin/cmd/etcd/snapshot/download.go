@@ -69,7 +69,7 @@ func (o *DownloadOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	list, err := dbsnap.ListStore(ctx, store)
+	list, _, err := dbsnap.ListStore(ctx, store)
 	if err != nil {
 		return err
 	}

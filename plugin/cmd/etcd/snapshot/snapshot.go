@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 
+	drstore "github.com/kubectl-dr/kubectl-dr/internal/store"
+
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
@@ -52,7 +54,15 @@ func catalog(ctx context.Context, f cmdutil.Factory, nodes agentclient.Nodes, co
 		seen      = map[string]bool{}
 		haveStore bool
 		errs      []error
+		warned    = map[string]bool{}
 	)
+	// Every agent lists the same store: each unusable record is named once.
+	warn := func(skipped string) {
+		if !warned[skipped] {
+			warned[skipped] = true
+			fmt.Fprintln(errOut, "warning:", skipped)
+		}
+	}
 	add := func(s *dbsnap.Snapshot) {
 		if !seen[s.Name] {
 			seen[s.Name] = true
@@ -71,6 +81,9 @@ func catalog(ctx context.Context, f cmdutil.Factory, nodes agentclient.Nodes, co
 			errs = append(errs, fmt.Errorf("node %s: %s", n.Node, agentclient.Explain(err)))
 			continue
 		}
+		for _, sk := range resp.Skipped {
+			warn(sk)
+		}
 		if resp.StoreError != "" {
 			errs = append(errs, fmt.Errorf("node %s cannot list the store: %s", n.Node, resp.StoreError))
 		} else {
@@ -84,8 +97,12 @@ func catalog(ctx context.Context, f cmdutil.Factory, nodes agentclient.Nodes, co
 		store, err := f.OpenStore(ctx)
 		if err == nil {
 			var list []*dbsnap.Snapshot
-			if list, err = dbsnap.ListStore(ctx, store); err == nil {
+			var skipped []drstore.Skipped
+			if list, skipped, err = dbsnap.ListStore(ctx, store); err == nil {
 				fmt.Fprintf(errOut, "no agent could list the store; read %s directly\n", store)
+				for _, sk := range skipped {
+					warn(sk.String())
+				}
 				for _, s := range list {
 					add(s)
 				}
