@@ -51,6 +51,21 @@ func (s *Server) newFiles(cfg *agentconfig.Config, store objstore.Store) (*files
 	}, "", nil
 }
 
+// recoverFileRestores undoes the file restores an earlier run of the agent
+// was killed in the middle of, before anything new starts.
+func (s *Server) recoverFileRestores() {
+	if s.files == nil {
+		return
+	}
+	undone, err := s.files.RecoverRestores()
+	for _, j := range undone {
+		s.log.Warn("a file restore was interrupted: the node's files are put back as they were", "journal", j)
+	}
+	if err != nil {
+		s.log.Error("undo an interrupted file restore", "err", err)
+	}
+}
+
 func (s *Server) filesEngine() (*files.Engine, error) {
 	if s.files == nil {
 		return nil, failure(codes.FailedPrecondition, agentv1.ReasonFilesOff, "file backups are off on node %s: %s", s.cfg.NodeName, s.filesOff)

@@ -56,6 +56,7 @@ func serve(ctx context.Context, cfg *agentconfig.Config, sum string, w *configWa
 	}
 	srv.configSHA = sum
 	srv.resumePlans()
+	srv.recoverFileRestores()
 	lis, err := listen(ctx, cfg.Listen, log)
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -282,5 +283,103 @@ func TestPVCDirectoriesAreRecognised(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("PVCs:\n got %v\nwant %v", got, want)
+	}
+}
+
+// failingRestic is restic, except that a real restore writes partial
+// content into paths and then fails, as restic does when the store goes
+// away half-way.
+func failingRestic(t *testing.T, paths ...string) string {
+	t.Helper()
+	script := "#!/bin/sh\ncase \" $* \" in *\" restore \"*) case \" $* \" in *\" --dry-run \"*) ;; *)\n"
+	for _, p := range paths {
+		script += fmt.Sprintf("  mkdir -p %q; echo partial > %q\n", filepath.Dir(p), p)
+	}
+	script += "  echo '{\"message_type\":\"exit_error\",\"code\":1,\"message\":\"Fatal: connection to the store lost\"}' >&2; exit 1;;\nesac;; esac\nexec " + resticBinary + " \"$@\"\n"
+	bin := filepath.Join(t.TempDir(), "restic")
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// A restore that fails after files were moved aside leaves the node's
+// files as they were: replaced files back, files restic had begun to
+// create moved out of the way (kept beside the aside directory), no journal.
+func TestRestoreThatFailsPutsTheFilesBack(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	data := t.TempDir()
+	write(t, filepath.Join(data, "change.txt"), "original\n")
+	write(t, filepath.Join(data, "sub", "gone.txt"), "gone\n")
+	e := f.engine(t, "n1", data)
+	if _, err := e.Backup(ctx, BackupRequest{Set: "s1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(data, "change.txt"), "edited\n")
+	os.Remove(filepath.Join(data, "sub", "gone.txt"))
+
+	e.Repo.Binary = failingRestic(t, filepath.Join(data, "change.txt"), filepath.Join(data, "sub", "gone.txt"))
+	_, err := e.Restore(ctx, Target{Set: "s1"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "connection to the store lost") || !strings.Contains(err.Error(), "the node's files are as they were") {
+		t.Fatalf("err = %v, want restic's failure and that the files are as they were", err)
+	}
+	if got := read(t, filepath.Join(data, "change.txt")); got != "edited\n" {
+		t.Errorf("change.txt = %q after the failed restore, want the node's own content back", got)
+	}
+	if _, err := os.Stat(filepath.Join(data, "sub", "gone.txt")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("gone.txt holds restic's partial file after the failed restore: %v", err)
+	}
+	journals, _ := filepath.Glob(filepath.Join(e.AsideDir, "*.journal.json"))
+	if len(journals) != 0 {
+		t.Errorf("journals left: %v", journals)
+	}
+	partial, _ := filepath.Glob(filepath.Join(e.AsideDir, "*.failed", data, "sub", "gone.txt"))
+	if len(partial) != 1 || read(t, partial[0]) != "partial\n" {
+		t.Errorf("restic's partial output is not kept aside: %v", partial)
+	}
+
+	// The same restore with a working restic then succeeds.
+	e.Repo.Binary = resticBinary
+	if _, err := e.Restore(ctx, Target{Set: "s1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, filepath.Join(data, "change.txt")); got != "original\n" {
+		t.Errorf("change.txt = %q after the second restore", got)
+	}
+}
+
+// An agent killed in the middle of a restore (files moved aside, restic
+// half done, no undo) puts the files back when it starts again.
+func TestRecoverRestoresUndoesAnInterruptedRestore(t *testing.T) {
+	f := newFixture(t)
+	data := t.TempDir()
+	e := f.engine(t, "n1", data)
+	live, created := filepath.Join(data, "db", "table"), filepath.Join(data, "db", "new")
+	j := &journal{Snapshot: "abc", Aside: filepath.Join(e.AsideDir, "20260101T000000Z-abc"), Moves: []string{live}, Creates: []string{created}}
+	if err := j.save(); err != nil {
+		t.Fatal(err)
+	}
+	// As the kill left it: the live file aside, restic's partial output
+	// in its place and one created file.
+	write(t, filepath.Join(j.Aside, live), "the node's rows\n")
+	write(t, live, "half a restore\n")
+	write(t, created, "half a new file\n")
+
+	undone, err := e.RecoverRestores()
+	if err != nil || len(undone) != 1 {
+		t.Fatalf("RecoverRestores = %v, %v; want one journal undone", undone, err)
+	}
+	if got := read(t, live); got != "the node's rows\n" {
+		t.Errorf("%s = %q, want the node's own content back", live, got)
+	}
+	if _, err := os.Stat(created); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the half-created file is still in place: %v", err)
+	}
+	if _, err := os.Stat(j.path()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("journal still there: %v", err)
+	}
+	if undone, err := e.RecoverRestores(); err != nil || len(undone) != 0 {
+		t.Errorf("a second recovery did %v, %v; want nothing", undone, err)
 	}
 }

@@ -2,6 +2,7 @@ package files
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -315,7 +316,11 @@ type RestoreResult struct {
 
 // Restore brings the files back. Files it would replace are first moved
 // into a dated directory under AsideDir (never deleted); files the
-// snapshot does not hold are left alone.
+// snapshot does not hold are left alone. If the restore fails (restic, the
+// store, a move), what was moved aside is put back and what restic had
+// written moved out of the way, so the node keeps its old files; a journal
+// written before the first move lets an agent killed half-way do the same
+// when it starts again (RecoverRestores).
 func (e *Engine) Restore(ctx context.Context, t Target, progress func(restic.RestoreStatus)) (*RestoreResult, error) {
 	if err := e.lock(ctx); err != nil {
 		return nil, err
@@ -333,32 +338,142 @@ func (e *Engine) Restore(ctx context.Context, t Target, progress func(restic.Res
 		// The full list is needed to move every replaced file aside.
 		return nil, fmt.Errorf("restore would replace more than %d files at once; restore narrower paths (--path)", MaxChanges)
 	}
-	res := &RestoreResult{}
-	var moved int
+	j := &journal{Snapshot: p.snap.ID, Aside: filepath.Join(e.AsideDir, time.Now().UTC().Format("20060102T150405Z")+"-"+p.snap.ShortID)}
 	for _, c := range pv.Changes {
-		if c.Kind != "change" {
-			continue
+		switch c.Kind {
+		case "change":
+			if symlinkInPath(p.target, c.Path) {
+				return nil, fmt.Errorf("refusing to restore: %s lies below a symlink, moving it aside could touch files outside %s", c.Path, p.target)
+			}
+			j.Moves = append(j.Moves, c.Path)
+		case "create":
+			j.Creates = append(j.Creates, c.Path)
 		}
-		if symlinkInPath(p.target, c.Path) {
-			return nil, fmt.Errorf("refusing to restore: %s lies below a symlink, moving it aside could touch files outside %s", c.Path, p.target)
-		}
-		if res.AsideDir == "" {
-			res.AsideDir = filepath.Join(e.AsideDir, time.Now().UTC().Format("20060102T150405Z")+"-"+p.snap.ShortID)
-		}
-		if err := durable.MoveAside(c.Path, filepath.Join(res.AsideDir, c.Path)); err != nil {
-			return nil, fmt.Errorf("move %s aside before restoring it: %w (%d file(s) already moved to %s; nothing was restored)", c.Path, err, moved, res.AsideDir)
-		}
-		moved++
 	}
-	sum, err := e.Repo.Restore(ctx, restic.RestoreOptions{Snapshot: p.snap.ID, Target: p.target, Includes: p.includes}, nil, progress)
-	if err != nil {
-		err = e.explain(err)
-		if res.AsideDir != "" {
-			err = fmt.Errorf("%w (the %d file(s) it was replacing are in %s)", err, moved, res.AsideDir)
+	if err := j.save(); err != nil {
+		return nil, fmt.Errorf("record the restore before changing anything: %w; nothing was changed", err)
+	}
+	res := &RestoreResult{}
+	for i, path := range j.Moves {
+		if res.AsideDir == "" {
+			res.AsideDir = j.Aside
 		}
+		if err := durable.MoveAside(path, filepath.Join(j.Aside, path)); err != nil {
+			return nil, j.undoAfter(fmt.Errorf("move %s aside before restoring it: %w", path, err), i)
+		}
+	}
+	if _, err := e.Repo.Restore(ctx, restic.RestoreOptions{Snapshot: p.snap.ID, Target: p.target, Includes: p.includes}, nil, progress); err != nil {
+		return nil, j.undoAfter(e.explain(err), len(j.Moves))
+	}
+	if err := j.done(); err != nil {
 		return nil, err
 	}
-	_ = sum
 	res.Files, res.Bytes = pv.Create.Files+pv.Change.Files, pv.Create.Bytes+pv.Change.Bytes
 	return res, nil
+}
+
+// journal is a file restore in progress, written before anything moves:
+// what goes aside (Moves, under Aside) and what restic will create. It is
+// removed when the restore succeeded or was undone.
+type journal struct {
+	Snapshot string   `json:"snapshot"`
+	Aside    string   `json:"aside"`
+	Moves    []string `json:"moves,omitempty"`
+	Creates  []string `json:"creates,omitempty"`
+}
+
+func (j *journal) path() string { return j.Aside + ".journal.json" }
+
+func (j *journal) save() error {
+	if err := os.MkdirAll(filepath.Dir(j.Aside), 0o700); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(j, "", "  ")
+	if err != nil {
+		return err
+	}
+	return durable.WriteFile(j.path(), data, 0o600)
+}
+
+func (j *journal) done() error {
+	if err := os.Remove(j.path()); err != nil {
+		return fmt.Errorf("the restore is done, but its journal %s stays: %w", j.path(), err)
+	}
+	return durable.SyncDir(filepath.Dir(j.path()))
+}
+
+// undo puts the node's files back as they were before the restore: what
+// restic wrote is moved to <aside>.failed (kept, never deleted), what was
+// moved aside goes back to its place. Only paths whose aside copy exists
+// are put back, so it is safe after a crash at any point.
+func (j *journal) undo() error {
+	failed := j.Aside + ".failed"
+	var errs []error
+	outOfTheWay := func(path string) {
+		if _, err := os.Lstat(path); err == nil {
+			if err := durable.MoveAside(path, filepath.Join(failed, path)); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for _, path := range j.Creates {
+		outOfTheWay(path)
+	}
+	for i := len(j.Moves) - 1; i >= 0; i-- {
+		path := j.Moves[i]
+		aside := filepath.Join(j.Aside, path)
+		if _, err := os.Lstat(aside); err != nil {
+			continue // never moved
+		}
+		outOfTheWay(path)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := durable.Rename(aside, path); err != nil {
+			errs = append(errs, fmt.Errorf("put %s back from %s: %w", path, aside, err))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return j.done()
+}
+
+// undoAfter undoes the restore after cause and says what the node holds.
+func (j *journal) undoAfter(cause error, moved int) error {
+	if err := j.undo(); err != nil {
+		return fmt.Errorf("%w; putting the node's files back failed too (%v): the %d file(s) moved aside are in %s, the journal is %s", cause, err, moved, j.Aside, j.path())
+	}
+	return fmt.Errorf("%w; nothing was restored: the node's files are as they were", cause)
+}
+
+// RecoverRestores undoes file restores a killed agent left half-done (a
+// journal without the restore having finished). It returns what it put
+// back, by journal.
+func (e *Engine) RecoverRestores() ([]string, error) {
+	journals, err := filepath.Glob(filepath.Join(e.AsideDir, "*.journal.json"))
+	if err != nil {
+		return nil, err
+	}
+	var undone []string
+	var errs []error
+	for _, path := range journals {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		var j journal
+		if err := json.Unmarshal(data, &j); err != nil || j.Aside+".journal.json" != path {
+			errs = append(errs, fmt.Errorf("restore journal %s is unreadable (%v): check %s by hand", path, err, strings.TrimSuffix(path, ".journal.json")))
+			continue
+		}
+		if err := j.undo(); err != nil {
+			errs = append(errs, fmt.Errorf("undo the restore of %s: %w", j.Snapshot, err))
+			continue
+		}
+		undone = append(undone, path)
+	}
+	return undone, errors.Join(errs...)
 }
