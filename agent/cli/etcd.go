@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -194,7 +195,13 @@ func (o *etcdRestoreOptions) run(cmd *cobra.Command, out io.Writer) error {
 			return fmt.Errorf("no etcd snapshot named %q in %s (%d snapshots there; --latest takes the newest)", o.snapshot, store, len(list))
 		}
 	}
-	planID := fmt.Sprintf("node-restore-%d", time.Now().Unix())
+	// Unique even for two restores in one second: a plan id that already
+	// ran is refused.
+	var rnd [3]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return err
+	}
+	planID := fmt.Sprintf("node-restore-%d-%x", time.Now().Unix(), rnd)
 	req := restoreplan.Request{
 		ID: planID, Flavor: cfg.Restore.Flavor, Single: true,
 		Resolve: func(context.Context) (*dbsnap.Snapshot, error) { return snap, nil },
