@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/kubectl-dr/kubectl-dr/internal/etcdmember"
 
@@ -41,8 +42,9 @@ type Server struct {
 	filesOff string
 	shippers []*walship.Shipper
 
-	resticOnce    sync.Once
-	resticVersion string
+	resticMu      sync.Mutex
+	resticVersion string    // set once a probe succeeded
+	resticFailed  time.Time // when the last probe failed
 
 	// configSHA is the configuration file's sha256; configErr why a newer
 	// version of it did not load.
@@ -140,18 +142,30 @@ func (s *Server) Info(ctx context.Context, _ *agentv1.InfoRequest) (*agentv1.Inf
 	return resp, nil
 }
 
-// restic asks the binary once; a missing binary is reported, not fatal.
+// resticRetry is how long a failed restic probe is believed before the
+// binary is asked again.
+const resticRetry = 30 * time.Second
+
+// restic asks the binary for its version until it answers once; a missing
+// or failing binary is reported, not fatal, and asked again later (a
+// probe that failed during a busy start must not stay "unavailable").
 func (s *Server) restic(ctx context.Context) string {
-	s.resticOnce.Do(func() {
-		v, err := restic.Version(ctx, s.cfg.Restic.Binary)
-		if err != nil {
-			s.log.Warn("restic not usable", "binary", s.cfg.Restic.Binary, "err", err)
-			s.resticVersion = "unavailable"
-			return
-		}
-		s.resticVersion = v
-	})
-	return s.resticVersion
+	s.resticMu.Lock()
+	defer s.resticMu.Unlock()
+	if s.resticVersion != "" {
+		return s.resticVersion
+	}
+	if !s.resticFailed.IsZero() && time.Since(s.resticFailed) < resticRetry {
+		return "unavailable"
+	}
+	v, err := restic.Version(ctx, s.cfg.Restic.Binary)
+	if err != nil {
+		s.log.Warn("restic not usable", "binary", s.cfg.Restic.Binary, "err", err)
+		s.resticFailed = time.Now()
+		return "unavailable"
+	}
+	s.resticVersion = v
+	return v
 }
 
 func memberHealth(st etcdmember.MemberStatus) *agentv1.EtcdMemberHealth {
