@@ -201,22 +201,17 @@ func List(ctx context.Context, store objstore.Store) (sets []*Set, skipped []drs
 	if err != nil {
 		return nil, nil, fmt.Errorf("list backup sets in %s: %w", store, err)
 	}
+	var keys []string
 	for _, o := range objs {
-		id, ok := strings.CutSuffix(path.Base(o.Key), ".json")
-		if !ok || ValidateID(id) != nil {
-			continue
+		if id, ok := strings.CutSuffix(path.Base(o.Key), ".json"); ok && ValidateID(id) == nil {
+			keys = append(keys, o.Key)
 		}
-		s, err := Read(ctx, store, id)
-		switch {
-		case errors.Is(err, drstore.ErrBadRecord):
-			skipped = append(skipped, drstore.Skipped{Key: o.Key, Reason: err})
-			continue
-		case errors.Is(err, ErrNotFound):
-			continue // removed since it was listed
-		case err != nil:
-			return nil, nil, err
-		}
-		sets = append(sets, s)
+	}
+	sets, skipped, err = drstore.ReadEach(keys, func(k string) (*Set, error) {
+		return Read(ctx, store, strings.TrimSuffix(path.Base(k), ".json"))
+	}, func(err error) bool { return errors.Is(err, ErrNotFound) })
+	if err != nil {
+		return nil, nil, err
 	}
 	sort.Slice(sets, func(i, j int) bool { return sets[i].Started.After(sets[j].Started) })
 	return sets, skipped, nil

@@ -76,22 +76,17 @@ func List(ctx context.Context, store objstore.Store, source string) (out []*Base
 	if err != nil {
 		return nil, nil, err
 	}
+	var keys []string
 	for _, o := range objs {
 		// pg/<source>/basebackups/<id>.json
-		if parts := strings.Split(o.Key, "/"); len(parts) < 4 || parts[len(parts)-2] != "basebackups" || !strings.HasSuffix(o.Key, ".json") {
-			continue
+		if parts := strings.Split(o.Key, "/"); len(parts) >= 4 && parts[len(parts)-2] == "basebackups" && strings.HasSuffix(o.Key, ".json") {
+			keys = append(keys, o.Key)
 		}
-		b, err := read(ctx, store, o.Key)
-		switch {
-		case errors.Is(err, drstore.ErrBadRecord):
-			skipped = append(skipped, drstore.Skipped{Key: o.Key, Reason: err})
-			continue
-		case errors.Is(err, objstore.ErrNotFound):
-			continue // removed since it was listed
-		case err != nil:
-			return nil, nil, err
-		}
-		out = append(out, b)
+	}
+	out, skipped, err = drstore.ReadEach(keys, func(key string) (*BaseBackup, error) { return read(ctx, store, key) },
+		func(err error) bool { return errors.Is(err, objstore.ErrNotFound) })
+	if err != nil {
+		return nil, nil, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].StopTime.Before(out[j].StopTime) })
 	return out, skipped, nil

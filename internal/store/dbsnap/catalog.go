@@ -24,21 +24,16 @@ func ListStore(ctx context.Context, store objstore.Store) (list []*Snapshot, ski
 	if err != nil {
 		return nil, nil, err
 	}
+	var keys []string
 	for _, o := range objs {
-		if !strings.HasSuffix(o.Key, ".json") {
-			continue
+		if strings.HasSuffix(o.Key, ".json") {
+			keys = append(keys, o.Key)
 		}
-		snap, err := readMeta(ctx, store, o.Key)
-		switch {
-		case errors.Is(err, drstore.ErrBadRecord):
-			skipped = append(skipped, drstore.Skipped{Key: o.Key, Reason: err})
-			continue
-		case errors.Is(err, objstore.ErrNotFound):
-			continue // removed since it was listed
-		case err != nil:
-			return nil, nil, err
-		}
-		list = append(list, snap)
+	}
+	list, skipped, err = drstore.ReadEach(keys, func(key string) (*Snapshot, error) { return readMeta(ctx, store, key) },
+		func(err error) bool { return errors.Is(err, objstore.ErrNotFound) })
+	if err != nil {
+		return nil, nil, err
 	}
 	SortNewestFirst(list)
 	return list, skipped, nil
