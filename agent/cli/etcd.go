@@ -230,15 +230,11 @@ func (o *etcdRestoreOptions) run(cmd *cobra.Command, out io.Writer) error {
 	if err := restoreplan.CheckFree(cfg, planID); err != nil {
 		return err
 	}
-	var steps []string
-	for _, st := range preview.Steps {
-		steps = append(steps, st.Name)
-	}
 	fmt.Fprintf(out, "snapshot %s: node %s, taken %s, revision %d, %d bytes", snap.Name, snap.Node, snap.Created.Format(time.RFC3339), snap.Revision, snap.Size)
 	if !snap.Encrypted() {
 		fmt.Fprint(out, ", not encrypted")
 	}
-	fmt.Fprintf(out, "\nrestore on %s (%s): %s\n", cfg.NodeName, cfg.Restore.Flavor, strings.Join(steps, " → "))
+	fmt.Fprintf(out, "\nrestore on %s (%s): %s\n", cfg.NodeName, cfg.Restore.Flavor, strings.Join(preview.StepNames(), " → "))
 	if !o.yes {
 		fmt.Fprintln(out, "Nothing was changed: run again with --yes to restore.")
 		return nil

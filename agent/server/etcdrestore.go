@@ -157,11 +157,7 @@ func (s *Server) PrepareRestorePlan(ctx context.Context, req *agentv1.PrepareRes
 		return nil, planStatus(err)
 	}
 	p := prepared.Plan
-	var steps []string
-	for _, st := range p.Steps {
-		steps = append(steps, st.Name)
-	}
-	return &agentv1.PrepareRestorePlanResponse{SnapshotPath: p.SnapshotPath, Steps: steps}, nil
+	return &agentv1.PrepareRestorePlanResponse{SnapshotPath: p.SnapshotPath, Steps: p.StepNames()}, nil
 }
 
 // planStatus maps restoreplan's errors to status codes and reasons;
@@ -172,13 +168,13 @@ func planStatus(err error) error {
 	}
 	switch {
 	case errors.Is(err, restoreplan.ErrInvalid):
-		return failure(codes.InvalidArgument, "INVALID_ARGUMENT", "%v", err)
+		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, restoreplan.ErrNotHere):
-		return failure(codes.FailedPrecondition, "FAILED_PRECONDITION", "%v", err)
+		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, restoreplan.ErrBusy):
 		return failure(codes.FailedPrecondition, agentv1.ReasonRestoreInProgress, "%v", err)
 	case errors.Is(err, restoreplan.ErrAlreadyRan):
-		return failure(codes.AlreadyExists, "ALREADY_EXISTS", "%v", err)
+		return status.Error(codes.AlreadyExists, err.Error())
 	}
 	return fetchStatus(err)
 }

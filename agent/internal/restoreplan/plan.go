@@ -84,6 +84,15 @@ type Plan struct {
 	Steps   []Step `json:"steps"`
 }
 
+// StepNames are the plan's steps in order.
+func (p *Plan) StepNames() []string {
+	names := make([]string, 0, len(p.Steps))
+	for _, s := range p.Steps {
+		names = append(names, s.Name)
+	}
+	return names
+}
+
 // Finished reports whether every step is done or one failed.
 func (p *Plan) Finished() bool {
 	for _, s := range p.Steps {

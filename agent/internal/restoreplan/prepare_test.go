@@ -87,9 +87,8 @@ func TestBuildStepsAndRefusals(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got []string
+			got := p.StepNames()
 			for _, s := range p.Steps {
-				got = append(got, s.Name)
 				if s.State != Pending {
 					t.Errorf("step %s is %s, want pending", s.Name, s.State)
 				}
