@@ -44,7 +44,8 @@ func (s *fileStore) Put(ctx context.Context, key string, r io.Reader, _ int64) (
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return 0, fmt.Errorf("store %s: %w", s, err)
 	}
-	f, err := durable.Create(p, 0o600, durable.WithHash(nil))
+	ours := newChecksum()
+	f, err := durable.Create(p, 0o600, durable.WithHash(ours))
 	if err != nil {
 		return 0, fmt.Errorf("store %s: %w", s, err)
 	}
@@ -56,8 +57,25 @@ func (s *fileStore) Put(ctx context.Context, key string, r io.Reader, _ int64) (
 	if err != nil {
 		return 0, fmt.Errorf("store %s: write %s: %w", s, key, err)
 	}
+	if afterCommit != nil {
+		afterCommit(p)
+	}
+	// A directory has no checksum of its own to answer with: read the file
+	// back (from the page cache, mostly) and compare.
+	want := encodeChecksum(ours)
+	got, err := readBack(ctx, s, key)
+	if err != nil {
+		return 0, fmt.Errorf("store %s: verify %s: %w", s, key, err)
+	}
+	if got != want {
+		return 0, mismatch(ctx, s, key, want, got, "returned bytes with")
+	}
 	return n, nil
 }
+
+// afterCommit, set by tests, runs between writing an object and reading
+// it back.
+var afterCommit func(path string)
 
 func (s *fileStore) Get(_ context.Context, key string) (io.ReadCloser, error) {
 	p, err := s.path(key)

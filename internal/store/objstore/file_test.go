@@ -83,3 +83,41 @@ func TestOpenRejectsBadURLs(t *testing.T) {
 		}
 	}
 }
+
+// An object the store holds other bytes of than Put sent fails the Put,
+// and is not left behind to be listed as good.
+func TestFileStorePutVerifiesContent(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(Config{URL: "file://" + t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	afterCommit = func(path string) {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer f.Close()
+		if _, err := f.WriteAt([]byte{0xff}, 10); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Cleanup(func() { afterCommit = nil })
+
+	_, err = s.Put(ctx, "etcd/n1/a.db.zst", bytes.NewReader(make([]byte, 1000)), 1000)
+	if !errors.Is(err, ErrChecksumMismatch) {
+		t.Fatalf("put of a corrupted object: got %v, want a checksum mismatch", err)
+	}
+	if !strings.Contains(err.Error(), "etcd/n1/a.db.zst") || !strings.Contains(err.Error(), "not kept") {
+		t.Errorf("error does not name the object and what happened to it: %v", err)
+	}
+	if _, err := s.Stat(ctx, "etcd/n1/a.db.zst"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the corrupted object is still there: stat says %v", err)
+	}
+
+	afterCommit = nil
+	if _, err := s.Put(ctx, "etcd/n1/a.db.zst", bytes.NewReader(make([]byte, 1000)), 1000); err != nil {
+		t.Fatalf("put after the fault: %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package objstore
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -44,6 +45,8 @@ func newS3Store(c Config, bucket, prefix string) (*s3Store, error) {
 		Creds:  credentials.NewStaticV4(access, secret, ""),
 		Secure: secure,
 		Region: c.Region,
+		// Checksums go in HTTP trailers, computed as the body streams.
+		TrailingHeaders: true,
 	}
 	if c.PathStyle {
 		opts.BucketLookup = minio.BucketLookupPath
@@ -107,17 +110,50 @@ func (s *s3Store) Put(ctx context.Context, key string, r io.Reader, size int64) 
 	if err := validKey(key); err != nil {
 		return 0, err
 	}
-	// Parts carry CRC32C checksums the server verifies (minio-go's
-	// default), so the payload is not also sha256-signed: that would cost a
-	// hash pass here and another in the server for no extra safety. The
-	// object exists only once the multipart upload completes.
-	info, err := s.client.PutObject(ctx, s.bucket, joinKey(s.prefix, key), r, size, minio.PutObjectOptions{
+	// Every request carries the CRC64NVME of its body, which the store
+	// checks before it keeps anything; the payload is not also
+	// sha256-signed: that would cost a hash pass here and another in the
+	// server for no extra safety. The object exists only once the upload
+	// completes, and then the store answers with its full-object checksum,
+	// which must be the one of the bytes read here.
+	if size < 0 {
+		// minio-go's streamed upload of an empty body sends a checksum the
+		// store rejects; an empty object goes up as one.
+		var first [1]byte
+		n, err := io.ReadFull(r, first[:])
+		switch {
+		case err == io.EOF:
+			size = 0
+		case err != nil:
+			return 0, fmt.Errorf("upload %s: read: %w", key, err)
+		default:
+			r = io.MultiReader(bytes.NewReader(first[:n]), r)
+		}
+	}
+	ours := newChecksum()
+	info, err := s.client.PutObject(ctx, s.bucket, joinKey(s.prefix, key), hashingReader{r, ours}, size, minio.PutObjectOptions{
 		ContentType:          "application/octet-stream",
 		PartSize:             16 << 20,
 		DisableContentSha256: true,
+		Checksum:             minio.ChecksumCRC64NVME,
 	})
 	if err != nil {
 		return 0, s.explain("upload", key, err)
+	}
+	want := encodeChecksum(ours)
+	switch {
+	case info.ChecksumCRC64NVME == want:
+	case info.ChecksumCRC64NVME != "":
+		return 0, mismatch(ctx, s, key, want, info.ChecksumCRC64NVME, "answered")
+	default:
+		// A store that does not report checksums: read the object back.
+		got, err := readBack(ctx, s, key)
+		if err != nil {
+			return 0, s.explain("verify upload", key, err)
+		}
+		if got != want {
+			return 0, mismatch(ctx, s, key, want, got, "returned bytes with")
+		}
 	}
 	return info.Size, nil
 }
