@@ -3,6 +3,7 @@ package etcdsnap
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -100,7 +101,8 @@ func (s *Snapshotter) Save(ctx context.Context, req SaveRequest) (*dbsnap.Snapsh
 	var total int64
 	var first *pb.SnapshotResponse
 	if st, err := cli.Status(ctx, s.Client.Endpoint); err == nil {
-		total = st.DbSize
+		// The stream is the database file and etcd's sha256 trailer.
+		total = st.DbSize + sha256.Size
 	}
 	// The stream's messages are read here, not through the client's
 	// SnapshotWithVersion (a goroutine and a pipe: one more copy).
@@ -163,7 +165,15 @@ func (s *Snapshotter) Save(ctx context.Context, req SaveRequest) (*dbsnap.Snapsh
 	}
 	trailer := newTrailerCheck()
 	progress("snapshot", 0, total)
-	n, err := copyStream(first, stream, f, trailer, up, func(done int64) { progress("snapshot", done, total) })
+	n, err := copyStream(first, stream, f, trailer, up, func(done int64) {
+		// The size etcd reported before the stream is an estimate (the
+		// database may grow meanwhile): past it, the total is unknown
+		// rather than a percentage over 100.
+		if done > total {
+			total = 0
+		}
+		progress("snapshot", done, total)
+	})
 	if err == nil {
 		err = trailer.Verify()
 	}
