@@ -21,9 +21,14 @@ build: ## Build kubectl-dr and dr-agent into _output/bin
 
 .PHONY: test
 test: ## Unit tests (with -race), then end-to-end tests against the lab (builds the lab's parts on first run)
+	hack/setup.sh
 	go vet ./...
 	go test -short -race ./...
 	go test -count=1 -p 1 -timeout $(TEST_TIMEOUT) ./test/...
+
+.PHONY: setup
+setup: ## Install the Debian packages the lab needs (as root), or print the command that would
+	hack/setup.sh
 
 .PHONY: test-unit
 test-unit: ## Unit tests only, with -race (no lab)
@@ -53,10 +58,12 @@ image: ## The dr-agent image (static dr-agent + restic + nsenter) as a tarball, 
 
 .PHONY: demo
 demo: ## The lab, then kubectl dr against it (see README)
+	hack/setup.sh
 	hack/demo.sh
 
 .PHONY: lab-up
 lab-up: ## Start the lab (idempotent); then: eval "$$(hack/lab env)"
+	hack/setup.sh
 	hack/lab up
 
 .PHONY: lab-down

@@ -7,7 +7,31 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+current=""
+step() { current=$*; printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+# A lab that was running before the demo stays running whatever happens; one
+# the demo started is stopped again if the demo fails.
+was_up=false
+if (eval "$(hack/lab env 2>/dev/null)" && etcdctl endpoint health) >/dev/null 2>&1; then
+  was_up=true
+fi
+scratch=""
+cleanup() {
+  rc=$?
+  [ -z "$scratch" ] || { kill "$scratch" 2>/dev/null; wait "$scratch" 2>/dev/null || true; }
+  if [ "$rc" -ne 0 ]; then
+    echo >&2
+    echo "demo: failed (exit $rc) at: $current" >&2
+    if $was_up; then
+      echo "demo: the lab was running before the demo and stays up; stop it with: make lab-down" >&2
+    else
+      hack/lab down >/dev/null 2>&1 || true
+      echo "demo: stopped the lab it started (its data stays in _output/lab: make lab-clean removes it)" >&2
+    fi
+  fi
+}
+trap cleanup EXIT
 
 step "starting the lab (first run builds etcd, kube-apiserver, MinIO and restic: minutes; then seconds)"
 hack/lab up
@@ -49,7 +73,6 @@ etcd --name scratch --data-dir "$work/etcd" --listen-client-urls "$client" --adv
   --log-level error >"$work/etcd.log" 2>&1 &
 scratch=$!
 scratchctl() { env -u ETCDCTL_ENDPOINTS -u ETCDCTL_CACERT -u ETCDCTL_CERT -u ETCDCTL_KEY etcdctl --endpoints "$client" "$@"; }
-trap 'kill $scratch 2>/dev/null; wait $scratch 2>/dev/null || true' EXIT
 for _ in $(seq 50); do
   scratchctl endpoint health >/dev/null 2>&1 && break
   sleep 0.2

@@ -120,6 +120,11 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	if o.Nodes < o.EtcdMembers {
 		return nil, fmt.Errorf("nodes (%d) must be at least the etcd members (%d)", o.Nodes, o.EtcdMembers)
 	}
+	// What the machine must have is checked before minutes of builds
+	// (hack/setup.sh installs it).
+	if err := checkMachine(o); err != nil {
+		return nil, fmt.Errorf("%w (or run hack/setup.sh as root)", err)
+	}
 	dir, err := filepath.Abs(o.Dir)
 	if err != nil {
 		return nil, err
@@ -176,6 +181,16 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	}
 	fmt.Fprintf(o.Log, "lab is up: eval \"$(hack/lab env)\"\n")
 	return l, nil
+}
+
+func checkMachine(o Options) error {
+	if _, err := pgBinDir(); err != nil {
+		return err
+	}
+	if o.KubeNode != "" {
+		return checkNodeTools()
+	}
+	return nil
 }
 
 func parallel(ctx context.Context, fns ...func(context.Context) error) error {

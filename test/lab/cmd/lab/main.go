@@ -46,7 +46,15 @@ func run(ctx context.Context, args []string) error {
 	}
 	switch verb {
 	case "up":
-		_, err := lab.Up(ctx, lab.Options{Dir: *dir, Root: rootAbs, EtcdMembers: *members, Nodes: *nodes, KubeNode: *kubeNode, Log: os.Stderr})
+		l, err := lab.Up(ctx, lab.Options{Dir: *dir, Root: rootAbs, EtcdMembers: *members, Nodes: *nodes, KubeNode: *kubeNode, Log: os.Stderr})
+		if err != nil && l != nil {
+			// Half a lab holds ports and the node's host paths: stop it.
+			fmt.Fprintf(os.Stderr, "lab: up failed: %v\nlab: stopping what it started\n", err)
+			if derr := l.Down(context.WithoutCancel(ctx), os.Stderr); derr != nil {
+				return fmt.Errorf("up failed, and stopping what it started failed too (run hack/lab down): %w", derr)
+			}
+			return fmt.Errorf("up failed; everything it started is stopped, data stays in %s (hack/lab clean removes it)", l.Dir)
+		}
 		return err
 	case "env":
 		l, err := lab.Open(*dir, rootAbs)
