@@ -2,7 +2,9 @@
 SHELL := /usr/bin/env bash
 .DEFAULT_GOAL := help
 
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
+# One version for every build output (binaries, archives, the agent image),
+# semver as krew wants: the tag when HEAD has one, else v0.1.0-dev.g<commit>.
+VERSION ?= $(shell git describe --tags --exact-match 2>/dev/null || echo v0.1.0-dev.g$$(git rev-parse --short HEAD 2>/dev/null || echo unknown))
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X github.com/kubectl-dr/kubectl-dr/internal/buildinfo.version=$(VERSION) \
            -X github.com/kubectl-dr/kubectl-dr/internal/buildinfo.commit=$(COMMIT)
@@ -45,16 +47,13 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 30s)
 	  done; \
 	done
 
-# krew wants semver: untagged builds are v0.1.0-dev.g<commit>.
-DIST_VERSION ?= $(shell git describe --tags --exact-match 2>/dev/null || echo v0.1.0-dev.g$$(git rev-parse --short HEAD))
-
 .PHONY: dist
 dist: ## Release archives for linux/darwin/windows amd64+arm64 in _output/dist, and krew/dr.yaml with their sha256
-	go run ./hack/dist -version $(DIST_VERSION) -commit $(COMMIT) -out _output/dist
+	go run ./hack/dist -version $(VERSION) -commit $(COMMIT) -out _output/dist
 
 .PHONY: image
 image: ## The dr-agent image (static dr-agent + restic + nsenter) as a tarball, no Docker needed: _output/dr-agent-image.tar
-	hack/lab image
+	IMAGE_TAG=ghcr.io/kubectl-dr/dr-agent:$(VERSION) DR_VERSION=$(VERSION) hack/lab image
 
 .PHONY: demo
 demo: ## The lab, then kubectl dr against it (see README)

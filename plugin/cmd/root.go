@@ -52,6 +52,7 @@ preview before anything changes.`,
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)
 	f.BindFlags(root.PersistentFlags())
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return agentNamespaceFromN(cmd) }
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return cmdutil.UsageError("%w", err)
 	})
@@ -78,4 +79,23 @@ preview before anything changes.`,
 	root.SetHelpCommandGroupID("other")
 	root.SetCompletionCommandGroupID("other")
 	return root
+}
+
+// agentNamespaceFromN gives kubectl's -n/--namespace its kubectl meaning
+// for kubectl dr: the namespace the command works in, which is the agents'
+// (no verb acts on a user namespace). It is never silently ignored: alone
+// it selects the agents' namespace; with a different --agent-namespace it
+// is refused.
+func agentNamespaceFromN(cmd *cobra.Command) error {
+	n, agent := cmd.Flags().Lookup("namespace"), cmd.Flags().Lookup("agent-namespace")
+	if n == nil || agent == nil || !n.Changed {
+		return nil
+	}
+	switch {
+	case !agent.Changed:
+		return agent.Value.Set(n.Value.String())
+	case agent.Value.String() != n.Value.String():
+		return cmdutil.UsageError("-n %s and --agent-namespace %s disagree: the agents' namespace is given once (--agent-namespace, or -n)", n.Value, agent.Value)
+	}
+	return nil
 }

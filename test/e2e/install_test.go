@@ -165,6 +165,29 @@ func TestInstallOnTheLabNode(t *testing.T) {
 		}
 	})
 
+	t.Run("-n selects the agents' namespace, never ignored", func(t *testing.T) {
+		r := kubectlDR(t, asInstalled, args(secretKey, "--dry-run", "-o", "yaml", "-n", "dr-user")...)
+		if r.code != 0 {
+			t.Fatalf("install -n dr-user --dry-run: exit %d\n%s", r.code, r.stderr)
+		}
+		for _, doc := range strings.Split(r.stdout, "\n---\n") {
+			var obj struct {
+				Kind     string
+				Metadata struct{ Name, Namespace string }
+			}
+			if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+				t.Fatal(err)
+			}
+			if obj.Metadata.Namespace != "" && obj.Metadata.Namespace != "dr-user" || obj.Kind == "Namespace" && obj.Metadata.Name != "dr-user" {
+				t.Errorf("install -n dr-user would put %s/%s in %q", obj.Kind, obj.Metadata.Name, obj.Metadata.Namespace)
+			}
+		}
+		r = kubectlDR(t, asInstalled, "status", "-n", "dr-user", "--agent-namespace", "dr-system")
+		if r.code != 2 || !strings.Contains(r.stderr, "disagree") {
+			t.Errorf("-n and a different --agent-namespace: exit %d\n%s\nwant exit 2 saying they disagree", r.code, r.stderr)
+		}
+	})
+
 	t.Run("config set reaches the agent without a restart", func(t *testing.T) {
 		etcd := theLab.EtcdClient(node).Endpoint
 		r := kubectlDR(t, asInstalled, "config", "set", "etcd.endpoint="+etcd, "etcd.retention.keepDaily=9")

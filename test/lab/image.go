@@ -153,7 +153,12 @@ func BuildAgentImage(ctx context.Context, root, out, tag string, log io.Writer) 
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	build := exec.CommandContext(ctx, "go", "build", "-o", tmp+"/", "./cmd/dr-agent")
+	args := []string{"build", "-o", tmp + "/"}
+	if v := os.Getenv("DR_VERSION"); v != "" {
+		// make image: the version the plugin's default image names.
+		args = append(args, "-ldflags", "-X github.com/kubectl-dr/kubectl-dr/internal/buildinfo.version="+v)
+	}
+	build := exec.CommandContext(ctx, "go", append(args, "./cmd/dr-agent")...)
 	build.Dir = root
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := build.CombinedOutput(); err != nil {

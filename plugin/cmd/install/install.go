@@ -31,13 +31,11 @@ const (
 	ResticSecret   = "dr-restic"
 )
 
-// DefaultImage is the agent image of this build's version.
+// DefaultImage is the agent image of this build's version: the plugin and
+// its agents are released together, and a moving tag such as latest would
+// let them drift apart. Image tags cannot hold "+": it becomes "-".
 func DefaultImage() string {
-	v := buildinfo.Get().Version
-	if v == "" || strings.HasPrefix(v, "v0.0.0") || strings.Contains(v, "dirty") {
-		v = "latest"
-	}
-	return "ghcr.io/kubectl-dr/dr-agent:" + v
+	return "ghcr.io/kubectl-dr/dr-agent:" + strings.ReplaceAll(buildinfo.Get().Version, "+", "-")
 }
 
 // Options for `kubectl dr install`.

@@ -9,6 +9,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/internal/buildinfo"
 	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
@@ -79,8 +80,13 @@ func (o *Options) Run(ctx context.Context) error {
 		if !n.Ready() {
 			failed = append(failed, n.Node)
 			fmt.Fprintf(o.ErrOut, "error: %v\n", n.Err)
-		} else if n.IsEtcdMember() && n.Info.SnapshotEncryption == "" {
-			fmt.Fprintf(o.ErrOut, "warning: %s uploads etcd snapshots unencrypted (they hold every Secret): configure a snapshot key\n", n.Node)
+		} else {
+			if n.IsEtcdMember() && n.Info.SnapshotEncryption == "" {
+				fmt.Fprintf(o.ErrOut, "warning: %s uploads etcd snapshots unencrypted (they hold every Secret): configure a snapshot key\n", n.Node)
+			}
+			if v, mine := n.Info.AgentVersion, buildinfo.Get().Version; v != mine {
+				fmt.Fprintf(o.ErrOut, "warning: %s runs dr-agent %s, this kubectl-dr is %s: run `kubectl dr install` with this kubectl-dr to upgrade the agents to it\n", n.Node, v, mine)
+			}
 		}
 	}
 	if err := printers.Print(o.Out, o.Output, list); err != nil {
