@@ -65,6 +65,7 @@ exists are skipped unless named with --node.`,
 	cmd.Flags().BoolVar(&o.Etcd, "etcd", true, "take an etcd snapshot on the etcd leader")
 	cmd.Flags().BoolVar(&o.Files, "files", true, "back up each node's configured paths with restic")
 	cmd.Flags().StringArrayVar(&o.Nodes, "node", nil, "back up files on this node only (repeatable)")
+	cmd.RegisterFlagCompletionFunc("node", cmdutil.CompleteFlag(cmdutil.NodeNames(f)))
 	cmd.Flags().BoolVar(&o.Wait, "wait", true, "wait for the backup to finish; --wait=false runs it in the background and returns")
 	printers.OutputFlag(cmd, &o.Output)
 	return cmd

@@ -64,11 +64,13 @@ transaction's time and each table's row count.`,
 			return nil
 		},
 		RunE: cmdutil.RunE(o),
+		ValidArgsFunction: cmdutil.Complete(1, cmdutil.WALSourceNames(f)),
 	}
 	cmd.Flags().StringVar(&o.To, "to", "", "recovery target time (RFC 3339)")
 	cmd.Flags().BoolVar(&o.Latest, "latest", false, "replay all archived WAL")
 	cmd.Flags().StringVar(&o.TargetDir, "target-dir", "", "new directory on the node for the restored data directory")
 	cmd.Flags().StringVar(&o.Node, "node", "", "restore on this node (default: the node that ships SOURCE)")
+	cmd.RegisterFlagCompletionFunc("node", cmdutil.CompleteFlag(cmdutil.NodeNames(f)))
 	cmd.Flags().BoolVar(&o.Verify, "verify", false, "start a scratch instance on it and report what it recovered")
 	return cmd
 }

@@ -66,9 +66,11 @@ The etcd part of a set is restored with kubectl dr etcd restore.`,
 			return nil
 		},
 		RunE: cmdutil.RunE(o),
+		ValidArgsFunction: cmdutil.Complete(1, cmdutil.BackupSetNames(f)),
 	}
 	f.BindStoreFlags(cmd.Flags())
 	cmd.Flags().StringArrayVar(&o.Nodes, "node", nil, "restore only this node's files (repeatable)")
+	cmd.RegisterFlagCompletionFunc("node", cmdutil.CompleteFlag(cmdutil.NodeNames(f)))
 	cmd.Flags().StringVar(&o.ToNode, "to-node", "", "restore onto this node instead of the one the files came from (needs exactly one source node)")
 	cmd.Flags().StringArrayVar(&o.Paths, "path", nil, "restore only this file or directory (absolute, as backed up; repeatable)")
 	cmd.Flags().StringVar(&o.PVC, "pvc", "", "restore only this PVC's directory (NAMESPACE/NAME)")

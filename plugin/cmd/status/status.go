@@ -41,6 +41,7 @@ func NewCmdStatus(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 		RunE: cmdutil.RunE(o),
 	}
 	cmd.Flags().StringArrayVar(&o.Nodes, "node", nil, "only this node (repeatable)")
+	cmd.RegisterFlagCompletionFunc("node", cmdutil.CompleteFlag(cmdutil.NodeNames(f)))
 	printers.OutputFlag(cmd, &o.Output)
 	return cmd
 }

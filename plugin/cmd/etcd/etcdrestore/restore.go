@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/etcd/snapshot"
+
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
@@ -79,6 +81,9 @@ interrupted the agents finish; --status shows where they are.`,
 	cmd.Flags().BoolVar(&o.Yes, "yes", false, "restore after the preview without asking")
 	cmd.Flags().BoolVar(&o.Status, "status", false, "show each server's latest restore plan and its steps")
 	cmd.Flags().StringVar(&o.Node, "node", "", "the server to preview on and, for k3s, to reset the cluster on (default: the etcd leader's)")
+	cmd.ValidArgsFunction = cmdutil.Complete(1, snapshot.Names(f))
+	cmd.RegisterFlagCompletionFunc("backup", cmdutil.CompleteFlag(cmdutil.BackupSetNames(f)))
+	cmd.RegisterFlagCompletionFunc("node", cmdutil.CompleteFlag(cmdutil.NodeNames(f)))
 	printers.OutputFlag(cmd, &o.Output)
 	return cmd
 }

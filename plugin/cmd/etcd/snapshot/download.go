@@ -44,6 +44,7 @@ FILE appears. The result is what ` + "`etcdutl snapshot restore`" + ` and
 			return nil
 		},
 		RunE: cmdutil.RunE(o),
+		ValidArgsFunction: cmdutil.Complete(1, Names(f)),
 	}
 	cmd.Flags().StringVar(&o.File, "to", "", "file to write; refused if it exists")
 	cmd.Flags().StringVar(&o.KeyFile, "key-file", "", "snapshot key (age identity) for encrypted snapshots (default $"+cmdutil.EnvSnapshotKey+", else the install's Secret "+cmdutil.SnapshotKeySecret+")")

@@ -37,6 +37,7 @@ store directly with --store and its credentials.`,
 		RunE: cmdutil.RunE(o),
 	}
 	cmd.Flags().StringVar(&o.Node, "node", "", "only snapshots taken on this node")
+	cmd.RegisterFlagCompletionFunc("node", cmdutil.CompleteFlag(cmdutil.NodeNames(f)))
 	printers.OutputFlag(cmd, &o.Output)
 	return cmd
 }

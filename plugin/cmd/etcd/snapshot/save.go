@@ -43,6 +43,7 @@ kept and uploaded by the next save.`,
 	}
 	cmd.Flags().StringVar(&o.Name, "name", "on-demand", "snapshot name; the file is <name>-<node>-<unix time>")
 	cmd.Flags().StringVar(&o.Node, "node", "", "server to snapshot on (default: the etcd leader's)")
+	cmd.RegisterFlagCompletionFunc("node", cmdutil.CompleteFlag(cmdutil.NodeNames(f)))
 	printers.OutputFlag(cmd, &o.Output)
 	return cmd
 }

@@ -122,3 +122,20 @@ func catalog(ctx context.Context, f cmdutil.Factory, nodes agentclient.Nodes, co
 	dbsnap.SortNewestFirst(out)
 	return out, nil
 }
+
+// Names lists every snapshot's name as ls finds them, for completion.
+func Names(f cmdutil.Factory) func(context.Context) ([]string, error) {
+	return func(ctx context.Context) ([]string, error) {
+		nodes, connErr := connect(ctx, f)
+		defer nodes.Close()
+		all, err := catalog(ctx, f, nodes, connErr, io.Discard)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]string, 0, len(all))
+		for _, s := range all {
+			out = append(out, s.Name)
+		}
+		return out, nil
+	}
+}
