@@ -37,6 +37,7 @@ type ops struct {
 	create  func(name string, perm fs.FileMode) (file, error)
 	rename  func(oldpath, newpath string) error
 	remove  func(name string) error
+	mkdir   func(name string, perm fs.FileMode) error
 	syncDir func(dir string) error
 }
 
@@ -47,6 +48,7 @@ func osOps() ops {
 		},
 		rename:  os.Rename,
 		remove:  os.Remove,
+		mkdir:   os.Mkdir,
 		syncDir: SyncDir,
 	}
 }
@@ -238,6 +240,51 @@ func SyncDir(dir string) error {
 	return nil
 }
 
+// MkdirAll creates path and any missing parents, like os.MkdirAll, and
+// fsyncs the parent of each directory it creates, so that a new directory
+// (and what is written durably into it) survives a crash. Directories that
+// already exist are left as they are.
+func MkdirAll(path string, perm fs.FileMode) error {
+	return mkdirAll(osOps(), path, perm)
+}
+
+func mkdirAll(o ops, path string, perm fs.FileMode) error {
+	path = filepath.Clean(path)
+	// The missing directories, deepest first.
+	var missing []string
+	for p := path; ; p = filepath.Dir(p) {
+		st, err := os.Stat(p)
+		if err == nil {
+			if !st.IsDir() {
+				return fmt.Errorf("create directory %s: %s is not a directory", path, p)
+			}
+			break
+		}
+		// ENOTDIR: a parent is a file; the walk up names it.
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+			return fmt.Errorf("create directory %s: %w", path, err)
+		}
+		missing = append(missing, p)
+		if filepath.Dir(p) == p {
+			break
+		}
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		dir := missing[i]
+		if err := o.mkdir(dir, perm); err != nil {
+			// Another creator got there first: theirs to sync, ours to use.
+			if st, serr := os.Stat(dir); errors.Is(err, fs.ErrExist) && serr == nil && st.IsDir() {
+				continue
+			}
+			return fmt.Errorf("create directory %s: %w", path, err)
+		}
+		if err := o.syncDir(filepath.Dir(dir)); err != nil {
+			return fmt.Errorf("create directory %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
 // Verify checks that path holds size bytes whose sha256 is sumHex. A
 // mismatch wraps ErrMismatch.
 func Verify(path string, size int64, sumHex string) error {
@@ -273,13 +320,14 @@ func Rename(oldpath, newpath string) error {
 }
 
 // MoveAside moves src to dst instead of deleting it (dst's directory is
-// created; an existing dst is an error, never overwritten). Across file systems a regular file is copied durably first
-// and src removed only once the copy is on disk.
+// created durably; an existing dst is an error, never overwritten). Across
+// file systems a regular file is copied durably first and src removed only
+// once the copy is on disk.
 func MoveAside(src, dst string) error {
 	if _, err := os.Lstat(dst); err == nil {
 		return fmt.Errorf("move %s aside: %s already exists", src, dst)
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+	if err := MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return err
 	}
 	err := Rename(src, dst)

@@ -270,4 +270,93 @@ func TestMoveAside(t *testing.T) {
 	if got, _ := os.ReadFile(dst); string(got) != "secret" {
 		t.Errorf("the earlier aside was overwritten: %q", got)
 	}
+	if got, _ := os.ReadFile(src); string(got) != "second" {
+		t.Errorf("the refused move lost its source: %q", got)
+	}
+}
+
+// recordingOps is the real file system, noting each directory fsynced and
+// failing mkdir or the directory fsync when told to.
+type recordingOps struct {
+	synced            []string
+	mkdirErr, syncErr bool
+}
+
+func (r *recordingOps) ops() ops {
+	o := osOps()
+	mkdir := o.mkdir
+	o.mkdir = func(name string, perm fs.FileMode) error {
+		if r.mkdirErr {
+			return errInjected
+		}
+		return mkdir(name, perm)
+	}
+	syncDir := o.syncDir
+	o.syncDir = func(d string) error {
+		if r.syncErr {
+			return errInjected
+		}
+		r.synced = append(r.synced, d)
+		return syncDir(d)
+	}
+	return o
+}
+
+func TestMkdirAllSyncsTheParentOfEachNewDirectory(t *testing.T) {
+	root := t.TempDir()
+	path := filepath.Join(root, "a", "b", "c")
+	var rec recordingOps
+	if err := mkdirAll(rec.ops(), path, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{root, filepath.Join(root, "a"), filepath.Join(root, "a", "b")}
+	if strings.Join(rec.synced, ",") != strings.Join(want, ",") {
+		t.Errorf("directories fsynced %v, want each new directory's parent %v", rec.synced, want)
+	}
+	for _, d := range append(want[1:], path) {
+		if st, err := os.Stat(d); err != nil || !st.IsDir() || st.Mode().Perm() != 0o750 {
+			t.Errorf("%s: %v, %v; want a directory with mode 0750", d, st, err)
+		}
+	}
+
+	// What exists is left as it is: nothing new, nothing to sync.
+	rec.synced = nil
+	if err := mkdirAll(rec.ops(), path, 0o700); err != nil || len(rec.synced) != 0 {
+		t.Errorf("again: %v, fsynced %v; want nil and none", err, rec.synced)
+	}
+	if err := MkdirAll(path, 0o700); err != nil {
+		t.Errorf("MkdirAll of an existing directory: %v", err)
+	}
+}
+
+func TestMkdirAllFaults(t *testing.T) {
+	t.Run("a file in the way", func(t *testing.T) {
+		root := t.TempDir()
+		file := filepath.Join(root, "f")
+		if err := os.WriteFile(file, []byte("keep"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err := MkdirAll(filepath.Join(file, "sub"), 0o700)
+		if err == nil || !strings.Contains(err.Error(), file+" is not a directory") {
+			t.Errorf("err = %v, want one naming %s as not a directory", err, file)
+		}
+		if got, _ := os.ReadFile(file); string(got) != "keep" {
+			t.Errorf("the file in the way holds %q after the refusal", got)
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		rec  recordingOps
+	}{
+		{name: "mkdir fails", rec: recordingOps{mkdirErr: true}},
+		{name: "directory fsync fails", rec: recordingOps{syncErr: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "a", "b")
+			err := mkdirAll(tc.rec.ops(), path, 0o700)
+			if !errors.Is(err, errInjected) || !strings.Contains(err.Error(), "create directory "+path) {
+				t.Errorf("err = %v, want the injected error wrapped with the directory's name", err)
+			}
+		})
+	}
 }

@@ -241,7 +241,15 @@ func fileSHA256(t *testing.T, path string) string {
 }
 
 func TestEtcdSnapshotSaveRefusesBadInputBeforeRunning(t *testing.T) {
-	before := localSnapshots(t)
+	listed := func() string {
+		t.Helper()
+		r := kubectlDR(t, nil, "etcd", "snapshot", "ls", "-o", "json")
+		if r.code != 0 {
+			t.Fatalf("etcd snapshot ls: exit %d\n%s", r.code, r.stderr)
+		}
+		return r.stdout
+	}
+	before, beforeListed := localSnapshots(t), listed()
 	tests := []struct {
 		args     []string
 		code     int
@@ -260,6 +268,9 @@ func TestEtcdSnapshotSaveRefusesBadInputBeforeRunning(t *testing.T) {
 	}
 	if after := localSnapshots(t); after != before {
 		t.Errorf("a refused save left files behind: %d local snapshot files before, %d after", before, after)
+	}
+	if after := listed(); after != beforeListed {
+		t.Errorf("a refused save changed what etcd snapshot ls lists:\nbefore %s\nafter %s", beforeListed, after)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -212,17 +213,40 @@ func TestRestoreNeverWritesThroughASymlinkOutOfTheTarget(t *testing.T) {
 	}
 }
 
+// countingRestic is the real restic, noting each run's command in a log.
+func countingRestic(t *testing.T) (bin, log string) {
+	t.Helper()
+	dir := t.TempDir()
+	bin, log = filepath.Join(dir, "restic"), filepath.Join(dir, "runs")
+	script := fmt.Sprintf("#!/bin/sh\necho \"$1\" >> %q\nexec %q \"$@\"\n", log, resticBinary)
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin, log
+}
+
+func runs(log string) []string {
+	data, _ := os.ReadFile(log)
+	return strings.Fields(string(data))
+}
+
 func TestBadInputIsRefusedBeforeResticRuns(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	data := t.TempDir()
 	write(t, filepath.Join(data, "f"), "x")
-	e := f.engine(t, "n1", data)
+	counting, log := countingRestic(t)
+	engine := func(node string, paths ...string) *Engine {
+		e := f.engine(t, node, paths...)
+		e.Repo.Binary = counting
+		return e
+	}
+	e := engine("n1", data)
 
-	if _, err := f.engine(t, "n2", "/nonexistent/dr-test").Backup(ctx, BackupRequest{}, nil); !errors.Is(err, ErrNoPaths) {
+	if _, err := engine("n2", "/nonexistent/dr-test").Backup(ctx, BackupRequest{}, nil); !errors.Is(err, ErrNoPaths) {
 		t.Errorf("missing paths: %v, want ErrNoPaths", err)
 	}
-	if _, err := f.engine(t, "n3").Backup(ctx, BackupRequest{}, nil); !errors.Is(err, ErrNoPaths) {
+	if _, err := engine("n3").Backup(ctx, BackupRequest{}, nil); !errors.Is(err, ErrNoPaths) {
 		t.Errorf("no paths configured: %v, want ErrNoPaths", err)
 	}
 	for _, p := range []string{"/etc", data + "/../etc", "relative"} {
@@ -230,7 +254,10 @@ func TestBadInputIsRefusedBeforeResticRuns(t *testing.T) {
 			t.Errorf("backup of %q outside the roots was accepted", p)
 		}
 	}
-	// Nothing ran: no repository was made.
+	// Nothing ran: restic was never started, no repository was made.
+	if r := runs(log); len(r) != 0 {
+		t.Errorf("refused backups ran restic: %v", r)
+	}
 	if objs, _ := f.store.List(ctx, RepoDir+"/"); len(objs) != 0 {
 		t.Errorf("refused backups wrote %d objects", len(objs))
 	}
@@ -238,8 +265,12 @@ func TestBadInputIsRefusedBeforeResticRuns(t *testing.T) {
 		t.Errorf("preview with no repository: %v, want ErrNoRepo", err)
 	}
 
+	// The same engine with good input does run restic (the log works).
 	if _, err := e.Backup(ctx, BackupRequest{Set: "s1"}, nil); err != nil {
 		t.Fatal(err)
+	}
+	if r := runs(log); !slices.Contains(r, "backup") {
+		t.Fatalf("a good backup's restic runs %v: no backup", r)
 	}
 	if _, err := e.Preview(ctx, Target{Set: "s1", Paths: []string{"/etc"}}); !errors.Is(err, ErrOutsideRoots) {
 		t.Errorf("restore path outside the snapshot: %v, want ErrOutsideRoots", err)

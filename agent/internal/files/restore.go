@@ -385,7 +385,7 @@ type journal struct {
 func (j *journal) path() string { return j.Aside + ".journal.json" }
 
 func (j *journal) save() error {
-	if err := os.MkdirAll(filepath.Dir(j.Aside), 0o700); err != nil {
+	if err := durable.MkdirAll(filepath.Dir(j.Aside), 0o700); err != nil {
 		return err
 	}
 	data, err := json.MarshalIndent(j, "", "  ")
@@ -426,7 +426,7 @@ func (j *journal) undo() error {
 			continue // never moved
 		}
 		outOfTheWay(path)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		if err := durable.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			errs = append(errs, err)
 			continue
 		}

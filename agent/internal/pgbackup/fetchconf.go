@@ -34,7 +34,7 @@ func FetchDir(target string) string {
 // a later base backup of the restored database does not carry the keys.
 func writeFetchDir(target string, setup FetchSetup, source string, uid, gid int) (string, error) {
 	dir := FetchDir(target)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := durable.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
 	own := func(p string) error { return os.Lchown(p, uid, gid) }

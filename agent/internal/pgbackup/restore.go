@@ -55,7 +55,7 @@ func Restore(ctx context.Context, req RestoreRequest, eng *files.Engine, store o
 	}
 	// The database's user must be able to reach the directory: parents
 	// made here are 0755 (restic would make them 0700).
-	if err := os.MkdirAll(filepath.Dir(req.TargetDir), 0o755); err != nil {
+	if err := durable.MkdirAll(filepath.Dir(req.TargetDir), 0o755); err != nil {
 		return nil, err
 	}
 	progress("restore", restic.RestoreStatus{})
@@ -94,7 +94,7 @@ func Restore(ctx context.Context, req RestoreRequest, eng *files.Engine, store o
 	}
 	for _, d := range []string{"pg_wal", "pg_wal/archive_status"} {
 		p := filepath.Join(dir, d)
-		if err := os.MkdirAll(p, 0o700); err != nil {
+		if err := durable.MkdirAll(p, 0o700); err != nil {
 			return nil, err
 		}
 		if err := os.Lchown(p, uid, gid); err != nil {

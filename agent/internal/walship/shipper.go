@@ -289,8 +289,17 @@ func (s *Shipper) removeShipped() {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, n := range names {
+	for i, n := range names {
 		if !s.uploaded[n] {
+			held := 0
+			for _, later := range names[i+1:] {
+				if s.uploaded[later] {
+					held++
+				}
+			}
+			if held > 0 {
+				s.Log.Debug("wal kept in the spool behind a file not shipped", "source", s.Source.Name, "file", n, "held", held)
+			}
 			return
 		}
 		if err := os.Remove(filepath.Join(s.Source.Spool, n)); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -26,13 +26,67 @@ type flakyStore struct {
 	mu      sync.Mutex
 	down    bool
 	failKey string
+	refused map[string]int // Puts refused, by key
 }
 
 func (f *flakyStore) Put(ctx context.Context, key string, r io.Reader, size int64) (int64, error) {
 	if f.isDown() || (f.failKey != "" && strings.Contains(key, f.failKey)) {
+		f.mu.Lock()
+		if f.refused == nil {
+			f.refused = map[string]int{}
+		}
+		f.refused[key]++
+		f.mu.Unlock()
 		return 0, errors.New("store down")
 	}
 	return f.Store.Put(ctx, key, r, size)
+}
+
+// wasRefused reports whether a Put of the file's object was refused.
+func (f *flakyStore) wasRefused(file string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.refused[walobj.Key("pg", file)] > 0
+}
+
+// logRecorder keeps what the shipper logs, so a test can wait for it to
+// say it considered something.
+type logRecorder struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler            { return l }
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	l.recs = append(l.recs, r.Clone())
+	l.mu.Unlock()
+	return nil
+}
+
+// logged reports whether a record with msg and these attributes (as
+// printed with %v) was logged.
+func (l *logRecorder) logged(msg string, attrs map[string]string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.recs {
+		if r.Message != msg {
+			continue
+		}
+		found := 0
+		r.Attrs(func(a slog.Attr) bool {
+			if v, ok := attrs[a.Key]; ok && a.Value.String() == v {
+				found++
+			}
+			return true
+		})
+		if found == len(attrs) {
+			return true
+		}
+	}
+	return false
 }
 
 func (f *flakyStore) Stat(ctx context.Context, key string) (objstore.ObjectInfo, error) {
@@ -53,6 +107,7 @@ type testShipper struct {
 	dir, spool string
 	base       objstore.Store
 	store      *flakyStore
+	log        *logRecorder
 }
 
 func newTestShipper(t *testing.T, flaky *flakyStore, concurrency int) *testShipper {
@@ -67,8 +122,9 @@ func newTestShipper(t *testing.T, flaky *flakyStore, concurrency int) *testShipp
 		t.Fatal(err)
 	}
 	flaky.Store = base
-	sh := &Shipper{Source: Source{Name: "pg", Spool: spool, Concurrency: concurrency}, Store: flaky, Log: slog.New(slog.DiscardHandler), Rescan: 50 * time.Millisecond}
-	return &testShipper{Shipper: sh, dir: dir, spool: spool, base: base, store: flaky}
+	log := &logRecorder{}
+	sh := &Shipper{Source: Source{Name: "pg", Spool: spool, Concurrency: concurrency}, Store: flaky, Log: slog.New(log), Rescan: 50 * time.Millisecond}
+	return &testShipper{Shipper: sh, dir: dir, spool: spool, base: base, store: flaky, log: log}
 }
 
 // start runs the shipper until the test ends.
@@ -129,7 +185,14 @@ func TestShipperShipsVerifiesAndDrainsAfterAnOutageOnAFlakyFileStore(t *testing.
 	for i := 6; i <= 9; i++ {
 		land(t, spool, seg(i), body(i))
 	}
-	time.Sleep(500 * time.Millisecond)
+	waitFor(t, "the shipper to try each new file and be refused", func() bool {
+		for i := 6; i <= 9; i++ {
+			if !store.wasRefused(seg(i)) {
+				return false
+			}
+		}
+		return true
+	})
 	if n := len(spoolNames(t, spool)); n != 5 {
 		t.Fatalf("%d files in the spool while the store is down, want 5: %v", n, spoolNames(t, spool))
 	}
@@ -185,12 +248,22 @@ func TestShipperNeverRemovesPastAFileNotShippedOnAFlakyFileStore(t *testing.T) {
 	land(t, spool, "000000010000000000000003", []byte("three: its upload fails"))
 	land(t, spool, "000000010000000000000004", []byte("four"))
 	sh.start(t)
-	waitFor(t, "the first two to go", func() bool {
-		_, err := os.Stat(filepath.Join(spool, "000000010000000000000002"))
-		return os.IsNotExist(err)
+	// The shipper shipped 4, then considered removing it and kept it
+	// behind 3.
+	waitFor(t, "the shipper to keep 4 behind 3", func() bool {
+		return sh.log.logged("wal kept in the spool behind a file not shipped", map[string]string{"file": "000000010000000000000003", "held": "1"})
 	})
-	time.Sleep(300 * time.Millisecond)
-	if _, err := os.Stat(filepath.Join(spool, "000000010000000000000004")); err != nil {
-		t.Errorf("a file after one not shipped was removed: %v", err)
+	for _, gone := range []string{"000000010000000000000001", "000000010000000000000002"} {
+		if _, err := os.Stat(filepath.Join(spool, gone)); !os.IsNotExist(err) {
+			t.Errorf("%s, shipped before the file not shipped, is still in the spool: %v", gone, err)
+		}
+	}
+	if _, err := sh.base.Stat(context.Background(), walobj.Key("pg", "000000010000000000000004")); err != nil {
+		t.Fatalf("4 is not in the store: %v", err)
+	}
+	for _, kept := range []string{"000000010000000000000003", "000000010000000000000004"} {
+		if _, err := os.Stat(filepath.Join(spool, kept)); err != nil {
+			t.Errorf("%s was removed from the spool past a file not shipped: %v", kept, err)
+		}
 	}
 }

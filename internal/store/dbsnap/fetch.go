@@ -87,10 +87,19 @@ func Stream(ctx context.Context, store objstore.Store, snap *Snapshot, identity 
 	// The raw sha256 runs beside the writes, on its own core.
 	raw := newAsyncHash(sha256.New())
 	out := &writeErr{w: w}
-	n, err := io.Copy(io.MultiWriter(out, raw), zr)
+	// A damaged object could decode to far more than the snapshot: one
+	// byte past its recorded size is enough to refuse it.
+	var dec io.Reader = zr
+	if snap.Size > 0 {
+		dec = io.LimitReader(zr, snap.Size+1)
+	}
+	n, err := io.Copy(io.MultiWriter(out, raw), dec)
 	rawSum := raw.Sum()
 	if out.err != nil {
 		return fmt.Errorf("write %s: %w", snap.Name, out.err)
+	}
+	if snap.Size > 0 && n > snap.Size {
+		return fmt.Errorf("%w: %s decodes to more than the %d bytes recorded", ErrChecksum, snap.Name, snap.Size)
 	}
 	if err == nil {
 		// Drain what the decoders did not need, so the stored hash covers

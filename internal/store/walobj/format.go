@@ -35,6 +35,10 @@ const (
 	magicSHA256 = "drwal1"
 )
 
+// maxFileSize is the largest file an object can hold: PostgreSQL's largest
+// WAL segment (wal_segment_size is at most 1 GB).
+const maxFileSize = 1 << 30
+
 // ErrCorrupt means a stored object does not match its checksum.
 var ErrCorrupt = errors.New("WAL object is corrupt")
 
@@ -155,7 +159,7 @@ func Decode(w io.Writer, r io.Reader) (int64, error) {
 		return 0, fmt.Errorf("%w: bad header %q", ErrCorrupt, strings.TrimSpace(line))
 	}
 	size, err := strconv.ParseInt(f[1], 10, 64)
-	if err != nil {
+	if err != nil || size < 0 || size > maxFileSize {
 		return 0, fmt.Errorf("%w: bad size in header", ErrCorrupt)
 	}
 	zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
@@ -168,9 +172,14 @@ func Decode(w io.Writer, r io.Reader) (int64, error) {
 	if f[0] == magicSHA256 {
 		h, kind = sha256.New(), "sha256"
 	}
-	n, err := io.Copy(io.MultiWriter(w, h), zr)
+	// One byte past the header's size is enough to know the object is
+	// not what was shipped; a corrupt body could decode to gigabytes.
+	n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(zr, size+1))
 	if err != nil {
 		return n, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if n > size {
+		return n, fmt.Errorf("%w: decodes to more than the %d bytes shipped", ErrCorrupt, size)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); n != size || got != f[2] {
 		return n, fmt.Errorf("%w: %d bytes with %s %s, shipped as %d bytes with %s", ErrCorrupt, n, kind, got, size, f[2])

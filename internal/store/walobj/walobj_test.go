@@ -142,3 +142,36 @@ func newEncoder(t testing.TB) *Encoder {
 	}
 	return enc
 }
+
+// countingWriter counts what it is given and keeps none of it.
+type countingWriter struct{ n int64 }
+
+func (c *countingWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+// A corrupt object whose body decodes to far more than its header says (a
+// few KiB of zstd RLE blocks, 128 KiB each decoded: what the fuzzer found)
+// is refused once it passes the header's size, not after writing all of it
+// where the fetch would put the file; so is a size no WAL file can have.
+func TestDecodeStopsAtTheHeadersSize(t *testing.T) {
+	body := []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38} // frame, no content size, 128 KiB window
+	for range 4000 {
+		body = append(body, 0x02, 0x00, 0x10, 'x') // RLE block of 128 KiB
+	}
+	body = append(body, 0x03, 0x00, 0x10, 'x') // the last one
+	obj := append([]byte("drwal2 00000000000000000010 0000000000000000\n"), body...)
+	var w countingWriter
+	_, err := Decode(&w, bytes.NewReader(obj))
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("err = %v, want ErrCorrupt", err)
+	}
+	if w.n > 11 {
+		t.Errorf("Decode wrote %d bytes of an object shipped as 10", w.n)
+	}
+	for _, size := range []string{"-0000000000000000001", "09223372036854775807"} {
+		obj := append([]byte("drwal2 "+size+" 0000000000000000\n"), body...)
+		w = countingWriter{}
+		if _, err := Decode(&w, bytes.NewReader(obj)); !errors.Is(err, ErrCorrupt) || w.n != 0 {
+			t.Errorf("size %s in the header: %v after %d bytes, want ErrCorrupt before any", size, err, w.n)
+		}
+	}
+}
