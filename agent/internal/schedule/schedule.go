@@ -27,6 +27,7 @@ type Scheduler struct {
 	c       *cron.Cron
 	catchUp sync.WaitGroup
 	stop    sync.Once
+	stopped time.Time
 }
 
 // Start ticks the jobs. Every run gets ctx: ending ctx cancels the runs
@@ -78,10 +79,13 @@ func Start(ctx context.Context, log *slog.Logger, since time.Time, jobs ...Job) 
 
 // Stop ends the ticks and waits for the runs in progress, without
 // cancelling them: no run starts once Stop was called, and none is cut
-// off by it. It is safe to call more than once.
-func (s *Scheduler) Stop() {
+// off by it. It returns when the ticks stopped, the since of the next
+// scheduler. It is safe to call more than once.
+func (s *Scheduler) Stop() time.Time {
 	s.stop.Do(func() {
+		s.stopped = time.Now()
 		<-s.c.Stop().Done()
 		s.catchUp.Wait()
 	})
+	return s.stopped
 }
