@@ -150,7 +150,7 @@ func (s *Server) checkStoreState() check {
 	case st.err != nil:
 		failing := now.Sub(st.failingSince).Round(time.Second)
 		c.ok = failing < h.storeFailAfter
-		c.detail = fmt.Sprintf("%s: failing for %s: %v", s.store, failing, st.err)
+		c.detail = fmt.Sprintf("failing for %s: %v", failing, st.err)
 	default:
 		c.detail = fmt.Sprintf("%s: checked %s ago", s.store, now.Sub(st.checked).Round(time.Second))
 	}
