@@ -145,10 +145,20 @@ restic: {binary: /nonexistent/restic}
 	if err := os.WriteFile(segment, []byte("wal after the reload"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitHealth(t, "http://"+metrics+"/healthz", "[+] grpc: accepting connections on "+listen, "[+] store: file://", "[+] wal shipper pg: 0 segments waiting")
+	// The shipper removes a segment from the spool once it is verified in
+	// the store.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(segment); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("segment still in the spool after the reload")
+		}
+	}
 	if _, err := os.Stat(filepath.Join(dir, "store", "other-cluster", "wal", "pg")); err != nil {
 		t.Errorf("nothing shipped under the new cluster id: %v", err)
 	}
+	waitHealth(t, "http://"+metrics+"/healthz", "[+] grpc: accepting connections on "+listen, "[+] store: file://", "[+] wal shipper pg: 0 segments waiting")
 
 	write(base + "etcd: {schedule: \"every tuesday\"}\n")
 	info = waitInfo("agent reporting the bad config", func(i *agentv1.InfoResponse) bool { return i.ConfigError != "" })
