@@ -201,7 +201,8 @@ func (s *Server) StartRestorePlan(req *agentv1.StartRestorePlanRequest, stream a
 	send := func(step restoreplan.Step) error {
 		return stream.Send(&agentv1.RestorePlanEvent{PlanId: p.ID, Node: s.cfg.NodeName, Step: stepProto(step)})
 	}
-	for _, st := range p.Steps {
+	// The runner writes p from here on: read a copy.
+	for _, st := range p.Copy().Steps {
 		if err := send(st); err != nil {
 			return err
 		}

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -60,6 +60,7 @@ func (w *configWatch) wait(ctx context.Context, srv *Server, log *slog.Logger) *
 	t := time.NewTicker(configPoll)
 	defer t.Stop()
 	var next *loadedConfig
+	var waitLogged time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -94,7 +95,10 @@ func (w *configWatch) wait(ctx context.Context, srv *Server, log *slog.Logger) *
 			continue
 		}
 		if n := srv.busy.Load(); n > 0 {
-			log.Debug("reload waits for operations in flight", "operations", n)
+			if waitLogged.IsZero() || time.Since(waitLogged) >= reloadWaitLog {
+				log.Info("reload waits for operations in flight", "operations", n)
+				waitLogged = time.Now()
+			}
 			continue
 		}
 		w.sum = sum
@@ -102,8 +106,54 @@ func (w *configWatch) wait(ctx context.Context, srv *Server, log *slog.Logger) *
 	}
 }
 
-// busyCounter counts operations in flight, so a reload never cuts one off.
-type busyCounter = atomic.Int64
+// reloadWaitLog is how often a reload that waits says so.
+const reloadWaitLog = 30 * time.Second
+
+// busyCounter counts operations in flight (calls, scheduled runs, restore
+// plans), so a reload never cuts one off.
+type busyCounter struct {
+	mu sync.Mutex
+	n  int64
+	// idle is closed while n is 0.
+	idle chan struct{}
+}
+
+func (b *busyCounter) Add(d int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.init()
+	was := b.n
+	b.n += d
+	switch {
+	case was == 0 && b.n > 0:
+		b.idle = make(chan struct{})
+	case was > 0 && b.n == 0:
+		close(b.idle)
+	}
+}
+
+func (b *busyCounter) Load() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.n
+}
+
+// Idle is closed once no operation is in flight.
+func (b *busyCounter) Idle() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.init()
+	return b.idle
+}
+
+func (b *busyCounter) init() {
+	if b.idle == nil {
+		b.idle = make(chan struct{})
+		if b.n == 0 {
+			close(b.idle)
+		}
+	}
+}
 
 func (s *Server) unaryBusy(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	s.busy.Add(1)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +22,32 @@ import (
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 	"github.com/kubectl-dr/kubectl-dr/internal/mtls"
 )
+
+// waitHealth asks url until it answers 200 with every one of want.
+func waitHealth(t *testing.T, url string, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, body := 0, ""
+		resp, err := http.Get(url)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			code, body = resp.StatusCode, string(b)
+		}
+		ok := code == http.StatusOK
+		for _, w := range want {
+			ok = ok && strings.Contains(body, w)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s answered %d %q (%v), want 200 with %q", url, code, body, err, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
 
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -38,15 +65,22 @@ func TestRunReloadsChangedConfig(t *testing.T) {
 	c := writeCerts(t)
 	dir := t.TempDir()
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	metrics := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	spool := filepath.Join(dir, "spool")
+	if err := os.MkdirAll(spool, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	base := fmt.Sprintf(`nodeName: worker-1
 listen: %s
-metricsAddress: 127.0.0.1:%d
+metricsAddress: %s
 dataDir: %s
 stateDir: %s
 clusterID: test-cluster
+store: {url: "file://%s"}
+wal: {sources: [{name: pg, spool: %s}]}
 tls: {ca: %s, cert: %s, key: %s}
 restic: {binary: /nonexistent/restic}
-`, listen, freePort(t), dir, filepath.Join(dir, "state"), c.server.CA, c.server.Cert, c.server.Key)
+`, listen, metrics, dir, filepath.Join(dir, "state"), filepath.Join(dir, "store"), spool, c.server.CA, c.server.Cert, c.server.Key)
 	path := filepath.Join(dir, "config.yaml")
 	write := func(content string) string {
 		t.Helper()
@@ -105,6 +139,26 @@ restic: {binary: /nonexistent/restic}
 	if info.ClusterId != "other-cluster" {
 		t.Errorf("cluster id after reload = %q, want other-cluster", info.ClusterId)
 	}
+	// The new configuration's shipper ships to the new cluster's place,
+	// and its health endpoint lists every check.
+	segment := filepath.Join(spool, "000000010000000000000001")
+	if err := os.WriteFile(segment, []byte("wal after the reload"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The shipper removes a segment from the spool once it is verified in
+	// the store.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(segment); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("segment still in the spool after the reload")
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "store", "other-cluster", "wal", "pg")); err != nil {
+		t.Errorf("nothing shipped under the new cluster id: %v", err)
+	}
+	waitHealth(t, "http://"+metrics+"/healthz", "[+] grpc: accepting connections on "+listen, "[+] store: file://", "[+] wal shipper pg: 0 segments waiting")
 
 	write(base + "etcd: {schedule: \"every tuesday\"}\n")
 	info = waitInfo("agent reporting the bad config", func(i *agentv1.InfoResponse) bool { return i.ConfigError != "" })

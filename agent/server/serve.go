@@ -24,10 +24,10 @@ import (
 )
 
 // Run serves the agent with the configuration file at path until ctx ends:
-// gRPC with mTLS on the configured address, metrics, WAL shipping and the
-// scheduled jobs. When the file changes (a ConfigMap edited with kubectl dr
-// config set), the agent waits for the operations in flight, then serves
-// the new configuration in the same process. A file
+// gRPC with mTLS on the configured address, metrics and health, WAL
+// shipping and the scheduled jobs. When the file changes (a ConfigMap
+// edited with kubectl dr config set), the agent waits for the operations
+// in flight, then serves the new configuration in the same process. A file
 // that does not load is reported in Info and the running one stays.
 func Run(ctx context.Context, path string, log *slog.Logger) error {
 	cfg, sum, err := loadConfig(path)
@@ -35,50 +35,65 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 		return err
 	}
 	w := &configWatch{path: path, sum: sum}
+	// since is when the previous configuration's scheduler stopped: the
+	// next one runs a tick that fell due in between.
+	var since time.Time
 	for {
-		next, err := serve(ctx, cfg, sum, w, log.With("node", cfg.NodeName))
+		next, stopped, err := serve(ctx, cfg, sum, w, since, log.With("node", cfg.NodeName))
 		if err != nil || next == nil {
 			return err
 		}
 		log.Info("configuration reloaded", "node", next.cfg.NodeName, "config", path, "sha256", next.sum[:12])
-		cfg, sum = next.cfg, next.sum
+		cfg, sum, since = next.cfg, next.sum, stopped
 	}
 }
 
-func serve(ctx context.Context, cfg *agentconfig.Config, sum string, w *configWatch, log *slog.Logger) (*loadedConfig, error) {
+// serve runs one configuration until ctx ends or the file changes (the
+// new configuration is returned with when the scheduler stopped).
+// Everything it starts has returned before it does: a reload binds the
+// same addresses again, and two shippers of one spool must never run.
+func serve(parent context.Context, cfg *agentconfig.Config, sum string, w *configWatch, since time.Time, log *slog.Logger) (*loadedConfig, time.Time, error) {
 	tlsCfg, err := mtls.ServerConfig(cfg.TLS)
 	if err != nil {
-		return nil, fmt.Errorf("agent TLS: %w", err)
+		return nil, time.Time{}, fmt.Errorf("agent TLS: %w", err)
 	}
 	srv, err := New(cfg, log)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	srv.configSHA = sum
 	srv.resumePlans()
 	srv.recoverFileRestores()
-	lis, err := listen(ctx, cfg.Listen, log)
+	lis, err := listen(parent, cfg.Listen, log)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
+	srv.grpcLis = watchAccepts(lis)
 	gs := srv.GRPCServer(grpc.Creds(credentials.NewTLS(tlsCfg)))
 
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
-	// Everything started here has returned before serve does: a reload
-	// binds the same addresses again.
+	// Scheduled runs are not cancelled by a reload (it waits for them),
+	// only by the agent shutting down or a reload that waited too long.
+	jobCtx, cancelJobs := context.WithCancel(parent)
+	defer cancelJobs()
+	jobs := append([]schedule.Job{srv.snapshotJob(), srv.filesJob()}, srv.baseBackupJobs()...)
+	sched, err := schedule.Start(jobCtx, log, since, srv.countBusy(jobs)...)
+	if err != nil {
+		lis.Close()
+		return nil, time.Time{}, err
+	}
+
 	var wg sync.WaitGroup
-	defer wg.Wait()
 	errc := make(chan error, 4)
 	var reload *loadedConfig
+	var stopped time.Time
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		if next := w.wait(ctx, srv, log); next != nil {
 			reload = next
-			// New calls are refused from here; the ones in flight
-			// finish (wait drained them, this catches late ones).
-			gs.GracefulStop()
+			stopped = srv.drain(sched, gs, cancelJobs, log)
 			cancel()
 		}
 	}()
@@ -86,17 +101,19 @@ func serve(ctx context.Context, cfg *agentconfig.Config, sum string, w *configWa
 	go func() {
 		defer wg.Done()
 		<-ctx.Done()
-		// Streams in flight get a few seconds; then the port must be free
-		// for the pod that replaces this one.
+		// Without a reload (shutting down, or a part failed): streams in
+		// flight get a few seconds; then the port must be free for the
+		// pod that replaces this one. After a drain both return at once.
 		t := time.AfterFunc(5*time.Second, gs.Stop)
 		gs.GracefulStop()
 		t.Stop()
+		sched.Stop()
 	}()
 	if cfg.MetricsAddress != "" {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := serveMetrics(ctx, cfg.MetricsAddress, srv.metrics, log); err != nil {
+			if err := serveMetrics(ctx, cfg.MetricsAddress, srv.healthMux(), log); err != nil {
 				errc <- fmt.Errorf("metrics on %s: %w", cfg.MetricsAddress, err)
 			}
 		}()
@@ -104,31 +121,78 @@ func serve(ctx context.Context, cfg *agentconfig.Config, sum string, w *configWa
 	wg.Add(3)
 	go func() { defer wg.Done(); srv.metrics.seed(ctx, srv.snapshots, log) }()
 	go func() { defer wg.Done(); srv.runShippers(ctx) }()
-	go func() {
-		defer wg.Done()
-		jobs := append([]schedule.Job{srv.snapshotJob(), srv.filesJob()}, srv.baseBackupJobs()...)
-		errc <- schedule.Run(ctx, log, srv.countBusy(jobs)...)
-	}()
+	go func() { defer wg.Done(); srv.checkStore(ctx) }()
 	log.Info("agent serving", "listen", lis.Addr().String(), "dataDir", cfg.DataDir, "store", srv.storeName())
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := gs.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		if err := gs.Serve(srv.grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			errc <- fmt.Errorf("serve gRPC: %w", err)
 		}
 	}()
-	for ctx.Err() == nil {
+	var failed error
+	for ctx.Err() == nil && failed == nil {
 		select {
 		case err := <-errc:
 			if err != nil && ctx.Err() == nil {
-				cancel()
-				return nil, err
+				failed = err
 			}
 		case <-ctx.Done():
 		}
 	}
+	if failed != nil {
+		cancelJobs()
+		cancel()
+	}
 	wg.Wait()
-	return reload, nil
+	if failed != nil {
+		return nil, time.Time{}, failed
+	}
+	return reload, stopped, nil
+}
+
+// drainLimit bounds how long a reload waits for the scheduled runs and
+// calls that started after it was decided; past it they are cancelled.
+// Restore plans are never cut off: the reload waits for them.
+const drainLimit = 10 * time.Minute
+
+// drain stops what serves the old configuration for a reload, in order:
+// no new scheduled run (the ones going finish, not cancelled), no new call
+// (the ones in flight finish), then the restore plans still running. It
+// returns when the scheduler stopped.
+func (s *Server) drain(sched *schedule.Scheduler, gs *grpc.Server, cancelJobs func(), log *slog.Logger) time.Time {
+	start := time.Now()
+	s.draining.Store(start.UnixNano())
+	done := make(chan time.Time, 1)
+	go func() {
+		at := sched.Stop()
+		gs.GracefulStop()
+		done <- at
+	}()
+	limit := time.NewTimer(s.health.drainLimit)
+	defer limit.Stop()
+	tick := time.NewTicker(reloadWaitLog)
+	defer tick.Stop()
+	var stopped time.Time
+	for stopped.IsZero() {
+		select {
+		case stopped = <-done:
+		case <-tick.C:
+			log.Info("reload waits for operations in flight", "operations", s.busy.Load(), "waited", time.Since(start).Round(time.Second))
+		case <-limit.C:
+			log.Warn("reload waited too long for operations in flight: cancelling them", "operations", s.busy.Load(), "waited", time.Since(start).Round(time.Second))
+			cancelJobs()
+			gs.Stop()
+		}
+	}
+	for {
+		select {
+		case <-s.busy.Idle():
+			return stopped
+		case <-tick.C:
+			log.Info("reload waits for the restore plan running here", "operations", s.busy.Load(), "waited", time.Since(start).Round(time.Second))
+		}
+	}
 }
 
 // snapshotJob is the automatic etcd snapshot: on the leader's agent only,

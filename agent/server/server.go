@@ -52,6 +52,11 @@ type Server struct {
 	configErr atomic.Value
 	busy      busyCounter
 	restores  *restoreRuns
+
+	health  *health
+	grpcLis *acceptWatch
+	// draining is when a reload started draining (unix ns), 0 if none.
+	draining atomic.Int64
 	// pgLocks keeps each WAL source's base backups and prunes one at a
 	// time (source name -> *sync.Mutex).
 	pgLocks sync.Map
@@ -60,7 +65,7 @@ type Server struct {
 // New returns the service for one node. It opens the store (no I/O yet)
 // and reads the snapshot key.
 func New(cfg *agentconfig.Config, log *slog.Logger) (*Server, error) {
-	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), restores: &restoreRuns{}}
+	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), restores: &restoreRuns{}, health: newHealth()}
 	e := cfg.Etcd
 	s.snapshots = &etcdsnap.Snapshotter{
 		Node:      cfg.NodeName,

@@ -33,10 +33,16 @@ func (s *Server) newShippers() {
 }
 
 // runShippers ships every source until ctx ends, and keeps the spool
-// gauges current.
+// gauges and the health checks' view of each shipper current. It returns
+// once every shipper's Run has: a reload starts the next shippers of the
+// same spools only then.
 func (s *Server) runShippers(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for _, sh := range s.shippers {
+		wg.Add(2)
 		go func() {
+			defer wg.Done()
 			if err := sh.Run(ctx); err != nil {
 				s.log.Error("wal shipper stopped", "source", sh.Source.Name, "err", err)
 			}
@@ -44,6 +50,7 @@ func (s *Server) runShippers(ctx context.Context) {
 		// The store's view (newest file, gaps) at start and every 5
 		// minutes: listing a long archive is not free.
 		go func() {
+			defer wg.Done()
 			t := time.NewTicker(5 * time.Minute)
 			defer t.Stop()
 			for {
@@ -64,14 +71,17 @@ func (s *Server) runShippers(ctx context.Context) {
 	if len(s.shippers) == 0 {
 		return
 	}
-	t := time.NewTicker(5 * time.Second)
+	t := time.NewTicker(s.health.walStatusEvery)
 	defer t.Stop()
 	for {
 		for _, sh := range s.shippers {
-			s.metrics.wal.spool(sh.Status())
+			st := sh.Status()
+			s.metrics.wal.spool(st)
+			s.health.noteWAL(st)
 		}
 		select {
 		case <-ctx.Done():
+			s.log.Info("stopping the wal shippers: waiting for uploads in flight", "sources", len(s.shippers))
 			return
 		case <-t.C:
 		}

@@ -70,8 +70,12 @@ func (s *Snapshotter) UploadPending(ctx context.Context) ([]*dbsnap.Snapshot, er
 		snap := pending[i]
 		if err := s.uploadLocal(ctx, snap); err != nil {
 			snap.UploadError = err.Error()
-			_ = s.writePending(snap)
 			errs = append(errs, fmt.Errorf("upload %s: %w", snap.Name, err))
+			// The snapshot stays local either way; a record that is not
+			// rewritten shows the previous error.
+			if perr := s.writePending(snap); perr != nil {
+				errs = append(errs, perr)
+			}
 			continue
 		}
 		done = append(done, snap)

@@ -101,7 +101,7 @@ func (r *Runner) clusterReset(ctx context.Context, p *Plan, s *Step) error {
 	if s.Detail == "" {
 		for _, d := range oldDirs(p.Member.DataDir) {
 			if !slices.Contains(before, d) {
-				s.Detail = d
+				p.update(func() { s.Detail = d })
 			}
 		}
 	}

@@ -82,6 +82,34 @@ type Plan struct {
 	// was never started stops nothing.
 	Started bool   `json:"started"`
 	Steps   []Step `json:"steps"`
+
+	// mu guards the fields while a Runner carries the plan out: it
+	// writes them under mu, Save and Copy read them under it.
+	mu sync.Mutex
+}
+
+// Copy is a copy of the plan as its state file would record it now,
+// safe to take while a Runner carries the plan out.
+func (p *Plan) Copy() *Plan {
+	p.mu.Lock()
+	data, err := json.Marshal(p)
+	p.mu.Unlock()
+	var c Plan
+	if err == nil {
+		err = json.Unmarshal(data, &c)
+	}
+	if err != nil {
+		// A plan is strings, times and slices of them: it always encodes.
+		panic(fmt.Sprintf("copy restore plan %s: %v", p.ID, err))
+	}
+	return &c
+}
+
+// update changes the plan under its lock.
+func (p *Plan) update(change func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	change()
 }
 
 // StepNames are the plan's steps in order.
@@ -171,7 +199,9 @@ func (ps Plans) Save(p *Plan) error {
 	if err := os.MkdirAll(ps.Dir, 0o700); err != nil {
 		return err
 	}
+	p.mu.Lock()
 	data, err := json.MarshalIndent(p, "", "  ")
+	p.mu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -286,7 +316,7 @@ func (r *Runner) Run(ctx context.Context, p *Plan) error {
 		return err
 	}
 	defer unlock()
-	p.Started = true
+	p.update(func() { p.Started = true })
 	for i := range p.Steps {
 		s := &p.Steps[i]
 		switch s.State {
@@ -295,26 +325,33 @@ func (r *Runner) Run(ctx context.Context, p *Plan) error {
 		case Failed:
 			return fmt.Errorf("step %s failed earlier: %s", s.Name, s.Error)
 		}
-		now := time.Now().UTC()
-		if s.Started == nil {
-			s.Started = &now
-		}
-		s.State, s.Error = Running, ""
-		if err := r.save(p, *s); err != nil {
+		p.update(func() {
+			now := time.Now().UTC()
+			if s.Started == nil {
+				s.Started = &now
+			}
+			s.State, s.Error = Running, ""
+		})
+		if err := r.save(p, s); err != nil {
 			return err
 		}
 		err := r.step(ctx, p, s)
-		end := time.Now().UTC()
-		s.Finished = &end
+		p.update(func() {
+			end := time.Now().UTC()
+			s.Finished = &end
+			if err != nil {
+				s.State, s.Error = Failed, err.Error()
+			} else {
+				s.State = Done
+			}
+		})
 		if err != nil {
-			s.State, s.Error = Failed, err.Error()
-			if serr := r.save(p, *s); serr != nil {
+			if serr := r.save(p, s); serr != nil {
 				return errors.Join(err, serr)
 			}
 			return fmt.Errorf("step %s: %w", s.Name, err)
 		}
-		s.State = Done
-		if err := r.save(p, *s); err != nil {
+		if err := r.save(p, s); err != nil {
 			return err
 		}
 		if s.Name == StepRestore || s.Name == StepClusterReset {
@@ -324,14 +361,25 @@ func (r *Runner) Run(ctx context.Context, p *Plan) error {
 	return nil
 }
 
-func (r *Runner) save(p *Plan, s Step) error {
+// save records the plan and tells OnStep a copy of step s.
+func (r *Runner) save(p *Plan, s *Step) error {
 	if err := r.Plans.Save(p); err != nil {
 		return fmt.Errorf("record step %s: %w", s.Name, err)
 	}
 	if r.OnStep != nil {
-		r.OnStep(p, s)
+		p.mu.Lock()
+		st := *s
+		p.mu.Unlock()
+		r.OnStep(p, st)
 	}
 	return nil
+}
+
+// setDetail records what step s leaves behind; it is on disk before the
+// step acts on it.
+func (r *Runner) setDetail(p *Plan, s *Step, detail string) error {
+	p.update(func() { s.Detail = detail })
+	return r.Plans.Save(p)
 }
 
 func (r *Runner) step(ctx context.Context, p *Plan, s *Step) error {
@@ -345,9 +393,8 @@ func (r *Runner) step(ctx context.Context, p *Plan, s *Step) error {
 		return r.Host.Stop(ctx)
 	case StepRestore:
 		if s.Detail == "" {
-			s.Detail = fmt.Sprintf("%s.aside-%s", filepath.Clean(p.Member.DataDir), p.ID)
 			// Where the old data dir goes is on disk before it moves.
-			if err := r.Plans.Save(p); err != nil {
+			if err := r.setDetail(p, s, fmt.Sprintf("%s.aside-%s", filepath.Clean(p.Member.DataDir), p.ID)); err != nil {
 				return err
 			}
 		}
@@ -378,13 +425,12 @@ func (r *Runner) step(ctx context.Context, p *Plan, s *Step) error {
 	case StepBootstrap:
 		moved, err := putBootstrapFiles(p.BootstrapDir, p.K3sDataDir, p.ID)
 		if len(moved) > 0 && s.Detail == "" {
-			s.Detail = strings.Join(moved, ", ")
+			p.update(func() { s.Detail = strings.Join(moved, ", ") })
 		}
 		return err
 	case StepMoveAside:
 		if s.Detail == "" {
-			s.Detail = fmt.Sprintf("%s.aside-%s", filepath.Clean(p.Member.DataDir), p.ID)
-			if err := r.Plans.Save(p); err != nil {
+			if err := r.setDetail(p, s, fmt.Sprintf("%s.aside-%s", filepath.Clean(p.Member.DataDir), p.ID)); err != nil {
 				return err
 			}
 		}

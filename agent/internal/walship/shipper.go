@@ -55,14 +55,20 @@ type Shipper struct {
 	lastErrAt time.Time
 	newest    string
 	newestAt  time.Time
-	queue     chan string
-	kick      chan struct{}
-	enc       *walobj.Encoder
-	bufs      sync.Pool // compressed objects
-	raws      sync.Pool // files as read (*[]byte)
+	// progressAt is when the shipper last shipped a file or found nothing
+	// waiting (or started): how long segments have waited for it.
+	progressAt time.Time
+	queue      chan string
+	kick       chan struct{}
+	enc        *walobj.Encoder
+	bufs       sync.Pool // compressed objects
+	raws       sync.Pool // files as read (*[]byte)
 }
 
-// Run watches the spool and ships what lands in it.
+// Run watches the spool and ships what lands in it until ctx ends. It
+// returns once every goroutine it started has: uploads in flight end
+// first (a reload must not start a second shipper of the same spool
+// beside them).
 func (s *Shipper) Run(ctx context.Context) error {
 	if s.Source.Concurrency <= 0 {
 		s.Source.Concurrency = 4
@@ -79,9 +85,13 @@ func (s *Shipper) Run(ctx context.Context) error {
 		return err
 	}
 	s.enc = enc
-	go s.prepare(ctx)
+	s.mu.Lock()
+	s.progressAt = time.Now()
+	s.mu.Unlock()
 
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); s.prepare(ctx) }()
 	for range s.Source.Concurrency {
 		wg.Add(1)
 		go func() {
@@ -163,6 +173,11 @@ func (s *Shipper) scan(ctx context.Context) {
 	if err != nil {
 		s.fail("", fmt.Errorf("list spool %s: %w", s.Source.Spool, err))
 		return
+	}
+	if len(names) == 0 {
+		s.mu.Lock()
+		s.progressAt = time.Now()
+		s.mu.Unlock()
 	}
 	for _, n := range names {
 		s.enqueue(n)
@@ -261,6 +276,7 @@ func (s *Shipper) ship(ctx context.Context, name string) {
 		s.newest = name
 	}
 	s.newestAt = time.Now()
+	s.progressAt = s.newestAt
 	if recovered {
 		s.lastErr = ""
 	}
@@ -327,10 +343,13 @@ func (s *Shipper) fail(name string, err error) {
 
 // Status is a source as the node sees it.
 type Status struct {
-	Source       string
-	Spool        string
-	NewestLocal  string    // newest file this agent shipped since it started
-	ShippedAt    time.Time // when
+	Source      string
+	Spool       string
+	NewestLocal string    // newest file this agent shipped since it started
+	ShippedAt   time.Time // when
+	// Progress is when the shipper last shipped a file or found the spool
+	// empty: a backlog older than that is waiting for it.
+	Progress     time.Time
 	BacklogFiles int64
 	BacklogBytes int64
 	LastError    string
@@ -344,6 +363,7 @@ func (s *Shipper) Status() Status {
 	st := Status{Source: s.Source.Name, Spool: s.Source.Spool}
 	s.mu.Lock()
 	st.NewestLocal, st.ShippedAt, st.LastError, st.LastErrorAt = s.newest, s.newestAt, s.lastErr, s.lastErrAt
+	st.Progress = s.progressAt
 	s.mu.Unlock()
 	if names, err := s.spoolFiles(); err == nil {
 		for _, n := range names {
