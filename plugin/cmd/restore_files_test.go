@@ -1,6 +1,7 @@
 package cmd_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,9 +13,12 @@ import (
 	"testing"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
+	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 )
 
@@ -132,6 +136,25 @@ func TestRestoreAppliesThePreviewItPrinted(t *testing.T) {
 	digest := list.Items[0].Digest
 	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(digest) {
 		t.Fatalf("-o json digest %q: want the full sha256", digest)
+	}
+
+	// A restore that names no preview (a script calling the agent) is
+	// refused before anything is looked at.
+	nodes, err := agentclient.Connect(context.Background(), (&testFactory{e}).AgentOptions(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nodes.Close()
+	n, _ := nodes.Find("server-1")
+	stream, err := n.Conn.RestoreFiles(context.Background(), &agentv1.RestoreFilesRequest{Target: &agentv1.FileRestoreTarget{BackupSet: "nightly"}})
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "the restore names no preview: preview it first and pass the preview's digest as preview_digest") {
+		t.Errorf("a restore without a digest: %v", err)
+	}
+	if got := readFile(t, filepath.Join(data, "app.conf")); got != "edited\n" {
+		t.Fatalf("app.conf = %q after a refused restore", got)
 	}
 
 	r = e.run("restore", "nightly", "--yes")
