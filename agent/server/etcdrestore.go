@@ -22,9 +22,20 @@ import (
 
 // PreviewEtcdRestore fetches and verifies the snapshot into the state dir
 // (where a restore on this node takes it from), reads it read-only and
-// compares it with the live keys of the local etcd member.
+// compares it with the live keys of the local etcd member. The preview's
+// digest covers this node's part (restoreplan.Preview); digest_only
+// computes just that, for the other servers of a restore.
 func (s *Server) PreviewEtcdRestore(req *agentv1.PreviewEtcdRestoreRequest, stream agentv1.AgentService_PreviewEtcdRestoreServer) error {
 	ctx := stream.Context()
+	if req.GetDigestOnly() {
+		snap, err := s.resolveSnapshot(ctx, req.GetSnapshot())
+		if err != nil {
+			return err
+		}
+		return stream.Send(&agentv1.PreviewEtcdRestoreResponse{Event: &agentv1.PreviewEtcdRestoreResponse_Preview{Preview: &agentv1.EtcdRestorePreview{
+			Snapshot: snapshotProto(snap), Digest: s.restores.previewed(restoreplan.NodePreview(s.cfg, snap.Name, snap.SHA256)),
+		}}})
+	}
 	if !s.snapshots.Layout.IsEtcdMember() {
 		return status.Errorf(codes.FailedPrecondition, "node %s runs no etcd member (%s has no server/db/etcd): preview on a server node", s.cfg.NodeName, s.cfg.DataDir)
 	}
@@ -50,7 +61,10 @@ func (s *Server) PreviewEtcdRestore(req *agentv1.PreviewEtcdRestoreRequest, stre
 	if err != nil {
 		return status.Errorf(codes.Unavailable, "%v: the preview compares with the live cluster, so the local member must answer", err)
 	}
-	preview := &agentv1.EtcdRestorePreview{Snapshot: snapshotProto(snap), LiveRevision: live.Revision}
+	preview := &agentv1.EtcdRestorePreview{
+		Snapshot: snapshotProto(snap), LiveRevision: live.Revision,
+		Digest: s.restores.previewed(restoreplan.NodePreview(s.cfg, snap.Name, snap.SHA256)),
+	}
 	for _, d := range etcdsnap.Diff(contents, live) {
 		preview.Impact = append(preview.Impact, &agentv1.ResourceImpact{
 			GroupResource: d.GroupResource, Namespace: d.Namespace,
@@ -136,6 +150,9 @@ func (s *Server) plans() restoreplan.Plans { return restoreplan.PlansIn(s.cfg.St
 // StartRestorePlan.
 func (s *Server) PrepareRestorePlan(ctx context.Context, req *agentv1.PrepareRestorePlanRequest) (*agentv1.PrepareRestorePlanResponse, error) {
 	part := req.GetPart()
+	if err := previewDigestGiven(part.GetPreviewDigest(), part.GetNoPreview()); err != nil {
+		return nil, err
+	}
 	r := restoreplan.Request{
 		ID: part.GetPlanId(),
 		Flavor: map[agentv1.RestoreFlavor]string{
@@ -150,6 +167,7 @@ func (s *Server) PrepareRestorePlan(ctx context.Context, req *agentv1.PrepareRes
 		MemberName: part.GetMemberName(), PeerURLs: part.GetPeerUrls(),
 		InitialCluster: part.GetInitialCluster(), InitialClusterToken: part.GetInitialClusterToken(),
 		OtherPeerURLs: part.GetOtherPeerUrls(), ResetClientURLs: part.GetResetClientUrls(),
+		PreviewDigest: part.GetPreviewDigest(), Previewed: s.restores.preview(part.GetPreviewDigest()),
 	}
 	r.Resolve = func(ctx context.Context) (*dbsnap.Snapshot, error) { return s.resolveSnapshot(ctx, part.GetSnapshot()) }
 	prepared, err := restoreplan.Prepare(ctx, s.cfg, s.store, r)
@@ -171,6 +189,8 @@ func planStatus(err error) error {
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, restoreplan.ErrNotHere):
 		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, restoreplan.ErrPreviewChanged):
+		return failure(codes.FailedPrecondition, agentv1.ReasonPreviewChanged, "%v", err)
 	case errors.Is(err, restoreplan.ErrBusy):
 		return failure(codes.FailedPrecondition, agentv1.ReasonRestoreInProgress, "%v", err)
 	case errors.Is(err, restoreplan.ErrAlreadyRan):
@@ -332,11 +352,44 @@ type planEvent struct {
 	step restoreplan.Step
 }
 
-// restoreRuns knows which plans run in this process and who listens.
+// restoreRuns knows which plans run in this process and who listens, and
+// the last previews it gave (to say what changed when a part's digest no
+// longer matches).
 type restoreRuns struct {
-	mu      sync.Mutex
-	running map[string][]chan error
-	subs    map[chan planEvent]struct{}
+	mu       sync.Mutex
+	running  map[string][]chan error
+	subs     map[chan planEvent]struct{}
+	previews map[string]*restoreplan.Preview
+	order    []string
+}
+
+// previewsKept is how many previews restoreRuns remembers.
+const previewsKept = 16
+
+// previewed remembers p and returns its digest.
+func (r *restoreRuns) previewed(p *restoreplan.Preview) string {
+	d := p.Digest()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.previews == nil {
+		r.previews = map[string]*restoreplan.Preview{}
+	}
+	if _, ok := r.previews[d]; !ok {
+		r.previews[d] = p
+		r.order = append(r.order, d)
+		if len(r.order) > previewsKept {
+			delete(r.previews, r.order[0])
+			r.order = r.order[1:]
+		}
+	}
+	return d
+}
+
+// preview is the preview of that digest, nil when forgotten or unknown.
+func (r *restoreRuns) preview(digest string) *restoreplan.Preview {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.previews[digest]
 }
 
 func (r *restoreRuns) start(id string, run func() error) (<-chan error, error) {

@@ -152,6 +152,7 @@ func (s *Server) PreviewFileRestore(req *agentv1.PreviewFileRestoreRequest, stre
 		UnchangedFiles: pv.Unchanged.Files, UnchangedBytes: pv.Unchanged.Bytes,
 		ExtraFiles: pv.Extra.Files, ExtraBytes: pv.Extra.Bytes,
 		Truncated: pv.Truncated, SnapshotId: pv.SnapshotID, TargetDir: pv.Target, Paths: pv.Includes,
+		Digest: pv.Digest,
 	}
 	for _, c := range pv.Changes {
 		kind := agentv1.FileChange_KIND_CREATE
@@ -163,13 +164,17 @@ func (s *Server) PreviewFileRestore(req *agentv1.PreviewFileRestoreRequest, stre
 	return stream.Send(&agentv1.PreviewFileRestoreResponse{Event: &agentv1.PreviewFileRestoreResponse_Preview{Preview: out}})
 }
 
-// RestoreFiles restores, moving what it replaces aside first.
+// RestoreFiles restores what the preview with the request's digest
+// showed, moving what it replaces aside first.
 func (s *Server) RestoreFiles(req *agentv1.RestoreFilesRequest, stream agentv1.AgentService_RestoreFilesServer) error {
 	e, err := s.filesEngine()
 	if err != nil {
 		return err
 	}
-	res, err := e.Restore(stream.Context(), restoreTarget(req.Target), func(st restic.RestoreStatus) {
+	if err := previewDigestGiven(req.GetPreviewDigest(), req.GetNoPreview()); err != nil {
+		return err
+	}
+	res, err := e.Restore(stream.Context(), restoreTarget(req.Target), req.GetPreviewDigest(), func(st restic.RestoreStatus) {
 		_ = stream.Send(&agentv1.RestoreFilesResponse{Event: &agentv1.RestoreFilesResponse_Progress{Progress: &agentv1.Progress{
 			Phase: "restore", BytesDone: st.BytesRestored, BytesTotal: st.TotalBytes,
 			FilesDone: st.FilesRestored, FilesTotal: st.TotalFiles, Percent: 100 * st.PercentDone,
@@ -244,6 +249,32 @@ func resticPolicy(cfg agentconfig.Retention, req *agentv1.Retention) restic.Poli
 	return restic.Policy{KeepLast: cfg.KeepLast, KeepHourly: cfg.KeepHourly, KeepDaily: cfg.KeepDaily, KeepWeekly: cfg.KeepWeekly, KeepMonthly: cfg.KeepMonthly}
 }
 
+// previewDigestGiven wants a restore to name the preview it carries out,
+// or to say it has none.
+func previewDigestGiven(digest string, noPreview bool) error {
+	switch {
+	case digest != "" && noPreview:
+		return status.Error(codes.InvalidArgument, "a restore carries a preview_digest or no_preview, not both")
+	case digest == "" && !noPreview:
+		return status.Error(codes.InvalidArgument, "the restore names no preview: preview it first and pass the preview's digest as preview_digest (kubectl dr does), or set no_preview to restore whatever the node holds now; nothing was changed")
+	case digest != "" && !validDigest(digest):
+		return status.Errorf(codes.InvalidArgument, "preview_digest %q: want the 64 hex digits of a preview's digest", digest)
+	}
+	return nil
+}
+
+func validDigest(d string) bool {
+	if len(d) != 64 {
+		return false
+	}
+	for _, r := range d {
+		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 func filesError(err error) error {
 	if st, ok := filesStatus(err); ok {
 		return st
@@ -257,6 +288,8 @@ func filesStatus(err error) (error, bool) {
 	switch {
 	case errors.Is(err, files.ErrBusy):
 		return failure(codes.Aborted, agentv1.ReasonBusy, "%v", err), true
+	case errors.Is(err, files.ErrPreviewChanged):
+		return failure(codes.FailedPrecondition, agentv1.ReasonPreviewChanged, "%v", err), true
 	case errors.Is(err, files.ErrNoPaths):
 		return failure(codes.FailedPrecondition, agentv1.ReasonNoPaths, "%v", err), true
 	case errors.Is(err, files.ErrNotRepository), errors.Is(err, files.ErrNoRepo):

@@ -105,6 +105,13 @@ func address(node string) string { return "bufconn-" + node + ":9650" }
 // restic or etcd is refused the way a real node refuses it.
 func (e *env) agent(node string, mutate func(*agentconfig.Config)) {
 	e.t.Helper()
+	e.agentWith(node, mutate)
+}
+
+// agentWith is agent with more server options (an interceptor that acts
+// between two calls, say).
+func (e *env) agentWith(node string, mutate func(*agentconfig.Config), extra ...grpc.ServerOption) {
+	e.t.Helper()
 	cfg := &agentconfig.Config{
 		NodeName:  node,
 		DataDir:   e.t.TempDir(),
@@ -121,7 +128,7 @@ func (e *env) agent(node string, mutate func(*agentconfig.Config)) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.serve(node, func(opts ...grpc.ServerOption) *grpc.Server { return srv.GRPCServer(opts...) })
+	e.serve(node, func(opts ...grpc.ServerOption) *grpc.Server { return srv.GRPCServer(append(opts, extra...)...) })
 }
 
 // fakeAgent serves srv for node: for what the real agent cannot do here

@@ -19,6 +19,7 @@ type fakeFilesAgent struct {
 
 	mu       sync.Mutex
 	restores []*agentv1.FileRestoreTarget
+	digests  []string
 }
 
 func (a *fakeFilesAgent) Info(context.Context, *agentv1.InfoRequest) (*agentv1.InfoResponse, error) {
@@ -39,6 +40,7 @@ func (a *fakeFilesAgent) PreviewFileRestore(req *agentv1.PreviewFileRestoreReque
 func (a *fakeFilesAgent) RestoreFiles(req *agentv1.RestoreFilesRequest, stream agentv1.AgentService_RestoreFilesServer) error {
 	a.mu.Lock()
 	a.restores = append(a.restores, req.Target)
+	a.digests = append(a.digests, req.PreviewDigest)
 	a.mu.Unlock()
 	return stream.Send(&agentv1.RestoreFilesResponse{Event: &agentv1.RestoreFilesResponse_Result{Result: a.result}})
 }

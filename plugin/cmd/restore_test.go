@@ -84,6 +84,7 @@ func TestRestorePreviewAndConfirmWithAFakeAgent(t *testing.T) {
 		node: "server-1",
 		preview: &agentv1.RestorePreview{
 			SnapshotId: "1111111111111111", TargetDir: "/", Paths: []string{"/data"},
+			Digest:      "ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12",
 			CreateFiles: 2, CreateBytes: 2048, ChangeFiles: 1, ChangeBytes: 1024, UnchangedFiles: 7, UnchangedBytes: 7168, ExtraFiles: 1, ExtraBytes: 10,
 			Changes: []*agentv1.FileChange{
 				{Path: "/data/new-1", Kind: agentv1.FileChange_KIND_CREATE, SizeBytes: 1024},
@@ -100,7 +101,7 @@ func TestRestorePreviewAndConfirmWithAFakeAgent(t *testing.T) {
 	if r.code != 0 {
 		t.Fatal(r)
 	}
-	if got := rows(t, r.stdout)["server-1"]; strings.Join(got, " ") != "server-1 2 (2.0 KiB) 1 (1.0 KiB) 7 (7.0 KiB) 1 (10 B) /" {
+	if got := rows(t, r.stdout)["server-1"]; strings.Join(got, " ") != "server-1 2 (2.0 KiB) 1 (1.0 KiB) 7 (7.0 KiB) 1 (10 B) / sha256:ab12cd34ef56…" {
 		t.Errorf("preview row %q\n%s", got, r.stdout)
 	}
 	for _, want := range []string{"server-1\tcreate  /data/new-1 (1.0 KiB)\n", "server-1\treplace /data/changed (1.0 KiB)\n"} {
@@ -114,7 +115,7 @@ func TestRestorePreviewAndConfirmWithAFakeAgent(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || r.code != 0 {
 		t.Fatalf("%v\n%s", err, r)
 	}
-	if list.Kind != "RestorePreviewList" || list.Backup != "nightly" || len(list.Items) != 1 || list.Items[0].Change.Files != 1 || len(list.Items[0].Changes) != 3 {
+	if list.Kind != "RestorePreviewList" || list.Backup != "nightly" || len(list.Items) != 1 || list.Items[0].Change.Files != 1 || len(list.Items[0].Changes) != 3 || list.Items[0].Digest != agent.preview.Digest {
 		t.Errorf("JSON preview %+v", list)
 	}
 
@@ -131,8 +132,8 @@ func TestRestorePreviewAndConfirmWithAFakeAgent(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "server-1: restored 3 file(s), 3.0 KiB; the files it replaced are in /var/lib/dr-agent/restore-aside/x\n") {
 		t.Errorf("--yes: want the restore reported\n%s", r)
 	}
-	if agent.restored() != 1 || agent.restores[0].SnapshotId != "1111111111111111" || agent.restores[0].BackupSet != "nightly" {
-		t.Errorf("restores asked: %v", agent.restores)
+	if agent.restored() != 1 || agent.restores[0].SnapshotId != "1111111111111111" || agent.restores[0].BackupSet != "nightly" || agent.digests[0] != agent.preview.Digest {
+		t.Errorf("restores asked: %v with digests %q", agent.restores, agent.digests)
 	}
 }
 

@@ -3,6 +3,7 @@ package printers
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,6 +22,10 @@ type EtcdRestorePreview struct {
 	Snapshot     *dbsnap.Snapshot `json:"snapshot"`
 	LiveRevision int64            `json:"liveRevision"`
 	Items        []Impact         `json:"items"`
+	// Digests are, by server, the sha256 of its part of the restore (the
+	// snapshot and the data dir it moves aside) at the preview; each part
+	// carries its own and the server refuses it when that changed.
+	Digests map[string]string `json:"digests,omitempty"`
 }
 
 // Impact is what a restore would do to one resource type in one namespace
@@ -74,8 +79,21 @@ func (p *EtcdRestorePreview) Rows(wide bool) [][]string {
 // PrintHeader writes which snapshot is compared with what.
 func (p *EtcdRestorePreview) PrintHeader(w io.Writer) {
 	s := p.Snapshot
-	fmt.Fprintf(w, "Snapshot %s of node %s, taken %s at revision %d; live cluster at revision %d (read on %s).\n\n",
+	fmt.Fprintf(w, "Snapshot %s of node %s, taken %s at revision %d; live cluster at revision %d (read on %s).\n",
 		s.Name, s.Node, s.Created.Local().Format("2006-01-02 15:04:05 MST"), s.Revision, p.LiveRevision, p.Node)
+	var nodes []string
+	for n := range p.Digests {
+		nodes = append(nodes, n)
+	}
+	sort.Strings(nodes)
+	var parts []string
+	for _, n := range nodes {
+		parts = append(parts, n+" "+ShortDigest(p.Digests[n]))
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(w, "Preview: %s.\n", strings.Join(parts, ", "))
+	}
+	fmt.Fprintln(w)
 }
 
 // PrintNames lists the objects in each class, and a total.

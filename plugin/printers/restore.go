@@ -24,7 +24,11 @@ type RestorePreview struct {
 	NotInBackup PreviewCount    `json:"notInBackup"`
 	Changes     []PreviewChange `json:"changes"`
 	Truncated   bool            `json:"truncated,omitempty"`
-	Error       string          `json:"error,omitempty"`
+	// Digest is the agent's sha256 over what this preview shows and the
+	// restore would act on; the restore carries it, and the agent refuses
+	// when the node's files no longer give the same.
+	Digest string `json:"digest,omitempty"`
+	Error  string `json:"error,omitempty"`
 }
 
 // PreviewCount is files and bytes.
@@ -49,6 +53,7 @@ func NewRestorePreview(node string, p *agentv1.RestorePreview) RestorePreview {
 		Unchanged:   PreviewCount{p.UnchangedFiles, p.UnchangedBytes},
 		NotInBackup: PreviewCount{p.ExtraFiles, p.ExtraBytes},
 		Truncated:   p.Truncated,
+		Digest:      p.Digest,
 		Changes:     []PreviewChange{},
 	}
 	for _, c := range p.Changes {
@@ -78,7 +83,7 @@ func (l *RestorePreviewList) DeepCopyObject() runtime.Object { return deepCopyJS
 
 // Columns implements TableView: the summary per node.
 func (l *RestorePreviewList) Columns(wide bool) []string {
-	return []string{"NODE", "CREATE", "REPLACE", "UNCHANGED", "LEFT ALONE", "TARGET"}
+	return []string{"NODE", "CREATE", "REPLACE", "UNCHANGED", "LEFT ALONE", "TARGET", "PREVIEW"}
 }
 
 // Rows implements TableView.
@@ -86,12 +91,24 @@ func (l *RestorePreviewList) Rows(wide bool) [][]string {
 	var rows [][]string
 	for _, p := range l.Items {
 		if p.Error != "" {
-			rows = append(rows, []string{p.Node, "error", "", "", "", p.Error})
+			rows = append(rows, []string{p.Node, "error", "", "", "", p.Error, ""})
 			continue
 		}
-		rows = append(rows, []string{p.Node, count(p.Create), count(p.Change), count(p.Unchanged), count(p.NotInBackup), p.Target})
+		rows = append(rows, []string{p.Node, count(p.Create), count(p.Change), count(p.Unchanged), count(p.NotInBackup), p.Target, ShortDigest(p.Digest)})
 	}
 	return rows
+}
+
+// ShortDigest is a preview's digest as a table shows it: sha256:ab12cd34ef56….
+// -o json and yaml carry it in full.
+func ShortDigest(d string) string {
+	switch {
+	case d == "":
+		return "-"
+	case len(d) > 12:
+		d = d[:12] + "…"
+	}
+	return "sha256:" + d
 }
 
 func count(c PreviewCount) string {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -49,6 +50,21 @@ func TestEtcdRestorePreview(t *testing.T) {
 		t.Errorf("preview of %s (revision %d) against live revision %d; want %s at %d against a later revision",
 			view.Snapshot.Name, view.Snapshot.Revision, view.LiveRevision, base.Name, base.Revision)
 	}
+	// Every server's part of a restore has a digest: the preview server's
+	// from its preview, the others' asked of them.
+	servers := 0
+	for _, n := range []string{"server-1", "server-2", "server-3"} {
+		if _, err := os.Stat(filepath.Join(theLab.DataDir(n), "server", "db", "etcd")); err != nil {
+			continue
+		}
+		servers++
+		if d := view.Digests[n]; !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(d) {
+			t.Errorf("preview digest of %s = %q, want a sha256 (digests %v)", n, d, view.Digests)
+		}
+	}
+	if servers == 0 || len(view.Digests) != servers {
+		t.Errorf("preview digests %v, want one for each of the %d servers", view.Digests, servers)
+	}
 	var row *printers.Impact
 	for i := range view.Items {
 		if view.Items[i].GroupResource == "configmaps" && view.Items[i].Namespace == ns {
@@ -74,7 +90,7 @@ func TestEtcdRestorePreview(t *testing.T) {
 	}
 
 	r = kubectlDR(t, nil, "etcd", "restore", base.Name, "--dry-run")
-	for _, want := range []string{"would reappear: configmaps in " + ns + ": cm-a", "would disappear: configmaps in " + ns + ": cm-d", "Nothing was changed"} {
+	for _, want := range []string{"Preview: server-1 sha256:" + view.Digests["server-1"][:12] + "…", "would reappear: configmaps in " + ns + ": cm-a", "would disappear: configmaps in " + ns + ": cm-d", "Nothing was changed"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("preview table lacks %q:\n%s", want, r.stdout)
 		}

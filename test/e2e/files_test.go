@@ -184,6 +184,9 @@ func TestFilesBackupPreviewRestore(t *testing.T) {
 	previews := previewJSON(t, r)
 	for node := range roots {
 		p := previews[node]
+		if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(p.Digest) {
+			t.Errorf("%s preview digest %q, want a sha256", node, p.Digest)
+		}
 		got := map[string]string{}
 		for _, c := range p.Changes {
 			got[c.Path] = c.Action

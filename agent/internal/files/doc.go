@@ -1,7 +1,8 @@
 // Package files is the node's file backup: which directories it backs up
 // (the configured roots, by default k3s's local-path storage), which of
-// them are PVCs, and backup, restore preview, restore and retention through
-// restic. One operation runs at a time on a node. A node engine: private
-// to the agent, it imports the store packages, never agent/server or the
-// plugin.
+// them are PVCs, and backup, restore preview (with its digest), restore
+// (refused when the node no longer gives the confirmed preview's digest)
+// and retention through restic. One operation runs at a time on a node. A
+// node engine: private to the agent, it imports the store packages, never
+// agent/server or the plugin.
 package files

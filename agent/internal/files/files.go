@@ -45,6 +45,8 @@ type Engine struct {
 	// PersistentVolumes; optional, directory names are the fallback.
 	PVs func(ctx context.Context) (map[string]string, error)
 
+	previews previewCache
+
 	slotOnce sync.Once
 	slot     chan struct{}
 	ensureMu sync.Mutex

@@ -161,7 +161,7 @@ func TestRestoreMovesReplacedFilesAsideAndLeavesNewOnes(t *testing.T) {
 	if pv.Create.Files != 1 || pv.Change.Files != 1 || pv.Unchanged.Files != 1 || pv.Extra.Files != 1 {
 		t.Fatalf("preview create %d change %d unchanged %d extra %d; want 1 each", pv.Create.Files, pv.Change.Files, pv.Unchanged.Files, pv.Extra.Files)
 	}
-	res, err := e.Restore(ctx, target, nil)
+	res, err := e.Restore(ctx, target, pv.Digest, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestRestoreNeverWritesThroughASymlinkOutOfTheTarget(t *testing.T) {
 	if err := os.Symlink(outside, filepath.Join(data, "a")); err != nil {
 		t.Fatal(err)
 	}
-	res, err := e.Restore(ctx, Target{Set: "s1"}, nil)
+	res, err := e.Restore(ctx, Target{Set: "s1"}, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +351,7 @@ func TestRestoreThatFailsPutsTheFilesBack(t *testing.T) {
 	os.Remove(filepath.Join(data, "sub", "gone.txt"))
 
 	e.Repo.Binary = failingRestic(t, filepath.Join(data, "change.txt"), filepath.Join(data, "sub", "gone.txt"))
-	_, err := e.Restore(ctx, Target{Set: "s1"}, nil)
+	_, err := e.Restore(ctx, Target{Set: "s1"}, "", nil)
 	if err == nil || !strings.Contains(err.Error(), "connection to the store lost") || !strings.Contains(err.Error(), "the node's files are as they were") {
 		t.Fatalf("err = %v, want restic's failure and that the files are as they were", err)
 	}
@@ -372,7 +372,7 @@ func TestRestoreThatFailsPutsTheFilesBack(t *testing.T) {
 
 	// The same restore with a working restic then succeeds.
 	e.Repo.Binary = resticBinary
-	if _, err := e.Restore(ctx, Target{Set: "s1"}, nil); err != nil {
+	if _, err := e.Restore(ctx, Target{Set: "s1"}, "", nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := read(t, filepath.Join(data, "change.txt")); got != "original\n" {

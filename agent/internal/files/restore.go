@@ -33,9 +33,13 @@ type Target struct {
 
 // Change is one file a restore creates or replaces.
 type Change struct {
-	Path string
-	Kind string // create, change
-	Size int64
+	Path string `json:"path"`
+	Kind string `json:"kind"` // create, change
+	Size int64  `json:"size"`
+	// Now is the path on the node at the preview, Backup the snapshot's
+	// version: both go into the preview's digest.
+	Now    State  `json:"now"`
+	Backup Backed `json:"backup"`
 }
 
 // Preview is what a restore would do, file by file.
@@ -52,6 +56,10 @@ type Preview struct {
 	// Changes lists creations and replacements, sorted; at most MaxChanges.
 	Changes   []Change
 	Truncated bool
+	// Digest is the sha256 (hex) of what the preview shows and the restore
+	// would act on (see digest); a restore given it refuses to run when
+	// the node no longer gives the same.
+	Digest string
 }
 
 // Count is files and bytes.
@@ -225,30 +233,33 @@ func (e *Engine) preview(ctx context.Context, p *plan) (*Preview, error) {
 		if !ok {
 			return
 		}
+		change := func(kind string, size int64) Change {
+			return Change{Path: local, Kind: kind, Size: size, Now: stateOf(local), Backup: Backed{Type: n.Type, Size: n.Size, MTime: n.MTime}}
+		}
 		if n.Type == "dir" {
 			// A directory where the node now has a file or a symlink:
 			// restic would remove what is there; it is moved aside
 			// instead, and a symlink is never followed out of the target.
 			if st, err := os.Lstat(local); err == nil && !st.IsDir() {
 				pv.Change.add(0)
-				pv.addChange(Change{Path: local, Kind: "change", Size: 0})
+				pv.addChange(change("change", 0))
 			}
 			return
 		}
 		switch a.Action {
 		case "restored":
 			pv.Create.add(n.Size)
-			pv.addChange(Change{Path: local, Kind: "create", Size: n.Size})
+			pv.addChange(change("create", n.Size))
 		case "updated":
 			if symlinkInPath(p.target, local) {
 				// Below a symlink that becomes a directory again: the
 				// file is created there, nothing outside is touched.
 				pv.Create.add(n.Size)
-				pv.addChange(Change{Path: local, Kind: "create", Size: n.Size})
+				pv.addChange(change("create", n.Size))
 				return
 			}
 			pv.Change.add(n.Size)
-			pv.addChange(Change{Path: local, Kind: "change", Size: n.Size})
+			pv.addChange(change("change", n.Size))
 		case "unchanged":
 			pv.Unchanged.add(n.Size)
 		}
@@ -279,6 +290,8 @@ func (e *Engine) preview(ctx context.Context, p *plan) (*Preview, error) {
 		})
 	}
 	sort.Slice(pv.Changes, func(i, j int) bool { return pv.Changes[i].Path < pv.Changes[j].Path })
+	pv.Digest = pv.digest()
+	e.previews.put(pv)
 	return pv, nil
 }
 
@@ -314,14 +327,18 @@ type RestoreResult struct {
 	AsideDir string
 }
 
-// Restore brings the files back. Files it would replace are first moved
-// into a dated directory under AsideDir (never deleted); files the
-// snapshot does not hold are left alone. If the restore fails (restic, the
+// Restore brings the files back. It previews again first and, when
+// confirmed is a preview's digest, refuses (ErrPreviewChanged, naming what
+// changed) unless the node still gives that digest: nothing is moved or
+// written before. An empty confirmed restores whatever the node holds now.
+// Files it would replace, and files that appeared where it creates one,
+// are first moved into a dated directory under AsideDir (never deleted);
+// files the snapshot does not hold are left alone. If the restore fails (restic, the
 // store, a move), what was moved aside is put back and what restic had
 // written moved out of the way, so the node keeps its old files; a journal
 // written before the first move lets an agent killed half-way do the same
 // when it starts again (RecoverRestores).
-func (e *Engine) Restore(ctx context.Context, t Target, progress func(restic.RestoreStatus)) (*RestoreResult, error) {
+func (e *Engine) Restore(ctx context.Context, t Target, confirmed string, progress func(restic.RestoreStatus)) (*RestoreResult, error) {
 	if err := e.lock(ctx); err != nil {
 		return nil, err
 	}
@@ -333,6 +350,9 @@ func (e *Engine) Restore(ctx context.Context, t Target, progress func(restic.Res
 	pv, err := e.preview(ctx, p)
 	if err != nil {
 		return nil, err
+	}
+	if confirmed != "" && confirmed != pv.Digest {
+		return nil, fmt.Errorf("%w on node %s: %s; nothing was moved or restored: run the restore again to see the new preview", ErrPreviewChanged, e.Node, whatChanged(e.previews.get(confirmed), pv))
 	}
 	if pv.Truncated {
 		// The full list is needed to move every replaced file aside.
@@ -347,6 +367,12 @@ func (e *Engine) Restore(ctx context.Context, t Target, progress func(restic.Res
 			}
 			j.Moves = append(j.Moves, c.Path)
 		case "create":
+			// Something may have appeared there since the preview's
+			// look: restic would overwrite it, so it goes aside too.
+			if _, err := os.Lstat(c.Path); err == nil && !symlinkInPath(p.target, c.Path) {
+				j.Moves = append(j.Moves, c.Path)
+				continue
+			}
 			j.Creates = append(j.Creates, c.Path)
 		}
 	}

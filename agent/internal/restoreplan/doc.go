@@ -1,6 +1,7 @@
 // Package restoreplan restores etcd members and k3s servers from
 // snapshots: one Prepare for every node's part of a restore (the agent's
-// RPC and dr-agent etcd restore both call it), plans kept in state files
+// RPC and dr-agent etcd restore both call it; it checks a part against
+// the digest of its confirmed preview), plans kept in state files
 // that survive the agent's restart, the runner of their steps, the new
 // data directory built beside the member's and swapped in with the old one
 // moved aside (never deleted). A node engine, private to the agent.

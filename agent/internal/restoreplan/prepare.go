@@ -65,6 +65,13 @@ type Request struct {
 	// OtherPeerURLs (reset) and ResetClientURLs (rejoin) for k3s.
 	OtherPeerURLs, ResetClientURLs []string
 	Bootstrap                      Bootstrap
+	// PreviewDigest, when set, is the digest of this node's preview the
+	// user confirmed (Preview.Digest): Prepare refuses with
+	// ErrPreviewChanged, before it fetches or writes anything, unless the
+	// part still gives it. Previewed is that preview if the caller still
+	// holds it, to say what changed.
+	PreviewDigest string
+	Previewed     *Preview
 }
 
 var planIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
@@ -160,7 +167,8 @@ type Prepared struct {
 
 // Prepare takes this node's part of a restore before anything stops
 // anywhere: the request is checked (Build), the node must hold no other
-// restore, the snapshot is fetched and verified where the part uses it
+// restore, the part must still be what the confirmed preview showed (when
+// the request names one), the snapshot is fetched and verified where the part uses it
 // (the etcd flavour builds the member's new data dir now, while it still
 // runs), bootstrap files are staged for a new host, and the plan is
 // written to the node's state file. Nothing else happens until the plan
@@ -175,6 +183,11 @@ func Prepare(ctx context.Context, cfg *agentconfig.Config, store objstore.Store,
 	}
 	plans := PlansIn(cfg.StateDir)
 	out := &Prepared{Plan: p}
+	if p.Role == RoleRejoin && req.PreviewDigest != "" {
+		if err := checkPreview(cfg, req.SnapshotName, req.SnapshotSHA256, req.PreviewDigest, req.Previewed); err != nil {
+			return nil, err
+		}
+	}
 	if p.Role != RoleRejoin {
 		// Errors of the caller's own lookup go back as they are.
 		snap, err := req.Resolve(ctx)
@@ -183,6 +196,11 @@ func Prepare(ctx context.Context, cfg *agentconfig.Config, store objstore.Store,
 		}
 		if want := req.SnapshotSHA256; want != "" && want != snap.SHA256 {
 			return nil, fmt.Errorf("%w: snapshot %s has sha256 %s here, the plan expects %s", ErrNotHere, snap.Name, snap.SHA256, want)
+		}
+		if req.PreviewDigest != "" {
+			if err := checkPreview(cfg, snap.Name, snap.SHA256, req.PreviewDigest, req.Previewed); err != nil {
+				return nil, err
+			}
 		}
 		if out.Reused, err = Stage(ctx, store, snap, cfg.Etcd.SnapshotKeyFile, cfg.StateDir, p); err != nil {
 			return nil, err

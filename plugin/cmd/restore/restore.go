@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/status"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
@@ -118,10 +119,12 @@ func (o *Options) Validate() error {
 	return nil
 }
 
-// job is one node's restore: the part of the set and where it goes.
+// job is one node's restore: the part of the set, where it goes and the
+// digest of the preview shown for it.
 type job struct {
-	part backupset.FilePart
-	node *agentclient.Node
+	part   backupset.FilePart
+	node   *agentclient.Node
+	digest string
 }
 
 func (j job) target(o *Options) *agentv1.FileRestoreTarget {
@@ -202,12 +205,16 @@ func (o *Options) Run(ctx context.Context) error {
 		}
 	}
 	// Nodes whose files all match the backup have nothing to restore.
+	// The restore carries the digest of the preview just printed: the
+	// agent refuses it if the node's files changed since.
 	var todo []job
 	for i, j := range jobs {
-		if p := previews.Items[i]; p.Create.Files+p.Change.Files == 0 {
+		p := previews.Items[i]
+		if p.Create.Files+p.Change.Files == 0 {
 			fmt.Fprintf(o.Out, "%s: nothing to restore, every file matches the backup\n", j.node.Node)
 			continue
 		}
+		j.digest = p.Digest
 		todo = append(todo, j)
 	}
 	if len(todo) == 0 {
@@ -349,8 +356,12 @@ func (o *Options) restore(ctx context.Context, jobs []job) error {
 	var failed []string
 	for i, j := range jobs {
 		if errs[i] != nil {
-			failed = append(failed, j.node.Node+": "+agentclient.Explain(errs[i]))
-			fmt.Fprintf(o.Out, "%s: restore FAILED: %s\n", j.node.Node, agentclient.Explain(errs[i]))
+			msg := agentclient.Explain(errs[i])
+			if agentclient.Reason(errs[i]) == agentv1.ReasonPreviewChanged {
+				msg = "refused: " + status.Convert(errs[i]).Message()
+			}
+			failed = append(failed, j.node.Node+": "+msg)
+			fmt.Fprintf(o.Out, "%s: restore FAILED: %s\n", j.node.Node, msg)
 			continue
 		}
 		r := results[i]
@@ -370,7 +381,13 @@ func (o *Options) restore(ctx context.Context, jobs []job) error {
 }
 
 func restoreOn(ctx context.Context, j job, o *Options, progress *printers.NodeProgress) (*agentv1.RestoreFilesResult, error) {
-	stream, err := j.node.Conn.RestoreFiles(ctx, &agentv1.RestoreFilesRequest{Target: j.target(o)})
+	req := &agentv1.RestoreFilesRequest{Target: j.target(o), PreviewDigest: j.digest}
+	if j.digest == "" {
+		// An agent older than preview digests: it restores what it finds.
+		req.NoPreview = true
+		fmt.Fprintf(o.ErrOut, "warning: node %s's agent does not tie the restore to the preview (no digest): upgrade the agents\n", j.node.Node)
+	}
+	stream, err := j.node.Conn.RestoreFiles(ctx, req)
 	if err != nil {
 		return nil, err
 	}

@@ -2092,8 +2092,14 @@ type RestorePreview struct {
 	Truncated  bool   `protobuf:"varint,10,opt,name=truncated,proto3" json:"truncated,omitempty"`
 	SnapshotId string `protobuf:"bytes,11,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
 	// Where the files land ("/" in place) and which snapshot paths.
-	TargetDir     string   `protobuf:"bytes,12,opt,name=target_dir,json=targetDir,proto3" json:"target_dir,omitempty"`
-	Paths         []string `protobuf:"bytes,13,rep,name=paths,proto3" json:"paths,omitempty"`
+	TargetDir string   `protobuf:"bytes,12,opt,name=target_dir,json=targetDir,proto3" json:"target_dir,omitempty"`
+	Paths     []string `protobuf:"bytes,13,rep,name=paths,proto3" json:"paths,omitempty"`
+	// sha256 (hex) over what this preview shows and what the restore would
+	// act on: the snapshot, the paths and, for each file the restore would
+	// create or replace, its state on the node now and in the backup. A
+	// RestoreFilesRequest carries it back; the agent refuses the restore
+	// when the node's files no longer give the same digest.
+	Digest        string `protobuf:"bytes,14,opt,name=digest,proto3" json:"digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2219,6 +2225,13 @@ func (x *RestorePreview) GetPaths() []string {
 	return nil
 }
 
+func (x *RestorePreview) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
 type PreviewFileRestoreResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Event:
@@ -2302,8 +2315,17 @@ func (*PreviewFileRestoreResponse_Progress) isPreviewFileRestoreResponse_Event()
 func (*PreviewFileRestoreResponse_Preview) isPreviewFileRestoreResponse_Event() {}
 
 type RestoreFilesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Target        *FileRestoreTarget     `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Target *FileRestoreTarget     `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	// The digest of the preview the user confirmed (RestorePreview.digest).
+	// The agent recomputes the preview and refuses with PREVIEW_CHANGED,
+	// before anything is moved or written, when it differs. Required unless
+	// no_preview is set.
+	PreviewDigest string `protobuf:"bytes,3,opt,name=preview_digest,json=previewDigest,proto3" json:"preview_digest,omitempty"`
+	// Restore whatever the node holds now, without a preview to match:
+	// for scripts that preview on their own terms. Nothing is ever deleted
+	// either way: what a restore replaces is moved aside first.
+	NoPreview     bool `protobuf:"varint,4,opt,name=no_preview,json=noPreview,proto3" json:"no_preview,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2343,6 +2365,20 @@ func (x *RestoreFilesRequest) GetTarget() *FileRestoreTarget {
 		return x.Target
 	}
 	return nil
+}
+
+func (x *RestoreFilesRequest) GetPreviewDigest() string {
+	if x != nil {
+		return x.PreviewDigest
+	}
+	return ""
+}
+
+func (x *RestoreFilesRequest) GetNoPreview() bool {
+	if x != nil {
+		return x.NoPreview
+	}
+	return false
 }
 
 type RestoreFilesResult struct {
@@ -4072,8 +4108,12 @@ func (x *SnapshotRef) GetLatest() bool {
 }
 
 type PreviewEtcdRestoreRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Snapshot      *SnapshotRef           `protobuf:"bytes,1,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Snapshot *SnapshotRef           `protobuf:"bytes,1,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// Only this node's part of the preview's digest: the snapshot is looked
+	// up in the store, neither fetched nor compared with the live keys. For
+	// the servers of a restore that are not the one the preview runs on.
+	DigestOnly    bool `protobuf:"varint,2,opt,name=digest_only,json=digestOnly,proto3" json:"digest_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4113,6 +4153,13 @@ func (x *PreviewEtcdRestoreRequest) GetSnapshot() *SnapshotRef {
 		return x.Snapshot
 	}
 	return nil
+}
+
+func (x *PreviewEtcdRestoreRequest) GetDigestOnly() bool {
+	if x != nil {
+		return x.DigestOnly
+	}
+	return false
 }
 
 type ResourceImpact struct {
@@ -4227,10 +4274,15 @@ func (x *ResourceImpact) GetChangeNames() []string {
 }
 
 type EtcdRestorePreview struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Snapshot      *EtcdSnapshot          `protobuf:"bytes,1,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
-	LiveRevision  int64                  `protobuf:"varint,2,opt,name=live_revision,json=liveRevision,proto3" json:"live_revision,omitempty"`
-	Impact        []*ResourceImpact      `protobuf:"bytes,3,rep,name=impact,proto3" json:"impact,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Snapshot     *EtcdSnapshot          `protobuf:"bytes,1,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	LiveRevision int64                  `protobuf:"varint,2,opt,name=live_revision,json=liveRevision,proto3" json:"live_revision,omitempty"`
+	Impact       []*ResourceImpact      `protobuf:"bytes,3,rep,name=impact,proto3" json:"impact,omitempty"`
+	// sha256 (hex) over this node's part of a restore from the snapshot:
+	// the snapshot's name and checksum, the node, its member's data dir and
+	// that data dir's identity (the directory the restore moves aside).
+	// RestorePlanPart.preview_digest carries it back.
+	Digest        string `protobuf:"bytes,4,opt,name=digest,proto3" json:"digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4284,6 +4336,13 @@ func (x *EtcdRestorePreview) GetImpact() []*ResourceImpact {
 		return x.Impact
 	}
 	return nil
+}
+
+func (x *EtcdRestorePreview) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
 }
 
 type PreviewEtcdRestoreResponse struct {
@@ -4393,8 +4452,15 @@ type RestorePlanPart struct {
 	// URLs before they move server/db/etcd aside and start.
 	OtherPeerUrls   []string `protobuf:"bytes,13,rep,name=other_peer_urls,json=otherPeerUrls,proto3" json:"other_peer_urls,omitempty"`
 	ResetClientUrls []string `protobuf:"bytes,14,rep,name=reset_client_urls,json=resetClientUrls,proto3" json:"reset_client_urls,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The digest of this node's preview (EtcdRestorePreview.digest) the
+	// user confirmed. The agent recomputes it and refuses with
+	// PREVIEW_CHANGED, before anything is fetched, built or written, when
+	// it differs. Required unless no_preview is set.
+	PreviewDigest string `protobuf:"bytes,15,opt,name=preview_digest,json=previewDigest,proto3" json:"preview_digest,omitempty"`
+	// Prepare without a preview to match (scripts that preview on their own).
+	NoPreview     bool `protobuf:"varint,16,opt,name=no_preview,json=noPreview,proto3" json:"no_preview,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RestorePlanPart) Reset() {
@@ -4523,6 +4589,20 @@ func (x *RestorePlanPart) GetResetClientUrls() []string {
 		return x.ResetClientUrls
 	}
 	return nil
+}
+
+func (x *RestorePlanPart) GetPreviewDigest() string {
+	if x != nil {
+		return x.PreviewDigest
+	}
+	return ""
+}
+
+func (x *RestorePlanPart) GetNoPreview() bool {
+	if x != nil {
+		return x.NoPreview
+	}
+	return false
 }
 
 type PrepareRestorePlanRequest struct {
@@ -5203,7 +5283,7 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vKIND_CREATE\x10\x01\x12\x0f\n" +
 	"\vKIND_CHANGE\x10\x02\x12\x12\n" +
-	"\x0eKIND_UNCHANGED\x10\x03\"\xd7\x03\n" +
+	"\x0eKIND_UNCHANGED\x10\x03\"\xef\x03\n" +
 	"\x0eRestorePreview\x12!\n" +
 	"\fcreate_files\x18\x01 \x01(\x03R\vcreateFiles\x12!\n" +
 	"\fcreate_bytes\x18\x02 \x01(\x03R\vcreateBytes\x12!\n" +
@@ -5222,13 +5302,17 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"snapshotId\x12\x1d\n" +
 	"\n" +
 	"target_dir\x18\f \x01(\tR\ttargetDir\x12\x14\n" +
-	"\x05paths\x18\r \x03(\tR\x05paths\"\x93\x01\n" +
+	"\x05paths\x18\r \x03(\tR\x05paths\x12\x16\n" +
+	"\x06digest\x18\x0e \x01(\tR\x06digest\"\x93\x01\n" +
 	"\x1aPreviewFileRestoreResponse\x123\n" +
 	"\bprogress\x18\x01 \x01(\v2\x15.dr.agent.v1.ProgressH\x00R\bprogress\x127\n" +
 	"\apreview\x18\x02 \x01(\v2\x1b.dr.agent.v1.RestorePreviewH\x00R\apreviewB\a\n" +
-	"\x05event\"a\n" +
+	"\x05event\"\xa7\x01\n" +
 	"\x13RestoreFilesRequest\x126\n" +
-	"\x06target\x18\x02 \x01(\v2\x1e.dr.agent.v1.FileRestoreTargetR\x06targetJ\x04\b\x01\x10\x02R\foperation_id\"\x8a\x01\n" +
+	"\x06target\x18\x02 \x01(\v2\x1e.dr.agent.v1.FileRestoreTargetR\x06target\x12%\n" +
+	"\x0epreview_digest\x18\x03 \x01(\tR\rpreviewDigest\x12\x1d\n" +
+	"\n" +
+	"no_preview\x18\x04 \x01(\bR\tnoPreviewJ\x04\b\x01\x10\x02R\foperation_id\"\x8a\x01\n" +
 	"\x12RestoreFilesResult\x12%\n" +
 	"\x0efiles_restored\x18\x01 \x01(\x03R\rfilesRestored\x12%\n" +
 	"\x0ebytes_restored\x18\x02 \x01(\x03R\rbytesRestored\x12&\n" +
@@ -5353,9 +5437,11 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12\x1d\n" +
 	"\n" +
 	"backup_set\x18\x03 \x01(\tR\tbackupSet\x12\x16\n" +
-	"\x06latest\x18\x04 \x01(\bR\x06latest\"Q\n" +
+	"\x06latest\x18\x04 \x01(\bR\x06latest\"r\n" +
 	"\x19PreviewEtcdRestoreRequest\x124\n" +
-	"\bsnapshot\x18\x01 \x01(\v2\x18.dr.agent.v1.SnapshotRefR\bsnapshot\"\xb8\x02\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x18.dr.agent.v1.SnapshotRefR\bsnapshot\x12\x1f\n" +
+	"\vdigest_only\x18\x02 \x01(\bR\n" +
+	"digestOnly\"\xb8\x02\n" +
 	"\x0eResourceImpact\x12%\n" +
 	"\x0egroup_resource\x18\x01 \x01(\tR\rgroupResource\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x1c\n" +
@@ -5365,15 +5451,16 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\tunchanged\x18\x06 \x01(\x03R\tunchanged\x12'\n" +
 	"\x0fdisappear_names\x18\a \x03(\tR\x0edisappearNames\x12%\n" +
 	"\x0ereappear_names\x18\b \x03(\tR\rreappearNames\x12!\n" +
-	"\fchange_names\x18\t \x03(\tR\vchangeNames\"\xa5\x01\n" +
+	"\fchange_names\x18\t \x03(\tR\vchangeNames\"\xbd\x01\n" +
 	"\x12EtcdRestorePreview\x125\n" +
 	"\bsnapshot\x18\x01 \x01(\v2\x19.dr.agent.v1.EtcdSnapshotR\bsnapshot\x12#\n" +
 	"\rlive_revision\x18\x02 \x01(\x03R\fliveRevision\x123\n" +
-	"\x06impact\x18\x03 \x03(\v2\x1b.dr.agent.v1.ResourceImpactR\x06impact\"\x97\x01\n" +
+	"\x06impact\x18\x03 \x03(\v2\x1b.dr.agent.v1.ResourceImpactR\x06impact\x12\x16\n" +
+	"\x06digest\x18\x04 \x01(\tR\x06digest\"\x97\x01\n" +
 	"\x1aPreviewEtcdRestoreResponse\x123\n" +
 	"\bprogress\x18\x01 \x01(\v2\x15.dr.agent.v1.ProgressH\x00R\bprogress\x12;\n" +
 	"\apreview\x18\x02 \x01(\v2\x1f.dr.agent.v1.EtcdRestorePreviewH\x00R\apreviewB\a\n" +
-	"\x05event\"\xab\x04\n" +
+	"\x05event\"\xf1\x04\n" +
 	"\x0fRestorePlanPart\x12\x17\n" +
 	"\aplan_id\x18\x01 \x01(\tR\x06planId\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12,\n" +
@@ -5390,7 +5477,10 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x0finitial_cluster\x18\v \x01(\tR\x0einitialCluster\x122\n" +
 	"\x15initial_cluster_token\x18\f \x01(\tR\x13initialClusterToken\x12&\n" +
 	"\x0fother_peer_urls\x18\r \x03(\tR\rotherPeerUrls\x12*\n" +
-	"\x11reset_client_urls\x18\x0e \x03(\tR\x0fresetClientUrls\"M\n" +
+	"\x11reset_client_urls\x18\x0e \x03(\tR\x0fresetClientUrls\x12%\n" +
+	"\x0epreview_digest\x18\x0f \x01(\tR\rpreviewDigest\x12\x1d\n" +
+	"\n" +
+	"no_preview\x18\x10 \x01(\bR\tnoPreview\"M\n" +
 	"\x19PrepareRestorePlanRequest\x120\n" +
 	"\x04part\x18\x01 \x01(\v2\x1c.dr.agent.v1.RestorePlanPartR\x04part\"W\n" +
 	"\x1aPrepareRestorePlanResponse\x12#\n" +

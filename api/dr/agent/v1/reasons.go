@@ -28,6 +28,10 @@ const (
 	ReasonNoWALSource = "NO_WAL_SOURCE"
 	// ReasonNotFound: the snapshot, backup set or plan named does not exist.
 	ReasonNotFound = "NOT_FOUND"
+	// ReasonPreviewChanged: what a restore would act on on the node is not
+	// what the preview the user confirmed showed (its digest differs);
+	// nothing was moved or written. Preview again.
+	ReasonPreviewChanged = "PREVIEW_CHANGED"
 )
 
 // MetadataNode is the ErrorInfo metadata key naming the agent's node.

@@ -80,8 +80,9 @@ func inProgress(ctx context.Context, nodes agentclient.Nodes) error {
 	return nil
 }
 
-// planParts gives every server its part of the plan.
-func planParts(servers []*agentclient.Node, flavor, planID, resetNode string, snap *dbsnap.Snapshot) ([]*agentv1.RestorePlanPart, error) {
+// planParts gives every server its part of the plan, with the digest of
+// its part's preview (digests by node; "" from an agent that gives none).
+func planParts(servers []*agentclient.Node, flavor, planID, resetNode string, snap *dbsnap.Snapshot, digests map[string]string) ([]*agentv1.RestorePlanPart, error) {
 	ref := &agentv1.SnapshotRef{Name: snap.Name}
 	var names, cluster []string
 	var reset *agentclient.Node
@@ -106,6 +107,16 @@ func planParts(servers []*agentclient.Node, flavor, planID, resetNode string, sn
 	var parts []*agentv1.RestorePlanPart
 	for _, n := range servers {
 		part := &agentv1.RestorePlanPart{PlanId: planID, Node: n.Node, Snapshot: ref, SnapshotSha256: snap.SHA256, Servers: names}
+		d, ok := digests[n.Node]
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("nothing was stopped: server %s was not part of the preview; run the restore again to preview it too", n.Node)
+		case d == "":
+			// An agent older than preview digests prepares what it finds.
+			part.NoPreview = true
+		default:
+			part.PreviewDigest = d
+		}
 		switch {
 		case flavor == "etcd":
 			part.Flavor, part.Role = agentv1.RestoreFlavor_RESTORE_FLAVOR_ETCD, agentv1.RestoreRole_RESTORE_ROLE_RESET
@@ -139,7 +150,7 @@ type outcome struct {
 // and waits for the API server. For k3s, resetNode resets the cluster from
 // the snapshot (it already holds the preview's verified copy) and the other
 // servers rejoin it.
-func (o *Options) restore(ctx context.Context, nodes agentclient.Nodes, snap *dbsnap.Snapshot, resetNode string) error {
+func (o *Options) restore(ctx context.Context, nodes agentclient.Nodes, snap *dbsnap.Snapshot, resetNode string, digests map[string]string) error {
 	servers, flavor, err := members(nodes)
 	if err != nil {
 		return err
@@ -148,9 +159,14 @@ func (o *Options) restore(ctx context.Context, nodes agentclient.Nodes, snap *db
 		return err
 	}
 	planID := fmt.Sprintf("restore-%d", time.Now().Unix())
-	parts, err := planParts(servers, flavor, planID, resetNode, snap)
+	parts, err := planParts(servers, flavor, planID, resetNode, snap, digests)
 	if err != nil {
 		return err
+	}
+	for _, part := range parts {
+		if part.NoPreview {
+			fmt.Fprintf(o.ErrOut, "warning: node %s's agent does not tie its part to the preview (no digest): upgrade the agents\n", part.Node)
+		}
 	}
 	var names []string
 	for _, n := range servers {

@@ -23,14 +23,15 @@ func server(name, ip string) *agentclient.Node {
 func TestPlanPartsK3s(t *testing.T) {
 	servers := []*agentclient.Node{server("s1", "10.0.0.1"), server("s2", "10.0.0.2"), server("s3", "10.0.0.3")}
 	snap := &dbsnap.Snapshot{Name: "snap-1", SHA256: "abc"}
-	parts, err := planParts(servers, "k3s", "restore-1", "s2", snap)
+	digests := map[string]string{"s1": "d1", "s2": "d2", "s3": "d3"}
+	parts, err := planParts(servers, "k3s", "restore-1", "s2", snap, digests)
 	if err != nil {
 		t.Fatal(err)
 	}
 	roles := map[string]agentv1.RestoreRole{}
 	for _, p := range parts {
 		roles[p.Node] = p.Role
-		if p.Flavor != agentv1.RestoreFlavor_RESTORE_FLAVOR_K3S || p.SnapshotSha256 != "abc" || p.Snapshot.GetName() != "snap-1" {
+		if p.Flavor != agentv1.RestoreFlavor_RESTORE_FLAVOR_K3S || p.SnapshotSha256 != "abc" || p.Snapshot.GetName() != "snap-1" || p.PreviewDigest != digests[p.Node] || p.NoPreview {
 			t.Errorf("part %s: %v", p.Node, p)
 		}
 		switch p.Node {
@@ -49,15 +50,26 @@ func TestPlanPartsK3s(t *testing.T) {
 		t.Errorf("roles %v, want %v", roles, want)
 	}
 
-	if _, err := planParts(servers, "k3s", "restore-1", "worker-1", snap); err == nil || !strings.Contains(err.Error(), "worker-1 is not one of the servers") {
+	if _, err := planParts(servers, "k3s", "restore-1", "worker-1", snap, digests); err == nil || !strings.Contains(err.Error(), "worker-1 is not one of the servers") {
 		t.Errorf("reset on a non-server: %v", err)
+	}
+
+	// A server the preview did not ask (it answered only at the restore):
+	// nothing starts.
+	if _, err := planParts(servers, "k3s", "restore-1", "s2", snap, map[string]string{"s1": "d1", "s2": "d2"}); err == nil || !strings.Contains(err.Error(), "nothing was stopped: server s3 was not part of the preview") {
+		t.Errorf("a server left out of the preview: %v", err)
+	}
+	// An agent older than preview digests: its part says so.
+	parts, err = planParts(servers, "k3s", "restore-1", "s2", snap, map[string]string{"s1": "d1", "s2": "d2", "s3": ""})
+	if err != nil || !parts[2].NoPreview || parts[2].PreviewDigest != "" {
+		t.Errorf("an agent without digests: %v %v", parts, err)
 	}
 }
 
 // etcd: every member restores with the same new cluster.
 func TestPlanPartsEtcd(t *testing.T) {
 	servers := []*agentclient.Node{server("s2", "10.0.0.2"), server("s1", "10.0.0.1")}
-	parts, err := planParts(servers, "etcd", "restore-2", "s2", &dbsnap.Snapshot{Name: "snap-2"})
+	parts, err := planParts(servers, "etcd", "restore-2", "s2", &dbsnap.Snapshot{Name: "snap-2"}, map[string]string{"s1": "d1", "s2": "d2"})
 	if err != nil {
 		t.Fatal(err)
 	}

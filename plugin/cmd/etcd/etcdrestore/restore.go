@@ -2,6 +2,7 @@ package etcdrestore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/etcd/snapshot"
@@ -180,6 +181,9 @@ func (o *Options) Run(ctx context.Context) error {
 		})
 	}
 	view := printers.NewEtcdRestorePreview(node.Node, agentclient.SnapshotFromProto(preview.Snapshot), preview.LiveRevision, items)
+	if view.Digests, err = o.previewDigests(ctx, nodes, node.Node, preview); err != nil {
+		return err
+	}
 	table := o.Output == printers.Table || o.Output == printers.Wide || o.Output == ""
 	if table {
 		view.PrintHeader(o.Out)
@@ -200,5 +204,52 @@ func (o *Options) Run(ctx context.Context) error {
 	if !o.Yes && !cmdutil.Confirm(o.In, o.ErrOut, fmt.Sprintf("Stop every etcd member and restore the cluster from %s?", view.Snapshot.Name)) {
 		return cmdutil.UsageError("nothing was changed: this was the preview; run again with --yes to restore")
 	}
-	return o.restore(ctx, nodes, view.Snapshot, node.Node)
+	return o.restore(ctx, nodes, view.Snapshot, node.Node, view.Digests)
+}
+
+// previewDigests are the digests of every server's part of a restore from
+// the previewed snapshot: the preview node's from its preview, the other
+// servers' asked of them (their part: the snapshot and the data dir they
+// move aside). Each part of the plan carries its node's digest, and the
+// node refuses it if that changed. A dry run leaves out servers that do
+// not answer; a restore stops before anything if one does not. Agents
+// older than preview digests give none ("").
+func (o *Options) previewDigests(ctx context.Context, nodes agentclient.Nodes, previewNode string, pv *agentv1.EtcdRestorePreview) (map[string]string, error) {
+	out := map[string]string{previewNode: pv.GetDigest()}
+	ref := &agentv1.SnapshotRef{Name: pv.GetSnapshot().GetName()}
+	for _, n := range nodes {
+		if n.Node == previewNode || !n.Ready() || !n.IsEtcdMember() {
+			continue
+		}
+		d, err := digestOf(ctx, n, ref, pv.GetSnapshot().GetSha256())
+		if err != nil {
+			if o.DryRun {
+				fmt.Fprintf(o.ErrOut, "warning: node %s: %v\n", n.Node, err)
+				continue
+			}
+			return nil, fmt.Errorf("nothing was stopped: node %s: %w", n.Node, err)
+		}
+		out[n.Node] = d
+	}
+	return out, nil
+}
+
+// digestOf asks n for the digest of its part of a restore from ref.
+func digestOf(ctx context.Context, n *agentclient.Node, ref *agentv1.SnapshotRef, sha string) (string, error) {
+	stream, err := n.Conn.PreviewEtcdRestore(ctx, &agentv1.PreviewEtcdRestoreRequest{Snapshot: ref, DigestOnly: true})
+	if err != nil {
+		return "", errors.New(agentclient.Explain(err))
+	}
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return "", fmt.Errorf("the digest of its part: %s", agentclient.Explain(err))
+		}
+		if pv := msg.GetPreview(); pv != nil {
+			if got := pv.GetSnapshot().GetSha256(); got != sha {
+				return "", fmt.Errorf("snapshot %s has sha256 %s in its store, the preview's has %s", ref.Name, got, sha)
+			}
+			return pv.GetDigest(), nil
+		}
+	}
 }
