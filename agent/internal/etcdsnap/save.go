@@ -144,7 +144,7 @@ func (s *Snapshotter) Save(ctx context.Context, req SaveRequest) (*dbsnap.Snapsh
 	}
 
 	dir := s.Layout.SnapshotsDir()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := durable.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create snapshots dir: %w", err)
 	}
 	local := filepath.Join(dir, file)
@@ -246,7 +246,7 @@ func (s *Snapshotter) commit(ctx context.Context, snap *dbsnap.Snapshot) error {
 }
 
 func (s *Snapshotter) writePending(snap *dbsnap.Snapshot) error {
-	if err := os.MkdirAll(s.pendingDir(), 0o700); err != nil {
+	if err := durable.MkdirAll(s.pendingDir(), 0o700); err != nil {
 		return fmt.Errorf("record snapshot %s as not uploaded: %w", snap.Name, err)
 	}
 	data, err := json.MarshalIndent(snap, "", "  ")

@@ -114,7 +114,7 @@ func build(staging string, m Member, s *dbsnap.Snapshot, plan string, fill func(
 		return nil, err
 	}
 	snapDir := filepath.Join(staging, "member", "snap")
-	if err := os.MkdirAll(snapDir, 0o700); err != nil {
+	if err := durable.MkdirAll(snapDir, 0o700); err != nil {
 		return fail(err)
 	}
 	dbPath := filepath.Join(snapDir, "db")

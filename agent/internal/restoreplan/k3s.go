@@ -75,7 +75,7 @@ func (k K3sReset) Argv(snapshotPath string) []string {
 // new host): an empty one is made for it then.
 func (k K3sReset) Run(ctx context.Context, snapshotPath string) error {
 	etcdDir := filepath.Join(k.DataDir, "server", "db", "etcd")
-	if err := os.MkdirAll(etcdDir, 0o700); err != nil {
+	if err := durable.MkdirAll(etcdDir, 0o700); err != nil {
 		return err
 	}
 	timeout := k.Timeout
@@ -186,7 +186,7 @@ func putBootstrapFiles(dir, dataDir, planID string) ([]string, error) {
 			}
 			moved = append(moved, aside)
 		}
-		if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
+		if err := durable.MkdirAll(filepath.Dir(target), 0o700); err != nil {
 			return err
 		}
 		return durable.WriteFile(target, data, 0o600)

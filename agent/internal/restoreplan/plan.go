@@ -196,7 +196,7 @@ func (ps Plans) path(id string) string { return filepath.Join(ps.Dir, id+".json"
 
 // Save writes the plan's state file atomically.
 func (ps Plans) Save(p *Plan) error {
-	if err := os.MkdirAll(ps.Dir, 0o700); err != nil {
+	if err := durable.MkdirAll(ps.Dir, 0o700); err != nil {
 		return err
 	}
 	p.mu.Lock()
@@ -250,7 +250,7 @@ func (ps Plans) List() ([]*Plan, error) {
 // the agent and `dr-agent etcd restore` exclude each other) or fails at
 // once with ErrBusy.
 func (ps Plans) lock() (func(), error) {
-	if err := os.MkdirAll(ps.Dir, 0o700); err != nil {
+	if err := durable.MkdirAll(ps.Dir, 0o700); err != nil {
 		return nil, err
 	}
 	f, err := os.OpenFile(filepath.Join(ps.Dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)

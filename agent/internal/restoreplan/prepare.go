@@ -267,7 +267,7 @@ func stageBootstrap(ctx context.Context, store objstore.Store, snap *dbsnap.Snap
 			continue
 		}
 		p := filepath.Join(dir, filepath.FromSlash(rel))
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		if err := durable.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 			return "", err
 		}
 		if err := durable.WriteFile(p, data, 0o600); err != nil {

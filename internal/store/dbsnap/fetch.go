@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
 	"path/filepath"
 
 	"filippo.io/age"
@@ -37,7 +36,7 @@ func FetchCache(ctx context.Context, store objstore.Store, snap *Snapshot, ident
 }
 
 func fetch(ctx context.Context, store objstore.Store, snap *Snapshot, identity age.Identity, path string, sync bool) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := durable.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
 	// Stream checks both checksums itself.

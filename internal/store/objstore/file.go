@@ -41,7 +41,7 @@ func (s *fileStore) Put(ctx context.Context, key string, r io.Reader, _ int64) (
 	if err != nil {
 		return 0, err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+	if err := durable.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return 0, fmt.Errorf("store %s: %w", s, err)
 	}
 	ours := newChecksum()

@@ -34,7 +34,7 @@ func NewCmdDescribe(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobr
 			}
 			return nil
 		},
-		RunE: cmdutil.RunE(o),
+		RunE:              cmdutil.RunE(o),
 		ValidArgsFunction: cmdutil.Complete(1, cmdutil.BackupSetNames(f)),
 	}
 	printers.OutputFlag(cmd, &o.Output)

@@ -44,7 +44,7 @@ set's data is never touched. A removal cut short can be run again.`,
 			}
 			return nil
 		},
-		RunE: cmdutil.RunE(o),
+		RunE:              cmdutil.RunE(o),
 		ValidArgsFunction: cmdutil.Complete(0, cmdutil.BackupSetNames(f)),
 	}
 	return cmd

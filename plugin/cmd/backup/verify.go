@@ -46,7 +46,7 @@ is wrong.`,
 			}
 			return nil
 		},
-		RunE: cmdutil.RunE(o),
+		RunE:              cmdutil.RunE(o),
 		ValidArgsFunction: cmdutil.Complete(1, cmdutil.BackupSetNames(f)),
 	}
 	cmd.Flags().StringVar(&o.Subset, "read-data-subset", "", `also read back this much of the data: "10%", "1/5" or a size such as "500M"`)

@@ -42,7 +42,7 @@ positions. Needs connection and pgdata for the source in the agent config.`,
 			}
 			return nil
 		},
-		RunE: cmdutil.RunE(o),
+		RunE:              cmdutil.RunE(o),
 		ValidArgsFunction: cmdutil.Complete(1, cmdutil.WALSourceNames(f)),
 	}
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "json: progress as JSON events on stderr")

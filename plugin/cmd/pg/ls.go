@@ -45,7 +45,7 @@ the store, so the database's node need not be up.`,
 			}
 			return nil
 		},
-		RunE: cmdutil.RunE(o),
+		RunE:              cmdutil.RunE(o),
 		ValidArgsFunction: cmdutil.Complete(1, cmdutil.WALSourceNames(f)),
 	}
 	printers.OutputFlag(cmd, &o.Output)

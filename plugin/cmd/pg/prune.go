@@ -47,7 +47,7 @@ Point-in-time restore can go back to the oldest kept base backup's end.`,
 			}
 			return nil
 		},
-		RunE: cmdutil.RunE(o),
+		RunE:              cmdutil.RunE(o),
 		ValidArgsFunction: cmdutil.Complete(1, cmdutil.WALSourceNames(f)),
 	}
 	printers.OutputFlag(cmd, &o.Output)

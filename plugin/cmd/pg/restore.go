@@ -63,7 +63,7 @@ transaction's time and each table's row count.`,
 			}
 			return nil
 		},
-		RunE: cmdutil.RunE(o),
+		RunE:              cmdutil.RunE(o),
 		ValidArgsFunction: cmdutil.Complete(1, cmdutil.WALSourceNames(f)),
 	}
 	cmd.Flags().StringVar(&o.To, "to", "", "recovery target time (RFC 3339)")

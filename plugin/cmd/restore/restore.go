@@ -66,7 +66,7 @@ The etcd part of a set is restored with kubectl dr etcd restore.`,
 			}
 			return nil
 		},
-		RunE: cmdutil.RunE(o),
+		RunE:              cmdutil.RunE(o),
 		ValidArgsFunction: cmdutil.Complete(1, cmdutil.BackupSetNames(f)),
 	}
 	f.BindStoreFlags(cmd.Flags())

@@ -47,7 +47,7 @@ a low spool, 3 when some nodes could not be asked.`,
 			}
 			return nil
 		},
-		RunE: cmdutil.RunE(o),
+		RunE:              cmdutil.RunE(o),
 		ValidArgsFunction: cmdutil.Complete(1, cmdutil.WALSourceNames(f)),
 	}
 	printers.OutputFlag(cmd, &o.Output)

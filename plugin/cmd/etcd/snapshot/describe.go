@@ -33,7 +33,7 @@ func NewCmdDescribe(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobr
 			}
 			return nil
 		},
-		RunE: cmdutil.RunE(o),
+		RunE:              cmdutil.RunE(o),
 		ValidArgsFunction: cmdutil.Complete(1, Names(f)),
 	}
 	cmd.Flags().StringVarP(&o.Output, "output", "o", printers.YAML, "output format: yaml, json, table or wide")

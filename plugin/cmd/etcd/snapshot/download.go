@@ -43,7 +43,7 @@ FILE appears. The result is what ` + "`etcdutl snapshot restore`" + ` and
 			}
 			return nil
 		},
-		RunE: cmdutil.RunE(o),
+		RunE:              cmdutil.RunE(o),
 		ValidArgsFunction: cmdutil.Complete(1, Names(f)),
 	}
 	cmd.Flags().StringVar(&o.File, "to", "", "file to write; refused if it exists")

@@ -38,7 +38,7 @@ took it. Every name is checked before anything is removed.`,
 			}
 			return nil
 		},
-		RunE: cmdutil.RunE(o),
+		RunE:              cmdutil.RunE(o),
 		ValidArgsFunction: cmdutil.Complete(0, Names(f)),
 	}
 }
