@@ -55,8 +55,36 @@ func TestK3sRejoinMovesTheDataDirAsideOnce(t *testing.T) {
 	if _, err := os.Stat(p.Member.DataDir); !os.IsNotExist(err) {
 		t.Errorf("%s still there: %v", p.Member.DataDir, err)
 	}
-	// k3s made a new data dir when it rejoined; a resumed move-db-aside
-	// must refuse to move it over the one kept aside.
+	// k3s made a new data dir when it rejoined. A second run of the
+	// finished plan moves nothing: the new dir and the one aside stay.
+	marker := filepath.Join(p.Member.DataDir, "member", "joined")
+	if err := os.MkdirAll(filepath.Dir(marker), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(marker, []byte("k3s"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Run(context.Background(), p); err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	if b, err := os.ReadFile(marker); err != nil || string(b) != "k3s" {
+		t.Errorf("second run touched k3s's new data dir: %q, %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(aside, "member", "joined")); err == nil {
+		t.Errorf("second run moved the new data dir over the one aside")
+	}
+	// The agent died during the move, after the rename, before recording
+	// it: the step runs again and finds the move done.
+	os.RemoveAll(p.Member.DataDir)
+	p.Steps[2].State, p.Steps[3].State, p.Steps[4].State = Running, Pending, Pending
+	if err := r.Run(context.Background(), p); err != nil {
+		t.Fatalf("resumed run: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(aside, "member")); err != nil {
+		t.Errorf("the resumed run lost the data dir aside: %v", err)
+	}
+	// k3s started before a resumed move finished: both dirs present, the
+	// move refuses instead of replacing the one aside.
 	if err := os.MkdirAll(p.Member.DataDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
