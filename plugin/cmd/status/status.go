@@ -104,6 +104,9 @@ func (o *Options) Run(ctx context.Context) error {
 	// could not be asked.
 	var missed []string
 	for _, l := range list.Layers {
+		if l.State == printers.LayerUnknown {
+			fmt.Fprintf(o.ErrOut, "warning: %s %s: the newest point could not be read: %s\n", l.Node, l.Label(), l.Error)
+		}
 		if m := l.Missed(); m != "" {
 			fmt.Fprintln(o.ErrOut, m)
 			missed = append(missed, l.Node+" "+l.Label())
