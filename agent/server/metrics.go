@@ -36,7 +36,22 @@ type metrics struct {
 
 	mu           sync.Mutex
 	newestGood   time.Time
+	newestName   string
 	snapshotFrom time.Time
+	// listed is when the store's snapshots were last read (seed).
+	listed time.Time
+	// etcdFailure and filesFailure are the last failed runs on this
+	// agent, for kubectl dr status.
+	etcdFailure  event
+	filesNewest  event
+	filesFailure event
+}
+
+// event is when something happened and one line about it (for
+// filesNewest: the snapshot's id).
+type event struct {
+	at   time.Time
+	what string
 }
 
 func newMetrics() *metrics {
@@ -85,19 +100,21 @@ func (m *metrics) observeSnapshot(snap *dbsnap.Snapshot, err error) {
 	switch {
 	case err != nil:
 		m.failures.Inc()
+		m.etcdFailure = event{time.Now(), oneLine(err.Error())}
 	case !snap.Uploaded:
 		m.uploadFailures.Inc()
 		m.lastSize.Set(float64(snap.Size))
+		m.etcdFailure = event{time.Now(), oneLine("snapshot " + snap.Name + " kept locally, upload failed: " + snap.UploadError)}
 	default:
 		m.lastSuccess.Set(float64(time.Now().Unix()))
 		m.lastSize.Set(float64(snap.Size))
-		m.noteGoodLocked(snap.Created)
+		m.noteGoodLocked(snap.Created, snap.Name)
 	}
 }
 
-func (m *metrics) noteGoodLocked(t time.Time) {
+func (m *metrics) noteGoodLocked(t time.Time, name string) {
 	if t.After(m.newestGood) {
-		m.newestGood = t
+		m.newestGood, m.newestName = t, name
 	}
 }
 
@@ -117,8 +134,9 @@ func (m *metrics) seed(ctx context.Context, s *etcdsnap.Snapshotter, log *slog.L
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.listed = time.Now()
 	for _, snap := range list {
-		m.noteGoodLocked(snap.Created)
+		m.noteGoodLocked(snap.Created, snap.Name)
 	}
 }
 
@@ -142,10 +160,14 @@ func serveMetrics(ctx context.Context, addr string, h http.Handler, log *slog.Lo
 
 func (m *metrics) observeFiles(start time.Time, res *files.BackupResult, err error) {
 	m.filesLastDuration.Set(time.Since(start).Seconds())
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if err != nil {
 		m.filesFailures.Inc()
+		m.filesFailure = event{time.Now(), oneLine(err.Error())}
 		return
 	}
+	m.filesNewest = event{start, res.Summary.SnapshotID}
 	m.filesLastSuccess.Set(float64(time.Now().Unix()))
 	m.filesLastBytes.Set(float64(res.Summary.TotalBytesProcessed))
 	m.filesLastAdded.Set(float64(res.Summary.DataAdded))

@@ -60,6 +60,8 @@ type Server struct {
 	// pgLocks keeps each WAL source's base backups and prunes one at a
 	// time (source name -> *sync.Mutex).
 	pgLocks sync.Map
+	// layerCache keeps what Info read about each layer's newest point.
+	layerCache layerCache
 }
 
 // New returns the service for one node. It opens the store (no I/O yet)
@@ -101,7 +103,7 @@ func New(cfg *agentconfig.Config, log *slog.Logger) (*Server, error) {
 }
 
 // Info answers who the node is and how its etcd member is doing.
-func (s *Server) Info(ctx context.Context, _ *agentv1.InfoRequest) (*agentv1.InfoResponse, error) {
+func (s *Server) Info(ctx context.Context, req *agentv1.InfoRequest) (*agentv1.InfoResponse, error) {
 	layout := etcdsnap.Layout{DataDir: s.cfg.DataDir}
 	host, _ := os.Hostname()
 	resp := &agentv1.InfoResponse{
@@ -138,11 +140,17 @@ func (s *Server) Info(ctx context.Context, _ *agentv1.InfoRequest) (*agentv1.Inf
 		resp.Roles = append(resp.Roles, agentv1.NodeRole_NODE_ROLE_ETCD)
 		resp.Etcd = &agentv1.EtcdMemberHealth{Member: true, Endpoint: s.snapshots.Client.Endpoint,
 			Error: fmt.Sprintf("restore plan %s (snapshot %s) is in progress on this node; etcd is not asked until it finishes", p.ID, p.Snapshot)}
+		if req.Layers {
+			resp.Layers = s.layers(ctx, true, false)
+		}
 		return resp, nil
 	}
 	if layout.IsEtcdMember() {
 		resp.Roles = append(resp.Roles, agentv1.NodeRole_NODE_ROLE_ETCD)
 		resp.Etcd = memberHealth(etcdmember.Status(ctx, s.snapshots.Client))
+	}
+	if req.Layers {
+		resp.Layers = s.layers(ctx, layout.IsEtcdMember(), resp.Etcd.Leader)
 	}
 	return resp, nil
 }

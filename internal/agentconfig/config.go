@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"time"
 
 	"github.com/robfig/cron/v3"
 	"sigs.k8s.io/yaml"
@@ -85,6 +86,11 @@ type Etcd struct {
 	// ScheduleName prefixes scheduled snapshots' names.
 	ScheduleName string    `json:"scheduleName,omitempty"`
 	Retention    Retention `json:"retention,omitempty"`
+	// RPOTarget is how old the cluster's newest snapshot may get before
+	// kubectl dr status reports the target missed (a Go duration such as
+	// "12h", or "off"); default twice the schedule's longest interval,
+	// off when the schedule is. After Parse it is a duration or "off".
+	RPOTarget string `json:"rpoTarget,omitempty"`
 }
 
 // Restic configures file backups: the restic binary shipped with the
@@ -111,6 +117,9 @@ type Restic struct {
 	Retention Retention `json:"retention,omitempty"`
 	// CacheDir is restic's cache; default <stateDir>/restic-cache.
 	CacheDir string `json:"cacheDir,omitempty"`
+	// RPOTarget is how old each node's newest file backup may get; the
+	// same rule and values as etcd.rpoTarget.
+	RPOTarget string `json:"rpoTarget,omitempty"`
 }
 
 // Restore says how this node restores etcd and which host actions stop
@@ -168,7 +177,14 @@ type WALSource struct {
 	// kubectl dr pg prune) the base backups beyond it are removed, with the
 	// WAL only they could use. Default: the last 2 and a week of dailies.
 	BaseBackupRetention Retention `json:"baseBackupRetention,omitempty"`
+	// RPOTarget is how old the newest shipped WAL file may get (a Go
+	// duration or "off"; default 5m). An idle database writes no WAL:
+	// set PostgreSQL's archive_timeout below it.
+	RPOTarget string `json:"rpoTarget,omitempty"`
 }
+
+// DefaultWALRPOTarget is a WAL source's default RPO target.
+const DefaultWALRPOTarget = 5 * time.Minute
 
 // DefaultBaseBackupRetention keeps a week of point-in-time recovery with a
 // daily schedule, and the last two whatever the schedule.
@@ -377,6 +393,9 @@ func (c *Config) complete() error {
 	if err := c.checkSchedules(); err != nil {
 		return err
 	}
+	if err := c.completeTargets(); err != nil {
+		return err
+	}
 	if c.Restic.CacheDir == "" {
 		c.Restic.CacheDir = filepath.Join(c.StateDir, "restic-cache")
 	}
@@ -422,4 +441,100 @@ func ParseSchedule(spec string) (cron.Schedule, error) {
 		return nil, fmt.Errorf("schedule %q: %w (want a cron expression such as \"0 */6 * * *\")", spec, err)
 	}
 	return s, nil
+}
+
+// TargetOff is the RPO target of a layer nobody watches.
+const TargetOff = "off"
+
+// completeTargets checks each RPO target and fills the defaults: twice
+// the longest interval of the layer's schedule (a run may fail once
+// before the target is missed), off when the schedule is; 5m for WAL.
+// A target shorter than the schedule's interval would be missed before
+// every run, and is refused.
+func (c *Config) completeTargets() error {
+	scheduled := func(key, schedKey, spec string, target *string) error {
+		if spec == "off" {
+			if *target == "" {
+				*target = TargetOff
+			}
+			return checkTarget(key, *target)
+		}
+		sched, err := ParseSchedule(spec)
+		if err != nil {
+			return fmt.Errorf("%s: %w", schedKey, err)
+		}
+		every := Interval(sched)
+		if *target == "" {
+			*target = (2 * every).String()
+			return nil
+		}
+		if err := checkTarget(key, *target); err != nil {
+			return err
+		}
+		if d := Target(*target); d > 0 && d < every {
+			return fmt.Errorf("%s %s is shorter than %s's interval (%s): it would be missed before every run; raise it or schedule runs more often", key, d, schedKey, every)
+		}
+		return nil
+	}
+	if err := scheduled("etcd.rpoTarget", "etcd.schedule", c.Etcd.Schedule, &c.Etcd.RPOTarget); err != nil {
+		return err
+	}
+	if err := scheduled("restic.rpoTarget", "restic.schedule", c.Restic.Schedule, &c.Restic.RPOTarget); err != nil {
+		return err
+	}
+	for i := range c.WAL.Sources {
+		src := &c.WAL.Sources[i]
+		if src.RPOTarget == "" {
+			src.RPOTarget = DefaultWALRPOTarget.String()
+		}
+		if err := checkTarget("wal.sources "+src.Name+": rpoTarget", src.RPOTarget); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkTarget(key, v string) error {
+	if v == TargetOff {
+		return nil
+	}
+	if v == "false" {
+		return fmt.Errorf("%s is false: write \"off\" in quotes (YAML reads a bare off as false)", key)
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("%s %q: want a positive duration such as 12h or 30m, or off", key, v)
+	}
+	return nil
+}
+
+// Target is a completed rpoTarget as a duration; 0 when it is off.
+func Target(v string) time.Duration {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0
+	}
+	return d
+}
+
+// Interval is the longest gap between two runs of a schedule, over the
+// runs of a year from a fixed day (so a schedule's default target does
+// not depend on when the agent started). "0 */6 * * *" is 6h, "30 2 * * 1-5"
+// is 3 days (Friday to Monday).
+func Interval(s interface{ Next(time.Time) time.Time }) time.Duration {
+	from := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	end := from.AddDate(1, 0, 0)
+	var longest time.Duration
+	prev := s.Next(from)
+	for i := 0; i < 20000 && !prev.IsZero() && prev.Before(end); i++ {
+		next := s.Next(prev)
+		if next.IsZero() {
+			break
+		}
+		if d := next.Sub(prev); d > longest {
+			longest = d
+		}
+		prev = next
+	}
+	return longest
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoad(t *testing.T) {
@@ -29,6 +30,28 @@ func TestLoad(t *testing.T) {
 		{name: "mTLS is required", yaml: "nodeName: n1\n", wantErr: "tls.ca, tls.cert and tls.key are required"},
 		{name: "unknown field", yaml: "nodeName: n1\nlisten: 127.0.0.1:1\nlistn: x\n", wantErr: `unknown field "listn"`},
 		{name: "relative data dir", yaml: "dataDir: k3s\ntls: {ca: a, cert: b, key: c}\n", wantErr: "must be an absolute path"},
+		{
+			name: "rpo targets default to twice the schedule, off without one, 5m for WAL",
+			yaml: "nodeName: n1\ntls: {ca: /ca, cert: /c, key: /k}\nwal: {sources: [{name: pg, spool: /s}]}\n",
+			check: func(t *testing.T, c *Config) {
+				if c.Etcd.RPOTarget != "12h0m0s" || c.Restic.RPOTarget != "off" || c.WAL.Sources[0].RPOTarget != "5m0s" {
+					t.Errorf("targets etcd %q restic %q wal %q, want 12h0m0s, off, 5m0s", c.Etcd.RPOTarget, c.Restic.RPOTarget, c.WAL.Sources[0].RPOTarget)
+				}
+			},
+		},
+		{
+			name: "weekday schedule: the weekend is the longest interval",
+			yaml: "nodeName: n1\ntls: {ca: /ca, cert: /c, key: /k}\nrestic: {schedule: \"30 2 * * 1-5\"}\netcd: {schedule: \"off\", rpoTarget: 1h}\n",
+			check: func(t *testing.T, c *Config) {
+				if c.Restic.RPOTarget != "144h0m0s" || Target(c.Etcd.RPOTarget) != time.Hour {
+					t.Errorf("restic target %q (want 144h0m0s: twice Friday to Monday), etcd %q", c.Restic.RPOTarget, c.Etcd.RPOTarget)
+				}
+			},
+		},
+		{name: "rpo target not a duration", yaml: "tls: {ca: a, cert: b, key: c}\netcd: {rpoTarget: soon}\n", wantErr: `etcd.rpoTarget "soon": want a positive duration such as 12h or 30m, or off`},
+		{name: "rpo target below the schedule", yaml: "tls: {ca: a, cert: b, key: c}\netcd: {rpoTarget: 1h}\n", wantErr: "etcd.rpoTarget 1h0m0s is shorter than etcd.schedule's interval (6h0m0s): it would be missed before every run"},
+		{name: "wal rpo target negative", yaml: "tls: {ca: a, cert: b, key: c}\nwal: {sources: [{name: pg, spool: /s, rpoTarget: -5m}]}\n", wantErr: `wal.sources pg: rpoTarget "-5m": want a positive duration`},
+		{name: "bare off", yaml: "tls: {ca: a, cert: b, key: c}\netcd: {rpoTarget: off}\n", wantErr: `etcd.rpoTarget is false: write "off" in quotes`},
 		{name: "bad listen", yaml: "listen: nowhere\ntls: {ca: a, cert: b, key: c}\n", wantErr: `listen "nowhere"`},
 	}
 	for _, tt := range tests {

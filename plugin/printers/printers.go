@@ -39,7 +39,8 @@ func ValidateOutput(format string) error {
 	return fmt.Errorf("unknown output format %q: use table, wide, json or yaml", format)
 }
 
-// TableView is a view that can print itself as a table.
+// TableView is a view that can print itself as a table; a nil row starts
+// a second table, whose first row is its header.
 type TableView interface {
 	runtime.Object
 	Columns(wide bool) []string
@@ -58,6 +59,16 @@ func Print(w io.Writer, format string, obj TableView) error {
 	tw := printers.GetNewTabWriter(w)
 	fmt.Fprintln(tw, strings.Join(obj.Columns(wide), "\t"))
 	for _, row := range obj.Rows(wide) {
+		// A nil row ends a table: the next one (its header row first)
+		// gets its own column widths.
+		if row == nil {
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintln(w)
+			tw = printers.GetNewTabWriter(w)
+			continue
+		}
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
 	return tw.Flush()

@@ -52,3 +52,34 @@ func TestSetRefusesWhatInstallOwns(t *testing.T) {
 		}
 	}
 }
+
+// RPO targets are checked as the agent checks them before anything is
+// written: the ConfigMap would not be updated.
+func TestSetChecksRPOTargets(t *testing.T) {
+	for arg, want := range map[string]string{
+		"etcd.rpoTarget=soon":  `etcd.rpoTarget "soon": want a positive duration such as 12h or 30m, or off`,
+		"etcd.rpoTarget=1h":    "etcd.rpoTarget 1h0m0s is shorter than etcd.schedule's interval (6h0m0s)",
+		"restic.rpoTarget=off": `restic.rpoTarget is false: write "off" in quotes`,
+		"etcd.rpoTarget=24h":   "",
+		`etcd.rpoTarget="off"`: "",
+	} {
+		tree, err := install.ParseConfig("tls: {ca: /a, cert: /b, key: /c}\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := &SetOptions{}
+		if err := o.Complete(nil, []string{arg}); err != nil {
+			t.Fatal(err)
+		}
+		if err := set(tree, o.changes[0]); err != nil {
+			t.Fatal(err)
+		}
+		_, err = install.MarshalConfig(tree)
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("config set %s: %v", arg, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("config set %s: err = %v, want %q", arg, err, want)
+		}
+	}
+}

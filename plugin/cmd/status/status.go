@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
@@ -74,7 +77,10 @@ func (o *Options) Run(ctx context.Context) error {
 	if len(nodes) == 0 {
 		return fmt.Errorf("no dr-agent pods found in namespace %s: install the agents with `kubectl dr install`, or pass --agent NODE=HOST:PORT", o.agents.Namespace)
 	}
+	askLayers(ctx, nodes)
 	list := printers.NewAgentStatusList()
+	now := time.Now()
+	list.Layers = layers(nodes, now)
 	var failed []string
 	for _, n := range nodes {
 		list.Items = append(list.Items, view(n))
@@ -93,10 +99,132 @@ func (o *Options) Run(ctx context.Context) error {
 	if err := printers.Print(o.Out, o.Output, list); err != nil {
 		return err
 	}
+	// A missed target is a failure (exit 1) and wins over unreachable
+	// nodes (exit 3): what is missed needs acting on, whatever else
+	// could not be asked.
+	var missed []string
+	for _, l := range list.Layers {
+		if l.State == printers.LayerUnknown {
+			fmt.Fprintf(o.ErrOut, "warning: %s %s: the newest point could not be read: %s\n", l.Node, l.Label(), l.Error)
+		}
+		if m := l.Missed(); m != "" {
+			fmt.Fprintln(o.ErrOut, m)
+			missed = append(missed, l.Node+" "+l.Label())
+		}
+	}
+	if len(failed) > 0 && len(missed) > 0 {
+		fmt.Fprintf(o.ErrOut, "error: %d of %d nodes could not be reached: %s\n", len(failed), len(list.Items), strings.Join(failed, ", "))
+	}
+	if len(missed) > 0 {
+		return fmt.Errorf("%d recovery point target(s) missed: %s: take a backup now (kubectl dr backup create), then find why the scheduled run did not (the agent's log, LAST FAILURE with -o wide)", len(missed), strings.Join(missed, ", "))
+	}
 	if len(failed) > 0 {
 		return cmdutil.Partial("%d of %d nodes could not be reached: %s", len(failed), len(list.Items), strings.Join(failed, ", "))
 	}
 	return nil
+}
+
+// askLayers asks every reachable agent again, with the layers this time
+// (connecting asked only who they are); an agent that does not answer
+// keeps its first answer and shows no layers.
+func askLayers(ctx context.Context, nodes agentclient.Nodes) {
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		if !n.Ready() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			info, err := n.Conn.Info(ctx, &agentv1.InfoRequest{Layers: true})
+			if err == nil {
+				n.Info = info
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// layers are the layers' rows: every node's files and WAL sources, and the
+// etcd layer once. etcd snapshots are the cluster's, taken by the leader's
+// agent: the row is the leader's (the first member's when no leader
+// answered), with the newest snapshot any member knows and the latest
+// failure any member saw.
+func layers(nodes agentclient.Nodes, now time.Time) []printers.LayerStatus {
+	var out []printers.LayerStatus
+	var etcd *printers.LayerStatus
+	etcdAt := -1
+	for _, n := range nodes {
+		if !n.Ready() {
+			continue
+		}
+		for _, l := range n.Info.GetLayers() {
+			v := layerView(n.Node, l, now)
+			if l.Layer != "etcd" {
+				out = append(out, v)
+				continue
+			}
+			if etcd == nil {
+				etcd, etcdAt = &v, len(out)
+				out = append(out, v)
+				continue
+			}
+			merged := *etcd
+			if l.Leader {
+				merged.Node, merged.RPOTargetSeconds, merged.NextRun, merged.Schedule, merged.Off = v.Node, v.RPOTargetSeconds, v.NextRun, v.Schedule, v.Off
+			}
+			if v.Newest != nil && (merged.Newest == nil || v.Newest.After(merged.Newest.Time)) {
+				merged.Newest, merged.NewestName, merged.AgeSeconds = v.Newest, v.NewestName, v.AgeSeconds
+			}
+			if v.LastFailure != nil && (merged.LastFailure == nil || v.LastFailure.After(merged.LastFailure.Time)) {
+				merged.LastFailure, merged.LastFailureReason = v.LastFailure, v.Node+": "+v.LastFailureReason
+			}
+			if merged.Newest != nil {
+				merged.Error = ""
+			}
+			etcd = &merged
+			merged.State = layerState(&merged)
+			out[etcdAt] = merged
+		}
+	}
+	return out
+}
+
+func layerView(node string, l *agentv1.LayerStatus, now time.Time) printers.LayerStatus {
+	v := printers.LayerStatus{Node: node, Layer: l.Layer, Name: l.Name, Off: l.Off, NewestName: l.NewestName,
+		RPOTargetSeconds: l.RpoTargetSeconds, LastFailureReason: l.LastFailureReason, Schedule: l.Schedule, Error: l.Error}
+	v.SetNow(now)
+	if l.Newest != nil {
+		t := metav1.NewTime(l.Newest.AsTime())
+		v.Newest = &t
+		age := int64(now.Sub(t.Time) / time.Second)
+		v.AgeSeconds = &age
+	}
+	if l.LastFailure != nil {
+		t := metav1.NewTime(l.LastFailure.AsTime())
+		v.LastFailure = &t
+	}
+	if l.NextRun != nil {
+		t := metav1.NewTime(l.NextRun.AsTime())
+		v.NextRun = &t
+	}
+	v.State = layerState(&v)
+	return v
+}
+
+// layerState: off when the layer is off or has no target; unknown when
+// the newest point could not be read; missed when there is none or it is
+// older than the target.
+func layerState(v *printers.LayerStatus) string {
+	switch {
+	case v.Off != "" || v.RPOTargetSeconds <= 0:
+		return printers.LayerOff
+	case v.Newest == nil && v.Error != "":
+		return printers.LayerUnknown
+	case v.AgeSeconds == nil || *v.AgeSeconds > v.RPOTargetSeconds:
+		return printers.LayerMissed
+	}
+	return printers.LayerOK
 }
 
 func view(n *agentclient.Node) printers.AgentStatus {

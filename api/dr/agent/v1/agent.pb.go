@@ -235,7 +235,7 @@ func (x FileChange_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use FileChange_Kind.Descriptor instead.
 func (FileChange_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{21, 0}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{22, 0}
 }
 
 type RestoreStep_State int32
@@ -290,7 +290,7 @@ func (x RestoreStep_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RestoreStep_State.Descriptor instead.
 func (RestoreStep_State) EnumDescriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{58, 0}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{59, 0}
 }
 
 // Progress of a long operation. Counters a step cannot know stay zero.
@@ -395,7 +395,11 @@ func (x *Progress) GetEtaSeconds() int64 {
 }
 
 type InfoRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Also report each layer's recovery point (InfoResponse.layers). It
+	// may read the store and restic's repository (cached for minutes), so
+	// only kubectl dr status asks; every other command's Info stays cheap.
+	Layers        bool `protobuf:"varint,1,opt,name=layers,proto3" json:"layers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -430,6 +434,13 @@ func (*InfoRequest) Descriptor() ([]byte, []int) {
 	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{1}
 }
 
+func (x *InfoRequest) GetLayers() bool {
+	if x != nil {
+		return x.Layers
+	}
+	return false
+}
+
 type InfoResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	NodeName      string                 `protobuf:"bytes,1,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
@@ -455,6 +466,9 @@ type InfoResponse struct {
 	// How this node restores etcd: "k3s" (cluster reset) or "etcd" (a
 	// kubeadm-style member: a new data dir, then a restart).
 	RestoreFlavor string `protobuf:"bytes,15,opt,name=restore_flavor,json=restoreFlavor,proto3" json:"restore_flavor,omitempty"`
+	// What this node can restore, one entry per layer: etcd (on members),
+	// files, each WAL source. Later layers (buckets, drills) add entries.
+	Layers        []*LayerStatus `protobuf:"bytes,16,rep,name=layers,proto3" json:"layers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -594,6 +608,161 @@ func (x *InfoResponse) GetRestoreFlavor() string {
 	return ""
 }
 
+func (x *InfoResponse) GetLayers() []*LayerStatus {
+	if x != nil {
+		return x.Layers
+	}
+	return nil
+}
+
+// LayerStatus is one layer's recovery point on one node, from what the
+// agent recorded (its last runs, its cached view of the store).
+type LayerStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "etcd", "files" or "wal".
+	Layer string `protobuf:"bytes,1,opt,name=layer,proto3" json:"layer,omitempty"`
+	// The WAL source's name; empty for etcd and files.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Why the layer is off on this node (no restic password, schedule off
+	// and nothing taken...); empty when it is on.
+	Off string `protobuf:"bytes,3,opt,name=off,proto3" json:"off,omitempty"`
+	// The newest restorable point: the newest uploaded etcd snapshot of the
+	// cluster, this node's newest restic snapshot, the newest WAL file in
+	// the store. Unset when there is none (or it could not be read: error).
+	Newest *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=newest,proto3" json:"newest,omitempty"`
+	// Its name: snapshot name, restic short id, WAL segment.
+	NewestName string `protobuf:"bytes,5,opt,name=newest_name,json=newestName,proto3" json:"newest_name,omitempty"`
+	// How old newest may get (the layer's rpoTarget); 0 when off.
+	RpoTargetSeconds int64                  `protobuf:"varint,6,opt,name=rpo_target_seconds,json=rpoTargetSeconds,proto3" json:"rpo_target_seconds,omitempty"`
+	LastFailure      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_failure,json=lastFailure,proto3" json:"last_failure,omitempty"`
+	// One line: why the last run failed.
+	LastFailureReason string `protobuf:"bytes,8,opt,name=last_failure_reason,json=lastFailureReason,proto3" json:"last_failure_reason,omitempty"`
+	// The next scheduled run; unset without a schedule (WAL ships
+	// continuously).
+	NextRun  *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=next_run,json=nextRun,proto3" json:"next_run,omitempty"`
+	Schedule string                 `protobuf:"bytes,10,opt,name=schedule,proto3" json:"schedule,omitempty"`
+	// etcd: this agent's member leads, so its schedule takes the snapshots.
+	Leader bool `protobuf:"varint,11,opt,name=leader,proto3" json:"leader,omitempty"`
+	// Why newest could not be read.
+	Error         string `protobuf:"bytes,12,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LayerStatus) Reset() {
+	*x = LayerStatus{}
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LayerStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LayerStatus) ProtoMessage() {}
+
+func (x *LayerStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LayerStatus.ProtoReflect.Descriptor instead.
+func (*LayerStatus) Descriptor() ([]byte, []int) {
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *LayerStatus) GetLayer() string {
+	if x != nil {
+		return x.Layer
+	}
+	return ""
+}
+
+func (x *LayerStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *LayerStatus) GetOff() string {
+	if x != nil {
+		return x.Off
+	}
+	return ""
+}
+
+func (x *LayerStatus) GetNewest() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Newest
+	}
+	return nil
+}
+
+func (x *LayerStatus) GetNewestName() string {
+	if x != nil {
+		return x.NewestName
+	}
+	return ""
+}
+
+func (x *LayerStatus) GetRpoTargetSeconds() int64 {
+	if x != nil {
+		return x.RpoTargetSeconds
+	}
+	return 0
+}
+
+func (x *LayerStatus) GetLastFailure() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastFailure
+	}
+	return nil
+}
+
+func (x *LayerStatus) GetLastFailureReason() string {
+	if x != nil {
+		return x.LastFailureReason
+	}
+	return ""
+}
+
+func (x *LayerStatus) GetNextRun() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextRun
+	}
+	return nil
+}
+
+func (x *LayerStatus) GetSchedule() string {
+	if x != nil {
+		return x.Schedule
+	}
+	return ""
+}
+
+func (x *LayerStatus) GetLeader() bool {
+	if x != nil {
+		return x.Leader
+	}
+	return false
+}
+
+func (x *LayerStatus) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 type CheckStoreRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -602,7 +771,7 @@ type CheckStoreRequest struct {
 
 func (x *CheckStoreRequest) Reset() {
 	*x = CheckStoreRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[3]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -614,7 +783,7 @@ func (x *CheckStoreRequest) String() string {
 func (*CheckStoreRequest) ProtoMessage() {}
 
 func (x *CheckStoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[3]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -627,7 +796,7 @@ func (x *CheckStoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckStoreRequest.ProtoReflect.Descriptor instead.
 func (*CheckStoreRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{3}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{4}
 }
 
 type CheckStoreResponse struct {
@@ -643,7 +812,7 @@ type CheckStoreResponse struct {
 
 func (x *CheckStoreResponse) Reset() {
 	*x = CheckStoreResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[4]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -655,7 +824,7 @@ func (x *CheckStoreResponse) String() string {
 func (*CheckStoreResponse) ProtoMessage() {}
 
 func (x *CheckStoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[4]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -668,7 +837,7 @@ func (x *CheckStoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckStoreResponse.ProtoReflect.Descriptor instead.
 func (*CheckStoreResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CheckStoreResponse) GetStore() string {
@@ -721,7 +890,7 @@ type EtcdMemberHealth struct {
 
 func (x *EtcdMemberHealth) Reset() {
 	*x = EtcdMemberHealth{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[5]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -733,7 +902,7 @@ func (x *EtcdMemberHealth) String() string {
 func (*EtcdMemberHealth) ProtoMessage() {}
 
 func (x *EtcdMemberHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[5]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -746,7 +915,7 @@ func (x *EtcdMemberHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EtcdMemberHealth.ProtoReflect.Descriptor instead.
 func (*EtcdMemberHealth) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *EtcdMemberHealth) GetMember() bool {
@@ -900,7 +1069,7 @@ type EtcdSnapshot struct {
 
 func (x *EtcdSnapshot) Reset() {
 	*x = EtcdSnapshot{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -912,7 +1081,7 @@ func (x *EtcdSnapshot) String() string {
 func (*EtcdSnapshot) ProtoMessage() {}
 
 func (x *EtcdSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -925,7 +1094,7 @@ func (x *EtcdSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EtcdSnapshot.ProtoReflect.Descriptor instead.
 func (*EtcdSnapshot) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *EtcdSnapshot) GetName() string {
@@ -1099,7 +1268,7 @@ type SaveEtcdSnapshotRequest struct {
 
 func (x *SaveEtcdSnapshotRequest) Reset() {
 	*x = SaveEtcdSnapshotRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1280,7 @@ func (x *SaveEtcdSnapshotRequest) String() string {
 func (*SaveEtcdSnapshotRequest) ProtoMessage() {}
 
 func (x *SaveEtcdSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1293,7 @@ func (x *SaveEtcdSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveEtcdSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SaveEtcdSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SaveEtcdSnapshotRequest) GetName() string {
@@ -1154,7 +1323,7 @@ type SaveEtcdSnapshotResponse struct {
 
 func (x *SaveEtcdSnapshotResponse) Reset() {
 	*x = SaveEtcdSnapshotResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1166,7 +1335,7 @@ func (x *SaveEtcdSnapshotResponse) String() string {
 func (*SaveEtcdSnapshotResponse) ProtoMessage() {}
 
 func (x *SaveEtcdSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1179,7 +1348,7 @@ func (x *SaveEtcdSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveEtcdSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SaveEtcdSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SaveEtcdSnapshotResponse) GetEvent() isSaveEtcdSnapshotResponse_Event {
@@ -1233,7 +1402,7 @@ type ListEtcdSnapshotsRequest struct {
 
 func (x *ListEtcdSnapshotsRequest) Reset() {
 	*x = ListEtcdSnapshotsRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1245,7 +1414,7 @@ func (x *ListEtcdSnapshotsRequest) String() string {
 func (*ListEtcdSnapshotsRequest) ProtoMessage() {}
 
 func (x *ListEtcdSnapshotsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1258,7 +1427,7 @@ func (x *ListEtcdSnapshotsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEtcdSnapshotsRequest.ProtoReflect.Descriptor instead.
 func (*ListEtcdSnapshotsRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListEtcdSnapshotsRequest) GetIncludeLocal() bool {
@@ -1283,7 +1452,7 @@ type ListEtcdSnapshotsResponse struct {
 
 func (x *ListEtcdSnapshotsResponse) Reset() {
 	*x = ListEtcdSnapshotsResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1295,7 +1464,7 @@ func (x *ListEtcdSnapshotsResponse) String() string {
 func (*ListEtcdSnapshotsResponse) ProtoMessage() {}
 
 func (x *ListEtcdSnapshotsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1308,7 +1477,7 @@ func (x *ListEtcdSnapshotsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEtcdSnapshotsResponse.ProtoReflect.Descriptor instead.
 func (*ListEtcdSnapshotsResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListEtcdSnapshotsResponse) GetSnapshots() []*EtcdSnapshot {
@@ -1341,7 +1510,7 @@ type DeleteEtcdSnapshotsRequest struct {
 
 func (x *DeleteEtcdSnapshotsRequest) Reset() {
 	*x = DeleteEtcdSnapshotsRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1353,7 +1522,7 @@ func (x *DeleteEtcdSnapshotsRequest) String() string {
 func (*DeleteEtcdSnapshotsRequest) ProtoMessage() {}
 
 func (x *DeleteEtcdSnapshotsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1366,7 +1535,7 @@ func (x *DeleteEtcdSnapshotsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEtcdSnapshotsRequest.ProtoReflect.Descriptor instead.
 func (*DeleteEtcdSnapshotsRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeleteEtcdSnapshotsRequest) GetNames() []string {
@@ -1385,7 +1554,7 @@ type DeleteEtcdSnapshotsResponse struct {
 
 func (x *DeleteEtcdSnapshotsResponse) Reset() {
 	*x = DeleteEtcdSnapshotsResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1397,7 +1566,7 @@ func (x *DeleteEtcdSnapshotsResponse) String() string {
 func (*DeleteEtcdSnapshotsResponse) ProtoMessage() {}
 
 func (x *DeleteEtcdSnapshotsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1410,7 +1579,7 @@ func (x *DeleteEtcdSnapshotsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEtcdSnapshotsResponse.ProtoReflect.Descriptor instead.
 func (*DeleteEtcdSnapshotsResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeleteEtcdSnapshotsResponse) GetDeleted() []string {
@@ -1433,7 +1602,7 @@ type Retention struct {
 
 func (x *Retention) Reset() {
 	*x = Retention{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1445,7 +1614,7 @@ func (x *Retention) String() string {
 func (*Retention) ProtoMessage() {}
 
 func (x *Retention) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1458,7 +1627,7 @@ func (x *Retention) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Retention.ProtoReflect.Descriptor instead.
 func (*Retention) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Retention) GetKeepLast() int32 {
@@ -1507,7 +1676,7 @@ type PruneEtcdSnapshotsRequest struct {
 
 func (x *PruneEtcdSnapshotsRequest) Reset() {
 	*x = PruneEtcdSnapshotsRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1519,7 +1688,7 @@ func (x *PruneEtcdSnapshotsRequest) String() string {
 func (*PruneEtcdSnapshotsRequest) ProtoMessage() {}
 
 func (x *PruneEtcdSnapshotsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1532,7 +1701,7 @@ func (x *PruneEtcdSnapshotsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneEtcdSnapshotsRequest.ProtoReflect.Descriptor instead.
 func (*PruneEtcdSnapshotsRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PruneEtcdSnapshotsRequest) GetRetention() *Retention {
@@ -1559,7 +1728,7 @@ type PruneEtcdSnapshotsResponse struct {
 
 func (x *PruneEtcdSnapshotsResponse) Reset() {
 	*x = PruneEtcdSnapshotsResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1571,7 +1740,7 @@ func (x *PruneEtcdSnapshotsResponse) String() string {
 func (*PruneEtcdSnapshotsResponse) ProtoMessage() {}
 
 func (x *PruneEtcdSnapshotsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1584,7 +1753,7 @@ func (x *PruneEtcdSnapshotsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneEtcdSnapshotsResponse.ProtoReflect.Descriptor instead.
 func (*PruneEtcdSnapshotsResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PruneEtcdSnapshotsResponse) GetKept() []string {
@@ -1613,7 +1782,7 @@ type BackupFilesRequest struct {
 
 func (x *BackupFilesRequest) Reset() {
 	*x = BackupFilesRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1625,7 +1794,7 @@ func (x *BackupFilesRequest) String() string {
 func (*BackupFilesRequest) ProtoMessage() {}
 
 func (x *BackupFilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1638,7 +1807,7 @@ func (x *BackupFilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupFilesRequest.ProtoReflect.Descriptor instead.
 func (*BackupFilesRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *BackupFilesRequest) GetBackupSet() string {
@@ -1685,7 +1854,7 @@ type FileSnapshot struct {
 
 func (x *FileSnapshot) Reset() {
 	*x = FileSnapshot{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1697,7 +1866,7 @@ func (x *FileSnapshot) String() string {
 func (*FileSnapshot) ProtoMessage() {}
 
 func (x *FileSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1710,7 +1879,7 @@ func (x *FileSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileSnapshot.ProtoReflect.Descriptor instead.
 func (*FileSnapshot) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *FileSnapshot) GetId() string {
@@ -1817,7 +1986,7 @@ type BackupFilesResponse struct {
 
 func (x *BackupFilesResponse) Reset() {
 	*x = BackupFilesResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1829,7 +1998,7 @@ func (x *BackupFilesResponse) String() string {
 func (*BackupFilesResponse) ProtoMessage() {}
 
 func (x *BackupFilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1842,7 +2011,7 @@ func (x *BackupFilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupFilesResponse.ProtoReflect.Descriptor instead.
 func (*BackupFilesResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *BackupFilesResponse) GetEvent() isBackupFilesResponse_Event {
@@ -1902,7 +2071,7 @@ type FileRestoreTarget struct {
 
 func (x *FileRestoreTarget) Reset() {
 	*x = FileRestoreTarget{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1914,7 +2083,7 @@ func (x *FileRestoreTarget) String() string {
 func (*FileRestoreTarget) ProtoMessage() {}
 
 func (x *FileRestoreTarget) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1927,7 +2096,7 @@ func (x *FileRestoreTarget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileRestoreTarget.ProtoReflect.Descriptor instead.
 func (*FileRestoreTarget) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *FileRestoreTarget) GetSnapshotId() string {
@@ -1981,7 +2150,7 @@ type PreviewFileRestoreRequest struct {
 
 func (x *PreviewFileRestoreRequest) Reset() {
 	*x = PreviewFileRestoreRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1993,7 +2162,7 @@ func (x *PreviewFileRestoreRequest) String() string {
 func (*PreviewFileRestoreRequest) ProtoMessage() {}
 
 func (x *PreviewFileRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2006,7 +2175,7 @@ func (x *PreviewFileRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewFileRestoreRequest.ProtoReflect.Descriptor instead.
 func (*PreviewFileRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PreviewFileRestoreRequest) GetTarget() *FileRestoreTarget {
@@ -2027,7 +2196,7 @@ type FileChange struct {
 
 func (x *FileChange) Reset() {
 	*x = FileChange{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2039,7 +2208,7 @@ func (x *FileChange) String() string {
 func (*FileChange) ProtoMessage() {}
 
 func (x *FileChange) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2052,7 +2221,7 @@ func (x *FileChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileChange.ProtoReflect.Descriptor instead.
 func (*FileChange) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *FileChange) GetPath() string {
@@ -2106,7 +2275,7 @@ type RestorePreview struct {
 
 func (x *RestorePreview) Reset() {
 	*x = RestorePreview{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2118,7 +2287,7 @@ func (x *RestorePreview) String() string {
 func (*RestorePreview) ProtoMessage() {}
 
 func (x *RestorePreview) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2131,7 +2300,7 @@ func (x *RestorePreview) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePreview.ProtoReflect.Descriptor instead.
 func (*RestorePreview) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RestorePreview) GetCreateFiles() int64 {
@@ -2245,7 +2414,7 @@ type PreviewFileRestoreResponse struct {
 
 func (x *PreviewFileRestoreResponse) Reset() {
 	*x = PreviewFileRestoreResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2257,7 +2426,7 @@ func (x *PreviewFileRestoreResponse) String() string {
 func (*PreviewFileRestoreResponse) ProtoMessage() {}
 
 func (x *PreviewFileRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2270,7 +2439,7 @@ func (x *PreviewFileRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewFileRestoreResponse.ProtoReflect.Descriptor instead.
 func (*PreviewFileRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PreviewFileRestoreResponse) GetEvent() isPreviewFileRestoreResponse_Event {
@@ -2332,7 +2501,7 @@ type RestoreFilesRequest struct {
 
 func (x *RestoreFilesRequest) Reset() {
 	*x = RestoreFilesRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2344,7 +2513,7 @@ func (x *RestoreFilesRequest) String() string {
 func (*RestoreFilesRequest) ProtoMessage() {}
 
 func (x *RestoreFilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2357,7 +2526,7 @@ func (x *RestoreFilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreFilesRequest.ProtoReflect.Descriptor instead.
 func (*RestoreFilesRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{24}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RestoreFilesRequest) GetTarget() *FileRestoreTarget {
@@ -2393,7 +2562,7 @@ type RestoreFilesResult struct {
 
 func (x *RestoreFilesResult) Reset() {
 	*x = RestoreFilesResult{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[25]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2405,7 +2574,7 @@ func (x *RestoreFilesResult) String() string {
 func (*RestoreFilesResult) ProtoMessage() {}
 
 func (x *RestoreFilesResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[25]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2418,7 +2587,7 @@ func (x *RestoreFilesResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreFilesResult.ProtoReflect.Descriptor instead.
 func (*RestoreFilesResult) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{25}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RestoreFilesResult) GetFilesRestored() int64 {
@@ -2455,7 +2624,7 @@ type RestoreFilesResponse struct {
 
 func (x *RestoreFilesResponse) Reset() {
 	*x = RestoreFilesResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[26]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2467,7 +2636,7 @@ func (x *RestoreFilesResponse) String() string {
 func (*RestoreFilesResponse) ProtoMessage() {}
 
 func (x *RestoreFilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[26]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2480,7 +2649,7 @@ func (x *RestoreFilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreFilesResponse.ProtoReflect.Descriptor instead.
 func (*RestoreFilesResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{26}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RestoreFilesResponse) GetEvent() isRestoreFilesResponse_Event {
@@ -2535,7 +2704,7 @@ type VerifyBackupRequest struct {
 
 func (x *VerifyBackupRequest) Reset() {
 	*x = VerifyBackupRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[27]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2547,7 +2716,7 @@ func (x *VerifyBackupRequest) String() string {
 func (*VerifyBackupRequest) ProtoMessage() {}
 
 func (x *VerifyBackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[27]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2560,7 +2729,7 @@ func (x *VerifyBackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyBackupRequest.ProtoReflect.Descriptor instead.
 func (*VerifyBackupRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{27}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *VerifyBackupRequest) GetBackupSet() string {
@@ -2589,7 +2758,7 @@ type VerifyResult struct {
 
 func (x *VerifyResult) Reset() {
 	*x = VerifyResult{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[28]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2601,7 +2770,7 @@ func (x *VerifyResult) String() string {
 func (*VerifyResult) ProtoMessage() {}
 
 func (x *VerifyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[28]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2614,7 +2783,7 @@ func (x *VerifyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResult.ProtoReflect.Descriptor instead.
 func (*VerifyResult) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{28}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *VerifyResult) GetOk() bool {
@@ -2651,7 +2820,7 @@ type VerifyBackupResponse struct {
 
 func (x *VerifyBackupResponse) Reset() {
 	*x = VerifyBackupResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[29]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2663,7 +2832,7 @@ func (x *VerifyBackupResponse) String() string {
 func (*VerifyBackupResponse) ProtoMessage() {}
 
 func (x *VerifyBackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[29]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2676,7 +2845,7 @@ func (x *VerifyBackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyBackupResponse.ProtoReflect.Descriptor instead.
 func (*VerifyBackupResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{29}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *VerifyBackupResponse) GetEvent() isVerifyBackupResponse_Event {
@@ -2732,7 +2901,7 @@ type ForgetFileSnapshotsRequest struct {
 
 func (x *ForgetFileSnapshotsRequest) Reset() {
 	*x = ForgetFileSnapshotsRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[30]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2744,7 +2913,7 @@ func (x *ForgetFileSnapshotsRequest) String() string {
 func (*ForgetFileSnapshotsRequest) ProtoMessage() {}
 
 func (x *ForgetFileSnapshotsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[30]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2757,7 +2926,7 @@ func (x *ForgetFileSnapshotsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetFileSnapshotsRequest.ProtoReflect.Descriptor instead.
 func (*ForgetFileSnapshotsRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{30}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ForgetFileSnapshotsRequest) GetBackupSet() string {
@@ -2790,7 +2959,7 @@ type ForgetResult struct {
 
 func (x *ForgetResult) Reset() {
 	*x = ForgetResult{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[31]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2802,7 +2971,7 @@ func (x *ForgetResult) String() string {
 func (*ForgetResult) ProtoMessage() {}
 
 func (x *ForgetResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[31]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2815,7 +2984,7 @@ func (x *ForgetResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetResult.ProtoReflect.Descriptor instead.
 func (*ForgetResult) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{31}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ForgetResult) GetRemovedSnapshots() []string {
@@ -2838,7 +3007,7 @@ type ForgetFileSnapshotsResponse struct {
 
 func (x *ForgetFileSnapshotsResponse) Reset() {
 	*x = ForgetFileSnapshotsResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[32]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2850,7 +3019,7 @@ func (x *ForgetFileSnapshotsResponse) String() string {
 func (*ForgetFileSnapshotsResponse) ProtoMessage() {}
 
 func (x *ForgetFileSnapshotsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[32]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2863,7 +3032,7 @@ func (x *ForgetFileSnapshotsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetFileSnapshotsResponse.ProtoReflect.Descriptor instead.
 func (*ForgetFileSnapshotsResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{32}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ForgetFileSnapshotsResponse) GetEvent() isForgetFileSnapshotsResponse_Event {
@@ -2917,7 +3086,7 @@ type WALStatusRequest struct {
 
 func (x *WALStatusRequest) Reset() {
 	*x = WALStatusRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[33]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2929,7 +3098,7 @@ func (x *WALStatusRequest) String() string {
 func (*WALStatusRequest) ProtoMessage() {}
 
 func (x *WALStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[33]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2942,7 +3111,7 @@ func (x *WALStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WALStatusRequest.ProtoReflect.Descriptor instead.
 func (*WALStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{33}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *WALStatusRequest) GetSource() string {
@@ -2971,7 +3140,7 @@ type WALSourceStatus struct {
 
 func (x *WALSourceStatus) Reset() {
 	*x = WALSourceStatus{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[34]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2983,7 +3152,7 @@ func (x *WALSourceStatus) String() string {
 func (*WALSourceStatus) ProtoMessage() {}
 
 func (x *WALSourceStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[34]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2996,7 +3165,7 @@ func (x *WALSourceStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WALSourceStatus.ProtoReflect.Descriptor instead.
 func (*WALSourceStatus) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{34}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WALSourceStatus) GetName() string {
@@ -3085,7 +3254,7 @@ type WALStatusResponse struct {
 
 func (x *WALStatusResponse) Reset() {
 	*x = WALStatusResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[35]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3097,7 +3266,7 @@ func (x *WALStatusResponse) String() string {
 func (*WALStatusResponse) ProtoMessage() {}
 
 func (x *WALStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[35]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3110,7 +3279,7 @@ func (x *WALStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WALStatusResponse.ProtoReflect.Descriptor instead.
 func (*WALStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{35}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *WALStatusResponse) GetSources() []*WALSourceStatus {
@@ -3129,7 +3298,7 @@ type MarkWALRequest struct {
 
 func (x *MarkWALRequest) Reset() {
 	*x = MarkWALRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[36]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3141,7 +3310,7 @@ func (x *MarkWALRequest) String() string {
 func (*MarkWALRequest) ProtoMessage() {}
 
 func (x *MarkWALRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[36]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3154,7 +3323,7 @@ func (x *MarkWALRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkWALRequest.ProtoReflect.Descriptor instead.
 func (*MarkWALRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{36}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *MarkWALRequest) GetBackupSet() string {
@@ -3177,7 +3346,7 @@ type WALMark struct {
 
 func (x *WALMark) Reset() {
 	*x = WALMark{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[37]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3189,7 +3358,7 @@ func (x *WALMark) String() string {
 func (*WALMark) ProtoMessage() {}
 
 func (x *WALMark) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[37]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3202,7 +3371,7 @@ func (x *WALMark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WALMark.ProtoReflect.Descriptor instead.
 func (*WALMark) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{37}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *WALMark) GetSource() string {
@@ -3249,7 +3418,7 @@ type MarkWALResponse struct {
 
 func (x *MarkWALResponse) Reset() {
 	*x = MarkWALResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[38]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3261,7 +3430,7 @@ func (x *MarkWALResponse) String() string {
 func (*MarkWALResponse) ProtoMessage() {}
 
 func (x *MarkWALResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[38]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3274,7 +3443,7 @@ func (x *MarkWALResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkWALResponse.ProtoReflect.Descriptor instead.
 func (*MarkWALResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{38}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *MarkWALResponse) GetMarks() []*WALMark {
@@ -3293,7 +3462,7 @@ type BaseBackupRequest struct {
 
 func (x *BaseBackupRequest) Reset() {
 	*x = BaseBackupRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[39]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3305,7 +3474,7 @@ func (x *BaseBackupRequest) String() string {
 func (*BaseBackupRequest) ProtoMessage() {}
 
 func (x *BaseBackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[39]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3318,7 +3487,7 @@ func (x *BaseBackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BaseBackupRequest.ProtoReflect.Descriptor instead.
 func (*BaseBackupRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{39}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *BaseBackupRequest) GetSource() string {
@@ -3346,7 +3515,7 @@ type BaseBackupResult struct {
 
 func (x *BaseBackupResult) Reset() {
 	*x = BaseBackupResult{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[40]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3358,7 +3527,7 @@ func (x *BaseBackupResult) String() string {
 func (*BaseBackupResult) ProtoMessage() {}
 
 func (x *BaseBackupResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[40]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3371,7 +3540,7 @@ func (x *BaseBackupResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BaseBackupResult.ProtoReflect.Descriptor instead.
 func (*BaseBackupResult) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{40}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *BaseBackupResult) GetId() string {
@@ -3447,7 +3616,7 @@ type ListBaseBackupsRequest struct {
 
 func (x *ListBaseBackupsRequest) Reset() {
 	*x = ListBaseBackupsRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[41]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3459,7 +3628,7 @@ func (x *ListBaseBackupsRequest) String() string {
 func (*ListBaseBackupsRequest) ProtoMessage() {}
 
 func (x *ListBaseBackupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[41]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3472,7 +3641,7 @@ func (x *ListBaseBackupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBaseBackupsRequest.ProtoReflect.Descriptor instead.
 func (*ListBaseBackupsRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{41}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListBaseBackupsRequest) GetSource() string {
@@ -3494,7 +3663,7 @@ type ListBaseBackupsResponse struct {
 
 func (x *ListBaseBackupsResponse) Reset() {
 	*x = ListBaseBackupsResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[42]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3506,7 +3675,7 @@ func (x *ListBaseBackupsResponse) String() string {
 func (*ListBaseBackupsResponse) ProtoMessage() {}
 
 func (x *ListBaseBackupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[42]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3519,7 +3688,7 @@ func (x *ListBaseBackupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBaseBackupsResponse.ProtoReflect.Descriptor instead.
 func (*ListBaseBackupsResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{42}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListBaseBackupsResponse) GetBaseBackups() []*BaseBackupResult {
@@ -3546,7 +3715,7 @@ type PruneBaseBackupsRequest struct {
 
 func (x *PruneBaseBackupsRequest) Reset() {
 	*x = PruneBaseBackupsRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[43]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3558,7 +3727,7 @@ func (x *PruneBaseBackupsRequest) String() string {
 func (*PruneBaseBackupsRequest) ProtoMessage() {}
 
 func (x *PruneBaseBackupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[43]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3571,7 +3740,7 @@ func (x *PruneBaseBackupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneBaseBackupsRequest.ProtoReflect.Descriptor instead.
 func (*PruneBaseBackupsRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{43}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *PruneBaseBackupsRequest) GetSource() string {
@@ -3607,7 +3776,7 @@ type PruneBaseBackupsResponse struct {
 
 func (x *PruneBaseBackupsResponse) Reset() {
 	*x = PruneBaseBackupsResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[44]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3619,7 +3788,7 @@ func (x *PruneBaseBackupsResponse) String() string {
 func (*PruneBaseBackupsResponse) ProtoMessage() {}
 
 func (x *PruneBaseBackupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[44]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3632,7 +3801,7 @@ func (x *PruneBaseBackupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneBaseBackupsResponse.ProtoReflect.Descriptor instead.
 func (*PruneBaseBackupsResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{44}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *PruneBaseBackupsResponse) GetKept() []*BaseBackupResult {
@@ -3704,7 +3873,7 @@ type BaseBackupResponse struct {
 
 func (x *BaseBackupResponse) Reset() {
 	*x = BaseBackupResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[45]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3716,7 +3885,7 @@ func (x *BaseBackupResponse) String() string {
 func (*BaseBackupResponse) ProtoMessage() {}
 
 func (x *BaseBackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[45]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3729,7 +3898,7 @@ func (x *BaseBackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BaseBackupResponse.ProtoReflect.Descriptor instead.
 func (*BaseBackupResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{45}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *BaseBackupResponse) GetEvent() isBaseBackupResponse_Event {
@@ -3791,7 +3960,7 @@ type RestorePostgresRequest struct {
 
 func (x *RestorePostgresRequest) Reset() {
 	*x = RestorePostgresRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[46]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3803,7 +3972,7 @@ func (x *RestorePostgresRequest) String() string {
 func (*RestorePostgresRequest) ProtoMessage() {}
 
 func (x *RestorePostgresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[46]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3816,7 +3985,7 @@ func (x *RestorePostgresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePostgresRequest.ProtoReflect.Descriptor instead.
 func (*RestorePostgresRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{46}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RestorePostgresRequest) GetSource() string {
@@ -3894,7 +4063,7 @@ type RestorePostgresResult struct {
 
 func (x *RestorePostgresResult) Reset() {
 	*x = RestorePostgresResult{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[47]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3906,7 +4075,7 @@ func (x *RestorePostgresResult) String() string {
 func (*RestorePostgresResult) ProtoMessage() {}
 
 func (x *RestorePostgresResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[47]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3919,7 +4088,7 @@ func (x *RestorePostgresResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePostgresResult.ProtoReflect.Descriptor instead.
 func (*RestorePostgresResult) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{47}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RestorePostgresResult) GetTargetDir() string {
@@ -3970,7 +4139,7 @@ type RestorePostgresResponse struct {
 
 func (x *RestorePostgresResponse) Reset() {
 	*x = RestorePostgresResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[48]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3982,7 +4151,7 @@ func (x *RestorePostgresResponse) String() string {
 func (*RestorePostgresResponse) ProtoMessage() {}
 
 func (x *RestorePostgresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[48]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3995,7 +4164,7 @@ func (x *RestorePostgresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePostgresResponse.ProtoReflect.Descriptor instead.
 func (*RestorePostgresResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{48}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RestorePostgresResponse) GetEvent() isRestorePostgresResponse_Event {
@@ -4051,7 +4220,7 @@ type SnapshotRef struct {
 
 func (x *SnapshotRef) Reset() {
 	*x = SnapshotRef{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[49]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4063,7 +4232,7 @@ func (x *SnapshotRef) String() string {
 func (*SnapshotRef) ProtoMessage() {}
 
 func (x *SnapshotRef) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[49]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4076,7 +4245,7 @@ func (x *SnapshotRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRef.ProtoReflect.Descriptor instead.
 func (*SnapshotRef) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{49}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *SnapshotRef) GetName() string {
@@ -4120,7 +4289,7 @@ type PreviewEtcdRestoreRequest struct {
 
 func (x *PreviewEtcdRestoreRequest) Reset() {
 	*x = PreviewEtcdRestoreRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[50]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4132,7 +4301,7 @@ func (x *PreviewEtcdRestoreRequest) String() string {
 func (*PreviewEtcdRestoreRequest) ProtoMessage() {}
 
 func (x *PreviewEtcdRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[50]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4145,7 +4314,7 @@ func (x *PreviewEtcdRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewEtcdRestoreRequest.ProtoReflect.Descriptor instead.
 func (*PreviewEtcdRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{50}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *PreviewEtcdRestoreRequest) GetSnapshot() *SnapshotRef {
@@ -4182,7 +4351,7 @@ type ResourceImpact struct {
 
 func (x *ResourceImpact) Reset() {
 	*x = ResourceImpact{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[51]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4194,7 +4363,7 @@ func (x *ResourceImpact) String() string {
 func (*ResourceImpact) ProtoMessage() {}
 
 func (x *ResourceImpact) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[51]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4207,7 +4376,7 @@ func (x *ResourceImpact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceImpact.ProtoReflect.Descriptor instead.
 func (*ResourceImpact) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{51}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ResourceImpact) GetGroupResource() string {
@@ -4289,7 +4458,7 @@ type EtcdRestorePreview struct {
 
 func (x *EtcdRestorePreview) Reset() {
 	*x = EtcdRestorePreview{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[52]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4301,7 +4470,7 @@ func (x *EtcdRestorePreview) String() string {
 func (*EtcdRestorePreview) ProtoMessage() {}
 
 func (x *EtcdRestorePreview) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[52]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4314,7 +4483,7 @@ func (x *EtcdRestorePreview) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EtcdRestorePreview.ProtoReflect.Descriptor instead.
 func (*EtcdRestorePreview) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{52}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *EtcdRestorePreview) GetSnapshot() *EtcdSnapshot {
@@ -4358,7 +4527,7 @@ type PreviewEtcdRestoreResponse struct {
 
 func (x *PreviewEtcdRestoreResponse) Reset() {
 	*x = PreviewEtcdRestoreResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[53]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4370,7 +4539,7 @@ func (x *PreviewEtcdRestoreResponse) String() string {
 func (*PreviewEtcdRestoreResponse) ProtoMessage() {}
 
 func (x *PreviewEtcdRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[53]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4383,7 +4552,7 @@ func (x *PreviewEtcdRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewEtcdRestoreResponse.ProtoReflect.Descriptor instead.
 func (*PreviewEtcdRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{53}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *PreviewEtcdRestoreResponse) GetEvent() isPreviewEtcdRestoreResponse_Event {
@@ -4465,7 +4634,7 @@ type RestorePlanPart struct {
 
 func (x *RestorePlanPart) Reset() {
 	*x = RestorePlanPart{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[54]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4477,7 +4646,7 @@ func (x *RestorePlanPart) String() string {
 func (*RestorePlanPart) ProtoMessage() {}
 
 func (x *RestorePlanPart) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[54]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4490,7 +4659,7 @@ func (x *RestorePlanPart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlanPart.ProtoReflect.Descriptor instead.
 func (*RestorePlanPart) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{54}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RestorePlanPart) GetPlanId() string {
@@ -4614,7 +4783,7 @@ type PrepareRestorePlanRequest struct {
 
 func (x *PrepareRestorePlanRequest) Reset() {
 	*x = PrepareRestorePlanRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[55]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4626,7 +4795,7 @@ func (x *PrepareRestorePlanRequest) String() string {
 func (*PrepareRestorePlanRequest) ProtoMessage() {}
 
 func (x *PrepareRestorePlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[55]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4639,7 +4808,7 @@ func (x *PrepareRestorePlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareRestorePlanRequest.ProtoReflect.Descriptor instead.
 func (*PrepareRestorePlanRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{55}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *PrepareRestorePlanRequest) GetPart() *RestorePlanPart {
@@ -4660,7 +4829,7 @@ type PrepareRestorePlanResponse struct {
 
 func (x *PrepareRestorePlanResponse) Reset() {
 	*x = PrepareRestorePlanResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[56]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4672,7 +4841,7 @@ func (x *PrepareRestorePlanResponse) String() string {
 func (*PrepareRestorePlanResponse) ProtoMessage() {}
 
 func (x *PrepareRestorePlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[56]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4685,7 +4854,7 @@ func (x *PrepareRestorePlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareRestorePlanResponse.ProtoReflect.Descriptor instead.
 func (*PrepareRestorePlanResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{56}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *PrepareRestorePlanResponse) GetSnapshotPath() string {
@@ -4711,7 +4880,7 @@ type StartRestorePlanRequest struct {
 
 func (x *StartRestorePlanRequest) Reset() {
 	*x = StartRestorePlanRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[57]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4723,7 +4892,7 @@ func (x *StartRestorePlanRequest) String() string {
 func (*StartRestorePlanRequest) ProtoMessage() {}
 
 func (x *StartRestorePlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[57]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4736,7 +4905,7 @@ func (x *StartRestorePlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRestorePlanRequest.ProtoReflect.Descriptor instead.
 func (*StartRestorePlanRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{57}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *StartRestorePlanRequest) GetPlanId() string {
@@ -4759,7 +4928,7 @@ type RestoreStep struct {
 
 func (x *RestoreStep) Reset() {
 	*x = RestoreStep{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[58]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4771,7 +4940,7 @@ func (x *RestoreStep) String() string {
 func (*RestoreStep) ProtoMessage() {}
 
 func (x *RestoreStep) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[58]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4784,7 +4953,7 @@ func (x *RestoreStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreStep.ProtoReflect.Descriptor instead.
 func (*RestoreStep) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{58}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *RestoreStep) GetName() string {
@@ -4833,7 +5002,7 @@ type RestorePlanEvent struct {
 
 func (x *RestorePlanEvent) Reset() {
 	*x = RestorePlanEvent{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[59]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4845,7 +5014,7 @@ func (x *RestorePlanEvent) String() string {
 func (*RestorePlanEvent) ProtoMessage() {}
 
 func (x *RestorePlanEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[59]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4858,7 +5027,7 @@ func (x *RestorePlanEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlanEvent.ProtoReflect.Descriptor instead.
 func (*RestorePlanEvent) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{59}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *RestorePlanEvent) GetPlanId() string {
@@ -4891,7 +5060,7 @@ type DiscardRestorePlanRequest struct {
 
 func (x *DiscardRestorePlanRequest) Reset() {
 	*x = DiscardRestorePlanRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[60]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4903,7 +5072,7 @@ func (x *DiscardRestorePlanRequest) String() string {
 func (*DiscardRestorePlanRequest) ProtoMessage() {}
 
 func (x *DiscardRestorePlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[60]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4916,7 +5085,7 @@ func (x *DiscardRestorePlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiscardRestorePlanRequest.ProtoReflect.Descriptor instead.
 func (*DiscardRestorePlanRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{60}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *DiscardRestorePlanRequest) GetPlanId() string {
@@ -4934,7 +5103,7 @@ type DiscardRestorePlanResponse struct {
 
 func (x *DiscardRestorePlanResponse) Reset() {
 	*x = DiscardRestorePlanResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[61]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4946,7 +5115,7 @@ func (x *DiscardRestorePlanResponse) String() string {
 func (*DiscardRestorePlanResponse) ProtoMessage() {}
 
 func (x *DiscardRestorePlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[61]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4959,7 +5128,7 @@ func (x *DiscardRestorePlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiscardRestorePlanResponse.ProtoReflect.Descriptor instead.
 func (*DiscardRestorePlanResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{61}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{62}
 }
 
 type RestorePlanStatusRequest struct {
@@ -4971,7 +5140,7 @@ type RestorePlanStatusRequest struct {
 
 func (x *RestorePlanStatusRequest) Reset() {
 	*x = RestorePlanStatusRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[62]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4983,7 +5152,7 @@ func (x *RestorePlanStatusRequest) String() string {
 func (*RestorePlanStatusRequest) ProtoMessage() {}
 
 func (x *RestorePlanStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[62]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4996,7 +5165,7 @@ func (x *RestorePlanStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlanStatusRequest.ProtoReflect.Descriptor instead.
 func (*RestorePlanStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{62}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *RestorePlanStatusRequest) GetPlanId() string {
@@ -5024,7 +5193,7 @@ type RestorePlanStatusResponse struct {
 
 func (x *RestorePlanStatusResponse) Reset() {
 	*x = RestorePlanStatusResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[63]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5036,7 +5205,7 @@ func (x *RestorePlanStatusResponse) String() string {
 func (*RestorePlanStatusResponse) ProtoMessage() {}
 
 func (x *RestorePlanStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[63]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5049,7 +5218,7 @@ func (x *RestorePlanStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlanStatusResponse.ProtoReflect.Descriptor instead.
 func (*RestorePlanStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{63}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *RestorePlanStatusResponse) GetPlanId() string {
@@ -5119,8 +5288,9 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"filesTotal\x12\x18\n" +
 	"\apercent\x18\a \x01(\x01R\apercent\x12\x1f\n" +
 	"\veta_seconds\x18\b \x01(\x03R\n" +
-	"etaSeconds\"\r\n" +
-	"\vInfoRequest\"\xb2\x04\n" +
+	"etaSeconds\"%\n" +
+	"\vInfoRequest\x12\x16\n" +
+	"\x06layers\x18\x01 \x01(\bR\x06layers\"\xe4\x04\n" +
 	"\fInfoResponse\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12+\n" +
 	"\x05roles\x18\x02 \x03(\x0e2\x15.dr.agent.v1.NodeRoleR\x05roles\x12#\n" +
@@ -5139,7 +5309,23 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"cluster_id\x18\f \x01(\tR\tclusterId\x12#\n" +
 	"\rconfig_sha256\x18\r \x01(\tR\fconfigSha256\x12!\n" +
 	"\fconfig_error\x18\x0e \x01(\tR\vconfigError\x12%\n" +
-	"\x0erestore_flavor\x18\x0f \x01(\tR\rrestoreFlavor\"\x13\n" +
+	"\x0erestore_flavor\x18\x0f \x01(\tR\rrestoreFlavor\x120\n" +
+	"\x06layers\x18\x10 \x03(\v2\x18.dr.agent.v1.LayerStatusR\x06layers\"\xbc\x03\n" +
+	"\vLayerStatus\x12\x14\n" +
+	"\x05layer\x18\x01 \x01(\tR\x05layer\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
+	"\x03off\x18\x03 \x01(\tR\x03off\x122\n" +
+	"\x06newest\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x06newest\x12\x1f\n" +
+	"\vnewest_name\x18\x05 \x01(\tR\n" +
+	"newestName\x12,\n" +
+	"\x12rpo_target_seconds\x18\x06 \x01(\x03R\x10rpoTargetSeconds\x12=\n" +
+	"\flast_failure\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vlastFailure\x12.\n" +
+	"\x13last_failure_reason\x18\b \x01(\tR\x11lastFailureReason\x125\n" +
+	"\bnext_run\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\anextRun\x12\x1a\n" +
+	"\bschedule\x18\n" +
+	" \x01(\tR\bschedule\x12\x16\n" +
+	"\x06leader\x18\v \x01(\bR\x06leader\x12\x14\n" +
+	"\x05error\x18\f \x01(\tR\x05error\"\x13\n" +
 	"\x11CheckStoreRequest\"a\n" +
 	"\x12CheckStoreResponse\x12\x14\n" +
 	"\x05store\x18\x01 \x01(\tR\x05store\x12\x14\n" +
@@ -5570,7 +5756,7 @@ func file_api_dr_agent_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_api_dr_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_api_dr_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
+var file_api_dr_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_api_dr_agent_v1_agent_proto_goTypes = []any{
 	(NodeRole)(0),                       // 0: dr.agent.v1.NodeRole
 	(RestoreRole)(0),                    // 1: dr.agent.v1.RestoreRole
@@ -5580,175 +5766,180 @@ var file_api_dr_agent_v1_agent_proto_goTypes = []any{
 	(*Progress)(nil),                    // 5: dr.agent.v1.Progress
 	(*InfoRequest)(nil),                 // 6: dr.agent.v1.InfoRequest
 	(*InfoResponse)(nil),                // 7: dr.agent.v1.InfoResponse
-	(*CheckStoreRequest)(nil),           // 8: dr.agent.v1.CheckStoreRequest
-	(*CheckStoreResponse)(nil),          // 9: dr.agent.v1.CheckStoreResponse
-	(*EtcdMemberHealth)(nil),            // 10: dr.agent.v1.EtcdMemberHealth
-	(*EtcdSnapshot)(nil),                // 11: dr.agent.v1.EtcdSnapshot
-	(*SaveEtcdSnapshotRequest)(nil),     // 12: dr.agent.v1.SaveEtcdSnapshotRequest
-	(*SaveEtcdSnapshotResponse)(nil),    // 13: dr.agent.v1.SaveEtcdSnapshotResponse
-	(*ListEtcdSnapshotsRequest)(nil),    // 14: dr.agent.v1.ListEtcdSnapshotsRequest
-	(*ListEtcdSnapshotsResponse)(nil),   // 15: dr.agent.v1.ListEtcdSnapshotsResponse
-	(*DeleteEtcdSnapshotsRequest)(nil),  // 16: dr.agent.v1.DeleteEtcdSnapshotsRequest
-	(*DeleteEtcdSnapshotsResponse)(nil), // 17: dr.agent.v1.DeleteEtcdSnapshotsResponse
-	(*Retention)(nil),                   // 18: dr.agent.v1.Retention
-	(*PruneEtcdSnapshotsRequest)(nil),   // 19: dr.agent.v1.PruneEtcdSnapshotsRequest
-	(*PruneEtcdSnapshotsResponse)(nil),  // 20: dr.agent.v1.PruneEtcdSnapshotsResponse
-	(*BackupFilesRequest)(nil),          // 21: dr.agent.v1.BackupFilesRequest
-	(*FileSnapshot)(nil),                // 22: dr.agent.v1.FileSnapshot
-	(*BackupFilesResponse)(nil),         // 23: dr.agent.v1.BackupFilesResponse
-	(*FileRestoreTarget)(nil),           // 24: dr.agent.v1.FileRestoreTarget
-	(*PreviewFileRestoreRequest)(nil),   // 25: dr.agent.v1.PreviewFileRestoreRequest
-	(*FileChange)(nil),                  // 26: dr.agent.v1.FileChange
-	(*RestorePreview)(nil),              // 27: dr.agent.v1.RestorePreview
-	(*PreviewFileRestoreResponse)(nil),  // 28: dr.agent.v1.PreviewFileRestoreResponse
-	(*RestoreFilesRequest)(nil),         // 29: dr.agent.v1.RestoreFilesRequest
-	(*RestoreFilesResult)(nil),          // 30: dr.agent.v1.RestoreFilesResult
-	(*RestoreFilesResponse)(nil),        // 31: dr.agent.v1.RestoreFilesResponse
-	(*VerifyBackupRequest)(nil),         // 32: dr.agent.v1.VerifyBackupRequest
-	(*VerifyResult)(nil),                // 33: dr.agent.v1.VerifyResult
-	(*VerifyBackupResponse)(nil),        // 34: dr.agent.v1.VerifyBackupResponse
-	(*ForgetFileSnapshotsRequest)(nil),  // 35: dr.agent.v1.ForgetFileSnapshotsRequest
-	(*ForgetResult)(nil),                // 36: dr.agent.v1.ForgetResult
-	(*ForgetFileSnapshotsResponse)(nil), // 37: dr.agent.v1.ForgetFileSnapshotsResponse
-	(*WALStatusRequest)(nil),            // 38: dr.agent.v1.WALStatusRequest
-	(*WALSourceStatus)(nil),             // 39: dr.agent.v1.WALSourceStatus
-	(*WALStatusResponse)(nil),           // 40: dr.agent.v1.WALStatusResponse
-	(*MarkWALRequest)(nil),              // 41: dr.agent.v1.MarkWALRequest
-	(*WALMark)(nil),                     // 42: dr.agent.v1.WALMark
-	(*MarkWALResponse)(nil),             // 43: dr.agent.v1.MarkWALResponse
-	(*BaseBackupRequest)(nil),           // 44: dr.agent.v1.BaseBackupRequest
-	(*BaseBackupResult)(nil),            // 45: dr.agent.v1.BaseBackupResult
-	(*ListBaseBackupsRequest)(nil),      // 46: dr.agent.v1.ListBaseBackupsRequest
-	(*ListBaseBackupsResponse)(nil),     // 47: dr.agent.v1.ListBaseBackupsResponse
-	(*PruneBaseBackupsRequest)(nil),     // 48: dr.agent.v1.PruneBaseBackupsRequest
-	(*PruneBaseBackupsResponse)(nil),    // 49: dr.agent.v1.PruneBaseBackupsResponse
-	(*BaseBackupResponse)(nil),          // 50: dr.agent.v1.BaseBackupResponse
-	(*RestorePostgresRequest)(nil),      // 51: dr.agent.v1.RestorePostgresRequest
-	(*RestorePostgresResult)(nil),       // 52: dr.agent.v1.RestorePostgresResult
-	(*RestorePostgresResponse)(nil),     // 53: dr.agent.v1.RestorePostgresResponse
-	(*SnapshotRef)(nil),                 // 54: dr.agent.v1.SnapshotRef
-	(*PreviewEtcdRestoreRequest)(nil),   // 55: dr.agent.v1.PreviewEtcdRestoreRequest
-	(*ResourceImpact)(nil),              // 56: dr.agent.v1.ResourceImpact
-	(*EtcdRestorePreview)(nil),          // 57: dr.agent.v1.EtcdRestorePreview
-	(*PreviewEtcdRestoreResponse)(nil),  // 58: dr.agent.v1.PreviewEtcdRestoreResponse
-	(*RestorePlanPart)(nil),             // 59: dr.agent.v1.RestorePlanPart
-	(*PrepareRestorePlanRequest)(nil),   // 60: dr.agent.v1.PrepareRestorePlanRequest
-	(*PrepareRestorePlanResponse)(nil),  // 61: dr.agent.v1.PrepareRestorePlanResponse
-	(*StartRestorePlanRequest)(nil),     // 62: dr.agent.v1.StartRestorePlanRequest
-	(*RestoreStep)(nil),                 // 63: dr.agent.v1.RestoreStep
-	(*RestorePlanEvent)(nil),            // 64: dr.agent.v1.RestorePlanEvent
-	(*DiscardRestorePlanRequest)(nil),   // 65: dr.agent.v1.DiscardRestorePlanRequest
-	(*DiscardRestorePlanResponse)(nil),  // 66: dr.agent.v1.DiscardRestorePlanResponse
-	(*RestorePlanStatusRequest)(nil),    // 67: dr.agent.v1.RestorePlanStatusRequest
-	(*RestorePlanStatusResponse)(nil),   // 68: dr.agent.v1.RestorePlanStatusResponse
-	nil,                                 // 69: dr.agent.v1.RestorePostgresResult.RowCountsEntry
-	(*timestamppb.Timestamp)(nil),       // 70: google.protobuf.Timestamp
+	(*LayerStatus)(nil),                 // 8: dr.agent.v1.LayerStatus
+	(*CheckStoreRequest)(nil),           // 9: dr.agent.v1.CheckStoreRequest
+	(*CheckStoreResponse)(nil),          // 10: dr.agent.v1.CheckStoreResponse
+	(*EtcdMemberHealth)(nil),            // 11: dr.agent.v1.EtcdMemberHealth
+	(*EtcdSnapshot)(nil),                // 12: dr.agent.v1.EtcdSnapshot
+	(*SaveEtcdSnapshotRequest)(nil),     // 13: dr.agent.v1.SaveEtcdSnapshotRequest
+	(*SaveEtcdSnapshotResponse)(nil),    // 14: dr.agent.v1.SaveEtcdSnapshotResponse
+	(*ListEtcdSnapshotsRequest)(nil),    // 15: dr.agent.v1.ListEtcdSnapshotsRequest
+	(*ListEtcdSnapshotsResponse)(nil),   // 16: dr.agent.v1.ListEtcdSnapshotsResponse
+	(*DeleteEtcdSnapshotsRequest)(nil),  // 17: dr.agent.v1.DeleteEtcdSnapshotsRequest
+	(*DeleteEtcdSnapshotsResponse)(nil), // 18: dr.agent.v1.DeleteEtcdSnapshotsResponse
+	(*Retention)(nil),                   // 19: dr.agent.v1.Retention
+	(*PruneEtcdSnapshotsRequest)(nil),   // 20: dr.agent.v1.PruneEtcdSnapshotsRequest
+	(*PruneEtcdSnapshotsResponse)(nil),  // 21: dr.agent.v1.PruneEtcdSnapshotsResponse
+	(*BackupFilesRequest)(nil),          // 22: dr.agent.v1.BackupFilesRequest
+	(*FileSnapshot)(nil),                // 23: dr.agent.v1.FileSnapshot
+	(*BackupFilesResponse)(nil),         // 24: dr.agent.v1.BackupFilesResponse
+	(*FileRestoreTarget)(nil),           // 25: dr.agent.v1.FileRestoreTarget
+	(*PreviewFileRestoreRequest)(nil),   // 26: dr.agent.v1.PreviewFileRestoreRequest
+	(*FileChange)(nil),                  // 27: dr.agent.v1.FileChange
+	(*RestorePreview)(nil),              // 28: dr.agent.v1.RestorePreview
+	(*PreviewFileRestoreResponse)(nil),  // 29: dr.agent.v1.PreviewFileRestoreResponse
+	(*RestoreFilesRequest)(nil),         // 30: dr.agent.v1.RestoreFilesRequest
+	(*RestoreFilesResult)(nil),          // 31: dr.agent.v1.RestoreFilesResult
+	(*RestoreFilesResponse)(nil),        // 32: dr.agent.v1.RestoreFilesResponse
+	(*VerifyBackupRequest)(nil),         // 33: dr.agent.v1.VerifyBackupRequest
+	(*VerifyResult)(nil),                // 34: dr.agent.v1.VerifyResult
+	(*VerifyBackupResponse)(nil),        // 35: dr.agent.v1.VerifyBackupResponse
+	(*ForgetFileSnapshotsRequest)(nil),  // 36: dr.agent.v1.ForgetFileSnapshotsRequest
+	(*ForgetResult)(nil),                // 37: dr.agent.v1.ForgetResult
+	(*ForgetFileSnapshotsResponse)(nil), // 38: dr.agent.v1.ForgetFileSnapshotsResponse
+	(*WALStatusRequest)(nil),            // 39: dr.agent.v1.WALStatusRequest
+	(*WALSourceStatus)(nil),             // 40: dr.agent.v1.WALSourceStatus
+	(*WALStatusResponse)(nil),           // 41: dr.agent.v1.WALStatusResponse
+	(*MarkWALRequest)(nil),              // 42: dr.agent.v1.MarkWALRequest
+	(*WALMark)(nil),                     // 43: dr.agent.v1.WALMark
+	(*MarkWALResponse)(nil),             // 44: dr.agent.v1.MarkWALResponse
+	(*BaseBackupRequest)(nil),           // 45: dr.agent.v1.BaseBackupRequest
+	(*BaseBackupResult)(nil),            // 46: dr.agent.v1.BaseBackupResult
+	(*ListBaseBackupsRequest)(nil),      // 47: dr.agent.v1.ListBaseBackupsRequest
+	(*ListBaseBackupsResponse)(nil),     // 48: dr.agent.v1.ListBaseBackupsResponse
+	(*PruneBaseBackupsRequest)(nil),     // 49: dr.agent.v1.PruneBaseBackupsRequest
+	(*PruneBaseBackupsResponse)(nil),    // 50: dr.agent.v1.PruneBaseBackupsResponse
+	(*BaseBackupResponse)(nil),          // 51: dr.agent.v1.BaseBackupResponse
+	(*RestorePostgresRequest)(nil),      // 52: dr.agent.v1.RestorePostgresRequest
+	(*RestorePostgresResult)(nil),       // 53: dr.agent.v1.RestorePostgresResult
+	(*RestorePostgresResponse)(nil),     // 54: dr.agent.v1.RestorePostgresResponse
+	(*SnapshotRef)(nil),                 // 55: dr.agent.v1.SnapshotRef
+	(*PreviewEtcdRestoreRequest)(nil),   // 56: dr.agent.v1.PreviewEtcdRestoreRequest
+	(*ResourceImpact)(nil),              // 57: dr.agent.v1.ResourceImpact
+	(*EtcdRestorePreview)(nil),          // 58: dr.agent.v1.EtcdRestorePreview
+	(*PreviewEtcdRestoreResponse)(nil),  // 59: dr.agent.v1.PreviewEtcdRestoreResponse
+	(*RestorePlanPart)(nil),             // 60: dr.agent.v1.RestorePlanPart
+	(*PrepareRestorePlanRequest)(nil),   // 61: dr.agent.v1.PrepareRestorePlanRequest
+	(*PrepareRestorePlanResponse)(nil),  // 62: dr.agent.v1.PrepareRestorePlanResponse
+	(*StartRestorePlanRequest)(nil),     // 63: dr.agent.v1.StartRestorePlanRequest
+	(*RestoreStep)(nil),                 // 64: dr.agent.v1.RestoreStep
+	(*RestorePlanEvent)(nil),            // 65: dr.agent.v1.RestorePlanEvent
+	(*DiscardRestorePlanRequest)(nil),   // 66: dr.agent.v1.DiscardRestorePlanRequest
+	(*DiscardRestorePlanResponse)(nil),  // 67: dr.agent.v1.DiscardRestorePlanResponse
+	(*RestorePlanStatusRequest)(nil),    // 68: dr.agent.v1.RestorePlanStatusRequest
+	(*RestorePlanStatusResponse)(nil),   // 69: dr.agent.v1.RestorePlanStatusResponse
+	nil,                                 // 70: dr.agent.v1.RestorePostgresResult.RowCountsEntry
+	(*timestamppb.Timestamp)(nil),       // 71: google.protobuf.Timestamp
 }
 var file_api_dr_agent_v1_agent_proto_depIdxs = []int32{
 	0,  // 0: dr.agent.v1.InfoResponse.roles:type_name -> dr.agent.v1.NodeRole
-	10, // 1: dr.agent.v1.InfoResponse.etcd:type_name -> dr.agent.v1.EtcdMemberHealth
-	70, // 2: dr.agent.v1.InfoResponse.time:type_name -> google.protobuf.Timestamp
-	70, // 3: dr.agent.v1.EtcdSnapshot.created:type_name -> google.protobuf.Timestamp
-	5,  // 4: dr.agent.v1.SaveEtcdSnapshotResponse.progress:type_name -> dr.agent.v1.Progress
-	11, // 5: dr.agent.v1.SaveEtcdSnapshotResponse.snapshot:type_name -> dr.agent.v1.EtcdSnapshot
-	11, // 6: dr.agent.v1.ListEtcdSnapshotsResponse.snapshots:type_name -> dr.agent.v1.EtcdSnapshot
-	18, // 7: dr.agent.v1.PruneEtcdSnapshotsRequest.retention:type_name -> dr.agent.v1.Retention
-	70, // 8: dr.agent.v1.FileSnapshot.time:type_name -> google.protobuf.Timestamp
-	5,  // 9: dr.agent.v1.BackupFilesResponse.progress:type_name -> dr.agent.v1.Progress
-	22, // 10: dr.agent.v1.BackupFilesResponse.snapshot:type_name -> dr.agent.v1.FileSnapshot
-	24, // 11: dr.agent.v1.PreviewFileRestoreRequest.target:type_name -> dr.agent.v1.FileRestoreTarget
-	3,  // 12: dr.agent.v1.FileChange.kind:type_name -> dr.agent.v1.FileChange.Kind
-	26, // 13: dr.agent.v1.RestorePreview.changes:type_name -> dr.agent.v1.FileChange
-	5,  // 14: dr.agent.v1.PreviewFileRestoreResponse.progress:type_name -> dr.agent.v1.Progress
-	27, // 15: dr.agent.v1.PreviewFileRestoreResponse.preview:type_name -> dr.agent.v1.RestorePreview
-	24, // 16: dr.agent.v1.RestoreFilesRequest.target:type_name -> dr.agent.v1.FileRestoreTarget
-	5,  // 17: dr.agent.v1.RestoreFilesResponse.progress:type_name -> dr.agent.v1.Progress
-	30, // 18: dr.agent.v1.RestoreFilesResponse.result:type_name -> dr.agent.v1.RestoreFilesResult
-	5,  // 19: dr.agent.v1.VerifyBackupResponse.progress:type_name -> dr.agent.v1.Progress
-	33, // 20: dr.agent.v1.VerifyBackupResponse.result:type_name -> dr.agent.v1.VerifyResult
-	18, // 21: dr.agent.v1.ForgetFileSnapshotsRequest.retention:type_name -> dr.agent.v1.Retention
-	5,  // 22: dr.agent.v1.ForgetFileSnapshotsResponse.progress:type_name -> dr.agent.v1.Progress
-	36, // 23: dr.agent.v1.ForgetFileSnapshotsResponse.result:type_name -> dr.agent.v1.ForgetResult
-	70, // 24: dr.agent.v1.WALSourceStatus.newest_shipped:type_name -> google.protobuf.Timestamp
-	70, // 25: dr.agent.v1.WALSourceStatus.last_error_time:type_name -> google.protobuf.Timestamp
-	39, // 26: dr.agent.v1.WALStatusResponse.sources:type_name -> dr.agent.v1.WALSourceStatus
-	70, // 27: dr.agent.v1.WALMark.time:type_name -> google.protobuf.Timestamp
-	42, // 28: dr.agent.v1.MarkWALResponse.marks:type_name -> dr.agent.v1.WALMark
-	70, // 29: dr.agent.v1.BaseBackupResult.start_time:type_name -> google.protobuf.Timestamp
-	70, // 30: dr.agent.v1.BaseBackupResult.stop_time:type_name -> google.protobuf.Timestamp
-	45, // 31: dr.agent.v1.ListBaseBackupsResponse.base_backups:type_name -> dr.agent.v1.BaseBackupResult
-	45, // 32: dr.agent.v1.PruneBaseBackupsResponse.kept:type_name -> dr.agent.v1.BaseBackupResult
-	45, // 33: dr.agent.v1.PruneBaseBackupsResponse.removed:type_name -> dr.agent.v1.BaseBackupResult
-	5,  // 34: dr.agent.v1.BaseBackupResponse.progress:type_name -> dr.agent.v1.Progress
-	45, // 35: dr.agent.v1.BaseBackupResponse.result:type_name -> dr.agent.v1.BaseBackupResult
-	70, // 36: dr.agent.v1.RestorePostgresRequest.time:type_name -> google.protobuf.Timestamp
-	70, // 37: dr.agent.v1.RestorePostgresResult.recovered_to:type_name -> google.protobuf.Timestamp
-	69, // 38: dr.agent.v1.RestorePostgresResult.row_counts:type_name -> dr.agent.v1.RestorePostgresResult.RowCountsEntry
-	5,  // 39: dr.agent.v1.RestorePostgresResponse.progress:type_name -> dr.agent.v1.Progress
-	52, // 40: dr.agent.v1.RestorePostgresResponse.result:type_name -> dr.agent.v1.RestorePostgresResult
-	54, // 41: dr.agent.v1.PreviewEtcdRestoreRequest.snapshot:type_name -> dr.agent.v1.SnapshotRef
-	11, // 42: dr.agent.v1.EtcdRestorePreview.snapshot:type_name -> dr.agent.v1.EtcdSnapshot
-	56, // 43: dr.agent.v1.EtcdRestorePreview.impact:type_name -> dr.agent.v1.ResourceImpact
-	5,  // 44: dr.agent.v1.PreviewEtcdRestoreResponse.progress:type_name -> dr.agent.v1.Progress
-	57, // 45: dr.agent.v1.PreviewEtcdRestoreResponse.preview:type_name -> dr.agent.v1.EtcdRestorePreview
-	1,  // 46: dr.agent.v1.RestorePlanPart.role:type_name -> dr.agent.v1.RestoreRole
-	2,  // 47: dr.agent.v1.RestorePlanPart.flavor:type_name -> dr.agent.v1.RestoreFlavor
-	54, // 48: dr.agent.v1.RestorePlanPart.snapshot:type_name -> dr.agent.v1.SnapshotRef
-	59, // 49: dr.agent.v1.PrepareRestorePlanRequest.part:type_name -> dr.agent.v1.RestorePlanPart
-	4,  // 50: dr.agent.v1.RestoreStep.state:type_name -> dr.agent.v1.RestoreStep.State
-	70, // 51: dr.agent.v1.RestoreStep.started:type_name -> google.protobuf.Timestamp
-	70, // 52: dr.agent.v1.RestoreStep.finished:type_name -> google.protobuf.Timestamp
-	63, // 53: dr.agent.v1.RestorePlanEvent.step:type_name -> dr.agent.v1.RestoreStep
-	63, // 54: dr.agent.v1.RestorePlanStatusResponse.steps:type_name -> dr.agent.v1.RestoreStep
-	6,  // 55: dr.agent.v1.AgentService.Info:input_type -> dr.agent.v1.InfoRequest
-	8,  // 56: dr.agent.v1.AgentService.CheckStore:input_type -> dr.agent.v1.CheckStoreRequest
-	12, // 57: dr.agent.v1.AgentService.SaveEtcdSnapshot:input_type -> dr.agent.v1.SaveEtcdSnapshotRequest
-	14, // 58: dr.agent.v1.AgentService.ListEtcdSnapshots:input_type -> dr.agent.v1.ListEtcdSnapshotsRequest
-	16, // 59: dr.agent.v1.AgentService.DeleteEtcdSnapshots:input_type -> dr.agent.v1.DeleteEtcdSnapshotsRequest
-	19, // 60: dr.agent.v1.AgentService.PruneEtcdSnapshots:input_type -> dr.agent.v1.PruneEtcdSnapshotsRequest
-	21, // 61: dr.agent.v1.AgentService.BackupFiles:input_type -> dr.agent.v1.BackupFilesRequest
-	25, // 62: dr.agent.v1.AgentService.PreviewFileRestore:input_type -> dr.agent.v1.PreviewFileRestoreRequest
-	29, // 63: dr.agent.v1.AgentService.RestoreFiles:input_type -> dr.agent.v1.RestoreFilesRequest
-	32, // 64: dr.agent.v1.AgentService.VerifyBackup:input_type -> dr.agent.v1.VerifyBackupRequest
-	35, // 65: dr.agent.v1.AgentService.ForgetFileSnapshots:input_type -> dr.agent.v1.ForgetFileSnapshotsRequest
-	38, // 66: dr.agent.v1.AgentService.WALStatus:input_type -> dr.agent.v1.WALStatusRequest
-	41, // 67: dr.agent.v1.AgentService.MarkWAL:input_type -> dr.agent.v1.MarkWALRequest
-	44, // 68: dr.agent.v1.AgentService.BaseBackup:input_type -> dr.agent.v1.BaseBackupRequest
-	48, // 69: dr.agent.v1.AgentService.PruneBaseBackups:input_type -> dr.agent.v1.PruneBaseBackupsRequest
-	46, // 70: dr.agent.v1.AgentService.ListBaseBackups:input_type -> dr.agent.v1.ListBaseBackupsRequest
-	51, // 71: dr.agent.v1.AgentService.RestorePostgres:input_type -> dr.agent.v1.RestorePostgresRequest
-	55, // 72: dr.agent.v1.AgentService.PreviewEtcdRestore:input_type -> dr.agent.v1.PreviewEtcdRestoreRequest
-	60, // 73: dr.agent.v1.AgentService.PrepareRestorePlan:input_type -> dr.agent.v1.PrepareRestorePlanRequest
-	62, // 74: dr.agent.v1.AgentService.StartRestorePlan:input_type -> dr.agent.v1.StartRestorePlanRequest
-	67, // 75: dr.agent.v1.AgentService.RestorePlanStatus:input_type -> dr.agent.v1.RestorePlanStatusRequest
-	65, // 76: dr.agent.v1.AgentService.DiscardRestorePlan:input_type -> dr.agent.v1.DiscardRestorePlanRequest
-	7,  // 77: dr.agent.v1.AgentService.Info:output_type -> dr.agent.v1.InfoResponse
-	9,  // 78: dr.agent.v1.AgentService.CheckStore:output_type -> dr.agent.v1.CheckStoreResponse
-	13, // 79: dr.agent.v1.AgentService.SaveEtcdSnapshot:output_type -> dr.agent.v1.SaveEtcdSnapshotResponse
-	15, // 80: dr.agent.v1.AgentService.ListEtcdSnapshots:output_type -> dr.agent.v1.ListEtcdSnapshotsResponse
-	17, // 81: dr.agent.v1.AgentService.DeleteEtcdSnapshots:output_type -> dr.agent.v1.DeleteEtcdSnapshotsResponse
-	20, // 82: dr.agent.v1.AgentService.PruneEtcdSnapshots:output_type -> dr.agent.v1.PruneEtcdSnapshotsResponse
-	23, // 83: dr.agent.v1.AgentService.BackupFiles:output_type -> dr.agent.v1.BackupFilesResponse
-	28, // 84: dr.agent.v1.AgentService.PreviewFileRestore:output_type -> dr.agent.v1.PreviewFileRestoreResponse
-	31, // 85: dr.agent.v1.AgentService.RestoreFiles:output_type -> dr.agent.v1.RestoreFilesResponse
-	34, // 86: dr.agent.v1.AgentService.VerifyBackup:output_type -> dr.agent.v1.VerifyBackupResponse
-	37, // 87: dr.agent.v1.AgentService.ForgetFileSnapshots:output_type -> dr.agent.v1.ForgetFileSnapshotsResponse
-	40, // 88: dr.agent.v1.AgentService.WALStatus:output_type -> dr.agent.v1.WALStatusResponse
-	43, // 89: dr.agent.v1.AgentService.MarkWAL:output_type -> dr.agent.v1.MarkWALResponse
-	50, // 90: dr.agent.v1.AgentService.BaseBackup:output_type -> dr.agent.v1.BaseBackupResponse
-	49, // 91: dr.agent.v1.AgentService.PruneBaseBackups:output_type -> dr.agent.v1.PruneBaseBackupsResponse
-	47, // 92: dr.agent.v1.AgentService.ListBaseBackups:output_type -> dr.agent.v1.ListBaseBackupsResponse
-	53, // 93: dr.agent.v1.AgentService.RestorePostgres:output_type -> dr.agent.v1.RestorePostgresResponse
-	58, // 94: dr.agent.v1.AgentService.PreviewEtcdRestore:output_type -> dr.agent.v1.PreviewEtcdRestoreResponse
-	61, // 95: dr.agent.v1.AgentService.PrepareRestorePlan:output_type -> dr.agent.v1.PrepareRestorePlanResponse
-	64, // 96: dr.agent.v1.AgentService.StartRestorePlan:output_type -> dr.agent.v1.RestorePlanEvent
-	68, // 97: dr.agent.v1.AgentService.RestorePlanStatus:output_type -> dr.agent.v1.RestorePlanStatusResponse
-	66, // 98: dr.agent.v1.AgentService.DiscardRestorePlan:output_type -> dr.agent.v1.DiscardRestorePlanResponse
-	77, // [77:99] is the sub-list for method output_type
-	55, // [55:77] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	11, // 1: dr.agent.v1.InfoResponse.etcd:type_name -> dr.agent.v1.EtcdMemberHealth
+	71, // 2: dr.agent.v1.InfoResponse.time:type_name -> google.protobuf.Timestamp
+	8,  // 3: dr.agent.v1.InfoResponse.layers:type_name -> dr.agent.v1.LayerStatus
+	71, // 4: dr.agent.v1.LayerStatus.newest:type_name -> google.protobuf.Timestamp
+	71, // 5: dr.agent.v1.LayerStatus.last_failure:type_name -> google.protobuf.Timestamp
+	71, // 6: dr.agent.v1.LayerStatus.next_run:type_name -> google.protobuf.Timestamp
+	71, // 7: dr.agent.v1.EtcdSnapshot.created:type_name -> google.protobuf.Timestamp
+	5,  // 8: dr.agent.v1.SaveEtcdSnapshotResponse.progress:type_name -> dr.agent.v1.Progress
+	12, // 9: dr.agent.v1.SaveEtcdSnapshotResponse.snapshot:type_name -> dr.agent.v1.EtcdSnapshot
+	12, // 10: dr.agent.v1.ListEtcdSnapshotsResponse.snapshots:type_name -> dr.agent.v1.EtcdSnapshot
+	19, // 11: dr.agent.v1.PruneEtcdSnapshotsRequest.retention:type_name -> dr.agent.v1.Retention
+	71, // 12: dr.agent.v1.FileSnapshot.time:type_name -> google.protobuf.Timestamp
+	5,  // 13: dr.agent.v1.BackupFilesResponse.progress:type_name -> dr.agent.v1.Progress
+	23, // 14: dr.agent.v1.BackupFilesResponse.snapshot:type_name -> dr.agent.v1.FileSnapshot
+	25, // 15: dr.agent.v1.PreviewFileRestoreRequest.target:type_name -> dr.agent.v1.FileRestoreTarget
+	3,  // 16: dr.agent.v1.FileChange.kind:type_name -> dr.agent.v1.FileChange.Kind
+	27, // 17: dr.agent.v1.RestorePreview.changes:type_name -> dr.agent.v1.FileChange
+	5,  // 18: dr.agent.v1.PreviewFileRestoreResponse.progress:type_name -> dr.agent.v1.Progress
+	28, // 19: dr.agent.v1.PreviewFileRestoreResponse.preview:type_name -> dr.agent.v1.RestorePreview
+	25, // 20: dr.agent.v1.RestoreFilesRequest.target:type_name -> dr.agent.v1.FileRestoreTarget
+	5,  // 21: dr.agent.v1.RestoreFilesResponse.progress:type_name -> dr.agent.v1.Progress
+	31, // 22: dr.agent.v1.RestoreFilesResponse.result:type_name -> dr.agent.v1.RestoreFilesResult
+	5,  // 23: dr.agent.v1.VerifyBackupResponse.progress:type_name -> dr.agent.v1.Progress
+	34, // 24: dr.agent.v1.VerifyBackupResponse.result:type_name -> dr.agent.v1.VerifyResult
+	19, // 25: dr.agent.v1.ForgetFileSnapshotsRequest.retention:type_name -> dr.agent.v1.Retention
+	5,  // 26: dr.agent.v1.ForgetFileSnapshotsResponse.progress:type_name -> dr.agent.v1.Progress
+	37, // 27: dr.agent.v1.ForgetFileSnapshotsResponse.result:type_name -> dr.agent.v1.ForgetResult
+	71, // 28: dr.agent.v1.WALSourceStatus.newest_shipped:type_name -> google.protobuf.Timestamp
+	71, // 29: dr.agent.v1.WALSourceStatus.last_error_time:type_name -> google.protobuf.Timestamp
+	40, // 30: dr.agent.v1.WALStatusResponse.sources:type_name -> dr.agent.v1.WALSourceStatus
+	71, // 31: dr.agent.v1.WALMark.time:type_name -> google.protobuf.Timestamp
+	43, // 32: dr.agent.v1.MarkWALResponse.marks:type_name -> dr.agent.v1.WALMark
+	71, // 33: dr.agent.v1.BaseBackupResult.start_time:type_name -> google.protobuf.Timestamp
+	71, // 34: dr.agent.v1.BaseBackupResult.stop_time:type_name -> google.protobuf.Timestamp
+	46, // 35: dr.agent.v1.ListBaseBackupsResponse.base_backups:type_name -> dr.agent.v1.BaseBackupResult
+	46, // 36: dr.agent.v1.PruneBaseBackupsResponse.kept:type_name -> dr.agent.v1.BaseBackupResult
+	46, // 37: dr.agent.v1.PruneBaseBackupsResponse.removed:type_name -> dr.agent.v1.BaseBackupResult
+	5,  // 38: dr.agent.v1.BaseBackupResponse.progress:type_name -> dr.agent.v1.Progress
+	46, // 39: dr.agent.v1.BaseBackupResponse.result:type_name -> dr.agent.v1.BaseBackupResult
+	71, // 40: dr.agent.v1.RestorePostgresRequest.time:type_name -> google.protobuf.Timestamp
+	71, // 41: dr.agent.v1.RestorePostgresResult.recovered_to:type_name -> google.protobuf.Timestamp
+	70, // 42: dr.agent.v1.RestorePostgresResult.row_counts:type_name -> dr.agent.v1.RestorePostgresResult.RowCountsEntry
+	5,  // 43: dr.agent.v1.RestorePostgresResponse.progress:type_name -> dr.agent.v1.Progress
+	53, // 44: dr.agent.v1.RestorePostgresResponse.result:type_name -> dr.agent.v1.RestorePostgresResult
+	55, // 45: dr.agent.v1.PreviewEtcdRestoreRequest.snapshot:type_name -> dr.agent.v1.SnapshotRef
+	12, // 46: dr.agent.v1.EtcdRestorePreview.snapshot:type_name -> dr.agent.v1.EtcdSnapshot
+	57, // 47: dr.agent.v1.EtcdRestorePreview.impact:type_name -> dr.agent.v1.ResourceImpact
+	5,  // 48: dr.agent.v1.PreviewEtcdRestoreResponse.progress:type_name -> dr.agent.v1.Progress
+	58, // 49: dr.agent.v1.PreviewEtcdRestoreResponse.preview:type_name -> dr.agent.v1.EtcdRestorePreview
+	1,  // 50: dr.agent.v1.RestorePlanPart.role:type_name -> dr.agent.v1.RestoreRole
+	2,  // 51: dr.agent.v1.RestorePlanPart.flavor:type_name -> dr.agent.v1.RestoreFlavor
+	55, // 52: dr.agent.v1.RestorePlanPart.snapshot:type_name -> dr.agent.v1.SnapshotRef
+	60, // 53: dr.agent.v1.PrepareRestorePlanRequest.part:type_name -> dr.agent.v1.RestorePlanPart
+	4,  // 54: dr.agent.v1.RestoreStep.state:type_name -> dr.agent.v1.RestoreStep.State
+	71, // 55: dr.agent.v1.RestoreStep.started:type_name -> google.protobuf.Timestamp
+	71, // 56: dr.agent.v1.RestoreStep.finished:type_name -> google.protobuf.Timestamp
+	64, // 57: dr.agent.v1.RestorePlanEvent.step:type_name -> dr.agent.v1.RestoreStep
+	64, // 58: dr.agent.v1.RestorePlanStatusResponse.steps:type_name -> dr.agent.v1.RestoreStep
+	6,  // 59: dr.agent.v1.AgentService.Info:input_type -> dr.agent.v1.InfoRequest
+	9,  // 60: dr.agent.v1.AgentService.CheckStore:input_type -> dr.agent.v1.CheckStoreRequest
+	13, // 61: dr.agent.v1.AgentService.SaveEtcdSnapshot:input_type -> dr.agent.v1.SaveEtcdSnapshotRequest
+	15, // 62: dr.agent.v1.AgentService.ListEtcdSnapshots:input_type -> dr.agent.v1.ListEtcdSnapshotsRequest
+	17, // 63: dr.agent.v1.AgentService.DeleteEtcdSnapshots:input_type -> dr.agent.v1.DeleteEtcdSnapshotsRequest
+	20, // 64: dr.agent.v1.AgentService.PruneEtcdSnapshots:input_type -> dr.agent.v1.PruneEtcdSnapshotsRequest
+	22, // 65: dr.agent.v1.AgentService.BackupFiles:input_type -> dr.agent.v1.BackupFilesRequest
+	26, // 66: dr.agent.v1.AgentService.PreviewFileRestore:input_type -> dr.agent.v1.PreviewFileRestoreRequest
+	30, // 67: dr.agent.v1.AgentService.RestoreFiles:input_type -> dr.agent.v1.RestoreFilesRequest
+	33, // 68: dr.agent.v1.AgentService.VerifyBackup:input_type -> dr.agent.v1.VerifyBackupRequest
+	36, // 69: dr.agent.v1.AgentService.ForgetFileSnapshots:input_type -> dr.agent.v1.ForgetFileSnapshotsRequest
+	39, // 70: dr.agent.v1.AgentService.WALStatus:input_type -> dr.agent.v1.WALStatusRequest
+	42, // 71: dr.agent.v1.AgentService.MarkWAL:input_type -> dr.agent.v1.MarkWALRequest
+	45, // 72: dr.agent.v1.AgentService.BaseBackup:input_type -> dr.agent.v1.BaseBackupRequest
+	49, // 73: dr.agent.v1.AgentService.PruneBaseBackups:input_type -> dr.agent.v1.PruneBaseBackupsRequest
+	47, // 74: dr.agent.v1.AgentService.ListBaseBackups:input_type -> dr.agent.v1.ListBaseBackupsRequest
+	52, // 75: dr.agent.v1.AgentService.RestorePostgres:input_type -> dr.agent.v1.RestorePostgresRequest
+	56, // 76: dr.agent.v1.AgentService.PreviewEtcdRestore:input_type -> dr.agent.v1.PreviewEtcdRestoreRequest
+	61, // 77: dr.agent.v1.AgentService.PrepareRestorePlan:input_type -> dr.agent.v1.PrepareRestorePlanRequest
+	63, // 78: dr.agent.v1.AgentService.StartRestorePlan:input_type -> dr.agent.v1.StartRestorePlanRequest
+	68, // 79: dr.agent.v1.AgentService.RestorePlanStatus:input_type -> dr.agent.v1.RestorePlanStatusRequest
+	66, // 80: dr.agent.v1.AgentService.DiscardRestorePlan:input_type -> dr.agent.v1.DiscardRestorePlanRequest
+	7,  // 81: dr.agent.v1.AgentService.Info:output_type -> dr.agent.v1.InfoResponse
+	10, // 82: dr.agent.v1.AgentService.CheckStore:output_type -> dr.agent.v1.CheckStoreResponse
+	14, // 83: dr.agent.v1.AgentService.SaveEtcdSnapshot:output_type -> dr.agent.v1.SaveEtcdSnapshotResponse
+	16, // 84: dr.agent.v1.AgentService.ListEtcdSnapshots:output_type -> dr.agent.v1.ListEtcdSnapshotsResponse
+	18, // 85: dr.agent.v1.AgentService.DeleteEtcdSnapshots:output_type -> dr.agent.v1.DeleteEtcdSnapshotsResponse
+	21, // 86: dr.agent.v1.AgentService.PruneEtcdSnapshots:output_type -> dr.agent.v1.PruneEtcdSnapshotsResponse
+	24, // 87: dr.agent.v1.AgentService.BackupFiles:output_type -> dr.agent.v1.BackupFilesResponse
+	29, // 88: dr.agent.v1.AgentService.PreviewFileRestore:output_type -> dr.agent.v1.PreviewFileRestoreResponse
+	32, // 89: dr.agent.v1.AgentService.RestoreFiles:output_type -> dr.agent.v1.RestoreFilesResponse
+	35, // 90: dr.agent.v1.AgentService.VerifyBackup:output_type -> dr.agent.v1.VerifyBackupResponse
+	38, // 91: dr.agent.v1.AgentService.ForgetFileSnapshots:output_type -> dr.agent.v1.ForgetFileSnapshotsResponse
+	41, // 92: dr.agent.v1.AgentService.WALStatus:output_type -> dr.agent.v1.WALStatusResponse
+	44, // 93: dr.agent.v1.AgentService.MarkWAL:output_type -> dr.agent.v1.MarkWALResponse
+	51, // 94: dr.agent.v1.AgentService.BaseBackup:output_type -> dr.agent.v1.BaseBackupResponse
+	50, // 95: dr.agent.v1.AgentService.PruneBaseBackups:output_type -> dr.agent.v1.PruneBaseBackupsResponse
+	48, // 96: dr.agent.v1.AgentService.ListBaseBackups:output_type -> dr.agent.v1.ListBaseBackupsResponse
+	54, // 97: dr.agent.v1.AgentService.RestorePostgres:output_type -> dr.agent.v1.RestorePostgresResponse
+	59, // 98: dr.agent.v1.AgentService.PreviewEtcdRestore:output_type -> dr.agent.v1.PreviewEtcdRestoreResponse
+	62, // 99: dr.agent.v1.AgentService.PrepareRestorePlan:output_type -> dr.agent.v1.PrepareRestorePlanResponse
+	65, // 100: dr.agent.v1.AgentService.StartRestorePlan:output_type -> dr.agent.v1.RestorePlanEvent
+	69, // 101: dr.agent.v1.AgentService.RestorePlanStatus:output_type -> dr.agent.v1.RestorePlanStatusResponse
+	67, // 102: dr.agent.v1.AgentService.DiscardRestorePlan:output_type -> dr.agent.v1.DiscardRestorePlanResponse
+	81, // [81:103] is the sub-list for method output_type
+	59, // [59:81] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_api_dr_agent_v1_agent_proto_init() }
@@ -5756,43 +5947,43 @@ func file_api_dr_agent_v1_agent_proto_init() {
 	if File_api_dr_agent_v1_agent_proto != nil {
 		return
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[8].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[9].OneofWrappers = []any{
 		(*SaveEtcdSnapshotResponse_Progress)(nil),
 		(*SaveEtcdSnapshotResponse_Snapshot)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[18].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[19].OneofWrappers = []any{
 		(*BackupFilesResponse_Progress)(nil),
 		(*BackupFilesResponse_Snapshot)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[23].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[24].OneofWrappers = []any{
 		(*PreviewFileRestoreResponse_Progress)(nil),
 		(*PreviewFileRestoreResponse_Preview)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[26].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[27].OneofWrappers = []any{
 		(*RestoreFilesResponse_Progress)(nil),
 		(*RestoreFilesResponse_Result)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[29].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[30].OneofWrappers = []any{
 		(*VerifyBackupResponse_Progress)(nil),
 		(*VerifyBackupResponse_Result)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[32].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[33].OneofWrappers = []any{
 		(*ForgetFileSnapshotsResponse_Progress)(nil),
 		(*ForgetFileSnapshotsResponse_Result)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[45].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[46].OneofWrappers = []any{
 		(*BaseBackupResponse_Progress)(nil),
 		(*BaseBackupResponse_Result)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[46].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[47].OneofWrappers = []any{
 		(*RestorePostgresRequest_Time)(nil),
 		(*RestorePostgresRequest_Latest)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[48].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[49].OneofWrappers = []any{
 		(*RestorePostgresResponse_Progress)(nil),
 		(*RestorePostgresResponse_Result)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[53].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[54].OneofWrappers = []any{
 		(*PreviewEtcdRestoreResponse_Progress)(nil),
 		(*PreviewEtcdRestoreResponse_Preview)(nil),
 	}
@@ -5802,7 +5993,7 @@ func file_api_dr_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dr_agent_v1_agent_proto_rawDesc), len(file_api_dr_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   65,
+			NumMessages:   66,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
