@@ -27,11 +27,27 @@ func statusJSON(t *testing.T, r result) printers.AgentStatusList {
 }
 
 func TestStatusListsEveryNodeWithEtcdHealth(t *testing.T) {
+	// A fresh snapshot: the etcd layer meets its target, so status exits 0.
+	if r := kubectlDR(t, nil, "etcd", "snapshot", "save", "--name", "status"); r.code != 0 {
+		t.Fatalf("save: exit %d\n%s", r.code, r.stderr)
+	}
 	r := kubectlDR(t, nil, "status", "-o", "json")
 	if r.code != 0 {
 		t.Fatalf("exit code %d, want 0; stderr:\n%s", r.code, r.stderr)
 	}
 	list := statusJSON(t, r)
+	etcdLayers := 0
+	for _, l := range list.Layers {
+		if l.Layer == "etcd" {
+			etcdLayers++
+			if l.State != printers.LayerOK || l.AgeSeconds == nil || *l.AgeSeconds > 600 {
+				t.Errorf("etcd layer on %s: state %s age %v, want ok and minutes old after a save", l.Node, l.State, l.AgeSeconds)
+			}
+		}
+	}
+	if etcdLayers != 1 {
+		t.Errorf("%d etcd layers, want the cluster's once: %+v", etcdLayers, list.Layers)
+	}
 	// Three servers with etcd members and one worker (agent-1), sorted.
 	want := []string{"agent-1", "server-1", "server-2", "server-3"}
 	if len(list.Items) != len(want) {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -350,7 +351,17 @@ func (l *Lab) procs() []proc {
 	for _, n := range l.State.Nodes {
 		ps = append(ps, l.proc("agent-"+n))
 	}
-	for _, name := range l.extra {
+	// Agents started by StartAgent, also those of an earlier process (a
+	// test that kept its lab, then hack/lab down): each has a directory.
+	extra := slices.Clone(l.extra)
+	if entries, err := os.ReadDir(filepath.Join(l.Dir, "extra-agents")); err == nil {
+		for _, e := range entries {
+			if e.IsDir() && !slices.Contains(extra, e.Name()) {
+				extra = append(extra, e.Name())
+			}
+		}
+	}
+	for _, name := range extra {
 		p := l.proc(name)
 		if strings.HasPrefix(name, "postgres") {
 			p.stopSignal = syscall.SIGINT
