@@ -35,4 +35,4 @@ fi
 # it is installed) and the release definition (goreleaser check), with the
 # versions hack/tools pins; built once into the lab's binary cache.
 "$(hack/release/tool.sh actionlint)"
-"$(hack/release/tool.sh goreleaser)" check --quiet
+"$(hack/release/tool.sh goreleaser)" check
