@@ -48,8 +48,13 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 30s)
 	hack/fuzz.sh $(FUZZTIME)
 
 .PHONY: dist
-dist: ## Release archives for linux/darwin/windows amd64+arm64 in _output/dist, and krew/dr.yaml with their sha256
+dist: ## The release archives .goreleaser.yaml defines, built without goreleaser into _output/dist (with checksums.txt), and krew/dr.yaml with their sha256
 	go run ./hack/dist -version $(VERSION) -commit $(COMMIT) -out _output/dist
+
+.PHONY: release-check
+release-check: ## goreleaser check, then a snapshot release without publishing, images or SBOMs into _output/goreleaser (goreleaser built once into the lab cache)
+	"$$(hack/release/tool.sh goreleaser)" check
+	"$$(hack/release/tool.sh goreleaser)" release --snapshot --clean --skip=docker,sbom,publish
 
 .PHONY: image
 image: ## The dr-agent image (static dr-agent + restic + nsenter) as a tarball, no Docker needed: _output/dr-agent-image.tar

@@ -30,3 +30,9 @@ if [ -n "$engines" ]; then
   echo "$engines" >&2
   exit 1
 fi
+
+# The workflows (actionlint, which also runs shellcheck on run: steps when
+# it is installed) and the release definition (goreleaser check), with the
+# versions hack/tools pins; built once into the lab's binary cache.
+"$(hack/release/tool.sh actionlint)"
+"$(hack/release/tool.sh goreleaser)" check

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"testing"
 
@@ -30,19 +31,66 @@ type manifest struct {
 	} `json:"spec"`
 }
 
+// releaseDef is what the tests read from .goreleaser.yaml themselves, not
+// through hack/dist.
+type releaseDef struct {
+	Builds []struct {
+		ID     string   `json:"id"`
+		Goos   []string `json:"goos"`
+		Goarch []string `json:"goarch"`
+	} `json:"builds"`
+}
+
+// kubectlDRPlatforms is the os/arch list of the kubectl-dr build in
+// .goreleaser.yaml.
+func kubectlDRPlatforms(t *testing.T, root string) []string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(root, ".goreleaser.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d releaseDef
+	if err := yaml.Unmarshal(data, &d); err != nil {
+		t.Fatalf(".goreleaser.yaml: %v", err)
+	}
+	var plats []string
+	for _, b := range d.Builds {
+		if b.ID != "kubectl-dr" {
+			continue
+		}
+		for _, o := range b.Goos {
+			for _, a := range b.Goarch {
+				plats = append(plats, o+"/"+a)
+			}
+		}
+	}
+	if len(plats) == 0 {
+		t.Fatal(".goreleaser.yaml has no kubectl-dr build")
+	}
+	sort.Strings(plats)
+	return plats
+}
+
+func runDist(t *testing.T, root string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("go", append([]string{"run", "./hack/dist"}, args...)...)
+	cmd.Dir = root
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("hack/dist %v: %v\n%s", args, err, b)
+	}
+	return string(b)
+}
+
 func TestDistArchivesInstallWithKrew(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds six binaries and krew")
+		t.Skip("builds eight binaries and krew")
 	}
 	root, _ := filepath.Abs("../..")
 	tmp := t.TempDir()
 	out, mf := filepath.Join(tmp, "dist"), filepath.Join(tmp, "dr.yaml")
 	const version = "v0.1.0-test.1"
-	cmd := exec.Command("go", "run", "./hack/dist", "-version", version, "-out", out, "-manifest", mf)
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("hack/dist: %v\n%s", err, b)
-	}
+	runDist(t, root, "-version", version, "-out", out, "-manifest", mf)
 	data, err := os.ReadFile(mf)
 	if err != nil {
 		t.Fatal(err)
@@ -51,8 +99,32 @@ func TestDistArchivesInstallWithKrew(t *testing.T) {
 	if err := yaml.Unmarshal(data, &m); err != nil {
 		t.Fatal(err)
 	}
-	if m.Spec.Version != version || len(m.Spec.Platforms) != 6 {
-		t.Fatalf("manifest: version %s, %d platforms; want %s and 6", m.Spec.Version, len(m.Spec.Platforms), version)
+	if m.Spec.Version != version {
+		t.Fatalf("manifest: version %s, want %s", m.Spec.Version, version)
+	}
+	// The manifest's platforms are the release definition's, no more, no
+	// fewer.
+	var got []string
+	for _, p := range m.Spec.Platforms {
+		got = append(got, p.Selector.MatchLabels["os"]+"/"+p.Selector.MatchLabels["arch"])
+	}
+	sort.Strings(got)
+	if want := kubectlDRPlatforms(t, root); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("krew manifest platforms %v; .goreleaser.yaml builds kubectl-dr for %v", got, want)
+	}
+	// checksums.txt lists every archive with its sha256, as goreleaser's does.
+	sums := readSums(t, filepath.Join(out, "checksums.txt"))
+	for _, p := range m.Spec.Platforms {
+		if name := filepath.Base(p.URI); sums[name] != p.SHA256 {
+			t.Errorf("checksums.txt: %s has %q, manifest says %s", name, sums[name], p.SHA256)
+		}
+	}
+	// The release workflow's path: the manifest from the checksums file
+	// alone is the same manifest.
+	mf2 := filepath.Join(tmp, "dr-from-checksums.yaml")
+	runDist(t, root, "-version", version, "-checksums", filepath.Join(out, "checksums.txt"), "-manifest", mf2)
+	if data2, err := os.ReadFile(mf2); err != nil || string(data2) != string(data) {
+		t.Errorf("manifest from checksums.txt differs from make dist's (%v):\n%s", err, data2)
 	}
 	var local string
 	for _, p := range m.Spec.Platforms {
@@ -100,6 +172,23 @@ func TestDistArchivesInstallWithKrew(t *testing.T) {
 	if err != nil || !strings.Contains(string(c), "create") || !strings.Contains(string(c), "verify") {
 		t.Errorf("kubectl_complete-dr backup: %v\n%s", err, c)
 	}
+}
+
+func readSums(t *testing.T, path string) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			t.Fatalf("%s: line %q", path, line)
+		}
+		sums[f[1]] = f[0]
+	}
+	return sums
 }
 
 func sha256File(t *testing.T, path string) string {
