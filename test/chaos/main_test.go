@@ -1,0 +1,18 @@
+package chaos
+
+import (
+	"os"
+	"testing"
+
+	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
+	"github.com/kubectl-dr/kubectl-dr/test/lab"
+	"github.com/kubectl-dr/kubectl-dr/test/lab/labtest"
+)
+
+var theLab *lab.Lab
+
+// One etcd member (restore plans stop it) and a worker node: every
+// operation has a node to break, and the lab comes up in seconds.
+func TestMain(m *testing.M) {
+	os.Exit(labtest.Main(m, lab.Options{EtcdMembers: 1, Nodes: 2, EtcdRestore: agentconfig.FlavorEtcd}, func(l *lab.Lab) { theLab = l }))
+}
