@@ -98,6 +98,7 @@ func TestChaos(t *testing.T) {
 			h.violate(s, "operations end", fmt.Sprintf("still running after %s: %s", opTimeout, o.res))
 		}
 		h.ensureUp()
+		tOps := time.Since(t0)
 		h.checkAll(s, false)
 		rep.fault(s, o.landed, o.exit())
 		rep.ran++
@@ -105,8 +106,10 @@ func TestChaos(t *testing.T) {
 		if o.landed {
 			landed = o.note
 		}
-		rep.logf("%s -> %s (%s), %s", s, o.exit(), landed, time.Since(t0).Round(100*time.Millisecond))
-		t.Logf("%s -> %s (%s), %s", s, o.exit(), landed, time.Since(t0).Round(100*time.Millisecond))
+		line := fmt.Sprintf("%s -> %s after %s, %d bytes to and from the store (%s); step %s, checks %s", s, o.exit(), o.res.took.Round(100*time.Millisecond), o.bytes, landed,
+			tOps.Round(100*time.Millisecond), (time.Since(t0) - tOps).Round(100*time.Millisecond))
+		rep.logf("%s", line)
+		t.Log(line)
 	}
 	// Everything listed is read back once more at the end.
 	h.checkAll(step{Iter: rep.ran, Op: "final check"}, true)

@@ -27,7 +27,7 @@ func (h *harness) arm(s step) *injector {
 	in := &injector{h: h, s: s, opDone: make(chan struct{}), finished: make(chan struct{})}
 	var cut <-chan struct{}
 	if s.Fault == faultNetCut {
-		cut = h.proxy.CutAfter(s.Bytes)
+		cut = h.proxy.CutAfterTransfer(s.Bytes)
 	}
 	go func() {
 		defer close(in.finished)

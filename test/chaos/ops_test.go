@@ -23,6 +23,8 @@ type outcome struct {
 	landed bool
 	note   string
 	res    result
+	// bytes went between the agents and the store during the operation.
+	bytes int64
 }
 
 func (o outcome) exit() string {
@@ -38,17 +40,19 @@ func (o outcome) exit() string {
 // faulted runs kubectl dr args with s's fault injected.
 func (h *harness) faulted(s step, args ...string) outcome {
 	in := h.arm(s)
+	sent := h.proxy.Transferred()
 	p := h.startPlugin(args...)
 	in.aim(p)
 	res := p.wait()
 	landed, note := in.disarm()
-	return outcome{landed: landed, note: note, res: res}
+	return outcome{landed: landed, note: note, res: res, bytes: h.proxy.Transferred() - sent}
 }
 
 // next runs the operation again with nothing broken: it must succeed, on
 // the same nodes, with no lock or plan of the faulted run in the way.
 func (h *harness) next(s step, args ...string) (result, bool) {
 	r := h.run(args...)
+	h.t.Logf("  next: kubectl dr %s: exit %d after %s", strings.Join(args, " "), r.code, r.took.Round(100*time.Millisecond))
 	h.rep.checked("next operation succeeds", 1)
 	if r.code != 0 || r.timedOut {
 		h.violate(s, "next operation succeeds", r.String())
@@ -233,10 +237,12 @@ func (h *harness) opWAL(s step) outcome {
 // etcdRestore: a fresh snapshot restored with a plan, faulted; etcd must
 // come back healthy, the plan end, and the next restore run.
 func (h *harness) opEtcdRestore(s step) outcome {
-	snap := fmt.Sprintf("chaos-%03d-pre", s.Iter)
-	if _, ok := h.next(s, "etcd", "snapshot", "save", "--name", snap); !ok {
+	r, ok := h.next(s, "etcd", "snapshot", "save", "--name", fmt.Sprintf("chaos-%03d-pre", s.Iter), "-o", "json")
+	var saved printers.EtcdSnapshot
+	if !ok || json.Unmarshal([]byte(r.stdout), &saved) != nil {
 		return outcome{note: "no snapshot to restore"}
 	}
+	snap := saved.Name
 	o := h.faulted(s, "etcd", "restore", snap, "--yes")
 	h.ensureUp()
 	h.waitRestored(s)
@@ -305,7 +311,7 @@ func (h *harness) startBench() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	init := exec.Command(bin, "-i", "-s", "2", "-q")
+	init := exec.Command(bin, "-i", "-s", "1", "-q")
 	init.Env = append(os.Environ(), h.l.Env()...)
 	if out, err := init.CombinedOutput(); err != nil {
 		h.t.Fatalf("pgbench -i: %v\n%s", err, out)

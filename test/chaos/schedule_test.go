@@ -28,11 +28,21 @@ var weight = map[op]int{opBackup: 4, opSnapshot: 4, opFileRestore: 4, opWAL: 4, 
 // typical is about how long an operation takes in the lab when nothing
 // breaks; a process fault lands at a random fraction of it.
 var typical = map[op]time.Duration{
-	opBackup:      3 * time.Second,
-	opSnapshot:    1500 * time.Millisecond,
-	opFileRestore: 2500 * time.Millisecond,
-	opWAL:         5 * time.Second,
-	opEtcdRestore: 5 * time.Second,
+	opBackup:      2500 * time.Millisecond,
+	opSnapshot:    150 * time.Millisecond,
+	opFileRestore: 4 * time.Second,
+	opWAL:         4 * time.Second,
+	opEtcdRestore: 8 * time.Second,
+}
+
+// typicalBytes is about how much goes between the agents and the store
+// during an operation; a network cut lands after a random part of it.
+var typicalBytes = map[op]int64{
+	opBackup:      6 << 20,
+	opSnapshot:    300 << 10,
+	opFileRestore: 6 << 20,
+	opWAL:         20 << 20,
+	opEtcdRestore: 1 << 20,
 }
 
 // A fault the chaos run injects.
@@ -113,7 +123,7 @@ func schedule(seed uint64, n int, nodes []string) []step {
 			s.Node = nodes[rng.IntN(len(nodes))]
 		}
 		s.After = time.Duration(rng.Int64N(int64(typical[o])))
-		s.Bytes = 1 + rng.Int64N(4<<20)
+		s.Bytes = 1 + rng.Int64N(typicalBytes[o])
 		s.Outage = time.Duration(500+rng.IntN(4500)) * time.Millisecond
 		out = append(out, s)
 	}

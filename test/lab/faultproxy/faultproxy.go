@@ -2,7 +2,6 @@ package faultproxy
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -15,7 +14,11 @@ type Proxy struct {
 
 	sent   atomic.Int64
 	budget atomic.Int64 // 0: unlimited
-	down   atomic.Bool
+	// both counts the bytes the target sends back against the budget too.
+	both atomic.Bool
+	down atomic.Bool
+	// total counts every byte forwarded, both ways.
+	total atomic.Int64
 
 	mu    sync.Mutex
 	conns map[net.Conn]bool
@@ -49,15 +52,26 @@ func (p *Proxy) Close() error {
 
 // CutAfter lets n more bytes through to the target, then goes down (see
 // SetDown). The channel is closed at that moment.
-func (p *Proxy) CutAfter(n int64) <-chan struct{} {
+func (p *Proxy) CutAfter(n int64) <-chan struct{} { return p.arm(n, false) }
+
+// CutAfterTransfer is CutAfter counting the bytes in both directions, for
+// downloads as much as uploads.
+func (p *Proxy) CutAfterTransfer(n int64) <-chan struct{} { return p.arm(n, true) }
+
+func (p *Proxy) arm(n int64, both bool) <-chan struct{} {
 	c := make(chan struct{})
 	p.mu.Lock()
 	p.cutc = c
 	p.mu.Unlock()
 	p.sent.Store(0)
+	p.both.Store(both)
 	p.budget.Store(n)
 	return c
 }
+
+// Transferred is how many bytes the proxy forwarded, both ways, since it
+// started.
+func (p *Proxy) Transferred() int64 { return p.total.Load() }
 
 // Down reports whether the proxy refuses connections.
 func (p *Proxy) Down() bool { return p.down.Load() }
@@ -127,19 +141,28 @@ func (p *Proxy) handle(client net.Conn) {
 		server.Close()
 	}()
 	go func() {
-		io.Copy(client, server)
+		p.pipe(client, server, true)
 		client.Close()
 	}()
+	p.pipe(server, client, false)
+}
+
+// pipe copies from src to dst until either ends or the budget is spent;
+// back says these are the target's bytes to the client.
+func (p *Proxy) pipe(dst, src net.Conn, back bool) {
 	buf := make([]byte, 32<<10)
 	for {
-		n, err := client.Read(buf)
+		n, err := src.Read(buf)
 		if n > 0 {
-			total := p.sent.Add(int64(n))
-			if b := p.budget.Load(); b > 0 && total > b {
-				p.SetDown(true)
-				return
+			p.total.Add(int64(n))
+			if !back || p.both.Load() {
+				total := p.sent.Add(int64(n))
+				if b := p.budget.Load(); b > 0 && total > b {
+					p.SetDown(true)
+					return
+				}
 			}
-			if _, werr := server.Write(buf[:n]); werr != nil {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
 			}
 		}
