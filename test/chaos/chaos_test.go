@@ -58,9 +58,9 @@ func TestChaos(t *testing.T) {
 	t.Logf("chaos run: CHAOS_SEED=%d CHAOS_FAULTS=%d CHAOS_TIMEOUT=%s", seed, n, timeout)
 	rep := newReport(seed, n)
 	defer func() {
+		rep.write(os.Stdout, false)
 		var b bytes.Buffer
-		rep.write(&b)
-		fmt.Print(b.String())
+		rep.write(&b, true)
 		if err := os.WriteFile(reportPath, b.Bytes(), 0o644); err != nil {
 			t.Errorf("write the report: %v", err)
 		} else {

@@ -31,11 +31,11 @@ func (h *harness) writeTrees(seed uint64) {
 		root := h.treeRoot(n)
 		os.RemoveAll(root)
 		h.roots[n] = root
-		for i := range 300 {
+		for i := range 150 {
 			h.writeFile(filepath.Join(root, fmt.Sprintf("d%02d", i%13), fmt.Sprintf("f%04d.txt", i)), randomBytes(rng, 64+rng.IntN(4096)))
 		}
 		for i := range 2 {
-			h.writeFile(filepath.Join(root, fmt.Sprintf("large-%d.bin", i)), randomBytes(rng, 3<<20))
+			h.writeFile(filepath.Join(root, fmt.Sprintf("large-%d.bin", i)), randomBytes(rng, 2<<20))
 		}
 	}
 }

@@ -29,6 +29,10 @@ type report struct {
 	exits map[op]map[string]int
 	// checks counts each invariant checked.
 	checks     map[string]int
+	// unwound counts, per operation, the next runs refused as busy while
+	// the faulted one unwound, and the longest wait.
+	unwound    map[string]int
+	unwoundMax map[string]time.Duration
 	violations []violation
 	log        []string
 }
@@ -45,6 +49,7 @@ func newReport(seed uint64, planned int) *report {
 		seed: seed, planned: planned, start: time.Now(),
 		byFault: map[fault]int{}, byOp: map[op]int{}, matrix: map[op]map[fault]int{},
 		missed: map[fault]int{}, exits: map[op]map[string]int{}, checks: map[string]int{},
+		unwound: map[string]int{}, unwoundMax: map[string]time.Duration{},
 	}
 }
 
@@ -71,6 +76,13 @@ func (r *report) checked(invariant string, n int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.checks[invariant] += n
+}
+
+func (r *report) waited(o string, d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.unwound[o]++
+	r.unwoundMax[o] = max(r.unwoundMax[o], d)
 }
 
 func (r *report) violate(v violation) {
@@ -102,7 +114,7 @@ func sortedKeys[K ~string, V any](m map[K]V) []K {
 	return keys
 }
 
-func (r *report) write(w io.Writer) {
+func (r *report) write(w io.Writer, withSteps bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	fmt.Fprintf(w, "kubectl dr chaos run\n")
@@ -140,12 +152,18 @@ func (r *report) write(w io.Writer) {
 		total += r.checks[k]
 	}
 	fmt.Fprintf(w, "  %-44s %6d\n", "total", total)
+	if len(r.unwound) > 0 {
+		fmt.Fprintf(w, "\nnext operations refused as busy while the faulted one unwound (waited for, up to %s):\n", unwindLimit)
+		for _, o := range sortedKeys(r.unwound) {
+			fmt.Fprintf(w, "  %-24s %4d times, longest %s\n", o, r.unwound[o], r.unwoundMax[o].Round(100*time.Millisecond))
+		}
+	}
 	fmt.Fprintf(w, "\nviolations:  %d\n", len(r.violations))
 	for _, v := range r.violations {
 		fmt.Fprintf(w, "  step %d (%s): %s: %s\n", v.iter, v.step, v.invariant, v.detail)
 		fmt.Fprintf(w, "    replay: CHAOS_SEED=%d CHAOS_FAULTS=%d hack/chaos\n", r.seed, v.iter+1)
 	}
-	if len(r.log) > 0 {
+	if withSteps && len(r.log) > 0 {
 		fmt.Fprintf(w, "\nsteps:\n")
 		for _, l := range r.log {
 			fmt.Fprintf(w, "  %s\n", l)

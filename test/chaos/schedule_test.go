@@ -28,21 +28,21 @@ var weight = map[op]int{opBackup: 4, opSnapshot: 4, opFileRestore: 4, opWAL: 4, 
 // typical is about how long an operation takes in the lab when nothing
 // breaks; a process fault lands at a random fraction of it.
 var typical = map[op]time.Duration{
-	opBackup:      2500 * time.Millisecond,
+	opBackup:      1200 * time.Millisecond,
 	opSnapshot:    150 * time.Millisecond,
-	opFileRestore: 4 * time.Second,
-	opWAL:         4 * time.Second,
+	opFileRestore: 2 * time.Second,
+	opWAL:         2 * time.Second,
 	opEtcdRestore: 8 * time.Second,
 }
 
 // typicalBytes is about how much goes between the agents and the store
 // during an operation; a network cut lands after a random part of it.
 var typicalBytes = map[op]int64{
-	opBackup:      6 << 20,
-	opSnapshot:    300 << 10,
+	opBackup:      200 << 10,
+	opSnapshot:    40 << 10,
 	opFileRestore: 6 << 20,
-	opWAL:         20 << 20,
-	opEtcdRestore: 1 << 20,
+	opWAL:         2 << 20,
+	opEtcdRestore: 60 << 10,
 }
 
 // A fault the chaos run injects.
