@@ -124,7 +124,7 @@ func schedule(seed uint64, n int, nodes []string) []step {
 		}
 		s.After = time.Duration(rng.Int64N(int64(typical[o])))
 		s.Bytes = 1 + rng.Int64N(typicalBytes[o])
-		s.Outage = time.Duration(500+rng.IntN(4500)) * time.Millisecond
+		s.Outage = time.Duration(500+rng.IntN(2500)) * time.Millisecond
 		out = append(out, s)
 	}
 	return out
