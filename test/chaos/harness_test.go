@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -154,26 +155,58 @@ func (r result) String() string {
 // violation of its own.
 const opTimeout = 3 * time.Minute
 
+// watched is a command's output, watched for an anchor.
+type watched struct {
+	mu     *sync.Mutex
+	buf    bytes.Buffer
+	anchor *regexp.Regexp
+	seen   chan struct{}
+	once   *sync.Once
+}
+
+func (w *watched) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.buf.Write(b)
+	if w.anchor != nil && w.anchor.Match(w.buf.Bytes()) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return n, err
+}
+
+func (w *watched) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
 // plugin is a started kubectl-dr.
 type plugin struct {
 	cmd    *exec.Cmd
-	stdout bytes.Buffer
-	stderr bytes.Buffer
-	start  time.Time
-	args   []string
-	killed bool
-	mu     sync.Mutex
-	done   chan struct{}
-	res    result
+	stdout *watched
+	stderr *watched
+	// anchored is closed when the output shows the anchor.
+	anchored chan struct{}
+	start    time.Time
+	args     []string
+	killed   bool
+	mu       sync.Mutex
+	done     chan struct{}
+	res      result
 }
 
-// startPlugin runs kubectl-dr with the lab's environment.
-func (h *harness) startPlugin(args ...string) *plugin {
+// startPlugin runs kubectl-dr with the lab's environment; anchor (may be
+// nil) is watched for in its output.
+func (h *harness) startPlugin(anchor *regexp.Regexp, args ...string) *plugin {
 	h.t.Helper()
-	p := &plugin{args: args, done: make(chan struct{}), start: time.Now()}
+	p := &plugin{args: args, done: make(chan struct{}), start: time.Now(), anchored: make(chan struct{})}
+	var mu sync.Mutex
+	var once sync.Once
+	p.stdout = &watched{mu: &mu, anchor: anchor, seen: p.anchored, once: &once}
+	p.stderr = &watched{mu: &mu, anchor: anchor, seen: p.anchored, once: &once}
 	p.cmd = exec.Command(h.l.Bin.KubectlDR, args...)
 	p.cmd.Env = append(os.Environ(), h.l.Env()...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	if err := p.cmd.Start(); err != nil {
 		h.t.Fatalf("start kubectl-dr %v: %v", args, err)
 	}
@@ -216,7 +249,7 @@ func (p *plugin) wait() result {
 // run runs kubectl-dr to its end.
 func (h *harness) run(args ...string) result {
 	h.t.Helper()
-	return h.startPlugin(args...).wait()
+	return h.startPlugin(nil, args...).wait()
 }
 
 // nodeStateDir is the agent's state directory on node.

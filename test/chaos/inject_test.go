@@ -20,27 +20,43 @@ type injector struct {
 
 	opDone   chan struct{}
 	finished chan struct{}
+	aimed    chan struct{}
 }
 
-// arm starts the step's fault clock at the start of the operation.
+// arm starts the step's fault clock at the start of the operation, or
+// at its anchor once aim has named the command to watch.
 func (h *harness) arm(s step) *injector {
-	in := &injector{h: h, s: s, opDone: make(chan struct{}), finished: make(chan struct{})}
-	var cut <-chan struct{}
-	if s.Fault == faultNetCut {
-		cut = h.proxy.CutAfterTransfer(s.Bytes)
-	}
+	in := &injector{h: h, s: s, opDone: make(chan struct{}), finished: make(chan struct{}), aimed: make(chan struct{})}
 	go func() {
 		defer close(in.finished)
+		if s.Anchored {
+			select {
+			case <-in.opDone:
+				return
+			case <-in.aimed:
+			}
+			select {
+			case <-in.opDone:
+				return
+			case <-in.target.anchored:
+			}
+		}
+		var cut <-chan struct{}
+		if s.Fault == faultNetCut {
+			cut = h.proxy.CutAfterTransfer(s.Bytes)
+		}
 		in.run(cut)
 	}()
 	return in
 }
 
-// aim names the command a plugin kill hits.
+// aim names the command a plugin kill hits and whose output holds the
+// anchor.
 func (in *injector) aim(p *plugin) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.target = p
+	close(in.aimed)
 }
 
 // disarm says the operation is over and waits until the fault is healed;

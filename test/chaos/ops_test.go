@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -41,7 +42,11 @@ func (o outcome) exit() string {
 func (h *harness) faulted(s step, args ...string) outcome {
 	in := h.arm(s)
 	sent := h.proxy.Transferred()
-	p := h.startPlugin(args...)
+	var anchor *regexp.Regexp
+	if s.Anchored {
+		anchor = anchors[s.Op]
+	}
+	p := h.startPlugin(anchor, args...)
 	in.aim(p)
 	res := p.wait()
 	landed, note := in.disarm()

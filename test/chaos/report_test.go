@@ -28,7 +28,7 @@ type report struct {
 	// plugin SIGKILL).
 	exits map[op]map[string]int
 	// checks counts each invariant checked.
-	checks     map[string]int
+	checks map[string]int
 	// unwound counts, per operation, the next runs refused as busy while
 	// the faulted one unwound, and the longest wait.
 	unwound    map[string]int

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"regexp"
 	"testing"
 	"time"
 )
@@ -45,6 +46,30 @@ var typicalBytes = map[op]int64{
 	opEtcdRestore: 60 << 10,
 }
 
+// anchors mark in kubectl dr's output where an operation's risky part
+// begins: files moved aside and restic restoring, restic backing up, a
+// restore plan about to stop etcd. Half the steps of these operations
+// start their fault's clock there (afterAnchor is about how long that
+// part takes), so faults land in it however long the preview before it
+// took.
+var anchors = map[op]*regexp.Regexp{
+	opFileRestore: regexp.MustCompile(`(?m)^\S+\s+restore\b`),
+	opBackup:      regexp.MustCompile(`(?m)^\S+\s+files\b`),
+	opEtcdRestore: regexp.MustCompile(`; starting\n`),
+}
+
+var anchorName = map[op]string{
+	opFileRestore: "restic restoring",
+	opBackup:      "restic backing up",
+	opEtcdRestore: "the plan starting",
+}
+
+var afterAnchor = map[op]time.Duration{
+	opFileRestore: 1500 * time.Millisecond,
+	opBackup:      800 * time.Millisecond,
+	opEtcdRestore: 5 * time.Second,
+}
+
 // A fault the chaos run injects.
 type fault string
 
@@ -70,6 +95,9 @@ type step struct {
 	// Bytes is how much the agents may still send to the store before the
 	// network is cut (network-cut).
 	Bytes int64
+	// Anchored: After and Bytes count from the operation's anchor (see
+	// anchors), not its start.
+	Anchored bool
 	// Outage is how long MinIO or the network stays down.
 	Outage time.Duration
 	// Seed varies what the step writes (file changes).
@@ -85,6 +113,9 @@ func (s step) String() string {
 		what = fmt.Sprintf("after %d bytes to the store, down %s", s.Bytes, s.Outage.Round(time.Millisecond))
 	case faultMinIOKill:
 		what += fmt.Sprintf(", down %s", s.Outage.Round(time.Millisecond))
+	}
+	if s.Anchored {
+		what += " from " + anchorName[s.Op]
 	}
 	return fmt.Sprintf("#%d %s: %s %s", s.Iter, s.Op, s.Fault, what)
 }
@@ -122,7 +153,12 @@ func schedule(seed uint64, n int, nodes []string) []step {
 		if o == opBackup || o == opFileRestore {
 			s.Node = nodes[rng.IntN(len(nodes))]
 		}
-		s.After = time.Duration(rng.Int64N(int64(typical[o])))
+		s.Anchored = rng.IntN(2) == 0 && anchors[o] != nil
+		span := typical[o]
+		if s.Anchored {
+			span = afterAnchor[o]
+		}
+		s.After = time.Duration(rng.Int64N(int64(span)))
 		s.Bytes = 1 + rng.Int64N(typicalBytes[o])
 		s.Outage = time.Duration(500+rng.IntN(2500)) * time.Millisecond
 		out = append(out, s)
