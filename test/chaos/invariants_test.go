@@ -212,7 +212,10 @@ func (h *harness) checkSets(s step) {
 		h.rep.checked("listed backup sets verify", 1)
 		if set == newest {
 			if v := h.run("backup", "verify", set.ID); v.code != 0 {
-				h.violate(s, "listed backup sets verify", fmt.Sprintf("%s (%s): %s", set.ID, set.Phase, v))
+				// What restic itself says, for the report: verify's
+				// problem lines may not carry restic's messages.
+				out, err := h.restic("check", "--json")
+				h.violate(s, "listed backup sets verify", fmt.Sprintf("%s (%s): %s\nrestic check --json, run by the test right after (err %v):\n%s", set.ID, set.Phase, v, err, out))
 				continue
 			}
 		} else {
@@ -366,20 +369,30 @@ func (h *harness) checkBaseBackups(s step, all bool) {
 	}
 }
 
-// resticSnapshots asks the repository, with restic itself, which
-// snapshots it holds (by id and short id).
-func (h *harness) resticSnapshots() (map[string]bool, error) {
+// restic runs restic on the lab's repository, straight to MinIO.
+func (h *harness) restic(args ...string) ([]byte, error) {
 	cfg := objstore.Config{URL: h.l.StoreURL(), Endpoint: h.env("DR_S3_ENDPOINT"), AccessKey: h.l.State.MinIOUser, SecretKey: h.l.State.MinIOSecret}
 	loc, err := cfg.Restic(h.l.State.ClusterID+"/restic", h.t.TempDir())
 	if err != nil {
 		return nil, err
 	}
-	args := append(append([]string{}, loc.Options...), "snapshots", "--no-lock", "--json")
-	cmd := exec.Command(h.l.Bin.Restic, args...)
+	cmd := exec.Command(h.l.Bin.Restic, append(append([]string{}, loc.Options...), args...)...)
 	cmd.Env = append(append(os.Environ(), loc.Env...), "RESTIC_REPOSITORY="+loc.Repository, "RESTIC_PASSWORD_FILE="+h.l.ResticPasswordPath())
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("restic snapshots: %w", err)
+		return append(out, stderr.String()...), fmt.Errorf("restic %s: %w", args[0], err)
+	}
+	return out, nil
+}
+
+// resticSnapshots asks the repository, with restic itself, which
+// snapshots it holds (by id and short id).
+func (h *harness) resticSnapshots() (map[string]bool, error) {
+	out, err := h.restic("snapshots", "--no-lock", "--json")
+	if err != nil {
+		return nil, err
 	}
 	var snaps []struct {
 		ID      string `json:"id"`

@@ -47,26 +47,23 @@ var typicalBytes = map[op]int64{
 }
 
 // anchors mark in kubectl dr's output where an operation's risky part
-// begins: files moved aside and restic restoring, restic backing up, a
-// restore plan about to stop etcd. Half the steps of these operations
+// begins: the preview printed, files about to move aside and restic to
+// restore; a restore plan about to stop etcd. Half the steps of these operations
 // start their fault's clock there (afterAnchor is about how long that
 // part takes), so faults land in it however long the preview before it
 // took.
 var anchors = map[op]*regexp.Regexp{
-	opFileRestore: regexp.MustCompile(`(?m)^\S+\s+restore\b`),
-	opBackup:      regexp.MustCompile(`(?m)^\S+\s+files\b`),
+	opFileRestore: regexp.MustCompile(`(?m)^NODE\s+CREATE\s+REPLACE`),
 	opEtcdRestore: regexp.MustCompile(`; starting\n`),
 }
 
 var anchorName = map[op]string{
-	opFileRestore: "restic restoring",
-	opBackup:      "restic backing up",
+	opFileRestore: "the preview",
 	opEtcdRestore: "the plan starting",
 }
 
 var afterAnchor = map[op]time.Duration{
-	opFileRestore: 1500 * time.Millisecond,
-	opBackup:      800 * time.Millisecond,
+	opFileRestore: 2 * time.Second,
 	opEtcdRestore: 5 * time.Second,
 }
 
