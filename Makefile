@@ -23,11 +23,15 @@ build: ## Build kubectl-dr and dr-agent into _output/bin
 test: ## Unit tests (with -race), then end-to-end tests against the lab (builds the lab's parts on first run)
 	go vet ./...
 	go test -short -race ./...
-	go test -count=1 -p 1 -timeout $(TEST_TIMEOUT) ./test/...
+	CHAOS_REPORT=$(CURDIR)/_output/chaos-report.txt go test -count=1 -p 1 -timeout $(TEST_TIMEOUT) ./test/...
 
 .PHONY: test-unit
 test-unit: ## Unit tests only, with -race (no lab)
 	go test -short -race ./...
+
+.PHONY: chaos
+chaos: ## The long chaos run: 200 seeded faults, then the invariants (CHAOS_SEED, CHAOS_FAULTS, CHAOS_TIMEOUT; see docs/lab.md)
+	hack/chaos
 
 # Each fuzz target for FUZZTIME (go test runs one -fuzz target at a time).
 FUZZTIME ?= 30s

@@ -64,7 +64,9 @@ func TestChaos(t *testing.T) {
 		rep.write(os.Stdout, false)
 		var b bytes.Buffer
 		rep.write(&b, true)
-		if err := os.WriteFile(reportPath, b.Bytes(), 0o644); err != nil {
+		if err := os.MkdirAll(filepath.Dir(reportPath), 0o755); err != nil {
+			t.Errorf("write the report: %v", err)
+		} else if err := os.WriteFile(reportPath, b.Bytes(), 0o644); err != nil {
 			t.Errorf("write the report: %v", err)
 		} else {
 			fmt.Printf("report written to %s\n", reportPath)

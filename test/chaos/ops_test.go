@@ -93,7 +93,7 @@ func (h *harness) next(s step, args ...string) (result, bool) {
 
 func (h *harness) violate(s step, invariant, detail string) {
 	h.t.Errorf("step %d (%s): %s: %s", s.Iter, s, invariant, detail)
-	h.rep.violate(violation{iter: s.Iter, step: s.String(), invariant: invariant, detail: firstLines(detail, 12)})
+	h.rep.violate(violation{iter: s.Iter, step: s.String(), invariant: invariant, detail: firstLines(detail, 25)})
 }
 
 func firstLines(s string, n int) string {
