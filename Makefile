@@ -27,7 +27,7 @@ test: ## Unit tests (with -race), each fuzz target for FUZZTIME_SHORT, then end-
 	go vet ./...
 	go test -short -race ./...
 	hack/fuzz.sh $(FUZZTIME_SHORT)
-	go test -count=1 -p 1 -timeout $(TEST_TIMEOUT) ./test/...
+	CHAOS_REPORT=$(CURDIR)/_output/chaos-report.txt go test -count=1 -p 1 -timeout $(TEST_TIMEOUT) ./test/...
 
 .PHONY: setup
 setup: ## Install the Debian packages the lab needs (as root), or print the command that would
@@ -36,6 +36,10 @@ setup: ## Install the Debian packages the lab needs (as root), or print the comm
 .PHONY: test-unit
 test-unit: ## Unit tests only, with -race (no lab)
 	go test -short -race ./...
+
+.PHONY: chaos
+chaos: ## The long chaos run: 200 seeded faults, then the invariants (CHAOS_SEED, CHAOS_FAULTS, CHAOS_TIMEOUT; see docs/lab.md)
+	hack/chaos
 
 # Each fuzz target for FUZZTIME (hack/fuzz.sh finds them all); make test
 # fuzzes each for FUZZTIME_SHORT, on top of the checked-in seeds

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
+	"github.com/kubectl-dr/kubectl-dr/test/lab/faultproxy"
 )
 
 // A second agent for server-1 reaches the real MinIO through a proxy that
@@ -21,7 +22,11 @@ import (
 // store coming back.
 func TestEtcdSnapshotSurvivesStoreFaults(t *testing.T) {
 	ctx := context.Background()
-	proxy := newFaultProxy(t, strings.TrimPrefix(labEnv(t, "DR_S3_ENDPOINT"), "http://"))
+	proxy, err := faultproxy.New(strings.TrimPrefix(labEnv(t, "DR_S3_ENDPOINT"), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
 	env := startExtraAgent(t, "agent-faulty", "server-1", func(cfg *agentconfig.Config) {
 		cfg.Store.Endpoint = proxy.URL()
 	})
@@ -38,7 +43,7 @@ func TestEtcdSnapshotSurvivesStoreFaults(t *testing.T) {
 	t.Cleanup(func() { cli.Delete(context.Background(), "/e2e/faults/", clientv3.WithPrefix()) })
 
 	// 1. Store down: the snapshot is kept on the node, marked not uploaded.
-	proxy.setDown(true)
+	proxy.SetDown(true)
 	r := kubectlDR(t, env, "etcd", "snapshot", "save", "--node", "server-1", "--name", "store-down", "-o", "json")
 	if r.code != 1 || !strings.Contains(r.stderr, "NOT uploaded") || !strings.Contains(r.stderr, proxy.URL()) {
 		t.Fatalf("save with the store down: exit %d, stderr:\n%s\nwant exit 1, NOT uploaded, naming the endpoint", r.code, r.stderr)
@@ -49,8 +54,8 @@ func TestEtcdSnapshotSurvivesStoreFaults(t *testing.T) {
 	}
 
 	// 2. Upload cut off after 1 MiB: no metadata, so never listed as good.
-	proxy.setDown(false)
-	proxy.cutAfter(1 << 20)
+	proxy.SetDown(false)
+	proxy.CutAfter(1 << 20)
 	r = kubectlDR(t, env, "etcd", "snapshot", "save", "--node", "server-1", "--name", "cut-off", "-o", "json")
 	if r.code != 1 || !strings.Contains(r.stderr, "NOT uploaded") {
 		t.Fatalf("save with the upload cut off: exit %d, stderr:\n%s", r.code, r.stderr)
@@ -72,7 +77,7 @@ func TestEtcdSnapshotSurvivesStoreFaults(t *testing.T) {
 	}
 
 	// 3. Store back: the next save uploads itself and the two left behind.
-	proxy.setDown(false)
+	proxy.SetDown(false)
 	r = kubectlDR(t, env, "etcd", "snapshot", "save", "--node", "server-1", "--name", "store-back", "-o", "json")
 	if r.code != 0 {
 		t.Fatalf("save with the store back: exit %d\n%s", r.code, r.stderr)

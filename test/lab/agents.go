@@ -109,7 +109,8 @@ func (l *Lab) SnapshotKeyPath() string { return filepath.Join(l.Dir, "pki", "sna
 
 // StartAgent runs one more dr-agent process with cfg, named name in the
 // lab's pid and log files (so down stops it too); for tests that need an
-// agent configured differently.
+// agent configured differently. Started again under the same name after a
+// stop or kill, it is the same agent coming back.
 func (l *Lab) StartAgent(ctx context.Context, name string, cfg agentconfig.Config) error {
 	p := l.proc(name)
 	dir := filepath.Join(l.Dir, "extra-agents", name)
@@ -127,7 +128,9 @@ func (l *Lab) StartAgent(ctx context.Context, name string, cfg agentconfig.Confi
 	if _, err := p.start(exec.Command(l.Bin.DRAgent, "serve", "--config", path)); err != nil {
 		return err
 	}
-	l.extra = append(l.extra, name)
+	if !slices.Contains(l.extra, name) {
+		l.extra = append(l.extra, name)
+	}
 	return p.waitReady(ctx, l.Dir, 30*time.Second, dialCheck(cfg.Listen))
 }
 

@@ -448,6 +448,23 @@ func (l *Lab) StopProcess(name string) error {
 	return fmt.Errorf("no lab process named %s", name)
 }
 
+// KillProcess SIGKILLs one of the lab's processes by name (as StopProcess
+// names them), with no chance to clean up, and waits until it is gone; it
+// reports whether the process was running.
+func (l *Lab) KillProcess(name string) (bool, error) {
+	for _, p := range l.procs() {
+		if p.name == name {
+			p.stopSignal = syscall.SIGKILL
+			return p.stop(l.Dir, 10*time.Second)
+		}
+	}
+	return false, fmt.Errorf("no lab process named %s", name)
+}
+
+// StartMinIO starts MinIO again after StopProcess or KillProcess, on its
+// data dir and port, and waits until it serves the bucket.
+func (l *Lab) StartMinIO(ctx context.Context) error { return l.upMinIO(ctx) }
+
 // Restart starts whatever is not running, as `hack/lab up` does.
 func (l *Lab) Restart(ctx context.Context) error {
 	_, err := Up(ctx, Options{Dir: l.Dir, Root: l.Root, EtcdMembers: l.State.EtcdMembers, Nodes: len(l.State.Nodes), KubeNode: l.State.KubeNode, EtcdRestore: l.State.EtcdRestore, Log: l.log})
