@@ -3,6 +3,7 @@ package restic
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 )
@@ -103,6 +104,15 @@ func (r *Repo) Check(ctx context.Context, subset string) (*CheckResult, error) {
 	})
 	if err != nil && res.Errors == 0 {
 		return nil, err
+	}
+	// restic writes each problem it finds to stderr: the user is told
+	// what they are, not only how many.
+	var rerr *Error
+	if errors.As(err, &rerr) {
+		res.Messages = append(res.Messages, rerr.Errors...)
+		if len(res.Messages) == 0 && rerr.Message != "" {
+			res.Messages = append(res.Messages, rerr.Message)
+		}
 	}
 	return res, nil
 }

@@ -55,6 +55,9 @@ type Error struct {
 	Op      string
 	Code    int
 	Message string
+	// Errors are the messages of restic's JSON error lines on stderr
+	// (check reports each problem it finds there).
+	Errors []string
 }
 
 func (e *Error) Error() string {
@@ -150,7 +153,7 @@ func (r *Repo) run(ctx context.Context, op string, args []string, onLine func([]
 	if code == -1 && ctx.Err() != nil {
 		code = exitInterrupt
 	}
-	return &Error{Op: op, Code: code, Message: stderr.message()}
+	return &Error{Op: op, Code: code, Message: stderr.message(), Errors: stderr.errors()}
 }
 
 // tailBuffer keeps the last 64 KiB restic wrote to stderr.
@@ -188,6 +191,23 @@ func (t *tailBuffer) message() string {
 		lines = lines[len(lines)-5:]
 	}
 	return strings.TrimPrefix(strings.Join(lines, "; "), "Fatal: ")
+}
+
+// errors are the messages of the JSON lines of message_type "error".
+func (t *tailBuffer) errors() []string {
+	var out []string
+	for _, l := range bytes.Split(t.b, []byte("\n")) {
+		var m struct {
+			Type    string `json:"message_type"`
+			Message string `json:"message"`
+		}
+		if json.Unmarshal(bytes.TrimSpace(l), &m) == nil && m.Type == "error" {
+			if msg := strings.TrimSpace(m.Message); msg != "" {
+				out = append(out, msg)
+			}
+		}
+	}
+	return out
 }
 
 // Exists reports whether the repository is there and opens with the

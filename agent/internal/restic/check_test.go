@@ -1,0 +1,58 @@
+package restic
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A repository missing a pack: check reports each problem restic found,
+// not only their count.
+func TestCheckNamesWhatItFound(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "restic")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/restic/restic/cmd/restic").CombinedOutput(); err != nil {
+		t.Fatalf("build restic: %v\n%s", err, out)
+	}
+	pw := filepath.Join(dir, "password")
+	if err := os.WriteFile(pw, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(dir, "src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "a"), []byte(strings.Repeat("data ", 1000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := &Repo{Binary: bin, Repository: filepath.Join(dir, "repo"), PasswordFile: pw, CacheDir: filepath.Join(dir, "cache")}
+	ctx := context.Background()
+	if err := r.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Backup(ctx, BackupOptions{Paths: []string{src}, Host: "n1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Check(ctx, "")
+	if err != nil || res.Errors != 0 {
+		t.Fatalf("check of a sound repository: %+v, %v", res, err)
+	}
+	packs, _ := filepath.Glob(filepath.Join(dir, "repo", "data", "*", "*"))
+	if len(packs) == 0 {
+		t.Fatal("no pack files")
+	}
+	for _, p := range packs {
+		os.Remove(p)
+	}
+	res, err = r.Check(ctx, "")
+	if err != nil {
+		t.Fatalf("check of a damaged repository: %v", err)
+	}
+	if res.Errors == 0 || len(res.Messages) == 0 {
+		t.Fatalf("check of a repository without its packs: %d errors, messages %q; want the problems named", res.Errors, res.Messages)
+	}
+	t.Logf("check found: %q", res.Messages)
+}
