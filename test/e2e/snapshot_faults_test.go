@@ -32,15 +32,7 @@ func TestEtcdSnapshotSurvivesStoreFaults(t *testing.T) {
 	})
 
 	// Incompressible data, so the upload is megabytes long.
-	cli := etcdClient(t, "server-1")
-	for i := 0; i < 3; i++ {
-		v := make([]byte, 1<<20)
-		rand.Read(v)
-		if _, err := cli.Put(ctx, fmt.Sprintf("/e2e/faults/blob-%d", i), string(v)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() { cli.Delete(context.Background(), "/e2e/faults/", clientv3.WithPrefix()) })
+	putBlobs(t, "/e2e/faults/", 3)
 
 	// 1. Store down: the snapshot is kept on the node, marked not uploaded.
 	proxy.SetDown(true)
@@ -157,4 +149,19 @@ func startExtraAgent(t *testing.T, name, node string, mutate func(*agentconfig.C
 	}
 	t.Cleanup(func() { theLab.StopProcess(name) })
 	return []string{"KUBECTL_DR_AGENTS=" + node + "=" + cfg.Listen}
+}
+
+// putBlobs writes n MiB of incompressible values under prefix on server-1's
+// etcd (so a snapshot's upload is megabytes long), removed after the test.
+func putBlobs(t *testing.T, prefix string, n int) {
+	t.Helper()
+	cli := etcdClient(t, "server-1")
+	for i := 0; i < n; i++ {
+		v := make([]byte, 1<<20)
+		rand.Read(v)
+		if _, err := cli.Put(context.Background(), fmt.Sprintf("%sblob-%d", prefix, i), string(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { cli.Delete(context.Background(), prefix, clientv3.WithPrefix()) })
 }

@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,7 +13,6 @@ import (
 	"testing"
 
 	"github.com/minio/minio-go/v7"
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 )
@@ -83,15 +80,7 @@ func TestEtcdSnapshotCorruptedInFlightIsNotKept(t *testing.T) {
 	env := startExtraAgent(t, "agent-corrupting", "server-1", func(cfg *agentconfig.Config) {
 		cfg.Store.Endpoint = proxy.url
 	})
-	cli := etcdClient(t, "server-1")
-	for i := 0; i < 3; i++ {
-		v := make([]byte, 1<<20)
-		rand.Read(v)
-		if _, err := cli.Put(ctx, fmt.Sprintf("/e2e/corrupt/blob-%d", i), string(v)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() { cli.Delete(context.Background(), "/e2e/corrupt/", clientv3.WithPrefix()) })
+	putBlobs(t, "/e2e/corrupt/", 3)
 
 	proxy.armed.Store(true)
 	r := kubectlDR(t, env, "etcd", "snapshot", "save", "--node", "server-1", "--name", "corrupted", "-o", "json")
