@@ -185,6 +185,19 @@ func TestWALSurvivesKillsOutagesAndErrors(t *testing.T) {
 		start()
 	}
 	t.Logf("after 50 kills: %s archived by PostgreSQL", sql("SELECT archived_count FROM pg_stat_archiver"))
+	// The last restart listens at once; it answers once it is up.
+	up := time.Now()
+	for {
+		r := kubectlDR(t, []string{"KUBECTL_DR_AGENTS=wal-fault=" + cfg.Listen}, "wal", "status", node, "-o", "json")
+		if r.code == 0 {
+			t.Logf("the restarted agent answered after %s", time.Since(up).Round(time.Millisecond))
+			break
+		}
+		if time.Since(up) > 30*time.Second {
+			t.Fatalf("the restarted agent does not answer wal status after 30 s: exit %d\n%s", r.code, r.stderr)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 
 	// The store gone for (at least) 2 minutes: the backlog grows, in
 	// sight. It comes back once status has shown 10 files waiting and
