@@ -189,6 +189,12 @@ func (s *Server) walLayer(ctx context.Context, src agentconfig.WALSource) *agent
 		if !st.LastErrorAt.IsZero() {
 			l.LastFailure, l.LastFailureReason = timestamppb.New(st.LastErrorAt), oneLine(st.LastError)
 		}
+		// Nothing waiting in the spool, seen just now: everything
+		// PostgreSQL archived is in the store, so an idle database is
+		// as recent as that look, however old its newest segment.
+		if !newest.IsZero() && st.BacklogFiles == 0 && st.Progress.After(newest) {
+			newest = st.Progress
+		}
 	}
 	if !newest.IsZero() {
 		l.Newest, l.NewestName = timestamppb.New(newest), name

@@ -15,6 +15,7 @@ import (
 var throughAPIServer = []string{"KUBECTL_DR_AGENTS="}
 
 func TestStatusAndSnapshotThroughPortForward(t *testing.T) {
+	ensureRecoveryPoints(t)
 	r := kubectlDR(t, throughAPIServer, "status", "-o", "json")
 	if r.code != 0 {
 		t.Fatalf("status: exit %d\n%s", r.code, r.stderr)

@@ -27,10 +27,7 @@ func statusJSON(t *testing.T, r result) printers.AgentStatusList {
 }
 
 func TestStatusListsEveryNodeWithEtcdHealth(t *testing.T) {
-	// A fresh snapshot: the etcd layer meets its target, so status exits 0.
-	if r := kubectlDR(t, nil, "etcd", "snapshot", "save", "--name", "status"); r.code != 0 {
-		t.Fatalf("save: exit %d\n%s", r.code, r.stderr)
-	}
+	ensureRecoveryPoints(t)
 	r := kubectlDR(t, nil, "status", "-o", "json")
 	if r.code != 0 {
 		t.Fatalf("exit code %d, want 0; stderr:\n%s", r.code, r.stderr)
@@ -90,6 +87,7 @@ func TestStatusListsEveryNodeWithEtcdHealth(t *testing.T) {
 }
 
 func TestStatusTableReportsUnknownAndUnreachableNodes(t *testing.T) {
+	ensureRecoveryPoints(t)
 	// A node that has no agent, and an agent address where nothing listens.
 	r := kubectlDR(t, nil, "status", "--node", "server-1", "--node", "ghost")
 	if r.code != 3 {
@@ -189,6 +187,7 @@ func TestAgentRefusesClientsWithoutTheInstallCertificate(t *testing.T) {
 }
 
 func TestStatusShowsAnEtcdMemberThatIsDown(t *testing.T) {
+	ensureRecoveryPoints(t)
 	// Stop server-3's member, see it reported, then bring the lab back up
 	// (up is idempotent and only starts what is missing).
 	if err := theLab.StopProcess("etcd-server-3"); err != nil {
@@ -236,4 +235,29 @@ func tableRows(out string) map[string][]string {
 		}
 	}
 	return rows
+}
+
+// ensureRecoveryPoints gives every layer of the lab a fresh recovery point
+// (an etcd snapshot, a shipped WAL segment), so that status meets its
+// targets and exits 0 (or 3 for unreachable nodes), not 1 for a missed one.
+func ensureRecoveryPoints(t *testing.T) {
+	t.Helper()
+	if r := kubectlDR(t, nil, "etcd", "snapshot", "save", "--name", "status"); r.code != 0 {
+		t.Fatalf("save: exit %d\n%s", r.code, r.stderr)
+	}
+	// Something to archive: a switch with no WAL written since the last
+	// one archives nothing.
+	psql(t, "CREATE TABLE IF NOT EXISTS status_e2e (v int)")
+	psql(t, "INSERT INTO status_e2e VALUES (1)")
+	last := psql(t, "SELECT pg_walfile_name(pg_switch_wal())")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if st := walStatus(t); st.Newest >= last && st.BacklogFiles == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("segment %s not shipped in 60s", last)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
 }
