@@ -224,9 +224,12 @@ func TestLabAPIServerAnswersKubectl(t *testing.T) {
 }
 
 // tableRows maps the first column of a printed table to its fields.
+// tableRows are the rows of the first table (the nodes) by their first
+// column; the layers' table follows a blank line.
 func tableRows(out string) map[string][]string {
 	rows := map[string][]string{}
-	for i, line := range strings.Split(strings.TrimSpace(out), "\n") {
+	nodes, _, _ := strings.Cut(strings.TrimSpace(out), "\n\n")
+	for i, line := range strings.Split(nodes, "\n") {
 		if i == 0 {
 			continue
 		}
