@@ -41,8 +41,8 @@ func (l *Lab) deployAgent(ctx context.Context) error {
 	// the lab's binaries are: through nsenter, as the DaemonSet runs
 	// systemctl for k3s.
 	if len(cfg.Restore.StopCommand) > 0 {
-		cfg.Restore.StopCommand = append(nsenterHost(), cfg.Restore.StopCommand...)
-		cfg.Restore.StartCommand = append(nsenterHost(), cfg.Restore.StartCommand...)
+		cfg.Restore.StopCommand = onHost(cfg.Restore.StopCommand)
+		cfg.Restore.StartCommand = onHost(cfg.Restore.StartCommand)
 	}
 	data, err := yaml.Marshal(cfg)
 	if err != nil {
@@ -180,8 +180,14 @@ func FileSHA256(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// nsenterHost enters the host's namespaces from the agent's pod
-// (privileged, hostPID).
-func nsenterHost() []string {
-	return []string{"nsenter", "-t", "1", "-m", "-u", "-i", "-n", "-p", "--"}
+// onHost runs argv in the host's namespaces from the agent's pod
+// (privileged, hostPID), entered through the kubelet's: where the lab runs
+// in a VM whose init is not ours to enter (nsenter -t 1 is refused), the
+// kubelet the lab started is in the host's namespaces all the same.
+func onHost(argv []string) []string {
+	quoted := make([]string, len(argv))
+	for i, a := range argv {
+		quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return []string{"/bin/sh", "-c", `set -- $(busybox pidof kubelet) && exec nsenter -t "$1" -m -u -i -n -p -- ` + strings.Join(quoted, " ")}
 }
