@@ -172,7 +172,7 @@ step "the rows: the restored copy started on a socket of its own"
 sock="$DR_LAB_DIR/demo-pg-sock"
 mkdir -p "$sock" && chown postgres "$sock"
 port=$(hack/lab port)
-run runuser -u postgres -- "$pgbin/pg_ctl" -D "$target" -w -l "$DR_LAB_DIR/logs/demo-pg-restored.log" -o "-p $port -k $sock -c listen_addresses=" start
+run runuser -u postgres -- "$pgbin/pg_ctl" -D "$target" -w -l "$sock/postgres.log" -o "-p $port -k $sock -c listen_addresses=" start
 restored_pg=$target
 run psql -h "$sock" -p "$port" -c "SELECT count(*) AS orders, sum(amount) AS total, count(*) FILTER (WHERE customer = 'oops') AS damaged FROM orders"
 run runuser -u postgres -- "$pgbin/pg_ctl" -D "$target" -m fast stop
