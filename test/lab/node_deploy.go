@@ -37,6 +37,13 @@ func (l *Lab) deployAgent(ctx context.Context) error {
 		return err
 	}
 	cfg.Etcd.SnapshotKeyFile = key
+	// The restore's host actions (`lab stop|start`) run on the host, where
+	// the lab's binaries are: through nsenter, as the DaemonSet runs
+	// systemctl for k3s.
+	if len(cfg.Restore.StopCommand) > 0 {
+		cfg.Restore.StopCommand = onHost(cfg.Restore.StopCommand)
+		cfg.Restore.StartCommand = onHost(cfg.Restore.StartCommand)
+	}
 	data, err := yaml.Marshal(cfg)
 	if err != nil {
 		return err
@@ -85,6 +92,9 @@ func (l *Lab) deployAgent(ctx context.Context) error {
 		// PersistentVolumes) on the node's loopback, as a hostNetwork pod can.
 		{"op": "add", "path": "/spec/template/spec/containers/0/env/-", "value": map[string]any{"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"}},
 		{"op": "add", "path": "/spec/template/spec/containers/0/env/-", "value": map[string]any{"name": "KUBERNETES_SERVICE_PORT", "value": fmt.Sprint(l.State.Ports["kube-apiserver"])}},
+		// What the k3s stand-in reads (it runs on the host through nsenter,
+		// which keeps the environment), as k3s reads its config file.
+		{"op": "add", "path": "/spec/template/spec/containers/0/env/-", "value": map[string]any{"name": "K3S_CONFIG_FILE", "value": l.K3sConfigPath(node)}},
 		// The probes ask the agent's health endpoint on the lab's port.
 		{"op": "replace", "path": "/spec/template/spec/containers/0/readinessProbe/httpGet/port", "value": metricsPort},
 		{"op": "replace", "path": "/spec/template/spec/containers/0/livenessProbe/httpGet/port", "value": metricsPort},
@@ -168,4 +178,16 @@ func FileSHA256(path string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// onHost runs argv in the host's namespaces from the agent's pod
+// (privileged, hostPID), entered through the kubelet's: where the lab runs
+// in a VM whose init is not ours to enter (nsenter -t 1 is refused), the
+// kubelet the lab started is in the host's namespaces all the same.
+func onHost(argv []string) []string {
+	quoted := make([]string, len(argv))
+	for i, a := range argv {
+		quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return []string{"/bin/sh", "-c", `set -- $(busybox pidof kubelet) && exec nsenter -t "$1" -m -u -i -n -p -- ` + strings.Join(quoted, " ")}
 }

@@ -30,6 +30,7 @@ func run(ctx context.Context, args []string) error {
 	members := fs.Int("etcd-members", 3, "etcd members: 1 or 3")
 	nodes := fs.Int("nodes", 3, "nodes, each with a dr-agent")
 	kubeNode := fs.String("kube-node", "server-1", "node that runs a real kubelet + containerd with the agent DaemonSet (\"\" for none)")
+	restore := fs.String("etcd-restore", "etcd", "how the etcd members' agents restore etcd: etcd (kubeadm-style, etcdutl), k3s (k3s's cluster reset, played by the k3s stand-in) or none")
 	if len(args) == 0 {
 		return errors.New("usage: hack/lab up|env|down|clean [flags]")
 	}
@@ -46,7 +47,11 @@ func run(ctx context.Context, args []string) error {
 	}
 	switch verb {
 	case "up":
-		l, err := lab.Up(ctx, lab.Options{Dir: *dir, Root: rootAbs, EtcdMembers: *members, Nodes: *nodes, KubeNode: *kubeNode, Log: os.Stderr})
+		flavor, err := restoreFlavor(*restore)
+		if err != nil {
+			return err
+		}
+		l, err := lab.Up(ctx, lab.Options{Dir: *dir, Root: rootAbs, EtcdMembers: *members, Nodes: *nodes, KubeNode: *kubeNode, EtcdRestore: flavor, Log: os.Stderr})
 		if err != nil && l != nil {
 			// Half a lab holds ports and the node's host paths: stop it.
 			fmt.Fprintf(os.Stderr, "lab: up failed: %v\nlab: stopping what it started\n", err)
@@ -54,6 +59,9 @@ func run(ctx context.Context, args []string) error {
 				return fmt.Errorf("up failed, and stopping what it started failed too (run hack/lab down): %w", derr)
 			}
 			return fmt.Errorf("up failed; everything it started is stopped, data stays in %s (hack/lab clean removes it)", l.Dir)
+		}
+		if err == nil {
+			fmt.Fprintln(os.Stderr, restoreLine(flavor))
 		}
 		return err
 	case "env":
@@ -98,6 +106,11 @@ func run(ctx context.Context, args []string) error {
 		if !ok {
 			return fmt.Errorf("lab start: only etcd members (etcd-NODE) start alone; `lab up` starts the rest")
 		}
+		// Run by the kube node's agent pod, the member must not live in
+		// the pod's cgroups.
+		if err := l.LeavePodCgroups(); err != nil {
+			return err
+		}
 		return l.StartEtcdMember(node)
 	case "port":
 		p, err := lab.FreePort()
@@ -116,6 +129,29 @@ func run(ctx context.Context, args []string) error {
 		return os.RemoveAll(*dir)
 	}
 	return fmt.Errorf("unknown command %q: use up, env, down, clean, stop or start", verb)
+}
+
+// restoreFlavor checks --etcd-restore; "none" is the lab's Options'
+// empty flavour.
+func restoreFlavor(s string) (string, error) {
+	switch s {
+	case "etcd", "k3s":
+		return s, nil
+	case "none", "":
+		return "", nil
+	}
+	return "", fmt.Errorf("--etcd-restore %q: want etcd, k3s or none", s)
+}
+
+// restoreLine says at up how `kubectl dr etcd restore` works in this lab.
+func restoreLine(flavor string) string {
+	switch flavor {
+	case "etcd":
+		return "etcd restore: kubeadm-style (restore.flavor: etcd): each member's agent stops it (lab stop), builds its new data dir from the snapshot and starts it (lab start)"
+	case "k3s":
+		return "etcd restore: k3s's cluster reset (restore.flavor: k3s), played by the k3s stand-in (test/lab/cmd/k3s-standin: k3s cannot be built here); the lab's kube-apiserver runs apart from etcd, restart it after a reset (hack/lab stop kube-apiserver && hack/lab up)"
+	}
+	return "etcd restore: not configured (--etcd-restore none): the agents' default is k3s at /usr/local/bin/k3s, absent here, so kubectl dr etcd restore previews and refuses the restore before anything stops"
 }
 
 func shellQuote(s string) string {
