@@ -229,6 +229,8 @@ func podReady(p *corev1.Pod) bool {
 // Conn is a gRPC connection to one agent.
 type Conn struct {
 	agentv1.AgentServiceClient
+	// Barrier is the restore barrier's service (restorebarrier.proto).
+	Barrier agentv1.RestoreBarrierServiceClient
 	conn    *grpc.ClientConn
 	cleanup func()
 }
@@ -283,7 +285,7 @@ func Dial(ctx context.Context, t Target, o Options) (*Conn, error) {
 		cleanup()
 		return nil, fmt.Errorf("node %s: dial agent at %s: %w", t.Node, addr, err)
 	}
-	return &Conn{AgentServiceClient: agentv1.NewAgentServiceClient(cc), conn: cc, cleanup: cleanup}, nil
+	return &Conn{AgentServiceClient: agentv1.NewAgentServiceClient(cc), Barrier: agentv1.NewRestoreBarrierServiceClient(cc), conn: cc, cleanup: cleanup}, nil
 }
 
 // CallTimeout bounds short calls (Info, status) so a hung agent is reported,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -82,6 +83,10 @@ type Plan struct {
 	// was never started stops nothing.
 	Started bool   `json:"started"`
 	Steps   []Step `json:"steps"`
+	// RollBackReason is set when the plan was rolled back before its
+	// barrier: why (this step failed, another member failed, no word from
+	// the coordinator).
+	RollBackReason string `json:"rollBackReason,omitempty"`
 
 	// mu guards the fields while a Runner carries the plan out: it
 	// writes them under mu, Save and Copy read them under it.
@@ -121,8 +126,13 @@ func (p *Plan) StepNames() []string {
 	return names
 }
 
-// Finished reports whether every step is done or one failed.
+// Finished reports whether every step is done or one failed (and a
+// roll-back, if one began, has ended).
 func (p *Plan) Finished() bool {
+	if p.RollBackReason != "" {
+		last := p.Steps[len(p.Steps)-1]
+		return last.Name != StepRollBack || last.State == Done || last.State == Failed
+	}
 	for _, s := range p.Steps {
 		if s.State == Failed {
 			return true
@@ -146,6 +156,9 @@ func (p *Plan) FailedStep() *Step {
 
 // Hint says how to go on after a failed step.
 func (p *Plan) Hint() string {
+	if p.RollBackReason != "" {
+		return p.rollBackHint()
+	}
 	f := p.FailedStep()
 	if f == nil {
 		return ""
@@ -186,8 +199,46 @@ func (p *Plan) Hint() string {
 	return fmt.Sprintf("start %s by hand (%s) and check its log", what, start)
 }
 
+// rollBackHint says where a plan rolled back before its barrier left the
+// node.
+func (p *Plan) rollBackHint() string {
+	start := "restore.startCommand"
+	if p.Flavor == "k3s" {
+		start = "systemctl start k3s, or restore.startCommand"
+	}
+	last := p.Steps[len(p.Steps)-1]
+	if last.Name != StepRollBack {
+		return fmt.Sprintf("rolled back (%s) before this member was stopped: nothing was stopped or changed here", p.RollBackReason)
+	}
+	switch last.State {
+	case Done:
+		return fmt.Sprintf("rolled back (%s): %s, and healthy; the data dir was not changed", p.RollBackReason, last.Detail)
+	case Failed:
+		return fmt.Sprintf("rolled back (%s), but the roll-back failed: the data dir %s was not changed; start the member by hand (%s) and check its log", p.RollBackReason, p.Member.DataDir, start)
+	}
+	return fmt.Sprintf("rolling back (%s): the data dir %s was not changed", p.RollBackReason, p.Member.DataDir)
+}
+
 // Plans keeps the state files, one per plan, under Dir.
 type Plans struct{ Dir string }
+
+// Hold puts the barrier into prepared plan id (Plan.Hold), holding the
+// node's restore lock so that no runner starts it meanwhile.
+func (ps Plans) Hold(id string) (*Plan, error) {
+	unlock, err := ps.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	p, err := ps.Load(id)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Hold(); err != nil {
+		return nil, err
+	}
+	return p, ps.Save(p)
+}
 
 // ErrBusy means a restore that has not finished holds the node.
 var ErrBusy = errors.New("another restore is in progress on this node")
@@ -300,6 +351,13 @@ type Runner struct {
 	ResetHealthy func(ctx context.Context, clientURLs []string) error
 	// OnStep is told every step change, after it is saved.
 	OnStep func(p *Plan, s Step)
+	// Running reports whether the local member answers at all (with or
+	// without quorum): a roll-back does not start a member that runs.
+	Running func(ctx context.Context) bool
+	// Gate brings the coordinator's word to a plan at its barrier;
+	// BarrierLimit (default BarrierLimit) bounds the wait for it.
+	Gate         *Gate
+	BarrierLimit time.Duration
 
 	mu sync.Mutex
 }
@@ -307,7 +365,9 @@ type Runner struct {
 // Run executes the plan's remaining steps in order. A step recorded as
 // running when the agent died is run again: each is safe to repeat
 // (stopping a stopped member, restoring into a staging dir that is rebuilt,
-// a swap that checks what is already in place).
+// a swap that checks what is already in place). A plan with a barrier
+// that fails, or is called off, before it passed the barrier is rolled
+// back (see barrier.go).
 func (r *Runner) Run(ctx context.Context, p *Plan) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -317,41 +377,33 @@ func (r *Runner) Run(ctx context.Context, p *Plan) error {
 	}
 	defer unlock()
 	p.update(func() { p.Started = true })
+	if p.RollBackReason != "" {
+		return r.resumeRollBack(ctx, p)
+	}
+	held := slices.Contains(p.StepNames(), StepBarrier)
 	for i := range p.Steps {
 		s := &p.Steps[i]
+		if held && !p.PastBarrier() {
+			if w, ok := r.Gate.said(p.ID); ok && w.rollBack {
+				return r.rolledBack(ctx, p, w.reason, nil)
+			}
+		}
 		switch s.State {
 		case Done:
 			continue
 		case Failed:
 			return fmt.Errorf("step %s failed earlier: %s", s.Name, s.Error)
 		}
-		p.update(func() {
-			now := time.Now().UTC()
-			if s.Started == nil {
-				s.Started = &now
-			}
-			s.State, s.Error = Running, ""
-		})
-		if err := r.save(p, s); err != nil {
-			return err
-		}
-		err := r.step(ctx, p, s)
-		p.update(func() {
-			end := time.Now().UTC()
-			s.Finished = &end
-			if err != nil {
-				s.State, s.Error = Failed, err.Error()
-			} else {
-				s.State = Done
-			}
-		})
+		err := r.runStep(ctx, p, s, func() error { return r.step(ctx, p, s) })
 		if err != nil {
-			if serr := r.save(p, s); serr != nil {
-				return errors.Join(err, serr)
+			if held && !p.PastBarrier() {
+				reason := fmt.Sprintf("step %s failed on %s", s.Name, p.Node)
+				var rb errRollBack
+				if errors.As(err, &rb) {
+					reason = rb.reason
+				}
+				return r.rolledBack(ctx, p, reason, err)
 			}
-			return fmt.Errorf("step %s: %w", s.Name, err)
-		}
-		if err := r.save(p, s); err != nil {
 			return err
 		}
 		if s.Name == StepRestore || s.Name == StepClusterReset {
@@ -359,6 +411,61 @@ func (r *Runner) Run(ctx context.Context, p *Plan) error {
 		}
 	}
 	return nil
+}
+
+// rolledBack rolls p back and says so, with the error that made it.
+func (r *Runner) rolledBack(ctx context.Context, p *Plan, reason string, cause error) error {
+	if err := r.rollBack(ctx, p, reason); err != nil {
+		return errors.Join(cause, fmt.Errorf("roll back: %w", err))
+	}
+	if cause != nil {
+		return fmt.Errorf("%w; rolled back", cause)
+	}
+	return fmt.Errorf("rolled back before the barrier: %s", reason)
+}
+
+// resumeRollBack finishes a roll-back the agent was doing when it stopped.
+func (r *Runner) resumeRollBack(ctx context.Context, p *Plan) error {
+	last := &p.Steps[len(p.Steps)-1]
+	if last.Name == StepRollBack && (last.State == Done || last.State == Failed) {
+		return nil
+	}
+	if last.Name == StepRollBack {
+		// Interrupted: the step is run again, not added again.
+		p.update(func() { p.Steps = p.Steps[:len(p.Steps)-1] })
+	}
+	return r.rollBack(ctx, p, p.RollBackReason)
+}
+
+// runStep records step s as running, does it, and records how it ended.
+func (r *Runner) runStep(ctx context.Context, p *Plan, s *Step, do func() error) error {
+	p.update(func() {
+		now := time.Now().UTC()
+		if s.Started == nil {
+			s.Started = &now
+		}
+		s.State, s.Error = Running, ""
+	})
+	if err := r.save(p, s); err != nil {
+		return err
+	}
+	err := do()
+	p.update(func() {
+		end := time.Now().UTC()
+		s.Finished = &end
+		if err != nil {
+			s.State, s.Error = Failed, err.Error()
+		} else {
+			s.State = Done
+		}
+	})
+	if err != nil {
+		if serr := r.save(p, s); serr != nil {
+			return errors.Join(err, serr)
+		}
+		return fmt.Errorf("step %s: %w", s.Name, err)
+	}
+	return r.save(p, s)
 }
 
 // save records the plan and tells OnStep a copy of step s.
@@ -391,6 +498,8 @@ func (r *Runner) step(ctx context.Context, p *Plan, s *Step) error {
 		return verifyFile(p.SnapshotPath, p.SnapshotSHA256, p.SnapshotSize)
 	case StepStop:
 		return r.Host.Stop(ctx)
+	case StepBarrier:
+		return r.barrier(ctx, p)
 	case StepRestore:
 		if s.Detail == "" {
 			// Where the old data dir goes is on disk before it moves.

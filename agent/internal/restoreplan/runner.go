@@ -34,6 +34,9 @@ func NewRunner(cfg *agentconfig.Config, onStep func(*Plan, Step)) *Runner {
 		Healthy: func(ctx context.Context) error {
 			return etcdmember.Status(ctx, client).Err
 		},
+		Running: func(ctx context.Context) bool {
+			return etcdmember.Status(ctx, client).MemberID != 0
+		},
 		Reset: reset.Run,
 		ResetHealthy: func(ctx context.Context, urls []string) error {
 			var errs []error

@@ -203,7 +203,23 @@ func (o *Options) restore(ctx context.Context, nodes agentclient.Nodes, snap *db
 		}
 		return fmt.Errorf("nothing was stopped, the plan was not started:\n%w", err)
 	}
-	fmt.Fprintf(o.ErrOut, "plan %s: every member has its part and a verified copy of the snapshot; starting\n", planID)
+	// With several members, every member stops before any data dir
+	// changes: the parts wait at a barrier after their stop.
+	held := len(servers) > 1
+	if held {
+		if err := hold(ctx, servers, planID); err != nil {
+			for _, n := range servers {
+				if _, derr := n.Conn.DiscardRestorePlan(ctx, &agentv1.DiscardRestorePlanRequest{PlanId: planID}); derr != nil {
+					err = errors.Join(err, fmt.Errorf("node %s: discard the prepared part: %s", n.Node, agentclient.Explain(derr)))
+				}
+			}
+			return fmt.Errorf("nothing was stopped, the plan was not started:\n%w", err)
+		}
+		fmt.Fprintf(o.ErrOut, "plan %s: every member has its part and a verified copy of the snapshot; starting (every member stops before any data dir changes)\n", planID)
+	} else {
+		fmt.Fprintf(o.ErrOut, "plan %s: every member has its part and a verified copy of the snapshot; starting\n", planID)
+	}
+	watch := newBarrierWatch()
 
 	start := time.Now()
 	outcomes := make([]*outcome, len(servers))
@@ -215,6 +231,7 @@ func (o *Options) restore(ctx context.Context, nodes agentclient.Nodes, snap *db
 			defer wg.Done()
 			oc := outcomes[i]
 			oc.err = follow(ctx, n, planID, func(st *agentv1.RestoreStep) {
+				watch.step(n.Node, st)
 				mu.Lock()
 				defer mu.Unlock()
 				prev, seen := oc.steps[st.Name]
@@ -230,7 +247,20 @@ func (o *Options) restore(ctx context.Context, nodes agentclient.Nodes, snap *db
 					fmt.Fprintln(o.ErrOut, line)
 				}
 			})
+			watch.ended(n.Node, oc.err)
 		}()
+	}
+	if held {
+		if reason := watch.decide(ctx, names); reason != "" {
+			fmt.Fprintf(o.ErrOut, "plan %s: calling it off before any data dir changes: %s\n", planID, reason)
+			rbErrs := rollBackAll(ctx, servers, planID, reason)
+			wg.Wait()
+			return reportRollBack(ctx, o.Out, servers, planID, reason, rbErrs)
+		}
+		fmt.Fprintf(o.ErrOut, "plan %s: every member is stopped; restoring\n", planID)
+		if err := goOn(ctx, servers, planID); err != nil {
+			fmt.Fprintf(o.ErrOut, "warning: %v\n  a member that does not go on rolls back while the others restore: check `kubectl dr etcd restore --status`\n", err)
+		}
 	}
 	wg.Wait()
 	var failed []string
@@ -390,7 +420,11 @@ func (o *Options) status(ctx context.Context, nodes agentclient.Nodes) error {
 		}
 		fmt.Fprintf(o.Out, "node %s: plan %s %s\n", n.Node, st.PlanId, state)
 		for _, s := range st.Steps {
-			line := fmt.Sprintf("  %-18s %s", s.Name, stateWord(s.State))
+			word := stateWord(s.State)
+			if st.Finished && s.State == agentv1.RestoreStep_STATE_PENDING {
+				word = "not run"
+			}
+			line := fmt.Sprintf("  %-18s %s", s.Name, word)
 			if s.Started != nil && s.Finished != nil {
 				line += fmt.Sprintf(" (%s)", s.Finished.AsTime().Sub(s.Started.AsTime()).Round(100*time.Millisecond))
 			}
