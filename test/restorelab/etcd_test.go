@@ -97,8 +97,9 @@ func TestEtcdRestoreThreeMembers(t *testing.T) {
 }
 
 // A second restore while one runs is refused before anything else; the
-// plugin killed in the middle of a restore leaves the agents to finish,
-// and --status shows every member's plan finished.
+// plugin killed in the middle of a restore (past the barrier: every member
+// stopped) leaves the agents to finish, and --status shows every member's
+// plan finished.
 func TestEtcdRestoreOutlivesThePlugin(t *testing.T) {
 	snap := labtest.SaveSnapshot(t, theLab, "plugin-killed")
 	cmd := exec.Command(theLab.Bin.KubectlDR, "etcd", "restore", snap.Name, "--yes")
@@ -114,17 +115,22 @@ func TestEtcdRestoreOutlivesThePlugin(t *testing.T) {
 	// The first plugin's stderr, read to the end in the background.
 	var mu sync.Mutex
 	var seen []string
-	stopping := make(chan struct{})
+	stopping, restoring := make(chan struct{}), make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stderr)
-		closed := false
+		var stopSeen, restoreSeen bool
 		for sc.Scan() {
 			mu.Lock()
 			seen = append(seen, sc.Text())
 			mu.Unlock()
-			if strings.Contains(sc.Text(), "stop started") && !closed {
+			if strings.Contains(sc.Text(), "stop started") && !stopSeen {
 				close(stopping)
-				closed = true
+				stopSeen = true
+			}
+			// Past the barrier: the members restore without the plugin.
+			if strings.Contains(sc.Text(), "restore-data-dir started") && !restoreSeen {
+				close(restoring)
+				restoreSeen = true
 			}
 		}
 	}()
@@ -152,6 +158,11 @@ func TestEtcdRestoreOutlivesThePlugin(t *testing.T) {
 			r.Code, r.Stderr, first(), plansOnNodes(t))
 	}
 
+	select {
+	case <-restoring:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("the restore never got past the barrier:\n%s", first())
+	}
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
