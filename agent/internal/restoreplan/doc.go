@@ -2,7 +2,9 @@
 // snapshots: one Prepare for every node's part of a restore (the agent's
 // RPC and dr-agent etcd restore both call it; it checks a part against
 // the digest of its confirmed preview), plans kept in state files
-// that survive the agent's restart, the runner of their steps, the new
+// that survive the agent's restart, the runner of their steps (with the
+// barrier every member of a restore across several servers waits at once
+// stopped, and the roll-back of a part that ends before it), the new
 // data directory built beside the member's and swapped in with the old one
 // moved aside (never deleted). A node engine, private to the agent.
 package restoreplan

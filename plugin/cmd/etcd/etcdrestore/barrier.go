@@ -82,7 +82,8 @@ func (b *barrierWatch) step(node string, st *agentv1.RestoreStep) {
 	case st.Name == stepBarrier && st.State == agentv1.RestoreStep_STATE_RUNNING:
 		b.arrived[node] = true
 	case st.State == agentv1.RestoreStep_STATE_FAILED && !b.arrived[node] && b.failed == "":
-		b.failed = fmt.Sprintf("node %s: step %s failed: %s", node, st.Name, st.Error)
+		// The error itself is on the node's own line.
+		b.failed = fmt.Sprintf("node %s: step %s failed", node, st.Name)
 	}
 	b.poke()
 }
