@@ -1,12 +1,14 @@
 package restorelab
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/kubectl-dr/kubectl-dr/internal/etcdmember"
 	"github.com/kubectl-dr/kubectl-dr/test/lab/labtest"
@@ -101,7 +103,10 @@ func get(t *testing.T, node, key string) string {
 		t.Fatal(err)
 	}
 	defer cli.Close()
-	resp, err := cli.Get(t.Context(), key)
+	// A member without quorum never answers: give up after a while.
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, key)
 	if err != nil {
 		t.Errorf("get %s on %s: %v (%v)", key, node, err, etcdmember.Status(t.Context(), c).Err)
 		return ""
