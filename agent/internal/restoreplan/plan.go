@@ -129,7 +129,7 @@ func (p *Plan) StepNames() []string {
 // Finished reports whether every step is done or one failed (and a
 // roll-back, if one began, has ended).
 func (p *Plan) Finished() bool {
-	if p.RollBackReason != "" {
+	if p.RollBackReason != "" && len(p.Steps) > 0 {
 		last := p.Steps[len(p.Steps)-1]
 		return last.Name != StepRollBack || last.State == Done || last.State == Failed
 	}
