@@ -163,7 +163,13 @@ func (p proc) stop(labDir string, grace time.Duration) (bool, error) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return true, os.Remove(p.pidFile)
+	// A stop of the same process run at once (a restore's stop command
+	// run again by an agent that was restarted while the first still
+	// ran) may have removed it: stopped is stopped, as for systemctl.
+	if err := os.Remove(p.pidFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return true, err
+	}
+	return true, nil
 }
 
 // freePort picks a free loopback port below the kernel's ephemeral range

@@ -11,7 +11,8 @@ import (
 )
 
 // A restore across several servers has a barrier: every member stops
-// before any member's data dir is touched. The plan of each server then
+// before any member's data dir is touched. A plan without one (a single
+// server) has its point of no return right after its stop. The plan of each server then
 // has the step wait-all-stopped after stop, where it waits for the
 // coordinator's word (Gate): go on, or roll back. Until a plan has passed
 // its barrier nothing of its member's data has changed, so a plan that
@@ -51,11 +52,16 @@ func (p *Plan) Hold() error {
 	return nil
 }
 
-// PastBarrier reports whether the plan has passed its barrier, or has
-// none.
+// PastBarrier reports whether the plan has passed its point of no
+// return: its barrier, or for a plan without one (a single server) its
+// stop. Before it, nothing of the member's data has changed.
 func (p *Plan) PastBarrier() bool {
+	last := StepStop
+	if slices.Contains(p.StepNames(), StepBarrier) {
+		last = StepBarrier
+	}
 	for _, s := range p.Steps {
-		if s.Name == StepBarrier {
+		if s.Name == last {
 			return s.State == Done
 		}
 	}

@@ -194,3 +194,33 @@ func TestBarrierResumesAnInterruptedRollBack(t *testing.T) {
 		t.Errorf("recorded steps %+v", saved.Steps)
 	}
 }
+
+// A single server's plan (no barrier) whose stop command stopped the
+// member and then failed (as a stop run twice at once can) starts the
+// member again: its data dir was not touched, and the hint does not say
+// "nothing was changed" of a member left down.
+func TestFailedStopOfASingleServerStartsItAgain(t *testing.T) {
+	dir := t.TempDir()
+	stopped := filepath.Join(dir, "stopped")
+	p := &Plan{ID: "plan-s", Node: "n1", Flavor: "etcd", Created: time.Now(), Member: Member{DataDir: filepath.Join(dir, "etcd")}}
+	for _, s := range []string{StepStop, StepRestore, StepStart, StepHealthy} {
+		p.Steps = append(p.Steps, Step{Name: s, State: Pending})
+	}
+	r := &Runner{
+		Plans:   Plans{Dir: filepath.Join(dir, "plans")},
+		Host:    Commands{StopCommand: []string{"sh", "-c", "touch " + stopped + "; echo pid file gone >&2; exit 1"}, StartCommand: []string{"touch", filepath.Join(dir, "started")}},
+		Healthy: func(context.Context) error { return nil },
+		// The member answers unless the stop went through.
+		Running: func(context.Context) bool { return !exists(stopped) },
+	}
+	if err := r.Run(context.Background(), p); err == nil || !strings.Contains(err.Error(), "pid file gone") {
+		t.Fatalf("Run: %v, want the stop's error", err)
+	}
+	if !exists(filepath.Join(dir, "started")) {
+		t.Error("the member the failed stop left down was not started again")
+	}
+	saved, _ := r.Plans.Load(p.ID)
+	if h := saved.Hint(); !strings.Contains(h, "started again on its data dir from before the restore") || strings.Contains(h, "nothing was changed") {
+		t.Errorf("hint %q", h)
+	}
+}

@@ -178,7 +178,7 @@ func (p *Plan) Hint() string {
 	case StepVerify:
 		return "nothing was stopped: fetch the snapshot again (a new restore) or pick another one"
 	case StepStop:
-		return "check the stop command (restore.stopCommand) and run the restore again; nothing was changed"
+		return fmt.Sprintf("the stop command failed: the member may be stopped or still run, its data dir was not changed; start it (%s) if it is down, check restore.stopCommand and run the restore again", start)
 	case StepWaitPeersStopped:
 		return fmt.Sprintf("k3s is stopped here and nothing was changed: stop k3s on the servers named and run the restore again, or start k3s here (%s) to roll back", start)
 	case StepWaitResetServer:
@@ -396,7 +396,7 @@ func (r *Runner) Run(ctx context.Context, p *Plan) error {
 		}
 		err := r.runStep(ctx, p, s, func() error { return r.step(ctx, p, s) })
 		if err != nil {
-			if held && !p.PastBarrier() {
+			if !p.PastBarrier() {
 				reason := fmt.Sprintf("step %s failed on %s", s.Name, p.Node)
 				var rb errRollBack
 				if errors.As(err, &rb) {
