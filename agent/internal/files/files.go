@@ -41,6 +41,9 @@ type Engine struct {
 	// AsideDir receives what a restore replaces, one dated directory per
 	// restore.
 	AsideDir string
+	// ClaimAbandoned is how long another node's initialisation claim may
+	// go unrefreshed before it counts as abandoned (default 10 s).
+	ClaimAbandoned time.Duration
 	// PVs maps host paths to "namespace/name" from the API's
 	// PersistentVolumes; optional, directory names are the fallback.
 	PVs func(ctx context.Context) (map[string]string, error)
@@ -203,13 +206,31 @@ func (e *Engine) ensure(ctx context.Context, create bool) error {
 // cron tick, and two concurrent `restic init`s leave a repository whose
 // config matches only one node's key. So nodes claim the init in the store
 // first; the oldest fresh claim (by the store's clock) initialises, the
-// others wait for its config.
+// others wait for its config. A claim is written once (its time orders
+// the election); beside it the node writes a heartbeat (claimAlive) every
+// claimBeat while it waits or initialises. A claim whose heartbeat is
+// older than claimAbandoned belongs to a node that died (its agent was
+// killed): the nodes waiting on it remove it and elect again, instead of
+// waiting initWait for a repository that never comes.
 const (
-	claimDir    = "restic-init/"
-	claimSettle = 2 * time.Second
-	claimStale  = 10 * time.Minute
-	initWait    = 3 * time.Minute
+	claimDir       = "restic-init/"
+	claimAlive     = "restic-init-alive/"
+	claimSettle    = 2 * time.Second
+	claimStale     = 10 * time.Minute
+	claimBeat      = 2 * time.Second
+	claimAbandoned = 10 * time.Second
+	initWait       = 3 * time.Minute
 )
+
+// errAbandoned means the claim waited on was left by a node that died.
+var errAbandoned = errors.New("initialisation claim abandoned")
+
+func (e *Engine) abandonedAfter() time.Duration {
+	if e.ClaimAbandoned > 0 {
+		return e.ClaimAbandoned
+	}
+	return claimAbandoned
+}
 
 func (e *Engine) create(ctx context.Context, create bool) error {
 	if e.Store == nil {
@@ -224,45 +245,103 @@ func (e *Engine) create(ctx context.Context, create bool) error {
 	}
 	if len(objs) > 0 {
 		if winner, _ := e.oldestClaim(ctx); winner != "" {
-			return e.waitForRepo(ctx, winner)
+			if err := e.waitForRepo(ctx, winner); !errors.Is(err, errAbandoned) {
+				return err
+			}
 		}
 		return fmt.Errorf("%w: %s/%s holds %d object(s) (%s, ...) but no restic config; nothing was written there. Move them away or point the agent at another store", ErrNotRepository, e.Store, RepoDir, len(objs), objs[0].Key)
 	}
 	if !create {
 		return fmt.Errorf("%w at %s: no file backup has been made", ErrNoRepo, e.where())
 	}
-	claim := claimDir + e.Node
-	if _, err := e.Store.Put(ctx, claim, strings.NewReader(e.Node), int64(len(e.Node))); err != nil {
+	claim, alive := claimDir+e.Node, claimAlive+e.Node
+	put := func(ctx context.Context, key string) error {
+		_, err := e.Store.Put(ctx, key, strings.NewReader(e.Node), int64(len(e.Node)))
+		return err
+	}
+	putClaim := func(ctx context.Context) error {
+		if err := put(ctx, alive); err != nil {
+			return err
+		}
+		return put(ctx, claim)
+	}
+	if err := putClaim(ctx); err != nil {
 		return fmt.Errorf("claim the repository's initialisation in %s: %w", e.Store, err)
 	}
-	defer e.Store.Delete(context.WithoutCancel(ctx), claim)
+	defer func() {
+		e.Store.Delete(context.WithoutCancel(ctx), claim)
+		e.Store.Delete(context.WithoutCancel(ctx), alive)
+	}()
+	beatCtx, stopBeat := context.WithCancel(ctx)
+	defer stopBeat()
+	go func() {
+		t := time.NewTicker(claimBeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-beatCtx.Done():
+				return
+			case <-t.C:
+				_ = put(beatCtx, alive)
+			}
+		}
+	}()
 	select {
 	case <-time.After(claimSettle):
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	winner, err := e.oldestClaim(ctx)
-	if err != nil {
-		return err
+	for {
+		winner, err := e.oldestClaim(ctx)
+		if err != nil {
+			return err
+		}
+		if winner == "" {
+			// A waiter took ours for abandoned: claim again.
+			if err := putClaim(ctx); err != nil {
+				return fmt.Errorf("claim the repository's initialisation in %s: %w", e.Store, err)
+			}
+			continue
+		}
+		if winner == claim {
+			return e.explain(e.Repo.Init(ctx))
+		}
+		err = e.waitForRepo(ctx, winner)
+		if !errors.Is(err, errAbandoned) {
+			return err
+		}
+		if err := e.Store.Delete(ctx, winner); err != nil {
+			return fmt.Errorf("remove the abandoned initialisation claim %s: %w", winner, err)
+		}
+		e.Store.Delete(ctx, claimAlive+strings.TrimPrefix(winner, claimDir))
 	}
-	if winner != claim {
-		return e.waitForRepo(ctx, winner)
-	}
-	if err := e.Repo.Init(ctx); err != nil {
-		return e.explain(err)
-	}
-	return nil
 }
 
 // oldestClaim is the key of the oldest claim younger than claimStale.
 func (e *Engine) oldestClaim(ctx context.Context) (string, error) {
-	claims, err := e.Store.List(ctx, claimDir)
+	best, err := e.claim(ctx, claimDir, "")
+	if err != nil || best == nil {
+		return "", err
+	}
+	return best.Key, nil
+}
+
+// claim is the object named key under dir ("": the oldest younger than
+// claimStale), nil when there is none.
+func (e *Engine) claim(ctx context.Context, dir, key string) (*objstore.ObjectInfo, error) {
+	claims, err := e.Store.List(ctx, dir)
 	if err != nil {
-		return "", fmt.Errorf("list initialisation claims in %s: %w", e.Store, err)
+		return nil, fmt.Errorf("list initialisation claims in %s: %w", e.Store, err)
 	}
 	var best *objstore.ObjectInfo
 	for i := range claims {
 		c := &claims[i]
+		if key != "" {
+			if c.Key == key {
+				return c, nil
+			}
+			continue
+		}
 		if time.Since(c.Modified) > claimStale {
 			continue
 		}
@@ -270,13 +349,11 @@ func (e *Engine) oldestClaim(ctx context.Context) (string, error) {
 			best = c
 		}
 	}
-	if best == nil {
-		return "", nil
-	}
-	return best.Key, nil
+	return best, nil
 }
 
-// waitForRepo waits for another node to finish initialising.
+// waitForRepo waits for another node to finish initialising; errAbandoned
+// when that node's claim went stale or away without a repository.
 func (e *Engine) waitForRepo(ctx context.Context, winner string) error {
 	deadline := time.Now().Add(initWait)
 	for {
@@ -286,6 +363,26 @@ func (e *Engine) waitForRepo(ctx context.Context, winner string) error {
 		}
 		if ok {
 			return nil
+		}
+		c, err := e.claim(ctx, claimDir, winner)
+		if err != nil {
+			return err
+		}
+		beat := c
+		if c != nil {
+			b, err := e.claim(ctx, claimAlive, claimAlive+strings.TrimPrefix(winner, claimDir))
+			if err != nil {
+				return err
+			}
+			if b != nil {
+				beat = b
+			}
+		}
+		if c == nil || time.Since(beat.Modified) > e.abandonedAfter() {
+			if ok, err := e.Repo.Exists(ctx); err == nil && ok {
+				return nil
+			}
+			return fmt.Errorf("%w: node %s", errAbandoned, strings.TrimPrefix(winner, claimDir))
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("node %s claimed the initialisation of %s but no repository appeared within %s", strings.TrimPrefix(winner, claimDir), e.where(), initWait)

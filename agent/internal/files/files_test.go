@@ -414,3 +414,29 @@ func TestRecoverRestoresUndoesAnInterruptedRestore(t *testing.T) {
 		t.Errorf("a second recovery did %v, %v; want nothing", undone, err)
 	}
 }
+
+// A node that claimed the repository's initialisation and died (its agent
+// was killed) does not hold the others up: its claim is not kept fresh,
+// the next node removes it, initialises and backs up.
+func TestAnAbandonedInitClaimIsTakenOver(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.store.Put(ctx, claimDir+"node-dead", strings.NewReader("node-dead"), int64(len("node-dead"))); err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	write(t, filepath.Join(data, "f.txt"), "live node\n")
+	e := f.engine(t, "node-live", data)
+	e.ClaimAbandoned = time.Second
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if _, err := e.Backup(ctx, BackupRequest{Set: "s1"}, nil); err != nil {
+		t.Fatalf("backup with a dead node's claim in the store: %v", err)
+	}
+	if snaps, err := e.Repo.Snapshots(ctx, TagSet+"s1"); err != nil || len(snaps) != 1 {
+		t.Fatalf("snapshots of the set: %v, %v; want one", snaps, err)
+	}
+	if claims, _ := f.store.List(ctx, claimDir); len(claims) != 0 {
+		t.Errorf("initialisation claims left behind: %v", claims)
+	}
+}
