@@ -55,11 +55,13 @@ func (l *Lab) deployAgent(ctx context.Context) error {
 
 	var set []string
 	setKey := func(key string, value any) error {
-		v, err := json.Marshal(value)
-		if err != nil {
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(value); err != nil {
 			return err
 		}
-		set = append(set, "--set", key+"="+string(v))
+		set = append(set, "--set", key+"="+strings.TrimSpace(b.String()))
 		return nil
 	}
 	if err := setKey("apiServer", fmt.Sprintf("127.0.0.1:%d", l.State.Ports["kube-apiserver"])); err != nil {
