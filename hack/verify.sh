@@ -31,6 +31,9 @@ if [ -n "$engines" ]; then
   exit 1
 fi
 
+# manifests/ names a fixed release's image, this commit's own when tagged.
+hack/release/manifest-tag.sh
+
 # The workflows (actionlint, which also runs shellcheck on run: steps when
 # it is installed) and the release definition (goreleaser check), with the
 # versions hack/tools pins; built once into the lab's binary cache.

@@ -48,6 +48,8 @@ func (s *Server) newFiles(cfg *agentconfig.Config, store objstore.Store) (*files
 		Paths:    cfg.Restic.PathsFor(cfg.NodeName),
 		AsideDir: filepath.Join(cfg.StateDir, "restore-aside"),
 		PVs:      s.pvs.persistentVolumePaths,
+		// Every container of a pod gets the variable from the kubelet.
+		InContainer: os.Getenv("KUBERNETES_SERVICE_HOST") != "",
 	}, "", nil
 }
 
@@ -294,7 +296,7 @@ func filesStatus(err error) (error, bool) {
 		return failure(codes.FailedPrecondition, agentv1.ReasonNoPaths, "%v", err), true
 	case errors.Is(err, files.ErrNotRepository), errors.Is(err, files.ErrNoRepo):
 		return status.Error(codes.FailedPrecondition, err.Error()), true
-	case errors.Is(err, files.ErrOutsideRoots):
+	case errors.Is(err, files.ErrOutsideRoots), errors.Is(err, files.ErrNotOnNode):
 		return status.Error(codes.InvalidArgument, err.Error()), true
 	case errors.Is(err, files.ErrNoSnapshot), errors.Is(err, backupset.ErrNotFound):
 		return failure(codes.NotFound, agentv1.ReasonNotFound, "%v", err), true

@@ -2,7 +2,10 @@ package server
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -14,8 +17,33 @@ import (
 // pvClient lists PersistentVolumes with the DaemonSet's service account;
 // made on first use, nil outside a cluster.
 type pvClient struct {
-	once sync.Once
-	cs   kubernetes.Interface
+	// apiServer overrides the in-cluster service's address (HOST:PORT).
+	apiServer string
+	once      sync.Once
+	cs        kubernetes.Interface
+}
+
+// serviceAccountDir is where a pod finds its service account's token and
+// the cluster's CA.
+const serviceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+// restConfig is the in-cluster configuration, at apiServer when set; nil
+// outside a cluster.
+func (c *pvClient) restConfig() (*rest.Config, error) {
+	if c.apiServer == "" {
+		if os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
+			return nil, nil
+		}
+		return rest.InClusterConfig()
+	}
+	if _, _, err := net.SplitHostPort(c.apiServer); err != nil {
+		return nil, fmt.Errorf("apiServer %q: want HOST:PORT: %w", c.apiServer, err)
+	}
+	return &rest.Config{
+		Host:            "https://" + c.apiServer,
+		BearerTokenFile: filepath.Join(serviceAccountDir, "token"),
+		TLSClientConfig: rest.TLSClientConfig{CAFile: filepath.Join(serviceAccountDir, "ca.crt")},
+	}, nil
 }
 
 // persistentVolumePaths maps the host paths of the cluster's hostPath and
@@ -24,11 +52,8 @@ type pvClient struct {
 // elsewhere directory names are all the agent has.
 func (c *pvClient) persistentVolumePaths(ctx context.Context) (map[string]string, error) {
 	c.once.Do(func() {
-		if os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
-			return
-		}
-		cfg, err := rest.InClusterConfig()
-		if err != nil {
+		cfg, err := c.restConfig()
+		if err != nil || cfg == nil {
 			return
 		}
 		cfg.Timeout = 5 * time.Second

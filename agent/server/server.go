@@ -67,7 +67,7 @@ type Server struct {
 // New returns the service for one node. It opens the store (no I/O yet)
 // and reads the snapshot key.
 func New(cfg *agentconfig.Config, log *slog.Logger) (*Server, error) {
-	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), restores: &restoreRuns{}, health: newHealth()}
+	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), restores: &restoreRuns{}, health: newHealth(), pvs: pvClient{apiServer: cfg.APIServer}}
 	e := cfg.Etcd
 	s.snapshots = &etcdsnap.Snapshotter{
 		Node:      cfg.NodeName,

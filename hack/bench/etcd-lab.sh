@@ -3,7 +3,7 @@
 # etcd with $mib MiB once. Sets db (the database size in bytes) and tmp (a
 # scratch dir removed on exit).
 hack/lab up --dir "$dir" --etcd-members 1 --nodes 1 --kube-node "" >/dev/null 2>&1 || hack/lab up --dir "$dir" --etcd-members 1 --nodes 1 --kube-node ""
-eval "$(hack/lab env --dir "$dir")"
+eval "$(hack/lab env --direct --dir "$dir")"
 go build -o "$dir/bin/benchtool" ./agent/internal/benchtool
 
 db=$(etcdctl endpoint status -w json | sed -n 's/.*"dbSize":\([0-9]*\).*/\1/p')

@@ -16,7 +16,7 @@ runs=${3:-2}
 dir="$root/_output/bench-lab"
 
 hack/lab up --dir "$dir" --etcd-members 1 --nodes 1 --kube-node "" >/dev/null 2>&1 || hack/lab up --dir "$dir" --etcd-members 1 --nodes 1 --kube-node ""
-eval "$(hack/lab env --dir "$dir")"
+eval "$(hack/lab env --direct --dir "$dir")"
 go build -o "$dir/bin/benchtool" ./agent/internal/benchtool
 
 data="$dir/nodes/server-1/var/lib/rancher/k3s/storage"

@@ -8,7 +8,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 runs=${1:-20}
 hack/lab up >/dev/null 2>&1 || hack/lab up
-eval "$(hack/lab env)"
+eval "$(hack/lab env --direct)"
 
 mean_ms() {
   local start end

@@ -15,7 +15,7 @@ dir="$root/_output/bench-lab"
 
 command -v pgbackrest >/dev/null || { echo "installing pgbackrest"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbackrest >/dev/null; }
 hack/lab up --dir "$dir" --etcd-members 1 --nodes 1 --kube-node "" >/dev/null 2>&1 || hack/lab up --dir "$dir" --etcd-members 1 --nodes 1 --kube-node ""
-eval "$(hack/lab env --dir "$dir")"
+eval "$(hack/lab env --direct --dir "$dir")"
 go build -o "$dir/bin/benchtool" ./agent/internal/benchtool
 pgbin=/usr/lib/postgresql/15/bin
 asdb() { runuser -u postgres -- "$@"; }
@@ -87,7 +87,7 @@ awk -v a50="$(p p50 '^dr-agent')" -v a99="$(p p99 '^dr-agent')" -v b50="$(p p50 
 
 # End-to-end RPO of the lab's own database (WAL source pg-main, shipped by
 # the lab's agent) with archive_timeout=10s under pgbench.
-unset PGHOST PGPORT; eval "$(hack/lab env --dir "$dir")"
+unset PGHOST PGPORT; eval "$(hack/lab env --direct --dir "$dir")"
 psql -X -q -c "ALTER SYSTEM SET archive_timeout = '10s'" -c 'SELECT pg_reload_conf()' >/dev/null
 "$pgbin/pgbench" -i -s 1 -q >/dev/null 2>&1
 "$pgbin/pgbench" -T 75 -c 1 -R 20 -n >/dev/null 2>&1 & bench=$!

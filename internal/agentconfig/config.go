@@ -55,6 +55,12 @@ type Config struct {
 	// MetricsAddress serves Prometheus metrics and /healthz (default
 	// 127.0.0.1:9651); "off" turns it off.
 	MetricsAddress string `json:"metricsAddress,omitempty"`
+	// APIServer is HOST:PORT where the agent's pod reaches the Kubernetes
+	// API (to map PersistentVolumes to their claims). Default: the
+	// in-cluster service ($KUBERNETES_SERVICE_HOST), which a host-network
+	// pod reaches only through kube-proxy; on a cluster without it, name
+	// the API server's address on the node (k3s servers: 127.0.0.1:6443).
+	APIServer string `json:"apiServer,omitempty"`
 }
 
 // Retention is how many snapshots to keep: the newest KeepLast, plus the
@@ -392,6 +398,11 @@ func (c *Config) complete() error {
 	}
 	if err := c.checkSchedules(); err != nil {
 		return err
+	}
+	if c.APIServer != "" {
+		if _, _, err := net.SplitHostPort(c.APIServer); err != nil {
+			return fmt.Errorf("apiServer %q: want HOST:PORT: %w", c.APIServer, err)
+		}
 	}
 	if err := c.completeTargets(); err != nil {
 		return err

@@ -52,6 +52,7 @@ func TestLoad(t *testing.T) {
 		{name: "rpo target below the schedule", yaml: "tls: {ca: a, cert: b, key: c}\netcd: {rpoTarget: 1h}\n", wantErr: "etcd.rpoTarget 1h0m0s is shorter than etcd.schedule's interval (6h0m0s): it would be missed before every run"},
 		{name: "wal rpo target negative", yaml: "tls: {ca: a, cert: b, key: c}\nwal: {sources: [{name: pg, spool: /s, rpoTarget: -5m}]}\n", wantErr: `wal.sources pg: rpoTarget "-5m": want a positive duration`},
 		{name: "bare off", yaml: "tls: {ca: a, cert: b, key: c}\netcd: {rpoTarget: off}\n", wantErr: `etcd.rpoTarget is false: write "off" in quotes`},
+		{name: "api server without a port", yaml: "apiServer: 127.0.0.1\ntls: {ca: a, cert: b, key: c}\n", wantErr: `apiServer "127.0.0.1": want HOST:PORT`},
 		{name: "bad listen", yaml: "listen: nowhere\ntls: {ca: a, cert: b, key: c}\n", wantErr: `listen "nowhere"`},
 	}
 	for _, tt := range tests {

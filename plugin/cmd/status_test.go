@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
+	"github.com/kubectl-dr/kubectl-dr/internal/buildinfo"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/walobj"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
@@ -221,4 +222,25 @@ func layerRows(t *testing.T, out string) map[string][]string {
 		rs[f[0]+" "+f[1]] = f
 	}
 	return rs
+}
+
+// An agent of another version than the plugin is named with how to
+// upgrade it; one of the same version is not.
+func TestStatusWarnsAboutAnAgentOfAnotherVersion(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.agent("server-1", nil)
+	e.fakeAgent("server-2", &fakeFilesAgent{node: "server-2"})
+
+	r := e.run("status")
+	want := "warning: server-2 runs dr-agent fake, this kubectl-dr is " + buildinfo.Get().Version + ": run `kubectl dr install` with this kubectl-dr to upgrade the agents to it\n"
+	if !strings.Contains(r.stderr, want) {
+		t.Errorf("stderr lacks the version warning %q:\n%s", want, r.stderr)
+	}
+	if strings.Contains(r.stderr, "server-1 runs dr-agent") {
+		t.Errorf("server-1 runs this build's version, yet a warning names it:\n%s", r.stderr)
+	}
+	if rs := rows(t, r.stdout); len(rs["server-2"]) < 2 || rs["server-2"][1] != "Ready" {
+		t.Errorf("server-2 row %v: a version mismatch is a warning, the node still answers\n%s", rs["server-2"], r.stdout)
+	}
 }

@@ -63,7 +63,7 @@ func (p *Progress) Update(ev ProgressEvent) {
 			return
 		}
 		p.last = now
-		line := fmt.Sprintf("%s %s", ev.Node, ev.Phase)
+		line := strings.TrimSpace(ev.Node + " " + ev.Phase)
 		if ev.BytesTotal > 0 {
 			pct := min(100*float64(ev.BytesDone)/float64(ev.BytesTotal), 100)
 			width := 30

@@ -251,8 +251,21 @@ func TestFilesBackupPreviewRestore(t *testing.T) {
 		}
 	}
 
-	// One PVC into a scratch directory on the node.
-	target := filepath.Join(theLab.NodeRoot("server-1"), "restore-target")
+	// server-1's agent is the DaemonSet's pod: a target outside what it
+	// mounts from the node would be restored into its container and lost.
+	// Refused, nothing made.
+	unmounted := filepath.Join(theLab.NodeRoot("server-1"), "restore-target")
+	r = kubectlDR(t, nil, "restore", "files-e2e", "--pvc", "shop/data-0", "--target", unmounted, "--yes")
+	if r.code == 0 || !strings.Contains(r.stderr, unmounted+" is not on the node") || !strings.Contains(r.stderr, "kubectl dr config set restic.paths") {
+		t.Errorf("restore --target %s (not mounted into the pod): exit %d\n%s\nwant a refusal saying it is not on the node", unmounted, r.code, r.stderr)
+	}
+	if _, err := os.Stat(unmounted); err == nil {
+		t.Errorf("a refused restore made %s", unmounted)
+	}
+
+	// One PVC into a scratch directory on the node, under k3s's data dir,
+	// which the pod mounts.
+	target := filepath.Join(theLab.DataDir("server-1"), "restore-target")
 	t.Cleanup(func() { os.RemoveAll(target) })
 	r = kubectlDR(t, nil, "restore", "files-e2e", "--pvc", "shop/data-0", "--target", target, "--yes")
 	if r.code != 0 {

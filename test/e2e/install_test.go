@@ -17,13 +17,9 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/test/lab"
 )
 
-// The plugin as a user runs it after install: agents found through the API
-// server, the client certificate and the store read from the cluster's
-// Secrets, nothing from the lab's environment.
-var asInstalled = []string{
-	"KUBECTL_DR_AGENTS=", "KUBECTL_DR_CA=", "KUBECTL_DR_CERT=", "KUBECTL_DR_KEY=",
-	"DR_STORE=", "DR_S3_ENDPOINT=", "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "DR_SNAPSHOT_KEY=",
-}
+// The plugin as a user runs it after install (as every e2e test runs it),
+// and without the lab's process agents: only the installed one.
+var asInstalled = []string{"KUBECTL_DR_AGENTS="}
 
 // installed are the objects install makes, as kubectl names them.
 var installed = []string{
@@ -238,9 +234,10 @@ func TestInstallOnTheLabNode(t *testing.T) {
 				t.Errorf("%s still exists after uninstall", obj)
 			}
 		}
-		// Read the store directly: the snapshot taken through the
-		// installed agent is still there.
-		r = kubectlDR(t, nil, "etcd", "snapshot", "ls", "-o", "json")
+		// Read the store directly (direct mode: the store's Secret is
+		// gone): the snapshot taken through the installed agent is still
+		// there.
+		r = kubectlDR(t, directMode(t), "etcd", "snapshot", "ls", "-o", "json")
 		if r.code != 0 || !strings.Contains(r.stdout, "after-install") {
 			t.Errorf("snapshot ls from the store after uninstall: exit %d, after-install missing\n%s", r.code, r.stderr)
 		}

@@ -22,7 +22,8 @@ type result struct {
 	code           int
 }
 
-// kubectlDR runs the built plugin with the lab's environment plus extra.
+// kubectlDR runs the built plugin as a user does after install: with the
+// lab's kubeconfig (and its process agents' addresses), plus extra.
 func kubectlDR(t *testing.T, extraEnv []string, args ...string) result {
 	t.Helper()
 	return runBin(t, theLab.Bin.KubectlDR, extraEnv, args...)
@@ -44,4 +45,16 @@ func labEnv(t *testing.T, key string) string {
 	}
 	t.Fatalf("%s is not in the lab's environment", key)
 	return ""
+}
+
+// directMode is the environment of a test of direct mode: the store, its
+// credentials, the agents' client certificate and the snapshot key given
+// to the plugin instead of read from the cluster (lab.DirectModeVars).
+func directMode(t *testing.T) []string {
+	t.Helper()
+	var env []string
+	for _, k := range lab.DirectModeVars {
+		env = append(env, k+"="+labEnv(t, k))
+	}
+	return env
 }

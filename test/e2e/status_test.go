@@ -177,7 +177,8 @@ func TestAgentRefusesClientsWithoutTheInstallCertificate(t *testing.T) {
 	if err := kp.WriteFiles(cert, key); err != nil {
 		t.Fatal(err)
 	}
-	r := kubectlDR(t, []string{"KUBECTL_DR_CERT=" + cert, "KUBECTL_DR_KEY=" + key}, "status", "--node", "server-1")
+	// Direct mode: the lab's CA, a client certificate it did not sign.
+	r := kubectlDR(t, []string{"KUBECTL_DR_CA=" + files.CA, "KUBECTL_DR_CERT=" + cert, "KUBECTL_DR_KEY=" + key}, "status", "--node", "server-1")
 	if r.code != 3 {
 		t.Fatalf("exit code %d with a foreign certificate, want 3; stderr:\n%s", r.code, r.stderr)
 	}

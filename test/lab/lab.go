@@ -236,7 +236,13 @@ func (l *Lab) loadOrInitState(o Options) error {
 		names = append(names, "agent-"+n, "metrics-"+n)
 	}
 	names = append(names, "kube-apiserver", "minio", "minio-console", "postgres")
+	if o.KubeNode != "" {
+		kubeNodePorts(s.Ports, o.KubeNode, slices.Contains(s.Nodes[:o.EtcdMembers], o.KubeNode))
+	}
 	for _, n := range names {
+		if s.Ports[n] != 0 {
+			continue
+		}
 		p, err := freePort(s.Ports)
 		if err != nil {
 			return err
@@ -248,6 +254,37 @@ func (l *Lab) loadOrInitState(o Options) error {
 	s.MinIOSecret = randomHex(20)
 	l.State = s
 	return l.saveState()
+}
+
+// kubeNodePorts gives the real node's agent and etcd member the ports
+// they have on a k3s server, where the agent's defaults look (gRPC 9650,
+// health 9651; etcd 2379 and 2380), so `kubectl dr install` needs no port
+// flags. Where another program holds one, the node gets a free pair: the
+// agent's health port is always the gRPC port + 1, as install renders it.
+func kubeNodePorts(ports map[string]int, node string, etcdMember bool) {
+	used := map[int]bool{}
+	for _, p := range ports {
+		used[p] = true
+	}
+	pair := func(a, b string, first int) {
+		if !used[first] && !used[first+1] && portFree(first) && portFree(first+1) {
+			ports[a], ports[b] = first, first+1
+			used[first], used[first+1] = true, true
+			return
+		}
+		for i := 0; i < 200; i++ {
+			p, err := freePort(ports)
+			if err == nil && !used[p+1] && portFree(p+1) {
+				ports[a], ports[b] = p, p+1
+				used[p], used[p+1] = true, true
+				return
+			}
+		}
+	}
+	pair("agent-"+node, "metrics-"+node, 9650)
+	if etcdMember {
+		pair("etcd-"+node+"-client", "etcd-"+node+"-peer", 2379)
+	}
 }
 
 // port returns the named port, picking and recording a free one for a name
@@ -432,6 +469,38 @@ func (l *Lab) Env() []string {
 	out := make([]string, 0, len(keys))
 	for _, k := range keys {
 		out = append(out, k+"="+env[k])
+	}
+	return out
+}
+
+// DirectModeVars are what the plugin reads instead of the cluster's
+// Secrets: the agents' client certificate, the store and its credentials,
+// the snapshot key. A user who ran `kubectl dr install` has none of them.
+var DirectModeVars = []string{
+	"KUBECTL_DR_CA", "KUBECTL_DR_CERT", "KUBECTL_DR_KEY",
+	"DR_STORE", "DR_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "DR_SNAPSHOT_KEY",
+}
+
+// UserEnv is the environment of a user of a lab with a real node, where
+// `kubectl dr install` put the agent: Env without DirectModeVars (set
+// empty, so a developer's shell cannot leak them in). The lab's other
+// nodes are agent processes, reached directly ($KUBECTL_DR_AGENTS) with
+// the client certificate the plugin reads from the cluster. Without a
+// real node nothing is installed, and UserEnv is Env.
+func (l *Lab) UserEnv() []string {
+	env := l.Env()
+	if l.State.KubeNode == "" {
+		return env
+	}
+	out := env[:0:0]
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(DirectModeVars, k) {
+			out = append(out, kv)
+		}
+	}
+	for _, k := range DirectModeVars {
+		out = append(out, k+"=")
 	}
 	return out
 }

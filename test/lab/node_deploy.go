@@ -7,152 +7,154 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
-	"time"
 
-	"sigs.k8s.io/yaml"
+	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 )
 
-// RedeployAgent applies the lab's DaemonSet again (after a test removed
-// it) and waits for its pod.
+// RedeployAgent installs the agent again (after a test removed it) and
+// waits for its pod.
 func (l *Lab) RedeployAgent(ctx context.Context) error { return l.deployAgent(ctx) }
 
-// deployAgent applies manifests/ through a lab overlay: the lab's image
-// (never pulled), hostPaths pointing at the node's root in the lab, and the
-// agent's config and secrets from that root. Then it waits for the pod.
+// deployAgent puts the agent on the real node the way a user does: with
+// `kubectl dr install`, the lab's store, keys and image. The lab adds only
+// what a loopback lab must, through install's own flags and --set keys:
+//
+//   - the agents' certificates come from the lab's CA, created as Secrets
+//     before install (which keeps certificates that chain to one CA), so
+//     the lab's other agents, processes reached directly, trust the same
+//     client certificate the plugin reads from the cluster;
+//   - apiServer: the lab has no kube-proxy, so a host-network pod reaches
+//     the API server on the node's loopback, not through its Service;
+//   - the restore's host actions: the lab's `lab stop|start` for its etcd
+//     member, run in the host's namespaces as the DaemonSet runs systemctl
+//     for k3s; and the WAL source of the lab's database on the first node.
 func (l *Lab) deployAgent(ctx context.Context) error {
 	node := l.State.KubeNode
 	cfg, err := l.AgentConfig(node)
 	if err != nil {
 		return err
 	}
-	cfg.Restic.Binary = "/usr/local/bin/restic"
-	// The pod sees the node root at the same path, so the files the
-	// config names are where the process agents find theirs.
-	key := filepath.Join(l.agentDir(node), "snapshot.key")
-	if err := copyFile(l.SnapshotKeyPath(), key); err != nil {
-		return err
-	}
-	cfg.Etcd.SnapshotKeyFile = key
-	// The restore's host actions (`lab stop|start`) run on the host, where
-	// the lab's binaries are: through nsenter, as the DaemonSet runs
-	// systemctl for k3s.
-	if len(cfg.Restore.StopCommand) > 0 {
-		cfg.Restore.StopCommand = onHost(cfg.Restore.StopCommand)
-		cfg.Restore.StartCommand = onHost(cfg.Restore.StartCommand)
-	}
-	data, err := yaml.Marshal(cfg)
+	_, port, _ := strings.Cut(cfg.Listen, ":")
+	agentPort, err := strconv.Atoi(port)
 	if err != nil {
-		return err
+		return fmt.Errorf("lab agent address %q: %w", cfg.Listen, err)
 	}
-	podConfig := filepath.Join(l.agentDir(node), "config-pod.yaml")
-	if err := os.WriteFile(podConfig, data, 0o644); err != nil {
+	if want := fmt.Sprintf("127.0.0.1:%d", agentPort+1); cfg.MetricsAddress != want {
+		return fmt.Errorf("the lab in %s gives node %s's agent health port %s, install renders %s (the gRPC port + 1): this lab's state predates it; run `hack/lab down && hack/lab clean`", l.Dir, node, cfg.MetricsAddress, want)
+	}
+	if err := l.agentSecrets(ctx, node); err != nil {
 		return err
 	}
 
-	dir := filepath.Join(l.Dir, "manifests")
-	base := filepath.Join(dir, "base")
-	if err := os.MkdirAll(base, 0o755); err != nil {
+	var set []string
+	setKey := func(key string, value any) error {
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(value); err != nil {
+			return err
+		}
+		set = append(set, "--set", key+"="+strings.TrimSpace(b.String()))
+		return nil
+	}
+	if err := setKey("apiServer", fmt.Sprintf("127.0.0.1:%d", l.State.Ports["kube-apiserver"])); err != nil {
 		return err
 	}
-	src := filepath.Join(l.Root, "manifests")
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		return err
+	if cfg.Etcd.Endpoint != "" && cfg.Etcd.Endpoint != agentconfig.DefaultEtcdEndpoint {
+		if err := setKey("etcd.endpoint", cfg.Etcd.Endpoint); err != nil {
+			return err
+		}
 	}
-	for _, e := range entries {
-		if !e.IsDir() && strings.HasSuffix(e.Name(), ".yaml") {
-			if err := copyFile(filepath.Join(src, e.Name()), filepath.Join(base, e.Name())); err != nil {
+	if r := cfg.Restore; r.Flavor != "" {
+		keys := map[string]any{"restore.flavor": r.Flavor}
+		if len(r.StopCommand) > 0 {
+			keys["restore.stopCommand"] = onHost(r.StopCommand)
+			keys["restore.startCommand"] = onHost(r.StartCommand)
+		}
+		if r.K3sBinary != "" {
+			keys["restore.k3sBinary"] = r.K3sBinary
+		}
+		for _, k := range slices.Sorted(maps.Keys(keys)) {
+			if err := setKey(k, keys[k]); err != nil {
 				return err
 			}
 		}
 	}
-	root := l.NodeRoot(node)
-	_, port, _ := strings.Cut(cfg.Listen, ":")
-	_, mp, _ := strings.Cut(cfg.MetricsAddress, ":")
-	metricsPort, err := strconv.Atoi(mp)
+	if len(cfg.WAL.Sources) > 0 {
+		if err := setKey("wal.sources", cfg.WAL.Sources); err != nil {
+			return err
+		}
+	}
+
+	args := append([]string{"install",
+		"--store", cfg.Store.URL, "--s3-endpoint", cfg.Store.Endpoint,
+		"--access-key-file", cfg.Store.AccessKeyFile, "--secret-key-file", cfg.Store.SecretKeyFile,
+		"--snapshot-key-file", l.SnapshotKeyPath(), "--restic-password-file", l.ResticPasswordPath(),
+		"--image", AgentImage, "--data-dir", cfg.DataDir, "--state-dir", cfg.StateDir,
+		"--agent-port", port, "--timeout", "2m"}, set...)
+	fmt.Fprintf(l.log, "dr-agent: kubectl dr %s\n", strings.Join(args, " "))
+	cmd := exec.CommandContext(ctx, l.Bin.KubectlDR, args...)
+	// Only the kubeconfig, as a user has: nothing of the lab's environment.
+	cmd.Env = []string{"KUBECONFIG=" + filepath.Join(l.Dir, "kubeconfig"), "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("lab agent metrics address %q: %w", cfg.MetricsAddress, err)
+		pods, _ := l.kubectl(ctx, "-n", "dr-system", "get", "pods", "-o", "wide")
+		return fmt.Errorf("kubectl dr install on the lab: %w\n%s\n%s\nkubelet log: %s", err, out, pods, l.proc("kubelet").logFile)
 	}
-	patch := []map[string]any{
-		{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": AgentImage},
-		{"op": "replace", "path": "/spec/template/spec/containers/0/imagePullPolicy", "value": "Never"},
-		{"op": "replace", "path": "/spec/template/spec/containers/0/args", "value": []string{"serve", "--config", podConfig}},
-		{"op": "replace", "path": "/spec/template/metadata/annotations/dr.kubectl.io~1grpc-port", "value": port},
-		{"op": "replace", "path": "/spec/template/spec/volumes", "value": []map[string]any{
-			{"name": "node-root", "hostPath": map[string]any{"path": root, "type": "Directory"}},
-		}},
-		{"op": "replace", "path": "/spec/template/spec/containers/0/volumeMounts", "value": []map[string]any{
-			{"name": "node-root", "mountPath": root},
-		}},
-		// No kube-proxy in the lab: the agent reaches the API server (for
-		// PersistentVolumes) on the node's loopback, as a hostNetwork pod can.
-		{"op": "add", "path": "/spec/template/spec/containers/0/env/-", "value": map[string]any{"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"}},
-		{"op": "add", "path": "/spec/template/spec/containers/0/env/-", "value": map[string]any{"name": "KUBERNETES_SERVICE_PORT", "value": fmt.Sprint(l.State.Ports["kube-apiserver"])}},
-		// What the k3s stand-in reads (it runs on the host through nsenter,
-		// which keeps the environment), as k3s reads its config file.
-		{"op": "add", "path": "/spec/template/spec/containers/0/env/-", "value": map[string]any{"name": "K3S_CONFIG_FILE", "value": l.K3sConfigPath(node)}},
-		// The probes ask the agent's health endpoint on the lab's port.
-		{"op": "replace", "path": "/spec/template/spec/containers/0/readinessProbe/httpGet/port", "value": metricsPort},
-		{"op": "replace", "path": "/spec/template/spec/containers/0/livenessProbe/httpGet/port", "value": metricsPort},
-		// A 2-core lab: no CPU request to block scheduling.
-		{"op": "remove", "path": "/spec/template/spec/containers/0/resources"},
-		{"op": "remove", "path": "/spec/template/spec/priorityClassName"},
-	}
-	patchJSON, err := json.Marshal(patch)
-	if err != nil {
-		return err
-	}
-	kustomization := fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-resources:
-  - base
-patches:
-  - target: {kind: DaemonSet, name: dr-agent}
-    patch: '%s'
-`, string(patchJSON))
-	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
-		return err
-	}
-	_, existed := l.kubectl(ctx, "-n", "dr-system", "get", "daemonset", "dr-agent")
-	if out, err := l.kubectl(ctx, "apply", "-k", dir); err != nil {
-		return fmt.Errorf("apply the agent DaemonSet: %w\n%s", err, out)
-	}
+	fmt.Fprintf(l.log, "%s", out)
+
 	// The tag stays the same; a rebuilt image replaces the running pod.
 	sum, err := FileSHA256(filepath.Join(l.nodeDir("images"), "agent.tar"))
 	if err != nil {
 		return err
 	}
-	if existed == nil && sum != l.State.AgentImageSHA {
+	if l.State.AgentImageSHA != "" && sum != l.State.AgentImageSHA {
 		if _, err := l.kubectl(ctx, "-n", "dr-system", "rollout", "restart", "daemonset/dr-agent"); err != nil {
 			return err
+		}
+		if _, err := l.kubectl(ctx, "-n", "dr-system", "rollout", "status", "daemonset/dr-agent", "--timeout", "2m"); err != nil {
+			return err
+		}
+		if err := dialCheck(cfg.Listen)(ctx); err != nil {
+			return fmt.Errorf("dr-agent after the restart for the rebuilt image: %w", err)
 		}
 		fmt.Fprintf(l.log, "dr-agent DaemonSet: restarted for the rebuilt image\n")
 	}
 	l.State.AgentImageSHA = sum
-	if err := l.saveState(); err != nil {
-		return err
-	}
-	fmt.Fprintf(l.log, "dr-agent DaemonSet: applied, waiting for its pod on %s\n", node)
-	deadline := time.Now().Add(120 * time.Second)
-	for {
-		_, err := l.kubectl(ctx, "-n", "dr-system", "rollout", "status", "daemonset/dr-agent", "--timeout", "5s")
-		if err == nil {
-			// Ready as Kubernetes sees it; now the agent must answer.
-			if err = dialCheck(cfg.Listen)(ctx); err == nil {
-				return nil
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		if time.Now().After(deadline) {
-			pods, _ := l.kubectl(ctx, "-n", "dr-system", "get", "pods", "-o", "wide")
-			events, _ := l.kubectl(ctx, "-n", "dr-system", "get", "events", "--sort-by", ".lastTimestamp")
-			return fmt.Errorf("dr-agent pod not ready after 2 minutes: %v\n%s\n%s\nkubelet log: %s", err, pods, tail([]byte(events), 15), l.proc("kubelet").logFile)
+	return l.saveState()
+}
+
+// agentSecrets creates the agents' TLS Secrets from the lab's CA where
+// they are missing, in the form install keeps them.
+func (l *Lab) agentSecrets(ctx context.Context, node string) error {
+	if _, err := l.kubectl(ctx, "get", "namespace", "dr-system"); err != nil {
+		if out, err := l.kubectl(ctx, "create", "namespace", "dr-system"); err != nil {
+			return fmt.Errorf("create namespace dr-system: %w\n%s", err, out)
 		}
 	}
+	pkiDir := filepath.Join(l.Dir, "pki", "dr")
+	secrets := map[string][3]string{
+		"dr-agent-tls":  {filepath.Join(pkiDir, "ca.crt"), filepath.Join(l.agentDir(node), "tls.crt"), filepath.Join(l.agentDir(node), "tls.key")},
+		"dr-client-tls": {filepath.Join(pkiDir, "ca.crt"), filepath.Join(pkiDir, "client.crt"), filepath.Join(pkiDir, "client.key")},
+	}
+	for _, name := range slices.Sorted(maps.Keys(secrets)) {
+		if _, err := l.kubectl(ctx, "-n", "dr-system", "get", "secret", name); err == nil {
+			continue
+		}
+		f := secrets[name]
+		if out, err := l.kubectl(ctx, "-n", "dr-system", "create", "secret", "generic", name,
+			"--from-file=ca.crt="+f[0], "--from-file=tls.crt="+f[1], "--from-file=tls.key="+f[2]); err != nil {
+			return fmt.Errorf("create Secret dr-system/%s from the lab's CA: %w\n%s", name, err, out)
+		}
+	}
+	return nil
 }
 
 func copyFile(src, dst string) error {

@@ -47,6 +47,9 @@ type Engine struct {
 	// PVs maps host paths to "namespace/name" from the API's
 	// PersistentVolumes; optional, directory names are the fallback.
 	PVs func(ctx context.Context) (map[string]string, error)
+	// InContainer: the agent runs in a pod, where only mounted host
+	// directories are the node's; a restore target elsewhere is refused.
+	InContainer bool
 
 	previews previewCache
 

@@ -119,6 +119,17 @@ func (e *Engine) resolve(ctx context.Context, t Target) (*plan, error) {
 			return nil, fmt.Errorf("--target %q: must be an absolute path on the node", t.Dir)
 		}
 		p.target = filepath.Clean(t.Dir)
+		if e.InContainer {
+			mi, err := os.Open("/proc/self/mountinfo")
+			if err != nil {
+				return nil, fmt.Errorf("--target %s: tell whether it is on the node: %w", t.Dir, err)
+			}
+			err = onNode(p.target, mi)
+			mi.Close()
+			if err != nil {
+				return nil, err
+			}
+		}
 	}
 	switch {
 	case t.PVC != "":

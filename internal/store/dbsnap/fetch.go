@@ -24,8 +24,35 @@ var ErrNoKey = errors.New("snapshot is encrypted and no snapshot key was given")
 // and compression in one pass, and checks both the stored and the raw
 // sha256 before the file appears under its name (it is written to .part
 // first). identity may be nil for unencrypted snapshots.
-func Fetch(ctx context.Context, store objstore.Store, snap *Snapshot, identity age.Identity, path string) error {
-	return fetch(ctx, store, snap, identity, path, true)
+func Fetch(ctx context.Context, store objstore.Store, snap *Snapshot, identity age.Identity, path string, opts ...FetchOption) error {
+	return fetch(ctx, store, snap, identity, path, true, opts...)
+}
+
+// A FetchOption changes how Fetch reports.
+type FetchOption func(*fetchOptions)
+
+type fetchOptions struct {
+	progress func(done int64)
+}
+
+// WithProgress calls fn with the raw bytes written so far as they are
+// written (from the copy's goroutine; fn must be quick).
+func WithProgress(fn func(done int64)) FetchOption {
+	return func(o *fetchOptions) { o.progress = fn }
+}
+
+// progressWriter reports the bytes written through it.
+type progressWriter struct {
+	w    io.Writer
+	done int64
+	fn   func(int64)
+}
+
+func (c *progressWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.done += int64(n)
+	c.fn(c.done)
+	return n, err
 }
 
 // FetchCache is Fetch for a copy that is checked again before it is used
@@ -35,7 +62,11 @@ func FetchCache(ctx context.Context, store objstore.Store, snap *Snapshot, ident
 	return fetch(ctx, store, snap, identity, path, false)
 }
 
-func fetch(ctx context.Context, store objstore.Store, snap *Snapshot, identity age.Identity, path string, sync bool) error {
+func fetch(ctx context.Context, store objstore.Store, snap *Snapshot, identity age.Identity, path string, sync bool, fopts ...FetchOption) error {
+	var fo fetchOptions
+	for _, o := range fopts {
+		o(&fo)
+	}
 	if err := durable.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
@@ -49,7 +80,11 @@ func fetch(ctx context.Context, store objstore.Store, snap *Snapshot, identity a
 		return err
 	}
 	defer f.Abort()
-	if err := Stream(ctx, store, snap, identity, f); err != nil {
+	var w io.Writer = f
+	if fo.progress != nil {
+		w = &progressWriter{w: f, fn: fo.progress}
+	}
+	if err := Stream(ctx, store, snap, identity, w); err != nil {
 		return err
 	}
 	return f.Commit()

@@ -21,7 +21,7 @@ func TestSetKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range o.changes {
-		if err := set(tree, c); err != nil {
+		if err := c.Apply(tree); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -30,15 +30,15 @@ func TestSetKeys(t *testing.T) {
 		"etcd.retention.keepDaily": "14",
 		"restic.paths":             "[/a /b]",
 	} {
-		v, ok := lookup(tree, key)
+		v, ok := install.Lookup(tree, key)
 		if !ok || fmt.Sprint(v) != want {
 			t.Errorf("%s = %v (set %v), want %s", key, v, ok, want)
 		}
 	}
-	if _, ok := lookup(tree, "restic.schedule"); ok {
+	if _, ok := install.Lookup(tree, "restic.schedule"); ok {
 		t.Errorf("restic.schedule= did not remove the key")
 	}
-	if err := set(tree, change{key: "etcd.schedule.x", value: 1}); err == nil || !strings.Contains(err.Error(), "etcd.schedule is not a map") {
+	if err := (install.Change{Key: "etcd.schedule.x", Value: 1}).Apply(tree); err == nil || !strings.Contains(err.Error(), "etcd.schedule is not a map") {
 		t.Errorf("set below a string: err = %v", err)
 	}
 }
@@ -71,7 +71,7 @@ func TestSetChecksRPOTargets(t *testing.T) {
 		if err := o.Complete(nil, []string{arg}); err != nil {
 			t.Fatal(err)
 		}
-		if err := set(tree, o.changes[0]); err != nil {
+		if err := o.changes[0].Apply(tree); err != nil {
 			t.Fatal(err)
 		}
 		_, err = install.MarshalConfig(tree)

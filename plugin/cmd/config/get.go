@@ -67,7 +67,7 @@ func (o *GetOptions) Run(ctx context.Context) error {
 		_, err := fmt.Fprint(o.Out, cm.Data[install.ConfigKey])
 		return err
 	}
-	v, ok := lookup(tree, o.Key)
+	v, ok := install.Lookup(tree, o.Key)
 	if !ok {
 		return fmt.Errorf("%s is not set: the agent uses its default (see `kubectl dr config get` for what is set)", o.Key)
 	}

@@ -14,7 +14,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"sigs.k8s.io/yaml"
 
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
@@ -30,13 +29,7 @@ type SetOptions struct {
 	Wait    bool
 	Timeout time.Duration
 
-	changes []change
-}
-
-type change struct {
-	key   string
-	value any
-	unset bool
+	changes []install.Change
 }
 
 // NewCmdSet returns `kubectl dr config set`.
@@ -75,24 +68,11 @@ mounted into the agents' pods, which restarts them (rolling).`,
 // Complete parses KEY=VALUE arguments.
 func (o *SetOptions) Complete(_ *cobra.Command, args []string) error {
 	for _, a := range args {
-		key, value, ok := strings.Cut(a, "=")
-		if !ok || key == "" {
-			return cmdutil.UsageError("%q: want KEY=VALUE (KEY= removes the key)", a)
+		c, err := install.ParseChange(a)
+		if err != nil {
+			return err
 		}
-		for owned, why := range installOwned() {
-			if key == owned || strings.HasPrefix(key, owned+".") {
-				return cmdutil.UsageError("%s is set by install, not config set: %s", key, why)
-			}
-		}
-		if value == "" {
-			o.changes = append(o.changes, change{key: key, unset: true})
-			continue
-		}
-		var v any
-		if err := yaml.Unmarshal([]byte(value), &v); err != nil {
-			return cmdutil.UsageError("%s: value %q is not YAML: %w", key, value, err)
-		}
-		o.changes = append(o.changes, change{key: key, value: v})
+		o.changes = append(o.changes, c)
 	}
 	return nil
 }
@@ -117,7 +97,7 @@ func (o *SetOptions) Run(ctx context.Context) error {
 	}
 	oldMounts := install.HostMounts(tree, str(tree, "dataDir"), str(tree, "stateDir"))
 	for _, c := range o.changes {
-		if err := set(tree, c); err != nil {
+		if err := c.Apply(tree); err != nil {
 			return cmdutil.UsageError("%w", err)
 		}
 	}
@@ -169,7 +149,21 @@ func (o *SetOptions) waitAgents(ctx context.Context, want string) error {
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		state := map[string]string{}
+		// An agent reached directly (--agent, $KUBECTL_DR_AGENTS) runs
+		// outside the DaemonSet from its own configuration file: the
+		// ConfigMap does not reach it.
+		var pods agentclient.Nodes
 		for _, n := range nodes {
+			if n.Pod == nil && n.Address != "" {
+				if !done[n.Node] {
+					done[n.Node] = true
+					fmt.Fprintf(o.ErrOut, "node %s: reached directly (%s), not through the DaemonSet: its agent reads its own configuration file, not waited for\n", n.Node, n.Address)
+				}
+				continue
+			}
+			pods = append(pods, n)
+		}
+		for _, n := range pods {
 			if !n.Ready() {
 				state[n.Node] = n.Err.Error()
 				continue
@@ -197,7 +191,7 @@ func (o *SetOptions) waitAgents(ctx context.Context, want string) error {
 		wg.Wait()
 		nodes.Close()
 		var waiting []string
-		for _, n := range nodes {
+		for _, n := range pods {
 			if state[n.Node] == "" {
 				if !done[n.Node] {
 					done[n.Node] = true
@@ -210,7 +204,7 @@ func (o *SetOptions) waitAgents(ctx context.Context, want string) error {
 			}
 			waiting = append(waiting, "node "+n.Node+": "+state[n.Node])
 		}
-		if len(nodes) > 0 && len(waiting) == 0 {
+		if len(pods) > 0 && len(waiting) == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {

@@ -56,9 +56,11 @@ type Options struct {
 	Wait               bool
 	Timeout            time.Duration
 	Force              bool
+	Set                []string
 
 	// Resolved by Complete.
 	store     objstore.Config
+	changes   []Change
 	fromFlags bool
 	changed   func(flag string) bool
 }
@@ -84,6 +86,11 @@ in Secrets; keep a copy outside the cluster, as install reminds you.
   kubectl dr install --store s3://backups/k3s --s3-endpoint https://minio.example:9000 \
     --access-key-file access.key --secret-key-file secret.key
 
+  # with configuration keys (the same as kubectl dr config set)
+  kubectl dr install --store s3://backups/k3s --s3-endpoint https://minio.example:9000 \
+    --access-key-file access.key --secret-key-file secret.key \
+    --set restic.schedule="30 2 * * *" --set 'restic.paths=[/srv/data]'
+
   # what would be applied
   kubectl dr install --store s3://backups/k3s --s3-endpoint https://minio.example:9000 \
     --access-key-file access.key --secret-key-file secret.key --dry-run -o yaml`,
@@ -105,6 +112,7 @@ in Secrets; keep a copy outside the cluster, as install reminds you.
 	fl.BoolVar(&o.Wait, "wait", o.Wait, "wait for every node's agent and check it can write to the store")
 	fl.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long to wait for the agents")
 	fl.BoolVar(&o.Force, "force", false, "apply even when the store check fails (the agents are then reported not ready)")
+	fl.StringArrayVar(&o.Set, "set", nil, "set a key of the agent configuration, as kubectl dr config set does (KEY=VALUE, VALUE is YAML; repeatable)")
 	return cmd
 }
 
@@ -114,6 +122,13 @@ func (o *Options) Complete(cmd *cobra.Command, _ []string) error {
 	o.store = o.f.StoreConfig()
 	o.fromFlags = o.store.URL != ""
 	o.changed = cmd.Flags().Changed
+	for _, a := range o.Set {
+		c, err := ParseChange(a)
+		if err != nil {
+			return err
+		}
+		o.changes = append(o.changes, c)
+	}
 	return nil
 }
 
@@ -192,6 +207,11 @@ func (o *Options) Run(ctx context.Context) error {
 		return err
 	}
 	o.configure(tree, clusterID, storeSecret)
+	for _, c := range o.changes {
+		if err := c.Apply(tree); err != nil {
+			return cmdutil.UsageError("--set %w", err)
+		}
+	}
 	objs, err := Render(Settings{
 		Namespace: ns, Image: o.Image, DataDir: o.DataDir, StateDir: o.StateDir, Port: o.Port,
 		Config: tree, Secrets: secrets,

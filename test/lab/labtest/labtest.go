@@ -104,7 +104,14 @@ func Run(t *testing.T, l *lab.Lab, timeout time.Duration, bin string, extraEnv [
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(append(os.Environ(), l.Env()...), extraEnv...)
+	// The plugin runs as a user runs it after install: with the
+	// kubeconfig, nothing of the lab's direct-mode settings, unless the
+	// test gives them in extraEnv.
+	env := l.Env()
+	if bin == l.Bin.KubectlDR {
+		env = l.UserEnv()
+	}
+	cmd.Env = append(append(os.Environ(), env...), extraEnv...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

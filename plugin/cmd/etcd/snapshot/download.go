@@ -11,6 +11,7 @@ import (
 
 	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
+	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 )
 
 // DownloadOptions for `kubectl dr etcd snapshot download`.
@@ -88,7 +89,14 @@ func (o *DownloadOptions) Run(ctx context.Context) error {
 			id = x
 		}
 	}
-	if err := dbsnap.Fetch(ctx, store, snap, id, o.File); err != nil {
+	// A bar on a terminal; nothing otherwise (the closing line says it all).
+	bar := printers.NewProgress(o.ErrOut, "")
+	progress := dbsnap.WithProgress(func(done int64) {
+		bar.Update(printers.ProgressEvent{Phase: "download " + snap.Name, BytesDone: done, BytesTotal: snap.Size})
+	})
+	err = dbsnap.Fetch(ctx, store, snap, id, o.File, progress)
+	bar.Done()
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(o.ErrOut, "downloaded %s (revision %d, %d bytes, sha256 %s verified) to %s\n", snap.Name, snap.Revision, snap.Size, snap.SHA256, o.File)

@@ -12,7 +12,9 @@
 //   - it prints k3s's closing message and exits.
 //
 // The member's name and peer URL come from the k3s config file
-// ($K3S_CONFIG_FILE, else /etc/rancher/k3s/config.yaml): node-name as in
+// ($K3S_CONFIG_FILE, else /etc/rancher/k3s/config.yaml under the node's
+// root, the directory that holds --data-dir's var/lib/rancher/k3s, as a
+// lab node keeps its /etc beside it): node-name as in
 // k3s, and standin-peer-url, which real k3s derives from the node's IP and
 // port 2380 (the lab's members use other ports). Starting the server, and a
 // server joining an existing cluster, are the lab's start command's job.

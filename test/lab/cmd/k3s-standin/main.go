@@ -46,6 +46,10 @@ func run(args []string) error {
 	cfgPath := os.Getenv("K3S_CONFIG_FILE")
 	if cfgPath == "" {
 		cfgPath = "/etc/rancher/k3s/config.yaml"
+		// A lab node's root holds its /etc beside its /var/lib/rancher/k3s.
+		if root, ok := strings.CutSuffix(filepath.Clean(*dataDir), "/var/lib/rancher/k3s"); ok && root != "" {
+			cfgPath = filepath.Join(root, cfgPath)
+		}
 	}
 	data, err := os.ReadFile(cfgPath)
 	if err != nil {

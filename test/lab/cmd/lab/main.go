@@ -30,6 +30,7 @@ func run(ctx context.Context, args []string) error {
 	members := fs.Int("etcd-members", 3, "etcd members: 1 or 3")
 	nodes := fs.Int("nodes", 3, "nodes, each with a dr-agent")
 	kubeNode := fs.String("kube-node", "server-1", "node that runs a real kubelet + containerd with the agent DaemonSet (\"\" for none)")
+	direct := fs.Bool("direct", false, "env: also the plugin's direct-mode settings (the agents' client certificate, the store and its credentials, the snapshot key), for tools and benchmarks that talk to the store or the agents without the cluster")
 	restore := fs.String("etcd-restore", "etcd", "how the etcd members' agents restore etcd: etcd (kubeadm-style, etcdutl), k3s (k3s's cluster reset, played by the k3s stand-in) or none")
 	if len(args) == 0 {
 		return errors.New("usage: hack/lab up|env|down|clean [flags]")
@@ -69,7 +70,11 @@ func run(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		for _, kv := range l.Env() {
+		env := l.UserEnv()
+		if *direct {
+			env = l.Env()
+		}
+		for _, kv := range env {
 			k, v, _ := strings.Cut(kv, "=")
 			fmt.Printf("export %s=%s\n", k, shellQuote(v))
 		}
