@@ -91,5 +91,6 @@ func (s *Server) GRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 		grpc.ChainStreamInterceptor(s.streamErrors, s.streamBusy))
 	gs := grpc.NewServer(opts...)
 	agentv1.RegisterAgentServiceServer(gs, s)
+	agentv1.RegisterBucketServiceServer(gs, &bucketServer{s: s})
 	return gs
 }

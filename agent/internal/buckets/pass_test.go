@@ -48,7 +48,9 @@ func newEnv(t *testing.T) *env {
 	return v
 }
 
-func (v *env) src() Source { return Source{Name: "app", Bucket: v.bucket, Concurrency: 3, RetentionDays: 90} }
+func (v *env) src() Source {
+	return Source{Name: "app", Bucket: v.bucket, Concurrency: 3, RetentionDays: 90}
+}
 
 // write puts an object into the source bucket with a modification time.
 func (v *env) write(key, content string, at time.Time) {
