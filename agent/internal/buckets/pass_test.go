@@ -305,3 +305,82 @@ func TestRetentionKeepsTheWindow(t *testing.T) {
 		t.Fatalf("pass after retention: %+v", res)
 	}
 }
+
+// cancelBucket stops the pass (as a killed agent does) while it reads one
+// key.
+type cancelBucket struct {
+	objstore.Bucket
+	key    string
+	cancel context.CancelFunc
+}
+
+func (c cancelBucket) Get(ctx context.Context, key string) (io.ReadCloser, objstore.BucketObject, error) {
+	if key == c.key {
+		c.cancel()
+		<-ctx.Done()
+		return nil, objstore.BucketObject{}, ctx.Err()
+	}
+	return c.Bucket.Get(ctx, key)
+}
+
+// An agent stopped mid-copy leaves no segment naming what it had not
+// finished; the next pass resumes from the marker and copies the rest.
+func TestPassStoppedMidCopyResumes(t *testing.T) {
+	v := newEnv(t)
+	for _, k := range []string{"a", "b", "c", "d", "e"} {
+		v.write(k, "content of "+k, v.clock.Add(-time.Hour))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	src := v.src()
+	src.Bucket = cancelBucket{v.bucket, "d", cancel}
+	if _, err := v.e.Pass(ctx, src); !errors.Is(err, context.Canceled) {
+		t.Fatalf("stopped pass: %v", err)
+	}
+	idx, _ := bucketobj.Load(context.Background(), v.store, "app")
+	if got := idx.At(time.Time{}, ""); len(got) != 2 {
+		t.Fatalf("recorded after the stop: %+v", got)
+	}
+	res := v.pass()
+	if !res.Resumed || res.Copied != 3 {
+		t.Fatalf("resumed pass: %+v", res)
+	}
+	if got := v.contents(time.Time{}); len(got) != 5 {
+		t.Fatalf("after the resumed pass: %v", got)
+	}
+}
+
+// changingBucket hands out an object whose bytes are not its size the
+// first time it is read, as an object overwritten while read.
+type changingBucket struct {
+	objstore.Bucket
+	key   string
+	reads *int
+}
+
+func (c changingBucket) Get(ctx context.Context, key string) (io.ReadCloser, objstore.BucketObject, error) {
+	rc, info, err := c.Bucket.Get(ctx, key)
+	if err == nil && key == c.key {
+		*c.reads++
+		if *c.reads == 1 {
+			info.Size++
+		}
+	}
+	return rc, info, err
+}
+
+// An object that changes while it is read is read again, and what is
+// recorded is the object as read whole.
+func TestObjectChangingWhileReadIsReadAgain(t *testing.T) {
+	v := newEnv(t)
+	v.write("a", "first", v.clock.Add(-time.Hour))
+	reads := 0
+	src := v.src()
+	src.Bucket = changingBucket{v.bucket, "a", &reads}
+	res, err := v.e.Pass(context.Background(), src)
+	if err != nil || res.Copied != 1 || reads != 2 {
+		t.Fatalf("pass: %+v %v, %d reads", res, err, reads)
+	}
+	if got := v.contents(time.Time{}); got["a"] != "first" {
+		t.Fatalf("recorded: %v", got)
+	}
+}
