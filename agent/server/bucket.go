@@ -239,3 +239,34 @@ func passProto(r buckets.Result) *agentv1.BucketPassResult {
 		BytesRead: r.BytesRead, BytesUploaded: r.BytesUploaded, DurationMs: r.Ended.Sub(r.Started).Milliseconds(),
 		RetentionRemoved: int64(r.RetentionRemoved)}
 }
+
+// bucketLayer is a bucket source's row in kubectl dr status: the newest
+// finished pass (the bucket's recovery point), and the running pass's
+// backlog in its name.
+func (s *Server) bucketLayer(src agentconfig.BucketSource) *agentv1.LayerStatus {
+	l := &agentv1.LayerStatus{Layer: LayerBuckets, Name: src.Name, Leader: true, Schedule: src.Mode,
+		RpoTargetSeconds: targetSeconds(src.RPOTarget)}
+	if src.Mode != agentconfig.ModeContinuous {
+		l.NextRun = nextRun(src.Mode)
+	}
+	if s.store == nil {
+		l.Off = "no store is configured"
+		return l
+	}
+	if err := s.buckets.openErr[src.Name]; err != nil {
+		l.Error = oneLine(err.Error())
+		return l
+	}
+	st := s.buckets.engine.Status(src.Name)
+	if !st.LastPass.IsZero() {
+		l.Newest = timestamppb.New(st.LastPass)
+		l.NewestName = fmt.Sprintf("pass, %d copied", st.Last.Copied)
+	}
+	if st.Running {
+		l.NewestName = fmt.Sprintf("pass running, backlog %d", st.Backlog)
+	}
+	if st.LastError != "" {
+		l.LastFailure, l.LastFailureReason = timestamppb.New(st.ErrorAt), oneLine(st.LastError)
+	}
+	return l
+}

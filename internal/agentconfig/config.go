@@ -219,6 +219,10 @@ type BucketSource struct {
 	RetentionDays int `json:"retentionDays,omitempty"`
 	// Concurrency is how many objects copy at once (default 8).
 	Concurrency int `json:"concurrency,omitempty"`
+	// RPOTarget is how old the newest finished pass may get before
+	// kubectl dr status reports the target missed (a Go duration, or
+	// "off", the default).
+	RPOTarget string `json:"rpoTarget,omitempty"`
 }
 
 // Bucket source defaults.
@@ -272,6 +276,12 @@ func (c *Config) completeBuckets() error {
 		}
 		if src.Concurrency <= 0 {
 			src.Concurrency = DefaultBucketConcurrency
+		}
+		if src.RPOTarget == "" {
+			src.RPOTarget = TargetOff
+		}
+		if err := checkTarget("buckets.sources "+src.Name+": rpoTarget", src.RPOTarget); err != nil {
+			return err
 		}
 	}
 	return nil

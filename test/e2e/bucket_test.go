@@ -244,3 +244,58 @@ func TestBucketPointInTimeRestore(t *testing.T) {
 		t.Fatalf("restore again: %d changes, %d unchanged\n%s", len(plan.Changes), plan.Unchanged, r.stderr)
 	}
 }
+
+// SeaweedFS stopped under the agent: bucket backup fails saying the bucket
+// is unreachable, kubectl dr status names the failure on the bucket's row,
+// and once it is back the next pass records what changed meanwhile.
+func TestBucketSourceUnreachable(t *testing.T) {
+	mc, err := theLab.AppS3Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	key := fmt.Sprintf("unreachable/%d.txt", time.Now().UnixNano())
+	if _, err := mc.PutObject(ctx, lab.AppBucket, key, strings.NewReader("before the outage"), -1, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := theLab.StopProcess("seaweedfs"); err != nil {
+		t.Fatal(err)
+	}
+	started := false
+	t.Cleanup(func() {
+		if !started {
+			theLab.StartSeaweedFS(context.Background())
+		}
+	})
+	r := kubectlDR(t, nil, "bucket", "backup", lab.AppBucketSource)
+	if r.code != 1 || !strings.Contains(r.stderr, "unreachable") {
+		t.Fatalf("bucket backup with SeaweedFS down: exit %d\n%s", r.code, r.stderr)
+	}
+	r = kubectlDR(t, nil, "status", "-o", "json")
+	var st printers.AgentStatusList
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatalf("status -o json: %v\n%s", err, r.stdout)
+	}
+	var row *printers.LayerStatus
+	for i, l := range st.Layers {
+		if l.Layer == "buckets" && l.Name == lab.AppBucketSource {
+			row = &st.Layers[i]
+		}
+	}
+	if row == nil || !strings.Contains(row.LastFailureReason, "unreachable") {
+		t.Fatalf("status has no bucket row naming the failure: %+v", row)
+	}
+	if err := theLab.StartSeaweedFS(ctx); err != nil {
+		t.Fatal(err)
+	}
+	started = true
+	r = kubectlDR(t, nil, "bucket", "backup", lab.AppBucketSource)
+	if r.code != 0 {
+		t.Fatalf("bucket backup after the outage: exit %d\n%s", r.code, r.stderr)
+	}
+	r = kubectlDR(t, nil, "bucket", "ls", lab.AppBucketSource, "--prefix", key, "-o", "json")
+	var ls printers.BucketObjectList
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &ls) != nil || len(ls.Items) != 1 {
+		t.Fatalf("bucket ls after the outage: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
