@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -118,6 +119,10 @@ func (s *Server) bucketPass(ctx context.Context, src buckets.Source, wait bool) 
 // interval on the etcd leader's agent. (MinIO's bucket notifications
 // could wake it sooner; listing works on every S3.)
 func (s *Server) runBuckets(ctx context.Context) {
+	// What an agent killed mid-copy left in its spool: no pass runs yet.
+	if err := os.RemoveAll(s.buckets.engine.SpoolDir); err != nil {
+		s.log.Warn("clean the bucket spool", "dir", s.buckets.engine.SpoolDir, "err", err)
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for name, c := range s.buckets.cfg {
