@@ -42,6 +42,13 @@ func (s *Server) newBuckets() {
 		openErr: map[string]error{}, retained: map[string]time.Time{}}
 	b.engine = &buckets.Engine{Store: s.store, Recipient: s.snapshots.Recipient,
 		SpoolDir: filepath.Join(s.cfg.StateDir, "bucket-spool"), Log: s.log}
+	// What an agent killed mid-copy left in its spool (New runs before
+	// anything serves, and after the previous configuration stopped).
+	if len(s.cfg.Buckets.Sources) > 0 {
+		if err := os.RemoveAll(b.engine.SpoolDir); err != nil {
+			s.log.Warn("clean the bucket spool", "dir", b.engine.SpoolDir, "err", err)
+		}
+	}
 	for _, src := range s.cfg.Buckets.Sources {
 		b.cfg[src.Name] = src
 		bucket, err := objstore.OpenBucket(src.Bucket)
@@ -119,10 +126,6 @@ func (s *Server) bucketPass(ctx context.Context, src buckets.Source, wait bool) 
 // interval on the etcd leader's agent. (MinIO's bucket notifications
 // could wake it sooner; listing works on every S3.)
 func (s *Server) runBuckets(ctx context.Context) {
-	// What an agent killed mid-copy left in its spool: no pass runs yet.
-	if err := os.RemoveAll(s.buckets.engine.SpoolDir); err != nil {
-		s.log.Warn("clean the bucket spool", "dir", s.buckets.engine.SpoolDir, "err", err)
-	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for name, c := range s.buckets.cfg {
