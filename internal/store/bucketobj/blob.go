@@ -55,13 +55,17 @@ type BlobWriter struct {
 	SpoolDir string
 	MemLimit int
 	// Known returns the blob already stored with this sha256, if the
-	// caller knows one ("" otherwise): no need to ask the store.
+	// caller knows one ("" otherwise). A caller that knows every blob its
+	// index names sets it: an unknown blob is then uploaded without asking
+	// the store first (a blob stored by a pass that never finished is
+	// uploaded again, whole); without Known every blob is asked for.
 	Known func(sha256hex string) string
 
 	mu sync.Mutex
 	// flight are the uploads going on, by blob key: the same bytes read
-	// twice at once go up once.
+	// twice at once go up once; stored those done.
 	flight map[string]*upload
+	stored map[string]bool
 }
 
 type upload struct {
@@ -114,6 +118,10 @@ func (w *BlobWriter) Save(ctx context.Context, r io.Reader, size int64) (Saved, 
 	}
 	for {
 		w.mu.Lock()
+		if w.stored[s.Blob] {
+			w.mu.Unlock()
+			return s, nil
+		}
 		u, busy := w.flight[s.Blob]
 		if !busy {
 			if w.flight == nil {
@@ -127,6 +135,12 @@ func (w *BlobWriter) Save(ctx context.Context, r io.Reader, size int64) (Saved, 
 			s.Uploaded, u.err = w.put(ctx, s.Blob, sp)
 			w.mu.Lock()
 			delete(w.flight, s.Blob)
+			if u.err == nil {
+				if w.stored == nil {
+					w.stored = map[string]bool{}
+				}
+				w.stored[s.Blob] = true
+			}
 			w.mu.Unlock()
 			close(u.done)
 			return s, u.err
@@ -145,10 +159,12 @@ func (w *BlobWriter) Save(ctx context.Context, r io.Reader, size int64) (Saved, 
 // put uploads the spooled blob unless the store has it.
 func (w *BlobWriter) put(ctx context.Context, blob string, sp *spool) (int64, error) {
 	key := Dir(w.Source) + blob
-	if _, err := w.Store.Stat(ctx, key); err == nil {
-		return 0, nil
-	} else if !errors.Is(err, objstore.ErrNotFound) {
-		return 0, err
+	if w.Known == nil {
+		if _, err := w.Store.Stat(ctx, key); err == nil {
+			return 0, nil
+		} else if !errors.Is(err, objstore.ErrNotFound) {
+			return 0, err
+		}
 	}
 	body, err := sp.reader()
 	if err != nil {
