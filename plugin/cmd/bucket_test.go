@@ -21,10 +21,16 @@ import (
 // "" for a deletion.
 func (e *env) seedBucket(source string, passes []time.Time, contents []map[string]string) {
 	e.t.Helper()
+	e.seedBucketFrom(source, "s3://"+source+" at http://127.0.0.1:1", passes, contents)
+}
+
+// seedBucketFrom is seedBucket for a source whose bucket is origin.
+func (e *env) seedBucketFrom(source, origin string, passes []time.Time, contents []map[string]string) {
+	e.t.Helper()
 	ctx := context.Background()
 	w := &bucketobj.BlobWriter{Store: e.store, Source: source, Recipient: e.snapshotKey.Recipient()}
 	for i, at := range passes {
-		seg := &bucketobj.Segment{Source: source, Bucket: "s3://" + source + " at http://127.0.0.1:1", Pass: at, Final: true}
+		seg := &bucketobj.Segment{Source: source, Bucket: origin, Pass: at, Final: true}
 		var keys []string
 		for k := range contents[i] {
 			keys = append(keys, k)
@@ -146,5 +152,56 @@ func TestBucketBackupNeedsTheLeadersAgent(t *testing.T) {
 	r = e.run("bucket", "ls", "nothing")
 	if r.code != 1 || !strings.Contains(r.stderr, "holds no copy of bucket source \"nothing\"") {
 		t.Fatalf("bucket ls of an unknown source: %s", r)
+	}
+}
+
+// Restoring into the original bucket saves what it overwrites or deletes
+// into the store first: bucket versions lists it "saved aside", and a
+// restore to just before the first restore brings it back.
+func TestBucketRestoreIntoTheOriginalSavesAside(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.snapshotKey = id
+	dir := t.TempDir()
+	t1 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	e.seedBucketFrom("media", "file://"+dir, []time.Time{t1}, []map[string]string{{"a": "one", "b": "two"}})
+	for k, c := range map[string]string{"a": "ransomed", "stray": "new"} {
+		if err := os.WriteFile(filepath.Join(dir, k), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := e.run("bucket", "restore", "media", "--to", t1.Format(time.RFC3339), "--yes", "-o", "json")
+	var done printers.BucketRestore
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &done) != nil {
+		t.Fatalf("restore into the original: %s", r)
+	}
+	if done.Create != 1 || done.Overwrite != 1 || done.Delete != 1 || done.SavedAside != 2 || !done.Done {
+		t.Fatalf("restore: %+v", done)
+	}
+	for k, want := range map[string]string{"a": "one", "b": "two"} {
+		if data, _ := os.ReadFile(filepath.Join(dir, k)); string(data) != want {
+			t.Errorf("%s = %q, want %q", k, data, want)
+		}
+	}
+	r = e.run("bucket", "versions", "media", "a", "-o", "json")
+	var vl printers.BucketObjectList
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &vl) != nil || len(vl.Items) != 2 || !vl.Items[1].Aside {
+		t.Fatalf("versions of a: %s", r)
+	}
+	// What the restore replaced is restorable: into another directory, at
+	// the time it was saved.
+	other := t.TempDir()
+	r = e.run("bucket", "restore", "media", "--to", "now", "--target-bucket", "file://"+other, "--yes")
+	if r.code != 0 {
+		t.Fatalf("restore of the saved objects: %s", r)
+	}
+	for k, want := range map[string]string{"a": "ransomed", "stray": "new", "b": "two"} {
+		if data, _ := os.ReadFile(filepath.Join(other, k)); string(data) != want {
+			t.Errorf("saved %s = %q, want %q", k, data, want)
+		}
 	}
 }
