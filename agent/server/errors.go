@@ -92,5 +92,6 @@ func (s *Server) GRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	gs := grpc.NewServer(opts...)
 	agentv1.RegisterAgentServiceServer(gs, s)
 	agentv1.RegisterRestoreBarrierServiceServer(gs, restoreBarrier{s: s})
+	agentv1.RegisterBucketServiceServer(gs, &bucketServer{s: s})
 	return gs
 }

@@ -19,6 +19,9 @@ const (
 	LayerEtcd  = "etcd"
 	LayerFiles = "files"
 	LayerWAL   = "wal"
+	// LayerBuckets rows come from the agent that runs the passes (its etcd
+	// member leads).
+	LayerBuckets = "buckets"
 )
 
 // layerRefresh is how long the store's (or restic's) answer about a
@@ -53,6 +56,11 @@ func (s *Server) layers(ctx context.Context, member, leader bool) []*agentv1.Lay
 	out = append(out, s.filesLayer(ctx))
 	for _, src := range s.cfg.WAL.Sources {
 		out = append(out, s.walLayer(ctx, src))
+	}
+	if leader {
+		for _, src := range s.cfg.Buckets.Sources {
+			out = append(out, s.bucketLayer(src))
+		}
 	}
 	return out
 }

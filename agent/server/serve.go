@@ -78,6 +78,7 @@ func serve(parent context.Context, cfg *agentconfig.Config, sum string, w *confi
 	jobCtx, cancelJobs := context.WithCancel(parent)
 	defer cancelJobs()
 	jobs := append([]schedule.Job{srv.snapshotJob(), srv.filesJob()}, srv.baseBackupJobs()...)
+	jobs = append(jobs, srv.bucketJobs()...)
 	sched, err := schedule.Start(jobCtx, log, since, srv.countBusy(jobs)...)
 	if err != nil {
 		lis.Close()
@@ -118,7 +119,8 @@ func serve(parent context.Context, cfg *agentconfig.Config, sum string, w *confi
 			}
 		}()
 	}
-	wg.Add(3)
+	wg.Add(4)
+	go func() { defer wg.Done(); srv.runBuckets(ctx) }()
 	go func() { defer wg.Done(); srv.metrics.seed(ctx, srv.snapshots, log) }()
 	go func() { defer wg.Done(); srv.runShippers(ctx) }()
 	go func() { defer wg.Done(); srv.checkStore(ctx) }()

@@ -41,6 +41,7 @@ type Server struct {
 	files    *files.Engine
 	filesOff string
 	shippers []*walship.Shipper
+	buckets  *bucketSources
 
 	resticMu      sync.Mutex
 	resticVersion string    // set once a probe succeeded
@@ -99,6 +100,7 @@ func New(cfg *agentconfig.Config, log *slog.Logger) (*Server, error) {
 		}
 		s.snapshots.Recipient = r
 	}
+	s.newBuckets()
 	return s, nil
 }
 

@@ -51,6 +51,7 @@ type Config struct {
 	Etcd      Etcd            `json:"etcd,omitempty"`
 	Restic    Restic          `json:"restic,omitempty"`
 	WAL       WAL             `json:"wal,omitempty"`
+	Buckets   Buckets         `json:"buckets,omitempty"`
 	Restore   Restore         `json:"restore,omitempty"`
 	// MetricsAddress serves Prometheus metrics and /healthz (default
 	// 127.0.0.1:9651); "off" turns it off.
@@ -197,6 +198,100 @@ const DefaultWALRPOTarget = 5 * time.Minute
 func DefaultBaseBackupRetention() Retention { return Retention{KeepLast: 2, KeepDaily: 7} }
 
 var walNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// Buckets lists the application buckets the agents back up (the etcd
+// leader's agent runs them).
+type Buckets struct {
+	Sources []BucketSource `json:"sources,omitempty"`
+}
+
+// BucketSource is one application bucket: where it is, which part of it,
+// how often, and how long its history is kept.
+type BucketSource struct {
+	// Name names the source in the store (buckets/<name>/) and in commands.
+	Name string `json:"name"`
+	// Bucket says where: url s3://BUCKET, endpoint, credentials from key
+	// files (a mounted Secret), as the store's settings.
+	Bucket objstore.Config `json:"bucket"`
+	// Prefix backs up only the keys starting with it.
+	Prefix string `json:"prefix,omitempty"`
+	// Mode is "continuous" (a pass every Interval) or a cron expression;
+	// default continuous.
+	Mode string `json:"mode,omitempty"`
+	// Interval is the pause between continuous passes (default 30s).
+	Interval string `json:"interval,omitempty"`
+	// RetentionDays keeps this many days of history (default 90); the
+	// newest version of a live object is always kept.
+	RetentionDays int `json:"retentionDays,omitempty"`
+	// Concurrency is how many objects copy at once (default 8).
+	Concurrency int `json:"concurrency,omitempty"`
+	// RPOTarget is how old the newest finished pass may get before
+	// kubectl dr status reports the target missed (a Go duration, or
+	// "off", the default).
+	RPOTarget string `json:"rpoTarget,omitempty"`
+}
+
+// Bucket source defaults.
+const (
+	ModeContinuous             = "continuous"
+	DefaultBucketInterval      = 30 * time.Second
+	DefaultBucketRetentionDays = 90
+	DefaultBucketConcurrency   = 8
+)
+
+// PassInterval is a continuous source's pause between passes.
+func (b BucketSource) PassInterval() time.Duration {
+	d, err := time.ParseDuration(b.Interval)
+	if err != nil || d <= 0 {
+		return DefaultBucketInterval
+	}
+	return d
+}
+
+func (c *Config) completeBuckets() error {
+	seen := map[string]bool{}
+	for i := range c.Buckets.Sources {
+		src := &c.Buckets.Sources[i]
+		switch {
+		case !walNameRE.MatchString(src.Name):
+			return fmt.Errorf("buckets.sources[%d].name %q: use lower-case letters, digits and '-'", i, src.Name)
+		case seen[src.Name]:
+			return fmt.Errorf("buckets.sources: %q appears twice", src.Name)
+		case src.Bucket.URL == "":
+			return fmt.Errorf("buckets.sources %s: bucket.url is required (s3://BUCKET)", src.Name)
+		}
+		seen[src.Name] = true
+		if src.Mode == "" {
+			src.Mode = ModeContinuous
+		}
+		if src.Mode != ModeContinuous {
+			if _, err := ParseSchedule(src.Mode); err != nil {
+				return fmt.Errorf("buckets.sources %s: mode: want continuous or a cron expression: %w", src.Name, err)
+			}
+		}
+		if src.Interval != "" {
+			if d, err := time.ParseDuration(src.Interval); err != nil || d <= 0 {
+				return fmt.Errorf("buckets.sources %s: interval %q: want a positive duration such as 30s", src.Name, src.Interval)
+			}
+		}
+		if src.RetentionDays < 0 {
+			return fmt.Errorf("buckets.sources %s: retentionDays %d: want a positive number of days", src.Name, src.RetentionDays)
+		}
+		if src.RetentionDays == 0 {
+			src.RetentionDays = DefaultBucketRetentionDays
+		}
+		if src.Concurrency <= 0 {
+			src.Concurrency = DefaultBucketConcurrency
+		}
+		if src.RPOTarget == "" {
+			src.RPOTarget = TargetOff
+		}
+		if err := checkTarget("buckets.sources "+src.Name+": rpoTarget", src.RPOTarget); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // PathSet is one node's paths and excludes.
 type PathSet struct {
@@ -395,6 +490,9 @@ func (c *Config) complete() error {
 	}
 	if c.Restore.EtcdDataDir == "" {
 		c.Restore.EtcdDataDir = filepath.Join(c.DataDir, "server", "db", "etcd")
+	}
+	if err := c.completeBuckets(); err != nil {
+		return err
 	}
 	if err := c.checkSchedules(); err != nil {
 		return err

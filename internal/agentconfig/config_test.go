@@ -28,6 +28,18 @@ func TestLoad(t *testing.T) {
 			},
 		},
 		{name: "mTLS is required", yaml: "nodeName: n1\n", wantErr: "tls.ca, tls.cert and tls.key are required"},
+		{
+			name: "bucket sources default to continuous, 90 days, 8 at once",
+			yaml: "nodeName: n1\ntls: {ca: /ca, cert: /c, key: /k}\nbuckets: {sources: [{name: media, bucket: {url: s3://media}}]}\n",
+			check: func(t *testing.T, c *Config) {
+				b := c.Buckets.Sources[0]
+				if b.Mode != ModeContinuous || b.RetentionDays != 90 || b.Concurrency != 8 || b.PassInterval() != 30*time.Second || b.RPOTarget != TargetOff {
+					t.Errorf("bucket source defaults: %+v", b)
+				}
+			},
+		},
+		{name: "bucket source mode", yaml: "nodeName: n1\ntls: {ca: /ca, cert: /c, key: /k}\nbuckets: {sources: [{name: media, bucket: {url: s3://media}, mode: hourly}]}\n", wantErr: "mode: want continuous or a cron expression"},
+		{name: "bucket source without a bucket", yaml: "nodeName: n1\ntls: {ca: /ca, cert: /c, key: /k}\nbuckets: {sources: [{name: media}]}\n", wantErr: "bucket.url is required"},
 		{name: "unknown field", yaml: "nodeName: n1\nlisten: 127.0.0.1:1\nlistn: x\n", wantErr: `unknown field "listn"`},
 		{name: "relative data dir", yaml: "dataDir: k3s\ntls: {ca: a, cert: b, key: c}\n", wantErr: "must be an absolute path"},
 		{

@@ -7,6 +7,7 @@
 //	backupset   cluster-wide backup sets (sets/<id>.json)
 //	basebackup  PostgreSQL base backup records
 //	walobj      the WAL object format and the archive's names
+//	bucketobj   application buckets: blobs, version index, restore plans
 //
 // This package holds what they share: the format version every record
 // carries. Nothing here imports the agent or the plugin.

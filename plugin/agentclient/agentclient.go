@@ -291,3 +291,6 @@ func Dial(ctx context.Context, t Target, o Options) (*Conn, error) {
 // CallTimeout bounds short calls (Info, status) so a hung agent is reported,
 // not waited on.
 const CallTimeout = 15 * time.Second
+
+// Buckets is the agent's BucketService on the same connection.
+func (c *Conn) Buckets() agentv1.BucketServiceClient { return agentv1.NewBucketServiceClient(c.conn) }

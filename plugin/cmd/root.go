@@ -3,6 +3,8 @@ package cmd
 import (
 	"context"
 
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/bucket"
+
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
@@ -71,6 +73,7 @@ preview before anything changes.`,
 	add("backup", etcd.NewCmdEtcd(f, streams))
 	add("backup", wal.NewCmdWAL(f, streams))
 	add("backup", pg.NewCmdPG(f, streams))
+	add("backup", bucket.NewCmdBucket(f, streams))
 	add("cluster", status.NewCmdStatus(f, streams))
 	add("cluster", install.NewCmdInstall(f, streams))
 	add("cluster", install.NewCmdUninstall(f, streams))

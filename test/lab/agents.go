@@ -57,6 +57,20 @@ func (l *Lab) AgentConfig(n string) (agentconfig.Config, error) {
 		cfg.WAL.Sources = []agentconfig.WALSource{{Name: WALSource, Spool: l.WALSpool(), Connection: l.PGConnection(), PGData: l.PGData()}}
 	}
 	if slices.Contains(l.EtcdNodes(), n) {
+		// The leader's agent backs up the application's bucket. The
+		// DaemonSet's pod sees the node's files only where install mounts
+		// them, and install mounts no Secret for a bucket source yet
+		// (docs/buckets.md): the real node keeps its key files in the
+		// agent's state dir.
+		creds := filepath.Join(l.agentDir(n), "app-s3")
+		if n == l.State.KubeNode {
+			creds = filepath.Join(cfg.StateDir, "app-s3")
+		}
+		cfg.Buckets.Sources = []agentconfig.BucketSource{{Name: AppBucketSource, Interval: "2s", Bucket: objstore.Config{
+			URL: "s3://" + AppBucket, Endpoint: l.AppS3Endpoint(), PathStyle: true,
+			AccessKeyFile: filepath.Join(creds, "access-key"),
+			SecretKeyFile: filepath.Join(creds, "secret-key"),
+		}}}
 		cfg.Etcd.Endpoint = l.etcdClientURL(n)
 		cfg.Etcd.SnapshotKeyFile = l.SnapshotKeyPath()
 		if l.State.EtcdRestore != "" {
@@ -174,6 +188,11 @@ func (l *Lab) upAgents(ctx context.Context) error {
 			cfg.Restic.PasswordFile: strings.TrimSpace(string(password)),
 		}); err != nil {
 			return err
+		}
+		for _, b := range cfg.Buckets.Sources {
+			if err := writeSecretFiles(map[string]string{b.Bucket.AccessKeyFile: l.State.AppS3Key, b.Bucket.SecretKeyFile: l.State.AppS3Secret}); err != nil {
+				return err
+			}
 		}
 		data, err := yaml.Marshal(cfg)
 		if err != nil {

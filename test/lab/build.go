@@ -51,6 +51,10 @@ var components = []component{
 		pkgs: map[string]string{"minio": "github.com/minio/minio"},
 	},
 	{
+		name: "seaweedfs", moduleDir: "hack/tools/seaweedfs", versionOf: "github.com/seaweedfs/seaweedfs",
+		pkgs: map[string]string{"weed": "github.com/seaweedfs/seaweedfs/weed"},
+	},
+	{
 		// Static, so the same binary runs in the agent image.
 		name: "restic", moduleDir: ".", versionOf: "github.com/restic/restic", variant: "static",
 		pkgs: map[string]string{"restic": "github.com/restic/restic/cmd/restic"},
@@ -74,8 +78,10 @@ func CacheDir() string {
 // Binaries are the paths of every binary the lab runs.
 type Binaries struct {
 	Etcd, Etcdctl, Etcdutl, KubeAPIServer, Kubectl, MinIO, Restic string
-	Kubelet, KubeControllerManager, KubeScheduler                 string
-	KubectlDR, DRAgent                                            string
+	// SeaweedFS is the application's object storage (weed).
+	SeaweedFS                                     string
+	Kubelet, KubeControllerManager, KubeScheduler string
+	KubectlDR, DRAgent                            string
 	// Lab is the lab's own CLI (test/lab/cmd/lab): restores' host actions.
 	Lab string
 	// K3sStandin stands in for the k3s binary's cluster reset
@@ -118,6 +124,7 @@ func Build(ctx context.Context, root, outDir string, log io.Writer) (*Binaries, 
 	b.Etcd, b.Etcdctl, b.Etcdutl = paths["etcd"], paths["etcdctl"], paths["etcdutl"]
 	b.KubeAPIServer, b.Kubectl = paths["kube-apiserver"], paths["kubectl"]
 	b.MinIO, b.Restic = paths["minio"], paths["restic"]
+	b.SeaweedFS = paths["weed"]
 	b.Kubelet, b.KubeControllerManager, b.KubeScheduler = paths["kubelet"], paths["kube-controller-manager"], paths["kube-scheduler"]
 
 	fmt.Fprintf(log, "building kubectl-dr and dr-agent into %s\n", outDir)

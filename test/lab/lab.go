@@ -64,8 +64,11 @@ type State struct {
 	KubeToken   string         `json:"kubeToken"`
 	MinIOUser   string         `json:"minioUser"`
 	MinIOSecret string         `json:"minioSecret"`
-	Bucket      string         `json:"bucket"`
-	KubeNode    string         `json:"kubeNode,omitempty"`
+	// AppS3Key and AppS3Secret reach the application's S3 (SeaweedFS).
+	AppS3Key    string `json:"appS3Key,omitempty"`
+	AppS3Secret string `json:"appS3Secret,omitempty"`
+	Bucket      string `json:"bucket"`
+	KubeNode    string `json:"kubeNode,omitempty"`
 	// AgentImageSHA is the last agent image imported; a new one restarts
 	// the DaemonSet's pods.
 	AgentImageSHA string `json:"agentImageSHA,omitempty"`
@@ -166,7 +169,7 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 
 	// etcd, MinIO and PostgreSQL are independent; the API server needs etcd,
 	// the agents need etcd up to report its health.
-	steps := []func(context.Context) error{l.upEtcd, l.upMinIO, l.upPostgres}
+	steps := []func(context.Context) error{l.upEtcd, l.upMinIO, l.upPostgres, l.upSeaweedFS}
 	if err := parallel(ctx, steps...); err != nil {
 		return l, err
 	}
@@ -407,7 +410,7 @@ func (l *Lab) procs() []proc {
 	}
 	pg := l.proc("postgres")
 	pg.stopSignal = syscall.SIGINT // PostgreSQL's fast shutdown
-	ps = append(ps, l.proc("kube-apiserver"), l.proc("minio"), pg)
+	ps = append(ps, l.proc("kube-apiserver"), l.proc("minio"), l.proc("seaweedfs"), pg)
 	for _, n := range l.EtcdNodes() {
 		ps = append(ps, l.proc("etcd-"+n))
 	}
@@ -440,26 +443,29 @@ func (l *Lab) Env() []string {
 	}
 	tls := filepath.Join(l.DataDir(s.Nodes[0]), "server", "tls", "etcd")
 	env := map[string]string{
-		"DR_LAB_DIR":            l.Dir,
-		"PATH":                  strings.Join(append(append([]string{}, s.BinDirs...), os.Getenv("PATH")), ":"),
-		"KUBECONFIG":            filepath.Join(l.Dir, "kubeconfig"),
-		"KUBECTL_DR_AGENTS":     strings.Join(agents, ","),
-		"KUBECTL_DR_CA":         filepath.Join(l.Dir, "pki", "dr", "ca.crt"),
-		"KUBECTL_DR_CERT":       filepath.Join(l.Dir, "pki", "dr", "client.crt"),
-		"KUBECTL_DR_KEY":        filepath.Join(l.Dir, "pki", "dr", "client.key"),
-		"ETCDCTL_ENDPOINTS":     strings.Join(endpoints, ","),
-		"ETCDCTL_CACERT":        filepath.Join(tls, "server-ca.crt"),
-		"ETCDCTL_CERT":          filepath.Join(tls, "client.crt"),
-		"ETCDCTL_KEY":           filepath.Join(tls, "client.key"),
-		"DR_STORE":              l.StoreURL(),
-		"DR_SNAPSHOT_KEY":       filepath.Join(l.Dir, "pki", "snapshot.key"),
-		"DR_S3_ENDPOINT":        fmt.Sprintf("http://127.0.0.1:%d", s.Ports["minio"]),
-		"AWS_ACCESS_KEY_ID":     s.MinIOUser,
-		"AWS_SECRET_ACCESS_KEY": s.MinIOSecret,
-		"PGHOST":                "127.0.0.1",
-		"PGPORT":                fmt.Sprint(s.Ports["postgres"]),
-		"PGUSER":                "postgres",
-		"PGDATABASE":            "postgres",
+		"DR_LAB_DIR":                  l.Dir,
+		"PATH":                        strings.Join(append(append([]string{}, s.BinDirs...), os.Getenv("PATH")), ":"),
+		"KUBECONFIG":                  filepath.Join(l.Dir, "kubeconfig"),
+		"KUBECTL_DR_AGENTS":           strings.Join(agents, ","),
+		"KUBECTL_DR_CA":               filepath.Join(l.Dir, "pki", "dr", "ca.crt"),
+		"KUBECTL_DR_CERT":             filepath.Join(l.Dir, "pki", "dr", "client.crt"),
+		"KUBECTL_DR_KEY":              filepath.Join(l.Dir, "pki", "dr", "client.key"),
+		"ETCDCTL_ENDPOINTS":           strings.Join(endpoints, ","),
+		"ETCDCTL_CACERT":              filepath.Join(tls, "server-ca.crt"),
+		"ETCDCTL_CERT":                filepath.Join(tls, "client.crt"),
+		"ETCDCTL_KEY":                 filepath.Join(tls, "client.key"),
+		"DR_STORE":                    l.StoreURL(),
+		"DR_SNAPSHOT_KEY":             filepath.Join(l.Dir, "pki", "snapshot.key"),
+		"DR_S3_ENDPOINT":              fmt.Sprintf("http://127.0.0.1:%d", s.Ports["minio"]),
+		"AWS_ACCESS_KEY_ID":           s.MinIOUser,
+		"AWS_SECRET_ACCESS_KEY":       s.MinIOSecret,
+		"DR_APP_S3_ENDPOINT":          l.AppS3Endpoint(),
+		"DR_APP_S3_ACCESS_KEY_ID":     s.AppS3Key,
+		"DR_APP_S3_SECRET_ACCESS_KEY": s.AppS3Secret,
+		"PGHOST":                      "127.0.0.1",
+		"PGPORT":                      fmt.Sprint(s.Ports["postgres"]),
+		"PGUSER":                      "postgres",
+		"PGDATABASE":                  "postgres",
 	}
 	keys := make([]string, 0, len(env))
 	for k := range env {

@@ -34,7 +34,8 @@ func (l *Lab) RedeployAgent(ctx context.Context) error { return l.deployAgent(ct
 //     the API server on the node's loopback, not through its Service;
 //   - the restore's host actions: the lab's `lab stop|start` for its etcd
 //     member, run in the host's namespaces as the DaemonSet runs systemctl
-//     for k3s; and the WAL source of the lab's database on the first node.
+//     for k3s; the WAL source of the lab's database on the first node, and
+//     the application bucket's source.
 func (l *Lab) deployAgent(ctx context.Context) error {
 	node := l.State.KubeNode
 	cfg, err := l.AgentConfig(node)
@@ -89,6 +90,11 @@ func (l *Lab) deployAgent(ctx context.Context) error {
 	}
 	if len(cfg.WAL.Sources) > 0 {
 		if err := setKey("wal.sources", cfg.WAL.Sources); err != nil {
+			return err
+		}
+	}
+	if len(cfg.Buckets.Sources) > 0 {
+		if err := setKey("buckets.sources", cfg.Buckets.Sources); err != nil {
 			return err
 		}
 	}

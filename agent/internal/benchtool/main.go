@@ -74,6 +74,8 @@ func run(ctx context.Context, args []string) error {
 			return fmt.Errorf("usage: benchtool tlsproxy ADDR TARGET_URL CA_FILE")
 		}
 		return tlsproxy(args[1], args[2], args[3])
+	case "bucketfill", "buckettouch", "bucketmirror", "bucketpass":
+		return bucketCmd(ctx, args[0], args[1:])
 	case "rmprefix":
 		if len(args) != 2 {
 			return fmt.Errorf("usage: benchtool rmprefix PREFIX")
