@@ -11,6 +11,7 @@ import (
 	drconfig "github.com/kubectl-dr/kubectl-dr/plugin/cmd/config"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/etcd"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/install"
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/objects"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/pg"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/restore"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/status"
@@ -71,6 +72,7 @@ preview before anything changes.`,
 	add("backup", etcd.NewCmdEtcd(f, streams))
 	add("backup", wal.NewCmdWAL(f, streams))
 	add("backup", pg.NewCmdPG(f, streams))
+	add("backup", objects.NewCmdObjects(f, streams))
 	add("cluster", status.NewCmdStatus(f, streams))
 	add("cluster", install.NewCmdInstall(f, streams))
 	add("cluster", install.NewCmdUninstall(f, streams))
