@@ -146,11 +146,16 @@ func (o *RestoreOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// kubectl's discovery cache may remember kinds whose CRD is gone: the
+	// plan asks the API server what it serves now.
+	if rm, ok := mapper.(meta.ResettableRESTMapper); ok {
+		rm.Reset()
+	}
 	dyn, err := o.f.DynamicClient()
 	if err != nil {
 		return err
 	}
-	r := &restorer{o: o, mapper: mapper, dyn: dyn, uids: map[string]types.UID{}}
+	r := &restorer{o: o, mapper: mapper, dyn: dyn, uids: map[string]types.UID{}, crds: map[schema.GroupKind]bool{}}
 	steps := r.plan(sel)
 	if err := r.lookExisting(ctx, steps); err != nil {
 		return err
@@ -204,6 +209,8 @@ type restorer struct {
 	mu sync.Mutex
 	// uids maps an object's uid in the snapshot to its uid in the cluster.
 	uids map[string]types.UID
+	// crds are the kinds whose CRD this restore created.
+	crds map[schema.GroupKind]bool
 }
 
 func newStep(u *unstructured.Unstructured, from string, mapping map[string]string) *step {
@@ -418,6 +425,11 @@ func (r *restorer) applyOne(ctx context.Context, s *step) error {
 		return err
 	}
 	out, err := res.Apply(ctx, s.obj.GetName(), s.obj, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+	if apierrors.IsNotFound(err) && r.restoredCRD(s.gvk.GroupKind()) {
+		// Established does not mean every API server handler serves the
+		// new resource yet: the first apply that succeeds is the signal.
+		out, err = r.applyOnceServed(ctx, res, s)
+	}
 	if err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
@@ -425,9 +437,41 @@ func (r *restorer) applyOne(ctx context.Context, s *step) error {
 	r.uids[s.oldUID] = out.GetUID()
 	r.mu.Unlock()
 	if s.gvk.Kind == "CustomResourceDefinition" && s.gvk.Group == "apiextensions.k8s.io" {
-		return r.waitEstablished(ctx, res, s.obj.GetName())
+		if err := r.waitEstablished(ctx, res, s.obj.GetName()); err != nil {
+			return err
+		}
+		group, _, _ := unstructured.NestedString(s.obj.Object, "spec", "group")
+		kind, _, _ := unstructured.NestedString(s.obj.Object, "spec", "names", "kind")
+		r.mu.Lock()
+		r.crds[schema.GroupKind{Group: group, Kind: kind}] = true
+		r.mu.Unlock()
 	}
 	return nil
+}
+
+// restoredCRD reports whether this restore created the CRD of gk.
+func (r *restorer) restoredCRD(gk schema.GroupKind) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.crds[gk]
+}
+
+// applyOnceServed applies a custom resource whose CRD was just created,
+// again while the API answers that it serves no such resource.
+func (r *restorer) applyOnceServed(ctx context.Context, res dynamic.ResourceInterface, s *step) (*unstructured.Unstructured, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("the API did not serve %s within 30 s of its CRD being Established: %w", s.gvk.GroupKind(), ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+		out, err := res.Apply(ctx, s.obj.GetName(), s.obj, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+		if !apierrors.IsNotFound(err) {
+			return out, err
+		}
+	}
 }
 
 // waitEstablished waits for a CRD's Established condition, then forgets
