@@ -98,6 +98,7 @@ bench: ## Benchmarks against the tools users would otherwise run (see hack/bench
 	hack/bench/etcd-restore.sh
 	hack/bench/restic-files.sh
 	hack/bench/wal-ship.sh
+	hack/bench/objects-restore.sh
 
 .PHONY: clean
 clean: ## Remove build output (not the lab's binary cache)
