@@ -35,7 +35,7 @@ if ! kubectl get namespace bench >/dev/null 2>&1; then
   sed 's/NS/bench/g' "$tmp/objects.tmpl" > "$tmp/bench.yaml"
   kubectl apply --server-side -f "$tmp/bench.yaml" >/dev/null
 fi
-snap=$(kubectl-dr etcd snapshot save --name objects-bench -o json | sed -n 's/^ *"name": "\(.*\)",$/\1/p' | head -1)
+snap=$(kubectl-dr etcd snapshot save --name objects-bench -o json 2>/dev/null | sed -n 's/^ *"name": "\(.*\)",$/\1/p' | head -1)
 echo "snapshot $snap: namespace bench, $(( q * 4 )) objects"
 
 now() { date +%s%N; }
@@ -56,5 +56,5 @@ for r in $(seq "$runs"); do
   awk -v r="$r" -v a="$a" -v b="$b" -v s="$(tail -1 "$tmp/a.err")" 'BEGIN { printf "run %d: objects restore %6d ms   kubectl apply --server-side %6d ms   ratio %.2fx   (%s)\n", r, a, b, a / b, s }'
 done
 awk -v a="$sum_a" -v b="$sum_b" -v n="$runs" 'BEGIN { printf "mean of %d: objects restore %d ms, kubectl apply --server-side %d ms, ratio %.2fx\n", n, a / n, b / n, a / b }'
-/usr/bin/time -f '%e s, peak RSS %M KiB' kubectl-dr objects ls "$snap" -A >/dev/null 2>"$tmp/ls.err" || true
-echo "objects ls -A of $snap ($(kubectl-dr etcd snapshot ls -o json | grep -o '"size": [0-9]*' | head -1)): $(tail -1 "$tmp/ls.err")"
+/usr/bin/time -f '%e s, peak RSS %M KiB' kubectl-dr objects ls "$snap" >"$tmp/ls.out" 2>"$tmp/ls.err" || cat "$tmp/ls.err" >&2
+echo "objects ls of $snap ($(wc -l <"$tmp/ls.out") rows): $(tail -1 "$tmp/ls.err")"

@@ -329,59 +329,115 @@ func (e *notServed) Error() string { return e.msg }
 
 // resource maps a step's kind to what the API serves.
 func (r *restorer) resource(s *step) (dynamic.ResourceInterface, error) {
+	res, _, err := r.resourceKey(s)
+	return res, err
+}
+
+// resourceKey is resource, and a key naming the resource and namespace.
+func (r *restorer) resourceKey(s *step) (dynamic.ResourceInterface, string, error) {
 	m, err := r.mapper.RESTMapping(s.gvk.GroupKind(), s.gvk.Version)
 	if err != nil {
 		if meta.IsNoMatchError(err) {
 			if _, any := r.mapper.RESTMapping(s.gvk.GroupKind()); any == nil {
-				return nil, &notServed{fmt.Sprintf("the API no longer serves %s, the version it was stored in", s.gvk.GroupVersion())}
+				return nil, "", &notServed{fmt.Sprintf("the API no longer serves %s, the version it was stored in", s.gvk.GroupVersion())}
 			}
-			return nil, &notServed{fmt.Sprintf("the API serves no %s and the snapshot holds no CRD for it", s.gvk.GroupKind())}
+			return nil, "", &notServed{fmt.Sprintf("the API serves no %s and the snapshot holds no CRD for it", s.gvk.GroupKind())}
 		}
-		return nil, err
+		return nil, "", err
 	}
 	if m.Scope.Name() == meta.RESTScopeNameNamespace {
-		return r.dyn.Resource(m.Resource).Namespace(s.obj.GetNamespace()), nil
+		return r.dyn.Resource(m.Resource).Namespace(s.obj.GetNamespace()), m.Resource.String() + "/" + s.obj.GetNamespace(), nil
 	}
-	return r.dyn.Resource(m.Resource), nil
+	return r.dyn.Resource(m.Resource), m.Resource.String(), nil
 }
 
-// lookExisting decides create, update or skip for each step.
+// lookExisting decides create, update or skip for each step, with one
+// list per resource and namespace rather than a get per object.
 func (r *restorer) lookExisting(ctx context.Context, steps []*step) error {
-	return r.each(ctx, steps, false, func(ctx context.Context, s *step) {
+	type group struct {
+		res   dynamic.ResourceInterface
+		steps []*step
+	}
+	groups := map[string]*group{}
+	var order []*group
+	for _, s := range steps {
 		if s.item.Action != printers.ActionCreate {
-			return
+			continue
 		}
-		res, err := r.resource(s)
+		res, key, err := r.resourceKey(s)
 		if err != nil {
 			var ns *notServed
-			if errors.As(err, &ns) {
-				if r.plannedCRD(steps, s) {
-					return
-				}
+			switch {
+			case errors.As(err, &ns) && r.plannedCRD(steps, s):
+			case errors.As(err, &ns):
 				s.item.Action, s.item.Reason = printers.ActionSkip, err.Error()
-				return
+			default:
+				s.item.Action, s.item.Reason = printers.ActionFail, err.Error()
 			}
-			s.item.Action, s.item.Reason = printers.ActionFail, err.Error()
-			return
+			continue
 		}
-		live, err := res.Get(ctx, s.obj.GetName(), metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-		case err != nil:
-			s.item.Action, s.item.Reason = printers.ActionFail, err.Error()
-		case live.GetDeletionTimestamp() != nil:
-			s.item.Action, s.item.Reason = printers.ActionFail, "being deleted: restore again once it is gone"
-		default:
-			r.mu.Lock()
-			r.uids[s.oldUID] = live.GetUID()
-			r.mu.Unlock()
-			if r.o.Existing == ExistingUpdate && s.gvk.Kind != "Namespace" {
-				s.item.Action, s.item.Reason = printers.ActionUpdate, "exists"
-			} else {
-				s.item.Action, s.item.Reason = printers.ActionSkip, "exists (--existing update applies the snapshot's fields over it)"
+		g, ok := groups[key]
+		if !ok {
+			g = &group{res: res}
+			groups[key] = g
+			order = append(order, g)
+		}
+		g.steps = append(g.steps, s)
+	}
+	// One pseudo-step per group, so that each runs its list in parallel.
+	var lists []*step
+	byStep := map[*step]*group{}
+	for _, g := range order {
+		ls := &step{}
+		byStep[ls] = g
+		lists = append(lists, ls)
+	}
+	return r.each(ctx, lists, false, func(ctx context.Context, ls *step) {
+		g := byStep[ls]
+		live, err := listAll(ctx, g.res)
+		for _, s := range g.steps {
+			l, exists := live[s.obj.GetName()]
+			switch {
+			case err != nil:
+				s.item.Action, s.item.Reason = printers.ActionFail, err.Error()
+			case !exists:
+			case l.deleting:
+				s.item.Action, s.item.Reason = printers.ActionFail, "being deleted: restore again once it is gone"
+			default:
+				r.mu.Lock()
+				r.uids[s.oldUID] = l.uid
+				r.mu.Unlock()
+				if r.o.Existing == ExistingUpdate && s.gvk.Kind != "Namespace" {
+					s.item.Action, s.item.Reason = printers.ActionUpdate, "exists"
+				} else {
+					s.item.Action, s.item.Reason = printers.ActionSkip, "exists (--existing update applies the snapshot's fields over it)"
+				}
 			}
 		}
 	})
+}
+
+type liveObject struct {
+	uid      types.UID
+	deleting bool
+}
+
+// listAll lists a resource (in a namespace), a page at a time.
+func listAll(ctx context.Context, res dynamic.ResourceInterface) (map[string]liveObject, error) {
+	out := map[string]liveObject{}
+	opts := metav1.ListOptions{Limit: 500}
+	for {
+		list, err := res.List(ctx, opts)
+		if err != nil {
+			return nil, fmt.Errorf("list: %w", err)
+		}
+		for _, it := range list.Items {
+			out[it.GetName()] = liveObject{uid: it.GetUID(), deleting: it.GetDeletionTimestamp() != nil}
+		}
+		if opts.Continue = list.GetContinue(); opts.Continue == "" {
+			return out, nil
+		}
+	}
 }
 
 // plannedCRD reports whether the plan restores the CRD s needs.
