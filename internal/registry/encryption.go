@@ -7,7 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	
+
 	"golang.org/x/crypto/nacl/secretbox"
 	"sigs.k8s.io/yaml"
 )
