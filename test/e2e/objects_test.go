@@ -245,6 +245,11 @@ func TestObjectsRestoreNamespaceFromSnapshot(t *testing.T) {
 		t.Errorf("unknown namespace: exit %d, %s; want 1 and the namespaces the snapshot holds", r.code, r.stderr)
 	}
 
+	r = kubectlDR(t, nil, "objects", "restore", snap, "-n", ns, "--kind", "gizmo", "--yes")
+	if r.code != 1 || !strings.Contains(r.stderr, "holds no gizmo in namespace "+ns+"; kinds there: ") || !strings.Contains(r.stderr, "Widget") {
+		t.Errorf("unknown kind: exit %d, %s; want 1 and the kinds the namespace holds", r.code, r.stderr)
+	}
+
 	runKubectl(t, "delete", "namespace", ns, "--wait=true", "--timeout=120s")
 	runKubectl(t, "delete", "crd", "widgets.e2e.example.com", "--wait=true", "--timeout=60s")
 
