@@ -99,6 +99,7 @@ bench: ## Benchmarks against the tools users would otherwise run (see hack/bench
 	hack/bench/restic-files.sh
 	hack/bench/wal-ship.sh
 	hack/bench/bucket-copy.sh
+	hack/bench/objects-restore.sh
 
 .PHONY: clean
 clean: ## Remove build output (not the lab's binary cache)

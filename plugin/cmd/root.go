@@ -13,6 +13,7 @@ import (
 	drconfig "github.com/kubectl-dr/kubectl-dr/plugin/cmd/config"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/etcd"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/install"
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/objects"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/pg"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/restore"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/status"
@@ -74,6 +75,7 @@ preview before anything changes.`,
 	add("backup", wal.NewCmdWAL(f, streams))
 	add("backup", pg.NewCmdPG(f, streams))
 	add("backup", bucket.NewCmdBucket(f, streams))
+	add("backup", objects.NewCmdObjects(f, streams))
 	add("cluster", status.NewCmdStatus(f, streams))
 	add("cluster", install.NewCmdInstall(f, streams))
 	add("cluster", install.NewCmdUninstall(f, streams))

@@ -51,6 +51,10 @@ func (l *Lab) upAPIServer(ctx context.Context) error {
 	if err := os.WriteFile(tokens, []byte(l.State.KubeToken+",lab-admin,lab-admin,system:masters\n"), 0o600); err != nil {
 		return err
 	}
+	encryption, err := l.encryptionConfig()
+	if err != nil {
+		return err
+	}
 	first := l.EtcdNodes()[0]
 	etcdTLS := filepath.Join(l.DataDir(first), "server", "tls", "etcd")
 	var endpoints []string
@@ -77,6 +81,7 @@ func (l *Lab) upAPIServer(ctx context.Context) error {
 		"--service-account-signing-key-file", filepath.Join(kube, "sa.key"),
 		"--service-cluster-ip-range", "10.43.0.0/16",
 		"--allow-privileged",
+		"--encryption-provider-config", encryption,
 		"--cert-dir", filepath.Join(l.Dir, "kube-apiserver"),
 		"--v", "0",
 	)

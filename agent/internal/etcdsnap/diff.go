@@ -3,15 +3,13 @@ package etcdsnap
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
-	"time"
 
-	bolt "go.etcd.io/bbolt"
-	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/kubectl-dr/kubectl-dr/internal/kvsnap"
 )
 
 // Contents is the newest value of every key at one revision, as sha256
@@ -21,49 +19,23 @@ type Contents struct {
 	Keys     map[string][sha256.Size]byte
 }
 
-// SnapshotContents reads a snapshot file read-only: etcd's "key" bucket
-// holds every revision since the last compaction in order, keyed
-// <main:8>_<sub:8>[t], where a trailing 't' marks a deletion.
+// SnapshotContents reads a snapshot file read-only (internal/kvsnap):
+// the sha256 of the newest value of every live key.
 func SnapshotContents(path string) (*Contents, error) {
-	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	s, err := kvsnap.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("open snapshot %s: %w", path, err)
+		return nil, err
 	}
-	defer db.Close()
+	defer s.Close()
 	c := &Contents{Keys: map[string][sha256.Size]byte{}}
-	err = db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte("key"))
-		if b == nil {
-			return errors.New("no key bucket: not an etcd v3 snapshot")
-		}
-		return b.ForEach(func(k, v []byte) error {
-			var kv mvccpb.KeyValue
-			if err := kv.Unmarshal(v); err != nil {
-				return fmt.Errorf("revision %x: %w", k, err)
-			}
-			if len(k) >= 8 {
-				c.Revision = int64(beUint64(k[:8]))
-			}
-			if len(k) == 18 && k[17] == 't' {
-				delete(c.Keys, string(kv.Key))
-				return nil
-			}
-			c.Keys[string(kv.Key)] = sha256.Sum256(kv.Value)
-			return nil
-		})
+	c.Revision, err = s.Each("", func(kv kvsnap.KeyValue) error {
+		c.Keys[string(kv.Key)] = sha256.Sum256(kv.Value)
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read snapshot %s: %w", path, err)
+		return nil, err
 	}
 	return c, nil
-}
-
-func beUint64(b []byte) uint64 {
-	var v uint64
-	for _, x := range b[:8] {
-		v = v<<8 | uint64(x)
-	}
-	return v
 }
 
 // LiveContents reads every key of a running etcd at one revision, a page

@@ -153,10 +153,16 @@ func (f *factory) Clientset() (kubernetes.Interface, error) {
 	return kubernetes.NewForConfig(cfg)
 }
 
+// DynamicClient applies manifests and restored objects: thousands of
+// requests in a row, so no client-side rate limit (client-go's default is
+// 5 a second); the API server's priority and fairness is the limit.
 func (f *factory) DynamicClient() (dynamic.Interface, error) {
 	cfg, err := f.configFlags.ToRESTConfig()
 	if err != nil {
 		return nil, err
+	}
+	if cfg.QPS == 0 {
+		cfg.QPS = -1
 	}
 	return dynamic.NewForConfig(cfg)
 }

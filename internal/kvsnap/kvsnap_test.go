@@ -1,0 +1,160 @@
+package kvsnap
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+)
+
+func freeURL(t *testing.T) url.URL {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return url.URL{Scheme: "http", Host: l.Addr().String()}
+}
+
+// realSnapshot runs a one-member etcd (the real server, embedded), lets
+// write change it, and saves a snapshot the way the agent does
+// (Maintenance.Snapshot, trailer included).
+func realSnapshot(t *testing.T, write func(ctx context.Context, cli *clientv3.Client)) string {
+	t.Helper()
+	dir := t.TempDir()
+	peer, client := freeURL(t), freeURL(t)
+	cfg := embed.NewConfig()
+	cfg.Name = "m1"
+	cfg.Dir = filepath.Join(dir, "data")
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
+	cfg.InitialCluster = "m1=" + peer.String()
+	cfg.LogLevel = "error"
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(30 * time.Second):
+		t.Fatal("etcd did not start")
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{client.String()}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	write(ctx, cli)
+	rc, err := cli.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	path := filepath.Join(dir, "snap.db")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(f, rc); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// Each yields the newest value of every live key under the prefix, in key
+// order: overwritten keys once, deleted keys not at all, compacted history
+// irrelevant.
+func TestEachYieldsNewestLiveKeys(t *testing.T) {
+	var lastRev int64
+	path := realSnapshot(t, func(ctx context.Context, cli *clientv3.Client) {
+		must(cli.Put(ctx, "/registry/configmaps/a/kept", "v1"))
+		must(cli.Put(ctx, "/registry/configmaps/a/changed", "old"))
+		must(cli.Put(ctx, "/registry/configmaps/a/gone", "v1"))
+		must(cli.Put(ctx, "/other/key", "x"))
+		r := must(cli.Put(ctx, "/registry/configmaps/a/changed", "new"))
+		must(cli.Compact(ctx, r.Header.Revision))
+		must(cli.Delete(ctx, "/registry/configmaps/a/gone"))
+		must(cli.Put(ctx, "/registry/configmaps/a/recreated", "1"))
+		must(cli.Delete(ctx, "/registry/configmaps/a/recreated"))
+		lastRev = must(cli.Put(ctx, "/registry/configmaps/a/recreated", "2")).Header.Revision
+	})
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var got []string
+	rev, err := s.Each("/registry/", func(kv KeyValue) error {
+		got = append(got, fmt.Sprintf("%s=%s", kv.Key, kv.Value))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"/registry/configmaps/a/changed=new",
+		"/registry/configmaps/a/kept=v1",
+		"/registry/configmaps/a/recreated=2",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("keys (-want +got):\n%s", diff)
+	}
+	if rev != lastRev {
+		t.Errorf("revision %d, want %d", rev, lastRev)
+	}
+}
+
+func TestEachStopsAtTheCallbacksError(t *testing.T) {
+	path := realSnapshot(t, func(ctx context.Context, cli *clientv3.Client) {
+		must(cli.Put(ctx, "/a", "1"))
+		must(cli.Put(ctx, "/b", "2"))
+	})
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stop := fmt.Errorf("stop")
+	n := 0
+	_, err = s.Each("/", func(KeyValue) error { n++; return stop })
+	if err != stop || n != 1 {
+		t.Errorf("Each = %v after %d keys, want the callback's error after 1", err, n)
+	}
+}
+
+func TestOpenRefusesWhatIsNotASnapshot(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "junk")
+	if err := os.WriteFile(path, []byte("not a bolt file, just text long enough to be read"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Open(path); err == nil {
+		_, err = s.Each("", func(KeyValue) error { return nil })
+		s.Close()
+		if err == nil {
+			t.Fatal("a text file read as a snapshot")
+		}
+	}
+}
