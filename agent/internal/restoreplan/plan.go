@@ -164,9 +164,9 @@ func (p *Plan) Hint() string {
 	if p.Role == RoleSQLite {
 		switch f.Name {
 		case StepSwapStateDB:
-			return fmt.Sprintf("k3s is stopped here: files of %s already moved carry the suffix .aside-%s; move them back (state.db, state.db-wal, state.db-shm together) and start k3s (%s)", p.stateDB(), p.ID, start)
+			return fmt.Sprintf("k3s is stopped here: files of %s already moved are named state.db.aside-%s[-wal,-shm]; move them back (state.db, state.db-wal, state.db-shm together) and start k3s (%s)", p.stateDB(), p.ID, start)
 		case StepStart, StepHealthy:
-			return fmt.Sprintf("see the error: when it says the previous database is back, k3s runs on it and the restored copy is at %s.failed-%s; otherwise the restored copy is in place and the previous files carry .aside-%s", p.stateDB(), p.ID, p.ID)
+			return fmt.Sprintf("see the error: when it says the previous database is back, k3s runs on it and the restored copy is at %s.failed-%s; otherwise the restored copy is in place and the previous files are state.db.aside-%s[-wal,-shm]", p.stateDB(), p.ID, p.ID)
 		}
 	}
 	switch f.Name {

@@ -42,6 +42,11 @@ func (r *Runner) kineLimit() time.Duration {
 // sqliteFiles are the files that make up a SQLite database in WAL mode.
 func sqliteFiles(db string) []string { return []string{db, db + "-wal", db + "-shm"} }
 
+// renamed is f, one of db's files, under db's new name db+suffix:
+// state.db-wal goes to state.db<suffix>-wal, so that the files moved
+// together stay one database that opens with its WAL.
+func renamed(db, f, suffix string) string { return db + suffix + strings.TrimPrefix(f, db) }
+
 // stateDB is the plan's live database.
 func (p *Plan) stateDB() string { return etcdsnap.Layout{DataDir: p.K3sDataDir}.StateDB() }
 
@@ -76,18 +81,19 @@ func stageSQLite(ctx context.Context, p *Plan, cache string) error {
 	return nil
 }
 
-// swapStateDB moves the live database's files to <file><aside> and the
+// swapStateDB moves the live database's files to state.db<aside>[-wal,
+// -shm] and the
 // staged copy to state.db. Run again after an interruption, it finishes
 // what it started and never moves an aside file again.
 func swapStateDB(db, staging, aside string) error {
 	if exists(db+aside) || !exists(db) {
 		// The old database went aside (or there was none: a new host).
 		for _, f := range sqliteFiles(db)[1:] {
-			if exists(f) && exists(f+aside) {
-				return fmt.Errorf("both %s and %s exist: k3s started here during the swap; stop it and sort them out by hand", f, f+aside)
+			if exists(f) && exists(renamed(db, f, aside)) {
+				return fmt.Errorf("both %s and %s exist: k3s started here during the swap; stop it and sort them out by hand", f, renamed(db, f, aside))
 			}
 			if exists(f) {
-				if err := durable.Rename(f, f+aside); err != nil {
+				if err := durable.Rename(f, renamed(db, f, aside)); err != nil {
 					return fmt.Errorf("move %s aside: %w", f, err)
 				}
 			}
@@ -110,10 +116,10 @@ func swapStateDB(db, staging, aside string) error {
 		if !exists(f) {
 			continue
 		}
-		if exists(f + aside) {
-			return fmt.Errorf("%s exists already: nothing was moved onto it; move it away and restore again", f+aside)
+		if exists(renamed(db, f, aside)) {
+			return fmt.Errorf("%s exists already: nothing was moved onto it; move it away and restore again", renamed(db, f, aside))
 		}
-		if err := durable.Rename(f, f+aside); err != nil {
+		if err := durable.Rename(f, renamed(db, f, aside)); err != nil {
 			return fmt.Errorf("move %s aside: %w (files moved so far keep the %s suffix)", f, err, aside)
 		}
 	}
@@ -125,7 +131,7 @@ func swapStateDB(db, staging, aside string) error {
 
 // rollbackSQLite puts the database from before the restore back after k3s
 // did not come up on the restored copy: k3s stopped, the restored files
-// moved to <file>.failed-<plan> (kept, to see why), the aside ones back,
+// moved to state.db.failed-<plan>[-wal,-shm] (kept, to see why), the aside ones back,
 // k3s started.
 func (r *Runner) rollbackSQLite(ctx context.Context, p *Plan, aside string) error {
 	if err := r.Host.Stop(ctx); err != nil {
@@ -135,15 +141,15 @@ func (r *Runner) rollbackSQLite(ctx context.Context, p *Plan, aside string) erro
 	failed := ".failed-" + p.ID
 	for _, f := range sqliteFiles(db) {
 		if exists(f) {
-			if err := durable.Rename(f, f+failed); err != nil {
-				return fmt.Errorf("move the restored %s to %s: %w", f, f+failed, err)
+			if err := durable.Rename(f, renamed(db, f, failed)); err != nil {
+				return fmt.Errorf("move the restored %s to %s: %w", f, renamed(db, f, failed), err)
 			}
 		}
 	}
 	for _, f := range sqliteFiles(db) {
-		if exists(f + aside) {
-			if err := durable.Rename(f+aside, f); err != nil {
-				return fmt.Errorf("move %s back: %w", f+aside, err)
+		if exists(renamed(db, f, aside)) {
+			if err := durable.Rename(renamed(db, f, aside), f); err != nil {
+				return fmt.Errorf("move %s back: %w", renamed(db, f, aside), err)
 			}
 		}
 	}

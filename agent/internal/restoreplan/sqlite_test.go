@@ -72,7 +72,7 @@ func TestSQLiteRestoreMovesTheWALFilesAsideTogether(t *testing.T) {
 		t.Errorf("state.db is not the restored copy")
 	}
 	for _, f := range sqliteFiles(db) {
-		if got, err := os.ReadFile(f + ".aside-plan-sq"); err != nil || string(got) != "live "+filepath.Base(f) {
+		if got, err := os.ReadFile(renamed(db, f, ".aside-plan-sq")); err != nil || string(got) != "live "+filepath.Base(f) {
 			t.Errorf("%s aside: %q, %v", filepath.Base(f), got, err)
 		}
 	}
