@@ -43,12 +43,17 @@ func (s *Server) PreviewEtcdRestore(req *agentv1.PreviewEtcdRestoreRequest, stre
 	progress := func(phase, msg string) {
 		_ = stream.Send(&agentv1.PreviewEtcdRestoreResponse{Event: &agentv1.PreviewEtcdRestoreResponse_Progress{Progress: &agentv1.Progress{Phase: phase, Message: msg}}})
 	}
-	snap, path, err := s.fetchForRestore(ctx, req.GetSnapshot(), progress)
+	// A snapshot of the other datastore is refused before it is fetched.
+	found, err := s.resolveSnapshot(ctx, req.GetSnapshot())
 	if err != nil {
 		return err
 	}
-	if (snap.DatastoreKind() == dbsnap.DatastoreSQLite) != (kind == etcdsnap.DatastoreSQLite) {
-		return status.Errorf(codes.FailedPrecondition, "snapshot %s is of a %s datastore and node %s keeps its datastore in %s: it cannot restore here; pick a snapshot taken on a server like it", snap.Name, snap.DatastoreKind(), s.cfg.NodeName, kind)
+	if (found.DatastoreKind() == dbsnap.DatastoreSQLite) != (kind == etcdsnap.DatastoreSQLite) {
+		return status.Errorf(codes.FailedPrecondition, "snapshot %s is of the %s datastore and node %s keeps its datastore in %s: it cannot restore here; pick a snapshot taken on a server like it", found.Name, found.DatastoreKind(), s.cfg.NodeName, kind)
+	}
+	snap, path, err := s.fetchForRestore(ctx, &agentv1.SnapshotRef{Name: found.Name}, progress)
+	if err != nil {
+		return err
 	}
 	progress("read-snapshot", "reading "+snap.Name)
 	contents, err := etcdsnap.SnapshotKeys(path).ReadKeys(ctx)

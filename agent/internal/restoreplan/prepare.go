@@ -220,7 +220,7 @@ func Prepare(ctx context.Context, cfg *agentconfig.Config, store objstore.Store,
 			if p.Role == RoleSQLite {
 				here = "SQLite (state.db through kine)"
 			}
-			return nil, fmt.Errorf("%w: %v: snapshot %s is of a %s datastore, node %s keeps its datastore in %s; pick a snapshot taken on a server like it", ErrNotHere, errNotSQLiteSnapshot, snap.Name, snap.DatastoreKind(), cfg.NodeName, here)
+			return nil, fmt.Errorf("%w: %v: snapshot %s is of the %s datastore, node %s keeps its datastore in %s; pick a snapshot taken on a server like it", ErrNotHere, errNotSQLiteSnapshot, snap.Name, snap.DatastoreKind(), cfg.NodeName, here)
 		}
 		if req.PreviewDigest != "" {
 			if err := checkPreview(cfg, snap.Name, snap.SHA256, req.PreviewDigest, req.Previewed); err != nil {
