@@ -1,8 +1,10 @@
 // Package etcdsnap takes the node's datastore snapshots: from the local
 // etcd member (k3s's paths and naming), checked against etcd's sha256
 // trailer, kept locally the k3s way and streamed compressed and encrypted
-// to the store in the same pass; the local catalog of snapshots not yet
-// uploaded, retention, and the read-only reader of a snapshot's keys the
-// restore preview compares with the live member. A node engine, private to
+// to the store in the same pass; from k3s's SQLite state.db (kine) by
+// SQLite's online backup (sqlite.go); the local catalog of snapshots not
+// yet uploaded, retention, and the read-only readers of a snapshot's keys
+// (bolt or kine's table) the restore preview compares with the live
+// datastore. A node engine, private to
 // the agent; the store's side of snapshots is internal/store/dbsnap.
 package etcdsnap

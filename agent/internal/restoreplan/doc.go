@@ -4,5 +4,7 @@
 // the digest of its confirmed preview), plans kept in state files
 // that survive the agent's restart, the runner of their steps, the new
 // data directory built beside the member's and swapped in with the old one
-// moved aside (never deleted). A node engine, private to the agent.
+// moved aside (never deleted); on a k3s server on SQLite, state.db and its
+// WAL files swapped for the verified copy, put back if it does not
+// serve. A node engine, private to the agent.
 package restoreplan
