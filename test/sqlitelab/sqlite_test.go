@@ -155,6 +155,15 @@ func TestSQLiteSnapshotUnderWriteStorm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Some bulk first, so that the copy takes a while: 40 objects of
+	// 900 KiB.
+	bulk := strings.Repeat("b", 900<<10)
+	for i := range 40 {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bulk-%d", i)}, Data: map[string]string{"v": bulk}}
+		if _, err := cs.CoreV1().ConfigMaps(ns).Create(context.Background(), cm, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var writes, failures atomic.Int64
@@ -179,10 +188,15 @@ func TestSQLiteSnapshotUnderWriteStorm(t *testing.T) {
 	for writes.Load() < 50 {
 		time.Sleep(10 * time.Millisecond)
 	}
+	before := writes.Load()
 	snap := saveSnapshot(t, "storm")
+	during := writes.Load() - before
 	stop()
 	wg.Wait()
-	t.Logf("%d writes, %d failed, during and around the snapshot", writes.Load(), failures.Load())
+	t.Logf("%d writes, %d of them while the snapshot was taken, %d failed", writes.Load(), during, failures.Load())
+	if during == 0 {
+		t.Errorf("no write went through while the snapshot was taken: the storm did not overlap it")
+	}
 	if failures.Load() > 0 {
 		t.Errorf("%d writes failed during the snapshot, first: %v", failures.Load(), firstErr.Load())
 	}
