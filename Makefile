@@ -96,6 +96,7 @@ bench: ## Benchmarks against the tools users would otherwise run (see hack/bench
 	hack/bench/status.sh
 	hack/bench/etcd-snapshot.sh
 	hack/bench/etcd-restore.sh
+	hack/bench/sqlite-snapshot.sh
 	hack/bench/restic-files.sh
 	hack/bench/wal-ship.sh
 	hack/bench/bucket-copy.sh

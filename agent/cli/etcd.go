@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -206,7 +207,13 @@ func (o *etcdRestoreOptions) run(cmd *cobra.Command, out io.Writer) error {
 		ID: planID, Flavor: cfg.Restore.Flavor, Single: true,
 		Resolve: func(context.Context) (*dbsnap.Snapshot, error) { return snap, nil },
 	}
+	sqlite := snap.DatastoreKind() == dbsnap.DatastoreSQLite
+	if sqlite && !k3s {
+		return fmt.Errorf("snapshot %s is of k3s's SQLite datastore: restore it on a k3s server (restore.flavor k3s)", snap.Name)
+	}
 	switch {
+	case sqlite:
+		req.Role = restoreplan.RoleSQLite
 	case k3s:
 		req.Role = restoreplan.RoleReset
 	default:
@@ -240,7 +247,9 @@ func (o *etcdRestoreOptions) run(cmd *cobra.Command, out io.Writer) error {
 		return nil
 	}
 
-	if k3s {
+	if sqlite {
+		fmt.Fprintf(out, "fetching %s, verifying its checksums and putting a checked copy beside server/db/state.db\n", snap.Name)
+	} else if k3s {
 		fmt.Fprintf(out, "fetching %s and verifying its checksums\n", snap.Name)
 	} else {
 		fmt.Fprintf(out, "fetching %s, verifying its checksums and building the member's new data dir beside %s\n", snap.Name, cfg.Restore.EtcdDataDir)
@@ -269,6 +278,10 @@ func (o *etcdRestoreOptions) run(cmd *cobra.Command, out io.Writer) error {
 			hint = "\n" + latest.Hint()
 		}
 		return fmt.Errorf("restore %s: %w%s", p.ID, err, hint)
+	}
+	if sqlite {
+		fmt.Fprintf(out, "k3s on %s serves the restored state.db (from %s) after %s; the previous files are at %s.aside-%s\n", cfg.NodeName, snap.Name, time.Since(start).Round(100*time.Millisecond), filepath.Join(cfg.DataDir, "server", "db", "state.db"), p.ID)
+		return nil
 	}
 	fmt.Fprintf(out, "etcd on %s is healthy, restored from %s, after %s\n", cfg.NodeName, snap.Name, time.Since(start).Round(100*time.Millisecond))
 	if k3s {

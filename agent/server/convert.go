@@ -30,6 +30,7 @@ func snapshotProto(s *dbsnap.Snapshot) *agentv1.EtcdSnapshot {
 		UploadError:         s.UploadError,
 		Scheduled:           s.Scheduled,
 		EtcdClusterId:       s.EtcdClusterID,
+		Datastore:           s.Datastore,
 	}
 	if b := s.Bootstrap; b != nil {
 		p.BootstrapFiles, p.BootstrapStoreKey, p.BootstrapSha256, p.BootstrapSkipped = b.Files, b.StoreKey, b.StoredSHA, b.Skipped

@@ -36,30 +36,33 @@ func (s *Server) PreviewEtcdRestore(req *agentv1.PreviewEtcdRestoreRequest, stre
 			Snapshot: snapshotProto(snap), Digest: s.restores.previewed(restoreplan.NodePreview(s.cfg, snap.Name, snap.SHA256)),
 		}}})
 	}
-	if !s.snapshots.Layout.IsEtcdMember() {
-		return status.Errorf(codes.FailedPrecondition, "node %s runs no etcd member (%s has no server/db/etcd): preview on a server node", s.cfg.NodeName, s.cfg.DataDir)
+	kind := s.snapshots.Layout.Datastore()
+	if kind == "" {
+		return status.Errorf(codes.FailedPrecondition, "node %s runs no datastore (%s has no server/db/etcd and no server/db/state.db): preview on a server node", s.cfg.NodeName, s.cfg.DataDir)
 	}
 	progress := func(phase, msg string) {
 		_ = stream.Send(&agentv1.PreviewEtcdRestoreResponse{Event: &agentv1.PreviewEtcdRestoreResponse_Progress{Progress: &agentv1.Progress{Phase: phase, Message: msg}}})
 	}
-	snap, path, err := s.fetchForRestore(ctx, req.GetSnapshot(), progress)
+	// A snapshot of the other datastore is refused before it is fetched.
+	found, err := s.resolveSnapshot(ctx, req.GetSnapshot())
+	if err != nil {
+		return err
+	}
+	if (found.DatastoreKind() == dbsnap.DatastoreSQLite) != (kind == etcdsnap.DatastoreSQLite) {
+		return status.Errorf(codes.FailedPrecondition, "snapshot %s is of the %s datastore and node %s keeps its datastore in %s: it cannot restore here; pick a snapshot taken on a server like it", found.Name, found.DatastoreKind(), s.cfg.NodeName, kind)
+	}
+	snap, path, err := s.fetchForRestore(ctx, &agentv1.SnapshotRef{Name: found.Name}, progress)
 	if err != nil {
 		return err
 	}
 	progress("read-snapshot", "reading "+snap.Name)
-	contents, err := etcdsnap.SnapshotContents(path)
+	contents, err := etcdsnap.SnapshotKeys(path).ReadKeys(ctx)
 	if err != nil {
 		return failure(codes.DataLoss, agentv1.ReasonChecksumMismatch, "%v", err)
 	}
-	progress("read-live", "reading the live keys of the local member")
-	cli, err := s.snapshots.Client.New()
+	live, err := s.liveKeys(ctx, kind)
 	if err != nil {
-		return status.Errorf(codes.Unavailable, "local etcd: %v", err)
-	}
-	defer cli.Close()
-	live, err := etcdsnap.LiveContents(ctx, cli)
-	if err != nil {
-		return status.Errorf(codes.Unavailable, "%v: the preview compares with the live cluster, so the local member must answer", err)
+		return err
 	}
 	preview := &agentv1.EtcdRestorePreview{
 		Snapshot: snapshotProto(snap), LiveRevision: live.Revision,
@@ -73,6 +76,28 @@ func (s *Server) PreviewEtcdRestore(req *agentv1.PreviewEtcdRestoreRequest, stre
 		})
 	}
 	return stream.Send(&agentv1.PreviewEtcdRestoreResponse{Event: &agentv1.PreviewEtcdRestoreResponse_Preview{Preview: preview}})
+}
+
+// liveKeys reads the live datastore's keys: the local etcd member's, or
+// kine's table in the live state.db (one short read transaction).
+func (s *Server) liveKeys(ctx context.Context, kind string) (*etcdsnap.Contents, error) {
+	if kind == etcdsnap.DatastoreSQLite {
+		live, err := etcdsnap.SQLiteKeys{Path: s.snapshots.Layout.StateDB()}.ReadKeys(ctx)
+		if err != nil {
+			return nil, status.Errorf(codes.Unavailable, "read the live datastore: %v", err)
+		}
+		return live, nil
+	}
+	cli, err := s.snapshots.Client.New()
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "local etcd: %v", err)
+	}
+	defer cli.Close()
+	live, err := etcdsnap.LiveContents(ctx, cli)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "%v: the preview compares with the live cluster, so the local member must answer", err)
+	}
+	return live, nil
 }
 
 // resolveSnapshot finds the snapshot a request names in the store: by
@@ -162,6 +187,7 @@ func (s *Server) PrepareRestorePlan(ctx context.Context, req *agentv1.PrepareRes
 		Role: map[agentv1.RestoreRole]string{
 			agentv1.RestoreRole_RESTORE_ROLE_RESET:  restoreplan.RoleReset,
 			agentv1.RestoreRole_RESTORE_ROLE_REJOIN: restoreplan.RoleRejoin,
+			agentv1.RestoreRole_RESTORE_ROLE_SQLITE: restoreplan.RoleSQLite,
 		}[part.GetRole()],
 		SnapshotName: part.GetSnapshot().GetName(), SnapshotSHA256: part.GetSnapshotSha256(),
 		MemberName: part.GetMemberName(), PeerURLs: part.GetPeerUrls(),

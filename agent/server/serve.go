@@ -204,7 +204,11 @@ func (s *Server) snapshotJob() schedule.Job {
 		Name: "etcd-snapshot",
 		Spec: s.cfg.Etcd.Schedule,
 		ShouldRun: func(ctx context.Context) (bool, error) {
-			if !s.snapshots.Layout.IsEtcdMember() {
+			switch s.snapshots.Layout.Datastore() {
+			case etcdsnap.DatastoreSQLite:
+				// A server on SQLite is the cluster's only server.
+				return true, nil
+			case "":
 				return false, nil
 			}
 			st := etcdmember.Status(ctx, s.snapshots.Client)

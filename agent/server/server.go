@@ -130,6 +130,7 @@ func (s *Server) Info(ctx context.Context, req *agentv1.InfoRequest) (*agentv1.I
 	if s.snapshots.Store != nil {
 		resp.Store = s.snapshots.Store.String()
 	}
+	resp.Datastore = layout.Datastore()
 	if layout.IsServer() {
 		resp.Roles = append(resp.Roles, agentv1.NodeRole_NODE_ROLE_SERVER)
 	} else {
@@ -152,7 +153,9 @@ func (s *Server) Info(ctx context.Context, req *agentv1.InfoRequest) (*agentv1.I
 		resp.Etcd = memberHealth(etcdmember.Status(ctx, s.snapshots.Client))
 	}
 	if req.Layers {
-		resp.Layers = s.layers(ctx, layout.IsEtcdMember(), resp.Etcd.Leader)
+		// A server on SQLite is the cluster's only one: it takes the
+		// snapshots, as an etcd leader does.
+		resp.Layers = s.layers(ctx, layout.Datastore() != "", resp.Etcd.Leader || layout.IsSQLite())
 	}
 	return resp, nil
 }

@@ -84,6 +84,10 @@ type Etcd struct {
 	CA   string `json:"ca,omitempty"`
 	Cert string `json:"cert,omitempty"`
 	Key  string `json:"key,omitempty"`
+	// KineEndpoint is where a server on SQLite serves its datastore
+	// through kine (default k3s's unix://<dataDir>/server/kine.sock): a
+	// restore waits until it answers again.
+	KineEndpoint string `json:"kineEndpoint,omitempty"`
 	// SnapshotKeyFile holds an age identity (AGE-SECRET-KEY-1...); when set,
 	// snapshots are encrypted on the node before they leave it.
 	SnapshotKeyFile string `json:"snapshotKeyFile,omitempty"`
@@ -404,6 +408,9 @@ func (c *Config) complete() error {
 	}
 	if c.Etcd.Retention.IsZero() {
 		c.Etcd.Retention = DefaultRetention()
+	}
+	if c.Etcd.KineEndpoint == "" {
+		c.Etcd.KineEndpoint = "unix://" + filepath.Join(c.DataDir, "server", "kine.sock")
 	}
 	if c.Etcd.Endpoint == "" {
 		c.Etcd.Endpoint = DefaultEtcdEndpoint

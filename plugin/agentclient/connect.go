@@ -29,6 +29,15 @@ func (n *Node) IsEtcdLeader() bool {
 // IsEtcdMember reports whether the node runs an etcd member.
 func (n *Node) IsEtcdMember() bool { return n.Ready() && n.Info.GetEtcd().GetMember() }
 
+// IsSQLite reports whether the node is a k3s server on SQLite: its
+// datastore is server/db/state.db served by kine, and it is the cluster's
+// only server.
+func (n *Node) IsSQLite() bool { return n.Ready() && n.Info.GetDatastore() == "sqlite" }
+
+// HoldsDatastore reports whether the node keeps the cluster's datastore:
+// an etcd member or a server on SQLite.
+func (n *Node) HoldsDatastore() bool { return n.IsEtcdMember() || n.IsSQLite() }
+
 // Nodes are the agents of a cluster.
 type Nodes []*Node
 
@@ -51,11 +60,12 @@ func (ns Nodes) Find(name string) (*Node, bool) {
 	return nil, false
 }
 
-// EtcdLeader returns the node whose member leads etcd.
+// EtcdLeader returns the node whose member leads etcd, or the server on
+// SQLite of a cluster without etcd.
 func (ns Nodes) EtcdLeader() (*Node, error) {
 	members := 0
 	for _, n := range ns {
-		if n.IsEtcdLeader() {
+		if n.IsEtcdLeader() || n.IsSQLite() {
 			return n, nil
 		}
 		if n.IsEtcdMember() {
@@ -99,8 +109,8 @@ func (ns Nodes) Server(name string) (*Node, error) {
 	if !n.Ready() {
 		return nil, n.Err
 	}
-	if !n.IsEtcdMember() {
-		return nil, fmt.Errorf("--node %s: the node runs no etcd member (it is not a k3s server with embedded etcd); pick a server", name)
+	if !n.HoldsDatastore() {
+		return nil, fmt.Errorf("--node %s: the node runs no etcd member (it is not a k3s server with embedded etcd or SQLite); pick a server", name)
 	}
 	return n, nil
 }

@@ -26,6 +26,7 @@ func SnapshotFromProto(p *agentv1.EtcdSnapshot) *dbsnap.Snapshot {
 		UploadError:   p.UploadError,
 		BackupSet:     p.BackupSet,
 		Scheduled:     p.Scheduled,
+		Datastore:     p.Datastore,
 	}
 	if p.Created != nil {
 		s.Created = p.Created.AsTime()

@@ -114,11 +114,21 @@ func (l *Lab) upAPIServer(ctx context.Context) error {
 // readClusterID records the kube-system namespace's UID: the cluster id
 // kubectl dr files the store under.
 func (l *Lab) readClusterID(ctx context.Context, client *http.Client) error {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, l.apiServerURL()+"/api/v1/namespaces/kube-system", nil)
+	uid, err := l.namespaceUID(ctx, client, l.apiServerURL(), "kube-system")
+	if err != nil {
+		return err
+	}
+	l.State.ClusterID = uid
+	return l.saveState()
+}
+
+// namespaceUID reads a namespace's UID from the API server at url.
+func (l *Lab) namespaceUID(ctx context.Context, client *http.Client, url, name string) (string, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/api/v1/namespaces/"+name, nil)
 	req.Header.Set("Authorization", "Bearer "+l.State.KubeToken)
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("read kube-system namespace: %w", err)
+		return "", fmt.Errorf("read %s namespace: %w", name, err)
 	}
 	defer resp.Body.Close()
 	var ns struct {
@@ -127,10 +137,9 @@ func (l *Lab) readClusterID(ctx context.Context, client *http.Client) error {
 		} `json:"metadata"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&ns); err != nil || ns.Metadata.UID == "" {
-		return fmt.Errorf("read kube-system namespace UID: %v (%s)", err, resp.Status)
+		return "", fmt.Errorf("read %s namespace UID: %v (%s)", name, err, resp.Status)
 	}
-	l.State.ClusterID = ns.Metadata.UID
-	return l.saveState()
+	return ns.Metadata.UID, nil
 }
 
 func (l *Lab) apiHTTPClient() (*http.Client, error) {
@@ -147,6 +156,12 @@ func (l *Lab) apiHTTPClient() (*http.Client, error) {
 }
 
 func (l *Lab) writeKubeconfig() error {
+	return l.writeKubeconfigFor(filepath.Join(l.Dir, "kubeconfig"), l.apiServerURL())
+}
+
+// writeKubeconfigFor writes a kubeconfig for the lab's admin at path,
+// reaching the API server at url.
+func (l *Lab) writeKubeconfigFor(path, url string) error {
 	caPEM, err := os.ReadFile(filepath.Join(l.Dir, "pki", "kube", "ca.crt"))
 	if err != nil {
 		return err
@@ -168,6 +183,6 @@ contexts:
     cluster: dr-lab
     user: lab-admin
 current-context: dr-lab
-`, l.apiServerURL(), base64.StdEncoding.EncodeToString(caPEM), l.State.KubeToken)
-	return os.WriteFile(filepath.Join(l.Dir, "kubeconfig"), []byte(cfg), 0o600)
+`, url, base64.StdEncoding.EncodeToString(caPEM), l.State.KubeToken)
+	return os.WriteFile(path, []byte(cfg), 0o600)
 }

@@ -98,16 +98,11 @@ func Build(ctx context.Context, root, outDir string, log io.Writer) (*Binaries, 
 	if err := os.MkdirAll(cache, 0o755); err != nil {
 		return nil, fmt.Errorf("create binary cache: %w", err)
 	}
-	// Two test binaries may build at once; one builds, the other waits.
-	lock, err := os.OpenFile(filepath.Join(cache, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	unlock, err := lockCache(cache)
 	if err != nil {
-		return nil, fmt.Errorf("lock binary cache: %w", err)
+		return nil, err
 	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return nil, fmt.Errorf("lock binary cache: %w", err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	defer unlock()
 
 	b := &Binaries{}
 	paths := map[string]string{}
@@ -138,6 +133,26 @@ func Build(ctx context.Context, root, outDir string, log io.Writer) (*Binaries, 
 	b.K3sStandin = filepath.Join(outDir, "k3s-standin")
 	b.Dirs = append([]string{outDir}, b.Dirs...)
 	return b, nil
+}
+
+// lockCache holds the binary cache: two test binaries may build at once;
+// one builds, the other waits.
+func lockCache(cache string) (func(), error) {
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return nil, fmt.Errorf("create binary cache: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(cache, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock binary cache: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("lock binary cache: %w", err)
+	}
+	return func() {
+		syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+		lock.Close()
+	}, nil
 }
 
 func (c component) ensure(ctx context.Context, root, cache string, log io.Writer) (string, error) {

@@ -83,6 +83,10 @@ type State struct {
 	// LabBin is the lab CLI; EtcdRestore as in Options.
 	LabBin      string `json:"labBin,omitempty"`
 	EtcdRestore string `json:"etcdRestore,omitempty"`
+	// KineBin and KubeAPIServerBin start the SQLite server again (lab
+	// start k3s-sqlite-1) without building anything; set by UpSQLite.
+	KineBin          string `json:"kineBin,omitempty"`
+	KubeAPIServerBin string `json:"kubeAPIServerBin,omitempty"`
 }
 
 func (l *Lab) statePath() string { return filepath.Join(l.Dir, "lab.json") }
@@ -410,6 +414,7 @@ func (l *Lab) procs() []proc {
 	}
 	pg := l.proc("postgres")
 	pg.stopSignal = syscall.SIGINT // PostgreSQL's fast shutdown
+	ps = append(ps, l.sqliteProcs()...)
 	ps = append(ps, l.proc("kube-apiserver"), l.proc("minio"), l.proc("seaweedfs"), pg)
 	for _, n := range l.EtcdNodes() {
 		ps = append(ps, l.proc("etcd-"+n))

@@ -12,4 +12,7 @@
 //	benchtool walbench -corpus DIR -spool DIR -n N [-as USER CMD...]
 //	                                     (spool-to-store latency, beside CMD's)
 //	benchtool tlsproxy ADDR URL CAFILE   (HTTPS in front of MinIO)
+//	benchtool kinefill -mib N STATE_DB   (a kine SQLite database of N MiB)
+//	benchtool kinewrite STATE_DB         (kine-like writes until killed)
+//	benchtool sqlitesnap -key FILE DIR   (the agent's SQLite snapshot of DIR/server/db/state.db)
 package main

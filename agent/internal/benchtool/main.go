@@ -76,6 +76,30 @@ func run(ctx context.Context, args []string) error {
 		return tlsproxy(args[1], args[2], args[3])
 	case "bucketfill", "buckettouch", "bucketmirror", "bucketpass":
 		return bucketCmd(ctx, args[0], args[1:])
+	case "kinefill":
+		fs := flag.NewFlagSet("kinefill", flag.ExitOnError)
+		mib := fs.Int("mib", 500, "MiB of values to write")
+		fs.Parse(args[1:])
+		if fs.NArg() != 1 {
+			return fmt.Errorf("usage: benchtool kinefill [-mib N] STATE_DB")
+		}
+		return kineFill(fs.Arg(0), *mib)
+	case "kinewrite":
+		fs := flag.NewFlagSet("kinewrite", flag.ExitOnError)
+		every := fs.Duration("every", 5*time.Millisecond, "pause between writes")
+		fs.Parse(args[1:])
+		if fs.NArg() != 1 {
+			return fmt.Errorf("usage: benchtool kinewrite [-every D] STATE_DB")
+		}
+		return kineWrite(fs.Arg(0), *every)
+	case "sqlitesnap":
+		fs := flag.NewFlagSet("sqlitesnap", flag.ExitOnError)
+		key := fs.String("key", "", "snapshot key file (age identity)")
+		fs.Parse(args[1:])
+		if fs.NArg() != 1 {
+			return fmt.Errorf("usage: benchtool sqlitesnap [-key FILE] DATA_DIR")
+		}
+		return sqliteSnap(ctx, fs.Arg(0), *key)
 	case "rmprefix":
 		if len(args) != 2 {
 			return fmt.Errorf("usage: benchtool rmprefix PREFIX")

@@ -30,7 +30,7 @@ import (
 
 // Errors a caller can tell apart.
 var (
-	ErrNotMember = errors.New("this node runs no etcd member")
+	ErrNotMember = errors.New("this node runs no datastore (no etcd member, no SQLite state.db)")
 	ErrBusy      = errors.New("a snapshot is already being taken on this node")
 )
 
@@ -71,18 +71,22 @@ func (s *Snapshotter) now() time.Time {
 
 func (s *Snapshotter) pendingDir() string { return filepath.Join(s.StateDir, "etcd-pending") }
 
-// Save takes a snapshot from the local member and, in one pass over etcd's
+// Save takes a snapshot of the node's datastore. From the local etcd
+// member it goes, in one pass over etcd's
 // stream, checks etcd's sha256 trailer, writes the k3s-named local copy
 // (.part, fsync, rename) and uploads it compressed. The metadata object is
 // written only after the upload is verified. If the upload fails, the
 // local copy is kept and recorded as not uploaded, and the returned
 // snapshot says why; the error is for failures that leave no snapshot.
+// A server on SQLite takes an online copy of state.db instead
+// (saveSQLite), kept, uploaded and recorded the same way.
 func (s *Snapshotter) Save(ctx context.Context, req SaveRequest) (*dbsnap.Snapshot, error) {
 	if err := dbsnap.ValidateName(req.Name); err != nil {
 		return nil, err
 	}
-	if !s.Layout.IsEtcdMember() {
-		return nil, fmt.Errorf("node %s: %w (no %s)", s.Node, ErrNotMember, s.Layout.EtcdDataDir())
+	kind := s.Layout.Datastore()
+	if kind == "" {
+		return nil, fmt.Errorf("node %s: %w (no %s and no %s)", s.Node, ErrNotMember, s.Layout.EtcdDataDir(), s.Layout.StateDB())
 	}
 	if !s.mu.TryLock() {
 		return nil, ErrBusy
@@ -91,6 +95,9 @@ func (s *Snapshotter) Save(ctx context.Context, req SaveRequest) (*dbsnap.Snapsh
 	progress := req.Progress
 	if progress == nil {
 		progress = func(string, int64, int64) {}
+	}
+	if kind == DatastoreSQLite {
+		return s.saveSQLite(ctx, req, progress)
 	}
 
 	cli, err := s.Client.New(snapshotDial()...)

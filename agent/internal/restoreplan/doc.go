@@ -6,5 +6,7 @@
 // barrier every member of a restore across several servers waits at once
 // stopped, and the roll-back of a part that ends before it), the new
 // data directory built beside the member's and swapped in with the old one
-// moved aside (never deleted). A node engine, private to the agent.
+// moved aside (never deleted); on a k3s server on SQLite, state.db and its
+// WAL files swapped for the verified copy, put back if it does not
+// serve. A node engine, private to the agent.
 package restoreplan

@@ -174,6 +174,14 @@ func (p *Plan) Hint() string {
 	if p.Flavor == "k3s" {
 		start, what = "systemctl start k3s, or restore.startCommand", "k3s"
 	}
+	if p.Role == RoleSQLite {
+		switch f.Name {
+		case StepSwapStateDB:
+			return fmt.Sprintf("k3s is stopped here: files of %s already moved are named state.db.aside-%s[-wal,-shm]; move them back (state.db, state.db-wal, state.db-shm together) and start k3s (%s)", p.stateDB(), p.ID, start)
+		case StepStart, StepHealthy:
+			return fmt.Sprintf("see the error: when it says the previous database is back, k3s runs on it and the restored copy is at %s.failed-%s; otherwise the restored copy is in place and the previous files are state.db.aside-%s[-wal,-shm]", p.stateDB(), p.ID, p.ID)
+		}
+	}
 	switch f.Name {
 	case StepVerify:
 		return "nothing was stopped: fetch the snapshot again (a new restore) or pick another one"
@@ -349,6 +357,12 @@ type Runner struct {
 	// ResetHealthy reports whether the reset server's etcd is healthy at
 	// its client URLs (k3s flavour, servers that rejoin).
 	ResetHealthy func(ctx context.Context, clientURLs []string) error
+	// KineHealthy reports whether kine serves the datastore again (a k3s
+	// server on SQLite).
+	KineHealthy func(ctx context.Context) error
+	// KineLimit bounds the wait for kine on a restored copy before the
+	// previous database is put back (default 5 minutes).
+	KineLimit time.Duration
 	// OnStep is told every step change, after it is saved.
 	OnStep func(p *Plan, s Step)
 	// Running reports whether the local member answers at all (with or
@@ -406,7 +420,7 @@ func (r *Runner) Run(ctx context.Context, p *Plan) error {
 			}
 			return err
 		}
-		if s.Name == StepRestore || s.Name == StepClusterReset {
+		if s.Name == StepRestore || s.Name == StepClusterReset || s.Name == StepSwapStateDB {
 			dropCache(p)
 		}
 	}
@@ -492,6 +506,9 @@ func (r *Runner) setDetail(p *Plan, s *Step, detail string) error {
 func (r *Runner) step(ctx context.Context, p *Plan, s *Step) error {
 	switch s.Name {
 	case StepVerify:
+		if p.Role == RoleSQLite {
+			return verifyFile(p.Staging, p.SnapshotSHA256, p.SnapshotSize)
+		}
 		if p.Staging != "" {
 			return verifyStaging(p)
 		}
@@ -517,9 +534,29 @@ func (r *Runner) step(ctx context.Context, p *Plan, s *Step) error {
 		}
 		return SwapDataDir(StagingDir(p.Member.DataDir), p.Member.DataDir, s.Detail)
 	case StepStart:
+		if p.Role == RoleSQLite {
+			if err := r.Host.Start(ctx); err != nil {
+				return r.sqliteStepFailed(ctx, p, err)
+			}
+			return nil
+		}
 		return r.Host.Start(ctx)
 	case StepHealthy:
+		if p.Role == RoleSQLite {
+			if err := poll(ctx, r.kineLimit(), "kine does not serve the restored database", r.KineHealthy); err != nil {
+				return r.sqliteStepFailed(ctx, p, err)
+			}
+			return nil
+		}
 		return poll(ctx, healthyLimit, "the member is not healthy", r.Healthy)
+	case StepSwapStateDB:
+		if s.Detail == "" {
+			// Where the old files go is on disk before they move.
+			if err := r.setDetail(p, s, p.stateDB()+".aside-"+p.ID); err != nil {
+				return err
+			}
+		}
+		return swapStateDB(p.stateDB(), p.Staging, ".aside-"+p.ID)
 	case StepWaitPeersStopped:
 		return waitPeersStopped(ctx, p.OtherPeerURLs, peersLimit)
 	case StepClusterReset:
@@ -579,7 +616,9 @@ func (ps Plans) Discard(id string) error {
 	if p.Started {
 		return fmt.Errorf("plan %s has started on %s: it is never discarded", id, p.Node)
 	}
-	if p.Staging != "" {
+	if p.Role == RoleSQLite && p.Staging != "" {
+		os.Remove(p.Staging)
+	} else if p.Staging != "" {
 		if b, err := ReadBuilt(p.Staging); err == nil && b.Plan == p.ID {
 			os.Remove(builtPath(p.Staging))
 			if err := os.RemoveAll(p.Staging); err != nil {

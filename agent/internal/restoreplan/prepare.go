@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/etcdsnap"
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/durable"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
@@ -99,6 +100,10 @@ func Build(cfg *agentconfig.Config, req Request) (*Plan, error) {
 		if _, err := os.Stat(cfg.DataDir); err != nil {
 			return nil, fmt.Errorf("%w: data dir %s: %v (give --data-dir)", ErrNotHere, cfg.DataDir, err)
 		}
+	} else if req.Role == RoleSQLite {
+		if db := (etcdsnap.Layout{DataDir: cfg.DataDir}).StateDB(); !etcdsnap.IsSQLiteFile(db) {
+			return nil, fmt.Errorf("%w: node %s has no SQLite datastore at %s", ErrNotHere, cfg.NodeName, db)
+		}
 	} else if _, err := os.Stat(cfg.Restore.EtcdDataDir); err != nil {
 		return nil, fmt.Errorf("%w: node %s has no etcd data dir at %s (restore.etcdDataDir): not an etcd member", ErrNotHere, cfg.NodeName, cfg.Restore.EtcdDataDir)
 	}
@@ -124,6 +129,19 @@ func Build(cfg *agentconfig.Config, req Request) (*Plan, error) {
 			RevisionBump: KubernetesRevisionBump,
 		}
 		steps = []string{StepVerify, StepStop, StepRestore, StepStart, StepHealthy}
+	case req.Role == RoleSQLite:
+		if req.Flavor != agentconfig.FlavorK3s {
+			return nil, fmt.Errorf("%w: a SQLite datastore is k3s's; node %s restores the %s way", ErrNotHere, cfg.NodeName, req.Flavor)
+		}
+		if (etcdsnap.Layout{DataDir: cfg.DataDir}).IsEtcdMember() {
+			return nil, fmt.Errorf("%w: node %s runs an etcd member (%s): its datastore is etcd, not SQLite", ErrNotHere, cfg.NodeName, cfg.Restore.EtcdDataDir)
+		}
+		p.Role, p.K3sDataDir = RoleSQLite, cfg.DataDir
+		if req.Bootstrap != BootstrapNone {
+			steps = []string{StepVerify, StepStop, StepBootstrap, StepSwapStateDB, StepStart, StepHealthy}
+		} else {
+			steps = []string{StepVerify, StepStop, StepSwapStateDB, StepStart, StepHealthy}
+		}
 	case req.Role == RoleReset:
 		if !req.Single && !InContainer() {
 			if _, err := os.Stat(cfg.Restore.K3sBinary); err != nil {
@@ -196,6 +214,13 @@ func Prepare(ctx context.Context, cfg *agentconfig.Config, store objstore.Store,
 		}
 		if want := req.SnapshotSHA256; want != "" && want != snap.SHA256 {
 			return nil, fmt.Errorf("%w: snapshot %s has sha256 %s here, the plan expects %s", ErrNotHere, snap.Name, snap.SHA256, want)
+		}
+		if sqlite := snap.DatastoreKind() == dbsnap.DatastoreSQLite; sqlite != (p.Role == RoleSQLite) {
+			here := "etcd"
+			if p.Role == RoleSQLite {
+				here = "SQLite (state.db through kine)"
+			}
+			return nil, fmt.Errorf("%w: %v: snapshot %s is of the %s datastore, node %s keeps its datastore in %s; pick a snapshot taken on a server like it", ErrNotHere, errNotSQLiteSnapshot, snap.Name, snap.DatastoreKind(), cfg.NodeName, here)
 		}
 		if req.PreviewDigest != "" {
 			if err := checkPreview(cfg, snap.Name, snap.SHA256, req.PreviewDigest, req.Previewed); err != nil {

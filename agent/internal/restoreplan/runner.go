@@ -37,7 +37,8 @@ func NewRunner(cfg *agentconfig.Config, onStep func(*Plan, Step)) *Runner {
 		Running: func(ctx context.Context) bool {
 			return etcdmember.Status(ctx, client).MemberID != 0
 		},
-		Reset: reset.Run,
+		Reset:       reset.Run,
+		KineHealthy: kineHealthy(etcdmember.ClientConfig{Endpoint: e.KineEndpoint, CA: e.CA, Cert: e.Cert, Key: e.Key}),
 		ResetHealthy: func(ctx context.Context, urls []string) error {
 			var errs []error
 			for _, u := range urls {
@@ -105,7 +106,8 @@ func identity(snap *dbsnap.Snapshot, keyFile string) (age.Identity, error) {
 // stops. The etcd flavour: the member's new data dir, built beside its
 // data dir (p.Staging) from the preview's copy of the snapshot when one is
 // here, otherwise streamed from the store without a second copy. The k3s
-// flavour: the verified snapshot file k3s resets from (p.SnapshotPath).
+// flavour: the verified snapshot file k3s resets from (p.SnapshotPath),
+// and for a server on SQLite its copy beside state.db (p.Staging).
 // reused tells that a copy already on the node was used. A snapshot that
 // does not match its checksums fails with dbsnap.ErrChecksum.
 func Stage(ctx context.Context, store objstore.Store, snap *dbsnap.Snapshot, keyFile, stateDir string, p *Plan) (reused bool, err error) {
@@ -116,6 +118,9 @@ func Stage(ctx context.Context, store objstore.Store, snap *dbsnap.Snapshot, key
 			return false, err
 		}
 		p.SnapshotPath = path
+		if p.Role == RoleSQLite {
+			return reused, stageSQLite(ctx, p, path)
+		}
 		return reused, nil
 	}
 	staging := StagingDir(p.Member.DataDir)

@@ -23,10 +23,16 @@ type Snapshot struct {
 	ClusterID string    `json:"clusterID,omitempty"`
 	// EtcdClusterID is etcd's own cluster id (hex).
 	EtcdClusterID string `json:"etcdClusterID,omitempty"`
-	Revision      int64  `json:"revision"`
-	EtcdVersion   string `json:"etcdVersion,omitempty"`
+	// Datastore is what the snapshot is a copy of: "sqlite" for k3s's
+	// state.db served through kine (a SQLite database file), empty or
+	// "etcd" for an etcd snapshot (a bolt database and etcd's trailer).
+	Datastore string `json:"datastore,omitempty"`
+	// Revision is etcd's, or kine's (the newest row id) for SQLite.
+	Revision    int64  `json:"revision"`
+	EtcdVersion string `json:"etcdVersion,omitempty"`
 	// Size and SHA256 are of the snapshot file as etcd streamed it (the
-	// bolt database followed by etcd's sha256 trailer), as k3s keeps it.
+	// bolt database followed by etcd's sha256 trailer), as k3s keeps it;
+	// for SQLite, of the database file the online backup wrote.
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
 	// StoredSize and StoredSHA256 are of the object in the store
@@ -44,6 +50,18 @@ type Snapshot struct {
 	// Bootstrap records the server token (and encryption config) kept
 	// encrypted beside the snapshot, for a restore onto a new host.
 	Bootstrap *Bootstrap `json:"bootstrap,omitempty"`
+}
+
+// DatastoreSQLite marks a snapshot of k3s's SQLite datastore.
+const DatastoreSQLite = "sqlite"
+
+// DatastoreKind is the snapshot's datastore, "etcd" when the record names
+// none (every record written before SQLite snapshots existed).
+func (s *Snapshot) DatastoreKind() string {
+	if s.Datastore == "" {
+		return "etcd"
+	}
+	return s.Datastore
 }
 
 // Encrypted reports whether the stored object is encrypted.

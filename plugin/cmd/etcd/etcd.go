@@ -9,13 +9,15 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/etcd/snapshot"
 )
 
-// NewCmdEtcd returns the etcd command.
+// NewCmdEtcd returns the etcd command; "datastore" is its other name,
+// for k3s servers on SQLite (docs/sqlite.md says why both).
 func NewCmdEtcd(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "etcd",
-		Short: "k3s etcd snapshots and restore",
-		Args:  cmdutil.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		Use:     "etcd",
+		Aliases: []string{"datastore"},
+		Short:   "k3s datastore snapshots and restore (embedded etcd, or SQLite through kine)",
+		Args:    cmdutil.NoArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(snapshot.NewCmdSnapshot(f, streams), etcdrestore.NewCmdRestore(f, streams))
 	return cmd

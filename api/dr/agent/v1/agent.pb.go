@@ -93,6 +93,9 @@ const (
 	RestoreRole_RESTORE_ROLE_RESET RestoreRole = 1
 	// Moves server/db aside and rejoins the reset server.
 	RestoreRole_RESTORE_ROLE_REJOIN RestoreRole = 2
+	// A single k3s server on SQLite: state.db and its WAL files moved
+	// aside together, the snapshot put in place.
+	RestoreRole_RESTORE_ROLE_SQLITE RestoreRole = 3
 )
 
 // Enum value maps for RestoreRole.
@@ -101,11 +104,13 @@ var (
 		0: "RESTORE_ROLE_UNSPECIFIED",
 		1: "RESTORE_ROLE_RESET",
 		2: "RESTORE_ROLE_REJOIN",
+		3: "RESTORE_ROLE_SQLITE",
 	}
 	RestoreRole_value = map[string]int32{
 		"RESTORE_ROLE_UNSPECIFIED": 0,
 		"RESTORE_ROLE_RESET":       1,
 		"RESTORE_ROLE_REJOIN":      2,
+		"RESTORE_ROLE_SQLITE":      3,
 	}
 )
 
@@ -468,7 +473,11 @@ type InfoResponse struct {
 	RestoreFlavor string `protobuf:"bytes,15,opt,name=restore_flavor,json=restoreFlavor,proto3" json:"restore_flavor,omitempty"`
 	// What this node can restore, one entry per layer: etcd (on members),
 	// files, each WAL source. Later layers (buckets, drills) add entries.
-	Layers        []*LayerStatus `protobuf:"bytes,16,rep,name=layers,proto3" json:"layers,omitempty"`
+	Layers []*LayerStatus `protobuf:"bytes,16,rep,name=layers,proto3" json:"layers,omitempty"`
+	// What this server keeps the cluster in: "etcd" (an embedded member),
+	// "sqlite" (server/db/state.db served by kine, no etcd member), empty
+	// on agent nodes.
+	Datastore     string `protobuf:"bytes,17,opt,name=datastore,proto3" json:"datastore,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -613,6 +622,13 @@ func (x *InfoResponse) GetLayers() []*LayerStatus {
 		return x.Layers
 	}
 	return nil
+}
+
+func (x *InfoResponse) GetDatastore() string {
+	if x != nil {
+		return x.Datastore
+	}
+	return ""
 }
 
 // LayerStatus is one layer's recovery point on one node, from what the
@@ -1063,8 +1079,10 @@ type EtcdSnapshot struct {
 	BootstrapStoreKey string   `protobuf:"bytes,22,opt,name=bootstrap_store_key,json=bootstrapStoreKey,proto3" json:"bootstrap_store_key,omitempty"`
 	BootstrapSha256   string   `protobuf:"bytes,23,opt,name=bootstrap_sha256,json=bootstrapSha256,proto3" json:"bootstrap_sha256,omitempty"`
 	BootstrapSkipped  string   `protobuf:"bytes,24,opt,name=bootstrap_skipped,json=bootstrapSkipped,proto3" json:"bootstrap_skipped,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// "sqlite" for a copy of k3s's SQLite datastore; empty for etcd.
+	Datastore     string `protobuf:"bytes,25,opt,name=datastore,proto3" json:"datastore,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EtcdSnapshot) Reset() {
@@ -1254,6 +1272,13 @@ func (x *EtcdSnapshot) GetBootstrapSha256() string {
 func (x *EtcdSnapshot) GetBootstrapSkipped() string {
 	if x != nil {
 		return x.BootstrapSkipped
+	}
+	return ""
+}
+
+func (x *EtcdSnapshot) GetDatastore() string {
+	if x != nil {
+		return x.Datastore
 	}
 	return ""
 }
@@ -5290,7 +5315,7 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\veta_seconds\x18\b \x01(\x03R\n" +
 	"etaSeconds\"%\n" +
 	"\vInfoRequest\x12\x16\n" +
-	"\x06layers\x18\x01 \x01(\bR\x06layers\"\xe4\x04\n" +
+	"\x06layers\x18\x01 \x01(\bR\x06layers\"\x82\x05\n" +
 	"\fInfoResponse\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12+\n" +
 	"\x05roles\x18\x02 \x03(\x0e2\x15.dr.agent.v1.NodeRoleR\x05roles\x12#\n" +
@@ -5310,7 +5335,8 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\rconfig_sha256\x18\r \x01(\tR\fconfigSha256\x12!\n" +
 	"\fconfig_error\x18\x0e \x01(\tR\vconfigError\x12%\n" +
 	"\x0erestore_flavor\x18\x0f \x01(\tR\rrestoreFlavor\x120\n" +
-	"\x06layers\x18\x10 \x03(\v2\x18.dr.agent.v1.LayerStatusR\x06layers\"\xbc\x03\n" +
+	"\x06layers\x18\x10 \x03(\v2\x18.dr.agent.v1.LayerStatusR\x06layers\x12\x1c\n" +
+	"\tdatastore\x18\x11 \x01(\tR\tdatastore\"\xbc\x03\n" +
 	"\vLayerStatus\x12\x14\n" +
 	"\x05layer\x18\x01 \x01(\tR\x05layer\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
@@ -5353,7 +5379,7 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x05error\x18\x0e \x01(\tR\x05error\x12\x1b\n" +
 	"\tpeer_urls\x18\x0f \x03(\tR\bpeerUrls\x12\x1f\n" +
 	"\vclient_urls\x18\x10 \x03(\tR\n" +
-	"clientUrls\"\xb1\x06\n" +
+	"clientUrls\"\xcf\x06\n" +
 	"\fEtcdSnapshot\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x124\n" +
@@ -5384,7 +5410,8 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x0fbootstrap_files\x18\x15 \x03(\tR\x0ebootstrapFiles\x12.\n" +
 	"\x13bootstrap_store_key\x18\x16 \x01(\tR\x11bootstrapStoreKey\x12)\n" +
 	"\x10bootstrap_sha256\x18\x17 \x01(\tR\x0fbootstrapSha256\x12+\n" +
-	"\x11bootstrap_skipped\x18\x18 \x01(\tR\x10bootstrapSkipped\"`\n" +
+	"\x11bootstrap_skipped\x18\x18 \x01(\tR\x10bootstrapSkipped\x12\x1c\n" +
+	"\tdatastore\x18\x19 \x01(\tR\tdatastore\"`\n" +
 	"\x17SaveEtcdSnapshotRequest\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
@@ -5708,11 +5735,12 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x15NODE_ROLE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10NODE_ROLE_SERVER\x10\x01\x12\x12\n" +
 	"\x0eNODE_ROLE_ETCD\x10\x02\x12\x13\n" +
-	"\x0fNODE_ROLE_AGENT\x10\x03*\\\n" +
+	"\x0fNODE_ROLE_AGENT\x10\x03*u\n" +
 	"\vRestoreRole\x12\x1c\n" +
 	"\x18RESTORE_ROLE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12RESTORE_ROLE_RESET\x10\x01\x12\x17\n" +
-	"\x13RESTORE_ROLE_REJOIN\x10\x02*`\n" +
+	"\x13RESTORE_ROLE_REJOIN\x10\x02\x12\x17\n" +
+	"\x13RESTORE_ROLE_SQLITE\x10\x03*`\n" +
 	"\rRestoreFlavor\x12\x1e\n" +
 	"\x1aRESTORE_FLAVOR_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12RESTORE_FLAVOR_K3S\x10\x01\x12\x17\n" +

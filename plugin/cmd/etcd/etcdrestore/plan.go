@@ -23,13 +23,16 @@ import (
 // members are the nodes whose agents run an etcd member, checked to be
 // complete: every node's agent must answer, or nothing starts.
 func members(nodes agentclient.Nodes) ([]*agentclient.Node, string, error) {
-	var out []*agentclient.Node
+	var out, sqlite []*agentclient.Node
 	var down []string
 	flavors := map[string]bool{}
 	for _, n := range nodes {
 		if !n.Ready() {
 			down = append(down, fmt.Sprintf("node %s: %v", n.Node, n.Err))
 			continue
+		}
+		if n.IsSQLite() {
+			sqlite = append(sqlite, n)
 		}
 		if n.IsEtcdMember() {
 			out = append(out, n)
@@ -39,7 +42,12 @@ func members(nodes agentclient.Nodes) ([]*agentclient.Node, string, error) {
 	if len(down) > 0 {
 		return nil, "", fmt.Errorf("nothing was stopped: every node's agent must answer before a restore starts:\n  %s", strings.Join(down, "\n  "))
 	}
-	if len(out) == 0 {
+	switch {
+	case len(sqlite) > 0 && (len(sqlite) > 1 || len(out) > 0):
+		return nil, "", fmt.Errorf("nothing was stopped: a k3s server on SQLite is the cluster's only server, but %d SQLite server(s) and %d etcd member(s) answered", len(sqlite), len(out))
+	case len(sqlite) == 1:
+		return sqlite, flavorSQLite, nil
+	case len(out) == 0:
 		return nil, "", errors.New("no agent runs on an etcd member")
 	}
 	if len(flavors) != 1 {
@@ -80,6 +88,10 @@ func inProgress(ctx context.Context, nodes agentclient.Nodes) error {
 	return nil
 }
 
+// flavorSQLite stands for a restore of a k3s server on SQLite: one part,
+// on that server.
+const flavorSQLite = "sqlite"
+
 // planParts gives every server its part of the plan, with the digest of
 // its part's preview (digests by node; "" from an agent that gives none).
 func planParts(servers []*agentclient.Node, flavor, planID, resetNode string, snap *dbsnap.Snapshot, digests map[string]string) ([]*agentv1.RestorePlanPart, error) {
@@ -96,11 +108,11 @@ func planParts(servers []*agentclient.Node, flavor, planID, resetNode string, sn
 		}
 	}
 	sort.Strings(cluster)
-	if flavor == "k3s" {
+	if flavor == "k3s" || flavor == flavorSQLite {
 		if reset == nil {
 			return nil, fmt.Errorf("nothing was stopped: %s is not one of the servers (%s)", resetNode, strings.Join(names, ", "))
 		}
-		if len(reset.Info.Etcd.GetClientUrls()) == 0 {
+		if flavor == "k3s" && len(reset.Info.Etcd.GetClientUrls()) == 0 {
 			return nil, fmt.Errorf("nothing was stopped: %s's member did not tell its client URLs, which the other servers wait on (%s)", resetNode, reset.Info.Etcd.GetError())
 		}
 	}
@@ -118,6 +130,8 @@ func planParts(servers []*agentclient.Node, flavor, planID, resetNode string, sn
 			part.PreviewDigest = d
 		}
 		switch {
+		case flavor == flavorSQLite:
+			part.Flavor, part.Role = agentv1.RestoreFlavor_RESTORE_FLAVOR_K3S, agentv1.RestoreRole_RESTORE_ROLE_SQLITE
 		case flavor == "etcd":
 			part.Flavor, part.Role = agentv1.RestoreFlavor_RESTORE_FLAVOR_ETCD, agentv1.RestoreRole_RESTORE_ROLE_RESET
 			part.MemberName, part.PeerUrls = n.Info.Etcd.GetMemberName(), n.Info.Etcd.GetPeerUrls()
@@ -176,8 +190,11 @@ func (o *Options) restore(ctx context.Context, nodes agentclient.Nodes, snap *db
 	// Every part is handed out, and the snapshot verified where it is
 	// used, before anything stops.
 	how := "every member restores it"
-	if flavor == "k3s" {
+	switch flavor {
+	case "k3s":
 		how = fmt.Sprintf("%s resets the cluster from it, the others rejoin", resetNode)
+	case flavorSQLite:
+		how = fmt.Sprintf("%s puts it in place of server/db/state.db (SQLite), the old files moved aside", resetNode)
 	}
 	fmt.Fprintf(o.ErrOut, "plan %s: %s (revision %d) on %s; %s\n", planID, snap.Name, snap.Revision, strings.Join(names, ", "), how)
 	errs := make([]error, len(servers))
@@ -275,7 +292,11 @@ func (o *Options) restore(ctx context.Context, nodes agentclient.Nodes, snap *db
 	etcdUp := time.Since(start)
 	apiUp, apiErr := o.waitAPIServer(ctx, 3*time.Minute)
 	o.printTimeline(outcomes, start)
-	fmt.Fprintf(o.Out, "etcd healthy on %d member(s) after %s", len(servers), etcdUp.Round(100*time.Millisecond))
+	if flavor == flavorSQLite {
+		fmt.Fprintf(o.Out, "kine serving the restored state.db on %s after %s", resetNode, etcdUp.Round(100*time.Millisecond))
+	} else {
+		fmt.Fprintf(o.Out, "etcd healthy on %d member(s) after %s", len(servers), etcdUp.Round(100*time.Millisecond))
+	}
 	if apiErr != nil {
 		fmt.Fprintf(o.Out, "; the API server did not answer: %v\n", apiErr)
 		return cmdutil.Partial("etcd is restored but the API server did not answer within 3m: check kube-apiserver")
@@ -398,7 +419,7 @@ func (o *Options) status(ctx context.Context, nodes agentclient.Nodes) error {
 			failed = true
 			continue
 		}
-		if !n.IsEtcdMember() {
+		if !n.HoldsDatastore() {
 			continue
 		}
 		st, err := n.Conn.RestorePlanStatus(ctx, &agentv1.RestorePlanStatusRequest{})

@@ -104,6 +104,13 @@ func run(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		if fs.Arg(0) == "k3s-"+lab.SQLiteNode {
+			// The SQLite server's k3s: kine and its kube-apiserver.
+			if verb == "stop" {
+				return l.StopSQLiteK3s()
+			}
+			return l.StartSQLiteK3s(ctx)
+		}
 		if verb == "stop" {
 			return l.StopProcess(fs.Arg(0))
 		}
