@@ -152,6 +152,9 @@ func parseRevision(k []byte) (r rev, tombstone, ok bool) {
 // KeyOf returns the key of a marshalled mvccpb.KeyValue (field 1) without
 // decoding, or copying, the rest.
 func KeyOf(v []byte) ([]byte, bool) {
+	// A field given twice is the last one's, as protobuf decoders read it.
+	var key []byte
+	found := false
 	for len(v) > 0 {
 		tag, n := binary.Uvarint(v)
 		if n <= 0 {
@@ -166,18 +169,27 @@ func KeyOf(v []byte) ([]byte, bool) {
 				return nil, false
 			}
 			v = v[n:]
+		case 1, 5:
+			size := 8
+			if wire == 5 {
+				size = 4
+			}
+			if len(v) < size {
+				return nil, false
+			}
+			v = v[size:]
 		case 2:
 			l, n := binary.Uvarint(v)
 			if n <= 0 || l > uint64(len(v)-n) {
 				return nil, false
 			}
 			if field == 1 {
-				return v[n : n+int(l)], true
+				key, found = v[n:n+int(l)], true
 			}
 			v = v[n+int(l):]
 		default:
 			return nil, false
 		}
 	}
-	return nil, false
+	return key, found
 }
