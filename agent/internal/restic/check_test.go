@@ -2,11 +2,13 @@ package restic
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A repository missing a pack: check reports each problem restic found,
@@ -55,4 +57,60 @@ func TestCheckNamesWhatItFound(t *testing.T) {
 		t.Fatalf("check of a repository without its packs: %d errors, messages %q; want the problems named", res.Errors, res.Messages)
 	}
 	t.Logf("check found: %q", res.Messages)
+}
+
+// A repository locked by another restic: check says the repository is
+// locked (so the caller can wait, or remove a stale lock) instead of
+// reporting the lock as a problem found in the repository. Once the other
+// process is gone, unlock removes its lock and check passes.
+func TestCheckOfALockedRepositoryIsLocked(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "restic")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/restic/restic/cmd/restic").CombinedOutput(); err != nil {
+		t.Fatalf("build restic: %v\n%s", err, out)
+	}
+	pw := filepath.Join(dir, "password")
+	if err := os.WriteFile(pw, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	repo := filepath.Join(dir, "repo")
+	r := &Repo{Binary: bin, Repository: repo, PasswordFile: pw, CacheDir: filepath.Join(dir, "cache")}
+	ctx := context.Background()
+	if err := r.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A backup from a stdin that never ends holds its lock until killed.
+	holder := exec.Command(bin, "backup", "--stdin", "--stdin-filename", "x", "--no-cache")
+	holder.Env = append(os.Environ(), "RESTIC_REPOSITORY="+repo, "RESTIC_PASSWORD_FILE="+pw)
+	stdin, err := holder.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	defer holder.Process.Kill()
+	for i := 0; ; i++ {
+		locks, _ := filepath.Glob(filepath.Join(repo, "locks", "*"))
+		if len(locks) > 0 {
+			break
+		}
+		if i == 300 {
+			t.Fatal("the holding backup took no lock within 30s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := r.Check(ctx, ""); !errors.Is(err, ErrLocked) {
+		t.Fatalf("check while another restic holds the lock: err = %v, want ErrLocked", err)
+	}
+	// Killed: its lock stays behind, stale (its process is gone).
+	holder.Process.Kill()
+	holder.Wait()
+	if err := r.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := r.Check(ctx, ""); err != nil || res.Errors != 0 {
+		t.Fatalf("check after unlock removed the dead process's lock: %+v, %v", res, err)
+	}
 }

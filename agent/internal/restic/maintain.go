@@ -102,7 +102,10 @@ func (r *Repo) Check(ctx context.Context, subset string) (*CheckResult, error) {
 			res.Messages = append(res.Messages, m.Message)
 		}
 	})
-	if err != nil && res.Errors == 0 {
+	// restic counts a lock it could not take as one error in its summary:
+	// that is not a finding about the repository, and the caller waits for
+	// the lock or removes it if stale.
+	if err != nil && (res.Errors == 0 || errors.Is(err, ErrLocked)) {
 		return nil, err
 	}
 	// restic writes each problem it finds to stderr: the user is told
