@@ -9,8 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
+
+	etcdserverpb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
 	"github.com/kubectl-dr/kubectl-dr/internal/etcdmember"
 )
@@ -121,21 +124,38 @@ func (l *Lab) addEtcdMember(ctx context.Context, via, node string) ([]string, er
 	defer cli.Close()
 	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	resp, err := cli.MemberAdd(actx, []string{l.etcdPeerURL(node)})
+	// An earlier add may have gone through although its answer was lost
+	// (a timeout while two servers rejoin at once): then the member is
+	// listed, not started, and adding it again can only fail. Start it.
+	peer := l.etcdPeerURL(node)
+	if list, err := cli.MemberList(actx); err == nil {
+		for _, m := range list.Members {
+			if slices.Contains(m.PeerURLs, peer) && m.Name == "" {
+				return clusterOf(list.Members, m.ID, node), nil
+			}
+		}
+	}
+	resp, err := cli.MemberAdd(actx, []string{peer})
 	if err != nil {
 		return nil, fmt.Errorf("add %s through %s: %w", node, via, err)
 	}
+	return clusterOf(resp.Members, resp.Member.ID, node), nil
+}
+
+// clusterOf is the --initial-cluster of members, with the one of id (not
+// started yet, so nameless) named node.
+func clusterOf(members []*etcdserverpb.Member, id uint64, node string) []string {
 	var cluster []string
-	for _, m := range resp.Members {
+	for _, m := range members {
 		name := m.Name
-		if m.ID == resp.Member.ID {
+		if m.ID == id {
 			name = node
 		}
 		for _, u := range m.PeerURLs {
 			cluster = append(cluster, name+"="+u)
 		}
 	}
-	return cluster, nil
+	return cluster
 }
 
 func (l *Lab) startEtcdMember(n string, cluster []string, state string) error {
