@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 )
@@ -239,5 +240,79 @@ func TestEtcdSnapshotImportRefusesADamagedFileAndUploadsNothing(t *testing.T) {
 	}
 	if objs := e.storeObjects(); len(objs) != 0 {
 		t.Errorf("the store holds %v after refused imports", objs)
+	}
+}
+
+// k3s's own snapshots on a server (a .zip and a plain one, beside a .part
+// copy being written) are listed by ls --all as k3s-local, never by plain
+// ls; import NAME has that server's agent verify and upload one, encrypted
+// to the agent's snapshot key, after which it is listed once, as imported.
+// A truncated one is refused and nothing reaches the store.
+func TestEtcdSnapshotLsAllAndImportOfK3sLocalSnapshots(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.snapshotKey = id
+	keyFile := filepath.Join(t.TempDir(), "snapshot.key")
+	os.WriteFile(keyFile, []byte(id.String()+"\n"), 0o600)
+	dataDir := t.TempDir()
+	snapDir := filepath.Join(dataDir, "server", "db", "snapshots")
+	os.MkdirAll(snapDir, 0o700)
+	snap, _ := etcdFiles(t)
+	data := fileBytes(t, snap)
+	zipped := fileBytes(t, zipLikeK3s(t, snap, "etcd-snapshot-server-1-1795285773"))
+	os.WriteFile(filepath.Join(snapDir, "etcd-snapshot-server-1-1795285773.zip"), zipped, 0o600)
+	os.WriteFile(filepath.Join(snapDir, "nightly-server-1-1795280000"), data, 0o600)
+	os.WriteFile(filepath.Join(snapDir, "cut-server-1-1795270000"), data[:len(data)-4096], 0o600)
+	os.WriteFile(filepath.Join(snapDir, "on-demand-server-1-1795290000.1a2b3c.part"), data[:100], 0o600)
+	e.agent("server-1", func(c *agentconfig.Config) {
+		c.DataDir = dataDir
+		c.Etcd.SnapshotKeyFile = keyFile
+	})
+
+	r := e.run("etcd", "snapshot", "ls")
+	if r.code != 0 || strings.Contains(r.stdout, "server-1-179") {
+		t.Errorf("plain ls lists k3s's snapshots\n%s", r)
+	}
+	r = e.run("etcd", "snapshot", "ls", "--all")
+	rs := rows(t, r.stdout)
+	for _, name := range []string{"etcd-snapshot-server-1-1795285773.zip", "nightly-server-1-1795280000", "cut-server-1-1795270000"} {
+		if got := rs[name]; len(got) < 9 || got[1] != "server-1" || got[len(got)-1] != "k3s-local" || got[len(got)-3] != "local" {
+			t.Errorf("ls --all row of %s: %v, want server-1, local, origin k3s-local\n%s", name, got, r)
+		}
+	}
+	if strings.Contains(r.stdout, ".part") {
+		t.Errorf("ls --all lists a .part copy\n%s", r)
+	}
+
+	r = e.run("etcd", "snapshot", "import", "cut-server-1-1795270000")
+	if r.code != 1 || !strings.Contains(r.stderr, "import refused, nothing was uploaded") || !strings.Contains(r.stderr, "truncated or damaged") {
+		t.Errorf("import of a truncated k3s snapshot: want it refused\n%s", r)
+	}
+	if objs := e.storeObjects(); len(objs) != 0 {
+		t.Errorf("the store holds %v after a refused import", objs)
+	}
+	r = e.run("etcd", "snapshot", "import", "etcd-snapshot-server-1-1795285773.zip")
+	if r.code != 0 || !strings.Contains(r.stdout, "imported k3s snapshot etcd-snapshot-server-1-1795285773.zip as etcd-snapshot-server-1-1795285773 (node server-1") {
+		t.Fatalf("import NAME:\n%s", r)
+	}
+	r = e.run("etcd", "snapshot", "download", "etcd-snapshot-server-1-1795285773", "--to", filepath.Join(t.TempDir(), "x"))
+	if r.code != 0 || !strings.Contains(r.stderr, "verified") {
+		t.Errorf("download of the imported k3s snapshot\n%s", r)
+	}
+	r = e.run("etcd", "snapshot", "ls", "--all")
+	rs = rows(t, r.stdout)
+	if got := rs["etcd-snapshot-server-1-1795285773"]; len(got) < 9 || got[len(got)-1] != "imported" || got[len(got)-3] != "yes" {
+		t.Errorf("the imported snapshot's row: %v\n%s", got, r)
+	}
+	if _, ok := rs["etcd-snapshot-server-1-1795285773.zip"]; ok {
+		t.Errorf("the imported k3s snapshot is still listed as k3s-local\n%s", r)
+	}
+	r = e.run("etcd", "snapshot", "import", "no-such-snapshot")
+	if r.code != 1 || !strings.Contains(r.stderr, "no such file here, and no server has a k3s snapshot of that name") {
+		t.Errorf("import of an unknown NAME\n%s", r)
 	}
 }

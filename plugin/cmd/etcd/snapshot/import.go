@@ -13,8 +13,10 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 	"github.com/kubectl-dr/kubectl-dr/internal/snapfile"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
+	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 )
@@ -41,7 +43,7 @@ type ImportOptions struct {
 func NewCmdImport(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &ImportOptions{IOStreams: streams, f: f}
 	cmd := &cobra.Command{
-		Use:   "import FILE [--name NAME] [--node NODE] [--no-hash]",
+		Use:   "import FILE|NAME [--name NAME] [--node NODE] [--no-hash]",
 		Short: "Verify a snapshot made elsewhere and upload it into the catalog",
 		Long: `Takes an etcd snapshot that kubectl dr did not make, on the machine running
 this command, verifies it, and uploads it to the store like the agents' own
@@ -57,10 +59,15 @@ It takes:
     unless --no-hash, and then every bucket and key of it is walked (like
     etcdutl's --skip-hash-check, but checked) and etcd's trailer is added.
 
+NAME instead of FILE is one of k3s's own snapshots on a server (in
+<data-dir>/server/db/snapshots/, listed by ls --all): that server's agent
+verifies and uploads it the same way, filed under that node.
+
 A truncated or damaged file is refused before anything is uploaded.`,
 		Example: `  kubectl dr etcd snapshot import ./etcdctl-snap.db
   kubectl dr etcd snapshot import ./etcd-snapshot-server-1-1795285773.zip --node server-1
-  kubectl dr etcd snapshot import ./db --no-hash --name member-copy`,
+  kubectl dr etcd snapshot import ./db --no-hash --name member-copy
+  kubectl dr etcd snapshot import etcd-snapshot-server-1-1795285773.zip --node server-1`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return cmdutil.UsageError("%s needs exactly one FILE", cmd.CommandPath())
@@ -70,7 +77,7 @@ A truncated or damaged file is refused before anything is uploaded.`,
 		RunE: cmdutil.RunE(o),
 	}
 	cmd.Flags().StringVar(&o.Name, "name", "", "the snapshot's name in the catalog (default: the file's name without .zip)")
-	cmd.Flags().StringVar(&o.Node, "node", ImportedNode, "the node the snapshot is filed under")
+	cmd.Flags().StringVar(&o.Node, "node", "", "FILE: the node the snapshot is filed under (default "+ImportedNode+"); NAME: the server that has it")
 	cmd.Flags().BoolVar(&o.NoHash, "no-hash", false, "accept a file without etcd's sha256 trailer (a member's db) after checking its bbolt structure")
 	cmd.Flags().StringVar(&o.KeyFile, "key-file", "", "snapshot key (age identity) to encrypt to (default $"+cmdutil.EnvSnapshotKey+", else the install's Secret "+cmdutil.SnapshotKeySecret+")")
 	cmd.Flags().BoolVar(&o.Unencrypted, "unencrypted", false, "store it unencrypted when there is no snapshot key")
@@ -95,8 +102,10 @@ func (o *ImportOptions) Validate() error {
 	if err := dbsnap.ValidateName(o.Name); err != nil {
 		return cmdutil.UsageError("--name: %w", err)
 	}
-	if err := dbsnap.ValidateName(o.Node); err != nil {
-		return cmdutil.UsageError("--node: %w", err)
+	if o.Node != "" {
+		if err := dbsnap.ValidateName(o.Node); err != nil {
+			return cmdutil.UsageError("--node: %w", err)
+		}
 	}
 	return nil
 }
@@ -104,8 +113,14 @@ func (o *ImportOptions) Validate() error {
 // Run verifies the file, then uploads it and writes its record.
 func (o *ImportOptions) Run(ctx context.Context) error {
 	st, err := os.Stat(o.File)
+	if errors.Is(err, os.ErrNotExist) && !strings.ContainsRune(o.File, os.PathSeparator) {
+		return o.importK3s(ctx)
+	}
 	if err != nil {
 		return fmt.Errorf("import %s: %w", o.File, err)
+	}
+	if o.Node == "" {
+		o.Node = ImportedNode
 	}
 	if !st.Mode().IsRegular() {
 		return fmt.Errorf("import %s: not a regular file", o.File)
@@ -167,5 +182,58 @@ func (o *ImportOptions) Run(ctx context.Context) error {
 		return printers.Print(o.Out, o.Output, printers.NewEtcdSnapshot(snap))
 	}
 	fmt.Fprintf(o.Out, "imported %s as %s (node %s, revision %d, %s, sha256 %s verified)\n", file.Kind, snap.Name, snap.Node, snap.Revision, printers.HumanBytes(snap.Size), snap.SHA256)
+	return nil
+}
+
+// importK3s has the agent of the server holding k3s's snapshot NAME
+// verify and upload it.
+func (o *ImportOptions) importK3s(ctx context.Context) error {
+	nodes, connErr := connect(ctx, o.f)
+	defer nodes.Close()
+	var holders []*agentclient.Node
+	var errs []error
+	if connErr != nil {
+		errs = append(errs, connErr)
+	}
+	for _, n := range nodes {
+		if !n.Ready() || (o.Node != "" && n.Node != o.Node) {
+			continue
+		}
+		resp, err := n.Conn.K3sSnapshots().ListK3SSnapshots(ctx, &agentv1.ListK3SSnapshotsRequest{})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("node %s: %s", n.Node, agentclient.Explain(err)))
+			continue
+		}
+		for _, f := range resp.Snapshots {
+			if f.Name == o.File {
+				holders = append(holders, n)
+			}
+		}
+	}
+	switch {
+	case len(holders) == 0:
+		err := fmt.Errorf("import %s: no such file here, and no server has a k3s snapshot of that name (kubectl dr etcd snapshot ls --all lists them)", o.File)
+		if len(errs) > 0 {
+			err = fmt.Errorf("%w; %w", err, errors.Join(errs...))
+		}
+		return err
+	case len(holders) > 1:
+		names := make([]string, len(holders))
+		for i, h := range holders {
+			names[i] = h.Node
+		}
+		return cmdutil.UsageError("k3s snapshot %s is on %s: pick one with --node", o.File, strings.Join(names, ", "))
+	}
+	n := holders[0]
+	fmt.Fprintf(o.ErrOut, "node %s verifies and uploads k3s snapshot %s\n", n.Node, o.File)
+	resp, err := n.Conn.K3sSnapshots().ImportK3SSnapshot(ctx, &agentv1.ImportK3SSnapshotRequest{Name: o.File, NoHash: o.NoHash, CatalogName: o.Name})
+	if err != nil {
+		return fmt.Errorf("node %s: %s", n.Node, agentclient.Explain(err))
+	}
+	snap := agentclient.SnapshotFromProto(resp.Snapshot)
+	if o.Output == printers.JSON || o.Output == printers.YAML {
+		return printers.Print(o.Out, o.Output, printers.NewEtcdSnapshot(snap))
+	}
+	fmt.Fprintf(o.Out, "imported k3s snapshot %s as %s (node %s, revision %d, %s, sha256 %s verified)\n", o.File, snap.Name, snap.Node, snap.Revision, printers.HumanBytes(snap.Size), snap.SHA256)
 	return nil
 }
