@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 )
@@ -159,6 +160,35 @@ func corrupted(t *testing.T, path string, at int) string {
 	return out
 }
 
+// keyRootDamaged copies a member db with the page type of the key bucket's
+// root page overwritten: a damage only a walk of the bucket finds.
+func keyRootDamaged(t *testing.T, path string) string {
+	t.Helper()
+	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root uint64
+	db.View(func(tx *bolt.Tx) error {
+		root = uint64(tx.Bucket([]byte("key")).Root())
+		return nil
+	})
+	pageSize := db.Info().PageSize
+	db.Close()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A page starts with its id (8 bytes), then its flags (2).
+	off := int(root)*pageSize + 8
+	data[off], data[off+1] = 0xee, 0xee
+	out := filepath.Join(t.TempDir(), "damaged-db")
+	if err := os.WriteFile(out, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 func noParts(t *testing.T, dir string) {
 	t.Helper()
 	parts, _ := filepath.Glob(filepath.Join(dir, "*"))
@@ -232,7 +262,7 @@ func TestVerifyRefusesDamagedFilesAndLeavesNothing(t *testing.T) {
 		{"one byte changed", corrupted(t, snap, 5000), false, ErrCorrupt, "truncated or damaged"},
 		{"truncated .zip", truncated(t, zipped, 1000), false, ErrCorrupt, "truncated .zip"},
 		{"damaged .zip", corrupted(t, zipped, -1), false, ErrCorrupt, "unzip"},
-		{"damaged member db with --no-hash", corrupted(t, memberDB, 4096*3+100), true, ErrCorrupt, "not a usable snapshot"},
+		{"damaged member db with --no-hash", keyRootDamaged(t, memberDB), true, ErrCorrupt, "bbolt"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, err := Verify(tc.path, Options{NoHash: tc.noHash, TempDir: tmp})
