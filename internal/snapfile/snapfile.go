@@ -45,7 +45,7 @@ type Options struct {
 	// consistency check (etcdutl's --skip-hash-check).
 	NoHash bool
 	// TempDir is where an unzipped or re-trailed copy is written
-	// (default: beside nothing, os.TempDir()).
+	// (default os.TempDir(), $TMPDIR).
 	TempDir string
 	// MaxUnzipped bounds a .zip's entry (default MaxUnzipped).
 	MaxUnzipped int64
@@ -125,7 +125,7 @@ func Verify(path string, o Options) (*File, error) {
 	case KindK3sZip:
 		f, err = unzip(path, o)
 	case KindSQLite:
-		return nil, fmt.Errorf("%s is a SQLite database (a state.db copy): importing those is not supported yet; restore it with dr-agent on the server", path)
+		return nil, fmt.Errorf("%s is a SQLite database (a state.db copy): snapshot import takes etcd snapshots only; restore a state.db copy on the server with dr-agent etcd restore --file", path)
 	case KindEtcdctl:
 		f, err = checkTrailer(path)
 	default:
