@@ -12,11 +12,11 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/test/lab/labtest"
 )
 
-// etcdctlSave runs the real `etcdctl snapshot save` against the member.
+// etcdctlSave runs the real `etcdctl snapshot save` against the member
+// (the lab's environment names it and its certificates: ETCDCTL_*).
 func etcdctlSave(t *testing.T, path string) {
 	t.Helper()
-	c := theLab.EtcdClient(theLab.EtcdNodes()[0])
-	r := runBin(t, theLab.Bin.Etcdctl, nil, "--endpoints", c.Endpoint, "--cacert", c.CA, "--cert", c.Cert, "--key", c.Key, "snapshot", "save", path)
+	r := runBin(t, theLab.Bin.Etcdctl, nil, "snapshot", "save", path)
 	if r.Code != 0 {
 		t.Fatalf("etcdctl snapshot save: exit %d\n%s", r.Code, r.Stderr)
 	}
