@@ -32,8 +32,9 @@ func newEtcdCmd(out io.Writer) *cobra.Command {
 
 type etcdRestoreOptions struct {
 	configFile, storeURL, clusterID, keyFile string
-	snapshot                                 string
+	snapshot, file                           string
 	latest, newHost, tokenFromStore, yes     bool
+	noHash                                   bool
 	dataDir, stateDir, flavor, k3sBinary     string
 	stopCommand, startCommand                string
 	memberName, peerURL                      string
@@ -42,7 +43,7 @@ type etcdRestoreOptions struct {
 func newEtcdRestoreCmd(out io.Writer) *cobra.Command {
 	o := &etcdRestoreOptions{}
 	cmd := &cobra.Command{
-		Use:   "restore --snapshot NAME|--latest (--config FILE | --store URL --cluster-id ID) [--yes]",
+		Use:   "restore --snapshot NAME|--latest|--file PATH (--config FILE | --store URL --cluster-id ID) [--yes]",
 		Short: "Restore this server's etcd from a snapshot in the store, with no API server",
 		Long: `Run on a server node (over SSH) when the cluster is gone: fetches the
 snapshot from the store, checks its checksums, and restores this server alone,
@@ -66,10 +67,18 @@ server/token; --new-host also puts back server/cred/encryption-config.json
 (without them a restored cluster cannot decrypt its bootstrap data or its
 Secrets). A different file already there is moved aside, never deleted.
 
+--file PATH restores from a file on this node instead of the store, with no
+store needed: what ` + "`etcdctl snapshot save`" + ` wrote (its sha256 trailer is
+checked), one of k3s's .zip snapshots (unzipped and checked), a copy of k3s's
+state.db (SQLite's integrity check), or a member's member/snap/db with
+--no-hash (every bucket and key walked, etcd's trailer added). A truncated
+or damaged file is refused before anything stops.
+
 Without --yes the command prints what it would do and changes nothing.`,
 		Example: `  dr-agent etcd restore --latest --store s3://backups/k3s --cluster-id UID --key-file snapshot.key
   dr-agent etcd restore --snapshot nightly-server-1-1795285773 --config /etc/dr-agent/config.yaml --yes
-  dr-agent etcd restore --latest --new-host --store s3://backups/k3s --cluster-id UID --key-file snapshot.key --yes`,
+  dr-agent etcd restore --latest --new-host --store s3://backups/k3s --cluster-id UID --key-file snapshot.key --yes
+  dr-agent etcd restore --file /var/lib/rancher/k3s/server/db/snapshots/etcd-snapshot-server-1-1795285773.zip --yes`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.run(cmd, out)
@@ -78,6 +87,8 @@ Without --yes the command prints what it would do and changes nothing.`,
 	f := cmd.Flags()
 	f.StringVar(&o.snapshot, "snapshot", "", "the snapshot's name (kubectl dr etcd snapshot ls)")
 	f.BoolVar(&o.latest, "latest", false, "the newest snapshot of the cluster in the store")
+	f.StringVar(&o.file, "file", "", "a snapshot file on this node instead of the store: an etcdctl snapshot, a k3s .zip, a state.db copy (SQLite), or a member's db with --no-hash")
+	f.BoolVar(&o.noHash, "no-hash", false, "with --file: accept a file without etcd's sha256 trailer (a member's db) after checking its bbolt structure")
 	f.StringVar(&o.configFile, "config", "", "agent configuration file (store, cluster id, data dir, restore settings)")
 	f.StringVar(&o.storeURL, "store", "", "store URL, without --config (endpoint and credentials from the environment)")
 	f.StringVar(&o.clusterID, "cluster-id", os.Getenv("DR_CLUSTER_ID"), "the cluster's id in the store (the kube-system namespace UID), without --config")
@@ -140,8 +151,14 @@ func (o *etcdRestoreOptions) config(cmd *cobra.Command) (*agentconfig.Config, er
 
 func (o *etcdRestoreOptions) run(cmd *cobra.Command, out io.Writer) error {
 	ctx := cmd.Context()
-	if (o.snapshot == "") == !o.latest {
-		return errors.New("name the snapshot: --snapshot NAME or --latest (one of them)")
+	if n := btoi(o.snapshot != "") + btoi(o.latest) + btoi(o.file != ""); n != 1 {
+		return errors.New("name the snapshot: --snapshot NAME, --latest or --file PATH (one of them)")
+	}
+	if o.noHash && o.file == "" {
+		return errors.New("--no-hash goes with --file (snapshots in the store were verified when they were taken)")
+	}
+	if o.file != "" && (o.newHost || o.tokenFromStore) {
+		return errors.New("--new-host and --token-from-store take the files kept with a snapshot in the store: a --file has none (put server/token back by hand)")
 	}
 	if o.snapshot != "" {
 		if err := dbsnap.ValidateName(o.snapshot); err != nil {
@@ -151,12 +168,6 @@ func (o *etcdRestoreOptions) run(cmd *cobra.Command, out io.Writer) error {
 	cfg, err := o.config(cmd)
 	if err != nil {
 		return err
-	}
-	if cfg.Store.URL == "" {
-		return errors.New("no store: give --config FILE, or --store s3://BUCKET/PREFIX (or file:///PATH) with --cluster-id")
-	}
-	if cfg.ClusterID == "" {
-		return errors.New("no cluster id: give --cluster-id (the kube-system namespace UID; the store keeps each cluster under it: `kubectl dr status -o yaml` shows it, or list the store's top level)")
 	}
 	k3s := cfg.Restore.Flavor == agentconfig.FlavorK3s
 	if (o.newHost || o.tokenFromStore) && !k3s {
@@ -171,31 +182,65 @@ func (o *etcdRestoreOptions) run(cmd *cobra.Command, out io.Writer) error {
 	if _, err := os.Stat(cfg.DataDir); err != nil {
 		return fmt.Errorf("data dir %s: %w (give --data-dir)", cfg.DataDir, err)
 	}
+	var store objstore.Store
+	var snap *dbsnap.Snapshot
+	if o.file != "" {
+		if snap, err = restoreplan.StageFile(ctx, o.file, o.noHash, cfg.StateDir); err != nil {
+			return fmt.Errorf("%w; nothing was stopped", err)
+		}
+		fmt.Fprintf(out, "%s: %s, verified\n", o.file, snap.Imported.Kind)
+	} else if snap, store, err = o.fromStore(cmd, cfg); err != nil {
+		return err
+	}
+	return o.restore(cmd, out, cfg, store, snap)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// fromStore finds the snapshot --snapshot or --latest names in the store.
+func (o *etcdRestoreOptions) fromStore(cmd *cobra.Command, cfg *agentconfig.Config) (*dbsnap.Snapshot, objstore.Store, error) {
+	ctx := cmd.Context()
+	if cfg.Store.URL == "" {
+		return nil, nil, errors.New("no store: give --config FILE, or --store s3://BUCKET/PREFIX (or file:///PATH) with --cluster-id")
+	}
+	if cfg.ClusterID == "" {
+		return nil, nil, errors.New("no cluster id: give --cluster-id (the kube-system namespace UID; the store keeps each cluster under it: `kubectl dr status -o yaml` shows it, or list the store's top level)")
+	}
 	store, err := objstore.Open(cfg.Store)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	store = store.Sub(cfg.ClusterID)
 	list, skipped, err := dbsnap.ListStore(ctx, store)
 	if err != nil {
-		return fmt.Errorf("list snapshots in %s: %w", store, err)
+		return nil, nil, fmt.Errorf("list snapshots in %s: %w", store, err)
 	}
 	for _, sk := range skipped {
 		fmt.Fprintln(cmd.ErrOrStderr(), "warning:", sk)
 	}
-	var snap *dbsnap.Snapshot
 	if o.latest {
 		dbsnap.SortNewestFirst(list)
 		if len(list) == 0 {
-			return fmt.Errorf("no etcd snapshot of cluster %s in %s: check --cluster-id and the store", cfg.ClusterID, store)
+			return nil, nil, fmt.Errorf("no etcd snapshot of cluster %s in %s: check --cluster-id and the store", cfg.ClusterID, store)
 		}
-		snap = list[0]
-	} else {
-		var ok bool
-		if snap, ok = dbsnap.Find(list, o.snapshot); !ok {
-			return fmt.Errorf("no etcd snapshot named %q in %s (%d snapshots there; --latest takes the newest)", o.snapshot, store, len(list))
-		}
+		return list[0], store, nil
 	}
+	snap, ok := dbsnap.Find(list, o.snapshot)
+	if !ok {
+		return nil, nil, fmt.Errorf("no etcd snapshot named %q in %s (%d snapshots there; --latest takes the newest)", o.snapshot, store, len(list))
+	}
+	return snap, store, nil
+}
+
+// restore shows the plan for snap and, with --yes, runs it.
+func (o *etcdRestoreOptions) restore(cmd *cobra.Command, out io.Writer, cfg *agentconfig.Config, store objstore.Store, snap *dbsnap.Snapshot) error {
+	ctx := cmd.Context()
+	k3s := cfg.Restore.Flavor == agentconfig.FlavorK3s
 	// Unique even for two restores in one second: a plan id that already
 	// ran is refused.
 	var rnd [3]byte

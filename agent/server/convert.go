@@ -31,6 +31,10 @@ func snapshotProto(s *dbsnap.Snapshot) *agentv1.EtcdSnapshot {
 		Scheduled:           s.Scheduled,
 		EtcdClusterId:       s.EtcdClusterID,
 		Datastore:           s.Datastore,
+		Origin:              s.Origin,
+	}
+	if s.Imported != nil {
+		p.OriginalName = s.Imported.OriginalName
 	}
 	if b := s.Bootstrap; b != nil {
 		p.BootstrapFiles, p.BootstrapStoreKey, p.BootstrapSha256, p.BootstrapSkipped = b.Files, b.StoreKey, b.StoredSHA, b.Skipped

@@ -93,5 +93,6 @@ func (s *Server) GRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	agentv1.RegisterAgentServiceServer(gs, s)
 	agentv1.RegisterRestoreBarrierServiceServer(gs, restoreBarrier{s: s})
 	agentv1.RegisterBucketServiceServer(gs, &bucketServer{s: s})
+	agentv1.RegisterK3SSnapshotServiceServer(gs, k3sSnapshots{s: s})
 	return gs
 }

@@ -27,6 +27,10 @@ func SnapshotFromProto(p *agentv1.EtcdSnapshot) *dbsnap.Snapshot {
 		BackupSet:     p.BackupSet,
 		Scheduled:     p.Scheduled,
 		Datastore:     p.Datastore,
+		Origin:        p.Origin,
+	}
+	if p.OriginalName != "" {
+		s.Imported = &dbsnap.Imported{OriginalName: p.OriginalName}
 	}
 	if p.Created != nil {
 		s.Created = p.Created.AsTime()

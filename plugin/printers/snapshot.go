@@ -75,6 +75,7 @@ func snapshotColumns(wide bool) []string {
 	if wide {
 		cols = append(cols, "STORED", "ETCD", "SCHEDULED", "BACKUP SET", "SHA256")
 	}
+	cols = append(cols, "ORIGIN")
 	return cols
 }
 
@@ -91,5 +92,5 @@ func snapshotRow(s *EtcdSnapshot, wide bool, now time.Time) []string {
 		}
 		row = append(row, stored, orDash(s.EtcdVersion), strconv.FormatBool(s.Scheduled), orDash(s.BackupSet), s.SHA256)
 	}
-	return row
+	return append(row, s.OriginName())
 }

@@ -550,3 +550,35 @@ func (l *Lab) Restart(ctx context.Context) error {
 	_, err := Up(ctx, Options{Dir: l.Dir, Root: l.Root, EtcdMembers: l.State.EtcdMembers, Nodes: len(l.State.Nodes), KubeNode: l.State.KubeNode, EtcdRestore: l.State.EtcdRestore, Log: l.log})
 	return err
 }
+
+// PauseProcess SIGSTOPs one of the lab's processes by name, freezing it
+// where it is (a fault test looks at what it left half done, then kills
+// it with KillProcess, which a stopped process obeys).
+func (l *Lab) PauseProcess(name string) error {
+	for _, p := range l.procs() {
+		if p.name != name {
+			continue
+		}
+		pid, ok := p.pid(l.Dir)
+		if !ok {
+			return fmt.Errorf("lab process %s is not running", name)
+		}
+		return syscall.Kill(pid, syscall.SIGSTOP)
+	}
+	return fmt.Errorf("no lab process named %s", name)
+}
+
+// ResumeProcess SIGCONTs a process PauseProcess froze.
+func (l *Lab) ResumeProcess(name string) error {
+	for _, p := range l.procs() {
+		if p.name != name {
+			continue
+		}
+		pid, ok := p.pid(l.Dir)
+		if !ok {
+			return fmt.Errorf("lab process %s is not running", name)
+		}
+		return syscall.Kill(pid, syscall.SIGCONT)
+	}
+	return fmt.Errorf("no lab process named %s", name)
+}

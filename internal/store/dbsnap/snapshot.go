@@ -50,6 +50,47 @@ type Snapshot struct {
 	// Bootstrap records the server token (and encryption config) kept
 	// encrypted beside the snapshot, for a restore onto a new host.
 	Bootstrap *Bootstrap `json:"bootstrap,omitempty"`
+	// Origin is where the snapshot came from: empty for one an agent took,
+	// OriginImported for a file someone else made, brought in by
+	// `kubectl dr etcd snapshot import`.
+	Origin string `json:"origin,omitempty"`
+	// Imported describes an imported snapshot's file as it was given.
+	Imported *Imported `json:"imported,omitempty"`
+}
+
+// Origins of a snapshot (Snapshot.Origin, and what ls --all marks).
+const (
+	OriginImported = "imported"
+	OriginK3sLocal = "k3s-local"
+	OriginK3sS3    = "k3s-s3"
+)
+
+// OriginName is Origin as a table shows it: "dr" for the agents' own.
+func (s *Snapshot) OriginName() string {
+	if s.Origin == "" {
+		return "dr"
+	}
+	return s.Origin
+}
+
+// Imported is what an imported snapshot was before it came in.
+type Imported struct {
+	// OriginalName is the file's base name (or k3s's snapshot name).
+	OriginalName string `json:"originalName"`
+	// Kind is what the file was: etcdctl, k3s-zip, bolt-db (internal/snapfile).
+	Kind string `json:"kind"`
+	// Size and SHA256 are of the file as given; the snapshot's own are of
+	// the etcdctl-format file stored (unzipped, or with etcd's trailer
+	// added to a member's db).
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	// EntryName is a .zip's entry; NoHash says the file had no trailer and
+	// was taken on a bbolt walk instead (--no-hash).
+	EntryName string `json:"entryName,omitempty"`
+	NoHash    bool   `json:"noHash,omitempty"`
+	// Host is the machine the file was read on, ImportedAt when.
+	Host       string    `json:"host,omitempty"`
+	ImportedAt time.Time `json:"importedAt"`
 }
 
 // DatastoreSQLite marks a snapshot of k3s's SQLite datastore.

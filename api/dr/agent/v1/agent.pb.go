@@ -1080,7 +1080,13 @@ type EtcdSnapshot struct {
 	BootstrapSha256   string   `protobuf:"bytes,23,opt,name=bootstrap_sha256,json=bootstrapSha256,proto3" json:"bootstrap_sha256,omitempty"`
 	BootstrapSkipped  string   `protobuf:"bytes,24,opt,name=bootstrap_skipped,json=bootstrapSkipped,proto3" json:"bootstrap_skipped,omitempty"`
 	// "sqlite" for a copy of k3s's SQLite datastore; empty for etcd.
-	Datastore     string `protobuf:"bytes,25,opt,name=datastore,proto3" json:"datastore,omitempty"`
+	Datastore string `protobuf:"bytes,25,opt,name=datastore,proto3" json:"datastore,omitempty"`
+	// Where the snapshot came from: empty for one an agent took, "imported"
+	// for a file brought in by snapshot import, "k3s-local" for one of k3s's
+	// own snapshots in server/db/snapshots (listed, not in the catalog).
+	Origin string `protobuf:"bytes,26,opt,name=origin,proto3" json:"origin,omitempty"`
+	// An imported or k3s snapshot's name as it was made.
+	OriginalName  string `protobuf:"bytes,27,opt,name=original_name,json=originalName,proto3" json:"original_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1279,6 +1285,20 @@ func (x *EtcdSnapshot) GetBootstrapSkipped() string {
 func (x *EtcdSnapshot) GetDatastore() string {
 	if x != nil {
 		return x.Datastore
+	}
+	return ""
+}
+
+func (x *EtcdSnapshot) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *EtcdSnapshot) GetOriginalName() string {
+	if x != nil {
+		return x.OriginalName
 	}
 	return ""
 }
@@ -5379,7 +5399,7 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x05error\x18\x0e \x01(\tR\x05error\x12\x1b\n" +
 	"\tpeer_urls\x18\x0f \x03(\tR\bpeerUrls\x12\x1f\n" +
 	"\vclient_urls\x18\x10 \x03(\tR\n" +
-	"clientUrls\"\xcf\x06\n" +
+	"clientUrls\"\x8c\a\n" +
 	"\fEtcdSnapshot\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x124\n" +
@@ -5411,7 +5431,9 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x13bootstrap_store_key\x18\x16 \x01(\tR\x11bootstrapStoreKey\x12)\n" +
 	"\x10bootstrap_sha256\x18\x17 \x01(\tR\x0fbootstrapSha256\x12+\n" +
 	"\x11bootstrap_skipped\x18\x18 \x01(\tR\x10bootstrapSkipped\x12\x1c\n" +
-	"\tdatastore\x18\x19 \x01(\tR\tdatastore\"`\n" +
+	"\tdatastore\x18\x19 \x01(\tR\tdatastore\x12\x16\n" +
+	"\x06origin\x18\x1a \x01(\tR\x06origin\x12#\n" +
+	"\roriginal_name\x18\x1b \x01(\tR\foriginalName\"`\n" +
 	"\x17SaveEtcdSnapshotRequest\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +

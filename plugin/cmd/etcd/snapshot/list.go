@@ -3,10 +3,14 @@ package snapshot
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
+	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 )
@@ -18,6 +22,7 @@ type ListOptions struct {
 
 	Output string
 	Node   string
+	All    bool
 }
 
 // NewCmdList returns `kubectl dr etcd snapshot ls`.
@@ -29,14 +34,21 @@ func NewCmdList(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Co
 		Short:   "List etcd snapshots, newest first",
 		Long: `Lists the cluster's etcd snapshots in the store, and local copies that are
 not uploaded yet. When no agent answers (the cluster is down), reads the
-store directly with --store and its credentials.`,
+store directly with --store and its credentials.
+
+--all also lists k3s's own snapshots on every server (the files k3s
+etcd-snapshot and its schedule keep in <data-dir>/server/db/snapshots/, read
+by that server's agent), with origin k3s-local; kubectl dr etcd snapshot
+import NAME brings one into the catalog.`,
 		Example: `  kubectl dr etcd snapshot ls
+  kubectl dr etcd snapshot ls --all
   # cluster down: read the store directly
   kubectl dr etcd snapshot ls --store s3://backups/k3s --s3-endpoint https://minio:9000 --cluster-id UID`,
 		Args: cmdutil.NoArgs,
 		RunE: cmdutil.RunE(o),
 	}
 	cmd.Flags().StringVar(&o.Node, "node", "", "only snapshots taken on this node")
+	cmd.Flags().BoolVar(&o.All, "all", false, "also list k3s's own snapshots on every server (origin k3s-local)")
 	cmd.RegisterFlagCompletionFunc("node", cmdutil.CompleteFlag(cmdutil.NodeNames(f)))
 	printers.OutputFlag(cmd, &o.Output)
 	return cmd
@@ -56,6 +68,10 @@ func (o *ListOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if o.All {
+		all = append(all, k3sLocal(ctx, nodes, all, o.ErrOut)...)
+		dbsnap.SortNewestFirst(all)
+	}
 	list := printers.NewEtcdSnapshotList()
 	for _, s := range all {
 		if o.Node == "" || s.Node == o.Node {
@@ -67,4 +83,40 @@ func (o *ListOptions) Run(ctx context.Context) error {
 		return nil
 	}
 	return printers.Print(o.Out, o.Output, list)
+}
+
+// k3sLocal lists k3s's own snapshots on every server that answers, but
+// the names already in known (kubectl dr's own copies share the directory
+// and the naming; imported ones are listed as imported).
+func k3sLocal(ctx context.Context, nodes agentclient.Nodes, known []*dbsnap.Snapshot, errOut io.Writer) []*dbsnap.Snapshot {
+	seen := map[string]bool{}
+	for _, s := range known {
+		seen[s.Node+"/"+s.Name] = true
+		if s.Imported != nil {
+			// An imported k3s snapshot is listed once, as imported.
+			seen[s.Node+"/"+s.Imported.OriginalName] = true
+		}
+	}
+	var out []*dbsnap.Snapshot
+	for _, n := range nodes {
+		if !n.Ready() {
+			continue
+		}
+		resp, err := n.Conn.K3sSnapshots().ListK3SSnapshots(ctx, &agentv1.ListK3SSnapshotsRequest{})
+		if err != nil {
+			fmt.Fprintf(errOut, "warning: node %s: cannot list k3s's snapshots: %s\n", n.Node, agentclient.Explain(err))
+			continue
+		}
+		for _, f := range resp.Snapshots {
+			if seen[f.Node+"/"+f.Name] {
+				continue
+			}
+			out = append(out, &dbsnap.Snapshot{
+				Name: f.Name, Node: f.Node, Created: f.Modified.AsTime(), Size: f.SizeBytes,
+				LocalPath: f.Path, Origin: dbsnap.OriginK3sLocal,
+				Imported: &dbsnap.Imported{OriginalName: f.Name},
+			})
+		}
+	}
+	return out
 }

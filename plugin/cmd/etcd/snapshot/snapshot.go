@@ -22,7 +22,7 @@ func NewCmdSnapshot(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobr
 	cmd := &cobra.Command{
 		Use:     "snapshot",
 		Aliases: []string{"snapshots"},
-		Short:   "Save, list, describe, remove and prune etcd snapshots",
+		Short:   "Save, import, list, describe, remove and prune etcd snapshots",
 		Args:    cmdutil.NoArgs,
 		RunE:    func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
@@ -34,6 +34,7 @@ func NewCmdSnapshot(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobr
 		NewCmdRemove(f, streams),
 		NewCmdPrune(f, streams),
 		NewCmdDownload(f, streams),
+		NewCmdImport(f, streams),
 	)
 	return cmd
 }
