@@ -41,6 +41,7 @@ as of the snapshot.`,
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
 	o.Source.bind(cmd)
+	o.verb = "read"
 	o.Scope.bind(cmd)
 	printers.OutputFlag(cmd, &o.Output)
 	return cmd

@@ -72,6 +72,7 @@ some objects failed; the summary says which and why.`,
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
 	o.Source.bind(cmd)
+	o.verb = "restore"
 	o.Scope.bind(cmd)
 	cmd.Flags().StringArrayVar(&o.Mappings, "namespace-mapping", nil, "restore namespace OLD as NEW (OLD:NEW, repeatable)")
 	cmd.Flags().StringVar(&o.Existing, "existing", ExistingSkip, "objects that exist: skip (leave them alone) or update (apply the snapshot's fields over them)")
@@ -123,8 +124,7 @@ func (o *RestoreOptions) Validate() error {
 
 // Run reads the restore point, plans, and applies.
 func (o *RestoreOptions) Run(ctx context.Context) error {
-	liveID, err := liveClusterID(ctx, o.f)
-	if err != nil {
+	if _, err := liveClusterID(ctx, o.f); err != nil {
 		return fmt.Errorf("objects are restored through the API server, which did not answer: %w", err)
 	}
 	rp, err := o.Source.open(ctx, o.f, o.ErrOut)
@@ -132,9 +132,6 @@ func (o *RestoreOptions) Run(ctx context.Context) error {
 		return err
 	}
 	defer rp.Close()
-	if id := rp.snap.ClusterID; id != "" && id != liveID && id != o.FromCluster {
-		return fmt.Errorf("snapshot %s was taken in cluster %s, and this is cluster %s: pass --from-cluster %s to restore its objects here", rp.snap.Name, id, liveID, id)
-	}
 	sel, err := o.Scope.read(rp, func(ref registry.Ref) bool {
 		return (ref.Group == "" && ref.Resource == "namespaces" && o.inScope(ref.Name)) ||
 			(ref.Group == "apiextensions.k8s.io" && ref.Resource == "customresourcedefinitions")
