@@ -355,4 +355,3 @@ func compare(stored, live []object, details bool) (*printers.ObjectDiff, error) 
 	}
 	return d, nil
 }
-

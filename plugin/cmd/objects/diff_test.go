@@ -138,4 +138,3 @@ func cmpEmptyNil() cmp.Option {
 		return s
 	})
 }
-
