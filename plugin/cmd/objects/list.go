@@ -52,6 +52,7 @@ func (o *ListOptions) Complete(_ *cobra.Command, args []string) error {
 	if len(args) == 1 {
 		o.Snapshot = args[0]
 	}
+	o.lean = true
 	return nil
 }
 
