@@ -65,12 +65,16 @@ RBAC, service accounts, config maps and secrets, claims, services,
 workloads, custom resources. What the cluster assigns is not carried over
 (uid, resourceVersion, managedFields, cluster IPs, node ports, volume
 bindings); Pods, ReplicaSets and Jobs owned by a controller are left to it.
-Existing objects are left alone unless --existing update. Exit code 3 when
-some objects failed; the summary says which and why.`,
+Existing objects are left alone unless --existing update. --with-data
+(with --backup ID) also restores each claim's files from the backup set
+into the volume the restored claim is bound to, after the file restore's
+preview. Exit code 3 when some objects (or claims' files) failed; the
+summary says which and why.`,
 		Example: `  kubectl dr objects restore --latest -n team-a --dry-run -o json
   kubectl dr objects restore --backup nightly-20260301 -n team-a --yes
   kubectl dr objects restore --latest -n team-a --namespace-mapping team-a:team-a-copy --yes
-  kubectl dr objects restore --latest -n team-a --kind configmap --name settings --existing update --yes`,
+  kubectl dr objects restore --latest -n team-a --kind configmap --name settings --existing update --yes
+  kubectl dr objects restore --backup nightly-20260301 -n team-a --with-data --yes`,
 		Args:              cobra.MaximumNArgs(1),
 		RunE:              cmdutil.RunE(o),
 		ValidArgsFunction: cobra.NoFileCompletions,
