@@ -133,7 +133,7 @@ func restoreTarget(t *agentv1.FileRestoreTarget) files.Target {
 	}
 	return files.Target{
 		SnapshotID: t.SnapshotId, Set: t.BackupSet, SourceNode: t.SourceNode,
-		Paths: t.Paths, PVC: t.Pvc, Dir: t.TargetDir,
+		Paths: t.Paths, PVC: t.Pvc, Dir: t.TargetDir, Into: t.IntoDir,
 	}
 }
 

@@ -58,8 +58,9 @@ type rev struct{ main, sub uint64 }
 // bucket holds every revision since the last compaction in revision
 // order, keyed <main:8>'_'<sub:8>['t'], a trailing 't' marking a deletion:
 // a first pass keeps, per key, only where its newest version lies; a
-// second reads the values one at a time. Memory grows with the number of
-// keys, not with the size of their values.
+// second reads the values one at a time, dropping each large value's pages
+// of the memory map once copied out. Memory grows with the number of keys,
+// not with the size of their values.
 func (s *Snapshot) Each(prefix string, fn func(kv KeyValue) error) (revision int64, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
@@ -122,6 +123,8 @@ func (s *Snapshot) Each(prefix string, fn func(kv KeyValue) error) (revision int
 			if err := kv.Unmarshal(v); err != nil {
 				return fmt.Errorf("revision %d of %q: %w", r.main, k, err)
 			}
+			// Unmarshal copied the value out of the map.
+			release(v)
 			if err := fn(KeyValue{Key: kv.Key, Value: kv.Value, CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision}); err != nil {
 				cbErr = err
 				return err

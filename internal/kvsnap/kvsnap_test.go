@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -157,6 +158,40 @@ func TestOpenRefusesWhatIsNotASnapshot(t *testing.T) {
 		s.Close()
 		if err == nil {
 			t.Fatal("a text file read as a snapshot")
+		}
+	}
+}
+
+// Large values span several pages of the map, which Each drops once a
+// value is copied out: every value reads back whole, again and again.
+func TestLargeValuesReadBackWholeEveryTime(t *testing.T) {
+	want := map[string]string{}
+	path := realSnapshot(t, func(ctx context.Context, cli *clientv3.Client) {
+		for i := range 20 {
+			k := fmt.Sprintf("/registry/configmaps/a/cm-%02d", i)
+			v := strings.Repeat(fmt.Sprintf("%02d-value;", i), 3000+i*1000)
+			want[k] = v
+			must(cli.Put(ctx, k, v))
+		}
+	})
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for pass := range 3 {
+		n := 0
+		if _, err := s.Each("/registry/", func(kv KeyValue) error {
+			n++
+			if string(kv.Value) != want[string(kv.Key)] {
+				t.Errorf("pass %d: %s read back %d bytes, want %d, or different bytes", pass, kv.Key, len(kv.Value), len(want[string(kv.Key)]))
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if n != len(want) {
+			t.Errorf("pass %d: %d keys, want %d", pass, n, len(want))
 		}
 	}
 }

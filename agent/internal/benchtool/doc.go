@@ -9,6 +9,7 @@
 //	benchtool tree -files N -mib M DIR   (a file tree to back up)
 //	benchtool touch -percent P DIR       (rewrite P% of the files)
 //	benchtool rmprefix PREFIX            (empty a part of the store)
+//	benchtool objsnap -n N -kib K DIR    (an etcd snapshot of N ConfigMaps in a file:// store)
 //	benchtool walbench -corpus DIR -spool DIR -n N [-as USER CMD...]
 //	                                     (spool-to-store latency, beside CMD's)
 //	benchtool tlsproxy ADDR URL CAFILE   (HTTPS in front of MinIO)

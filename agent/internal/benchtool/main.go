@@ -100,6 +100,16 @@ func run(ctx context.Context, args []string) error {
 			return fmt.Errorf("usage: benchtool sqlitesnap [-key FILE] DATA_DIR")
 		}
 		return sqliteSnap(ctx, fs.Arg(0), *key)
+	case "objsnap":
+		fs := flag.NewFlagSet("objsnap", flag.ExitOnError)
+		n := fs.Int("n", 4096, "ConfigMaps")
+		kib := fs.Int("kib", 64, "KiB per ConfigMap")
+		cluster := fs.String("cluster", "bench", "cluster id")
+		fs.Parse(args[1:])
+		if fs.NArg() != 1 {
+			return fmt.Errorf("usage: benchtool objsnap [-n N] [-kib K] [-cluster ID] STORE_DIR")
+		}
+		return objSnap(ctx, fs.Arg(0), *cluster, *n, *kib)
 	case "rmprefix":
 		if len(args) != 2 {
 			return fmt.Errorf("usage: benchtool rmprefix PREFIX")

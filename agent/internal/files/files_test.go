@@ -440,3 +440,75 @@ func TestAnAbandonedInitClaimIsTakenOver(t *testing.T) {
 		t.Errorf("initialisation claims left behind: %v", claims)
 	}
 }
+
+// A claim's files into the volume of the claim restored in its place: the
+// backed-up directory's contents land in another directory, what is there
+// and differs is moved aside first, and nothing lands at the old path.
+func TestRestoreIntoAnotherDirectory(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	root := t.TempDir()
+	old := filepath.Join(root, "pvc-0d7c6c1e-8a4f-4c55-9c1b-6a2f1f0e5b11_shop_data")
+	write(t, filepath.Join(old, "a.txt"), "a\n")
+	write(t, filepath.Join(old, "sub", "b.txt"), "b\n")
+	write(t, filepath.Join(root, "other", "c.txt"), "not this claim\n")
+	e := f.engine(t, "n1", root)
+	if _, err := e.Backup(ctx, BackupRequest{Set: "s1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(old); err != nil {
+		t.Fatal(err)
+	}
+	into := filepath.Join(root, "pvc-99999999-8a4f-4c55-9c1b-6a2f1f0e5b11_shop_data")
+	write(t, filepath.Join(into, "a.txt"), "the app's new file\n")
+	write(t, filepath.Join(into, "extra.txt"), "extra\n")
+
+	for _, target := range []Target{{Set: "s1", PVC: "shop/data", Into: into}, {Set: "s1", Paths: []string{old}, Into: into}} {
+		pv, err := e.Preview(ctx, target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, c := range pv.Changes {
+			got = append(got, c.Kind+" "+c.Path)
+		}
+		want := []string{"change " + filepath.Join(into, "a.txt"), "create " + filepath.Join(into, "sub", "b.txt")}
+		if fmt.Sprint(got) != fmt.Sprint(want) || pv.Extra.Files != 1 || pv.Target != into {
+			t.Fatalf("preview of %+v: changes %v, extra %d, target %s; want %v, 1 and %s", target, got, pv.Extra.Files, pv.Target, want, into)
+		}
+	}
+	target := Target{Set: "s1", PVC: "shop/data", Into: into}
+	pv, _ := e.Preview(ctx, target)
+	res, err := e.Restore(ctx, target, pv.Digest, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, filepath.Join(into, "a.txt")); got != "a\n" {
+		t.Errorf("a.txt = %q", got)
+	}
+	if got := read(t, filepath.Join(into, "sub", "b.txt")); got != "b\n" {
+		t.Errorf("sub/b.txt = %q", got)
+	}
+	if got := read(t, filepath.Join(into, "extra.txt")); got != "extra\n" {
+		t.Errorf("extra.txt = %q: a file the backup does not hold was touched", got)
+	}
+	if got := read(t, filepath.Join(res.AsideDir, into, "a.txt")); got != "the app's new file\n" {
+		t.Errorf("the replaced file is not kept aside: %q", got)
+	}
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("the old directory was restored too: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(into, "other")); !os.IsNotExist(err) {
+		t.Errorf("another directory of the snapshot landed in the volume: %v", err)
+	}
+
+	for _, bad := range []Target{
+		{Set: "s1", Into: into},
+		{Set: "s1", PVC: "shop/data", Into: into, Dir: root},
+		{Set: "s1", PVC: "shop/data", Into: "relative"},
+	} {
+		if _, err := e.Preview(ctx, bad); err == nil {
+			t.Errorf("preview of %+v: no error", bad)
+		}
+	}
+}

@@ -29,6 +29,10 @@ type Target struct {
 	// Dir receives the files below their original absolute paths; empty
 	// restores in place.
 	Dir string
+	// Into receives the contents of the one directory restored (PVC's,
+	// or a single path) instead of that directory: a claim's files into
+	// the volume of the claim restored in its place. Excludes Dir.
+	Into string
 }
 
 // Change is one file a restore creates or replaces.
@@ -75,6 +79,9 @@ type plan struct {
 	snap     restic.Snapshot
 	target   string   // "/" or the target dir
 	includes []string // snapshot paths
+	// from is the snapshot directory whose contents land in target
+	// (Target.Into); empty when paths keep their place below target.
+	from string
 }
 
 func (e *Engine) resolve(ctx context.Context, t Target) (*plan, error) {
@@ -114,11 +121,17 @@ func (e *Engine) resolve(ctx context.Context, t Target) (*plan, error) {
 		return nil, fmt.Errorf("%w of node %s in backup set %s", ErrNoSnapshot, tags[1][len(TagNode):], t.Set)
 	}
 	p := &plan{snap: *snap, target: "/"}
-	if t.Dir != "" {
-		if !filepath.IsAbs(t.Dir) {
-			return nil, fmt.Errorf("--target %q: must be an absolute path on the node", t.Dir)
+	if t.Into != "" && t.Dir != "" {
+		return nil, errors.New("restore into a volume and below a target directory exclude each other")
+	}
+	if t.Into != "" && t.PVC == "" && len(t.Paths) != 1 {
+		return nil, fmt.Errorf("restore into %s: name the one directory whose contents go there (a PVC or one path)", t.Into)
+	}
+	if dir := t.Dir + t.Into; dir != "" {
+		if !filepath.IsAbs(dir) {
+			return nil, fmt.Errorf("--target %q: must be an absolute path on the node", dir)
 		}
-		p.target = filepath.Clean(t.Dir)
+		p.target = filepath.Clean(dir)
 		if e.InContainer {
 			mi, err := os.Open("/proc/self/mountinfo")
 			if err != nil {
@@ -144,6 +157,12 @@ func (e *Engine) resolve(ctx context.Context, t Target) (*plan, error) {
 		}
 	default:
 		p.includes = snap.Paths
+	}
+	if t.Into != "" {
+		p.from = p.includes[0]
+		if p.target == "/" {
+			return nil, fmt.Errorf("restore into %s: refusing to restore a directory's contents into /", t.Into)
+		}
 	}
 	return p, nil
 }
@@ -199,7 +218,29 @@ func pvcTags(tags []string) []string {
 
 // local is where a snapshot path lands.
 func (p *plan) local(snapPath string) string {
+	if p.from != "" {
+		rel, _ := filepath.Rel(p.from, snapPath)
+		return filepath.Join(p.target, rel)
+	}
 	return filepath.Join(p.target, snapPath)
+}
+
+// snapPath is the snapshot path of a local one below the target.
+func (p *plan) snapPath(local string) string {
+	rel, _ := filepath.Rel(p.target, local)
+	if p.from != "" {
+		return filepath.Join(p.from, rel)
+	}
+	return "/" + rel
+}
+
+// resticOptions restore the plan: a directory's contents into the target
+// are restic's SNAPSHOT:SUBFOLDER.
+func (p *plan) resticOptions(dryRun bool) restic.RestoreOptions {
+	if p.from != "" {
+		return restic.RestoreOptions{Snapshot: p.snap.ID + ":" + p.from, Target: p.target, DryRun: dryRun}
+	}
+	return restic.RestoreOptions{Snapshot: p.snap.ID, Target: p.target, Includes: p.includes, DryRun: dryRun}
 }
 
 // Preview runs the restore dry: what would be created, replaced and left
@@ -229,12 +270,13 @@ func (e *Engine) preview(ctx context.Context, p *plan) (*Preview, error) {
 	}
 	pv := &Preview{SnapshotID: p.snap.ID, Target: p.target, Includes: p.includes}
 	var outside []string
-	_, err = e.Repo.Restore(ctx, restic.RestoreOptions{
-		Snapshot: p.snap.ID, Target: p.target, Includes: p.includes, DryRun: true,
-	}, func(a restic.RestoreAction) {
-		// restic names items by their path in the snapshot; they land
-		// below the target.
+	_, err = e.Repo.Restore(ctx, p.resticOptions(true), func(a restic.RestoreAction) {
+		// restic names items by their path in the snapshot (below the
+		// subfolder restored into the target); they land below the target.
 		snapPath := filepath.Clean(a.Item)
+		if p.from != "" {
+			snapPath = filepath.Join(p.from, snapPath)
+		}
 		local := p.local(snapPath)
 		if !filepath.IsAbs(a.Item) || !within(p.target, local) {
 			outside = append(outside, a.Item)
@@ -289,8 +331,7 @@ func (e *Engine) preview(ctx context.Context, p *plan) (*Preview, error) {
 			}
 			snapPath := path
 			if p.target != "/" {
-				rel, _ := filepath.Rel(p.target, path)
-				snapPath = "/" + rel
+				snapPath = p.snapPath(path)
 			}
 			if _, ok := inSnap[snapPath]; !ok {
 				if info, err := d.Info(); err == nil {
@@ -399,7 +440,7 @@ func (e *Engine) Restore(ctx context.Context, t Target, confirmed string, progre
 			return nil, j.undoAfter(fmt.Errorf("move %s aside before restoring it: %w", path, err), i)
 		}
 	}
-	if _, err := e.Repo.Restore(ctx, restic.RestoreOptions{Snapshot: p.snap.ID, Target: p.target, Includes: p.includes}, nil, progress); err != nil {
+	if _, err := e.Repo.Restore(ctx, p.resticOptions(false), nil, progress); err != nil {
 		return nil, j.undoAfter(e.explain(err), len(j.Moves))
 	}
 	if err := j.done(); err != nil {

@@ -38,6 +38,7 @@ object is looked for in every namespace.`,
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
 	o.Source.bind(cmd)
+	o.verb = "read"
 	cmd.Flags().StringArrayVarP(&o.Namespaces, "namespace", "n", nil, "namespace of the object")
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "yaml", "output format: yaml or json")
 	return cmd

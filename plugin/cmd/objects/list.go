@@ -41,6 +41,7 @@ as of the snapshot.`,
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
 	o.Source.bind(cmd)
+	o.verb = "read"
 	o.Scope.bind(cmd)
 	printers.OutputFlag(cmd, &o.Output)
 	return cmd
@@ -51,6 +52,7 @@ func (o *ListOptions) Complete(_ *cobra.Command, args []string) error {
 	if len(args) == 1 {
 		o.Snapshot = args[0]
 	}
+	o.lean = true
 	return nil
 }
 

@@ -26,6 +26,6 @@ Here -n is the namespace of the objects, not the agents'.`,
 		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
 	}
 	f.BindStoreFlags(cmd.PersistentFlags())
-	cmd.AddCommand(NewCmdList(f, streams), NewCmdGet(f, streams), NewCmdRestore(f, streams))
+	cmd.AddCommand(NewCmdList(f, streams), NewCmdGet(f, streams), NewCmdDiff(f, streams), NewCmdRestore(f, streams))
 	return cmd
 }

@@ -20,6 +20,8 @@ type step struct {
 	gvk    schema.GroupVersionKind
 	oldUID string
 	rank   int
+	// src is the object as the snapshot holds it.
+	src *unstructured.Unstructured
 	// owners are the old UIDs of the owners it keeps a reference to.
 	owners map[string]bool
 }

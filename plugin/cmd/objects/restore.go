@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/kubectl-dr/kubectl-dr/internal/registry"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/backupset"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 )
@@ -42,9 +43,12 @@ type RestoreOptions struct {
 	Scope
 	Mappings []string
 	Existing string
-	DryRun   bool
-	Yes      bool
-	Output   string
+	// WithData restores the claims' files too, from the backup set.
+	WithData    bool
+	BindTimeout time.Duration
+	DryRun      bool
+	Yes         bool
+	Output      string
 
 	mapping map[string]string
 }
@@ -61,20 +65,27 @@ RBAC, service accounts, config maps and secrets, claims, services,
 workloads, custom resources. What the cluster assigns is not carried over
 (uid, resourceVersion, managedFields, cluster IPs, node ports, volume
 bindings); Pods, ReplicaSets and Jobs owned by a controller are left to it.
-Existing objects are left alone unless --existing update. Exit code 3 when
-some objects failed; the summary says which and why.`,
+Existing objects are left alone unless --existing update. --with-data
+(with --backup ID) also restores each claim's files from the backup set
+into the volume the restored claim is bound to, after the file restore's
+preview. Exit code 3 when some objects (or claims' files) failed; the
+summary says which and why.`,
 		Example: `  kubectl dr objects restore --latest -n team-a --dry-run -o json
   kubectl dr objects restore --backup nightly-20260301 -n team-a --yes
   kubectl dr objects restore --latest -n team-a --namespace-mapping team-a:team-a-copy --yes
-  kubectl dr objects restore --latest -n team-a --kind configmap --name settings --existing update --yes`,
+  kubectl dr objects restore --latest -n team-a --kind configmap --name settings --existing update --yes
+  kubectl dr objects restore --backup nightly-20260301 -n team-a --with-data --yes`,
 		Args:              cobra.MaximumNArgs(1),
 		RunE:              cmdutil.RunE(o),
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
 	o.Source.bind(cmd)
+	o.verb = "restore"
 	o.Scope.bind(cmd)
 	cmd.Flags().StringArrayVar(&o.Mappings, "namespace-mapping", nil, "restore namespace OLD as NEW (OLD:NEW, repeatable)")
 	cmd.Flags().StringVar(&o.Existing, "existing", ExistingSkip, "objects that exist: skip (leave them alone) or update (apply the snapshot's fields over them)")
+	cmd.Flags().BoolVar(&o.WithData, "with-data", false, "restore the claims' files too (needs --backup ID): into each restored claim's volume once it is bound, through the file restore's preview")
+	cmd.Flags().DurationVar(&o.BindTimeout, "bind-timeout", 2*time.Minute, "with --with-data, how long to wait for a restored claim to be bound")
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "print the plan (what would be created, updated or skipped and why); change nothing")
 	cmd.Flags().BoolVar(&o.Yes, "yes", false, "restore without asking")
 	printers.OutputFlag(cmd, &o.Output)
@@ -97,6 +108,9 @@ func (o *RestoreOptions) Validate() error {
 	}
 	if len(o.Namespaces) == 0 && !o.AllNamespaces {
 		return cmdutil.UsageError("name what to restore: -n NAMESPACE (repeatable) or --all-namespaces")
+	}
+	if o.WithData && o.Backup == "" {
+		return cmdutil.UsageError("--with-data needs --backup ID: a backup set holds both the snapshot and the claims' files")
 	}
 	if o.Existing != ExistingSkip && o.Existing != ExistingUpdate {
 		return cmdutil.UsageError("--existing %q: use skip or update", o.Existing)
@@ -123,8 +137,7 @@ func (o *RestoreOptions) Validate() error {
 
 // Run reads the restore point, plans, and applies.
 func (o *RestoreOptions) Run(ctx context.Context) error {
-	liveID, err := liveClusterID(ctx, o.f)
-	if err != nil {
+	if _, err := liveClusterID(ctx, o.f); err != nil {
 		return fmt.Errorf("objects are restored through the API server, which did not answer: %w", err)
 	}
 	rp, err := o.Source.open(ctx, o.f, o.ErrOut)
@@ -132,12 +145,10 @@ func (o *RestoreOptions) Run(ctx context.Context) error {
 		return err
 	}
 	defer rp.Close()
-	if id := rp.snap.ClusterID; id != "" && id != liveID && id != o.FromCluster {
-		return fmt.Errorf("snapshot %s was taken in cluster %s, and this is cluster %s: pass --from-cluster %s to restore its objects here", rp.snap.Name, id, liveID, id)
-	}
 	sel, err := o.Scope.read(rp, func(ref registry.Ref) bool {
 		return (ref.Group == "" && ref.Resource == "namespaces" && o.inScope(ref.Name)) ||
-			(ref.Group == "apiextensions.k8s.io" && ref.Resource == "customresourcedefinitions")
+			(ref.Group == "apiextensions.k8s.io" && ref.Resource == "customresourcedefinitions") ||
+			(o.WithData && ref.Group == "" && ref.Resource == "persistentvolumes")
 	})
 	if err != nil {
 		return err
@@ -160,6 +171,13 @@ func (o *RestoreOptions) Run(ctx context.Context) error {
 	if err := r.lookExisting(ctx, steps); err != nil {
 		return err
 	}
+	var data []*claimData
+	if o.WithData {
+		if data, err = o.planData(ctx, sel, steps); err != nil {
+			return err
+		}
+		o.describeData(data)
+	}
 	result := printers.NewObjectRestore(rp.snap.Name, o.DryRun)
 	if o.DryRun {
 		return o.print(result, steps)
@@ -174,10 +192,34 @@ func (o *RestoreOptions) Run(ctx context.Context) error {
 	if err := o.print(result, steps); err != nil {
 		return err
 	}
+	var dataErr error
+	if len(data) > 0 {
+		dataErr = o.restoreData(ctx, data)
+	}
 	if result.Failed > 0 {
 		return cmdutil.Partial("%d of %d objects failed to restore (see the FAILED rows)", result.Failed, len(result.Items))
 	}
-	return nil
+	return dataErr
+}
+
+// planData reads the backup set and finds the files of the claims the
+// restore brings back.
+func (o *RestoreOptions) planData(ctx context.Context, sel *selection, steps []*step) ([]*claimData, error) {
+	store, err := storeFor(ctx, o.f, o.FromCluster)
+	if err != nil {
+		return nil, err
+	}
+	set, err := backupset.Read(ctx, store, o.Backup)
+	if err != nil {
+		return nil, err
+	}
+	pvs := map[string]*unstructured.Unstructured{}
+	for _, e := range sel.extra {
+		if e.Obj != nil && e.Group == "" && e.Resource == "persistentvolumes" {
+			pvs[e.Name] = e.Obj
+		}
+	}
+	return planData(set, steps, pvs)
 }
 
 func (o *RestoreOptions) inScope(ns string) bool {
@@ -214,7 +256,7 @@ type restorer struct {
 }
 
 func newStep(u *unstructured.Unstructured, from string, mapping map[string]string) *step {
-	s := &step{obj: strip(u, mapping), gvk: u.GroupVersionKind(), oldUID: string(u.GetUID())}
+	s := &step{obj: strip(u, mapping), gvk: u.GroupVersionKind(), oldUID: string(u.GetUID()), src: u}
 	s.rank = rankOf(s.gvk.GroupKind()) * 2
 	s.item = printers.ObjectRestoreItem{
 		Action: printers.ActionCreate, APIVersion: u.GetAPIVersion(), Kind: u.GetKind(),
@@ -238,6 +280,9 @@ func (r *restorer) plan(sel *selection) []*step {
 		}
 		if e.Resource == "namespaces" {
 			namespaceObjs[e.Name] = e.Obj
+			continue
+		}
+		if e.Resource != "customresourcedefinitions" {
 			continue
 		}
 		group, _, _ := unstructured.NestedString(e.Obj.Object, "spec", "group")

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/kubectl-dr/kubectl-dr/internal/registry"
@@ -25,6 +26,9 @@ type Scope struct {
 	// namespacedOnly leaves cluster-scoped objects out whatever the
 	// namespaces (a restore brings only what lives in namespaces).
 	namespacedOnly bool
+	// lean keeps of each object only what a listing prints (thin), so
+	// that memory does not grow with the size of the values.
+	lean bool
 }
 
 func (s *Scope) bind(cmd *cobra.Command) {
@@ -146,6 +150,9 @@ func (s *Scope) read(rp *restorePoint, also func(registry.Ref) bool) (*selection
 			sel.extra = append(sel.extra, o)
 			return nil
 		}
+		if s.lean && o.Obj != nil {
+			o.Obj = thin(o.Obj)
+		}
 		sel.inNamespaces = append(sel.inNamespaces, o)
 		if s.match(o) {
 			sel.objects = append(sel.objects, o)
@@ -238,4 +245,18 @@ func list(names []string) string {
 		return strings.Join(names[:30], ", ") + fmt.Sprintf(" and %d more", len(names)-30)
 	}
 	return strings.Join(names, ", ")
+}
+
+// thin keeps what a listing prints and a scope checks: apiVersion, kind,
+// name, namespace, labels, creation time and owner references.
+func thin(u *unstructured.Unstructured) *unstructured.Unstructured {
+	md := map[string]any{}
+	if src, ok := u.Object["metadata"].(map[string]any); ok {
+		for _, k := range []string{"name", "namespace", "labels", "creationTimestamp", "ownerReferences"} {
+			if v, ok := src[k]; ok {
+				md[k] = v
+			}
+		}
+	}
+	return &unstructured.Unstructured{Object: map[string]any{"apiVersion": u.Object["apiVersion"], "kind": u.Object["kind"], "metadata": md}}
 }

@@ -33,6 +33,9 @@ type Source struct {
 	KeyFile          string
 	EncryptionConfig string
 	FromCluster      string
+
+	// verb names what the command does with the snapshot, for errors.
+	verb string
 }
 
 func (s *Source) bind(cmd *cobra.Command) {
@@ -140,6 +143,9 @@ func (s *Source) open(ctx context.Context, f cmdutil.Factory, errOut interface{ 
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkCluster(ctx, f, snap); err != nil {
+		return nil, err
+	}
 	var id age.Identity
 	if snap.Encrypted() || snap.Bootstrap != nil {
 		x, err := f.SnapshotKey(ctx, s.KeyFile)
@@ -238,6 +244,26 @@ func (rp *restorePoint) encryptionError(ref registry.Ref, err error) error {
 		return fmt.Errorf("%s is %v; no encryption config to decrypt it: %v: give --encryption-config FILE (k3s keeps it in <data-dir>/%s on the servers)", what, err, rp.encryptionErr, encryptionConfigFile)
 	}
 	return fmt.Errorf("%s: %w: give --encryption-config FILE with the key it was encrypted with", what, err)
+}
+
+// checkCluster refuses another cluster's snapshot unless --from-cluster
+// names it. This cluster is the one the API server answers for; with the
+// API server down, the one --cluster-id or $DR_CLUSTER_ID names.
+func (s *Source) checkCluster(ctx context.Context, f cmdutil.Factory, snap *dbsnap.Snapshot) error {
+	id := snap.ClusterID
+	if id == "" || id == s.FromCluster {
+		return nil
+	}
+	this, err := liveClusterID(ctx, f)
+	if err != nil {
+		if this, err = f.ClusterID(ctx); err != nil {
+			return fmt.Errorf("snapshot %s was taken in cluster %s, and which cluster this is cannot be told (%v): pass --from-cluster %s to %s it", snap.Name, id, err, id, s.verb)
+		}
+	}
+	if id != this {
+		return fmt.Errorf("snapshot %s was taken in cluster %s, and this is cluster %s: pass --from-cluster %s to %s it", snap.Name, id, this, id, s.verb)
+	}
+	return nil
 }
 
 // liveClusterID is the kube-system namespace's UID, or "" when the API

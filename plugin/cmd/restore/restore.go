@@ -119,19 +119,39 @@ func (o *Options) Validate() error {
 	return nil
 }
 
-// job is one node's restore: the part of the set, where it goes and the
-// digest of the preview shown for it.
+// job is one restore on one node: what, where it runs, its label in the
+// preview (the node's name, and the claim when several go to one node)
+// and the digest of the preview shown for it.
 type job struct {
-	part   backupset.FilePart
+	target *agentv1.FileRestoreTarget
 	node   *agentclient.Node
+	label  string
 	digest string
 }
 
-func (j job) target(o *Options) *agentv1.FileRestoreTarget {
-	return &agentv1.FileRestoreTarget{
-		SnapshotId: j.part.SnapshotID, BackupSet: o.Backup, SourceNode: j.part.Node,
-		Paths: o.Paths, Pvc: o.PVC, TargetDir: o.Target,
+// Job is one file restore for Files: the agent that runs it, what it
+// restores and what the preview calls it.
+type Job struct {
+	Node   *agentclient.Node
+	Target *agentv1.FileRestoreTarget
+	Label  string
+}
+
+// Files previews the jobs, prints the previews, confirms (unless yes) and
+// restores: what kubectl dr restore does once it has picked the nodes,
+// for verbs that restore files as part of their work (objects restore
+// --with-data).
+func Files(ctx context.Context, streams genericiooptions.IOStreams, backup string, jobs []Job, yes bool, output string) error {
+	o := &Options{IOStreams: streams, Backup: backup, Yes: yes, Output: output}
+	var js []job
+	for _, j := range jobs {
+		label := j.Label
+		if label == "" {
+			label = j.Node.Node
+		}
+		js = append(js, job{target: j.Target, node: j.Node, label: label})
 	}
+	return o.run(ctx, js)
 }
 
 // Run previews, confirms and restores.
@@ -166,9 +186,16 @@ func (o *Options) Run(ctx context.Context) error {
 		if !n.Ready() {
 			return fmt.Errorf("node %s: %w", dest, n.Err)
 		}
-		jobs = append(jobs, job{part: p, node: n})
+		jobs = append(jobs, job{node: n, label: n.Node, target: &agentv1.FileRestoreTarget{
+			SnapshotId: p.SnapshotID, BackupSet: o.Backup, SourceNode: p.Node,
+			Paths: o.Paths, Pvc: o.PVC, TargetDir: o.Target,
+		}})
 	}
+	return o.run(ctx, jobs)
+}
 
+// run previews, confirms and restores the jobs.
+func (o *Options) run(ctx context.Context, jobs []job) error {
 	previews := printers.NewRestorePreviewList(o.Backup)
 	previews.Items = make([]printers.RestorePreview, len(jobs))
 	var wg sync.WaitGroup
@@ -211,7 +238,7 @@ func (o *Options) Run(ctx context.Context) error {
 	for i, j := range jobs {
 		p := previews.Items[i]
 		if p.Create.Files+p.Change.Files == 0 {
-			fmt.Fprintf(o.Out, "%s: nothing to restore, every file matches the backup\n", j.node.Node)
+			fmt.Fprintf(o.Out, "%s: nothing to restore, every file matches the backup\n", j.label)
 			continue
 		}
 		j.digest = p.Digest
@@ -297,9 +324,9 @@ func setPaths(set *backupset.Set) string {
 
 func preview(ctx context.Context, j job, o *Options) printers.RestorePreview {
 	fail := func(err error) printers.RestorePreview {
-		return printers.RestorePreview{Node: j.node.Node, Error: agentclient.Explain(err)}
+		return printers.RestorePreview{Node: j.label, Error: agentclient.Explain(err)}
 	}
-	stream, err := j.node.Conn.PreviewFileRestore(ctx, &agentv1.PreviewFileRestoreRequest{Target: j.target(o)})
+	stream, err := j.node.Conn.PreviewFileRestore(ctx, &agentv1.PreviewFileRestoreRequest{Target: j.target})
 	if err != nil {
 		return fail(err)
 	}
@@ -308,7 +335,7 @@ func preview(ctx context.Context, j job, o *Options) printers.RestorePreview {
 		msg, err := stream.Recv()
 		if err != nil {
 			if pv != nil && agentclient.IsEOF(err) {
-				return printers.NewRestorePreview(j.node.Node, pv)
+				return printers.NewRestorePreview(j.label, pv)
 			}
 			return fail(err)
 		}
@@ -360,12 +387,12 @@ func (o *Options) restore(ctx context.Context, jobs []job) error {
 			if agentclient.Reason(errs[i]) == agentv1.ReasonPreviewChanged {
 				msg = "refused: " + status.Convert(errs[i]).Message()
 			}
-			failed = append(failed, j.node.Node+": "+msg)
-			fmt.Fprintf(o.Out, "%s: restore FAILED: %s\n", j.node.Node, msg)
+			failed = append(failed, j.label+": "+msg)
+			fmt.Fprintf(o.Out, "%s: restore FAILED: %s\n", j.label, msg)
 			continue
 		}
 		r := results[i]
-		fmt.Fprintf(o.Out, "%s: restored %d file(s), %s", j.node.Node, r.FilesRestored, printers.HumanBytes(r.BytesRestored))
+		fmt.Fprintf(o.Out, "%s: restored %d file(s), %s", j.label, r.FilesRestored, printers.HumanBytes(r.BytesRestored))
 		if r.MovedAsideDir != "" {
 			fmt.Fprintf(o.Out, "; the files it replaced are in %s", r.MovedAsideDir)
 		}
@@ -381,7 +408,7 @@ func (o *Options) restore(ctx context.Context, jobs []job) error {
 }
 
 func restoreOn(ctx context.Context, j job, o *Options, progress *printers.NodeProgress) (*agentv1.RestoreFilesResult, error) {
-	req := &agentv1.RestoreFilesRequest{Target: j.target(o), PreviewDigest: j.digest}
+	req := &agentv1.RestoreFilesRequest{Target: j.target, PreviewDigest: j.digest}
 	if j.digest == "" {
 		// An agent older than preview digests: it restores what it finds.
 		req.NoPreview = true
@@ -396,16 +423,16 @@ func restoreOn(ctx context.Context, j job, o *Options, progress *printers.NodePr
 		msg, err := stream.Recv()
 		if err != nil {
 			if res != nil && agentclient.IsEOF(err) {
-				progress.Update(j.node.Node, printers.ProgressEvent{Phase: "done"})
+				progress.Update(j.label, printers.ProgressEvent{Phase: "done"})
 				return res, nil
 			}
-			progress.Update(j.node.Node, printers.ProgressEvent{Phase: "failed"})
+			progress.Update(j.label, printers.ProgressEvent{Phase: "failed"})
 			return nil, err
 		}
 		switch ev := msg.Event.(type) {
 		case *agentv1.RestoreFilesResponse_Progress:
 			p := ev.Progress
-			progress.Update(j.node.Node, printers.ProgressEvent{Phase: "restore", BytesDone: p.BytesDone, BytesTotal: p.BytesTotal, FilesDone: p.FilesDone, FilesTotal: p.FilesTotal, Percent: p.Percent})
+			progress.Update(j.label, printers.ProgressEvent{Phase: "restore", BytesDone: p.BytesDone, BytesTotal: p.BytesTotal, FilesDone: p.FilesDone, FilesTotal: p.FilesTotal, Percent: p.Percent})
 		case *agentv1.RestoreFilesResponse_Result:
 			res = ev.Result
 		}

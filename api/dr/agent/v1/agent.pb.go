@@ -2109,7 +2109,11 @@ type FileRestoreTarget struct {
 	// Empty: restore in place, moving what would be replaced aside first.
 	TargetDir string `protobuf:"bytes,5,opt,name=target_dir,json=targetDir,proto3" json:"target_dir,omitempty"`
 	// The node the backup came from, when restoring onto another node.
-	SourceNode    string `protobuf:"bytes,6,opt,name=source_node,json=sourceNode,proto3" json:"source_node,omitempty"`
+	SourceNode string `protobuf:"bytes,6,opt,name=source_node,json=sourceNode,proto3" json:"source_node,omitempty"`
+	// Receives the contents of the one directory restored (pvc, or a single
+	// path) instead of that directory: a claim's files into the volume of
+	// the claim restored in its place. Excludes target_dir.
+	IntoDir       string `protobuf:"bytes,7,opt,name=into_dir,json=intoDir,proto3" json:"into_dir,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2182,6 +2186,13 @@ func (x *FileRestoreTarget) GetTargetDir() string {
 func (x *FileRestoreTarget) GetSourceNode() string {
 	if x != nil {
 		return x.SourceNode
+	}
+	return ""
+}
+
+func (x *FileRestoreTarget) GetIntoDir() string {
+	if x != nil {
+		return x.IntoDir
 	}
 	return ""
 }
@@ -5494,7 +5505,7 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x13BackupFilesResponse\x123\n" +
 	"\bprogress\x18\x01 \x01(\v2\x15.dr.agent.v1.ProgressH\x00R\bprogress\x127\n" +
 	"\bsnapshot\x18\x02 \x01(\v2\x19.dr.agent.v1.FileSnapshotH\x00R\bsnapshotB\a\n" +
-	"\x05event\"\xbb\x01\n" +
+	"\x05event\"\xd6\x01\n" +
 	"\x11FileRestoreTarget\x12\x1f\n" +
 	"\vsnapshot_id\x18\x01 \x01(\tR\n" +
 	"snapshotId\x12\x1d\n" +
@@ -5505,7 +5516,8 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"target_dir\x18\x05 \x01(\tR\ttargetDir\x12\x1f\n" +
 	"\vsource_node\x18\x06 \x01(\tR\n" +
-	"sourceNode\"S\n" +
+	"sourceNode\x12\x19\n" +
+	"\binto_dir\x18\a \x01(\tR\aintoDir\"S\n" +
 	"\x19PreviewFileRestoreRequest\x126\n" +
 	"\x06target\x18\x01 \x01(\v2\x1e.dr.agent.v1.FileRestoreTargetR\x06target\"\xc5\x01\n" +
 	"\n" +
