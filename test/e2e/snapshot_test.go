@@ -166,8 +166,8 @@ func TestEtcdSnapshotSaveRestoresElsewhere(t *testing.T) {
 	// ls shows it as a good snapshot, describe tells the same story.
 	ls := kubectlDR(t, nil, "etcd", "snapshot", "ls")
 	row := tableRows(ls.stdout)[snap.Name]
-	// NAME NODE AGE SIZE(2 fields) REVISION LOCATION ENCRYPTED(2 fields)
-	if len(row) != 9 || row[1] != snap.Node || row[5] != fmt.Sprint(snap.Revision) || row[6] != "store" || strings.Join(row[7:], " ") != "yes (age)" {
+	// NAME NODE AGE SIZE(2 fields) REVISION LOCATION ENCRYPTED(2 fields) ORIGIN
+	if len(row) != 10 || row[1] != snap.Node || row[5] != fmt.Sprint(snap.Revision) || row[6] != "store" || strings.Join(row[7:9], " ") != "yes (age)" || row[9] != "dr" {
 		t.Errorf("ls row for %s = %v", snap.Name, row)
 	}
 	d := kubectlDR(t, nil, "etcd", "snapshot", "describe", snap.Name, "-o", "json")
