@@ -222,6 +222,15 @@ func (l *Lab) loadOrInitState(o Options) error {
 			return fmt.Errorf("the lab in %s has %d etcd members, %d nodes and Kubernetes node %q, not %d, %d and %q: run `hack/lab down && hack/lab clean` to start over",
 				l.Dir, l.State.EtcdMembers, len(l.State.Nodes), l.State.KubeNode, o.EtcdMembers, o.Nodes, o.KubeNode)
 		}
+		// A lab from before the real node's agent came through install:
+		// its health port must be its gRPC port + 1, as install renders
+		// it. The pod's ports are free to move (install puts it back).
+		if k := l.State.KubeNode; k != "" && l.State.Ports["metrics-"+k] != l.State.Ports["agent-"+k]+1 {
+			delete(l.State.Ports, "agent-"+k)
+			delete(l.State.Ports, "metrics-"+k)
+			kubeNodePorts(l.State.Ports, k, false)
+			return l.saveState()
+		}
 		return nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
