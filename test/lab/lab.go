@@ -563,22 +563,12 @@ func (l *Lab) Restart(ctx context.Context) error {
 // PauseProcess SIGSTOPs one of the lab's processes by name, freezing it
 // where it is (a fault test looks at what it left half done, then kills
 // it with KillProcess, which a stopped process obeys).
-func (l *Lab) PauseProcess(name string) error {
-	for _, p := range l.procs() {
-		if p.name != name {
-			continue
-		}
-		pid, ok := p.pid(l.Dir)
-		if !ok {
-			return fmt.Errorf("lab process %s is not running", name)
-		}
-		return syscall.Kill(pid, syscall.SIGSTOP)
-	}
-	return fmt.Errorf("no lab process named %s", name)
-}
+func (l *Lab) PauseProcess(name string) error { return l.signalProcess(name, syscall.SIGSTOP) }
 
 // ResumeProcess SIGCONTs a process PauseProcess froze.
-func (l *Lab) ResumeProcess(name string) error {
+func (l *Lab) ResumeProcess(name string) error { return l.signalProcess(name, syscall.SIGCONT) }
+
+func (l *Lab) signalProcess(name string, sig syscall.Signal) error {
 	for _, p := range l.procs() {
 		if p.name != name {
 			continue
@@ -587,7 +577,7 @@ func (l *Lab) ResumeProcess(name string) error {
 		if !ok {
 			return fmt.Errorf("lab process %s is not running", name)
 		}
-		return syscall.Kill(pid, syscall.SIGCONT)
+		return syscall.Kill(pid, sig)
 	}
 	return fmt.Errorf("no lab process named %s", name)
 }

@@ -14,15 +14,7 @@ import (
 // A repository missing a pack: check reports each problem restic found,
 // not only their count.
 func TestCheckNamesWhatItFound(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "restic")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/restic/restic/cmd/restic").CombinedOutput(); err != nil {
-		t.Fatalf("build restic: %v\n%s", err, out)
-	}
-	pw := filepath.Join(dir, "password")
-	if err := os.WriteFile(pw, []byte("secret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	dir, bin, pw := resticBinary(t)
 	src := filepath.Join(dir, "src")
 	if err := os.MkdirAll(src, 0o755); err != nil {
 		t.Fatal(err)
@@ -64,15 +56,7 @@ func TestCheckNamesWhatItFound(t *testing.T) {
 // reporting the lock as a problem found in the repository. Once the other
 // process is gone, unlock removes its lock and check passes.
 func TestCheckOfALockedRepositoryIsLocked(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "restic")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/restic/restic/cmd/restic").CombinedOutput(); err != nil {
-		t.Fatalf("build restic: %v\n%s", err, out)
-	}
-	pw := filepath.Join(dir, "password")
-	if err := os.WriteFile(pw, []byte("secret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	dir, bin, pw := resticBinary(t)
 	repo := filepath.Join(dir, "repo")
 	r := &Repo{Binary: bin, Repository: repo, PasswordFile: pw, CacheDir: filepath.Join(dir, "cache")}
 	ctx := context.Background()
@@ -113,4 +97,20 @@ func TestCheckOfALockedRepositoryIsLocked(t *testing.T) {
 	if res, err := r.Check(ctx, ""); err != nil || res.Errors != 0 {
 		t.Fatalf("check after unlock removed the dead process's lock: %+v, %v", res, err)
 	}
+}
+
+// resticBinary builds the restic go.mod pins into a new directory, with a
+// repository password file beside it.
+func resticBinary(t *testing.T) (dir, bin, pw string) {
+	t.Helper()
+	dir = t.TempDir()
+	bin = filepath.Join(dir, "restic")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/restic/restic/cmd/restic").CombinedOutput(); err != nil {
+		t.Fatalf("build restic: %v\n%s", err, out)
+	}
+	pw = filepath.Join(dir, "password")
+	if err := os.WriteFile(pw, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir, bin, pw
 }
