@@ -53,6 +53,7 @@ type Config struct {
 	WAL       WAL             `json:"wal,omitempty"`
 	Buckets   Buckets         `json:"buckets,omitempty"`
 	Restore   Restore         `json:"restore,omitempty"`
+	Drill     Drill           `json:"drill,omitempty"`
 	// MetricsAddress serves Prometheus metrics and /healthz (default
 	// 127.0.0.1:9651); "off" turns it off.
 	MetricsAddress string `json:"metricsAddress,omitempty"`
@@ -499,6 +500,9 @@ func (c *Config) complete() error {
 		c.Restore.EtcdDataDir = filepath.Join(c.DataDir, "server", "db", "etcd")
 	}
 	if err := c.completeBuckets(); err != nil {
+		return err
+	}
+	if err := c.completeDrill(); err != nil {
 		return err
 	}
 	if err := c.checkSchedules(); err != nil {
