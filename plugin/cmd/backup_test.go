@@ -152,7 +152,7 @@ func TestBackupCreateRefusals(t *testing.T) {
 		{"name taken", []string{"taken"}, "backup taken already exists (kubectl dr backup describe taken); pick another name"},
 		{"unknown node", []string{"x1", "--node", "ghost"}, "--node ghost: no agent for that node (known: server-1, server-2)"},
 		{"bad name", []string{"Bad_Name"}, `invalid backup name "Bad_Name"`},
-		{"nothing to do", []string{"x2", "--etcd=false", "--files=false"}, "--etcd=false and --files=false leave nothing to back up"},
+		{"nothing to do", []string{"x2", "--etcd=false", "--files=false", "--buckets=false"}, "--etcd=false, --files=false and --buckets=false leave nothing to back up"},
 		{"node without files", []string{"x3", "--files=false", "--node", "server-1"}, "--node picks nodes for file backups"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -166,6 +166,21 @@ func TestBackupCreateRefusals(t *testing.T) {
 		if e.readSet(id) != nil {
 			t.Errorf("set %s recorded by a refused create", id)
 		}
+	}
+}
+
+// --etcd=false --files=false is a backup of the bucket sources alone; with
+// none configured it fails saying so, and records nothing.
+func TestBackupCreateOfBucketsAloneNeedsASource(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.agent("server-1", nil)
+	r := e.run("backup", "create", "only-buckets", "--etcd=false", "--files=false")
+	if r.code != 1 || !strings.Contains(r.stderr, "no bucket source is configured") {
+		t.Errorf("want exit 1 naming the missing bucket sources\n%s", r)
+	}
+	if e.readSet("only-buckets") != nil {
+		t.Errorf("a set recorded with nothing in it")
 	}
 }
 

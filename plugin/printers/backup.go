@@ -141,6 +141,16 @@ func DescribeBackupSet(w io.Writer, s *backupset.Set) {
 			fmt.Fprintf(w, "  %s on %s: at LSN %s, archived up to %s\n", m.Source, m.Node, orDash(m.LSN), orDash(m.Segment))
 		}
 	}
+	if len(s.Buckets) > 0 {
+		fmt.Fprintf(w, "Buckets:\n")
+		for _, b := range s.Buckets {
+			if b.Error != "" {
+				fmt.Fprintf(w, "  %s on %s: %s\n", orDash(b.Source), orDash(b.Node), b.Error)
+				continue
+			}
+			fmt.Fprintf(w, "  %s on %s: pass of %s, %d objects, %d copied (%s stored), %d deleted\n", b.Source, b.Node, b.Pass.UTC().Format(time.RFC3339), b.Listed, b.Copied, HumanBytes(b.BytesUploaded), b.Deleted)
+		}
+	}
 	if len(s.Files) > 0 {
 		fmt.Fprintf(w, "Files:\n")
 		for _, p := range s.Files {

@@ -306,3 +306,62 @@ func TestBucketSourceUnreachable(t *testing.T) {
 		t.Fatalf("bucket ls after the outage: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// backup create runs a pass of the bucket source with the set's other
+// parts and records it; bucket restore --backup puts the bucket back as
+// that pass saw it, whatever changed after.
+func TestBackupSetIncludesTheBucketPass(t *testing.T) {
+	mc, err := theLab.AppS3Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	stamp := time.Now().UnixNano()
+	kept := fmt.Sprintf("set/%d-kept.txt", stamp)
+	if _, err := mc.PutObject(ctx, lab.AppBucket, kept, strings.NewReader("in the set"), -1, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	atSet := readBucket(t, mc, lab.AppBucket)
+	name := fmt.Sprintf("bucket-set-%d", stamp)
+	r := kubectlDR(t, nil, "backup", "create", name, "--files=false", "-o", "json")
+	if r.code != 0 {
+		t.Fatalf("backup create: exit %d\n%s", r.code, r.stderr)
+	}
+	var set printers.BackupSet
+	if err := json.Unmarshal([]byte(r.stdout), &set); err != nil {
+		t.Fatalf("backup create -o json: %v\n%s", err, r.stdout)
+	}
+	if len(set.Buckets) != 1 || set.Buckets[0].Source != lab.AppBucketSource || set.Buckets[0].Error != "" || set.Buckets[0].Pass.IsZero() {
+		t.Fatalf("the set's bucket parts: %+v", set.Buckets)
+	}
+	r = kubectlDR(t, nil, "backup", "describe", name)
+	if r.code != 0 || !strings.Contains(r.stdout, "Buckets:\n  "+lab.AppBucketSource+" on ") {
+		t.Fatalf("backup describe: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	afterSecond(set.Buckets[0].Pass)
+	if err := mc.RemoveObject(ctx, lab.AppBucket, kept, minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mc.PutObject(ctx, lab.AppBucket, fmt.Sprintf("set/%d-later.txt", stamp), strings.NewReader("after the set"), -1, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if r := kubectlDR(t, nil, "bucket", "backup", lab.AppBucketSource); r.code != 0 {
+		t.Fatalf("bucket backup: exit %d\n%s", r.code, r.stderr)
+	}
+	scratch := fmt.Sprintf("scratch-set-%d", stamp)
+	if err := mc.MakeBucket(ctx, scratch, minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r = kubectlDR(t, nil, "bucket", "restore", lab.AppBucketSource, "--backup", name, "--target-bucket", scratch, "--yes")
+	if r.code != 0 {
+		t.Fatalf("bucket restore --backup %s: exit %d\n%s", name, r.code, r.stderr)
+	}
+	if got := readBucket(t, mc, scratch); diffStates(got, atSet) != "" {
+		t.Fatalf("restore --backup %s: %s", name, diffStates(got, atSet))
+	}
+	r = kubectlDR(t, nil, "bucket", "restore", lab.AppBucketSource, "--backup", name, "--to", "now", "--dry-run")
+	if r.code != 2 || !strings.Contains(r.stderr, "give one") {
+		t.Fatalf("--backup with --to: exit %d\n%s", r.code, r.stderr)
+	}
+}

@@ -40,6 +40,9 @@ type Set struct {
 	Files []FilePart `json:"files,omitempty"`
 	// WAL is where each PostgreSQL WAL source stood when the set was made.
 	WAL []WALMark `json:"wal,omitempty"`
+	// Buckets are the passes of the application bucket sources run for
+	// the set: each bucket is restorable as of its pass.
+	Buckets []BucketPart `json:"buckets,omitempty"`
 	// Error is why the whole set failed (interrupted, ...).
 	Error string `json:"error,omitempty"`
 }
@@ -79,6 +82,21 @@ type WALMark struct {
 	Error   string    `json:"error,omitempty"`
 }
 
+// BucketPart is one bucket source's pass, run on the etcd leader's agent.
+type BucketPart struct {
+	Node   string `json:"node"`
+	Source string `json:"source"`
+	// Pass is when the pass started: what bucket restore --to takes.
+	Pass    time.Time `json:"pass,omitempty"`
+	Listed  int64     `json:"listed,omitempty"`
+	Copied  int64     `json:"copied,omitempty"`
+	Deleted int64     `json:"deleted,omitempty"`
+	// BytesUploaded is what the pass stored (less than it read when the
+	// same bytes were stored before).
+	BytesUploaded int64  `json:"bytesUploaded,omitempty"`
+	Error         string `json:"error,omitempty"`
+}
+
 // Failed reports whether the part failed.
 func (p FilePart) Failed() bool { return p.Error != "" }
 
@@ -95,6 +113,13 @@ func (s *Set) Decide() {
 	}
 	for _, f := range s.Files {
 		if f.Failed() {
+			bad++
+		} else {
+			ok++
+		}
+	}
+	for _, b := range s.Buckets {
+		if b.Error != "" {
 			bad++
 		} else {
 			ok++

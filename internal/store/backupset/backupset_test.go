@@ -45,3 +45,20 @@ func TestRecordsCarryTheFormatVersionAndNewerOnesAreRefused(t *testing.T) {
 		t.Errorf("set of format version 2: err = %v, want a refusal naming the version and what to do", err)
 	}
 }
+
+func TestDecideCountsBucketParts(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		set  Set
+		want string
+	}{
+		{"a bucket pass alone", Set{Buckets: []BucketPart{{Source: "media"}}}, Completed},
+		{"a failed pass beside a snapshot", Set{Etcd: &EtcdPart{Snapshot: "s"}, Buckets: []BucketPart{{Source: "media", Error: "unreachable"}}}, PartiallyFailed},
+		{"only a failed pass", Set{Buckets: []BucketPart{{Source: "media", Error: "unreachable"}}}, Failed},
+	} {
+		tt.set.Decide()
+		if tt.set.Phase != tt.want {
+			t.Errorf("%s: phase %s, want %s", tt.name, tt.set.Phase, tt.want)
+		}
+	}
+}

@@ -29,23 +29,26 @@ type CreateOptions struct {
 	genericiooptions.IOStreams
 	f cmdutil.Factory
 
-	Name   string
-	Etcd   bool
-	Files  bool
-	Nodes  []string
-	Wait   bool
-	Output string
+	Name    string
+	Etcd    bool
+	Files   bool
+	Buckets bool
+	Nodes   []string
+	Wait    bool
+	Output  string
 }
 
 // NewCmdCreate returns `kubectl dr backup create`.
 func NewCmdCreate(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &CreateOptions{IOStreams: streams, f: f}
 	cmd := &cobra.Command{
-		Use:   "create [NAME] [--etcd=true] [--files=true] [--node NODE]...",
-		Short: "Back up the cluster now: etcd snapshot plus every node's files",
+		Use:   "create [NAME] [--etcd=true] [--files=true] [--buckets=true] [--node NODE]...",
+		Short: "Back up the cluster now: etcd snapshot, every node's files, every bucket source",
 		Long: `Takes one etcd snapshot on the etcd leader and, in parallel, a restic snapshot
-of the configured paths on every node (or the nodes given with --node), one
-progress line per node. The set's record is written last: Completed, or
+of the configured paths on every node (or the nodes given with --node) and a
+pass of every application bucket source (buckets.sources, run by the etcd
+leader's agent), one progress line per part. The set's record is written
+last, with where each WAL source stood: Completed, or
 PartiallyFailed naming each failed part (exit code 3). Ctrl-C stops restic
 cleanly (its lock released) and records the set as Failed.
 
@@ -64,6 +67,7 @@ exists are skipped unless named with --node.`,
 	}
 	cmd.Flags().BoolVar(&o.Etcd, "etcd", true, "take an etcd snapshot on the etcd leader")
 	cmd.Flags().BoolVar(&o.Files, "files", true, "back up each node's configured paths with restic")
+	cmd.Flags().BoolVar(&o.Buckets, "buckets", true, "run a pass of every bucket source on the etcd leader's agent")
 	cmd.Flags().StringArrayVar(&o.Nodes, "node", nil, "back up files on this node only (repeatable)")
 	cmd.RegisterFlagCompletionFunc("node", cmdutil.CompleteFlag(cmdutil.NodeNames(f)))
 	cmd.Flags().BoolVar(&o.Wait, "wait", true, "wait for the backup to finish; --wait=false runs it in the background and returns")
@@ -90,8 +94,8 @@ func (o *CreateOptions) Validate() error {
 	if err := backupset.ValidateID(o.Name); err != nil {
 		return cmdutil.UsageError("%w", err)
 	}
-	if !o.Etcd && !o.Files {
-		return cmdutil.UsageError("--etcd=false and --files=false leave nothing to back up")
+	if !o.Etcd && !o.Files && !o.Buckets {
+		return cmdutil.UsageError("--etcd=false, --files=false and --buckets=false leave nothing to back up")
 	}
 	if len(o.Nodes) > 0 && !o.Files {
 		return cmdutil.UsageError("--node picks nodes for file backups; it makes no sense with --files=false")
@@ -206,6 +210,16 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 			}()
 		}
 	}
+	if o.Buckets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			parts := o.bucketParts(ctx, nodes, progress)
+			mu.Lock()
+			set.Buckets = parts
+			mu.Unlock()
+		}()
+	}
 	wg.Wait()
 	// Where each WAL source stands, now that the set's parts are done.
 	set.WAL = walMarks(ctx, nodes)
@@ -220,8 +234,8 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	if interrupted {
 		set.Phase = backupset.Failed
 	}
-	if set.Etcd == nil && len(set.Files) == 0 {
-		return errors.New("nothing was backed up: no node has paths to back up (configure restic.paths in the agent config) and --etcd=false")
+	if set.Etcd == nil && len(set.Files) == 0 && len(set.Buckets) == 0 {
+		return errors.New("nothing was backed up: no node has paths to back up (configure restic.paths in the agent config), no bucket source is configured, and --etcd=false")
 	}
 	// The record is written even after Ctrl-C, so the set says it failed.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -259,6 +273,11 @@ func failures(set *backupset.Set) string {
 	for _, p := range set.Files {
 		if p.Failed() {
 			out = append(out, "files on "+p.Node+": "+p.Error)
+		}
+	}
+	for _, b := range set.Buckets {
+		if b.Error != "" {
+			out = append(out, "bucket "+b.Source+" on "+orNone(b.Node)+": "+b.Error)
 		}
 	}
 	if len(out) == 0 && set.Error != "" {
@@ -404,4 +423,72 @@ func walMarks(ctx context.Context, nodes agentclient.Nodes) []backupset.WALMark 
 		}
 	}
 	return marks
+}
+
+// bucketParts runs a pass of every bucket source the etcd leader's agent
+// runs, in parallel. No sources, or an agent without bucket passes, gives
+// no parts; an unreachable leader gives one failed part per source it
+// cannot name, so the set says buckets were not backed up.
+func (o *CreateOptions) bucketParts(ctx context.Context, nodes agentclient.Nodes, progress *printers.NodeProgress) []backupset.BucketPart {
+	leader, err := nodes.EtcdLeader()
+	if err != nil {
+		// Without a leader there is no etcd part either, which says why;
+		// the sources cannot even be listed.
+		return nil
+	}
+	st, err := leader.Conn.Buckets().BucketStatus(ctx, &agentv1.BucketStatusRequest{})
+	if status.Code(err) == codes.Unimplemented {
+		return nil
+	}
+	if err != nil {
+		part := backupset.BucketPart{Node: leader.Node, Error: "list the bucket sources: " + agentclient.Explain(err)}
+		progress.Update("buckets", printers.ProgressEvent{Phase: "failed", Message: part.Error})
+		return []backupset.BucketPart{part}
+	}
+	parts := make([]backupset.BucketPart, len(st.Sources))
+	var wg sync.WaitGroup
+	for i, src := range st.Sources {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			parts[i] = bucketPart(ctx, leader, src.Name, progress)
+		}()
+	}
+	wg.Wait()
+	return parts
+}
+
+func bucketPart(ctx context.Context, leader *agentclient.Node, source string, progress *printers.NodeProgress) backupset.BucketPart {
+	line := "bucket " + source
+	part := backupset.BucketPart{Node: leader.Node, Source: source}
+	fail := func(msg string) backupset.BucketPart {
+		part.Error = msg
+		progress.Update(line, printers.ProgressEvent{Phase: "failed", Message: msg})
+		return part
+	}
+	progress.Update(line, printers.ProgressEvent{Phase: "pass", Message: "on " + leader.Node})
+	stream, err := leader.Conn.Buckets().BackupBucket(ctx, &agentv1.BackupBucketRequest{Source: source})
+	if err != nil {
+		return fail(agentclient.Explain(err))
+	}
+	var res *agentv1.BucketPassResult
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			if res != nil && agentclient.IsEOF(err) {
+				break
+			}
+			if ctx.Err() != nil {
+				return fail("interrupted")
+			}
+			return fail(agentclient.Explain(err))
+		}
+		if msg.Result != nil {
+			res = msg.Result
+		}
+	}
+	part.Pass = res.Pass.AsTime().UTC()
+	part.Listed, part.Copied, part.Deleted, part.BytesUploaded = res.Listed, res.Copied, res.Deleted, res.BytesUploaded
+	progress.Update(line, printers.ProgressEvent{Phase: "done", Message: fmt.Sprintf("pass of %s on %s: %d objects, %d copied (%s stored), %d deleted", part.Pass.Format(time.RFC3339), leader.Node, part.Listed, part.Copied, printers.HumanBytes(part.BytesUploaded), part.Deleted)})
+	return part
 }

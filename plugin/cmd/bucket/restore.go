@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-dr/kubectl-dr/internal/store/backupset"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/bucketobj"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
@@ -35,6 +36,7 @@ type RestoreOptions struct {
 
 	Source         string
 	To             string
+	Backup         string
 	Prefix         string
 	TargetBucket   string
 	TargetEndpoint string
@@ -52,7 +54,7 @@ type RestoreOptions struct {
 func NewCmdRestore(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &RestoreOptions{IOStreams: streams, f: f}
 	cmd := &cobra.Command{
-		Use:   "restore SOURCE --to TIME",
+		Use:   "restore SOURCE --to TIME|--backup ID",
 		Short: "Put a bucket back as it was at a time (into itself, or another bucket)",
 		Long: `Compares the bucket as the store's copy says it was at --to with what the
 target bucket holds now, prints the plan (objects to create, overwrite and
@@ -61,12 +63,14 @@ writes only what differs. Every object is checked against its recorded
 sha256 before it is written. Restoring into the original bucket first saves
 each object it will overwrite or delete into the store, so the restore can
 itself be undone (kubectl dr bucket versions shows them "saved aside").
+--backup ID takes the time of the source's pass in that backup set.
 
 The target defaults to the original bucket and endpoint; --target-bucket
 names another bucket (s3://NAME, or file:///DIR for a local copy). Its
 credentials come from --access-key-file/--secret-key-file or $` + EnvAccessKey + `
 and $` + EnvSecretKey + `.`,
 		Example: `  kubectl dr bucket restore app-media --to 2026-03-01T12:00:00Z --dry-run
+  kubectl dr bucket restore app-media --backup before-upgrade --yes
   kubectl dr bucket restore app-media --to 2026-03-01T12:00:00Z --yes
   kubectl dr bucket restore app-media --to 2026-03-01T12:00:00Z --target-bucket scratch --prefix photos/ --yes`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -78,7 +82,8 @@ and $` + EnvSecretKey + `.`,
 		RunE: cmdutil.RunE(o),
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&o.To, "to", "", "the time to restore the bucket to (RFC 3339, or now); required")
+	fl.StringVar(&o.To, "to", "", "the time to restore the bucket to (RFC 3339, or now)")
+	fl.StringVar(&o.Backup, "backup", "", "restore the bucket as the pass of this backup set left it (instead of --to)")
 	fl.StringVar(&o.Prefix, "prefix", "", "only keys starting with this")
 	fl.StringVar(&o.TargetBucket, "target-bucket", "", "write into this bucket (NAME, s3://NAME or file:///DIR) instead of the original")
 	fl.StringVar(&o.TargetEndpoint, "target-endpoint", "", "the target bucket's S3 endpoint (default the original's)")
@@ -95,8 +100,13 @@ and $` + EnvSecretKey + `.`,
 // Complete takes SOURCE and --to.
 func (o *RestoreOptions) Complete(_ *cobra.Command, args []string) error {
 	o.Source = args[0]
-	if o.To == "" {
-		return cmdutil.UsageError("bucket restore needs --to TIME (RFC 3339, or now)")
+	switch {
+	case o.To != "" && o.Backup != "":
+		return cmdutil.UsageError("--to and --backup both pick the time: give one")
+	case o.Backup != "":
+		return nil
+	case o.To == "":
+		return cmdutil.UsageError("bucket restore needs --to TIME (RFC 3339, or now) or --backup ID")
 	}
 	var err error
 	o.to, err = parseTime("to", o.To)
@@ -170,6 +180,11 @@ func (o *RestoreOptions) Run(ctx context.Context) error {
 	st, idx, err := loadIndex(ctx, o.f, o.Source)
 	if err != nil {
 		return err
+	}
+	if o.Backup != "" {
+		if o.to, err = passOfSet(ctx, st, o.Backup, o.Source); err != nil {
+			return err
+		}
 	}
 	target, original, err := o.target(idx)
 	if err != nil {
@@ -349,4 +364,22 @@ func writeOne(ctx context.Context, st objstore.Store, source string, target objs
 		return fmt.Errorf("write %q: %w", v.Key, err)
 	}
 	return nil
+}
+
+// passOfSet is the time of source's pass in backup set id.
+func passOfSet(ctx context.Context, st objstore.Store, id, source string) (time.Time, error) {
+	set, err := backupset.Read(ctx, st, id)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--backup %s: %w", id, err)
+	}
+	for _, b := range set.Buckets {
+		if b.Source != source {
+			continue
+		}
+		if b.Error != "" {
+			return time.Time{}, fmt.Errorf("backup %s has no pass of bucket source %s: it failed (%s); pick another set or --to TIME", id, source, b.Error)
+		}
+		return b.Pass, nil
+	}
+	return time.Time{}, fmt.Errorf("backup %s has no pass of bucket source %s (sets made before bucket sources were configured have none); use --to TIME", id, source)
 }
