@@ -57,15 +57,10 @@ func (l *Lab) AgentConfig(n string) (agentconfig.Config, error) {
 		cfg.WAL.Sources = []agentconfig.WALSource{{Name: WALSource, Spool: l.WALSpool(), Connection: l.PGConnection(), PGData: l.PGData()}}
 	}
 	if slices.Contains(l.EtcdNodes(), n) {
-		// The leader's agent backs up the application's bucket. The
-		// DaemonSet's pod sees the node's files only where install mounts
-		// them, and install mounts no Secret for a bucket source yet
-		// (docs/buckets.md): the real node keeps its key files in the
-		// agent's state dir.
+		// The leader's agent backs up the application's bucket. For the
+		// real node these are the files install reads into the source's
+		// Secret (deployAgent); its pod reads them from that Secret.
 		creds := filepath.Join(l.agentDir(n), "app-s3")
-		if n == l.State.KubeNode {
-			creds = filepath.Join(cfg.StateDir, "app-s3")
-		}
 		cfg.Buckets.Sources = []agentconfig.BucketSource{{Name: AppBucketSource, Interval: "2s", Bucket: objstore.Config{
 			URL: "s3://" + AppBucket, Endpoint: l.AppS3Endpoint(), PathStyle: true,
 			AccessKeyFile: filepath.Join(creds, "access-key"),

@@ -34,8 +34,10 @@ func (l *Lab) RedeployAgent(ctx context.Context) error { return l.deployAgent(ct
 //     the API server on the node's loopback, not through its Service;
 //   - the restore's host actions: the lab's `lab stop|start` for its etcd
 //     member, run in the host's namespaces as the DaemonSet runs systemctl
-//     for k3s; the WAL source of the lab's database on the first node, and
-//     the application bucket's source.
+//     for k3s; the WAL source of the lab's database on the first node.
+//
+// The application bucket's source is given with --bucket-source, whose
+// credentials install keeps in a Secret, as a user's.
 func (l *Lab) deployAgent(ctx context.Context) error {
 	node := l.State.KubeNode
 	cfg, err := l.AgentConfig(node)
@@ -93,10 +95,18 @@ func (l *Lab) deployAgent(ctx context.Context) error {
 			return err
 		}
 	}
-	if len(cfg.Buckets.Sources) > 0 {
-		if err := setKey("buckets.sources", cfg.Buckets.Sources); err != nil {
-			return err
+	// The bucket source goes in as a user's does: install reads its key
+	// files here and keeps them in the Secret the pod mounts.
+	for _, b := range cfg.Buckets.Sources {
+		spec := []string{"name=" + b.Name, "url=" + b.Bucket.URL, "endpoint=" + b.Bucket.Endpoint,
+			"access-key-file=" + b.Bucket.AccessKeyFile, "secret-key-file=" + b.Bucket.SecretKeyFile}
+		if b.Bucket.PathStyle {
+			spec = append(spec, "path-style=true")
 		}
+		if b.Interval != "" {
+			spec = append(spec, "interval="+b.Interval)
+		}
+		set = append(set, "--bucket-source", strings.Join(spec, ","))
 	}
 
 	args := append([]string{"install",

@@ -57,10 +57,12 @@ type Options struct {
 	Timeout            time.Duration
 	Force              bool
 	Set                []string
+	BucketSources      []string
 
 	// Resolved by Complete.
 	store     objstore.Config
 	changes   []Change
+	buckets   []*bucketSource
 	fromFlags bool
 	changed   func(flag string) bool
 }
@@ -100,6 +102,7 @@ in Secrets; keep a copy outside the cluster, as install reminds you.
 	fl := cmd.Flags()
 	f.BindStoreFlags(fl)
 	fl.StringVar(&o.Image, "image", DefaultImage(), "the dr-agent image")
+	fl.StringArrayVar(&o.BucketSources, "bucket-source", nil, "an application bucket to back up: name=N,url=s3://BUCKET,endpoint=URL,access-key-file=F,secret-key-file=F[,prefix=P,mode=continuous|CRON,interval=30s,retention-days=90,path-style=true,region=R,ca-file=F,concurrency=8,rpo-target=D] (repeatable; credentials go into Secret "+BucketSecretPrefix+"N)")
 	fl.StringVar(&o.DataDir, "data-dir", agentconfig.DefaultDataDir, "k3s's --data-dir on the nodes")
 	fl.StringVar(&o.StateDir, "state-dir", agentconfig.DefaultStateDir, "the agent's own directory on the nodes")
 	fl.IntVar(&o.Port, "agent-port", 9650, "the agent's gRPC port on each node's loopback; its health endpoint is the next port")
@@ -127,7 +130,24 @@ func (o *Options) Complete(cmd *cobra.Command, _ []string) error {
 		if err != nil {
 			return err
 		}
+		if c.Key == "buckets" || strings.HasPrefix(c.Key, "buckets.") {
+			if len(o.BucketSources) > 0 {
+				return cmdutil.UsageError("--set %s and --bucket-source both set bucket sources: use one", c.Key)
+			}
+		}
 		o.changes = append(o.changes, c)
+	}
+	seen := map[string]bool{}
+	for _, spec := range o.BucketSources {
+		b, err := parseBucketSource(spec)
+		if err != nil {
+			return err
+		}
+		if seen[b.source.Name] {
+			return cmdutil.UsageError("--bucket-source %s given twice", b.source.Name)
+		}
+		seen[b.source.Name] = true
+		o.buckets = append(o.buckets, b)
 	}
 	return nil
 }
@@ -188,9 +208,17 @@ func (o *Options) Run(ctx context.Context) error {
 		return err
 	}
 	storeSecret := storeSecretData(o.store)
+	for _, b := range o.buckets {
+		if err := b.load(); err != nil {
+			return err
+		}
+	}
 
 	if !o.DryRun {
 		if err := o.checkStore(ctx, clusterID); err != nil {
+			return err
+		}
+		if err := o.checkBuckets(ctx); err != nil {
 			return err
 		}
 	}
@@ -211,6 +239,10 @@ func (o *Options) Run(ctx context.Context) error {
 		if err := c.Apply(tree); err != nil {
 			return cmdutil.UsageError("--set %w", err)
 		}
+	}
+	for _, b := range o.buckets {
+		b.configure(tree)
+		secrets = append(secrets, b.secret())
 	}
 	objs, err := Render(Settings{
 		Namespace: ns, Image: o.Image, DataDir: o.DataDir, StateDir: o.StateDir, Port: o.Port,
@@ -272,6 +304,24 @@ func (o *Options) checkStore(ctx context.Context, clusterID string) error {
 		hint = "; an in-cluster endpoint (.svc) cannot be reached from here: pass --force and the agents check it after install"
 	}
 	return fmt.Errorf("%w\nnothing was applied: fix --store, --s3-endpoint, --s3-ca or the credentials (or pass --force to install anyway%s)", err, hint)
+}
+
+// checkBuckets lists each --bucket-source from here before anything is
+// applied, as checkStore does for the store.
+func (o *Options) checkBuckets(ctx context.Context) error {
+	for _, b := range o.buckets {
+		err := b.check(ctx)
+		if err == nil {
+			fmt.Fprintf(o.ErrOut, "bucket source %s: %s readable\n", b.source.Name, b.source.Bucket.URL)
+			continue
+		}
+		if o.Force {
+			fmt.Fprintf(o.ErrOut, "warning: %v; installing anyway (--force): its passes fail until the bucket answers\n", err)
+			continue
+		}
+		return fmt.Errorf("%w\nnothing was applied: fix --bucket-source %s (url, endpoint, credentials), or pass --force to install anyway", err, b.source.Name)
+	}
+	return nil
 }
 
 // keepInstalled keeps the directories and port of an earlier install

@@ -37,6 +37,8 @@ const (
 	// hostVolumePrefix names the hostPath volumes added for configured
 	// paths outside the data and state directories.
 	hostVolumePrefix = "host-"
+	// bucketVolumePrefix names the Secret volume of a bucket source.
+	bucketVolumePrefix = "bucket-"
 )
 
 // Settings are what install changes in the embedded manifests.
@@ -254,6 +256,14 @@ func renderDaemonSet(ds *unstructured.Unstructured, s Settings) error {
 			"hostPath": map[string]any{"path": p, "type": "DirectoryOrCreate"},
 		})
 		keptMounts = append(keptMounts, map[string]any{"name": name, "mountPath": p})
+	}
+	for _, name := range bucketSecretMounts(s.Config) {
+		vol := bucketVolume(name)
+		keptVolumes = append(keptVolumes, map[string]any{
+			"name":   vol,
+			"secret": map[string]any{"secretName": BucketSecretPrefix + name, "defaultMode": int64(0o400)},
+		})
+		keptMounts = append(keptMounts, map[string]any{"name": vol, "mountPath": bucketMount + "/" + name, "readOnly": true})
 	}
 	c["volumeMounts"] = keptMounts
 	spec["volumes"] = keptVolumes
