@@ -15,6 +15,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/kubectl-dr/kubectl-dr/internal/etcdmember"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 	"github.com/kubectl-dr/kubectl-dr/test/lab"
 )
@@ -363,5 +364,68 @@ func TestBackupSetIncludesTheBucketPass(t *testing.T) {
 	r = kubectlDR(t, nil, "bucket", "restore", lab.AppBucketSource, "--backup", name, "--to", "now", "--dry-run")
 	if r.code != 2 || !strings.Contains(r.stderr, "give one") {
 		t.Fatalf("--backup with --to: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// The real node's agent reads the bucket source's credentials from the
+// Secret install made of them (--bucket-source), not from files on the
+// node: with its etcd member leading, it runs the pass.
+func TestBucketSourceCredentialsFromTheInstalledSecret(t *testing.T) {
+	node := theLab.State.KubeNode
+	out := runKubectl(t, "-n", "dr-system", "get", "configmap", "dr-agent-config", "-o", "jsonpath={.data.config\\.yaml}")
+	if !strings.Contains(out, "accessKeyFile: /etc/dr-agent/buckets/"+lab.AppBucketSource+"/accessKey") {
+		t.Fatalf("the installed config does not read the bucket's keys from its Secret's mount:\n%s", out)
+	}
+	if got := runKubectl(t, "-n", "dr-system", "get", "secret", "dr-bucket-"+lab.AppBucketSource, "-o", "jsonpath={.data.accessKey}"); got == "" {
+		t.Fatalf("no accessKey in Secret dr-bucket-%s", lab.AppBucketSource)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	self := etcdmember.Status(ctx, theLab.EtcdClient(node))
+	if self.Err != nil {
+		t.Fatal(self.Err)
+	}
+	if !self.Leader() {
+		leader := ""
+		for _, n := range theLab.EtcdNodes() {
+			if etcdmember.Status(ctx, theLab.EtcdClient(n)).Leader() {
+				leader = n
+			}
+		}
+		if leader == "" {
+			t.Fatal("no etcd member leads")
+		}
+		cli, err := theLab.EtcdClient(leader).New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = cli.MoveLeader(ctx, self.MemberID)
+		cli.Close()
+		if err != nil {
+			t.Fatalf("move the etcd leadership from %s to %s: %v", leader, node, err)
+		}
+	}
+
+	mc, err := theLab.AppS3Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := fmt.Sprintf("secret-creds/%d.txt", time.Now().UnixNano())
+	if _, err := mc.PutObject(ctx, lab.AppBucket, key, strings.NewReader("read with the Secret's keys"), -1, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r := kubectlDR(t, nil, "bucket", "backup", lab.AppBucketSource, "-o", "json")
+	var p printers.BucketPass
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &p) != nil {
+		t.Fatalf("bucket backup: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if p.Node != node {
+		t.Fatalf("the pass ran on %s, want %s (its member leads)", p.Node, node)
+	}
+	r = kubectlDR(t, nil, "bucket", "ls", lab.AppBucketSource, "--prefix", key, "-o", "json")
+	var ls printers.BucketObjectList
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &ls) != nil || len(ls.Items) != 1 {
+		t.Fatalf("bucket ls %s after the pass on %s: exit %d\n%s%s", key, node, r.code, r.stdout, r.stderr)
 	}
 }
