@@ -34,6 +34,11 @@ func FuzzKeyOf(f *testing.F) {
 // not crash on a damaged one either: Open and Each return errors.
 func FuzzEach(f *testing.F) {
 	f.Add(tinySnapshot(f))
+	kine, err := os.ReadFile(kineDB(f, [][]any{{"/registry/namespaces/a", 1, 0, 0, []byte("ns")}}))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(kine)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		path := filepath.Join(t.TempDir(), "snap.db")
 		if err := os.WriteFile(path, data, 0o600); err != nil {

@@ -2,6 +2,7 @@ package kvsnap
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -23,15 +24,23 @@ type KeyValue struct {
 	CreateRevision, ModRevision int64
 }
 
-// Snapshot is an open snapshot file.
+// Snapshot is an open snapshot file: etcd's bbolt database, or a k3s
+// server's SQLite datastore (kine's table).
 type Snapshot struct {
 	path string
 	db   *bolt.DB
+	sql  *sql.DB
 }
 
 // Open opens a snapshot file read-only. Its sha256 trailer (etcd appends
 // one) is ignored: the caller has checked the file against its metadata.
+// A SQLite file is read as kine keeps keys in it.
 func Open(path string) (s *Snapshot, err error) {
+	if ok, err := isSQLite(path); err != nil {
+		return nil, err
+	} else if ok {
+		return openSQLite(path)
+	}
 	// A damaged file can make bbolt fault on its memory map or panic;
 	// either is an error here, never a crash.
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
@@ -48,7 +57,12 @@ func Open(path string) (s *Snapshot, err error) {
 }
 
 // Close releases the file.
-func (s *Snapshot) Close() error { return s.db.Close() }
+func (s *Snapshot) Close() error {
+	if s.sql != nil {
+		return s.sql.Close()
+	}
+	return s.db.Close()
+}
 
 // rev is where a key's newest version lies in the key bucket.
 type rev struct{ main, sub uint64 }
@@ -62,6 +76,9 @@ type rev struct{ main, sub uint64 }
 // of the memory map once copied out. Memory grows with the number of keys,
 // not with the size of their values.
 func (s *Snapshot) Each(prefix string, fn func(kv KeyValue) error) (revision int64, err error) {
+	if s.sql != nil {
+		return s.eachSQLite(prefix, fn)
+	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
