@@ -312,7 +312,7 @@ func TestEtcdSnapshotLsAllAndImportOfK3sLocalSnapshots(t *testing.T) {
 		t.Errorf("the imported k3s snapshot is still listed as k3s-local\n%s", r)
 	}
 	r = e.run("etcd", "snapshot", "import", "no-such-snapshot")
-	if r.code != 1 || !strings.Contains(r.stderr, "no such file here, and no server has a k3s snapshot of that name") {
+	if r.code != 1 || !strings.Contains(r.stderr, "no such file here, and neither a server nor k3s's S3 has a k3s snapshot of that name") {
 		t.Errorf("import of an unknown NAME\n%s", r)
 	}
 }

@@ -19,6 +19,9 @@ type ObjectInfo struct {
 	Key      string
 	Size     int64
 	Modified time.Time
+	// Metadata is the object's user metadata (S3's x-amz-meta-*, names
+	// canonical: "K3s-Node-Name"), filled by Stat on S3 stores only.
+	Metadata map[string]string
 }
 
 // Store holds objects under keys ("etcd/server-1/snap.db.zst"). Keys are

@@ -181,7 +181,7 @@ func (s *s3Store) Stat(ctx context.Context, key string) (ObjectInfo, error) {
 	if err != nil {
 		return ObjectInfo{}, s.explain("stat", key, err)
 	}
-	return ObjectInfo{Key: key, Size: st.Size, Modified: st.LastModified}, nil
+	return ObjectInfo{Key: key, Size: st.Size, Modified: st.LastModified, Metadata: st.UserMetadata}, nil
 }
 
 func (s *s3Store) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {

@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -37,6 +38,10 @@ type ImportOptions struct {
 	KeyFile     string
 	Unencrypted bool
 	Output      string
+	k3s         k3sS3
+	// originalName and modTime describe a file fetched from k3s's S3.
+	originalName string
+	modTime      time.Time
 }
 
 // NewCmdImport returns `kubectl dr etcd snapshot import`.
@@ -61,7 +66,10 @@ It takes:
 
 NAME instead of FILE is one of k3s's own snapshots on a server (in
 <data-dir>/server/db/snapshots/, listed by ls --all): that server's agent
-verifies and uploads it the same way, filed under that node.
+verifies and uploads it the same way, filed under that node. A NAME no
+server has is looked for in k3s's S3 (--k3s-s3-* flags, else k3s's Secret
+kube-system/`+K3sS3Secret+`): downloaded here, verified the same way, and
+filed under the node k3s recorded.
 
 A truncated or damaged file is refused before anything is uploaded.`,
 		Example: `  kubectl dr etcd snapshot import ./etcdctl-snap.db
@@ -81,6 +89,7 @@ A truncated or damaged file is refused before anything is uploaded.`,
 	cmd.Flags().BoolVar(&o.NoHash, "no-hash", false, "accept a file without etcd's sha256 trailer (a member's db) after checking its bbolt structure")
 	cmd.Flags().StringVar(&o.KeyFile, "key-file", "", "snapshot key (age identity) to encrypt to (default $"+cmdutil.EnvSnapshotKey+", else the install's Secret "+cmdutil.SnapshotKeySecret+")")
 	cmd.Flags().BoolVar(&o.Unencrypted, "unencrypted", false, "store it unencrypted when there is no snapshot key")
+	o.k3s.addFlags(cmd.Flags())
 	printers.OutputFlag(cmd, &o.Output)
 	return cmd
 }
@@ -151,13 +160,13 @@ func (o *ImportOptions) Run(ctx context.Context) error {
 	snap := &dbsnap.Snapshot{
 		Name:     o.Name,
 		Node:     o.Node,
-		Created:  st.ModTime().UTC(),
+		Created:  cmp.Or(o.modTime, st.ModTime()).UTC(),
 		Revision: file.Revision,
 		Size:     file.Size,
 		SHA256:   file.SHA256,
 		Origin:   dbsnap.OriginImported,
 		Imported: &dbsnap.Imported{
-			OriginalName: filepath.Base(o.File),
+			OriginalName: cmp.Or(o.originalName, filepath.Base(o.File)),
 			Kind:         file.Kind,
 			Size:         st.Size(),
 			SHA256:       file.InputSHA256,
@@ -210,9 +219,15 @@ func (o *ImportOptions) importK3s(ctx context.Context) error {
 			}
 		}
 	}
+	if len(holders) == 0 {
+		done, err := o.importK3sS3(ctx)
+		if done || err != nil {
+			return err
+		}
+	}
 	switch {
 	case len(holders) == 0:
-		err := fmt.Errorf("import %s: no such file here, and no server has a k3s snapshot of that name (kubectl dr etcd snapshot ls --all lists them)", o.File)
+		err := fmt.Errorf("import %s: no such file here, and neither a server nor k3s's S3 has a k3s snapshot of that name (kubectl dr etcd snapshot ls --all lists them)", o.File)
 		if len(errs) > 0 {
 			err = fmt.Errorf("%w; %w", err, errors.Join(errs...))
 		}
@@ -236,4 +251,44 @@ func (o *ImportOptions) importK3s(ctx context.Context) error {
 	}
 	fmt.Fprintf(o.Out, "imported k3s snapshot %s as %s (node %s, revision %d, %s, sha256 %s verified)\n", o.File, snap.Name, snap.Node, snap.Revision, printers.HumanBytes(snap.Size), snap.SHA256)
 	return nil
+}
+
+// importK3sS3 imports o.File from k3s's S3 when k3s's S3 is configured
+// and holds it: done is false when it is not there.
+func (o *ImportOptions) importK3sS3(ctx context.Context) (done bool, err error) {
+	st, err := o.k3s.open(ctx, o.f)
+	if err != nil || st == nil {
+		return false, err
+	}
+	list, err := listK3sS3(ctx, st)
+	if err != nil {
+		return false, err
+	}
+	var snap *dbsnap.Snapshot
+	for _, s := range list {
+		if s.Name == o.File {
+			snap = s
+		}
+	}
+	if snap == nil {
+		return false, nil
+	}
+	if o.Node != "" && snap.Node != "" && o.Node != snap.Node {
+		return true, cmdutil.UsageError("k3s's S3 snapshot %s was taken on %s, not --node %s", snap.Name, snap.Node, o.Node)
+	}
+	if o.Node == "" && dbsnap.ValidateName(snap.Node) == nil {
+		o.Node = snap.Node
+	}
+	dir, err := os.MkdirTemp("", "kubectl-dr-k3s-s3-")
+	if err != nil {
+		return true, err
+	}
+	defer os.RemoveAll(dir)
+	fmt.Fprintf(o.ErrOut, "downloading k3s's snapshot %s (%s) from %s\n", snap.Name, printers.HumanBytes(snap.Size), st)
+	file, err := fetchK3sS3(ctx, st, snap, dir)
+	if err != nil {
+		return true, err
+	}
+	o.File, o.originalName, o.modTime = file, snap.Name, snap.Created
+	return true, o.Run(ctx)
 }

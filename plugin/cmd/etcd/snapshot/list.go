@@ -23,6 +23,7 @@ type ListOptions struct {
 	Output string
 	Node   string
 	All    bool
+	k3s    k3sS3
 }
 
 // NewCmdList returns `kubectl dr etcd snapshot ls`.
@@ -38,8 +39,10 @@ store directly with --store and its credentials.
 
 --all also lists k3s's own snapshots on every server (the files k3s
 etcd-snapshot and its schedule keep in <data-dir>/server/db/snapshots/, read
-by that server's agent), with origin k3s-local; kubectl dr etcd snapshot
-import NAME brings one into the catalog.`,
+by that server's agent), with origin k3s-local, and the ones k3s uploaded to
+S3 (--etcd-s3), with origin k3s-s3: k3s's S3 settings come from the
+--k3s-s3-* flags, else from k3s's Secret kube-system/`+K3sS3Secret+`.
+kubectl dr etcd snapshot import NAME brings one into the catalog.`,
 		Example: `  kubectl dr etcd snapshot ls
   kubectl dr etcd snapshot ls --all
   # cluster down: read the store directly
@@ -48,7 +51,8 @@ import NAME brings one into the catalog.`,
 		RunE: cmdutil.RunE(o),
 	}
 	cmd.Flags().StringVar(&o.Node, "node", "", "only snapshots taken on this node")
-	cmd.Flags().BoolVar(&o.All, "all", false, "also list k3s's own snapshots on every server (origin k3s-local)")
+	cmd.Flags().BoolVar(&o.All, "all", false, "also list k3s's own snapshots: on every server (origin k3s-local) and in its S3 (origin k3s-s3)")
+	o.k3s.addFlags(cmd.Flags())
 	cmd.RegisterFlagCompletionFunc("node", cmdutil.CompleteFlag(cmdutil.NodeNames(f)))
 	printers.OutputFlag(cmd, &o.Output)
 	return cmd
@@ -69,7 +73,18 @@ func (o *ListOptions) Run(ctx context.Context) error {
 		return err
 	}
 	if o.All {
-		all = append(all, k3sLocal(ctx, nodes, all, o.ErrOut)...)
+		local := k3sLocal(ctx, nodes, all, o.ErrOut)
+		s3, err := o.k3s.open(ctx, o.f)
+		if err != nil {
+			fmt.Fprintf(o.ErrOut, "warning: %v\n", err)
+		} else if s3 != nil {
+			remote, err := listK3sS3(ctx, s3)
+			if err != nil {
+				fmt.Fprintf(o.ErrOut, "warning: %v\n", err)
+			}
+			all = append(all, unseen(remote, all)...)
+		}
+		all = append(all, local...)
 		dbsnap.SortNewestFirst(all)
 	}
 	list := printers.NewEtcdSnapshotList()
@@ -83,6 +98,25 @@ func (o *ListOptions) Run(ctx context.Context) error {
 		return nil
 	}
 	return printers.Print(o.Out, o.Output, list)
+}
+
+// unseen are the k3s snapshots of list that known does not hold already
+// (imported ones keep k3s's name as their original name).
+func unseen(list, known []*dbsnap.Snapshot) []*dbsnap.Snapshot {
+	seen := map[string]bool{}
+	for _, s := range known {
+		seen[s.Name] = true
+		if s.Imported != nil {
+			seen[s.Imported.OriginalName] = true
+		}
+	}
+	var out []*dbsnap.Snapshot
+	for _, s := range list {
+		if !seen[s.Name] {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // k3sLocal lists k3s's own snapshots on every server that answers, but
