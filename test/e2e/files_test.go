@@ -353,7 +353,7 @@ func TestFilesBadInputIsRefusedClearly(t *testing.T) {
 	}{
 		{"missing set", []string{"restore", "no-such-backup", "--dry-run"}, 1, "backup set not found"},
 		{"bad name", []string{"backup", "create", "Bad_Name"}, 2, "invalid backup name"},
-		{"nothing to do", []string{"backup", "create", "--etcd=false", "--files=false"}, 2, "nothing to back up"},
+		{"nothing to do", []string{"backup", "create", "--etcd=false", "--files=false", "--buckets=false"}, 2, "nothing to back up"},
 		{"bad pvc", []string{"restore", "bad-input-base", "--pvc", "no-slash"}, 2, "NAMESPACE/NAME"},
 		{"relative path", []string{"restore", "bad-input-base", "--path", "etc/passwd"}, 2, "must be absolute"},
 		{"dotdot path", []string{"restore", "bad-input-base", "--path", filepath.Join(theLab.DataDir("server-2"), "storage") + "/../../../etc"}, 2, `".." is not allowed`},

@@ -208,6 +208,9 @@ func pidsWithArg(s string) []int {
 	return out
 }
 
+// PIDsWithArg are the live processes whose command line contains s.
+func PIDsWithArg(s string) []int { return pidsWithArg(s) }
+
 // KillWithArg SIGKILLs every live process whose command line contains s
 // (a node that vanishes mid-run) and returns their pids.
 func KillWithArg(s string) []int {
