@@ -41,7 +41,7 @@ func (s *Server) newBuckets() {
 	b := &bucketSources{sources: map[string]buckets.Source{}, cfg: map[string]agentconfig.BucketSource{},
 		openErr: map[string]error{}, retained: map[string]time.Time{}}
 	b.engine = &buckets.Engine{Store: s.store, Recipient: s.snapshots.Recipient,
-		SpoolDir: filepath.Join(s.cfg.StateDir, "bucket-spool"), Log: s.log}
+		SpoolDir: filepath.Join(s.cfg.StateDir, "bucket-spool"), Log: s.log, StillLeads: s.bucketLeader}
 	// What an agent killed mid-copy left in its spool (New runs before
 	// anything serves, and after the previous configuration stopped).
 	if len(s.cfg.Buckets.Sources) > 0 {
@@ -143,7 +143,11 @@ func (s *Server) runBuckets(ctx context.Context) {
 			every := c.PassInterval()
 			for {
 				if ok, err := s.bucketLeader(ctx); err == nil && ok {
-					if _, err := s.bucketPass(ctx, src, false); err != nil && !errors.Is(err, buckets.ErrBusy) && ctx.Err() == nil {
+					_, err := s.bucketPass(ctx, src, false)
+					switch {
+					case errors.Is(err, buckets.ErrNotLeader):
+						s.log.Info("bucket pass handed over", "source", name, "err", err)
+					case err != nil && !errors.Is(err, buckets.ErrBusy) && ctx.Err() == nil:
 						s.log.Warn("bucket pass failed", "source", name, "err", err)
 					}
 				}
@@ -202,6 +206,9 @@ func (b *bucketServer) BackupBucket(req *agentv1.BackupBucketRequest, stream age
 		return failure(codes.FailedPrecondition, agentv1.ReasonNotBucketLeader, "node %s does not run bucket passes: its etcd member does not lead; ask the leader's agent", s.cfg.NodeName)
 	}
 	res, err := s.bucketPass(ctx, src, true)
+	if errors.Is(err, buckets.ErrNotLeader) {
+		return failure(codes.FailedPrecondition, agentv1.ReasonNotBucketLeader, "bucket source %s on node %s: %v; run bucket backup again", req.Source, s.cfg.NodeName, err)
+	}
 	if err != nil {
 		return failure(codes.Unavailable, "", "bucket source %s: %v", req.Source, err)
 	}

@@ -43,6 +43,13 @@ type Engine struct {
 	// BlobGrace keeps unreferenced blobs younger than it (default an
 	// hour; the store's clock).
 	BlobGrace time.Duration
+	// StillLeads, when set, is asked before every page after the first:
+	// a pass whose agent no longer runs the passes (its etcd member lost
+	// the leadership) stops there with ErrNotLeader, its finished pages
+	// recorded, so the new leader's pass resumes after them instead of
+	// two agents copying the same objects at once. An error asking is
+	// not an answer: the pass goes on.
+	StillLeads func(context.Context) (bool, error)
 
 	mu     sync.Mutex
 	locks  map[string]*sync.Mutex
@@ -81,6 +88,10 @@ type Status struct {
 
 // ErrBusy means a pass of the source is running already.
 var ErrBusy = errors.New("a pass of this bucket source is running")
+
+// ErrNotLeader means the pass stopped because its agent's etcd member no
+// longer leads.
+var ErrNotLeader = errors.New("this agent's etcd member no longer leads")
 
 func (e *Engine) now() time.Time {
 	if e.Now != nil {
@@ -140,6 +151,10 @@ func (e *Engine) pass(ctx context.Context, src Source) (Result, error) {
 	res, err := e.run(ctx, src)
 	e.update(src.Name, func(s *Status) {
 		s.Running, s.Backlog = false, 0
+		if errors.Is(err, ErrNotLeader) {
+			// Not the source's failure: another agent carries on.
+			return
+		}
 		if err != nil {
 			s.LastError, s.ErrorAt = err.Error(), e.now()
 			return
@@ -245,6 +260,11 @@ func (e *Engine) run(ctx context.Context, src Source) (Result, error) {
 			break
 		}
 		after = through
+		if e.StillLeads != nil {
+			if leads, err := e.StillLeads(ctx); err == nil && !leads {
+				return res, fmt.Errorf("%w: stopped after %q; the leader's agent resumes there", ErrNotLeader, through)
+			}
+		}
 	}
 	res.Ended = e.now()
 	return res, nil

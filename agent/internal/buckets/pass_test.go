@@ -384,3 +384,35 @@ func TestObjectChangingWhileReadIsReadAgain(t *testing.T) {
 		t.Fatalf("recorded: %v", got)
 	}
 }
+
+// The agent loses the leadership mid-pass: it stops after the page it is
+// on, that page recorded, and the new leader's pass resumes after it
+// rather than copying the whole bucket a second time.
+func TestPassStopsWhenItsMemberNoLongerLeads(t *testing.T) {
+	v := newEnv(t)
+	for _, k := range []string{"a", "b", "c", "d", "e", "f"} {
+		v.write(k, "content of "+k, v.clock.Add(-time.Hour))
+	}
+	asked := 0
+	v.e.StillLeads = func(context.Context) (bool, error) { asked++; return false, nil }
+	_, err := v.e.Pass(context.Background(), v.src())
+	if !errors.Is(err, ErrNotLeader) || asked != 1 {
+		t.Fatalf("pass after the leadership moved: %v (asked %d times), want ErrNotLeader after the first page", err, asked)
+	}
+	if got := v.contents(time.Time{}); len(got) != 2 || got["b"] != "content of b" {
+		t.Fatalf("recorded before it stopped: %v, want the first page (a, b)", got)
+	}
+
+	// The new leader's agent: another engine on the same store.
+	old := v.e
+	v.e = &Engine{Store: old.Store, Recipient: old.Recipient, SpoolDir: old.SpoolDir, PageSize: old.PageSize, Log: old.Log, Now: old.Now,
+		BlobGrace: old.BlobGrace, StillLeads: func(context.Context) (bool, error) { return true, nil }}
+	v.clock = v.clock.Add(time.Minute)
+	res := v.pass()
+	if !res.Resumed || res.Copied != 4 || res.Listed != 4 {
+		t.Fatalf("the new leader's pass: %+v, want it to resume after b and copy c-f", res)
+	}
+	if got := v.contents(time.Time{}); len(got) != 6 {
+		t.Fatalf("after the new leader's pass: %v", got)
+	}
+}
