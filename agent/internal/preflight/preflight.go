@@ -61,10 +61,12 @@ type Input struct {
 	Escrow    map[string][]byte
 	EscrowErr error
 	// DataDir is k3s's data dir on this node; Flavor the node's
-	// restore.flavor; K3sBinary its k3s (run with --version).
+	// restore.flavor; K3sBinary its k3s (run with --version), behind
+	// K3sPrefix (nsenter into the host's namespaces from a container).
 	DataDir   string
 	Flavor    string
 	K3sBinary string
+	K3sPrefix []string
 	// Free returns the free bytes of the file system holding path
 	// (default: statfs).
 	Free func(path string) (uint64, error)
@@ -231,10 +233,11 @@ func unstructuredString(obj map[string]any, fields ...string) (string, bool, err
 
 // NodeK3sVersion runs `k3s --version` and returns the version it names
 // ("k3s version v1.31.4+k3s1 (abcdef12)").
-func NodeK3sVersion(ctx context.Context, bin string) (string, error) {
+func NodeK3sVersion(ctx context.Context, prefix []string, bin string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, bin, "--version").Output()
+	argv := append(append([]string{}, prefix...), bin, "--version")
+	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) && len(ee.Stderr) > 0 {
@@ -256,7 +259,13 @@ func k3sVersion(ctx context.Context, in Input) Row {
 		row.State, row.Detail = Skipped, "restore.flavor is "+in.Flavor+": no k3s on this node"
 		return row
 	}
-	have, err := NodeK3sVersion(ctx, in.K3sBinary)
+	if _, err := os.Stat(in.K3sBinary); err != nil && len(in.K3sPrefix) == 0 && !in.NewHost {
+		// A server on SQLite restores without running k3s; a cluster
+		// reset without it is refused by the plan itself.
+		row.State, row.Detail = Skipped, fmt.Sprintf("no k3s binary at %s (restore.k3sBinary): its version cannot be compared", in.K3sBinary)
+		return row
+	}
+	have, err := NodeK3sVersion(ctx, in.K3sPrefix, in.K3sBinary)
 	if err != nil {
 		row.State, row.Detail = Failed, err.Error()
 		row.Fix = "install k3s on this node (restore.k3sBinary names it) before restoring onto it"
