@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/healthcheck"
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/preflight"
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/restoreplan"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
@@ -51,4 +52,37 @@ func escrow(ctx context.Context, s *Server, snap *dbsnap.Snapshot) (map[string][
 		return nil, err
 	}
 	return dbsnap.FetchBootstrap(ctx, s.store, snap, id)
+}
+
+// RunChecks runs the health checks of this node's config that belong
+// here: the SQL checks of the WAL sources it ships (through the source's
+// connection) and, asked for, the HTTP checks.
+func (r recoverServer) RunChecks(ctx context.Context, req *agentv1.RunChecksRequest) (*agentv1.RunChecksResponse, error) {
+	cfg := r.s.cfg
+	resp := &agentv1.RunChecksResponse{Node: cfg.NodeName}
+	conns := map[string]string{}
+	for _, src := range cfg.WAL.Sources {
+		conns[src.Name] = src.Connection
+	}
+	for _, c := range cfg.Drill.Checks {
+		var res healthcheck.Result
+		switch {
+		case c.Query != "":
+			conn, ok := conns[c.Postgres]
+			if !ok {
+				continue
+			}
+			if conn == "" {
+				res = healthcheck.Result{Name: c.Name, Query: c.Query, Expect: c.Expect, Error: "wal source " + c.Postgres + " has no connection in this node's config: the check cannot reach its database"}
+			} else {
+				res = healthcheck.SQL(ctx, conn, c)
+			}
+		case c.HTTP != "" && req.GetHttp():
+			res = healthcheck.HTTP(ctx, nil, c)
+		default:
+			continue
+		}
+		resp.Checks = append(resp.Checks, &agentv1.DrillCheckResult{Name: res.Name, Query: res.Query, Expect: res.Expect, Got: res.Got, Ok: res.OK, Error: res.Error, DurationMs: res.Duration.Milliseconds()})
+	}
+	return resp, nil
 }

@@ -69,6 +69,9 @@ type Part struct {
 	// recovery target, zero for the end of the archived WAL (postgres).
 	BaseBackup string
 	PGTime     time.Time
+	// PGData is the source's data directory on its node (from the base
+	// backup record), where a recovery restores it by default.
+	PGData string
 	// BucketTo is the time the bucket is restored to (bucket).
 	BucketTo time.Time
 }
@@ -401,7 +404,7 @@ func pickSource(src WALSource, at time.Time, latest bool) Part {
 		}
 		return part
 	}
-	part.Node, part.BaseBackup = base.Node, base.ID
+	part.Node, part.BaseBackup, part.PGData = base.Node, base.ID, base.PGData
 	last, reaches, gap := walReach(src.Segments, base, at, latest)
 	switch {
 	case reaches:

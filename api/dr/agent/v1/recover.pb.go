@@ -25,6 +25,103 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type RunChecksRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Also run the HTTP checks (the plugin asks one agent).
+	Http          bool `protobuf:"varint,1,opt,name=http,proto3" json:"http,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunChecksRequest) Reset() {
+	*x = RunChecksRequest{}
+	mi := &file_api_dr_agent_v1_recover_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunChecksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunChecksRequest) ProtoMessage() {}
+
+func (x *RunChecksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dr_agent_v1_recover_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunChecksRequest.ProtoReflect.Descriptor instead.
+func (*RunChecksRequest) Descriptor() ([]byte, []int) {
+	return file_api_dr_agent_v1_recover_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *RunChecksRequest) GetHttp() bool {
+	if x != nil {
+		return x.Http
+	}
+	return false
+}
+
+type RunChecksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Checks        []*DrillCheckResult    `protobuf:"bytes,2,rep,name=checks,proto3" json:"checks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunChecksResponse) Reset() {
+	*x = RunChecksResponse{}
+	mi := &file_api_dr_agent_v1_recover_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunChecksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunChecksResponse) ProtoMessage() {}
+
+func (x *RunChecksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dr_agent_v1_recover_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunChecksResponse.ProtoReflect.Descriptor instead.
+func (*RunChecksResponse) Descriptor() ([]byte, []int) {
+	return file_api_dr_agent_v1_recover_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RunChecksResponse) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *RunChecksResponse) GetChecks() []*DrillCheckResult {
+	if x != nil {
+		return x.Checks
+	}
+	return nil
+}
+
 type PreflightRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Snapshot *SnapshotRef           `protobuf:"bytes,1,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
@@ -37,7 +134,7 @@ type PreflightRequest struct {
 
 func (x *PreflightRequest) Reset() {
 	*x = PreflightRequest{}
-	mi := &file_api_dr_agent_v1_recover_proto_msgTypes[0]
+	mi := &file_api_dr_agent_v1_recover_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -49,7 +146,7 @@ func (x *PreflightRequest) String() string {
 func (*PreflightRequest) ProtoMessage() {}
 
 func (x *PreflightRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_recover_proto_msgTypes[0]
+	mi := &file_api_dr_agent_v1_recover_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -62,7 +159,7 @@ func (x *PreflightRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreflightRequest.ProtoReflect.Descriptor instead.
 func (*PreflightRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_recover_proto_rawDescGZIP(), []int{0}
+	return file_api_dr_agent_v1_recover_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *PreflightRequest) GetSnapshot() *SnapshotRef {
@@ -94,7 +191,7 @@ type PreflightCheck struct {
 
 func (x *PreflightCheck) Reset() {
 	*x = PreflightCheck{}
-	mi := &file_api_dr_agent_v1_recover_proto_msgTypes[1]
+	mi := &file_api_dr_agent_v1_recover_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -106,7 +203,7 @@ func (x *PreflightCheck) String() string {
 func (*PreflightCheck) ProtoMessage() {}
 
 func (x *PreflightCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_recover_proto_msgTypes[1]
+	mi := &file_api_dr_agent_v1_recover_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -119,7 +216,7 @@ func (x *PreflightCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreflightCheck.ProtoReflect.Descriptor instead.
 func (*PreflightCheck) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_recover_proto_rawDescGZIP(), []int{1}
+	return file_api_dr_agent_v1_recover_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PreflightCheck) GetName() string {
@@ -163,7 +260,7 @@ type PreflightResponse struct {
 
 func (x *PreflightResponse) Reset() {
 	*x = PreflightResponse{}
-	mi := &file_api_dr_agent_v1_recover_proto_msgTypes[2]
+	mi := &file_api_dr_agent_v1_recover_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -175,7 +272,7 @@ func (x *PreflightResponse) String() string {
 func (*PreflightResponse) ProtoMessage() {}
 
 func (x *PreflightResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_recover_proto_msgTypes[2]
+	mi := &file_api_dr_agent_v1_recover_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -188,7 +285,7 @@ func (x *PreflightResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreflightResponse.ProtoReflect.Descriptor instead.
 func (*PreflightResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_recover_proto_rawDescGZIP(), []int{2}
+	return file_api_dr_agent_v1_recover_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PreflightResponse) GetNode() string {
@@ -223,7 +320,12 @@ var File_api_dr_agent_v1_recover_proto protoreflect.FileDescriptor
 
 const file_api_dr_agent_v1_recover_proto_rawDesc = "" +
 	"\n" +
-	"\x1dapi/dr/agent/v1/recover.proto\x12\vdr.agent.v1\x1a\x1bapi/dr/agent/v1/agent.proto\"c\n" +
+	"\x1dapi/dr/agent/v1/recover.proto\x12\vdr.agent.v1\x1a\x1bapi/dr/agent/v1/agent.proto\x1a\x1bapi/dr/agent/v1/drill.proto\"&\n" +
+	"\x10RunChecksRequest\x12\x12\n" +
+	"\x04http\x18\x01 \x01(\bR\x04http\"^\n" +
+	"\x11RunChecksResponse\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x125\n" +
+	"\x06checks\x18\x02 \x03(\v2\x1d.dr.agent.v1.DrillCheckResultR\x06checks\"c\n" +
 	"\x10PreflightRequest\x124\n" +
 	"\bsnapshot\x18\x01 \x01(\v2\x18.dr.agent.v1.SnapshotRefR\bsnapshot\x12\x19\n" +
 	"\bnew_host\x18\x02 \x01(\bR\anewHost\"d\n" +
@@ -236,9 +338,10 @@ const file_api_dr_agent_v1_recover_proto_rawDesc = "" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1a\n" +
 	"\bsnapshot\x18\x02 \x01(\tR\bsnapshot\x12'\n" +
 	"\x0fsnapshot_sha256\x18\x03 \x01(\tR\x0esnapshotSha256\x123\n" +
-	"\x06checks\x18\x04 \x03(\v2\x1b.dr.agent.v1.PreflightCheckR\x06checks2\\\n" +
+	"\x06checks\x18\x04 \x03(\v2\x1b.dr.agent.v1.PreflightCheckR\x06checks2\xa8\x01\n" +
 	"\x0eRecoverService\x12J\n" +
-	"\tPreflight\x12\x1d.dr.agent.v1.PreflightRequest\x1a\x1e.dr.agent.v1.PreflightResponseB:Z8github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1;agentv1b\x06proto3"
+	"\tPreflight\x12\x1d.dr.agent.v1.PreflightRequest\x1a\x1e.dr.agent.v1.PreflightResponse\x12J\n" +
+	"\tRunChecks\x12\x1d.dr.agent.v1.RunChecksRequest\x1a\x1e.dr.agent.v1.RunChecksResponseB:Z8github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1;agentv1b\x06proto3"
 
 var (
 	file_api_dr_agent_v1_recover_proto_rawDescOnce sync.Once
@@ -252,23 +355,29 @@ func file_api_dr_agent_v1_recover_proto_rawDescGZIP() []byte {
 	return file_api_dr_agent_v1_recover_proto_rawDescData
 }
 
-var file_api_dr_agent_v1_recover_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_api_dr_agent_v1_recover_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_api_dr_agent_v1_recover_proto_goTypes = []any{
-	(*PreflightRequest)(nil),  // 0: dr.agent.v1.PreflightRequest
-	(*PreflightCheck)(nil),    // 1: dr.agent.v1.PreflightCheck
-	(*PreflightResponse)(nil), // 2: dr.agent.v1.PreflightResponse
-	(*SnapshotRef)(nil),       // 3: dr.agent.v1.SnapshotRef
+	(*RunChecksRequest)(nil),  // 0: dr.agent.v1.RunChecksRequest
+	(*RunChecksResponse)(nil), // 1: dr.agent.v1.RunChecksResponse
+	(*PreflightRequest)(nil),  // 2: dr.agent.v1.PreflightRequest
+	(*PreflightCheck)(nil),    // 3: dr.agent.v1.PreflightCheck
+	(*PreflightResponse)(nil), // 4: dr.agent.v1.PreflightResponse
+	(*DrillCheckResult)(nil),  // 5: dr.agent.v1.DrillCheckResult
+	(*SnapshotRef)(nil),       // 6: dr.agent.v1.SnapshotRef
 }
 var file_api_dr_agent_v1_recover_proto_depIdxs = []int32{
-	3, // 0: dr.agent.v1.PreflightRequest.snapshot:type_name -> dr.agent.v1.SnapshotRef
-	1, // 1: dr.agent.v1.PreflightResponse.checks:type_name -> dr.agent.v1.PreflightCheck
-	0, // 2: dr.agent.v1.RecoverService.Preflight:input_type -> dr.agent.v1.PreflightRequest
-	2, // 3: dr.agent.v1.RecoverService.Preflight:output_type -> dr.agent.v1.PreflightResponse
-	3, // [3:4] is the sub-list for method output_type
-	2, // [2:3] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	5, // 0: dr.agent.v1.RunChecksResponse.checks:type_name -> dr.agent.v1.DrillCheckResult
+	6, // 1: dr.agent.v1.PreflightRequest.snapshot:type_name -> dr.agent.v1.SnapshotRef
+	3, // 2: dr.agent.v1.PreflightResponse.checks:type_name -> dr.agent.v1.PreflightCheck
+	2, // 3: dr.agent.v1.RecoverService.Preflight:input_type -> dr.agent.v1.PreflightRequest
+	0, // 4: dr.agent.v1.RecoverService.RunChecks:input_type -> dr.agent.v1.RunChecksRequest
+	4, // 5: dr.agent.v1.RecoverService.Preflight:output_type -> dr.agent.v1.PreflightResponse
+	1, // 6: dr.agent.v1.RecoverService.RunChecks:output_type -> dr.agent.v1.RunChecksResponse
+	5, // [5:7] is the sub-list for method output_type
+	3, // [3:5] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_api_dr_agent_v1_recover_proto_init() }
@@ -277,13 +386,14 @@ func file_api_dr_agent_v1_recover_proto_init() {
 		return
 	}
 	file_api_dr_agent_v1_agent_proto_init()
+	file_api_dr_agent_v1_drill_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dr_agent_v1_recover_proto_rawDesc), len(file_api_dr_agent_v1_recover_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	RecoverService_Preflight_FullMethodName = "/dr.agent.v1.RecoverService/Preflight"
+	RecoverService_RunChecks_FullMethodName = "/dr.agent.v1.RecoverService/RunChecks"
 )
 
 // RecoverServiceClient is the client API for RecoverService service.
@@ -35,6 +36,11 @@ type RecoverServiceClient interface {
 	// node: token, k3s version, encryption config, disk. It changes
 	// nothing else; a failed check is a row, not an error.
 	Preflight(ctx context.Context, in *PreflightRequest, opts ...grpc.CallOption) (*PreflightResponse, error)
+	// RunChecks runs the user's health checks (the agent config's
+	// drill.checks) against the recovered platform: the SQL checks of the
+	// WAL sources this node ships, through each source's connection, and
+	// with http set the HTTP checks, from this node.
+	RunChecks(ctx context.Context, in *RunChecksRequest, opts ...grpc.CallOption) (*RunChecksResponse, error)
 }
 
 type recoverServiceClient struct {
@@ -55,6 +61,16 @@ func (c *recoverServiceClient) Preflight(ctx context.Context, in *PreflightReque
 	return out, nil
 }
 
+func (c *recoverServiceClient) RunChecks(ctx context.Context, in *RunChecksRequest, opts ...grpc.CallOption) (*RunChecksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RunChecksResponse)
+	err := c.cc.Invoke(ctx, RecoverService_RunChecks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RecoverServiceServer is the server API for RecoverService service.
 // All implementations must embed UnimplementedRecoverServiceServer
 // for forward compatibility.
@@ -64,6 +80,11 @@ type RecoverServiceServer interface {
 	// node: token, k3s version, encryption config, disk. It changes
 	// nothing else; a failed check is a row, not an error.
 	Preflight(context.Context, *PreflightRequest) (*PreflightResponse, error)
+	// RunChecks runs the user's health checks (the agent config's
+	// drill.checks) against the recovered platform: the SQL checks of the
+	// WAL sources this node ships, through each source's connection, and
+	// with http set the HTTP checks, from this node.
+	RunChecks(context.Context, *RunChecksRequest) (*RunChecksResponse, error)
 	mustEmbedUnimplementedRecoverServiceServer()
 }
 
@@ -76,6 +97,9 @@ type UnimplementedRecoverServiceServer struct{}
 
 func (UnimplementedRecoverServiceServer) Preflight(context.Context, *PreflightRequest) (*PreflightResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Preflight not implemented")
+}
+func (UnimplementedRecoverServiceServer) RunChecks(context.Context, *RunChecksRequest) (*RunChecksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RunChecks not implemented")
 }
 func (UnimplementedRecoverServiceServer) mustEmbedUnimplementedRecoverServiceServer() {}
 func (UnimplementedRecoverServiceServer) testEmbeddedByValue()                        {}
@@ -116,6 +140,24 @@ func _RecoverService_Preflight_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RecoverService_RunChecks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RunChecksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RecoverServiceServer).RunChecks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RecoverService_RunChecks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RecoverServiceServer).RunChecks(ctx, req.(*RunChecksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RecoverService_ServiceDesc is the grpc.ServiceDesc for RecoverService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -126,6 +168,10 @@ var RecoverService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Preflight",
 			Handler:    _RecoverService_Preflight_Handler,
+		},
+		{
+			MethodName: "RunChecks",
+			Handler:    _RecoverService_RunChecks_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
