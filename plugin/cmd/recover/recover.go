@@ -258,7 +258,7 @@ func (o *Options) Run(ctx context.Context) error {
 	var reset string
 	if etcdPart != nil {
 		if etcdPart.Snapshot.DatastoreKind() == dbsnap.DatastoreSQLite {
-			return fmt.Errorf("nothing was started: snapshot %s is of a k3s server on SQLite; recover restores etcd onto new hosts: put state.db on the new server with kubectl dr datastore restore %s, then run recover with --skip-layer etcd", etcdPart.Snapshot.Name, etcdPart.Snapshot.Name)
+			return fmt.Errorf("nothing was started: snapshot %s is of a k3s server on SQLite; recover onto new hosts restores an etcd datastore: start k3s once on the new server, run kubectl dr datastore restore %s --yes (it puts the snapshot in place of its state.db), then recover the other layers with --skip-layer etcd", etcdPart.Snapshot.Name, etcdPart.Snapshot.Name)
 		}
 		if servers, _, err = etcdrestore.Servers(nodes, o.Servers); err != nil {
 			return err
