@@ -28,9 +28,10 @@ type Result struct {
 // SQL runs check's query against the database at connection (a libpq
 // connection string; check.Database replaces its database): one row with
 // one column, its value as text (t/f, 42, NULL as empty), as psql -At
-// prints it.
-func SQL(ctx context.Context, connection string, check agentconfig.Check) Result {
-	r := Result{Name: check.Name, Query: check.Query, Expect: check.Expect}
+// prints it. A database that does not answer yet is tried again until the
+// check's timeout.
+func SQL(ctx context.Context, connection string, check agentconfig.Check) (r Result) {
+	r = Result{Name: check.Name, Query: check.Query, Expect: check.Expect}
 	start := time.Now()
 	defer func() { r.Duration = time.Since(start) }()
 	ctx, cancel := context.WithTimeout(ctx, check.CheckTimeout())
@@ -56,9 +57,19 @@ func query(ctx context.Context, connection, database, q string) (string, error) 
 	if database != "" {
 		cfg.Database = database
 	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return "", fmt.Errorf("connect to %s on %s: %w", cfg.Database, cfg.Host, err)
+	// A recovered database may still be starting: connecting is retried
+	// until the check's timeout.
+	var conn *pgx.Conn
+	for {
+		conn, err = pgx.ConnectConfig(ctx, cfg)
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("connect to %s on %s: %w", cfg.Database, cfg.Host, err)
+		case <-time.After(time.Second):
+		}
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	rows, err := conn.Query(ctx, q, pgx.QueryResultFormats{pgx.TextFormatCode})
@@ -86,12 +97,12 @@ func query(ctx context.Context, connection, database, q string) (string, error) 
 }
 
 // HTTP gets check.HTTP and compares the status with check.ExpectStatus.
-func HTTP(ctx context.Context, client *http.Client, check agentconfig.Check) Result {
+func HTTP(ctx context.Context, client *http.Client, check agentconfig.Check) (r Result) {
 	want := check.ExpectStatus
 	if want == 0 {
 		want = http.StatusOK
 	}
-	r := Result{Name: check.Name, Query: "GET " + check.HTTP, Expect: fmt.Sprint(want)}
+	r = Result{Name: check.Name, Query: "GET " + check.HTTP, Expect: fmt.Sprint(want)}
 	start := time.Now()
 	defer func() { r.Duration = time.Since(start) }()
 	ctx, cancel := context.WithTimeout(ctx, check.CheckTimeout())
