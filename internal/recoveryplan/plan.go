@@ -41,7 +41,7 @@ func (t Target) String() string {
 	case t.Latest:
 		return "latest"
 	}
-	return t.Time.UTC().Format(time.RFC3339)
+	return ts(t.Time)
 }
 
 // Part is one thing the recovery restores.
@@ -129,7 +129,7 @@ func (p *Plan) WriteTable(w io.Writer) error {
 	for _, part := range p.Parts {
 		point := "-"
 		if !part.Point.IsZero() {
-			point = part.Point.UTC().Format(time.RFC3339)
+			point = ts(part.Point)
 		}
 		node, what := part.Node, part.What
 		if node == "" {
@@ -235,7 +235,8 @@ func Pick(in Inputs, target Target) (*Plan, error) {
 	return p, nil
 }
 
-func ts(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+// ts formats a time as --to takes it (fractions only when there are).
+func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // usable reports whether a datastore snapshot can be restored from the
 // store: uploaded, with its data object.

@@ -93,6 +93,98 @@ func (w *lineWatcher) String() string {
 	return w.buf.String()
 }
 
+// hasRow reports whether a line of out has the fields in order at its
+// start.
+func hasRow(out string, fields ...string) bool {
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(strings.Join(strings.Fields(line), " "), strings.Join(fields, " ")) {
+			return true
+		}
+	}
+	return false
+}
+
+// A server whose token is not the one that made the snapshot's k3s
+// bootstrap data: etcd restore refuses before anything stops, with k3s's
+// own words and what to do; etcd keeps running.
+func TestEtcdRestoreRefusesAnotherTokenBeforeAnythingStops(t *testing.T) {
+	labtest.UseRestoreFlavor(t, theLab, "k3s")
+	snap := labtest.SaveSnapshot(t, theLab, "preflight-token")
+	n := theLab.EtcdNodes()[1]
+	path := filepath.Join(theLab.DataDir(n), "server", "token")
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.WriteFile(path, orig, 0o600) })
+	if err := os.WriteFile(path, []byte("K10beef::server:not-the-clusters-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := kubectlDR(t, "etcd", "restore", snap.Name, "--yes")
+	t.Logf("etcd restore:\n%s\n%s", r.Stderr, r.Stdout)
+	if r.Code != 1 {
+		t.Errorf("exit %d, want 1", r.Code)
+	}
+	for _, want := range []string{"preflight failed, nothing was stopped", "node " + n + ": token:", k3sboot.RefusedMessage, "--token-from-store"} {
+		if !strings.Contains(r.Stderr, want) {
+			t.Errorf("stderr lacks %q", want)
+		}
+	}
+	if !hasRow(r.Stdout, n, "token", "failed") || !hasRow(r.Stdout, theLab.EtcdNodes()[0], "token", "ok") {
+		t.Errorf("preflight rows: want %s's token failed, the others ok", n)
+	}
+	for _, m := range theLab.EtcdNodes() {
+		if st := etcdmember.Status(t.Context(), theLab.EtcdClient(m)); !st.Healthy {
+			t.Errorf("etcd on %s after the refused restore: %v", m, st.Err)
+		}
+	}
+}
+
+// A snapshot taken on a server without its encryption config keeps no
+// copy of it: recovering onto new hosts from it is refused at the
+// preflight, the Secrets in it being encrypted at rest.
+func TestRecoverRefusesASnapshotWithoutItsEncryptionConfig(t *testing.T) {
+	labtest.UseRestoreFlavor(t, theLab, "k3s")
+	ns := "recover-noenc"
+	kubectl(t, "create", "namespace", ns)
+	kubectl(t, "-n", ns, "create", "secret", "generic", "s", "--from-literal=k=v")
+	leader := ""
+	for _, n := range theLab.EtcdNodes() {
+		if etcdmember.Status(t.Context(), theLab.EtcdClient(n)).Leader() {
+			leader = n
+		}
+	}
+	enc := filepath.Join(theLab.DataDir(leader), "server", "cred", "encryption-config.json")
+	data, err := os.ReadFile(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(enc); err != nil {
+		t.Fatal(err)
+	}
+	snap := labtest.SaveSnapshot(t, theLab, "no-encryption-config")
+	if err := os.WriteFile(enc, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if snap.Node != leader {
+		t.Fatalf("snapshot taken on %s, want the leader %s", snap.Node, leader)
+	}
+	r := directDR(t, "recover", "--latest", "--dry-run", "--skip-layer", "files", "--skip-layer", "postgres", "--skip-layer", "bucket")
+	t.Logf("recover --dry-run:\n%s\n%s", r.Stderr, r.Stdout)
+	if r.Code != 1 {
+		t.Errorf("exit %d, want 1", r.Code)
+	}
+	want := fmt.Sprintf("Secret(s) in the snapshot are encrypted at rest (aescbc key %q) and there is no encryption config in the files kept with snapshot %s", "aescbckey", snap.Name)
+	for _, w := range []string{"preflight failed, nothing was stopped", want} {
+		if !strings.Contains(r.Stderr, w) {
+			t.Errorf("stderr lacks %q", w)
+		}
+	}
+	if !hasRow(r.Stdout, leader, "encryption-config", "failed") {
+		t.Errorf("no failed encryption-config row for %s", leader)
+	}
+}
+
 // The issue's proof: backups of a cluster (a datastore snapshot and every
 // node's files in a backup set, a base backup and WAL of its database), a
 // time T, more changes after it; then the old hosts are gone: every
@@ -145,9 +237,10 @@ func TestRecoverOntoNewHostsToATimeWithK3sStandin(t *testing.T) {
 	if r := kubectlDR(t, "backup", "create", "recover-e2e"); r.Code != 0 {
 		t.Fatalf("backup create: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
-	at := psql(t, `SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`)
-	// T has whole seconds: what comes after it is in the next one.
-	time.Sleep(1100 * time.Millisecond)
+	at := psql(t, `SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`)
+	if t0, err := time.Parse(time.RFC3339Nano, at); err == nil {
+		at = t0.UTC().Format(time.RFC3339Nano) // as the plan prints it
+	}
 	psql(t, "INSERT INTO recover_e2e SELECT generate_series(6, 9)")
 	waitArchived(t, psql(t, "SELECT pg_walfile_name(pg_switch_wal())"))
 	kubectl(t, "-n", ns, "create", "configmap", "after-t", "--from-literal=v=1")
@@ -256,96 +349,4 @@ func TestRecoverOntoNewHostsToATimeWithK3sStandin(t *testing.T) {
 		}
 	}
 	oneHealthyCluster(t)
-}
-
-// hasRow reports whether a line of out has the fields in order at its
-// start.
-func hasRow(out string, fields ...string) bool {
-	for _, line := range strings.Split(out, "\n") {
-		if strings.HasPrefix(strings.Join(strings.Fields(line), " "), strings.Join(fields, " ")) {
-			return true
-		}
-	}
-	return false
-}
-
-// A server whose token is not the one that made the snapshot's k3s
-// bootstrap data: etcd restore refuses before anything stops, with k3s's
-// own words and what to do; etcd keeps running.
-func TestEtcdRestoreRefusesAnotherTokenBeforeAnythingStops(t *testing.T) {
-	labtest.UseRestoreFlavor(t, theLab, "k3s")
-	snap := labtest.SaveSnapshot(t, theLab, "preflight-token")
-	n := theLab.EtcdNodes()[1]
-	path := filepath.Join(theLab.DataDir(n), "server", "token")
-	orig, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.WriteFile(path, orig, 0o600) })
-	if err := os.WriteFile(path, []byte("K10beef::server:not-the-clusters-token\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	r := kubectlDR(t, "etcd", "restore", snap.Name, "--yes")
-	t.Logf("etcd restore:\n%s\n%s", r.Stderr, r.Stdout)
-	if r.Code != 1 {
-		t.Errorf("exit %d, want 1", r.Code)
-	}
-	for _, want := range []string{"preflight failed, nothing was stopped", "node " + n + ": token:", k3sboot.RefusedMessage, "--token-from-store"} {
-		if !strings.Contains(r.Stderr, want) {
-			t.Errorf("stderr lacks %q", want)
-		}
-	}
-	if !hasRow(r.Stdout, n, "token", "failed") || !hasRow(r.Stdout, theLab.EtcdNodes()[0], "token", "ok") {
-		t.Errorf("preflight rows: want %s's token failed, the others ok", n)
-	}
-	for _, m := range theLab.EtcdNodes() {
-		if st := etcdmember.Status(t.Context(), theLab.EtcdClient(m)); !st.Healthy {
-			t.Errorf("etcd on %s after the refused restore: %v", m, st.Err)
-		}
-	}
-}
-
-// A snapshot taken on a server without its encryption config keeps no
-// copy of it: recovering onto new hosts from it is refused at the
-// preflight, the Secrets in it being encrypted at rest.
-func TestRecoverRefusesASnapshotWithoutItsEncryptionConfig(t *testing.T) {
-	labtest.UseRestoreFlavor(t, theLab, "k3s")
-	ns := "recover-noenc"
-	kubectl(t, "create", "namespace", ns)
-	kubectl(t, "-n", ns, "create", "secret", "generic", "s", "--from-literal=k=v")
-	leader := ""
-	for _, n := range theLab.EtcdNodes() {
-		if etcdmember.Status(t.Context(), theLab.EtcdClient(n)).Leader() {
-			leader = n
-		}
-	}
-	enc := filepath.Join(theLab.DataDir(leader), "server", "cred", "encryption-config.json")
-	data, err := os.ReadFile(enc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(enc); err != nil {
-		t.Fatal(err)
-	}
-	snap := labtest.SaveSnapshot(t, theLab, "no-encryption-config")
-	if err := os.WriteFile(enc, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if snap.Node != leader {
-		t.Fatalf("snapshot taken on %s, want the leader %s", snap.Node, leader)
-	}
-	r := directDR(t, "recover", "--latest", "--dry-run", "--skip-layer", "files", "--skip-layer", "postgres", "--skip-layer", "bucket")
-	t.Logf("recover --dry-run:\n%s\n%s", r.Stderr, r.Stdout)
-	if r.Code != 1 {
-		t.Errorf("exit %d, want 1", r.Code)
-	}
-	want := fmt.Sprintf("Secret(s) in the snapshot are encrypted at rest (aescbc key %q) and there is no encryption config in the files kept with snapshot %s", "aescbckey", snap.Name)
-	for _, w := range []string{"preflight failed, nothing was stopped", want} {
-		if !strings.Contains(r.Stderr, w) {
-			t.Errorf("stderr lacks %q", w)
-		}
-	}
-	if !hasRow(r.Stdout, leader, "encryption-config", "failed") {
-		t.Errorf("no failed encryption-config row for %s", leader)
-	}
 }
