@@ -6,6 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/backupset"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/basebackup"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
@@ -115,5 +119,56 @@ func TestRecoverUsage(t *testing.T) {
 	}
 	if r := e.run("recover", "--backup", "backup-9"); r.code != 1 || !strings.Contains(r.stderr, "backup set not found: backup-9") {
 		t.Errorf("--backup backup-9: %s", r)
+	}
+}
+
+// goneFilesAgent previews like a files agent and goes away during the
+// restore.
+type goneFilesAgent struct{ fakeFilesAgent }
+
+func (a *goneFilesAgent) RestoreFiles(*agentv1.RestoreFilesRequest, agentv1.AgentService_RestoreFilesServer) error {
+	return status.Error(codes.Unavailable, "connection reset: the agent went away")
+}
+
+// An agent that goes away in the middle: the other parts finish, the
+// recovery stops there (nothing after the layers runs), the timeline shows
+// what was done and the failed part says how to resume.
+func TestRecoverStopsWhenAnAgentGoesAwayWithFakeAgents(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	preview := func(node string) *agentv1.RestorePreview {
+		return &agentv1.RestorePreview{SnapshotId: "abcd", TargetDir: "/", Paths: []string{"/srv"}, Digest: strings.Repeat("ab", 32), CreateFiles: 1, CreateBytes: 10,
+			Changes: []*agentv1.FileChange{{Path: "/srv/" + node, Kind: agentv1.FileChange_KIND_CREATE, SizeBytes: 10}}}
+	}
+	ok := &fakeFilesAgent{node: "server-1", preview: preview("server-1"), result: &agentv1.RestoreFilesResult{FilesRestored: 1, BytesRestored: 10}}
+	gone := &goneFilesAgent{fakeFilesAgent{node: "server-2", preview: preview("server-2")}}
+	e.fakeAgent("server-1", ok)
+	e.fakeAgent("server-2", gone)
+	at := time.Now().UTC().Add(-time.Hour)
+	e.writeSet(&backupset.Set{ID: "backup-1", Started: at, Finished: at.Add(time.Minute), Phase: backupset.Completed,
+		Files: []backupset.FilePart{{Node: "server-1", SnapshotID: "abcd"}, {Node: "server-2", SnapshotID: "ef01"}}})
+
+	r := e.run("recover", "--latest", "--yes", "--skip-layer", "etcd")
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", r.code, r)
+	}
+	for _, want := range []string{
+		"the recovery stopped: 1 part(s) failed, the others are restored",
+		"files ef01 (node server-2):",
+		"the agent went away",
+		"to resume: kubectl dr restore backup-1 --node server-2",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q\n%s", want, r)
+		}
+	}
+	if !rowMatches(r.stdout, "files", "abcd", "server-1") || !strings.Contains(r.stdout, "server-1: restored 1 file(s)") {
+		t.Errorf("server-1's files are not shown restored:\n%s", r.stdout)
+	}
+	if strings.Contains(r.stdout, "RTO") || strings.Contains(r.stdout, "Health checks") {
+		t.Errorf("the recovery went on past the failed part:\n%s", r.stdout)
+	}
+	if ok.restored() != 1 {
+		t.Errorf("server-1 restored %d times, want once", ok.restored())
 	}
 }
