@@ -195,6 +195,9 @@ func (s *Server) PrepareRestorePlan(ctx context.Context, req *agentv1.PrepareRes
 		OtherPeerURLs: part.GetOtherPeerUrls(), ResetClientURLs: part.GetResetClientUrls(),
 		PreviewDigest: part.GetPreviewDigest(), Previewed: s.restores.preview(part.GetPreviewDigest()),
 	}
+	if part.GetNewHost() {
+		r.NewHost, r.Bootstrap = true, restoreplan.BootstrapAll
+	}
 	r.Resolve = func(ctx context.Context) (*dbsnap.Snapshot, error) { return s.resolveSnapshot(ctx, part.GetSnapshot()) }
 	prepared, err := restoreplan.Prepare(ctx, s.cfg, s.store, r)
 	if err != nil {

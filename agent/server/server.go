@@ -116,7 +116,7 @@ func (s *Server) Info(ctx context.Context, req *agentv1.InfoRequest) (*agentv1.I
 		Time:          timestamppb.Now(),
 		Hostname:      host,
 		GoVersion:     runtime.Version(),
-		Etcd:          &agentv1.EtcdMemberHealth{},
+		Etcd:          &agentv1.EtcdMemberHealth{Endpoint: s.snapshots.Client.Endpoint},
 		ClusterId:     s.cfg.ClusterID,
 		ConfigSha256:  s.configSHA,
 		RestoreFlavor: s.cfg.Restore.Flavor,

@@ -15,6 +15,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/install"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/objects"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/pg"
+	recovercmd "github.com/kubectl-dr/kubectl-dr/plugin/cmd/recover"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/restore"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/status"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/version"
@@ -76,6 +77,7 @@ preview before anything changes.`,
 	add("backup", pg.NewCmdPG(f, streams))
 	add("backup", bucket.NewCmdBucket(f, streams))
 	add("backup", objects.NewCmdObjects(f, streams))
+	add("backup", recovercmd.NewCmdRecover(f, streams))
 	add("cluster", status.NewCmdStatus(f, streams))
 	add("cluster", install.NewCmdInstall(f, streams))
 	add("cluster", install.NewCmdUninstall(f, streams))

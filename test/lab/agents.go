@@ -55,6 +55,7 @@ func (l *Lab) AgentConfig(n string) (agentconfig.Config, error) {
 	cfg.MetricsAddress = fmt.Sprintf("127.0.0.1:%d", metrics)
 	if n == l.State.Nodes[0] {
 		cfg.WAL.Sources = []agentconfig.WALSource{{Name: WALSource, Spool: l.WALSpool(), Connection: l.PGConnection(), PGData: l.PGData()}}
+		cfg.Drill.Checks = l.State.DrillChecks
 	}
 	if slices.Contains(l.EtcdNodes(), n) {
 		// The leader's agent backs up the application's bucket. For the
@@ -109,6 +110,23 @@ func (l *Lab) SetRestoreFlavor(ctx context.Context, flavor string) error {
 		if _, err := l.proc("agent-"+n).stop(l.Dir, 30*time.Second); err != nil {
 			return err
 		}
+	}
+	return l.upAgents(ctx)
+}
+
+// SetDrillChecks gives the first node's agent these health checks
+// (drill.checks, with its WAL source's database) and restarts the agents.
+func (l *Lab) SetDrillChecks(ctx context.Context, checks []agentconfig.Check) error {
+	l.State.DrillChecks = checks
+	if err := l.saveState(); err != nil {
+		return err
+	}
+	n := l.State.Nodes[0]
+	if n == l.State.KubeNode {
+		return errors.New("SetDrillChecks: the first node's agent is the kube node's pod; redeploy it instead")
+	}
+	if _, err := l.proc("agent-"+n).stop(l.Dir, 30*time.Second); err != nil {
+		return err
 	}
 	return l.upAgents(ctx)
 }

@@ -21,6 +21,20 @@ func (l *Lab) apiServerURL() string {
 
 // upAPIServer starts kube-apiserver on the lab's etcd, with RBAC and a
 // token file for the lab's admin, and writes the kubeconfig.
+// StartK3sAPIServer starts the lab's kube-apiserver unless it runs: what
+// a k3s server's start does besides etcd (k3s embeds its API server), for
+// the k3s flavour's start command (lab start etcd-NODE). A cluster whose
+// servers all went away gets its API server back with its first server.
+func (l *Lab) StartK3sAPIServer(ctx context.Context) error {
+	if _, ok := l.proc("kube-apiserver").pid(l.Dir); ok {
+		return nil
+	}
+	if l.Bin == nil {
+		l.Bin = &Binaries{KubeAPIServer: l.State.KubeAPIServerBin}
+	}
+	return l.upAPIServer(ctx)
+}
+
 func (l *Lab) upAPIServer(ctx context.Context) error {
 	p := l.proc("kube-apiserver")
 	kube := filepath.Join(l.Dir, "pki", "kube")

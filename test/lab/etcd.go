@@ -14,8 +14,10 @@ import (
 	"time"
 
 	etcdserverpb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/kubectl-dr/kubectl-dr/internal/etcdmember"
+	"github.com/kubectl-dr/kubectl-dr/internal/k3sboot"
 )
 
 func (l *Lab) etcdClientURL(node string) string {
@@ -58,7 +60,7 @@ func (l *Lab) upEtcd(ctx context.Context) error {
 		fmt.Fprintf(l.log, "etcd %s: started on %s\n", n, l.etcdClientURL(n))
 		started = append(started, n)
 	}
-	return parallel(ctx, func() []func(context.Context) error {
+	err := parallel(ctx, func() []func(context.Context) error {
 		var fns []func(context.Context) error
 		for _, n := range started {
 			fns = append(fns, func(ctx context.Context) error {
@@ -70,6 +72,64 @@ func (l *Lab) upEtcd(ctx context.Context) error {
 		}
 		return fns
 	}()...)
+	if err != nil {
+		return err
+	}
+	return l.writeBootstrapData(ctx)
+}
+
+// clusterToken is the lab's k3s server token (K10<hash>::server:<secret>),
+// made once per lab.
+func (l *Lab) clusterToken() (string, error) {
+	path := filepath.Join(l.Dir, "pki", "server-token")
+	data, err := os.ReadFile(path)
+	if err == nil {
+		return string(data), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	secret := make([]byte, 16)
+	if _, err := rand.Read(secret); err != nil {
+		return "", err
+	}
+	t := fmt.Sprintf("K10%x::server:%x\n", sha256.Sum256(secret), secret)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	return t, os.WriteFile(path, []byte(t), 0o600)
+}
+
+// writeBootstrapData stores k3s's bootstrap data in etcd as a k3s server
+// does when it first starts: under /bootstrap/<hash of the token>,
+// encrypted with it (internal/k3sboot). A restore's preflight checks the
+// token against it, as k3s does when it starts on a restored datastore.
+func (l *Lab) writeBootstrapData(ctx context.Context) error {
+	first := l.EtcdNodes()[0]
+	token, err := os.ReadFile(filepath.Join(l.DataDir(first), "server", "token"))
+	if err != nil {
+		return err
+	}
+	cli, err := l.EtcdClient(first).New()
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	resp, err := cli.Get(ctx, k3sboot.Prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return fmt.Errorf("read k3s's bootstrap key: %w", err)
+	}
+	if resp.Count > 0 {
+		return nil
+	}
+	value, err := k3sboot.Encrypt(string(token), []byte(`{"ServerCA":{"Content":"bGFi"}}`))
+	if err != nil {
+		return err
+	}
+	if _, err := cli.Put(ctx, k3sboot.Key(string(token)), string(value)); err != nil {
+		return fmt.Errorf("write k3s's bootstrap key: %w", err)
+	}
+	return nil
 }
 
 // StartEtcdMember starts one member again after StopProcess("etcd-"+node)
@@ -167,14 +227,15 @@ func (l *Lab) startEtcdMember(n string, cluster []string, state string) error {
 		}
 	}
 	// The server token, as k3s writes it: snapshots keep it (encrypted)
-	// for restores onto new hosts.
+	// for restores onto new hosts. Every server of a k3s cluster has the
+	// same one.
 	token := filepath.Join(dataDir, "server", "token")
 	if _, err := os.Stat(token); errors.Is(err, os.ErrNotExist) {
-		secret := make([]byte, 16)
-		if _, err := rand.Read(secret); err != nil {
+		t, err := l.clusterToken()
+		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(token, []byte(fmt.Sprintf("K10%x::server:%x\n", sha256.Sum256(secret), secret)), 0o600); err != nil {
+		if err := os.WriteFile(token, []byte(t), 0o600); err != nil {
 			return err
 		}
 	}

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 )
 
 // Options size the lab.
@@ -87,6 +89,8 @@ type State struct {
 	// start k3s-sqlite-1) without building anything; set by UpSQLite.
 	KineBin          string `json:"kineBin,omitempty"`
 	KubeAPIServerBin string `json:"kubeAPIServerBin,omitempty"`
+	// DrillChecks go into the first node's agent config (SetDrillChecks).
+	DrillChecks []agentconfig.Check `json:"drillChecks,omitempty"`
 }
 
 func (l *Lab) statePath() string { return filepath.Join(l.Dir, "lab.json") }
@@ -157,6 +161,7 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	l.State.BinDirs = l.Bin.Dirs
 	l.State.EtcdBin = l.Bin.Etcd
 	l.State.LabBin = l.Bin.Lab
+	l.State.KubeAPIServerBin = l.Bin.KubeAPIServer
 	l.State.EtcdRestore = o.EtcdRestore
 	if err := l.saveState(); err != nil {
 		return nil, err

@@ -106,6 +106,10 @@ func (l *Lab) upPostgres(ctx context.Context) error {
 	return l.startPostgres(ctx, "postgres", data, run, l.State.Ports["postgres"], l.WALSpool())
 }
 
+// UpPostgres starts the lab's database again after StopProcess("postgres")
+// (on whatever its data directory now holds: a restored one).
+func (l *Lab) UpPostgres(ctx context.Context) error { return l.upPostgres(ctx) }
+
 // StartPostgres runs one more PostgreSQL 15 for a test, as the postgres
 // user: data in dataDir (initdb'd once), listening on 127.0.0.1:port,
 // archiving into spool with the README's archive_command. Down stops it.

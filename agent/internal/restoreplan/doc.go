@@ -8,5 +8,7 @@
 // data directory built beside the member's and swapped in with the old one
 // moved aside (never deleted); on a k3s server on SQLite, state.db and its
 // WAL files swapped for the verified copy, put back if it does not
-// serve. A node engine, private to the agent.
+// serve; onto a new host (kubectl dr recover) the files kept with the
+// snapshot are put back first and a server without a member joins. A node
+// engine, private to the agent.
 package restoreplan

@@ -54,6 +54,11 @@ type Request struct {
 	// Single: this server restores alone (dr-agent etcd restore); the
 	// k3s flavour then does not wait for peers.
 	Single bool
+	// NewHost: the server is a new host with no member yet (kubectl dr
+	// recover): its data dir is needed, not a member's; the reset server
+	// does not wait for peers (none runs), and every server gets the
+	// bootstrap files (Bootstrap) put back after its stop.
+	NewHost bool
 	// Resolve finds the snapshot to restore; it is called once the node is
 	// known to be free (a rejoining server takes none: SnapshotName only).
 	// SnapshotSHA256, when set, must match what it finds.
@@ -95,7 +100,7 @@ func Build(cfg *agentconfig.Config, req Request) (*Plan, error) {
 	if req.Flavor != cfg.Restore.Flavor {
 		return nil, fmt.Errorf("%w: node %s restores the %s way (restore.flavor), the plan asks for %q", ErrNotHere, cfg.NodeName, cfg.Restore.Flavor, req.Flavor)
 	}
-	if req.Single {
+	if req.Single || req.NewHost {
 		// A new host may have no member yet; it needs k3s's data dir.
 		if _, err := os.Stat(cfg.DataDir); err != nil {
 			return nil, fmt.Errorf("%w: data dir %s: %v (give --data-dir)", ErrNotHere, cfg.DataDir, err)
@@ -150,9 +155,9 @@ func Build(cfg *agentconfig.Config, req Request) (*Plan, error) {
 		}
 		p.Role, p.K3sDataDir, p.OtherPeerURLs = RoleReset, cfg.DataDir, req.OtherPeerURLs
 		switch {
-		case req.Single && req.Bootstrap != BootstrapNone:
+		case (req.Single || req.NewHost) && req.Bootstrap != BootstrapNone:
 			steps = []string{StepVerify, StepStop, StepBootstrap, StepClusterReset, StepStart, StepHealthy}
-		case req.Single:
+		case req.Single || req.NewHost:
 			steps = []string{StepVerify, StepStop, StepClusterReset, StepStart, StepHealthy}
 		default:
 			steps = []string{StepVerify, StepStop, StepWaitPeersStopped, StepClusterReset, StepStart, StepHealthy}
@@ -163,11 +168,15 @@ func Build(cfg *agentconfig.Config, req Request) (*Plan, error) {
 		}
 		p.Role, p.K3sDataDir, p.ResetClientURLs = RoleRejoin, cfg.DataDir, req.ResetClientURLs
 		p.Snapshot = req.SnapshotName
-		steps = []string{StepStop, StepWaitResetServer, StepMoveAside, StepStart, StepHealthy}
+		if req.Bootstrap != BootstrapNone {
+			steps = []string{StepStop, StepBootstrap, StepWaitResetServer, StepMoveAside, StepStart, StepHealthy}
+		} else {
+			steps = []string{StepStop, StepWaitResetServer, StepMoveAside, StepStart, StepHealthy}
+		}
 	default:
 		return nil, fmt.Errorf("%w: the plan gives node %s no role (reset or rejoin)", ErrInvalid, cfg.NodeName)
 	}
-	if p.Role != RoleRejoin && req.Resolve == nil {
+	if (p.Role != RoleRejoin || req.Bootstrap != BootstrapNone) && req.Resolve == nil {
 		return nil, fmt.Errorf("%w: the plan names no snapshot", ErrInvalid)
 	}
 	for _, name := range steps {
@@ -234,6 +243,16 @@ func Prepare(ctx context.Context, cfg *agentconfig.Config, store objstore.Store,
 			if p.BootstrapDir, err = stageBootstrap(ctx, store, snap, cfg, p.ID, req.Bootstrap == BootstrapAll); err != nil {
 				return nil, err
 			}
+		}
+	}
+	if p.Role == RoleRejoin && req.Bootstrap != BootstrapNone {
+		// A new host rejoins with the snapshot's cluster's token.
+		snap, err := req.Resolve(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if p.BootstrapDir, err = stageBootstrap(ctx, store, snap, cfg, p.ID, req.Bootstrap == BootstrapAll); err != nil {
+			return nil, err
 		}
 	}
 	if err := plans.Save(p); err != nil {

@@ -44,6 +44,8 @@ func TestBuildStepsAndRefusals(t *testing.T) {
 		steps   []string
 		wantErr error
 		errText string
+		// noMember: the node's etcd data dir does not exist (a new host).
+		noMember bool
 	}{
 		{name: "etcd member", flavor: agentconfig.FlavorEtcd, req: withMember(member, agentconfig.FlavorEtcd),
 			steps: []string{StepVerify, StepStop, StepRestore, StepStart, StepHealthy}},
@@ -55,6 +57,15 @@ func TestBuildStepsAndRefusals(t *testing.T) {
 			steps: []string{StepVerify, StepStop, StepBootstrap, StepClusterReset, StepStart, StepHealthy}},
 		{name: "k3s rejoin", flavor: agentconfig.FlavorK3s, req: Request{Flavor: agentconfig.FlavorK3s, Role: RoleRejoin, ResetClientURLs: []string{"https://10.0.0.1:2379"}},
 			steps: []string{StepStop, StepWaitResetServer, StepMoveAside, StepStart, StepHealthy}},
+		{name: "k3s reset onto a new host in a cluster", flavor: agentconfig.FlavorK3s, noMember: true,
+			req:   Request{Flavor: agentconfig.FlavorK3s, Role: RoleReset, NewHost: true, Bootstrap: BootstrapAll},
+			steps: []string{StepVerify, StepStop, StepBootstrap, StepClusterReset, StepStart, StepHealthy}},
+		{name: "k3s new host joining", flavor: agentconfig.FlavorK3s, noMember: true,
+			req:   Request{Flavor: agentconfig.FlavorK3s, Role: RoleRejoin, NewHost: true, Bootstrap: BootstrapAll, ResetClientURLs: []string{"https://10.0.0.1:2379"}, Resolve: resolve},
+			steps: []string{StepStop, StepBootstrap, StepWaitResetServer, StepMoveAside, StepStart, StepHealthy}},
+		{name: "k3s rejoin without a member", flavor: agentconfig.FlavorK3s, noMember: true,
+			req:     Request{Flavor: agentconfig.FlavorK3s, Role: RoleRejoin, ResetClientURLs: []string{"https://10.0.0.1:2379"}},
+			wantErr: ErrNotHere, errText: "not an etcd member"},
 		{name: "flavour differs from the node's", flavor: agentconfig.FlavorK3s, req: withMember(member, agentconfig.FlavorEtcd),
 			wantErr: ErrNotHere, errText: "restores the k3s way"},
 		{name: "etcd part without a member", flavor: agentconfig.FlavorEtcd, req: Request{Flavor: agentconfig.FlavorEtcd},
@@ -73,6 +84,11 @@ func TestBuildStepsAndRefusals(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t, tc.flavor)
+			if tc.noMember {
+				if err := os.RemoveAll(cfg.Restore.EtcdDataDir); err != nil {
+					t.Fatal(err)
+				}
+			}
 			tc.req.ID = "plan-1"
 			if tc.req.Role != RoleRejoin {
 				tc.req.Resolve = resolve

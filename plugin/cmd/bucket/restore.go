@@ -383,3 +383,12 @@ func passOfSet(ctx context.Context, st objstore.Store, id, source string) (time.
 	}
 	return time.Time{}, fmt.Errorf("backup %s has no pass of bucket source %s (sets made before bucket sources were configured have none); use --to TIME", id, source)
 }
+
+// Restore puts source's bucket back as it was at to, into the original
+// bucket (its credentials from the environment), writing only what
+// differs: kubectl dr recover's bucket layer. keyFile names the snapshot
+// key ("" for the default).
+func Restore(ctx context.Context, f cmdutil.Factory, streams genericiooptions.IOStreams, source string, to time.Time, keyFile string) error {
+	o := &RestoreOptions{IOStreams: streams, f: f, Source: source, To: to.Format(time.RFC3339Nano), to: to, KeyFile: keyFile, Concurrency: 8, Yes: true, Output: printers.Table}
+	return o.Run(ctx)
+}

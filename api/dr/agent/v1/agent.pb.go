@@ -879,7 +879,8 @@ func (x *CheckStoreResponse) GetDurationMs() int64 {
 
 type EtcdMemberHealth struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// False when the node has no etcd member; the other fields are then empty.
+	// False when the node has no etcd member; the other fields are then
+	// empty but endpoint, the client URL the agent is configured with.
 	Member      bool   `protobuf:"varint,1,opt,name=member,proto3" json:"member,omitempty"`
 	Healthy     bool   `protobuf:"varint,2,opt,name=healthy,proto3" json:"healthy,omitempty"`
 	Endpoint    string `protobuf:"bytes,3,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
@@ -4683,7 +4684,13 @@ type RestorePlanPart struct {
 	// it differs. Required unless no_preview is set.
 	PreviewDigest string `protobuf:"bytes,15,opt,name=preview_digest,json=previewDigest,proto3" json:"preview_digest,omitempty"`
 	// Prepare without a preview to match (scripts that preview on their own).
-	NoPreview     bool `protobuf:"varint,16,opt,name=no_preview,json=noPreview,proto3" json:"no_preview,omitempty"`
+	NoPreview bool `protobuf:"varint,16,opt,name=no_preview,json=noPreview,proto3" json:"no_preview,omitempty"`
+	// The server is a new host (kubectl dr recover): its data dir holds no
+	// member yet. The files kept with the snapshot (the server token, the
+	// encryption config) are put in place after the stop; the reset server
+	// resets without waiting for peers (nothing runs there), the others
+	// join it once it is healthy.
+	NewHost       bool `protobuf:"varint,17,opt,name=new_host,json=newHost,proto3" json:"new_host,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4826,6 +4833,13 @@ func (x *RestorePlanPart) GetPreviewDigest() string {
 func (x *RestorePlanPart) GetNoPreview() bool {
 	if x != nil {
 		return x.NoPreview
+	}
+	return false
+}
+
+func (x *RestorePlanPart) GetNewHost() bool {
+	if x != nil {
+		return x.NewHost
 	}
 	return false
 }
@@ -5707,7 +5721,7 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x1aPreviewEtcdRestoreResponse\x123\n" +
 	"\bprogress\x18\x01 \x01(\v2\x15.dr.agent.v1.ProgressH\x00R\bprogress\x12;\n" +
 	"\apreview\x18\x02 \x01(\v2\x1f.dr.agent.v1.EtcdRestorePreviewH\x00R\apreviewB\a\n" +
-	"\x05event\"\xf1\x04\n" +
+	"\x05event\"\x8c\x05\n" +
 	"\x0fRestorePlanPart\x12\x17\n" +
 	"\aplan_id\x18\x01 \x01(\tR\x06planId\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12,\n" +
@@ -5727,7 +5741,8 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x11reset_client_urls\x18\x0e \x03(\tR\x0fresetClientUrls\x12%\n" +
 	"\x0epreview_digest\x18\x0f \x01(\tR\rpreviewDigest\x12\x1d\n" +
 	"\n" +
-	"no_preview\x18\x10 \x01(\bR\tnoPreview\"M\n" +
+	"no_preview\x18\x10 \x01(\bR\tnoPreview\x12\x19\n" +
+	"\bnew_host\x18\x11 \x01(\bR\anewHost\"M\n" +
 	"\x19PrepareRestorePlanRequest\x120\n" +
 	"\x04part\x18\x01 \x01(\v2\x1c.dr.agent.v1.RestorePlanPartR\x04part\"W\n" +
 	"\x1aPrepareRestorePlanResponse\x12#\n" +

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -94,7 +97,7 @@ const flavorSQLite = "sqlite"
 
 // planParts gives every server its part of the plan, with the digest of
 // its part's preview (digests by node; "" from an agent that gives none).
-func planParts(servers []*agentclient.Node, flavor, planID, resetNode string, snap *dbsnap.Snapshot, digests map[string]string) ([]*agentv1.RestorePlanPart, error) {
+func planParts(servers []*agentclient.Node, flavor, planID, resetNode string, snap *dbsnap.Snapshot, digests map[string]string, newHosts bool) ([]*agentv1.RestorePlanPart, error) {
 	ref := &agentv1.SnapshotRef{Name: snap.Name}
 	var names, cluster []string
 	var reset *agentclient.Node
@@ -112,15 +115,19 @@ func planParts(servers []*agentclient.Node, flavor, planID, resetNode string, sn
 		if reset == nil {
 			return nil, fmt.Errorf("nothing was stopped: %s is not one of the servers (%s)", resetNode, strings.Join(names, ", "))
 		}
-		if flavor == "k3s" && len(reset.Info.Etcd.GetClientUrls()) == 0 {
+		if flavor == "k3s" && len(resetClientURLs(reset, newHosts)) == 0 {
 			return nil, fmt.Errorf("nothing was stopped: %s's member did not tell its client URLs, which the other servers wait on (%s)", resetNode, reset.Info.Etcd.GetError())
 		}
 	}
 	var parts []*agentv1.RestorePlanPart
 	for _, n := range servers {
-		part := &agentv1.RestorePlanPart{PlanId: planID, Node: n.Node, Snapshot: ref, SnapshotSha256: snap.SHA256, Servers: names}
+		part := &agentv1.RestorePlanPart{PlanId: planID, Node: n.Node, Snapshot: ref, SnapshotSha256: snap.SHA256, Servers: names, NewHost: newHosts}
 		d, ok := digests[n.Node]
 		switch {
+		case newHosts:
+			// Nothing runs on a new host to preview against: the
+			// preflight checked the snapshot against each of them.
+			part.NoPreview = true
 		case !ok:
 			return nil, fmt.Errorf("nothing was stopped: server %s was not part of the preview; run the restore again to preview it too", n.Node)
 		case d == "":
@@ -139,17 +146,33 @@ func planParts(servers []*agentclient.Node, flavor, planID, resetNode string, sn
 		case n == reset:
 			part.Flavor, part.Role = agentv1.RestoreFlavor_RESTORE_FLAVOR_K3S, agentv1.RestoreRole_RESTORE_ROLE_RESET
 			for _, other := range servers {
+				if newHosts {
+					break
+				}
 				if other != reset {
 					part.OtherPeerUrls = append(part.OtherPeerUrls, other.Info.Etcd.GetPeerUrls()...)
 				}
 			}
 		default:
 			part.Flavor, part.Role = agentv1.RestoreFlavor_RESTORE_FLAVOR_K3S, agentv1.RestoreRole_RESTORE_ROLE_REJOIN
-			part.ResetServer, part.ResetClientUrls = reset.Node, reset.Info.Etcd.GetClientUrls()
+			part.ResetServer, part.ResetClientUrls = reset.Node, resetClientURLs(reset, newHosts)
 		}
 		parts = append(parts, part)
 	}
 	return parts, nil
+}
+
+// resetClientURLs are where the servers that rejoin wait for the reset
+// server's etcd: its member's client URLs, or on a new host (no member
+// runs yet) the endpoint its agent is configured with.
+func resetClientURLs(reset *agentclient.Node, newHosts bool) []string {
+	if urls := reset.Info.Etcd.GetClientUrls(); len(urls) > 0 || !newHosts {
+		return urls
+	}
+	if ep := reset.Info.Etcd.GetEndpoint(); ep != "" {
+		return []string{ep}
+	}
+	return nil
 }
 
 // outcome is one member's part as the plugin saw it.
@@ -172,14 +195,114 @@ func (o *Options) restore(ctx context.Context, nodes agentclient.Nodes, snap *db
 	if err := inProgress(ctx, nodes); err != nil {
 		return err
 	}
-	planID := fmt.Sprintf("restore-%d", time.Now().Unix())
-	parts, err := planParts(servers, flavor, planID, resetNode, snap, digests)
+	d := &Datastore{Out: o.Out, ErrOut: o.ErrOut, Servers: servers, Flavor: flavor, Reset: resetNode, Snapshot: snap, Digests: digests}
+	res, err := d.Run(ctx)
 	if err != nil {
 		return err
 	}
+	apiUp, apiErr := WaitAPIServer(ctx, o.f, 3*time.Minute)
+	res.PrintTimeline(o.Out)
+	fmt.Fprint(o.Out, res.Summary())
+	if apiErr != nil {
+		fmt.Fprintf(o.Out, "; the API server did not answer: %v\n", apiErr)
+		return cmdutil.Partial("etcd is restored but the API server did not answer within 3m: check kube-apiserver")
+	}
+	fmt.Fprintf(o.Out, "; API server answering after %s (RTO)\n", apiUp.Round(100*time.Millisecond)+res.EtcdUp.Round(100*time.Millisecond))
+	return nil
+}
+
+// Datastore is one restore of the cluster's datastore across its servers:
+// what kubectl dr etcd restore runs after its preview, and kubectl dr
+// recover onto new hosts.
+type Datastore struct {
+	Out, ErrOut io.Writer
+	Servers     []*agentclient.Node
+	// Flavor is the servers' restore.flavor, or "sqlite" (FlavorSQLite).
+	Flavor string
+	// Reset is the server that resets the cluster (k3s).
+	Reset    string
+	Snapshot *dbsnap.Snapshot
+	// Digests are the servers' preview digests (by node).
+	Digests map[string]string
+	// NewHosts: the servers hold no member yet (NewHost parts, no preview).
+	NewHosts bool
+	// OnStep, when set, is told every step as it changes.
+	OnStep func(node string, st *agentv1.RestoreStep)
+}
+
+// FlavorSQLite stands for a restore of a k3s server on SQLite.
+const FlavorSQLite = flavorSQLite
+
+// Servers are the nodes a restore onto new hosts runs on, and their
+// flavour: the agents of nodes with a k3s data dir (server role), all of
+// the k3s flavour. Every agent must answer.
+func Servers(nodes agentclient.Nodes, names []string) ([]*agentclient.Node, string, error) {
+	var out []*agentclient.Node
+	var down []string
+	flavors := map[string]bool{}
+	for _, n := range nodes {
+		if !n.Ready() {
+			down = append(down, fmt.Sprintf("node %s: %v", n.Node, n.Err))
+			continue
+		}
+		want := slices.Contains(names, n.Node)
+		if len(names) == 0 {
+			want = slices.Contains(n.Info.GetRoles(), agentv1.NodeRole_NODE_ROLE_SERVER)
+		}
+		if want {
+			out = append(out, n)
+			flavors[n.Info.GetRestoreFlavor()] = true
+		}
+	}
+	if len(down) > 0 {
+		return nil, "", fmt.Errorf("nothing was stopped: every node's agent must answer before a recovery starts:\n  %s", strings.Join(down, "\n  "))
+	}
+	for _, name := range names {
+		if !slices.ContainsFunc(out, func(n *agentclient.Node) bool { return n.Node == name }) {
+			return nil, "", fmt.Errorf("--server %s: no agent answers for it", name)
+		}
+	}
+	if len(out) == 0 {
+		return nil, "", errors.New("no agent runs on a server (a node with k3s's data dir, <data-dir>/server): name them with --server NODE")
+	}
+	if len(flavors) != 1 || !flavors["k3s"] {
+		return nil, "", fmt.Errorf("nothing was stopped: a recovery onto new hosts restores k3s servers (restore.flavor k3s); the servers' agents have %v", slices.Sorted(maps.Keys(flavors)))
+	}
+	return out, "k3s", nil
+}
+
+// DatastoreResult is how a datastore restore went.
+type DatastoreResult struct {
+	PlanID string
+	Start  time.Time
+	// EtcdUp is how long the servers took until every part was done.
+	EtcdUp   time.Duration
+	outcomes []*outcome
+	flavor   string
+	reset    string
+}
+
+// Summary is the line saying the datastore is back (without newline).
+func (r *DatastoreResult) Summary() string {
+	if r.flavor == flavorSQLite {
+		return fmt.Sprintf("kine serving the restored state.db on %s after %s", r.reset, r.EtcdUp.Round(100*time.Millisecond))
+	}
+	return fmt.Sprintf("etcd healthy on %d member(s) after %s", len(r.outcomes), r.EtcdUp.Round(100*time.Millisecond))
+}
+
+// Run hands every server its part, has each verify the snapshot where it
+// uses it before anything stops, starts them (behind the barrier when
+// there are several), and follows their steps until every part ended.
+func (d *Datastore) Run(ctx context.Context) (*DatastoreResult, error) {
+	servers, flavor, resetNode, snap := d.Servers, d.Flavor, d.Reset, d.Snapshot
+	planID := fmt.Sprintf("restore-%d", time.Now().Unix())
+	parts, err := planParts(servers, flavor, planID, resetNode, snap, d.Digests, d.NewHosts)
+	if err != nil {
+		return nil, err
+	}
 	for _, part := range parts {
-		if part.NoPreview {
-			fmt.Fprintf(o.ErrOut, "warning: node %s's agent does not tie its part to the preview (no digest): upgrade the agents\n", part.Node)
+		if part.NoPreview && !d.NewHosts {
+			fmt.Fprintf(d.ErrOut, "warning: node %s's agent does not tie its part to the preview (no digest): upgrade the agents\n", part.Node)
 		}
 	}
 	var names []string
@@ -190,13 +313,15 @@ func (o *Options) restore(ctx context.Context, nodes agentclient.Nodes, snap *db
 	// Every part is handed out, and the snapshot verified where it is
 	// used, before anything stops.
 	how := "every member restores it"
-	switch flavor {
-	case "k3s":
+	switch {
+	case flavor == "k3s" && d.NewHosts:
+		how = fmt.Sprintf("%s resets the cluster from it onto a new host, the others join it; the token and encryption config kept with the snapshot are put in place first", resetNode)
+	case flavor == "k3s":
 		how = fmt.Sprintf("%s resets the cluster from it, the others rejoin", resetNode)
-	case flavorSQLite:
+	case flavor == flavorSQLite:
 		how = fmt.Sprintf("%s puts it in place of server/db/state.db (SQLite), the old files moved aside", resetNode)
 	}
-	fmt.Fprintf(o.ErrOut, "plan %s: %s (revision %d) on %s; %s\n", planID, snap.Name, snap.Revision, strings.Join(names, ", "), how)
+	fmt.Fprintf(d.ErrOut, "plan %s: %s (revision %d) on %s; %s\n", planID, snap.Name, snap.Revision, strings.Join(names, ", "), how)
 	errs := make([]error, len(servers))
 	var wg sync.WaitGroup
 	for i, n := range servers {
@@ -218,7 +343,7 @@ func (o *Options) restore(ctx context.Context, nodes agentclient.Nodes, snap *db
 				}
 			}
 		}
-		return fmt.Errorf("nothing was stopped, the plan was not started:\n%w", err)
+		return nil, fmt.Errorf("nothing was stopped, the plan was not started:\n%w", err)
 	}
 	// With several members, every member stops before any data dir
 	// changes: the parts wait at a barrier after their stop.
@@ -230,11 +355,11 @@ func (o *Options) restore(ctx context.Context, nodes agentclient.Nodes, snap *db
 					err = errors.Join(err, fmt.Errorf("node %s: discard the prepared part: %s", n.Node, agentclient.Explain(derr)))
 				}
 			}
-			return fmt.Errorf("nothing was stopped, the plan was not started:\n%w", err)
+			return nil, fmt.Errorf("nothing was stopped, the plan was not started:\n%w", err)
 		}
-		fmt.Fprintf(o.ErrOut, "plan %s: every member has its part and a verified copy of the snapshot; starting (every member stops before any data dir changes)\n", planID)
+		fmt.Fprintf(d.ErrOut, "plan %s: every member has its part and a verified copy of the snapshot; starting (every member stops before any data dir changes)\n", planID)
 	} else {
-		fmt.Fprintf(o.ErrOut, "plan %s: every member has its part and a verified copy of the snapshot; starting\n", planID)
+		fmt.Fprintf(d.ErrOut, "plan %s: every member has its part and a verified copy of the snapshot; starting\n", planID)
 	}
 	watch := newBarrierWatch()
 
@@ -261,7 +386,10 @@ func (o *Options) restore(ctx context.Context, nodes agentclient.Nodes, snap *db
 					if st.Error != "" {
 						line += ": " + st.Error
 					}
-					fmt.Fprintln(o.ErrOut, line)
+					fmt.Fprintln(d.ErrOut, line)
+					if d.OnStep != nil {
+						d.OnStep(n.Node, st)
+					}
 				}
 			})
 			watch.ended(n.Node, oc.err)
@@ -269,14 +397,14 @@ func (o *Options) restore(ctx context.Context, nodes agentclient.Nodes, snap *db
 	}
 	if held {
 		if reason := watch.decide(ctx, names); reason != "" {
-			fmt.Fprintf(o.ErrOut, "plan %s: calling it off before any data dir changes: %s\n", planID, reason)
+			fmt.Fprintf(d.ErrOut, "plan %s: calling it off before any data dir changes: %s\n", planID, reason)
 			rbErrs := rollBackAll(ctx, servers, planID, reason)
 			wg.Wait()
-			return reportRollBack(ctx, o.Out, servers, planID, reason, rbErrs)
+			return nil, reportRollBack(ctx, d.Out, servers, planID, reason, rbErrs)
 		}
-		fmt.Fprintf(o.ErrOut, "plan %s: every member is stopped; restoring\n", planID)
+		fmt.Fprintf(d.ErrOut, "plan %s: every member is stopped; restoring\n", planID)
 		if err := goOn(ctx, servers, planID); err != nil {
-			fmt.Fprintf(o.ErrOut, "warning: %v\n  a member that does not go on rolls back while the others restore: check `kubectl dr etcd restore --status`\n", err)
+			fmt.Fprintf(d.ErrOut, "warning: %v\n  a member that does not go on rolls back while the others restore: check `kubectl dr etcd restore --status`\n", err)
 		}
 	}
 	wg.Wait()
@@ -287,22 +415,9 @@ func (o *Options) restore(ctx context.Context, nodes agentclient.Nodes, snap *db
 		}
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("restore %s did not finish everywhere (`kubectl dr etcd restore --status` shows each node's steps):\n  %s", planID, strings.Join(failed, "\n  "))
+		return nil, fmt.Errorf("restore %s did not finish everywhere (`kubectl dr etcd restore --status` shows each node's steps):\n  %s", planID, strings.Join(failed, "\n  "))
 	}
-	etcdUp := time.Since(start)
-	apiUp, apiErr := o.waitAPIServer(ctx, 3*time.Minute)
-	o.printTimeline(outcomes, start)
-	if flavor == flavorSQLite {
-		fmt.Fprintf(o.Out, "kine serving the restored state.db on %s after %s", resetNode, etcdUp.Round(100*time.Millisecond))
-	} else {
-		fmt.Fprintf(o.Out, "etcd healthy on %d member(s) after %s", len(servers), etcdUp.Round(100*time.Millisecond))
-	}
-	if apiErr != nil {
-		fmt.Fprintf(o.Out, "; the API server did not answer: %v\n", apiErr)
-		return cmdutil.Partial("etcd is restored but the API server did not answer within 3m: check kube-apiserver")
-	}
-	fmt.Fprintf(o.Out, "; API server answering after %s (RTO)\n", apiUp.Round(100*time.Millisecond)+etcdUp.Round(100*time.Millisecond))
-	return nil
+	return &DatastoreResult{PlanID: planID, Start: start, EtcdUp: time.Since(start), outcomes: outcomes, flavor: flavor, reset: resetNode}, nil
 }
 
 // follow starts the node's part and streams its steps until it ends. A
@@ -366,11 +481,11 @@ func stateWord(s agentv1.RestoreStep_State) string {
 	return "pending"
 }
 
-// waitAPIServer polls the API server's /readyz; it returns how long it
-// took.
-func (o *Options) waitAPIServer(ctx context.Context, limit time.Duration) (time.Duration, error) {
+// WaitAPIServer polls the API server's /readyz until it is ready and
+// serves a list from etcd; it returns how long it took.
+func WaitAPIServer(ctx context.Context, f cmdutil.Factory, limit time.Duration) (time.Duration, error) {
 	start := time.Now()
-	cs, err := o.f.Clientset()
+	cs, err := f.Clientset()
 	if err != nil {
 		return 0, err
 	}
@@ -393,11 +508,12 @@ func (o *Options) waitAPIServer(ctx context.Context, limit time.Duration) (time.
 	}
 }
 
-// printTimeline writes each node's steps with their durations.
-func (o *Options) printTimeline(outcomes []*outcome, start time.Time) {
-	tw := printers.GetNewTabWriter(o.Out)
+// PrintTimeline writes each node's steps with their durations.
+func (r *DatastoreResult) PrintTimeline(w io.Writer) {
+	start := r.Start
+	tw := printers.GetNewTabWriter(w)
 	fmt.Fprintln(tw, "NODE\tSTEP\tSTARTED\tTOOK")
-	for _, oc := range outcomes {
+	for _, oc := range r.outcomes {
 		for _, name := range oc.order {
 			st := oc.steps[name]
 			if st.Started == nil || st.Finished == nil {

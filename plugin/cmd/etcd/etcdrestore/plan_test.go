@@ -24,7 +24,7 @@ func TestPlanPartsK3s(t *testing.T) {
 	servers := []*agentclient.Node{server("s1", "10.0.0.1"), server("s2", "10.0.0.2"), server("s3", "10.0.0.3")}
 	snap := &dbsnap.Snapshot{Name: "snap-1", SHA256: "abc"}
 	digests := map[string]string{"s1": "d1", "s2": "d2", "s3": "d3"}
-	parts, err := planParts(servers, "k3s", "restore-1", "s2", snap, digests)
+	parts, err := planParts(servers, "k3s", "restore-1", "s2", snap, digests, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,17 +50,17 @@ func TestPlanPartsK3s(t *testing.T) {
 		t.Errorf("roles %v, want %v", roles, want)
 	}
 
-	if _, err := planParts(servers, "k3s", "restore-1", "worker-1", snap, digests); err == nil || !strings.Contains(err.Error(), "worker-1 is not one of the servers") {
+	if _, err := planParts(servers, "k3s", "restore-1", "worker-1", snap, digests, false); err == nil || !strings.Contains(err.Error(), "worker-1 is not one of the servers") {
 		t.Errorf("reset on a non-server: %v", err)
 	}
 
 	// A server the preview did not ask (it answered only at the restore):
 	// nothing starts.
-	if _, err := planParts(servers, "k3s", "restore-1", "s2", snap, map[string]string{"s1": "d1", "s2": "d2"}); err == nil || !strings.Contains(err.Error(), "nothing was stopped: server s3 was not part of the preview") {
+	if _, err := planParts(servers, "k3s", "restore-1", "s2", snap, map[string]string{"s1": "d1", "s2": "d2"}, false); err == nil || !strings.Contains(err.Error(), "nothing was stopped: server s3 was not part of the preview") {
 		t.Errorf("a server left out of the preview: %v", err)
 	}
 	// An agent older than preview digests: its part says so.
-	parts, err = planParts(servers, "k3s", "restore-1", "s2", snap, map[string]string{"s1": "d1", "s2": "d2", "s3": ""})
+	parts, err = planParts(servers, "k3s", "restore-1", "s2", snap, map[string]string{"s1": "d1", "s2": "d2", "s3": ""}, false)
 	if err != nil || !parts[2].NoPreview || parts[2].PreviewDigest != "" {
 		t.Errorf("an agent without digests: %v %v", parts, err)
 	}
@@ -69,7 +69,7 @@ func TestPlanPartsK3s(t *testing.T) {
 // etcd: every member restores with the same new cluster.
 func TestPlanPartsEtcd(t *testing.T) {
 	servers := []*agentclient.Node{server("s2", "10.0.0.2"), server("s1", "10.0.0.1")}
-	parts, err := planParts(servers, "etcd", "restore-2", "s2", &dbsnap.Snapshot{Name: "snap-2"}, map[string]string{"s1": "d1", "s2": "d2"})
+	parts, err := planParts(servers, "etcd", "restore-2", "s2", &dbsnap.Snapshot{Name: "snap-2"}, map[string]string{"s1": "d1", "s2": "d2"}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,5 +77,28 @@ func TestPlanPartsEtcd(t *testing.T) {
 		if p.InitialCluster != "s1-abc=https://10.0.0.1:2380,s2-abc=https://10.0.0.2:2380" || p.InitialClusterToken != "restore-2" || p.MemberName != p.Node+"-abc" {
 			t.Errorf("part %s: cluster %q token %q member %q", p.Node, p.InitialCluster, p.InitialClusterToken, p.MemberName)
 		}
+	}
+}
+
+// New hosts: nothing runs to preview or to wait for; the servers that
+// join wait on the reset server's configured endpoint.
+func TestPlanPartsK3sNewHosts(t *testing.T) {
+	fresh := func(name, ip string) *agentclient.Node {
+		n := &agentclient.Node{Info: &agentv1.InfoResponse{Etcd: &agentv1.EtcdMemberHealth{Endpoint: "https://" + ip + ":2379"}}}
+		n.Node = name
+		return n
+	}
+	servers := []*agentclient.Node{fresh("s1", "10.0.0.1"), fresh("s2", "10.0.0.2")}
+	parts, err := planParts(servers, "k3s", "restore-3", "s1", &dbsnap.Snapshot{Name: "snap-3", SHA256: "abc"}, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range parts {
+		if !p.NewHost || !p.NoPreview || p.PreviewDigest != "" || len(p.OtherPeerUrls) != 0 {
+			t.Errorf("part %s: %v", p.Node, p)
+		}
+	}
+	if parts[1].Role != agentv1.RestoreRole_RESTORE_ROLE_REJOIN || !reflect.DeepEqual(parts[1].ResetClientUrls, []string{"https://10.0.0.1:2379"}) {
+		t.Errorf("joining part: %v", parts[1])
 	}
 }

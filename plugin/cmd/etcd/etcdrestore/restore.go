@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/etcd/snapshot"
 
@@ -30,6 +32,8 @@ type Options struct {
 	Status    bool
 	Node      string
 	Output    string
+	// SkipPreflight names failed preflight checks to restore anyway.
+	SkipPreflight []string
 }
 
 // NewCmdRestore returns the restore command.
@@ -62,6 +66,15 @@ kubeadm-style etcd (restore.flavor: etcd): every member is stopped, its data
 dir restored from the snapshot into a new dir (the old one moved aside), the
 revision moved past the snapshot's so watchers relist, and started.
 
+Before anything stops, every server checks the snapshot against itself
+(the preflight): the server token matches the snapshot's k3s bootstrap
+data (a wrong one is k3s's "bootstrap data already found and encrypted with
+different token"), the node's k3s is not a minor version older than the
+snapshot's, an encryption config that decrypts the snapshot's Secrets is
+there when they are encrypted at rest, and the data dir has room for twice
+the snapshot. A failed check refuses the restore with its row and what to
+do; --skip-preflight CHECK restores anyway.
+
 The command prints each step as it happens, waits for the API server, and
 prints the timeline and the total (the measured RTO). If the command is
 interrupted the agents finish; --status shows where they are.`,
@@ -81,6 +94,7 @@ interrupted the agents finish; --status shows where they are.`,
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "preview only")
 	cmd.Flags().BoolVar(&o.Yes, "yes", false, "restore after the preview without asking")
 	cmd.Flags().BoolVar(&o.Status, "status", false, "show each server's latest restore plan and its steps")
+	cmd.Flags().StringArrayVar(&o.SkipPreflight, "skip-preflight", nil, "restore although this preflight check failed ("+strings.Join(PreflightChecks, ", ")+"; repeatable)")
 	cmd.Flags().StringVar(&o.Node, "node", "", "the server to preview on and, for k3s, to reset the cluster on (default: the etcd leader's)")
 	cmd.ValidArgsFunction = cmdutil.Complete(1, snapshot.Names(f))
 	cmd.RegisterFlagCompletionFunc("backup", cmdutil.CompleteFlag(cmdutil.BackupSetNames(f)))
@@ -101,6 +115,11 @@ func (o *Options) Complete(_ *cobra.Command, args []string) error {
 func (o *Options) Validate() error {
 	if err := cmdutil.ValidateOutput(o.Output); err != nil {
 		return err
+	}
+	for _, c := range o.SkipPreflight {
+		if !slices.Contains(PreflightChecks, c) {
+			return cmdutil.UsageError("--skip-preflight %q: want one of %s", c, strings.Join(PreflightChecks, ", "))
+		}
 	}
 	if o.Status {
 		if o.Snapshot != "" || o.BackupSet != "" || o.Latest || o.DryRun || o.Yes {
@@ -194,6 +213,20 @@ func (o *Options) Run(ctx context.Context) error {
 	if table {
 		fmt.Fprintln(o.Out)
 		view.PrintNames(o.Out)
+	}
+	var servers []*agentclient.Node
+	for _, n := range nodes {
+		if n.Ready() && (n.IsEtcdMember() || n.IsSQLite()) {
+			servers = append(servers, n)
+		}
+	}
+	pfOut := o.ErrOut
+	if table {
+		pfOut = o.Out
+		fmt.Fprintln(o.Out)
+	}
+	if err := Preflight(ctx, pfOut, o.ErrOut, servers, &agentv1.SnapshotRef{Name: view.Snapshot.Name}, false, o.SkipPreflight); err != nil {
+		return err
 	}
 	if o.DryRun {
 		if table {

@@ -3,8 +3,13 @@
 // `k3s server --cluster-reset --cluster-reset-restore-path=FILE`. This
 // program does what k3s does for that one command line and nothing else:
 //
+//   - `k3s --version` prints its version (v1.35.4+k3s1, the lab's
+//     Kubernetes), which a restore's preflight compares;
 //   - it refuses to start without the server token (server/token or
-//     --token), as k3s cannot decrypt its bootstrap data without it;
+//     --token), as k3s cannot decrypt its bootstrap data without it, and
+//     with a token that did not make the snapshot's bootstrap key
+//     (/bootstrap/<hash>), with k3s's "bootstrap data already found and
+//     encrypted with different token";
 //   - it renames server/db/etcd to etcd-old-<unix time> (failing when
 //     there is none, as k3s does);
 //   - it restores the snapshot into server/db/etcd as a one-member cluster

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +15,9 @@ import (
 	"go.etcd.io/etcd/etcdutl/v3/snapshot"
 	"go.uber.org/zap"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kubectl-dr/kubectl-dr/internal/k3sboot"
+	"github.com/kubectl-dr/kubectl-dr/internal/kvsnap"
 )
 
 func main() {
@@ -28,7 +33,15 @@ type k3sConfig struct {
 	Token          string `json:"token"`
 }
 
+// Version is what the stand-in says it is: the k3s of the lab's
+// Kubernetes (v1.35).
+const Version = "v1.35.4+k3s1"
+
 func run(args []string) error {
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-v") {
+		fmt.Printf("k3s version %s (k3s-standin)\ngo version %s\n", Version, runtime.Version())
+		return nil
+	}
 	if len(args) == 0 || args[0] != "server" {
 		return errors.New("this stand-in only runs `server --cluster-reset --cluster-reset-restore-path=FILE [--data-dir=DIR] [--token=T]`")
 	}
@@ -79,6 +92,11 @@ func run(args []string) error {
 	if strings.HasSuffix(*restorePath, ".zip") {
 		return errors.New("compressed (.zip) snapshots are not handled by this stand-in")
 	}
+	// k3s reads its bootstrap data from the restored datastore under the
+	// key its token makes, and stops when another token made it.
+	if err := checkBootstrap(*restorePath, *token); err != nil {
+		return err
+	}
 	dbDir := filepath.Join(*dataDir, "server", "db", "etcd")
 	old := dbDir + "-old-" + strconv.Itoa(int(time.Now().Unix()))
 	if err := os.Rename(dbDir, old); err != nil {
@@ -98,4 +116,25 @@ func run(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "Managed etcd cluster membership has been reset, restart without --cluster-reset flag now. Backup and delete ${datadir}/server/db on each peer etcd server and rejoin the nodes\n")
 	return nil
+}
+
+// checkBootstrap fails as k3s does when the snapshot's bootstrap data was
+// encrypted with another token.
+func checkBootstrap(path, token string) error {
+	s, err := kvsnap.Open(path)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	var keys []string
+	if _, err := s.Each(k3sboot.Prefix, func(kv kvsnap.KeyValue) error {
+		keys = append(keys, string(kv.Key))
+		return nil
+	}); err != nil {
+		return err
+	}
+	if len(keys) == 0 || slices.Contains(keys, k3sboot.Key(token)) {
+		return nil
+	}
+	return errors.New(k3sboot.RefusedMessage)
 }

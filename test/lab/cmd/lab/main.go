@@ -123,7 +123,14 @@ func run(ctx context.Context, args []string) error {
 		if err := l.LeavePodCgroups(); err != nil {
 			return err
 		}
-		return l.StartEtcdMember(node)
+		if err := l.StartEtcdMember(node); err != nil {
+			return err
+		}
+		if l.State.EtcdRestore == "k3s" {
+			// k3s's start brings its API server with etcd.
+			return l.StartK3sAPIServer(ctx)
+		}
+		return nil
 	case "port":
 		p, err := lab.FreePort()
 		if err != nil {
