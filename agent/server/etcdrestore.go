@@ -194,6 +194,7 @@ func (s *Server) PrepareRestorePlan(ctx context.Context, req *agentv1.PrepareRes
 		InitialCluster: part.GetInitialCluster(), InitialClusterToken: part.GetInitialClusterToken(),
 		OtherPeerURLs: part.GetOtherPeerUrls(), ResetClientURLs: part.GetResetClientUrls(),
 		PreviewDigest: part.GetPreviewDigest(), Previewed: s.restores.preview(part.GetPreviewDigest()),
+		RevisionFloor: part.GetRevisionFloor(),
 	}
 	if part.GetNewHost() {
 		r.NewHost, r.Bootstrap = true, restoreplan.BootstrapAll

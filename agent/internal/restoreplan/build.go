@@ -195,7 +195,11 @@ func makeMember(dataDir, dbPath string, m Member) (int64, error) {
 	if err := mb.TrimMembershipFromBackend(); err != nil {
 		return 0, fmt.Errorf("remove the old membership: %w", err)
 	}
-	rev := bumpRevision(be, latest, int64(m.RevisionBump))
+	base := latest
+	if m.RevisionBump > 0 && m.RevisionFloor > base {
+		base = m.RevisionFloor
+	}
+	rev := bumpRevision(be, base, int64(m.RevisionBump))
 	cl.SetBackend(mb)
 	for _, mem := range cl.Members() {
 		cl.AddMember(mem, membership.ApplyBoth)

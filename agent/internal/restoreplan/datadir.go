@@ -24,8 +24,12 @@ type Member struct {
 	// cluster; InitialClusterToken names the new cluster.
 	InitialCluster      string
 	InitialClusterToken string
-	// RevisionBump moves the revision past the snapshot's (0: keep it).
-	RevisionBump uint64
+	// RevisionBump moves the revision past the snapshot's (0: keep it),
+	// or past RevisionFloor when that is higher: the live revision before
+	// the restore, so that a second restore of an older snapshot does not
+	// go back below what clients saw.
+	RevisionBump  uint64
+	RevisionFloor int64
 }
 
 // SwapDataDir puts the data dir built at staging in place of dataDir, with

@@ -284,3 +284,44 @@ func readWAL(t *testing.T, dataDir string) walContents {
 	}
 	return walContents{md, st, ents}
 }
+
+// A restore of an older snapshot after another restore: the live revision
+// is far past the snapshot's (the first restore bumped it), and the member
+// built for the second starts past the live one, not past the snapshot's,
+// so the revision clients saw never goes back.
+func TestBuildStartsPastTheRevisionFloor(t *testing.T) {
+	dir := t.TempDir()
+	peer, client := freeURL(t), freeURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e, cli := startEtcd(t, filepath.Join(dir, "live"), peer, client)
+	if _, err := cli.Put(ctx, "/registry/configmaps/a/cm", "v"); err != nil {
+		t.Fatal(err)
+	}
+	snapPath := filepath.Join(dir, "snap.db")
+	if _, err := snapshot.SaveWithVersion(ctx, zap.NewNop(), clientv3.Config{Endpoints: []string{client.String()}}, snapPath); err != nil {
+		t.Fatal(err)
+	}
+	cli.Close()
+	e.Close()
+	snap := snapshotOf(t, snapPath)
+	live := int64(KubernetesRevisionBump) + 500 // after a first restore
+	m := Member{Name: "m1", PeerURLs: []string{peer.String()}, InitialCluster: "m1=" + peer.String(),
+		InitialClusterToken: "restore-2", RevisionBump: KubernetesRevisionBump, RevisionFloor: live}
+	built, err := BuildFromFile(snapPath, snap, m, filepath.Join(dir, "floor"), "restore-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := live + int64(KubernetesRevisionBump); built.Revision != want {
+		t.Errorf("built at revision %d, want %d: past the live revision %d by the bump", built.Revision, want, live)
+	}
+	// Below the snapshot's revision the floor changes nothing.
+	m.RevisionFloor = 1
+	low, err := BuildFromFile(snapPath, snap, m, filepath.Join(dir, "low"), "restore-3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if low.Revision >= live || low.Revision <= int64(KubernetesRevisionBump) {
+		t.Errorf("built at revision %d with a floor under the snapshot's: want the snapshot's revision plus the bump", low.Revision)
+	}
+}

@@ -59,6 +59,8 @@ type Request struct {
 	// does not wait for peers (none runs), and every server gets the
 	// bootstrap files (Bootstrap) put back after its stop.
 	NewHost bool
+	// RevisionFloor is RestorePlanPart.revision_floor (etcd flavour).
+	RevisionFloor int64
 	// Resolve finds the snapshot to restore; it is called once the node is
 	// known to be free (a rejoining server takes none: SnapshotName only).
 	// SnapshotSHA256, when set, must match what it finds.
@@ -131,7 +133,7 @@ func Build(cfg *agentconfig.Config, req Request) (*Plan, error) {
 		p.Member = Member{
 			Name: req.MemberName, DataDir: cfg.Restore.EtcdDataDir, PeerURLs: req.PeerURLs,
 			InitialCluster: req.InitialCluster, InitialClusterToken: req.InitialClusterToken,
-			RevisionBump: KubernetesRevisionBump,
+			RevisionBump: KubernetesRevisionBump, RevisionFloor: req.RevisionFloor,
 		}
 		steps = []string{StepVerify, StepStop, StepRestore, StepStart, StepHealthy}
 	case req.Role == RoleSQLite:

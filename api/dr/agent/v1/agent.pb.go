@@ -4690,7 +4690,13 @@ type RestorePlanPart struct {
 	// encryption config) are put in place after the stop; the reset server
 	// resets without waiting for peers (nothing runs there), the others
 	// join it once it is healthy.
-	NewHost       bool `protobuf:"varint,17,opt,name=new_host,json=newHost,proto3" json:"new_host,omitempty"`
+	NewHost bool `protobuf:"varint,17,opt,name=new_host,json=newHost,proto3" json:"new_host,omitempty"`
+	// The revision the restored members start past (etcd flavour): the
+	// live cluster's revision at the preview, when it is above the
+	// snapshot's. Restoring an older snapshot after a restore then never
+	// moves the revision backwards, which clients that watched the newer one
+	// would not notice. The same on every member of the plan.
+	RevisionFloor int64 `protobuf:"varint,18,opt,name=revision_floor,json=revisionFloor,proto3" json:"revision_floor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4842,6 +4848,13 @@ func (x *RestorePlanPart) GetNewHost() bool {
 		return x.NewHost
 	}
 	return false
+}
+
+func (x *RestorePlanPart) GetRevisionFloor() int64 {
+	if x != nil {
+		return x.RevisionFloor
+	}
+	return 0
 }
 
 type PrepareRestorePlanRequest struct {
@@ -5721,7 +5734,7 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x1aPreviewEtcdRestoreResponse\x123\n" +
 	"\bprogress\x18\x01 \x01(\v2\x15.dr.agent.v1.ProgressH\x00R\bprogress\x12;\n" +
 	"\apreview\x18\x02 \x01(\v2\x1f.dr.agent.v1.EtcdRestorePreviewH\x00R\apreviewB\a\n" +
-	"\x05event\"\x8c\x05\n" +
+	"\x05event\"\xb3\x05\n" +
 	"\x0fRestorePlanPart\x12\x17\n" +
 	"\aplan_id\x18\x01 \x01(\tR\x06planId\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12,\n" +
@@ -5742,7 +5755,8 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x0epreview_digest\x18\x0f \x01(\tR\rpreviewDigest\x12\x1d\n" +
 	"\n" +
 	"no_preview\x18\x10 \x01(\bR\tnoPreview\x12\x19\n" +
-	"\bnew_host\x18\x11 \x01(\bR\anewHost\"M\n" +
+	"\bnew_host\x18\x11 \x01(\bR\anewHost\x12%\n" +
+	"\x0erevision_floor\x18\x12 \x01(\x03R\rrevisionFloor\"M\n" +
 	"\x19PrepareRestorePlanRequest\x120\n" +
 	"\x04part\x18\x01 \x01(\v2\x1c.dr.agent.v1.RestorePlanPartR\x04part\"W\n" +
 	"\x1aPrepareRestorePlanResponse\x12#\n" +

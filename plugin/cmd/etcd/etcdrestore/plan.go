@@ -187,7 +187,7 @@ type outcome struct {
 // and waits for the API server. For k3s, resetNode resets the cluster from
 // the snapshot (it already holds the preview's verified copy) and the other
 // servers rejoin it.
-func (o *Options) restore(ctx context.Context, nodes agentclient.Nodes, snap *dbsnap.Snapshot, resetNode string, digests map[string]string) error {
+func (o *Options) restore(ctx context.Context, nodes agentclient.Nodes, snap *dbsnap.Snapshot, resetNode string, digests map[string]string, liveRevision int64) error {
 	servers, flavor, err := members(nodes)
 	if err != nil {
 		return err
@@ -195,7 +195,7 @@ func (o *Options) restore(ctx context.Context, nodes agentclient.Nodes, snap *db
 	if err := inProgress(ctx, nodes); err != nil {
 		return err
 	}
-	d := &Datastore{Out: o.Out, ErrOut: o.ErrOut, Servers: servers, Flavor: flavor, Reset: resetNode, Snapshot: snap, Digests: digests}
+	d := &Datastore{Out: o.Out, ErrOut: o.ErrOut, Servers: servers, Flavor: flavor, Reset: resetNode, Snapshot: snap, Digests: digests, RevisionFloor: liveRevision}
 	res, err := d.Run(ctx)
 	if err != nil {
 		return err
@@ -226,6 +226,9 @@ type Datastore struct {
 	Digests map[string]string
 	// NewHosts: the servers hold no member yet (NewHost parts, no preview).
 	NewHosts bool
+	// RevisionFloor is the live revision the preview saw: the restored
+	// members start past it (etcd flavour; RestorePlanPart.revision_floor).
+	RevisionFloor int64
 	// OnStep, when set, is told every step as it changes.
 	OnStep func(node string, st *agentv1.RestoreStep)
 }
@@ -297,6 +300,9 @@ func (d *Datastore) Run(ctx context.Context) (*DatastoreResult, error) {
 	servers, flavor, resetNode, snap := d.Servers, d.Flavor, d.Reset, d.Snapshot
 	planID := fmt.Sprintf("restore-%d", time.Now().Unix())
 	parts, err := planParts(servers, flavor, planID, resetNode, snap, d.Digests, d.NewHosts)
+	for _, p := range parts {
+		p.RevisionFloor = d.RevisionFloor
+	}
 	if err != nil {
 		return nil, err
 	}

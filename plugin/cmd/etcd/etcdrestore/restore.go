@@ -237,7 +237,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if !o.Yes && !cmdutil.Confirm(o.In, o.ErrOut, fmt.Sprintf("Stop every etcd member and restore the cluster from %s?", view.Snapshot.Name)) {
 		return cmdutil.UsageError("nothing was changed: this was the preview; run again with --yes to restore")
 	}
-	return o.restore(ctx, nodes, view.Snapshot, node.Node, view.Digests)
+	return o.restore(ctx, nodes, view.Snapshot, node.Node, view.Digests, preview.LiveRevision)
 }
 
 // previewDigests are the digests of every server's part of a restore from
