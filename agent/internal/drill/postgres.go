@@ -42,7 +42,7 @@ func (e *Engine) RunPostgres(ctx context.Context, drillID string, req PostgresPa
 	if e.Files == nil {
 		return nil, fmt.Errorf("%w: %s (base backups are restic snapshots)", ErrFilesOff, e.FilesOff)
 	}
-	if err := validName(LayerPostgres, req.Source); err != nil {
+	if err := check(drillID, LayerPostgres, req.Source); err != nil {
 		return nil, err
 	}
 	list, _, err := basebackup.List(ctx, e.Store, req.Source)
