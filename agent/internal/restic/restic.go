@@ -200,9 +200,22 @@ func (t *tailBuffer) errors() []string {
 		var m struct {
 			Type    string `json:"message_type"`
 			Message string `json:"message"`
+			// restore and backup put theirs in error.message, with the
+			// item it is about.
+			Error struct {
+				Message string `json:"message"`
+			} `json:"error"`
+			Item string `json:"item"`
 		}
 		if json.Unmarshal(bytes.TrimSpace(l), &m) == nil && m.Type == "error" {
-			if msg := strings.TrimSpace(m.Message); msg != "" {
+			msg := strings.TrimSpace(m.Message)
+			if msg == "" {
+				msg = strings.TrimSpace(m.Error.Message)
+				if msg != "" && m.Item != "" {
+					msg = m.Item + ": " + msg
+				}
+			}
+			if msg != "" {
 				out = append(out, msg)
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // Kind is what a file in the spool is.
@@ -104,4 +105,87 @@ func Gaps(names []string) []string {
 		}
 	}
 	return gaps
+}
+
+// Continuity follows the archive in names (the store's) from segment
+// start: along start's timeline, then along each later timeline from its
+// first segment. It returns the newest segment reached without a gap and
+// the first segment missing, "" when none is: replay from start cannot go
+// past missing. A start that is itself missing is the gap. Segments are
+// numbered as PostgreSQL's default 16 MiB ones (SegmentsPerLogID per log
+// id); names that no such segment has are left out.
+func Continuity(names []string, start string) (newest, missing string) {
+	if _, ok := segNo16(start); !ok {
+		return "", start
+	}
+	byTLI := map[string]map[uint64]bool{}
+	for _, n := range names {
+		no, ok := segNo16(n)
+		if !ok {
+			continue
+		}
+		if byTLI[Timeline(n)] == nil {
+			byTLI[Timeline(n)] = map[uint64]bool{}
+		}
+		byTLI[Timeline(n)][no] = true
+	}
+	tli := Timeline(start)
+	from, _ := segNo16(start)
+	if !byTLI[tli][from] {
+		return "", start
+	}
+	var tlis []string
+	for t := range byTLI {
+		if t >= tli {
+			tlis = append(tlis, t)
+		}
+	}
+	sort.Strings(tlis)
+	for i, t := range tlis {
+		nos := byTLI[t]
+		if i > 0 || t != tli {
+			from = ^uint64(0)
+			for no := range nos {
+				from = min(from, no)
+			}
+		}
+		var last uint64
+		for no := range nos {
+			last = max(last, no)
+		}
+		no := from
+		for nos[no] {
+			newest = segName(t, no)
+			no++
+		}
+		if no <= last {
+			return newest, segName(t, no)
+		}
+	}
+	return newest, ""
+}
+
+// segNo16 is a segment's position on its timeline when name is a segment
+// of 16 MiB segments.
+func segNo16(name string) (uint64, bool) {
+	if Classify(name) != Segment {
+		return 0, false
+	}
+	if seg, err := strconv.ParseUint(name[16:24], 16, 32); err != nil || seg >= SegmentsPerLogID {
+		return 0, false
+	}
+	no, err := segNo(name)
+	return no, err == nil
+}
+
+// SegmentOfLSN is the name of the 16 MiB segment holding lsn ("0/2000028")
+// on timeline tli.
+func SegmentOfLSN(tli uint32, lsn string) (string, error) {
+	hi, lo, ok := strings.Cut(lsn, "/")
+	h, err1 := strconv.ParseUint(hi, 16, 32)
+	l, err2 := strconv.ParseUint(lo, 16, 32)
+	if !ok || err1 != nil || err2 != nil {
+		return "", fmt.Errorf("LSN %q: want X/Y in hex", lsn)
+	}
+	return segName(fmt.Sprintf("%08X", tli), (h<<32|l)/(16<<20)), nil
 }
