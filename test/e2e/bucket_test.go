@@ -15,7 +15,6 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"github.com/kubectl-dr/kubectl-dr/internal/etcdmember"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 	"github.com/kubectl-dr/kubectl-dr/test/lab"
 )
@@ -380,33 +379,8 @@ func TestBucketSourceCredentialsFromTheInstalledSecret(t *testing.T) {
 		t.Fatalf("no accessKey in Secret dr-bucket-%s", lab.AppBucketSource)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	self := etcdmember.Status(ctx, theLab.EtcdClient(node))
-	if self.Err != nil {
-		t.Fatal(self.Err)
-	}
-	if !self.Leader() {
-		leader := ""
-		for _, n := range theLab.EtcdNodes() {
-			if etcdmember.Status(ctx, theLab.EtcdClient(n)).Leader() {
-				leader = n
-			}
-		}
-		if leader == "" {
-			t.Fatal("no etcd member leads")
-		}
-		cli, err := theLab.EtcdClient(leader).New()
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = cli.MoveLeader(ctx, self.MemberID)
-		cli.Close()
-		if err != nil {
-			t.Fatalf("move the etcd leadership from %s to %s: %v", leader, node, err)
-		}
-	}
-
+	leadOn(t, node)
+	ctx := context.Background()
 	mc, err := theLab.AppS3Client()
 	if err != nil {
 		t.Fatal(err)
