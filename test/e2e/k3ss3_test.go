@@ -85,7 +85,9 @@ stringData:
   etcd-s3-secret-key: %q
 `, u.Host, bucket, theLab.State.MinIOUser, theLab.State.MinIOSecret)), 0o600)
 	runKubectl(t, "apply", "-f", secret)
-	t.Cleanup(func() { runBin(t, theLab.Bin.Kubectl, nil, "-n", "kube-system", "delete", "secret", "k3s-etcd-snapshot-s3-config") })
+	t.Cleanup(func() {
+		runBin(t, theLab.Bin.Kubectl, nil, "-n", "kube-system", "delete", "secret", "k3s-etcd-snapshot-s3-config")
+	})
 
 	list := func() map[string]printers.EtcdSnapshot {
 		t.Helper()

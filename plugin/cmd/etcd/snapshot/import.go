@@ -68,7 +68,7 @@ NAME instead of FILE is one of k3s's own snapshots on a server (in
 <data-dir>/server/db/snapshots/, listed by ls --all): that server's agent
 verifies and uploads it the same way, filed under that node. A NAME no
 server has is looked for in k3s's S3 (--k3s-s3-* flags, else k3s's Secret
-kube-system/`+K3sS3Secret+`): downloaded here, verified the same way, and
+kube-system/` + K3sS3Secret + `): downloaded here, verified the same way, and
 filed under the node k3s recorded.
 
 A truncated or damaged file is refused before anything is uploaded.`,

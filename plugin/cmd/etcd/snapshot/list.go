@@ -41,7 +41,7 @@ store directly with --store and its credentials.
 etcd-snapshot and its schedule keep in <data-dir>/server/db/snapshots/, read
 by that server's agent), with origin k3s-local, and the ones k3s uploaded to
 S3 (--etcd-s3), with origin k3s-s3: k3s's S3 settings come from the
---k3s-s3-* flags, else from k3s's Secret kube-system/`+K3sS3Secret+`.
+--k3s-s3-* flags, else from k3s's Secret kube-system/` + K3sS3Secret + `.
 kubectl dr etcd snapshot import NAME brings one into the catalog.`,
 		Example: `  kubectl dr etcd snapshot ls
   kubectl dr etcd snapshot ls --all
