@@ -49,12 +49,24 @@ func Key(source, name string) string {
 	return fmt.Sprintf("wal/%s/%s/%s%s", source, Timeline(name), name, ObjectSuffix)
 }
 
-// SegmentsPerLogID is how many segments one "log id" holds with
-// PostgreSQL's default 16 MiB segments.
-const SegmentsPerLogID = 0x100000000 / (16 << 20)
+// DefaultSegmentSize is PostgreSQL's default wal_segment_size.
+const DefaultSegmentSize = 16 << 20
 
-// segNo is a segment's position on its timeline.
-func segNo(name string) (uint64, error) {
+// segmentsPerLogID is how many segments of segSize one "log id" (the
+// middle 8 digits of a name) holds.
+func segmentsPerLogID(segSize int64) uint64 {
+	if segSize <= 0 {
+		segSize = DefaultSegmentSize
+	}
+	return 0x100000000 / uint64(segSize)
+}
+
+// segNo is a segment's position on its timeline, for segments of segSize
+// bytes (0: the default).
+func segNo(name string, segSize int64) (uint64, error) {
+	if len(name) < 24 {
+		return 0, fmt.Errorf("%q is not a segment's name", name)
+	}
 	log, err := strconv.ParseUint(name[8:16], 16, 32)
 	if err != nil {
 		return 0, err
@@ -63,23 +75,60 @@ func segNo(name string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return log*SegmentsPerLogID + seg, nil
+	per := segmentsPerLogID(segSize)
+	if seg >= per {
+		return 0, fmt.Errorf("no segment %s with %d MB segments (the last digits go up to %08X)", name, segSize>>20, per-1)
+	}
+	return log*per + seg, nil
 }
 
-func segName(tli string, no uint64) string {
-	return fmt.Sprintf("%s%08X%08X", tli, no/SegmentsPerLogID, no%SegmentsPerLogID)
+// SegmentName is the name of segment number no on timeline tli (8 hex
+// digits) with segments of segSize bytes.
+func SegmentName(tli string, no uint64, segSize int64) string {
+	per := segmentsPerLogID(segSize)
+	return fmt.Sprintf("%s%08X%08X", tli, no/per, no%per)
+}
+
+// SegmentOf is the name of the segment holding the position lsn on
+// timeline tli.
+func SegmentOf(tli uint32, lsn uint64, segSize int64) string {
+	if segSize <= 0 {
+		segSize = DefaultSegmentSize
+	}
+	return SegmentName(fmt.Sprintf("%08X", tli), lsn/uint64(segSize), segSize)
+}
+
+// SegmentRange lists the segments from first to last, both included, on
+// first's timeline.
+func SegmentRange(first, last string, segSize int64) ([]string, error) {
+	a, err := segNo(first, segSize)
+	if err != nil {
+		return nil, err
+	}
+	b, err := segNo(last, segSize)
+	if err != nil {
+		return nil, err
+	}
+	if Timeline(first) != Timeline(last) || b < a {
+		return nil, fmt.Errorf("no segment range from %s to %s", first, last)
+	}
+	out := make([]string, 0, b-a+1)
+	for no := a; no <= b; no++ {
+		out = append(out, SegmentName(Timeline(first), no, segSize))
+	}
+	return out, nil
 }
 
 // Gaps lists the segments missing between the first and the last segment
-// of each timeline in names (the store's). A gap means recovery past it is
-// impossible.
-func Gaps(names []string) []string {
+// of each timeline in names (the store's), segments being segSize bytes
+// (0: the default). A gap means recovery past it is impossible.
+func Gaps(names []string, segSize int64) []string {
 	byTLI := map[string][]uint64{}
 	for _, n := range names {
 		if Classify(n) != Segment {
 			continue
 		}
-		no, err := segNo(n)
+		no, err := segNo(n, segSize)
 		if err != nil {
 			continue
 		}
@@ -99,7 +148,7 @@ func Gaps(names []string) []string {
 				if len(gaps) >= 100 {
 					return append(gaps, "...")
 				}
-				gaps = append(gaps, segName(t, missing))
+				gaps = append(gaps, SegmentName(t, missing, segSize))
 			}
 		}
 	}

@@ -30,7 +30,7 @@ func TestClassifyAndGaps(t *testing.T) {
 		"000000010000000100000000", "000000010000000100000002", // 01/01 missing
 		"00000002.history", "000000020000000100000005",
 	}
-	if got := fmt.Sprint(Gaps(names)); got != "[000000010000000100000001]" {
+	if got := fmt.Sprint(Gaps(names, 0)); got != "[000000010000000100000001]" {
 		t.Errorf("Gaps = %s", got)
 	}
 }
