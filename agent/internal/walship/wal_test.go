@@ -286,7 +286,7 @@ func TestShipperNeverRemovesPastAFileNotShippedOnAFlakyFileStore(t *testing.T) {
 
 // countingObserver counts what the shipper reports.
 type countingObserver struct {
-	mu                      sync.Mutex
+	mu                       sync.Mutex
 	shipped, failed, refused int
 }
 
