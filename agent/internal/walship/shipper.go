@@ -477,6 +477,14 @@ func (s *Shipper) checkSystem(ctx context.Context, name string, data []byte) err
 	return nil
 }
 
+// Refusal says why the file name was refused, or "" if it was not (or is
+// not in the spool any more).
+func (s *Shipper) Refusal(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refused[name]
+}
+
 // otherDatabaseHint names the source's database, for a refusal.
 func (s *Shipper) otherDatabaseHint() string {
 	s.systemMu.Lock()
