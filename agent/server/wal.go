@@ -107,6 +107,7 @@ func (s *Server) WALStatus(ctx context.Context, req *agentv1.WALStatusRequest) (
 			Name: st.Source, SpoolDir: st.Spool,
 			BacklogFiles: st.BacklogFiles, BacklogBytes: st.BacklogBytes,
 			LastError: st.LastError, SpoolFreeBytes: st.FreeBytes, SpoolLow: st.Low,
+			RefusedFiles: int64(st.Refused),
 		}
 		if !st.LastErrorAt.IsZero() {
 			out.LastErrorTime = timestamppb.New(st.LastErrorAt)
