@@ -67,6 +67,26 @@ func scratchPostgres(t *testing.T, name string, init func(pgdata string)) (pgdat
 	return pgdata, spool, port, sql
 }
 
+// walStatusOf is source's row of node in wal status, whatever its exit
+// code (a refusal makes it 1); env points kubectl dr at extra agents.
+func walStatusOf(t *testing.T, env []string, source, node string) printers.WALSource {
+	t.Helper()
+	r := kubectlDR(t, env, "wal", "status", source, "-o", "json")
+	var l printers.WALSourceList
+	// -o json prints the list, then an error event on failure.
+	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	if err := dec.Decode(&l); err != nil {
+		t.Fatalf("wal status %s: exit %d %v\n%s\n%s", source, r.code, err, r.stdout, r.stderr)
+	}
+	for _, it := range l.Items {
+		if it.Node == node {
+			return it
+		}
+	}
+	t.Fatalf("wal status %s: no row of node %s\n%s", source, node, r.stdout)
+	return printers.WALSource{}
+}
+
 // waitWAL polls wal status until ok says yes, for up to a minute.
 func waitWAL(t *testing.T, what string, status func() printers.WALSource, ok func(printers.WALSource) bool) printers.WALSource {
 	t.Helper()
@@ -128,7 +148,10 @@ func TestWALSourceRefusesAnotherDatabase(t *testing.T) {
 	})
 	sql("CREATE TABLE other (v int)")
 	seg := sql("SELECT pg_walfile_name(pg_switch_wal())")
-	status := func() printers.WALSource { return walFaultStatus(t, addr, lab.WALSource) }
+	status := func() printers.WALSource {
+		return walStatusOf(t, []string{"KUBECTL_DR_AGENTS=wal-fault=" + addr}, lab.WALSource, "wal-fault")
+	}
+	mainStatus := func() printers.WALSource { return walStatusOf(t, nil, lab.WALSource, "server-1") }
 	st := waitWAL(t, "the intruder's segment refused", status, func(st printers.WALSource) bool { return st.LastError != "" })
 	want := fmt.Sprintf("is from database system %s but wal/%s holds %s: another database archives into this source; give it its own source name", otherID, lab.WALSource, mainID)
 	if !strings.Contains(st.LastError, want) {
@@ -181,7 +204,7 @@ func TestWALSourceRefusesAnotherDatabase(t *testing.T) {
 	}
 	data, _ := os.ReadFile(same)
 	landInSpool(t, theLab.WALSpool(), last, data)
-	waitWAL(t, "the same segment again accepted", func() printers.WALSource { return walStatus(t) }, func(st printers.WALSource) bool {
+	waitWAL(t, "the same segment again accepted", mainStatus, func(st printers.WALSource) bool {
 		_, err := os.Stat(filepath.Join(theLab.WALSpool(), last))
 		return os.IsNotExist(err) && st.LastError == ""
 	})
@@ -190,7 +213,7 @@ func TestWALSourceRefusesAnotherDatabase(t *testing.T) {
 	other[len(other)/2] ^= 0xff
 	landInSpool(t, theLab.WALSpool(), last, other)
 	t.Cleanup(func() { os.Remove(filepath.Join(theLab.WALSpool(), last)) })
-	st = waitWAL(t, "other bytes refused", func() printers.WALSource { return walStatus(t) }, func(st printers.WALSource) bool { return st.LastError != "" })
+	st = waitWAL(t, "other bytes refused", mainStatus, func(st printers.WALSource) bool { return st.LastError != "" })
 	if !strings.Contains(st.LastError, last+" in the spool differs from the "+last+" the archive holds") {
 		t.Errorf("wal status error %q", st.LastError)
 	}
@@ -202,7 +225,7 @@ func TestWALSourceRefusesAnotherDatabase(t *testing.T) {
 		t.Error("the archive's segment was replaced by other bytes")
 	}
 	os.Remove(filepath.Join(theLab.WALSpool(), last))
-	waitWAL(t, "status to clear once the file is removed", func() printers.WALSource { return walStatus(t) }, func(st printers.WALSource) bool { return st.LastError == "" })
+	waitWAL(t, "status to clear once the file is removed", mainStatus, func(st printers.WALSource) bool { return st.LastError == "" })
 }
 
 // A base backup whose WAL range has a segment the archive cannot take
@@ -239,7 +262,7 @@ func TestPostgresBaseBackupWithASegmentMissingIsNotRecorded(t *testing.T) {
 	t.Cleanup(func() {
 		store.Delete(ctx, key)
 		// The real segment ships on the shipper's next try.
-		waitWAL(t, "pg-main's spool to drain after the cleanup", func() printers.WALSource { return walStatus(t) }, func(st printers.WALSource) bool {
+		waitWAL(t, "pg-main's spool to drain after the cleanup", func() printers.WALSource { return walStatusOf(t, nil, lab.WALSource, "server-1") }, func(st printers.WALSource) bool {
 			return st.BacklogFiles == 0 && st.LastError == ""
 		})
 	})
@@ -248,12 +271,13 @@ func TestPostgresBaseBackupWithASegmentMissingIsNotRecorded(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "is not recorded") || !strings.Contains(r.stderr, next) {
 		t.Errorf("pg basebackup with segment %s held by another object: exit %d\n%s\n%s", next, r.code, r.stdout, r.stderr)
 	}
+	t.Logf("pg basebackup: %s", strings.TrimSpace(r.stderr))
 	if n := len(list()); n != before {
 		t.Errorf("%d base backups recorded, want %d (none new)", n, before)
 	}
 	r = kubectlDR(t, nil, "pg", "ls", lab.WALSource, "-o", "json")
 	var listed printers.BaseBackupList
-	if err := json.Unmarshal([]byte(r.stdout), &listed); r.code != 0 || err != nil || len(listed.Items) != before {
+	if err := json.NewDecoder(strings.NewReader(r.stdout)).Decode(&listed); r.code != 0 || err != nil || len(listed.Items) != before {
 		t.Errorf("pg ls: exit %d, %v, %d items, want %d\n%s", r.code, err, len(listed.Items), before, r.stderr)
 	}
 }
