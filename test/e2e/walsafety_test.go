@@ -344,3 +344,49 @@ func TestPostgres64MBSegmentsShipAndRestore(t *testing.T) {
 		t.Errorf("pg restore --verify of a 64 MB-segment cluster (want %s rows): exit %d\n%s\n%s", rows, r.code, r.stdout, r.stderr)
 	}
 }
+
+// A data directory with a file restic cannot read (restic's exit 3):
+// the base backup fails naming the file, and nothing is recorded. The
+// file is /proc/1/mem bound over one in the data directory: even root
+// may not open it.
+func TestPostgresBaseBackupWithAnUnreadableFileIsNotRecorded(t *testing.T) {
+	pgdata, spool, port, sql := scratchPostgres(t, "pg-unreadable", nil)
+	bad := filepath.Join(pgdata, "unreadable")
+	if err := os.WriteFile(bad, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "--bind", "/proc/1/mem", bad).CombinedOutput(); err != nil {
+		t.Skipf("cannot bind-mount an unreadable file here (%v: %s)", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", bad).Run() })
+	const source = "pg-unreadable"
+	env := startExtraAgent(t, "pg-unreadable", "agent-1", func(c *agentconfig.Config) {
+		c.NodeName = "pg-unreadable"
+		c.Restic.CacheDir = filepath.Join(c.StateDir, "cache")
+		c.WAL.Sources = []agentconfig.WALSource{{
+			Name: source, Spool: spool, PGData: pgdata,
+			Connection: fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=disable", port),
+		}}
+	})
+	env = []string{strings.Replace(env[0], "=agent-1=", "=pg-unreadable=", 1)}
+	sql("CREATE TABLE t (v int)")
+	r := kubectlDR(t, env, "pg", "basebackup", source)
+	if r.code != 1 || !strings.Contains(r.stderr, "restic could not read 1 files") || !strings.Contains(r.stderr, bad) || !strings.Contains(r.stderr, "not recorded") {
+		t.Errorf("pg basebackup with an unreadable file: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	t.Logf("pg basebackup: %s", strings.TrimSpace(r.stderr))
+	list, _, err := basebackup.List(context.Background(), labStore(t), source)
+	if err != nil || len(list) != 0 {
+		t.Errorf("base backups of %s: %d, %v; want none recorded", source, len(list), err)
+	}
+	// Fixed as the error says, the next one is recorded.
+	if out, err := exec.Command("umount", bad).CombinedOutput(); err != nil {
+		t.Fatalf("umount: %v: %s", err, out)
+	}
+	if r := kubectlDR(t, env, "pg", "basebackup", source); r.code != 0 {
+		t.Errorf("pg basebackup once the file is readable: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if list, _, _ := basebackup.List(context.Background(), labStore(t), source); len(list) != 1 {
+		t.Errorf("%d base backups of %s recorded, want 1", len(list), source)
+	}
+}
