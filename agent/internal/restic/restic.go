@@ -193,18 +193,32 @@ func (t *tailBuffer) message() string {
 	return strings.TrimPrefix(strings.Join(lines, "; "), "Fatal: ")
 }
 
-// errors are the messages of the JSON lines of message_type "error".
+// errors are the messages of the JSON lines of message_type "error":
+// check's carry a message, backup's an error message and the item it is
+// about ("ITEM: MESSAGE").
 func (t *tailBuffer) errors() []string {
 	var out []string
 	for _, l := range bytes.Split(t.b, []byte("\n")) {
 		var m struct {
 			Type    string `json:"message_type"`
 			Message string `json:"message"`
+			Error   struct {
+				Message string `json:"message"`
+			} `json:"error"`
+			Item string `json:"item"`
 		}
-		if json.Unmarshal(bytes.TrimSpace(l), &m) == nil && m.Type == "error" {
-			if msg := strings.TrimSpace(m.Message); msg != "" {
-				out = append(out, msg)
+		if json.Unmarshal(bytes.TrimSpace(l), &m) != nil || m.Type != "error" {
+			continue
+		}
+		msg := strings.TrimSpace(m.Message)
+		if msg == "" {
+			msg = strings.TrimSpace(m.Error.Message)
+			if m.Item != "" && msg != "" && !strings.Contains(msg, m.Item) {
+				msg = m.Item + ": " + msg
 			}
+		}
+		if msg != "" {
+			out = append(out, msg)
 		}
 	}
 	return out
