@@ -371,7 +371,7 @@ func TestPostgresBaseBackupWithAnUnreadableFileIsNotRecorded(t *testing.T) {
 	env = []string{strings.Replace(env[0], "=agent-1=", "=pg-unreadable=", 1)}
 	sql("CREATE TABLE t (v int)")
 	r := kubectlDR(t, env, "pg", "basebackup", source)
-	if r.code != 1 || !strings.Contains(r.stderr, "restic could not read 1 files") || !strings.Contains(r.stderr, bad) || !strings.Contains(r.stderr, "not recorded") {
+	if r.code != 1 || !strings.Contains(r.stderr, "restic could not read 1 file(s)") || !strings.Contains(r.stderr, bad) || !strings.Contains(r.stderr, "not recorded") {
 		t.Errorf("pg basebackup with an unreadable file: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	t.Logf("pg basebackup: %s", strings.TrimSpace(r.stderr))

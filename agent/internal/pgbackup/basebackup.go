@@ -110,7 +110,7 @@ func TakeBaseBackup(ctx context.Context, src Source, node string, eng *files.Eng
 	if len(sum.Warnings) > 0 {
 		// restic's exit 3: a snapshot without these files restores a data
 		// directory PostgreSQL cannot start from.
-		return nil, fmt.Errorf("base backup %s: restic could not read %d files of %s, so the backup is not recorded: %s; fix what keeps them from being read (permissions, a file system error) and take it again",
+		return nil, fmt.Errorf("base backup %s: restic could not read %d file(s) of %s, so the backup is not recorded: %s; fix what keeps them from being read (permissions, a file system error) and take it again",
 			b.ID, len(sum.Warnings), b.PGData, strings.Join(sum.Warnings, "; "))
 	}
 	b.SnapshotID, b.Bytes = sum.SnapshotID, sum.TotalBytesProcessed
