@@ -17,6 +17,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/walobj"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/walobj/walobjtest"
 )
 
 // get answers path on the health server: status code and body.
@@ -101,7 +102,7 @@ func TestHealthReportsAStuckShipperAndStoreOnAFileStoreThatIsAFile(t *testing.T)
 	defer web.Close()
 
 	for i := 1; i <= 3; i++ {
-		if err := os.WriteFile(filepath.Join(spool, fmt.Sprintf("0000000100000000000000%02X", i)), []byte("wal"), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(spool, fmt.Sprintf("0000000100000000000000%02X", i)), walobjtest.Segment(fmt.Sprintf("0000000100000000000000%02X", i), 7299, 1<<20, 0), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}

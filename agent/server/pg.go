@@ -31,6 +31,18 @@ func (s *Server) walSource(name string) (agentconfig.WALSource, bool) {
 	return agentconfig.WALSource{}, false
 }
 
+// pgSource is a source's database for a base backup, told of what this
+// node's shipper of it refused.
+func (s *Server) pgSource(src agentconfig.WALSource) pgbackup.Source {
+	out := pgbackup.Source{Name: src.Name, Connection: src.Connection, PGData: src.PGData}
+	for _, sh := range s.shippers {
+		if sh.Source.Name == src.Name {
+			out.Refusal = sh.Refusal
+		}
+	}
+	return out
+}
+
 // lockSource holds the source's lock, or says who has it.
 func (s *Server) lockSource(name string) (unlock func(), err error) {
 	m, _ := s.pgLocks.LoadOrStore(name, &sync.Mutex{})
@@ -62,7 +74,7 @@ func (s *Server) BaseBackup(req *agentv1.BaseBackupRequest, stream agentv1.Agent
 			Phase: phase, BytesDone: st.BytesDone, BytesTotal: st.TotalBytes, FilesDone: st.FilesDone, FilesTotal: st.TotalFiles, Percent: 100 * st.PercentDone,
 		}}})
 	}
-	b, err := pgbackup.TakeBaseBackup(stream.Context(), pgbackup.Source{Name: src.Name, Connection: src.Connection, PGData: src.PGData}, s.cfg.NodeName, e, s.store, send)
+	b, err := pgbackup.TakeBaseBackup(stream.Context(), s.pgSource(src), s.cfg.NodeName, e, s.store, send)
 	if err != nil {
 		return status.Errorf(codes.FailedPrecondition, "base backup of %s: %v", src.Name, err)
 	}
@@ -214,7 +226,7 @@ func (s *Server) baseBackupJobs() []schedule.Job {
 				}
 				defer unlock()
 				e, _ := s.filesEngine()
-				b, err := pgbackup.TakeBaseBackup(ctx, pgbackup.Source{Name: src.Name, Connection: src.Connection, PGData: src.PGData}, s.cfg.NodeName, e, s.store, func(string, restic.BackupStatus) {})
+				b, err := pgbackup.TakeBaseBackup(ctx, s.pgSource(src), s.cfg.NodeName, e, s.store, func(string, restic.BackupStatus) {})
 				if err != nil {
 					return err
 				}

@@ -21,6 +21,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/agent/server"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 	"github.com/kubectl-dr/kubectl-dr/internal/mtls"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/walobj/walobjtest"
 )
 
 // waitHealth asks url until it answers 200 with every one of want.
@@ -142,7 +143,7 @@ restic: {binary: /nonexistent/restic}
 	// The new configuration's shipper ships to the new cluster's place,
 	// and its health endpoint lists every check.
 	segment := filepath.Join(spool, "000000010000000000000001")
-	if err := os.WriteFile(segment, []byte("wal after the reload"), 0o600); err != nil {
+	if err := os.WriteFile(segment, walobjtest.Segment(filepath.Base(segment), 7299, 1<<20, 0), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// The shipper removes a segment from the spool once it is verified in

@@ -28,6 +28,7 @@ func (s *Server) newShippers() {
 			Store:    s.store,
 			Log:      s.log,
 			Observer: s.metrics.wal,
+			Node:     s.cfg.NodeName,
 		})
 	}
 }
@@ -106,6 +107,7 @@ func (s *Server) WALStatus(ctx context.Context, req *agentv1.WALStatusRequest) (
 			Name: st.Source, SpoolDir: st.Spool,
 			BacklogFiles: st.BacklogFiles, BacklogBytes: st.BacklogBytes,
 			LastError: st.LastError, SpoolFreeBytes: st.FreeBytes, SpoolLow: st.Low,
+			RefusedFiles: int64(st.Refused),
 		}
 		if !st.LastErrorAt.IsZero() {
 			out.LastErrorTime = timestamppb.New(st.LastErrorAt)
@@ -134,6 +136,7 @@ type walMetrics struct {
 	lastShipped  *prometheus.GaugeVec
 	latency      *prometheus.HistogramVec
 	failures     *prometheus.CounterVec
+	refused      *prometheus.CounterVec
 	backlogFiles *prometheus.GaugeVec
 	backlogBytes *prometheus.GaugeVec
 	freeBytes    *prometheus.GaugeVec
@@ -148,6 +151,7 @@ func newWALMetrics(reg *prometheus.Registry) *walMetrics {
 		lastShipped:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dr_wal_last_shipped_timestamp_seconds", Help: "Unix time the newest WAL file of the source was stored and verified."}, l),
 		latency:      prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "dr_wal_ship_latency_seconds", Help: "From a WAL file landing in the spool to durable in the store.", Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}}, l),
 		failures:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dr_wal_upload_failures_total", Help: "WAL uploads that failed (retried with backoff)."}, l),
+		refused:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dr_wal_refused_total", Help: "WAL files the archive refused (another database's, or other bytes under a name it holds), once per file; they stay in the spool."}, l),
 		backlogFiles: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dr_wal_spool_backlog_files", Help: "WAL files in the spool not yet shipped."}, l),
 		backlogBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dr_wal_spool_backlog_bytes", Help: "Bytes in the spool not yet shipped."}, l),
 		freeBytes:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dr_wal_spool_free_bytes", Help: "Free space on the spool's file system."}, l),
@@ -155,7 +159,7 @@ func newWALMetrics(reg *prometheus.Registry) *walMetrics {
 		gaps:         prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dr_wal_store_gaps", Help: "WAL segments missing from the store between the source's first and newest (checked every 5 minutes); recovery cannot pass a gap."}, l),
 		rpo:          &rpoCollector{last: map[string]time.Time{}, desc: prometheus.NewDesc("dr_wal_rpo_seconds", "Age of the newest WAL file in the store: the database's recovery point.", l, nil)},
 	}
-	reg.MustRegister(m.lastShipped, m.latency, m.failures, m.backlogFiles, m.backlogBytes, m.freeBytes, m.low, m.gaps, m.rpo)
+	reg.MustRegister(m.lastShipped, m.latency, m.failures, m.refused, m.backlogFiles, m.backlogBytes, m.freeBytes, m.low, m.gaps, m.rpo)
 	return m
 }
 
@@ -169,6 +173,9 @@ func (m *walMetrics) Shipped(source string, _ int64, latency time.Duration) {
 
 // Failed implements walship.Observer.
 func (m *walMetrics) Failed(source string) { m.failures.WithLabelValues(source).Inc() }
+
+// Refused implements walship.Observer.
+func (m *walMetrics) Refused(source string) { m.refused.WithLabelValues(source).Inc() }
 
 func (m *walMetrics) seed(source string, t time.Time) {
 	m.rpo.mu.Lock()

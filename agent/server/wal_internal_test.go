@@ -14,6 +14,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/walship"
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/walobj/walobjtest"
 )
 
 // events records what happened, in order, and tells who waits for one.
@@ -112,7 +113,7 @@ func TestRunShippersReturnsOnlyAfterTheShippersStoppedOnAStuckFileStore(t *testi
 	defer cancel()
 	done := make(chan struct{})
 	go func() { s.runShippers(ctx); ev.add("runShippers returned"); close(done) }()
-	if err := os.WriteFile(filepath.Join(spool, "000000010000000000000001"), []byte("wal"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(spool, "000000010000000000000001"), walobjtest.Segment("000000010000000000000001", 7299, 1<<20, 0), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	waitOrFail(t, "the upload to start", ev.seen("upload started"))

@@ -36,6 +36,7 @@ type file interface {
 type ops struct {
 	create  func(name string, perm fs.FileMode) (file, error)
 	rename  func(oldpath, newpath string) error
+	link    func(oldpath, newpath string) error
 	remove  func(name string) error
 	mkdir   func(name string, perm fs.FileMode) error
 	syncDir func(dir string) error
@@ -47,6 +48,7 @@ func osOps() ops {
 			return os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
 		},
 		rename:  os.Rename,
+		link:    os.Link,
 		remove:  os.Remove,
 		mkdir:   os.Mkdir,
 		syncDir: SyncDir,
@@ -65,6 +67,12 @@ func WithHash(h hash.Hash) Option { return func(f *File) { f.hash = h } }
 // before use and removed after.
 func NoSync() Option { return func(f *File) { f.nosync = true } }
 
+// NoReplace makes Commit refuse to replace a file already under the final
+// name: it links the temporary to the final name (which fails when one is
+// there) instead of renaming over it, and the error wraps fs.ErrExist. For
+// files whose first writer wins.
+func NoReplace() Option { return func(f *File) { f.noReplace = true } }
+
 // File is a file being written under a temporary name; Commit makes it
 // appear under its final name, Abort removes it.
 type File struct {
@@ -75,8 +83,10 @@ type File struct {
 	hash   hash.Hash
 	size   int64
 	nosync bool
-	done   bool
-	err    error
+	// noReplace: Commit links instead of renaming (NoReplace).
+	noReplace bool
+	done      bool
+	err       error
 }
 
 // Create starts writing path. The temporary file sits in path's directory
@@ -164,7 +174,13 @@ func (w *File) Commit() error {
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
+	switch {
+	case err != nil:
+	case w.noReplace:
+		if err = w.ops.link(w.temp, w.final); err == nil {
+			w.ops.remove(w.temp)
+		}
+	default:
 		err = w.ops.rename(w.temp, w.final)
 	}
 	if err != nil {

@@ -360,3 +360,31 @@ func TestMkdirAllFaults(t *testing.T) {
 		})
 	}
 }
+
+// With NoReplace the first writer wins: a second Commit under the same
+// name fails with fs.ErrExist, leaves the first file's bytes and no
+// temporary behind.
+func TestNoReplaceKeepsTheFirstFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "claim")
+	for i, body := range []string{"first", "second"} {
+		f, err := Create(p, 0o600, NoReplace())
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write([]byte(body))
+		err = f.Commit()
+		if i == 0 && err != nil {
+			t.Fatalf("first commit: %v", err)
+		}
+		if i == 1 && !errors.Is(err, fs.ErrExist) {
+			t.Fatalf("second commit: %v, want fs.ErrExist", err)
+		}
+	}
+	if got, _ := os.ReadFile(p); string(got) != "first" {
+		t.Errorf("the file holds %q, want the first writer's", got)
+	}
+	if n := names(t, dir); len(n) != 1 {
+		t.Errorf("the directory holds %v, want the one file", n)
+	}
+}

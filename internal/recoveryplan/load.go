@@ -2,6 +2,7 @@ package recoveryplan
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"sort"
@@ -110,6 +111,13 @@ func loadWAL(ctx context.Context, store objstore.Store, bases []*basebackup.Base
 	}
 	out := make([]WALSource, 0, len(by))
 	for _, s := range by {
+		sys, err := walobj.ReadSystem(ctx, store, s.Name)
+		switch {
+		case err == nil:
+			s.SegmentSize = sys.SegmentSize
+		case !errors.Is(err, objstore.ErrNotFound):
+			return nil, fmt.Errorf("WAL source %s: %w", s.Name, err)
+		}
 		out = append(out, *s)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

@@ -166,6 +166,9 @@ type WALSource struct {
 	BaseBackups []*basebackup.BaseBackup
 	// Segments are the archived WAL segments and when each was stored.
 	Segments []Segment
+	// SegmentSize is the database's wal_segsize as its source recorded
+	// it (wal/<source>/system.json); 0: PostgreSQL's default.
+	SegmentSize int64
 }
 
 // Segment is one archived WAL file.
@@ -406,7 +409,7 @@ func pickSource(src WALSource, at time.Time, latest bool) Part {
 		return part
 	}
 	part.Node, part.BaseBackup, part.PGData = base.Node, base.ID, base.PGData
-	last, reaches, gap := walReach(src.Segments, base, at, latest)
+	last, reaches, gap := walReach(src.Segments, src.SegmentSize, base, at, latest)
 	switch {
 	case reaches:
 		part.Point, part.PGTime = at, at
@@ -440,7 +443,7 @@ func orNone(s string) string {
 // segment on while they are contiguous. reaches: one stored at or after
 // at (so WAL up to at is archived); last: the last contiguous one (up to
 // the first stored at or after at); gap: the first missing segment.
-func walReach(segs []Segment, base *basebackup.BaseBackup, at time.Time, latest bool) (last Segment, reaches bool, gap string) {
+func walReach(segs []Segment, segSize int64, base *basebackup.BaseBackup, at time.Time, latest bool) (last Segment, reaches bool, gap string) {
 	tli := fmt.Sprintf("%08X", base.Timeline)
 	if len(base.StopSegment) == 24 {
 		tli = walobj.Timeline(base.StopSegment)
@@ -457,7 +460,7 @@ func walReach(segs []Segment, base *basebackup.BaseBackup, at time.Time, latest 
 	}
 	for i, s := range mine {
 		if i > 0 {
-			if g := walobj.Gaps([]string{mine[i-1].Name, s.Name}); len(g) > 0 {
+			if g := walobj.Gaps([]string{mine[i-1].Name, s.Name}, segSize); len(g) > 0 {
 				return last, false, g[0]
 			}
 		}

@@ -25,8 +25,11 @@ type WALSource struct {
 	FreeBytes    int64      `json:"spoolFreeBytes"`
 	SpoolLow     bool       `json:"spoolLow,omitempty"`
 	Gaps         []string   `json:"gaps,omitempty"`
-	LastError    string     `json:"lastError,omitempty"`
-	Error        string     `json:"error,omitempty"`
+	// RefusedFiles are files in the spool the archive refused; LastError
+	// says why.
+	RefusedFiles int64  `json:"refusedFiles,omitempty"`
+	LastError    string `json:"lastError,omitempty"`
+	Error        string `json:"error,omitempty"`
 }
 
 // WALSourceList is the output of `kubectl dr wal status`.

@@ -406,7 +406,7 @@ func nextSegment(name string) string {
 	no, _ := strconv.ParseUint(name[16:24], 16, 32)
 	log, _ := strconv.ParseUint(name[8:16], 16, 32)
 	no++
-	if no == walobj.SegmentsPerLogID {
+	if no == 0x100000000/walobj.DefaultSegmentSize {
 		no, log = 0, log+1
 	}
 	return fmt.Sprintf("%s%08X%08X", name[:8], log, no)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/walobj"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/walobj/walobjtest"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 	"github.com/kubectl-dr/kubectl-dr/test/lab"
 )
@@ -294,10 +295,10 @@ func TestWALSpoolFillingIsWarned(t *testing.T) {
 		c.WAL.Sources = []agentconfig.WALSource{{Name: "small", Spool: spool, SpoolWarnFreeBytes: 24 << 20}}
 	})
 
-	segment := make([]byte, 16<<20)
+	segment := func(name string) []byte { return walobjtest.Segment(name, 7299, 16<<20, 0) }
 	for i := 1; i <= 2; i++ {
 		name := fmt.Sprintf("0000000100000000000000%02X", i)
-		if err := os.WriteFile(filepath.Join(spool, "."+name+".tmp"), segment, 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(spool, "."+name+".tmp"), segment(name), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		os.Rename(filepath.Join(spool, "."+name+".tmp"), filepath.Join(spool, name))
@@ -306,7 +307,7 @@ func TestWALSpoolFillingIsWarned(t *testing.T) {
 	if st := walFaultStatus(t, addr, "small"); st.SpoolLow {
 		t.Errorf("spool LOW with %d bytes free", st.FreeBytes)
 	}
-	os.WriteFile(filepath.Join(spool, "000000010000000000000003"), segment, 0o600)
+	os.WriteFile(filepath.Join(spool, "000000010000000000000003"), segment("000000010000000000000003"), 0o600)
 	st := walFaultStatus(t, addr, "small")
 	if !st.SpoolLow || st.BacklogFiles != 3 {
 		t.Fatalf("16 MiB free of 64: status %+v; want LOW and 3 files waiting", st)

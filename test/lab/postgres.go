@@ -110,9 +110,66 @@ func (l *Lab) upPostgres(ctx context.Context) error {
 // (on whatever its data directory now holds: a restored one).
 func (l *Lab) UpPostgres(ctx context.Context) error { return l.upPostgres(ctx) }
 
+// InitPostgres initialises a PostgreSQL 15 data directory for a test, as
+// the postgres user, with initdb's extra arguments (--wal-segsize=64):
+// StartPostgres then starts it as it is.
+func (l *Lab) InitPostgres(ctx context.Context, dataDir string, initdbArgs ...string) error {
+	if err := os.MkdirAll(filepath.Dir(dataDir), 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dataDir, 0o700); err != nil && !os.IsExist(err) {
+		return err
+	}
+	attr, uid, gid, err := pgCredential()
+	if err != nil {
+		return err
+	}
+	if uid >= 0 {
+		if err := os.Chown(dataDir, uid, gid); err != nil {
+			return err
+		}
+	}
+	return initdb(ctx, attr, dataDir, initdbArgs...)
+}
+
+// RunPostgresTool runs one of PostgreSQL's programs (pg_resetwal, ...) as
+// the postgres user and returns its output.
+func RunPostgresTool(ctx context.Context, name string, args ...string) ([]byte, error) {
+	bin, err := PGBin(name)
+	if err != nil {
+		return nil, err
+	}
+	attr, _, _, err := pgCredential()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.SysProcAttr = attr
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("%s: %w\n%s", name, err, tail(out, 20))
+	}
+	return out, nil
+}
+
+func initdb(ctx context.Context, attr *syscall.SysProcAttr, data string, extra ...string) error {
+	bin, err := pgBinDir()
+	if err != nil {
+		return err
+	}
+	args := append([]string{"-D", data, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C"}, extra...)
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "initdb"), args...)
+	cmd.SysProcAttr = attr
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("postgres: initdb: %w\n%s", err, tail(out, 20))
+	}
+	return nil
+}
+
 // StartPostgres runs one more PostgreSQL 15 for a test, as the postgres
-// user: data in dataDir (initdb'd once), listening on 127.0.0.1:port,
-// archiving into spool with the README's archive_command. Down stops it.
+// user: data in dataDir (initdb'd once, unless InitPostgres did),
+// listening on 127.0.0.1:port, archiving into spool with the README's
+// archive_command. Down stops it.
 func (l *Lab) StartPostgres(ctx context.Context, name, dataDir string, port int, spool string) error {
 	run := filepath.Join(l.Dir, name+"-run")
 	if err := os.MkdirAll(run, 0o755); err != nil {
@@ -153,10 +210,8 @@ func (l *Lab) startPostgres(ctx context.Context, name, data, run string, port in
 		return err
 	}
 	if _, err := os.Stat(filepath.Join(data, "PG_VERSION")); err != nil {
-		cmd := exec.CommandContext(ctx, filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C")
-		cmd.SysProcAttr = attr
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("postgres: initdb: %w\n%s", err, tail(out, 20))
+		if err := initdb(ctx, attr, data); err != nil {
+			return err
 		}
 	}
 	// archive_command copies each finished file into the spool under a

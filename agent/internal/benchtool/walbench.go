@@ -30,6 +30,7 @@ type latencies struct{ ch chan time.Duration }
 
 func (l latencies) Shipped(_ string, _ int64, d time.Duration) { l.ch <- d }
 func (l latencies) Failed(string)                              {}
+func (l latencies) Refused(string)                             {}
 
 // walbench lands each corpus segment in a spool, one at a time, and times
 // it until the agent's shipper (the same code as dr-agent's) has it

@@ -2,6 +2,7 @@ package drill
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/pgbackup"
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/restic"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/basebackup"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/walobj"
 )
 
@@ -28,11 +30,11 @@ type PostgresPart struct {
 var startFileRE = regexp.MustCompile(`START WAL LOCATION: [0-9A-F]+/[0-9A-F]+ \(file ([0-9A-F]{24})\)`)
 
 // firstSegment is the WAL segment a restore from b replays first.
-func firstSegment(b *basebackup.BaseBackup) (string, error) {
+func firstSegment(b *basebackup.BaseBackup, segSize int64) (string, error) {
 	if m := startFileRE.FindStringSubmatch(b.Label); m != nil {
 		return m[1], nil
 	}
-	return walobj.SegmentOfLSN(b.Timeline, b.StartLSN)
+	return walobj.SegmentOfLSN(b.Timeline, b.StartLSN, segSize)
 }
 
 // RunPostgres rehearses a database's point-in-time restore: WAL continuity
@@ -77,7 +79,14 @@ func (e *Engine) RunPostgres(ctx context.Context, drillID string, req PostgresPa
 		f["target"] = req.Target.UTC().Format(time.RFC3339Nano)
 	}
 	p.step("wal-continuity", false, func() (string, error) {
-		start, err := firstSegment(base)
+		// The segment size is the database's, as its source recorded it.
+		var segSize int64
+		if sys, err := walobj.ReadSystem(ctx, e.Store, req.Source); err == nil {
+			segSize = sys.SegmentSize
+		} else if !errors.Is(err, objstore.ErrNotFound) {
+			return "", fmt.Errorf("WAL source %s: %w", req.Source, err)
+		}
+		start, err := firstSegment(base, segSize)
 		if err != nil {
 			return "", fmt.Errorf("base backup %s: %w", base.ID, err)
 		}
@@ -94,7 +103,7 @@ func (e *Engine) RunPostgres(ctx context.Context, drillID string, req PostgresPa
 				newestAt[name] = o.Modified
 			}
 		}
-		newest, missing := walobj.Continuity(names, start)
+		newest, missing := walobj.Continuity(names, start, segSize)
 		if newest != "" {
 			f["newestSegment"] = newest
 			f["newestSegmentStored"] = newestAt[newest].UTC().Format(time.RFC3339)

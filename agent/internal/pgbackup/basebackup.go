@@ -2,6 +2,7 @@ package pgbackup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -24,6 +25,12 @@ type Source struct {
 	Name       string
 	Connection string
 	PGData     string
+	// Refusal, if set, says why this node's shipper of the source refused
+	// a WAL file ("" if it did not).
+	Refusal func(name string) string
+	// WALTimeout bounds the wait for the backup's WAL to be in the store
+	// (default 5 minutes).
+	WALTimeout time.Duration
 }
 
 // excluded are what pg_basebackup leaves out of a data directory too:
@@ -55,6 +62,23 @@ func TakeBaseBackup(ctx context.Context, src Source, node string, eng *files.Eng
 		return nil, fmt.Errorf("WAL source %s: %w", src.Name, err)
 	}
 	serverVersion, _ := strconv.Atoi(sv)
+	// The database's identity and segment size, from the database: the
+	// WAL the backup needs is checked against them.
+	var sysidText string
+	var segSize int64
+	if err := conn.QueryRow(ctx, "SELECT system_identifier::text FROM pg_control_system()").Scan(&sysidText); err != nil {
+		return nil, fmt.Errorf("WAL source %s: read the database system identifier: %w", src.Name, err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT setting::bigint * CASE unit WHEN '8kB' THEN 8192 WHEN 'MB' THEN 1048576 ELSE 1 END FROM pg_settings WHERE name = 'wal_segment_size'").Scan(&segSize); err != nil {
+		return nil, fmt.Errorf("WAL source %s: read wal_segment_size: %w", src.Name, err)
+	}
+	sysid, _ := strconv.ParseUint(sysidText, 10, 64)
+	if sys, err := walobj.ReadSystem(ctx, store, src.Name); err == nil && sys.ID() != sysid {
+		return nil, fmt.Errorf("WAL source %s archives database system %s (%s), but %s reaches database system %s: fix the source's connection and pgdata, or give this database a source of its own",
+			src.Name, sys.SystemID, walobj.SystemKey(src.Name), src.Connection, sysidText)
+	} else if err != nil && !errors.Is(err, objstore.ErrNotFound) {
+		return nil, fmt.Errorf("WAL source %s: read %s: %w", src.Name, walobj.SystemKey(src.Name), err)
+	}
 	b := &basebackup.BaseBackup{
 		ID:        "base-" + time.Now().UTC().Format("20060102T150405Z"),
 		Source:    src.Name,
@@ -83,6 +107,12 @@ func TakeBaseBackup(ctx context.Context, src Source, node string, eng *files.Eng
 	if err != nil {
 		return nil, err
 	}
+	if len(sum.Warnings) > 0 {
+		// restic's exit 3: a snapshot without these files restores a data
+		// directory PostgreSQL cannot start from.
+		return nil, fmt.Errorf("base backup %s: restic could not read %d file(s) of %s, so the backup is not recorded: %s; fix what keeps them from being read (permissions, a file system error) and take it again",
+			b.ID, len(sum.Warnings), b.PGData, strings.Join(sum.Warnings, "; "))
+	}
 	b.SnapshotID, b.Bytes = sum.SnapshotID, sum.TotalBytesProcessed
 	progress("stop", restic.BackupStatus{})
 	var spc *string
@@ -101,22 +131,24 @@ func TakeBaseBackup(ctx context.Context, src Source, node string, eng *files.Eng
 		return nil, err
 	}
 	// pg_backup_stop waited for the WAL to reach the spool; the backup is
-	// usable once it is in the store.
+	// usable once every segment from its start to its end is in the store
+	// and verified. A later segment arriving first proves nothing: an
+	// earlier one may still be retrying.
 	progress("wal", restic.BackupStatus{})
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
-		a, err := walobj.ListArchived(ctx, store, src.Name)
-		if err == nil && a.Newest >= b.StopSegment && walobj.Timeline(a.Newest) == walobj.Timeline(b.StopSegment) {
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("base backup %s: WAL file %s (its end) is not in the store after 5 minutes; is the source shipping? (kubectl dr wal status %s)", b.ID, b.StopSegment, src.Name)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
+	first, err := startSegment(b)
+	if err != nil {
+		return nil, err
+	}
+	if walobj.Timeline(first) != walobj.Timeline(b.StopSegment) {
+		return nil, fmt.Errorf("base backup %s: the timeline changed while it ran (%s to %s); take it again", b.ID, first, b.StopSegment)
+	}
+	timeout := src.WALTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Minute
+	}
+	wr := walRange{source: src.Name, sysid: sysid, segSize: segSize, first: first, last: b.StopSegment, refusal: src.Refusal}
+	if err := waitForWAL(ctx, store, wr, timeout); err != nil {
+		return nil, fmt.Errorf("base backup %s is not recorded: %w", b.ID, err)
 	}
 	if err := basebackup.Write(ctx, store, b); err != nil {
 		return nil, fmt.Errorf("record base backup %s: %w", b.ID, err)

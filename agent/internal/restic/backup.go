@@ -62,12 +62,7 @@ func (r *Repo) Backup(ctx context.Context, o BackupOptions, progress func(Backup
 	var warnings []string
 	err := r.run(ctx, "backup", args, func(line []byte) {
 		var m struct {
-			Type  string `json:"message_type"`
-			Error struct {
-				Message string `json:"message"`
-			} `json:"error"`
-			During string `json:"during"`
-			Item   string `json:"item"`
+			Type string `json:"message_type"`
 		}
 		if json.Unmarshal(line, &m) != nil {
 			return
@@ -83,16 +78,21 @@ func (r *Repo) Backup(ctx context.Context, o BackupOptions, progress func(Backup
 			if json.Unmarshal(line, &s) == nil {
 				sum = &s
 			}
-		case "error":
-			if len(warnings) < 20 {
-				warnings = append(warnings, m.Item+": "+m.Error.Message)
-			}
 		}
 	})
 	var re *Error
 	if errors.As(err, &re) && re.Code == exitIncomplete && sum != nil {
-		// A snapshot was written; some files could not be read.
+		// A snapshot was written; some files could not be read. restic
+		// names them on stderr.
 		err = nil
+		for _, e := range re.Errors {
+			if len(warnings) < 20 {
+				warnings = append(warnings, e)
+			}
+		}
+		if len(warnings) == 0 {
+			warnings = append(warnings, "some files could not be read (restic's exit 3)")
+		}
 	}
 	if err != nil {
 		return nil, err

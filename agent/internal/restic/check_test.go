@@ -114,3 +114,34 @@ func resticBinary(t *testing.T) (dir, bin, pw string) {
 	}
 	return dir, bin, pw
 }
+
+// A file restic cannot open (/proc/1/mem bound over it: not even root
+// may): restic exits 3 with a snapshot, and the warnings name the file.
+func TestBackupNamesTheFilesItCouldNotRead(t *testing.T) {
+	dir, bin, pw := resticBinary(t)
+	src := filepath.Join(dir, "src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(src, "ok"), []byte("readable"), 0o644)
+	bad := filepath.Join(src, "unreadable")
+	if err := os.WriteFile(bad, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "--bind", "/proc/1/mem", bad).CombinedOutput(); err != nil {
+		t.Skipf("cannot bind-mount an unreadable file here (%v: %s)", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", bad).Run() })
+	r := &Repo{Binary: bin, Repository: filepath.Join(dir, "repo"), PasswordFile: pw, CacheDir: filepath.Join(dir, "cache")}
+	ctx := context.Background()
+	if err := r.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := r.Backup(ctx, BackupOptions{Paths: []string{src}, Host: "n1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.SnapshotID == "" || len(sum.Warnings) != 1 || !strings.Contains(sum.Warnings[0], bad) {
+		t.Errorf("backup summary: snapshot %q, warnings %q; want a snapshot and one warning naming %s", sum.SnapshotID, sum.Warnings, bad)
+	}
+}

@@ -12,5 +12,6 @@ func FuzzStderrMessage(f *testing.F) {
 		var tb tailBuffer
 		tb.Write(stderr)
 		_ = tb.message()
+		_ = tb.errors()
 	})
 }

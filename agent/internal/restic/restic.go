@@ -193,7 +193,9 @@ func (t *tailBuffer) message() string {
 	return strings.TrimPrefix(strings.Join(lines, "; "), "Fatal: ")
 }
 
-// errors are the messages of the JSON lines of message_type "error".
+// errors are the messages of the JSON lines of message_type "error":
+// check's carry a message, backup's an error message and the item it is
+// about ("ITEM: MESSAGE").
 func (t *tailBuffer) errors() []string {
 	var out []string
 	for _, l := range bytes.Split(t.b, []byte("\n")) {
@@ -207,17 +209,18 @@ func (t *tailBuffer) errors() []string {
 			} `json:"error"`
 			Item string `json:"item"`
 		}
-		if json.Unmarshal(bytes.TrimSpace(l), &m) == nil && m.Type == "error" {
-			msg := strings.TrimSpace(m.Message)
-			if msg == "" {
-				msg = strings.TrimSpace(m.Error.Message)
-				if msg != "" && m.Item != "" {
-					msg = m.Item + ": " + msg
-				}
+		if json.Unmarshal(bytes.TrimSpace(l), &m) != nil || m.Type != "error" {
+			continue
+		}
+		msg := strings.TrimSpace(m.Message)
+		if msg == "" {
+			msg = strings.TrimSpace(m.Error.Message)
+			if m.Item != "" && msg != "" && !strings.Contains(msg, m.Item) {
+				msg = m.Item + ": " + msg
 			}
-			if msg != "" {
-				out = append(out, msg)
-			}
+		}
+		if msg != "" {
+			out = append(out, msg)
 		}
 	}
 	return out

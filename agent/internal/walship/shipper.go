@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +37,9 @@ type Source struct {
 type Observer interface {
 	Shipped(source string, bytes int64, latency time.Duration)
 	Failed(source string)
+	// Refused counts a file the archive will not take (another
+	// database's, or other bytes under a name it holds); once per file.
+	Refused(source string)
 }
 
 // Shipper ships one source until its context ends.
@@ -42,15 +48,27 @@ type Shipper struct {
 	Store    objstore.Store
 	Log      *slog.Logger
 	Observer Observer
+	// Node names this agent in the source's system record when its first
+	// segment claims the source.
+	Node string
 	// Rescan is how often the spool is listed as a safety net besides
 	// inotify (default 5s).
 	Rescan time.Duration
 
-	mu        sync.Mutex
-	queued    map[string]bool
-	uploaded  map[string]bool // in the store, not yet removed from the spool
-	retryAt   map[string]time.Time
-	failures  map[string]int
+	mu       sync.Mutex
+	queued   map[string]bool
+	uploaded map[string]bool // in the store, not yet removed from the spool
+	retryAt  map[string]time.Time
+	failures map[string]int
+	// refused are the files the archive will not take, with why: they
+	// stay in the spool, and status shows them until they are gone or
+	// ship.
+	refused   map[string]string
+	refusedAt time.Time
+	// system is the source's system record once read or claimed;
+	// systemMu makes one claim at a time.
+	systemMu  sync.Mutex
+	system    *walobj.System
 	lastErr   string
 	lastErrAt time.Time
 	newest    string
@@ -76,8 +94,10 @@ func (s *Shipper) Run(ctx context.Context) error {
 	if s.Rescan <= 0 {
 		s.Rescan = 5 * time.Second
 	}
+	s.mu.Lock()
 	s.queued, s.uploaded = map[string]bool{}, map[string]bool{}
-	s.retryAt, s.failures = map[string]time.Time{}, map[string]int{}
+	s.retryAt, s.failures, s.refused = map[string]time.Time{}, map[string]int{}, map[string]string{}
+	s.mu.Unlock()
 	s.queue = make(chan string, 4096)
 	s.kick = make(chan struct{}, 1)
 	enc, err := walobj.NewEncoder()
@@ -182,7 +202,20 @@ func (s *Shipper) scan(ctx context.Context) {
 	for _, n := range names {
 		s.enqueue(n)
 	}
+	s.forgetRefusedGone(names)
 	s.removeShipped()
+}
+
+// forgetRefusedGone drops refusals of files no longer in the spool (a
+// person removed them).
+func (s *Shipper) forgetRefusedGone(names []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for n := range s.refused {
+		if _, found := slices.BinarySearch(names, n); !found {
+			delete(s.refused, n)
+		}
+	}
 }
 
 func (s *Shipper) spoolFiles() ([]string, error) {
@@ -192,7 +225,7 @@ func (s *Shipper) spoolFiles() ([]string, error) {
 	}
 	var names []string
 	for _, e := range entries {
-		if k := walobj.Classify(e.Name()); k != walobj.Unknown && k != walobj.Partial && e.Type().IsRegular() {
+		if walobj.Classify(e.Name()) != walobj.Unknown && e.Type().IsRegular() {
 			names = append(names, e.Name())
 		}
 	}
@@ -201,7 +234,7 @@ func (s *Shipper) spoolFiles() ([]string, error) {
 }
 
 func (s *Shipper) enqueue(name string) {
-	if k := walobj.Classify(name); k == walobj.Unknown || k == walobj.Partial {
+	if walobj.Classify(name) == walobj.Unknown {
 		return // temporary names, foreign files
 	}
 	s.mu.Lock()
@@ -249,27 +282,59 @@ func (s *Shipper) ship(ctx context.Context, name string) {
 		s.fail(name, err)
 		return
 	}
+	data := (*raw)[:st.Size()]
+	if k := walobj.Classify(name); k == walobj.Segment || k == walobj.Partial {
+		if err := s.checkSystem(ctx, name, data); err != nil {
+			if errors.Is(err, errRefused) {
+				s.refuse(name, err)
+			} else {
+				s.fail(name, err)
+			}
+			return
+		}
+	}
 	key := walobj.Key(s.Source.Name, name)
 	size := int64(buf.Len())
-	if _, err := s.Store.Put(ctx, key, bytes.NewReader(buf.Bytes()), size); err != nil {
+	// Created only where the archive has nothing under the name: the
+	// history a store holds is never replaced.
+	_, err = objstore.Create(ctx, s.Store, key, bytes.NewReader(buf.Bytes()), size)
+	switch {
+	case errors.Is(err, objstore.ErrExists):
+		// PostgreSQL runs archive_command again for a file it is not sure
+		// was archived (and an agent killed after its upload ships it
+		// again): the same bytes are that file, shipped.
+		same, err := walobj.SameFile(ctx, s.Store, key, walobj.ObjectHeader(buf.Bytes()), data)
+		if err != nil {
+			s.fail(name, fmt.Errorf("compare %s with the archive's %s: %w", name, key, err))
+			return
+		}
+		if !same {
+			s.refuse(name, fmt.Errorf("%s in the spool differs from the %s the archive holds (%s): the archive keeps its own; if this database's history is the right one, move the archive's aside, else remove the file from the spool%s",
+				name, name, key, s.otherDatabaseHint()))
+			return
+		}
+		s.Log.Info("wal file already archived with the same bytes", "source", s.Source.Name, "file", name)
+	case err != nil:
 		s.fail(name, err)
 		return
-	}
-	// Verified: the store holds an object of exactly what was sent (the
-	// upload itself is checksummed part by part).
-	info, err := s.Store.Stat(ctx, key)
-	if err != nil {
-		s.fail(name, fmt.Errorf("verify %s: %w", key, err))
-		return
-	}
-	if info.Size != size {
-		s.fail(name, fmt.Errorf("verify %s: the store holds %d bytes, %d were sent", key, info.Size, size))
-		return
+	default:
+		// Verified: the store holds an object of exactly what was sent
+		// (the upload itself is checksummed part by part).
+		info, err := s.Store.Stat(ctx, key)
+		if err != nil {
+			s.fail(name, fmt.Errorf("verify %s: %w", key, err))
+			return
+		}
+		if info.Size != size {
+			s.fail(name, fmt.Errorf("verify %s: the store holds %d bytes, %d were sent", key, info.Size, size))
+			return
+		}
 	}
 	latency := time.Since(st.ModTime())
 	s.mu.Lock()
 	s.uploaded[name] = true
 	delete(s.retryAt, name)
+	delete(s.refused, name)
 	recovered := s.failures[name] > 0 || s.lastErr != ""
 	delete(s.failures, name)
 	if name > s.newest || s.newest == "" {
@@ -341,6 +406,95 @@ func (s *Shipper) fail(name string, err error) {
 	s.Log.Warn("wal shipping", "source", s.Source.Name, "file", name, "err", err)
 }
 
+// errRefused marks what the archive will not take: retrying cannot help
+// until a person acts.
+var errRefused = errors.New("refused")
+
+// refuse keeps a file the archive will not take in the spool and in
+// status, and tries it again only seldom (after the person acted).
+func (s *Shipper) refuse(name string, err error) {
+	msg := strings.TrimPrefix(err.Error(), errRefused.Error()+": ")
+	s.mu.Lock()
+	first := s.refused[name] == ""
+	s.refused[name], s.refusedAt = msg, time.Now()
+	s.retryAt[name] = time.Now().Add(32 * time.Second)
+	s.mu.Unlock()
+	if first && s.Observer != nil {
+		s.Observer.Refused(s.Source.Name)
+	}
+	if first {
+		s.Log.Error("wal file refused: kept in the spool", "source", s.Source.Name, "file", name, "err", msg)
+	}
+}
+
+// checkSystem checks that a segment (or .partial one) is of the database
+// whose archive the source is: the first one shipped claims the source
+// for its database (wal/<source>/system.json). A file of another database,
+// or not a segment at all, is refused (wrapping errRefused); a store that
+// fails is an error to retry.
+func (s *Shipper) checkSystem(ctx context.Context, name string, data []byte) error {
+	h, err := walobj.ParsePageHeader(data)
+	if err == nil {
+		err = h.CheckName(name)
+	}
+	if len(data) < walobj.LongPageHeaderSize || (err == nil && int64(len(data)) < h.SegmentSize) {
+		// Still being written, by an archive_command that does not copy
+		// to a temporary name first: try again.
+		return fmt.Errorf("%s in spool %s has %d bytes, less than a segment: is it still being written? (archive_command should copy to a temporary name and rename)", name, s.Source.Spool, len(data))
+	}
+	if err == nil && int64(len(data)) != h.SegmentSize {
+		err = fmt.Errorf("%w: %d bytes, its header says segments are %d", walobj.ErrNotWAL, len(data), h.SegmentSize)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %s in spool %s is not a WAL segment PostgreSQL wrote (%v): remove it from the spool", errRefused, name, s.Source.Spool, err)
+	}
+	s.systemMu.Lock()
+	defer s.systemMu.Unlock()
+	if s.system == nil {
+		sys, err := walobj.ReadSystem(ctx, s.Store, s.Source.Name)
+		if errors.Is(err, objstore.ErrNotFound) {
+			sys, err = walobj.ClaimSystem(ctx, s.Store, walobj.System{
+				Source: s.Source.Name, SystemID: strconv.FormatUint(h.SystemID, 10), SegmentSize: h.SegmentSize,
+				FirstFile: name, Node: s.Node, Time: time.Now().UTC(),
+			})
+			if err == nil && sys.ID() == h.SystemID {
+				s.Log.Info("wal source claimed for its database", "source", s.Source.Name, "system", sys.SystemID, "segmentSize", sys.SegmentSize, "file", name)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("read the database system of source %s (%s): %w", s.Source.Name, walobj.SystemKey(s.Source.Name), err)
+		}
+		s.system = sys
+	}
+	if id := s.system.ID(); id != h.SystemID {
+		return fmt.Errorf("%w: segment %s is from database system %d but %s holds %d: another database archives into this source; give it its own source name (if this database replaced that one for good, move wal/%s/ aside first)",
+			errRefused, name, h.SystemID, "wal/"+s.Source.Name, id, s.Source.Name)
+	}
+	if s.system.SegmentSize != h.SegmentSize {
+		return fmt.Errorf("%w: segment %s has %d-byte segments but the archive of %s has %d-byte ones: another database archives into this source; give it its own source name",
+			errRefused, name, h.SegmentSize, s.Source.Name, s.system.SegmentSize)
+	}
+	return nil
+}
+
+// Refusal says why the file name was refused, or "" if it was not (or is
+// not in the spool any more).
+func (s *Shipper) Refusal(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refused[name]
+}
+
+// otherDatabaseHint names the source's database, for a refusal.
+func (s *Shipper) otherDatabaseHint() string {
+	s.systemMu.Lock()
+	defer s.systemMu.Unlock()
+	if s.system == nil {
+		return ""
+	}
+	return fmt.Sprintf(" (the archive is of database system %s)", s.system.SystemID)
+}
+
 // Status is a source as the node sees it.
 type Status struct {
 	Source      string
@@ -354,8 +508,11 @@ type Status struct {
 	BacklogBytes int64
 	LastError    string
 	LastErrorAt  time.Time
-	FreeBytes    int64
-	Low          bool
+	// Refused is how many files in the spool the archive will not take;
+	// LastError then says why for the first.
+	Refused   int
+	FreeBytes int64
+	Low       bool
 }
 
 // Status reports the spool: backlog, free space, last error.
@@ -364,6 +521,17 @@ func (s *Shipper) Status() Status {
 	s.mu.Lock()
 	st.NewestLocal, st.ShippedAt, st.LastError, st.LastErrorAt = s.newest, s.newestAt, s.lastErr, s.lastErrAt
 	st.Progress = s.progressAt
+	if st.Refused = len(s.refused); st.Refused > 0 {
+		names := make([]string, 0, len(s.refused))
+		for n := range s.refused {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		st.LastError, st.LastErrorAt = s.refused[names[0]], s.refusedAt
+		if len(names) > 1 {
+			st.LastError += fmt.Sprintf(" (%d more files refused)", len(names)-1)
+		}
+	}
 	s.mu.Unlock()
 	if names, err := s.spoolFiles(); err == nil {
 		for _, n := range names {

@@ -7,5 +7,7 @@
 // only when the store holds the bytes it read: the CRC64NVME of the whole
 // object, computed while sending, equals the store's (its answer on
 // upload, or a read-back where it gives none); an object that does not
-// match is deleted. It imports nothing else of this module.
+// match is deleted. Create writes an object only where there is none (S3's
+// If-None-Match, a hard link on disk), for what is written once. It
+// imports nothing else of this module.
 package objstore

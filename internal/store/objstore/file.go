@@ -37,6 +37,16 @@ func (s *fileStore) path(key string) (string, error) {
 }
 
 func (s *fileStore) Put(ctx context.Context, key string, r io.Reader, _ int64) (int64, error) {
+	return s.put(ctx, key, r, false)
+}
+
+// Create implements Creator: the object's file is linked into place, which
+// fails when one is there.
+func (s *fileStore) Create(ctx context.Context, key string, r io.Reader, _ int64) (int64, error) {
+	return s.put(ctx, key, r, true)
+}
+
+func (s *fileStore) put(ctx context.Context, key string, r io.Reader, ifAbsent bool) (int64, error) {
 	p, err := s.path(key)
 	if err != nil {
 		return 0, err
@@ -45,7 +55,11 @@ func (s *fileStore) Put(ctx context.Context, key string, r io.Reader, _ int64) (
 		return 0, fmt.Errorf("store %s: %w", s, err)
 	}
 	ours := newChecksum()
-	f, err := durable.Create(p, 0o600, durable.WithHash(ours))
+	opts := []durable.Option{durable.WithHash(ours)}
+	if ifAbsent {
+		opts = append(opts, durable.NoReplace())
+	}
+	f, err := durable.Create(p, 0o600, opts...)
 	if err != nil {
 		return 0, fmt.Errorf("store %s: %w", s, err)
 	}
@@ -53,6 +67,9 @@ func (s *fileStore) Put(ctx context.Context, key string, r io.Reader, _ int64) (
 	n, err := io.Copy(f, readerWithContext(ctx, r))
 	if err == nil {
 		err = f.Commit()
+	}
+	if ifAbsent && errors.Is(err, fs.ErrExist) {
+		return 0, fmt.Errorf("%s: %w", key, ErrExists)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("store %s: write %s: %w", s, key, err)

@@ -121,3 +121,32 @@ func TestFileStorePutVerifiesContent(t *testing.T) {
 		t.Fatalf("put after the fault: %v", err)
 	}
 }
+
+// Create writes a key once: a second Create under it is ErrExists and
+// leaves the first object's bytes; a wrapper that hides the conditional
+// write gets the same answer through Stat.
+func TestCreateWritesAKeyOnce(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(Config{URL: "file://" + t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type wrapped struct{ Store }
+	for name, st := range map[string]Store{"file store": s.Sub("a"), "wrapper": wrapped{s.Sub("b")}} {
+		if _, err := Create(ctx, st, "wal/x/system.json", strings.NewReader("first"), 5); err != nil {
+			t.Fatalf("%s: first create: %v", name, err)
+		}
+		if _, err := Create(ctx, st, "wal/x/system.json", strings.NewReader("second"), 6); !errors.Is(err, ErrExists) {
+			t.Errorf("%s: second create: %v, want ErrExists", name, err)
+		}
+		rc, err := st.Get(ctx, "wal/x/system.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(rc)
+		rc.Close()
+		if string(got) != "first" {
+			t.Errorf("%s: the store holds %q, want the first writer's", name, got)
+		}
+	}
+}

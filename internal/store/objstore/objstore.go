@@ -14,6 +14,34 @@ import (
 // ErrNotFound means the key does not exist in the store.
 var ErrNotFound = errors.New("not found in the store")
 
+// ErrExists means Create found an object under the key already.
+var ErrExists = errors.New("already in the store")
+
+// Creator is a store that writes an object only where there is none, in
+// one step the store itself decides: S3's conditional write (If-None-Match:
+// *), a hard link on a file system. Of two writers one wins, the other gets
+// ErrExists.
+type Creator interface {
+	Create(ctx context.Context, key string, r io.Reader, size int64) (int64, error)
+}
+
+// Create stores r under key unless an object is there already
+// (ErrExists), with the store's conditional write. A store without one (a
+// wrapper that hides it) gets a Stat, then a Put: a writer in between
+// loses silently, so records written once are read back by their callers.
+// S3-compatible stores that ignore If-None-Match overwrite like Put.
+func Create(ctx context.Context, s Store, key string, r io.Reader, size int64) (int64, error) {
+	if c, ok := s.(Creator); ok {
+		return c.Create(ctx, key, r, size)
+	}
+	if _, err := s.Stat(ctx, key); err == nil {
+		return 0, fmt.Errorf("%s: %w", key, ErrExists)
+	} else if !errors.Is(err, ErrNotFound) {
+		return 0, err
+	}
+	return s.Put(ctx, key, r, size)
+}
+
 // ObjectInfo describes a stored object.
 type ObjectInfo struct {
 	Key      string

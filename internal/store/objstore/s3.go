@@ -107,6 +107,15 @@ func (s *s3Store) explain(op, key string, err error) error {
 }
 
 func (s *s3Store) Put(ctx context.Context, key string, r io.Reader, size int64) (int64, error) {
+	return s.put(ctx, key, r, size, false)
+}
+
+// Create implements Creator with If-None-Match: *.
+func (s *s3Store) Create(ctx context.Context, key string, r io.Reader, size int64) (int64, error) {
+	return s.put(ctx, key, r, size, true)
+}
+
+func (s *s3Store) put(ctx context.Context, key string, r io.Reader, size int64, ifAbsent bool) (int64, error) {
 	if err := validKey(key); err != nil {
 		return 0, err
 	}
@@ -131,12 +140,19 @@ func (s *s3Store) Put(ctx context.Context, key string, r io.Reader, size int64) 
 		}
 	}
 	ours := newChecksum()
-	info, err := s.client.PutObject(ctx, s.bucket, joinKey(s.prefix, key), hashingReader{r, ours}, size, minio.PutObjectOptions{
+	opts := minio.PutObjectOptions{
 		ContentType:          "application/octet-stream",
 		PartSize:             16 << 20,
 		DisableContentSha256: true,
 		Checksum:             minio.ChecksumCRC64NVME,
-	})
+	}
+	if ifAbsent {
+		opts.SetMatchETagExcept("*")
+	}
+	info, err := s.client.PutObject(ctx, s.bucket, joinKey(s.prefix, key), hashingReader{r, ours}, size, opts)
+	if ifAbsent && minio.ToErrorResponse(err).Code == minio.PreconditionFailed {
+		return 0, fmt.Errorf("%s: %w", key, ErrExists)
+	}
 	if err != nil {
 		return 0, s.explain("upload", key, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kubectl-dr/kubectl-dr/internal/durable"
+	drstore "github.com/kubectl-dr/kubectl-dr/internal/store"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 )
 
@@ -21,8 +22,8 @@ var ErrNotFound = errors.New("not in the archive")
 // the checksum it was shipped with; dest appears (durably, whole)
 // only when the check passed.
 func Fetch(ctx context.Context, store objstore.Store, source, name, dest string) error {
-	if k := Classify(name); k == Unknown || k == Partial {
-		return fmt.Errorf("%q is not a WAL file name (want a segment such as 000000010000000000000003, a .history or a .backup file)", name)
+	if Classify(name) == Unknown {
+		return fmt.Errorf("%q is not a WAL file name (want a segment such as 000000010000000000000003, a .history, .backup or .partial file)", name)
 	}
 	key := Key(source, name)
 	rc, err := store.Get(ctx, key)
@@ -52,6 +53,9 @@ type Archived struct {
 	Newest   string
 	NewestAt time.Time
 	Gaps     []string
+	// System is the source's system record; nil before the first
+	// segment claimed it (or for a source shipped before records).
+	System *System
 }
 
 // ListArchived reads a source's part of the store.
@@ -74,6 +78,12 @@ func ListArchived(ctx context.Context, store objstore.Store, source string) (Arc
 		}
 	}
 	sort.Strings(names)
-	a.Gaps = Gaps(names)
+	var segSize int64
+	if sys, err := ReadSystem(ctx, store, source); err == nil {
+		a.System, segSize = sys, sys.SegmentSize
+	} else if !errors.Is(err, objstore.ErrNotFound) && !errors.Is(err, drstore.ErrBadRecord) {
+		return Archived{}, err
+	}
+	a.Gaps = Gaps(names, segSize)
 	return a, nil
 }

@@ -3,6 +3,7 @@ package walobj
 import (
 	"bytes"
 	"errors"
+	"os"
 	"testing"
 )
 
@@ -59,11 +60,13 @@ func FuzzNames(f *testing.F) {
 		if k == Segment || k == History || k == Backup || k == Partial {
 			_ = Timeline(a)
 		}
-		_ = Gaps([]string{a, b})
+		_ = Gaps([]string{a, b}, 0)
+		_ = Gaps([]string{a, b}, 64<<20)
+		_, _ = SegmentRange(a, b, 1<<30)
 		// Continuity from a over the listing: what it names is a segment
 		// (or a itself, when a is none),
 		// and a gap lies after the newest segment it reached.
-		newest, missing := Continuity([]string{a, b, "000000010000000000000002"}, a)
+		newest, missing := Continuity([]string{a, b, "000000010000000000000002"}, a, 0)
 		for _, n := range []string{newest, missing} {
 			if n != "" && n != a && Classify(n) != Segment {
 				t.Fatalf("Continuity from %q names %q, not a segment", a, n)
@@ -72,6 +75,39 @@ func FuzzNames(f *testing.F) {
 		if newest != "" && missing != "" && Timeline(newest) == Timeline(missing) && missing <= newest {
 			t.Fatalf("Continuity from %q: gap %s before the newest %s", a, missing, newest)
 		}
-		_, _ = SegmentOfLSN(1, a)
+		_, _ = SegmentOfLSN(1, a, 0)
+		_, _ = Continuity([]string{a, b}, a, 64<<20)
+	})
+}
+
+// A segment's first page comes from the spool, which anyone who can write
+// there fills: the header parser must refuse what is not a header and
+// never panic, and what it accepts must be self-consistent.
+func FuzzParsePageHeader(f *testing.F) {
+	for _, p := range []string{"testdata/pg15-16mb-000000010000000000000001.page", "testdata/pg15-64mb-000000010000000000000001.page"} {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data[:LongPageHeaderSize], "000000010000000000000001")
+	}
+	f.Add([]byte("not a segment"), "000000010000000000000001.partial")
+	f.Fuzz(func(t *testing.T, data []byte, name string) {
+		h, err := ParsePageHeader(data)
+		if err != nil {
+			if !errors.Is(err, ErrNotWAL) {
+				t.Fatalf("error %v does not wrap ErrNotWAL", err)
+			}
+			return
+		}
+		if h.SegmentSize&(h.SegmentSize-1) != 0 || h.PageAddr%uint64(h.SegmentSize) != 0 {
+			t.Fatalf("accepted an inconsistent header %+v", h)
+		}
+		if err := h.CheckName(name); err == nil {
+			// The name it matches is the one it computes.
+			if got := SegmentOf(h.Timeline, h.PageAddr, h.SegmentSize); got != name[:24] {
+				t.Fatalf("header %+v matches %s but is segment %s", h, name, got)
+			}
+		}
 	})
 }

@@ -50,12 +50,24 @@ func Key(source, name string) string {
 	return fmt.Sprintf("wal/%s/%s/%s%s", source, Timeline(name), name, ObjectSuffix)
 }
 
-// SegmentsPerLogID is how many segments one "log id" holds with
-// PostgreSQL's default 16 MiB segments.
-const SegmentsPerLogID = 0x100000000 / (16 << 20)
+// DefaultSegmentSize is PostgreSQL's default wal_segment_size.
+const DefaultSegmentSize = 16 << 20
 
-// segNo is a segment's position on its timeline.
-func segNo(name string) (uint64, error) {
+// segmentsPerLogID is how many segments of segSize one "log id" (the
+// middle 8 digits of a name) holds.
+func segmentsPerLogID(segSize int64) uint64 {
+	if segSize <= 0 {
+		segSize = DefaultSegmentSize
+	}
+	return 0x100000000 / uint64(segSize)
+}
+
+// segNo is a segment's position on its timeline, for segments of segSize
+// bytes (0: the default).
+func segNo(name string, segSize int64) (uint64, error) {
+	if len(name) < 24 {
+		return 0, fmt.Errorf("%q is not a segment's name", name)
+	}
 	log, err := strconv.ParseUint(name[8:16], 16, 32)
 	if err != nil {
 		return 0, err
@@ -64,23 +76,60 @@ func segNo(name string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return log*SegmentsPerLogID + seg, nil
+	per := segmentsPerLogID(segSize)
+	if seg >= per {
+		return 0, fmt.Errorf("no segment %s with %d MB segments (the last digits go up to %08X)", name, segSize>>20, per-1)
+	}
+	return log*per + seg, nil
 }
 
-func segName(tli string, no uint64) string {
-	return fmt.Sprintf("%s%08X%08X", tli, no/SegmentsPerLogID, no%SegmentsPerLogID)
+// SegmentName is the name of segment number no on timeline tli (8 hex
+// digits) with segments of segSize bytes.
+func SegmentName(tli string, no uint64, segSize int64) string {
+	per := segmentsPerLogID(segSize)
+	return fmt.Sprintf("%s%08X%08X", tli, no/per, no%per)
+}
+
+// SegmentOf is the name of the segment holding the position lsn on
+// timeline tli.
+func SegmentOf(tli uint32, lsn uint64, segSize int64) string {
+	if segSize <= 0 {
+		segSize = DefaultSegmentSize
+	}
+	return SegmentName(fmt.Sprintf("%08X", tli), lsn/uint64(segSize), segSize)
+}
+
+// SegmentRange lists the segments from first to last, both included, on
+// first's timeline.
+func SegmentRange(first, last string, segSize int64) ([]string, error) {
+	a, err := segNo(first, segSize)
+	if err != nil {
+		return nil, err
+	}
+	b, err := segNo(last, segSize)
+	if err != nil {
+		return nil, err
+	}
+	if Timeline(first) != Timeline(last) || b < a {
+		return nil, fmt.Errorf("no segment range from %s to %s", first, last)
+	}
+	out := make([]string, 0, b-a+1)
+	for no := a; no <= b; no++ {
+		out = append(out, SegmentName(Timeline(first), no, segSize))
+	}
+	return out, nil
 }
 
 // Gaps lists the segments missing between the first and the last segment
-// of each timeline in names (the store's). A gap means recovery past it is
-// impossible.
-func Gaps(names []string) []string {
+// of each timeline in names (the store's), segments being segSize bytes
+// (0: the default). A gap means recovery past it is impossible.
+func Gaps(names []string, segSize int64) []string {
 	byTLI := map[string][]uint64{}
 	for _, n := range names {
 		if Classify(n) != Segment {
 			continue
 		}
-		no, err := segNo(n)
+		no, err := segNo(n, segSize)
 		if err != nil {
 			continue
 		}
@@ -100,7 +149,7 @@ func Gaps(names []string) []string {
 				if len(gaps) >= 100 {
 					return append(gaps, "...")
 				}
-				gaps = append(gaps, segName(t, missing))
+				gaps = append(gaps, SegmentName(t, missing, segSize))
 			}
 		}
 	}
@@ -112,15 +161,23 @@ func Gaps(names []string) []string {
 // first segment. It returns the newest segment reached without a gap and
 // the first segment missing, "" when none is: replay from start cannot go
 // past missing. A start that is itself missing is the gap. Segments are
-// numbered as PostgreSQL's default 16 MiB ones (SegmentsPerLogID per log
-// id); names that no such segment has are left out.
-func Continuity(names []string, start string) (newest, missing string) {
-	if _, ok := segNo16(start); !ok {
+// segSize bytes (0: the default); names that no such segment has are left
+// out.
+func Continuity(names []string, start string, segSize int64) (newest, missing string) {
+	seg := func(n string) (uint64, bool) {
+		if Classify(n) != Segment {
+			return 0, false
+		}
+		no, err := segNo(n, segSize)
+		return no, err == nil
+	}
+	from, ok := seg(start)
+	if !ok {
 		return "", start
 	}
 	byTLI := map[string]map[uint64]bool{}
 	for _, n := range names {
-		no, ok := segNo16(n)
+		no, ok := seg(n)
 		if !ok {
 			continue
 		}
@@ -130,7 +187,6 @@ func Continuity(names []string, start string) (newest, missing string) {
 		byTLI[Timeline(n)][no] = true
 	}
 	tli := Timeline(start)
-	from, _ := segNo16(start)
 	if !byTLI[tli][from] {
 		return "", start
 	}
@@ -155,37 +211,24 @@ func Continuity(names []string, start string) (newest, missing string) {
 		}
 		no := from
 		for nos[no] {
-			newest = segName(t, no)
+			newest = SegmentName(t, no, segSize)
 			no++
 		}
 		if no <= last {
-			return newest, segName(t, no)
+			return newest, SegmentName(t, no, segSize)
 		}
 	}
 	return newest, ""
 }
 
-// segNo16 is a segment's position on its timeline when name is a segment
-// of 16 MiB segments.
-func segNo16(name string) (uint64, bool) {
-	if Classify(name) != Segment {
-		return 0, false
-	}
-	if seg, err := strconv.ParseUint(name[16:24], 16, 32); err != nil || seg >= SegmentsPerLogID {
-		return 0, false
-	}
-	no, err := segNo(name)
-	return no, err == nil
-}
-
-// SegmentOfLSN is the name of the 16 MiB segment holding lsn ("0/2000028")
-// on timeline tli.
-func SegmentOfLSN(tli uint32, lsn string) (string, error) {
+// SegmentOfLSN is the name of the segment of segSize bytes (0: the
+// default) holding lsn ("0/2000028") on timeline tli.
+func SegmentOfLSN(tli uint32, lsn string, segSize int64) (string, error) {
 	hi, lo, ok := strings.Cut(lsn, "/")
 	h, err1 := strconv.ParseUint(hi, 16, 32)
 	l, err2 := strconv.ParseUint(lo, 16, 32)
 	if !ok || err1 != nil || err2 != nil {
 		return "", fmt.Errorf("LSN %q: want X/Y in hex", lsn)
 	}
-	return segName(fmt.Sprintf("%08X", tli), (h<<32|l)/(16<<20)), nil
+	return SegmentOf(tli, h<<32|l, segSize), nil
 }

@@ -30,7 +30,7 @@ func TestClassifyAndGaps(t *testing.T) {
 		"000000010000000100000000", "000000010000000100000002", // 01/01 missing
 		"00000002.history", "000000020000000100000005",
 	}
-	if got := fmt.Sprint(Gaps(names)); got != "[000000010000000100000001]" {
+	if got := fmt.Sprint(Gaps(names, 0)); got != "[000000010000000100000001]" {
 		t.Errorf("Gaps = %s", got)
 	}
 }
@@ -198,16 +198,16 @@ func TestContinuity(t *testing.T) {
 		{"earlier timelines are not followed", []string{seg(1, 0, 2), seg(1, 0, 9), seg(2, 0, 3)}, seg(2, 0, 3), seg(2, 0, 3), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			newest, missing := Continuity(tc.names, tc.start)
+			newest, missing := Continuity(tc.names, tc.start, 0)
 			if newest != tc.newest || missing != tc.missing {
 				t.Errorf("Continuity = %q, %q; want %q, %q", newest, missing, tc.newest, tc.missing)
 			}
 		})
 	}
-	if got, err := SegmentOfLSN(1, "0/2000028"); err != nil || got != "000000010000000000000002" {
+	if got, err := SegmentOfLSN(1, "0/2000028", 0); err != nil || got != "000000010000000000000002" {
 		t.Errorf("SegmentOfLSN(1, 0/2000028) = %q, %v", got, err)
 	}
-	if got, err := SegmentOfLSN(3, "1/FF000000"); err != nil || got != "0000000300000001000000FF" {
+	if got, err := SegmentOfLSN(3, "1/FF000000", 0); err != nil || got != "0000000300000001000000FF" {
 		t.Errorf("SegmentOfLSN(3, 1/FF000000) = %q, %v", got, err)
 	}
 }

@@ -90,6 +90,8 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 			switch {
 			case s.Error != "":
 				unreachable = append(unreachable, s.Node)
+			case s.RefusedFiles > 0:
+				trouble = append(trouble, fmt.Sprintf("%s on %s: %d file(s) refused, kept in the spool: %s", s.Source, s.Node, s.RefusedFiles, s.LastError))
 			case len(s.Gaps) > 0:
 				trouble = append(trouble, fmt.Sprintf("%s on %s: %d segment(s) missing from the store, first %s", s.Source, s.Node, len(s.Gaps), s.Gaps[0]))
 			case s.SpoolLow:
@@ -136,7 +138,7 @@ func ask(ctx context.Context, n *agentclient.Node, source string) []printers.WAL
 		v := printers.WALSource{
 			Node: n.Node, Source: s.Name, Spool: s.SpoolDir, Newest: s.NewestSegment,
 			BacklogFiles: s.BacklogFiles, BacklogBytes: s.BacklogBytes, FreeBytes: s.SpoolFreeBytes,
-			SpoolLow: s.SpoolLow, Gaps: s.Gaps, LastError: s.LastError,
+			SpoolLow: s.SpoolLow, Gaps: s.Gaps, LastError: s.LastError, RefusedFiles: s.RefusedFiles,
 		}
 		if s.NewestShipped != nil {
 			t := s.NewestShipped.AsTime()

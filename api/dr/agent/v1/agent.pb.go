@@ -3191,8 +3191,11 @@ type WALSourceStatus struct {
 	Gaps           []string               `protobuf:"bytes,9,rep,name=gaps,proto3" json:"gaps,omitempty"`
 	SpoolFreeBytes int64                  `protobuf:"varint,10,opt,name=spool_free_bytes,json=spoolFreeBytes,proto3" json:"spool_free_bytes,omitempty"`
 	SpoolLow       bool                   `protobuf:"varint,11,opt,name=spool_low,json=spoolLow,proto3" json:"spool_low,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Files in the spool the archive refused (another database's, other
+	// bytes under an archived name); last_error says why for the first.
+	RefusedFiles  int64 `protobuf:"varint,12,opt,name=refused_files,json=refusedFiles,proto3" json:"refused_files,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WALSourceStatus) Reset() {
@@ -3300,6 +3303,13 @@ func (x *WALSourceStatus) GetSpoolLow() bool {
 		return x.SpoolLow
 	}
 	return false
+}
+
+func (x *WALSourceStatus) GetRefusedFiles() int64 {
+	if x != nil {
+		return x.RefusedFiles
+	}
+	return 0
 }
 
 type WALStatusResponse struct {
@@ -5619,7 +5629,7 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x06result\x18\x02 \x01(\v2\x19.dr.agent.v1.ForgetResultH\x00R\x06resultB\a\n" +
 	"\x05event\"*\n" +
 	"\x10WALStatusRequest\x12\x16\n" +
-	"\x06source\x18\x01 \x01(\tR\x06source\"\xb4\x03\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\"\xd9\x03\n" +
 	"\x0fWALSourceStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\tspool_dir\x18\x02 \x01(\tR\bspoolDir\x12%\n" +
@@ -5633,7 +5643,8 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x04gaps\x18\t \x03(\tR\x04gaps\x12(\n" +
 	"\x10spool_free_bytes\x18\n" +
 	" \x01(\x03R\x0espoolFreeBytes\x12\x1b\n" +
-	"\tspool_low\x18\v \x01(\bR\bspoolLow\"K\n" +
+	"\tspool_low\x18\v \x01(\bR\bspoolLow\x12#\n" +
+	"\rrefused_files\x18\f \x01(\x03R\frefusedFiles\"K\n" +
 	"\x11WALStatusResponse\x126\n" +
 	"\asources\x18\x01 \x03(\v2\x1c.dr.agent.v1.WALSourceStatusR\asources\"/\n" +
 	"\x0eMarkWALRequest\x12\x1d\n" +
