@@ -295,6 +295,9 @@ const CallTimeout = 15 * time.Second
 // Buckets is the agent's BucketService on the same connection.
 func (c *Conn) Buckets() agentv1.BucketServiceClient { return agentv1.NewBucketServiceClient(c.conn) }
 
+// Drills is the agent's DrillService on the same connection.
+func (c *Conn) Drills() agentv1.DrillServiceClient { return agentv1.NewDrillServiceClient(c.conn) }
+
 // K3sSnapshots is the service of k3s's own snapshots (k3ssnapshot.proto).
 func (c *Conn) K3sSnapshots() agentv1.K3SSnapshotServiceClient {
 	return agentv1.NewK3SSnapshotServiceClient(c.conn)
