@@ -238,9 +238,9 @@ func humanBytes(n int64) string {
 }
 
 var page = template.Must(template.New("drill").Funcs(template.FuncMap{
-	"f1": func(f float64) string { return fmt.Sprintf("%.1f", f) },
+	"f1":    func(f float64) string { return fmt.Sprintf("%.1f", f) },
 	"human": seconds,
-	"rfc":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"rfc":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 }).Parse(pageTemplate))
 
 const pageTemplate = `<!DOCTYPE html>
