@@ -94,5 +94,6 @@ func (s *Server) GRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	agentv1.RegisterRestoreBarrierServiceServer(gs, restoreBarrier{s: s})
 	agentv1.RegisterBucketServiceServer(gs, &bucketServer{s: s})
 	agentv1.RegisterK3SSnapshotServiceServer(gs, k3sSnapshots{s: s})
+	agentv1.RegisterDrillServiceServer(gs, drillServer{s: s})
 	return gs
 }

@@ -64,6 +64,7 @@ func serve(parent context.Context, cfg *agentconfig.Config, sum string, w *confi
 	srv.configSHA = sum
 	srv.resumePlans()
 	srv.recoverFileRestores()
+	srv.sweepDrills()
 	lis, err := listen(parent, cfg.Listen, log)
 	if err != nil {
 		return nil, time.Time{}, err

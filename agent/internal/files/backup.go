@@ -2,7 +2,10 @@ package files
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/restic"
 )
@@ -186,4 +189,69 @@ func (e *Engine) RestoreDir(ctx context.Context, snapshot, dir, target string, p
 	}
 	_, err := e.Repo.Restore(ctx, restic.RestoreOptions{Snapshot: snapshot + ":" + dir, Target: target}, nil, progress)
 	return e.explain(err)
+}
+
+// FindSnapshot is the snapshot a drill restores: id (full or short), else
+// the newest of node (this node when empty) in backup set set, else the
+// newest file backup of node (base backups, tagged pg=, are PostgreSQL's).
+func (e *Engine) FindSnapshot(ctx context.Context, id, set, node string) (*restic.Snapshot, error) {
+	if err := e.ensure(ctx, false); err != nil {
+		return nil, err
+	}
+	if node == "" {
+		node = e.Node
+	}
+	var tags []string
+	if id == "" {
+		tags = append(tags, TagNode+node)
+		if set != "" {
+			tags = append(tags, TagSet+set)
+		}
+	}
+	snaps, err := e.Repo.Snapshots(ctx, tags...)
+	if err != nil {
+		return nil, e.explain(err)
+	}
+	var snap *restic.Snapshot
+	for i := range snaps {
+		s := &snaps[i]
+		switch {
+		case id != "" && s.ID != id && s.ShortID != id:
+			continue
+		case id == "" && set == "" && slices.ContainsFunc(s.Tags, func(t string) bool { return strings.HasPrefix(t, "pg=") }):
+			continue
+		}
+		if snap == nil || s.Time.After(snap.Time) {
+			snap = s
+		}
+	}
+	switch {
+	case snap != nil:
+		return snap, nil
+	case id != "":
+		return nil, fmt.Errorf("%w %s in the repository", ErrNoSnapshot, id)
+	case set != "":
+		return nil, fmt.Errorf("%w of node %s in backup set %s", ErrNoSnapshot, node, set)
+	}
+	return nil, fmt.Errorf("%w of node %s: none is tagged %s%s", ErrNoSnapshot, node, TagNode, node)
+}
+
+// RestoreSnapshot restores a whole snapshot below target (its absolute
+// paths recreated there), with verify having restic read every file back
+// against the snapshot.
+func (e *Engine) RestoreSnapshot(ctx context.Context, id, target string, verify bool, progress func(restic.RestoreStatus)) (*restic.RestoreSummary, error) {
+	if err := e.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer e.unlock()
+	if err := e.ensure(ctx, false); err != nil {
+		return nil, err
+	}
+	var sum *restic.RestoreSummary
+	err := e.runLocked(ctx, func(r *restic.Repo) error {
+		var err error
+		sum, err = r.Restore(ctx, restic.RestoreOptions{Snapshot: id, Target: target, Verify: verify}, nil, progress)
+		return err
+	})
+	return sum, err
 }

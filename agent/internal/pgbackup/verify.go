@@ -19,6 +19,38 @@ import (
 type Verified struct {
 	RecoveredTo time.Time
 	RowCounts   map[string]int64
+	// Checks are the results of VerifyOptions.Checks, in their order.
+	Checks []CheckResult
+}
+
+// Check is one SQL statement run in the recovered database: it must return
+// one row of one column whose text is Expect.
+type Check struct {
+	Name, Database, Query, Expect string
+	// Timeout bounds the query (default 30 s).
+	Timeout time.Duration
+}
+
+// CheckResult is what a check's query returned, as psql -At prints it.
+type CheckResult struct {
+	Check
+	Got      string
+	OK       bool
+	Error    string
+	Duration time.Duration
+}
+
+// VerifyOptions adds to what Verify does.
+type VerifyOptions struct {
+	// PIDFile, when set, is written once the scratch instance started:
+	// its pid and data directory (ScratchPID), so that an agent killed
+	// while it runs can stop it when it starts again.
+	PIDFile string
+	// Checks run in the recovered database once it promoted.
+	Checks []Check
+	// Promoted is called once recovery has finished, before the counts
+	// and checks.
+	Promoted func()
 }
 
 // Verify starts a scratch PostgreSQL on a restored directory (no TCP, its
@@ -26,6 +58,11 @@ type Verified struct {
 // to reach its target and promote, reports the last replayed transaction's
 // time and each user table's row count, and stops it.
 func Verify(ctx context.Context, dir string, port int) (*Verified, error) {
+	return VerifyWith(ctx, dir, port, VerifyOptions{})
+}
+
+// VerifyWith is Verify with the options' pid file and checks.
+func VerifyWith(ctx context.Context, dir string, port int, o VerifyOptions) (*Verified, error) {
 	version, err := os.ReadFile(filepath.Join(dir, "PG_VERSION"))
 	if err != nil {
 		return nil, err
@@ -68,9 +105,14 @@ func Verify(ctx context.Context, dir string, port int) (*Verified, error) {
 		"-c", "archive_mode=off",
 	)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	if os.Geteuid() == 0 {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	}
+	// Its own process group: a signal meant for the agent's group (a
+	// terminal's ^C) does not reach it half-way through recovery; the
+	// deferred stop below, or ScratchPID after the agent died, ends it.
+	cmd.SysProcAttr.Setpgid = true
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start scratch PostgreSQL: %w", err)
 	}
@@ -84,7 +126,15 @@ func Verify(ctx context.Context, dir string, port int) (*Verified, error) {
 			_ = cmd.Process.Kill()
 			<-exited
 		}
+		if o.PIDFile != "" {
+			_ = os.Remove(o.PIDFile)
+		}
 	}()
+	if o.PIDFile != "" {
+		if err := WriteScratchPID(o.PIDFile, ScratchPID{PID: cmd.Process.Pid, DataDir: dir, WorkDir: work}); err != nil {
+			return nil, err
+		}
+	}
 	logTail := func() string {
 		data, _ := os.ReadFile(logPath)
 		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
@@ -125,6 +175,9 @@ func Verify(ctx context.Context, dir string, port int) (*Verified, error) {
 			break
 		}
 	}
+	if o.Promoted != nil {
+		o.Promoted()
+	}
 	v := &Verified{RowCounts: map[string]int64{}}
 	var replayed *time.Time
 	if err := conn.QueryRow(ctx, "SELECT pg_last_xact_replay_timestamp()").Scan(&replayed); err != nil {
@@ -148,7 +201,75 @@ func Verify(ctx context.Context, dir string, port int) (*Verified, error) {
 		}
 		v.RowCounts[t] = n
 	}
+	for _, c := range o.Checks {
+		v.Checks = append(v.Checks, runCheck(ctx, conn, fmt.Sprintf("host=%s port=%d user=%s", work, port, userName), c))
+	}
 	return v, nil
+}
+
+// runCheck runs one check, on conn when it is for the postgres database,
+// else on a connection of its own to c.Database.
+func runCheck(ctx context.Context, conn *pgx.Conn, base string, c Check) CheckResult {
+	r := CheckResult{Check: c}
+	if c.Database == "" {
+		r.Database = "postgres"
+	}
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	defer func() { r.Duration = time.Since(start) }()
+	if r.Database != "postgres" {
+		c2, err := pgx.Connect(ctx, base+" dbname="+r.Database)
+		if err != nil {
+			r.Error = fmt.Sprintf("connect to database %s: %v", r.Database, err)
+			return r
+		}
+		defer c2.Close(context.WithoutCancel(ctx))
+		conn = c2
+	}
+	// The simple protocol returns every value as text, as psql -At shows
+	// it ("t", "42"), whatever its type.
+	rows, err := conn.Query(ctx, c.Query, pgx.QueryExecModeSimpleProtocol)
+	if err != nil {
+		r.Error = fmt.Sprintf("run %s: %v", c.Name, err)
+		return r
+	}
+	defer rows.Close()
+	var got []string
+	n := 0
+	for rows.Next() {
+		n++
+		raw := rows.RawValues()
+		if n == 1 {
+			if len(raw) != 1 {
+				r.Error = fmt.Sprintf("%s returned %d columns: a check returns one row of one column", c.Name, len(raw))
+				return r
+			}
+			if raw[0] == nil {
+				got = append(got, "")
+			} else {
+				got = append(got, string(raw[0]))
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		r.Error = fmt.Sprintf("run %s: %v", c.Name, err)
+		return r
+	}
+	if n != 1 {
+		r.Error = fmt.Sprintf("%s returned %d rows: a check returns one row of one column", c.Name, n)
+		return r
+	}
+	r.Got = got[0]
+	r.OK = r.Got == c.Expect
+	if !r.OK {
+		r.Error = fmt.Sprintf("%s returned %q, want %q", c.Name, r.Got, c.Expect)
+	}
+	return r
 }
 
 func postgresBinary(version string) (string, error) {

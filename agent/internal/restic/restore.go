@@ -35,6 +35,9 @@ type RestoreOptions struct {
 	Target   string
 	Includes []string
 	DryRun   bool
+	// Verify has restic read every restored file back and compare it
+	// with the snapshot's content (restore --verify, restic 0.17+).
+	Verify bool
 }
 
 // RestoreAction is what restic did, or in a dry run would do, with an item:
@@ -75,6 +78,9 @@ func (r *Repo) Restore(ctx context.Context, o RestoreOptions, onAction func(Rest
 	}
 	if o.DryRun {
 		args = append(args, "--dry-run", "--verbose=2")
+	}
+	if o.Verify {
+		args = append(args, "--verify")
 	}
 	args = append(args, "--", o.Snapshot)
 	var sum RestoreSummary

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // Kind is what a file in the spool is.
@@ -104,4 +105,75 @@ func Gaps(names []string) []string {
 		}
 	}
 	return gaps
+}
+
+// Continuity follows the archive in names (the store's) from segment
+// start: along start's timeline, then along each later timeline from its
+// first segment. It returns the newest segment reached without a gap and
+// the first segment missing, "" when none is: replay from start cannot go
+// past missing. A start that is itself missing is the gap.
+func Continuity(names []string, start string) (newest, missing string) {
+	if Classify(start) != Segment {
+		return "", start
+	}
+	byTLI := map[string]map[uint64]bool{}
+	for _, n := range names {
+		if Classify(n) != Segment {
+			continue
+		}
+		no, err := segNo(n)
+		if err != nil {
+			continue
+		}
+		if byTLI[Timeline(n)] == nil {
+			byTLI[Timeline(n)] = map[uint64]bool{}
+		}
+		byTLI[Timeline(n)][no] = true
+	}
+	tli := Timeline(start)
+	from, err := segNo(start)
+	if err != nil || !byTLI[tli][from] {
+		return "", start
+	}
+	var tlis []string
+	for t := range byTLI {
+		if t >= tli {
+			tlis = append(tlis, t)
+		}
+	}
+	sort.Strings(tlis)
+	for i, t := range tlis {
+		nos := byTLI[t]
+		if i > 0 || t != tli {
+			from = ^uint64(0)
+			for no := range nos {
+				from = min(from, no)
+			}
+		}
+		var last uint64
+		for no := range nos {
+			last = max(last, no)
+		}
+		no := from
+		for nos[no] {
+			newest = segName(t, no)
+			no++
+		}
+		if no <= last {
+			return newest, segName(t, no)
+		}
+	}
+	return newest, ""
+}
+
+// SegmentOfLSN is the name of the 16 MiB segment holding lsn ("0/2000028")
+// on timeline tli.
+func SegmentOfLSN(tli uint32, lsn string) (string, error) {
+	hi, lo, ok := strings.Cut(lsn, "/")
+	h, err1 := strconv.ParseUint(hi, 16, 32)
+	l, err2 := strconv.ParseUint(lo, 16, 32)
+	if !ok || err1 != nil || err2 != nil {
+		return "", fmt.Errorf("LSN %q: want X/Y in hex", lsn)
+	}
+	return segName(fmt.Sprintf("%08X", tli), (h<<32|l)/(16<<20)), nil
 }

@@ -175,3 +175,39 @@ func TestDecodeStopsAtTheHeadersSize(t *testing.T) {
 		}
 	}
 }
+
+// Continuity follows the archive from a base backup's first segment: the
+// first segment missing after it (not before it) is the gap, across log
+// ids and onto later timelines.
+func TestContinuity(t *testing.T) {
+	seg := func(tli, log, no int) string { return fmt.Sprintf("%08X%08X%08X", tli, log, no) }
+	for _, tc := range []struct {
+		name            string
+		names           []string
+		start           string
+		newest, missing string
+	}{
+		{"whole", []string{seg(1, 0, 2), seg(1, 0, 3), seg(1, 0, 4), "00000001.history"}, seg(1, 0, 2), seg(1, 0, 4), ""},
+		{"older segments before the start are no gap", []string{seg(1, 0, 1), seg(1, 0, 5), seg(1, 0, 6)}, seg(1, 0, 5), seg(1, 0, 6), ""},
+		{"gap after the start", []string{seg(1, 0, 2), seg(1, 0, 3), seg(1, 0, 5)}, seg(1, 0, 2), seg(1, 0, 3), seg(1, 0, 4)},
+		{"start missing", []string{seg(1, 0, 3), seg(1, 0, 4)}, seg(1, 0, 2), "", seg(1, 0, 2)},
+		{"no segment at all", nil, seg(1, 0, 2), "", seg(1, 0, 2)},
+		{"across a log id", []string{seg(1, 0, 0xFF), seg(1, 1, 0), seg(1, 1, 1)}, seg(1, 0, 0xFF), seg(1, 1, 1), ""},
+		{"a later timeline", []string{seg(1, 0, 2), seg(1, 0, 3), "00000002.history", seg(2, 0, 3), seg(2, 0, 4)}, seg(1, 0, 2), seg(2, 0, 4), ""},
+		{"gap on a later timeline", []string{seg(1, 0, 2), seg(2, 0, 3), seg(2, 0, 5)}, seg(1, 0, 2), seg(2, 0, 3), seg(2, 0, 4)},
+		{"earlier timelines are not followed", []string{seg(1, 0, 2), seg(1, 0, 9), seg(2, 0, 3)}, seg(2, 0, 3), seg(2, 0, 3), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			newest, missing := Continuity(tc.names, tc.start)
+			if newest != tc.newest || missing != tc.missing {
+				t.Errorf("Continuity = %q, %q; want %q, %q", newest, missing, tc.newest, tc.missing)
+			}
+		})
+	}
+	if got, err := SegmentOfLSN(1, "0/2000028"); err != nil || got != "000000010000000000000002" {
+		t.Errorf("SegmentOfLSN(1, 0/2000028) = %q, %v", got, err)
+	}
+	if got, err := SegmentOfLSN(3, "1/FF000000"); err != nil || got != "0000000300000001000000FF" {
+		t.Errorf("SegmentOfLSN(3, 1/FF000000) = %q, %v", got, err)
+	}
+}

@@ -1,0 +1,260 @@
+package drill
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/files"
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/pgbackup"
+	"github.com/kubectl-dr/kubectl-dr/internal/durable"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+)
+
+// Layers.
+const (
+	LayerEtcd     = "etcd"
+	LayerFiles    = "files"
+	LayerPostgres = "postgres"
+	LayerBucket   = "bucket"
+)
+
+// Engine runs drill parts on one node.
+type Engine struct {
+	Node     string
+	StateDir string
+	// Store is the cluster's directory of the store.
+	Store objstore.Store
+	// KeyFile is the agent's snapshot key (an age identity): etcd
+	// snapshots and bucket copies are encrypted to it.
+	KeyFile string
+	// Files is the node's restic engine; nil when file backups are off
+	// (FilesOff says why).
+	Files    *files.Engine
+	FilesOff string
+	// Fetch is what a restored PostgreSQL's restore_command needs.
+	Fetch pgbackup.FetchSetup
+	Log   *slog.Logger
+}
+
+// Progress reports a step starting (phase is the step's name).
+type Progress func(phase, message string)
+
+// Step is one timed step of a part.
+type Step struct {
+	Name       string
+	Start, End time.Time
+	OK         bool
+	Detail     string
+	Error      string
+	// Restore: a real recovery does this step too (the RTO counts it).
+	Restore bool
+}
+
+// Result is what a part found.
+type Result struct {
+	Layer, Name, Node string
+	OK                bool
+	Steps             []Step
+	Problems          []string
+	RecoveryPoint     time.Time
+	Facts             map[string]string
+	Counts            map[string]int64
+	Checks            []pgbackup.CheckResult
+	BytesRestored     int64
+	FilesRestored     int64
+	// ScratchDir is the kept scratch directory, empty once removed.
+	ScratchDir string
+}
+
+var (
+	idRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+)
+
+// ErrInvalid is a request the engine refuses before doing anything.
+var ErrInvalid = errors.New("invalid drill request")
+
+// runningMark is in a scratch directory while its part runs: Sweep removes
+// only directories that have it (a kept one has lost it).
+const runningMark = ".drill-running"
+
+// pgPIDFile is the scratch PostgreSQL's pid file in its part's scratch.
+const pgPIDFile = "postgres.pid"
+
+// ScratchDir is where a part keeps its scratch data.
+func ScratchDir(stateDir, drillID, layer, name string) string {
+	return filepath.Join(stateDir, "drill", drillID, layer+"-"+name)
+}
+
+func validName(layer, name string) error {
+	if !nameRE.MatchString(name) || strings.Contains(name, "..") {
+		return fmt.Errorf("%w: %s part %q: not a name a scratch directory can have", ErrInvalid, layer, name)
+	}
+	return nil
+}
+
+// part is one running part: its result and scratch directory.
+type part struct {
+	e        *Engine
+	res      *Result
+	scratch  string
+	progress Progress
+}
+
+func (e *Engine) start(drillID, layer, name string, progress Progress) (*part, error) {
+	if !idRE.MatchString(drillID) {
+		return nil, fmt.Errorf("%w: drill id %q: use letters, digits, '.', '_' and '-'", ErrInvalid, drillID)
+	}
+	if err := validName(layer, name); err != nil {
+		return nil, err
+	}
+	if progress == nil {
+		progress = func(string, string) {}
+	}
+	p := &part{e: e, progress: progress, scratch: ScratchDir(e.StateDir, drillID, layer, name),
+		res: &Result{Layer: layer, Name: name, Node: e.Node, OK: true, Facts: map[string]string{}, Counts: map[string]int64{}}}
+	if _, err := os.Stat(p.scratch); err == nil {
+		return nil, fmt.Errorf("%w: %s exists: drill %s already ran a %s part for %s on %s", ErrInvalid, p.scratch, drillID, layer, name, e.Node)
+	}
+	// 0755: a scratch PostgreSQL runs as the database's user and must
+	// reach its data directory below.
+	if err := durable.MkdirAll(p.scratch, 0o755); err != nil {
+		return nil, fmt.Errorf("make scratch directory: %w", err)
+	}
+	for d := p.scratch; d != filepath.Clean(e.StateDir) && d != filepath.Dir(d); d = filepath.Dir(d) {
+		_ = os.Chmod(d, 0o755)
+	}
+	if err := durable.WriteFile(filepath.Join(p.scratch, runningMark), nil, 0o600); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// step runs fn as the named step and records it; a failure is a problem
+// of the part (its error names the object). It reports whether fn
+// succeeded.
+func (p *part) step(name string, restore bool, fn func() (string, error)) bool {
+	p.progress(name, "")
+	st := Step{Name: name, Start: time.Now().UTC(), Restore: restore}
+	detail, err := fn()
+	st.End = time.Now().UTC()
+	st.Detail = detail
+	st.OK = err == nil
+	if err != nil {
+		st.Error = err.Error()
+		p.problem(err.Error())
+	}
+	p.res.Steps = append(p.res.Steps, st)
+	return st.OK
+}
+
+func (p *part) problem(msg string) {
+	p.res.OK = false
+	p.res.Problems = append(p.res.Problems, msg)
+}
+
+// finish removes the scratch directory (keep: leaves it, named in the
+// result) as the part's cleanup step. Every process the part started has
+// stopped before it is called.
+func (p *part) finish(keep bool) *Result {
+	if keep {
+		p.step("cleanup", false, func() (string, error) {
+			if err := os.Remove(filepath.Join(p.scratch, runningMark)); err != nil {
+				return "", fmt.Errorf("keep scratch %s: %w", p.scratch, err)
+			}
+			p.res.ScratchDir = p.scratch
+			return "kept " + p.scratch, nil
+		})
+		return p.res
+	}
+	p.step("cleanup", false, func() (string, error) {
+		if err := removeScratch(p.scratch); err != nil {
+			return "", err
+		}
+		return "removed " + p.scratch, nil
+	})
+	return p.res
+}
+
+// removeScratch removes a part's scratch directory, and the drill's
+// directory when it was the last part in it.
+func removeScratch(dir string) error {
+	// restic restores files read-only; RemoveAll needs their directories
+	// writable.
+	_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(path, 0o700)
+		}
+		return nil
+	})
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove scratch %s: %w", dir, err)
+	}
+	_ = os.Remove(filepath.Dir(dir)) // fails while other parts' dirs are there
+	return nil
+}
+
+// identity is the snapshot key, nil when not needed (what is to be read is
+// not encrypted).
+func (e *Engine) identity(needed bool, what string) (age.Identity, error) {
+	if !needed {
+		return nil, nil
+	}
+	if e.KeyFile == "" {
+		return nil, fmt.Errorf("%s is encrypted and this agent has no snapshot key: set etcd.snapshotKeyFile in its config", what)
+	}
+	return dbsnap.LoadIdentity(e.KeyFile)
+}
+
+// Sweep removes the scratch directories that parts cut short by the
+// agent's death left under stateDir (those still marked running), stopping
+// the scratch PostgreSQL a part's pid file names first. Kept scratch
+// directories stay. It returns the directories removed.
+func Sweep(stateDir string) ([]string, error) {
+	root := filepath.Join(stateDir, "drill")
+	drills, err := os.ReadDir(root)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, d := range drills {
+		if !d.IsDir() {
+			continue
+		}
+		parts, err := os.ReadDir(filepath.Join(root, d.Name()))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, pt := range parts {
+			dir := filepath.Join(root, d.Name(), pt.Name())
+			if _, err := os.Stat(filepath.Join(dir, runningMark)); err != nil {
+				continue
+			}
+			if _, err := pgbackup.StopScratch(filepath.Join(dir, pgPIDFile)); err != nil {
+				// Never remove a data directory a postgres may still use.
+				errs = append(errs, fmt.Errorf("drill scratch %s: %w", dir, err))
+				continue
+			}
+			if err := removeScratch(dir); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			removed = append(removed, dir)
+		}
+	}
+	return removed, errors.Join(errs...)
+}

@@ -1,0 +1,186 @@
+package drill
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/pgbackup"
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/restic"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/basebackup"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/walobj"
+)
+
+// PostgresPart names the WAL source and the point to recover to.
+type PostgresPart struct {
+	Source string
+	// Target is the recovery target; zero: everything archived.
+	Target time.Time
+	Checks []pgbackup.Check
+}
+
+var startFileRE = regexp.MustCompile(`START WAL LOCATION: [0-9A-F]+/[0-9A-F]+ \(file ([0-9A-F]{24})\)`)
+
+// firstSegment is the WAL segment a restore from b replays first.
+func firstSegment(b *basebackup.BaseBackup) (string, error) {
+	if m := startFileRE.FindStringSubmatch(b.Label); m != nil {
+		return m[1], nil
+	}
+	return walobj.SegmentOfLSN(b.Timeline, b.StartLSN)
+}
+
+// RunPostgres rehearses a database's point-in-time restore: WAL continuity
+// in the store, the base backup restored into scratch, replayed in a
+// scratch PostgreSQL and the checks run in it.
+func (e *Engine) RunPostgres(ctx context.Context, drillID string, req PostgresPart, keep bool, progress Progress) (*Result, error) {
+	if e.Files == nil {
+		return nil, fmt.Errorf("%w: %s (base backups are restic snapshots)", ErrFilesOff, e.FilesOff)
+	}
+	if err := validName(LayerPostgres, req.Source); err != nil {
+		return nil, err
+	}
+	list, _, err := basebackup.List(ctx, e.Store, req.Source)
+	if err != nil {
+		return nil, fmt.Errorf("list base backups of %s: %w", req.Source, err)
+	}
+	base, err := basebackup.Pick(list, req.Target)
+	if err != nil {
+		return nil, fmt.Errorf("WAL source %s: %w", req.Source, err)
+	}
+	p, err := e.start(drillID, LayerPostgres, req.Source, progress)
+	if err != nil {
+		return nil, err
+	}
+	r := p.res
+	f := r.Facts
+	f["source"], f["baseBackup"], f["baseBackupNode"], f["pgVersion"] = req.Source, base.ID, base.Node, base.PGVersion
+	f["baseBackupStop"] = base.StopTime.UTC().Format(time.RFC3339)
+	if req.Target.IsZero() {
+		f["target"] = "latest"
+	} else {
+		f["target"] = req.Target.UTC().Format(time.RFC3339Nano)
+	}
+	p.step("wal-continuity", false, func() (string, error) {
+		start, err := firstSegment(base)
+		if err != nil {
+			return "", fmt.Errorf("base backup %s: %w", base.ID, err)
+		}
+		f["firstSegment"] = start
+		objs, err := e.Store.List(ctx, "wal/"+req.Source+"/")
+		if err != nil {
+			return "", fmt.Errorf("list wal/%s/: %w", req.Source, err)
+		}
+		var names []string
+		newestAt := map[string]time.Time{}
+		for _, o := range objs {
+			if name, ok := strings.CutSuffix(path.Base(o.Key), walobj.ObjectSuffix); ok {
+				names = append(names, name)
+				newestAt[name] = o.Modified
+			}
+		}
+		newest, missing := walobj.Continuity(names, start)
+		if newest != "" {
+			f["newestSegment"] = newest
+			f["newestSegmentStored"] = newestAt[newest].UTC().Format(time.RFC3339)
+		}
+		if missing != "" {
+			return "", fmt.Errorf("WAL of %s: segment %s is missing from the store (%s): replay from base backup %s stops before it", req.Source, missing, walobj.Key(req.Source, missing), base.ID)
+		}
+		return fmt.Sprintf("every segment from %s to %s is in the store", start, newest), nil
+	})
+	dir := filepath.Join(p.scratch, "data")
+	var restored *pgbackup.Restored
+	ok := p.step("restore", true, func() (string, error) {
+		var err error
+		restored, err = pgbackup.Restore(ctx, pgbackup.RestoreRequest{Source: req.Source, Target: req.Target, TargetDir: dir, Fetch: e.Fetch}, e.Files, e.Store,
+			func(phase string, st restic.RestoreStatus) {
+				if st.TotalBytes > 0 {
+					p.progress("restore", fmt.Sprintf("%d of %d bytes", st.BytesRestored, st.TotalBytes))
+				}
+			})
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("base backup %s (%d bytes, PostgreSQL %s) with recovery settings", base.ID, base.Bytes, base.PGVersion), nil
+	})
+	if ok {
+		e.replay(ctx, p, restored, req, base)
+	}
+	return p.finish(keep), nil
+}
+
+// replay starts the scratch PostgreSQL, waits for it to recover and
+// promote, counts rows and runs the checks; it has stopped when it returns.
+func (e *Engine) replay(ctx context.Context, p *part, restored *pgbackup.Restored, req PostgresPart, base *basebackup.BaseBackup) {
+	// Promoted (or failed): restore_command's store credentials go.
+	defer os.RemoveAll(pgbackup.FetchDir(restored.Dir))
+	port, err := freePort()
+	if err != nil {
+		p.problem(fmt.Sprintf("pick a port for the scratch PostgreSQL: %v", err))
+		return
+	}
+	p.progress("replay", "replaying WAL in a scratch PostgreSQL")
+	replay := Step{Name: "replay", Start: time.Now().UTC(), Restore: true}
+	v, err := pgbackup.VerifyWith(ctx, restored.Dir, port, pgbackup.VerifyOptions{
+		PIDFile:  filepath.Join(p.scratch, pgPIDFile),
+		Checks:   req.Checks,
+		Promoted: func() { replay.End = time.Now().UTC(); p.progress("check", "") },
+	})
+	checkStart := replay.End
+	if replay.End.IsZero() {
+		replay.End = time.Now().UTC()
+	}
+	if err != nil {
+		replay.Error = fmt.Sprintf("scratch PostgreSQL on the restore of %s did not recover: %v", req.Source, err)
+		p.res.Steps = append(p.res.Steps, replay)
+		p.problem(replay.Error)
+		return
+	}
+	replay.OK = true
+	r := p.res
+	r.RecoveryPoint = v.RecoveredTo
+	if v.RecoveredTo.IsZero() {
+		// No transaction replayed: the copy is as of the base backup.
+		r.RecoveryPoint = base.StopTime
+		replay.Detail = "recovered and promoted; no transaction after the base backup"
+	} else {
+		replay.Detail = "recovered and promoted; last transaction replayed " + v.RecoveredTo.UTC().Format(time.RFC3339Nano)
+	}
+	r.Facts["recoveredTo"] = r.RecoveryPoint.UTC().Format(time.RFC3339Nano)
+	r.Steps = append(r.Steps, replay)
+	var rows int64
+	for t, n := range v.RowCounts {
+		r.Counts[t] = n
+		rows += n
+	}
+	check := Step{Name: "check", Start: checkStart, End: time.Now().UTC(), OK: true}
+	var failed []string
+	for _, c := range v.Checks {
+		r.Checks = append(r.Checks, c)
+		if !c.OK {
+			failed = append(failed, c.Name)
+			p.problem(fmt.Sprintf("check %s on %s: %s", c.Name, req.Source, c.Error))
+		}
+	}
+	check.Detail = fmt.Sprintf("%d tables, %d rows; %d of %d checks passed", len(v.RowCounts), rows, len(v.Checks)-len(failed), len(v.Checks))
+	if len(failed) > 0 {
+		check.OK = false
+		check.Error = "failed: " + strings.Join(failed, ", ")
+	}
+	r.Steps = append(r.Steps, check)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
