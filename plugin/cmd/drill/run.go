@@ -354,6 +354,8 @@ func (o *RunOptions) rehearse(ctx context.Context, j *job, progress *printers.No
 				progress.Update(key, printers.ProgressEvent{Phase: "not run", Message: j.part.NotRun})
 			case agentclient.IsEOF(err):
 				fail(fmt.Sprintf("the agent on %s ended the part without a result", j.node.Node))
+			case !lost(err):
+				fail(fmt.Sprintf("the agent on %s could not rehearse it: %s", j.node.Node, agentclient.Explain(err)))
 			default:
 				fail(fmt.Sprintf("the agent on %s stopped answering before the part finished: %s", j.node.Node, agentclient.Explain(err)))
 			}
@@ -373,6 +375,16 @@ func (o *RunOptions) rehearse(ctx context.Context, j *job, progress *printers.No
 	} else {
 		progress.Update(key, printers.ProgressEvent{Phase: "failed", Message: strings.Join(j.part.Problems, "; ")})
 	}
+}
+
+// lost reports whether err is the connection to the agent going away
+// (the agent or its node died, the port-forward broke), not a refusal.
+func lost(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.Canceled, codes.DeadlineExceeded, codes.Unknown:
+		return true
+	}
+	return false
 }
 
 func restoreSeconds(p drillreport.Part) float64 {
