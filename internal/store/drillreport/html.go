@@ -23,6 +23,8 @@ type htmlBar struct {
 	X, Y, W, H float64
 	Class      string
 	Title      string
+	// Label is the step's name, shown on bars wide enough for it.
+	Label string
 }
 
 type htmlLane struct {
@@ -149,7 +151,11 @@ func HTML(r *Report) ([]byte, error) {
 			if s.Error != "" {
 				title += " — " + s.Error
 			}
-			v.Bars = append(v.Bars, htmlBar{X: x(s.Start), Y: y + barPad, W: math.Max(x(end)-x(s.Start), 2), H: laneHeight - 2*barPad, Class: class, Title: title})
+			bar := htmlBar{X: x(s.Start), Y: y + barPad, W: math.Max(x(end)-x(s.Start), 2), H: laneHeight - 2*barPad, Class: class, Title: title}
+			if bar.W >= float64(7*len(s.Name)+6) {
+				bar.Label = s.Name
+			}
+			v.Bars = append(v.Bars, bar)
 		}
 		y += laneHeight
 	}
@@ -262,7 +268,8 @@ th{background:#f3f3f3}
 .ok{color:#2e7d32}.bad{color:#c62828}
 code{font-size:12px}
 svg text{font-size:12px;font-family:system-ui,sans-serif}
-.step{fill:#90a4ae}.step.restore{fill:#1e88e5}.step.fail{fill:#e53935}
+.step{fill:#90a4ae;stroke:#fff;stroke-width:1}
+.bar-label{fill:#fff;font-size:11px;pointer-events:none}.step.restore{fill:#1e88e5}.step.fail{fill:#e53935}
 .step.crit{stroke:#ff6f00;stroke-width:3}
 .lane{fill:#fafafa}.lane.odd{fill:#f0f0f0}
 .axis{stroke:#555;stroke-width:1}
@@ -278,6 +285,18 @@ RTO {{.RTO}} (target {{.RTOTarget}}),
 target RPO {{.RPOTarget}}
 {{if .R.Reasons}}<ul>{{range .R.Reasons}}<li>{{.}}</li>{{end}}</ul>{{end}}
 </div>
+<h2>Timeline</h2>
+<svg id="timeline" xmlns="http://www.w3.org/2000/svg" width="{{.Width}}" height="{{f1 .Height}}" viewBox="0 0 {{.Width}} {{f1 .Height}}">
+{{range .Lanes}}<rect class="{{.Class}}" x="0" y="{{f1 .Y}}" width="{{$.Width}}" height="30"/>
+<text x="6" y="{{f1 .Y}}" dy="19">{{.Label}}</text>
+{{end}}{{range .Ticks}}<line class="grid" x1="{{f1 .X}}" y1="0" x2="{{f1 .X}}" y2="{{f1 $.AxisY}}"/>
+<text x="{{f1 .X}}" y="{{f1 $.AxisY}}" dy="18" text-anchor="middle">{{.Label}}</text>
+{{end}}<line class="axis" x1="260" y1="{{f1 .AxisY}}" x2="{{.Width}}" y2="{{f1 .AxisY}}"/>
+{{range .Bars}}<rect class="{{.Class}}" x="{{f1 .X}}" y="{{f1 .Y}}" width="{{f1 .W}}" height="{{f1 .H}}"><title>{{.Title}}</title></rect>
+{{if .Label}}<text class="bar-label" x="{{f1 .X}}" y="{{f1 .Y}}" dx="4" dy="14">{{.Label}}</text>
+{{end}}{{end}}</svg>
+<p><small>Blue: restore steps (a real recovery does them); grey: the drill's own checks; red: failed; orange outline: the critical path.</small></p>
+
 <table>
 <tr><th>drill</th><td>{{.R.ID}}</td></tr>
 <tr><th>cluster</th><td>{{.R.ClusterID}}</td></tr>
@@ -292,16 +311,6 @@ target RPO {{.RPOTarget}}
 </table>
 {{if .R.Notes}}<h3>Notes</h3><ul>{{range .R.Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
 
-<h2>Timeline</h2>
-<svg id="timeline" xmlns="http://www.w3.org/2000/svg" width="{{.Width}}" height="{{f1 .Height}}" viewBox="0 0 {{.Width}} {{f1 .Height}}">
-{{range .Lanes}}<rect class="{{.Class}}" x="0" y="{{f1 .Y}}" width="{{$.Width}}" height="30"/>
-<text x="6" y="{{f1 .Y}}" dy="19">{{.Label}}</text>
-{{end}}{{range .Ticks}}<line class="grid" x1="{{f1 .X}}" y1="0" x2="{{f1 .X}}" y2="{{f1 $.AxisY}}"/>
-<text x="{{f1 .X}}" y="{{f1 $.AxisY}}" dy="18" text-anchor="middle">{{.Label}}</text>
-{{end}}<line class="axis" x1="260" y1="{{f1 .AxisY}}" x2="{{.Width}}" y2="{{f1 .AxisY}}"/>
-{{range .Bars}}<rect class="{{.Class}}" x="{{f1 .X}}" y="{{f1 .Y}}" width="{{f1 .W}}" height="{{f1 .H}}"><title>{{.Title}}</title></rect>
-{{end}}</svg>
-<p><small>Blue: restore steps (a real recovery does them); grey: the drill's own checks; red: failed; orange outline: the critical path.</small></p>
 
 {{range .Layers}}<h2>{{.Title}}</h2>
 {{range .Parts}}<h3>{{.P.Name}}{{if .P.Node}} on {{.P.Node}}{{end}}: <span class="{{if eq .Status "ok"}}ok{{else}}bad{{end}}">{{.Status}}</span></h3>

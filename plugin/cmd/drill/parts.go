@@ -308,6 +308,13 @@ func postgresJob(p recoveryplan.Part, nodes agentclient.Nodes, layers nodeLayers
 	}
 	j.node, j.part.Node = n, n.Node
 	j.req = &agentv1.RunDrillPartRequest{Part: &agentv1.RunDrillPartRequest_Postgres{Postgres: req}}
+	// The base backup is a restic snapshot: any agent with restic can
+	// restore it, should this one have no PostgreSQL to replay it in.
+	for _, c := range nodes {
+		if f := layers.find(c.Node, "files", ""); c != n && c.Ready() && f != nil && f.Off == "" {
+			j.others = append(j.others, c)
+		}
+	}
 	return j
 }
 

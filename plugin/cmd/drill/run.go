@@ -134,6 +134,10 @@ type job struct {
 	part drillreport.Part
 	node *agentclient.Node
 	req  *agentv1.RunDrillPartRequest
+	// others may take the part when node cannot (a postgres part on a
+	// node without PostgreSQL's server binaries).
+	others []*agentclient.Node
+	notes  []string
 }
 
 // Run picks the parts, rehearses them in parallel, judges and keeps the
@@ -240,6 +244,7 @@ func (o *RunOptions) Run(ctx context.Context) error {
 	report.Ended = o.now().UTC()
 	for _, j := range jobs {
 		report.Parts = append(report.Parts, j.part)
+		report.Notes = append(report.Notes, j.notes...)
 	}
 	interrupted := ctx.Err() != nil
 	if interrupted {
@@ -345,6 +350,13 @@ func (o *RunOptions) rehearse(ctx context.Context, j *job, progress *printers.No
 		if err != nil {
 			if result != nil && agentclient.IsEOF(err) {
 				break
+			}
+			if agentclient.Reason(err) == agentv1.ReasonNoPostgres && len(j.others) > 0 {
+				j.notes = append(j.notes, fmt.Sprintf("%s: %s; rehearsed on %s instead", key, status.Convert(err).Message(), j.others[0].Node))
+				j.node, j.others = j.others[0], j.others[1:]
+				j.part.Node = j.node.Node
+				o.rehearse(ctx, j, progress)
+				return
 			}
 			switch {
 			case ctx.Err() != nil:
