@@ -296,3 +296,30 @@ func TestDrillBadInput(t *testing.T) {
 		}
 	}
 }
+
+// kubectl dr status has a drills row: the newest drill, how it ended, its
+// age.
+func TestStatusShowsTheLastDrill(t *testing.T) {
+	e := newEnv(t)
+	e.agent("server-1", nil)
+	if r := e.run("status"); strings.Contains(r.stdout, "drills") {
+		t.Errorf("a drills row without any drill:\n%s", r)
+	}
+	old := &drillreport.Report{ID: "drill-20261130-120000", Started: time.Now().Add(-50 * time.Hour), Passed: true}
+	newer := &drillreport.Report{ID: "drill-20261201-120000", Started: time.Now().Add(-26 * time.Hour), Reasons: []string{"RTO 31m0s is over the target 30m0s"}}
+	for _, rep := range []*drillreport.Report{old, newer} {
+		if err := drillreport.Write(context.Background(), e.store, rep, []byte("<html></html>")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := e.run("status", "-o", "wide")
+	var row []string
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == "cluster" {
+			row = f
+		}
+	}
+	if len(row) < 8 || row[1] != "drills" || row[2] != "failed" || row[3] != "26h" || !strings.Contains(strings.Join(row, " "), "26h ago: RTO 31m0s is over the target 30m0s drill-20261201-120000") {
+		t.Errorf("drills row %q:\n%s", row, r)
+	}
+}
