@@ -145,8 +145,14 @@ type RPO struct {
 	OK            bool      `json:"ok"`
 }
 
-// Key names a part in the report: layer/name.
-func (p Part) Key() string { return p.Layer + "/" + p.Name }
+// Key names a part in the report: layer/name, or the layer alone for a
+// part with nothing to name (no datastore snapshot at all).
+func (p Part) Key() string {
+	if p.Name == "" {
+		return p.Layer
+	}
+	return p.Layer + "/" + p.Name
+}
 
 // Ran reports whether the part was rehearsed (it may have failed).
 func (p Part) Ran() bool { return p.NotRun == "" }
