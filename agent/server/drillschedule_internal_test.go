@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/drillreport"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
@@ -105,4 +104,3 @@ func TestDrillMetricsFromTheStore(t *testing.T) {
 		t.Errorf("RTO %v, RPO %v; want 42 and the worst layer's 75", rto, rpo)
 	}
 }
-
