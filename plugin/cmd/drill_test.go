@@ -8,10 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/basebackup"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/drillreport"
 )
@@ -30,6 +34,7 @@ type fakeDrillAgent struct {
 	wal     []string
 	corrupt string // a problem the etcd part reports
 	vanish  func()
+	noPG    bool // refuses postgres parts as a node without PostgreSQL does
 
 	mu   sync.Mutex
 	reqs []*agentv1.RunDrillPartRequest
@@ -56,6 +61,11 @@ func (a *fakeDrillAgent) RunDrillPart(req *agentv1.RunDrillPartRequest, stream a
 	a.mu.Lock()
 	a.reqs = append(a.reqs, req)
 	a.mu.Unlock()
+	if _, pg := req.Part.(*agentv1.RunDrillPartRequest_Postgres); pg && a.noPG {
+		st, _ := status.New(codes.FailedPrecondition, "node "+a.node+" cannot replay base backup b1 of pg-main: no PostgreSQL 15 server binary on this node").
+			WithDetails(&errdetails.ErrorInfo{Reason: agentv1.ReasonNoPostgres, Domain: agentv1.ErrorDomain})
+		return st.Err()
+	}
 	if err := stream.Send(&agentv1.RunDrillPartResponse{Event: &agentv1.RunDrillPartResponse_Progress{Progress: &agentv1.Progress{Phase: "restore", Percent: 50}}}); err != nil {
 		return err
 	}
@@ -83,6 +93,11 @@ func (a *fakeDrillAgent) RunDrillPart(req *agentv1.RunDrillPartRequest, stream a
 	case *agentv1.RunDrillPartRequest_Files:
 		res.Layer, res.Name = "files", a.node
 		res.FilesRestored, res.BytesRestored = 12, 4096
+	case *agentv1.RunDrillPartRequest_Postgres:
+		res.Layer, res.Name = "postgres", p.Postgres.Source
+		for _, c := range p.Postgres.Checks {
+			res.Checks = append(res.Checks, &agentv1.DrillCheckResult{Name: c.Name, Query: c.Query, Expect: c.Expect, Got: c.Expect, Ok: true, DurationMs: 500})
+		}
 	}
 	return stream.Send(&agentv1.RunDrillPartResponse{Event: &agentv1.RunDrillPartResponse_Result{Result: res}})
 }
@@ -321,5 +336,51 @@ func TestStatusShowsTheLastDrill(t *testing.T) {
 	}
 	if len(row) < 8 || row[1] != "drills" || row[2] != "failed" || row[3] != "26h" || !strings.Contains(strings.Join(row, " "), "26h ago: RTO 31m0s is over the target 30m0s drill-20261201-120000") {
 		t.Errorf("drills row %q:\n%s", row, r)
+	}
+}
+
+// The WAL source's own agent has no PostgreSQL to replay in (the
+// DaemonSet's image has none): it refuses with NO_POSTGRES before
+// restoring anything, the next agent with restic rehearses the part, and
+// the report says so.
+func TestDrillFakeAgentPostgresGoesWhereItCanReplay(t *testing.T) {
+	e := newEnv(t)
+	now := time.Now().UTC()
+	e.writeSnapshot(&dbsnap.Snapshot{Name: "snap-server-1-1", Node: "server-1", Created: now.Add(-time.Minute), Uploaded: true, StoreKey: "etcd/server-1/snap-server-1-1.db.zst", Compression: "zstd"})
+	if err := basebackup.Write(context.Background(), e.store, &basebackup.BaseBackup{ID: "b1", Source: "pg-main", Node: "server-1", PGVersion: "15", Timeline: 1,
+		StopSegment: "000000010000000000000002", StartTime: now.Add(-time.Hour), StopTime: now.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	s1 := &fakeDrillAgent{node: "server-1", leader: true, files: "aaaa1111", wal: []string{"pg-main"}, noPG: true}
+	s2 := &fakeDrillAgent{node: "server-2", files: "bbbb2222"}
+	e.drillAgent(s1)
+	e.drillAgent(s2)
+	r := e.run("drill", "--pg", "pg-main")
+	if r.code != 0 {
+		t.Fatalf("drill: %s", r)
+	}
+	var pgOn []string
+	for _, a := range []*fakeDrillAgent{s1, s2} {
+		for _, q := range a.requests() {
+			if q.GetPostgres() != nil {
+				pgOn = append(pgOn, a.node)
+			}
+		}
+	}
+	if strings.Join(pgOn, ",") != "server-1,server-2" {
+		t.Errorf("the postgres part was asked of %v; want server-1, then server-2", pgOn)
+	}
+	rep := e.drillReport(drillID(t, r.stdout))
+	var pg drillreport.Part
+	for _, p := range rep.Parts {
+		if p.Layer == "postgres" {
+			pg = p
+		}
+	}
+	if !pg.OK || pg.Node != "server-2" {
+		t.Errorf("postgres part: %+v", pg)
+	}
+	if !strings.Contains(strings.Join(rep.Notes, "\n"), "postgres/pg-main: node server-1 cannot replay base backup b1 of pg-main: no PostgreSQL 15 server binary on this node; rehearsed on server-2 instead") {
+		t.Errorf("notes %q", rep.Notes)
 	}
 }
