@@ -101,6 +101,7 @@ bench: ## Benchmarks against the tools users would otherwise run (see hack/bench
 	hack/bench/wal-ship.sh
 	hack/bench/bucket-copy.sh
 	hack/bench/objects-restore.sh
+	hack/bench/drill.sh
 
 .PHONY: clean
 clean: ## Remove build output (not the lab's binary cache)
