@@ -3,11 +3,9 @@ package server
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/drill"
-	"github.com/kubectl-dr/kubectl-dr/agent/internal/pgbackup"
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/schedule"
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/buildinfo"
@@ -72,21 +70,7 @@ func (s *Server) scheduledDrill(ctx context.Context, started time.Time) (*drillr
 	rep := &drillreport.Report{ID: id, ClusterID: s.cfg.ClusterID, Runner: drillreport.ScheduleRunner(s.cfg.NodeName), Started: started,
 		Backup: drillreport.Latest, Targets: drillreport.Targets{RTO: s.cfg.Drill.RTOTarget, RPO: s.cfg.Drill.RPOTarget, Source: "config"},
 		Tools: map[string]string{"dr-agent on " + s.cfg.NodeName: buildinfo.Get().Version}}
-	parts := make([]drillreport.Part, len(plan.Parts))
-	var wg sync.WaitGroup
-	for i, p := range plan.Parts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			parts[i] = s.scheduledPart(ctx, e, id, p)
-		}()
-	}
-	wg.Wait()
-	for _, p := range parts {
-		if p.Layer != "" {
-			rep.Parts = append(rep.Parts, p)
-		}
-	}
+	rep.Parts = e.RunPlan(ctx, drill.PlanRun{ID: id, Plan: plan, Checks: s.cfg.Drill.Checks, NoPostgres: s.noPostgres})
 	for _, c := range s.cfg.Drill.Checks {
 		if c.HTTP != "" {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("not run: check %s (GET %s) needs the live platform; kubectl dr recover runs it", c.Name, c.HTTP))
@@ -104,65 +88,4 @@ func (s *Server) scheduledDrill(ctx context.Context, started time.Time) (*drillr
 		return nil, err
 	}
 	return rep, nil
-}
-
-// scheduledPart rehearses one part of the plan on this node.
-func (s *Server) scheduledPart(ctx context.Context, e *drill.Engine, id string, p recoveryplan.Part) drillreport.Part {
-	out := drillreport.Part{Layer: p.Layer, Name: p.What, Node: s.cfg.NodeName}
-	if p.Layer == recoveryplan.LayerFiles {
-		out.Name = p.Node
-	}
-	if p.Missing {
-		out.Error = "nothing to restore: " + p.Why
-		return out
-	}
-	var (
-		res *drill.Result
-		err error
-	)
-	switch p.Layer {
-	case recoveryplan.LayerEtcd:
-		res, err = e.RunEtcd(ctx, id, p.Snapshot, false, nil)
-	case recoveryplan.LayerFiles:
-		// The node's newest snapshot, restored here for it.
-		res, err = e.RunFiles(ctx, id, drill.FilesPart{Node: p.Node}, false, nil)
-	case recoveryplan.LayerPostgres:
-		if why := s.noPostgres(ctx, p.What, p.PGTime); why != "" {
-			out.NotRun = fmt.Sprintf("no PostgreSQL server binaries on %s (%s)", s.cfg.NodeName, why)
-			return out
-		}
-		req := drill.PostgresPart{Source: p.What, Target: p.PGTime}
-		for _, c := range s.cfg.Drill.Checks {
-			if c.Query != "" && c.Postgres == p.What {
-				req.Checks = append(req.Checks, pgbackup.Check{Name: c.Name, Database: c.Database, Query: c.Query, Expect: c.Expect, Timeout: c.CheckTimeout()})
-			}
-		}
-		res, err = e.RunPostgres(ctx, id, req, false, nil)
-	case recoveryplan.LayerBucket:
-		res, err = e.RunBucket(ctx, id, drill.BucketPart{Source: p.What, At: p.BucketTo}, false, nil)
-	default:
-		return drillreport.Part{}
-	}
-	if err != nil {
-		out.Error = err.Error()
-		return out
-	}
-	return drillPart(res)
-}
-
-// drillPart is an engine result as the report keeps it.
-func drillPart(r *drill.Result) drillreport.Part {
-	p := drillreport.Part{Layer: r.Layer, Name: r.Name, Node: r.Node, OK: r.OK, Problems: r.Problems, Facts: r.Facts, Counts: r.Counts,
-		BytesRestored: r.BytesRestored, FilesRestored: r.FilesRestored, ScratchDir: r.ScratchDir}
-	if !r.RecoveryPoint.IsZero() {
-		t := r.RecoveryPoint
-		p.RecoveryPoint = &t
-	}
-	for _, st := range r.Steps {
-		p.Steps = append(p.Steps, drillreport.Step{Name: st.Name, Start: st.Start, End: st.End, OK: st.OK, Detail: st.Detail, Error: st.Error, Restore: st.Restore})
-	}
-	for _, c := range r.Checks {
-		p.Checks = append(p.Checks, drillreport.Check{Name: c.Name, Query: c.Query, Expect: c.Expect, Got: c.Got, OK: c.OK, Error: c.Error, DurationMS: c.Duration.Milliseconds()})
-	}
-	return p
 }

@@ -82,12 +82,14 @@ func (r *Report) Judge(rto, rpo time.Duration) {
 			r.Reasons = append(r.Reasons, fmt.Sprintf("RPO of %s is %s (newest restorable point %s), over the target %s", p.Key(), seconds(age), p.RecoveryPoint.UTC().Format(time.RFC3339), rpo))
 		}
 	}
-	r.Notes = slices.DeleteFunc(r.Notes, func(n string) bool { return strings.HasPrefix(n, "not run: ") })
+	var notRun []string
 	for _, p := range r.Parts {
 		if !p.Ran() {
-			r.Notes = append(r.Notes, fmt.Sprintf("not run: %s: %s", p.Key(), p.NotRun))
+			notRun = append(notRun, fmt.Sprintf("not run: %s: %s", p.Key(), p.NotRun))
 		}
 	}
+	// Judging again does not repeat them; the caller's notes stay.
+	r.Notes = append(slices.DeleteFunc(r.Notes, func(n string) bool { return slices.Contains(notRun, n) }), notRun...)
 	r.Passed = len(r.Reasons) == 0
 }
 

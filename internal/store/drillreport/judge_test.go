@@ -118,11 +118,12 @@ func TestJudgeFails(t *testing.T) {
 func TestJudgeNotRunAndIncomplete(t *testing.T) {
 	r := sample()
 	r.Parts[2].NotRun = "no PostgreSQL server binaries on server-1"
+	r.Notes = []string{"not run: check web (GET https://shop.example/) needs the live platform"}
 	r.Judge(time.Hour, time.Hour)
 	if !r.Passed {
 		t.Fatalf("failed: %q", r.Reasons)
 	}
-	if want := []string{"not run: postgres/pg-main: no PostgreSQL server binaries on server-1"}; !cmp.Equal(want, r.Notes) {
+	if want := []string{"not run: check web (GET https://shop.example/) needs the live platform", "not run: postgres/pg-main: no PostgreSQL server binaries on server-1"}; !cmp.Equal(want, r.Notes) {
 		t.Errorf("notes %q, want %q", r.Notes, want)
 	}
 	if r.RTO.Part != "files/server-1" || r.RTO.Seconds != 25 {
@@ -130,7 +131,7 @@ func TestJudgeNotRunAndIncomplete(t *testing.T) {
 	}
 	// Judging again does not repeat the notes.
 	r.Judge(time.Hour, time.Hour)
-	if len(r.Notes) != 1 {
+	if len(r.Notes) != 2 {
 		t.Errorf("notes after a second Judge: %q", r.Notes)
 	}
 
