@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/backupset"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/basebackup"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/drillreport"
@@ -382,5 +383,33 @@ func TestDrillFakeAgentPostgresGoesWhereItCanReplay(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(rep.Notes, "\n"), "postgres/pg-main: node server-1 cannot replay base backup b1 of pg-main: no PostgreSQL 15 server binary on this node; rehearsed on server-2 instead") {
 		t.Errorf("notes %q", rep.Notes)
+	}
+}
+
+// --backup rehearses the set's own parts: its snapshot and its restic
+// snapshots, not the newest ones.
+func TestDrillFakeAgentsBackupSet(t *testing.T) {
+	e := newEnv(t)
+	now := time.Now().UTC()
+	e.writeSnapshot(&dbsnap.Snapshot{Name: "set-snap", Node: "server-1", Created: now.Add(-time.Hour), Uploaded: true, StoreKey: "etcd/server-1/set-snap.db.zst", Compression: "zstd", BackupSet: "b1"})
+	e.writeSnapshot(&dbsnap.Snapshot{Name: "newer-snap", Node: "server-1", Created: now.Add(-time.Minute), Uploaded: true, StoreKey: "etcd/server-1/newer-snap.db.zst", Compression: "zstd"})
+	e.writeSet(&backupset.Set{ID: "b1", Started: now.Add(-time.Hour), Finished: now.Add(-59 * time.Minute), Phase: backupset.Completed,
+		Etcd: &backupset.EtcdPart{Node: "server-1", Snapshot: "set-snap"}, Files: []backupset.FilePart{{Node: "server-1", SnapshotID: "cccc3333dddd"}}})
+	s1 := &fakeDrillAgent{node: "server-1", leader: true, files: "aaaa1111"}
+	e.drillAgent(s1)
+	r := e.run("drill", "--backup", "b1", "--rpo-target", "3h")
+	if r.code != 0 {
+		t.Fatalf("drill --backup b1: %s", r)
+	}
+	for _, q := range s1.requests() {
+		if et := q.GetEtcd(); et != nil && et.Snapshot.Name != "set-snap" {
+			t.Errorf("etcd part asks for %q, want the set's set-snap", et.Snapshot.Name)
+		}
+		if f := q.GetFiles(); f != nil && (f.SnapshotId != "cccc3333dddd" || f.BackupSet != "b1") {
+			t.Errorf("files part asks for %q of %q, want the set's cccc3333dddd of b1", f.SnapshotId, f.BackupSet)
+		}
+	}
+	if rep := e.drillReport(drillID(t, r.stdout)); rep.Backup != "b1" || len(rep.Parts) != 2 || rep.Targets.Source != "flags" {
+		t.Errorf("report: backup %q, %d parts, targets %+v", rep.Backup, len(rep.Parts), rep.Targets)
 	}
 }
