@@ -35,6 +35,7 @@ if [ "${db:-0}" -lt $(( etcd_mib * 1024 * 1024 * 9 / 10 )) ]; then
   echo "filling etcd with ${etcd_mib} MiB (once)"
   "$dir/bin/benchtool" fill -mib "$etcd_mib"
 fi
+db=$(etcdctl endpoint status -w json | sed -n 's/.*"dbSize":\([0-9]*\).*/\1/p')
 data="$dir/nodes/server-1/var/lib/rancher/k3s/storage"
 if [ ! -f "$data/.bench-drill-$files_mib" ]; then
   echo "writing ${files_mib} MiB of files (once)"
@@ -47,9 +48,9 @@ if [ "$(psql -XAtc "SELECT count(*) FROM pg_tables WHERE tablename = 'pgbench_ac
   echo "pgbench -i -s $scale (once)"
   pgbench -i -s "$scale" -q >/dev/null 2>&1
 fi
-kubectl-dr pg basebackup pg-main >/dev/null
+kubectl-dr pg basebackup pg-main >/dev/null 2>&1
 set_id="bench-drill-$(date +%s)"
-kubectl-dr backup create "$set_id" >/dev/null
+kubectl-dr backup create "$set_id" >/dev/null 2>&1
 pgbench -T 5 -c 2 -n >/dev/null 2>&1
 last=$(psql -XAtc 'SELECT pg_walfile_name(pg_switch_wal())')
 newest() { kubectl-dr wal status pg-main -o json | jq -r '.items[0].newest // ""'; }
@@ -82,7 +83,7 @@ for i in $(seq "$runs"); do
   t1=$(now)
   "$restic" -r "$repo" restore "$files_id" --target "$tmp/a-files" >/dev/null
   t2=$(now)
-  kubectl-dr pg restore pg-main --latest --target-dir "$tmp/a-pg/main" --node server-1 --verify >/dev/null
+  kubectl-dr pg restore pg-main --latest --target-dir "$tmp/a-pg/main" --node server-1 --verify >/dev/null 2>&1
   t3=$(now)
   rm -rf "$tmp/a.db" "$tmp/a-etcd" "$tmp/a-files" "$tmp/a-pg"
   ea=$(ms "$t0" "$t1") fa=$(ms "$t1" "$t2") pa=$(ms "$t2" "$t3") sum=$(ms "$t0" "$t3")
@@ -93,5 +94,5 @@ for i in $(seq "$runs"); do
   wall=$(jq -r '.wallSeconds * 1000 | floor' <<<"$out")
   printf '%-4s %10d %10d %10d %10d | %10d %10d | %6s\n' "$i" "$ea" "$fa" "$pa" "$sum" "$rto" "$wall" \
     "$(awk -v r="$rto" -v s="$sum" 'BEGIN { printf "%.2f", r / s }')"
-  jq -r '"     critical path: " + .rto.part + "; parts: " + ([.parts[] | .layer + "/" + .name + " " + (.restoreSeconds | tostring) + "s"] | join(", "))' <<<"$out"
+  jq -r '"     critical path: " + .rto.part + "; parts: " + ([.parts[] | .layer + "/" + .name + " " + (.restoreSeconds * 10 | round / 10 | tostring) + "s"] | join(", "))' <<<"$out"
 done
