@@ -2,15 +2,20 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"image"
+	"io"
+	"net/http"
 	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/drillreport"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 	"github.com/kubectl-dr/kubectl-dr/test/lab"
@@ -245,4 +250,123 @@ func countColor(img image.Image, r, g, b uint8) int {
 		}
 	}
 	return n
+}
+
+// etcdLeader is the node whose etcd member leads, as kubectl dr status
+// reports it.
+func etcdLeader(t *testing.T) string {
+	t.Helper()
+	r := kubectlDR(t, nil, "status", "-o", "json")
+	var list printers.AgentStatusList
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil {
+		t.Fatalf("status -o json: %v\n%s", err, r.stdout)
+	}
+	for _, s := range list.Items {
+		if s.Etcd != nil && s.Etcd.Leader {
+			return s.Node
+		}
+	}
+	t.Fatalf("no etcd leader in status:\n%s", r.stdout)
+	return ""
+}
+
+// metric reads one unlabelled value from an agent's /metrics.
+func metric(t *testing.T, addr, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", l, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no %s in %s/metrics", name, addr)
+	return 0
+}
+
+// drill.schedule runs drills unattended on the etcd leader's agent: an
+// agent with the leader's configuration and a schedule every 5 seconds
+// rehearses every layer of the latest plan on its own node and keeps the
+// same report, run by "schedule on NODE", which drill ls lists; its
+// metrics give the drill's RTO, RPO and success time.
+func TestDrillScheduledOnTheLeader(t *testing.T) {
+	pgbench(t, "-i", "-s", "1", "-q")
+	if r := kubectlDR(t, nil, "pg", "basebackup", lab.WALSource); r.code != 0 {
+		t.Fatalf("pg basebackup: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r := kubectlDR(t, nil, "backup", "create", "drill-sched-e2e"); r.code != 0 {
+		t.Fatalf("backup create: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	t.Cleanup(func() { kubectlDR(t, nil, "backup", "rm", "drill-sched-e2e") })
+	last := psql(t, "SELECT pg_walfile_name(pg_switch_wal())")
+	deadline := time.Now().Add(60 * time.Second)
+	for walStatus(t).Newest < last {
+		if time.Now().After(deadline) {
+			t.Fatalf("WAL up to %s not archived in 60s", last)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	leader := etcdLeader(t)
+	metrics := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	const proc = "agent-drill-schedule"
+	startExtraAgent(t, proc, leader, func(c *agentconfig.Config) {
+		c.MetricsAddress = metrics
+		c.Drill.Schedule = "*/5 * * * * *"
+		// The node's own agent ships the WAL, backs up and copies the
+		// buckets; this one only drills.
+		c.WAL.Sources, c.Buckets.Sources, c.Restic.Schedule = nil, nil, "off"
+	})
+	runner := "schedule on " + leader
+	var found *printers.DrillReport
+	deadline = time.Now().Add(4 * time.Minute)
+	for found == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("no drill by %q in 4 minutes; the agent's log:\n%s", runner, readFile(t, theLab.LogPath(proc)))
+		}
+		time.Sleep(time.Second)
+		r := kubectlDR(t, nil, "drill", "ls", "-o", "json")
+		var list printers.DrillList
+		if err := json.Unmarshal([]byte(r.stdout), &list); err != nil {
+			t.Fatalf("drill ls -o json: %v\n%s", err, r.stdout)
+		}
+		for _, d := range list.Items {
+			if d.Runner == runner {
+				found = d
+				break
+			}
+		}
+	}
+	if !found.Passed {
+		t.Errorf("the scheduled drill failed: %q\nnotes %q", found.Reasons, found.Notes)
+	}
+	layers := map[string]bool{}
+	for _, p := range found.Parts {
+		layers[p.Layer] = true
+		if p.Node != leader {
+			t.Errorf("part %s ran on %s, want the leader %s", p.Key(), p.Node, leader)
+		}
+	}
+	if !layers["etcd"] || !layers["files"] || !layers["postgres"] {
+		t.Errorf("the scheduled drill rehearsed %v; want etcd, files and postgres", layers)
+	}
+	if got := metric(t, metrics, "dr_drill_last_rto_seconds"); got <= 0 {
+		t.Errorf("dr_drill_last_rto_seconds %v", got)
+	}
+	if got := metric(t, metrics, "dr_drill_last_rpo_seconds"); got <= 0 || got > 300 {
+		t.Errorf("dr_drill_last_rpo_seconds %v", got)
+	}
+	if got := metric(t, metrics, "dr_drill_last_success_timestamp_seconds"); found.Passed && int64(got) < found.Started.Unix() {
+		t.Errorf("dr_drill_last_success_timestamp_seconds %v, before the drill started (%v)", got, found.Started.Unix())
+	}
+	if err := theLab.StopProcess(proc); err != nil {
+		t.Fatal(err)
+	}
 }
