@@ -323,6 +323,14 @@ func TestDrillScheduledOnTheLeader(t *testing.T) {
 		// The node's own agent ships the WAL, backs up and copies the
 		// buckets; this one only drills.
 		c.WAL.Sources, c.Buckets.Sources, c.Restic.Schedule = nil, nil, "off"
+		// A state dir the drill's scratch PostgreSQL (the database's
+		// user) can reach, as a node's /var/lib/dr-agent is; t.TempDir's
+		// are 0700.
+		for d := c.StateDir; d != os.TempDir(); d = filepath.Dir(d) {
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
 	})
 	runner := "schedule on " + leader
 	var found *printers.DrillReport
