@@ -326,7 +326,7 @@ func TestDrillScheduledOnTheLeader(t *testing.T) {
 		// A state dir the drill's scratch PostgreSQL (the database's
 		// user) can reach, as a node's /var/lib/dr-agent is; t.TempDir's
 		// are 0700.
-		for d := c.StateDir; d != os.TempDir(); d = filepath.Dir(d) {
+		for d := c.StateDir; d != os.TempDir() && d != filepath.Dir(d); d = filepath.Dir(d) {
 			if err := os.Chmod(d, 0o755); err != nil {
 				t.Fatal(err)
 			}
