@@ -59,6 +59,9 @@ func (d drillServer) RunDrillPart(req *agentv1.RunDrillPartRequest, stream agent
 		return err
 	}
 	ctx := stream.Context()
+	if req.GetPart() != nil && !drill.ValidID(req.GetDrillId()) {
+		return status.Errorf(codes.InvalidArgument, "drill id %q: use letters, digits, '.', '_' and '-'", req.GetDrillId())
+	}
 	progress := func(phase, msg string) {
 		_ = stream.Send(&agentv1.RunDrillPartResponse{Event: &agentv1.RunDrillPartResponse_Progress{Progress: &agentv1.Progress{Phase: phase, Message: msg}}})
 	}
@@ -112,7 +115,7 @@ func drillStatus(err error) error {
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, drill.ErrFilesOff):
 		return failure(codes.FailedPrecondition, agentv1.ReasonFilesOff, "%v", err)
-	case errors.Is(err, files.ErrNoSnapshot), errors.Is(err, basebackup.ErrNoBaseBackup):
+	case errors.Is(err, drill.ErrNothing), errors.Is(err, files.ErrNoSnapshot), errors.Is(err, basebackup.ErrNoBaseBackup):
 		return status.Error(codes.NotFound, err.Error())
 	}
 	return status.Error(codes.FailedPrecondition, err.Error())

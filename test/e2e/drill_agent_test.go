@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -274,6 +275,7 @@ func TestDrillFilesPartMissingPack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("problems: %q", res.Problems)
 	if res.Ok || !strings.Contains(strings.Join(res.Problems, "\n"), pack[:8]) {
 		t.Fatalf("missing pack %s: ok %v, problems %q; want a failure naming it\n%s", pack, res.Ok, res.Problems, stepsOf(res))
 	}
@@ -444,12 +446,15 @@ func TestDrillPostgresPartAgentKilled(t *testing.T) {
 	checking := make(chan struct{})
 	errc := make(chan error, 1)
 	go func() {
-		_, _, err := drillPart(t, addr, &agentv1.RunDrillPartRequest{DrillId: id, Part: pgPart(lab.WALSource,
+		res, _, err := drillPart(t, addr, &agentv1.RunDrillPartRequest{DrillId: id, Part: pgPart(lab.WALSource,
 			&agentv1.DrillCheck{Name: "slow", Query: "select pg_sleep(600)", Expect: "", TimeoutMs: 600000})}, func(phase string) {
 			if phase == "check" {
 				close(checking)
 			}
 		})
+		if err == nil {
+			err = fmt.Errorf("result ok=%v, problems %q\n%s", res.Ok, res.Problems, stepsOf(res))
+		}
 		errc <- err
 	}()
 	select {
@@ -458,6 +463,14 @@ func TestDrillPostgresPartAgentKilled(t *testing.T) {
 		t.Fatalf("the part ended before its check ran: %v", err)
 	}
 	scratch := filepath.Join(agentStateDir(t, "server-2"), "drill", id)
+	// Whatever happens, no scratch postgres outlives the test.
+	t.Cleanup(func() {
+		for _, line := range strings.Split(pgProcessesOn(t, scratch), "\n") {
+			if pid, err := strconv.Atoi(strings.Fields(line + " x")[0]); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGQUIT)
+			}
+		}
+	})
 	if pgProcessesOn(t, scratch) == "" {
 		t.Fatal("no scratch postgres runs while the check sleeps")
 	}

@@ -62,6 +62,9 @@ func (e *Engine) RunBucket(ctx context.Context, drillID string, req BucketPart, 
 	if req.Sample < -1 {
 		return nil, fmt.Errorf("%w: sample %d: want a count, 0 for %d or -1 for all", ErrInvalid, req.Sample, DefaultSample)
 	}
+	if err := check(drillID, LayerBucket, req.Source); err != nil {
+		return nil, err
+	}
 	if err := bucketobj.ValidSource(req.Source); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
@@ -70,7 +73,7 @@ func (e *Engine) RunBucket(ctx context.Context, drillID string, req BucketPart, 
 		return nil, err
 	}
 	if len(idx.Segments) == 0 {
-		return nil, fmt.Errorf("bucket source %s has no copy in the store (%s): has a pass run?", req.Source, bucketobj.Dir(req.Source))
+		return nil, fmt.Errorf("%w: bucket source %s has no copy in the store (%s): has a pass run?", ErrNothing, req.Source, bucketobj.Dir(req.Source))
 	}
 	p, err := e.start(drillID, LayerBucket, req.Source, progress)
 	if err != nil {

@@ -83,6 +83,9 @@ var (
 // ErrInvalid is a request the engine refuses before doing anything.
 var ErrInvalid = errors.New("invalid drill request")
 
+// ErrNothing means the store holds nothing the part could rehearse.
+var ErrNothing = errors.New("nothing to rehearse")
+
 // runningMark is in a scratch directory while its part runs: Sweep removes
 // only directories that have it (a kept one has lost it).
 const runningMark = ".drill-running"
@@ -110,11 +113,19 @@ type part struct {
 	progress Progress
 }
 
-func (e *Engine) start(drillID, layer, name string, progress Progress) (*part, error) {
+// ValidID reports whether id can name a drill's scratch directory.
+func ValidID(id string) bool { return idRE.MatchString(id) }
+
+// check refuses a request before anything is read.
+func check(drillID, layer, name string) error {
 	if !idRE.MatchString(drillID) {
-		return nil, fmt.Errorf("%w: drill id %q: use letters, digits, '.', '_' and '-'", ErrInvalid, drillID)
+		return fmt.Errorf("%w: drill id %q: use letters, digits, '.', '_' and '-'", ErrInvalid, drillID)
 	}
-	if err := validName(layer, name); err != nil {
+	return validName(layer, name)
+}
+
+func (e *Engine) start(drillID, layer, name string, progress Progress) (*part, error) {
+	if err := check(drillID, layer, name); err != nil {
 		return nil, err
 	}
 	if progress == nil {
@@ -122,12 +133,15 @@ func (e *Engine) start(drillID, layer, name string, progress Progress) (*part, e
 	}
 	p := &part{e: e, progress: progress, scratch: ScratchDir(e.StateDir, drillID, layer, name),
 		res: &Result{Layer: layer, Name: name, Node: e.Node, OK: true, Facts: map[string]string{}, Counts: map[string]int64{}}}
-	if _, err := os.Stat(p.scratch); err == nil {
-		return nil, fmt.Errorf("%w: %s exists: drill %s already ran a %s part for %s on %s", ErrInvalid, p.scratch, drillID, layer, name, e.Node)
-	}
 	// 0755: a scratch PostgreSQL runs as the database's user and must
-	// reach its data directory below.
-	if err := durable.MkdirAll(p.scratch, 0o755); err != nil {
+	// reach its data directory below. The part's own directory is made
+	// with Mkdir: of two requests for the same part, one gets it.
+	if err := durable.MkdirAll(filepath.Dir(p.scratch), 0o755); err != nil {
+		return nil, fmt.Errorf("make scratch directory: %w", err)
+	}
+	if err := os.Mkdir(p.scratch, 0o755); errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("%w: %s exists: drill %s already ran a %s part for %s on %s", ErrInvalid, p.scratch, drillID, layer, name, e.Node)
+	} else if err != nil {
 		return nil, fmt.Errorf("make scratch directory: %w", err)
 	}
 	for d := p.scratch; d != filepath.Clean(e.StateDir) && d != filepath.Dir(d); d = filepath.Dir(d) {

@@ -309,13 +309,12 @@ func TestSweepStopsTheScratchPostgres(t *testing.T) {
 	if len(removed) != 2 {
 		t.Errorf("removed %v, want %s and %s", removed, cut, reused)
 	}
-	// Sweep returned once the process was gone (a zombie until this test,
-	// its parent, reaps it): Wait returns.
-	select {
-	case <-exited:
-	case <-time.After(time.Minute):
-		t.Errorf("scratch postgres (pid %d) still runs after the sweep", pg.Process.Pid)
+	// Sweep returns once the process has exited: a zombie until this
+	// test, its parent, reaps it, with an empty command line.
+	if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pg.Process.Pid)); err == nil && len(cmdline) > 0 {
+		t.Errorf("scratch postgres (pid %d) still runs after the sweep: %q", pg.Process.Pid, cmdline)
 	}
+	<-exited
 	if _, err := os.Stat(cut); !os.IsNotExist(err) {
 		t.Errorf("cut-short scratch left: %v", err)
 	}

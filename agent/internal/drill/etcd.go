@@ -40,6 +40,9 @@ const startLimit = 2 * time.Minute
 // RunEtcd rehearses the datastore's restore from snap (looked up in the store
 // by the caller).
 func (e *Engine) RunEtcd(ctx context.Context, drillID string, snap *dbsnap.Snapshot, keep bool, progress Progress) (*Result, error) {
+	if err := check(drillID, LayerEtcd, snap.Name); err != nil {
+		return nil, err
+	}
 	p, err := e.start(drillID, LayerEtcd, snap.Name, progress)
 	if err != nil {
 		return nil, err

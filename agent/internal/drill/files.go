@@ -31,6 +31,14 @@ var ErrFilesOff = errors.New("file backups are off on this node")
 // RunFiles rehearses a node's file restore: restic restore --verify into
 // scratch, then restic check over a subset of the packs.
 func (e *Engine) RunFiles(ctx context.Context, drillID string, req FilesPart, keep bool, progress Progress) (*Result, error) {
+	if err := check(drillID, LayerFiles, e.Node); err != nil {
+		return nil, err
+	}
+	if req.Node != "" {
+		if err := validName(LayerFiles, req.Node); err != nil {
+			return nil, err
+		}
+	}
 	if e.Files == nil {
 		return nil, fmt.Errorf("%w: %s", ErrFilesOff, e.FilesOff)
 	}

@@ -42,7 +42,7 @@ func (e *Engine) RunPostgres(ctx context.Context, drillID string, req PostgresPa
 	if e.Files == nil {
 		return nil, fmt.Errorf("%w: %s (base backups are restic snapshots)", ErrFilesOff, e.FilesOff)
 	}
-	if err := validName(LayerPostgres, req.Source); err != nil {
+	if err := check(drillID, LayerPostgres, req.Source); err != nil {
 		return nil, err
 	}
 	list, _, err := basebackup.List(ctx, e.Store, req.Source)
@@ -56,6 +56,16 @@ func (e *Engine) RunPostgres(ctx context.Context, drillID string, req PostgresPa
 	p, err := e.start(drillID, LayerPostgres, req.Source, progress)
 	if err != nil {
 		return nil, err
+	}
+	// The scratch PostgreSQL runs as the database's user, which must pass
+	// through the state dir (often 0700) to its data directory: it gets
+	// search permission for others (o+x: no listing, and every file in it
+	// keeps its own mode).
+	if st, err := os.Stat(e.StateDir); err == nil && st.Mode().Perm()&0o001 == 0 {
+		if err := os.Chmod(e.StateDir, st.Mode().Perm()|0o001); err != nil {
+			p.problem(fmt.Sprintf("let the database's user reach %s: %v", p.scratch, err))
+			return p.finish(keep), nil
+		}
 	}
 	r := p.res
 	f := r.Facts

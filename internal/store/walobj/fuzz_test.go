@@ -60,5 +60,18 @@ func FuzzNames(f *testing.F) {
 			_ = Timeline(a)
 		}
 		_ = Gaps([]string{a, b})
+		// Continuity from a over the listing: what it names is a segment
+		// (or a itself, when a is none),
+		// and a gap lies after the newest segment it reached.
+		newest, missing := Continuity([]string{a, b, "000000010000000000000002"}, a)
+		for _, n := range []string{newest, missing} {
+			if n != "" && n != a && Classify(n) != Segment {
+				t.Fatalf("Continuity from %q names %q, not a segment", a, n)
+			}
+		}
+		if newest != "" && missing != "" && Timeline(newest) == Timeline(missing) && missing <= newest {
+			t.Fatalf("Continuity from %q: gap %s before the newest %s", a, missing, newest)
+		}
+		_, _ = SegmentOfLSN(1, a)
 	})
 }

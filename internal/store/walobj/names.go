@@ -111,18 +111,17 @@ func Gaps(names []string) []string {
 // start: along start's timeline, then along each later timeline from its
 // first segment. It returns the newest segment reached without a gap and
 // the first segment missing, "" when none is: replay from start cannot go
-// past missing. A start that is itself missing is the gap.
+// past missing. A start that is itself missing is the gap. Segments are
+// numbered as PostgreSQL's default 16 MiB ones (SegmentsPerLogID per log
+// id); names that no such segment has are left out.
 func Continuity(names []string, start string) (newest, missing string) {
-	if Classify(start) != Segment {
+	if _, ok := segNo16(start); !ok {
 		return "", start
 	}
 	byTLI := map[string]map[uint64]bool{}
 	for _, n := range names {
-		if Classify(n) != Segment {
-			continue
-		}
-		no, err := segNo(n)
-		if err != nil {
+		no, ok := segNo16(n)
+		if !ok {
 			continue
 		}
 		if byTLI[Timeline(n)] == nil {
@@ -131,8 +130,8 @@ func Continuity(names []string, start string) (newest, missing string) {
 		byTLI[Timeline(n)][no] = true
 	}
 	tli := Timeline(start)
-	from, err := segNo(start)
-	if err != nil || !byTLI[tli][from] {
+	from, _ := segNo16(start)
+	if !byTLI[tli][from] {
 		return "", start
 	}
 	var tlis []string
@@ -164,6 +163,19 @@ func Continuity(names []string, start string) (newest, missing string) {
 		}
 	}
 	return newest, ""
+}
+
+// segNo16 is a segment's position on its timeline when name is a segment
+// of 16 MiB segments.
+func segNo16(name string) (uint64, bool) {
+	if Classify(name) != Segment {
+		return 0, false
+	}
+	if seg, err := strconv.ParseUint(name[16:24], 16, 32); err != nil || seg >= SegmentsPerLogID {
+		return 0, false
+	}
+	no, err := segNo(name)
+	return no, err == nil
 }
 
 // SegmentOfLSN is the name of the 16 MiB segment holding lsn ("0/2000028")
