@@ -23,7 +23,7 @@ build: ## Build kubectl-dr and dr-agent into _output/bin
 
 .PHONY: test
 test: ## Unit tests (with -race), each fuzz target for FUZZTIME_SHORT, then end-to-end tests against the lab (builds the lab's parts on first run)
-	hack/setup.sh
+	hack/setup.sh --with-browser
 	go vet ./...
 	go test -short -race ./...
 	hack/fuzz.sh $(FUZZTIME_SHORT)
@@ -101,6 +101,7 @@ bench: ## Benchmarks against the tools users would otherwise run (see hack/bench
 	hack/bench/wal-ship.sh
 	hack/bench/bucket-copy.sh
 	hack/bench/objects-restore.sh
+	hack/bench/drill.sh
 
 .PHONY: clean
 clean: ## Remove build output (not the lab's binary cache)

@@ -4,15 +4,20 @@
 #   hack/setup.sh          install what is missing when root (apt-get), or
 #                          print the one command that would, and fail
 #   hack/setup.sh --check  only check; exit 1 naming what is missing
+#   hack/setup.sh --with-browser  also headless Chromium, which the drill's
+#                          end-to-end test renders its report with (make test)
 # `make demo`, `make test` and .ci/run call it first.
 set -euo pipefail
 
 check_only=false
-case "${1:-}" in
-  --check) check_only=true ;;
-  "") ;;
-  *) echo "usage: hack/setup.sh [--check]" >&2; exit 2 ;;
-esac
+browser=false
+for arg in "$@"; do
+  case "$arg" in
+    --check) check_only=true ;;
+    --with-browser) browser=true ;;
+    *) echo "usage: hack/setup.sh [--check] [--with-browser]" >&2; exit 2 ;;
+  esac
+done
 
 # Each line: the Debian package, then what proves it is installed.
 need=()
@@ -37,6 +42,11 @@ want containernetworking-plugins test -x /usr/lib/cni/bridge
 want iptables have iptables
 want iproute2 have ip
 want busybox-static test -x /bin/busybox
+# The drill's report is opened in headless Chromium (test/e2e/drill_test.go);
+# only make test asks for it (~80 MB download, 12 s to install measured).
+if $browser; then
+  want chromium have chromium
+fi
 
 # One package may prove several commands.
 mapfile -t need < <(printf '%s\n' "${need[@]}" | awk 'NF && !seen[$0]++')

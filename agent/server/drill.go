@@ -85,6 +85,9 @@ func (d drillServer) RunDrillPart(req *agentv1.RunDrillPartRequest, stream agent
 		for _, c := range pg.GetChecks() {
 			part.Checks = append(part.Checks, pgbackup.Check{Name: c.GetName(), Database: c.GetDatabase(), Query: c.GetQuery(), Expect: c.GetExpect(), Timeout: time.Duration(c.GetTimeoutMs()) * time.Millisecond})
 		}
+		if err := d.s.checkPostgresBinary(ctx, part.Source, part.Target); err != nil {
+			return err
+		}
 		res, err = e.RunPostgres(ctx, req.GetDrillId(), part, req.GetKeep(), progress)
 	case *agentv1.RunDrillPartRequest_Bucket:
 		b := p.Bucket

@@ -32,7 +32,8 @@ type metrics struct {
 	filesLastAdded    prometheus.Gauge
 	filesFailures     prometheus.Counter
 
-	wal *walMetrics
+	wal   *walMetrics
+	drill *drillMetrics
 
 	mu           sync.Mutex
 	newestGood   time.Time
@@ -78,6 +79,7 @@ func newMetrics() *metrics {
 	m.filesLastAdded = prometheus.NewGauge(prometheus.GaugeOpts{Name: "dr_files_backup_last_added_bytes", Help: "New bytes the last file backup added to the repository."})
 	m.filesFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "dr_files_backup_failures_total", Help: "File backups on this node that failed."})
 	m.wal = newWALMetrics(m.reg)
+	m.drill = newDrillMetrics(m.reg)
 	m.reg.MustRegister(m.filesLastSuccess, m.filesLastDuration, m.filesLastBytes, m.filesLastAdded, m.filesFailures)
 	m.reg.MustRegister(m.lastSuccess, m.lastDuration, m.lastSize, m.failures, m.uploadFailures, rpo,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))

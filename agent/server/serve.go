@@ -80,6 +80,7 @@ func serve(parent context.Context, cfg *agentconfig.Config, sum string, w *confi
 	defer cancelJobs()
 	jobs := append([]schedule.Job{srv.snapshotJob(), srv.filesJob()}, srv.baseBackupJobs()...)
 	jobs = append(jobs, srv.bucketJobs()...)
+	jobs = append(jobs, srv.drillJob())
 	sched, err := schedule.Start(jobCtx, log, since, srv.countBusy(jobs)...)
 	if err != nil {
 		lis.Close()

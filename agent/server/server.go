@@ -87,6 +87,7 @@ func New(cfg *agentconfig.Config, log *slog.Logger) (*Server, error) {
 		}
 		s.store = store.Sub(cfg.ClusterID)
 		s.snapshots.Store = s.store
+		s.metrics.drill.store = s.store
 	}
 	var err error
 	if s.files, s.filesOff, err = s.newFiles(cfg, s.store); err != nil {

@@ -8,6 +8,7 @@
 //	basebackup  PostgreSQL base backup records
 //	walobj      the WAL object format and the archive's names
 //	bucketobj   application buckets: blobs, version index, restore plans
+//	drillreport DR drill reports (drills/<id>.json and .html), RTO/RPO/verdict
 //
 // This package holds what they share: the format version every record
 // carries. Nothing here imports the agent or the plugin.

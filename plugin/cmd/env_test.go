@@ -245,6 +245,7 @@ func (f *testFactory) AgentOptions(nodes []string) agentclient.Options {
 	}
 }
 
+func (f *testFactory) User() string                              { return "tester (kubeconfig)" }
 func (f *testFactory) Clientset() (kubernetes.Interface, error)  { return nil, errNoAPIServer }
 func (f *testFactory) DynamicClient() (dynamic.Interface, error) { return nil, errNoAPIServer }
 func (f *testFactory) RESTMapper() (meta.RESTMapper, error)      { return nil, errNoAPIServer }

@@ -11,6 +11,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/backup"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 	drconfig "github.com/kubectl-dr/kubectl-dr/plugin/cmd/config"
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/drill"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/etcd"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/install"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/objects"
@@ -78,6 +79,7 @@ preview before anything changes.`,
 	add("backup", bucket.NewCmdBucket(f, streams))
 	add("backup", objects.NewCmdObjects(f, streams))
 	add("backup", recovercmd.NewCmdRecover(f, streams))
+	add("backup", drill.NewCmdDrill(f, streams))
 	add("cluster", status.NewCmdStatus(f, streams))
 	add("cluster", install.NewCmdInstall(f, streams))
 	add("cluster", install.NewCmdUninstall(f, streams))

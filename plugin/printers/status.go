@@ -62,12 +62,17 @@ const (
 	LayerOff    = "off"
 	// LayerUnknown: the newest point could not be read.
 	LayerUnknown = "unknown"
+	// DrillPassed and DrillFailed are the drills row's states: how the
+	// newest drill ended.
+	DrillPassed = "passed"
+	DrillFailed = "failed"
 )
 
 // LayerStatus is one layer's recovery point on one node.
 type LayerStatus struct {
 	Node string `json:"node"`
-	// Layer is etcd, files or wal (later: buckets, drills).
+	// Layer is etcd, files, wal, buckets, or drills (the newest drill
+	// report in the store, on a row of its own with node "cluster").
 	Layer string `json:"layer"`
 	// Name is the WAL source's.
 	Name string `json:"name,omitempty"`

@@ -195,6 +195,18 @@ func (l *Lab) upAgents(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		// The node's /var/lib/dr-agent, 0755 as the DaemonSet's hostPath
+		// makes it, made before restic's cache would make it (and its
+		// parents) 0700: a drill's scratch PostgreSQL runs as the
+		// database's user and must reach its data directory below.
+		if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+			return err
+		}
+		for d := cfg.StateDir; d != l.NodeRoot(n) && d != filepath.Dir(d); d = filepath.Dir(d) {
+			if err := os.Chmod(d, 0o755); err != nil {
+				return err
+			}
+		}
 		if err := writeSecretFiles(map[string]string{
 			cfg.Store.AccessKeyFile: l.State.MinIOUser,
 			cfg.Store.SecretKeyFile: l.State.MinIOSecret,

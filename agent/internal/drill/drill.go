@@ -136,13 +136,22 @@ func (e *Engine) start(drillID, layer, name string, progress Progress) (*part, e
 	// 0755: a scratch PostgreSQL runs as the database's user and must
 	// reach its data directory below. The part's own directory is made
 	// with Mkdir: of two requests for the same part, one gets it.
-	if err := durable.MkdirAll(filepath.Dir(p.scratch), 0o755); err != nil {
-		return nil, fmt.Errorf("make scratch directory: %w", err)
-	}
-	if err := os.Mkdir(p.scratch, 0o755); errors.Is(err, os.ErrExist) {
-		return nil, fmt.Errorf("%w: %s exists: drill %s already ran a %s part for %s on %s", ErrInvalid, p.scratch, drillID, layer, name, e.Node)
-	} else if err != nil {
-		return nil, fmt.Errorf("make scratch directory: %w", err)
+	// Another part of the same drill that finishes removes the drill's
+	// directory when it is empty, maybe between the two calls: then again.
+	for try := 0; ; try++ {
+		if err := durable.MkdirAll(filepath.Dir(p.scratch), 0o755); err != nil {
+			return nil, fmt.Errorf("make scratch directory: %w", err)
+		}
+		err := os.Mkdir(p.scratch, 0o755)
+		if errors.Is(err, os.ErrNotExist) && try < 10 {
+			continue
+		}
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("%w: %s exists: drill %s already ran a %s part for %s on %s", ErrInvalid, p.scratch, drillID, layer, name, e.Node)
+		} else if err != nil {
+			return nil, fmt.Errorf("make scratch directory: %w", err)
+		}
+		break
 	}
 	for d := p.scratch; d != filepath.Clean(e.StateDir) && d != filepath.Dir(d); d = filepath.Dir(d) {
 		_ = os.Chmod(d, 0o755)

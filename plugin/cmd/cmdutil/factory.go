@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"os"
+	osuser "os/user"
 	"strings"
 	"time"
 
@@ -54,6 +55,9 @@ type Factory interface {
 	// SnapshotKey is the age identity that decrypts etcd snapshots: from
 	// keyFile, else the environment, else install's Secret; nil when none.
 	SnapshotKey(ctx context.Context, keyFile string) (*age.X25519Identity, error)
+	// User names who runs the command, for the records that say so (a
+	// drill's report): the kubeconfig's user, else the local user.
+	User() string
 }
 
 // Environment variables read where a flag is not given (the lab's
@@ -168,6 +172,43 @@ func (f *factory) DynamicClient() (dynamic.Interface, error) {
 }
 
 func (f *factory) RESTMapper() (meta.RESTMapper, error) { return f.configFlags.ToRESTMapper() }
+
+func (f *factory) User() string {
+	raw, err := f.configFlags.ToRawKubeConfigLoader().RawConfig()
+	if err == nil {
+		name := raw.CurrentContext
+		if f.configFlags.Context != nil && *f.configFlags.Context != "" {
+			name = *f.configFlags.Context
+		}
+		user := ""
+		if c, ok := raw.Contexts[name]; ok {
+			user = c.AuthInfo
+		}
+		if f.configFlags.AuthInfoName != nil && *f.configFlags.AuthInfoName != "" {
+			user = *f.configFlags.AuthInfoName
+		}
+		if user != "" {
+			return user + " (kubeconfig)"
+		}
+	}
+	return LocalUser()
+}
+
+// LocalUser is user@host of this process.
+func LocalUser() string {
+	name := os.Getenv("USER")
+	if u, err := osuser.Current(); err == nil && u.Username != "" {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	if name == "" {
+		name = "unknown user"
+	}
+	if host != "" {
+		name += "@" + host
+	}
+	return name
+}
 
 func fromEnv(v *string, name string) {
 	if *v == "" {

@@ -13,6 +13,7 @@ import (
 
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 	"github.com/kubectl-dr/kubectl-dr/internal/buildinfo"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/drillreport"
 	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
@@ -81,6 +82,9 @@ func (o *Options) Run(ctx context.Context) error {
 	list := printers.NewAgentStatusList()
 	now := time.Now()
 	list.Layers = layers(nodes, now)
+	if d, ok := o.lastDrill(ctx, now); ok {
+		list.Layers = append(list.Layers, d)
+	}
 	var failed []string
 	for _, n := range nodes {
 		list.Items = append(list.Items, view(n))
@@ -122,6 +126,39 @@ func (o *Options) Run(ctx context.Context) error {
 		return cmdutil.Partial("%d of %d nodes could not be reached: %s", len(failed), len(list.Items), strings.Join(failed, ", "))
 	}
 	return nil
+}
+
+// lastDrill is the drills row: the newest drill report in the store,
+// passed or failed, and its age. Status reads it only when the store can
+// be opened; without one (or without drills) there is no row.
+func (o *Options) lastDrill(ctx context.Context, now time.Time) (printers.LayerStatus, bool) {
+	store, err := o.f.OpenStore(ctx)
+	if err != nil {
+		return printers.LayerStatus{}, false
+	}
+	rctx, cancel := context.WithTimeout(ctx, agentclient.CallTimeout)
+	defer cancel()
+	reports, _, err := drillreport.List(rctx, store)
+	v := printers.LayerStatus{Node: "cluster", Layer: "drills", State: printers.LayerOff}
+	v.SetNow(now)
+	switch {
+	case err != nil:
+		v.State, v.Error = printers.LayerUnknown, err.Error()
+		return v, true
+	case len(reports) == 0:
+		return printers.LayerStatus{}, false
+	}
+	last := reports[0]
+	v.State, v.NewestName = printers.DrillPassed, last.ID
+	if !last.Passed {
+		v.State = printers.DrillFailed
+		t := metav1.NewTime(last.Started)
+		v.LastFailure, v.LastFailureReason = &t, strings.Join(last.Reasons, "; ")
+	}
+	t := metav1.NewTime(last.Started)
+	age := int64(now.Sub(last.Started) / time.Second)
+	v.Newest, v.AgeSeconds = &t, &age
+	return v, true
 }
 
 // askLayers asks every reachable agent again, with the layers this time

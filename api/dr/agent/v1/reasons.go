@@ -32,6 +32,10 @@ const (
 	// what the preview the user confirmed showed (its digest differs);
 	// nothing was moved or written. Preview again.
 	ReasonPreviewChanged = "PREVIEW_CHANGED"
+	// ReasonNoPostgres: the node has no PostgreSQL server binary of the
+	// version a base backup needs (a drill's postgres part goes to
+	// another agent).
+	ReasonNoPostgres = "NO_POSTGRES"
 )
 
 // MetadataNode is the ErrorInfo metadata key naming the agent's node.

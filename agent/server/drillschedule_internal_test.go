@@ -1,0 +1,103 @@
+package server
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/drillreport"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/walobj"
+)
+
+func scheduleServer(t *testing.T, storeDir string) *Server {
+	t.Helper()
+	cfg := &agentconfig.Config{NodeName: "n1", DataDir: t.TempDir(), StateDir: t.TempDir(), ClusterID: "c1",
+		Store: objstore.Config{URL: "file://" + storeDir}, Restic: agentconfig.Restic{Binary: "/nonexistent/restic"},
+		Drill: agentconfig.Drill{Schedule: "off", RTOTarget: "30m", RPOTarget: "5m"}}
+	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func gauge(t *testing.T, s *Server, name string) float64 {
+	t.Helper()
+	families, err := s.metrics.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name {
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// A scheduled drill plans from the store on its own node and keeps the
+// same report as kubectl dr drill, run by "schedule on NODE": a layer
+// with nothing to restore fails it, named.
+func TestScheduledDrillKeepsItsReport(t *testing.T) {
+	ctx := context.Background()
+	storeDir := t.TempDir()
+	s := scheduleServer(t, storeDir)
+	if _, err := s.store.Put(ctx, walobj.Key("pg", "000000010000000000000001"), strings.NewReader("x"), 1); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.scheduledDrill(ctx, time.Now().UTC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.metrics.observeDrill(rep)
+	stored, err := drillreport.Read(ctx, s.store, rep.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.Runner != "schedule on n1" || stored.Passed || stored.Targets.RTO != "30m" {
+		t.Errorf("stored report: runner %q, passed %v, targets %+v", stored.Runner, stored.Passed, stored.Targets)
+	}
+	want := []string{
+		"etcd on n1: nothing to restore: no datastore snapshot in the store: take one with kubectl dr etcd snapshot save",
+		"postgres/pg on n1: nothing to restore: no base backup of pg: take one with kubectl dr pg basebackup pg",
+	}
+	if strings.Join(stored.Reasons, "\n") != strings.Join(want, "\n") {
+		t.Errorf("reasons:\n%s\nwant:\n%s", strings.Join(stored.Reasons, "\n"), strings.Join(want, "\n"))
+	}
+	if got := gauge(t, s, "dr_drill_last_success_timestamp_seconds"); got != 0 {
+		t.Errorf("last success %v after a failed drill, want 0", got)
+	}
+	if got := gauge(t, s, "dr_drill_last_rto_seconds"); got != 0 {
+		t.Errorf("last RTO %v, want the failed drill's 0", got)
+	}
+}
+
+// The drill gauges follow the newest report in the store, whoever ran it.
+func TestDrillMetricsFromTheStore(t *testing.T) {
+	ctx := context.Background()
+	storeDir := t.TempDir()
+	s := scheduleServer(t, storeDir)
+	ended := time.Now().UTC().Truncate(time.Second)
+	rp := ended.Add(-90 * time.Second)
+	rep := &drillreport.Report{ID: drillreport.NewID(ended.Add(-time.Minute)), Started: ended.Add(-time.Minute), Ended: ended, Passed: true,
+		RTO: drillreport.RTO{Seconds: 42, Complete: true}, RPO: []drillreport.RPO{{Layer: "etcd", RecoveryPoint: rp, Seconds: 30, OK: true}, {Layer: "files", Seconds: 75, OK: true}}}
+	if err := drillreport.Write(ctx, s.store, rep, []byte("<html></html>")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for gauge(t, s, "dr_drill_last_success_timestamp_seconds") != float64(ended.Unix()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the drill in the store never reached the metrics")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if rto, rpo := gauge(t, s, "dr_drill_last_rto_seconds"), gauge(t, s, "dr_drill_last_rpo_seconds"); rto != 42 || rpo != 75 {
+		t.Errorf("RTO %v, RPO %v; want 42 and the worst layer's 75", rto, rpo)
+	}
+}
