@@ -297,6 +297,7 @@ func (c *Conn) Buckets() agentv1.BucketServiceClient { return agentv1.NewBucketS
 
 // Recover is the recovery service (recover.proto).
 func (c *Conn) Recover() agentv1.RecoverServiceClient { return agentv1.NewRecoverServiceClient(c.conn) }
+
 // Drills is the agent's DrillService on the same connection.
 func (c *Conn) Drills() agentv1.DrillServiceClient { return agentv1.NewDrillServiceClient(c.conn) }
 
