@@ -165,11 +165,38 @@ func (h *harness) opFileRestore(s step) outcome {
 	old := h.hashAll()
 	o := h.faulted(s, "restore", set, "--yes")
 	h.ensureUp()
+	h.restoresSettled(s)
 	h.checkFiles(s, "files are old or restored", old, backup, o.res.code == 0)
 	if _, ok := h.next(s, "restore", set, "--yes"); ok {
 		h.checkFiles(s, "files are restored after the next restore", old, backup, true)
 	}
 	return o
+}
+
+// restoresSettled waits until no agent holds a file restore's journal
+// (written before anything moves aside, removed once the restore finished
+// or was undone): a restore whose plugin was killed undoes itself once
+// restic has stopped, and one whose agent died is undone when the agent
+// starts again. The files are checked after that, not while the agent is
+// putting them back.
+func (h *harness) restoresSettled(s step) {
+	h.rep.checked("a cut-off file restore is undone", 1)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var left []string
+		for _, n := range h.nodes {
+			j, _ := filepath.Glob(filepath.Join(h.cfgs[n].StateDir, "restore-aside", "*.journal.json"))
+			left = append(left, j...)
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.violate(s, "a cut-off file restore is undone", "journals still there after 2m: "+strings.Join(left, ", "))
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // checkFiles holds every path the node had or the backup has to its old
