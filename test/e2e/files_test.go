@@ -305,7 +305,7 @@ func TestFilesBackupPreviewRestore(t *testing.T) {
 		t.Fatalf("backup rm: exit %d\n%s", r.code, r.stderr)
 	}
 	r = kubectlDR(t, nil, "backup", "ls")
-	if strings.Contains(r.stdout, "files-e2e") {
+	if regexp.MustCompile(`(?m)^files-e2e\s`).MatchString(r.stdout) {
 		t.Errorf("backup ls still lists the removed set:\n%s", r.stdout)
 	}
 	r = kubectlDR(t, nil, "restore", "files-e2e", "--dry-run")
@@ -373,7 +373,7 @@ func TestFilesBadInputIsRefusedClearly(t *testing.T) {
 		pw := filepath.Join(t.TempDir(), "password")
 		writeFile(t, pw, []byte("not-the-password\n"))
 		env := agentsEnv(t, extraFilesAgent(t, "wrong-pw", func(c *agentconfig.Config) { c.Restic.PasswordFile = pw }), "wrong-pw")
-		r := kubectlDR(t, env, "backup", "create", "wrong-pw-set", "--etcd=false", "--node", "wrong-pw")
+		r := kubectlDR(t, env, "backup", "create", "wrong-pw-set", "--etcd=false", "--buckets=false", "--node", "wrong-pw")
 		t.Cleanup(func() { kubectlDR(t, nil, "backup", "rm", "wrong-pw-set") })
 		if r.code != 1 || !strings.Contains(r.stderr, "wrong restic password") {
 			t.Errorf("exit %d, stderr %q; want 1 and the wrong password named", r.code, r.stderr)
@@ -393,7 +393,7 @@ func TestFilesBadInputIsRefusedClearly(t *testing.T) {
 		}
 		t.Cleanup(func() { mc.RemoveObject(ctx, theLab.State.Bucket, junk, minio.RemoveObjectOptions{}) })
 		env := agentsEnv(t, extraFilesAgent(t, "not-repo", func(c *agentconfig.Config) { c.ClusterID = id }), "not-repo")
-		r := kubectlDR(t, append(env, "DR_CLUSTER_ID="+id), "backup", "create", "not-repo-set", "--etcd=false", "--node", "not-repo")
+		r := kubectlDR(t, append(env, "DR_CLUSTER_ID="+id), "backup", "create", "not-repo-set", "--etcd=false", "--buckets=false", "--node", "not-repo")
 		if r.code != 1 || !strings.Contains(r.stderr, "not a restic repository") {
 			t.Errorf("exit %d, stderr %q; want 1 and 'not a restic repository'", r.code, r.stderr)
 		}
@@ -408,7 +408,7 @@ func TestFilesBadInputIsRefusedClearly(t *testing.T) {
 
 	t.Run("no paths", func(t *testing.T) {
 		env := agentsEnv(t, extraFilesAgent(t, "no-paths", func(c *agentconfig.Config) { c.Restic.Paths = []string{"/nonexistent/dr-e2e"} }), "no-paths")
-		r := kubectlDR(t, env, "backup", "create", "no-paths-set", "--etcd=false", "--node", "no-paths")
+		r := kubectlDR(t, env, "backup", "create", "no-paths-set", "--etcd=false", "--buckets=false", "--node", "no-paths")
 		t.Cleanup(func() { kubectlDR(t, nil, "backup", "rm", "no-paths-set") })
 		if r.code != 1 || !strings.Contains(r.stderr, "none of the configured paths exists") {
 			t.Errorf("exit %d, stderr %q; want 1 naming the missing paths", r.code, r.stderr)
