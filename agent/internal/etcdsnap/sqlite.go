@@ -349,44 +349,14 @@ func (p *progressReader) Read(b []byte) (int, error) {
 }
 
 // EachValue calls fn with the newest value of every live key under prefix
-// in a snapshot file (bolt or SQLite), in key order.
-func EachValue(ctx context.Context, path, prefix string, fn func(key string, value []byte) error) error {
-	if !IsSQLiteFile(path) {
-		s, err := kvsnap.Open(path)
-		if err != nil {
-			return err
-		}
-		defer s.Close()
-		_, err = s.Each(prefix, func(kv kvsnap.KeyValue) error { return fn(string(kv.Key), kv.Value) })
-		return err
-	}
-	db, err := openSQLite(path, true)
+// in a snapshot file (bolt or SQLite: internal/kvsnap reads both), in key
+// order.
+func EachValue(_ context.Context, path, prefix string, fn func(key string, value []byte) error) error {
+	s, err := kvsnap.Open(path)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	rows, err := db.QueryContext(ctx, `SELECT kv.name, kv.deleted, kv.value FROM kine kv
-		JOIN (SELECT MAX(id) AS id FROM kine WHERE name >= ? AND name < ? GROUP BY name) newest ON kv.id = newest.id
-		ORDER BY kv.name`, prefix, prefix+"\xff")
-	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			name    string
-			deleted int64
-			value   []byte
-		)
-		if err := rows.Scan(&name, &deleted, &value); err != nil {
-			return fmt.Errorf("read %s: %w", path, err)
-		}
-		if deleted != 0 || kineInternal[name] {
-			continue
-		}
-		if err := fn(name, value); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	defer s.Close()
+	_, err = s.Each(prefix, func(kv kvsnap.KeyValue) error { return fn(string(kv.Key), kv.Value) })
+	return err
 }

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/kubectl-dr/kubectl-dr/internal/units"
 )
 
 // Timeline geometry (SVG user units).
@@ -178,7 +180,7 @@ func HTML(r *Report) ([]byte, error) {
 		if _, ok := byLayer[p.Layer]; !ok {
 			order = append(order, p.Layer)
 		}
-		hp := htmlPart{P: p, Bytes: humanBytes(p.BytesRestored)}
+		hp := htmlPart{P: p, Bytes: units.HumanBytes(p.BytesRestored)}
 		switch {
 		case !p.Ran():
 			hp.Status = "not run"
@@ -228,19 +230,6 @@ func tickStep(span float64) float64 {
 		}
 	}
 	return math.Ceil(span / 10)
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 var page = template.Must(template.New("drill").Funcs(template.FuncMap{
