@@ -99,8 +99,13 @@ func SegmentOf(tli uint32, lsn uint64, segSize int64) string {
 	return SegmentName(fmt.Sprintf("%08X", tli), lsn/uint64(segSize), segSize)
 }
 
+// MaxSegmentRange is the most segments SegmentRange lists: 16 TiB of WAL
+// in default segments, far more than one base backup spans.
+const MaxSegmentRange = 1 << 20
+
 // SegmentRange lists the segments from first to last, both included, on
-// first's timeline.
+// first's timeline; a range longer than MaxSegmentRange is refused, not
+// listed.
 func SegmentRange(first, last string, segSize int64) ([]string, error) {
 	a, err := segNo(first, segSize)
 	if err != nil {
@@ -112,6 +117,9 @@ func SegmentRange(first, last string, segSize int64) ([]string, error) {
 	}
 	if Timeline(first) != Timeline(last) || b < a {
 		return nil, fmt.Errorf("no segment range from %s to %s", first, last)
+	}
+	if b-a >= MaxSegmentRange {
+		return nil, fmt.Errorf("segments %s to %s: %d segments, more than %d: not one base backup's WAL", first, last, b-a+1, MaxSegmentRange)
 	}
 	out := make([]string, 0, b-a+1)
 	for no := a; no <= b; no++ {
