@@ -27,6 +27,7 @@ func NewRootCmd(out, errOut io.Writer) *cobra.Command {
 
 func newServeCmd(errOut io.Writer) *cobra.Command {
 	var configFile string
+	var opts server.RunOptions
 	cmd := &cobra.Command{
 		Use:   "serve --config FILE",
 		Short: "Serve the agent's gRPC API (mTLS) for kubectl dr",
@@ -35,10 +36,12 @@ func newServeCmd(errOut io.Writer) *cobra.Command {
 			// Run names the node in every line once the file is read
 			// (its nodeName, else $NODE_NAME, else the host name).
 			log := slog.New(slog.NewJSONHandler(errOut, nil))
-			return server.Run(cmd.Context(), configFile, log)
+			return server.Run(cmd.Context(), configFile, opts, log)
 		},
 	}
 	cmd.Flags().StringVar(&configFile, "config", "/etc/dr-agent/config.yaml", "agent configuration file")
+	cmd.Flags().StringVar(&opts.HostKeysSHA256, "host-keys-sha256", "", "refuse a configuration whose host keys (host commands and directories) are not the ones with this digest (kubectl dr install sets it in the DaemonSet)")
+	cmd.Flags().BoolVar(&opts.AllowRemoteListen, "allow-remote-listen", false, "serve gRPC and metrics on the addresses configured even when other hosts can reach them (default: loopback only)")
 	return cmd
 }
 

@@ -29,7 +29,7 @@ type loadedConfig struct {
 }
 
 // loadConfig loads path and the sha256 of the bytes loaded.
-func loadConfig(path string) (*agentconfig.Config, string, error) {
+func loadConfig(path string, opts RunOptions) (*agentconfig.Config, string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, "", fmt.Errorf("read agent config: %w", err)
@@ -37,6 +37,9 @@ func loadConfig(path string) (*agentconfig.Config, string, error) {
 	cfg, err := agentconfig.Parse(data, path)
 	if err != nil {
 		return nil, "", err
+	}
+	if err := opts.check(cfg); err != nil {
+		return nil, "", fmt.Errorf("agent config %s: %w", path, err)
 	}
 	return cfg, sha(data), nil
 }
@@ -51,6 +54,7 @@ type configWatch struct {
 	path string
 	// sum is the version running; bad is the newest that failed to load.
 	sum, bad string
+	opts     RunOptions
 }
 
 // wait returns the new configuration once the file changed to one that
@@ -82,6 +86,11 @@ func (w *configWatch) wait(ctx context.Context, srv *Server, log *slog.Logger) *
 		case sum == w.bad:
 		case next == nil || next.sum != sum:
 			cfg, err := agentconfig.Parse(data, w.path)
+			if err == nil {
+				if err = w.opts.check(cfg); err != nil {
+					err = fmt.Errorf("agent config %s: %w", w.path, err)
+				}
+			}
 			if err != nil {
 				w.bad = sum
 				srv.configErr.Store(err.Error())

@@ -29,12 +29,12 @@ import (
 // edited with kubectl dr config set), the agent waits for the operations
 // in flight, then serves the new configuration in the same process. A file
 // that does not load is reported in Info and the running one stays.
-func Run(ctx context.Context, path string, log *slog.Logger) error {
-	cfg, sum, err := loadConfig(path)
+func Run(ctx context.Context, path string, opts RunOptions, log *slog.Logger) error {
+	cfg, sum, err := loadConfig(path, opts)
 	if err != nil {
 		return err
 	}
-	w := &configWatch{path: path, sum: sum}
+	w := &configWatch{path: path, sum: sum, opts: opts}
 	// since is when the previous configuration's scheduler stopped: the
 	// next one runs a tick that fell due in between.
 	var since time.Time
@@ -46,6 +46,36 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 		log.Info("configuration reloaded", "node", next.cfg.NodeName, "config", path, "sha256", next.sum[:12])
 		cfg, sum, since = next.cfg, next.sum, stopped
 	}
+}
+
+// RunOptions are what the agent's command line, not its configuration
+// file, decides: the ConfigMap the file comes from may be edited by people
+// who must not become root on the node.
+type RunOptions struct {
+	// HostKeysSHA256 is the digest of the host keys install wrote
+	// (agentconfig.HostKeys); a file whose host keys differ is refused.
+	// Empty checks nothing (an agent run by hand trusts its file).
+	HostKeysSHA256 string
+	// AllowRemoteListen lets listen and metricsAddress name an address
+	// other hosts reach; without it only loopback is served.
+	AllowRemoteListen bool
+}
+
+// check refuses a loaded configuration the command line does not allow.
+func (o RunOptions) check(cfg *agentconfig.Config) error {
+	if err := cfg.CheckHostKeys(o.HostKeysSHA256); err != nil {
+		return err
+	}
+	if o.AllowRemoteListen {
+		return nil
+	}
+	if err := agentconfig.CheckLoopback("listen", cfg.Listen); err != nil {
+		return err
+	}
+	if cfg.MetricsAddress != "" {
+		return agentconfig.CheckLoopback("metricsAddress", cfg.MetricsAddress)
+	}
+	return nil
 }
 
 // serve runs one configuration until ctx ends or the file changes (the

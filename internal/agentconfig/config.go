@@ -1,12 +1,16 @@
 package agentconfig
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -63,7 +67,52 @@ type Config struct {
 	// pod reaches only through kube-proxy; on a cluster without it, name
 	// the API server's address on the node (k3s servers: 127.0.0.1:6443).
 	APIServer string `json:"apiServer,omitempty"`
+
+	// hostKeys is the digest of the host keys as the file wrote them,
+	// before defaults (HostKeysSHA256).
+	hostKeys string
 }
+
+// HostKeys are the keys whose values the agent runs as programs on the
+// node or writes beneath as root: install owns them (its flags set them),
+// and an agent started with their digest refuses a file whose values
+// differ. Editing them is root on every node.
+var HostKeys = []string{
+	"dataDir", "stateDir",
+	"restic.binary", "restic.cacheDir",
+	"restore.flavor", "restore.stopCommand", "restore.startCommand", "restore.k3sBinary", "restore.etcdDataDir",
+}
+
+// HostKeysSHA256 is the sha256 of the host keys' values as the file wrote
+// them (defaults not applied): install passes it to the DaemonSet's agents
+// (dr-agent serve --host-keys-sha256), which refuse a configuration whose
+// host keys someone changed in the ConfigMap.
+func (c *Config) HostKeysSHA256() string { return c.hostKeys }
+
+func hostKeysDigest(c *Config) string {
+	data, err := json.Marshal(struct {
+		DataDir, StateDir, ResticBinary, ResticCacheDir string
+		Restore                                         Restore
+	}{c.DataDir, c.StateDir, c.Restic.Binary, c.Restic.CacheDir, c.Restore})
+	if err != nil {
+		panic(err) // strings and string slices always marshal
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// CheckHostKeys refuses a configuration whose host keys are not the ones
+// install wrote (want is the digest install gave the agent; empty checks
+// nothing: an agent run by hand trusts its own file).
+func (c *Config) CheckHostKeys(want string) error {
+	if want == "" || c.hostKeys == want {
+		return nil
+	}
+	return fmt.Errorf("%w: the keys %s differ from what kubectl dr install wrote: the agent runs them as root on the node, so only install changes them (re-run kubectl dr install with its flags; see docs/security.md)", ErrHostKeys, strings.Join(HostKeys, ", "))
+}
+
+// ErrHostKeys is a configuration whose host keys install did not write.
+var ErrHostKeys = errors.New("host keys changed outside install")
 
 // Retention is how many snapshots to keep: the newest KeepLast, plus the
 // newest of each of the last N hours, days, weeks and months (GFS).
@@ -331,6 +380,7 @@ func Parse(data []byte, path string) (*Config, error) {
 	if err := yaml.UnmarshalStrict(data, &c); err != nil {
 		return nil, fmt.Errorf("parse agent config %s: %w", path, err)
 	}
+	c.hostKeys = hostKeysDigest(&c)
 	if err := c.complete(); err != nil {
 		return nil, fmt.Errorf("agent config %s: %w", path, err)
 	}
@@ -519,6 +569,45 @@ func (c *Config) complete() error {
 	if c.Restic.CacheDir == "" {
 		c.Restic.CacheDir = filepath.Join(c.StateDir, "restic-cache")
 	}
+	return c.checkHostPaths()
+}
+
+// kernelDirs are the trees of a privileged, hostPID container that reach
+// past its mounts: /proc/1/root is the node's root file system, /dev its
+// disks. A path the agent backs up, restores into or writes must not lie
+// in them, or a ConfigMap edit would reach every file of the node.
+var kernelDirs = []string{"/proc", "/sys", "/dev"}
+
+func (c *Config) checkHostPaths() error {
+	check := func(key, p string) error {
+		clean := filepath.Clean(p)
+		for _, d := range kernelDirs {
+			if clean == d || strings.HasPrefix(clean, d+"/") {
+				return fmt.Errorf("%s %q is under %s: the agent runs privileged with the node's processes, and %s reaches past its mounts into the whole node; name the directory itself", key, p, d, d)
+			}
+		}
+		return nil
+	}
+	paths := [][2]string{{"dataDir", c.DataDir}, {"stateDir", c.StateDir}, {"restic.cacheDir", c.Restic.CacheDir}, {"restore.etcdDataDir", c.Restore.EtcdDataDir}}
+	for _, p := range c.Restic.Paths {
+		paths = append(paths, [2]string{"restic.paths", p})
+	}
+	for node, ps := range c.Restic.Nodes {
+		for _, p := range ps.Paths {
+			paths = append(paths, [2]string{"restic.nodes." + node + ".paths", p})
+		}
+	}
+	for _, src := range c.WAL.Sources {
+		paths = append(paths, [2]string{"wal.sources " + src.Name + ": spool", src.Spool})
+		if src.PGData != "" {
+			paths = append(paths, [2]string{"wal.sources " + src.Name + ": pgdata", src.PGData})
+		}
+	}
+	for _, p := range paths {
+		if err := check(p[0], p[1]); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -657,4 +746,22 @@ func Interval(s interface{ Next(time.Time) time.Time }) time.Duration {
 		prev = next
 	}
 	return longest
+}
+
+// CheckLoopback refuses an address (HOST:PORT) that other hosts can reach:
+// the agent's gRPC and metrics serve the node's loopback, and the plugin
+// comes in through the API server's port-forward. Only a loopback IP or
+// localhost passes; an empty host is every interface.
+func CheckLoopback(key, addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", key, addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("%s %q is not a loopback address: the agent serves only the node's loopback (the plugin comes in through the API server's port-forward); to serve %s anyway, start it with --allow-remote-listen", key, addr, host)
 }

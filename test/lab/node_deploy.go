@@ -75,19 +75,22 @@ func (l *Lab) deployAgent(ctx context.Context) error {
 			return err
 		}
 	}
+	// The host keys are install's own flags: config keys cannot set them.
 	if r := cfg.Restore; r.Flavor != "" {
-		keys := map[string]any{"restore.flavor": r.Flavor}
+		set = append(set, "--restore-flavor", r.Flavor)
 		if len(r.StopCommand) > 0 {
-			keys["restore.stopCommand"] = onHost(r.StopCommand)
-			keys["restore.startCommand"] = onHost(r.StartCommand)
+			for flag, argv := range map[string][]string{"--stop-command": onHost(r.StopCommand), "--start-command": onHost(r.StartCommand)} {
+				var list strings.Builder
+				enc := json.NewEncoder(&list)
+				enc.SetEscapeHTML(false)
+				if err := enc.Encode(argv); err != nil {
+					return err
+				}
+				set = append(set, flag, strings.TrimSpace(list.String()))
+			}
 		}
 		if r.K3sBinary != "" {
-			keys["restore.k3sBinary"] = r.K3sBinary
-		}
-		for _, k := range slices.Sorted(maps.Keys(keys)) {
-			if err := setKey(k, keys[k]); err != nil {
-				return err
-			}
+			set = append(set, "--k3s-binary", r.K3sBinary)
 		}
 	}
 	if len(cfg.WAL.Sources) > 0 {

@@ -105,6 +105,9 @@ func (o *SetOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return cmdutil.UsageError("nothing changed: %w", err)
 	}
+	if err := install.CheckHostKeys(ctx, cs, ns, tree); err != nil {
+		return err
+	}
 	if data == cm.Data[install.ConfigKey] {
 		fmt.Fprintln(o.ErrOut, "configuration unchanged")
 		return nil

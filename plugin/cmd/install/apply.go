@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/pki"
 	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
@@ -473,4 +474,40 @@ func RemountDaemonSet(ctx context.Context, f cmdutil.Factory, tree map[string]an
 		}
 	}
 	return errors.New("manifests/ has no DaemonSet")
+}
+
+// CheckHostKeys refuses a configuration whose host keys
+// (agentconfig.HostKeys) are not the ones the DaemonSet's agents accept
+// (its --host-keys-sha256): someone changed them in the ConfigMap, and
+// writing it again, or re-applying the DaemonSet from it, would carry
+// their commands on. A DaemonSet without the flag (an install from before
+// it) checks nothing.
+func CheckHostKeys(ctx context.Context, cs kubernetes.Interface, ns string, tree map[string]any) error {
+	ds, err := cs.AppsV1().DaemonSets(ns).Get(ctx, DaemonSetName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read DaemonSet %s/%s: %w", ns, DaemonSetName, err)
+	}
+	want := ""
+	for _, c := range ds.Spec.Template.Spec.Containers {
+		for i, a := range c.Args {
+			if a == hostKeysFlag && i+1 < len(c.Args) {
+				want = c.Args[i+1]
+			}
+		}
+	}
+	if want == "" {
+		return nil
+	}
+	_, parsed, err := marshalConfig(tree)
+	if err != nil {
+		return err
+	}
+	if parsed.HostKeysSHA256() != want {
+		return fmt.Errorf("the ConfigMap %s/%s holds host keys (%s) that kubectl dr install did not write: someone edited it, and the agents refuse it; nothing was written: look at kubectl dr config get restore, then re-run kubectl dr install with the flags you mean (--stop-command, --start-command, --k3s-binary, ...)",
+			ns, ConfigMapName, strings.Join(agentconfig.HostKeys, ", "))
+	}
+	return nil
 }

@@ -58,6 +58,12 @@ type Options struct {
 	Force              bool
 	Set                []string
 	BucketSources      []string
+	// The host keys (agentconfig.HostKeys): only install sets them.
+	RestoreFlavor string
+	StopCommand   string
+	StartCommand  string
+	K3sBinary     string
+	EtcdDataDir   string
 
 	// Resolved by Complete.
 	store     objstore.Config
@@ -116,6 +122,11 @@ in Secrets; keep a copy outside the cluster, as install reminds you.
 	fl.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long to wait for the agents")
 	fl.BoolVar(&o.Force, "force", false, "apply even when the store check fails (the agents are then reported not ready)")
 	fl.StringArrayVar(&o.Set, "set", nil, "set a key of the agent configuration, as kubectl dr config set does (KEY=VALUE, VALUE is YAML; repeatable)")
+	fl.StringVar(&o.RestoreFlavor, "restore-flavor", "", `how the nodes restore etcd: k3s (k3s's cluster reset; the default) or etcd (a kubeadm-style member) (restore.flavor)`)
+	fl.StringVar(&o.StopCommand, "stop-command", "", `command that stops k3s or etcd for a restore, run as root on the node: words, or a YAML list '[sh, -c, "..."]' (restore.stopCommand; default systemctl stop k3s; "" the default again)`)
+	fl.StringVar(&o.StartCommand, "start-command", "", `command that starts k3s or etcd after a restore, as --stop-command (restore.startCommand; default systemctl start k3s)`)
+	fl.StringVar(&o.K3sBinary, "k3s-binary", "", "k3s binary on the nodes, run for a cluster reset (restore.k3sBinary; default /usr/local/bin/k3s)")
+	fl.StringVar(&o.EtcdDataDir, "etcd-data-dir", "", "the etcd member's data dir for --restore-flavor etcd (restore.etcdDataDir; default <data-dir>/server/db/etcd)")
 	return cmd
 }
 
@@ -173,7 +184,38 @@ func (o *Options) Validate() error {
 	if o.Image == "" {
 		return cmdutil.UsageError("--image is empty")
 	}
+	switch o.RestoreFlavor {
+	case "", agentconfig.FlavorK3s, agentconfig.FlavorEtcd:
+	default:
+		return cmdutil.UsageError("--restore-flavor %q: want k3s or etcd", o.RestoreFlavor)
+	}
+	for flag, p := range map[string]string{"--k3s-binary": o.K3sBinary, "--etcd-data-dir": o.EtcdDataDir} {
+		if p != "" && !strings.HasPrefix(p, "/") {
+			return cmdutil.UsageError("%s %q must be an absolute path", flag, p)
+		}
+	}
+	for flag, c := range map[string]string{"--stop-command": o.StopCommand, "--start-command": o.StartCommand} {
+		if _, err := parseCommand(c); err != nil {
+			return cmdutil.UsageError("%s: %w", flag, err)
+		}
+	}
 	return nil
+}
+
+// parseCommand reads a command flag: a YAML list of words, or words
+// separated by spaces.
+func parseCommand(s string) ([]string, error) {
+	if !strings.HasPrefix(strings.TrimSpace(s), "[") {
+		return strings.Fields(s), nil
+	}
+	var argv []string
+	if err := yaml.UnmarshalStrict([]byte(s), &argv); err != nil {
+		return nil, fmt.Errorf("%q: want words, or a YAML list of strings: %w", s, err)
+	}
+	if len(argv) == 0 || argv[0] == "" {
+		return nil, fmt.Errorf("%q names no program", s)
+	}
+	return argv, nil
 }
 
 // Run installs, or prints what it would install.
@@ -377,6 +419,41 @@ func (o *Options) configure(tree map[string]any, clusterID string, storeData map
 	}
 	if o.FilesSchedule != "" {
 		child(tree, "restic")["schedule"] = o.FilesSchedule
+	}
+	o.configureHost(tree)
+}
+
+// configureHost sets the host keys from their flags. A flag not given
+// keeps what an earlier install wrote; given empty, it removes the key
+// (the agent's default applies).
+func (o *Options) configureHost(tree map[string]any) {
+	restore := child(tree, "restore")
+	for _, k := range []struct{ flag, key, value string }{
+		{"restore-flavor", "flavor", o.RestoreFlavor},
+		{"stop-command", "stopCommand", o.StopCommand},
+		{"start-command", "startCommand", o.StartCommand},
+		{"k3s-binary", "k3sBinary", o.K3sBinary},
+		{"etcd-data-dir", "etcdDataDir", o.EtcdDataDir},
+	} {
+		if o.changed == nil || !o.changed(k.flag) {
+			continue
+		}
+		switch {
+		case k.value == "":
+			delete(restore, k.key)
+		case k.key == "stopCommand" || k.key == "startCommand":
+			argv, _ := parseCommand(k.value) // Validate parsed it
+			words := make([]any, len(argv))
+			for i, w := range argv {
+				words[i] = w
+			}
+			restore[k.key] = words
+		default:
+			restore[k.key] = k.value
+		}
+	}
+	if len(restore) == 0 {
+		delete(tree, "restore")
 	}
 }
 

@@ -2,6 +2,7 @@ package install
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -25,7 +26,40 @@ func Owned() map[string]string {
 		"etcd.snapshotKeyFile": "re-run kubectl dr install --snapshot-key-file ...",
 		"restic.passwordFile":  "re-run kubectl dr install --restic-password-file ...",
 		"restic.binary":        "the agent image ships restic",
+		"restic.cacheDir":      "it is <state-dir>/restic-cache: re-run kubectl dr install --state-dir ...",
+		// The host keys (agentconfig.HostKeys): the agent runs them or
+		// writes beneath them as root on every node.
+		"restore.flavor":       "re-run kubectl dr install --restore-flavor ...",
+		"restore.stopCommand":  "re-run kubectl dr install --stop-command ... (the agent runs it as root on every node)",
+		"restore.startCommand": "re-run kubectl dr install --start-command ... (the agent runs it as root on every node)",
+		"restore.k3sBinary":    "re-run kubectl dr install --k3s-binary ... (the agent runs it as root on every node)",
+		"restore.etcdDataDir":  "re-run kubectl dr install --etcd-data-dir ...",
 	}
+}
+
+// ownedBy names the install-owned key that key is or lies under, the
+// longest first ("" when none).
+func ownedBy(key string) string {
+	best := ""
+	for owned := range Owned() {
+		if (key == owned || strings.HasPrefix(key, owned+".")) && len(owned) > len(best) {
+			best = owned
+		}
+	}
+	return best
+}
+
+// ownedUnder names the install-owned keys below key, sorted: setting key
+// as a whole would replace them.
+func ownedUnder(key string) []string {
+	var under []string
+	for owned := range Owned() {
+		if strings.HasPrefix(owned, key+".") {
+			under = append(under, owned)
+		}
+	}
+	slices.Sort(under)
+	return under
 }
 
 // A Change sets or removes one dotted key of the agent configuration.
@@ -42,10 +76,11 @@ func ParseChange(arg string) (Change, error) {
 	if !ok || key == "" {
 		return Change{}, cmdutil.UsageError("%q: want KEY=VALUE (KEY= removes the key)", arg)
 	}
-	for owned, why := range Owned() {
-		if key == owned || strings.HasPrefix(key, owned+".") {
-			return Change{}, cmdutil.UsageError("%s is set by install, not by config keys: %s", key, why)
-		}
+	if owned := ownedBy(key); owned != "" {
+		return Change{}, cmdutil.UsageError("%s is set by install, not by config keys: %s", key, Owned()[owned])
+	}
+	if under := ownedUnder(key); len(under) > 0 {
+		return Change{}, cmdutil.UsageError("%s would replace %s, which install sets: set the keys below %s one at a time (%s.KEY=VALUE)", key, strings.Join(under, ", "), key, key)
 	}
 	if value == "" {
 		return Change{Key: key, Unset: true}, nil

@@ -34,6 +34,8 @@ const (
 	// Where the DaemonSet mounts the Secrets in the agent's container.
 	storeMount       = "/etc/dr-agent/store"
 	snapshotKeyMount = "/etc/dr-agent/snapshot-key"
+	// hostKeysFlag gives the agent the digest of the host keys.
+	hostKeysFlag = "--host-keys-sha256"
 	// hostVolumePrefix names the hostPath volumes added for configured
 	// paths outside the data and state directories.
 	hostVolumePrefix = "host-"
@@ -139,19 +141,25 @@ func ParseConfig(data string) (map[string]any, error) {
 // sorted, so the same tree always gives the same bytes) after checking it
 // is a configuration the agent accepts.
 func MarshalConfig(cfg map[string]any) (string, error) {
+	data, _, err := marshalConfig(cfg)
+	return data, err
+}
+
+func marshalConfig(cfg map[string]any) (string, *agentconfig.Config, error) {
 	data, err := yaml.Marshal(cfg)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	// The node name comes from the pod; any name validates the rest.
 	check := append([]byte("nodeName: validate\n"), data...)
 	if _, ok := cfg["nodeName"]; ok {
 		check = data
 	}
-	if _, err := agentconfig.Parse(check, "(the ConfigMap's config.yaml)"); err != nil {
-		return "", err
+	parsed, err := agentconfig.Parse(check, "(the ConfigMap's config.yaml)")
+	if err != nil {
+		return "", nil, err
 	}
-	return string(data), nil
+	return string(data), parsed, nil
 }
 
 // Render returns every object install applies, in order: the embedded
@@ -162,7 +170,7 @@ func Render(s Settings) ([]*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfgData, err := MarshalConfig(s.Config)
+	cfgData, parsed, err := marshalConfig(s.Config)
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +197,7 @@ func Render(s Settings) ([]*unstructured.Unstructured, error) {
 				return nil, err
 			}
 		case o.GetKind() == "DaemonSet" && o.GetName() == DaemonSetName:
-			if err := renderDaemonSet(o, s); err != nil {
+			if err := renderDaemonSet(o, s, parsed.HostKeysSHA256()); err != nil {
 				return nil, fmt.Errorf("render DaemonSet: %w", err)
 			}
 			for _, sec := range s.Secrets {
@@ -202,7 +210,7 @@ func Render(s Settings) ([]*unstructured.Unstructured, error) {
 	return out, nil
 }
 
-func renderDaemonSet(ds *unstructured.Unstructured, s Settings) error {
+func renderDaemonSet(ds *unstructured.Unstructured, s Settings, hostKeys string) error {
 	spec, _, err := unstructured.NestedMap(ds.Object, "spec", "template", "spec")
 	if err != nil {
 		return err
@@ -213,6 +221,19 @@ func renderDaemonSet(ds *unstructured.Unstructured, s Settings) error {
 	}
 	c := containers[0].(map[string]any)
 	c["image"] = s.Image
+	// The digest of the host keys goes into the pod spec, which only who
+	// is root on the nodes already (who can change the image) may edit:
+	// an agent refuses a ConfigMap whose host keys differ from it.
+	args, _ := c["args"].([]any)
+	var keptArgs []any
+	for i := 0; i < len(args); i++ {
+		if a, _ := args[i].(string); a == hostKeysFlag {
+			i++
+			continue
+		}
+		keptArgs = append(keptArgs, args[i])
+	}
+	c["args"] = append(keptArgs, hostKeysFlag, hostKeys)
 	for _, probe := range []string{"readinessProbe", "livenessProbe"} {
 		if p, ok := c[probe].(map[string]any); ok {
 			if h, ok := p["httpGet"].(map[string]any); ok {
