@@ -99,7 +99,9 @@ restic: {binary: /nonexistent/restic}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- server.Run(ctx, path, server.RunOptions{}, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	go func() {
+		done <- server.Run(ctx, path, server.RunOptions{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
