@@ -365,6 +365,11 @@ func (s *Server) startPlan(p *restoreplan.Plan) (<-chan error, error) {
 
 // resumePlans takes up a plan the agent was carrying out when it stopped.
 func (s *Server) resumePlans() {
+	if removed, err := restoreplan.SweepBootstrap(s.cfg.StateDir); err != nil {
+		s.log.Error("remove the staged bootstrap files of finished restores", "err", err)
+	} else if len(removed) > 0 {
+		s.log.Info("removed the staged bootstrap files of finished restores (they held the server token)", "dirs", removed)
+	}
 	p, err := s.plans().Unfinished()
 	if err != nil {
 		s.log.Error("read restore plans", "err", err)

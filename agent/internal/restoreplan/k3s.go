@@ -2,6 +2,7 @@ package restoreplan
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kubectl-dr/kubectl-dr/internal/durable"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 )
 
 // Steps of the k3s flavour, in k3s's documented order. The reset server:
@@ -160,9 +162,11 @@ func moveAside(dataDir, aside string) error {
 // putBootstrapFiles copies every file under dir (paths relative to the k3s
 // data dir, as the store keeps them) into dataDir. A different file already
 // there is renamed to <file>.aside-<plan> first; the same one is left. It
-// returns what it moved aside.
+// returns what it moved aside. Every file is checked before any is
+// written: only the bootstrap files k3s keeps (dbsnap.BootstrapFiles), as
+// regular files, and no symbolic link on the way into dataDir is followed.
 func putBootstrapFiles(dir, dataDir, planID string) ([]string, error) {
-	var moved []string
+	var rels []string
 	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -171,25 +175,73 @@ func putBootstrapFiles(dir, dataDir, planID string) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		data, err := os.ReadFile(path)
-		if err != nil {
+		if err := dbsnap.CheckBootstrapPath(filepath.ToSlash(rel)); err != nil {
 			return err
+		}
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("%w: staged %s is not a regular file", dbsnap.ErrBootstrapPath, path)
+		}
+		if err := checkNoLinks(dataDir, rel); err != nil {
+			return err
+		}
+		rels = append(rels, rel)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("put the bootstrap files: %w; nothing was written", err)
+	}
+	var moved []string
+	for _, rel := range rels {
+		data, err := os.ReadFile(filepath.Join(dir, rel))
+		if err != nil {
+			return moved, err
 		}
 		target := filepath.Join(dataDir, rel)
 		if cur, err := os.ReadFile(target); err == nil {
 			if string(cur) == string(data) {
-				return nil
+				continue
 			}
 			aside := target + ".aside-" + planID
 			if err := durable.MoveAside(target, aside); err != nil {
-				return fmt.Errorf("move %s aside: %w", target, err)
+				return moved, fmt.Errorf("move %s aside: %w", target, err)
 			}
 			moved = append(moved, aside)
 		}
 		if err := durable.MkdirAll(filepath.Dir(target), 0o700); err != nil {
+			return moved, err
+		}
+		if err := durable.WriteFile(target, data, 0o600); err != nil {
+			return moved, err
+		}
+	}
+	return moved, nil
+}
+
+// checkNoLinks refuses when a directory between dataDir and rel, or rel
+// itself, is a symbolic link (or rel is not a regular file): writing
+// through it would put a file wherever the link points. What does not
+// exist yet is made by the write.
+func checkNoLinks(dataDir, rel string) error {
+	cur := dataDir
+	parts := strings.Split(rel, string(filepath.Separator))
+	for i, part := range parts {
+		cur = filepath.Join(cur, part)
+		st, err := os.Lstat(cur)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
 			return err
 		}
-		return durable.WriteFile(target, data, 0o600)
-	})
-	return moved, err
+		last := i == len(parts)-1
+		switch {
+		case st.Mode()&os.ModeSymlink != 0:
+			return fmt.Errorf("%w: %s is a symbolic link: a bootstrap file is never written through one", dbsnap.ErrBootstrapPath, cur)
+		case !last && !st.IsDir():
+			return fmt.Errorf("%w: %s is not a directory", dbsnap.ErrBootstrapPath, cur)
+		case last && !st.Mode().IsRegular():
+			return fmt.Errorf("%w: %s is not a regular file", dbsnap.ErrBootstrapPath, cur)
+		}
+	}
+	return nil
 }

@@ -390,6 +390,14 @@ func (r *Runner) Run(ctx context.Context, p *Plan) error {
 		return err
 	}
 	defer unlock()
+	// The staged bootstrap files hold the server token in the clear: once
+	// the plan is over (done, failed, rolled back) only the data dir's own
+	// copy remains.
+	defer func() {
+		if p.Finished() {
+			removeStagedBootstrap(p)
+		}
+	}()
 	p.update(func() { p.Started = true })
 	if p.RollBackReason != "" {
 		return r.resumeRollBack(ctx, p)
@@ -636,4 +644,50 @@ func dropCache(p *Plan) {
 	if p.SnapshotPath != "" {
 		os.Remove(p.SnapshotPath)
 	}
+}
+
+// bootstrapSuffix names a plan's staged bootstrap files (stageBootstrap).
+const bootstrapSuffix = ".bootstrap"
+
+func removeStagedBootstrap(p *Plan) {
+	if p.BootstrapDir != "" {
+		os.RemoveAll(p.BootstrapDir)
+	}
+}
+
+// SweepBootstrap removes the staged bootstrap files (the server token in
+// the clear, <stateDir>/restore/<plan>.bootstrap) of every plan that is
+// over or gone: what a plan that finished while the agent died left
+// behind. An agent calls it when it starts. It returns what it removed.
+func SweepBootstrap(stateDir string) ([]string, error) {
+	ps := PlansIn(stateDir)
+	staging := filepath.Join(stateDir, "restore")
+	entries, err := os.ReadDir(staging)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), bootstrapSuffix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		p, err := ps.Load(id)
+		switch {
+		case err == nil && !p.Finished():
+			// Prepared or running: its bootstrap step still needs them.
+			continue
+		case err != nil && !errors.Is(err, os.ErrNotExist):
+			continue
+		}
+		dir := filepath.Join(staging, e.Name())
+		if err := os.RemoveAll(dir); err != nil {
+			return removed, fmt.Errorf("remove the staged bootstrap files %s: %w", dir, err)
+		}
+		removed = append(removed, dir)
+	}
+	return removed, nil
 }

@@ -307,7 +307,7 @@ func stageBootstrap(ctx context.Context, store objstore.Store, snap *dbsnap.Snap
 	if _, ok := files[tokenFile]; !ok {
 		return "", fmt.Errorf("snapshot %s's bootstrap record has no %s", snap.Name, tokenFile)
 	}
-	dir := filepath.Join(cfg.StateDir, "restore", planID+".bootstrap")
+	dir := filepath.Join(cfg.StateDir, "restore", planID+bootstrapSuffix)
 	for rel, data := range files {
 		if !all && rel != tokenFile {
 			continue

@@ -6,9 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path"
+	"slices"
+	"strings"
 
 	"filippo.io/age"
 
@@ -21,6 +25,33 @@ import (
 // encryption on, the key that decrypts the cluster's Secrets.
 func BootstrapFiles() []string {
 	return []string{"server/token", "server/cred/encryption-config.json"}
+}
+
+// CheckBootstrapPath refuses a path of a bootstrap bundle that is not one
+// of BootstrapFiles, as the bundle names it (slash-separated, relative to
+// the data dir): the agent writes the files it names as root, and a
+// crafted bundle must not name anything else (an absolute path, "..", a
+// file k3s does not keep). Only the exact names pass, never a spelling
+// that cleans to one.
+func CheckBootstrapPath(rel string) error {
+	if slices.Contains(BootstrapFiles(), rel) {
+		return nil
+	}
+	return fmt.Errorf("%w: %q is not a file k3s keeps in a bootstrap bundle (want one of %s)", ErrBootstrapPath, rel, strings.Join(BootstrapFiles(), ", "))
+}
+
+// ErrBootstrapPath is a bootstrap bundle naming a file it may not.
+var ErrBootstrapPath = errors.New("bootstrap bundle refused")
+
+// CheckBootstrapFiles checks every path of a decrypted bundle before any
+// is written: one bad path refuses the whole bundle.
+func CheckBootstrapFiles(files map[string][]byte) error {
+	for _, rel := range slices.Sorted(maps.Keys(files)) {
+		if err := CheckBootstrapPath(rel); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Bootstrap is the record of the bootstrap files kept with a snapshot.
@@ -71,6 +102,9 @@ func FetchBootstrap(ctx context.Context, store objstore.Store, snap *Snapshot, i
 	var files map[string][]byte
 	if err := json.NewDecoder(r).Decode(&files); err != nil {
 		return nil, fmt.Errorf("bootstrap files of %s: %w", snap.Name, err)
+	}
+	if err := CheckBootstrapFiles(files); err != nil {
+		return nil, fmt.Errorf("bootstrap files of %s: %w; nothing was written", snap.Name, err)
 	}
 	return files, nil
 }
