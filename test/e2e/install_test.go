@@ -24,7 +24,7 @@ var asInstalled = []string{"KUBECTL_DR_AGENTS="}
 // installed are the objects install makes, as kubectl names them.
 var installed = []string{
 	"namespace/dr-system", "clusterrole/dr-agent", "clusterrolebinding/dr-agent",
-	"-n dr-system serviceaccount/dr-agent", "-n dr-system role/dr-agent", "-n dr-system rolebinding/dr-agent",
+	"-n dr-system serviceaccount/dr-agent",
 	"-n dr-system configmap/dr-agent-config", "-n dr-system daemonset/dr-agent",
 	"-n dr-system secret/dr-agent-tls", "-n dr-system secret/dr-client-tls", "-n dr-system secret/dr-store",
 	"-n dr-system secret/dr-snapshot-key", "-n dr-system secret/dr-restic",

@@ -154,8 +154,6 @@ func needed(ns string) []access {
 		{"", "serviceaccounts", ns},
 		{"", "secrets", ns},
 		{"", "configmaps", ns},
-		{"rbac.authorization.k8s.io", "roles", ns},
-		{"rbac.authorization.k8s.io", "rolebindings", ns},
 		{"apps", "daemonsets", ns},
 	} {
 		for _, verb := range []string{"get", "create", "patch"} {
@@ -510,4 +508,18 @@ func CheckHostKeys(ctx context.Context, cs kubernetes.Interface, ns string, tree
 			ns, ConfigMapName, strings.Join(agentconfig.HostKeys, ", "))
 	}
 	return nil
+}
+
+// legacyObjects are what an earlier install applied and this one no longer
+// does: a Role and RoleBinding granting the agent pods it never read.
+// Install removes them; uninstall too.
+func legacyObjects() []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, kind := range []string{"Role", "RoleBinding"} {
+		out = append(out, &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind,
+			"metadata": map[string]any{"name": "dr-agent"},
+		}})
+	}
+	return out
 }

@@ -308,6 +308,15 @@ func (o *Options) Run(ctx context.Context) error {
 		}
 		fmt.Fprintf(o.ErrOut, "%s/%s %s\n", strings.ToLower(obj.GetKind()), obj.GetName(), result)
 	}
+	for _, obj := range legacyObjects() {
+		obj.SetNamespace(ns)
+		what := strings.ToLower(obj.GetKind()) + "/" + obj.GetName()
+		if gone, err := a.delete(ctx, obj); err != nil {
+			fmt.Fprintf(o.ErrOut, "warning: %s of an earlier install grants the agent more than it uses and was not removed: %v\n", what, err)
+		} else if gone {
+			fmt.Fprintf(o.ErrOut, "%s deleted (an earlier install's; the agent does not use it)\n", what)
+		}
+	}
 	for _, g := range generated {
 		fmt.Fprintln(o.ErrOut, g)
 	}

@@ -3,6 +3,7 @@ package install
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -68,6 +69,8 @@ func (o *UninstallOptions) Run(ctx context.Context) error {
 	for _, name := range []string{AgentTLSSecret, cmdutil.ClientTLSSecret, cmdutil.StoreSecret, cmdutil.SnapshotKeySecret, ResticSecret} {
 		namespaced = append(namespaced, secret(name, nil))
 	}
+	legacy := legacyObjects()
+	namespaced = append(namespaced, legacy...)
 	for _, obj := range objs {
 		switch obj.GetKind() {
 		case "Namespace":
@@ -116,6 +119,8 @@ func (o *UninstallOptions) Run(ctx context.Context) error {
 		state := "not found"
 		if gone {
 			state = "deleted"
+		} else if slices.Contains(legacy, obj) {
+			continue
 		}
 		fmt.Fprintf(o.ErrOut, "%s/%s %s\n", strings.ToLower(obj.GetKind()), obj.GetName(), state)
 	}
