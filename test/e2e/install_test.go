@@ -3,10 +3,13 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -36,9 +39,10 @@ var installed = []string{
 func TestInstallOnTheLabNode(t *testing.T) {
 	node := theLab.State.KubeNode
 	// The lab's own DaemonSet makes room (uninstall removes it: it carries
-	// the kustomization's part-of label); it comes back after the test.
-	if r := kubectlDR(t, nil, "uninstall", "--yes"); r.code != 0 {
-		t.Fatalf("uninstall of the lab's DaemonSet: exit %d\n%s", r.code, r.stderr)
+	// the kustomization's part-of label), with its keys, so that install
+	// starts from nothing; it comes back after the test.
+	if r := onTerminal(t, "y\n", nil, "uninstall", "--yes", "--delete-keys"); r.code != 0 {
+		t.Fatalf("uninstall of the lab's DaemonSet: exit %d\n%s", r.code, r.stdout)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -215,23 +219,70 @@ func TestInstallOnTheLabNode(t *testing.T) {
 		if r.code != 2 || !strings.Contains(r.stderr, "set by install") {
 			t.Errorf("config set of the store: exit %d\n%s\nwant exit 2: install owns it", r.code, r.stderr)
 		}
+		// Host commands are install's: config set refuses them, naming
+		// the install flag.
+		for arg, flag := range map[string]string{
+			"restore.stopCommand=[sh, -c, id]": "--stop-command", "restore.k3sBinary=/tmp/k3s": "--k3s-binary",
+			"restore={flavor: etcd}": "restore.stopCommand",
+		} {
+			r = kubectlDR(t, asInstalled, "config", "set", arg)
+			if r.code != 2 || !strings.Contains(r.stderr, flag) {
+				t.Errorf("config set %s: exit %d\n%s\nwant exit 2 naming %s", arg, r.code, r.stderr, flag)
+			}
+		}
 		if after := runKubectl(t, "-n", "dr-system", "get", "configmap", "dr-agent-config", "-o", "jsonpath={.metadata.resourceVersion}"); after != before {
 			t.Errorf("refused config set changed the ConfigMap")
 		}
 	})
 
-	t.Run("uninstall leaves the store alone", func(t *testing.T) {
+	t.Run("uninstall keeps the keys unless told twice, and the store", func(t *testing.T) {
 		r := kubectlDR(t, asInstalled, "uninstall")
 		if r.code != 2 || !strings.Contains(r.stderr, "--yes") {
 			t.Errorf("uninstall without --yes and no terminal: exit %d\n%s\nwant exit 2 asking for --yes", r.code, r.stderr)
 		}
+		key := runKubectl(t, "-n", "dr-system", "get", "secret", "dr-snapshot-key", "-o", `jsonpath={.data.snapshot\.key}`)
 		r = kubectlDR(t, asInstalled, "uninstall", "--yes")
 		if r.code != 0 {
 			t.Fatalf("uninstall: exit %d\n%s", r.code, r.stderr)
 		}
+		kept := []string{"namespace/dr-system", "-n dr-system secret/dr-snapshot-key", "-n dr-system secret/dr-restic"}
+		for _, obj := range installed {
+			r := runBin(t, theLab.Bin.Kubectl, nil, kubectlGet(obj)...)
+			if slices.Contains(kept, obj) != (r.code == 0) {
+				t.Errorf("%s after uninstall --yes: kubectl get exit %d; want it kept: %v", obj, r.code, slices.Contains(kept, obj))
+			}
+		}
+		for _, want := range []string{"Kept the keys to every backup", "dr-snapshot-key, dr-restic",
+			`kubectl -n dr-system get secret dr-snapshot-key -o jsonpath='{.data.snapshot\.key}' | base64 -d > dr-snapshot.key`,
+			"kubectl -n dr-system get secret dr-restic -o jsonpath='{.data.password}' | base64 -d > dr-restic.password",
+			"--delete-keys"} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("uninstall --yes: stderr lacks %q:\n%s", want, r.stderr)
+			}
+		}
+		if after := runKubectl(t, "-n", "dr-system", "get", "secret", "dr-snapshot-key", "-o", `jsonpath={.data.snapshot\.key}`); after != key || key == "" {
+			t.Errorf("the snapshot key changed across uninstall")
+		}
+
+		// --yes does not answer --delete-keys' question; no terminal, no.
+		r = kubectlDR(t, asInstalled, "uninstall", "--yes", "--delete-keys")
+		if r.code != 2 || !strings.Contains(r.stderr, "nothing removed") || !strings.Contains(r.stderr, "--yes does not answer it") {
+			t.Errorf("uninstall --yes --delete-keys without a terminal: exit %d\n%s\nwant exit 2, nothing removed", r.code, r.stderr)
+		}
+		r = onTerminal(t, "n\n", asInstalled, "uninstall", "--yes", "--delete-keys")
+		if r.code != 2 || !strings.Contains(r.stdout, "becomes unreadable") || !strings.Contains(r.stdout, "dr-snapshot-key and dr-restic") {
+			t.Errorf("uninstall --delete-keys answered no: exit %d\n%s\nwant exit 2 after a question naming the keys and what becomes unreadable", r.code, r.stdout)
+		}
+		for _, obj := range kept {
+			runKubectl(t, kubectlGet(obj)...)
+		}
+		r = onTerminal(t, "y\n", asInstalled, "uninstall", "--yes", "--delete-keys")
+		if r.code != 0 {
+			t.Fatalf("uninstall --delete-keys answered yes: exit %d\n%s", r.code, r.stdout)
+		}
 		for _, obj := range installed {
 			if r := runBin(t, theLab.Bin.Kubectl, nil, kubectlGet(obj)...); r.code == 0 {
-				t.Errorf("%s still exists after uninstall", obj)
+				t.Errorf("%s still exists after uninstall --delete-keys", obj)
 			}
 		}
 		// Read the store directly (direct mode: the store's Secret is
@@ -242,6 +293,31 @@ func TestInstallOnTheLabNode(t *testing.T) {
 			t.Errorf("snapshot ls from the store after uninstall: exit %d, after-install missing\n%s", r.code, r.stderr)
 		}
 	})
+}
+
+// onTerminal runs the plugin on a terminal (util-linux script(1) gives it
+// one) with input typed into it; stdout is everything the terminal showed.
+func onTerminal(t *testing.T, input string, extraEnv []string, args ...string) result {
+	t.Helper()
+	quoted := []string{theLab.Bin.KubectlDR}
+	for _, a := range args {
+		quoted = append(quoted, "'"+strings.ReplaceAll(a, "'", `'\''`)+"'")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "script", "-qec", strings.Join(quoted, " "), "/dev/null")
+	cmd.Env = append(append(os.Environ(), theLab.UserEnv()...), extraEnv...)
+	cmd.Stdin = strings.NewReader(input)
+	out, err := cmd.CombinedOutput()
+	r := result{stdout: string(out)}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("script %v: %v", args, err)
+	}
+	return r
 }
 
 // unprivilegedKubeconfig is the lab's API server with the token of a

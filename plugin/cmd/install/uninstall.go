@@ -21,27 +21,37 @@ type UninstallOptions struct {
 	genericiooptions.IOStreams
 	f cmdutil.Factory
 
-	Yes     bool
-	Wait    bool
-	Timeout time.Duration
+	Yes        bool
+	DeleteKeys bool
+	Wait       bool
+	Timeout    time.Duration
 }
+
+// keySecrets are the Secrets uninstall keeps unless --delete-keys: the
+// keys to every backup.
+func keySecrets() []string { return []string{cmdutil.SnapshotKeySecret, ResticSecret} }
 
 // NewCmdUninstall returns the uninstall command.
 func NewCmdUninstall(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &UninstallOptions{IOStreams: streams, f: f, Wait: true}
 	cmd := &cobra.Command{
-		Use:   "uninstall [--yes]",
-		Short: "Remove what install made from the cluster; the store and its backups stay",
+		Use:   "uninstall [--yes] [--delete-keys]",
+		Short: "Remove what install made from the cluster; the store, its backups and their keys stay",
 		Long: `Uninstall deletes the DaemonSet, its configuration, RBAC and Secrets, and the
 namespace when install made it. It never touches the store: every backup
-stays. The Secrets include the restic password and the snapshot key; keep
-copies outside the cluster before uninstalling, or the backups cannot be
-read again. Files on the nodes (the agent's state directory, files a
-restore moved aside) are left alone.`,
+stays. The Secrets of the snapshot key and the restic password (the keys
+that read every backup) are kept, with their namespace, and uninstall
+prints how to copy them out: a new install uses them again.
+
+--delete-keys deletes them too, after asking again on the terminal what
+becomes unreadable (--yes does not answer that question). Files on the
+nodes (the agent's state directory, files a restore moved aside) are left
+alone.`,
 		Args: cmdutil.NoArgs,
 		RunE: cmdutil.RunE(o),
 	}
-	cmd.Flags().BoolVar(&o.Yes, "yes", false, "do not ask for confirmation")
+	cmd.Flags().BoolVar(&o.Yes, "yes", false, "do not ask for confirmation (the question of --delete-keys is still asked)")
+	cmd.Flags().BoolVar(&o.DeleteKeys, "delete-keys", false, "delete the snapshot key and restic password Secrets too: without a copy, no backup can be read again (asks on the terminal)")
 	cmd.Flags().BoolVar(&o.Wait, "wait", o.Wait, "wait until the namespace is gone (a new install can follow at once)")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", 3*time.Minute, "how long to wait")
 	return cmd
@@ -66,7 +76,11 @@ func (o *UninstallOptions) Run(ctx context.Context) error {
 	}
 	var namespaced, cluster []*unstructured.Unstructured
 	var nsObj *unstructured.Unstructured
-	for _, name := range []string{AgentTLSSecret, cmdutil.ClientTLSSecret, cmdutil.StoreSecret, cmdutil.SnapshotKeySecret, ResticSecret} {
+	names := []string{AgentTLSSecret, cmdutil.ClientTLSSecret, cmdutil.StoreSecret}
+	if o.DeleteKeys {
+		names = append(names, keySecrets()...)
+	}
+	for _, name := range names {
 		namespaced = append(namespaced, secret(name, nil))
 	}
 	legacy := legacyObjects()
@@ -86,21 +100,38 @@ func (o *UninstallOptions) Run(ctx context.Context) error {
 	for _, s := range namespaced {
 		s.SetNamespace(ns)
 	}
-	// The namespace goes only when install made it (it carries the label).
+	// The namespace goes only when install made it (it carries the label),
+	// and not while it keeps the keys.
 	deleteNS := false
 	if n, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err == nil {
-		deleteNS = n.Labels[PartOfLabel] == PartOfValue
+		deleteNS = n.Labels[PartOfLabel] == PartOfValue && o.DeleteKeys
 	} else if !apierrors.IsNotFound(err) {
 		return fmt.Errorf("read namespace %s: %w", ns, err)
 	}
+	var keys []string
+	for _, name := range keySecrets() {
+		_, err := cs.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case err == nil:
+			keys = append(keys, name)
+		case !apierrors.IsNotFound(err):
+			return fmt.Errorf("read Secret %s/%s: %w", ns, name, err)
+		}
+	}
 
 	if !o.Yes {
-		q := fmt.Sprintf("Delete the dr-agent DaemonSet, its RBAC and configuration, and the Secrets in %s (with the restic password and the snapshot key: keep copies)?", ns)
-		if deleteNS {
-			q = fmt.Sprintf("Delete the namespace %s with the dr-agent DaemonSet and its Secrets (with the restic password and the snapshot key: keep copies), and the agent's RBAC?", ns)
+		q := fmt.Sprintf("Delete the dr-agent DaemonSet, its RBAC, configuration and certificates in %s (the store and the keys to its backups stay)?", ns)
+		if o.DeleteKeys {
+			q = fmt.Sprintf("Delete the dr-agent DaemonSet, its RBAC, configuration and Secrets in %s?", ns)
 		}
 		if !cmdutil.Confirm(o.In, o.ErrOut, q) {
 			return cmdutil.UsageError("nothing removed; run again with --yes to uninstall (the store is never touched)")
+		}
+	}
+	if o.DeleteKeys && len(keys) > 0 {
+		q := fmt.Sprintf("Delete the Secrets %s too? They hold the snapshot key and the restic password: without a copy, every encrypted etcd snapshot, WAL segment and bucket copy, and every file backup in the store becomes unreadable, for good.", strings.Join(keys, " and "))
+		if !cmdutil.Confirm(o.In, o.ErrOut, q) {
+			return cmdutil.UsageError("nothing removed: --delete-keys asks on a terminal whether to delete %s, and was not told yes (--yes does not answer it); run uninstall without --delete-keys to keep them, or on a terminal to confirm", strings.Join(keys, " and "))
 		}
 	}
 	a, err := newApplier(o.f)
@@ -142,5 +173,22 @@ func (o *UninstallOptions) Run(ctx context.Context) error {
 		}
 	}
 	fmt.Fprintf(o.Out, "kubectl dr uninstalled from namespace %s; the store and its backups were not touched\n", ns)
+	if !o.DeleteKeys && len(keys) > 0 {
+		fmt.Fprintf(o.ErrOut, "Kept the keys to every backup in namespace %s (a new install uses them again): %s. Keep copies outside the cluster:\n", ns, strings.Join(keys, ", "))
+		for _, k := range keys {
+			fmt.Fprintf(o.ErrOut, "  %s\n", backupCommand(ns, k))
+		}
+		fmt.Fprintf(o.ErrOut, "kubectl dr uninstall --delete-keys deletes them (and the namespace, when install made it).\n")
+	}
 	return nil
+}
+
+// backupCommand copies a key Secret out of the cluster.
+func backupCommand(ns, name string) string {
+	switch name {
+	case cmdutil.SnapshotKeySecret:
+		return fmt.Sprintf("kubectl -n %s get secret %s -o jsonpath='{.data.snapshot\\.key}' | base64 -d > dr-snapshot.key", ns, name)
+	default:
+		return fmt.Sprintf("kubectl -n %s get secret %s -o jsonpath='{.data.password}' | base64 -d > dr-restic.password", ns, name)
+	}
 }
