@@ -9,6 +9,7 @@
 // moved aside (never deleted); on a k3s server on SQLite, state.db and its
 // WAL files swapped for the verified copy, put back if it does not
 // serve; onto a new host (kubectl dr recover) the files kept with the
-// snapshot are put back first and a server without a member joins. A node
-// engine, private to the agent.
+// snapshot are put back first (only the files k3s keeps, never through a
+// symbolic link; the staged token is removed once the plan is over) and a
+// server without a member joins. A node engine, private to the agent.
 package restoreplan
