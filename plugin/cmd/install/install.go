@@ -286,6 +286,15 @@ func (o *Options) Run(ctx context.Context) error {
 		b.configure(tree)
 		secrets = append(secrets, b.secret())
 	}
+	// The host keys become what the agents accept (their digest goes into
+	// the DaemonSet): say which ones, as they run as root on every node.
+	if restore, ok := tree["restore"].(map[string]any); ok && len(restore) > 0 {
+		data, err := yaml.Marshal(restore)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(o.ErrOut, "host keys the agents run as root (restore.*):\n  %s\n", strings.ReplaceAll(strings.TrimSpace(string(data)), "\n", "\n  "))
+	}
 	objs, err := Render(Settings{
 		Namespace: ns, Image: o.Image, DataDir: o.DataDir, StateDir: o.StateDir, Port: o.Port,
 		Config: tree, Secrets: secrets,
