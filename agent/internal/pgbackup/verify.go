@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -272,7 +273,16 @@ func runCheck(ctx context.Context, conn *pgx.Conn, base string, c Check) CheckRe
 	return r
 }
 
+// pgVersionRE is a major version as PG_VERSION and base backup records
+// write it ("15", "9.6"). The version comes from the store (a record, a
+// restored PG_VERSION) and names the directory whose binary runs: nothing
+// else may pass.
+var pgVersionRE = regexp.MustCompile(`^[0-9]{1,3}(\.[0-9]{1,3})?$`)
+
 func postgresBinary(version string) (string, error) {
+	if !pgVersionRE.MatchString(version) {
+		return "", fmt.Errorf("PostgreSQL version %q is not a version (want a major version such as 15): refusing to look for a server binary by it", version)
+	}
 	p := filepath.Join("/usr/lib/postgresql", version, "bin", "postgres")
 	if _, err := os.Stat(p); err == nil {
 		return p, nil
