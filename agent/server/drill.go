@@ -37,7 +37,7 @@ func (s *Server) drillEngine() (*drill.Engine, error) {
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
-	e.Fetch = pgbackup.FetchSetup{AgentBinary: exe, ClusterID: s.cfg.ClusterID, Store: s.cfg.Store}
+	e.AgentBinary = exe
 	return e, nil
 }
 

@@ -40,9 +40,10 @@ type Engine struct {
 	// (FilesOff says why).
 	Files    *files.Engine
 	FilesOff string
-	// Fetch is what a restored PostgreSQL's restore_command needs.
-	Fetch pgbackup.FetchSetup
-	Log   *slog.Logger
+	// AgentBinary is this dr-agent: a scratch PostgreSQL's restore_command
+	// runs it to wait for WAL still being staged.
+	AgentBinary string
+	Log         *slog.Logger
 }
 
 // Progress reports a step starting (phase is the step's name).

@@ -3,6 +3,7 @@ package pgbackup
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/user"
@@ -51,6 +52,12 @@ type VerifyOptions struct {
 	// Promoted is called once recovery has finished, before the counts
 	// and checks.
 	Promoted func()
+	// Stage, when set, is the WAL stage still being fetched: the scratch
+	// instance's restore_command is AgentBinary (copied into the
+	// instance's work directory, where the database's user can run it)
+	// waiting for each file the stage has not fetched yet, so replay
+	// overlaps the download.
+	Stage, AgentBinary string
 }
 
 // Verify starts a scratch PostgreSQL on a restored directory (no TCP, its
@@ -91,19 +98,27 @@ func VerifyWith(ctx context.Context, dir string, port int, o VerifyOptions) (*Ve
 	if err := os.Chown(hba, uid, gid); err != nil {
 		return nil, err
 	}
+	var extra []string
+	if o.Stage != "" {
+		bin := filepath.Join(work, "dr-agent")
+		if err := copyBinary(o.AgentBinary, bin); err != nil {
+			return nil, fmt.Errorf("copy dr-agent for the scratch instance's restore_command: %w", err)
+		}
+		extra = append(extra, "-c", "restore_command="+ReplayRestoreCommand(bin, o.Stage))
+	}
 	logPath := filepath.Join(work, "postgres.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	defer logFile.Close()
-	cmd := exec.Command(bin, "-D", dir,
-		"-c", "port="+strconv.Itoa(port),
+	cmd := exec.Command(bin, append([]string{"-D", dir,
+		"-c", "port=" + strconv.Itoa(port),
 		"-c", "listen_addresses=",
-		"-c", "unix_socket_directories="+work,
-		"-c", "hba_file="+hba,
+		"-c", "unix_socket_directories=" + work,
+		"-c", "hba_file=" + hba,
 		"-c", "archive_mode=off",
-	)
+	}, extra...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	if os.Geteuid() == 0 {
@@ -281,4 +296,21 @@ func postgresBinary(version string) (string, error) {
 		return p, nil
 	}
 	return "", fmt.Errorf("no PostgreSQL %s server binary on this node (/usr/lib/postgresql/%s/bin/postgres): --verify needs one; restore without it and start the database yourself", version, version)
+}
+
+func copyBinary(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
