@@ -60,7 +60,7 @@ type Options struct {
 	// Reserve is what the restore writes besides on the stage's file
 	// system (the base backup): the free space check counts it.
 	Reserve int64
-	// Progress, if set, is called as files arrive.
+	// Progress, if set, is called as files arrive, one call at a time.
 	Progress func(done, total int, bytes int64)
 }
 
@@ -206,13 +206,13 @@ func (s *Stage) run(ctx context.Context, o Options, names []string) {
 				}
 				st, _ := os.Stat(dest)
 				n := s.bytes.Add(st.Size())
+				// One report at a time, in order.
 				mu.Lock()
 				done++
-				d := done
-				mu.Unlock()
 				if o.Progress != nil {
-					o.Progress(d, len(names), n)
+					o.Progress(done, len(names), n)
 				}
+				mu.Unlock()
 			}
 		}()
 	}
