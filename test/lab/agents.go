@@ -138,7 +138,9 @@ func (l *Lab) SnapshotKeyPath() string { return filepath.Join(l.Dir, "pki", "sna
 
 // SnapshotIdentity is that identity: it decrypts the lab's snapshots, and
 // the WAL and bucket copies its agents encrypt to it.
-func (l *Lab) SnapshotIdentity() (age.Identity, error) { return dbsnap.LoadIdentity(l.SnapshotKeyPath()) }
+func (l *Lab) SnapshotIdentity() (age.Identity, error) {
+	return dbsnap.LoadIdentity(l.SnapshotKeyPath())
+}
 
 // StartAgent runs one more dr-agent process with cfg, named name in the
 // lab's pid and log files (so down stops it too); for tests that need an

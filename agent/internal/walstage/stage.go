@@ -70,10 +70,10 @@ type Stage struct {
 	Files int
 	// Need is the bytes the files take on disk (segments at the
 	// database's segment size).
-	Need   int64
-	done   chan struct{}
-	err    error
-	cancel context.CancelFunc
+	Need    int64
+	done    chan struct{}
+	err     error
+	cancel  context.CancelFunc
 	bytes   atomic.Int64
 	stopped atomic.Bool
 }

@@ -19,7 +19,9 @@ import (
 
 const segSize = 1 << 20
 
-func seg(tli, no int) string { return walobj.SegmentName(strings.Repeat("0", 7)+string(rune('0'+tli)), uint64(no), segSize) }
+func seg(tli, no int) string {
+	return walobj.SegmentName(strings.Repeat("0", 7)+string(rune('0'+tli)), uint64(no), segSize)
+}
 
 // archive puts segments 1..n of timeline 1 (encrypted to id) and one
 // clear history file in a file:// store.
