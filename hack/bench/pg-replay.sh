@@ -11,6 +11,8 @@
 #      repository in the same MinIO (a prefix of its own)
 # Both reach MinIO through the same HTTPS proxy (pgBackRest speaks nothing
 # else). Usage: hack/bench/pg-replay.sh [segments]   (default 72: 1.1 GiB)
+# The database writing the WAL runs without fsync: only its WAL matters,
+# and pgbench then writes it at the CPU's pace.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -31,7 +33,7 @@ rm -rf "$work"
 mkdir -p "$work" "$corpus" && chown postgres "$work" "$corpus" && chmod 755 "$work"
 port=$(hack/lab port --dir "$dir")
 asdb "$pgbin/initdb" -D "$pg" -U postgres --auth=trust >/dev/null
-asdb "$pgbin/pg_ctl" -D "$pg" -l "$work/pg.log" -w start -o "-c port=$port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$work -c archive_mode=on -c archive_command='cp %p $corpus/%f' -c max_wal_size=4GB" >/dev/null
+asdb "$pgbin/pg_ctl" -D "$pg" -l "$work/pg.log" -w start -o "-c port=$port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$work -c archive_mode=on -c archive_command='cp %p $corpus/%f' -c max_wal_size=4GB -c synchronous_commit=off -c fsync=off" >/dev/null
 proxy=
 trap 'asdb "$pgbin/pg_ctl" -D "$pg" -m fast -w stop >/dev/null 2>&1 || true; [ -z "$proxy" ] || kill $proxy 2>/dev/null || true' EXIT
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=postgres
@@ -43,7 +45,7 @@ asdb "$pgbin/pg_basebackup" -h "$work" -p "$port" -D "$base" -X none -c fast 2>/
 first=$(sed -n 's/^START WAL LOCATION: .* (file \([0-9A-F]*\))$/\1/p' "$base/backup_label")
 want=$(( $(segs) + n ))
 echo "writing $n segments of WAL with pgbench after the base backup (from $first)"
-while [ "$(segs)" -lt "$want" ]; do "$pgbin/pgbench" -T 10 -c 4 -n >/dev/null 2>&1; done
+while [ "$(segs)" -lt "$want" ]; do "$pgbin/pgbench" -T 10 -c 4 -j 2 -n >/dev/null 2>&1; done
 last=$(psql -X -A -t -c 'SELECT pg_walfile_name(pg_switch_wal())')
 until [ -f "$corpus/$last" ]; do sleep 0.2; done
 rows=$(psql -X -A -t -c 'SELECT count(*) FROM pgbench_history')
