@@ -8,7 +8,6 @@ import (
 	"filippo.io/age"
 	"github.com/spf13/cobra"
 
-	"github.com/kubectl-dr/kubectl-dr/agent/internal/walstage"
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
@@ -36,9 +35,9 @@ func newWALCmd() *cobra.Command {
 }
 
 func newWALFetchCmd() *cobra.Command {
-	var configFile, storeURL, clusterID, keyFile, fromDir string
+	var configFile, storeURL, clusterID, keyFile string
 	cmd := &cobra.Command{
-		Use:   "fetch SOURCE FILE DEST | fetch --from-dir STAGE FILE DEST",
+		Use:   "fetch SOURCE FILE DEST",
 		Short: "Fetch one archived WAL file (for restore_command)",
 		Long: `Fetches an archived WAL file of SOURCE from the store into DEST, checking it
 against the checksum it was shipped with before DEST appears. For PostgreSQL's
@@ -50,41 +49,30 @@ WAL shipped by an agent with a snapshot key is encrypted to its recipient:
 --key-file (the age identity, AGE-SECRET-KEY-1...) decrypts it; WAL stored in
 clear needs none.
 
-With --from-dir, FILE is copied from the WAL stage a restore made beside its
-data directory (kubectl dr pg restore), waiting for a file the stage is still
-fetching; no store, no credentials.
+A database laid down by kubectl dr pg restore needs none of this: its WAL is
+staged beside it, and its restore_command copies from there.
 
 Exit codes: 0 fetched; 1 not in the archive (recovery ends there, as
 PostgreSQL expects); 255 anything else: a corrupt object, a store that does
 not answer, a key that does not decrypt it, bad arguments. PostgreSQL aborts
 recovery on it rather than apply something wrong or stop early.`,
-		Args: cobra.RangeArgs(2, 3),
+		Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var err error
-			switch {
-			case fromDir != "" && len(args) == 2:
-				err = walstage.FetchFromDir(cmd.Context(), fromDir, args[0], args[1])
-			case fromDir != "":
-				return &ExitError{Code: fetchAbort, Err: errors.New("with --from-dir, give FILE and DEST (the stage replaces SOURCE)")}
-			case len(args) != 3:
-				return &ExitError{Code: fetchAbort, Err: errors.New("give SOURCE, FILE and DEST (or --from-dir STAGE FILE DEST)")}
-			default:
-				var identity age.Identity
-				if keyFile != "" {
-					id, kerr := dbsnap.LoadIdentity(keyFile)
-					if kerr != nil {
-						return &ExitError{Code: fetchAbort, Err: kerr}
-					}
-					identity = id
+			var identity age.Identity
+			if keyFile != "" {
+				id, err := dbsnap.LoadIdentity(keyFile)
+				if err != nil {
+					return &ExitError{Code: fetchAbort, Err: err}
 				}
-				store, serr := fetchStore(configFile, storeURL, clusterID)
-				if serr != nil {
-					return &ExitError{Code: fetchAbort, Err: serr}
-				}
-				err = walobj.Fetch(cmd.Context(), store, args[0], args[1], args[2], identity)
-				if errors.Is(err, walobj.ErrKey) && keyFile == "" {
-					err = fmt.Errorf("%w; give --key-file with the snapshot key", err)
-				}
+				identity = id
+			}
+			store, err := fetchStore(configFile, storeURL, clusterID)
+			if err != nil {
+				return &ExitError{Code: fetchAbort, Err: err}
+			}
+			err = walobj.Fetch(cmd.Context(), store, args[0], args[1], args[2], identity)
+			if errors.Is(err, walobj.ErrKey) && keyFile == "" {
+				err = fmt.Errorf("%w; give --key-file with the snapshot key", err)
 			}
 			switch {
 			case err == nil:
@@ -99,7 +87,6 @@ recovery on it rather than apply something wrong or stop early.`,
 	cmd.Flags().StringVar(&storeURL, "store", "", "store URL, without --config (credentials and endpoint from DR_S3_ENDPOINT, AWS_* as for kubectl dr)")
 	cmd.Flags().StringVar(&clusterID, "cluster-id", os.Getenv("DR_CLUSTER_ID"), "cluster id, without --config")
 	cmd.Flags().StringVar(&keyFile, "key-file", "", "the snapshot key (age identity file) that decrypts encrypted WAL")
-	cmd.Flags().StringVar(&fromDir, "from-dir", "", "copy FILE from this WAL stage instead of the store")
 	return cmd
 }
 

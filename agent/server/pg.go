@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"sync"
 
@@ -165,10 +164,6 @@ func (s *Server) RestorePostgres(req *agentv1.RestorePostgresRequest, stream age
 	if err != nil {
 		return err
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return status.Error(codes.Internal, err.Error())
-	}
 	identity, err := s.restoreIdentity(req)
 	if err != nil {
 		return status.Errorf(codes.FailedPrecondition, "the key for the WAL of %s: %v", req.Source, err)
@@ -206,7 +201,7 @@ func (s *Server) RestorePostgres(req *agentv1.RestorePostgresRequest, stream age
 			_ = restored.Stage.Remove()
 			return status.Error(codes.Internal, err.Error())
 		}
-		v, err := pgbackup.VerifyWith(stream.Context(), restored.Dir, port, pgbackup.VerifyOptions{Stage: restored.Stage.Dir, AgentBinary: exe})
+		v, err := pgbackup.VerifyWith(stream.Context(), restored.Dir, port, pgbackup.VerifyOptions{Stage: restored.Stage.Dir})
 		// Promoted (or failed): the staged WAL is not needed any more.
 		stageErr := restored.Stage.Stop()
 		_ = restored.Stage.Remove()

@@ -81,14 +81,13 @@ func run(ctx context.Context, args []string) error {
 		fs := flag.NewFlagSet("pgreplay", flag.ExitOnError)
 		source := fs.String("source", "bench", "WAL source")
 		key := fs.String("key", "", "snapshot key file: decrypts the WAL")
-		agent := fs.String("agent", "", "dr-agent binary (restore_command waiting for the stage)")
 		cmd := fs.String("restore-command", "", "restore_command instead of the stage")
 		workers := fs.Int("workers", 0, "files staged at once (0: the agent's default)")
 		fs.Parse(args[1:])
 		if fs.NArg() != 1 {
 			return fmt.Errorf("usage: benchtool pgreplay [flags] DATA_DIR")
 		}
-		return pgReplay(ctx, fs.Arg(0), *source, *key, *agent, *cmd, *workers)
+		return pgReplay(ctx, fs.Arg(0), *source, *key, *cmd, *workers)
 	case "tlsproxy":
 		if len(args) != 4 {
 			return fmt.Errorf("usage: benchtool tlsproxy ADDR TARGET_URL CA_FILE")

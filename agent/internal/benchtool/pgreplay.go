@@ -72,10 +72,9 @@ func walShip(ctx context.Context, spool, source, keyFile string) error {
 // in a scratch PostgreSQL to the end of the archive and prints how long
 // from the start to promotion. With restoreCommand it is written into the
 // copy's postgresql.auto.conf (pgBackRest's archive-get); without it, the
-// WAL of source is staged beside dir while PostgreSQL replays, through
-// `dr-agent wal fetch --from-dir` (what pg restore --verify and the drill
-// do).
-func pgReplay(ctx context.Context, dir, source, keyFile, agentBinary, restoreCommand string, workers int) error {
+// WAL of source is staged beside dir while PostgreSQL replays it from
+// there (what pg restore --verify and the drill do).
+func pgReplay(ctx context.Context, dir, source, keyFile, restoreCommand string, workers int) error {
 	label, err := os.ReadFile(filepath.Join(dir, "backup_label"))
 	if err != nil {
 		return err
@@ -126,13 +125,20 @@ func pgReplay(ctx context.Context, dir, source, keyFile, agentBinary, restoreCom
 			return err
 		}
 		stage, err = walstage.Start(ctx, walstage.Options{Source: source, Store: store.Sub("bench"), Identity: identity,
-			Dir: walstage.Dir(dir), First: first, Workers: workers})
+			Dir: walstage.Dir(dir), First: first, Workers: workers, NoSync: true})
 		if err != nil {
 			return err
 		}
 		defer stage.Remove()
 		os.Lchown(stage.Dir, owner[0], owner[1])
-		o.Stage, o.AgentBinary = stage.Dir, agentBinary
+		o.Stage = stage.Dir
+		if os.Getenv("PRESTAGE") != "" {
+			if err := stage.Wait(); err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "staged everything in %s before replay\n", time.Since(start).Round(time.Millisecond))
+			start = time.Now()
+		}
 	}
 	var promoted time.Duration
 	o.Promoted = func() { promoted = time.Since(start) }

@@ -40,10 +40,7 @@ type Engine struct {
 	// (FilesOff says why).
 	Files    *files.Engine
 	FilesOff string
-	// AgentBinary is this dr-agent: a scratch PostgreSQL's restore_command
-	// runs it to wait for WAL still being staged.
-	AgentBinary string
-	Log         *slog.Logger
+	Log      *slog.Logger
 }
 
 // Progress reports a step starting (phase is the step's name).

@@ -146,7 +146,7 @@ func (e *Engine) replay(ctx context.Context, p *part, restored *pgbackup.Restore
 		PIDFile:  filepath.Join(p.scratch, pgPIDFile),
 		Checks:   req.Checks,
 		Promoted: func() { replay.End = time.Now().UTC(); p.progress("check", "") },
-		Stage:    restored.Stage.Dir, AgentBinary: e.AgentBinary,
+		Stage:    restored.Stage.Dir,
 	})
 	if serr := restored.Stage.Stop(); serr != nil && err != nil {
 		err = fmt.Errorf("%w (staging the WAL: %v)", err, serr)

@@ -39,7 +39,7 @@ func startStage(ctx context.Context, req RestoreRequest, store objstore.Store, b
 	return walstage.Start(ctx, walstage.Options{
 		Source: req.Source, Store: store, Identity: req.Identity, Dir: walstage.Dir(req.TargetDir),
 		First: first, SegmentSize: segSize, Workers: req.StageWorkers, Reserve: base.Bytes,
-		Progress: req.StageProgress,
+		Progress: req.StageProgress, NoSync: req.Replay,
 	})
 }
 
@@ -54,11 +54,15 @@ func stageRestoreCommand(stage string) string {
 		strings.ReplaceAll(s, "%", "%%"))
 }
 
-// ReplayRestoreCommand is the restore_command of a scratch instance
-// replaying while the stage is still fetching: agentBinary waits for a
-// file not staged yet.
-func ReplayRestoreCommand(agentBinary, stage string) string {
-	return fmt.Sprintf("%s wal fetch --from-dir %s %%f %%p", strings.ReplaceAll(shellQuote(agentBinary), "%", "%%"), strings.ReplaceAll(shellQuote(stage), "%", "%%"))
+// ReplayWaitCommand is the restore_command of a scratch instance
+// replaying while the stage is still fetching, in sh alone (no process
+// but sh and cp per file in the common case): it waits for a file of the
+// plan not staged yet while staging runs (its agent alive, no failure),
+// then does what stageRestoreCommand does.
+func ReplayWaitCommand(stage string) string {
+	s := strings.ReplaceAll(shellQuote(stage), "%", "%%")
+	return fmt.Sprintf(`f=%%f; s=%s; while [ ! -f "$s/$f" ] && [ -f "$s/.staging" ] && [ ! -f "$s/.failed" ] && grep -qxF "$f" "$s/.plan" && [ -d "/proc/$(cat "$s/.staging" 2>/dev/null)" ]; do sleep 0.01; done; `, s) +
+		stageRestoreCommand(stage)
 }
 
 // shellQuote quotes s for sh.

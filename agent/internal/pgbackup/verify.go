@@ -3,7 +3,6 @@ package pgbackup
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"os/user"
@@ -53,11 +52,9 @@ type VerifyOptions struct {
 	// and checks.
 	Promoted func()
 	// Stage, when set, is the WAL stage still being fetched: the scratch
-	// instance's restore_command is AgentBinary (copied into the
-	// instance's work directory, where the database's user can run it)
-	// waiting for each file the stage has not fetched yet, so replay
-	// overlaps the download.
-	Stage, AgentBinary string
+	// instance's restore_command waits for each file the stage has not
+	// fetched yet (ReplayWaitCommand), so replay overlaps the download.
+	Stage string
 }
 
 // Verify starts a scratch PostgreSQL on a restored directory (no TCP, its
@@ -100,11 +97,7 @@ func VerifyWith(ctx context.Context, dir string, port int, o VerifyOptions) (*Ve
 	}
 	var extra []string
 	if o.Stage != "" {
-		bin := filepath.Join(work, "dr-agent")
-		if err := copyBinary(o.AgentBinary, bin); err != nil {
-			return nil, fmt.Errorf("copy dr-agent for the scratch instance's restore_command: %w", err)
-		}
-		extra = append(extra, "-c", "restore_command="+ReplayRestoreCommand(bin, o.Stage))
+		extra = append(extra, "-c", "restore_command="+ReplayWaitCommand(o.Stage))
 	}
 	logPath := filepath.Join(work, "postgres.log")
 	logFile, err := os.Create(logPath)
@@ -296,21 +289,4 @@ func postgresBinary(version string) (string, error) {
 		return p, nil
 	}
 	return "", fmt.Errorf("no PostgreSQL %s server binary on this node (/usr/lib/postgresql/%s/bin/postgres): --verify needs one; restore without it and start the database yourself", version, version)
-}
-
-func copyBinary(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o755)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

@@ -1,7 +1,6 @@
 package walstage
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -27,7 +26,8 @@ import (
 // with a dot).
 const (
 	// planFile lists the files the stage holds once complete, one a line:
-	// a name not in it is not in the archive.
+	// a name not in it is not in the archive. restore_command reads these
+	// three (pgbackup's stageRestoreCommand, ReplayWaitCommand).
 	planFile = ".plan"
 	// activeFile holds the pid of the agent while it fetches.
 	activeFile = ".staging"
@@ -60,6 +60,9 @@ type Options struct {
 	// Reserve is what the restore writes besides on the stage's file
 	// system (the base backup): the free space check counts it.
 	Reserve int64
+	// NoSync skips each file's fsync: for a stage thrown away after the
+	// replay it feeds (a crash loses the replay anyway).
+	NoSync bool
 	// Progress, if set, is called as files arrive, one call at a time.
 	Progress func(done, total int, bytes int64)
 }
@@ -198,7 +201,11 @@ func (s *Stage) run(ctx context.Context, o Options, names []string) {
 			defer wg.Done()
 			for name := range jobs {
 				dest := filepath.Join(o.Dir, name)
-				if err := walobj.FetchFile(ctx, o.Store, o.Source, name, dest, 0o644, o.Identity); err != nil {
+				var opts []durable.Option
+				if o.NoSync {
+					opts = append(opts, durable.NoSync())
+				}
+				if err := walobj.FetchFile(ctx, o.Store, o.Source, name, dest, 0o644, o.Identity, opts...); err != nil {
 					if ctx.Err() == nil {
 						fail(fmt.Errorf("stage %s of %s: %w", name, o.Source, err))
 					}
@@ -273,21 +280,4 @@ func (s *Stage) Bytes() int64 { return s.bytes.Load() }
 func (s *Stage) Remove() error {
 	_ = s.Stop()
 	return os.RemoveAll(s.Dir)
-}
-
-// readPlan reads a stage's plan.
-func readPlan(dir string) (map[string]bool, error) {
-	f, err := os.Open(filepath.Join(dir, planFile))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	plan := map[string]bool{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if n := strings.TrimSpace(sc.Text()); n != "" {
-			plan[n] = true
-		}
-	}
-	return plan, sc.Err()
 }

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"filippo.io/age"
 
@@ -68,9 +67,9 @@ func identity(t *testing.T) *age.X25519Identity {
 }
 
 // A stage holds, checked and decrypted, every file from the first segment
-// on (later timelines too) and the history files, nothing before; what
-// restore_command asks of it comes back byte for byte, and a name it does
-// not hold is the archive's end.
+// on (later timelines too) and the history files, nothing before, byte for
+// byte; its plan lists them in replay order; a complete stage is not
+// marked active.
 func TestStageHoldsWhatReplayNeeds(t *testing.T) {
 	id := identity(t)
 	store, files := archive(t, 6, id)
@@ -89,75 +88,20 @@ func TestStageHoldsWhatReplayNeeds(t *testing.T) {
 		t.Errorf("staged %d files (%d progress calls), want %d", s.Files, calls, len(want))
 	}
 	for _, n := range want {
-		dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
-		if err := FetchFromDir(context.Background(), dir, n, dest); err != nil {
-			t.Fatalf("FetchFromDir %s: %v", n, err)
-		}
-		if got, _ := os.ReadFile(dest); !bytes.Equal(got, files[n]) {
-			t.Errorf("%s from the stage differs from the file shipped", n)
+		if got, err := os.ReadFile(filepath.Join(dir, n)); err != nil || !bytes.Equal(got, files[n]) {
+			t.Errorf("%s in the stage differs from the file shipped (%v)", n, err)
 		}
 	}
-	for _, n := range []string{seg(1, 2), seg(1, 7), "00000003.history"} {
-		err := FetchFromDir(context.Background(), dir, n, filepath.Join(t.TempDir(), "x"))
-		if !errors.Is(err, walobj.ErrNotFound) {
-			t.Errorf("FetchFromDir %s: %v, want the archive's end", n, err)
+	if plan, _ := os.ReadFile(filepath.Join(dir, planFile)); string(plan) != strings.Join(want, "\n")+"\n" {
+		t.Errorf("plan %q, want %q", plan, want)
+	}
+	for _, n := range []string{seg(1, 2), seg(1, 7)} {
+		if _, err := os.Stat(filepath.Join(dir, n)); !os.IsNotExist(err) {
+			t.Errorf("%s staged: %v", n, err)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, activeFile)); !os.IsNotExist(err) {
 		t.Errorf("a complete stage still says it is staging: %v", err)
-	}
-}
-
-// restore_command asking for a file the stage is still fetching waits for
-// it and gets it whole; once staging fails, a waiting fetch is told why
-// instead of ending recovery as at the archive's end.
-func TestFetchFromDirWaitsForTheStage(t *testing.T) {
-	dir := t.TempDir()
-	name := seg(1, 9)
-	os.WriteFile(filepath.Join(dir, planFile), []byte(name+"\n"+seg(1, 10)+"\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, activeFile), []byte("1\n"), 0o644) // pid 1 runs
-	got := make(chan error, 1)
-	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
-	go func() { got <- FetchFromDir(context.Background(), dir, name, dest) }()
-	// The fetch is waiting: it has not returned before the file lands.
-	select {
-	case err := <-got:
-		t.Fatalf("FetchFromDir returned before the file was staged: %v", err)
-	default:
-	}
-	os.WriteFile(filepath.Join(dir, name+".tmp"), []byte("segment nine"), 0o644)
-	os.Rename(filepath.Join(dir, name+".tmp"), filepath.Join(dir, name))
-	if err := <-got; err != nil {
-		t.Fatal(err)
-	}
-	if data, _ := os.ReadFile(dest); string(data) != "segment nine" {
-		t.Errorf("fetched %q", data)
-	}
-
-	go func() { got <- FetchFromDir(context.Background(), dir, seg(1, 10), dest) }()
-	os.WriteFile(filepath.Join(dir, failedFile), []byte("stage 000000010000000000000010 of pg: WAL object is corrupt\n"), 0o644)
-	err := <-got
-	if err == nil || errors.Is(err, walobj.ErrNotFound) || !strings.Contains(err.Error(), "corrupt") {
-		t.Errorf("fetch after staging failed: %v; want the stage's error, not the archive's end", err)
-	}
-	// No stage at all: an error, not the archive's end.
-	err = FetchFromDir(context.Background(), filepath.Join(dir, "gone"), name, dest)
-	if err == nil || errors.Is(err, walobj.ErrNotFound) {
-		t.Errorf("fetch from a missing stage: %v", err)
-	}
-}
-
-// A stage whose agent died before a file arrived does not wait for ever.
-func TestFetchFromDirGivesUpWhenTheStagerIsGone(t *testing.T) {
-	dir := t.TempDir()
-	name := seg(1, 9)
-	os.WriteFile(filepath.Join(dir, planFile), []byte(name+"\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, activeFile), []byte("999999999\n"), 0o644)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	err := FetchFromDir(ctx, dir, name, filepath.Join(t.TempDir(), "x"))
-	if err == nil || errors.Is(err, walobj.ErrNotFound) || !strings.Contains(err.Error(), "staging is not running") {
-		t.Errorf("FetchFromDir = %v, want an error saying staging stopped", err)
 	}
 }
 

@@ -29,8 +29,8 @@ func Fetch(ctx context.Context, store objstore.Store, source, name, dest string,
 	return FetchFile(ctx, store, source, name, dest, 0o600, identity)
 }
 
-// FetchFile is Fetch with dest's mode.
-func FetchFile(ctx context.Context, store objstore.Store, source, name, dest string, perm os.FileMode, identity age.Identity) error {
+// FetchFile is Fetch with dest's mode and options for its durable write.
+func FetchFile(ctx context.Context, store objstore.Store, source, name, dest string, perm os.FileMode, identity age.Identity, opts ...durable.Option) error {
 	if Classify(name) == Unknown {
 		return fmt.Errorf("%q is not a WAL file name (want a segment such as 000000010000000000000003, a .history, .backup or .partial file)", name)
 	}
@@ -44,7 +44,7 @@ func FetchFile(ctx context.Context, store objstore.Store, source, name, dest str
 	}
 	defer rc.Close()
 	// Decode checks the object's own checksum.
-	f, err := durable.Create(dest, perm, durable.WithHash(nil))
+	f, err := durable.Create(dest, perm, append([]durable.Option{durable.WithHash(nil)}, opts...)...)
 	if err != nil {
 		return err
 	}
