@@ -73,7 +73,9 @@ func walShip(ctx context.Context, spool, source, keyFile string) error {
 // from the start to promotion. With restoreCommand it is written into the
 // copy's postgresql.auto.conf (pgBackRest's archive-get); without it, the
 // WAL of source is staged beside dir while PostgreSQL replays it from
-// there (what pg restore --verify and the drill do).
+// there (what pg restore --verify and the drill do). With PRESTAGE set in
+// the environment the stage is complete before PostgreSQL starts, and the
+// time counts from its start: replay alone.
 func pgReplay(ctx context.Context, dir, source, keyFile, restoreCommand string, workers int) error {
 	label, err := os.ReadFile(filepath.Join(dir, "backup_label"))
 	if err != nil {

@@ -30,6 +30,13 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, obj []byte) {
 		var out bytes.Buffer
 		n, err := Decode(&out, bytes.NewReader(obj), id)
+		size, encrypted := EncryptedSize(ObjectHeader(obj))
+		if err == nil && encrypted && size != n {
+			t.Fatalf("an encrypted object decoded to %d bytes, its header says %d", n, size)
+		}
+		if err == nil && encrypted != bytes.HasPrefix(obj, []byte(magicAge+" ")) {
+			t.Fatalf("EncryptedSize says encrypted=%v of a decoded object starting %q", encrypted, obj[:min(len(obj), 10)])
+		}
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrKey) {
 				t.Fatalf("error %v wraps neither ErrCorrupt nor ErrKey", err)
