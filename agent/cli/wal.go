@@ -2,11 +2,14 @@ package cli
 
 import (
 	"errors"
+	"fmt"
 	"os"
 
+	"filippo.io/age"
 	"github.com/spf13/cobra"
 
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/walobj"
 )
@@ -32,7 +35,7 @@ func newWALCmd() *cobra.Command {
 }
 
 func newWALFetchCmd() *cobra.Command {
-	var configFile, storeURL, clusterID string
+	var configFile, storeURL, clusterID, keyFile string
 	cmd := &cobra.Command{
 		Use:   "fetch SOURCE FILE DEST",
 		Short: "Fetch one archived WAL file (for restore_command)",
@@ -40,19 +43,37 @@ func newWALFetchCmd() *cobra.Command {
 against the checksum it was shipped with before DEST appears. For PostgreSQL's
 restore_command:
 
-  restore_command = 'dr-agent wal fetch --config /etc/dr-agent/config/config.yaml pg-main %f %p'
+  restore_command = 'dr-agent wal fetch --config /etc/dr-agent/config/config.yaml --key-file /root/snapshot.key pg-main %f %p'
+
+WAL shipped by an agent with a snapshot key is encrypted to its recipient:
+--key-file (the age identity, AGE-SECRET-KEY-1...) decrypts it; WAL stored in
+clear needs none.
+
+A database laid down by kubectl dr pg restore needs none of this: its WAL is
+staged beside it, and its restore_command copies from there.
 
 Exit codes: 0 fetched; 1 not in the archive (recovery ends there, as
 PostgreSQL expects); 255 anything else: a corrupt object, a store that does
-not answer, bad arguments. PostgreSQL aborts recovery on it rather than apply
-something wrong or stop early.`,
+not answer, a key that does not decrypt it, bad arguments. PostgreSQL aborts
+recovery on it rather than apply something wrong or stop early.`,
 		Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var identity age.Identity
+			if keyFile != "" {
+				id, err := dbsnap.LoadIdentity(keyFile)
+				if err != nil {
+					return &ExitError{Code: fetchAbort, Err: err}
+				}
+				identity = id
+			}
 			store, err := fetchStore(configFile, storeURL, clusterID)
 			if err != nil {
 				return &ExitError{Code: fetchAbort, Err: err}
 			}
-			err = walobj.Fetch(cmd.Context(), store, args[0], args[1], args[2])
+			err = walobj.Fetch(cmd.Context(), store, args[0], args[1], args[2], identity)
+			if errors.Is(err, walobj.ErrKey) && keyFile == "" {
+				err = fmt.Errorf("%w; give --key-file with the snapshot key", err)
+			}
 			switch {
 			case err == nil:
 				return nil
@@ -65,6 +86,7 @@ something wrong or stop early.`,
 	cmd.Flags().StringVar(&configFile, "config", "", "agent configuration file (store and cluster id)")
 	cmd.Flags().StringVar(&storeURL, "store", "", "store URL, without --config (credentials and endpoint from DR_S3_ENDPOINT, AWS_* as for kubectl dr)")
 	cmd.Flags().StringVar(&clusterID, "cluster-id", os.Getenv("DR_CLUSTER_ID"), "cluster id, without --config")
+	cmd.Flags().StringVar(&keyFile, "key-file", "", "the snapshot key (age identity file) that decrypts encrypted WAL")
 	return cmd
 }
 

@@ -2,7 +2,6 @@ package server
 
 import (
 	"errors"
-	"os"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -33,11 +32,6 @@ func (s *Server) drillEngine() (*drill.Engine, error) {
 	} else {
 		e.FilesOff = status.Convert(err).Message()
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	}
-	e.Fetch = pgbackup.FetchSetup{AgentBinary: exe, ClusterID: s.cfg.ClusterID, Store: s.cfg.Store}
 	return e, nil
 }
 

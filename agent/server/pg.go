@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"sync"
 
+	"filippo.io/age"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -20,6 +20,7 @@ import (
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/basebackup"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 )
 
 func (s *Server) walSource(name string) (agentconfig.WALSource, bool) {
@@ -145,30 +146,48 @@ func (s *Server) pruneBaseBackups(ctx context.Context, src agentconfig.WALSource
 	return res, err
 }
 
+// restoreIdentity is the key that decrypts the WAL a PostgreSQL restore
+// stages, nil without one (clear WAL needs none). The one place a
+// restore's identity comes from.
+func (s *Server) restoreIdentity(*agentv1.RestorePostgresRequest) (age.Identity, error) {
+	if s.cfg.Etcd.SnapshotKeyFile == "" {
+		return nil, nil
+	}
+	return dbsnap.LoadIdentity(s.cfg.Etcd.SnapshotKeyFile)
+}
+
 // RestorePostgres lays down a source's base backup with recovery settings
-// in a new directory on this node and, with verify, replays it in a
-// scratch instance.
+// in a new directory on this node, its WAL staged beside it, and, with
+// verify, replays it in a scratch instance while the WAL is staged.
 func (s *Server) RestorePostgres(req *agentv1.RestorePostgresRequest, stream agentv1.AgentService_RestorePostgresServer) error {
 	e, err := s.filesEngine()
 	if err != nil {
 		return err
 	}
-	exe, err := os.Executable()
+	identity, err := s.restoreIdentity(req)
 	if err != nil {
-		return status.Error(codes.Internal, err.Error())
+		return status.Errorf(codes.FailedPrecondition, "the key for the WAL of %s: %v", req.Source, err)
+	}
+	// The stage reports from its workers: one Send at a time.
+	var sendMu sync.Mutex
+	send := func(phase, msg string, st restic.RestoreStatus) {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		_ = stream.Send(&agentv1.RestorePostgresResponse{Event: &agentv1.RestorePostgresResponse_Progress{Progress: &agentv1.Progress{
+			Phase: phase, Message: msg, BytesDone: st.BytesRestored, BytesTotal: st.TotalBytes, Percent: 100 * st.PercentDone,
+		}}})
 	}
 	r := pgbackup.RestoreRequest{
 		Source:    req.Source,
 		TargetDir: filepath.Clean(req.TargetDir),
-		Fetch:     pgbackup.FetchSetup{AgentBinary: exe, ClusterID: s.cfg.ClusterID, Store: s.cfg.Store},
+		Identity:  identity,
+		Replay:    req.Verify,
+		StageProgress: func(done, total int, bytes int64) {
+			send("stage", fmt.Sprintf("%d of %d WAL files staged", done, total), restic.RestoreStatus{})
+		},
 	}
 	if t := req.GetTime(); t != nil {
 		r.Target = t.AsTime()
-	}
-	send := func(phase, msg string, st restic.RestoreStatus) {
-		_ = stream.Send(&agentv1.RestorePostgresResponse{Event: &agentv1.RestorePostgresResponse_Progress{Progress: &agentv1.Progress{
-			Phase: phase, Message: msg, BytesDone: st.BytesRestored, BytesTotal: st.TotalBytes, Percent: 100 * st.PercentDone,
-		}}})
 	}
 	restored, err := pgbackup.Restore(stream.Context(), r, e, s.store, func(phase string, st restic.RestoreStatus) { send(phase, "", st) })
 	if err != nil {
@@ -176,16 +195,20 @@ func (s *Server) RestorePostgres(req *agentv1.RestorePostgresRequest, stream age
 	}
 	res := &agentv1.RestorePostgresResult{TargetDir: restored.Dir, BaseBackup: restored.Base.ID, StartCommand: restored.StartCommand}
 	if req.Verify {
-		send("verify", "replaying WAL in a scratch instance", restic.RestoreStatus{})
+		send("verify", "replaying WAL in a scratch instance while it is staged", restic.RestoreStatus{})
 		port, err := freePort()
 		if err != nil {
+			_ = restored.Stage.Remove()
 			return status.Error(codes.Internal, err.Error())
 		}
-		v, err := pgbackup.Verify(stream.Context(), restored.Dir, port)
-		// Promoted (or failed): restore_command's credentials are not
-		// needed any more.
-		_ = os.RemoveAll(pgbackup.FetchDir(restored.Dir))
+		v, err := pgbackup.VerifyWith(stream.Context(), restored.Dir, port, pgbackup.VerifyOptions{Stage: restored.Stage.Dir})
+		// Promoted (or failed): the staged WAL is not needed any more.
+		stageErr := restored.Stage.Stop()
+		_ = restored.Stage.Remove()
 		if err != nil {
+			if stageErr != nil {
+				err = fmt.Errorf("%w; staging the WAL failed: %v", err, stageErr)
+			}
 			return status.Errorf(codes.Aborted, "restored into %s, but the scratch instance did not recover: %v", restored.Dir, err)
 		}
 		if !v.RecoveredTo.IsZero() {
@@ -193,6 +216,8 @@ func (s *Server) RestorePostgres(req *agentv1.RestorePostgresRequest, stream age
 		}
 		res.RowCounts = v.RowCounts
 	}
+	sendMu.Lock()
+	defer sendMu.Unlock()
 	return stream.Send(&agentv1.RestorePostgresResponse{Event: &agentv1.RestorePostgresResponse_Result{Result: res}})
 }
 

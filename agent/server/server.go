@@ -93,7 +93,6 @@ func New(cfg *agentconfig.Config, log *slog.Logger) (*Server, error) {
 	if s.files, s.filesOff, err = s.newFiles(cfg, s.store); err != nil {
 		return nil, err
 	}
-	s.newShippers()
 	if e.SnapshotKeyFile != "" {
 		r, err := dbsnap.LoadRecipient(e.SnapshotKeyFile)
 		if err != nil {
@@ -101,6 +100,8 @@ func New(cfg *agentconfig.Config, log *slog.Logger) (*Server, error) {
 		}
 		s.snapshots.Recipient = r
 	}
+	// WAL is encrypted to the snapshots' recipient.
+	s.newShippers()
 	s.newBuckets()
 	return s, nil
 }

@@ -29,6 +29,8 @@ func (s *Server) newShippers() {
 			Log:      s.log,
 			Observer: s.metrics.wal,
 			Node:     s.cfg.NodeName,
+			// The snapshots' recipient: WAL is as secret as the datastore.
+			Recipient: s.snapshots.Recipient,
 		})
 	}
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # WAL shipping latency, side by side in one run on a lab of its own: real
 # WAL segments of a PostgreSQL 15 under pgbench, landed one at a time,
-#   A  the agent's shipper (inotify, zstd, upload, verify) to MinIO
+#   A  the agent's shipper (inotify, zstd, age encryption to the lab's
+#      snapshot recipient, upload, verify) to MinIO
 #   B  pgbackrest archive-push (Debian's pgBackRest) to the same MinIO
 # segment by segment in turn, from the segment landing to durable in the
 # store, p50/p99; then the end-to-end RPO of the lab's database under
@@ -78,7 +79,7 @@ asdb pgbackrest --config="$work/pgbackrest.conf" --stanza=bench stanza-create >/
 # as archive_command is) take each segment in turn, alternating which goes
 # first.
 DR_S3_ENDPOINT="https://127.0.0.1:$proxy_port" DR_S3_CA="$work/proxy-ca.pem" \
-  "$dir/bin/benchtool" walbench -corpus "$corpus" -spool "$work/spool" -n "$n" \
+  "$dir/bin/benchtool" walbench -corpus "$corpus" -spool "$work/spool" -n "$n" -key "$dir/pki/snapshot.key" \
   -as postgres pgbackrest --config="$work/pgbackrest.conf" --stanza=bench archive-push | tee "$work/walbench.txt"
 
 p() { grep "$2" "$work/walbench.txt" | sed -n "s/.*$1=\([0-9.]*\)ms.*/\1/p"; }

@@ -299,7 +299,11 @@ func (h *harness) checkWAL(s step, all bool) {
 		}
 		n++
 		dest := filepath.Join(h.t.TempDir(), name)
-		if err := walobj.Fetch(ctx, h.store, lab.WALSource, name, dest); err != nil {
+		id, err := h.l.SnapshotIdentity()
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if err := walobj.Fetch(ctx, h.store, lab.WALSource, name, dest, id); err != nil {
 			h.violate(s, "archived WAL segments decode", fmt.Sprintf("%s: %v", name, err))
 		}
 		os.Remove(dest)

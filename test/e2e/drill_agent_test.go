@@ -374,13 +374,17 @@ func TestDrillPostgresPart(t *testing.T) {
 		t.Errorf("wrong expectation: ok %v, checks %v, problems %q", res.Ok, res.Checks, res.Problems)
 	}
 
-	// A segment after the base backup's first one, gone from the store.
+	// A segment after the base backup's first one, gone from the store,
+	// with a later one archived: a gap, not the archive's end.
 	first := res.Facts["firstSegment"]
 	newest := res.Facts["newestSegment"]
 	if first == "" || newest <= first {
 		t.Fatalf("facts %v: want a first and a later newest segment", res.Facts)
 	}
 	missing := nextSegment(first)
+	for walStatus(t).Newest <= missing {
+		archivedRows(t, "drill_e2e_after", 10)
+	}
 	key := "lab/" + theLab.State.ClusterID + "/" + walobj.Key(lab.WALSource, missing)
 	saved := storeObject(t, key)
 	mc, err := theLab.MinIOClient()

@@ -258,9 +258,13 @@ func TestWALSurvivesKillsOutagesAndErrors(t *testing.T) {
 	}
 	// Every object is intact: what a cut-off upload would have left is
 	// never there.
+	id, err := theLab.SnapshotIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, o := range objs {
 		name := strings.TrimSuffix(filepath.Base(o.Key), walobj.ObjectSuffix)
-		if err := walobj.Fetch(ctx, store, node, name, filepath.Join(t.TempDir(), name)); err != nil {
+		if err := walobj.Fetch(ctx, store, node, name, filepath.Join(t.TempDir(), name), id); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -338,7 +342,7 @@ func walAgent(t *testing.T, name string, mutate func(*agentconfig.Config)) (stri
 func TestWALGapInTheStoreIsReported(t *testing.T) {
 	store := labStore(t)
 	ctx := context.Background()
-	enc, err := walobj.NewEncoder()
+	enc, err := walobj.NewEncoder(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

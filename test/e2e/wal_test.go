@@ -96,9 +96,17 @@ func TestWALShippedFromTheSpoolAndFetchedBack(t *testing.T) {
 		t.Errorf("set's WAL marks %+v; want pg-main on server-1 at %s or later, with the database's LSN", set.WAL, last)
 	}
 
+	// Stored encrypted to the snapshot recipient: without the key, fetch
+	// refuses it and says what it needs.
 	dest := filepath.Join(t.TempDir(), "seg")
+	if r := runBin(t, theLab.Bin.DRAgent, nil, "wal", "fetch", "--config", theLab.AgentConfigPath("server-2"), lab.WALSource, last, dest); r.code != 255 || !strings.Contains(r.stderr, "encrypted") || !strings.Contains(r.stderr, "--key-file") {
+		t.Errorf("wal fetch without the key: exit %d, %q; want 255 saying it is encrypted and to give --key-file", r.code, r.stderr)
+	}
+	if _, err := os.Stat(dest); !os.IsNotExist(err) {
+		t.Errorf("wal fetch without the key wrote %s", dest)
+	}
 	fetch := func(name, dest string) result {
-		return runBin(t, theLab.Bin.DRAgent, nil, "wal", "fetch", "--config", theLab.AgentConfigPath("server-2"), lab.WALSource, name, dest)
+		return runBin(t, theLab.Bin.DRAgent, nil, "wal", "fetch", "--config", theLab.AgentConfigPath("server-2"), "--key-file", theLab.SnapshotKeyPath(), lab.WALSource, name, dest)
 	}
 	if r := fetch(last, dest); r.code != 0 {
 		t.Fatalf("wal fetch %s: exit %d\n%s", last, r.code, r.stderr)
@@ -125,6 +133,9 @@ func TestWALShippedFromTheSpoolAndFetchedBack(t *testing.T) {
 	// written where PostgreSQL would read it.
 	key := "lab/" + theLab.State.ClusterID + "/wal/" + lab.WALSource + "/" + last[:8] + "/" + last + ".zst"
 	stored := storeObject(t, key)
+	if !bytes.HasPrefix(stored, []byte("drwal3 ")) || !bytes.Contains(stored[:200], []byte("\nage-encryption.org/v1\n")) {
+		t.Errorf("the stored segment is not encrypted with age: it starts %q", stored[:min(len(stored), 120)])
+	}
 	// Cut short, as a copy that lost its tail would be. (A flipped bit
 	// can land where zstd ignores it: the decoded bytes, checked against
 	// the checksum they were shipped with, are what counts.)
@@ -189,8 +200,8 @@ func TestPostgresPointInTimeRestore(t *testing.T) {
 			t.Errorf("pg restore output lacks %q (rows at T %s, later %s):\n%s", want, rowsAtT, after, r.stdout)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(filepath.Dir(target), ".main.wal-fetch")); !os.IsNotExist(err) {
-		t.Errorf("restore_command's credentials left behind after --verify: %v", err)
+	if _, err := os.Stat(filepath.Join(filepath.Dir(target), ".main.wal-stage")); !os.IsNotExist(err) {
+		t.Errorf("the WAL stage is left behind after --verify: %v", err)
 	}
 	// Nothing is overwritten: the same target again is refused.
 	r = kubectlDR(t, nil, "pg", "restore", lab.WALSource, "--latest", "--target-dir", target, "--node", "server-2")

@@ -188,8 +188,12 @@ func TestWALSourceRefusesAnotherDatabase(t *testing.T) {
 	}
 	// pg-main's own segment of the intruder's name, if it has one, is
 	// still pg-main's.
+	id, err := theLab.SnapshotIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
 	dest := filepath.Join(t.TempDir(), seg)
-	if err := walobj.Fetch(ctx, store, lab.WALSource, seg, dest); err == nil {
+	if err := walobj.Fetch(ctx, store, lab.WALSource, seg, dest, id); err == nil {
 		data, _ := os.ReadFile(dest)
 		if h, err := walobj.ParsePageHeader(data); err != nil || strconv.FormatUint(h.SystemID, 10) != mainID {
 			t.Errorf("the archive's %s is not pg-main's any more: %+v, %v", seg, h, err)
@@ -199,7 +203,7 @@ func TestWALSourceRefusesAnotherDatabase(t *testing.T) {
 	// pg-main's last segment archived again, as PostgreSQL does when it
 	// is not sure: accepted, the spool drains, no error.
 	same := filepath.Join(t.TempDir(), last)
-	if err := walobj.Fetch(ctx, store, lab.WALSource, last, same); err != nil {
+	if err := walobj.Fetch(ctx, store, lab.WALSource, last, same, id); err != nil {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(same)
@@ -218,7 +222,7 @@ func TestWALSourceRefusesAnotherDatabase(t *testing.T) {
 		t.Errorf("wal status error %q", st.LastError)
 	}
 	check := filepath.Join(t.TempDir(), "check")
-	if err := walobj.Fetch(ctx, store, lab.WALSource, last, check); err != nil {
+	if err := walobj.Fetch(ctx, store, lab.WALSource, last, check, id); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(check); !bytes.Equal(got, data) {
@@ -247,7 +251,7 @@ func TestPostgresBaseBackupWithASegmentMissingIsNotRecorded(t *testing.T) {
 	// pg_backup_start switches to the next segment and starts there: an
 	// object of another database already holds that segment's name.
 	next := psql(t, "SELECT pg_walfile_name(pg_current_wal_lsn() + 16777216)")
-	enc, err := walobj.NewEncoder()
+	enc, err := walobj.NewEncoder(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

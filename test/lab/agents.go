@@ -11,10 +11,12 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/mtls"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 )
 
@@ -133,6 +135,12 @@ func (l *Lab) SetDrillChecks(ctx context.Context, checks []agentconfig.Check) er
 
 // SnapshotKeyPath is the age identity the lab's snapshots are encrypted to.
 func (l *Lab) SnapshotKeyPath() string { return filepath.Join(l.Dir, "pki", "snapshot.key") }
+
+// SnapshotIdentity is that identity: it decrypts the lab's snapshots, and
+// the WAL and bucket copies its agents encrypt to it.
+func (l *Lab) SnapshotIdentity() (age.Identity, error) {
+	return dbsnap.LoadIdentity(l.SnapshotKeyPath())
+}
 
 // StartAgent runs one more dr-agent process with cfg, named name in the
 // lab's pid and log files (so down stops it too); for tests that need an

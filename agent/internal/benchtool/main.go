@@ -67,8 +67,27 @@ func run(ctx context.Context, args []string) error {
 		corpus := fs.String("corpus", "", "directory of WAL segments")
 		spool := fs.String("spool", "", "spool directory to land them in")
 		as := fs.String("as", "", "user to run CMD as")
+		key := fs.String("key", "", "snapshot key file: ship encrypted to its recipient, as the agent does")
 		fs.Parse(args[1:])
-		return walbench(ctx, *corpus, *spool, "bench", *n, *as, fs.Args())
+		return walbench(ctx, *corpus, *spool, "bench", *n, *as, *key, fs.Args())
+	case "walship":
+		fs := flag.NewFlagSet("walship", flag.ExitOnError)
+		spool := fs.String("spool", "", "spool directory to ship (emptied)")
+		source := fs.String("source", "bench", "WAL source")
+		key := fs.String("key", "", "snapshot key file: encrypt to its recipient")
+		fs.Parse(args[1:])
+		return walShip(ctx, *spool, *source, *key)
+	case "pgreplay":
+		fs := flag.NewFlagSet("pgreplay", flag.ExitOnError)
+		source := fs.String("source", "bench", "WAL source")
+		key := fs.String("key", "", "snapshot key file: decrypts the WAL")
+		cmd := fs.String("restore-command", "", "restore_command instead of the stage")
+		workers := fs.Int("workers", 0, "files staged at once (0: the agent's default)")
+		fs.Parse(args[1:])
+		if fs.NArg() != 1 {
+			return fmt.Errorf("usage: benchtool pgreplay [flags] DATA_DIR")
+		}
+		return pgReplay(ctx, fs.Arg(0), *source, *key, *cmd, *workers)
 	case "tlsproxy":
 		if len(args) != 4 {
 			return fmt.Errorf("usage: benchtool tlsproxy ADDR TARGET_URL CA_FILE")

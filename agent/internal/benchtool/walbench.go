@@ -21,6 +21,7 @@ import (
 
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/walship"
 	"github.com/kubectl-dr/kubectl-dr/internal/pki"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/walobj"
 )
@@ -38,7 +39,7 @@ func (l latencies) Refused(string)                             {}
 // it (its path appended, run as user as PostgreSQL's archive_command would
 // be), alternating which goes first: both meet the same moments of the
 // machine, and one quiet or busy stretch does not favour either.
-func walbench(ctx context.Context, corpus, spool, source string, n int, user string, cmd []string) error {
+func walbench(ctx context.Context, corpus, spool, source string, n int, user, keyFile string, cmd []string) error {
 	files, err := filepath.Glob(filepath.Join(corpus, "[0-9A-F]*"))
 	if err != nil {
 		return err
@@ -68,6 +69,11 @@ func walbench(ctx context.Context, corpus, spool, source string, n int, user str
 	}
 	obs := latencies{ch: make(chan time.Duration, 1)}
 	sh := &walship.Shipper{Source: walship.Source{Name: source, Spool: spool, Concurrency: 4}, Store: store.Sub("bench"), Log: slog.New(slog.DiscardHandler), Observer: obs}
+	if keyFile != "" {
+		if sh.Recipient, err = dbsnap.LoadRecipient(keyFile); err != nil {
+			return err
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go sh.Run(ctx)

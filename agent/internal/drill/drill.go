@@ -40,9 +40,7 @@ type Engine struct {
 	// (FilesOff says why).
 	Files    *files.Engine
 	FilesOff string
-	// Fetch is what a restored PostgreSQL's restore_command needs.
-	Fetch pgbackup.FetchSetup
-	Log   *slog.Logger
+	Log      *slog.Logger
 }
 
 // Progress reports a step starting (phase is the step's name).

@@ -8,9 +8,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
+
+	"filippo.io/age"
 
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/pgbackup"
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/restic"
@@ -25,16 +26,6 @@ type PostgresPart struct {
 	// Target is the recovery target; zero: everything archived.
 	Target time.Time
 	Checks []pgbackup.Check
-}
-
-var startFileRE = regexp.MustCompile(`START WAL LOCATION: [0-9A-F]+/[0-9A-F]+ \(file ([0-9A-F]{24})\)`)
-
-// firstSegment is the WAL segment a restore from b replays first.
-func firstSegment(b *basebackup.BaseBackup, segSize int64) (string, error) {
-	if m := startFileRE.FindStringSubmatch(b.Label); m != nil {
-		return m[1], nil
-	}
-	return walobj.SegmentOfLSN(b.Timeline, b.StartLSN, segSize)
 }
 
 // RunPostgres rehearses a database's point-in-time restore: WAL continuity
@@ -86,7 +77,7 @@ func (e *Engine) RunPostgres(ctx context.Context, drillID string, req PostgresPa
 		} else if !errors.Is(err, objstore.ErrNotFound) {
 			return "", fmt.Errorf("WAL source %s: %w", req.Source, err)
 		}
-		start, err := firstSegment(base, segSize)
+		start, err := pgbackup.FirstSegment(base, segSize)
 		if err != nil {
 			return "", fmt.Errorf("base backup %s: %w", base.ID, err)
 		}
@@ -116,8 +107,13 @@ func (e *Engine) RunPostgres(ctx context.Context, drillID string, req PostgresPa
 	dir := filepath.Join(p.scratch, "data")
 	var restored *pgbackup.Restored
 	ok := p.step("restore", true, func() (string, error) {
-		var err error
-		restored, err = pgbackup.Restore(ctx, pgbackup.RestoreRequest{Source: req.Source, Target: req.Target, TargetDir: dir, Fetch: e.Fetch}, e.Files, e.Store,
+		// The WAL is staged beside the scratch data directory while the
+		// base backup is restored and while the scratch instance replays.
+		id, err := e.walIdentity()
+		if err != nil {
+			return "", err
+		}
+		restored, err = pgbackup.Restore(ctx, pgbackup.RestoreRequest{Source: req.Source, Target: req.Target, TargetDir: dir, Identity: id, Replay: true}, e.Files, e.Store,
 			func(phase string, st restic.RestoreStatus) {
 				if st.TotalBytes > 0 {
 					p.progress("restore", fmt.Sprintf("%d of %d bytes", st.BytesRestored, st.TotalBytes))
@@ -137,8 +133,8 @@ func (e *Engine) RunPostgres(ctx context.Context, drillID string, req PostgresPa
 // replay starts the scratch PostgreSQL, waits for it to recover and
 // promote, counts rows and runs the checks; it has stopped when it returns.
 func (e *Engine) replay(ctx context.Context, p *part, restored *pgbackup.Restored, req PostgresPart, base *basebackup.BaseBackup) {
-	// Promoted (or failed): restore_command's store credentials go.
-	defer os.RemoveAll(pgbackup.FetchDir(restored.Dir))
+	// Promoted (or failed): the staged WAL goes.
+	defer restored.Stage.Remove()
 	port, err := freePort()
 	if err != nil {
 		p.problem(fmt.Sprintf("pick a port for the scratch PostgreSQL: %v", err))
@@ -150,7 +146,11 @@ func (e *Engine) replay(ctx context.Context, p *part, restored *pgbackup.Restore
 		PIDFile:  filepath.Join(p.scratch, pgPIDFile),
 		Checks:   req.Checks,
 		Promoted: func() { replay.End = time.Now().UTC(); p.progress("check", "") },
+		Stage:    restored.Stage.Dir,
 	})
+	if serr := restored.Stage.Stop(); serr != nil && err != nil {
+		err = fmt.Errorf("%w (staging the WAL: %v)", err, serr)
+	}
 	checkStart := replay.End
 	if replay.End.IsZero() {
 		replay.End = time.Now().UTC()
@@ -202,4 +202,11 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// walIdentity is the snapshot key for the WAL the drill stages, nil
+// without one (clear WAL needs none; encrypted WAL then fails naming the
+// key).
+func (e *Engine) walIdentity() (age.Identity, error) {
+	return e.identity(e.KeyFile != "", "the WAL")
 }

@@ -9,8 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/files"
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/restic"
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/walstage"
 	"github.com/kubectl-dr/kubectl-dr/internal/durable"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/basebackup"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
@@ -22,7 +25,19 @@ type RestoreRequest struct {
 	// Target is the recovery target time; zero replays all archived WAL.
 	Target    time.Time
 	TargetDir string
-	Fetch     FetchSetup
+	// Identity decrypts encrypted WAL while it is staged: held in memory
+	// for the request, never written.
+	Identity age.Identity
+	// StageWorkers is how many WAL files are staged at once (0: the
+	// default).
+	StageWorkers int
+	// StageProgress, if set, is told as WAL files are staged.
+	StageProgress func(done, total int, bytes int64)
+	// Replay: the caller replays the restore at once (verify, drill), while
+	// the WAL is still being staged; it ends Restored.Stage. Otherwise the
+	// stage is complete when Restore returns, and the directory can be
+	// started later without the store.
+	Replay bool
 }
 
 // Restored is a data directory ready to start.
@@ -30,13 +45,16 @@ type Restored struct {
 	Dir          string
 	Base         *basebackup.BaseBackup
 	StartCommand string
+	// Stage is the WAL staged beside Dir (walstage.Dir), still fetching
+	// when the request was for a replay.
+	Stage *walstage.Stage
 }
 
 // Restore lays down the newest base backup that finished before the
 // target, its backup_label, and the recovery settings: restore_command
 // through the archive, the target, recovery.signal. The directory must not
 // exist or be empty: nothing is overwritten.
-func Restore(ctx context.Context, req RestoreRequest, eng *files.Engine, store objstore.Store, progress func(phase string, st restic.RestoreStatus)) (*Restored, error) {
+func Restore(ctx context.Context, req RestoreRequest, eng *files.Engine, store objstore.Store, progress func(phase string, st restic.RestoreStatus)) (_ *Restored, err error) {
 	if !filepath.IsAbs(req.TargetDir) {
 		return nil, fmt.Errorf("--target-dir %q: must be an absolute path on the node", req.TargetDir)
 	}
@@ -58,6 +76,17 @@ func Restore(ctx context.Context, req RestoreRequest, eng *files.Engine, store o
 	if err := durable.MkdirAll(filepath.Dir(req.TargetDir), 0o755); err != nil {
 		return nil, err
 	}
+	// The WAL is staged while the base backup is restored: nothing of the
+	// store's credentials or key is left for restore_command.
+	stage, err := startStage(ctx, req, store, base)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = stage.Remove()
+		}
+	}()
 	progress("restore", restic.RestoreStatus{})
 	if err := eng.RestoreDir(ctx, base.SnapshotID, base.PGData, req.TargetDir, func(st restic.RestoreStatus) { progress("restore", st) }); err != nil {
 		return nil, fmt.Errorf("restore base backup %s: %w", base.ID, err)
@@ -101,13 +130,13 @@ func Restore(ctx context.Context, req RestoreRequest, eng *files.Engine, store o
 			return nil, err
 		}
 	}
-	fetch, err := writeFetchDir(dir, req.Fetch, req.Source, uid, gid)
-	if err != nil {
-		return nil, err
+	if err := os.Lchown(stage.Dir, uid, gid); err != nil {
+		return nil, fmt.Errorf("give the WAL stage %s to the database's user: %w", stage.Dir, err)
 	}
 	var conf strings.Builder
 	fmt.Fprintf(&conf, "\n# kubectl dr pg restore of %s from base backup %s, %s\n", req.Source, base.ID, time.Now().UTC().Format(time.RFC3339))
-	fmt.Fprintf(&conf, "restore_command = '%s %%f %%p'\n", strings.ReplaceAll(fetch, "'", "''"))
+	fmt.Fprintf(&conf, "# restore_command copies the WAL staged in %s.\n", stage.Dir)
+	fmt.Fprintf(&conf, "restore_command = %s\n", confQuote(stageRestoreCommand(stage.Dir)))
 	if !req.Target.IsZero() {
 		fmt.Fprintf(&conf, "recovery_target_time = '%s'\n", req.Target.UTC().Format("2006-01-02 15:04:05.999999-07:00"))
 	}
@@ -131,9 +160,15 @@ func Restore(ctx context.Context, req RestoreRequest, eng *files.Engine, store o
 	if err := write("recovery.signal", "", 0o600); err != nil {
 		return nil, err
 	}
-	return &Restored{
-		Dir:          dir,
-		Base:         base,
-		StartCommand: fmt.Sprintf("pg_ctl -D %s start   # as the data directory's owner (uid %d), PostgreSQL %s; once it has promoted, remove %s (store credentials for restore_command)", dir, uid, base.PGVersion, FetchDir(dir)),
-	}, nil
+	out := &Restored{Dir: dir, Base: base, Stage: stage,
+		StartCommand: fmt.Sprintf("pg_ctl -D %s start   # as the data directory's owner (uid %d), PostgreSQL %s", dir, uid, base.PGVersion)}
+	if req.Replay {
+		return out, nil
+	}
+	progress("stage", restic.RestoreStatus{})
+	if err := stage.Wait(); err != nil {
+		return nil, fmt.Errorf("stage the WAL of %s in %s: %w", req.Source, stage.Dir, err)
+	}
+	out.StartCommand += fmt.Sprintf("; restore_command copies the WAL staged in %s (%d files; no store needed): remove it once the database has promoted", stage.Dir, stage.Files)
+	return out, nil
 }

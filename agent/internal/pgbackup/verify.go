@@ -52,6 +52,10 @@ type VerifyOptions struct {
 	// Promoted is called once recovery has finished, before the counts
 	// and checks.
 	Promoted func()
+	// Stage, when set, is the WAL stage still being fetched: the scratch
+	// instance's restore_command waits for each file the stage has not
+	// fetched yet (ReplayWaitCommand), so replay overlaps the download.
+	Stage string
 }
 
 // Verify starts a scratch PostgreSQL on a restored directory (no TCP, its
@@ -92,19 +96,23 @@ func VerifyWith(ctx context.Context, dir string, port int, o VerifyOptions) (*Ve
 	if err := os.Chown(hba, uid, gid); err != nil {
 		return nil, err
 	}
+	var extra []string
+	if o.Stage != "" {
+		extra = append(extra, "-c", "restore_command="+ReplayWaitCommand(o.Stage))
+	}
 	logPath := filepath.Join(work, "postgres.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	defer logFile.Close()
-	cmd := exec.Command(bin, "-D", dir,
-		"-c", "port="+strconv.Itoa(port),
+	cmd := exec.Command(bin, append([]string{"-D", dir,
+		"-c", "port=" + strconv.Itoa(port),
 		"-c", "listen_addresses=",
-		"-c", "unix_socket_directories="+work,
-		"-c", "hba_file="+hba,
+		"-c", "unix_socket_directories=" + work,
+		"-c", "hba_file=" + hba,
 		"-c", "archive_mode=off",
-	)
+	}, extra...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	if os.Geteuid() == 0 {

@@ -1,6 +1,7 @@
 package pgbackup
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -93,15 +94,25 @@ func waitForWAL(ctx context.Context, store objstore.Store, r walRange, timeout t
 }
 
 // verifySegment reads a segment back whole: its checksum, and that its
-// first page is r's database at the name's position.
+// first page is r's database at the name's position. An encrypted one
+// cannot be read on a node (it holds no key): its header must say it holds
+// a segment's size; its shipper checked its page before encrypting it.
 func verifySegment(ctx context.Context, store objstore.Store, r walRange, name string) error {
 	rc, err := store.Get(ctx, walobj.Key(r.source, name))
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
+	br := bufio.NewReader(rc)
+	peek, _ := br.Peek(64)
+	if size, ok := walobj.EncryptedSize(walobj.ObjectHeader(peek)); ok {
+		if size != r.segSize {
+			return fmt.Errorf("%w: %s holds %d bytes, the database's segments are %d", walobj.ErrNotWAL, name, size, r.segSize)
+		}
+		return nil
+	}
 	var first firstBytes
-	if _, err := walobj.Decode(&first, rc); err != nil {
+	if _, err := walobj.Decode(&first, br, nil); err != nil {
 		return err
 	}
 	h, err := walobj.ParsePageHeader(first.b)

@@ -43,7 +43,7 @@ func newWALStore(t *testing.T) (objstore.Store, func(name string, sysid uint64, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc, err := walobj.NewEncoder()
+	enc, err := walobj.NewEncoder(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"filippo.io/age"
 	"github.com/fsnotify/fsnotify"
 	"golang.org/x/sys/unix"
 
@@ -51,6 +52,9 @@ type Shipper struct {
 	// Node names this agent in the source's system record when its first
 	// segment claims the source.
 	Node string
+	// Recipient, when set, encrypts every object (the snapshot key's
+	// recipient: the node holds no key that can read them back).
+	Recipient age.Recipient
 	// Rescan is how often the spool is listed as a safety net besides
 	// inotify (default 5s).
 	Rescan time.Duration
@@ -100,7 +104,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 	s.mu.Unlock()
 	s.queue = make(chan string, 4096)
 	s.kick = make(chan struct{}, 1)
-	enc, err := walobj.NewEncoder()
+	enc, err := walobj.NewEncoder(s.Recipient)
 	if err != nil {
 		return err
 	}
@@ -302,7 +306,8 @@ func (s *Shipper) ship(ctx context.Context, name string) {
 	case errors.Is(err, objstore.ErrExists):
 		// PostgreSQL runs archive_command again for a file it is not sure
 		// was archived (and an agent killed after its upload ships it
-		// again): the same bytes are that file, shipped.
+		// again): the same bytes are that file, shipped. Encrypted objects
+		// differ every time; their headers' checksums of the file do not.
 		same, err := walobj.SameFile(ctx, s.Store, key, walobj.ObjectHeader(buf.Bytes()), data)
 		if err != nil {
 			s.fail(name, fmt.Errorf("compare %s with the archive's %s: %w", name, key, err))

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/walobj"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/walobj/walobjtest"
@@ -227,14 +229,14 @@ func TestShipperShipsVerifiesAndDrainsAfterAnOutageOnAFlakyFileStore(t *testing.
 	}
 	for i := 1; i <= 9; i++ {
 		dest := filepath.Join(dir, "restored")
-		if err := walobj.Fetch(ctx, base, "pg", seg(i), dest); err != nil {
+		if err := walobj.Fetch(ctx, base, "pg", seg(i), dest, nil); err != nil {
 			t.Fatal(err)
 		}
 		if got, _ := os.ReadFile(dest); !bytes.Equal(got, body(i)) {
 			t.Fatalf("%s fetched back differs", seg(i))
 		}
 	}
-	if err := walobj.Fetch(ctx, base, "pg", seg(10), filepath.Join(dir, "x")); !errors.Is(err, walobj.ErrNotFound) {
+	if err := walobj.Fetch(ctx, base, "pg", seg(10), filepath.Join(dir, "x"), nil); !errors.Is(err, walobj.ErrNotFound) {
 		t.Errorf("missing segment: %v, want walobj.ErrNotFound", err)
 	}
 }
@@ -305,8 +307,13 @@ func (c *countingObserver) refusals() int { c.mu.Lock(); defer c.mu.Unlock(); re
 
 func objectBytes(t *testing.T, store objstore.Store, name string) []byte {
 	t.Helper()
+	return fetchedBytes(t, store, name, nil)
+}
+
+func fetchedBytes(t *testing.T, store objstore.Store, name string, identity age.Identity) []byte {
+	t.Helper()
 	dest := filepath.Join(t.TempDir(), name)
-	if err := walobj.Fetch(context.Background(), store, "pg", name, dest); err != nil {
+	if err := walobj.Fetch(context.Background(), store, "pg", name, dest, identity); err != nil {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(dest)
@@ -369,35 +376,70 @@ func TestShipperRefusesAnotherDatabasesSegmentOnAFileStore(t *testing.T) {
 
 // PostgreSQL retries archive_command: the same bytes again are accepted
 // as archived; other bytes under an archived name are refused and the
-// archive keeps its own.
+// archive keeps its own. Encrypted objects of one file differ every time
+// (a fresh file key): they are compared by the file's checksum.
 func TestShipperAcceptsTheSameSegmentAgainAndRefusesOtherBytesOnAFileStore(t *testing.T) {
-	sh := newTestShipper(t, &flakyStore{}, 1)
-	obs := &countingObserver{}
-	sh.Observer = obs
-	sh.start(t)
-	one := "000000010000000000000001"
-	land(t, sh.spool, one, segment(one, 1))
-	waitFor(t, "the segment to ship", func() bool { return len(spoolNames(t, sh.spool)) == 0 })
-	land(t, sh.spool, one, segment(one, 1))
-	waitFor(t, "the same segment again to be accepted", func() bool {
-		return sh.log.logged("wal file already archived with the same bytes", map[string]string{"file": one})
-	})
-	waitFor(t, "the spool to drain", func() bool { return len(spoolNames(t, sh.spool)) == 0 })
-	if st := sh.Status(); st.LastError != "" || st.Refused != 0 {
-		t.Errorf("status after a retried segment: %+v", st)
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
 	}
+	for _, tc := range []struct {
+		name string
+		id   *age.X25519Identity
+	}{{"clear", nil}, {"encrypted", id}} {
+		t.Run(tc.name, func(t *testing.T) {
+			sh := newTestShipper(t, &flakyStore{}, 1)
+			var identity age.Identity
+			if tc.id != nil {
+				sh.Recipient, identity = tc.id.Recipient(), tc.id
+			}
+			obs := &countingObserver{}
+			sh.Observer = obs
+			sh.start(t)
+			one := "000000010000000000000001"
+			land(t, sh.spool, one, segment(one, 1))
+			waitFor(t, "the segment to ship", func() bool { return len(spoolNames(t, sh.spool)) == 0 })
+			if tc.id != nil {
+				if _, err := walobj.Decode(io.Discard, bytes.NewReader(storedObject(t, sh.base, one)), nil); !errors.Is(err, walobj.ErrKey) {
+					t.Fatalf("the archive's object reads without the key: %v", err)
+				}
+			}
+			land(t, sh.spool, one, segment(one, 1))
+			waitFor(t, "the same segment again to be accepted", func() bool {
+				return sh.log.logged("wal file already archived with the same bytes", map[string]string{"file": one})
+			})
+			waitFor(t, "the spool to drain", func() bool { return len(spoolNames(t, sh.spool)) == 0 })
+			if st := sh.Status(); st.LastError != "" || st.Refused != 0 {
+				t.Errorf("status after a retried segment: %+v", st)
+			}
 
-	land(t, sh.spool, one, segment(one, 2))
-	waitFor(t, "other bytes to be refused", func() bool { return sh.Status().Refused == 1 })
-	if st := sh.Status(); !strings.Contains(st.LastError, one+" in the spool differs from the "+one+" the archive holds") {
-		t.Errorf("status error %q", st.LastError)
+			land(t, sh.spool, one, segment(one, 2))
+			waitFor(t, "other bytes to be refused", func() bool { return sh.Status().Refused == 1 })
+			if st := sh.Status(); !strings.Contains(st.LastError, one+" in the spool differs from the "+one+" the archive holds") {
+				t.Errorf("status error %q", st.LastError)
+			}
+			if got := fetchedBytes(t, sh.base, one, identity); !bytes.Equal(got, segment(one, 1)) {
+				t.Error("the archive's segment was replaced")
+			}
+			if obs.refusals() != 1 {
+				t.Errorf("%d refusals counted, want 1", obs.refusals())
+			}
+		})
 	}
-	if got := objectBytes(t, sh.base, one); !bytes.Equal(got, segment(one, 1)) {
-		t.Error("the archive's segment was replaced")
+}
+
+func storedObject(t *testing.T, store objstore.Store, name string) []byte {
+	t.Helper()
+	rc, err := store.Get(context.Background(), walobj.Key("pg", name))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if obs.refusals() != 1 {
-		t.Errorf("%d refusals counted, want 1", obs.refusals())
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return data
 }
 
 // A promotion's .partial segment and the new timeline's history file

@@ -1,5 +1,7 @@
 // Package walobj is the store's WAL archive: the object format (a header
-// with size and checksum, then the file as zstd frames), the archive's
+// with size and checksum of the file, then the file as zstd frames,
+// encrypted with age to the snapshot recipient: drwal3; clear objects of
+// the formats before still decode), the archive's
 // names (wal/<source>/<timeline>/<file>.zst) and segment arithmetic for any
 // segment size, the source's system record (wal/<source>/system.json: the
 // database the archive belongs to, read from a segment's first page

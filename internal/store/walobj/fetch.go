@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path"
 	"sort"
 	"strings"
 	"time"
+
+	"filippo.io/age"
 
 	"github.com/kubectl-dr/kubectl-dr/internal/durable"
 	drstore "github.com/kubectl-dr/kubectl-dr/internal/store"
@@ -19,9 +22,15 @@ import (
 var ErrNotFound = errors.New("not in the archive")
 
 // Fetch writes the archived file name of source to dest, checked against
-// the checksum it was shipped with; dest appears (durably, whole)
-// only when the check passed.
-func Fetch(ctx context.Context, store objstore.Store, source, name, dest string) error {
+// the checksum it was shipped with and decrypted with identity when it was
+// encrypted (nil: only clear objects can be fetched); dest appears
+// (durably, whole) only when the check passed.
+func Fetch(ctx context.Context, store objstore.Store, source, name, dest string, identity age.Identity) error {
+	return FetchFile(ctx, store, source, name, dest, 0o600, identity)
+}
+
+// FetchFile is Fetch with dest's mode and options for its durable write.
+func FetchFile(ctx context.Context, store objstore.Store, source, name, dest string, perm os.FileMode, identity age.Identity, opts ...durable.Option) error {
 	if Classify(name) == Unknown {
 		return fmt.Errorf("%q is not a WAL file name (want a segment such as 000000010000000000000003, a .history, .backup or .partial file)", name)
 	}
@@ -35,12 +44,12 @@ func Fetch(ctx context.Context, store objstore.Store, source, name, dest string)
 	}
 	defer rc.Close()
 	// Decode checks the object's own checksum.
-	f, err := durable.Create(dest, 0o600, durable.WithHash(nil))
+	f, err := durable.Create(dest, perm, append([]durable.Option{durable.WithHash(nil)}, opts...)...)
 	if err != nil {
 		return err
 	}
 	defer f.Abort()
-	if _, err := Decode(f, rc); err != nil {
+	if _, err := Decode(f, rc, identity); err != nil {
 		return fmt.Errorf("%s (%s): %w", name, key, err)
 	}
 	return f.Commit()

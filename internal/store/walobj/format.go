@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"filippo.io/age"
 	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/zstd"
 )
@@ -22,15 +23,23 @@ import (
 const ObjectSuffix = ".zst"
 
 // Stored objects are a one-line header, then the file compressed with
-// zstd:
+// zstd, encrypted with age to the snapshot recipient when the agent has
+// one:
 //
-//	drwal2 <size> <xxh64 of the raw file, 16 hex digits>\n
+//	drwal3 <size> <xxh64 of the raw file, 16 hex digits>\n<age(zstd(file))>
+//	drwal2 <size> <xxh64 of the raw file, 16 hex digits>\n<zstd(file)>
 //
 // so fetch checks the whole file against what was shipped before
-// PostgreSQL sees a byte of it. Objects shipped before (drwal1) carry the
-// sha256 instead and still decode; xxh64 replaced it because it hashes a
-// segment in 1 ms where sha256 took 10 of a ship's 20.
+// PostgreSQL sees a byte of it. The magic is the format marker: drwal3 is
+// encrypted, drwal2 and drwal1 are clear. The checksum is over the raw
+// file in every format, and stays outside the encryption, so that a
+// shipper (which holds only the recipient) can tell a file it ships again
+// from the one the archive holds without decrypting. Objects shipped
+// before (drwal1) carry the sha256 instead and still decode; xxh64
+// replaced it because it hashes a segment in 1 ms where sha256 took 10 of
+// a ship's 20.
 const (
+	magicAge    = "drwal3"
 	magic       = "drwal2"
 	magicSHA256 = "drwal1"
 )
@@ -42,33 +51,39 @@ const maxFileSize = 1 << 30
 // ErrCorrupt means a stored object does not match its checksum.
 var ErrCorrupt = errors.New("WAL object is corrupt")
 
+// ErrKey means an encrypted object cannot be read with the identity given
+// (none, or not the one it was encrypted to).
+var ErrKey = errors.New("WAL object is encrypted")
+
 // frameSize: a file is compressed as independent zstd frames of this
 // size, on every CPU at once (a 16 MiB segment of dense WAL took 90 ms on
 // one). Frames one after another are one zstd stream to any decoder; the
 // ratio is within a fraction of a percent of one frame's.
 const frameSize = 2 << 20
 
-// Encoder compresses WAL files into objects. It is safe for concurrent use;
-// a process needs one.
+// Encoder compresses WAL files into objects, encrypted when it has a
+// recipient. It is safe for concurrent use; a process needs one.
 type Encoder struct {
-	z *zstd.Encoder
+	z         *zstd.Encoder
+	recipient age.Recipient
 	// frames keeps each call's compressed frames: a segment's worth of
 	// fresh memory per file shows in the latency's tail.
 	frames sync.Pool
 }
 
 // NewEncoder returns an Encoder whose EncodeAll runs on as many goroutines
-// as there are CPUs. The frames carry no zstd checksum of their own: the
-// header's xxh64 covers the whole file, and Decode checks it (5% of the CPU
-// a dense segment takes).
-func NewEncoder() (*Encoder, error) {
+// as there are CPUs, writing objects encrypted to recipient (drwal3), or
+// clear ones (drwal2) when it is nil. The frames carry no zstd checksum of
+// their own: the header's xxh64 covers the whole file, and Decode checks
+// it (5% of the CPU a dense segment takes).
+func NewEncoder(recipient age.Recipient) (*Encoder, error) {
 	z, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
 		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithZeroFrames(true),
 		zstd.WithEncoderCRC(false))
 	if err != nil {
 		return nil, fmt.Errorf("WAL compressor: %w", err)
 	}
-	return &Encoder{z: z, frames: sync.Pool{New: func() any { return new([][]byte) }}}, nil
+	return &Encoder{z: z, recipient: recipient, frames: sync.Pool{New: func() any { return new([][]byte) }}}, nil
 }
 
 // Warm encodes a frame on every CPU once, so that the first file a caller
@@ -138,31 +153,66 @@ func (e *Encoder) encode(dst *bytes.Buffer, data []byte, fill func([]byte) error
 		h.Write(frame)
 	}
 	wg.Wait()
-	fmt.Fprintf(dst, "%s %020d %016x\n", magic, len(data), h.Sum64())
+	if e.recipient == nil {
+		fmt.Fprintf(dst, "%s %020d %016x\n", magic, len(data), h.Sum64())
+		for _, f := range out {
+			dst.Write(f)
+		}
+		return nil
+	}
+	// age encrypts in 64 KiB chunks as the frames go through: the object
+	// is built once, as the clear one is.
+	fmt.Fprintf(dst, "%s %020d %016x\n", magicAge, len(data), h.Sum64())
+	w, err := age.Encrypt(dst, e.recipient)
+	if err != nil {
+		return fmt.Errorf("encrypt WAL object: %w", err)
+	}
 	for _, f := range out {
-		dst.Write(f)
+		if _, err := w.Write(f); err != nil {
+			return fmt.Errorf("encrypt WAL object: %w", err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("encrypt WAL object: %w", err)
 	}
 	return nil
 }
 
 // Decode writes the file held in the object r to w and checks its size and
 // checksum; on a mismatch the error wraps ErrCorrupt and w must be thrown
-// away.
-func Decode(w io.Writer, r io.Reader) (int64, error) {
+// away. An encrypted object needs identity (the snapshot key): without
+// it, or with another key, the error wraps ErrKey. Clear objects need
+// none.
+func Decode(w io.Writer, r io.Reader, identity age.Identity) (int64, error) {
 	br := bufio.NewReader(r)
 	line, err := br.ReadString('\n')
 	if err != nil {
 		return 0, fmt.Errorf("%w: no header: %v", ErrCorrupt, err)
 	}
 	f := strings.Fields(line)
-	if len(f) != 3 || (f[0] != magic && f[0] != magicSHA256) {
+	if len(f) != 3 || (f[0] != magic && f[0] != magicSHA256 && f[0] != magicAge) {
 		return 0, fmt.Errorf("%w: bad header %q", ErrCorrupt, strings.TrimSpace(line))
 	}
 	size, err := strconv.ParseInt(f[1], 10, 64)
 	if err != nil || size < 0 || size > maxFileSize {
 		return 0, fmt.Errorf("%w: bad size in header", ErrCorrupt)
 	}
-	zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+	var body io.Reader = br
+	if f[0] == magicAge {
+		if identity == nil {
+			return 0, fmt.Errorf("%w: it needs the snapshot key (age identity) to be read, and none was given", ErrKey)
+		}
+		dec, err := age.Decrypt(br, identity)
+		var nomatch *age.NoIdentityMatchError
+		if errors.As(err, &nomatch) {
+			return 0, fmt.Errorf("%w to another key than the snapshot key given: %v", ErrKey, err)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("%w: decrypt: %v", ErrCorrupt, err)
+		}
+		body = dec
+	}
+	zr, err := zstd.NewReader(body, zstd.WithDecoderConcurrency(1))
 	if err != nil {
 		return 0, err
 	}
@@ -185,4 +235,31 @@ func Decode(w io.Writer, r io.Reader) (int64, error) {
 		return n, fmt.Errorf("%w: %d bytes with %s %s, shipped as %d bytes with %s", ErrCorrupt, n, kind, got, size, f[2])
 	}
 	return n, nil
+}
+
+// checksumKind is what a header's checksum is of the raw file: formats
+// of one kind can be compared by their headers.
+func checksumKind(format string) string {
+	switch format {
+	case magicAge, magic:
+		return "xxh64"
+	case magicSHA256:
+		return "sha256"
+	}
+	return ""
+}
+
+// EncryptedSize reports whether the object whose first line is header is
+// encrypted, and the size of the file it says it holds: what can be
+// checked of it without the key.
+func EncryptedSize(header string) (int64, bool) {
+	f := strings.Fields(header)
+	if len(f) != 3 || f[0] != magicAge {
+		return 0, false
+	}
+	size, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil || size < 0 || size > maxFileSize {
+		return 0, false
+	}
+	return size, true
 }

@@ -9,28 +9,37 @@ import (
 
 // Objects come from the store, which a node cannot be sure of: Decode must
 // refuse anything that is not what was shipped, never panic, and never
-// report success for bytes whose checksum does not match.
+// report success for bytes whose checksum does not match. Encrypted
+// objects (drwal3, seeds under testdata too) decode with the test key;
+// what cannot be decrypted with it is refused as such (ErrKey).
 func FuzzDecode(f *testing.F) {
-	enc, err := NewEncoder()
-	if err != nil {
-		f.Fatal(err)
-	}
+	enc := newEncoder(f)
+	id := testIdentity(f, testKey)
 	for _, raw := range [][]byte{nil, []byte("x"), bytes.Repeat([]byte("wal record "), 5000)} {
-		var obj bytes.Buffer
-		if err := enc.Encode(&obj, raw); err != nil {
-			f.Fatal(err)
+		for _, e := range []*Encoder{enc, encryptingEncoder(f)} {
+			var obj bytes.Buffer
+			if err := e.Encode(&obj, raw); err != nil {
+				f.Fatal(err)
+			}
+			f.Add(obj.Bytes())
 		}
-		f.Add(obj.Bytes())
 	}
 	f.Add([]byte("drwal2 00000000000000000001 0000000000000000\n"))
 	f.Add([]byte("drwal1 1 " + string(bytes.Repeat([]byte("0"), 64)) + "\n"))
 	f.Add([]byte("not a header"))
 	f.Fuzz(func(t *testing.T, obj []byte) {
 		var out bytes.Buffer
-		n, err := Decode(&out, bytes.NewReader(obj))
+		n, err := Decode(&out, bytes.NewReader(obj), id)
+		size, encrypted := EncryptedSize(ObjectHeader(obj))
+		if err == nil && encrypted && size != n {
+			t.Fatalf("an encrypted object decoded to %d bytes, its header says %d", n, size)
+		}
+		if err == nil && encrypted != bytes.HasPrefix(obj, []byte(magicAge+" ")) {
+			t.Fatalf("EncryptedSize says encrypted=%v of a decoded object starting %q", encrypted, obj[:min(len(obj), 10)])
+		}
 		if err != nil {
-			if !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("error %v does not wrap ErrCorrupt", err)
+			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrKey) {
+				t.Fatalf("error %v wraps neither ErrCorrupt nor ErrKey", err)
 			}
 			return
 		}
@@ -43,7 +52,7 @@ func FuzzDecode(f *testing.F) {
 			t.Fatal(err)
 		}
 		var back bytes.Buffer
-		if _, err := Decode(&back, &again); err != nil || !bytes.Equal(back.Bytes(), out.Bytes()) {
+		if _, err := Decode(&back, &again, nil); err != nil || !bytes.Equal(back.Bytes(), out.Bytes()) {
 			t.Fatalf("re-encoded object does not round-trip: %v", err)
 		}
 	})

@@ -85,16 +85,20 @@ func ClaimSystem(ctx context.Context, store objstore.Store, want System) (*Syste
 }
 
 // ObjectHeader is the first line of a stored object (without the
-// newline): its format, the file's size and checksum. Two objects of one
-// format with the same header hold the same file.
+// newline): its format, the file's size and checksum. Two objects whose
+// checksums are of one kind and whose sizes and checksums agree hold the
+// same file, encrypted or not.
 func ObjectHeader(obj []byte) string {
 	line, _, _ := bytes.Cut(obj, []byte("\n"))
 	return string(line)
 }
 
 // SameFile reports whether the object under key holds the file raw, whose
-// object's header is header: by the headers when the object is of the same
-// format, else by decoding it.
+// object's header is header: by the headers' size and checksum when both
+// are of the same checksum kind (an encrypted object is compared without
+// its key), else by decoding it, which a clear object allows. An
+// encrypted object with another kind of checksum than ours cannot be
+// compared without the key (no build writes one).
 func SameFile(ctx context.Context, store objstore.Store, key, header string, raw []byte) (bool, error) {
 	rc, err := store.Get(ctx, key)
 	if err != nil {
@@ -108,11 +112,11 @@ func SameFile(ctx context.Context, store objstore.Store, key, header string, raw
 	}
 	line = strings.TrimSuffix(line, "\n")
 	theirs, ours := strings.Fields(line), strings.Fields(header)
-	if len(theirs) == 3 && len(ours) == 3 && theirs[0] == ours[0] {
-		return line == header, nil
+	if len(theirs) == 3 && len(ours) == 3 && checksumKind(theirs[0]) != "" && checksumKind(theirs[0]) == checksumKind(ours[0]) {
+		return theirs[1] == ours[1] && theirs[2] == ours[2], nil
 	}
 	var got bytes.Buffer
-	if _, err := Decode(&got, io.MultiReader(strings.NewReader(line+"\n"), br)); err != nil {
+	if _, err := Decode(&got, io.MultiReader(strings.NewReader(line+"\n"), br), nil); err != nil {
 		return false, fmt.Errorf("%s: %w", key, err)
 	}
 	return bytes.Equal(got.Bytes(), raw), nil

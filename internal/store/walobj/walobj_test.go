@@ -43,17 +43,17 @@ func TestEncodeDecodeRefusesCorruption(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if _, err := Decode(&out, bytes.NewReader(obj.Bytes())); err != nil || !bytes.Equal(out.Bytes(), raw) {
+	if _, err := Decode(&out, bytes.NewReader(obj.Bytes()), nil); err != nil || !bytes.Equal(out.Bytes(), raw) {
 		t.Fatalf("round trip: %v", err)
 	}
 	// One byte flipped in the compressed body, then a forged header.
 	bad := bytes.Clone(obj.Bytes())
 	bad[len(bad)/2] ^= 0xff
-	if _, err := Decode(io.Discard, bytes.NewReader(bad)); !errors.Is(err, ErrCorrupt) {
+	if _, err := Decode(io.Discard, bytes.NewReader(bad), nil); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("flipped byte: %v, want ErrCorrupt", err)
 	}
 	forged := bytes.Replace(obj.Bytes(), []byte(" 0"), []byte(" 1"), 1)
-	if _, err := Decode(io.Discard, bytes.NewReader(forged)); !errors.Is(err, ErrCorrupt) {
+	if _, err := Decode(io.Discard, bytes.NewReader(forged), nil); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("wrong size in header: %v, want ErrCorrupt", err)
 	}
 	// The body decodes, but to other bytes than were shipped.
@@ -63,7 +63,7 @@ func TestEncodeDecodeRefusesCorruption(t *testing.T) {
 	if bytes.Equal(sum, []byte("0000000000000000")) {
 		t.Fatal("test data hashes to zero")
 	}
-	if _, err := Decode(io.Discard, bytes.NewReader(append(other, body...))); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "xxh64") {
+	if _, err := Decode(io.Discard, bytes.NewReader(append(other, body...)), nil); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "xxh64") {
 		t.Errorf("wrong checksum in header: %v, want ErrCorrupt naming xxh64", err)
 	}
 }
@@ -80,13 +80,13 @@ func TestEncodeDecodeInFrames(t *testing.T) {
 			t.Fatal(err)
 		}
 		var out bytes.Buffer
-		if n, err := Decode(&out, bytes.NewReader(obj.Bytes())); err != nil || n != int64(size) || !bytes.Equal(out.Bytes(), raw[:size]) {
+		if n, err := Decode(&out, bytes.NewReader(obj.Bytes()), nil); err != nil || n != int64(size) || !bytes.Equal(out.Bytes(), raw[:size]) {
 			t.Fatalf("%d bytes: decoded %d bytes (equal %v): %v", size, n, bytes.Equal(out.Bytes(), raw[:size]), err)
 		}
 		if size == len(raw) {
 			bad := bytes.Clone(obj.Bytes())
 			bad[len(bad)*3/4] ^= 0xff
-			if _, err := Decode(io.Discard, bytes.NewReader(bad)); !errors.Is(err, ErrCorrupt) {
+			if _, err := Decode(io.Discard, bytes.NewReader(bad), nil); !errors.Is(err, ErrCorrupt) {
 				t.Errorf("byte flipped in a later frame: %v, want ErrCorrupt", err)
 			}
 		}
@@ -101,10 +101,10 @@ func TestEncodeDecodeInFrames(t *testing.T) {
 		return &old
 	}
 	var out bytes.Buffer
-	if _, err := Decode(&out, old(sha256.Sum256(raw))); err != nil || !bytes.Equal(out.Bytes(), raw) {
+	if _, err := Decode(&out, old(sha256.Sum256(raw)), nil); err != nil || !bytes.Equal(out.Bytes(), raw) {
 		t.Fatalf("one-frame sha256 object: %v", err)
 	}
-	if _, err := Decode(io.Discard, old(sha256.Sum256(raw[1:]))); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "sha256") {
+	if _, err := Decode(io.Discard, old(sha256.Sum256(raw[1:])), nil); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "sha256") {
 		t.Errorf("sha256 object with a wrong sum: %v, want ErrCorrupt naming sha256", err)
 	}
 }
@@ -121,7 +121,7 @@ func TestReadEncode(t *testing.T) {
 			t.Fatalf("%d bytes: %v", size, err)
 		}
 		var out bytes.Buffer
-		if _, err := Decode(&out, &obj); err != nil || !bytes.Equal(out.Bytes(), raw[:size]) {
+		if _, err := Decode(&out, &obj, nil); err != nil || !bytes.Equal(out.Bytes(), raw[:size]) {
 			t.Fatalf("%d bytes: decoded %d (equal %v): %v", size, out.Len(), bytes.Equal(out.Bytes(), raw[:size]), err)
 		}
 	}
@@ -136,7 +136,7 @@ func TestReadEncode(t *testing.T) {
 
 func newEncoder(t testing.TB) *Encoder {
 	t.Helper()
-	enc, err := NewEncoder()
+	enc, err := NewEncoder(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestDecodeStopsAtTheHeadersSize(t *testing.T) {
 	body = append(body, 0x03, 0x00, 0x10, 'x') // the last one
 	obj := append([]byte("drwal2 00000000000000000010 0000000000000000\n"), body...)
 	var w countingWriter
-	_, err := Decode(&w, bytes.NewReader(obj))
+	_, err := Decode(&w, bytes.NewReader(obj), nil)
 	if !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("err = %v, want ErrCorrupt", err)
 	}
@@ -170,7 +170,7 @@ func TestDecodeStopsAtTheHeadersSize(t *testing.T) {
 	for _, size := range []string{"-0000000000000000001", "09223372036854775807"} {
 		obj := append([]byte("drwal2 "+size+" 0000000000000000\n"), body...)
 		w = countingWriter{}
-		if _, err := Decode(&w, bytes.NewReader(obj)); !errors.Is(err, ErrCorrupt) || w.n != 0 {
+		if _, err := Decode(&w, bytes.NewReader(obj), nil); !errors.Is(err, ErrCorrupt) || w.n != 0 {
 			t.Errorf("size %s in the header: %v after %d bytes, want ErrCorrupt before any", size, err, w.n)
 		}
 	}
