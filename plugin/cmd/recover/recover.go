@@ -338,6 +338,32 @@ func (o *Options) recover(ctx context.Context, nodes agentclient.Nodes, plan *re
 		tracks []*track
 		ds     *etcdrestore.DatastoreResult
 	)
+	// k3s starts the pods once it runs: it starts only when the layers
+	// restored into volumes (files, databases) are back.
+	var (
+		volumes     sync.WaitGroup
+		volumesErrs []error
+		volumesDone = make(chan struct{})
+	)
+	for _, p := range plan.Parts {
+		if p.Layer == recoveryplan.LayerFiles || p.Layer == recoveryplan.LayerPostgres {
+			volumes.Add(1)
+		}
+	}
+	go func() { volumes.Wait(); close(volumesDone) }()
+	startAfter := func(ctx context.Context) error {
+		select {
+		case <-volumesDone:
+		case <-ctx.Done():
+			return fmt.Errorf("the recovery was interrupted before the volumes were restored: %w", ctx.Err())
+		}
+		tmu.Lock()
+		defer tmu.Unlock()
+		if err := errors.Join(volumesErrs...); err != nil {
+			return fmt.Errorf("%s; restore it, then start k3s", strings.ReplaceAll(err.Error(), "\n", "; "))
+		}
+		return nil
+	}
 	run := func(t *track, fn func() error) {
 		wg.Add(1)
 		go func() {
@@ -347,15 +373,24 @@ func (o *Options) recover(ctx context.Context, nodes agentclient.Nodes, plan *re
 			t.end = time.Now()
 			tmu.Lock()
 			tracks = append(tracks, t)
+			if t.layer == recoveryplan.LayerFiles || t.layer == recoveryplan.LayerPostgres {
+				if t.err != nil {
+					volumesErrs = append(volumesErrs, fmt.Errorf("%s %s (node %s) failed", t.layer, t.what, orDash(t.node)))
+				}
+				volumes.Done()
+			}
 			tmu.Unlock()
 		}()
 	}
 	for _, p := range plan.Parts {
 		switch p.Layer {
 		case recoveryplan.LayerEtcd:
-			t := &track{layer: p.Layer, what: p.What, node: reset, resume: "kubectl dr etcd restore --status shows each server's steps and what to run"}
+			t := &track{layer: p.Layer, what: p.What, node: reset, resume: "kubectl dr etcd restore --status shows each server's steps and what to run; when k3s was held because a layer restored into volumes failed, restore that layer, then start k3s on the reset server and then on the others"}
 			run(t, func() error {
 				d := &etcdrestore.Datastore{Out: out, ErrOut: errOut, Servers: servers, Flavor: "k3s", Reset: reset, Snapshot: p.Snapshot, NewHosts: true}
+				if len(plan.Layer(recoveryplan.LayerFiles))+len(plan.Layer(recoveryplan.LayerPostgres)) > 0 {
+					d.StartAfter = startAfter
+				}
 				res, err := d.Run(ctx)
 				if err == nil {
 					ds = res
