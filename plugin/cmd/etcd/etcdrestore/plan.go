@@ -329,6 +329,8 @@ func (d *Datastore) Run(ctx context.Context) (*DatastoreResult, error) {
 		how = fmt.Sprintf("%s resets the cluster from it onto a new host, the others join it; the token and encryption config kept with the snapshot are put in place first", resetNode)
 	case flavor == "k3s":
 		how = fmt.Sprintf("%s resets the cluster from it, the others rejoin", resetNode)
+	case flavor == flavorSQLite && d.NewHosts:
+		how = fmt.Sprintf("%s puts it in place of server/db/state.db (SQLite) on a new host; the token kept with the snapshot is put in place first", resetNode)
 	case flavor == flavorSQLite:
 		how = fmt.Sprintf("%s puts it in place of server/db/state.db (SQLite), the old files moved aside", resetNode)
 	}
