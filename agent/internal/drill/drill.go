@@ -40,6 +40,10 @@ type Engine struct {
 	// (FilesOff says why).
 	Files    *files.Engine
 	FilesOff string
+	// Buckets are the bucket sources this agent runs (their buckets'
+	// endpoints and credentials): a bucket part restores into a scratch
+	// bucket beside the source's.
+	Buckets map[string]objstore.Config
 	// Fetch is what a restored PostgreSQL's restore_command needs.
 	Fetch pgbackup.FetchSetup
 	Log   *slog.Logger
