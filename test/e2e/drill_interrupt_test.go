@@ -19,9 +19,28 @@ import (
 
 // kubectl dr drill --keep leaves each part's scratch data on its node,
 // says where and how to remove it, and leaves no process running on it.
-func TestDrillKeepLeavesTheScratchAndSaysWhere(t *testing.T) {
+// drillBackups makes something of every layer to rehearse: a base
+// backup, a backup set (the datastore, every node's files) and a bucket
+// pass.
+func drillBackups(t *testing.T, set string) {
+	t.Helper()
 	if r := kubectlDR(t, nil, "pg", "basebackup", lab.WALSource); r.code != 0 {
 		t.Fatalf("pg basebackup: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := kubectlDR(t, nil, "backup", "create", set); r.code != 0 {
+		t.Fatalf("backup create: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	t.Cleanup(func() { kubectlDR(t, nil, "backup", "rm", set) })
+	if r := kubectlDR(t, nil, "bucket", "backup", lab.AppBucketSource); r.code != 0 {
+		t.Fatalf("bucket backup: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+func TestDrillKeepLeavesTheScratchAndSaysWhere(t *testing.T) {
+	drillBackups(t, "drill-keep-e2e")
+	mc, err := theLab.AppS3Client()
+	if err != nil {
+		t.Fatal(err)
 	}
 	r := kubectlDrill(t, "--latest", "--pg", lab.WALSource, "--keep")
 	t.Logf("drill --keep: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
@@ -55,6 +74,17 @@ func TestDrillKeepLeavesTheScratchAndSaysWhere(t *testing.T) {
 		if out := pgProcessesOn(t, want); out != "" {
 			t.Errorf("%s: a process runs on the kept scratch: %s", p.Key(), out)
 		}
+		if p.Layer == "bucket" {
+			b := p.Facts["scratchBucket"]
+			if ok, err := mc.BucketExists(t.Context(), b); b == "" || err != nil || !ok {
+				t.Errorf("bucket part: kept scratch bucket %q exists %v (%v)", b, ok, err)
+			} else {
+				t.Cleanup(func() { removeBucket(t, mc, b) })
+				if !strings.Contains(r.stderr, "and the scratch bucket "+b) {
+					t.Errorf("stderr does not name the kept scratch bucket %s", b)
+				}
+			}
+		}
 		kept++
 	}
 	if kept == 0 {
@@ -67,9 +97,7 @@ func TestDrillKeepLeavesTheScratchAndSaysWhere(t *testing.T) {
 // report says INTERRUPTED (not passed), and once the agents have ended
 // the parts no scratch directory and no scratch PostgreSQL is left.
 func TestDrillInterruptedLeavesNothing(t *testing.T) {
-	if r := kubectlDR(t, nil, "pg", "basebackup", lab.WALSource); r.code != 0 {
-		t.Fatalf("pg basebackup: exit %d\n%s", r.code, r.stderr)
-	}
+	drillBackups(t, "drill-interrupt-e2e")
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)

@@ -454,7 +454,11 @@ func (o *RunOptions) printKept(report *drillreport.Report) {
 	var kept []string
 	for _, p := range report.Parts {
 		if p.ScratchDir != "" {
-			kept = append(kept, fmt.Sprintf("  %s on node %s: %s", p.Key(), p.Node, p.ScratchDir))
+			line := fmt.Sprintf("  %s on node %s: %s", p.Key(), p.Node, p.ScratchDir)
+			if b := p.Facts["scratchBucket"]; b != "" {
+				line += fmt.Sprintf(", and the scratch bucket %s beside the source's (remove it with its objects: mc rb --force, aws s3 rb --force)", b)
+			}
+			kept = append(kept, line)
 		}
 	}
 	if len(kept) == 0 {
