@@ -156,8 +156,8 @@ func TestNodeLevelRestoreWithK3sStandin(t *testing.T) {
 				t.Errorf("stderr lacks %q", want)
 			}
 		}
-		if !hasRow(r.Stdout, "token", "failed") || !hasRow(r.Stdout, "k3s-version", "ok") || !hasRow(r.Stdout, "disk", "ok") {
-			t.Errorf("no preflight rows token failed, k3s-version ok, disk ok")
+		if !hasRow(r.Stdout, "token", "failed") || !hasRow(r.Stdout, "k3s-version") || !hasRow(r.Stdout, "disk", "ok") {
+			t.Errorf("no preflight rows token failed, k3s-version, disk ok")
 		}
 		if strings.Contains(r.Stdout, "stop running") {
 			t.Errorf("a step ran after the failed preflight")
