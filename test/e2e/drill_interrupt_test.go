@@ -155,7 +155,14 @@ func TestDrillInterruptedLeavesNothing(t *testing.T) {
 			if err := json.Unmarshal([]byte(stdout.String()), &out); err != nil || out.ID == "" {
 				t.Fatalf("report on stdout: %v\n%s", err, stdout.String())
 			}
-			rep := showDrill(t, out.ID)
+			// The stored record, as drill show gives it.
+			var rep struct {
+				Passed, Interrupted bool
+				Reasons             []string
+			}
+			if r := kubectlDR(t, nil, "drill", "show", out.ID, "-o", "json"); r.code != 0 || json.Unmarshal([]byte(r.stdout), &rep) != nil {
+				t.Fatalf("drill show %s -o json: exit %d\n%s%s", out.ID, r.code, r.stdout, r.stderr)
+			}
 			if rep.Passed || !rep.Interrupted || len(rep.Reasons) == 0 || !strings.HasPrefix(rep.Reasons[0], "interrupted") {
 				t.Errorf("stored report: passed %v, interrupted %v, reasons %q", rep.Passed, rep.Interrupted, rep.Reasons)
 			}
