@@ -623,13 +623,24 @@ func TestDrillScratchBucketSweptAtAgentStart(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { removeBucket(t, mc, b) })
-		if _, err := mc.PutObject(ctx, b, "obj", strings.NewReader("x"), 1, minio.PutObjectOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		if b != kept {
-			if _, err := mc.PutObject(ctx, b, ".dr-drill-running", strings.NewReader(""), 0, minio.PutObjectOptions{}); err != nil {
-				t.Fatal(err)
+		put := func(key, body string) {
+			// SeaweedFS may answer InternalError to the first writes
+			// into a bucket it just made: the write is tried again.
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				_, err := mc.PutObject(ctx, b, key, strings.NewReader(body), int64(len(body)), minio.PutObjectOptions{})
+				if err == nil {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("put %s/%s: %v", b, key, err)
+				}
+				time.Sleep(500 * time.Millisecond)
 			}
+		}
+		put("obj", "x")
+		if b != kept {
+			put(".dr-drill-running", "")
 		}
 	}
 	if err := theLab.StopProcess("agent-server-2"); err != nil {

@@ -266,8 +266,23 @@ func (e *Engine) restoreIntoBucket(ctx context.Context, p *part, drillID, source
 		made = true
 		r.Facts["scratchBucket"] = name
 		// Swept at agent start while marked; a kept bucket loses it.
-		if err := bucket.Put(ctx, scratchBucketMark, strings.NewReader(""), 0); err != nil {
-			return "", err
+		// Some stores (SeaweedFS) refuse the first writes into a bucket
+		// just made for a moment: the mark is tried again.
+		for try := 0; ; try++ {
+			err := bucket.Put(ctx, scratchBucketMark, strings.NewReader(""), 0)
+			if err == nil {
+				break
+			}
+			if try == 20 {
+				objstore.RemoveBucket(context.WithoutCancel(ctx), cfg)
+				return "", fmt.Errorf("mark scratch bucket %s: %w", name, err)
+			}
+			select {
+			case <-ctx.Done():
+				objstore.RemoveBucket(context.WithoutCancel(ctx), cfg)
+				return "", ctx.Err()
+			case <-time.After(500 * time.Millisecond):
+			}
 		}
 		return "made " + bucket.String(), nil
 	})
