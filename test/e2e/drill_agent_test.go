@@ -617,7 +617,9 @@ func TestDrillScratchBucketSweptAtAgentStart(t *testing.T) {
 		sum := sha256.Sum256([]byte(node + "/" + lab.AppBucketSource))
 		return hex.EncodeToString(sum[:4])
 	}
-	left, kept, other := "dr-drill-sweep-"+tag("server-2"), "dr-drill-kept-"+tag("server-2"), "dr-drill-sweep-"+tag("server-3")
+	// other is another node's (one that runs no agent here: the lab's
+	// Restart may restart every agent, each sweeping its own).
+	left, kept, other := "dr-drill-sweep-"+tag("server-2"), "dr-drill-kept-"+tag("server-2"), "dr-drill-sweep-"+tag("node-gone")
 	for _, b := range []string{left, kept, other} {
 		if err := mc.MakeBucket(ctx, b, minio.MakeBucketOptions{}); err != nil {
 			t.Fatal(err)
