@@ -8,11 +8,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/preflight"
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/restoreplan"
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
@@ -38,6 +41,7 @@ type etcdRestoreOptions struct {
 	dataDir, stateDir, flavor, k3sBinary     string
 	stopCommand, startCommand                string
 	memberName, peerURL                      string
+	skipPreflight                            []string
 }
 
 func newEtcdRestoreCmd(out io.Writer) *cobra.Command {
@@ -74,6 +78,14 @@ state.db (SQLite's integrity check), or a member's member/snap/db with
 --no-hash (every bucket and key walked, etcd's trailer added). A truncated
 or damaged file is refused before anything stops.
 
+With --yes, once the snapshot is fetched and verified and before anything
+stops, the preflight checks it against this server: the server token (the
+one kept with the snapshot with --new-host or --token-from-store) matches
+its k3s bootstrap data, k3s here is not older than the snapshot's, the
+encryption config decrypts its Secrets, the data dir has twice the
+snapshot free. A failed check refuses (exit 1) with what to do;
+--skip-preflight CHECK goes on anyway.
+
 Without --yes the command prints what it would do and changes nothing.`,
 		Example: `  dr-agent etcd restore --latest --store s3://backups/k3s --cluster-id UID --key-file snapshot.key
   dr-agent etcd restore --snapshot nightly-server-1-1795285773 --config /etc/dr-agent/config.yaml --yes
@@ -103,6 +115,7 @@ Without --yes the command prints what it would do and changes nothing.`,
 	f.StringVar(&o.peerURL, "peer-url", "", "etcd flavour: this member's peer URL")
 	f.BoolVar(&o.tokenFromStore, "token-from-store", false, "put the server token kept with the snapshot back")
 	f.BoolVar(&o.newHost, "new-host", false, "put the server token and the encryption config kept with the snapshot back")
+	f.StringArrayVar(&o.skipPreflight, "skip-preflight", nil, "go on although this preflight check failed ("+strings.Join(preflight.Checks, ", ")+"; repeatable)")
 	f.BoolVar(&o.yes, "yes", false, "restore; without it nothing is changed")
 	return cmd
 }
@@ -163,6 +176,11 @@ func (o *etcdRestoreOptions) run(cmd *cobra.Command, out io.Writer) error {
 	if o.snapshot != "" {
 		if err := dbsnap.ValidateName(o.snapshot); err != nil {
 			return err
+		}
+	}
+	for _, c := range o.skipPreflight {
+		if !slices.Contains(preflight.Checks, c) {
+			return fmt.Errorf("--skip-preflight %q: want one of %s", c, strings.Join(preflight.Checks, ", "))
 		}
 	}
 	cfg, err := o.config(cmd)
@@ -308,6 +326,12 @@ func (o *etcdRestoreOptions) restore(cmd *cobra.Command, out io.Writer, cfg *age
 		fmt.Fprintf(out, "used the verified copy %s\n", p.SnapshotPath)
 	}
 	plans := restoreplan.PlansIn(cfg.StateDir)
+	if err := o.preflight(ctx, out, cfg, store, snap, p, req.Bootstrap); err != nil {
+		if derr := plans.Discard(p.ID); derr != nil {
+			err = errors.Join(err, fmt.Errorf("discard the prepared plan %s: %w", p.ID, derr))
+		}
+		return err
+	}
 	start := time.Now()
 	r := restoreplan.NewRunner(cfg, func(_ *restoreplan.Plan, s restoreplan.Step) {
 		line := fmt.Sprintf("%7s  %s %s", time.Since(start).Round(100*time.Millisecond), s.Name, s.State)
@@ -333,4 +357,50 @@ func (o *etcdRestoreOptions) restore(cmd *cobra.Command, out io.Writer, cfg *age
 		fmt.Fprintln(out, "On every other server: stop k3s, move server/db/etcd aside, start k3s (it rejoins this one).")
 	}
 	return nil
+}
+
+// preflight checks the verified snapshot of prepared plan p against this
+// server (agent/internal/preflight), prints a row per check and fails,
+// before anything stops, when a check not skipped failed.
+func (o *etcdRestoreOptions) preflight(ctx context.Context, out io.Writer, cfg *agentconfig.Config, store objstore.Store, snap *dbsnap.Snapshot, p *restoreplan.Plan, boot restoreplan.Bootstrap) error {
+	path := p.SnapshotPath
+	if path == "" && p.Staging != "" {
+		// The etcd flavour built the member's data dir from the store
+		// without a copy: its db holds the same keys.
+		path = filepath.Join(p.Staging, "member", "snap", "db")
+	}
+	in := preflight.Input{
+		Snapshot: snap, Path: path, NewHost: boot != restoreplan.BootstrapNone, TokenOnly: boot == restoreplan.BootstrapToken,
+		DataDir: cfg.DataDir, Flavor: cfg.Restore.Flavor,
+		K3sBinary: cfg.Restore.K3sBinary, K3sPrefix: restoreplan.NewK3sReset(cfg.Restore.K3sBinary, cfg.DataDir).Prefix,
+	}
+	if in.NewHost {
+		id, err := dbsnap.LoadIdentity(cfg.Etcd.SnapshotKeyFile)
+		if err == nil {
+			in.Escrow, in.EscrowErr = dbsnap.FetchBootstrap(ctx, store, snap, id)
+		} else {
+			in.EscrowErr = err
+		}
+	}
+	rows := preflight.Run(ctx, in)
+	fmt.Fprintf(out, "preflight of %s on %s:\n", snap.Name, cfg.NodeName)
+	tw := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHECK\tSTATE\tDETAIL")
+	for _, r := range rows {
+		state := r.State
+		if state == preflight.Failed && slices.Contains(o.skipPreflight, r.Check) {
+			state = "failed (skipped)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Check, state, r.Detail)
+	}
+	tw.Flush()
+	failed := preflight.Failures(rows, o.skipPreflight)
+	if len(failed) == 0 {
+		return nil
+	}
+	var lines []string
+	for _, r := range failed {
+		lines = append(lines, fmt.Sprintf("%s: %s\n    fix: %s", r.Check, r.Detail, r.Fix))
+	}
+	return fmt.Errorf("preflight failed, nothing was stopped:\n  %s\n(--skip-preflight CHECK restores anyway, at your risk)", strings.Join(lines, "\n  "))
 }

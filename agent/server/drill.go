@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/pgbackup"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/basebackup"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 )
 
 // drillServer serves DrillService: one layer's rehearsal of a recovery
@@ -32,6 +34,12 @@ func (s *Server) drillEngine() (*drill.Engine, error) {
 	} else {
 		e.FilesOff = status.Convert(err).Message()
 	}
+	if len(s.cfg.Buckets.Sources) > 0 {
+		e.Buckets = map[string]objstore.Config{}
+		for _, src := range s.cfg.Buckets.Sources {
+			e.Buckets[src.Name] = src.Bucket
+		}
+	}
 	return e, nil
 }
 
@@ -44,6 +52,27 @@ func (s *Server) sweepDrills() {
 	}
 	if err != nil {
 		s.log.Error("remove interrupted drills' scratch", "err", err)
+	}
+}
+
+// sweepDrillBuckets removes the scratch buckets this agent's bucket parts
+// cut short by its death left on the sources' endpoints.
+func (s *Server) sweepDrillBuckets(ctx context.Context) {
+	sources := map[string]objstore.Config{}
+	for _, src := range s.cfg.Buckets.Sources {
+		sources[src.Name] = src.Bucket
+	}
+	if len(sources) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	removed, err := drill.SweepBuckets(ctx, s.cfg.NodeName, sources)
+	for _, b := range removed {
+		s.log.Warn("a drill part was cut short: its scratch bucket is removed", "bucket", b)
+	}
+	if err != nil {
+		s.log.Error("remove interrupted drills' scratch buckets", "err", err)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/buildinfo"
 	"github.com/kubectl-dr/kubectl-dr/internal/recoveryplan"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/backupset"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/drillreport"
 )
 
@@ -59,7 +60,11 @@ func (s *Server) scheduledDrill(ctx context.Context, started time.Time) (*drillr
 		}
 		id = drillreport.NewID(started.Add(time.Duration(i) * time.Second))
 	}
-	in, _, err := recoveryplan.Load(ctx, s.store, nil, started)
+	sets, _, err := backupset.List(ctx, s.store)
+	if err != nil {
+		return nil, fmt.Errorf("drill %s: %w", id, err)
+	}
+	in, _, err := recoveryplan.Load(ctx, s.store, drill.RepoFiles{Sets: sets, Files: e.Files}, started)
 	if err != nil {
 		return nil, fmt.Errorf("drill %s: %w", id, err)
 	}
@@ -70,6 +75,7 @@ func (s *Server) scheduledDrill(ctx context.Context, started time.Time) (*drillr
 	rep := &drillreport.Report{ID: id, ClusterID: s.cfg.ClusterID, Runner: drillreport.ScheduleRunner(s.cfg.NodeName), Started: started,
 		Backup: drillreport.Latest, Targets: drillreport.Targets{RTO: s.cfg.Drill.RTOTarget, RPO: s.cfg.Drill.RPOTarget, Source: "config"},
 		Tools: map[string]string{"dr-agent on " + s.cfg.NodeName: buildinfo.Get().Version}}
+	rep.Notes = drill.NothingToRehearse(in, plan)
 	rep.Parts = e.RunPlan(ctx, drill.PlanRun{ID: id, Plan: plan, Checks: s.cfg.Drill.Checks, NoPostgres: s.noPostgres})
 	for _, c := range s.cfg.Drill.Checks {
 		if c.HTTP != "" {

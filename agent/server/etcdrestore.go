@@ -356,7 +356,7 @@ func (s *Server) startPlan(p *restoreplan.Plan) (<-chan error, error) {
 			s.log.Info("restore step", "plan", p.ID, "step", st.Name, "state", st.State, "err", st.Error)
 			s.restores.publish(p.ID, st)
 		})
-		r.Gate = &s.restores.gate
+		r.Gate, r.StartGate = &s.restores.gate, &s.restores.startGate
 		// The plan goes on without the caller: the API server is down
 		// while it runs, and the plugin may be gone.
 		return r.Run(context.Background(), p)
@@ -397,8 +397,9 @@ type restoreRuns struct {
 	subs     map[chan planEvent]struct{}
 	previews map[string]*restoreplan.Preview
 	order    []string
-	// gate carries the plugin's word to a plan at its barrier.
-	gate restoreplan.Gate
+	// gate carries the plugin's word to a plan at its barrier, startGate
+	// to a plan held before its start.
+	gate, startGate restoreplan.Gate
 }
 
 // previewsKept is how many previews restoreRuns remembers.

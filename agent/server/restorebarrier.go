@@ -113,3 +113,65 @@ func (b restoreBarrier) RollBackRestorePlan(_ context.Context, req *agentv1.Roll
 	}
 	return &agentv1.RollBackRestorePlanResponse{}, nil
 }
+
+// stepState is the state of the plan's step name, "" when it has none.
+func stepState(p *restoreplan.Plan, name string) string {
+	for _, s := range p.Steps {
+		if s.Name == name {
+			return s.State
+		}
+	}
+	return ""
+}
+
+func (b restoreBarrier) HoldStartRestorePlan(_ context.Context, req *agentv1.HoldStartRestorePlanRequest) (*agentv1.HoldStartRestorePlanResponse, error) {
+	if _, err := b.load(req.GetPlanId()); err != nil {
+		return nil, err
+	}
+	p, err := b.s.plans().HoldStart(req.GetPlanId())
+	if err != nil {
+		return nil, planStatus(err)
+	}
+	return &agentv1.HoldStartRestorePlanResponse{Steps: p.StepNames()}, nil
+}
+
+func (b restoreBarrier) ReleaseStartRestorePlan(ctx context.Context, req *agentv1.ReleaseStartRestorePlanRequest) (*agentv1.ReleaseStartRestorePlanResponse, error) {
+	id := req.GetPlanId()
+	if !req.GetStart() && req.GetReason() == "" {
+		return nil, status.Error(codes.InvalidArgument, "a plan that is not to start needs a reason")
+	}
+	events, cancel := b.s.restores.subscribe()
+	defer cancel()
+	p, err := b.load(id)
+	if err != nil {
+		return nil, err
+	}
+	if stepState(p, restoreplan.StepWaitLayers) == "" {
+		return nil, status.Errorf(codes.FailedPrecondition, "plan %s on %s is not held before its start", id, b.s.cfg.NodeName)
+	}
+	if start, reason := b.s.restores.startGate.ReleaseStart(id, req.GetStart(), req.GetReason()); start != req.GetStart() {
+		if start {
+			return nil, status.Errorf(codes.FailedPrecondition, "plan %s on %s was let start already", id, b.s.cfg.NodeName)
+		}
+		return nil, status.Errorf(codes.FailedPrecondition, "plan %s on %s was told not to start already (%s)", id, b.s.cfg.NodeName, reason)
+	}
+	ctx, stop := context.WithTimeout(ctx, continueWait)
+	defer stop()
+	for {
+		switch stepState(p, restoreplan.StepWaitLayers) {
+		case restoreplan.Done, restoreplan.Failed:
+			return &agentv1.ReleaseStartRestorePlanResponse{}, nil
+		}
+		if p.FailedStep() != nil {
+			return nil, status.Errorf(codes.FailedPrecondition, "plan %s on %s failed before its start was held: %s", id, b.s.cfg.NodeName, p.Hint())
+		}
+		select {
+		case <-events:
+		case <-ctx.Done():
+			return nil, status.Errorf(codes.DeadlineExceeded, "plan %s on %s was told but did not record it within %s: ask again", id, b.s.cfg.NodeName, continueWait)
+		}
+		if p, err = b.load(id); err != nil {
+			return nil, err
+		}
+	}
+}

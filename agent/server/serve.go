@@ -95,6 +95,8 @@ func serve(parent context.Context, cfg *agentconfig.Config, sum string, w *confi
 	srv.resumePlans()
 	srv.recoverFileRestores()
 	srv.sweepDrills()
+	// Before the agent serves: no bucket part of its own runs yet.
+	srv.sweepDrillBuckets(parent)
 	lis, err := listen(parent, cfg.Listen, log)
 	if err != nil {
 		return nil, time.Time{}, err

@@ -62,10 +62,7 @@ func (r *DrillReport) Rows(bool) [][]string {
 		}
 		rows = append(rows, []string{p.Key(), orDash(p.Node), result, restore, point, age, detail})
 	}
-	result := "PASSED"
-	if !r.Passed {
-		result = "FAILED"
-	}
+	result := r.Result()
 	rto := drillreport.Human(r.RTO.Seconds)
 	if !r.RTO.Complete {
 		rto = ">=" + rto
@@ -135,10 +132,7 @@ func (l *DrillList) Rows(bool) [][]string {
 	now := time.Now()
 	rows := make([][]string, 0, len(l.Items))
 	for _, r := range l.Items {
-		result := "PASSED"
-		if !r.Passed {
-			result = "FAILED"
-		}
+		result := r.Result()
 		worst := "-"
 		var w float64 = -1
 		for _, x := range r.RPO {

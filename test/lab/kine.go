@@ -135,7 +135,10 @@ func (l *Lab) UpSQLite(ctx context.Context) (*SQLiteServer, error) {
 	cmd := func(verb string) []string {
 		return []string{l.State.LabBin, verb, "--dir", l.Dir, "--root", l.Root, "k3s-" + SQLiteNode}
 	}
-	cfg.Restore = agentconfig.Restore{Flavor: agentconfig.FlavorK3s, StopCommand: cmd("stop"), StartCommand: cmd("start")}
+	// The stand-in answers k3s --version for the preflight (k3s itself
+	// runs no cluster reset on SQLite).
+	cfg.Restore = agentconfig.Restore{Flavor: agentconfig.FlavorK3s, StopCommand: cmd("stop"), StartCommand: cmd("start"),
+		K3sBinary: filepath.Join(filepath.Dir(l.State.LabBin), "k3s-standin")}
 	password, err := os.ReadFile(l.ResticPasswordPath())
 	if err != nil {
 		return nil, err

@@ -586,3 +586,47 @@ func (l *Lab) signalProcess(name string, sig syscall.Signal) error {
 	}
 	return fmt.Errorf("no lab process named %s", name)
 }
+
+// hostActionsLog is where the restore's host commands (lab start) note
+// when they ran, for tests that check what was in place by then.
+func (l *Lab) hostActionsLog() string { return filepath.Join(l.Dir, "host-actions.log") }
+
+// LogHostAction notes that the host command verb ran for name, now.
+func (l *Lab) LogHostAction(verb, name string) error {
+	f, err := os.OpenFile(l.hostActionsLog(), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(f, "%s %s %s\n", time.Now().UTC().Format(time.RFC3339Nano), verb, name)
+	return errors.Join(err, f.Close())
+}
+
+// HostAction is one host command a restore ran (lab start).
+type HostAction struct {
+	At         time.Time
+	Verb, Name string
+}
+
+// HostActions are the host commands run since the lab came up.
+func (l *Lab) HostActions() ([]HostAction, error) {
+	data, err := os.ReadFile(l.hostActionsLog())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []HostAction
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, f[0])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %q: %w", l.hostActionsLog(), line, err)
+		}
+		out = append(out, HostAction{At: at, Verb: f[1], Name: f[2]})
+	}
+	return out, nil
+}

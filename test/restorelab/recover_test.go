@@ -7,11 +7,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -282,12 +286,36 @@ func TestRecoverOntoNewHostsToATimeWithK3sStandin(t *testing.T) {
 	cmd := exec.CommandContext(ctx, theLab.Bin.KubectlDR, "recover", "--to", at, "--yes", "--prune-nodes", "--cluster-id", theLab.State.ClusterID)
 	cmd.Env = append(append(os.Environ(), theLab.UserEnv()...), theLab.Env()...)
 	stdout, stderr := watchFor(""), watchFor("postgres "+lab.WALSource+": ")
-	cmd.Stdout, cmd.Stderr = stdout, stderr
+	// k3s must start only once the files are back: the files' restic
+	// restore is stopped (SIGSTOP) until k3s's start is held, or (without
+	// the hold) until k3s started; the start's time is then compared with
+	// the restored file's.
+	held := watchFor(": " + "wait-layers-restored started")
+	started := watchFor(": start started")
+	cmd.Stdout, cmd.Stderr = stdout, io.MultiWriter(stderr, held, started)
+	since := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	go func() {
+		pid := waitProcess(ctx, "restic", "restore", theLab.DataDir(filesNode))
+		if pid == 0 {
+			return
+		}
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Errorf("stop restic restore %d: %v", pid, err)
+			return
+		}
+		t.Logf("restic restore (pid %d) stopped until k3s's start is held or has begun", pid)
+		defer syscall.Kill(pid, syscall.SIGCONT)
+		select {
+		case <-held.seen:
+		case <-started.seen:
+		case <-ctx.Done():
+		}
+	}()
 	select {
 	case <-stderr.seen:
 		if err := theLab.UpPostgres(ctx); err != nil {
@@ -349,4 +377,56 @@ func TestRecoverOntoNewHostsToATimeWithK3sStandin(t *testing.T) {
 		}
 	}
 	oneHealthyCluster(t)
+
+	// k3s (the stand-in's start) ran after the files were restored.
+	var st syscall.Stat_t
+	if err := syscall.Stat(file, &st); err != nil {
+		t.Fatal(err)
+	}
+	restored := time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+	actions, err := theLab.HostActions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	starts := 0
+	for _, a := range actions {
+		if a.Verb != "start" || a.At.Before(since) {
+			continue
+		}
+		starts++
+		if a.At.Before(restored) {
+			t.Errorf("k3s started on %s at %s, before the files were restored (%s)", a.Name, a.At.Format(time.RFC3339Nano), restored.Format(time.RFC3339Nano))
+		}
+	}
+	if starts != len(theLab.EtcdNodes()) {
+		t.Errorf("%d k3s start(s) during the recovery, want one per server (%d): %+v", starts, len(theLab.EtcdNodes()), actions)
+	}
+	if !strings.Contains(stderr.String(), "every other layer is restored; k3s starts") {
+		t.Errorf("stderr does not say k3s waited for the other layers")
+	}
+}
+
+// waitProcess waits for a process whose program is named prog, whose
+// arguments include arg and mention path; it returns its pid (0 when ctx
+// ends first).
+func waitProcess(ctx context.Context, prog, arg, path string) int {
+	for {
+		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, p := range procs {
+			data, err := os.ReadFile(p)
+			if err != nil || len(data) == 0 {
+				continue
+			}
+			args := strings.Split(strings.TrimRight(string(data), "\x00"), "\x00")
+			if filepath.Base(args[0]) == prog && slices.Contains(args[1:], arg) && strings.Contains(strings.Join(args, " "), path) {
+				pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+				return pid
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return 0
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }

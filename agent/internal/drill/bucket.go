@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/kubectl-dr/kubectl-dr/internal/durable"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/bucketobj"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 )
 
 // DefaultSample is how many objects a bucket part restores.
@@ -139,6 +142,19 @@ func (e *Engine) RunBucket(ctx context.Context, drillID string, req BucketPart, 
 	}
 	picked := sample(state, n)
 	r.Counts["sampled"] = int64(len(picked))
+	if src, ok := e.Buckets[req.Source]; ok {
+		e.restoreIntoBucket(ctx, p, drillID, req.Source, src, picked, len(state), keep)
+		return p.finish(keep), nil
+	}
+	r.Facts["scratch"] = "directory (this agent does not run bucket source " + req.Source + ", so it has no credentials for its endpoint)"
+	e.restoreIntoDir(ctx, p, req.Source, picked, len(state))
+	return p.finish(keep), nil
+}
+
+// restoreIntoDir restores the sample into the part's scratch directory,
+// each file appearing only once its bytes matched.
+func (e *Engine) restoreIntoDir(ctx context.Context, p *part, source string, picked []bucketobj.Version, total int) {
+	r := p.res
 	p.step("restore", true, func() (string, error) {
 		dir := filepath.Join(p.scratch, "objects")
 		if err := os.Mkdir(dir, 0o700); err != nil {
@@ -148,7 +164,7 @@ func (e *Engine) RunBucket(ctx context.Context, drillID string, req BucketPart, 
 		for _, v := range picked {
 			encrypted = encrypted || strings.HasSuffix(v.Blob, ".age")
 		}
-		id, err := e.identity(encrypted, "bucket source "+req.Source+"'s copy")
+		id, err := e.identity(encrypted, "bucket source "+source+"'s copy")
 		if err != nil {
 			return "", err
 		}
@@ -158,7 +174,7 @@ func (e *Engine) RunBucket(ctx context.Context, drillID string, req BucketPart, 
 				p.progress("restore", fmt.Sprintf("%d of %d objects", i, len(picked)))
 			}
 			sum := sha256.Sum256([]byte(v.Key))
-			written, err := restoreObject(ctx, e, req.Source, v, filepath.Join(dir, hex.EncodeToString(sum[:])), id)
+			written, err := restoreObject(ctx, e, source, v, filepath.Join(dir, hex.EncodeToString(sum[:])), id)
 			if err != nil {
 				return "", err
 			}
@@ -167,11 +183,10 @@ func (e *Engine) RunBucket(ctx context.Context, drillID string, req BucketPart, 
 			want += v.Size
 		}
 		if r.BytesRestored != want {
-			return "", fmt.Errorf("bucket source %s: restored %d bytes of the sample, the index records %d", req.Source, r.BytesRestored, want)
+			return "", fmt.Errorf("bucket source %s: restored %d bytes of the sample, the index records %d", source, r.BytesRestored, want)
 		}
-		return fmt.Sprintf("%d of %d objects read back (%d bytes), each matching its recorded sha256", len(picked), len(state), r.BytesRestored), nil
+		return fmt.Sprintf("%d of %d objects read back (%d bytes), each matching its recorded sha256", len(picked), total, r.BytesRestored), nil
 	})
-	return p.finish(keep), nil
 }
 
 // restoreObject writes one version's checked bytes to path; the file
@@ -192,4 +207,207 @@ func restoreObject(ctx context.Context, e *Engine, source string, v bucketobj.Ve
 		return 0, fmt.Errorf("%s%s: %w", bucketobj.Dir(source), v.Blob, err)
 	}
 	return n, f.Commit()
+}
+
+// ScratchBucketPrefix starts the name of every scratch bucket a drill
+// makes; scratchBucketMark is in it while its part runs.
+const (
+	ScratchBucketPrefix = "dr-drill-"
+	scratchBucketMark   = ".dr-drill-running"
+)
+
+var bucketNameRE = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// scratchTag ties a scratch bucket to the node and source that made it,
+// so that an agent sweeps only its own.
+func scratchTag(node, source string) string {
+	sum := sha256.Sum256([]byte(node + "/" + source))
+	return hex.EncodeToString(sum[:4])
+}
+
+// ScratchBucketName is the bucket the drill's part for source restores
+// into on node: dr-drill-<drill id>-<tag>, within S3's 63 characters.
+func ScratchBucketName(drillID, node, source string) string {
+	id := bucketNameRE.ReplaceAllString(strings.ToLower(strings.TrimPrefix(drillID, "drill-")), "-")
+	tag := "-" + scratchTag(node, source)
+	if max := 63 - len(ScratchBucketPrefix) - len(tag); len(id) > max {
+		id = id[:max]
+	}
+	return ScratchBucketPrefix + strings.Trim(id, "-") + tag
+}
+
+// restoreIntoBucket restores the sample into a scratch bucket beside the
+// source's bucket (same endpoint and credentials), checks each object's
+// sha256 as the scratch bucket serves it, and removes the bucket (unless
+// keep). Credentials that may not create buckets fall back to a scratch
+// directory: a bucket in the backup store would be no better, its node
+// credentials may not delete, so it could not be removed.
+func (e *Engine) restoreIntoBucket(ctx context.Context, p *part, drillID, source string, src objstore.Config, picked []bucketobj.Version, total int, keep bool) {
+	r := p.res
+	name := ScratchBucketName(drillID, e.Node, source)
+	cfg, err := objstore.SiblingBucket(src, name)
+	var bucket objstore.Bucket
+	if err == nil {
+		bucket, err = objstore.OpenBucket(cfg)
+	}
+	if err != nil {
+		p.problem(fmt.Sprintf("scratch bucket %s: %v", name, err))
+		return
+	}
+	made := false
+	ok := p.step("make-bucket", false, func() (string, error) {
+		err := objstore.MakeBucket(ctx, cfg)
+		if errors.Is(err, objstore.ErrNoBucketCreate) {
+			return fmt.Sprintf("%v: the sample goes to a scratch directory", err), nil
+		}
+		if err != nil {
+			return "", err
+		}
+		made = true
+		r.Facts["scratchBucket"] = name
+		// Swept at agent start while marked; a kept bucket loses it.
+		// Some stores (SeaweedFS) refuse the first writes into a bucket
+		// just made for a moment: the mark is tried again.
+		for try := 0; ; try++ {
+			err := bucket.Put(ctx, scratchBucketMark, strings.NewReader(""), 0)
+			if err == nil {
+				break
+			}
+			if try == 20 {
+				objstore.RemoveBucket(context.WithoutCancel(ctx), cfg)
+				return "", fmt.Errorf("mark scratch bucket %s: %w", name, err)
+			}
+			select {
+			case <-ctx.Done():
+				objstore.RemoveBucket(context.WithoutCancel(ctx), cfg)
+				return "", ctx.Err()
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+		return "made " + bucket.String(), nil
+	})
+	if !ok {
+		return
+	}
+	if !made {
+		r.Facts["scratch"] = "directory (the credentials of bucket source " + source + " may not create a scratch bucket)"
+		e.restoreIntoDir(ctx, p, source, picked, total)
+		return
+	}
+	r.Facts["scratch"] = "bucket " + bucket.String()
+	defer func() {
+		if keep {
+			p.step("keep-bucket", false, func() (string, error) {
+				if err := bucket.Delete(context.WithoutCancel(ctx), scratchBucketMark); err != nil {
+					return "", err
+				}
+				return "kept " + bucket.String(), nil
+			})
+			return
+		}
+		p.step("remove-bucket", false, func() (string, error) {
+			// The drill's own context may be gone (interrupted): the
+			// bucket is removed all the same.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+			defer cancel()
+			if err := objstore.RemoveBucket(rctx, cfg); err != nil {
+				return "", err
+			}
+			return "removed " + bucket.String(), nil
+		})
+	}()
+	encrypted := false
+	for _, v := range picked {
+		encrypted = encrypted || strings.HasSuffix(v.Blob, ".age")
+	}
+	id, err := e.identity(encrypted, "bucket source "+source+"'s copy")
+	if err != nil {
+		p.problem(err.Error())
+		return
+	}
+	p.step("restore", true, func() (string, error) {
+		var want int64
+		for i, v := range picked {
+			if i%10 == 0 {
+				p.progress("restore", fmt.Sprintf("%d of %d objects into %s", i, len(picked), name))
+			}
+			rc, err := bucketobj.Open(ctx, e.Store, source, v, id)
+			if err != nil {
+				return "", fmt.Errorf("%s%s: %w", bucketobj.Dir(source), v.Blob, err)
+			}
+			err = bucket.Put(ctx, v.Key, rc, v.Size)
+			rc.Close()
+			if err != nil {
+				return "", fmt.Errorf("%q into %s: %w", v.Key, bucket, err)
+			}
+			r.FilesRestored++
+			r.BytesRestored += v.Size
+			want += v.Size
+		}
+		return fmt.Sprintf("%d of %d objects put into %s (%d bytes)", len(picked), total, bucket, want), nil
+	})
+	if !r.OK {
+		return
+	}
+	p.step("verify", false, func() (string, error) {
+		for _, v := range picked {
+			rc, obj, err := bucket.Get(ctx, v.Key)
+			if err != nil {
+				return "", fmt.Errorf("%q in %s: %w", v.Key, bucket, err)
+			}
+			h := sha256.New()
+			n, err := io.Copy(h, rc)
+			rc.Close()
+			if err != nil {
+				return "", fmt.Errorf("%q in %s: %w", v.Key, bucket, err)
+			}
+			if got := hex.EncodeToString(h.Sum(nil)); n != v.Size || (v.SHA256 != "" && got != v.SHA256) {
+				return "", fmt.Errorf("%q in %s: %d bytes with sha256 %s, the index records %d bytes, %s (etag %s)", v.Key, bucket, n, got, v.Size, v.SHA256, obj.ETag)
+			}
+		}
+		return fmt.Sprintf("%d objects read back from %s, each matching its recorded sha256", len(picked), bucket), nil
+	})
+}
+
+// SweepBuckets removes the scratch buckets this node's bucket parts left
+// (an agent killed mid-part: still marked running), on each source's
+// endpoint; it returns the buckets removed. Only this node's are touched
+// (another agent's drill may be running), and kept ones stay.
+func SweepBuckets(ctx context.Context, node string, sources map[string]objstore.Config) ([]string, error) {
+	var removed []string
+	var errs []error
+	for source, src := range sources {
+		names, err := objstore.ListBuckets(ctx, src, ScratchBucketPrefix)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("bucket source %s: %w", source, err))
+			continue
+		}
+		for _, name := range names {
+			if !strings.HasSuffix(name, "-"+scratchTag(node, source)) {
+				continue
+			}
+			cfg, err := objstore.SiblingBucket(src, name)
+			var b objstore.Bucket
+			if err == nil {
+				b, err = objstore.OpenBucket(cfg)
+			}
+			if err == nil {
+				var rc io.ReadCloser
+				rc, _, err = b.Get(ctx, scratchBucketMark)
+				if errors.Is(err, objstore.ErrNotFound) {
+					continue // kept (drill --keep)
+				}
+				if err == nil {
+					rc.Close()
+					err = objstore.RemoveBucket(ctx, cfg)
+				}
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("scratch bucket %s: %w", name, err))
+				continue
+			}
+			removed = append(removed, name)
+		}
+	}
+	return removed, errors.Join(errs...)
 }

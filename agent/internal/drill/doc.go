@@ -29,6 +29,10 @@
 //     back through bucketobj.Open (decrypted, checksummed) into scratch,
 //     and the totals of the index at that time.
 //
+// RunPlan rehearses a whole plan on this node for a scheduled drill, which
+// reaches no other agent (RepoFiles: every node's newest file snapshot in
+// the restic repository).
+//
 // Scratch is removed before the result is returned unless the caller keeps
 // it; Sweep, run when the agent starts, removes what a part cut short by
 // the agent's death left, stopping its scratch PostgreSQL first.

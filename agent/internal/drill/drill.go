@@ -40,7 +40,11 @@ type Engine struct {
 	// (FilesOff says why).
 	Files    *files.Engine
 	FilesOff string
-	Log      *slog.Logger
+	// Buckets are the bucket sources this agent runs (their buckets'
+	// endpoints and credentials): a bucket part restores into a scratch
+	// bucket beside the source's.
+	Buckets map[string]objstore.Config
+	Log     *slog.Logger
 }
 
 // Progress reports a step starting (phase is the step's name).

@@ -3,9 +3,12 @@ package drill
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/files"
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/pgbackup"
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/recoveryplan"
@@ -107,4 +110,62 @@ func ReportPart(r *Result) drillreport.Part {
 		p.Checks = append(p.Checks, drillreport.Check{Name: c.Name, Query: c.Query, Expect: c.Expect, Got: c.Got, OK: c.OK, Error: c.Error, DurationMS: c.Duration.Milliseconds()})
 	}
 	return p
+}
+
+// RepoFiles lists the file snapshots a scheduled drill rehearses: those of
+// the backup sets, and each node's newest in the restic repository
+// (scheduled file backups run outside sets), so that every node whose
+// agent backs up files is covered, not only the nodes the sets name.
+type RepoFiles struct {
+	Sets  recoveryplan.SetFiles
+	Files *files.Engine
+}
+
+// FileSnapshots implements recoveryplan.FileLister.
+func (r RepoFiles) FileSnapshots(ctx context.Context) ([]recoveryplan.FileSnapshot, error) {
+	out, err := r.Sets.FileSnapshots(ctx)
+	if err != nil || r.Files == nil {
+		return out, err
+	}
+	newest, err := r.Files.NewestPerNode(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list the restic repository's snapshots: %w", err)
+	}
+	for node, s := range newest {
+		if slices.ContainsFunc(out, func(f recoveryplan.FileSnapshot) bool { return f.Node == node && f.ID == s.ID }) {
+			continue
+		}
+		out = append(out, recoveryplan.FileSnapshot{Node: node, ID: s.ID, Time: s.Time, Done: s.Time, Paths: s.Paths})
+	}
+	return out, nil
+}
+
+// NothingToRehearse says, for the report's notes, which layers the plan
+// has no part of, and which nodes known to the store (by their datastore
+// snapshots or file snapshots) have no file snapshot to rehearse.
+func NothingToRehearse(in recoveryplan.Inputs, plan *recoveryplan.Plan) []string {
+	var notes []string
+	for _, l := range recoveryplan.Layers {
+		if len(plan.Layer(l)) == 0 {
+			notes = append(notes, fmt.Sprintf("nothing to rehearse: no %s part (the store holds nothing of that layer)", l))
+		}
+	}
+	nodes := map[string]bool{}
+	for _, s := range in.Snapshots {
+		nodes[s.Node] = true
+	}
+	for _, set := range in.Sets {
+		for _, f := range set.Files {
+			nodes[f.Node] = true
+		}
+	}
+	for _, p := range plan.Layer(recoveryplan.LayerFiles) {
+		delete(nodes, p.Node)
+	}
+	for _, n := range slices.Sorted(maps.Keys(nodes)) {
+		if n != "" {
+			notes = append(notes, fmt.Sprintf("nothing to rehearse: node %s has no file snapshot in the store", n))
+		}
+	}
+	return notes
 }

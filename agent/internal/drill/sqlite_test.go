@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/etcdsnap"
+	"github.com/kubectl-dr/kubectl-dr/internal/recoveryplan"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 )
 
@@ -76,5 +77,17 @@ func TestEtcdPartSQLite(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(filepath.Join(e.StateDir, "drill")); len(left) > 0 {
 		t.Errorf("scratch left: %v", left)
+	}
+}
+
+// A scheduled drill's notes name the layers with nothing to rehearse and
+// the nodes the store knows without a file snapshot.
+func TestNothingToRehearse(t *testing.T) {
+	in := recoveryplan.Inputs{Snapshots: []*dbsnap.Snapshot{{Name: "s", Node: "server-1"}, {Name: "t", Node: "server-2"}}}
+	plan := &recoveryplan.Plan{Parts: []recoveryplan.Part{{Layer: recoveryplan.LayerEtcd, What: "s"}, {Layer: recoveryplan.LayerFiles, Node: "server-1"}}}
+	got := strings.Join(NothingToRehearse(in, plan), "\n")
+	want := "nothing to rehearse: no postgres part (the store holds nothing of that layer)\nnothing to rehearse: no bucket part (the store holds nothing of that layer)\nnothing to rehearse: node server-2 has no file snapshot in the store"
+	if got != want {
+		t.Errorf("notes:\n%s\nwant\n%s", got, want)
 	}
 }

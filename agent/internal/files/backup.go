@@ -255,3 +255,32 @@ func (e *Engine) RestoreSnapshot(ctx context.Context, id, target string, verify 
 	})
 	return sum, err
 }
+
+// NewestPerNode is each node's newest file snapshot in the repository
+// (by its node= tag; a PostgreSQL base backup's snapshots, tagged pg=,
+// left out).
+func (e *Engine) NewestPerNode(ctx context.Context) (map[string]restic.Snapshot, error) {
+	if err := e.ensure(ctx, false); err != nil {
+		return nil, err
+	}
+	snaps, err := e.Repo.Snapshots(ctx)
+	if err != nil {
+		return nil, e.explain(err)
+	}
+	out := map[string]restic.Snapshot{}
+	for _, s := range snaps {
+		if slices.ContainsFunc(s.Tags, func(t string) bool { return strings.HasPrefix(t, "pg=") }) {
+			continue
+		}
+		for _, t := range s.Tags {
+			node, ok := strings.CutPrefix(t, TagNode)
+			if !ok || node == "" {
+				continue
+			}
+			if old, seen := out[node]; !seen || s.Time.After(old.Time) {
+				out[node] = s
+			}
+		}
+	}
+	return out, nil
+}

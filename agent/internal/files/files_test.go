@@ -512,3 +512,33 @@ func TestRestoreIntoAnotherDirectory(t *testing.T) {
 		}
 	}
 }
+
+// Every node's newest file snapshot is found in the repository, whether
+// a backup set took it or a schedule did, from any node's engine: what a
+// scheduled drill on one node rehearses for all of them.
+func TestNewestPerNodeFindsEveryNodesNewestSnapshot(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	data := t.TempDir()
+	write(t, filepath.Join(data, "f.txt"), "one\n")
+	a, b := f.engine(t, "node-a", data), f.engine(t, "node-b", data)
+	if _, err := a.Backup(ctx, BackupRequest{Set: "s1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(data, "f.txt"), "two\n")
+	newer, err := a.Backup(ctx, BackupRequest{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	only, err := b.Backup(ctx, BackupRequest{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.NewestPerNode(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got["node-a"].ID != newer.Summary.SnapshotID || got["node-b"].ID != only.Summary.SnapshotID {
+		t.Errorf("newest per node %v; want node-a %s and node-b %s", got, newer.Summary.SnapshotID, only.Summary.SnapshotID)
+	}
+}

@@ -6,5 +6,6 @@
 // hand when they are encrypted at rest, and the data dir has room for
 // twice the snapshot. Each check is one row: ok, skipped (why it does not
 // apply) or failed with what to do. A node engine, private to the agent;
-// kubectl dr recover and etcd restore call it through RecoverService.
+// kubectl dr recover and etcd restore call it through RecoverService,
+// dr-agent etcd restore directly.
 package preflight

@@ -56,6 +56,10 @@ type Input struct {
 	// the snapshot in place (a new host), so those are what must fit;
 	// otherwise the node's own files are.
 	NewHost bool
+	// TokenOnly: of the files kept with the snapshot only the token is put
+	// in place (dr-agent etcd restore --token-from-store); the encryption
+	// config is the node's.
+	TokenOnly bool
 	// Escrow is the bootstrap files kept with the snapshot
 	// (dbsnap.FetchBootstrap), or EscrowErr why they could not be read.
 	Escrow    map[string][]byte
@@ -106,7 +110,7 @@ func Run(ctx context.Context, in Input) []Row {
 // file is a bootstrap file the restore will use: the escrow's on a new
 // host, else the node's. where names it for messages.
 func file(in Input, rel string) (data []byte, where string, err error) {
-	if in.NewHost {
+	if in.NewHost && (!in.TokenOnly || rel == tokenFile) {
 		where = "the files kept with snapshot " + in.Snapshot.Name
 		if in.EscrowErr != nil {
 			return nil, where, in.EscrowErr

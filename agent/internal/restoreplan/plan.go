@@ -183,6 +183,15 @@ func (p *Plan) Hint() string {
 		}
 	}
 	switch f.Name {
+	case StepWaitLayers:
+		if p.Role == RoleRejoin {
+			return fmt.Sprintf("k3s is stopped here and its data dir was not changed (the files kept with the snapshot are in place): once the other layers are restored and the reset server runs, move %s aside and start k3s (%s): it joins", p.Member.DataDir, start)
+		}
+		where := ""
+		if aside != "" {
+			where = fmt.Sprintf(" (the previous data dir is at %s)", aside)
+		}
+		return fmt.Sprintf("the restored datastore is in place%s and %s was not started, so no pod starts on volumes that are not back: restore what failed, then start %s (%s)", where, what, what, start)
 	case StepVerify:
 		return "nothing was stopped: fetch the snapshot again (a new restore) or pick another one"
 	case StepStop:
@@ -372,6 +381,11 @@ type Runner struct {
 	// BarrierLimit (default BarrierLimit) bounds the wait for it.
 	Gate         *Gate
 	BarrierLimit time.Duration
+	// StartGate brings the coordinator's word to a plan held before its
+	// start (starthold.go); StartHoldLimit (default StartHoldLimit)
+	// bounds the wait for it.
+	StartGate      *Gate
+	StartHoldLimit time.Duration
 
 	mu sync.Mutex
 }
@@ -525,6 +539,8 @@ func (r *Runner) step(ctx context.Context, p *Plan, s *Step) error {
 		return r.Host.Stop(ctx)
 	case StepBarrier:
 		return r.barrier(ctx, p)
+	case StepWaitLayers:
+		return r.waitLayers(ctx, p)
 	case StepRestore:
 		if s.Detail == "" {
 			// Where the old data dir goes is on disk before it moves.

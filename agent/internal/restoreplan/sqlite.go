@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -59,6 +60,10 @@ func sqliteStaging(db, planID string) string { return db + ".restoring-" + planI
 // sound kine database before anything stops.
 func stageSQLite(ctx context.Context, p *Plan, cache string) error {
 	staging := sqliteStaging(p.stateDB(), p.ID)
+	// A new host may have no server/db yet.
+	if err := durable.MkdirAll(filepath.Dir(staging), 0o700); err != nil {
+		return err
+	}
 	os.Remove(staging)
 	in, err := os.Open(cache)
 	if err != nil {

@@ -268,7 +268,7 @@ svg text{font-size:12px;font-family:system-ui,sans-serif}
 <body>
 <h1>DR drill {{.R.ID}}</h1>
 <div class="banner {{.RTOClass}}" id="verdict">
-<strong>{{if .R.Passed}}PASSED{{else}}FAILED{{end}}</strong> —
+<strong>{{.R.Result}}</strong> —
 RTO {{.RTO}} (target {{.RTOTarget}}),
 {{range .R.RPO}}RPO {{.Layer}}/{{.Name}} {{human .Seconds}}{{if not .OK}} (over){{end}}; {{end}}
 target RPO {{.RPOTarget}}

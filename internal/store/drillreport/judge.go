@@ -61,6 +61,9 @@ func (r *Report) Judge(rto, rpo time.Duration) {
 			r.RTO.Seconds += sec
 		}
 	}
+	if r.Interrupted {
+		r.Reasons = append([]string{"interrupted: the drill was stopped before every part finished"}, r.Reasons...)
+	}
 	if ran == 0 {
 		r.Reasons = append(r.Reasons, "nothing was rehearsed: no part could run (see the notes)")
 	}

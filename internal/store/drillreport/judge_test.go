@@ -143,3 +143,17 @@ func TestJudgeNotRunAndIncomplete(t *testing.T) {
 		t.Errorf("RTO %+v reasons %q", r.RTO, r.Reasons)
 	}
 }
+
+// An interrupted drill does not pass, whatever its parts did, and says so
+// first.
+func TestJudgeInterruptedDoesNotPass(t *testing.T) {
+	r := sample()
+	if r.Judge(0, 0); !r.Passed || r.Result() != "PASSED" {
+		t.Fatalf("sample: passed %v, result %s, reasons %q", r.Passed, r.Result(), r.Reasons)
+	}
+	r.Interrupted = true
+	r.Judge(0, 0)
+	if r.Passed || r.Result() != "INTERRUPTED" || len(r.Reasons) == 0 || !strings.HasPrefix(r.Reasons[0], "interrupted") {
+		t.Errorf("interrupted: passed %v, result %s, reasons %q", r.Passed, r.Result(), r.Reasons)
+	}
+}

@@ -39,6 +39,9 @@ type Report struct {
 	// RPO is each rehearsed layer's age at the drill's start.
 	RPO    []RPO `json:"rpo,omitempty"`
 	Passed bool  `json:"passed"`
+	// Interrupted: the drill was stopped (Ctrl-C, SIGTERM) before every
+	// part finished; it did not pass.
+	Interrupted bool `json:"interrupted,omitempty"`
 	// Reasons say why the drill failed, one line each.
 	Reasons []string `json:"reasons,omitempty"`
 	// Notes are what the drill did not rehearse, and why.
@@ -162,3 +165,15 @@ func NewID(t time.Time) string { return "drill-" + t.UTC().Format("20060102-1504
 
 // Runner for a scheduled drill.
 func ScheduleRunner(node string) string { return "schedule on " + node }
+
+// Result is the drill's verdict in one word: PASSED, FAILED or
+// INTERRUPTED.
+func (r *Report) Result() string {
+	switch {
+	case r.Interrupted:
+		return "INTERRUPTED"
+	case r.Passed:
+		return "PASSED"
+	}
+	return "FAILED"
+}

@@ -247,9 +247,7 @@ func (o *RunOptions) Run(ctx context.Context) error {
 		report.Notes = append(report.Notes, j.notes...)
 	}
 	interrupted := ctx.Err() != nil
-	if interrupted {
-		report.Notes = append(report.Notes, "interrupted: the drill was stopped before every part finished")
-	}
+	report.Interrupted = interrupted
 	rto, rpo := agentconfig.Target(report.Targets.RTO), agentconfig.Target(report.Targets.RPO)
 	report.Judge(rto, rpo)
 
@@ -272,9 +270,12 @@ func (o *RunOptions) Run(ctx context.Context) error {
 			fmt.Fprintln(o.ErrOut, "note:", n)
 		}
 	}
+	if o.Keep {
+		o.printKept(report)
+	}
 	switch {
 	case interrupted:
-		return &cmdutil.ExitError{Code: cmdutil.ExitInterrupted, Err: fmt.Errorf("drill %s interrupted: the report was saved as failed", id)}
+		return &cmdutil.ExitError{Code: cmdutil.ExitInterrupted, Err: fmt.Errorf("drill %s interrupted: its parts were called off (each agent removes its scratch data and stops what the part started), and the report was saved as interrupted, not passed", id)}
 	case !report.Passed:
 		return fmt.Errorf("drill %s failed: %s", id, strings.Join(report.Reasons, "; "))
 	}
@@ -445,4 +446,24 @@ func nodeErrors(nodes agentclient.Nodes) string {
 	}
 	slices.Sort(out)
 	return strings.Join(out, "; ")
+}
+
+// printKept says where --keep left each part's scratch data and how to
+// remove it (the agents remove nothing that was kept).
+func (o *RunOptions) printKept(report *drillreport.Report) {
+	var kept []string
+	for _, p := range report.Parts {
+		if p.ScratchDir != "" {
+			line := fmt.Sprintf("  %s on node %s: %s", p.Key(), p.Node, p.ScratchDir)
+			if b := p.Facts["scratchBucket"]; b != "" {
+				line += fmt.Sprintf(", and the scratch bucket %s beside the source's (remove it with its objects: mc rb --force, aws s3 rb --force)", b)
+			}
+			kept = append(kept, line)
+		}
+	}
+	if len(kept) == 0 {
+		fmt.Fprintln(o.ErrOut, "--keep: no part left scratch data")
+		return
+	}
+	fmt.Fprintf(o.ErrOut, "Scratch data kept (--keep); no process was left running on it:\n%s\nRemove it on each node when done: rm -rf <dir> (the agents never remove kept scratch data).\n", strings.Join(kept, "\n"))
 }

@@ -257,15 +257,18 @@ func (o *Options) Run(ctx context.Context) error {
 	var servers []*agentclient.Node
 	var reset string
 	if etcdPart != nil {
-		if etcdPart.Snapshot.DatastoreKind() == dbsnap.DatastoreSQLite {
-			return fmt.Errorf("nothing was started: snapshot %s is of a k3s server on SQLite; recover onto new hosts restores an etcd datastore: start k3s once on the new server, run kubectl dr datastore restore %s --yes (it puts the snapshot in place of its state.db), then recover the other layers with --skip-layer etcd", etcdPart.Snapshot.Name, etcdPart.Snapshot.Name)
-		}
 		if servers, _, err = etcdrestore.Servers(nodes, o.Servers); err != nil {
 			return err
 		}
 		reset = o.resetNode(servers, etcdPart.Snapshot.Node)
 		if reset == "" {
 			return cmdutil.UsageError("--node %s is not one of the servers", o.Node)
+		}
+		if etcdPart.Snapshot.DatastoreKind() == dbsnap.DatastoreSQLite {
+			if servers, err = o.sqliteServer(servers, etcdPart.Snapshot); err != nil {
+				return err
+			}
+			reset = servers[0].Node
 		}
 		fmt.Fprintf(o.Out, "Preflight of snapshot %s on the new servers (nothing stops before it passes):\n", etcdPart.Snapshot.Name)
 		if err := etcdrestore.Preflight(ctx, o.Out, o.ErrOut, servers, &agentv1.SnapshotRef{Name: etcdPart.Snapshot.Name}, true, o.SkipPreflight); err != nil {
@@ -307,6 +310,31 @@ func (o *Options) restrictPG(plan *recoveryplan.Plan) (*recoveryplan.Plan, error
 	return out, nil
 }
 
+// sqliteServer picks the one server a snapshot of k3s on SQLite goes to:
+// such a cluster has a single server. With more server agents answering,
+// it is the one --node names, else the snapshot's own node.
+func (o *Options) sqliteServer(servers []*agentclient.Node, snap *dbsnap.Snapshot) ([]*agentclient.Node, error) {
+	if len(servers) == 1 {
+		return servers, nil
+	}
+	want := o.Node
+	if want == "" {
+		want = snap.Node
+	}
+	var names []string
+	for _, n := range servers {
+		names = append(names, n.Node)
+	}
+	for _, n := range servers {
+		if n.Node == want {
+			others := slices.DeleteFunc(slices.Clone(names), func(s string) bool { return s == n.Node })
+			fmt.Fprintf(o.ErrOut, "note: snapshot %s is of k3s's SQLite datastore, which has one server: only %s restores it; the agents of %s are left alone\n", snap.Name, n.Node, strings.Join(others, ", "))
+			return []*agentclient.Node{n}, nil
+		}
+	}
+	return nil, cmdutil.UsageError("snapshot %s is of k3s's SQLite datastore, which has one server, and %d server agents answer (%s), none of them its node %s: name the new server with --node NODE (or --server NODE)", snap.Name, len(servers), strings.Join(names, ", "), snap.Node)
+}
+
 func (o *Options) resetNode(servers []*agentclient.Node, snapNode string) string {
 	want := o.Node
 	for _, pick := range []string{want, snapNode} {
@@ -338,6 +366,32 @@ func (o *Options) recover(ctx context.Context, nodes agentclient.Nodes, plan *re
 		tracks []*track
 		ds     *etcdrestore.DatastoreResult
 	)
+	// k3s starts the pods once it runs: it starts only when the layers
+	// restored into volumes (files, databases) are back.
+	var (
+		volumes     sync.WaitGroup
+		volumesErrs []error
+		volumesDone = make(chan struct{})
+	)
+	for _, p := range plan.Parts {
+		if p.Layer == recoveryplan.LayerFiles || p.Layer == recoveryplan.LayerPostgres {
+			volumes.Add(1)
+		}
+	}
+	go func() { volumes.Wait(); close(volumesDone) }()
+	startAfter := func(ctx context.Context) error {
+		select {
+		case <-volumesDone:
+		case <-ctx.Done():
+			return fmt.Errorf("the recovery was interrupted before the volumes were restored: %w", ctx.Err())
+		}
+		tmu.Lock()
+		defer tmu.Unlock()
+		if err := errors.Join(volumesErrs...); err != nil {
+			return fmt.Errorf("%s; restore it, then start k3s", strings.ReplaceAll(err.Error(), "\n", "; "))
+		}
+		return nil
+	}
 	run := func(t *track, fn func() error) {
 		wg.Add(1)
 		go func() {
@@ -347,15 +401,28 @@ func (o *Options) recover(ctx context.Context, nodes agentclient.Nodes, plan *re
 			t.end = time.Now()
 			tmu.Lock()
 			tracks = append(tracks, t)
+			if t.layer == recoveryplan.LayerFiles || t.layer == recoveryplan.LayerPostgres {
+				if t.err != nil {
+					volumesErrs = append(volumesErrs, fmt.Errorf("%s %s (node %s) failed", t.layer, t.what, orDash(t.node)))
+				}
+				volumes.Done()
+			}
 			tmu.Unlock()
 		}()
 	}
 	for _, p := range plan.Parts {
 		switch p.Layer {
 		case recoveryplan.LayerEtcd:
-			t := &track{layer: p.Layer, what: p.What, node: reset, resume: "kubectl dr etcd restore --status shows each server's steps and what to run"}
+			t := &track{layer: p.Layer, what: p.What, node: reset, resume: "kubectl dr etcd restore --status shows each server's steps and what to run; when k3s was held because a layer restored into volumes failed, restore that layer, then start k3s on the reset server and then on the others"}
 			run(t, func() error {
-				d := &etcdrestore.Datastore{Out: out, ErrOut: errOut, Servers: servers, Flavor: "k3s", Reset: reset, Snapshot: p.Snapshot, NewHosts: true}
+				flavor := "k3s"
+				if p.Snapshot.DatastoreKind() == dbsnap.DatastoreSQLite {
+					flavor = etcdrestore.FlavorSQLite
+				}
+				d := &etcdrestore.Datastore{Out: out, ErrOut: errOut, Servers: servers, Flavor: flavor, Reset: reset, Snapshot: p.Snapshot, NewHosts: true}
+				if len(plan.Layer(recoveryplan.LayerFiles))+len(plan.Layer(recoveryplan.LayerPostgres)) > 0 {
+					d.StartAfter = startAfter
+				}
 				res, err := d.Run(ctx)
 				if err == nil {
 					ds = res

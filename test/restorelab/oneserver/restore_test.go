@@ -145,13 +145,32 @@ func TestNodeLevelRestoreWithK3sStandin(t *testing.T) {
 		if err := os.Rename(filepath.Join(dataDir, "server", "db", "etcd"), filepath.Join(t.TempDir(), "etcd")); err != nil {
 			t.Fatal(err)
 		}
+		// The preflight refuses before anything stops: the token is
+		// missing, and --skip-preflight names the checks it takes.
 		r := restore("--latest", "--yes")
-		if r.Code == 0 || !strings.Contains(r.Stderr, "token") {
-			t.Errorf("restore onto a host without the token: exit %d, want a failure about the token", r.Code)
+		if r.Code != 1 {
+			t.Errorf("restore onto a host without the token: exit %d, want 1", r.Code)
+		}
+		for _, want := range []string{"preflight failed, nothing was stopped", "token: no server token at " + token, "fix: a new host: restore it with kubectl dr recover (or dr-agent etcd restore --new-host)", "--skip-preflight CHECK"} {
+			if !strings.Contains(r.Stderr, want) {
+				t.Errorf("stderr lacks %q", want)
+			}
+		}
+		if !hasRow(r.Stdout, "token", "failed") || !hasRow(r.Stdout, "k3s-version") || !hasRow(r.Stdout, "disk", "ok") {
+			t.Errorf("no preflight rows token failed, k3s-version, disk ok")
+		}
+		if strings.Contains(r.Stdout, "stop running") {
+			t.Errorf("a step ran after the failed preflight")
+		}
+		if r := restore("--latest", "--yes", "--skip-preflight", "tokens"); r.Code == 0 || !strings.Contains(r.Stderr, `--skip-preflight "tokens": want one of token, k3s-version, encryption-config, disk`) {
+			t.Errorf("--skip-preflight tokens: exit %d, want the checks named", r.Code)
 		}
 		r = restore("--latest", "--new-host", "--yes")
 		if r.Code != 0 || !strings.Contains(r.Stdout, "put-bootstrap-files done") {
 			t.Fatalf("restore --new-host: exit %d", r.Code)
+		}
+		if !hasRow(r.Stdout, "token", "ok") {
+			t.Errorf("restore --new-host: no preflight row token ok")
 		}
 		got, err := os.ReadFile(token)
 		if err != nil || string(got) != string(want) {
@@ -162,4 +181,15 @@ func TestNodeLevelRestoreWithK3sStandin(t *testing.T) {
 		}
 		labtest.WaitConfigMaps(t, theLab, ns, "from-the-snapshot")
 	})
+}
+
+// hasRow reports whether a line of out has the fields in order at its
+// start.
+func hasRow(out string, fields ...string) bool {
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(strings.Join(strings.Fields(line), " "), strings.Join(fields, " ")) {
+			return true
+		}
+	}
+	return false
 }

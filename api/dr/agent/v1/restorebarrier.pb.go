@@ -286,6 +286,192 @@ func (*RollBackRestorePlanResponse) Descriptor() ([]byte, []int) {
 	return file_api_dr_agent_v1_restorebarrier_proto_rawDescGZIP(), []int{5}
 }
 
+type HoldStartRestorePlanRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PlanId        string                 `protobuf:"bytes,1,opt,name=plan_id,json=planId,proto3" json:"plan_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HoldStartRestorePlanRequest) Reset() {
+	*x = HoldStartRestorePlanRequest{}
+	mi := &file_api_dr_agent_v1_restorebarrier_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HoldStartRestorePlanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HoldStartRestorePlanRequest) ProtoMessage() {}
+
+func (x *HoldStartRestorePlanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dr_agent_v1_restorebarrier_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HoldStartRestorePlanRequest.ProtoReflect.Descriptor instead.
+func (*HoldStartRestorePlanRequest) Descriptor() ([]byte, []int) {
+	return file_api_dr_agent_v1_restorebarrier_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *HoldStartRestorePlanRequest) GetPlanId() string {
+	if x != nil {
+		return x.PlanId
+	}
+	return ""
+}
+
+type HoldStartRestorePlanResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Steps         []string               `protobuf:"bytes,1,rep,name=steps,proto3" json:"steps,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HoldStartRestorePlanResponse) Reset() {
+	*x = HoldStartRestorePlanResponse{}
+	mi := &file_api_dr_agent_v1_restorebarrier_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HoldStartRestorePlanResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HoldStartRestorePlanResponse) ProtoMessage() {}
+
+func (x *HoldStartRestorePlanResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dr_agent_v1_restorebarrier_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HoldStartRestorePlanResponse.ProtoReflect.Descriptor instead.
+func (*HoldStartRestorePlanResponse) Descriptor() ([]byte, []int) {
+	return file_api_dr_agent_v1_restorebarrier_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *HoldStartRestorePlanResponse) GetSteps() []string {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
+type ReleaseStartRestorePlanRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	PlanId string                 `protobuf:"bytes,1,opt,name=plan_id,json=planId,proto3" json:"plan_id,omitempty"`
+	// Start: every layer the start waits on is restored. Otherwise the plan
+	// ends before its start, failing the step with reason.
+	Start         bool   `protobuf:"varint,2,opt,name=start,proto3" json:"start,omitempty"`
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseStartRestorePlanRequest) Reset() {
+	*x = ReleaseStartRestorePlanRequest{}
+	mi := &file_api_dr_agent_v1_restorebarrier_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseStartRestorePlanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseStartRestorePlanRequest) ProtoMessage() {}
+
+func (x *ReleaseStartRestorePlanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dr_agent_v1_restorebarrier_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseStartRestorePlanRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseStartRestorePlanRequest) Descriptor() ([]byte, []int) {
+	return file_api_dr_agent_v1_restorebarrier_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ReleaseStartRestorePlanRequest) GetPlanId() string {
+	if x != nil {
+		return x.PlanId
+	}
+	return ""
+}
+
+func (x *ReleaseStartRestorePlanRequest) GetStart() bool {
+	if x != nil {
+		return x.Start
+	}
+	return false
+}
+
+func (x *ReleaseStartRestorePlanRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ReleaseStartRestorePlanResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseStartRestorePlanResponse) Reset() {
+	*x = ReleaseStartRestorePlanResponse{}
+	mi := &file_api_dr_agent_v1_restorebarrier_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseStartRestorePlanResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseStartRestorePlanResponse) ProtoMessage() {}
+
+func (x *ReleaseStartRestorePlanResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dr_agent_v1_restorebarrier_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseStartRestorePlanResponse.ProtoReflect.Descriptor instead.
+func (*ReleaseStartRestorePlanResponse) Descriptor() ([]byte, []int) {
+	return file_api_dr_agent_v1_restorebarrier_proto_rawDescGZIP(), []int{9}
+}
+
 var File_api_dr_agent_v1_restorebarrier_proto protoreflect.FileDescriptor
 
 const file_api_dr_agent_v1_restorebarrier_proto_rawDesc = "" +
@@ -301,11 +487,22 @@ const file_api_dr_agent_v1_restorebarrier_proto_rawDesc = "" +
 	"\x1aRollBackRestorePlanRequest\x12\x17\n" +
 	"\aplan_id\x18\x01 \x01(\tR\x06planId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x1d\n" +
-	"\x1bRollBackRestorePlanResponse2\xc9\x02\n" +
+	"\x1bRollBackRestorePlanResponse\"6\n" +
+	"\x1bHoldStartRestorePlanRequest\x12\x17\n" +
+	"\aplan_id\x18\x01 \x01(\tR\x06planId\"4\n" +
+	"\x1cHoldStartRestorePlanResponse\x12\x14\n" +
+	"\x05steps\x18\x01 \x03(\tR\x05steps\"g\n" +
+	"\x1eReleaseStartRestorePlanRequest\x12\x17\n" +
+	"\aplan_id\x18\x01 \x01(\tR\x06planId\x12\x14\n" +
+	"\x05start\x18\x02 \x01(\bR\x05start\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"!\n" +
+	"\x1fReleaseStartRestorePlanResponse2\xac\x04\n" +
 	"\x15RestoreBarrierService\x12\\\n" +
 	"\x0fHoldRestorePlan\x12#.dr.agent.v1.HoldRestorePlanRequest\x1a$.dr.agent.v1.HoldRestorePlanResponse\x12h\n" +
 	"\x13ContinueRestorePlan\x12'.dr.agent.v1.ContinueRestorePlanRequest\x1a(.dr.agent.v1.ContinueRestorePlanResponse\x12h\n" +
-	"\x13RollBackRestorePlan\x12'.dr.agent.v1.RollBackRestorePlanRequest\x1a(.dr.agent.v1.RollBackRestorePlanResponseB:Z8github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1;agentv1b\x06proto3"
+	"\x13RollBackRestorePlan\x12'.dr.agent.v1.RollBackRestorePlanRequest\x1a(.dr.agent.v1.RollBackRestorePlanResponse\x12k\n" +
+	"\x14HoldStartRestorePlan\x12(.dr.agent.v1.HoldStartRestorePlanRequest\x1a).dr.agent.v1.HoldStartRestorePlanResponse\x12t\n" +
+	"\x17ReleaseStartRestorePlan\x12+.dr.agent.v1.ReleaseStartRestorePlanRequest\x1a,.dr.agent.v1.ReleaseStartRestorePlanResponseB:Z8github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1;agentv1b\x06proto3"
 
 var (
 	file_api_dr_agent_v1_restorebarrier_proto_rawDescOnce sync.Once
@@ -319,24 +516,32 @@ func file_api_dr_agent_v1_restorebarrier_proto_rawDescGZIP() []byte {
 	return file_api_dr_agent_v1_restorebarrier_proto_rawDescData
 }
 
-var file_api_dr_agent_v1_restorebarrier_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_api_dr_agent_v1_restorebarrier_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_api_dr_agent_v1_restorebarrier_proto_goTypes = []any{
-	(*HoldRestorePlanRequest)(nil),      // 0: dr.agent.v1.HoldRestorePlanRequest
-	(*HoldRestorePlanResponse)(nil),     // 1: dr.agent.v1.HoldRestorePlanResponse
-	(*ContinueRestorePlanRequest)(nil),  // 2: dr.agent.v1.ContinueRestorePlanRequest
-	(*ContinueRestorePlanResponse)(nil), // 3: dr.agent.v1.ContinueRestorePlanResponse
-	(*RollBackRestorePlanRequest)(nil),  // 4: dr.agent.v1.RollBackRestorePlanRequest
-	(*RollBackRestorePlanResponse)(nil), // 5: dr.agent.v1.RollBackRestorePlanResponse
+	(*HoldRestorePlanRequest)(nil),          // 0: dr.agent.v1.HoldRestorePlanRequest
+	(*HoldRestorePlanResponse)(nil),         // 1: dr.agent.v1.HoldRestorePlanResponse
+	(*ContinueRestorePlanRequest)(nil),      // 2: dr.agent.v1.ContinueRestorePlanRequest
+	(*ContinueRestorePlanResponse)(nil),     // 3: dr.agent.v1.ContinueRestorePlanResponse
+	(*RollBackRestorePlanRequest)(nil),      // 4: dr.agent.v1.RollBackRestorePlanRequest
+	(*RollBackRestorePlanResponse)(nil),     // 5: dr.agent.v1.RollBackRestorePlanResponse
+	(*HoldStartRestorePlanRequest)(nil),     // 6: dr.agent.v1.HoldStartRestorePlanRequest
+	(*HoldStartRestorePlanResponse)(nil),    // 7: dr.agent.v1.HoldStartRestorePlanResponse
+	(*ReleaseStartRestorePlanRequest)(nil),  // 8: dr.agent.v1.ReleaseStartRestorePlanRequest
+	(*ReleaseStartRestorePlanResponse)(nil), // 9: dr.agent.v1.ReleaseStartRestorePlanResponse
 }
 var file_api_dr_agent_v1_restorebarrier_proto_depIdxs = []int32{
 	0, // 0: dr.agent.v1.RestoreBarrierService.HoldRestorePlan:input_type -> dr.agent.v1.HoldRestorePlanRequest
 	2, // 1: dr.agent.v1.RestoreBarrierService.ContinueRestorePlan:input_type -> dr.agent.v1.ContinueRestorePlanRequest
 	4, // 2: dr.agent.v1.RestoreBarrierService.RollBackRestorePlan:input_type -> dr.agent.v1.RollBackRestorePlanRequest
-	1, // 3: dr.agent.v1.RestoreBarrierService.HoldRestorePlan:output_type -> dr.agent.v1.HoldRestorePlanResponse
-	3, // 4: dr.agent.v1.RestoreBarrierService.ContinueRestorePlan:output_type -> dr.agent.v1.ContinueRestorePlanResponse
-	5, // 5: dr.agent.v1.RestoreBarrierService.RollBackRestorePlan:output_type -> dr.agent.v1.RollBackRestorePlanResponse
-	3, // [3:6] is the sub-list for method output_type
-	0, // [0:3] is the sub-list for method input_type
+	6, // 3: dr.agent.v1.RestoreBarrierService.HoldStartRestorePlan:input_type -> dr.agent.v1.HoldStartRestorePlanRequest
+	8, // 4: dr.agent.v1.RestoreBarrierService.ReleaseStartRestorePlan:input_type -> dr.agent.v1.ReleaseStartRestorePlanRequest
+	1, // 5: dr.agent.v1.RestoreBarrierService.HoldRestorePlan:output_type -> dr.agent.v1.HoldRestorePlanResponse
+	3, // 6: dr.agent.v1.RestoreBarrierService.ContinueRestorePlan:output_type -> dr.agent.v1.ContinueRestorePlanResponse
+	5, // 7: dr.agent.v1.RestoreBarrierService.RollBackRestorePlan:output_type -> dr.agent.v1.RollBackRestorePlanResponse
+	7, // 8: dr.agent.v1.RestoreBarrierService.HoldStartRestorePlan:output_type -> dr.agent.v1.HoldStartRestorePlanResponse
+	9, // 9: dr.agent.v1.RestoreBarrierService.ReleaseStartRestorePlan:output_type -> dr.agent.v1.ReleaseStartRestorePlanResponse
+	5, // [5:10] is the sub-list for method output_type
+	0, // [0:5] is the sub-list for method input_type
 	0, // [0:0] is the sub-list for extension type_name
 	0, // [0:0] is the sub-list for extension extendee
 	0, // [0:0] is the sub-list for field type_name
@@ -353,7 +558,7 @@ func file_api_dr_agent_v1_restorebarrier_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dr_agent_v1_restorebarrier_proto_rawDesc), len(file_api_dr_agent_v1_restorebarrier_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

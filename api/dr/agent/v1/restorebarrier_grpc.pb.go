@@ -27,9 +27,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RestoreBarrierService_HoldRestorePlan_FullMethodName     = "/dr.agent.v1.RestoreBarrierService/HoldRestorePlan"
-	RestoreBarrierService_ContinueRestorePlan_FullMethodName = "/dr.agent.v1.RestoreBarrierService/ContinueRestorePlan"
-	RestoreBarrierService_RollBackRestorePlan_FullMethodName = "/dr.agent.v1.RestoreBarrierService/RollBackRestorePlan"
+	RestoreBarrierService_HoldRestorePlan_FullMethodName         = "/dr.agent.v1.RestoreBarrierService/HoldRestorePlan"
+	RestoreBarrierService_ContinueRestorePlan_FullMethodName     = "/dr.agent.v1.RestoreBarrierService/ContinueRestorePlan"
+	RestoreBarrierService_RollBackRestorePlan_FullMethodName     = "/dr.agent.v1.RestoreBarrierService/RollBackRestorePlan"
+	RestoreBarrierService_HoldStartRestorePlan_FullMethodName    = "/dr.agent.v1.RestoreBarrierService/HoldStartRestorePlan"
+	RestoreBarrierService_ReleaseStartRestorePlan_FullMethodName = "/dr.agent.v1.RestoreBarrierService/ReleaseStartRestorePlan"
 )
 
 // RestoreBarrierServiceClient is the client API for RestoreBarrierService service.
@@ -47,6 +49,15 @@ type RestoreBarrierServiceClient interface {
 	// stopped, a stopped one is started again on its data dir. A plan past
 	// the barrier is not rolled back (FailedPrecondition).
 	RollBackRestorePlan(ctx context.Context, in *RollBackRestorePlanRequest, opts ...grpc.CallOption) (*RollBackRestorePlanResponse, error)
+	// Puts the step wait-layers-restored before the start step of a
+	// prepared plan that has not started (kubectl dr recover: k3s starts,
+	// and with it the pods, only once the volumes' files are back).
+	HoldStartRestorePlan(ctx context.Context, in *HoldStartRestorePlanRequest, opts ...grpc.CallOption) (*HoldStartRestorePlanResponse, error)
+	// Tells a plan held before its start whether to start (every other
+	// layer restored) or to end there, datastore restored but not started
+	// (a layer failed: the reason is recorded on the step). It answers
+	// once the plan has recorded the step's end.
+	ReleaseStartRestorePlan(ctx context.Context, in *ReleaseStartRestorePlanRequest, opts ...grpc.CallOption) (*ReleaseStartRestorePlanResponse, error)
 }
 
 type restoreBarrierServiceClient struct {
@@ -87,6 +98,26 @@ func (c *restoreBarrierServiceClient) RollBackRestorePlan(ctx context.Context, i
 	return out, nil
 }
 
+func (c *restoreBarrierServiceClient) HoldStartRestorePlan(ctx context.Context, in *HoldStartRestorePlanRequest, opts ...grpc.CallOption) (*HoldStartRestorePlanResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HoldStartRestorePlanResponse)
+	err := c.cc.Invoke(ctx, RestoreBarrierService_HoldStartRestorePlan_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *restoreBarrierServiceClient) ReleaseStartRestorePlan(ctx context.Context, in *ReleaseStartRestorePlanRequest, opts ...grpc.CallOption) (*ReleaseStartRestorePlanResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseStartRestorePlanResponse)
+	err := c.cc.Invoke(ctx, RestoreBarrierService_ReleaseStartRestorePlan_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RestoreBarrierServiceServer is the server API for RestoreBarrierService service.
 // All implementations must embed UnimplementedRestoreBarrierServiceServer
 // for forward compatibility.
@@ -102,6 +133,15 @@ type RestoreBarrierServiceServer interface {
 	// stopped, a stopped one is started again on its data dir. A plan past
 	// the barrier is not rolled back (FailedPrecondition).
 	RollBackRestorePlan(context.Context, *RollBackRestorePlanRequest) (*RollBackRestorePlanResponse, error)
+	// Puts the step wait-layers-restored before the start step of a
+	// prepared plan that has not started (kubectl dr recover: k3s starts,
+	// and with it the pods, only once the volumes' files are back).
+	HoldStartRestorePlan(context.Context, *HoldStartRestorePlanRequest) (*HoldStartRestorePlanResponse, error)
+	// Tells a plan held before its start whether to start (every other
+	// layer restored) or to end there, datastore restored but not started
+	// (a layer failed: the reason is recorded on the step). It answers
+	// once the plan has recorded the step's end.
+	ReleaseStartRestorePlan(context.Context, *ReleaseStartRestorePlanRequest) (*ReleaseStartRestorePlanResponse, error)
 	mustEmbedUnimplementedRestoreBarrierServiceServer()
 }
 
@@ -120,6 +160,12 @@ func (UnimplementedRestoreBarrierServiceServer) ContinueRestorePlan(context.Cont
 }
 func (UnimplementedRestoreBarrierServiceServer) RollBackRestorePlan(context.Context, *RollBackRestorePlanRequest) (*RollBackRestorePlanResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RollBackRestorePlan not implemented")
+}
+func (UnimplementedRestoreBarrierServiceServer) HoldStartRestorePlan(context.Context, *HoldStartRestorePlanRequest) (*HoldStartRestorePlanResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method HoldStartRestorePlan not implemented")
+}
+func (UnimplementedRestoreBarrierServiceServer) ReleaseStartRestorePlan(context.Context, *ReleaseStartRestorePlanRequest) (*ReleaseStartRestorePlanResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReleaseStartRestorePlan not implemented")
 }
 func (UnimplementedRestoreBarrierServiceServer) mustEmbedUnimplementedRestoreBarrierServiceServer() {}
 func (UnimplementedRestoreBarrierServiceServer) testEmbeddedByValue()                               {}
@@ -196,6 +242,42 @@ func _RestoreBarrierService_RollBackRestorePlan_Handler(srv interface{}, ctx con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RestoreBarrierService_HoldStartRestorePlan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HoldStartRestorePlanRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RestoreBarrierServiceServer).HoldStartRestorePlan(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RestoreBarrierService_HoldStartRestorePlan_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RestoreBarrierServiceServer).HoldStartRestorePlan(ctx, req.(*HoldStartRestorePlanRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RestoreBarrierService_ReleaseStartRestorePlan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseStartRestorePlanRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RestoreBarrierServiceServer).ReleaseStartRestorePlan(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RestoreBarrierService_ReleaseStartRestorePlan_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RestoreBarrierServiceServer).ReleaseStartRestorePlan(ctx, req.(*ReleaseStartRestorePlanRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RestoreBarrierService_ServiceDesc is the grpc.ServiceDesc for RestoreBarrierService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -214,6 +296,14 @@ var RestoreBarrierService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RollBackRestorePlan",
 			Handler:    _RestoreBarrierService_RollBackRestorePlan_Handler,
+		},
+		{
+			MethodName: "HoldStartRestorePlan",
+			Handler:    _RestoreBarrierService_HoldStartRestorePlan_Handler,
+		},
+		{
+			MethodName: "ReleaseStartRestorePlan",
+			Handler:    _RestoreBarrierService_ReleaseStartRestorePlan_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -231,6 +231,11 @@ type Datastore struct {
 	RevisionFloor int64
 	// OnStep, when set, is told every step as it changes.
 	OnStep func(node string, st *agentv1.RestoreStep)
+	// StartAfter, when set, holds every server before k3s starts
+	// (HoldStartRestorePlan) until it returns: nil lets them start, an
+	// error ends their plans there, the datastore restored but k3s not
+	// started (kubectl dr recover: the volumes' files come back first).
+	StartAfter func(ctx context.Context) error
 }
 
 // FlavorSQLite stands for a restore of a k3s server on SQLite.
@@ -324,6 +329,8 @@ func (d *Datastore) Run(ctx context.Context) (*DatastoreResult, error) {
 		how = fmt.Sprintf("%s resets the cluster from it onto a new host, the others join it; the token and encryption config kept with the snapshot are put in place first", resetNode)
 	case flavor == "k3s":
 		how = fmt.Sprintf("%s resets the cluster from it, the others rejoin", resetNode)
+	case flavor == flavorSQLite && d.NewHosts:
+		how = fmt.Sprintf("%s puts it in place of server/db/state.db (SQLite) on a new host; the token kept with the snapshot is put in place first", resetNode)
 	case flavor == flavorSQLite:
 		how = fmt.Sprintf("%s puts it in place of server/db/state.db (SQLite), the old files moved aside", resetNode)
 	}
@@ -367,7 +374,18 @@ func (d *Datastore) Run(ctx context.Context) (*DatastoreResult, error) {
 	} else {
 		fmt.Fprintf(d.ErrOut, "plan %s: every member has its part and a verified copy of the snapshot; starting\n", planID)
 	}
+	if d.StartAfter != nil {
+		if err := holdStart(ctx, servers, planID); err != nil {
+			for _, n := range servers {
+				if _, derr := n.Conn.DiscardRestorePlan(ctx, &agentv1.DiscardRestorePlanRequest{PlanId: planID}); derr != nil {
+					err = errors.Join(err, fmt.Errorf("node %s: discard the prepared part: %s", n.Node, agentclient.Explain(derr)))
+				}
+			}
+			return nil, fmt.Errorf("nothing was stopped, the plan was not started:\n%w", err)
+		}
+	}
 	watch := newBarrierWatch()
+	starts := newStartWatch()
 
 	start := time.Now()
 	outcomes := make([]*outcome, len(servers))
@@ -380,6 +398,7 @@ func (d *Datastore) Run(ctx context.Context) (*DatastoreResult, error) {
 			oc := outcomes[i]
 			oc.err = follow(ctx, n, planID, func(st *agentv1.RestoreStep) {
 				watch.step(n.Node, st)
+				starts.step(n.Node, st)
 				mu.Lock()
 				defer mu.Unlock()
 				prev, seen := oc.steps[st.Name]
@@ -399,6 +418,14 @@ func (d *Datastore) Run(ctx context.Context) (*DatastoreResult, error) {
 				}
 			})
 			watch.ended(n.Node, oc.err)
+			starts.ended(n.Node)
+		}()
+	}
+	if d.StartAfter != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.releaseStart(ctx, servers, planID, starts)
 		}()
 	}
 	if held {

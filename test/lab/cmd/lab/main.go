@@ -114,6 +114,9 @@ func run(ctx context.Context, args []string) error {
 		if verb == "stop" {
 			return l.StopProcess(fs.Arg(0))
 		}
+		if err := l.LogHostAction(verb, fs.Arg(0)); err != nil {
+			return err
+		}
 		node, ok := strings.CutPrefix(fs.Arg(0), "etcd-")
 		if !ok {
 			return fmt.Errorf("lab start: only etcd members (etcd-NODE) start alone; `lab up` starts the rest")
