@@ -10,9 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
-
-	"filippo.io/age"
 
 	"github.com/kubectl-dr/kubectl-dr/internal/durable"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/bucketobj"
@@ -153,18 +152,27 @@ func (e *Engine) RunBucket(ctx context.Context, drillID string, req BucketPart, 
 			return "", err
 		}
 		var want int64
-		for i, v := range picked {
-			if i%10 == 0 {
-				p.progress("restore", fmt.Sprintf("%d of %d objects", i, len(picked)))
-			}
+		for _, v := range picked {
+			want += v.Size
+		}
+		var mu sync.Mutex
+		err = bucketobj.ReadEach(ctx, e.Store, req.Source, picked, id, 4, func(v bucketobj.Version, rd io.Reader) error {
 			sum := sha256.Sum256([]byte(v.Key))
-			written, err := restoreObject(ctx, e, req.Source, v, filepath.Join(dir, hex.EncodeToString(sum[:])), id)
+			written, err := restoreObject(v, rd, filepath.Join(dir, hex.EncodeToString(sum[:])))
 			if err != nil {
-				return "", err
+				return fmt.Errorf("%s%s: %w", bucketobj.Dir(req.Source), v.Blob, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if r.FilesRestored%10 == 0 {
+				p.progress("restore", fmt.Sprintf("%d of %d objects", r.FilesRestored, len(picked)))
 			}
 			r.FilesRestored++
 			r.BytesRestored += written
-			want += v.Size
+			return nil
+		})
+		if err != nil {
+			return "", err
 		}
 		if r.BytesRestored != want {
 			return "", fmt.Errorf("bucket source %s: restored %d bytes of the sample, the index records %d", req.Source, r.BytesRestored, want)
@@ -176,20 +184,15 @@ func (e *Engine) RunBucket(ctx context.Context, drillID string, req BucketPart, 
 
 // restoreObject writes one version's checked bytes to path; the file
 // appears only once they matched.
-func restoreObject(ctx context.Context, e *Engine, source string, v bucketobj.Version, path string, id age.Identity) (int64, error) {
-	rc, err := bucketobj.Open(ctx, e.Store, source, v, id)
-	if err != nil {
-		return 0, fmt.Errorf("%s%s: %w", bucketobj.Dir(source), v.Blob, err)
-	}
-	defer rc.Close()
+func restoreObject(v bucketobj.Version, r io.Reader, path string) (int64, error) {
 	f, err := durable.Create(path, 0o600, durable.WithHash(nil), durable.NoSync())
 	if err != nil {
 		return 0, err
 	}
 	defer f.Abort()
-	n, err := io.Copy(f, rc)
+	n, err := io.Copy(f, r)
 	if err != nil {
-		return 0, fmt.Errorf("%s%s: %w", bucketobj.Dir(source), v.Blob, err)
+		return 0, err
 	}
 	return n, f.Commit()
 }
