@@ -16,8 +16,9 @@ import (
 )
 
 func main() {
-	// BENCH_CPUPROFILE=FILE writes a CPU profile of the command (go tool
-	// pprof reads it): where a benchmark's time goes.
+	// BENCH_CPUPROFILE=FILE writes a CPU profile of the command,
+	// BENCH_MEMPROFILE=FILE its allocations (go tool pprof reads them):
+	// where a benchmark's time and memory go.
 	if p := os.Getenv("BENCH_CPUPROFILE"); p != "" {
 		f, err := os.Create(p)
 		if err != nil {
@@ -27,6 +28,15 @@ func main() {
 		pprof.StartCPUProfile(f)
 		defer f.Close()
 		defer pprof.StopCPUProfile()
+	}
+	if p := os.Getenv("BENCH_MEMPROFILE"); p != "" {
+		// Samples every allocation site's bytes (go tool pprof -sample_index=alloc_space).
+		defer func() {
+			if f, err := os.Create(p); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 	if err := run(context.Background(), os.Args[1:]); err != nil {
 		pprof.StopCPUProfile()
@@ -88,7 +98,7 @@ func run(ctx context.Context, args []string) error {
 			return fmt.Errorf("usage: benchtool tlsproxy ADDR TARGET_URL CA_FILE")
 		}
 		return tlsproxy(args[1], args[2], args[3])
-	case "bucketfill", "buckettouch", "bucketmirror", "bucketpass":
+	case "bucketfill", "buckettouch", "bucketmirror", "bucketpass", "bucketdrop":
 		return bucketCmd(ctx, args[0], args[1:])
 	case "kinefill":
 		fs := flag.NewFlagSet("kinefill", flag.ExitOnError)

@@ -449,8 +449,12 @@ func (c *copier) packed(ctx context.Context, r io.Reader, info objstore.BucketOb
 		v.Blob, v.Offset = k.blob, k.offset
 		return v, 0, nil
 	}
-	if err := c.packs.Add(ctx, v, data); err != nil {
+	added, err := c.packs.Add(ctx, v, data)
+	if err != nil {
 		return nil, 0, err
+	}
+	if !added {
+		return v, 0, nil
 	}
 	return v, int64(n), nil
 }

@@ -3,10 +3,10 @@ package bucketobj
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"hash"
 	"io"
 	"regexp"
 	"sort"
@@ -19,7 +19,7 @@ import (
 )
 
 // Small objects are stored in packs: many objects' bytes, one after the
-// other, in one store object (blobs/packs/ab/<sha256 of the pack>, .age
+// other, in one store object (blobs/packs/ab/<random name>, .age
 // when encrypted, as one age file). A version in a pack names the pack as
 // its Blob and where its bytes start in it (Offset, in the decrypted
 // pack). Ten thousand objects of 100 KiB are then about 130 uploads
@@ -36,9 +36,9 @@ const (
 
 var packRE = regexp.MustCompile(`^blobs/packs/([0-9a-f]{2})/([0-9a-f]{64})(\.age)?$`)
 
-// PackKey is where the pack whose bytes have this sha256 is, under Dir.
-func PackKey(sha256hex string, encrypted bool) string {
-	k := "blobs/packs/" + sha256hex[:2] + "/" + sha256hex
+// PackKey is where the pack named name (64 hex digits) is, under Dir.
+func PackKey(name string, encrypted bool) string {
+	k := "blobs/packs/" + name[:2] + "/" + name
 	if encrypted {
 		k += ".age"
 	}
@@ -67,11 +67,29 @@ type PackWriter struct {
 
 	mu  sync.Mutex
 	cur *pack
+	// flight are the packs being stored, by the sha256 of the bytes in
+	// them; done where bytes stored by this writer are: the same bytes
+	// added again while or after their pack is stored are not stored
+	// twice.
+	flight map[string]*pack
+	done   map[string]placed
+	// storing counts the packs being encrypted and uploaded; while
+	// packStores are, Adds wait (stored signals when one is done), so
+	// memory stays at a pack being filled and packStores being stored.
+	storing int
+	stored  *sync.Cond
+}
+
+// packStores is how many packs are stored at once.
+const packStores = 2
+
+type placed struct {
+	blob   string
+	offset int64
 }
 
 type pack struct {
 	buf     *bytes.Buffer
-	sum     hash.Hash
 	entries []*Version
 	at      map[string]int64 // sha256 -> offset, for the same bytes twice
 }
@@ -82,19 +100,40 @@ var packPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // set), into the pack being filled; v.Offset is set now and v.Blob when
 // the pack is stored. The Add that fills the pack stores it before it
 // returns (its error is then the pack's: every version in it failed).
-func (w *PackWriter) Add(ctx context.Context, v *Version, data []byte) error {
+// Bytes this writer has stored or is storing already are not added
+// again: v is pointed at them (added is false).
+func (w *PackWriter) Add(ctx context.Context, v *Version, data []byte) (added bool, err error) {
 	if len(data) > MaxPacked {
-		return fmt.Errorf("%q: %d bytes is too big for a pack (at most %d)", v.Key, len(data), MaxPacked)
+		return false, fmt.Errorf("%q: %d bytes is too big for a pack (at most %d)", v.Key, len(data), MaxPacked)
 	}
 	size := w.Size
 	if size <= 0 {
 		size = DefaultPackSize
 	}
 	w.mu.Lock()
+	if w.stored == nil {
+		w.stored = sync.NewCond(&w.mu)
+	}
+	for w.storing >= packStores {
+		w.stored.Wait()
+	}
+	if d, ok := w.done[v.SHA256]; ok {
+		v.Blob, v.Offset = d.blob, d.offset
+		w.mu.Unlock()
+		return false, nil
+	}
+	if f := w.flight[v.SHA256]; f != nil {
+		v.Offset = f.at[v.SHA256]
+		f.entries = append(f.entries, v)
+		w.mu.Unlock()
+		return false, nil
+	}
 	if w.cur == nil {
 		buf := packPool.Get().(*bytes.Buffer)
 		buf.Reset()
-		w.cur = &pack{buf: buf, sum: sha256.New(), at: map[string]int64{}}
+		// Room for the pack at its fullest: a buffer that grows doubles.
+		buf.Grow(size + MaxPacked)
+		w.cur = &pack{buf: buf, at: map[string]int64{}}
 	}
 	p := w.cur
 	if off, ok := p.at[v.SHA256]; ok {
@@ -103,29 +142,45 @@ func (w *PackWriter) Add(ctx context.Context, v *Version, data []byte) error {
 		v.Offset = int64(p.buf.Len())
 		p.at[v.SHA256] = v.Offset
 		p.buf.Write(data)
-		p.sum.Write(data)
+		added = true
 	}
 	p.entries = append(p.entries, v)
-	var full *pack
-	if p.buf.Len() >= size {
-		full, w.cur = p, nil
+	if p.buf.Len() < size {
+		w.mu.Unlock()
+		return added, nil
 	}
+	w.seal(p)
 	w.mu.Unlock()
-	if full == nil {
-		return nil
+	return added, w.store(ctx, p)
+}
+
+// seal takes p out of filling into flight, to be stored; w.mu is held.
+func (w *PackWriter) seal(p *pack) {
+	w.storing++
+	if w.cur == p {
+		w.cur = nil
 	}
-	return w.store(ctx, full)
+	if w.flight == nil {
+		w.flight = map[string]*pack{}
+	}
+	for sha := range p.at {
+		w.flight[sha] = p
+	}
 }
 
 // Flush stores the pack being filled, if any.
 func (w *PackWriter) Flush(ctx context.Context) error {
 	w.mu.Lock()
 	p := w.cur
-	w.cur = nil
-	w.mu.Unlock()
 	if p == nil {
+		w.mu.Unlock()
 		return nil
 	}
+	if w.stored == nil {
+		w.stored = sync.NewCond(&w.mu)
+	}
+	w.seal(p)
+	w.mu.Unlock()
 	return w.store(ctx, p)
 }
 
@@ -148,13 +203,35 @@ func (p *pack) release() {
 	p.buf = nil
 }
 
+// unflight ends p's store: its bytes are no longer in flight, and an Add
+// waiting for a store to finish goes on.
+func (w *PackWriter) unflight(p *pack) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.storing--
+	w.stored.Broadcast()
+	for sha := range p.at {
+		if w.flight[sha] == p {
+			delete(w.flight, sha)
+		}
+	}
+}
+
+// store encrypts and uploads p (sealed).
+// A pack's name is random: two packs never share one, whatever they hold.
 func (w *PackWriter) store(ctx context.Context, p *pack) error {
 	defer p.release()
-	key := PackKey(hex.EncodeToString(p.sum.Sum(nil)), w.Recipient != nil)
+	defer w.unflight(p)
+	var name [32]byte
+	if _, err := rand.Read(name[:]); err != nil {
+		return err
+	}
+	key := PackKey(hex.EncodeToString(name[:]), w.Recipient != nil)
 	body := p.buf
 	if w.Recipient != nil {
 		enc := packPool.Get().(*bytes.Buffer)
 		enc.Reset()
+		enc.Grow(p.buf.Len() + p.buf.Len()/1024 + 1024)
 		defer func() {
 			if enc.Cap() <= 4*DefaultPackSize {
 				packPool.Put(enc)
@@ -175,6 +252,14 @@ func (w *PackWriter) store(ctx context.Context, p *pack) error {
 	n := int64(body.Len())
 	if _, err := w.Store.Put(ctx, Dir(w.Source)+key, bytes.NewReader(body.Bytes()), n); err != nil {
 		return fmt.Errorf("store pack of %d objects: %w", len(p.entries), err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done == nil {
+		w.done = map[string]placed{}
+	}
+	for sha, off := range p.at {
+		w.done[sha] = placed{key, off}
 	}
 	for _, v := range p.entries {
 		v.Blob = key
