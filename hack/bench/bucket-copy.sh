@@ -49,6 +49,7 @@ for i in $(seq "$runs"); do
   "$dir/bin/benchtool" buckettouch -bucket "$bucket" -percent 1
   sync
   t3=$(now); timed rss_b "$dir/bin/benchtool" bucketpass -bucket "$bucket" -source "bench-$id" -key "$DR_SNAPSHOT_KEY"; t4=$(now)
+  "$dir/bin/benchtool" bucketdrop -to "mirror-$id" -source "bench-$id"
   printf 'run %d: A mirror %d ms   B pass %d ms   C incremental %d ms\n' "$i" "$(ms "$t0" "$t1")" "$(ms "$t1" "$t2")" "$(ms "$t3" "$t4")"
   a=$(( a + $(ms "$t0" "$t1") )) b=$(( b + $(ms "$t1" "$t2") )) c=$(( c + $(ms "$t3" "$t4") ))
 done

@@ -44,6 +44,8 @@ func bucketCmd(ctx context.Context, cmd string, args []string) error {
 		return bucketMirror(ctx, *bucket, *to, *workers)
 	case "bucketpass":
 		return bucketPass(ctx, *bucket, *source, *key, *workers)
+	case "bucketdrop":
+		return bucketDrop(ctx, *to, *source)
 	}
 	return fmt.Errorf("unknown command %q", cmd)
 }
@@ -185,6 +187,49 @@ func bucketMirror(ctx context.Context, bucket, to string, workers int) error {
 		_, err = dst.PutObject(ctx, to, objs[i].Key, io.Reader(r), objs[i].Size, minio.PutObjectOptions{})
 		return err
 	})
+}
+
+// bucketDrop removes what a run wrote into the store's MinIO: the
+// mirror's bucket (to) and the pass's copy (bench/buckets/<source>/), so
+// that runs do not fill the disk.
+func bucketDrop(ctx context.Context, to, source string) error {
+	mc, err := storeClient()
+	if err != nil {
+		return err
+	}
+	drop := func(bucket, prefix string) error {
+		objs := mc.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true})
+		for e := range mc.RemoveObjects(ctx, bucket, objs, minio.RemoveObjectsOptions{}) {
+			if e.Err != nil {
+				return e.Err
+			}
+		}
+		return nil
+	}
+	if to != "" {
+		if err := drop(to, ""); err != nil {
+			return err
+		}
+		if err := mc.RemoveBucket(ctx, to); err != nil {
+			return err
+		}
+	}
+	if source != "" {
+		store, err := objstore.Open(objstore.Config{}.FromEnv())
+		if err != nil {
+			return err
+		}
+		objs, err := store.Sub("bench").List(ctx, "buckets/"+source+"/")
+		if err != nil {
+			return err
+		}
+		for _, o := range objs {
+			if err := store.Sub("bench").Delete(ctx, o.Key); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // bucketPass runs the agent's pass engine once, as the agent does.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -15,7 +16,30 @@ import (
 )
 
 func main() {
+	// BENCH_CPUPROFILE=FILE writes a CPU profile of the command,
+	// BENCH_MEMPROFILE=FILE its allocations (go tool pprof reads them):
+	// where a benchmark's time and memory go.
+	if p := os.Getenv("BENCH_CPUPROFILE"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchtool:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
+	if p := os.Getenv("BENCH_MEMPROFILE"); p != "" {
+		// Samples every allocation site's bytes (go tool pprof -sample_index=alloc_space).
+		defer func() {
+			if f, err := os.Create(p); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
 	if err := run(context.Background(), os.Args[1:]); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "benchtool:", err)
 		os.Exit(1)
 	}
@@ -93,7 +117,7 @@ func run(ctx context.Context, args []string) error {
 			return fmt.Errorf("usage: benchtool tlsproxy ADDR TARGET_URL CA_FILE")
 		}
 		return tlsproxy(args[1], args[2], args[3])
-	case "bucketfill", "buckettouch", "bucketmirror", "bucketpass":
+	case "bucketfill", "buckettouch", "bucketmirror", "bucketpass", "bucketdrop":
 		return bucketCmd(ctx, args[0], args[1:])
 	case "kinefill":
 		fs := flag.NewFlagSet("kinefill", flag.ExitOnError)

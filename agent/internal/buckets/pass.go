@@ -2,8 +2,12 @@ package buckets
 
 import (
 	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"regexp"
 	"sort"
@@ -40,6 +44,9 @@ type Engine struct {
 	Log      *slog.Logger
 	// Now is the clock (tests set it).
 	Now func() time.Time
+	// PackSize is how full a pack of small objects gets before it is
+	// stored (default bucketobj.DefaultPackSize).
+	PackSize int
 	// BlobGrace keeps unreferenced blobs younger than it (default an
 	// hour; the store's clock).
 	BlobGrace time.Duration
@@ -173,11 +180,11 @@ func (e *Engine) run(ctx context.Context, src Source) (Result, error) {
 		return res, err
 	}
 	latest := idx.Latest()
-	known := map[string]string{}
+	known := map[string]stored{}
 	for _, s := range idx.Segments {
 		for _, v := range s.Entries {
 			if !v.Deleted {
-				known[v.SHA256] = v.Blob
+				known[v.SHA256] = stored{v.Blob, v.Offset}
 			}
 		}
 	}
@@ -195,8 +202,22 @@ func (e *Engine) run(ctx context.Context, src Source) (Result, error) {
 		e.Log.Info("bucket pass resumes", "source", src.Name, "pass", pass, "after", after)
 	}
 	res.Pass = pass
+	var knownMu sync.Mutex
+	lookup := func(sha string) (stored, bool) {
+		knownMu.Lock()
+		defer knownMu.Unlock()
+		k, ok := known[sha]
+		return k, ok && strings.HasSuffix(k.blob, ".age") == (e.Recipient != nil)
+	}
 	w := &bucketobj.BlobWriter{Store: e.Store, Source: src.Name, Recipient: e.Recipient, SpoolDir: e.SpoolDir,
-		Known: func(sha string) string { return knownBlob(known, sha, e.Recipient != nil) }}
+		Known: func(sha string) string {
+			if k, ok := lookup(sha); ok && !bucketobj.IsPack(k.blob) {
+				return k.blob
+			}
+			return ""
+		}}
+	c := &copier{blobs: w, lookup: lookup,
+		packs: &bucketobj.PackWriter{Store: e.Store, Source: src.Name, Recipient: e.Recipient, Size: e.PackSize}}
 	page := e.PageSize
 	if page <= 0 {
 		page = 1000
@@ -232,7 +253,7 @@ func (e *Engine) run(ctx context.Context, src Source) (Result, error) {
 				entries = append(entries, bucketobj.Version{Key: live[li], Time: pass, Deleted: true})
 			}
 		}
-		copied, err := e.copyAll(ctx, src, w, changed, pass, &res)
+		copied, err := e.copyAll(ctx, src, c, changed, &res)
 		if err != nil {
 			return res, err
 		}
@@ -243,7 +264,9 @@ func (e *Engine) run(ctx context.Context, src Source) (Result, error) {
 				res.Deleted++
 			} else {
 				res.Copied++
-				known[v.SHA256] = v.Blob
+				knownMu.Lock()
+				known[v.SHA256] = stored{v.Blob, v.Offset}
+				knownMu.Unlock()
 			}
 			latest[v.Key] = v
 		}
@@ -270,19 +293,26 @@ func (e *Engine) run(ctx context.Context, src Source) (Result, error) {
 	return res, nil
 }
 
-func knownBlob(known map[string]string, sha string, encrypted bool) string {
-	b := known[sha]
-	if b != "" && strings.HasSuffix(b, ".age") == encrypted {
-		return b
-	}
-	return ""
+// stored is where bytes already are: their blob, or the pack and offset.
+type stored struct {
+	blob   string
+	offset int64
+}
+
+// copier stores a pass's objects: small ones in packs, the others as
+// blobs of their own; lookup finds bytes already stored.
+type copier struct {
+	blobs  *bucketobj.BlobWriter
+	packs  *bucketobj.PackWriter
+	lookup func(sha256hex string) (stored, bool)
 }
 
 // copyAll copies the changed objects, Concurrency at a time. An object
 // deleted since the listing is recorded deleted if it was live; one that
 // fails fails the page: nothing of it is recorded, the next pass does it
-// again (blobs already stored are found, not uploaded twice).
-func (e *Engine) copyAll(ctx context.Context, src Source, w *bucketobj.BlobWriter, objs []objstore.BucketObject, pass time.Time, res *Result) ([]bucketobj.Version, error) {
+// again (blobs already stored are found, not uploaded twice). The
+// versions are returned once every pack holding one of them is stored.
+func (e *Engine) copyAll(ctx context.Context, src Source, c *copier, objs []objstore.BucketObject, res *Result) ([]bucketobj.Version, error) {
 	if len(objs) == 0 {
 		return nil, nil
 	}
@@ -293,7 +323,7 @@ func (e *Engine) copyAll(ctx context.Context, src Source, w *bucketobj.BlobWrite
 	jobs := make(chan objstore.BucketObject)
 	var (
 		mu       sync.Mutex
-		out      []bucketobj.Version
+		out      []*bucketobj.Version
 		firstErr error
 		wg       sync.WaitGroup
 	)
@@ -302,7 +332,7 @@ func (e *Engine) copyAll(ctx context.Context, src Source, w *bucketobj.BlobWrite
 		go func() {
 			defer wg.Done()
 			for o := range jobs {
-				v, read, up, err := e.copyOne(ctx, src, w, o)
+				v, read, up, err := e.copyOne(ctx, src, c, o)
 				e.update(src.Name, func(s *Status) { s.Backlog-- })
 				mu.Lock()
 				switch {
@@ -332,18 +362,31 @@ feed:
 	}
 	close(jobs)
 	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	if firstErr == nil {
+		firstErr = c.packs.Flush(ctx)
+	}
 	if firstErr != nil {
+		c.packs.Discard()
 		return nil, firstErr
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	vs := make([]bucketobj.Version, 0, len(out))
+	for _, v := range out {
+		if v.Blob == "" {
+			return nil, fmt.Errorf("bucket pass of %s: %q has no stored copy after its page (a bug)", src.Name, v.Key)
+		}
+		vs = append(vs, *v)
 	}
-	return out, nil
+	return vs, nil
 }
 
 // copyOne copies one object; an object that changes while it is read is
-// read again (up to three times).
-func (e *Engine) copyOne(ctx context.Context, src Source, w *bucketobj.BlobWriter, o objstore.BucketObject) (bucketobj.Version, int64, int64, error) {
+// read again (up to three times). An object of at most
+// bucketobj.MaxPacked bytes is read whole into memory and goes into a
+// pack, a bigger one streams through BlobWriter.
+func (e *Engine) copyOne(ctx context.Context, src Source, c *copier, o objstore.BucketObject) (*bucketobj.Version, int64, int64, error) {
 	var err error
 	for range 3 {
 		var rc interface {
@@ -353,22 +396,65 @@ func (e *Engine) copyOne(ctx context.Context, src Source, w *bucketobj.BlobWrite
 		var info objstore.BucketObject
 		rc, info, err = src.Bucket.Get(ctx, o.Key)
 		if err != nil {
-			return bucketobj.Version{}, 0, 0, err
+			return nil, 0, 0, err
 		}
-		var saved bucketobj.Saved
-		saved, err = w.Save(ctx, rc, info.Size)
+		var v *bucketobj.Version
+		var up int64
+		if info.Size >= 0 && info.Size <= bucketobj.MaxPacked {
+			v, up, err = c.packed(ctx, rc, info)
+		} else {
+			var saved bucketobj.Saved
+			saved, err = c.blobs.Save(ctx, rc, info.Size)
+			v = &bucketobj.Version{Key: o.Key, Time: info.Modified.UTC(), Size: saved.Size, ETag: info.ETag,
+				MD5: saved.MD5, SHA256: saved.SHA256, Blob: saved.Blob}
+			up = saved.Uploaded
+		}
 		rc.Close()
 		if errors.Is(err, bucketobj.ErrChanged) {
 			continue
 		}
 		if err != nil {
-			return bucketobj.Version{}, 0, 0, fmt.Errorf("copy %q from %s: %w", o.Key, src.Bucket, err)
+			return nil, 0, 0, fmt.Errorf("copy %q from %s: %w", o.Key, src.Bucket, err)
 		}
-		if md5RE.MatchString(info.ETag) && info.ETag != saved.MD5 {
-			return bucketobj.Version{}, 0, 0, fmt.Errorf("copy %q from %s: read bytes with md5 %s, but the bucket's ETag is %s: the object was damaged on the way; the next pass copies it again", o.Key, src.Bucket, saved.MD5, info.ETag)
+		if md5RE.MatchString(info.ETag) && info.ETag != v.MD5 {
+			return nil, 0, 0, fmt.Errorf("copy %q from %s: read bytes with md5 %s, but the bucket's ETag is %s: the object was damaged on the way; the next pass copies it again", o.Key, src.Bucket, v.MD5, info.ETag)
 		}
-		return bucketobj.Version{Key: o.Key, Time: info.Modified.UTC(), Size: saved.Size, ETag: info.ETag,
-			MD5: saved.MD5, SHA256: saved.SHA256, Blob: saved.Blob}, saved.Size, saved.Uploaded, nil
+		return v, v.Size, up, nil
 	}
-	return bucketobj.Version{}, 0, 0, fmt.Errorf("copy %q from %s: %w three times; the next pass tries again", o.Key, src.Bucket, err)
+	return nil, 0, 0, fmt.Errorf("copy %q from %s: %w three times; the next pass tries again", o.Key, src.Bucket, err)
+}
+
+var readPool = sync.Pool{New: func() any { b := make([]byte, 0, bucketobj.MaxPacked+1); return &b }}
+
+// packed reads a small object whole and adds it to the pack being
+// filled, unless its bytes are stored already.
+func (c *copier) packed(ctx context.Context, r io.Reader, info objstore.BucketObject) (*bucketobj.Version, int64, error) {
+	bp := readPool.Get().(*[]byte)
+	defer readPool.Put(bp)
+	buf := (*bp)[:info.Size+1]
+	n, err := io.ReadFull(r, buf)
+	switch {
+	case err == io.ErrUnexpectedEOF || err == io.EOF:
+	case err != nil:
+		return nil, 0, err
+	}
+	if int64(n) != info.Size {
+		return nil, 0, fmt.Errorf("%w: read %d bytes of %d", bucketobj.ErrChanged, n, info.Size)
+	}
+	data := buf[:n]
+	sh, md := sha256.Sum256(data), md5.Sum(data)
+	v := &bucketobj.Version{Key: info.Key, Time: info.Modified.UTC(), Size: info.Size, ETag: info.ETag,
+		MD5: hex.EncodeToString(md[:]), SHA256: hex.EncodeToString(sh[:])}
+	if k, ok := c.lookup(v.SHA256); ok {
+		v.Blob, v.Offset = k.blob, k.offset
+		return v, 0, nil
+	}
+	added, err := c.packs.Add(ctx, v, data)
+	if err != nil {
+		return nil, 0, err
+	}
+	if !added {
+		return v, 0, nil
+	}
+	return v, int64(n), nil
 }

@@ -43,7 +43,8 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	v := &env{t: t, dir: dir, bucket: b, store: st.Sub("cluster"), id: id, clock: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	v.e = &Engine{Store: v.store, Recipient: id.Recipient(), SpoolDir: t.TempDir(), PageSize: 2,
+	// PackSize 1: every object its own pack (TestPacks* fill packs).
+	v.e = &Engine{Store: v.store, Recipient: id.Recipient(), SpoolDir: t.TempDir(), PageSize: 2, PackSize: 1,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: func() time.Time { return v.clock }, BlobGrace: -time.Hour}
 	return v
 }

@@ -12,9 +12,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
-
-	"filippo.io/age"
 
 	"github.com/kubectl-dr/kubectl-dr/internal/durable"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/bucketobj"
@@ -169,18 +168,28 @@ func (e *Engine) restoreIntoDir(ctx context.Context, p *part, source string, pic
 			return "", err
 		}
 		var want int64
-		for i, v := range picked {
-			if i%10 == 0 {
-				p.progress("restore", fmt.Sprintf("%d of %d objects", i, len(picked)))
-			}
+		for _, v := range picked {
+			want += v.Size
+		}
+		// A pack holding several of the sample is read once.
+		var mu sync.Mutex
+		err = bucketobj.ReadEach(ctx, e.Store, source, picked, id, 4, func(v bucketobj.Version, rd io.Reader) error {
 			sum := sha256.Sum256([]byte(v.Key))
-			written, err := restoreObject(ctx, e, source, v, filepath.Join(dir, hex.EncodeToString(sum[:])), id)
+			written, err := restoreObject(rd, filepath.Join(dir, hex.EncodeToString(sum[:])))
 			if err != nil {
-				return "", err
+				return fmt.Errorf("%s%s: %w", bucketobj.Dir(source), v.Blob, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if r.FilesRestored%10 == 0 {
+				p.progress("restore", fmt.Sprintf("%d of %d objects", r.FilesRestored, len(picked)))
 			}
 			r.FilesRestored++
 			r.BytesRestored += written
-			want += v.Size
+			return nil
+		})
+		if err != nil {
+			return "", err
 		}
 		if r.BytesRestored != want {
 			return "", fmt.Errorf("bucket source %s: restored %d bytes of the sample, the index records %d", source, r.BytesRestored, want)
@@ -189,22 +198,18 @@ func (e *Engine) restoreIntoDir(ctx context.Context, p *part, source string, pic
 	})
 }
 
-// restoreObject writes one version's checked bytes to path; the file
-// appears only once they matched.
-func restoreObject(ctx context.Context, e *Engine, source string, v bucketobj.Version, path string, id age.Identity) (int64, error) {
-	rc, err := bucketobj.Open(ctx, e.Store, source, v, id)
-	if err != nil {
-		return 0, fmt.Errorf("%s%s: %w", bucketobj.Dir(source), v.Blob, err)
-	}
-	defer rc.Close()
+// restoreObject writes one version's bytes (read from r, which fails at
+// its end when they are not the recorded ones) to path; the file appears
+// only once they matched.
+func restoreObject(r io.Reader, path string) (int64, error) {
 	f, err := durable.Create(path, 0o600, durable.WithHash(nil), durable.NoSync())
 	if err != nil {
 		return 0, err
 	}
 	defer f.Abort()
-	n, err := io.Copy(f, rc)
+	n, err := io.Copy(f, r)
 	if err != nil {
-		return 0, fmt.Errorf("%s%s: %w", bucketobj.Dir(source), v.Blob, err)
+		return 0, err
 	}
 	return n, f.Commit()
 }
@@ -326,23 +331,26 @@ func (e *Engine) restoreIntoBucket(ctx context.Context, p *part, drillID, source
 		return
 	}
 	p.step("restore", true, func() (string, error) {
-		var want int64
-		for i, v := range picked {
-			if i%10 == 0 {
-				p.progress("restore", fmt.Sprintf("%d of %d objects into %s", i, len(picked), name))
+		var (
+			want int64
+			mu   sync.Mutex
+		)
+		err := bucketobj.ReadEach(ctx, e.Store, source, picked, id, 4, func(v bucketobj.Version, rd io.Reader) error {
+			if err := bucket.Put(ctx, v.Key, rd, v.Size); err != nil {
+				return fmt.Errorf("%q into %s: %w", v.Key, bucket, err)
 			}
-			rc, err := bucketobj.Open(ctx, e.Store, source, v, id)
-			if err != nil {
-				return "", fmt.Errorf("%s%s: %w", bucketobj.Dir(source), v.Blob, err)
-			}
-			err = bucket.Put(ctx, v.Key, rc, v.Size)
-			rc.Close()
-			if err != nil {
-				return "", fmt.Errorf("%q into %s: %w", v.Key, bucket, err)
+			mu.Lock()
+			defer mu.Unlock()
+			if r.FilesRestored%10 == 0 {
+				p.progress("restore", fmt.Sprintf("%d of %d objects into %s", r.FilesRestored, len(picked), name))
 			}
 			r.FilesRestored++
 			r.BytesRestored += v.Size
 			want += v.Size
+			return nil
+		})
+		if err != nil {
+			return "", fmt.Errorf("bucket source %s: %w", source, err)
 		}
 		return fmt.Sprintf("%d of %d objects put into %s (%d bytes)", len(picked), total, bucket, want), nil
 	})

@@ -253,22 +253,20 @@ func Open(ctx context.Context, st objstore.Store, source string, v Version, iden
 	if v.Deleted {
 		return nil, fmt.Errorf("%q is a deletion: it has no bytes", v.Key)
 	}
-	rc, err := st.Get(ctx, Dir(source)+v.Blob)
+	r, c, err := openStored(ctx, st, source, v.Blob, v.Key, identity)
 	if err != nil {
-		return nil, fmt.Errorf("read the copy of %q: %w", v.Key, err)
+		return nil, err
 	}
-	var r io.Reader = rc
-	if strings.HasSuffix(v.Blob, ".age") {
-		if identity == nil {
-			rc.Close()
-			return nil, fmt.Errorf("the copy of %q is encrypted: give the snapshot key (--key-file, $DR_SNAPSHOT_KEY, or the install's Secret)", v.Key)
+	if IsPack(v.Blob) {
+		// Read many versions of one pack with ReadEach: this reads the
+		// pack up to the version's bytes.
+		if _, err := io.CopyN(io.Discard, r, v.Offset); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("%w: pack %s ends before %q at offset %d: %v", ErrCorrupt, v.Blob, v.Key, v.Offset, err)
 		}
-		if r, err = age.Decrypt(rc, identity); err != nil {
-			rc.Close()
-			return nil, fmt.Errorf("decrypt the copy of %q: %w", v.Key, err)
-		}
+		r = io.LimitReader(r, v.Size)
 	}
-	return &checked{r: r, c: rc, h: sha256.New(), v: v}, nil
+	return &checked{r: r, c: c, h: sha256.New(), v: v}, nil
 }
 
 type checked struct {

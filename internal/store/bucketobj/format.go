@@ -57,10 +57,18 @@ type Version struct {
 	ETag   string `json:"etag,omitempty"`
 	MD5    string `json:"md5,omitempty"`
 	SHA256 string `json:"sha256,omitempty"`
-	// Blob is the blob's key under buckets/<source>/ (blobs/ab/<sha256>,
-	// .age when encrypted).
-	Blob string `json:"blob,omitempty"`
+	// Blob is the key under buckets/<source>/ of the object that holds
+	// the bytes: their own blob (blobs/ab/<sha256>, .age when encrypted)
+	// or a pack (blobs/packs/ab/<sha256 of the pack>), where they start at
+	// Offset of the decrypted pack.
+	Blob   string `json:"blob,omitempty"`
+	Offset int64  `json:"offset,omitempty"`
 }
+
+// maxPackOffset bounds where an object can start in a pack (a pack is
+// stored once it holds DefaultPackSize bytes; this leaves room for a
+// writer configured with bigger packs).
+const maxPackOffset = 1 << 30
 
 // MaxKeyBytes is S3's limit on a key's length.
 const MaxKeyBytes = 1024
@@ -165,6 +173,12 @@ func (v Version) check() error {
 		return fmt.Errorf("key %q: bad sha256 %q", v.Key, v.SHA256)
 	case v.MD5 != "" && (len(v.MD5) != 32 || !hexRE.MatchString(v.MD5)):
 		return fmt.Errorf("key %q: bad md5 %q", v.Key, v.MD5)
+	case IsPack(v.Blob):
+		if v.Offset < 0 || v.Offset > maxPackOffset || v.Size > MaxPacked {
+			return fmt.Errorf("key %q: %d bytes at offset %d of pack %q: not where a pack holds an object", v.Key, v.Size, v.Offset, v.Blob)
+		}
+	case v.Offset != 0:
+		return fmt.Errorf("key %q: an offset (%d) in a blob of its own", v.Key, v.Offset)
 	case v.Blob != BlobKey(v.SHA256, false) && v.Blob != BlobKey(v.SHA256, true):
 		return fmt.Errorf("key %q: blob %q is not the one of sha256 %s", v.Key, v.Blob, v.SHA256)
 	}

@@ -17,6 +17,8 @@ func FuzzParseSegment(f *testing.F) {
 	f.Add([]byte(`{"version":1,"source":"other","pass":"2026-01-01T00:00:00Z","seq":0,"entries":[]}`))
 	f.Add([]byte(`{"version":1,"source":"app-media","pass":"2026-01-01T00:00:00Z","seq":0,"entries":[{"key":"b","time":"2026-01-01T00:00:00Z","deleted":true},{"key":"a","time":"2026-01-01T00:00:00Z","deleted":true}]}`))
 	f.Add([]byte(`{"version":1,"source":"app-media","pass":"2026-01-01T00:00:00Z","seq":0,"entries":[{"key":"a","time":"2026-01-01T00:00:00Z","sha256":"00","blob":"blobs/../x"}]}`))
+	f.Add([]byte(`{"version":1,"source":"app-media","pass":"2026-01-01T00:00:00Z","seq":0,"entries":[{"key":"p","time":"2026-01-01T00:00:00Z","size":3,"sha256":"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad","blob":"blobs/packs/0f/0f0e0d0c0b0a09080706050403020100ffeeddccbbaa99887766554433221100.age","offset":4096}]}`))
+	f.Add([]byte(`{"version":1,"source":"app-media","pass":"2026-01-01T00:00:00Z","seq":0,"entries":[{"key":"p","time":"2026-01-01T00:00:00Z","size":3,"sha256":"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad","blob":"blobs/ba/ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad","offset":-1}]}`))
 	f.Add([]byte(`null`))
 	f.Add([]byte(`{"version":1`))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -33,6 +35,9 @@ func FuzzParseSegment(f *testing.F) {
 		for _, v := range s.Entries {
 			if !v.Deleted && (v.Blob == "" || len(v.SHA256) != 64) {
 				t.Fatalf("accepted a version without its blob: %+v", v)
+			}
+			if v.Offset < 0 || (v.Offset != 0 && !IsPack(v.Blob)) || (IsPack(v.Blob) && v.Size > MaxPacked) {
+				t.Fatalf("accepted bytes where no stored object has them: %+v", v)
 			}
 		}
 		again, err := s.Marshal()

@@ -1,6 +1,7 @@
 package bucket
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,7 +9,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"filippo.io/age"
@@ -299,62 +299,34 @@ func (o *RestoreOptions) saveAside(ctx context.Context, st objstore.Store, targe
 }
 
 // write puts each version into the target, Concurrency at once; each is
-// read back from the store and checked whole (into a temporary file)
-// before the target sees a byte.
+// read back from the store and checked whole (a small object in memory,
+// a bigger one into a temporary file) before the target sees a byte. A
+// pack holding many of them is read once.
 func (o *RestoreOptions) write(ctx context.Context, st objstore.Store, target objstore.Bucket, identity age.Identity, vs []bucketobj.Version) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	jobs := make(chan bucketobj.Version)
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-	)
-	for range min(o.Concurrency, max(1, len(vs))) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for v := range jobs {
-				if err := writeOne(ctx, st, o.Source, target, identity, v); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-						cancel()
-					}
-					mu.Unlock()
-				}
-			}
-		}()
+	err := bucketobj.ReadEach(ctx, st, o.Source, vs, identity, o.Concurrency, func(v bucketobj.Version, r io.Reader) error {
+		return writeOne(ctx, target, v, r)
+	})
+	if err != nil {
+		return fmt.Errorf("restore stopped (objects written so far stay; run it again to finish): %w", err)
 	}
-feed:
-	for _, v := range vs {
-		select {
-		case jobs <- v:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(jobs)
-	wg.Wait()
-	if firstErr != nil {
-		return fmt.Errorf("restore stopped (objects written so far stay; run it again to finish): %w", firstErr)
-	}
-	return ctx.Err()
+	return nil
 }
 
-func writeOne(ctx context.Context, st objstore.Store, source string, target objstore.Bucket, identity age.Identity, v bucketobj.Version) error {
-	rc, err := bucketobj.Open(ctx, st, source, v, identity)
-	if err != nil {
-		return err
+func writeOne(ctx context.Context, target objstore.Bucket, v bucketobj.Version, r io.Reader) error {
+	if br, ok := r.(*bytes.Reader); ok {
+		// Checked already, whole, in memory (an object from a pack).
+		if err := target.Put(ctx, v.Key, br, v.Size); err != nil {
+			return fmt.Errorf("write %q: %w", v.Key, err)
+		}
+		return nil
 	}
-	defer rc.Close()
 	tmp, err := os.CreateTemp("", "dr-bucket-restore-*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	if _, err := io.Copy(tmp, rc); err != nil {
+	if _, err := io.Copy(tmp, r); err != nil {
 		return fmt.Errorf("read %q from the store: %w", v.Key, err)
 	}
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
