@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"filippo.io/age"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -153,6 +154,11 @@ func (s *Server) RestorePostgres(req *agentv1.RestorePostgresRequest, stream age
 	if err != nil {
 		return err
 	}
+	// Nothing of a base backup or its WAL is decrypted yet; a key the
+	// request brings is still checked, so a bad one is told at once.
+	if _, err := s.identityFrom(req); err != nil {
+		return err
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return status.Error(codes.Internal, err.Error())
@@ -194,6 +200,12 @@ func (s *Server) RestorePostgres(req *agentv1.RestorePostgresRequest, stream age
 		res.RowCounts = v.RowCounts
 	}
 	return stream.Send(&agentv1.RestorePostgresResponse{Event: &agentv1.RestorePostgresResponse_Result{Result: res}})
+}
+
+// identityFrom is the one place a PostgreSQL restore gets the snapshot
+// key for its request (Server.requestKey: in memory for the request only).
+func (s *Server) identityFrom(req *agentv1.RestorePostgresRequest) (age.Identity, error) {
+	return s.requestKey(req.GetSnapshotIdentity())
 }
 
 func freePort() (int, error) {
