@@ -65,7 +65,7 @@ func (o *UninstallOptions) Run(ctx context.Context) error {
 	}
 	var namespaced, cluster []*unstructured.Unstructured
 	var nsObj *unstructured.Unstructured
-	for _, name := range []string{AgentTLSSecret, cmdutil.ClientTLSSecret, cmdutil.StoreSecret, cmdutil.SnapshotKeySecret, ResticSecret} {
+	for _, name := range []string{AgentTLSSecret, cmdutil.ClientTLSSecret, cmdutil.StoreSecret, cmdutil.SnapshotKeySecret, RecipientSecret, ResticSecret} {
 		namespaced = append(namespaced, secret(name, nil))
 	}
 	for _, obj := range objs {
