@@ -45,37 +45,57 @@ func TestSnapshotKeyStaysOffTheNodes(t *testing.T) {
 	for who, spec := range specs {
 		secrets := map[string]bool{}
 		for _, v := range spec.Volumes {
-			var data map[string]string
+			var secretNames, configMaps []string
 			switch {
 			case v.Secret != nil:
-				secrets[v.Secret.SecretName] = true
-				var s corev1.Secret
-				out := runBin(t, theLab.Bin.Kubectl, nil, "-n", "dr-system", "get", "secret", v.Secret.SecretName, "-o", "json")
+				secretNames = append(secretNames, v.Secret.SecretName)
+			case v.ConfigMap != nil:
+				configMaps = append(configMaps, v.ConfigMap.Name)
+			case v.Projected != nil:
+				// The service account's token volume: its token, the
+				// cluster CA's ConfigMap, the namespace.
+				for _, src := range v.Projected.Sources {
+					if src.Secret != nil {
+						secretNames = append(secretNames, src.Secret.Name)
+					}
+					if src.ConfigMap != nil {
+						configMaps = append(configMaps, src.ConfigMap.Name)
+					}
+				}
+			case v.HostPath != nil, v.EmptyDir != nil:
+			default:
+				t.Errorf("%s: volume %s is of a kind this test does not read", who, v.Name)
+			}
+			data := map[string]string{}
+			for _, name := range secretNames {
+				secrets[name] = true
+				out := runBin(t, theLab.Bin.Kubectl, nil, "-n", "dr-system", "get", "secret", name, "-o", "json")
 				if out.code != 0 {
 					continue // an optional Secret install did not make
 				}
+				var s corev1.Secret
 				if err := json.Unmarshal([]byte(out.stdout), &s); err != nil {
 					t.Fatal(err)
 				}
-				data = map[string]string{}
 				for k, b := range s.Data {
-					data[k] = string(b)
+					data["Secret "+name+" "+k] = string(b)
 				}
-			case v.ConfigMap != nil:
+			}
+			for _, name := range configMaps {
 				var cm corev1.ConfigMap
-				if err := json.Unmarshal([]byte(runKubectl(t, "-n", "dr-system", "get", "configmap", v.ConfigMap.Name, "-o", "json")), &cm); err != nil {
+				if err := json.Unmarshal([]byte(runKubectl(t, "-n", "dr-system", "get", "configmap", name, "-o", "json")), &cm); err != nil {
 					t.Fatal(err)
 				}
-				data = cm.Data
-			case v.Projected != nil, v.CSI != nil:
-				t.Errorf("%s: volume %s is of a kind this test does not read", who, v.Name)
+				for k, val := range cm.Data {
+					data["ConfigMap "+name+" "+k] = val
+				}
 			}
 			for k, val := range data {
 				if strings.Contains(val, "AGE-SECRET-KEY") {
-					t.Errorf("%s mounts volume %s whose key %s holds the private snapshot key", who, v.Name, k)
+					t.Errorf("%s mounts volume %s: %s holds the private snapshot key", who, v.Name, k)
 				}
 				if strings.Contains(val, "snapshotKeyFile") {
-					t.Errorf("%s: volume %s key %s still names etcd.snapshotKeyFile", who, v.Name, k)
+					t.Errorf("%s: volume %s: %s still names etcd.snapshotKeyFile", who, v.Name, k)
 				}
 			}
 		}
@@ -112,14 +132,15 @@ func TestSnapshotKeyStaysOffTheNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	flavor := agentv1.RestoreFlavor_RESTORE_FLAVOR_ETCD
-	if info.GetRestoreFlavor() == "k3s" {
-		flavor = agentv1.RestoreFlavor_RESTORE_FLAVOR_K3S
+	if info.GetRestoreFlavor() != "k3s" {
+		t.Fatalf("the installed agent restores the %q way; this test asks for a k3s part", info.GetRestoreFlavor())
 	}
+	// A new host's rejoining part: it needs the bootstrap files (the
+	// server token), encrypted to the snapshot key.
 	_, err = agent.PrepareRestorePlan(ctx, &agentv1.PrepareRestorePlanRequest{Part: &agentv1.RestorePlanPart{
 		PlanId: "keys-e2e-nokey", Node: node, NoPreview: true, Snapshot: &agentv1.SnapshotRef{Name: snap.Name},
-		Role: agentv1.RestoreRole_RESTORE_ROLE_RESET, Flavor: flavor,
-		MemberName: node, PeerUrls: []string{"https://127.0.0.1:1"}, InitialCluster: node + "=https://127.0.0.1:1",
+		Role: agentv1.RestoreRole_RESTORE_ROLE_REJOIN, Flavor: agentv1.RestoreFlavor_RESTORE_FLAVOR_K3S, NewHost: true,
+		ResetClientUrls: []string{"https://127.0.0.1:1"},
 	}})
 	if agentclient.Reason(err) != agentv1.ReasonSnapshotKeyNeeded || !strings.Contains(err.Error(), want) {
 		t.Errorf("prepare without the key: %v; want reason %s saying %q", err, agentv1.ReasonSnapshotKeyNeeded, want)
@@ -129,7 +150,7 @@ func TestSnapshotKeyStaysOffTheNodes(t *testing.T) {
 	}
 
 	// Through kubectl dr, as a user runs it: the key comes with the request.
-	r = kubectlDR(t, asInstalled, "etcd", "restore", snap.Name, "--dry-run", "-o", "json")
+	r = kubectlDR(t, nil, "etcd", "restore", snap.Name, "--dry-run", "-o", "json")
 	if r.code != 0 {
 		t.Fatalf("restore --dry-run through kubectl dr: exit %d\n%s", r.code, r.stderr)
 	}
