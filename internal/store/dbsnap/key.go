@@ -42,7 +42,7 @@ func ParseRecipient(data []byte, source string) (r age.Recipient, private bool, 
 		}
 		x, err := age.ParseX25519Recipient(line)
 		if err != nil {
-			return nil, false, fmt.Errorf("snapshot recipient %s: not an age X25519 recipient (age1...): %w", source, err)
+			return nil, false, fmt.Errorf("snapshot recipient %s: not an age X25519 recipient (want one line age1...)", source)
 		}
 		return x, false, nil
 	}
