@@ -64,9 +64,9 @@ func TestRequestsThatDecryptCarryTheSnapshotKey(t *testing.T) {
 	}
 	cfg := &agentconfig.Config{NodeName: "server-1", DataDir: dataDir, StateDir: filepath.Join(dir, "state"), TLS: c.server,
 		ClusterID: "cluster-1", Store: objstore.Config{URL: storeURL},
-		Etcd:      agentconfig.Etcd{SnapshotRecipientFile: recipientFile},
-		Restic:    agentconfig.Restic{Binary: "/nonexistent/restic"},
-		Restore:   agentconfig.Restore{Flavor: agentconfig.FlavorK3s, K3sBinary: "/bin/true", EtcdDataDir: filepath.Join(dataDir, "server", "db", "etcd"), StopCommand: []string{"true"}, StartCommand: []string{"true"}},
+		Etcd:    agentconfig.Etcd{SnapshotRecipientFile: recipientFile},
+		Restic:  agentconfig.Restic{Binary: "/nonexistent/restic"},
+		Restore: agentconfig.Restore{Flavor: agentconfig.FlavorK3s, K3sBinary: "/bin/true", EtcdDataDir: filepath.Join(dataDir, "server", "db", "etcd"), StopCommand: []string{"true"}, StartCommand: []string{"true"}},
 	}
 	lis := startAgent(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -115,7 +115,9 @@ func TestRequestsThatDecryptCarryTheSnapshotKey(t *testing.T) {
 	refused("preview", err)
 
 	// The plugin could not read the key: its reason joins the agent's.
-	_, err = conn(func(context.Context) ([]byte, error) { return nil, errors.New("secrets \"dr-snapshot-key\" is forbidden") }).PrepareRestorePlan(ctx, part("plan-forbidden"))
+	_, err = conn(func(context.Context) ([]byte, error) {
+		return nil, errors.New("secrets \"dr-snapshot-key\" is forbidden")
+	}).PrepareRestorePlan(ctx, part("plan-forbidden"))
 	refused("prepare, key unreadable", err)
 	if err == nil || !strings.Contains(err.Error(), `kubectl dr could not read the snapshot key: secrets "dr-snapshot-key" is forbidden`) {
 		t.Errorf("prepare with an unreadable key: %v; want the plugin's reason", err)
