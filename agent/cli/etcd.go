@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"filippo.io/age"
 	"github.com/spf13/cobra"
 
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/preflight"
@@ -64,7 +66,11 @@ server/db/etcd aside and start them: they rejoin.
 
 Store settings come from the agent config (--config) or from --store and the
 environment (DR_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...)
-with --cluster-id. Encrypted snapshots need the snapshot key (--key-file).
+with --cluster-id. Encrypted snapshots need the snapshot key, which nodes do
+not keep: --snapshot-key-file FILE, or --snapshot-key-file - to read it from
+stdin (kubectl -n dr-system get secret dr-snapshot-key -o
+jsonpath='{.data.snapshot\.key}' | base64 -d, or the copy kept outside the
+cluster). It is read into memory and never written on the node.
 
 --token-from-store puts the server token kept with the snapshot back in
 server/token; --new-host also puts back server/cred/encryption-config.json
@@ -87,9 +93,9 @@ snapshot free. A failed check refuses (exit 1) with what to do;
 --skip-preflight CHECK goes on anyway.
 
 Without --yes the command prints what it would do and changes nothing.`,
-		Example: `  dr-agent etcd restore --latest --store s3://backups/k3s --cluster-id UID --key-file snapshot.key
+		Example: `  dr-agent etcd restore --latest --store s3://backups/k3s --cluster-id UID --snapshot-key-file snapshot.key
   dr-agent etcd restore --snapshot nightly-server-1-1795285773 --config /etc/dr-agent/config.yaml --yes
-  dr-agent etcd restore --latest --new-host --store s3://backups/k3s --cluster-id UID --key-file snapshot.key --yes
+  dr-agent etcd restore --latest --new-host --store s3://backups/k3s --cluster-id UID --snapshot-key-file - --yes < snapshot.key
   dr-agent etcd restore --file /var/lib/rancher/k3s/server/db/snapshots/etcd-snapshot-server-1-1795285773.zip --yes`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -104,7 +110,9 @@ Without --yes the command prints what it would do and changes nothing.`,
 	f.StringVar(&o.configFile, "config", "", "agent configuration file (store, cluster id, data dir, restore settings)")
 	f.StringVar(&o.storeURL, "store", "", "store URL, without --config (endpoint and credentials from the environment)")
 	f.StringVar(&o.clusterID, "cluster-id", os.Getenv("DR_CLUSTER_ID"), "the cluster's id in the store (the kube-system namespace UID), without --config")
-	f.StringVar(&o.keyFile, "key-file", os.Getenv("DR_SNAPSHOT_KEY"), "snapshot key (age identity) for encrypted snapshots")
+	f.StringVar(&o.keyFile, "snapshot-key-file", os.Getenv("DR_SNAPSHOT_KEY"), "the snapshot key (age identity) for encrypted snapshots and their bootstrap files; - reads it from stdin (default $DR_SNAPSHOT_KEY)")
+	f.StringVar(&o.keyFile, "key-file", os.Getenv("DR_SNAPSHOT_KEY"), "")
+	_ = f.MarkDeprecated("key-file", "use --snapshot-key-file")
 	f.StringVar(&o.dataDir, "data-dir", "", "k3s data dir (default "+agentconfig.DefaultDataDir+")")
 	f.StringVar(&o.stateDir, "state-dir", "", "the agent's state dir (default "+agentconfig.DefaultStateDir+")")
 	f.StringVar(&o.flavor, "flavor", "", "k3s or etcd (default k3s)")
@@ -147,7 +155,6 @@ func (o *etcdRestoreOptions) config(cmd *cobra.Command) (*agentconfig.Config, er
 	set("state-dir", &cfg.StateDir, o.stateDir)
 	set("flavor", &cfg.Restore.Flavor, o.flavor)
 	set("k3s-binary", &cfg.Restore.K3sBinary, o.k3sBinary)
-	set("key-file", &cfg.Etcd.SnapshotKeyFile, o.keyFile)
 	if o.stopCommand != "" {
 		cfg.Restore.StopCommand = strings.Fields(o.stopCommand)
 	}
@@ -255,9 +262,29 @@ func (o *etcdRestoreOptions) fromStore(cmd *cobra.Command, cfg *agentconfig.Conf
 	return snap, store, nil
 }
 
+// identity reads the snapshot key: --snapshot-key-file (- for stdin), else
+// the private key an older config names in etcd.snapshotKeyFile; nil when
+// neither. It stays in memory.
+func (o *etcdRestoreOptions) identity(cmd *cobra.Command, cfg *agentconfig.Config) (age.Identity, error) {
+	switch {
+	case o.keyFile == "-":
+		data, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 1<<20))
+		if err != nil {
+			return nil, fmt.Errorf("read the snapshot key from stdin: %w", err)
+		}
+		return dbsnap.ParseIdentity(bytes.NewReader(data), "from stdin")
+	case o.keyFile != "":
+		return dbsnap.LoadIdentity(o.keyFile)
+	case cfg.Etcd.SnapshotKeyFile != "":
+		return dbsnap.LoadIdentity(cfg.Etcd.SnapshotKeyFile)
+	}
+	return nil, nil
+}
+
 // restore shows the plan for snap and, with --yes, runs it.
 func (o *etcdRestoreOptions) restore(cmd *cobra.Command, out io.Writer, cfg *agentconfig.Config, store objstore.Store, snap *dbsnap.Snapshot) error {
 	ctx := cmd.Context()
+	var err error
 	k3s := cfg.Restore.Flavor == agentconfig.FlavorK3s
 	// Unique even for two restores in one second: a plan id that already
 	// ran is refused.
@@ -292,6 +319,14 @@ func (o *etcdRestoreOptions) restore(cmd *cobra.Command, out io.Writer, cfg *age
 		req.Bootstrap = restoreplan.BootstrapAll
 	case o.tokenFromStore:
 		req.Bootstrap = restoreplan.BootstrapToken
+	}
+	if store != nil && (snap.Encrypted() || req.Bootstrap != restoreplan.BootstrapNone) {
+		if req.Identity, err = o.identity(cmd, cfg); err != nil {
+			return err
+		}
+		if req.Identity == nil {
+			return fmt.Errorf("%w (snapshot %s is encrypted); nothing was stopped", restoreplan.ErrNoKey, snap.Name)
+		}
 	}
 	preview, err := restoreplan.Build(cfg, req)
 	if err != nil {

@@ -3,8 +3,10 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
+	"filippo.io/age"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -24,11 +26,13 @@ type drillServer struct {
 	s *Server
 }
 
-func (s *Server) drillEngine() (*drill.Engine, error) {
+// drillEngine is the engine for one drill; id is the snapshot key its
+// request brought (nil for a scheduled drill).
+func (s *Server) drillEngine(id age.Identity) (*drill.Engine, error) {
 	if s.store == nil {
 		return nil, failure(codes.FailedPrecondition, agentv1.ReasonNoStore, "no store configured on this node's agent")
 	}
-	e := &drill.Engine{Node: s.cfg.NodeName, StateDir: s.cfg.StateDir, Store: s.store, KeyFile: s.cfg.Etcd.SnapshotKeyFile, Log: s.log}
+	e := &drill.Engine{Node: s.cfg.NodeName, StateDir: s.cfg.StateDir, Store: s.store, Identity: id, Log: s.log}
 	if f, err := s.filesEngine(); err == nil {
 		e.Files = f
 	} else {
@@ -77,7 +81,11 @@ func (s *Server) sweepDrillBuckets(ctx context.Context) {
 }
 
 func (d drillServer) RunDrillPart(req *agentv1.RunDrillPartRequest, stream agentv1.DrillService_RunDrillPartServer) error {
-	e, err := d.s.drillEngine()
+	id, err := d.s.requestKey(req.GetSnapshotIdentity())
+	if err != nil {
+		return err
+	}
+	e, err := d.s.drillEngine(id)
 	if err != nil {
 		return err
 	}
@@ -94,6 +102,9 @@ func (d drillServer) RunDrillPart(req *agentv1.RunDrillPartRequest, stream agent
 		snap, rerr := d.s.resolveSnapshot(ctx, p.Etcd.GetSnapshot())
 		if rerr != nil {
 			return rerr
+		}
+		if snap.Encrypted() && id == nil {
+			return noKeyStatus(fmt.Errorf("%w (snapshot %s is encrypted)", drill.ErrNoKey, snap.Name))
 		}
 		res, err = e.RunEtcd(ctx, req.GetDrillId(), snap, req.GetKeep(), progress)
 	case *agentv1.RunDrillPartRequest_Files:

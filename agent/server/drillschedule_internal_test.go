@@ -1,14 +1,21 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/drillreport"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/walobj"
@@ -99,5 +106,58 @@ func TestDrillMetricsFromTheStore(t *testing.T) {
 	}
 	if rto, rpo := gauge(t, s, "dr_drill_last_rto_seconds"), gauge(t, s, "dr_drill_last_rpo_seconds"); rto != 42 || rpo != 75 {
 		t.Errorf("RTO %v, RPO %v; want 42 and the worst layer's 75", rto, rpo)
+	}
+}
+
+// A scheduled drill runs without the plugin and so without the snapshot
+// key: an encrypted snapshot's stored object is checked against its
+// checksum, and the part is reported not rehearsed with what to do,
+// never as passed.
+func TestScheduledDrillWithoutTheKeyDoesNotClaimTheDatastore(t *testing.T) {
+	ctx := context.Background()
+	storeDir := t.TempDir()
+	s := scheduleServer(t, storeDir)
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("snapshot "), 512)
+	file := filepath.Join(t.TempDir(), "snap.db")
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	snap := &dbsnap.Snapshot{Name: "sched-n1-1", Node: "n1", Created: time.Now().UTC().Add(-time.Minute).Truncate(time.Second), Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
+	if err := dbsnap.Put(ctx, s.store, snap, file, id.Recipient()); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.scheduledDrill(ctx, time.Now().UTC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var etcd *drillreport.Part
+	for i := range rep.Parts {
+		if rep.Parts[i].Layer == "etcd" {
+			etcd = &rep.Parts[i]
+		}
+	}
+	if etcd == nil {
+		t.Fatalf("no etcd part in %+v", rep.Parts)
+	}
+	if etcd.Ran() || !strings.Contains(etcd.NotRun, "Rehearse it with kubectl dr drill, which brings the snapshot key") {
+		t.Errorf("etcd part: not run %q; want it not rehearsed, saying what to do", etcd.NotRun)
+	}
+	if len(etcd.Steps) == 0 || etcd.Steps[0].Name != "fetch" || !etcd.Steps[0].OK {
+		t.Errorf("etcd part steps %+v; want the stored object checked", etcd.Steps)
+	}
+	if rep.Passed {
+		t.Errorf("the drill passed, rehearsing nothing of the datastore: reasons %q notes %q", rep.Reasons, rep.Notes)
+	}
+	noted := false
+	for _, n := range rep.Notes {
+		noted = noted || strings.HasPrefix(n, "not run: etcd/"+snap.Name)
+	}
+	if !noted {
+		t.Errorf("notes %q; want the etcd part named as not run", rep.Notes)
 	}
 }

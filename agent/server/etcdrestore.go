@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 
+	"filippo.io/age"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -51,7 +52,11 @@ func (s *Server) PreviewEtcdRestore(req *agentv1.PreviewEtcdRestoreRequest, stre
 	if (found.DatastoreKind() == dbsnap.DatastoreSQLite) != (kind == etcdsnap.DatastoreSQLite) {
 		return status.Errorf(codes.FailedPrecondition, "snapshot %s is of the %s datastore and node %s keeps its datastore in %s: it cannot restore here; pick a snapshot taken on a server like it", found.Name, found.DatastoreKind(), s.cfg.NodeName, kind)
 	}
-	snap, path, err := s.fetchForRestore(ctx, &agentv1.SnapshotRef{Name: found.Name}, progress)
+	id, err := s.requestKey(req.GetSnapshotIdentity())
+	if err != nil {
+		return err
+	}
+	snap, path, err := s.fetchForRestore(ctx, &agentv1.SnapshotRef{Name: found.Name}, id, progress)
 	if err != nil {
 		return err
 	}
@@ -141,13 +146,15 @@ func (s *Server) resolveSnapshot(ctx context.Context, ref *agentv1.SnapshotRef) 
 // fetchForRestore downloads the snapshot into <stateDir>/restore/, or
 // reuses a copy there whose sha256 matches; either way the file has been
 // verified against the snapshot's metadata.
-func (s *Server) fetchForRestore(ctx context.Context, ref *agentv1.SnapshotRef, progress func(phase, msg string)) (*dbsnap.Snapshot, string, error) {
+// id decrypts it (nil: only an unencrypted snapshot or a verified copy
+// already here will do).
+func (s *Server) fetchForRestore(ctx context.Context, ref *agentv1.SnapshotRef, id age.Identity, progress func(phase, msg string)) (*dbsnap.Snapshot, string, error) {
 	snap, err := s.resolveSnapshot(ctx, ref)
 	if err != nil {
 		return nil, "", err
 	}
 	progress("download", fmt.Sprintf("fetching %s (%d bytes) and verifying its sha256", snap.Name, snap.Size))
-	path, reused, err := restoreplan.FetchSnapshot(ctx, s.store, snap, s.cfg.Etcd.SnapshotKeyFile, s.cfg.StateDir)
+	path, reused, err := restoreplan.FetchSnapshot(ctx, s.store, snap, id, s.cfg.StateDir)
 	if err != nil {
 		return nil, "", fetchStatus(err)
 	}
@@ -159,11 +166,11 @@ func (s *Server) fetchForRestore(ctx context.Context, ref *agentv1.SnapshotRef, 
 
 // fetchStatus is the gRPC status of a snapshot that could not be fetched.
 func fetchStatus(err error) error {
-	switch {
-	case errors.Is(err, dbsnap.ErrChecksum):
+	if st := noKeyStatus(err); st != nil {
+		return st
+	}
+	if errors.Is(err, dbsnap.ErrChecksum) {
 		return failure(codes.DataLoss, agentv1.ReasonChecksumMismatch, "%v: refused, nothing was changed", err)
-	case errors.Is(err, restoreplan.ErrNoKey):
-		return status.Errorf(codes.FailedPrecondition, "%v", err)
 	}
 	return status.Errorf(codes.Unavailable, "%v", err)
 }
@@ -178,6 +185,7 @@ func (s *Server) PrepareRestorePlan(ctx context.Context, req *agentv1.PrepareRes
 	if err := previewDigestGiven(part.GetPreviewDigest(), part.GetNoPreview()); err != nil {
 		return nil, err
 	}
+	var err error
 	r := restoreplan.Request{
 		ID: part.GetPlanId(),
 		Flavor: map[agentv1.RestoreFlavor]string{
@@ -200,6 +208,11 @@ func (s *Server) PrepareRestorePlan(ctx context.Context, req *agentv1.PrepareRes
 		r.NewHost, r.Bootstrap = true, restoreplan.BootstrapAll
 	}
 	r.Resolve = func(ctx context.Context) (*dbsnap.Snapshot, error) { return s.resolveSnapshot(ctx, part.GetSnapshot()) }
+	// Prepare decrypts all the plan needs before the plan is saved: the
+	// key is not kept, and a plan resumed after a restart needs none.
+	if r.Identity, err = s.requestKey(req.GetSnapshotIdentity()); err != nil {
+		return nil, err
+	}
 	prepared, err := restoreplan.Prepare(ctx, s.cfg, s.store, r)
 	if err != nil {
 		return nil, planStatus(err)

@@ -20,7 +20,6 @@ import (
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/basebackup"
-	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 )
 
 func (s *Server) walSource(name string) (agentconfig.WALSource, bool) {
@@ -146,16 +145,6 @@ func (s *Server) pruneBaseBackups(ctx context.Context, src agentconfig.WALSource
 	return res, err
 }
 
-// restoreIdentity is the key that decrypts the WAL a PostgreSQL restore
-// stages, nil without one (clear WAL needs none). The one place a
-// restore's identity comes from.
-func (s *Server) restoreIdentity(*agentv1.RestorePostgresRequest) (age.Identity, error) {
-	if s.cfg.Etcd.SnapshotKeyFile == "" {
-		return nil, nil
-	}
-	return dbsnap.LoadIdentity(s.cfg.Etcd.SnapshotKeyFile)
-}
-
 // RestorePostgres lays down a source's base backup with recovery settings
 // in a new directory on this node, its WAL staged beside it, and, with
 // verify, replays it in a scratch instance while the WAL is staged.
@@ -164,9 +153,11 @@ func (s *Server) RestorePostgres(req *agentv1.RestorePostgresRequest, stream age
 	if err != nil {
 		return err
 	}
-	identity, err := s.restoreIdentity(req)
+	// The WAL (and nothing else of a base backup) is decrypted with the
+	// key the request brings; a bad one is told at once.
+	identity, err := s.identityFrom(req)
 	if err != nil {
-		return status.Errorf(codes.FailedPrecondition, "the key for the WAL of %s: %v", req.Source, err)
+		return err
 	}
 	// The stage reports from its workers: one Send at a time.
 	var sendMu sync.Mutex
@@ -219,6 +210,12 @@ func (s *Server) RestorePostgres(req *agentv1.RestorePostgresRequest, stream age
 	sendMu.Lock()
 	defer sendMu.Unlock()
 	return stream.Send(&agentv1.RestorePostgresResponse{Event: &agentv1.RestorePostgresResponse_Result{Result: res}})
+}
+
+// identityFrom is the one place a PostgreSQL restore gets the snapshot
+// key for its request (Server.requestKey: in memory for the request only).
+func (s *Server) identityFrom(req *agentv1.RestorePostgresRequest) (age.Identity, error) {
+	return s.requestKey(req.GetSnapshotIdentity())
 }
 
 func freePort() (int, error) {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 
+	"filippo.io/age"
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/healthcheck"
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/preflight"
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/restoreplan"
@@ -23,7 +24,11 @@ type recoverServer struct {
 // snapshot that cannot be found or fetched is an error.
 func (r recoverServer) Preflight(ctx context.Context, req *agentv1.PreflightRequest) (*agentv1.PreflightResponse, error) {
 	s := r.s
-	snap, path, err := s.fetchForRestore(ctx, req.GetSnapshot(), func(string, string) {})
+	id, err := s.requestKey(req.GetSnapshotIdentity())
+	if err != nil {
+		return nil, err
+	}
+	snap, path, err := s.fetchForRestore(ctx, req.GetSnapshot(), id, func(string, string) {})
 	if err != nil {
 		return nil, err
 	}
@@ -33,7 +38,7 @@ func (r recoverServer) Preflight(ctx context.Context, req *agentv1.PreflightRequ
 		K3sBinary: s.cfg.Restore.K3sBinary, K3sPrefix: restoreplan.NewK3sReset(s.cfg.Restore.K3sBinary, s.cfg.DataDir).Prefix,
 	}
 	if in.NewHost {
-		in.Escrow, in.EscrowErr = escrow(ctx, s, snap)
+		in.Escrow, in.EscrowErr = escrow(ctx, s, snap, id)
 	}
 	resp := &agentv1.PreflightResponse{Node: s.cfg.NodeName, Snapshot: snap.Name, SnapshotSha256: snap.SHA256}
 	for _, row := range preflight.Run(ctx, in) {
@@ -43,13 +48,9 @@ func (r recoverServer) Preflight(ctx context.Context, req *agentv1.PreflightRequ
 }
 
 // escrow reads the bootstrap files kept with the snapshot.
-func escrow(ctx context.Context, s *Server, snap *dbsnap.Snapshot) (map[string][]byte, error) {
-	if s.cfg.Etcd.SnapshotKeyFile == "" {
-		return nil, dbsnap.ErrNoKey
-	}
-	id, err := dbsnap.LoadIdentity(s.cfg.Etcd.SnapshotKeyFile)
-	if err != nil {
-		return nil, err
+func escrow(ctx context.Context, s *Server, snap *dbsnap.Snapshot, id age.Identity) (map[string][]byte, error) {
+	if id == nil {
+		return nil, restoreplan.ErrNoKey
 	}
 	return dbsnap.FetchBootstrap(ctx, s.store, snap, id)
 }

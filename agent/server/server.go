@@ -22,7 +22,6 @@ import (
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/buildinfo"
-	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 )
 
@@ -66,7 +65,7 @@ type Server struct {
 }
 
 // New returns the service for one node. It opens the store (no I/O yet)
-// and reads the snapshot key.
+// and reads the snapshot key's public recipient.
 func New(cfg *agentconfig.Config, log *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), restores: &restoreRuns{}, health: newHealth(), pvs: pvClient{apiServer: cfg.APIServer}}
 	e := cfg.Etcd
@@ -93,12 +92,8 @@ func New(cfg *agentconfig.Config, log *slog.Logger) (*Server, error) {
 	if s.files, s.filesOff, err = s.newFiles(cfg, s.store); err != nil {
 		return nil, err
 	}
-	if e.SnapshotKeyFile != "" {
-		r, err := dbsnap.LoadRecipient(e.SnapshotKeyFile)
-		if err != nil {
-			return nil, err
-		}
-		s.snapshots.Recipient = r
+	if s.snapshots.Recipient, err = snapshotRecipient(e, log); err != nil {
+		return nil, err
 	}
 	// WAL is encrypted to the snapshots' recipient.
 	s.newShippers()

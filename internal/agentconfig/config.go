@@ -138,8 +138,17 @@ type Etcd struct {
 	// through kine (default k3s's unix://<dataDir>/server/kine.sock): a
 	// restore waits until it answers again.
 	KineEndpoint string `json:"kineEndpoint,omitempty"`
-	// SnapshotKeyFile holds an age identity (AGE-SECRET-KEY-1...); when set,
-	// snapshots are encrypted on the node before they leave it.
+	// SnapshotRecipientFile holds the public half of the snapshot key, an
+	// age recipient (age1...); when set, snapshots, their bootstrap files
+	// and bucket copies are encrypted on the node before they leave it.
+	// The private identity never lives on the node: a restore, preview or
+	// drill brings it with its request and it is kept in memory only.
+	SnapshotRecipientFile string `json:"snapshotRecipientFile,omitempty"`
+	// SnapshotKeyFile is the older way: the private identity itself
+	// (AGE-SECRET-KEY-1...). The agent encrypts to its recipient and
+	// decrypts with it when a request brings no key, and warns at start
+	// that the private key should not live on nodes. Re-running kubectl dr
+	// install moves an agent to SnapshotRecipientFile.
 	SnapshotKeyFile string `json:"snapshotKeyFile,omitempty"`
 	// Schedule is a cron expression for automatic snapshots (k3s's default:
 	// every 6 hours); "off" turns them off. Only the leader's agent acts.

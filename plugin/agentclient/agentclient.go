@@ -84,6 +84,9 @@ type Options struct {
 	RESTConfig func() (*rest.Config, error)
 	// Warnings receives what did not stop the command.
 	Warnings io.Writer
+	// SnapshotKey is the snapshot key sent with every request that must
+	// decrypt (nodes hold only its public recipient); nil sends none.
+	SnapshotKey SnapshotKeyFunc
 	// Dialer, when set, makes the connection to each address dialled (an
 	// --agent address, or the local end of a port-forward) instead of TCP:
 	// tests serve agents in-process over bufconn.
@@ -275,7 +278,9 @@ func Dial(ctx context.Context, t Target, o Options) (*Conn, error) {
 			return nil, fmt.Errorf("node %s: port-forward to %s: %w", t.Node, t.Via(), err)
 		}
 	}
-	target, opts := addr, []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg))}
+	keys := keyFiller{load: o.SnapshotKey}
+	target, opts := addr, []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
+		grpc.WithChainUnaryInterceptor(keys.unary), grpc.WithChainStreamInterceptor(keys.stream)}
 	if o.Dialer != nil {
 		// passthrough: the address goes to the dialer as given, not to DNS.
 		target, opts = "passthrough:///"+addr, append(opts, grpc.WithContextDialer(o.Dialer))

@@ -33,6 +33,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd"
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 )
 
@@ -242,6 +243,9 @@ func (f *testFactory) AgentOptions(nodes []string) agentclient.Options {
 		Nodes:     nodes,
 		TLS:       f.e.clientTLS,
 		Dialer:    f.e.dial,
+		SnapshotKey: func(ctx context.Context) ([]byte, error) {
+			return cmdutil.IdentityBytes(f.SnapshotKey(ctx, ""))
+		},
 	}
 }
 

@@ -30,7 +30,7 @@ var installed = []string{
 	"-n dr-system serviceaccount/dr-agent",
 	"-n dr-system configmap/dr-agent-config", "-n dr-system daemonset/dr-agent",
 	"-n dr-system secret/dr-agent-tls", "-n dr-system secret/dr-client-tls", "-n dr-system secret/dr-store",
-	"-n dr-system secret/dr-snapshot-key", "-n dr-system secret/dr-restic",
+	"-n dr-system secret/dr-snapshot-key", "-n dr-system secret/dr-snapshot-recipient", "-n dr-system secret/dr-restic",
 }
 
 // kubectl install on the lab's real node: from nothing to an agent that

@@ -250,7 +250,7 @@ func bucketPass(ctx context.Context, bucket, source, keyFile string, workers int
 	defer os.RemoveAll(spool)
 	e := &buckets.Engine{Store: store.Sub("bench"), SpoolDir: spool, Log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
 	if keyFile != "" {
-		if e.Recipient, err = dbsnap.LoadRecipient(keyFile); err != nil {
+		if e.Recipient, _, err = dbsnap.LoadRecipient(keyFile); err != nil {
 			return err
 		}
 	}

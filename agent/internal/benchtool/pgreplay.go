@@ -35,7 +35,7 @@ func (nopObserver) Refused(string)                       {}
 func walShip(ctx context.Context, spool, source, keyFile string) error {
 	var recipient age.Recipient
 	if keyFile != "" {
-		r, err := dbsnap.LoadRecipient(keyFile)
+		r, _, err := dbsnap.LoadRecipient(keyFile)
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"filippo.io/age"
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/restoreplan"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
@@ -42,7 +43,13 @@ func restoreOurs(ctx context.Context, name, keyFile, out string) error {
 		},
 		Steps: []restoreplan.Step{{Name: restoreplan.StepVerify, State: restoreplan.Pending}, {Name: restoreplan.StepRestore, State: restoreplan.Pending}},
 	}
-	if _, err := restoreplan.Stage(ctx, store, snap, keyFile, filepath.Join(out, "state"), p); err != nil {
+	var id age.Identity
+	if keyFile != "" {
+		if id, err = dbsnap.LoadIdentity(keyFile); err != nil {
+			return err
+		}
+	}
+	if _, err := restoreplan.Stage(ctx, store, snap, id, filepath.Join(out, "state"), p); err != nil {
 		return err
 	}
 	staged := time.Since(start)

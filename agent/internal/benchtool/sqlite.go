@@ -95,7 +95,7 @@ func sqliteSnap(ctx context.Context, dataDir, keyFile string) error {
 	}
 	s := &etcdsnap.Snapshotter{Node: "bench", Layout: etcdsnap.Layout{DataDir: dataDir}, Store: store.Sub("bench"), StateDir: filepath.Join(dataDir, "state")}
 	if keyFile != "" {
-		if s.Recipient, err = dbsnap.LoadRecipient(keyFile); err != nil {
+		if s.Recipient, _, err = dbsnap.LoadRecipient(keyFile); err != nil {
 			return err
 		}
 	}

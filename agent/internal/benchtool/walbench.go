@@ -70,7 +70,7 @@ func walbench(ctx context.Context, corpus, spool, source string, n int, user, ke
 	obs := latencies{ch: make(chan time.Duration, 1)}
 	sh := &walship.Shipper{Source: walship.Source{Name: source, Spool: spool, Concurrency: 4}, Store: store.Sub("bench"), Log: slog.New(slog.DiscardHandler), Observer: obs}
 	if keyFile != "" {
-		if sh.Recipient, err = dbsnap.LoadRecipient(keyFile); err != nil {
+		if sh.Recipient, _, err = dbsnap.LoadRecipient(keyFile); err != nil {
 			return err
 		}
 	}

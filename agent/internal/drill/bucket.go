@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -141,6 +142,10 @@ func (e *Engine) RunBucket(ctx context.Context, drillID string, req BucketPart, 
 	}
 	picked := sample(state, n)
 	r.Counts["sampled"] = int64(len(picked))
+	if e.Identity == nil && e.Unattended && slices.ContainsFunc(picked, func(v bucketobj.Version) bool { return strings.HasSuffix(v.Blob, ".age") }) {
+		r.NotRun = keyless("bucket source "+req.Source+"'s copy", "every object's copy was found in the store")
+		return p.finish(keep), nil
+	}
 	if src, ok := e.Buckets[req.Source]; ok {
 		e.restoreIntoBucket(ctx, p, drillID, req.Source, src, picked, len(state), keep)
 		return p.finish(keep), nil

@@ -10,7 +10,7 @@
 //
 // What each layer's rehearsal does:
 //   - etcd: fetch the snapshot from the store into scratch (decrypted with
-//     the agent's snapshot key; the stored object's sha256 and the
+//     the snapshot key the request brought; the stored object's sha256 and the
 //     snapshot's checked against the metadata, a mismatch names the store
 //     key), build a member data dir from it as the etcd flavour's restore
 //     does, serve it with an embedded etcd on 127.0.0.1, check its health
@@ -26,12 +26,17 @@
 //     base backup restored into scratch, replayed in a scratch PostgreSQL
 //     (pgbackup.VerifyWith) and the user's SQL checks run in it.
 //   - bucket: the version index as of a time, a sample of its objects read
-//     back through bucketobj.Open (decrypted, checksummed) into scratch,
+//     back through bucketobj.ReadEach (decrypted, checksummed, each pack
+//     once) into a scratch bucket beside the source's, or a directory,
 //     and the totals of the index at that time.
 //
 // RunPlan rehearses a whole plan on this node for a scheduled drill, which
 // reaches no other agent (RepoFiles: every node's newest file snapshot in
 // the restic repository).
+//
+// Nodes hold no private snapshot key: a scheduled drill (Engine.Unattended)
+// checks what it can without one (the stored objects against their
+// checksums) and reports the parts that must decrypt as not run.
 //
 // Scratch is removed before the result is returned unless the caller keeps
 // it; Sweep, run when the agent starts, removes what a part cut short by

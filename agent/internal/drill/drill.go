@@ -15,7 +15,6 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/files"
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/pgbackup"
 	"github.com/kubectl-dr/kubectl-dr/internal/durable"
-	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 )
 
@@ -33,9 +32,16 @@ type Engine struct {
 	StateDir string
 	// Store is the cluster's directory of the store.
 	Store objstore.Store
-	// KeyFile is the agent's snapshot key (an age identity): etcd
-	// snapshots and bucket copies are encrypted to it.
-	KeyFile string
+	// Identity is the snapshot key the drill's request brought: etcd
+	// snapshots and bucket copies are encrypted to its recipient. Nodes do
+	// not hold it; it lives in memory for one request. Nil: an encrypted
+	// part fails with ErrNoKey, unless Unattended.
+	Identity age.Identity
+	// Unattended is a scheduled drill, which runs without the plugin and
+	// so without the key: what needs decrypting is checked as far as it
+	// can be without it (the stored objects against their checksums) and
+	// the part is reported not rehearsed (Result.NotRun), never passed.
+	Unattended bool
 	// Files is the node's restic engine; nil when file backups are off
 	// (FilesOff says why).
 	Files    *files.Engine
@@ -73,6 +79,9 @@ type Result struct {
 	Checks            []pgbackup.CheckResult
 	BytesRestored     int64
 	FilesRestored     int64
+	// NotRun says why the part was not rehearsed (a scheduled drill holds
+	// no snapshot key); the steps it did run are kept.
+	NotRun string
 	// ScratchDir is the kept scratch directory, empty once removed.
 	ScratchDir string
 }
@@ -228,16 +237,26 @@ func removeScratch(dir string) error {
 	return nil
 }
 
+// ErrNoKey is a part that must decrypt and was given no snapshot key.
+var ErrNoKey = errors.New("this drill needs the snapshot key: run it through kubectl dr drill, which brings it")
+
 // identity is the snapshot key, nil when not needed (what is to be read is
 // not encrypted).
 func (e *Engine) identity(needed bool, what string) (age.Identity, error) {
 	if !needed {
 		return nil, nil
 	}
-	if e.KeyFile == "" {
-		return nil, fmt.Errorf("%s is encrypted and this agent has no snapshot key: set etcd.snapshotKeyFile in its config", what)
+	if e.Identity == nil {
+		return nil, fmt.Errorf("%w (%s is encrypted)", ErrNoKey, what)
 	}
-	return dbsnap.LoadIdentity(e.KeyFile)
+	return e.Identity, nil
+}
+
+// keyless is the NotRun of a part whose data is encrypted in a drill that
+// holds no key (Unattended).
+func keyless(what, checked string) string {
+	return what + " is encrypted and this node holds only the public recipient (the private key never lives on nodes): " +
+		checked + "; nothing was decrypted or restored. Rehearse it with kubectl dr drill, which brings the snapshot key"
 }
 
 // Sweep removes the scratch directories that parts cut short by the

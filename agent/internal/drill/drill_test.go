@@ -120,7 +120,11 @@ func TestEtcdPart(t *testing.T) {
 	keyFile := filepath.Join(dir, "snapshot.key")
 	snap := snapshotInStore(t, dir, store, keyFile)
 	state := filepath.Join(dir, "state")
-	e := &Engine{Node: "m1", StateDir: state, Store: store, KeyFile: keyFile}
+	id, err := dbsnap.LoadIdentity(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Engine{Node: "m1", StateDir: state, Store: store, Identity: id}
 	ctx := context.Background()
 
 	var phases []string
@@ -190,6 +194,62 @@ func TestEtcdPart(t *testing.T) {
 	}
 	if _, err := os.Stat(ScratchDir(state, "drill-20260101-000002", LayerEtcd, snap.Name)); !os.IsNotExist(err) {
 		t.Errorf("failed part's scratch left: %v", err)
+	}
+}
+
+// Without the snapshot key a drill part asked for by the plugin fails
+// saying what to do; a scheduled drill (Unattended) checks the stored
+// object against its recorded checksum, then reports the part not
+// rehearsed, never passed; a damaged object still fails it.
+func TestEtcdPartWithoutTheKey(t *testing.T) {
+	dir := t.TempDir()
+	storeDir := filepath.Join(dir, "store")
+	store := fileStore(t, storeDir)
+	snap := snapshotInStore(t, dir, store, filepath.Join(dir, "snapshot.key"))
+	state := filepath.Join(dir, "state")
+	ctx := context.Background()
+
+	e := &Engine{Node: "m1", StateDir: state, Store: store}
+	res, err := e.RunEtcd(ctx, "drill-20260101-000000", snap, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.OK || res.NotRun != "" || len(res.Problems) == 0 || !strings.Contains(res.Problems[0], "this drill needs the snapshot key: run it through kubectl dr drill") {
+		t.Errorf("attended part without the key: ok %v, not run %q, problems %q; want a failure saying to run it through kubectl dr drill", res.OK, res.NotRun, res.Problems)
+	}
+
+	e.Unattended = true
+	res, err = e.RunEtcd(ctx, "drill-20260101-000001", snap, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := ReportPart(res)
+	if part.Ran() || !strings.Contains(res.NotRun, "Rehearse it with kubectl dr drill") || !strings.Contains(res.NotRun, "matched its recorded size and sha256") {
+		t.Errorf("scheduled part without the key: not run %q; want it not rehearsed, saying what was checked and what to do", res.NotRun)
+	}
+	var steps []string
+	for _, st := range res.Steps {
+		steps = append(steps, fmt.Sprintf("%s:%v", st.Name, st.OK))
+	}
+	if got := strings.Join(steps, ","); got != "fetch:true,cleanup:true" {
+		t.Errorf("steps %s, want the stored object's check and the cleanup only", got)
+	}
+
+	obj := filepath.Join(storeDir, filepath.FromSlash(snap.StoreKey))
+	data, err := os.ReadFile(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0x01
+	if err := os.WriteFile(obj, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err = e.RunEtcd(ctx, "drill-20260101-000002", snap, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.OK || res.NotRun != "" || len(res.Problems) == 0 || !strings.Contains(res.Problems[0], "checksum") {
+		t.Errorf("damaged object, scheduled part: ok %v, not run %q, problems %q; want a checksum failure", res.OK, res.NotRun, res.Problems)
 	}
 }
 

@@ -98,7 +98,7 @@ func (e *Engine) planPart(ctx context.Context, r PlanRun, p recoveryplan.Part) d
 // ReportPart is a result as the drill's report keeps it.
 func ReportPart(r *Result) drillreport.Part {
 	p := drillreport.Part{Layer: r.Layer, Name: r.Name, Node: r.Node, OK: r.OK, Problems: r.Problems, Facts: r.Facts, Counts: r.Counts,
-		BytesRestored: r.BytesRestored, FilesRestored: r.FilesRestored, ScratchDir: r.ScratchDir}
+		BytesRestored: r.BytesRestored, FilesRestored: r.FilesRestored, ScratchDir: r.ScratchDir, NotRun: r.NotRun}
 	if !r.RecoveryPoint.IsZero() {
 		t := r.RecoveryPoint
 		p.RecoveryPoint = &t

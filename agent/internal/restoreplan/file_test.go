@@ -91,7 +91,7 @@ func TestStageFileFeedsTheRestoreWithoutAStore(t *testing.T) {
 				p.K3sDataDir = filepath.Join(dir, "k3s")
 				os.MkdirAll(filepath.Join(p.K3sDataDir, "server", "db"), 0o700)
 			}
-			reused, err := Stage(context.Background(), nil, snap, "", stateDir, p)
+			reused, err := Stage(context.Background(), nil, snap, nil, stateDir, p)
 			if err != nil || !reused {
 				t.Fatalf("stage with no store: reused %v, %v", reused, err)
 			}

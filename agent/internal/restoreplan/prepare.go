@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/etcdsnap"
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/durable"
@@ -64,7 +66,12 @@ type Request struct {
 	// Resolve finds the snapshot to restore; it is called once the node is
 	// known to be free (a rejoining server takes none: SnapshotName only).
 	// SnapshotSHA256, when set, must match what it finds.
-	Resolve        func(context.Context) (*dbsnap.Snapshot, error)
+	Resolve func(context.Context) (*dbsnap.Snapshot, error)
+	// Identity decrypts the snapshot and its bootstrap files (nil: the
+	// snapshot must be unencrypted). It is used while the plan is prepared
+	// and never written: everything it decrypts is staged before the plan
+	// is saved, so a plan resumed after a restart needs no key.
+	Identity       age.Identity
 	SnapshotName   string
 	SnapshotSHA256 string
 	// The etcd flavour's member.
@@ -238,11 +245,11 @@ func Prepare(ctx context.Context, cfg *agentconfig.Config, store objstore.Store,
 				return nil, err
 			}
 		}
-		if out.Reused, err = Stage(ctx, store, snap, cfg.Etcd.SnapshotKeyFile, cfg.StateDir, p); err != nil {
+		if out.Reused, err = Stage(ctx, store, snap, req.Identity, cfg.StateDir, p); err != nil {
 			return nil, err
 		}
 		if req.Bootstrap != BootstrapNone {
-			if p.BootstrapDir, err = stageBootstrap(ctx, store, snap, cfg, p.ID, req.Bootstrap == BootstrapAll); err != nil {
+			if p.BootstrapDir, err = stageBootstrap(ctx, store, snap, req.Identity, cfg, p.ID, req.Bootstrap == BootstrapAll); err != nil {
 				return nil, err
 			}
 		}
@@ -253,7 +260,7 @@ func Prepare(ctx context.Context, cfg *agentconfig.Config, store objstore.Store,
 		if err != nil {
 			return nil, err
 		}
-		if p.BootstrapDir, err = stageBootstrap(ctx, store, snap, cfg, p.ID, req.Bootstrap == BootstrapAll); err != nil {
+		if p.BootstrapDir, err = stageBootstrap(ctx, store, snap, req.Identity, cfg, p.ID, req.Bootstrap == BootstrapAll); err != nil {
 			return nil, err
 		}
 	}
@@ -292,13 +299,9 @@ const tokenFile = "server/token"
 
 // stageBootstrap fetches the files kept with the snapshot into the state
 // dir (0700), for the plan's put-bootstrap-files step.
-func stageBootstrap(ctx context.Context, store objstore.Store, snap *dbsnap.Snapshot, cfg *agentconfig.Config, planID string, all bool) (string, error) {
-	if cfg.Etcd.SnapshotKeyFile == "" {
-		return "", errors.New("the bootstrap files are encrypted to the snapshot key: give --key-file")
-	}
-	id, err := dbsnap.LoadIdentity(cfg.Etcd.SnapshotKeyFile)
-	if err != nil {
-		return "", err
+func stageBootstrap(ctx context.Context, store objstore.Store, snap *dbsnap.Snapshot, id age.Identity, cfg *agentconfig.Config, planID string, all bool) (string, error) {
+	if id == nil {
+		return "", fmt.Errorf("%w: the bootstrap files kept with snapshot %s are encrypted to it", ErrNoKey, snap.Name)
 	}
 	files, err := dbsnap.FetchBootstrap(ctx, store, snap, id)
 	if err != nil {

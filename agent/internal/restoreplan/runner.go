@@ -64,21 +64,23 @@ func PlansIn(stateDir string) Plans {
 	return Plans{Dir: filepath.Join(stateDir, "restore", "plans")}
 }
 
-// ErrNoKey means the snapshot is encrypted and no key was given.
-var ErrNoKey = errors.New("no snapshot key")
+// ErrNoKey means what is to be decrypted came without the snapshot key.
+// Its text is what the user reads: nodes hold only the public recipient.
+var ErrNoKey = errors.New("this restore needs the snapshot key: run it through kubectl dr, or give dr-agent etcd restore --snapshot-key-file")
 
 // FetchSnapshot puts a verified copy of snap at <stateDir>/restore/<name>.db:
 // a copy already there whose size and sha256 match is used as it is;
 // otherwise the object is downloaded, decrypted with the key in keyFile,
 // decompressed and checked against both checksums, and nothing is left
 // when it does not match (dbsnap.ErrChecksum). reused tells which.
-func FetchSnapshot(ctx context.Context, store objstore.Store, snap *dbsnap.Snapshot, keyFile, stateDir string) (path string, reused bool, err error) {
+// id decrypts an encrypted snapshot; without it one fails with ErrNoKey
+// (a verified copy already here needs none).
+func FetchSnapshot(ctx context.Context, store objstore.Store, snap *dbsnap.Snapshot, id age.Identity, stateDir string) (path string, reused bool, err error) {
 	path = cachePath(stateDir, snap)
 	if dbsnap.VerifyLocal(path, snap) == nil {
 		return path, true, nil
 	}
-	id, err := identity(snap, keyFile)
-	if err != nil {
+	if err := needKey(snap, id); err != nil {
 		return "", false, err
 	}
 	os.Remove(path)
@@ -92,14 +94,11 @@ func cachePath(stateDir string, snap *dbsnap.Snapshot) string {
 	return filepath.Join(stateDir, "restore", snap.Name+".db")
 }
 
-func identity(snap *dbsnap.Snapshot, keyFile string) (age.Identity, error) {
-	if !snap.Encrypted() {
-		return nil, nil
+func needKey(snap *dbsnap.Snapshot, id age.Identity) error {
+	if snap.Encrypted() && id == nil {
+		return fmt.Errorf("%w (snapshot %s is encrypted)", ErrNoKey, snap.Name)
 	}
-	if keyFile == "" {
-		return nil, fmt.Errorf("%w: %s is encrypted (give the snapshot key: etcd.snapshotKeyFile, or --key-file)", ErrNoKey, snap.Name)
-	}
-	return dbsnap.LoadIdentity(keyFile)
+	return nil
 }
 
 // Stage puts on the node what plan p needs from snap before anything
@@ -110,10 +109,10 @@ func identity(snap *dbsnap.Snapshot, keyFile string) (age.Identity, error) {
 // and for a server on SQLite its copy beside state.db (p.Staging).
 // reused tells that a copy already on the node was used. A snapshot that
 // does not match its checksums fails with dbsnap.ErrChecksum.
-func Stage(ctx context.Context, store objstore.Store, snap *dbsnap.Snapshot, keyFile, stateDir string, p *Plan) (reused bool, err error) {
+func Stage(ctx context.Context, store objstore.Store, snap *dbsnap.Snapshot, id age.Identity, stateDir string, p *Plan) (reused bool, err error) {
 	p.Snapshot, p.SnapshotSHA256, p.SnapshotSize = snap.Name, snap.SHA256, snap.Size
 	if p.Flavor != agentconfig.FlavorEtcd {
-		path, reused, err := FetchSnapshot(ctx, store, snap, keyFile, stateDir)
+		path, reused, err := FetchSnapshot(ctx, store, snap, id, stateDir)
 		if err != nil {
 			return false, err
 		}
@@ -136,8 +135,7 @@ func Stage(ctx context.Context, store objstore.Store, snap *dbsnap.Snapshot, key
 		// A copy that does not match is not kept; the store's is used.
 		os.Remove(cache)
 	}
-	id, err := identity(snap, keyFile)
-	if err != nil {
+	if err := needKey(snap, id); err != nil {
 		return false, err
 	}
 	if _, err := BuildFromStore(ctx, store, snap, id, p.Member, staging, p.ID); err != nil {

@@ -130,6 +130,9 @@ func (f *factory) AgentOptions(nodes []string) agentclient.Options {
 		Nodes:      nodes,
 		TLS:        tls,
 		RESTConfig: f.configFlags.ToRESTConfig,
+		// Sent with the requests that must decrypt: the agents do not
+		// hold the private key.
+		SnapshotKey: agentclient.OnceKey(func(ctx context.Context) ([]byte, error) { return IdentityBytes(f.snapshotKeyFrom(ctx, "")) }),
 	}
 }
 

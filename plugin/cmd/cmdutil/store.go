@@ -143,6 +143,19 @@ func (f *factory) storeFromSecret(ctx context.Context, cfg objstore.Config) (obj
 // SnapshotKey returns the snapshot key (age identity) from --key-file,
 // $DR_SNAPSHOT_KEY or the install's Secret, in that order; nil when none.
 func (f *factory) SnapshotKey(ctx context.Context, keyFile string) (*age.X25519Identity, error) {
+	id, err := f.snapshotKeyFrom(ctx, keyFile)
+	if errors.Is(err, errSecretUnread) {
+		return nil, nil
+	}
+	return id, err
+}
+
+// errSecretUnread marks a snapshot key Secret that could not be read.
+var errSecretUnread = errors.New("the snapshot key's Secret could not be read")
+
+// snapshotKeyFrom is SnapshotKey telling why the Secret could not be read
+// (errSecretUnread) instead of returning nil.
+func (f *factory) snapshotKeyFrom(ctx context.Context, keyFile string) (*age.X25519Identity, error) {
 	if keyFile == "" {
 		keyFile = os.Getenv(EnvSnapshotKey)
 	}
@@ -151,11 +164,19 @@ func (f *factory) SnapshotKey(ctx context.Context, keyFile string) (*age.X25519I
 	}
 	data, err := f.secret(ctx, SnapshotKeySecret)
 	if err != nil {
-		return nil, nil
+		return nil, fmt.Errorf("%w: %w; set $%s to a file holding the key", errSecretUnread, err, EnvSnapshotKey)
 	}
 	key, ok := data[SnapshotKeyKey]
 	if !ok {
 		return nil, fmt.Errorf("Secret %s/%s has no %s", f.agentNamespace, SnapshotKeySecret, SnapshotKeyKey)
 	}
 	return dbsnap.ParseIdentity(bytes.NewReader(key), "from Secret "+f.agentNamespace+"/"+SnapshotKeySecret)
+}
+
+// IdentityBytes is the identity as a request carries it (nil for none).
+func IdentityBytes(id *age.X25519Identity, err error) ([]byte, error) {
+	if err != nil || id == nil {
+		return nil, err
+	}
+	return []byte(id.String()), nil
 }

@@ -1,6 +1,7 @@
 package install
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/buildinfo"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 )
@@ -29,6 +31,11 @@ import (
 const (
 	AgentTLSSecret = "dr-agent-tls"
 	ResticSecret   = "dr-restic"
+	// RecipientSecret is what the agents mount of the snapshot key: its
+	// public recipient (age1...) under RecipientKey. The private identity
+	// stays in Secret dr-snapshot-key, which only the plugin reads.
+	RecipientSecret = "dr-snapshot-recipient"
+	RecipientKey    = "snapshot.recipient"
 )
 
 // DefaultImage is the agent image of this build's version: the plugin and
@@ -431,7 +438,10 @@ func (o *Options) configure(tree map[string]any, clusterID string, storeData map
 	}
 	tree["store"] = store
 	etcd := child(tree, "etcd")
-	etcd["snapshotKeyFile"] = snapshotKeyMount + "/" + cmdutil.SnapshotKeyKey
+	// The agents get only the recipient; an older install's private key
+	// file goes from their config (the DaemonSet no longer mounts it).
+	delete(etcd, "snapshotKeyFile")
+	etcd["snapshotRecipientFile"] = recipientMount + "/" + RecipientKey
 	if o.Schedule != "" {
 		etcd["schedule"] = o.Schedule
 	}
@@ -558,6 +568,10 @@ func (o *Options) secrets(ex *existingState, storeData map[string][]byte) ([]*un
 	if err != nil {
 		return nil, nil, err
 	}
+	id, err := dbsnap.ParseIdentity(bytes.NewReader(key), "in Secret "+cmdutil.SnapshotKeySecret)
+	if err != nil {
+		return nil, nil, err
+	}
 	if ex.secrets[cmdutil.SnapshotKeySecret] == nil && o.SnapshotKeyFile == "" {
 		generated = append(generated, fmt.Sprintf("Generated the snapshot key. Keep a copy outside the cluster; without it no encrypted snapshot can be restored:\n  kubectl -n %s get secret %s -o jsonpath='{.data.snapshot\\.key}' | base64 -d > dr-snapshot.key",
 			o.f.AgentNamespace(), cmdutil.SnapshotKeySecret))
@@ -575,6 +589,7 @@ func (o *Options) secrets(ex *existingState, storeData map[string][]byte) ([]*un
 		secret(cmdutil.ClientTLSSecret, clientTLS),
 		secret(cmdutil.StoreSecret, storeData),
 		secret(cmdutil.SnapshotKeySecret, map[string][]byte{cmdutil.SnapshotKeyKey: key}),
+		secret(RecipientSecret, map[string][]byte{RecipientKey: []byte(id.Recipient().String() + "\n")}),
 		secret(ResticSecret, map[string][]byte{"password": password}),
 	}, generated, nil
 }

@@ -15,18 +15,19 @@ import (
 // the two never disagree.
 func Owned() map[string]string {
 	return map[string]string{
-		"clusterID":            "it is the kube-system namespace's UID",
-		"store":                "re-run kubectl dr install --store ...",
-		"tls":                  "install keeps the certificates in Secrets",
-		"listen":               "re-run kubectl dr install --agent-port ...",
-		"metricsAddress":       "re-run kubectl dr install --agent-port ...",
-		"dataDir":              "re-run kubectl dr install --data-dir ...",
-		"stateDir":             "re-run kubectl dr install --state-dir ...",
-		"nodeName":             "each agent takes its pod's node name",
-		"etcd.snapshotKeyFile": "re-run kubectl dr install --snapshot-key-file ...",
-		"restic.passwordFile":  "re-run kubectl dr install --restic-password-file ...",
-		"restic.binary":        "the agent image ships restic",
-		"restic.cacheDir":      "it is <state-dir>/restic-cache: re-run kubectl dr install --state-dir ...",
+		"clusterID":                  "it is the kube-system namespace's UID",
+		"store":                      "re-run kubectl dr install --store ...",
+		"tls":                        "install keeps the certificates in Secrets",
+		"listen":                     "re-run kubectl dr install --agent-port ...",
+		"metricsAddress":             "re-run kubectl dr install --agent-port ...",
+		"dataDir":                    "re-run kubectl dr install --data-dir ...",
+		"stateDir":                   "re-run kubectl dr install --state-dir ...",
+		"nodeName":                   "each agent takes its pod's node name",
+		"etcd.snapshotKeyFile":       "nodes hold only the snapshot key's recipient: re-run kubectl dr install --snapshot-key-file ... (the private key stays in Secret dr-snapshot-key)",
+		"etcd.snapshotRecipientFile": "re-run kubectl dr install --snapshot-key-file ...",
+		"restic.passwordFile":        "re-run kubectl dr install --restic-password-file ...",
+		"restic.binary":              "the agent image ships restic",
+		"restic.cacheDir":            "it is <state-dir>/restic-cache: re-run kubectl dr install --state-dir ...",
 		// The host keys (agentconfig.HostKeys): the agent runs them or
 		// writes beneath them as root on every node.
 		"restore.flavor":       "re-run kubectl dr install --restore-flavor ...",

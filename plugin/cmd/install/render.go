@@ -32,8 +32,8 @@ const (
 	FieldManager = "kubectl-dr"
 
 	// Where the DaemonSet mounts the Secrets in the agent's container.
-	storeMount       = "/etc/dr-agent/store"
-	snapshotKeyMount = "/etc/dr-agent/snapshot-key"
+	storeMount     = "/etc/dr-agent/store"
+	recipientMount = "/etc/dr-agent/snapshot-recipient"
 	// hostKeysFlag gives the agent the digest of the host keys.
 	hostKeysFlag = "--host-keys-sha256"
 	// hostVolumePrefix names the hostPath volumes added for configured

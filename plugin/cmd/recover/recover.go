@@ -113,7 +113,7 @@ to resume.`,
 	fl.StringArrayVar(&o.SkipPreflight, "skip-preflight", nil, "go on although this preflight check failed ("+strings.Join(etcdrestore.PreflightChecks, ", ")+"; repeatable)")
 	fl.StringArrayVar(&o.Servers, "server", nil, "the new servers (default: the agents of nodes with k3s's data dir)")
 	fl.StringVar(&o.Node, "node", "", "the server that resets the cluster (default: the snapshot's node when it is one, else the first)")
-	fl.StringVar(&o.KeyFile, "key-file", "", "the snapshot key, for the buckets' copies (default $DR_SNAPSHOT_KEY)")
+	fl.StringVar(&o.KeyFile, "key-file", "", "the snapshot key, sent to the agents for the datastore and read here for the buckets' copies (default $DR_SNAPSHOT_KEY, else the install's Secret)")
 	fl.DurationVar(&o.APITimeout, "api-timeout", 5*time.Minute, "how long to wait for the API server once the datastore is back")
 	fl.BoolVar(&o.PruneNodes, "prune-nodes", false, "delete the Node objects of hosts no agent runs on")
 	fl.BoolVar(&o.DryRun, "dry-run", false, "print the plan and the preflight, change nothing")
@@ -231,7 +231,14 @@ func (o *Options) Run(ctx context.Context) error {
 		return errors.New("nothing to recover: every layer was left out")
 	}
 
-	nodes, err := agentclient.Connect(ctx, o.f.AgentOptions(nil))
+	opts := o.f.AgentOptions(nil)
+	if o.KeyFile != "" {
+		// A recovery often runs with no API server to read the Secret from.
+		opts.SnapshotKey = agentclient.OnceKey(func(ctx context.Context) ([]byte, error) {
+			return cmdutil.IdentityBytes(o.f.SnapshotKey(ctx, o.KeyFile))
+		})
+	}
+	nodes, err := agentclient.Connect(ctx, opts)
 	if err != nil {
 		return err
 	}

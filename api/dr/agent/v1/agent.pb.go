@@ -4020,9 +4020,15 @@ type RestorePostgresRequest struct {
 	TargetDir string                          `protobuf:"bytes,5,opt,name=target_dir,json=targetDir,proto3" json:"target_dir,omitempty"`
 	// Start a scratch instance on the restored directory and report what it
 	// recovered to.
-	Verify        bool `protobuf:"varint,6,opt,name=verify,proto3" json:"verify,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Verify bool `protobuf:"varint,6,opt,name=verify,proto3" json:"verify,omitempty"`
+	// The snapshot key (an age identity, AGE-SECRET-KEY-1...) for this
+	// request only: the agent decrypts with it, keeps it in memory and
+	// never writes or logs it. Nodes hold only the public recipient; a
+	// request that must decrypt and carries none is refused with reason
+	// SNAPSHOT_KEY_NEEDED. kubectl dr fills it from Secret dr-snapshot-key.
+	SnapshotIdentity []byte `protobuf:"bytes,30,opt,name=snapshot_identity,json=snapshotIdentity,proto3" json:"snapshot_identity,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *RestorePostgresRequest) Reset() {
@@ -4099,6 +4105,13 @@ func (x *RestorePostgresRequest) GetVerify() bool {
 		return x.Verify
 	}
 	return false
+}
+
+func (x *RestorePostgresRequest) GetSnapshotIdentity() []byte {
+	if x != nil {
+		return x.SnapshotIdentity
+	}
+	return nil
 }
 
 type isRestorePostgresRequest_Target interface {
@@ -4349,9 +4362,15 @@ type PreviewEtcdRestoreRequest struct {
 	// Only this node's part of the preview's digest: the snapshot is looked
 	// up in the store, neither fetched nor compared with the live keys. For
 	// the servers of a restore that are not the one the preview runs on.
-	DigestOnly    bool `protobuf:"varint,2,opt,name=digest_only,json=digestOnly,proto3" json:"digest_only,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DigestOnly bool `protobuf:"varint,2,opt,name=digest_only,json=digestOnly,proto3" json:"digest_only,omitempty"`
+	// The snapshot key (an age identity, AGE-SECRET-KEY-1...) for this
+	// request only: the agent decrypts with it, keeps it in memory and
+	// never writes or logs it. Nodes hold only the public recipient; a
+	// request that must decrypt and carries none is refused with reason
+	// SNAPSHOT_KEY_NEEDED. kubectl dr fills it from Secret dr-snapshot-key.
+	SnapshotIdentity []byte `protobuf:"bytes,30,opt,name=snapshot_identity,json=snapshotIdentity,proto3" json:"snapshot_identity,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *PreviewEtcdRestoreRequest) Reset() {
@@ -4396,6 +4415,13 @@ func (x *PreviewEtcdRestoreRequest) GetDigestOnly() bool {
 		return x.DigestOnly
 	}
 	return false
+}
+
+func (x *PreviewEtcdRestoreRequest) GetSnapshotIdentity() []byte {
+	if x != nil {
+		return x.SnapshotIdentity
+	}
+	return nil
 }
 
 type ResourceImpact struct {
@@ -4868,10 +4894,19 @@ func (x *RestorePlanPart) GetRevisionFloor() int64 {
 }
 
 type PrepareRestorePlanRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Part          *RestorePlanPart       `protobuf:"bytes,1,opt,name=part,proto3" json:"part,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Part  *RestorePlanPart       `protobuf:"bytes,1,opt,name=part,proto3" json:"part,omitempty"`
+	// Everything the plan decrypts (the snapshot, the bootstrap files) is
+	// fetched and decrypted while the plan is prepared, before anything
+	// stops: a plan resumed after the agent restarts needs no key.
+	// The snapshot key (an age identity, AGE-SECRET-KEY-1...) for this
+	// request only: the agent decrypts with it, keeps it in memory and
+	// never writes or logs it. Nodes hold only the public recipient; a
+	// request that must decrypt and carries none is refused with reason
+	// SNAPSHOT_KEY_NEEDED. kubectl dr fills it from Secret dr-snapshot-key.
+	SnapshotIdentity []byte `protobuf:"bytes,30,opt,name=snapshot_identity,json=snapshotIdentity,proto3" json:"snapshot_identity,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *PrepareRestorePlanRequest) Reset() {
@@ -4907,6 +4942,13 @@ func (*PrepareRestorePlanRequest) Descriptor() ([]byte, []int) {
 func (x *PrepareRestorePlanRequest) GetPart() *RestorePlanPart {
 	if x != nil {
 		return x.Part
+	}
+	return nil
+}
+
+func (x *PrepareRestorePlanRequest) GetSnapshotIdentity() []byte {
+	if x != nil {
+		return x.SnapshotIdentity
 	}
 	return nil
 }
@@ -5692,14 +5734,15 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x12BaseBackupResponse\x123\n" +
 	"\bprogress\x18\x01 \x01(\v2\x15.dr.agent.v1.ProgressH\x00R\bprogress\x127\n" +
 	"\x06result\x18\x02 \x01(\v2\x1d.dr.agent.v1.BaseBackupResultH\x00R\x06resultB\a\n" +
-	"\x05event\"\xd1\x01\n" +
+	"\x05event\"\xfe\x01\n" +
 	"\x16RestorePostgresRequest\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x120\n" +
 	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampH\x00R\x04time\x12\x18\n" +
 	"\x06latest\x18\x04 \x01(\bH\x00R\x06latest\x12\x1d\n" +
 	"\n" +
 	"target_dir\x18\x05 \x01(\tR\ttargetDir\x12\x16\n" +
-	"\x06verify\x18\x06 \x01(\bR\x06verifyB\b\n" +
+	"\x06verify\x18\x06 \x01(\bR\x06verify\x12+\n" +
+	"\x11snapshot_identity\x18\x1e \x01(\fR\x10snapshotIdentityB\b\n" +
 	"\x06targetJ\x04\b\x01\x10\x02R\foperation_id\"\xcb\x02\n" +
 	"\x15RestorePostgresResult\x12\x1d\n" +
 	"\n" +
@@ -5722,11 +5765,12 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12\x1d\n" +
 	"\n" +
 	"backup_set\x18\x03 \x01(\tR\tbackupSet\x12\x16\n" +
-	"\x06latest\x18\x04 \x01(\bR\x06latest\"r\n" +
+	"\x06latest\x18\x04 \x01(\bR\x06latest\"\x9f\x01\n" +
 	"\x19PreviewEtcdRestoreRequest\x124\n" +
 	"\bsnapshot\x18\x01 \x01(\v2\x18.dr.agent.v1.SnapshotRefR\bsnapshot\x12\x1f\n" +
 	"\vdigest_only\x18\x02 \x01(\bR\n" +
-	"digestOnly\"\xb8\x02\n" +
+	"digestOnly\x12+\n" +
+	"\x11snapshot_identity\x18\x1e \x01(\fR\x10snapshotIdentity\"\xb8\x02\n" +
 	"\x0eResourceImpact\x12%\n" +
 	"\x0egroup_resource\x18\x01 \x01(\tR\rgroupResource\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x1c\n" +
@@ -5767,9 +5811,10 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"no_preview\x18\x10 \x01(\bR\tnoPreview\x12\x19\n" +
 	"\bnew_host\x18\x11 \x01(\bR\anewHost\x12%\n" +
-	"\x0erevision_floor\x18\x12 \x01(\x03R\rrevisionFloor\"M\n" +
+	"\x0erevision_floor\x18\x12 \x01(\x03R\rrevisionFloor\"z\n" +
 	"\x19PrepareRestorePlanRequest\x120\n" +
-	"\x04part\x18\x01 \x01(\v2\x1c.dr.agent.v1.RestorePlanPartR\x04part\"W\n" +
+	"\x04part\x18\x01 \x01(\v2\x1c.dr.agent.v1.RestorePlanPartR\x04part\x12+\n" +
+	"\x11snapshot_identity\x18\x1e \x01(\fR\x10snapshotIdentity\"W\n" +
 	"\x1aPrepareRestorePlanResponse\x12#\n" +
 	"\rsnapshot_path\x18\x01 \x01(\tR\fsnapshotPath\x12\x14\n" +
 	"\x05steps\x18\x02 \x03(\tR\x05steps\"2\n" +

@@ -43,9 +43,15 @@ type RunDrillPartRequest struct {
 	//	*RunDrillPartRequest_Bucket
 	Part isRunDrillPartRequest_Part `protobuf_oneof:"part"`
 	// Leave the scratch data (and no process) behind, named in the result.
-	Keep          bool `protobuf:"varint,6,opt,name=keep,proto3" json:"keep,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Keep bool `protobuf:"varint,6,opt,name=keep,proto3" json:"keep,omitempty"`
+	// The snapshot key (an age identity, AGE-SECRET-KEY-1...) for this
+	// request only: the agent decrypts with it, keeps it in memory and
+	// never writes or logs it. Nodes hold only the public recipient; a
+	// request that must decrypt and carries none is refused with reason
+	// SNAPSHOT_KEY_NEEDED. kubectl dr fills it from Secret dr-snapshot-key.
+	SnapshotIdentity []byte `protobuf:"bytes,30,opt,name=snapshot_identity,json=snapshotIdentity,proto3" json:"snapshot_identity,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *RunDrillPartRequest) Reset() {
@@ -133,6 +139,13 @@ func (x *RunDrillPartRequest) GetKeep() bool {
 		return x.Keep
 	}
 	return false
+}
+
+func (x *RunDrillPartRequest) GetSnapshotIdentity() []byte {
+	if x != nil {
+		return x.SnapshotIdentity
+	}
+	return nil
 }
 
 type isRunDrillPartRequest_Part interface {
@@ -924,14 +937,15 @@ var File_api_dr_agent_v1_drill_proto protoreflect.FileDescriptor
 
 const file_api_dr_agent_v1_drill_proto_rawDesc = "" +
 	"\n" +
-	"\x1bapi/dr/agent/v1/drill.proto\x12\vdr.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bapi/dr/agent/v1/agent.proto\"\x99\x02\n" +
+	"\x1bapi/dr/agent/v1/drill.proto\x12\vdr.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bapi/dr/agent/v1/agent.proto\"\xc6\x02\n" +
 	"\x13RunDrillPartRequest\x12\x19\n" +
 	"\bdrill_id\x18\x01 \x01(\tR\adrillId\x12,\n" +
 	"\x04etcd\x18\x02 \x01(\v2\x16.dr.agent.v1.DrillEtcdH\x00R\x04etcd\x12/\n" +
 	"\x05files\x18\x03 \x01(\v2\x17.dr.agent.v1.DrillFilesH\x00R\x05files\x128\n" +
 	"\bpostgres\x18\x04 \x01(\v2\x1a.dr.agent.v1.DrillPostgresH\x00R\bpostgres\x122\n" +
 	"\x06bucket\x18\x05 \x01(\v2\x18.dr.agent.v1.DrillBucketH\x00R\x06bucket\x12\x12\n" +
-	"\x04keep\x18\x06 \x01(\bR\x04keepB\x06\n" +
+	"\x04keep\x18\x06 \x01(\bR\x04keep\x12+\n" +
+	"\x11snapshot_identity\x18\x1e \x01(\fR\x10snapshotIdentityB\x06\n" +
 	"\x04part\"A\n" +
 	"\tDrillEtcd\x124\n" +
 	"\bsnapshot\x18\x01 \x01(\v2\x18.dr.agent.v1.SnapshotRefR\bsnapshot\"\x8a\x01\n" +

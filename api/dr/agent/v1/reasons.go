@@ -36,6 +36,10 @@ const (
 	// version a base backup needs (a drill's postgres part goes to
 	// another agent).
 	ReasonNoPostgres = "NO_POSTGRES"
+	// ReasonSnapshotKeyNeeded: the request must decrypt (a snapshot, its
+	// bootstrap files, a bucket copy) and carries no snapshot key; nodes
+	// hold only the public recipient. Nothing was changed.
+	ReasonSnapshotKeyNeeded = "SNAPSHOT_KEY_NEEDED"
 )
 
 // MetadataNode is the ErrorInfo metadata key naming the agent's node.

@@ -127,9 +127,15 @@ type PreflightRequest struct {
 	Snapshot *SnapshotRef           `protobuf:"bytes,1,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
 	// The restore puts the token and encryption config kept with the
 	// snapshot in place (a new host): check those instead of the node's.
-	NewHost       bool `protobuf:"varint,2,opt,name=new_host,json=newHost,proto3" json:"new_host,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	NewHost bool `protobuf:"varint,2,opt,name=new_host,json=newHost,proto3" json:"new_host,omitempty"`
+	// The snapshot key (an age identity, AGE-SECRET-KEY-1...) for this
+	// request only: the agent decrypts with it, keeps it in memory and
+	// never writes or logs it. Nodes hold only the public recipient; a
+	// request that must decrypt and carries none is refused with reason
+	// SNAPSHOT_KEY_NEEDED. kubectl dr fills it from Secret dr-snapshot-key.
+	SnapshotIdentity []byte `protobuf:"bytes,30,opt,name=snapshot_identity,json=snapshotIdentity,proto3" json:"snapshot_identity,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *PreflightRequest) Reset() {
@@ -174,6 +180,13 @@ func (x *PreflightRequest) GetNewHost() bool {
 		return x.NewHost
 	}
 	return false
+}
+
+func (x *PreflightRequest) GetSnapshotIdentity() []byte {
+	if x != nil {
+		return x.SnapshotIdentity
+	}
+	return nil
 }
 
 type PreflightCheck struct {
@@ -325,10 +338,11 @@ const file_api_dr_agent_v1_recover_proto_rawDesc = "" +
 	"\x04http\x18\x01 \x01(\bR\x04http\"^\n" +
 	"\x11RunChecksResponse\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x125\n" +
-	"\x06checks\x18\x02 \x03(\v2\x1d.dr.agent.v1.DrillCheckResultR\x06checks\"c\n" +
+	"\x06checks\x18\x02 \x03(\v2\x1d.dr.agent.v1.DrillCheckResultR\x06checks\"\x90\x01\n" +
 	"\x10PreflightRequest\x124\n" +
 	"\bsnapshot\x18\x01 \x01(\v2\x18.dr.agent.v1.SnapshotRefR\bsnapshot\x12\x19\n" +
-	"\bnew_host\x18\x02 \x01(\bR\anewHost\"d\n" +
+	"\bnew_host\x18\x02 \x01(\bR\anewHost\x12+\n" +
+	"\x11snapshot_identity\x18\x1e \x01(\fR\x10snapshotIdentity\"d\n" +
 	"\x0ePreflightCheck\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x16\n" +
