@@ -43,6 +43,11 @@ type BaseBackup struct {
 	Label         string `json:"label"`
 	TablespaceMap string `json:"tablespaceMap,omitempty"`
 	Bytes         int64  `json:"bytes"`
+	// StopSnapshot is txid_current_snapshot() read just after
+	// pg_backup_stop ("xmin:xmax:xip,..."): a transaction at or above xmax,
+	// or in the list, ended after the backup did, so a restore from it can
+	// stop at that transaction. Empty in records of older agents.
+	StopSnapshot string `json:"stopSnapshot,omitempty"`
 }
 
 // ErrNoBaseBackup means no base backup can serve the restore.
