@@ -346,6 +346,11 @@ func Choose(list []*basebackup.BaseBackup, a Archive, t Target) (*Plan, error) {
 			return nil, err
 		}
 		p, err := a.path(bt)
+		if bs == "current" {
+			// Replay stays on the base backup's timeline: its ancestors
+			// do not matter.
+			p, err = []pathEntry{{tli: bt}}, nil
+		}
 		if err != nil {
 			timelineErr = err
 			continue
@@ -522,7 +527,7 @@ func (p *Plan) build(a Archive, path []pathEntry) {
 			begin = e.end
 		}
 	}
-	if p.Timeline > 1 {
+	if p.Timeline > 1 && p.TimelineSetting != "current" {
 		if _, ok := a.Histories[p.Timeline]; !ok {
 			p.Missing = append(p.Missing, walobj.HistoryName(p.Timeline))
 			p.Blocking = true

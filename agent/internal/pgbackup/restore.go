@@ -12,6 +12,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/files"
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/restic"
 	"github.com/kubectl-dr/kubectl-dr/internal/durable"
+	"github.com/kubectl-dr/kubectl-dr/internal/pgtarget"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/basebackup"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 )
@@ -19,23 +20,47 @@ import (
 // RestoreRequest restores a source into a new data directory.
 type RestoreRequest struct {
 	Source string
-	// Target is the recovery target time; zero replays all archived WAL.
-	Target    time.Time
-	TargetDir string
-	Fetch     FetchSetup
+	// Target is where recovery stops (the zero Target: the end of the
+	// archive, on the newest timeline).
+	Target pgtarget.Target
+	// AllowMissingWAL restores even when WAL the target needs is not in
+	// the store (a drill reports the gap itself and replays up to it).
+	AllowMissingWAL bool
+	TargetDir       string
+	Fetch           FetchSetup
 }
 
 // Restored is a data directory ready to start.
 type Restored struct {
 	Dir          string
 	Base         *basebackup.BaseBackup
+	Plan         *pgtarget.Plan
 	StartCommand string
 }
 
-// Restore lays down the newest base backup that finished before the
-// target, its backup_label, and the recovery settings: restore_command
-// through the archive, the target, recovery.signal. The directory must not
-// exist or be empty: nothing is overwritten.
+// PlanRestore chooses the base backup and the WAL that reach target from
+// what the store holds of source.
+func PlanRestore(ctx context.Context, store objstore.Store, source string, target pgtarget.Target) (*pgtarget.Plan, error) {
+	list, _, err := basebackup.List(ctx, store, source)
+	if err != nil {
+		return nil, fmt.Errorf("list base backups of %s: %w", source, err)
+	}
+	a, err := pgtarget.LoadArchive(ctx, store, source)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := pgtarget.Choose(list, a, target)
+	if err != nil {
+		return nil, fmt.Errorf("WAL source %s: %w", source, err)
+	}
+	return plan, nil
+}
+
+// Restore lays down the base backup that reaches the target (PlanRestore),
+// its backup_label, and the recovery settings: restore_command through the
+// archive, the target, recovery.signal. It refuses before writing anything
+// when WAL the target needs is missing. The directory must not exist or be
+// empty: nothing is overwritten.
 func Restore(ctx context.Context, req RestoreRequest, eng *files.Engine, store objstore.Store, progress func(phase string, st restic.RestoreStatus)) (*Restored, error) {
 	if !filepath.IsAbs(req.TargetDir) {
 		return nil, fmt.Errorf("--target-dir %q: must be an absolute path on the node", req.TargetDir)
@@ -45,14 +70,14 @@ func Restore(ctx context.Context, req RestoreRequest, eng *files.Engine, store o
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	list, _, err := basebackup.List(ctx, store, req.Source)
+	plan, err := PlanRestore(ctx, store, req.Source, req.Target)
 	if err != nil {
-		return nil, fmt.Errorf("list base backups of %s: %w", req.Source, err)
+		return nil, err
 	}
-	base, err := basebackup.Pick(list, req.Target)
-	if err != nil {
+	if err := plan.Err(); err != nil && !req.AllowMissingWAL {
 		return nil, fmt.Errorf("WAL source %s: %w", req.Source, err)
 	}
+	base := plan.Base
 	// The database's user must be able to reach the directory: parents
 	// made here are 0755 (restic would make them 0700).
 	if err := durable.MkdirAll(filepath.Dir(req.TargetDir), 0o755); err != nil {
@@ -108,10 +133,10 @@ func Restore(ctx context.Context, req RestoreRequest, eng *files.Engine, store o
 	var conf strings.Builder
 	fmt.Fprintf(&conf, "\n# kubectl dr pg restore of %s from base backup %s, %s\n", req.Source, base.ID, time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(&conf, "restore_command = '%s %%f %%p'\n", strings.ReplaceAll(fetch, "'", "''"))
-	if !req.Target.IsZero() {
-		fmt.Fprintf(&conf, "recovery_target_time = '%s'\n", req.Target.UTC().Format("2006-01-02 15:04:05.999999-07:00"))
+	fmt.Fprintf(&conf, "# recovery to %s: %s\n", plan.Target.Describe(), base.ID)
+	for _, st := range plan.Settings() {
+		fmt.Fprintf(&conf, "%s = '%s'\n", st.Name, strings.ReplaceAll(st.Value, "'", "''"))
 	}
-	conf.WriteString("recovery_target_action = 'promote'\nrecovery_target_timeline = 'latest'\n")
 	conf.WriteString("# A restored copy must not archive into the source's spool: turn archiving\n# back on, to a new WAL source, when it becomes the database.\narchive_mode = 'off'\n")
 	auto := filepath.Join(dir, "postgresql.auto.conf")
 	f, err := os.OpenFile(auto, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
@@ -134,6 +159,7 @@ func Restore(ctx context.Context, req RestoreRequest, eng *files.Engine, store o
 	return &Restored{
 		Dir:          dir,
 		Base:         base,
+		Plan:         plan,
 		StartCommand: fmt.Sprintf("pg_ctl -D %s start   # as the data directory's owner (uid %d), PostgreSQL %s; once it has promoted, remove %s (store credentials for restore_command)", dir, uid, base.PGVersion, FetchDir(dir)),
 	}, nil
 }

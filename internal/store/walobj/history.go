@@ -2,9 +2,14 @@ package walobj
 
 import (
 	"bufio"
+	"bytes"
+	"context"
+	"io"
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 )
 
 // Switch is one line of a timeline history file: timeline Parent ended at
@@ -75,3 +80,23 @@ func parseLSN(s string) (uint64, error) {
 // SegmentNumber is a segment's position on its timeline, for segments of
 // segSize bytes (0: the default).
 func SegmentNumber(name string, segSize int64) (uint64, error) { return segNo(name, segSize) }
+
+// ReadHistory reads and parses timeline tli's history file from the store
+// (checked like every fetched file).
+func ReadHistory(ctx context.Context, store objstore.Store, source string, tli uint32) ([]Switch, error) {
+	name := HistoryName(tli)
+	rc, err := store.Get(ctx, Key(source, name))
+	if err != nil {
+		return nil, fmt.Errorf("read %s of %s: %w", name, source, err)
+	}
+	defer rc.Close()
+	var buf bytes.Buffer
+	if _, err := Decode(&buf, io.LimitReader(rc, 1<<20)); err != nil {
+		return nil, fmt.Errorf("read %s of %s: %w", name, source, err)
+	}
+	sw, err := ParseHistory(buf.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("%s of %s: %w", name, source, err)
+	}
+	return sw, nil
+}
