@@ -149,6 +149,22 @@ func (s *Server) pruneBaseBackups(ctx context.Context, src agentconfig.WALSource
 // in a new directory on this node and, with verify, replays it in a
 // scratch instance.
 func (s *Server) RestorePostgres(req *agentv1.RestorePostgresRequest, stream agentv1.AgentService_RestorePostgresServer) error {
+	target, err := pgRestoreTarget(req)
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.DryRun {
+		if s.store == nil {
+			return failure(codes.FailedPrecondition, agentv1.ReasonNoStore, "node %s has no store configured", s.cfg.NodeName)
+		}
+		plan, err := pgbackup.PlanRestore(stream.Context(), s.store, req.Source, target)
+		if err != nil {
+			return status.Errorf(codes.FailedPrecondition, "%v", err)
+		}
+		return stream.Send(&agentv1.RestorePostgresResponse{Event: &agentv1.RestorePostgresResponse_Result{Result: &agentv1.RestorePostgresResult{
+			TargetDir: req.TargetDir, BaseBackup: plan.Base.ID, Plan: planProto(plan),
+		}}})
+	}
 	e, err := s.filesEngine()
 	if err != nil {
 		return err
@@ -160,10 +176,8 @@ func (s *Server) RestorePostgres(req *agentv1.RestorePostgresRequest, stream age
 	r := pgbackup.RestoreRequest{
 		Source:    req.Source,
 		TargetDir: filepath.Clean(req.TargetDir),
+		Target:    target,
 		Fetch:     pgbackup.FetchSetup{AgentBinary: exe, ClusterID: s.cfg.ClusterID, Store: s.cfg.Store},
-	}
-	if t := req.GetTime(); t != nil {
-		r.Target = t.AsTime()
 	}
 	send := func(phase, msg string, st restic.RestoreStatus) {
 		_ = stream.Send(&agentv1.RestorePostgresResponse{Event: &agentv1.RestorePostgresResponse_Progress{Progress: &agentv1.Progress{
@@ -174,7 +188,7 @@ func (s *Server) RestorePostgres(req *agentv1.RestorePostgresRequest, stream age
 	if err != nil {
 		return status.Errorf(codes.FailedPrecondition, "%v", err)
 	}
-	res := &agentv1.RestorePostgresResult{TargetDir: restored.Dir, BaseBackup: restored.Base.ID, StartCommand: restored.StartCommand}
+	res := &agentv1.RestorePostgresResult{TargetDir: restored.Dir, BaseBackup: restored.Base.ID, StartCommand: restored.StartCommand, Plan: planProto(restored.Plan)}
 	if req.Verify {
 		send("verify", "replaying WAL in a scratch instance", restic.RestoreStatus{})
 		port, err := freePort()
