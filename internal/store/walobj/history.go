@@ -4,8 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"io"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
