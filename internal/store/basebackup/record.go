@@ -119,21 +119,3 @@ func read(ctx context.Context, store objstore.Store, key string) (*BaseBackup, e
 	}
 	return &b, nil
 }
-
-// Pick chooses the newest base backup that finished before target (zero:
-// the newest of all).
-func Pick(list []*BaseBackup, target time.Time) (*BaseBackup, error) {
-	var best *BaseBackup
-	for _, b := range list {
-		if target.IsZero() || !b.StopTime.After(target) {
-			best = b
-		}
-	}
-	if best == nil {
-		if len(list) == 0 {
-			return nil, fmt.Errorf("%w: take one with kubectl dr pg basebackup", ErrNoBaseBackup)
-		}
-		return nil, fmt.Errorf("%w finished before %s (the oldest finished %s)", ErrNoBaseBackup, target.UTC().Format(time.RFC3339), list[0].StopTime.UTC().Format(time.RFC3339))
-	}
-	return best, nil
-}
