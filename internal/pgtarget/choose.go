@@ -112,7 +112,7 @@ type Plan struct {
 }
 
 // ErrMissingWAL means WAL the target needs is not in the store.
-var ErrMissingWAL = errors.New("WAL missing")
+var ErrMissingWAL = errors.New("WAL not in the store")
 
 // ErrNoTimeline means the target timeline is not in the archive.
 var ErrNoTimeline = errors.New("timeline not in the archive")

@@ -218,7 +218,7 @@ func TestPlanErr(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "WAL missing: 000000010000000000000007 missing between base backup bb1 and the target"
+	want := "WAL not in the store: 000000010000000000000007 missing between base backup bb1 and the target"
 	if err := p.Err(); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("Err() = %v, want %q", err, want)
 	}
