@@ -262,12 +262,11 @@ func (a Archive) targetTimeline(setting string, b *basebackup.BaseBackup) (uint3
 // timeline must not have ended before b did.
 func onPath(path []pathEntry, b *basebackup.BaseBackup) (int, bool) {
 	stop, err := ParseLSN(b.StopLSN)
-	if err != nil {
-		return 0, false
-	}
 	for i, e := range path {
 		if e.tli == b.Timeline {
-			return i, e.end == 0 || stop <= e.end
+			// A record without its stop LSN can only stay on its own
+			// timeline.
+			return i, e.end == 0 || err == nil && stop <= e.end
 		}
 	}
 	return 0, false
@@ -458,8 +457,17 @@ func (p *Plan) build(a Archive, path []pathEntry) {
 		}
 	}
 	b := p.Base
-	start, _ := ParseLSN(b.StartLSN)
-	stop, _ := ParseLSN(b.StopLSN)
+	start, errStart := ParseLSN(b.StartLSN)
+	stop, errStop := ParseLSN(b.StopLSN)
+	if errStop != nil {
+		// A record without LSNs still names its stop segment.
+		if no, err := walobj.SegmentNumber(b.StopSegment, a.SegmentSize); err == nil {
+			stop = LSN(no * uint64(segSize))
+		}
+	}
+	if errStart != nil {
+		start = stop
+	}
 	segOf := func(l LSN) uint64 { return uint64(l) / uint64(segSize) }
 	name := func(tli uint32, no uint64) string { return walobj.SegmentName(fmt.Sprintf("%08X", tli), no, segSize) }
 

@@ -261,3 +261,13 @@ func TestParseLSN(t *testing.T) {
 		}
 	}
 }
+
+// A record without LSNs (a hand-made or damaged one) is still chosen for a
+// time on its own timeline, its WAL from its stop segment.
+func TestChooseRecordWithoutLSNs(t *testing.T) {
+	list := []*basebackup.BaseBackup{{ID: "bb1", Timeline: 1, StopTime: at(21), StopSegment: seg(1, 4)}}
+	p, err := Choose(list, archive(segs(1, 2, 9), nil), Target{Kind: Time, Time: at(65), Timeline: "current"})
+	if err != nil || p.Base.ID != "bb1" || len(p.Steps) != 1 || p.Steps[0].First != seg(1, 4) || p.Steps[0].Last != seg(1, 7) {
+		t.Fatalf("plan %+v, %v", p, err)
+	}
+}
