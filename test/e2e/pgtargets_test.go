@@ -163,6 +163,22 @@ func TestPostgresTimelineAfterPromotion(t *testing.T) {
 		}}
 	})
 	env = []string{strings.Replace(env[0], "=agent-1=", "=pgtl=", 1)}
+	// The source is this test's: its records and WAL go with it (pg ls of
+	// other tests names the sources with base backups).
+	t.Cleanup(func() {
+		for _, prefix := range []string{"pg/" + source + "/", "wal/" + source + "/"} {
+			objs, err := store.List(ctx, prefix)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for _, o := range objs {
+				if err := store.Delete(ctx, o.Key); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	})
 	stored := func(what string, names ...string) {
 		t.Helper()
 		deadline := time.Now().Add(time.Minute)
