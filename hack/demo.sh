@@ -134,12 +134,10 @@ run kubectl dr etcd restore --latest --dry-run
 step "preview: the file restore, each file and the digest the restore will hold to"
 run kubectl dr restore "$set_name" --dry-run
 
-step "preview: the database restore (pg restore has no dry run: these are what it uses)"
+step "preview: the database restore: the base backup, the WAL it replays and whether all of it is there"
 target="$DR_LAB_DIR/nodes/server-2/var/lib/dr-demo/pg-restored"
-note "kubectl dr pg restore pg-main --to $at --target-dir $target --node server-2 --verify"
-note "lays down the newest base backup that finished before T, fetches WAL from the store up to T"
-note "(checksums checked), and --verify starts a scratch instance on it and counts each table's rows:"
 run kubectl dr pg ls pg-main
+run kubectl dr pg restore pg-main --to "$at" --dry-run
 
 # ---------------------------------------------------------------- 4. restore
 step "restore the cluster: every etcd member restored from the snapshot, the API server waited for"

@@ -9,7 +9,7 @@ import (
 
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/pgbackup"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
-	"github.com/kubectl-dr/kubectl-dr/internal/store/basebackup"
+	"github.com/kubectl-dr/kubectl-dr/internal/pgtarget"
 )
 
 // checkPostgresBinary refuses a drill's postgres part before anything is
@@ -29,14 +29,11 @@ func (s *Server) noPostgres(ctx context.Context, source string, target time.Time
 	if s.store == nil {
 		return ""
 	}
-	list, _, err := basebackup.List(ctx, s.store, source)
+	plan, err := pgbackup.PlanRestore(ctx, s.store, source, pgtarget.Target{Kind: pgtarget.Time, Time: target}, nil)
 	if err != nil {
 		return ""
 	}
-	base, err := basebackup.Pick(list, target)
-	if err != nil {
-		return ""
-	}
+	base := plan.Base
 	if _, err := pgbackup.ServerBinary(base.PGVersion); err != nil {
 		return fmt.Sprintf("node %s cannot replay base backup %s of %s: %v", s.cfg.NodeName, base.ID, source, err)
 	}

@@ -96,5 +96,6 @@ func (s *Server) GRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	agentv1.RegisterK3SSnapshotServiceServer(gs, k3sSnapshots{s: s})
 	agentv1.RegisterRecoverServiceServer(gs, recoverServer{s: s})
 	agentv1.RegisterDrillServiceServer(gs, drillServer{s: s})
+	agentv1.RegisterPostgresRecoveryServiceServer(gs, pgRecoveryServer{s: s})
 	return gs
 }

@@ -149,13 +149,29 @@ func (s *Server) pruneBaseBackups(ctx context.Context, src agentconfig.WALSource
 // in a new directory on this node, its WAL staged beside it, and, with
 // verify, replays it in a scratch instance while the WAL is staged.
 func (s *Server) RestorePostgres(req *agentv1.RestorePostgresRequest, stream agentv1.AgentService_RestorePostgresServer) error {
-	e, err := s.filesEngine()
+	target, err := pgRestoreTarget(req)
 	if err != nil {
-		return err
+		return status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	// The WAL (and nothing else of a base backup) is decrypted with the
 	// key the request brings; a bad one is told at once.
 	identity, err := s.identityFrom(req)
+	if err != nil {
+		return err
+	}
+	if req.DryRun {
+		if s.store == nil {
+			return failure(codes.FailedPrecondition, agentv1.ReasonNoStore, "node %s has no store configured", s.cfg.NodeName)
+		}
+		plan, err := pgbackup.PlanRestore(stream.Context(), s.store, req.Source, target, identity)
+		if err != nil {
+			return status.Errorf(codes.FailedPrecondition, "%v", err)
+		}
+		return stream.Send(&agentv1.RestorePostgresResponse{Event: &agentv1.RestorePostgresResponse_Result{Result: &agentv1.RestorePostgresResult{
+			TargetDir: req.TargetDir, BaseBackup: plan.Base.ID, Plan: planProto(plan),
+		}}})
+	}
+	e, err := s.filesEngine()
 	if err != nil {
 		return err
 	}
@@ -171,20 +187,18 @@ func (s *Server) RestorePostgres(req *agentv1.RestorePostgresRequest, stream age
 	r := pgbackup.RestoreRequest{
 		Source:    req.Source,
 		TargetDir: filepath.Clean(req.TargetDir),
+		Target:    target,
 		Identity:  identity,
 		Replay:    req.Verify,
 		StageProgress: func(done, total int, bytes int64) {
 			send("stage", fmt.Sprintf("%d of %d WAL files staged", done, total), restic.RestoreStatus{})
 		},
 	}
-	if t := req.GetTime(); t != nil {
-		r.Target = t.AsTime()
-	}
 	restored, err := pgbackup.Restore(stream.Context(), r, e, s.store, func(phase string, st restic.RestoreStatus) { send(phase, "", st) })
 	if err != nil {
 		return status.Errorf(codes.FailedPrecondition, "%v", err)
 	}
-	res := &agentv1.RestorePostgresResult{TargetDir: restored.Dir, BaseBackup: restored.Base.ID, StartCommand: restored.StartCommand}
+	res := &agentv1.RestorePostgresResult{TargetDir: restored.Dir, BaseBackup: restored.Base.ID, StartCommand: restored.StartCommand, Plan: planProto(restored.Plan)}
 	if req.Verify {
 		send("verify", "replaying WAL in a scratch instance while it is staged", restic.RestoreStatus{})
 		port, err := freePort()

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/kubectl-dr/kubectl-dr/internal/pgtarget"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/backupset"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/basebackup"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
@@ -384,13 +385,17 @@ func pickWAL(in Inputs, at time.Time, target Target) []Part {
 
 func pickSource(src WALSource, at time.Time, latest bool) Part {
 	part := Part{Layer: LayerPostgres, What: src.Name}
+	// The base backup is the one pg restore would choose for the time (on
+	// its own timeline: the WAL reach below follows that one).
+	list := append([]*basebackup.BaseBackup(nil), src.BaseBackups...)
+	sort.SliceStable(list, func(i, j int) bool { return list[i].StopTime.Before(list[j].StopTime) })
+	target := pgtarget.Target{Kind: pgtarget.Time, Time: at, Timeline: "current"}
+	if latest {
+		target.Kind = pgtarget.Latest
+	}
 	var base *basebackup.BaseBackup
-	for _, b := range src.BaseBackups {
-		if latest || !b.StopTime.After(at) {
-			if base == nil || b.StopTime.After(base.StopTime) {
-				base = b
-			}
-		}
+	if p, err := pgtarget.Choose(list, pgtarget.Archive{SegmentSize: src.SegmentSize}, target); err == nil {
+		base = p.Base
 	}
 	if base == nil {
 		part.Missing = true

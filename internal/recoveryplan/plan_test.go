@@ -1,6 +1,7 @@
 package recoveryplan
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +34,8 @@ func hex8(n int) string {
 }
 
 func base(id string, stopMin, stopSeg int) *basebackup.BaseBackup {
-	return &basebackup.BaseBackup{ID: id, Source: "pg-main", Node: "server-1", Timeline: 1, StopTime: at(stopMin), StopSegment: seg(stopSeg, 0).Name}
+	lsn := fmt.Sprintf("0/%X", stopSeg<<24|0x100)
+	return &basebackup.BaseBackup{ID: id, Source: "pg-main", Node: "server-1", Timeline: 1, StopTime: at(stopMin), StopSegment: seg(stopSeg, 0).Name, StartLSN: lsn, StopLSN: lsn}
 }
 
 func inputs() Inputs {

@@ -310,3 +310,8 @@ func (c *Conn) Drills() agentv1.DrillServiceClient { return agentv1.NewDrillServ
 func (c *Conn) K3sSnapshots() agentv1.K3SSnapshotServiceClient {
 	return agentv1.NewK3SSnapshotServiceClient(c.conn)
 }
+
+// PGRecovery is the PostgreSQL recovery service (pgrecovery.proto).
+func (c *Conn) PGRecovery() agentv1.PostgresRecoveryServiceClient {
+	return agentv1.NewPostgresRecoveryServiceClient(c.conn)
+}

@@ -27,6 +27,8 @@ type BaseBackup struct {
 type BaseBackupList struct {
 	metav1.TypeMeta `json:",inline"`
 	Items           []BaseBackup `json:"items"`
+	// WAL is what the store holds of each listed source's WAL.
+	WAL []PGWALSource `json:"wal,omitempty"`
 }
 
 // NewBaseBackupList returns an empty list with its kind set.
@@ -57,7 +59,7 @@ func (l *BaseBackupList) Rows(wide bool) [][]string {
 		}
 		rows = append(rows, row)
 	}
-	return rows
+	return append(rows, walRows(l.WAL)...)
 }
 
 // BaseBackupPrune is the output of `kubectl dr pg prune`.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/pgbackup"
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/restic"
+	"github.com/kubectl-dr/kubectl-dr/internal/pgtarget"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/basebackup"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/walobj"
@@ -39,14 +40,12 @@ func (e *Engine) RunPostgres(ctx context.Context, drillID string, req PostgresPa
 	if err := check(drillID, LayerPostgres, req.Source); err != nil {
 		return nil, err
 	}
-	list, _, err := basebackup.List(ctx, e.Store, req.Source)
+	target := pgtarget.Target{Kind: pgtarget.Time, Time: req.Target}
+	plan, err := pgbackup.PlanRestore(ctx, e.Store, req.Source, target, e.Identity)
 	if err != nil {
-		return nil, fmt.Errorf("list base backups of %s: %w", req.Source, err)
+		return nil, err
 	}
-	base, err := basebackup.Pick(list, req.Target)
-	if err != nil {
-		return nil, fmt.Errorf("WAL source %s: %w", req.Source, err)
-	}
+	base := plan.Base
 	p, err := e.start(drillID, LayerPostgres, req.Source, progress)
 	if err != nil {
 		return nil, err
@@ -125,7 +124,7 @@ func (e *Engine) RunPostgres(ctx context.Context, drillID string, req PostgresPa
 		if err != nil {
 			return "", err
 		}
-		restored, err = pgbackup.Restore(ctx, pgbackup.RestoreRequest{Source: req.Source, Target: req.Target, TargetDir: dir, Identity: id, Replay: true}, e.Files, e.Store,
+		restored, err = pgbackup.Restore(ctx, pgbackup.RestoreRequest{Source: req.Source, Target: target, AllowMissingWAL: true, TargetDir: dir, Identity: id, Replay: true}, e.Files, e.Store,
 			func(phase string, st restic.RestoreStatus) {
 				if st.TotalBytes > 0 {
 					p.progress("restore", fmt.Sprintf("%d of %d bytes", st.BytesRestored, st.TotalBytes))

@@ -120,6 +120,11 @@ func TakeBaseBackup(ctx context.Context, src Source, node string, eng *files.Eng
 		return nil, fmt.Errorf("pg_backup_stop: %w", err)
 	}
 	stopped = true
+	// Which transactions had ended by now: a restore to an xid picks a
+	// base backup with this (pgtarget).
+	if err := conn.QueryRow(ctx, "SELECT txid_current_snapshot()::text").Scan(&b.StopSnapshot); err != nil {
+		return nil, fmt.Errorf("read the transaction snapshot after pg_backup_stop: %w", err)
+	}
 	if spc != nil {
 		b.TablespaceMap = *spc
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/restic"
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/walstage"
 	"github.com/kubectl-dr/kubectl-dr/internal/durable"
+	"github.com/kubectl-dr/kubectl-dr/internal/pgtarget"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/basebackup"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 )
@@ -22,9 +23,13 @@ import (
 // RestoreRequest restores a source into a new data directory.
 type RestoreRequest struct {
 	Source string
-	// Target is the recovery target time; zero replays all archived WAL.
-	Target    time.Time
-	TargetDir string
+	// Target is where recovery stops (the zero Target: the end of the
+	// archive, on the newest timeline).
+	Target pgtarget.Target
+	// AllowMissingWAL restores even when WAL the target needs is not in
+	// the store (a drill reports the gap itself and replays up to it).
+	AllowMissingWAL bool
+	TargetDir       string
 	// Identity decrypts encrypted WAL while it is staged: held in memory
 	// for the request, never written.
 	Identity age.Identity
@@ -44,16 +49,36 @@ type RestoreRequest struct {
 type Restored struct {
 	Dir          string
 	Base         *basebackup.BaseBackup
+	Plan         *pgtarget.Plan
 	StartCommand string
 	// Stage is the WAL staged beside Dir (walstage.Dir), still fetching
 	// when the request was for a replay.
 	Stage *walstage.Stage
 }
 
-// Restore lays down the newest base backup that finished before the
-// target, its backup_label, and the recovery settings: restore_command
-// through the archive, the target, recovery.signal. The directory must not
-// exist or be empty: nothing is overwritten.
+// PlanRestore chooses the base backup and the WAL that reach target from
+// what the store holds of source.
+func PlanRestore(ctx context.Context, store objstore.Store, source string, target pgtarget.Target, identity age.Identity) (*pgtarget.Plan, error) {
+	list, _, err := basebackup.List(ctx, store, source)
+	if err != nil {
+		return nil, fmt.Errorf("list base backups of %s: %w", source, err)
+	}
+	a, err := pgtarget.LoadArchive(ctx, store, source, identity)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := pgtarget.Choose(list, a, target)
+	if err != nil {
+		return nil, fmt.Errorf("WAL source %s: %w", source, err)
+	}
+	return plan, nil
+}
+
+// Restore lays down the base backup that reaches the target (PlanRestore),
+// its backup_label, and the recovery settings: restore_command through the
+// staged beside it, the target, recovery.signal. It refuses before writing anything
+// when WAL the target needs is missing. The directory must not exist or be
+// empty: nothing is overwritten.
 func Restore(ctx context.Context, req RestoreRequest, eng *files.Engine, store objstore.Store, progress func(phase string, st restic.RestoreStatus)) (_ *Restored, err error) {
 	if !filepath.IsAbs(req.TargetDir) {
 		return nil, fmt.Errorf("--target-dir %q: must be an absolute path on the node", req.TargetDir)
@@ -63,14 +88,14 @@ func Restore(ctx context.Context, req RestoreRequest, eng *files.Engine, store o
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	list, _, err := basebackup.List(ctx, store, req.Source)
+	plan, err := PlanRestore(ctx, store, req.Source, req.Target, req.Identity)
 	if err != nil {
-		return nil, fmt.Errorf("list base backups of %s: %w", req.Source, err)
+		return nil, err
 	}
-	base, err := basebackup.Pick(list, req.Target)
-	if err != nil {
+	if err := plan.Err(); err != nil && !req.AllowMissingWAL {
 		return nil, fmt.Errorf("WAL source %s: %w", req.Source, err)
 	}
+	base := plan.Base
 	// The database's user must be able to reach the directory: parents
 	// made here are 0755 (restic would make them 0700).
 	if err := durable.MkdirAll(filepath.Dir(req.TargetDir), 0o755); err != nil {
@@ -137,10 +162,10 @@ func Restore(ctx context.Context, req RestoreRequest, eng *files.Engine, store o
 	fmt.Fprintf(&conf, "\n# kubectl dr pg restore of %s from base backup %s, %s\n", req.Source, base.ID, time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(&conf, "# restore_command copies the WAL staged in %s.\n", stage.Dir)
 	fmt.Fprintf(&conf, "restore_command = %s\n", confQuote(stageRestoreCommand(stage.Dir)))
-	if !req.Target.IsZero() {
-		fmt.Fprintf(&conf, "recovery_target_time = '%s'\n", req.Target.UTC().Format("2006-01-02 15:04:05.999999-07:00"))
+	fmt.Fprintf(&conf, "# recovery to %s: %s\n", plan.Target.Describe(), base.ID)
+	for _, st := range plan.Settings() {
+		fmt.Fprintf(&conf, "%s = '%s'\n", st.Name, strings.ReplaceAll(st.Value, "'", "''"))
 	}
-	conf.WriteString("recovery_target_action = 'promote'\nrecovery_target_timeline = 'latest'\n")
 	conf.WriteString("# A restored copy must not archive into the source's spool: turn archiving\n# back on, to a new WAL source, when it becomes the database.\narchive_mode = 'off'\n")
 	auto := filepath.Join(dir, "postgresql.auto.conf")
 	f, err := os.OpenFile(auto, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
@@ -160,7 +185,7 @@ func Restore(ctx context.Context, req RestoreRequest, eng *files.Engine, store o
 	if err := write("recovery.signal", "", 0o600); err != nil {
 		return nil, err
 	}
-	out := &Restored{Dir: dir, Base: base, Stage: stage,
+	out := &Restored{Dir: dir, Base: base, Plan: plan, Stage: stage,
 		StartCommand: fmt.Sprintf("pg_ctl -D %s start   # as the data directory's owner (uid %d), PostgreSQL %s", dir, uid, base.PGVersion)}
 	if req.Replay {
 		return out, nil

@@ -43,6 +43,11 @@ type BaseBackup struct {
 	Label         string `json:"label"`
 	TablespaceMap string `json:"tablespaceMap,omitempty"`
 	Bytes         int64  `json:"bytes"`
+	// StopSnapshot is txid_current_snapshot() read just after
+	// pg_backup_stop ("xmin:xmax:xip,..."): a transaction at or above xmax,
+	// or in the list, ended after the backup did, so a restore from it can
+	// stop at that transaction. Empty in records of older agents.
+	StopSnapshot string `json:"stopSnapshot,omitempty"`
 }
 
 // ErrNoBaseBackup means no base backup can serve the restore.
@@ -113,22 +118,4 @@ func read(ctx context.Context, store objstore.Store, key string) (*BaseBackup, e
 		return nil, drstore.BadRecord(key, fmt.Errorf("it is the record of base backup %q of source %q", b.ID, b.Source))
 	}
 	return &b, nil
-}
-
-// Pick chooses the newest base backup that finished before target (zero:
-// the newest of all).
-func Pick(list []*BaseBackup, target time.Time) (*BaseBackup, error) {
-	var best *BaseBackup
-	for _, b := range list {
-		if target.IsZero() || !b.StopTime.After(target) {
-			best = b
-		}
-	}
-	if best == nil {
-		if len(list) == 0 {
-			return nil, fmt.Errorf("%w: take one with kubectl dr pg basebackup", ErrNoBaseBackup)
-		}
-		return nil, fmt.Errorf("%w finished before %s (the oldest finished %s)", ErrNoBaseBackup, target.UTC().Format(time.RFC3339), list[0].StopTime.UTC().Format(time.RFC3339))
-	}
-	return best, nil
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
@@ -34,9 +36,12 @@ func NewCmdList(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Co
 		Aliases: []string{"list"},
 		Short:   "List base backups, oldest first",
 		Long: `Lists the base backups in the store (of SOURCE, or of every source): when
-each finished, the WAL it spans and its size. A point-in-time restore can go
-to any time after the oldest one's end. Any agent answers: the records are in
-the store, so the database's node need not be up.`,
+each finished, the WAL it spans and its size; then per source and timeline
+the WAL the store holds (contiguous ranges, the gaps between them, where the
+timeline branched from its parent) and the first recoverable point: the end
+of the oldest base backup whose WAL is all in the store, the earliest a
+restore can stop at. Any agent answers: the records are in the store, so the
+database's node need not be up.`,
 		Example: `  kubectl dr pg ls
   kubectl dr pg ls pg-main -o wide`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -78,10 +83,66 @@ func (o *ListOptions) Run(ctx context.Context) error {
 	for _, b := range list {
 		view.Items = append(view.Items, baseBackupView(b, ""))
 	}
-	if len(list) == 0 && (o.Output == printers.Table || o.Output == printers.Wide) {
+	table := o.Output == printers.Table || o.Output == printers.Wide
+	if len(list) == 0 && table {
 		return noBaseBackups(ctx, nodes, o.Source, o.ErrOut)
 	}
-	return printers.Print(o.Out, o.Output, view)
+	if view.WAL, err = listWAL(ctx, nodes, o.Source); err != nil {
+		// The base backups are listed all the same.
+		fmt.Fprintln(o.ErrOut, "warning:", err)
+	}
+	if err := printers.Print(o.Out, o.Output, view); err != nil {
+		return err
+	}
+	if table {
+		for _, line := range printers.FirstRecoverableLines(view.WAL) {
+			fmt.Fprintln(o.Out, line)
+		}
+	}
+	return nil
+}
+
+// listWAL asks the agents in turn what the store holds of the WAL.
+func listWAL(ctx context.Context, nodes agentclient.Nodes, source string) ([]printers.PGWALSource, error) {
+	var errs []error
+	for _, n := range nodes {
+		if !n.Ready() {
+			continue
+		}
+		resp, err := n.Conn.PGRecovery().ListPostgresWAL(ctx, &agentv1.ListPostgresWALRequest{Source: source})
+		if status.Code(err) == codes.Unimplemented {
+			errs = append(errs, fmt.Errorf("node %s: its agent cannot list WAL ranges (upgrade it)", n.Node))
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("node %s: %s", n.Node, agentclient.Explain(err)))
+			continue
+		}
+		return walViews(resp.Sources), nil
+	}
+	return nil, fmt.Errorf("no agent could list the WAL ranges: %w", errors.Join(errs...))
+}
+
+func walViews(sources []*agentv1.PostgresWALSource) []printers.PGWALSource {
+	var out []printers.PGWALSource
+	for _, s := range sources {
+		v := printers.PGWALSource{Source: s.Source, SegmentSize: s.SegmentSize, Timelines: []printers.PGWALTimeline{}}
+		if s.FirstRecoverableBaseBackup != "" {
+			v.FirstRecoverable = &printers.PGRecoverablePoint{BaseBackup: s.FirstRecoverableBaseBackup, LSN: s.FirstRecoverableLsn, Time: s.FirstRecoverableTime.AsTime(), Timeline: s.FirstRecoverableTimeline}
+		}
+		for _, t := range s.Timelines {
+			tv := printers.PGWALTimeline{Timeline: t.Timeline, Parent: t.Parent, SwitchLSN: t.SwitchLsn, HistoryMissing: t.HistoryMissing, PartialFiles: t.PartialFiles, Bytes: t.Bytes, Ranges: []printers.PGWALRange{}}
+			for _, r := range t.Ranges {
+				tv.Ranges = append(tv.Ranges, printers.PGWALRange{First: r.First, Last: r.Last, Segments: r.Segments, LastStored: r.LastStored.AsTime()})
+			}
+			for _, r := range t.Gaps {
+				tv.Gaps = append(tv.Gaps, printers.PGWALRange{First: r.First, Last: r.Last, Segments: r.Segments})
+			}
+			v.Timelines = append(v.Timelines, tv)
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 // listBaseBackups asks the agents in turn until one answers.

@@ -4016,11 +4016,24 @@ type RestorePostgresRequest struct {
 	//
 	//	*RestorePostgresRequest_Time
 	//	*RestorePostgresRequest_Latest
+	//	*RestorePostgresRequest_Lsn
+	//	*RestorePostgresRequest_Xid
+	//	*RestorePostgresRequest_Name
+	//	*RestorePostgresRequest_Immediate
 	Target    isRestorePostgresRequest_Target `protobuf_oneof:"target"`
 	TargetDir string                          `protobuf:"bytes,5,opt,name=target_dir,json=targetDir,proto3" json:"target_dir,omitempty"`
 	// Start a scratch instance on the restored directory and report what it
 	// recovered to.
 	Verify bool `protobuf:"varint,6,opt,name=verify,proto3" json:"verify,omitempty"`
+	// timeline to recover along: "" or "latest", "current", or a number.
+	Timeline string `protobuf:"bytes,11,opt,name=timeline,proto3" json:"timeline,omitempty"`
+	// exclusive: stop just before the target (time, lsn, xid).
+	Exclusive bool `protobuf:"varint,12,opt,name=exclusive,proto3" json:"exclusive,omitempty"`
+	// base_backup: restore this one (by id) instead of the newest that
+	// reaches the target.
+	BaseBackup string `protobuf:"bytes,13,opt,name=base_backup,json=baseBackup,proto3" json:"base_backup,omitempty"`
+	// dry_run: only plan; the result carries the plan and nothing is written.
+	DryRun bool `protobuf:"varint,14,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	// The snapshot key (an age identity, AGE-SECRET-KEY-1...) for this
 	// request only: the agent decrypts with it, keeps it in memory and
 	// never writes or logs it. Nodes hold only the public recipient; a
@@ -4093,6 +4106,42 @@ func (x *RestorePostgresRequest) GetLatest() bool {
 	return false
 }
 
+func (x *RestorePostgresRequest) GetLsn() string {
+	if x != nil {
+		if x, ok := x.Target.(*RestorePostgresRequest_Lsn); ok {
+			return x.Lsn
+		}
+	}
+	return ""
+}
+
+func (x *RestorePostgresRequest) GetXid() uint64 {
+	if x != nil {
+		if x, ok := x.Target.(*RestorePostgresRequest_Xid); ok {
+			return x.Xid
+		}
+	}
+	return 0
+}
+
+func (x *RestorePostgresRequest) GetName() string {
+	if x != nil {
+		if x, ok := x.Target.(*RestorePostgresRequest_Name); ok {
+			return x.Name
+		}
+	}
+	return ""
+}
+
+func (x *RestorePostgresRequest) GetImmediate() bool {
+	if x != nil {
+		if x, ok := x.Target.(*RestorePostgresRequest_Immediate); ok {
+			return x.Immediate
+		}
+	}
+	return false
+}
+
 func (x *RestorePostgresRequest) GetTargetDir() string {
 	if x != nil {
 		return x.TargetDir
@@ -4103,6 +4152,34 @@ func (x *RestorePostgresRequest) GetTargetDir() string {
 func (x *RestorePostgresRequest) GetVerify() bool {
 	if x != nil {
 		return x.Verify
+	}
+	return false
+}
+
+func (x *RestorePostgresRequest) GetTimeline() string {
+	if x != nil {
+		return x.Timeline
+	}
+	return ""
+}
+
+func (x *RestorePostgresRequest) GetExclusive() bool {
+	if x != nil {
+		return x.Exclusive
+	}
+	return false
+}
+
+func (x *RestorePostgresRequest) GetBaseBackup() string {
+	if x != nil {
+		return x.BaseBackup
+	}
+	return ""
+}
+
+func (x *RestorePostgresRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
 	}
 	return false
 }
@@ -4126,17 +4203,47 @@ type RestorePostgresRequest_Latest struct {
 	Latest bool `protobuf:"varint,4,opt,name=latest,proto3,oneof"`
 }
 
+type RestorePostgresRequest_Lsn struct {
+	// lsn: stop at this WAL position ("0/3000060").
+	Lsn string `protobuf:"bytes,7,opt,name=lsn,proto3,oneof"`
+}
+
+type RestorePostgresRequest_Xid struct {
+	// xid: stop at this transaction's commit (txid_current()).
+	Xid uint64 `protobuf:"varint,8,opt,name=xid,proto3,oneof"`
+}
+
+type RestorePostgresRequest_Name struct {
+	// name: stop at this restore point (pg_create_restore_point).
+	Name string `protobuf:"bytes,9,opt,name=name,proto3,oneof"`
+}
+
+type RestorePostgresRequest_Immediate struct {
+	// immediate: stop as soon as the base backup is consistent.
+	Immediate bool `protobuf:"varint,10,opt,name=immediate,proto3,oneof"`
+}
+
 func (*RestorePostgresRequest_Time) isRestorePostgresRequest_Target() {}
 
 func (*RestorePostgresRequest_Latest) isRestorePostgresRequest_Target() {}
 
+func (*RestorePostgresRequest_Lsn) isRestorePostgresRequest_Target() {}
+
+func (*RestorePostgresRequest_Xid) isRestorePostgresRequest_Target() {}
+
+func (*RestorePostgresRequest_Name) isRestorePostgresRequest_Target() {}
+
+func (*RestorePostgresRequest_Immediate) isRestorePostgresRequest_Target() {}
+
 type RestorePostgresResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TargetDir     string                 `protobuf:"bytes,1,opt,name=target_dir,json=targetDir,proto3" json:"target_dir,omitempty"`
-	BaseBackup    string                 `protobuf:"bytes,2,opt,name=base_backup,json=baseBackup,proto3" json:"base_backup,omitempty"`
-	RecoveredTo   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=recovered_to,json=recoveredTo,proto3" json:"recovered_to,omitempty"`
-	StartCommand  string                 `protobuf:"bytes,4,opt,name=start_command,json=startCommand,proto3" json:"start_command,omitempty"`
-	RowCounts     map[string]int64       `protobuf:"bytes,5,rep,name=row_counts,json=rowCounts,proto3" json:"row_counts,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	TargetDir    string                 `protobuf:"bytes,1,opt,name=target_dir,json=targetDir,proto3" json:"target_dir,omitempty"`
+	BaseBackup   string                 `protobuf:"bytes,2,opt,name=base_backup,json=baseBackup,proto3" json:"base_backup,omitempty"`
+	RecoveredTo  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=recovered_to,json=recoveredTo,proto3" json:"recovered_to,omitempty"`
+	StartCommand string                 `protobuf:"bytes,4,opt,name=start_command,json=startCommand,proto3" json:"start_command,omitempty"`
+	RowCounts    map[string]int64       `protobuf:"bytes,5,rep,name=row_counts,json=rowCounts,proto3" json:"row_counts,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// plan is how the restore reaches its target.
+	Plan          *PostgresRestorePlan `protobuf:"bytes,7,opt,name=plan,proto3" json:"plan,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4202,6 +4309,13 @@ func (x *RestorePostgresResult) GetStartCommand() string {
 func (x *RestorePostgresResult) GetRowCounts() map[string]int64 {
 	if x != nil {
 		return x.RowCounts
+	}
+	return nil
+}
+
+func (x *RestorePostgresResult) GetPlan() *PostgresRestorePlan {
+	if x != nil {
+		return x.Plan
 	}
 	return nil
 }
@@ -5409,7 +5523,7 @@ var File_api_dr_agent_v1_agent_proto protoreflect.FileDescriptor
 
 const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x1bapi/dr/agent/v1/agent.proto\x12\vdr.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x01\n" +
+	"\x1bapi/dr/agent/v1/agent.proto\x12\vdr.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a api/dr/agent/v1/pgrecovery.proto\"\xf5\x01\n" +
 	"\bProgress\x12\x14\n" +
 	"\x05phase\x18\x01 \x01(\tR\x05phase\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1d\n" +
@@ -5734,16 +5848,26 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x12BaseBackupResponse\x123\n" +
 	"\bprogress\x18\x01 \x01(\v2\x15.dr.agent.v1.ProgressH\x00R\bprogress\x127\n" +
 	"\x06result\x18\x02 \x01(\v2\x1d.dr.agent.v1.BaseBackupResultH\x00R\x06resultB\a\n" +
-	"\x05event\"\xfe\x01\n" +
+	"\x05event\"\xd0\x03\n" +
 	"\x16RestorePostgresRequest\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x120\n" +
 	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampH\x00R\x04time\x12\x18\n" +
-	"\x06latest\x18\x04 \x01(\bH\x00R\x06latest\x12\x1d\n" +
+	"\x06latest\x18\x04 \x01(\bH\x00R\x06latest\x12\x12\n" +
+	"\x03lsn\x18\a \x01(\tH\x00R\x03lsn\x12\x12\n" +
+	"\x03xid\x18\b \x01(\x04H\x00R\x03xid\x12\x14\n" +
+	"\x04name\x18\t \x01(\tH\x00R\x04name\x12\x1e\n" +
+	"\timmediate\x18\n" +
+	" \x01(\bH\x00R\timmediate\x12\x1d\n" +
 	"\n" +
 	"target_dir\x18\x05 \x01(\tR\ttargetDir\x12\x16\n" +
-	"\x06verify\x18\x06 \x01(\bR\x06verify\x12+\n" +
+	"\x06verify\x18\x06 \x01(\bR\x06verify\x12\x1a\n" +
+	"\btimeline\x18\v \x01(\tR\btimeline\x12\x1c\n" +
+	"\texclusive\x18\f \x01(\bR\texclusive\x12\x1f\n" +
+	"\vbase_backup\x18\r \x01(\tR\n" +
+	"baseBackup\x12\x17\n" +
+	"\adry_run\x18\x0e \x01(\bR\x06dryRun\x12+\n" +
 	"\x11snapshot_identity\x18\x1e \x01(\fR\x10snapshotIdentityB\b\n" +
-	"\x06targetJ\x04\b\x01\x10\x02R\foperation_id\"\xcb\x02\n" +
+	"\x06targetJ\x04\b\x01\x10\x02R\foperation_id\"\x81\x03\n" +
 	"\x15RestorePostgresResult\x12\x1d\n" +
 	"\n" +
 	"target_dir\x18\x01 \x01(\tR\ttargetDir\x12\x1f\n" +
@@ -5752,7 +5876,8 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\frecovered_to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vrecoveredTo\x12#\n" +
 	"\rstart_command\x18\x04 \x01(\tR\fstartCommand\x12P\n" +
 	"\n" +
-	"row_counts\x18\x05 \x03(\v21.dr.agent.v1.RestorePostgresResult.RowCountsEntryR\trowCounts\x1a<\n" +
+	"row_counts\x18\x05 \x03(\v21.dr.agent.v1.RestorePostgresResult.RowCountsEntryR\trowCounts\x124\n" +
+	"\x04plan\x18\a \x01(\v2 .dr.agent.v1.PostgresRestorePlanR\x04plan\x1a<\n" +
 	"\x0eRowCountsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x95\x01\n" +
@@ -5977,6 +6102,7 @@ var file_api_dr_agent_v1_agent_proto_goTypes = []any{
 	(*RestorePlanStatusResponse)(nil),   // 69: dr.agent.v1.RestorePlanStatusResponse
 	nil,                                 // 70: dr.agent.v1.RestorePostgresResult.RowCountsEntry
 	(*timestamppb.Timestamp)(nil),       // 71: google.protobuf.Timestamp
+	(*PostgresRestorePlan)(nil),         // 72: dr.agent.v1.PostgresRestorePlan
 }
 var file_api_dr_agent_v1_agent_proto_depIdxs = []int32{
 	0,  // 0: dr.agent.v1.InfoResponse.roles:type_name -> dr.agent.v1.NodeRole
@@ -6022,71 +6148,72 @@ var file_api_dr_agent_v1_agent_proto_depIdxs = []int32{
 	71, // 40: dr.agent.v1.RestorePostgresRequest.time:type_name -> google.protobuf.Timestamp
 	71, // 41: dr.agent.v1.RestorePostgresResult.recovered_to:type_name -> google.protobuf.Timestamp
 	70, // 42: dr.agent.v1.RestorePostgresResult.row_counts:type_name -> dr.agent.v1.RestorePostgresResult.RowCountsEntry
-	5,  // 43: dr.agent.v1.RestorePostgresResponse.progress:type_name -> dr.agent.v1.Progress
-	53, // 44: dr.agent.v1.RestorePostgresResponse.result:type_name -> dr.agent.v1.RestorePostgresResult
-	55, // 45: dr.agent.v1.PreviewEtcdRestoreRequest.snapshot:type_name -> dr.agent.v1.SnapshotRef
-	12, // 46: dr.agent.v1.EtcdRestorePreview.snapshot:type_name -> dr.agent.v1.EtcdSnapshot
-	57, // 47: dr.agent.v1.EtcdRestorePreview.impact:type_name -> dr.agent.v1.ResourceImpact
-	5,  // 48: dr.agent.v1.PreviewEtcdRestoreResponse.progress:type_name -> dr.agent.v1.Progress
-	58, // 49: dr.agent.v1.PreviewEtcdRestoreResponse.preview:type_name -> dr.agent.v1.EtcdRestorePreview
-	1,  // 50: dr.agent.v1.RestorePlanPart.role:type_name -> dr.agent.v1.RestoreRole
-	2,  // 51: dr.agent.v1.RestorePlanPart.flavor:type_name -> dr.agent.v1.RestoreFlavor
-	55, // 52: dr.agent.v1.RestorePlanPart.snapshot:type_name -> dr.agent.v1.SnapshotRef
-	60, // 53: dr.agent.v1.PrepareRestorePlanRequest.part:type_name -> dr.agent.v1.RestorePlanPart
-	4,  // 54: dr.agent.v1.RestoreStep.state:type_name -> dr.agent.v1.RestoreStep.State
-	71, // 55: dr.agent.v1.RestoreStep.started:type_name -> google.protobuf.Timestamp
-	71, // 56: dr.agent.v1.RestoreStep.finished:type_name -> google.protobuf.Timestamp
-	64, // 57: dr.agent.v1.RestorePlanEvent.step:type_name -> dr.agent.v1.RestoreStep
-	64, // 58: dr.agent.v1.RestorePlanStatusResponse.steps:type_name -> dr.agent.v1.RestoreStep
-	6,  // 59: dr.agent.v1.AgentService.Info:input_type -> dr.agent.v1.InfoRequest
-	9,  // 60: dr.agent.v1.AgentService.CheckStore:input_type -> dr.agent.v1.CheckStoreRequest
-	13, // 61: dr.agent.v1.AgentService.SaveEtcdSnapshot:input_type -> dr.agent.v1.SaveEtcdSnapshotRequest
-	15, // 62: dr.agent.v1.AgentService.ListEtcdSnapshots:input_type -> dr.agent.v1.ListEtcdSnapshotsRequest
-	17, // 63: dr.agent.v1.AgentService.DeleteEtcdSnapshots:input_type -> dr.agent.v1.DeleteEtcdSnapshotsRequest
-	20, // 64: dr.agent.v1.AgentService.PruneEtcdSnapshots:input_type -> dr.agent.v1.PruneEtcdSnapshotsRequest
-	22, // 65: dr.agent.v1.AgentService.BackupFiles:input_type -> dr.agent.v1.BackupFilesRequest
-	26, // 66: dr.agent.v1.AgentService.PreviewFileRestore:input_type -> dr.agent.v1.PreviewFileRestoreRequest
-	30, // 67: dr.agent.v1.AgentService.RestoreFiles:input_type -> dr.agent.v1.RestoreFilesRequest
-	33, // 68: dr.agent.v1.AgentService.VerifyBackup:input_type -> dr.agent.v1.VerifyBackupRequest
-	36, // 69: dr.agent.v1.AgentService.ForgetFileSnapshots:input_type -> dr.agent.v1.ForgetFileSnapshotsRequest
-	39, // 70: dr.agent.v1.AgentService.WALStatus:input_type -> dr.agent.v1.WALStatusRequest
-	42, // 71: dr.agent.v1.AgentService.MarkWAL:input_type -> dr.agent.v1.MarkWALRequest
-	45, // 72: dr.agent.v1.AgentService.BaseBackup:input_type -> dr.agent.v1.BaseBackupRequest
-	49, // 73: dr.agent.v1.AgentService.PruneBaseBackups:input_type -> dr.agent.v1.PruneBaseBackupsRequest
-	47, // 74: dr.agent.v1.AgentService.ListBaseBackups:input_type -> dr.agent.v1.ListBaseBackupsRequest
-	52, // 75: dr.agent.v1.AgentService.RestorePostgres:input_type -> dr.agent.v1.RestorePostgresRequest
-	56, // 76: dr.agent.v1.AgentService.PreviewEtcdRestore:input_type -> dr.agent.v1.PreviewEtcdRestoreRequest
-	61, // 77: dr.agent.v1.AgentService.PrepareRestorePlan:input_type -> dr.agent.v1.PrepareRestorePlanRequest
-	63, // 78: dr.agent.v1.AgentService.StartRestorePlan:input_type -> dr.agent.v1.StartRestorePlanRequest
-	68, // 79: dr.agent.v1.AgentService.RestorePlanStatus:input_type -> dr.agent.v1.RestorePlanStatusRequest
-	66, // 80: dr.agent.v1.AgentService.DiscardRestorePlan:input_type -> dr.agent.v1.DiscardRestorePlanRequest
-	7,  // 81: dr.agent.v1.AgentService.Info:output_type -> dr.agent.v1.InfoResponse
-	10, // 82: dr.agent.v1.AgentService.CheckStore:output_type -> dr.agent.v1.CheckStoreResponse
-	14, // 83: dr.agent.v1.AgentService.SaveEtcdSnapshot:output_type -> dr.agent.v1.SaveEtcdSnapshotResponse
-	16, // 84: dr.agent.v1.AgentService.ListEtcdSnapshots:output_type -> dr.agent.v1.ListEtcdSnapshotsResponse
-	18, // 85: dr.agent.v1.AgentService.DeleteEtcdSnapshots:output_type -> dr.agent.v1.DeleteEtcdSnapshotsResponse
-	21, // 86: dr.agent.v1.AgentService.PruneEtcdSnapshots:output_type -> dr.agent.v1.PruneEtcdSnapshotsResponse
-	24, // 87: dr.agent.v1.AgentService.BackupFiles:output_type -> dr.agent.v1.BackupFilesResponse
-	29, // 88: dr.agent.v1.AgentService.PreviewFileRestore:output_type -> dr.agent.v1.PreviewFileRestoreResponse
-	32, // 89: dr.agent.v1.AgentService.RestoreFiles:output_type -> dr.agent.v1.RestoreFilesResponse
-	35, // 90: dr.agent.v1.AgentService.VerifyBackup:output_type -> dr.agent.v1.VerifyBackupResponse
-	38, // 91: dr.agent.v1.AgentService.ForgetFileSnapshots:output_type -> dr.agent.v1.ForgetFileSnapshotsResponse
-	41, // 92: dr.agent.v1.AgentService.WALStatus:output_type -> dr.agent.v1.WALStatusResponse
-	44, // 93: dr.agent.v1.AgentService.MarkWAL:output_type -> dr.agent.v1.MarkWALResponse
-	51, // 94: dr.agent.v1.AgentService.BaseBackup:output_type -> dr.agent.v1.BaseBackupResponse
-	50, // 95: dr.agent.v1.AgentService.PruneBaseBackups:output_type -> dr.agent.v1.PruneBaseBackupsResponse
-	48, // 96: dr.agent.v1.AgentService.ListBaseBackups:output_type -> dr.agent.v1.ListBaseBackupsResponse
-	54, // 97: dr.agent.v1.AgentService.RestorePostgres:output_type -> dr.agent.v1.RestorePostgresResponse
-	59, // 98: dr.agent.v1.AgentService.PreviewEtcdRestore:output_type -> dr.agent.v1.PreviewEtcdRestoreResponse
-	62, // 99: dr.agent.v1.AgentService.PrepareRestorePlan:output_type -> dr.agent.v1.PrepareRestorePlanResponse
-	65, // 100: dr.agent.v1.AgentService.StartRestorePlan:output_type -> dr.agent.v1.RestorePlanEvent
-	69, // 101: dr.agent.v1.AgentService.RestorePlanStatus:output_type -> dr.agent.v1.RestorePlanStatusResponse
-	67, // 102: dr.agent.v1.AgentService.DiscardRestorePlan:output_type -> dr.agent.v1.DiscardRestorePlanResponse
-	81, // [81:103] is the sub-list for method output_type
-	59, // [59:81] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	72, // 43: dr.agent.v1.RestorePostgresResult.plan:type_name -> dr.agent.v1.PostgresRestorePlan
+	5,  // 44: dr.agent.v1.RestorePostgresResponse.progress:type_name -> dr.agent.v1.Progress
+	53, // 45: dr.agent.v1.RestorePostgresResponse.result:type_name -> dr.agent.v1.RestorePostgresResult
+	55, // 46: dr.agent.v1.PreviewEtcdRestoreRequest.snapshot:type_name -> dr.agent.v1.SnapshotRef
+	12, // 47: dr.agent.v1.EtcdRestorePreview.snapshot:type_name -> dr.agent.v1.EtcdSnapshot
+	57, // 48: dr.agent.v1.EtcdRestorePreview.impact:type_name -> dr.agent.v1.ResourceImpact
+	5,  // 49: dr.agent.v1.PreviewEtcdRestoreResponse.progress:type_name -> dr.agent.v1.Progress
+	58, // 50: dr.agent.v1.PreviewEtcdRestoreResponse.preview:type_name -> dr.agent.v1.EtcdRestorePreview
+	1,  // 51: dr.agent.v1.RestorePlanPart.role:type_name -> dr.agent.v1.RestoreRole
+	2,  // 52: dr.agent.v1.RestorePlanPart.flavor:type_name -> dr.agent.v1.RestoreFlavor
+	55, // 53: dr.agent.v1.RestorePlanPart.snapshot:type_name -> dr.agent.v1.SnapshotRef
+	60, // 54: dr.agent.v1.PrepareRestorePlanRequest.part:type_name -> dr.agent.v1.RestorePlanPart
+	4,  // 55: dr.agent.v1.RestoreStep.state:type_name -> dr.agent.v1.RestoreStep.State
+	71, // 56: dr.agent.v1.RestoreStep.started:type_name -> google.protobuf.Timestamp
+	71, // 57: dr.agent.v1.RestoreStep.finished:type_name -> google.protobuf.Timestamp
+	64, // 58: dr.agent.v1.RestorePlanEvent.step:type_name -> dr.agent.v1.RestoreStep
+	64, // 59: dr.agent.v1.RestorePlanStatusResponse.steps:type_name -> dr.agent.v1.RestoreStep
+	6,  // 60: dr.agent.v1.AgentService.Info:input_type -> dr.agent.v1.InfoRequest
+	9,  // 61: dr.agent.v1.AgentService.CheckStore:input_type -> dr.agent.v1.CheckStoreRequest
+	13, // 62: dr.agent.v1.AgentService.SaveEtcdSnapshot:input_type -> dr.agent.v1.SaveEtcdSnapshotRequest
+	15, // 63: dr.agent.v1.AgentService.ListEtcdSnapshots:input_type -> dr.agent.v1.ListEtcdSnapshotsRequest
+	17, // 64: dr.agent.v1.AgentService.DeleteEtcdSnapshots:input_type -> dr.agent.v1.DeleteEtcdSnapshotsRequest
+	20, // 65: dr.agent.v1.AgentService.PruneEtcdSnapshots:input_type -> dr.agent.v1.PruneEtcdSnapshotsRequest
+	22, // 66: dr.agent.v1.AgentService.BackupFiles:input_type -> dr.agent.v1.BackupFilesRequest
+	26, // 67: dr.agent.v1.AgentService.PreviewFileRestore:input_type -> dr.agent.v1.PreviewFileRestoreRequest
+	30, // 68: dr.agent.v1.AgentService.RestoreFiles:input_type -> dr.agent.v1.RestoreFilesRequest
+	33, // 69: dr.agent.v1.AgentService.VerifyBackup:input_type -> dr.agent.v1.VerifyBackupRequest
+	36, // 70: dr.agent.v1.AgentService.ForgetFileSnapshots:input_type -> dr.agent.v1.ForgetFileSnapshotsRequest
+	39, // 71: dr.agent.v1.AgentService.WALStatus:input_type -> dr.agent.v1.WALStatusRequest
+	42, // 72: dr.agent.v1.AgentService.MarkWAL:input_type -> dr.agent.v1.MarkWALRequest
+	45, // 73: dr.agent.v1.AgentService.BaseBackup:input_type -> dr.agent.v1.BaseBackupRequest
+	49, // 74: dr.agent.v1.AgentService.PruneBaseBackups:input_type -> dr.agent.v1.PruneBaseBackupsRequest
+	47, // 75: dr.agent.v1.AgentService.ListBaseBackups:input_type -> dr.agent.v1.ListBaseBackupsRequest
+	52, // 76: dr.agent.v1.AgentService.RestorePostgres:input_type -> dr.agent.v1.RestorePostgresRequest
+	56, // 77: dr.agent.v1.AgentService.PreviewEtcdRestore:input_type -> dr.agent.v1.PreviewEtcdRestoreRequest
+	61, // 78: dr.agent.v1.AgentService.PrepareRestorePlan:input_type -> dr.agent.v1.PrepareRestorePlanRequest
+	63, // 79: dr.agent.v1.AgentService.StartRestorePlan:input_type -> dr.agent.v1.StartRestorePlanRequest
+	68, // 80: dr.agent.v1.AgentService.RestorePlanStatus:input_type -> dr.agent.v1.RestorePlanStatusRequest
+	66, // 81: dr.agent.v1.AgentService.DiscardRestorePlan:input_type -> dr.agent.v1.DiscardRestorePlanRequest
+	7,  // 82: dr.agent.v1.AgentService.Info:output_type -> dr.agent.v1.InfoResponse
+	10, // 83: dr.agent.v1.AgentService.CheckStore:output_type -> dr.agent.v1.CheckStoreResponse
+	14, // 84: dr.agent.v1.AgentService.SaveEtcdSnapshot:output_type -> dr.agent.v1.SaveEtcdSnapshotResponse
+	16, // 85: dr.agent.v1.AgentService.ListEtcdSnapshots:output_type -> dr.agent.v1.ListEtcdSnapshotsResponse
+	18, // 86: dr.agent.v1.AgentService.DeleteEtcdSnapshots:output_type -> dr.agent.v1.DeleteEtcdSnapshotsResponse
+	21, // 87: dr.agent.v1.AgentService.PruneEtcdSnapshots:output_type -> dr.agent.v1.PruneEtcdSnapshotsResponse
+	24, // 88: dr.agent.v1.AgentService.BackupFiles:output_type -> dr.agent.v1.BackupFilesResponse
+	29, // 89: dr.agent.v1.AgentService.PreviewFileRestore:output_type -> dr.agent.v1.PreviewFileRestoreResponse
+	32, // 90: dr.agent.v1.AgentService.RestoreFiles:output_type -> dr.agent.v1.RestoreFilesResponse
+	35, // 91: dr.agent.v1.AgentService.VerifyBackup:output_type -> dr.agent.v1.VerifyBackupResponse
+	38, // 92: dr.agent.v1.AgentService.ForgetFileSnapshots:output_type -> dr.agent.v1.ForgetFileSnapshotsResponse
+	41, // 93: dr.agent.v1.AgentService.WALStatus:output_type -> dr.agent.v1.WALStatusResponse
+	44, // 94: dr.agent.v1.AgentService.MarkWAL:output_type -> dr.agent.v1.MarkWALResponse
+	51, // 95: dr.agent.v1.AgentService.BaseBackup:output_type -> dr.agent.v1.BaseBackupResponse
+	50, // 96: dr.agent.v1.AgentService.PruneBaseBackups:output_type -> dr.agent.v1.PruneBaseBackupsResponse
+	48, // 97: dr.agent.v1.AgentService.ListBaseBackups:output_type -> dr.agent.v1.ListBaseBackupsResponse
+	54, // 98: dr.agent.v1.AgentService.RestorePostgres:output_type -> dr.agent.v1.RestorePostgresResponse
+	59, // 99: dr.agent.v1.AgentService.PreviewEtcdRestore:output_type -> dr.agent.v1.PreviewEtcdRestoreResponse
+	62, // 100: dr.agent.v1.AgentService.PrepareRestorePlan:output_type -> dr.agent.v1.PrepareRestorePlanResponse
+	65, // 101: dr.agent.v1.AgentService.StartRestorePlan:output_type -> dr.agent.v1.RestorePlanEvent
+	69, // 102: dr.agent.v1.AgentService.RestorePlanStatus:output_type -> dr.agent.v1.RestorePlanStatusResponse
+	67, // 103: dr.agent.v1.AgentService.DiscardRestorePlan:output_type -> dr.agent.v1.DiscardRestorePlanResponse
+	82, // [82:104] is the sub-list for method output_type
+	60, // [60:82] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_api_dr_agent_v1_agent_proto_init() }
@@ -6094,6 +6221,7 @@ func file_api_dr_agent_v1_agent_proto_init() {
 	if File_api_dr_agent_v1_agent_proto != nil {
 		return
 	}
+	file_api_dr_agent_v1_pgrecovery_proto_init()
 	file_api_dr_agent_v1_agent_proto_msgTypes[9].OneofWrappers = []any{
 		(*SaveEtcdSnapshotResponse_Progress)(nil),
 		(*SaveEtcdSnapshotResponse_Snapshot)(nil),
@@ -6125,6 +6253,10 @@ func file_api_dr_agent_v1_agent_proto_init() {
 	file_api_dr_agent_v1_agent_proto_msgTypes[47].OneofWrappers = []any{
 		(*RestorePostgresRequest_Time)(nil),
 		(*RestorePostgresRequest_Latest)(nil),
+		(*RestorePostgresRequest_Lsn)(nil),
+		(*RestorePostgresRequest_Xid)(nil),
+		(*RestorePostgresRequest_Name)(nil),
+		(*RestorePostgresRequest_Immediate)(nil),
 	}
 	file_api_dr_agent_v1_agent_proto_msgTypes[49].OneofWrappers = []any{
 		(*RestorePostgresResponse_Progress)(nil),
