@@ -67,14 +67,16 @@ func TestDrillKeepLeavesTheScratchAndSaysWhere(t *testing.T) {
 		if !strings.Contains(r.stderr, "  "+p.Key()+" on node "+p.Node+": "+want) {
 			t.Errorf("stderr does not name %s's kept scratch %s", p.Key(), want)
 		}
-		// The bucket part's sample went to its scratch bucket, below.
-		if entries, err := os.ReadDir(want); p.Layer != "bucket" && (err != nil || len(entries) == 0) {
+		// A bucket part's sample went to its scratch bucket (below) when
+		// its agent runs the source, else into the directory.
+		inBucket := p.Layer == "bucket" && p.Facts["scratchBucket"] != ""
+		if entries, err := os.ReadDir(want); !inBucket && (err != nil || len(entries) == 0) {
 			t.Errorf("%s: kept scratch %s: %d entries, %v", p.Key(), want, len(entries), err)
 		}
 		if out := pgProcessesOn(t, want); out != "" {
 			t.Errorf("%s: a process runs on the kept scratch: %s", p.Key(), out)
 		}
-		if p.Layer == "bucket" {
+		if inBucket {
 			b := p.Facts["scratchBucket"]
 			if ok, err := mc.BucketExists(t.Context(), b); b == "" || err != nil || !ok {
 				t.Errorf("bucket part: kept scratch bucket %q exists %v (%v)", b, ok, err)
