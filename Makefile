@@ -12,6 +12,9 @@ BIN     := _output/bin
 # Generous: a cold machine builds etcd, kube-apiserver, kubectl, MinIO and
 # restic before the first end-to-end test runs.
 TEST_TIMEOUT ?= 60m
+# The unit tests of the restic runner build restic first (TestMain): on a
+# cold, loaded machine that alone took more than go test's default 10m.
+UNIT_TIMEOUT ?= 25m
 
 .PHONY: help
 help: ## Show this help
@@ -25,7 +28,7 @@ build: ## Build kubectl-dr and dr-agent into _output/bin
 test: ## Unit tests (with -race), each fuzz target for FUZZTIME_SHORT, then end-to-end tests against the lab (builds the lab's parts on first run)
 	hack/setup.sh --with-browser
 	go vet ./...
-	go test -short -race ./...
+	go test -short -race -timeout $(UNIT_TIMEOUT) ./...
 	hack/fuzz.sh $(FUZZTIME_SHORT)
 	CHAOS_REPORT=$(CURDIR)/_output/chaos-report.txt go test -count=1 -p 1 -timeout $(TEST_TIMEOUT) ./test/...
 
@@ -35,7 +38,7 @@ setup: ## Install the Debian packages the lab needs (as root), or print the comm
 
 .PHONY: test-unit
 test-unit: ## Unit tests only, with -race (no lab)
-	go test -short -race ./...
+	go test -short -race -timeout $(UNIT_TIMEOUT) ./...
 
 .PHONY: chaos
 chaos: ## The long chaos run: 200 seeded faults, then the invariants (CHAOS_SEED, CHAOS_FAULTS, CHAOS_TIMEOUT; see docs/lab.md)
