@@ -335,40 +335,28 @@ func (d *Datastore) Run(ctx context.Context) (*DatastoreResult, error) {
 		how = fmt.Sprintf("%s puts it in place of server/db/state.db (SQLite), the old files moved aside", resetNode)
 	}
 	fmt.Fprintf(d.ErrOut, "plan %s: %s (revision %d) on %s; %s\n", planID, snap.Name, snap.Revision, strings.Join(names, ", "), how)
-	errs := make([]error, len(servers))
-	var wg sync.WaitGroup
-	for i, n := range servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := n.Conn.PrepareRestorePlan(ctx, &agentv1.PrepareRestorePlanRequest{Part: parts[i]}); err != nil {
-				errs[i] = fmt.Errorf("node %s: %s", n.Node, agentclient.Explain(err))
-			}
-		}()
-	}
-	wg.Wait()
+	errs := onEach(servers, func(i int, n *agentclient.Node) error {
+		if _, err := n.Conn.PrepareRestorePlan(ctx, &agentv1.PrepareRestorePlanRequest{Part: parts[i]}); err != nil {
+			return fmt.Errorf("node %s: %s", n.Node, agentclient.Explain(err))
+		}
+		return nil
+	})
 	if err := errors.Join(errs...); err != nil {
 		// The parts that were prepared must not hold their nodes.
+		var prepared []*agentclient.Node
 		for i, n := range servers {
 			if errs[i] == nil {
-				if _, derr := n.Conn.DiscardRestorePlan(ctx, &agentv1.DiscardRestorePlanRequest{PlanId: planID}); derr != nil {
-					err = errors.Join(err, fmt.Errorf("node %s: discard the prepared part: %s", n.Node, agentclient.Explain(derr)))
-				}
+				prepared = append(prepared, n)
 			}
 		}
-		return nil, fmt.Errorf("nothing was stopped, the plan was not started:\n%w", err)
+		return nil, fmt.Errorf("nothing was stopped, the plan was not started:\n%w", errors.Join(err, discardAll(ctx, prepared, planID)))
 	}
 	// With several members, every member stops before any data dir
 	// changes: the parts wait at a barrier after their stop.
 	held := len(servers) > 1
 	if held {
 		if err := hold(ctx, servers, planID); err != nil {
-			for _, n := range servers {
-				if _, derr := n.Conn.DiscardRestorePlan(ctx, &agentv1.DiscardRestorePlanRequest{PlanId: planID}); derr != nil {
-					err = errors.Join(err, fmt.Errorf("node %s: discard the prepared part: %s", n.Node, agentclient.Explain(derr)))
-				}
-			}
-			return nil, fmt.Errorf("nothing was stopped, the plan was not started:\n%w", err)
+			return nil, fmt.Errorf("nothing was stopped, the plan was not started:\n%w", errors.Join(err, discardAll(ctx, servers, planID)))
 		}
 		fmt.Fprintf(d.ErrOut, "plan %s: every member has its part and a verified copy of the snapshot; starting (every member stops before any data dir changes)\n", planID)
 	} else {
@@ -376,16 +364,12 @@ func (d *Datastore) Run(ctx context.Context) (*DatastoreResult, error) {
 	}
 	if d.StartAfter != nil {
 		if err := holdStart(ctx, servers, planID); err != nil {
-			for _, n := range servers {
-				if _, derr := n.Conn.DiscardRestorePlan(ctx, &agentv1.DiscardRestorePlanRequest{PlanId: planID}); derr != nil {
-					err = errors.Join(err, fmt.Errorf("node %s: discard the prepared part: %s", n.Node, agentclient.Explain(derr)))
-				}
-			}
-			return nil, fmt.Errorf("nothing was stopped, the plan was not started:\n%w", err)
+			return nil, fmt.Errorf("nothing was stopped, the plan was not started:\n%w", errors.Join(err, discardAll(ctx, servers, planID)))
 		}
 	}
 	watch := newBarrierWatch()
 	starts := newStartWatch()
+	var wg sync.WaitGroup
 
 	start := time.Now()
 	outcomes := make([]*outcome, len(servers))

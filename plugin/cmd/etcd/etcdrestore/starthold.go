@@ -2,7 +2,6 @@ package etcdrestore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -25,23 +24,10 @@ const stepWaitLayers = "wait-layers-restored"
 // holdStart puts the start hold into every prepared part; an agent that
 // cannot (too old) fails the recovery before anything stops.
 func holdStart(ctx context.Context, servers []*agentclient.Node, planID string) error {
-	errs := make([]error, len(servers))
-	var wg sync.WaitGroup
-	for i, n := range servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := n.Conn.Barrier.HoldStartRestorePlan(ctx, &agentv1.HoldStartRestorePlanRequest{PlanId: planID})
-			switch {
-			case status.Code(err) == codes.Unimplemented:
-				errs[i] = fmt.Errorf("node %s: its agent cannot hold k3s's start until the volumes' files are restored: upgrade the agents", n.Node)
-			case err != nil:
-				errs[i] = fmt.Errorf("node %s: hold the part before its start: %s", n.Node, agentclient.Explain(err))
-			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return holdEach(servers, "hold k3s's start until the volumes' files are restored", "hold the part before its start", func(n *agentclient.Node) error {
+		_, err := n.Conn.Barrier.HoldStartRestorePlan(ctx, &agentv1.HoldStartRestorePlanRequest{PlanId: planID})
+		return err
+	})
 }
 
 // startWatch learns from the servers' steps when each reached its start
