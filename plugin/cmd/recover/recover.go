@@ -44,6 +44,7 @@ type Options struct {
 	Node          string
 	KeyFile       string
 	APITimeout    time.Duration
+	JoinTimeout   time.Duration
 	PruneNodes    bool
 	DryRun        bool
 	Yes           bool
@@ -114,6 +115,7 @@ to resume.`,
 	fl.StringArrayVar(&o.Servers, "server", nil, "the new servers (default: the agents of nodes with k3s's data dir)")
 	fl.StringVar(&o.Node, "node", "", "the server that resets the cluster (default: the snapshot's node when it is one, else the first)")
 	fl.StringVar(&o.KeyFile, "key-file", "", "the snapshot key, sent to the agents for the datastore and read here for the buckets' copies (default $DR_SNAPSHOT_KEY, else the install's Secret)")
+	fl.DurationVar(&o.JoinTimeout, "join-timeout", 10*time.Minute, "how long each joining server waits for the reset server's etcd to be healthy (counted once the volumes are restored and k3s starts)")
 	fl.DurationVar(&o.APITimeout, "api-timeout", 5*time.Minute, "how long to wait for the API server once the datastore is back")
 	fl.BoolVar(&o.PruneNodes, "prune-nodes", false, "delete the Node objects of hosts no agent runs on")
 	fl.BoolVar(&o.DryRun, "dry-run", false, "print the plan and the preflight, change nothing")
@@ -170,6 +172,9 @@ func (o *Options) Validate() error {
 			return cmdutil.UsageError("--pg-target %q: want SOURCE=/absolute/dir", kv)
 		}
 		o.pgTargets[src] = dir
+	}
+	if o.JoinTimeout < time.Second {
+		return cmdutil.UsageError("--join-timeout %s: want a duration of a second or more", o.JoinTimeout)
 	}
 	if o.APITimeout <= 0 {
 		return cmdutil.UsageError("--api-timeout %s: want a positive duration", o.APITimeout)
@@ -426,7 +431,7 @@ func (o *Options) recover(ctx context.Context, nodes agentclient.Nodes, plan *re
 				if p.Snapshot.DatastoreKind() == dbsnap.DatastoreSQLite {
 					flavor = etcdrestore.FlavorSQLite
 				}
-				d := &etcdrestore.Datastore{Out: out, ErrOut: errOut, Servers: servers, Flavor: flavor, Reset: reset, Snapshot: p.Snapshot, NewHosts: true}
+				d := &etcdrestore.Datastore{Out: out, ErrOut: errOut, Servers: servers, Flavor: flavor, Reset: reset, Snapshot: p.Snapshot, NewHosts: true, PeersWait: o.JoinTimeout}
 				if len(plan.Layer(recoveryplan.LayerFiles))+len(plan.Layer(recoveryplan.LayerPostgres)) > 0 {
 					d.StartAfter = startAfter
 				}

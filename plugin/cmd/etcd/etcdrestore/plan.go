@@ -236,6 +236,24 @@ type Datastore struct {
 	// error ends their plans there, the datastore restored but k3s not
 	// started (kubectl dr recover: the volumes' files come back first).
 	StartAfter func(ctx context.Context) error
+	// PeersWait bounds how long the k3s flavour's servers wait on each
+	// other (the joining servers for the reset server's etcd to be
+	// healthy); 0: the agents' default, 10 minutes.
+	PeersWait time.Duration
+}
+
+// stepWaitResetServer is a joining server's wait for the reset server.
+const stepWaitResetServer = "wait-reset-server"
+
+// peersLimit is the agents' bound on the servers' waits on each other
+// when the plan gives none (restoreplan.PeersLimit).
+const peersLimit = 10 * time.Minute
+
+func (d *Datastore) peersWait() time.Duration {
+	if d.PeersWait > 0 {
+		return d.PeersWait
+	}
+	return peersLimit
 }
 
 // FlavorSQLite stands for a restore of a k3s server on SQLite.
@@ -307,6 +325,7 @@ func (d *Datastore) Run(ctx context.Context) (*DatastoreResult, error) {
 	parts, err := planParts(servers, flavor, planID, resetNode, snap, d.Digests, d.NewHosts)
 	for _, p := range parts {
 		p.RevisionFloor = d.RevisionFloor
+		p.PeersWaitSeconds = int64(d.PeersWait / time.Second)
 	}
 	if err != nil {
 		return nil, err
@@ -394,6 +413,9 @@ func (d *Datastore) Run(ctx context.Context) (*DatastoreResult, error) {
 					line := fmt.Sprintf("%7s  node %s: %s %s", time.Since(start).Round(100*time.Millisecond), n.Node, st.Name, stateWord(st.State))
 					if st.Error != "" {
 						line += ": " + st.Error
+					}
+					if st.Name == stepWaitResetServer && st.State == agentv1.RestoreStep_STATE_RUNNING {
+						line += fmt.Sprintf(" (up to %s for %s's etcd to be healthy, then it joins)", d.peersWait(), resetNode)
 					}
 					fmt.Fprintln(d.ErrOut, line)
 					if d.OnStep != nil {
