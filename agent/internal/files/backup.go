@@ -180,10 +180,10 @@ func (e *Engine) backup(ctx context.Context, o restic.BackupOptions, progress fu
 // RestoreDir restores the directory dir of a snapshot into target, which
 // receives dir's contents.
 func (e *Engine) RestoreDir(ctx context.Context, snapshot, dir, target string, progress func(restic.RestoreStatus)) error {
-	if err := e.lock(ctx); err != nil {
+	if err := e.share(ctx); err != nil {
 		return err
 	}
-	defer e.unlock()
+	defer e.unshare()
 	if err := e.ensure(ctx, false); err != nil {
 		return err
 	}
@@ -240,10 +240,10 @@ func (e *Engine) FindSnapshot(ctx context.Context, id, set, node string) (*resti
 // paths recreated there), with verify having restic read every file back
 // against the snapshot.
 func (e *Engine) RestoreSnapshot(ctx context.Context, id, target string, verify bool, progress func(restic.RestoreStatus)) (*restic.RestoreSummary, error) {
-	if err := e.lock(ctx); err != nil {
+	if err := e.share(ctx); err != nil {
 		return nil, err
 	}
-	defer e.unlock()
+	defer e.unshare()
 	if err := e.ensure(ctx, false); err != nil {
 		return nil, err
 	}

@@ -246,10 +246,10 @@ func (p *plan) resticOptions(dryRun bool) restic.RestoreOptions {
 // Preview runs the restore dry: what would be created, replaced and left
 // alone.
 func (e *Engine) Preview(ctx context.Context, t Target) (*Preview, error) {
-	if err := e.lock(ctx); err != nil {
+	if err := e.share(ctx); err != nil {
 		return nil, err
 	}
-	defer e.unlock()
+	defer e.unshare()
 	p, err := e.resolve(ctx, t)
 	if err != nil {
 		return nil, err
@@ -391,10 +391,10 @@ type RestoreResult struct {
 // written before the first move lets an agent killed half-way do the same
 // when it starts again (RecoverRestores).
 func (e *Engine) Restore(ctx context.Context, t Target, confirmed string, progress func(restic.RestoreStatus)) (*RestoreResult, error) {
-	if err := e.lock(ctx); err != nil {
+	if err := e.lockLive(ctx); err != nil {
 		return nil, err
 	}
-	defer e.unlock()
+	defer e.unlockLive()
 	p, err := e.resolve(ctx, t)
 	if err != nil {
 		return nil, err
