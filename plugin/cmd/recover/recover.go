@@ -201,6 +201,9 @@ type track struct {
 	detail            string
 	err               error
 	resume            string
+	// held: the datastore is restored, k3s not started because a layer
+	// restored into volumes failed (err says so).
+	held bool
 }
 
 // Run plans, checks, asks and recovers.
@@ -440,6 +443,11 @@ func (o *Options) recover(ctx context.Context, nodes agentclient.Nodes, plan *re
 					ds = res
 					t.detail = res.Summary()
 				}
+				var ns *etcdrestore.NotStartedError
+				if errors.As(err, &ns) {
+					t.held = true
+					t.detail = "restored and in place, k3s not started"
+				}
 				return err
 			})
 		case recoveryplan.LayerFiles:
@@ -479,14 +487,26 @@ func (o *Options) recover(ctx context.Context, nodes agentclient.Nodes, plan *re
 	wg.Wait()
 	sort.Slice(tracks, func(i, j int) bool { return tracks[i].start.Before(tracks[j].start) })
 	var failed []string
+	var held *track
 	for _, t := range tracks {
-		if t.err != nil {
+		switch {
+		case t.held:
+			held = t
+		case t.err != nil:
 			failed = append(failed, fmt.Sprintf("%s %s (node %s): %v\n    to resume: %s", t.layer, t.what, orDash(t.node), t.err, t.resume))
 		}
 	}
+	if held != nil && len(failed) == 0 {
+		// Held without a failed layer: the recovery was interrupted.
+		failed = append(failed, fmt.Sprintf("%s %s (node %s): %v", held.layer, held.what, orDash(held.node), held.err))
+	}
 	if len(failed) > 0 {
 		o.printTimeline(ds, tracks, start, time.Time{})
-		return fmt.Errorf("the recovery stopped: %d part(s) failed, the others are restored (the timeline above); nothing after them ran (API server, checks, stale nodes):\n  %s", len(failed), strings.Join(failed, "\n  "))
+		msg := fmt.Sprintf("the recovery stopped: %d part(s) failed, the others are restored (the timeline above); nothing after them ran (API server, checks, stale nodes):\n  %s", len(failed), strings.Join(failed, "\n  "))
+		if held != nil {
+			msg += fmt.Sprintf("\nthen: %v", held.err)
+		}
+		return errors.New(msg)
 	}
 
 	if ds != nil || len(plan.Layer(recoveryplan.LayerEtcd)) > 0 {
@@ -644,7 +664,10 @@ func (o *Options) printTimeline(ds *etcdrestore.DatastoreResult, tracks []*track
 	fmt.Fprintln(tw, "LAYER\tWHAT\tNODE\tSTARTED\tTOOK\tRESULT")
 	for _, t := range tracks {
 		res := "done"
-		if t.err != nil {
+		switch {
+		case t.held:
+			res = "HELD"
+		case t.err != nil:
 			res = "FAILED"
 		}
 		if t.detail != "" {

@@ -427,11 +427,12 @@ func (d *Datastore) Run(ctx context.Context) (*DatastoreResult, error) {
 			starts.ended(n.Node)
 		}()
 	}
+	var notStarted error
 	if d.StartAfter != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d.releaseStart(ctx, servers, planID, starts)
+			notStarted = d.releaseStart(ctx, servers, planID, starts)
 		}()
 	}
 	if held {
@@ -452,6 +453,9 @@ func (d *Datastore) Run(ctx context.Context) (*DatastoreResult, error) {
 		if oc.err != nil {
 			failed = append(failed, fmt.Sprintf("node %s: %v", oc.node, oc.err))
 		}
+	}
+	if len(failed) > 0 && notStarted != nil && heldOnly(outcomes) {
+		return nil, &NotStartedError{PlanID: planID, Reset: resetNode, Reason: notStarted}
 	}
 	if len(failed) > 0 {
 		return nil, fmt.Errorf("restore %s did not finish everywhere (`kubectl dr etcd restore --status` shows each node's steps):\n  %s", planID, strings.Join(failed, "\n  "))

@@ -2,6 +2,7 @@ package etcdrestore
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -87,5 +88,45 @@ func TestHoldsCallEveryServerAndJoinTheirErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A datastore restore whose servers all ended at the start hold is "not
+// started" (the datastore in place); a failure anywhere else is not.
+func TestHeldOnly(t *testing.T) {
+	done, failed := agentv1.RestoreStep_STATE_DONE, agentv1.RestoreStep_STATE_FAILED
+	oc := func(err error, steps ...*agentv1.RestoreStep) *outcome {
+		o := &outcome{err: err, steps: map[string]*agentv1.RestoreStep{}}
+		for _, s := range steps {
+			o.steps[s.Name] = s
+		}
+		return o
+	}
+	boom := status.Error(codes.Aborted, "not started")
+	for _, tc := range []struct {
+		name     string
+		outcomes []*outcome
+		want     bool
+	}{
+		{"every server held", []*outcome{
+			oc(boom, ev("cluster-reset", done), ev(stepWaitLayers, failed)),
+			oc(boom, ev("put-bootstrap-files", done), ev(stepWaitLayers, failed)),
+		}, true},
+		{"one failed before the hold", []*outcome{
+			oc(boom, ev("cluster-reset", done), ev(stepWaitLayers, failed)),
+			oc(boom, ev("put-bootstrap-files", failed)),
+		}, false},
+		{"none failed", []*outcome{oc(nil, ev(stepWaitLayers, done))}, false},
+		{"lost agent", []*outcome{oc(boom, ev("cluster-reset", done))}, false},
+	} {
+		if got := heldOnly(tc.outcomes); got != tc.want {
+			t.Errorf("%s: heldOnly %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	err := &NotStartedError{PlanID: "restore-1", Reset: "s1", Reason: errors.New("files abcd (node s2) failed")}
+	for _, want := range []string{"restored and in place on every server (plan restore-1)", "k3s was not started", "files abcd (node s2) failed", "start k3s on s1 and then on the others"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q lacks %q", err, want)
+		}
 	}
 }
