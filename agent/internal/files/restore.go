@@ -441,7 +441,9 @@ func (e *Engine) Restore(ctx context.Context, t Target, confirmed string, progre
 		}
 	}
 	if _, err := e.Repo.Restore(ctx, p.resticOptions(false), nil, progress); err != nil {
-		return nil, j.undoAfter(e.explain(err), len(j.Moves))
+		// What restic could not restore, and why (a pack missing from
+		// the store names the pack).
+		return nil, j.undoAfter(fmt.Errorf("%w%s", e.explain(err), restic.Problems(err)), len(j.Moves))
 	}
 	if err := j.done(); err != nil {
 		return nil, err
