@@ -578,7 +578,9 @@ func (o *Options) status(ctx context.Context, nodes agentclient.Nodes) error {
 			failed = true
 			continue
 		}
-		if !n.HoldsDatastore() {
+		// A server on a new host whose plan ended before it joined holds
+		// no member yet, and has a plan to show.
+		if !n.HoldsDatastore() && !slices.Contains(n.Info.GetRoles(), agentv1.NodeRole_NODE_ROLE_SERVER) {
 			continue
 		}
 		st, err := n.Conn.RestorePlanStatus(ctx, &agentv1.RestorePlanStatusRequest{})
