@@ -178,12 +178,21 @@ func (e *Engine) backup(ctx context.Context, o restic.BackupOptions, progress fu
 }
 
 // RestoreDir restores the directory dir of a snapshot into target, which
-// receives dir's contents.
+// receives dir's contents. A target among the node's own paths (a database's data directory on a
+// volume whose files are backed up too) takes the turn of the restores
+// into them; elsewhere it restores beside them.
 func (e *Engine) RestoreDir(ctx context.Context, snapshot, dir, target string, progress func(restic.RestoreStatus)) error {
-	if err := e.share(ctx); err != nil {
-		return err
+	if roots, err := e.Roots(); err == nil && withinAny(roots, target) {
+		if err := e.lockLive(ctx); err != nil {
+			return err
+		}
+		defer e.unlockLive()
+	} else {
+		if err := e.share(ctx); err != nil {
+			return err
+		}
+		defer e.unshare()
 	}
-	defer e.unshare()
 	if err := e.ensure(ctx, false); err != nil {
 		return err
 	}

@@ -3,7 +3,7 @@
 // them are PVCs, and backup, restore preview (with its digest), restore
 // (refused when the node no longer gives the confirmed preview's digest)
 // and retention through restic. A backup runs alone on a node; restores run
-// side by side (two into the node's own paths take turns). A
+// side by side, except those into the node's own paths, which take turns. A
 // node engine: private to the agent, it imports the store packages, never
 // agent/server or the plugin.
 package files

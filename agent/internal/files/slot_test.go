@@ -3,6 +3,7 @@ package files
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -76,4 +77,36 @@ func TestSlotRestoresShareBackupsRunAlone(t *testing.T) {
 	if err := <-got; err != nil {
 		t.Errorf("the waiting backup: %v", err)
 	}
+}
+
+// A directory restored into the node's own paths (a database's data
+// directory on a volume that is backed up too) waits for a restore into
+// them; one restored elsewhere (a drill's scratch) goes beside it.
+func TestRestoreDirTakesTheLiveTurnOnlyInTheNodesPaths(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	data := t.TempDir()
+	write(t, filepath.Join(data, "db", "PG_VERSION"), "16\n")
+	e := f.engine(t, "n1", data)
+	res, err := e.Backup(ctx, BackupRequest{Set: "s1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.lockLive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	err = e.RestoreDir(short, res.Summary.SnapshotID, filepath.Join(data, "db"), filepath.Join(data, "db-restored"), nil)
+	if !errors.Is(err, ErrBusy) {
+		t.Errorf("into the node's paths while a restore runs there: %v, want ErrBusy", err)
+	}
+	scratch := filepath.Join(t.TempDir(), "scratch")
+	if err := e.RestoreDir(ctx, res.Summary.SnapshotID, filepath.Join(data, "db"), scratch, nil); err != nil {
+		t.Fatalf("into scratch while a restore runs in the node's paths: %v", err)
+	}
+	if got := read(t, filepath.Join(scratch, "PG_VERSION")); got != "16\n" {
+		t.Errorf("restored PG_VERSION %q", got)
+	}
+	e.unlockLive()
 }
