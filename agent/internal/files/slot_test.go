@@ -97,12 +97,20 @@ func TestRestoreDirTakesTheLiveTurnOnlyInTheNodesPaths(t *testing.T) {
 	}
 	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
-	err = e.RestoreDir(short, res.Summary.SnapshotID, filepath.Join(data, "db"), filepath.Join(data, "db-restored"), nil)
+	err = e.RestoreDir(short, res.Summary.SnapshotID, filepath.Join(data, "db"), filepath.Join(data, "db-restored"), "", nil)
 	if !errors.Is(err, ErrBusy) {
 		t.Errorf("into the node's paths while a restore runs there: %v, want ErrBusy", err)
 	}
+	// A drill's scratch standing in for a directory in the node's paths
+	// waits too.
+	short2, cancel2 := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel2()
+	err = e.RestoreDir(short2, res.Summary.SnapshotID, filepath.Join(data, "db"), filepath.Join(t.TempDir(), "scratch"), filepath.Join(data, "db"), nil)
+	if !errors.Is(err, ErrBusy) {
+		t.Errorf("into scratch in place of the node's paths while a restore runs there: %v, want ErrBusy", err)
+	}
 	scratch := filepath.Join(t.TempDir(), "scratch")
-	if err := e.RestoreDir(ctx, res.Summary.SnapshotID, filepath.Join(data, "db"), scratch, nil); err != nil {
+	if err := e.RestoreDir(ctx, res.Summary.SnapshotID, filepath.Join(data, "db"), scratch, "", nil); err != nil {
 		t.Fatalf("into scratch while a restore runs in the node's paths: %v", err)
 	}
 	if got := read(t, filepath.Join(scratch, "PG_VERSION")); got != "16\n" {
