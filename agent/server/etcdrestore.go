@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"filippo.io/age"
 	"google.golang.org/grpc/codes"
@@ -203,6 +204,7 @@ func (s *Server) PrepareRestorePlan(ctx context.Context, req *agentv1.PrepareRes
 		OtherPeerURLs: part.GetOtherPeerUrls(), ResetClientURLs: part.GetResetClientUrls(),
 		PreviewDigest: part.GetPreviewDigest(), Previewed: s.restores.preview(part.GetPreviewDigest()),
 		RevisionFloor: part.GetRevisionFloor(),
+		PeersWait:     time.Duration(part.GetPeersWaitSeconds()) * time.Second,
 	}
 	if part.GetNewHost() {
 		r.NewHost, r.Bootstrap = true, restoreplan.BootstrapAll

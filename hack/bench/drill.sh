@@ -73,7 +73,7 @@ drop_caches() {
 }
 now() { date +%s%N; }
 ms() { echo $(( ($2 - $1) / 1000000 )); }
-printf '%-4s %10s %10s %10s %10s | %10s %10s | %6s\n' run etcd-ms files-ms pg-ms A-sum-ms drill-RTO drill-wall RTO/A
+printf '%-4s %10s %10s %10s %10s | %10s %10s | %6s | %s\n' run etcd-ms files-ms pg-ms A-sum-ms drill-RTO drill-wall RTO/A 'load (1/5/15 min, at the run'"'"'s end)'
 for i in $(seq "$runs"); do
   sync; drop_caches
   t0=$(now)
@@ -92,7 +92,7 @@ for i in $(seq "$runs"); do
   out=$(kubectl-dr drill --latest --pg pg-main -o json 2>/dev/null) || { echo "drill failed:"; jq -r '.reasons[]?' <<<"$out"; exit 1; }
   rto=$(jq -r '.rto.seconds * 1000 | floor' <<<"$out")
   wall=$(jq -r '.wallSeconds * 1000 | floor' <<<"$out")
-  printf '%-4s %10d %10d %10d %10d | %10d %10d | %6s\n' "$i" "$ea" "$fa" "$pa" "$sum" "$rto" "$wall" \
-    "$(awk -v r="$rto" -v s="$sum" 'BEGIN { printf "%.2f", r / s }')"
+  printf '%-4s %10d %10d %10d %10d | %10d %10d | %6s | %s\n' "$i" "$ea" "$fa" "$pa" "$sum" "$rto" "$wall" \
+    "$(awk -v r="$rto" -v s="$sum" 'BEGIN { printf "%.2f", r / s }')" "$(cut -d' ' -f1-3 /proc/loadavg)"
   jq -r '"     critical path: " + .rto.part + "; parts: " + ([.parts[] | .layer + "/" + .name + " " + (.restoreSeconds * 10 | round / 10 | tostring) + "s"] | join(", "))' <<<"$out"
 done

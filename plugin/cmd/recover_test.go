@@ -108,6 +108,7 @@ func TestRecoverUsage(t *testing.T) {
 		{"recover", "--latest", "--skip-preflight", "tokens"},
 		{"recover", "--latest", "--pg-target", "pg-main"},
 		{"recover", "extra", "--latest"},
+		{"recover", "--latest", "--join-timeout", "0s"},
 	} {
 		if r := e.run(args...); r.code != 2 {
 			t.Errorf("%v: %s, want exit 2", args, r)

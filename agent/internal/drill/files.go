@@ -25,21 +25,6 @@ type FilesPart struct {
 	ReadDataSubset string
 }
 
-// resticErrors is the first of the problems restic reported, as ": a;
-// b (and n more)", "" when it named none.
-func resticErrors(err error) string {
-	var rerr *restic.Error
-	if !errors.As(err, &rerr) || len(rerr.Errors) == 0 {
-		return ""
-	}
-	const most = 3
-	out := ": " + strings.Join(rerr.Errors[:min(most, len(rerr.Errors))], "; ")
-	if len(rerr.Errors) > most {
-		out += fmt.Sprintf(" (and %d more)", len(rerr.Errors)-most)
-	}
-	return out
-}
-
 // ErrFilesOff means this node's agent has no file backups to rehearse.
 var ErrFilesOff = errors.New("file backups are off on this node")
 
@@ -100,7 +85,7 @@ func (e *Engine) RunFiles(ctx context.Context, drillID string, req FilesPart, ke
 			last = st
 		})
 		if err != nil {
-			return "", fmt.Errorf("restore snapshot %s of %s: %w%s", snap.ShortID, owner, err, resticErrors(err))
+			return "", fmt.Errorf("restore snapshot %s of %s: %w%s", snap.ShortID, owner, err, restic.Problems(err))
 		}
 		r.FilesRestored, r.BytesRestored = sum.FilesRestored, sum.BytesRestored
 		r.Counts["files"] = sum.TotalFiles
@@ -115,7 +100,7 @@ func (e *Engine) RunFiles(ctx context.Context, drillID string, req FilesPart, ke
 			// are not written again, every file is read back against the
 			// snapshot.
 			if _, err := e.Files.RestoreSnapshot(ctx, snap.ID, target, true, nil); err != nil {
-				return "", fmt.Errorf("verify the restore of snapshot %s of %s (restic read back every file): %w%s", snap.ShortID, owner, err, resticErrors(err))
+				return "", fmt.Errorf("verify the restore of snapshot %s of %s (restic read back every file): %w%s", snap.ShortID, owner, err, restic.Problems(err))
 			}
 			return "restic read every restored file back against the snapshot: each matches", nil
 		})

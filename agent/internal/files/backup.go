@@ -178,12 +178,26 @@ func (e *Engine) backup(ctx context.Context, o restic.BackupOptions, progress fu
 }
 
 // RestoreDir restores the directory dir of a snapshot into target, which
-// receives dir's contents.
-func (e *Engine) RestoreDir(ctx context.Context, snapshot, dir, target string, progress func(restic.RestoreStatus)) error {
-	if err := e.lock(ctx); err != nil {
-		return err
+// receives dir's contents. A target among the node's own paths (a
+// database's data directory on a volume whose files are backed up too)
+// takes the turn of the restores into them; elsewhere it restores beside
+// them. A drill restoring into scratch in place of the real target names
+// it as turnOf, to wait as the real restore would ("": target).
+func (e *Engine) RestoreDir(ctx context.Context, snapshot, dir, target, turnOf string, progress func(restic.RestoreStatus)) error {
+	if turnOf == "" {
+		turnOf = target
 	}
-	defer e.unlock()
+	if roots, err := e.Roots(); err == nil && withinAny(roots, turnOf) {
+		if err := e.lockLive(ctx); err != nil {
+			return err
+		}
+		defer e.unlockLive()
+	} else {
+		if err := e.share(ctx); err != nil {
+			return err
+		}
+		defer e.unshare()
+	}
 	if err := e.ensure(ctx, false); err != nil {
 		return err
 	}
@@ -240,10 +254,19 @@ func (e *Engine) FindSnapshot(ctx context.Context, id, set, node string) (*resti
 // paths recreated there), with verify having restic read every file back
 // against the snapshot.
 func (e *Engine) RestoreSnapshot(ctx context.Context, id, target string, verify bool, progress func(restic.RestoreStatus)) (*restic.RestoreSummary, error) {
-	if err := e.lock(ctx); err != nil {
-		return nil, err
+	// The restore rehearses one into the node's own paths, and takes
+	// turns as that would; the read-back (verify) goes beside.
+	if verify {
+		if err := e.share(ctx); err != nil {
+			return nil, err
+		}
+		defer e.unshare()
+	} else {
+		if err := e.lockLive(ctx); err != nil {
+			return nil, err
+		}
+		defer e.unlockLive()
 	}
-	defer e.unlock()
 	if err := e.ensure(ctx, false); err != nil {
 		return nil, err
 	}

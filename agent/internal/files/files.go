@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/restic"
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
@@ -54,7 +56,8 @@ type Engine struct {
 	previews previewCache
 
 	slotOnce sync.Once
-	slot     chan struct{}
+	slot     *semaphore.Weighted
+	live     chan struct{}
 	ensureMu sync.Mutex
 	ready    bool
 }
@@ -165,24 +168,62 @@ func (e *Engine) PVCs(ctx context.Context, roots []string) map[string]string {
 	return found
 }
 
-// lock takes the node's one operation slot, waiting for the operation
-// that holds it (a scheduled backup, say) until ctx ends.
-func (e *Engine) lock(ctx context.Context) error {
-	e.slotOnce.Do(func() { e.slot = make(chan struct{}, 1) })
-	select {
-	case e.slot <- struct{}{}:
+// The node's operation slot. A backup reads the live files and runs
+// alone. Restores read the repository and write only where they restore:
+// they run side by side (a recovery restores a node's files and its
+// database at once, as a drill rehearses them), except that two restores
+// into the node's own paths (Restore) take turns (live).
+const slotAlone = 1 << 20
+
+func (e *Engine) slots() {
+	e.slotOnce.Do(func() {
+		e.slot = semaphore.NewWeighted(slotAlone)
+		e.live = make(chan struct{}, 1)
+	})
+}
+
+func (e *Engine) acquire(ctx context.Context, weight int64) error {
+	e.slots()
+	if e.slot.TryAcquire(weight) {
 		return nil
-	default:
+	}
+	if err := e.slot.Acquire(ctx, weight); err != nil {
+		return fmt.Errorf("%w (gave up waiting: %v)", ErrBusy, err)
+	}
+	return nil
+}
+
+// lock takes the node's slot alone (a backup), waiting for the
+// operations that hold it (a restore, a scheduled backup) until ctx ends.
+func (e *Engine) lock(ctx context.Context) error { return e.acquire(ctx, slotAlone) }
+
+func (e *Engine) unlock() { e.slot.Release(slotAlone) }
+
+// share takes the node's slot beside other restores; a backup waiting
+// for the slot goes first.
+func (e *Engine) share(ctx context.Context) error { return e.acquire(ctx, 1) }
+
+func (e *Engine) unshare() { e.slot.Release(1) }
+
+// lockLive takes the slot beside other restores and the turn of the
+// restores into the node's own paths.
+func (e *Engine) lockLive(ctx context.Context) error {
+	if err := e.share(ctx); err != nil {
+		return err
 	}
 	select {
-	case e.slot <- struct{}{}:
+	case e.live <- struct{}{}:
 		return nil
 	case <-ctx.Done():
+		e.unshare()
 		return fmt.Errorf("%w (gave up waiting: %v)", ErrBusy, ctx.Err())
 	}
 }
 
-func (e *Engine) unlock() { <-e.slot }
+func (e *Engine) unlockLive() {
+	<-e.live
+	e.unshare()
+}
 
 // ensure opens the repository, creating it on first use. A location that
 // holds objects but no restic config is refused, never initialised over.

@@ -326,6 +326,7 @@ func failingRestic(t *testing.T, paths ...string) string {
 	for _, p := range paths {
 		script += fmt.Sprintf("  mkdir -p %q; echo partial > %q\n", filepath.Dir(p), p)
 	}
+	script += "  echo '{\"message_type\":\"error\",\"error\":{\"message\":\"load pack 0123456789ab: not found\"},\"during\":\"restore\",\"item\":\"/data/big.bin\"}' >&2\n"
 	script += "  echo '{\"message_type\":\"exit_error\",\"code\":1,\"message\":\"Fatal: connection to the store lost\"}' >&2; exit 1;;\nesac;; esac\nexec " + resticBinary + " \"$@\"\n"
 	bin := filepath.Join(t.TempDir(), "restic")
 	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
@@ -352,8 +353,8 @@ func TestRestoreThatFailsPutsTheFilesBack(t *testing.T) {
 
 	e.Repo.Binary = failingRestic(t, filepath.Join(data, "change.txt"), filepath.Join(data, "sub", "gone.txt"))
 	_, err := e.Restore(ctx, Target{Set: "s1"}, "", nil)
-	if err == nil || !strings.Contains(err.Error(), "connection to the store lost") || !strings.Contains(err.Error(), "the node's files are as they were") {
-		t.Fatalf("err = %v, want restic's failure and that the files are as they were", err)
+	if err == nil || !strings.Contains(err.Error(), "connection to the store lost: /data/big.bin: load pack 0123456789ab: not found") || !strings.Contains(err.Error(), "the node's files are as they were") {
+		t.Fatalf("err = %v, want restic's failure, what it could not restore and that the files are as they were", err)
 	}
 	if got := read(t, filepath.Join(data, "change.txt")); got != "edited\n" {
 		t.Errorf("change.txt = %q after the failed restore, want the node's own content back", got)

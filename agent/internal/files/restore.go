@@ -246,10 +246,10 @@ func (p *plan) resticOptions(dryRun bool) restic.RestoreOptions {
 // Preview runs the restore dry: what would be created, replaced and left
 // alone.
 func (e *Engine) Preview(ctx context.Context, t Target) (*Preview, error) {
-	if err := e.lock(ctx); err != nil {
+	if err := e.share(ctx); err != nil {
 		return nil, err
 	}
-	defer e.unlock()
+	defer e.unshare()
 	p, err := e.resolve(ctx, t)
 	if err != nil {
 		return nil, err
@@ -391,10 +391,10 @@ type RestoreResult struct {
 // written before the first move lets an agent killed half-way do the same
 // when it starts again (RecoverRestores).
 func (e *Engine) Restore(ctx context.Context, t Target, confirmed string, progress func(restic.RestoreStatus)) (*RestoreResult, error) {
-	if err := e.lock(ctx); err != nil {
+	if err := e.lockLive(ctx); err != nil {
 		return nil, err
 	}
-	defer e.unlock()
+	defer e.unlockLive()
 	p, err := e.resolve(ctx, t)
 	if err != nil {
 		return nil, err
@@ -441,7 +441,9 @@ func (e *Engine) Restore(ctx context.Context, t Target, confirmed string, progre
 		}
 	}
 	if _, err := e.Repo.Restore(ctx, p.resticOptions(false), nil, progress); err != nil {
-		return nil, j.undoAfter(e.explain(err), len(j.Moves))
+		// What restic could not restore, and why (a pack missing from
+		// the store names the pack).
+		return nil, j.undoAfter(fmt.Errorf("%w%s", e.explain(err), restic.Problems(err)), len(j.Moves))
 	}
 	if err := j.done(); err != nil {
 		return nil, err

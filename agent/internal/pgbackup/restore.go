@@ -43,6 +43,10 @@ type RestoreRequest struct {
 	// stage is complete when Restore returns, and the directory can be
 	// started later without the store.
 	Replay bool
+	// TurnOf is the data directory a real restore writes, when TargetDir
+	// stands in for it (a drill's scratch): the base backup's restore
+	// takes turns with the node's file restores as one into it would.
+	TurnOf string
 }
 
 // Restored is a data directory ready to start.
@@ -113,7 +117,7 @@ func Restore(ctx context.Context, req RestoreRequest, eng *files.Engine, store o
 		}
 	}()
 	progress("restore", restic.RestoreStatus{})
-	if err := eng.RestoreDir(ctx, base.SnapshotID, base.PGData, req.TargetDir, func(st restic.RestoreStatus) { progress("restore", st) }); err != nil {
+	if err := eng.RestoreDir(ctx, base.SnapshotID, base.PGData, req.TargetDir, req.TurnOf, func(st restic.RestoreStatus) { progress("restore", st) }); err != nil {
 		return nil, fmt.Errorf("restore base backup %s: %w", base.ID, err)
 	}
 	dir := req.TargetDir

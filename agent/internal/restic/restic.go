@@ -68,6 +68,22 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("restic %s: %s", e.Op, msg)
 }
 
+// Problems is the first of the problems restic reported with err (a file
+// it could not restore, the pack it could not load), as ": a; b; c (and
+// N more)", or "" when it reported none.
+func Problems(err error) string {
+	var rerr *Error
+	if !errors.As(err, &rerr) || len(rerr.Errors) == 0 {
+		return ""
+	}
+	const most = 3
+	out := ": " + strings.Join(rerr.Errors[:min(most, len(rerr.Errors))], "; ")
+	if len(rerr.Errors) > most {
+		out += fmt.Sprintf(" (and %d more)", len(rerr.Errors)-most)
+	}
+	return out
+}
+
 // Unwrap maps the exit code onto the errors above.
 func (e *Error) Unwrap() error {
 	switch e.Code {

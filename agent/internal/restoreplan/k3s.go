@@ -39,8 +39,16 @@ const (
 	RoleRejoin = "rejoin"
 )
 
-// peersLimit bounds the waits on other servers.
-const peersLimit = 10 * time.Minute
+// PeersLimit bounds the waits on other servers unless the plan says
+// otherwise (Plan.PeersWait).
+const PeersLimit = 10 * time.Minute
+
+func (p *Plan) peersWait() time.Duration {
+	if p.PeersWait > 0 {
+		return p.PeersWait
+	}
+	return PeersLimit
+}
 
 // K3sReset runs k3s's cluster reset from a snapshot file.
 type K3sReset struct {

@@ -2,6 +2,7 @@ package restoreplan
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -169,5 +170,41 @@ func TestPutBootstrapFiles(t *testing.T) {
 	}
 	if moved, err := putBootstrapFiles(staged, dataDir, "p1"); err != nil || len(moved) != 0 {
 		t.Errorf("second run moved %v, %v; want nothing", moved, err)
+	}
+}
+
+// A rejoining server waits for the reset server as long as its plan says
+// (kubectl dr recover --join-timeout), then fails saying how long it
+// waited and why; its data dir is not moved and k3s not started.
+func TestK3sRejoinWaitsAsLongAsThePlanSays(t *testing.T) {
+	dir := t.TempDir()
+	p := k3sPlan(t, dir, []string{StepStop, StepWaitResetServer, StepMoveAside, StepStart, StepHealthy})
+	p.ResetClientURLs = []string{"https://10.0.0.1:2379"}
+	p.PeersWait = 100 * time.Millisecond
+	r := &Runner{
+		Plans:        Plans{Dir: filepath.Join(dir, "plans")},
+		Host:         Commands{StopCommand: []string{"true"}, StartCommand: []string{"touch", filepath.Join(dir, "started")}},
+		Healthy:      func(context.Context) error { return nil },
+		ResetHealthy: func(context.Context, []string) error { return errors.New("connection refused") },
+	}
+	start := time.Now()
+	err := r.Run(context.Background(), p)
+	if err == nil || !strings.Contains(err.Error(), "the reset server's etcd is not healthy after 100ms: connection refused") {
+		t.Fatalf("Run: %v", err)
+	}
+	if took := time.Since(start); took > time.Minute {
+		t.Errorf("waited %s, the plan says 100ms", took)
+	}
+	if _, err := os.Stat(filepath.Join(p.Member.DataDir, "member")); err != nil {
+		t.Errorf("the data dir moved: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "started")); err == nil {
+		t.Error("k3s started although the reset server never became healthy")
+	}
+	if h := p.Hint(); !strings.Contains(h, "once the reset server is healthy") {
+		t.Errorf("hint %q", h)
+	}
+	if (&Plan{}).peersWait() != PeersLimit {
+		t.Errorf("a plan without a wait waits %s, want %s", (&Plan{}).peersWait(), PeersLimit)
 	}
 }

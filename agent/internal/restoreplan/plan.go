@@ -79,6 +79,9 @@ type Plan struct {
 	// ResetClientURLs: a rejoining server waits until the reset server's
 	// etcd is healthy there.
 	ResetClientURLs []string `json:"resetClientURLs,omitempty"`
+	// PeersWait bounds wait-peers-stopped and wait-reset-server (0:
+	// PeersLimit).
+	PeersWait time.Duration `json:"peersWait,omitempty"`
 	// Started is set when the plan is told to run; a prepared plan that
 	// was never started stops nothing.
 	Started bool   `json:"started"`
@@ -184,6 +187,9 @@ func (p *Plan) Hint() string {
 	}
 	switch f.Name {
 	case StepWaitLayers:
+		if p.Role == RoleRejoin && !exists(p.Member.DataDir) {
+			return fmt.Sprintf("k3s is stopped here and there is no data dir at %s (a new host; the files kept with the snapshot are in place): once the other layers are restored and the reset server runs, start k3s (%s): it joins", p.Member.DataDir, start)
+		}
 		if p.Role == RoleRejoin {
 			return fmt.Sprintf("k3s is stopped here and its data dir was not changed (the files kept with the snapshot are in place): once the other layers are restored and the reset server runs, move %s aside and start k3s (%s): it joins", p.Member.DataDir, start)
 		}
@@ -582,14 +588,14 @@ func (r *Runner) step(ctx context.Context, p *Plan, s *Step) error {
 		}
 		return swapStateDB(p.stateDB(), p.Staging, ".aside-"+p.ID)
 	case StepWaitPeersStopped:
-		return waitPeersStopped(ctx, p.OtherPeerURLs, peersLimit)
+		return waitPeersStopped(ctx, p.OtherPeerURLs, p.peersWait())
 	case StepClusterReset:
 		if r.Reset == nil {
 			return errors.New("no k3s cluster reset configured here")
 		}
 		return r.clusterReset(ctx, p, s)
 	case StepWaitResetServer:
-		return poll(ctx, peersLimit, "the reset server's etcd is not healthy", func(ctx context.Context) error {
+		return poll(ctx, p.peersWait(), "the reset server's etcd is not healthy", func(ctx context.Context) error {
 			return r.ResetHealthy(ctx, p.ResetClientURLs)
 		})
 	case StepBootstrap:

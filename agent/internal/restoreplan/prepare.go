@@ -63,6 +63,9 @@ type Request struct {
 	NewHost bool
 	// RevisionFloor is RestorePlanPart.revision_floor (etcd flavour).
 	RevisionFloor int64
+	// PeersWait bounds the k3s flavour's waits on the other servers
+	// (wait-peers-stopped, wait-reset-server); 0: PeersLimit.
+	PeersWait time.Duration
 	// Resolve finds the snapshot to restore; it is called once the node is
 	// known to be free (a rejoining server takes none: SnapshotName only).
 	// SnapshotSHA256, when set, must match what it finds.
@@ -123,7 +126,10 @@ func Build(cfg *agentconfig.Config, req Request) (*Plan, error) {
 	}
 	p := &Plan{
 		ID: req.ID, Node: cfg.NodeName, Flavor: req.Flavor, Created: time.Now().UTC(),
-		Member: Member{DataDir: cfg.Restore.EtcdDataDir},
+		Member: Member{DataDir: cfg.Restore.EtcdDataDir}, PeersWait: req.PeersWait,
+	}
+	if req.PeersWait < 0 {
+		return nil, fmt.Errorf("%w: the wait on the other servers is %s: want a positive duration", ErrInvalid, req.PeersWait)
 	}
 	var steps []string
 	switch {

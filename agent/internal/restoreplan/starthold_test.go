@@ -2,6 +2,7 @@ package restoreplan
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -116,5 +117,44 @@ func TestHoldStartWithoutAWordDoesNotStart(t *testing.T) {
 	}
 	if exists(filepath.Join(dir, "started")) {
 		t.Error("the member was started without a word")
+	}
+}
+
+// A rejoining server told that a layer failed says what to do: with its
+// data dir there, move it aside and start k3s; on a new host, where there
+// is none, just start k3s once the reset server runs.
+func TestHoldStartRejoinHint(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		dataDir bool
+		want    string
+	}{
+		{"data dir", true, "its data dir was not changed (the files kept with the snapshot are in place): once the other layers are restored and the reset server runs, move "},
+		{"new host", false, "there is no data dir at "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			p, r, steps := startHeldPlan(t, dir, RoleRejoin)
+			if tc.dataDir {
+				if err := os.MkdirAll(p.Member.DataDir, 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			done := make(chan error, 1)
+			go func() { done <- r.Run(context.Background(), p) }()
+			waitStep(t, steps, "wait-layers-restored=running")
+			r.StartGate.ReleaseStart(p.ID, false, "files of node n2 failed")
+			if err := <-done; err == nil {
+				t.Fatal("Run: no error, want not started")
+			}
+			if exists(filepath.Join(dir, "started")) {
+				t.Error("the member was started although a layer failed")
+			}
+			saved, _ := r.Plans.Load(p.ID)
+			h := saved.Hint()
+			if !strings.Contains(h, tc.want) || !strings.Contains(h, "start k3s") {
+				t.Errorf("hint %q, want %q and to start k3s", h, tc.want)
+			}
+		})
 	}
 }

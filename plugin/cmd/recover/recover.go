@@ -44,6 +44,7 @@ type Options struct {
 	Node          string
 	KeyFile       string
 	APITimeout    time.Duration
+	JoinTimeout   time.Duration
 	PruneNodes    bool
 	DryRun        bool
 	Yes           bool
@@ -114,6 +115,7 @@ to resume.`,
 	fl.StringArrayVar(&o.Servers, "server", nil, "the new servers (default: the agents of nodes with k3s's data dir)")
 	fl.StringVar(&o.Node, "node", "", "the server that resets the cluster (default: the snapshot's node when it is one, else the first)")
 	fl.StringVar(&o.KeyFile, "key-file", "", "the snapshot key, sent to the agents for the datastore and read here for the buckets' copies (default $DR_SNAPSHOT_KEY, else the install's Secret)")
+	fl.DurationVar(&o.JoinTimeout, "join-timeout", 10*time.Minute, "how long each joining server waits for the reset server's etcd to be healthy (counted once the volumes are restored and k3s starts)")
 	fl.DurationVar(&o.APITimeout, "api-timeout", 5*time.Minute, "how long to wait for the API server once the datastore is back")
 	fl.BoolVar(&o.PruneNodes, "prune-nodes", false, "delete the Node objects of hosts no agent runs on")
 	fl.BoolVar(&o.DryRun, "dry-run", false, "print the plan and the preflight, change nothing")
@@ -171,6 +173,9 @@ func (o *Options) Validate() error {
 		}
 		o.pgTargets[src] = dir
 	}
+	if o.JoinTimeout < time.Second {
+		return cmdutil.UsageError("--join-timeout %s: want a duration of a second or more", o.JoinTimeout)
+	}
 	if o.APITimeout <= 0 {
 		return cmdutil.UsageError("--api-timeout %s: want a positive duration", o.APITimeout)
 	}
@@ -196,6 +201,9 @@ type track struct {
 	detail            string
 	err               error
 	resume            string
+	// held: the datastore is restored, k3s not started because a layer
+	// restored into volumes failed (err says so).
+	held bool
 }
 
 // Run plans, checks, asks and recovers.
@@ -426,7 +434,7 @@ func (o *Options) recover(ctx context.Context, nodes agentclient.Nodes, plan *re
 				if p.Snapshot.DatastoreKind() == dbsnap.DatastoreSQLite {
 					flavor = etcdrestore.FlavorSQLite
 				}
-				d := &etcdrestore.Datastore{Out: out, ErrOut: errOut, Servers: servers, Flavor: flavor, Reset: reset, Snapshot: p.Snapshot, NewHosts: true}
+				d := &etcdrestore.Datastore{Out: out, ErrOut: errOut, Servers: servers, Flavor: flavor, Reset: reset, Snapshot: p.Snapshot, NewHosts: true, PeersWait: o.JoinTimeout}
 				if len(plan.Layer(recoveryplan.LayerFiles))+len(plan.Layer(recoveryplan.LayerPostgres)) > 0 {
 					d.StartAfter = startAfter
 				}
@@ -434,6 +442,11 @@ func (o *Options) recover(ctx context.Context, nodes agentclient.Nodes, plan *re
 				if err == nil {
 					ds = res
 					t.detail = res.Summary()
+				}
+				var ns *etcdrestore.NotStartedError
+				if errors.As(err, &ns) {
+					t.held = true
+					t.detail = "restored and in place, k3s not started"
 				}
 				return err
 			})
@@ -474,14 +487,26 @@ func (o *Options) recover(ctx context.Context, nodes agentclient.Nodes, plan *re
 	wg.Wait()
 	sort.Slice(tracks, func(i, j int) bool { return tracks[i].start.Before(tracks[j].start) })
 	var failed []string
+	var held *track
 	for _, t := range tracks {
-		if t.err != nil {
+		switch {
+		case t.held:
+			held = t
+		case t.err != nil:
 			failed = append(failed, fmt.Sprintf("%s %s (node %s): %v\n    to resume: %s", t.layer, t.what, orDash(t.node), t.err, t.resume))
 		}
 	}
+	if held != nil && len(failed) == 0 {
+		// Held without a failed layer: the recovery was interrupted.
+		failed = append(failed, fmt.Sprintf("%s %s (node %s): %v", held.layer, held.what, orDash(held.node), held.err))
+	}
 	if len(failed) > 0 {
 		o.printTimeline(ds, tracks, start, time.Time{})
-		return fmt.Errorf("the recovery stopped: %d part(s) failed, the others are restored (the timeline above); nothing after them ran (API server, checks, stale nodes):\n  %s", len(failed), strings.Join(failed, "\n  "))
+		msg := fmt.Sprintf("the recovery stopped: %d part(s) failed, the others are restored (the timeline above); nothing after them ran (API server, checks, stale nodes):\n  %s", len(failed), strings.Join(failed, "\n  "))
+		if held != nil {
+			msg += fmt.Sprintf("\nthen: %v", held.err)
+		}
+		return errors.New(msg)
 	}
 
 	if ds != nil || len(plan.Layer(recoveryplan.LayerEtcd)) > 0 {
@@ -639,7 +664,10 @@ func (o *Options) printTimeline(ds *etcdrestore.DatastoreResult, tracks []*track
 	fmt.Fprintln(tw, "LAYER\tWHAT\tNODE\tSTARTED\tTOOK\tRESULT")
 	for _, t := range tracks {
 		res := "done"
-		if t.err != nil {
+		switch {
+		case t.held:
+			res = "HELD"
+		case t.err != nil:
 			res = "FAILED"
 		}
 		if t.detail != "" {

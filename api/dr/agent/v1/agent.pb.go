@@ -4847,8 +4847,13 @@ type RestorePlanPart struct {
 	// moves the revision backwards, which clients that watched the newer one
 	// would not notice. The same on every member of the plan.
 	RevisionFloor int64 `protobuf:"varint,18,opt,name=revision_floor,json=revisionFloor,proto3" json:"revision_floor,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// How long the k3s flavour waits on the other servers, in seconds: the
+	// reset server for their etcd to stop (wait-peers-stopped), the others
+	// for the reset server's etcd to be healthy (wait-reset-server). 0: 10
+	// minutes. (kubectl dr recover --join-timeout.)
+	PeersWaitSeconds int64 `protobuf:"varint,60,opt,name=peers_wait_seconds,json=peersWaitSeconds,proto3" json:"peers_wait_seconds,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *RestorePlanPart) Reset() {
@@ -5003,6 +5008,13 @@ func (x *RestorePlanPart) GetNewHost() bool {
 func (x *RestorePlanPart) GetRevisionFloor() int64 {
 	if x != nil {
 		return x.RevisionFloor
+	}
+	return 0
+}
+
+func (x *RestorePlanPart) GetPeersWaitSeconds() int64 {
+	if x != nil {
+		return x.PeersWaitSeconds
 	}
 	return 0
 }
@@ -5914,7 +5926,7 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x1aPreviewEtcdRestoreResponse\x123\n" +
 	"\bprogress\x18\x01 \x01(\v2\x15.dr.agent.v1.ProgressH\x00R\bprogress\x12;\n" +
 	"\apreview\x18\x02 \x01(\v2\x1f.dr.agent.v1.EtcdRestorePreviewH\x00R\apreviewB\a\n" +
-	"\x05event\"\xb3\x05\n" +
+	"\x05event\"\xe1\x05\n" +
 	"\x0fRestorePlanPart\x12\x17\n" +
 	"\aplan_id\x18\x01 \x01(\tR\x06planId\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12,\n" +
@@ -5936,7 +5948,8 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"no_preview\x18\x10 \x01(\bR\tnoPreview\x12\x19\n" +
 	"\bnew_host\x18\x11 \x01(\bR\anewHost\x12%\n" +
-	"\x0erevision_floor\x18\x12 \x01(\x03R\rrevisionFloor\"z\n" +
+	"\x0erevision_floor\x18\x12 \x01(\x03R\rrevisionFloor\x12,\n" +
+	"\x12peers_wait_seconds\x18< \x01(\x03R\x10peersWaitSeconds\"z\n" +
 	"\x19PrepareRestorePlanRequest\x120\n" +
 	"\x04part\x18\x01 \x01(\v2\x1c.dr.agent.v1.RestorePlanPartR\x04part\x12+\n" +
 	"\x11snapshot_identity\x18\x1e \x01(\fR\x10snapshotIdentity\"W\n" +

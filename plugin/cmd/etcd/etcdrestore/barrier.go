@@ -32,26 +32,56 @@ const (
 	barrierDecide = 5*time.Minute + 30*time.Second
 )
 
-// hold puts the barrier into every prepared part; an agent that cannot
-// (too old) fails the restore before anything stops.
-func hold(ctx context.Context, servers []*agentclient.Node, planID string) error {
+// onEach calls fn for every server (i its index) at once and returns each one's error
+// (nil when it went well), in the servers' order.
+func onEach(servers []*agentclient.Node, fn func(i int, n *agentclient.Node) error) []error {
 	errs := make([]error, len(servers))
 	var wg sync.WaitGroup
 	for i, n := range servers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := n.Conn.Barrier.HoldRestorePlan(ctx, &agentv1.HoldRestorePlanRequest{PlanId: planID})
-			switch {
-			case status.Code(err) == codes.Unimplemented:
-				errs[i] = fmt.Errorf("node %s: its agent cannot hold its member until every member stopped: upgrade the agents", n.Node)
-			case err != nil:
-				errs[i] = fmt.Errorf("node %s: hold the part at the barrier: %s", n.Node, agentclient.Explain(err))
-			}
+			errs[i] = fn(i, n)
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	return errs
+}
+
+// holdEach asks every server for one hold of its prepared part (call);
+// an agent that cannot (too old: Unimplemented) is told to upgrade with
+// cannot, saying what it cannot do; every failure is in the error.
+func holdEach(servers []*agentclient.Node, cannot, what string, call func(n *agentclient.Node) error) error {
+	return errors.Join(onEach(servers, func(_ int, n *agentclient.Node) error {
+		err := call(n)
+		switch {
+		case status.Code(err) == codes.Unimplemented:
+			return fmt.Errorf("node %s: its agent cannot %s: upgrade the agents", n.Node, cannot)
+		case err != nil:
+			return fmt.Errorf("node %s: %s: %s", n.Node, what, agentclient.Explain(err))
+		}
+		return nil
+	})...)
+}
+
+// hold puts the barrier into every prepared part; an agent that cannot
+// (too old) fails the restore before anything stops.
+func hold(ctx context.Context, servers []*agentclient.Node, planID string) error {
+	return holdEach(servers, "hold its member until every member stopped", "hold the part at the barrier", func(n *agentclient.Node) error {
+		_, err := n.Conn.Barrier.HoldRestorePlan(ctx, &agentv1.HoldRestorePlanRequest{PlanId: planID})
+		return err
+	})
+}
+
+// discardAll drops the prepared part of plan planID on every server, so
+// that none holds its node.
+func discardAll(ctx context.Context, servers []*agentclient.Node, planID string) error {
+	return errors.Join(onEach(servers, func(_ int, n *agentclient.Node) error {
+		if _, err := n.Conn.DiscardRestorePlan(ctx, &agentv1.DiscardRestorePlanRequest{PlanId: planID}); err != nil {
+			return fmt.Errorf("node %s: discard the prepared part: %s", n.Node, agentclient.Explain(err))
+		}
+		return nil
+	})...)
 }
 
 // barrierWatch learns from the members' steps when each reaches the
@@ -135,33 +165,23 @@ func (b *barrierWatch) decide(ctx context.Context, nodes []string) string {
 // goOn lets every member past the barrier; each is asked until it
 // answers or a minute passes.
 func goOn(ctx context.Context, servers []*agentclient.Node, planID string) error {
-	errs := make([]error, len(servers))
-	var wg sync.WaitGroup
-	for i, n := range servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			deadline := time.Now().Add(time.Minute)
-			for {
-				_, err := n.Conn.Barrier.ContinueRestorePlan(ctx, &agentv1.ContinueRestorePlanRequest{PlanId: planID})
-				if err == nil {
-					return
-				}
-				if status.Code(err) == codes.FailedPrecondition || time.Now().After(deadline) {
-					errs[i] = fmt.Errorf("node %s: did not go on past the barrier: %s", n.Node, agentclient.Explain(err))
-					return
-				}
-				select {
-				case <-ctx.Done():
-					errs[i] = fmt.Errorf("node %s: %w", n.Node, ctx.Err())
-					return
-				case <-time.After(time.Second):
-				}
+	return errors.Join(onEach(servers, func(_ int, n *agentclient.Node) error {
+		deadline := time.Now().Add(time.Minute)
+		for {
+			_, err := n.Conn.Barrier.ContinueRestorePlan(ctx, &agentv1.ContinueRestorePlanRequest{PlanId: planID})
+			if err == nil {
+				return nil
 			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+			if status.Code(err) == codes.FailedPrecondition || time.Now().After(deadline) {
+				return fmt.Errorf("node %s: did not go on past the barrier: %s", n.Node, agentclient.Explain(err))
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("node %s: %w", n.Node, ctx.Err())
+			case <-time.After(time.Second):
+			}
+		}
+	})...)
 }
 
 // rollBackAll calls every member's part off before the barrier. It goes
@@ -169,19 +189,12 @@ func goOn(ctx context.Context, servers []*agentclient.Node, planID string) error
 func rollBackAll(ctx context.Context, servers []*agentclient.Node, planID, reason string) []error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	errs := make([]error, len(servers))
-	var wg sync.WaitGroup
-	for i, n := range servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := n.Conn.Barrier.RollBackRestorePlan(ctx, &agentv1.RollBackRestorePlanRequest{PlanId: planID, Reason: reason}); err != nil {
-				errs[i] = fmt.Errorf("node %s: roll back: %s", n.Node, agentclient.Explain(err))
-			}
-		}()
-	}
-	wg.Wait()
-	return errs
+	return onEach(servers, func(_ int, n *agentclient.Node) error {
+		if _, err := n.Conn.Barrier.RollBackRestorePlan(ctx, &agentv1.RollBackRestorePlanRequest{PlanId: planID, Reason: reason}); err != nil {
+			return fmt.Errorf("node %s: roll back: %s", n.Node, agentclient.Explain(err))
+		}
+		return nil
+	})
 }
 
 // reportRollBack prints what each member's part did and where it left

@@ -236,6 +236,24 @@ type Datastore struct {
 	// error ends their plans there, the datastore restored but k3s not
 	// started (kubectl dr recover: the volumes' files come back first).
 	StartAfter func(ctx context.Context) error
+	// PeersWait bounds how long the k3s flavour's servers wait on each
+	// other (the joining servers for the reset server's etcd to be
+	// healthy); 0: the agents' default, 10 minutes.
+	PeersWait time.Duration
+}
+
+// stepWaitResetServer is a joining server's wait for the reset server.
+const stepWaitResetServer = "wait-reset-server"
+
+// peersLimit is the agents' bound on the servers' waits on each other
+// when the plan gives none (restoreplan.PeersLimit).
+const peersLimit = 10 * time.Minute
+
+func (d *Datastore) peersWait() time.Duration {
+	if d.PeersWait > 0 {
+		return d.PeersWait
+	}
+	return peersLimit
 }
 
 // FlavorSQLite stands for a restore of a k3s server on SQLite.
@@ -307,6 +325,7 @@ func (d *Datastore) Run(ctx context.Context) (*DatastoreResult, error) {
 	parts, err := planParts(servers, flavor, planID, resetNode, snap, d.Digests, d.NewHosts)
 	for _, p := range parts {
 		p.RevisionFloor = d.RevisionFloor
+		p.PeersWaitSeconds = int64(d.PeersWait / time.Second)
 	}
 	if err != nil {
 		return nil, err
@@ -335,40 +354,28 @@ func (d *Datastore) Run(ctx context.Context) (*DatastoreResult, error) {
 		how = fmt.Sprintf("%s puts it in place of server/db/state.db (SQLite), the old files moved aside", resetNode)
 	}
 	fmt.Fprintf(d.ErrOut, "plan %s: %s (revision %d) on %s; %s\n", planID, snap.Name, snap.Revision, strings.Join(names, ", "), how)
-	errs := make([]error, len(servers))
-	var wg sync.WaitGroup
-	for i, n := range servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := n.Conn.PrepareRestorePlan(ctx, &agentv1.PrepareRestorePlanRequest{Part: parts[i]}); err != nil {
-				errs[i] = fmt.Errorf("node %s: %s", n.Node, agentclient.Explain(err))
-			}
-		}()
-	}
-	wg.Wait()
+	errs := onEach(servers, func(i int, n *agentclient.Node) error {
+		if _, err := n.Conn.PrepareRestorePlan(ctx, &agentv1.PrepareRestorePlanRequest{Part: parts[i]}); err != nil {
+			return fmt.Errorf("node %s: %s", n.Node, agentclient.Explain(err))
+		}
+		return nil
+	})
 	if err := errors.Join(errs...); err != nil {
 		// The parts that were prepared must not hold their nodes.
+		var prepared []*agentclient.Node
 		for i, n := range servers {
 			if errs[i] == nil {
-				if _, derr := n.Conn.DiscardRestorePlan(ctx, &agentv1.DiscardRestorePlanRequest{PlanId: planID}); derr != nil {
-					err = errors.Join(err, fmt.Errorf("node %s: discard the prepared part: %s", n.Node, agentclient.Explain(derr)))
-				}
+				prepared = append(prepared, n)
 			}
 		}
-		return nil, fmt.Errorf("nothing was stopped, the plan was not started:\n%w", err)
+		return nil, fmt.Errorf("nothing was stopped, the plan was not started:\n%w", errors.Join(err, discardAll(ctx, prepared, planID)))
 	}
 	// With several members, every member stops before any data dir
 	// changes: the parts wait at a barrier after their stop.
 	held := len(servers) > 1
 	if held {
 		if err := hold(ctx, servers, planID); err != nil {
-			for _, n := range servers {
-				if _, derr := n.Conn.DiscardRestorePlan(ctx, &agentv1.DiscardRestorePlanRequest{PlanId: planID}); derr != nil {
-					err = errors.Join(err, fmt.Errorf("node %s: discard the prepared part: %s", n.Node, agentclient.Explain(derr)))
-				}
-			}
-			return nil, fmt.Errorf("nothing was stopped, the plan was not started:\n%w", err)
+			return nil, fmt.Errorf("nothing was stopped, the plan was not started:\n%w", errors.Join(err, discardAll(ctx, servers, planID)))
 		}
 		fmt.Fprintf(d.ErrOut, "plan %s: every member has its part and a verified copy of the snapshot; starting (every member stops before any data dir changes)\n", planID)
 	} else {
@@ -376,16 +383,12 @@ func (d *Datastore) Run(ctx context.Context) (*DatastoreResult, error) {
 	}
 	if d.StartAfter != nil {
 		if err := holdStart(ctx, servers, planID); err != nil {
-			for _, n := range servers {
-				if _, derr := n.Conn.DiscardRestorePlan(ctx, &agentv1.DiscardRestorePlanRequest{PlanId: planID}); derr != nil {
-					err = errors.Join(err, fmt.Errorf("node %s: discard the prepared part: %s", n.Node, agentclient.Explain(derr)))
-				}
-			}
-			return nil, fmt.Errorf("nothing was stopped, the plan was not started:\n%w", err)
+			return nil, fmt.Errorf("nothing was stopped, the plan was not started:\n%w", errors.Join(err, discardAll(ctx, servers, planID)))
 		}
 	}
 	watch := newBarrierWatch()
 	starts := newStartWatch()
+	var wg sync.WaitGroup
 
 	start := time.Now()
 	outcomes := make([]*outcome, len(servers))
@@ -411,6 +414,9 @@ func (d *Datastore) Run(ctx context.Context) (*DatastoreResult, error) {
 					if st.Error != "" {
 						line += ": " + st.Error
 					}
+					if st.Name == stepWaitResetServer && st.State == agentv1.RestoreStep_STATE_RUNNING {
+						line += fmt.Sprintf(" (up to %s for %s's etcd to be healthy, then it joins)", d.peersWait(), resetNode)
+					}
 					fmt.Fprintln(d.ErrOut, line)
 					if d.OnStep != nil {
 						d.OnStep(n.Node, st)
@@ -421,11 +427,12 @@ func (d *Datastore) Run(ctx context.Context) (*DatastoreResult, error) {
 			starts.ended(n.Node)
 		}()
 	}
+	var notStarted error
 	if d.StartAfter != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d.releaseStart(ctx, servers, planID, starts)
+			notStarted = d.releaseStart(ctx, servers, planID, starts)
 		}()
 	}
 	if held {
@@ -446,6 +453,9 @@ func (d *Datastore) Run(ctx context.Context) (*DatastoreResult, error) {
 		if oc.err != nil {
 			failed = append(failed, fmt.Sprintf("node %s: %v", oc.node, oc.err))
 		}
+	}
+	if len(failed) > 0 && notStarted != nil && heldOnly(outcomes) {
+		return nil, &NotStartedError{PlanID: planID, Reset: resetNode, Reason: notStarted}
 	}
 	if len(failed) > 0 {
 		return nil, fmt.Errorf("restore %s did not finish everywhere (`kubectl dr etcd restore --status` shows each node's steps):\n  %s", planID, strings.Join(failed, "\n  "))
@@ -568,7 +578,9 @@ func (o *Options) status(ctx context.Context, nodes agentclient.Nodes) error {
 			failed = true
 			continue
 		}
-		if !n.HoldsDatastore() {
+		// A server on a new host whose plan ended before it joined holds
+		// no member yet, and has a plan to show.
+		if !n.HoldsDatastore() && !slices.Contains(n.Info.GetRoles(), agentv1.NodeRole_NODE_ROLE_SERVER) {
 			continue
 		}
 		st, err := n.Conn.RestorePlanStatus(ctx, &agentv1.RestorePlanStatusRequest{})

@@ -2,7 +2,6 @@ package etcdrestore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -25,23 +24,10 @@ const stepWaitLayers = "wait-layers-restored"
 // holdStart puts the start hold into every prepared part; an agent that
 // cannot (too old) fails the recovery before anything stops.
 func holdStart(ctx context.Context, servers []*agentclient.Node, planID string) error {
-	errs := make([]error, len(servers))
-	var wg sync.WaitGroup
-	for i, n := range servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := n.Conn.Barrier.HoldStartRestorePlan(ctx, &agentv1.HoldStartRestorePlanRequest{PlanId: planID})
-			switch {
-			case status.Code(err) == codes.Unimplemented:
-				errs[i] = fmt.Errorf("node %s: its agent cannot hold k3s's start until the volumes' files are restored: upgrade the agents", n.Node)
-			case err != nil:
-				errs[i] = fmt.Errorf("node %s: hold the part before its start: %s", n.Node, agentclient.Explain(err))
-			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return holdEach(servers, "hold k3s's start until the volumes' files are restored", "hold the part before its start", func(n *agentclient.Node) error {
+		_, err := n.Conn.Barrier.HoldStartRestorePlan(ctx, &agentv1.HoldStartRestorePlanRequest{PlanId: planID})
+		return err
+	})
 }
 
 // startWatch learns from the servers' steps when each reached its start
@@ -98,7 +84,8 @@ func (w *startWatch) wait(ctx context.Context, node string) bool {
 // releaseStart waits for StartAfter, then tells every server held before
 // its start whether to start. It goes on when the plugin is interrupted,
 // so that the servers end their wait (without starting).
-func (d *Datastore) releaseStart(ctx context.Context, servers []*agentclient.Node, planID string, starts *startWatch) {
+// It returns StartAfter's error: why k3s was not started.
+func (d *Datastore) releaseStart(ctx context.Context, servers []*agentclient.Node, planID string, starts *startWatch) error {
 	werr := d.StartAfter(ctx)
 	req := &agentv1.ReleaseStartRestorePlanRequest{PlanId: planID, Start: werr == nil}
 	if werr != nil {
@@ -138,4 +125,43 @@ func (d *Datastore) releaseStart(ctx context.Context, servers []*agentclient.Nod
 		}()
 	}
 	wg.Wait()
+	return werr
+}
+
+// NotStartedError is how a datastore restore held before k3s's start
+// ends when StartAfter failed and every server ended at the hold: the
+// datastore is restored and in place, k3s was started nowhere.
+type NotStartedError struct {
+	PlanID string
+	// Reset is the server to start first.
+	Reset string
+	// Reason is StartAfter's error.
+	Reason error
+}
+
+func (e *NotStartedError) Error() string {
+	return fmt.Sprintf("the datastore is restored and in place on every server (plan %s), and k3s was not started, so that no pod starts on volumes that are not back (%v): once they are, start k3s on %s and then on the others (`kubectl dr etcd restore --status` says so on each server)", e.PlanID, e.Reason, e.Reset)
+}
+
+func (e *NotStartedError) Unwrap() error { return e.Reason }
+
+// heldOnly reports whether every part that failed ended at the start
+// hold, and none failed elsewhere.
+func heldOnly(outcomes []*outcome) bool {
+	held := false
+	for _, oc := range outcomes {
+		if oc.err == nil {
+			continue
+		}
+		for _, st := range oc.steps {
+			if st.State == agentv1.RestoreStep_STATE_FAILED && st.Name != stepWaitLayers {
+				return false
+			}
+		}
+		if st := oc.steps[stepWaitLayers]; st == nil || st.State != agentv1.RestoreStep_STATE_FAILED {
+			return false
+		}
+		held = true
+	}
+	return held
 }
