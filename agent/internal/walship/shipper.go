@@ -104,6 +104,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 	s.mu.Unlock()
 	s.queue = make(chan string, 4096)
 	s.kick = make(chan struct{}, 1)
+	go s.loadSystem(ctx)
 	enc, err := walobj.NewEncoder(s.Recipient)
 	if err != nil {
 		return err
@@ -429,6 +430,25 @@ func (s *Shipper) refuse(name string, err error) {
 	}
 	if first {
 		s.Log.Error("wal file refused: kept in the spool", "source", s.Source.Name, "file", name, "err", msg)
+	}
+}
+
+// loadSystem reads the source's system record when the shipper starts,
+// not when the first segment lands: that segment then waits no longer than
+// the ones after it, on a connection to the store already open. A record
+// not there yet is claimed by the first segment; a store that does not
+// answer is asked again then.
+func (s *Shipper) loadSystem(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	sys, err := walobj.ReadSystem(ctx, s.Store, s.Source.Name)
+	if err != nil {
+		return
+	}
+	s.systemMu.Lock()
+	defer s.systemMu.Unlock()
+	if s.system == nil {
+		s.system = sys
 	}
 }
 

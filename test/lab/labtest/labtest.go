@@ -20,7 +20,9 @@ import (
 
 // Main brings a lab up with o (Dir and Root are filled in), hands it to
 // use, runs the tests and takes the lab down; it returns the exit code.
-// -short skips the package; DR_E2E_KEEP_LAB keeps the lab running.
+// -short skips the package; DR_E2E_KEEP_LAB keeps the lab running. The
+// run fails when a secret of the lab shows on a command line or in a log
+// (secrets.go).
 func Main(m *testing.M, o lab.Options, use func(*lab.Lab)) int {
 	flag.Parse()
 	if testing.Short() {
@@ -55,7 +57,15 @@ func Main(m *testing.M, o lab.Options, use func(*lab.Lab)) int {
 	}
 	fmt.Fprintf(os.Stderr, "lab up in %s\n", time.Since(start).Round(time.Millisecond))
 	use(l)
-	return m.Run()
+	watch := watchSecrets(l)
+	code := m.Run()
+	if found := watch.Findings(); len(found) > 0 {
+		fmt.Fprintf(os.Stderr, "--- FAIL: a secret of the lab is where no secret may be (checked by labtest for every run):\n  %s\n", strings.Join(found, "\n  "))
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
 }
 
 // moduleRoot is the repository root: the test's directory or the nearest
