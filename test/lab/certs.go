@@ -109,7 +109,7 @@ func (l *Lab) writeCerts() error {
 		return err
 	}
 	for _, n := range l.State.Nodes {
-		kp, err := drCA.Issue(pki.LeafOptions{CommonName: "dr-agent " + n, DNSNames: []string{"dr-agent", "localhost", n}, IPs: loopback, Server: true})
+		kp, err := drCA.Issue(agentLeaf(n, n == l.State.KubeNode))
 		if err != nil {
 			return err
 		}
@@ -122,6 +122,17 @@ func (l *Lab) writeCerts() error {
 		}
 	}
 	return os.WriteFile(done, nil, 0o644)
+}
+
+// agentLeaf is node's agent certificate from the lab's CA. A process
+// agent gets its node's certificate, as an enrolled agent serves it (the
+// plugin checks the name on every dial); the real node's agent gets the
+// bootstrap one, in Secret dr-agent-tls, and install enrolls it.
+func agentLeaf(node string, bootstrap bool) pki.LeafOptions {
+	if bootstrap {
+		return pki.LeafOptions{CommonName: pki.BootstrapName, DNSNames: []string{pki.BootstrapName, "localhost"}, IPs: loopback, Server: true}
+	}
+	return pki.LeafOptions{CommonName: pki.NodeDNSName(node), DNSNames: pki.NodeDNSNames(node), IPs: loopback, Server: true}
 }
 
 // writeSnapshotKey creates, once, the age identity etcd snapshots are

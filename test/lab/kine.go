@@ -279,7 +279,7 @@ func (l *Lab) writeSQLiteAgentCerts() error {
 	if err != nil {
 		return err
 	}
-	kp, err := ca.Issue(pki.LeafOptions{CommonName: "dr-agent " + SQLiteNode, DNSNames: []string{"dr-agent", "localhost", SQLiteNode}, IPs: loopback, Server: true})
+	kp, err := ca.Issue(agentLeaf(SQLiteNode, false))
 	if err != nil {
 		return err
 	}
