@@ -468,6 +468,8 @@ func RemountDaemonSet(ctx context.Context, f cmdutil.Factory, tree map[string]an
 	objs, err := Render(Settings{
 		Namespace: ns, Image: ds.Spec.Template.Spec.Containers[0].Image,
 		DataDir: dataDir, StateDir: stateDir, Port: port, Config: tree,
+		// The Secrets are not re-applied: the CA stays the pods' own.
+		AgentCASHA256: ds.Spec.Template.Annotations[AgentCAAnnotation],
 	})
 	if err != nil {
 		return err
