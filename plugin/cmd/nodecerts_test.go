@@ -3,11 +3,13 @@ package cmd_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
+	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 )
 
 // An agent serving another node's certificate (its files copied, or the
@@ -37,6 +39,15 @@ func TestStatusRefusesAnAgentWithAnotherNodesCertificate(t *testing.T) {
 	const want = "error: node server-2: the agent answering there presents the certificate of node server-1: refused (check that the pod or --agent address given for server-2 is that node's agent"
 	if !strings.Contains(r.stderr, want) {
 		t.Errorf("stderr does not say why server-2 is refused:\n%s\nwant %q", r.stderr, want)
+	}
+
+	r = e.run("status", "-o", "json")
+	var list printers.AgentStatusList
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil {
+		t.Fatalf("stdout is not a status list: %v\n%s", err, r.stdout)
+	}
+	if len(list.Items) != 2 || list.Items[0].Certificate != printers.CertificateNode || list.Items[1].Reachable || !strings.Contains(list.Items[1].Error, "presents the certificate of node server-1") {
+		t.Errorf("status list %+v: want server-1 with its node's certificate, server-2 refused", list.Items)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kubectl-dr/kubectl-dr/internal/mtls"
 	"github.com/kubectl-dr/kubectl-dr/internal/pki"
+	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 )
 
 // servedCertificate is the certificate the agent at addr presents to the
@@ -54,12 +55,17 @@ func TestInstallEnrollsTheNodesAgent(t *testing.T) {
 		t.Errorf("the DaemonSet mounts the CA Secret dr-agent-ca:\n%s", pods)
 	}
 
-	r := kubectlDR(t, nil, "status", "--node", node)
+	r := kubectlDR(t, nil, "status", "-o", "json")
 	if r.code != 0 {
-		t.Fatalf("status --node %s: exit %d\n%s", node, r.code, r.stderr)
+		t.Fatalf("status: exit %d\n%s", r.code, r.stderr)
 	}
 	if strings.Contains(r.stderr, "bootstrap certificate") {
-		t.Errorf("status warns about the enrolled agent:\n%s", r.stderr)
+		t.Errorf("status warns about an agent not enrolled:\n%s", r.stderr)
+	}
+	for _, s := range statusJSON(t, r).Items {
+		if s.Certificate != printers.CertificateNode {
+			t.Errorf("node %s: certificate %q, want %q (every agent enrolled)", s.Node, s.Certificate, printers.CertificateNode)
+		}
 	}
 }
 
