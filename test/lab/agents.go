@@ -2,8 +2,6 @@ package lab
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -180,14 +178,8 @@ func (l *Lab) StartAgent(ctx context.Context, name string, cfg agentconfig.Confi
 // node whose agent is install's) a certificate for the node it is named,
 // as enrollment would: the plugin checks the name on every dial.
 func (l *Lab) certifyAgent(cfg *agentconfig.Config, dir string) error {
-	if cfg.TLS.Cert != "" {
-		if data, err := os.ReadFile(cfg.TLS.Cert); err == nil {
-			if b, _ := pem.Decode(data); b != nil {
-				if c, err := x509.ParseCertificate(b.Bytes); err == nil && pki.CertNode(c) == cfg.NodeName {
-					return nil
-				}
-			}
-		}
+	if cfg.TLS.Cert != "" && certNamesNode(cfg.TLS.Cert, cfg.NodeName) {
+		return nil
 	}
 	drDir := filepath.Join(l.Dir, "pki", "dr")
 	ca, err := pki.LoadCA(filepath.Join(drDir, "ca.crt"), filepath.Join(drDir, "ca.key"))
