@@ -186,7 +186,7 @@ func connect(ctx context.Context, t Target, o Options, ca func(context.Context) 
 		case errors.As(refused, &mismatch):
 			n.Err = refused
 		case refused != nil:
-			n.Err = fmt.Errorf("node %s: agent at %s: %w", t.Node, t.Via(), refused)
+			n.Err = fmt.Errorf("node %s: agent at %s: %w (check that --tls-ca/--tls-cert/--tls-key come from the same install as the agent)", t.Node, t.Via(), refused)
 		default:
 			n.Err = fmt.Errorf("node %s: agent at %s did not answer: %s", t.Node, t.Via(), Explain(err))
 		}
@@ -201,15 +201,4 @@ func connect(ctx context.Context, t Target, o Options, ca func(context.Context) 
 	}
 	n.Enrolled = true
 	return n, fmt.Sprintf("node %s: agent enrolled: it now serves a certificate for its node", t.Node)
-}
-
-// AgentCASecret is the Secret install keeps its CA in (ca.crt, ca.key);
-// the agents never mount it.
-const AgentCASecret = "dr-agent-ca"
-
-func namespace(o Options) string {
-	if o.Namespace == "" {
-		return DefaultNamespace
-	}
-	return o.Namespace
 }

@@ -21,6 +21,17 @@ import (
 // enrolled again, before it ends.
 const NodeCertValidity = 5 * 365 * 24 * time.Hour
 
+// AgentCASecret is the Secret install keeps its CA in (ca.crt, ca.key);
+// the agents never mount it.
+const AgentCASecret = "dr-agent-ca"
+
+func namespace(o Options) string {
+	if o.Namespace == "" {
+		return DefaultNamespace
+	}
+	return o.Namespace
+}
+
 // AgentCAFunc returns install's CA (Secret dr-agent-ca), which signs the
 // agents' node certificates.
 type AgentCAFunc func(ctx context.Context) (*pki.CA, error)
