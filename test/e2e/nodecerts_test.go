@@ -55,6 +55,7 @@ func TestInstallEnrollsTheNodesAgent(t *testing.T) {
 		t.Errorf("the DaemonSet mounts the CA Secret dr-agent-ca:\n%s", pods)
 	}
 
+	ensureRecoveryPoints(t)
 	r := kubectlDR(t, nil, "status", "-o", "json")
 	if r.code != 0 {
 		t.Fatalf("status: exit %d\n%s", r.code, r.stderr)
@@ -72,6 +73,8 @@ func TestInstallEnrollsTheNodesAgent(t *testing.T) {
 // An address given for one node that reaches another node's agent is
 // refused with both names; the other nodes still answer.
 func TestAgentWithAnotherNodesCertificateIsRefused(t *testing.T) {
+	// Every layer recent: the exit code says only that a node failed.
+	ensureRecoveryPoints(t)
 	var agents []string
 	for _, e := range strings.Split(labEnv(t, "KUBECTL_DR_AGENTS"), ",") {
 		if strings.HasPrefix(e, "server-2=") {
@@ -87,8 +90,11 @@ func TestAgentWithAnotherNodesCertificateIsRefused(t *testing.T) {
 	if !strings.Contains(r.stderr, want) {
 		t.Errorf("stderr does not refuse server-2's agent:\n%s\nwant %q", r.stderr, want)
 	}
+	// The nodes' table, before the layers' (whose rows start with node
+	// names too).
+	nodesTable, _, _ := strings.Cut(r.stdout, "\n\n")
 	rows := map[string][]string{}
-	for _, line := range strings.Split(r.stdout, "\n") {
+	for _, line := range strings.Split(nodesTable, "\n") {
 		if f := strings.Fields(line); len(f) > 1 {
 			rows[f[0]] = f
 		}
