@@ -97,5 +97,6 @@ func (s *Server) GRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	agentv1.RegisterRecoverServiceServer(gs, recoverServer{s: s})
 	agentv1.RegisterDrillServiceServer(gs, drillServer{s: s})
 	agentv1.RegisterPostgresRecoveryServiceServer(gs, pgRecoveryServer{s: s})
+	agentv1.RegisterIdentityServiceServer(gs, identityServer{s: s})
 	return gs
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/files"
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/schedule"
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
-	"github.com/kubectl-dr/kubectl-dr/internal/mtls"
 )
 
 // Run serves the agent with the configuration file at path until ctx ends:
@@ -83,11 +82,11 @@ func (o RunOptions) check(cfg *agentconfig.Config) error {
 // Everything it starts has returned before it does: a reload binds the
 // same addresses again, and two shippers of one spool must never run.
 func serve(parent context.Context, cfg *agentconfig.Config, sum string, w *configWatch, since time.Time, log *slog.Logger) (*loadedConfig, time.Time, error) {
-	tlsCfg, err := mtls.ServerConfig(cfg.TLS)
-	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("agent TLS: %w", err)
-	}
 	srv, err := New(cfg, log)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	tlsCfg, err := srv.TLSConfig()
 	if err != nil {
 		return nil, time.Time{}, err
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/etcdsnap"
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/files"
+	"github.com/kubectl-dr/kubectl-dr/agent/internal/nodeid"
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/restic"
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/walship"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
@@ -55,6 +56,10 @@ type Server struct {
 
 	health  *health
 	grpcLis *acceptWatch
+	// identity is the node's key and certificate (nodeid), loaded once.
+	identityOnce sync.Once
+	identity     *nodeid.Identity
+	identityErr  error
 	// draining is when a reload started draining (unix ns), 0 if none.
 	draining atomic.Int64
 	// pgLocks keeps each WAL source's base backups and prunes one at a

@@ -27,7 +27,10 @@ import (
 )
 
 type certs struct {
-	server, client, otherClient mtls.Files
+	// server is the agents' bootstrap certificate, server1 node
+	// server-1's (as if enrolled).
+	server, server1, client, otherClient mtls.Files
+	ca, otherCA                          *pki.CA
 }
 
 func writeCerts(t *testing.T) certs {
@@ -60,10 +63,14 @@ func writeCerts(t *testing.T) certs {
 		t.Fatal(err)
 	}
 	sc, sk := write(ca, "server", pki.LeafOptions{CommonName: "agent", DNSNames: []string{"dr-agent"}, Server: true})
+	s1c, s1k := write(ca, "server-1", pki.LeafOptions{CommonName: pki.NodeDNSName("server-1"), DNSNames: pki.NodeDNSNames("server-1"), Server: true})
 	cc, ck := write(ca, "client", pki.LeafOptions{CommonName: "kubectl-dr", Client: true})
 	oc, ok := write(other, "other", pki.LeafOptions{CommonName: "intruder", Client: true})
 	return certs{
 		server:      mtls.Files{CA: caFile, Cert: sc, Key: sk},
+		server1:     mtls.Files{CA: caFile, Cert: s1c, Key: s1k},
+		ca:          ca,
+		otherCA:     other,
 		client:      mtls.Files{CA: caFile, Cert: cc, Key: ck},
 		otherClient: mtls.Files{CA: caFile, Cert: oc, Key: ok},
 	}
@@ -72,12 +79,12 @@ func writeCerts(t *testing.T) certs {
 // startAgent serves the agent over an in-memory listener with mTLS.
 func startAgent(t *testing.T, cfg *agentconfig.Config) *bufconn.Listener {
 	t.Helper()
-	tlsCfg, err := mtls.ServerConfig(cfg.TLS)
+	lis := bufconn.Listen(1 << 20)
+	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis := bufconn.Listen(1 << 20)
-	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	tlsCfg, err := srv.TLSConfig()
 	if err != nil {
 		t.Fatal(err)
 	}

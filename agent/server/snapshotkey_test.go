@@ -62,7 +62,7 @@ func TestRequestsThatDecryptCarryTheSnapshotKey(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dataDir, "server", "db", "etcd"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	cfg := &agentconfig.Config{NodeName: "server-1", DataDir: dataDir, StateDir: filepath.Join(dir, "state"), TLS: c.server,
+	cfg := &agentconfig.Config{NodeName: "server-1", DataDir: dataDir, StateDir: filepath.Join(dir, "state"), TLS: c.server1,
 		ClusterID: "cluster-1", Store: objstore.Config{URL: storeURL},
 		Etcd:    agentconfig.Etcd{SnapshotRecipientFile: recipientFile},
 		Restic:  agentconfig.Restic{Binary: "/nonexistent/restic"},
@@ -128,6 +128,26 @@ func TestRequestsThatDecryptCarryTheSnapshotKey(t *testing.T) {
 	if err != nil || pf.GetSnapshotSha256() != snap.SHA256 {
 		t.Fatalf("preflight with the key: %v", err)
 	}
+	// An agent not enrolled (the shared bootstrap certificate) gets no key.
+	bootstrapCfg := *cfg
+	bootstrapCfg.TLS, bootstrapCfg.StateDir = c.server, filepath.Join(dir, "state-bootstrap")
+	bootstrapLis := startAgent(t, &bootstrapCfg)
+	unenrolled, err := agentclient.Dial(ctx, agentclient.Target{Node: "server-1", Address: "bufnet"}, agentclient.Options{TLS: c.client,
+		SnapshotKey: agentclient.OnceKey(func(context.Context) ([]byte, error) { return []byte(id.String()), nil }),
+		Dialer:      func(ctx context.Context, _ string) (net.Conn, error) { return bootstrapLis.DialContext(ctx) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unenrolled.Close()
+	if _, err := unenrolled.Info(ctx, &agentv1.InfoRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = unenrolled.Recover().Preflight(ctx, &agentv1.PreflightRequest{Snapshot: &agentv1.SnapshotRef{Name: snap.Name}})
+	refused("preflight, agent not enrolled", err)
+	if err == nil || !strings.Contains(err.Error(), "node server-1's agent serves the shared bootstrap certificate: run kubectl dr install to enroll it") {
+		t.Errorf("preflight on an agent not enrolled: %v; want the plugin's reason", err)
+	}
+
 	req := part("plan-key")
 	resp, err := withKey.PrepareRestorePlan(ctx, req)
 	if err != nil {

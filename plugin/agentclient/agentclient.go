@@ -20,6 +20,7 @@ import (
 
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 	"github.com/kubectl-dr/kubectl-dr/internal/mtls"
+	"github.com/kubectl-dr/kubectl-dr/internal/pki"
 )
 
 // Defaults matching manifests/ and DESIGN.md.
@@ -27,9 +28,9 @@ const (
 	DefaultNamespace = "dr-system"
 	DefaultSelector  = "app.kubernetes.io/name=dr-agent"
 	AgentPort        = 9650
-	// ServerName is the DNS name every agent certificate carries; the
-	// address dialled is a loopback port-forward, so it cannot be checked.
-	ServerName = "dr-agent"
+	// ServerName is the DNS name of the bootstrap certificate every agent
+	// shares until it is enrolled (pki.NodeDNSName names an enrolled one).
+	ServerName = pki.BootstrapName
 	// PortAnnotation on an agent pod names its gRPC port (default AgentPort).
 	PortAnnotation = "dr.kubectl.io/grpc-port"
 )
@@ -84,6 +85,10 @@ type Options struct {
 	RESTConfig func() (*rest.Config, error)
 	// Warnings receives what did not stop the command.
 	Warnings io.Writer
+	// AgentCA reads install's CA to enroll an agent met with the
+	// bootstrap certificate; nil, or an error, leaves it unenrolled (with
+	// a warning).
+	AgentCA AgentCAFunc
 	// SnapshotKey is the snapshot key sent with every request that must
 	// decrypt (nodes hold only its public recipient); nil sends none.
 	SnapshotKey SnapshotKeyFunc
@@ -236,6 +241,7 @@ type Conn struct {
 	Barrier agentv1.RestoreBarrierServiceClient
 	conn    *grpc.ClientConn
 	cleanup func()
+	peer    *peer
 }
 
 // Close ends the connection and any port-forward under it.
@@ -278,7 +284,12 @@ func Dial(ctx context.Context, t Target, o Options) (*Conn, error) {
 			return nil, fmt.Errorf("node %s: port-forward to %s: %w", t.Node, t.Via(), err)
 		}
 	}
-	keys := keyFiller{load: o.SnapshotKey}
+	// The host name check gives way to peer.verify: the address is a
+	// loopback port-forward or --agent's, and the certificate must name
+	// the node, not the address.
+	p := &peer{node: t.Node}
+	tlsCfg.InsecureSkipVerify, tlsCfg.VerifyConnection = true, p.verify(tlsCfg.RootCAs)
+	keys := keyFiller{load: o.SnapshotKey, peer: p}
 	target, opts := addr, []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
 		grpc.WithChainUnaryInterceptor(keys.unary), grpc.WithChainStreamInterceptor(keys.stream)}
 	if o.Dialer != nil {
@@ -290,7 +301,7 @@ func Dial(ctx context.Context, t Target, o Options) (*Conn, error) {
 		cleanup()
 		return nil, fmt.Errorf("node %s: dial agent at %s: %w", t.Node, addr, err)
 	}
-	return &Conn{AgentServiceClient: agentv1.NewAgentServiceClient(cc), Barrier: agentv1.NewRestoreBarrierServiceClient(cc), conn: cc, cleanup: cleanup}, nil
+	return &Conn{AgentServiceClient: agentv1.NewAgentServiceClient(cc), Barrier: agentv1.NewRestoreBarrierServiceClient(cc), conn: cc, cleanup: cleanup, peer: p}, nil
 }
 
 // CallTimeout bounds short calls (Info, status) so a hung agent is reported,

@@ -2,11 +2,13 @@ package agentclient
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
+	"github.com/kubectl-dr/kubectl-dr/internal/pki"
 )
 
 // Node is one node's agent, dialled and asked for its Info. Err says why it
@@ -16,6 +18,10 @@ type Node struct {
 	Conn *Conn
 	Info *agentv1.InfoResponse
 	Err  error
+	// Enrolled: the agent's certificate names this node. An agent not
+	// enrolled serves the shared bootstrap certificate; it answers, but
+	// gets no snapshot key.
+	Enrolled bool
 }
 
 // Ready reports whether the agent answered.
@@ -129,34 +135,70 @@ func Connect(ctx context.Context, o Options) (Nodes, error) {
 			o.TLS = files
 		}
 	}
+	var ca func(context.Context) (*pki.CA, error)
+	if o.AgentCA != nil {
+		var once sync.Once
+		var key *pki.CA
+		var err error
+		ca = func(ctx context.Context) (*pki.CA, error) {
+			once.Do(func() { key, err = o.AgentCA(ctx) })
+			return key, err
+		}
+	}
 	nodes := make(Nodes, len(targets))
+	notes := make([]string, len(targets))
 	var wg sync.WaitGroup
 	for i, t := range targets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			nodes[i] = connect(ctx, t, o)
+			nodes[i], notes[i] = connect(ctx, t, o, ca)
 		}()
 	}
 	wg.Wait()
+	if o.Warnings != nil {
+		for _, n := range notes {
+			if n != "" {
+				fmt.Fprintln(o.Warnings, n)
+			}
+		}
+	}
 	return nodes, nil
 }
 
-func connect(ctx context.Context, t Target, o Options) *Node {
-	n := &Node{Target: t}
+// connect dials t and asks its Info; an agent that answers with the
+// bootstrap certificate is enrolled when ca can be read. note is what the
+// user should hear about it.
+func connect(ctx context.Context, t Target, o Options, ca func(context.Context) (*pki.CA, error)) (n *Node, note string) {
+	n = &Node{Target: t}
 	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
 	defer cancel()
 	conn, err := Dial(ctx, t, o)
 	if err != nil {
 		n.Err = err
-		return n
+		return n, ""
 	}
 	info, err := conn.Info(ctx, &agentv1.InfoRequest{})
 	if err != nil {
 		conn.Close()
-		n.Err = fmt.Errorf("node %s: agent at %s did not answer: %s", t.Node, t.Via(), Explain(err))
-		return n
+		var mismatch *pki.NodeMismatchError
+		switch _, refused := conn.peer.state(); {
+		case errors.As(refused, &mismatch):
+			n.Err = refused
+		case refused != nil:
+			n.Err = fmt.Errorf("node %s: agent at %s: %w (check that --tls-ca/--tls-cert/--tls-key come from the same install as the agent)", t.Node, t.Via(), refused)
+		default:
+			n.Err = fmt.Errorf("node %s: agent at %s did not answer: %s", t.Node, t.Via(), Explain(err))
+		}
+		return n, ""
 	}
-	n.Conn, n.Info = conn, info
-	return n
+	n.Conn, n.Info, n.Enrolled = conn, info, conn.Enrolled()
+	if n.Enrolled {
+		return n, ""
+	}
+	if err := enroll(ctx, n, o, ca); err != nil {
+		return n, fmt.Sprintf("warning: node %s: the agent serves the shared bootstrap certificate, which does not prove its node, and could not be enrolled (%v): it gets no snapshot key until kubectl dr install, run by someone who can read Secret %s/%s, enrolls it", t.Node, err, namespace(o), AgentCASecret)
+	}
+	n.Enrolled = true
+	return n, fmt.Sprintf("node %s: agent enrolled: it now serves a certificate for its node", t.Node)
 }

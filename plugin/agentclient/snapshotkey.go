@@ -40,11 +40,16 @@ func OnceKey(load SnapshotKeyFunc) SnapshotKeyFunc {
 // leaves it empty: one place, so that no command forgets it. The caller's
 // message is not changed (a copy is sent). When the agent answers that the
 // key was needed, the error says why the plugin had none.
-type keyFiller struct{ load SnapshotKeyFunc }
+type keyFiller struct {
+	load SnapshotKeyFunc
+	// peer, when set, must have proved its node: the key goes only to an
+	// enrolled agent.
+	peer *peer
+}
 
 // fill returns the message to send, and why no key went with it when one
 // could have.
-func (k keyFiller) fill(ctx context.Context, msg any) (any, string) {
+func (k keyFiller) fill(ctx context.Context, cc *grpc.ClientConn, msg any) (any, string) {
 	m, ok := msg.(proto.Message)
 	if !ok || k.load == nil {
 		return msg, ""
@@ -53,6 +58,11 @@ func (k keyFiller) fill(ctx context.Context, msg any) (any, string) {
 	fd := r.Descriptor().Fields().ByName(identityField)
 	if fd == nil || fd.Kind() != protoreflect.BytesKind || len(r.Get(fd).Bytes()) > 0 {
 		return msg, ""
+	}
+	if k.peer != nil {
+		if !k.peer.proven(ctx, cc) {
+			return msg, fmt.Sprintf("kubectl dr sends the snapshot key only to an agent whose certificate names its node, and node %s's agent serves the shared bootstrap certificate: run kubectl dr install to enroll it", k.peer.node)
+		}
 	}
 	key, err := k.load(ctx)
 	switch {
@@ -77,7 +87,7 @@ func explain(err error, why string) error {
 }
 
 func (k keyFiller) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	req, why := k.fill(ctx, req)
+	req, why := k.fill(ctx, cc, req)
 	return explain(invoker(ctx, method, req, reply, cc, opts...), why)
 }
 
@@ -86,7 +96,7 @@ func (k keyFiller) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.C
 	if err != nil {
 		return nil, err
 	}
-	return &keyStream{ClientStream: s, k: k, ctx: ctx}, nil
+	return &keyStream{ClientStream: s, k: k, ctx: ctx, cc: cc}, nil
 }
 
 // keyStream fills the request of a server stream and explains its error.
@@ -94,11 +104,12 @@ type keyStream struct {
 	grpc.ClientStream
 	k   keyFiller
 	ctx context.Context
+	cc  *grpc.ClientConn
 	why string
 }
 
 func (s *keyStream) SendMsg(m any) error {
-	m, s.why = s.k.fill(s.ctx, m)
+	m, s.why = s.k.fill(s.ctx, s.cc, m)
 	return s.ClientStream.SendMsg(m)
 }
 

@@ -2,6 +2,7 @@ package cmd_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -48,9 +49,17 @@ type env struct {
 	t        *testing.T
 	storeDir string
 	// store is the cluster's part of the store, as verbs open it.
-	store       objstore.Store
-	serverTLS   mtls.Files
-	clientTLS   mtls.Files
+	store objstore.Store
+	// ca signs every certificate; serverTLS is the agents' bootstrap
+	// certificate, nodeTLS each node's.
+	ca         *pki.CA
+	certDir    string
+	serverTLS  mtls.Files
+	clientTLS  mtls.Files
+	nodeTLS    map[string]mtls.Files
+	unenrolled map[string]bool
+	// agentCA lets commands enroll agents (read install's CA).
+	agentCA     bool
 	mu          sync.Mutex
 	listeners   map[string]*bufconn.Listener
 	agents      []string
@@ -60,20 +69,21 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{t: t, storeDir: t.TempDir(), listeners: map[string]*bufconn.Listener{}}
+	e := &env{t: t, storeDir: t.TempDir(), listeners: map[string]*bufconn.Listener{}, nodeTLS: map[string]mtls.Files{}, unenrolled: map[string]bool{}}
 	root, err := objstore.Open(objstore.Config{URL: "file://" + e.storeDir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.store = root.Sub(clusterID)
-	e.serverTLS, e.clientTLS = writeCerts(t)
+	e.certDir = t.TempDir()
+	e.ca, e.serverTLS, e.clientTLS = writeCerts(t, e.certDir)
 	return e
 }
 
-// writeCerts makes a CA and the agents' and the plugin's certificates.
-func writeCerts(t *testing.T) (serverTLS, clientTLS mtls.Files) {
+// writeCerts makes a CA, the agents' bootstrap certificate and the
+// plugin's certificate in dir.
+func writeCerts(t *testing.T, dir string) (ca *pki.CA, bootstrapTLS, clientTLS mtls.Files) {
 	t.Helper()
-	dir := t.TempDir()
 	ca, caPair, err := pki.NewCA("test-ca")
 	if err != nil {
 		t.Fatal(err)
@@ -82,19 +92,37 @@ func writeCerts(t *testing.T) (serverTLS, clientTLS mtls.Files) {
 	if err := os.WriteFile(caFile, caPair.CertPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	issue := func(name string, o pki.LeafOptions) mtls.Files {
-		kp, err := ca.Issue(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f := mtls.Files{CA: caFile, Cert: filepath.Join(dir, name+".crt"), Key: filepath.Join(dir, name+".key")}
-		if err := kp.WriteFiles(f.Cert, f.Key); err != nil {
-			t.Fatal(err)
-		}
+	return ca, issueCert(t, ca, dir, "agent", pki.LeafOptions{CommonName: "agent", DNSNames: []string{agentclient.ServerName}, Server: true}),
+		issueCert(t, ca, dir, "client", pki.LeafOptions{CommonName: "kubectl-dr", Client: true})
+}
+
+func issueCert(t *testing.T, ca *pki.CA, dir, name string, o pki.LeafOptions) mtls.Files {
+	t.Helper()
+	kp, err := ca.Issue(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := mtls.Files{CA: filepath.Join(dir, "ca.crt"), Cert: filepath.Join(dir, name+".crt"), Key: filepath.Join(dir, name+".key")}
+	if err := kp.WriteFiles(f.Cert, f.Key); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// agentTLS is the certificate node's agent is configured with: its node's
+// (as if enrolled), or the bootstrap one for a node marked unenrolled.
+func (e *env) agentTLS(node string) mtls.Files {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.unenrolled[node] {
+		return e.serverTLS
+	}
+	if f, ok := e.nodeTLS[node]; ok {
 		return f
 	}
-	return issue("agent", pki.LeafOptions{CommonName: "agent", DNSNames: []string{agentclient.ServerName}, Server: true}),
-		issue("client", pki.LeafOptions{CommonName: "kubectl-dr", Client: true})
+	f := issueCert(e.t, e.ca, e.certDir, "node-"+node, pki.LeafOptions{CommonName: pki.NodeDNSName(node), DNSNames: pki.NodeDNSNames(node), Server: true})
+	e.nodeTLS[node] = f
+	return f
 }
 
 // address is where node's agent is said to listen.
@@ -117,7 +145,7 @@ func (e *env) agentWith(node string, mutate func(*agentconfig.Config), extra ...
 		NodeName:  node,
 		DataDir:   e.t.TempDir(),
 		StateDir:  e.t.TempDir(),
-		TLS:       e.serverTLS,
+		TLS:       e.agentTLS(node),
 		ClusterID: clusterID,
 		Store:     objstore.Config{URL: "file://" + e.storeDir},
 		Restic:    agentconfig.Restic{Binary: "/nonexistent/restic"},
@@ -129,7 +157,11 @@ func (e *env) agentWith(node string, mutate func(*agentconfig.Config), extra ...
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.serve(node, func(opts ...grpc.ServerOption) *grpc.Server { return srv.GRPCServer(append(opts, extra...)...) })
+	tlsCfg, err := srv.TLSConfig()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.serveTLS(node, tlsCfg, func(opts ...grpc.ServerOption) *grpc.Server { return srv.GRPCServer(append(opts, extra...)...) })
 }
 
 // fakeAgent serves srv for node: for what the real agent cannot do here
@@ -144,10 +176,14 @@ func (e *env) fakeAgent(node string, srv agentv1.AgentServiceServer) {
 }
 
 func (e *env) serve(node string, newServer func(...grpc.ServerOption) *grpc.Server) {
-	tlsCfg, err := mtls.ServerConfig(e.serverTLS)
+	tlsCfg, err := mtls.ServerConfig(e.agentTLS(node))
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.serveTLS(node, tlsCfg, newServer)
+}
+
+func (e *env) serveTLS(node string, tlsCfg *tls.Config, newServer func(...grpc.ServerOption) *grpc.Server) {
 	lis := bufconn.Listen(1 << 20)
 	gs := newServer(grpc.Creds(credentials.NewTLS(tlsCfg)))
 	go gs.Serve(lis)
@@ -230,6 +266,14 @@ type testFactory struct{ e *env }
 
 var errNoAPIServer = fmt.Errorf("no API server in this test")
 
+// agentCA is install's CA when the test lets commands read it.
+func (f *testFactory) agentCA() agentclient.AgentCAFunc {
+	if !f.e.agentCA {
+		return nil
+	}
+	return func(context.Context) (*pki.CA, error) { return f.e.ca, nil }
+}
+
 func (f *testFactory) BindFlags(*pflag.FlagSet)      {}
 func (f *testFactory) BindStoreFlags(*pflag.FlagSet) {}
 func (f *testFactory) AgentNamespace() string        { return agentclient.DefaultNamespace }
@@ -243,6 +287,7 @@ func (f *testFactory) AgentOptions(nodes []string) agentclient.Options {
 		Nodes:     nodes,
 		TLS:       f.e.clientTLS,
 		Dialer:    f.e.dial,
+		AgentCA:   f.agentCA(),
 		SnapshotKey: func(ctx context.Context) ([]byte, error) {
 			return cmdutil.IdentityBytes(f.SnapshotKey(ctx, ""))
 		},

@@ -27,9 +27,19 @@ type AgentStatus struct {
 	Store         string   `json:"store,omitempty"`
 	// SnapshotEncryption is "age", or "none" on an etcd member that uploads
 	// snapshots in the clear.
-	SnapshotEncryption string      `json:"snapshotEncryption,omitempty"`
-	Etcd               *EtcdHealth `json:"etcd,omitempty"`
+	SnapshotEncryption string `json:"snapshotEncryption,omitempty"`
+	// Certificate is what the agent proved itself with: "node" (a
+	// certificate naming its node) or "bootstrap" (the one every agent
+	// shares until enrolled; it gets no snapshot key).
+	Certificate string      `json:"certificate,omitempty"`
+	Etcd        *EtcdHealth `json:"etcd,omitempty"`
 }
+
+// Certificates an agent proves itself with (AgentStatus.Certificate).
+const (
+	CertificateNode      = "node"
+	CertificateBootstrap = "bootstrap"
+)
 
 // EtcdHealth is the node's etcd member as its agent sees it.
 type EtcdHealth struct {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/mtls"
+	"github.com/kubectl-dr/kubectl-dr/internal/pki"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 )
@@ -152,6 +153,9 @@ func (l *Lab) StartAgent(ctx context.Context, name string, cfg agentconfig.Confi
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	if err := l.certifyAgent(&cfg, dir); err != nil {
+		return err
+	}
 	data, err := yaml.Marshal(cfg)
 	if err != nil {
 		return err
@@ -167,6 +171,27 @@ func (l *Lab) StartAgent(ctx context.Context, name string, cfg agentconfig.Confi
 		l.extra = append(l.extra, name)
 	}
 	return p.waitReady(ctx, l.Dir, 30*time.Second, dialCheck(cfg.Listen))
+}
+
+// certifyAgent gives an agent configured from another node's (a test's
+// agent named pg64 made from agent-1's configuration, or one for the
+// node whose agent is install's) a certificate for the node it is named,
+// as enrollment would: the plugin checks the name on every dial.
+func (l *Lab) certifyAgent(cfg *agentconfig.Config, dir string) error {
+	if cfg.TLS.Cert != "" && certNamesNode(cfg.TLS.Cert, cfg.NodeName) {
+		return nil
+	}
+	drDir := filepath.Join(l.Dir, "pki", "dr")
+	ca, err := pki.LoadCA(filepath.Join(drDir, "ca.crt"), filepath.Join(drDir, "ca.key"))
+	if err != nil {
+		return err
+	}
+	kp, err := ca.Issue(agentLeaf(cfg.NodeName, false))
+	if err != nil {
+		return err
+	}
+	cfg.TLS.Cert, cfg.TLS.Key = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	return kp.WriteFiles(cfg.TLS.Cert, cfg.TLS.Key)
 }
 
 // LogPath is the log file of a lab process.

@@ -2,7 +2,9 @@ package lab
 
 import (
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 	"net"
 	"os"
@@ -22,7 +24,7 @@ var loopback = []net.IP{net.ParseIP("127.0.0.1")}
 func (l *Lab) writeCerts() error {
 	done := filepath.Join(l.Dir, "pki", ".done")
 	if _, err := os.Stat(done); err == nil {
-		return nil
+		return l.renewAgentCerts()
 	}
 
 	etcdCA, etcdCAPair, err := pki.NewCA("etcd-server-ca")
@@ -109,7 +111,7 @@ func (l *Lab) writeCerts() error {
 		return err
 	}
 	for _, n := range l.State.Nodes {
-		kp, err := drCA.Issue(pki.LeafOptions{CommonName: "dr-agent " + n, DNSNames: []string{"dr-agent", "localhost", n}, IPs: loopback, Server: true})
+		kp, err := drCA.Issue(agentLeaf(n, n == l.State.KubeNode))
 		if err != nil {
 			return err
 		}
@@ -122,6 +124,61 @@ func (l *Lab) writeCerts() error {
 		}
 	}
 	return os.WriteFile(done, nil, 0o644)
+}
+
+// renewAgentCerts gives the process agents of a lab made before node
+// certificates one naming their node, from the lab's CA.
+func (l *Lab) renewAgentCerts() error {
+	var ca *pki.CA
+	for _, n := range l.State.Nodes {
+		if n == l.State.KubeNode {
+			continue
+		}
+		dir := l.agentDir(n)
+		if certNamesNode(filepath.Join(dir, "tls.crt"), n) {
+			continue
+		}
+		if ca == nil {
+			var err error
+			drDir := filepath.Join(l.Dir, "pki", "dr")
+			if ca, err = pki.LoadCA(filepath.Join(drDir, "ca.crt"), filepath.Join(drDir, "ca.key")); err != nil {
+				return err
+			}
+		}
+		kp, err := ca.Issue(agentLeaf(n, false))
+		if err != nil {
+			return err
+		}
+		if err := kp.WriteFiles(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// certNamesNode reports whether the certificate file names node's agent.
+func certNamesNode(path, node string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	b, _ := pem.Decode(data)
+	if b == nil {
+		return false
+	}
+	c, err := x509.ParseCertificate(b.Bytes)
+	return err == nil && pki.CertNode(c) == node
+}
+
+// agentLeaf is node's agent certificate from the lab's CA. A process
+// agent gets its node's certificate, as an enrolled agent serves it (the
+// plugin checks the name on every dial); the real node's agent gets the
+// bootstrap one, in Secret dr-agent-tls, and install enrolls it.
+func agentLeaf(node string, bootstrap bool) pki.LeafOptions {
+	if bootstrap {
+		return pki.LeafOptions{CommonName: pki.BootstrapName, DNSNames: []string{pki.BootstrapName, "localhost"}, IPs: loopback, Server: true}
+	}
+	return pki.LeafOptions{CommonName: pki.NodeDNSName(node), DNSNames: pki.NodeDNSNames(node), IPs: loopback, Server: true}
 }
 
 // writeSnapshotKey creates, once, the age identity etcd snapshots are

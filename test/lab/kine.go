@@ -271,7 +271,8 @@ func waitPortFree(port int, limit time.Duration) error {
 // certificate from the lab's dr CA, once.
 func (l *Lab) writeSQLiteAgentCerts() error {
 	dir := l.agentDir(SQLiteNode)
-	if _, err := os.Stat(filepath.Join(dir, "tls.crt")); err == nil {
+	// A lab from before node certificates gets one naming the node.
+	if certNamesNode(filepath.Join(dir, "tls.crt"), SQLiteNode) {
 		return nil
 	}
 	drDir := filepath.Join(l.Dir, "pki", "dr")
@@ -279,7 +280,7 @@ func (l *Lab) writeSQLiteAgentCerts() error {
 	if err != nil {
 		return err
 	}
-	kp, err := ca.Issue(pki.LeafOptions{CommonName: "dr-agent " + SQLiteNode, DNSNames: []string{"dr-agent", "localhost", SQLiteNode}, IPs: loopback, Server: true})
+	kp, err := ca.Issue(agentLeaf(SQLiteNode, false))
 	if err != nil {
 		return err
 	}

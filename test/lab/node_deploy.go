@@ -163,6 +163,14 @@ func (l *Lab) agentSecrets(ctx context.Context, node string) error {
 		"dr-agent-tls":  {filepath.Join(pkiDir, "ca.crt"), filepath.Join(l.agentDir(node), "tls.crt"), filepath.Join(l.agentDir(node), "tls.key")},
 		"dr-client-tls": {filepath.Join(pkiDir, "ca.crt"), filepath.Join(pkiDir, "client.crt"), filepath.Join(pkiDir, "client.key")},
 	}
+	// The CA itself, as install keeps it (never mounted): install keeps
+	// the lab's CA instead of making one, and enrolls the node's agent.
+	if _, err := l.kubectl(ctx, "-n", "dr-system", "get", "secret", "dr-agent-ca"); err != nil {
+		if out, err := l.kubectl(ctx, "-n", "dr-system", "create", "secret", "generic", "dr-agent-ca",
+			"--from-file=ca.crt="+filepath.Join(pkiDir, "ca.crt"), "--from-file=ca.key="+filepath.Join(pkiDir, "ca.key")); err != nil {
+			return fmt.Errorf("create Secret dr-system/dr-agent-ca from the lab's CA: %w\n%s", err, out)
+		}
+	}
 	for _, name := range slices.Sorted(maps.Keys(secrets)) {
 		if _, err := l.kubectl(ctx, "-n", "dr-system", "get", "secret", name); err == nil {
 			continue

@@ -2,6 +2,7 @@ package cmdutil
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	osuser "os/user"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-dr/kubectl-dr/internal/mtls"
+	"github.com/kubectl-dr/kubectl-dr/internal/pki"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
 )
@@ -123,6 +125,7 @@ func (f *factory) AgentOptions(nodes []string) agentclient.Options {
 	fromEnv(&tls.Key, EnvKey)
 	return agentclient.Options{
 		ClusterTLS: f.clusterTLS,
+		AgentCA:    f.agentCA,
 		Agents:     agents,
 		Discover:   true,
 		Warnings:   f.warnings,
@@ -146,6 +149,22 @@ func (f *factory) clusterTLS(ctx context.Context) (mtls.Files, error) {
 		return mtls.Files{}, err
 	}
 	return mtls.Files{CAPEM: data["ca.crt"], CertPEM: data["tls.crt"], KeyPEM: data["tls.key"]}, nil
+}
+
+// agentCA reads install's CA, to enroll agents met unenrolled: only who
+// may read that Secret can.
+func (f *factory) agentCA(ctx context.Context) (*pki.CA, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	data, err := f.secret(ctx, agentclient.AgentCASecret)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := pki.ParseCA(data["ca.crt"], data["ca.key"])
+	if err != nil {
+		return nil, fmt.Errorf("read Secret %s/%s: %w", f.agentNamespace, agentclient.AgentCASecret, err)
+	}
+	return ca, nil
 }
 
 // Clientset talks to the API server with a short timeout per request:

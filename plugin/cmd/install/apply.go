@@ -62,7 +62,7 @@ func readExisting(ctx context.Context, cs kubernetes.Interface, ns string) (*exi
 	if _, ex.config, err = ReadConfig(ctx, cs, ns); err != nil {
 		return nil, err
 	}
-	for _, name := range []string{AgentTLSSecret, cmdutil.ClientTLSSecret, cmdutil.StoreSecret, cmdutil.SnapshotKeySecret, ResticSecret} {
+	for _, name := range []string{agentclient.AgentCASecret, AgentTLSSecret, cmdutil.ClientTLSSecret, cmdutil.StoreSecret, cmdutil.SnapshotKeySecret, ResticSecret} {
 		s, err := cs.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
@@ -82,27 +82,38 @@ const (
 	certRenewal  = 60 * 24 * time.Hour
 )
 
-// certificates keeps the agent and client certificates of an earlier
-// install while they chain to the same CA and are not about to expire;
-// otherwise it makes a new CA and both.
-func certificates(agentOld, clientOld map[string][]byte) (agent, client map[string][]byte, fresh bool, err error) {
-	if usable(agentOld) && usable(clientOld) && string(agentOld["ca.crt"]) == string(clientOld["ca.crt"]) {
-		return agentOld, clientOld, false, nil
+// certificates keeps install's CA and the agents' bootstrap and client
+// certificates of an earlier install while the CA's key is kept, all three
+// chain to it and none is about to expire; otherwise it makes a new CA and
+// both (the agents are enrolled again: their node certificates chain to
+// the old CA).
+func certificates(caOld, agentOld, clientOld map[string][]byte) (caData, agent, client map[string][]byte, fresh bool, err error) {
+	if caUsable(caOld) && usable(agentOld) && usable(clientOld) &&
+		string(agentOld["ca.crt"]) == string(caOld["ca.crt"]) && string(clientOld["ca.crt"]) == string(caOld["ca.crt"]) {
+		return caOld, agentOld, clientOld, false, nil
 	}
 	ca, caPair, err := pki.NewCA("kubectl-dr agents CA")
 	if err != nil {
-		return nil, nil, false, err
+		return nil, nil, nil, false, err
 	}
-	srv, err := ca.Issue(pki.LeafOptions{CommonName: agentclient.ServerName, DNSNames: []string{agentclient.ServerName}, Server: true, Validity: certValidity})
+	srv, err := ca.Issue(pki.LeafOptions{CommonName: pki.BootstrapName, DNSNames: []string{pki.BootstrapName}, Server: true, Validity: certValidity})
 	if err != nil {
-		return nil, nil, false, err
+		return nil, nil, nil, false, err
 	}
 	cli, err := ca.Issue(pki.LeafOptions{CommonName: "kubectl-dr", Client: true, Validity: certValidity})
 	if err != nil {
-		return nil, nil, false, err
+		return nil, nil, nil, false, err
 	}
-	return map[string][]byte{"ca.crt": caPair.CertPEM, "tls.crt": srv.CertPEM, "tls.key": srv.KeyPEM},
+	return map[string][]byte{"ca.crt": caPair.CertPEM, "ca.key": caPair.KeyPEM},
+		map[string][]byte{"ca.crt": caPair.CertPEM, "tls.crt": srv.CertPEM, "tls.key": srv.KeyPEM},
 		map[string][]byte{"ca.crt": caPair.CertPEM, "tls.crt": cli.CertPEM, "tls.key": cli.KeyPEM}, true, nil
+}
+
+// caUsable reports whether the CA Secret holds a CA and its key that last
+// beyond the renewal window.
+func caUsable(d map[string][]byte) bool {
+	ca, err := pki.ParseCA(d["ca.crt"], d["ca.key"])
+	return err == nil && time.Until(ca.Cert.NotAfter) >= certRenewal
 }
 
 // usable reports whether a TLS Secret's certificate chains to its CA and
@@ -457,6 +468,8 @@ func RemountDaemonSet(ctx context.Context, f cmdutil.Factory, tree map[string]an
 	objs, err := Render(Settings{
 		Namespace: ns, Image: ds.Spec.Template.Spec.Containers[0].Image,
 		DataDir: dataDir, StateDir: stateDir, Port: port, Config: tree,
+		// The Secrets are not re-applied: the CA stays the pods' own.
+		AgentCASHA256: ds.Spec.Template.Annotations[AgentCAAnnotation],
 	})
 	if err != nil {
 		return err

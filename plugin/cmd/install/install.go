@@ -24,6 +24,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/internal/buildinfo"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 )
 
@@ -557,12 +558,12 @@ func storeSecretData(c objstore.Config) map[string][]byte {
 // install are kept; what is generated now is announced.
 func (o *Options) secrets(ex *existingState, storeData map[string][]byte) ([]*unstructured.Unstructured, []string, error) {
 	var generated []string
-	agentTLS, clientTLS, fresh, err := certificates(ex.secrets[AgentTLSSecret], ex.secrets[cmdutil.ClientTLSSecret])
+	caData, agentTLS, clientTLS, fresh, err := certificates(ex.secrets[agentclient.AgentCASecret], ex.secrets[AgentTLSSecret], ex.secrets[cmdutil.ClientTLSSecret])
 	if err != nil {
 		return nil, nil, err
 	}
 	if fresh {
-		generated = append(generated, "Generated the agents' CA and certificates (Secrets "+AgentTLSSecret+" and "+cmdutil.ClientTLSSecret+").")
+		generated = append(generated, "Generated the agents' CA (Secret "+agentclient.AgentCASecret+", never mounted on a node) and certificates (Secrets "+AgentTLSSecret+" and "+cmdutil.ClientTLSSecret+"); each agent is enrolled with a certificate for its node once it runs.")
 	}
 	key, err := o.snapshotKey(ex.secrets[cmdutil.SnapshotKeySecret])
 	if err != nil {
@@ -585,6 +586,7 @@ func (o *Options) secrets(ex *existingState, storeData map[string][]byte) ([]*un
 			o.f.AgentNamespace(), ResticSecret))
 	}
 	return []*unstructured.Unstructured{
+		secret(agentclient.AgentCASecret, caData),
 		secret(AgentTLSSecret, agentTLS),
 		secret(cmdutil.ClientTLSSecret, clientTLS),
 		secret(cmdutil.StoreSecret, storeData),

@@ -2,6 +2,9 @@ package install
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -57,6 +60,35 @@ type Settings struct {
 	Config map[string]any
 	// Secrets are applied before the DaemonSet.
 	Secrets []*unstructured.Unstructured
+	// AgentCASHA256 is the digest of the agents' CA certificate, put on
+	// the pod template so that a renewed CA restarts the agents (a mounted
+	// Secret changes under a running agent, which read it at start).
+	// Empty: taken from Secret dr-agent-tls in Secrets.
+	AgentCASHA256 string
+}
+
+// AgentCAAnnotation on the agent pods is AgentCASHA256.
+const AgentCAAnnotation = "dr.kubectl.io/agent-ca-sha256"
+
+// agentCASHA256 is s.AgentCASHA256, or the digest of the CA in the agent
+// TLS Secret among s.Secrets.
+func (s Settings) agentCASHA256() string {
+	if s.AgentCASHA256 != "" {
+		return s.AgentCASHA256
+	}
+	for _, sec := range s.Secrets {
+		if sec.GetName() != AgentTLSSecret {
+			continue
+		}
+		enc, _, _ := unstructured.NestedString(sec.Object, "data", "ca.crt")
+		caPEM, err := base64.StdEncoding.DecodeString(enc)
+		if err != nil || len(caPEM) == 0 {
+			return ""
+		}
+		sum := sha256.Sum256(caPEM)
+		return hex.EncodeToString(sum[:])
+	}
+	return ""
 }
 
 // Kustomization is the part of manifests/kustomization.yaml install reads.
@@ -291,6 +323,11 @@ func renderDaemonSet(ds *unstructured.Unstructured, s Settings, hostKeys string)
 	spec["containers"] = []any{c}
 	if err := unstructured.SetNestedMap(ds.Object, spec, "spec", "template", "spec"); err != nil {
 		return err
+	}
+	if sum := s.agentCASHA256(); sum != "" {
+		if err := unstructured.SetNestedField(ds.Object, sum, "spec", "template", "metadata", "annotations", AgentCAAnnotation); err != nil {
+			return err
+		}
 	}
 	return unstructured.SetNestedField(ds.Object, strconv.Itoa(s.Port), "spec", "template", "metadata", "annotations", "dr.kubectl.io/grpc-port")
 }

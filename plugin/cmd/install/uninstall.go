@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 )
 
@@ -76,7 +77,7 @@ func (o *UninstallOptions) Run(ctx context.Context) error {
 	}
 	var namespaced, cluster []*unstructured.Unstructured
 	var nsObj *unstructured.Unstructured
-	names := []string{AgentTLSSecret, cmdutil.ClientTLSSecret, cmdutil.StoreSecret, RecipientSecret}
+	names := []string{agentclient.AgentCASecret, AgentTLSSecret, cmdutil.ClientTLSSecret, cmdutil.StoreSecret, RecipientSecret}
 	if o.DeleteKeys {
 		names = append(names, keySecrets()...)
 	}

@@ -272,6 +272,10 @@ func view(n *agentclient.Node) printers.AgentStatus {
 	}
 	info := n.Info
 	s.Reachable = true
+	s.Certificate = printers.CertificateBootstrap
+	if n.Enrolled {
+		s.Certificate = printers.CertificateNode
+	}
 	if info.NodeName != n.Node {
 		s.Error = fmt.Sprintf("agent reports node name %q", info.NodeName)
 	}
