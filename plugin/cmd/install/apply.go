@@ -62,7 +62,7 @@ func readExisting(ctx context.Context, cs kubernetes.Interface, ns string) (*exi
 	if _, ex.config, err = ReadConfig(ctx, cs, ns); err != nil {
 		return nil, err
 	}
-	for _, name := range []string{AgentTLSSecret, cmdutil.ClientTLSSecret, cmdutil.StoreSecret, cmdutil.SnapshotKeySecret, ResticSecret} {
+	for _, name := range []string{AgentTLSSecret, cmdutil.ClientTLSSecret, cmdutil.StoreSecret, NodeStoreSecret, cmdutil.SnapshotKeySecret, ResticSecret} {
 		s, err := cs.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
