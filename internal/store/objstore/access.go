@@ -52,7 +52,11 @@ const CheckDir = ".dr-check/"
 // delete is not a failure: it is what scoped credentials are for, and
 // Access says so.
 func Probe(ctx context.Context, s Store) (Access, error) {
-	return probe(ctx, s, "")
+	key := ""
+	if k, ok := s.(interface{ probeKey() string }); ok {
+		key = k.probeKey()
+	}
+	return probe(ctx, s, key)
 }
 
 // probe writes under key, or a random one when key is "".

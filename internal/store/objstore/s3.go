@@ -266,6 +266,8 @@ func retainUntil(st minio.ObjectInfo) (time.Time, bool) {
 
 func (s *s3Store) Check(ctx context.Context) error { return check(ctx, s, s.checkKey) }
 
+func (s *s3Store) probeKey() string { return s.checkKey }
+
 // credentials are the access and secret key, from the files when given.
 func (c Config) credentials() (access, secret string, err error) {
 	access, secret = c.AccessKey, c.SecretKey

@@ -407,7 +407,11 @@ func checkAgents(ctx context.Context, f cmdutil.Factory, out io.Writer) error {
 			case r.Error != "":
 				failed[i] = fmt.Sprintf("node %s: %s", n.Node, r.Error)
 			default:
-				lines[i] = fmt.Sprintf("node %s: agent %s writes to %s (%d ms)", n.Node, n.Info.AgentVersion, r.Store, r.DurationMs)
+				scope := ""
+				if r.Scoped {
+					scope = "; put/get only, its delete refused (scoped, as intended)"
+				}
+				lines[i] = fmt.Sprintf("node %s: agent %s writes to %s (%d ms%s)", n.Node, n.Info.AgentVersion, r.Store, r.DurationMs, scope)
 			}
 		}()
 	}

@@ -820,8 +820,11 @@ type CheckStoreResponse struct {
 	// The store (no secrets); empty when none is configured.
 	Store string `protobuf:"bytes,1,opt,name=store,proto3" json:"store,omitempty"`
 	// Why the check failed; empty when the store is writable.
-	Error         string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
-	DurationMs    int64  `protobuf:"varint,3,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	Error      string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	DurationMs int64  `protobuf:"varint,3,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	// The agent's credentials may put and get but not delete (scoped, as
+	// intended): the check's delete was refused and its object left.
+	Scoped        bool `protobuf:"varint,45,opt,name=scoped,proto3" json:"scoped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -875,6 +878,13 @@ func (x *CheckStoreResponse) GetDurationMs() int64 {
 		return x.DurationMs
 	}
 	return 0
+}
+
+func (x *CheckStoreResponse) GetScoped() bool {
+	if x != nil {
+		return x.Scoped
+	}
+	return false
 }
 
 type EtcdMemberHealth struct {
@@ -5695,12 +5705,13 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	" \x01(\tR\bschedule\x12\x16\n" +
 	"\x06leader\x18\v \x01(\bR\x06leader\x12\x14\n" +
 	"\x05error\x18\f \x01(\tR\x05error\"\x13\n" +
-	"\x11CheckStoreRequest\"a\n" +
+	"\x11CheckStoreRequest\"y\n" +
 	"\x12CheckStoreResponse\x12\x14\n" +
 	"\x05store\x18\x01 \x01(\tR\x05store\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\tR\x05error\x12\x1f\n" +
 	"\vduration_ms\x18\x03 \x01(\x03R\n" +
-	"durationMs\"\xdc\x03\n" +
+	"durationMs\x12\x16\n" +
+	"\x06scoped\x18- \x01(\bR\x06scoped\"\xdc\x03\n" +
 	"\x10EtcdMemberHealth\x12\x16\n" +
 	"\x06member\x18\x01 \x01(\bR\x06member\x12\x18\n" +
 	"\ahealthy\x18\x02 \x01(\bR\ahealthy\x12\x1a\n" +
