@@ -78,7 +78,7 @@ func SetObjectLock(ctx context.Context, c Config, s LockSettings) (LockResult, e
 	}
 	enabled, oldMode, oldValidity, oldUnit, err := st.client.GetObjectLockConfig(ctx, st.bucket)
 	if err != nil {
-		if code := minio.ToErrorResponse(err).Code; code == "ObjectLockConfigurationNotFoundError" || code == "ObjectLockConfigurationNotFound" {
+		if resp := minio.ToErrorResponse(err); strings.HasPrefix(resp.Code, "ObjectLockConfigurationNotFound") || strings.Contains(resp.Message, "Object Lock configuration does not exist") {
 			return res, fmt.Errorf("store %s: %w: S3 enables it only when a bucket is created; create a new bucket with object lock (install does with --create-bucket) and move the store there", st, ErrNoObjectLock)
 		}
 		return res, st.explain("read object lock of", st.bucket, err)
