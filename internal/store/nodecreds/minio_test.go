@@ -1,0 +1,171 @@
+package nodecreds
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+)
+
+// EnvMinIO names a MinIO server binary (the lab's build) to run this
+// package's tests against; without it they are skipped.
+const EnvMinIO = "KDR_TEST_MINIO"
+
+// startMinIO runs a MinIO of its own on a free loopback port and returns
+// its endpoint and root credentials.
+func startMinIO(t *testing.T) (string, Creds) {
+	t.Helper()
+	bin := os.Getenv(EnvMinIO)
+	if bin == "" {
+		t.Skipf("set %s to a MinIO server binary to run this test", EnvMinIO)
+	}
+	free := func() int {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+	port, console := free(), free()
+	root := Creds{AccessKey: "root-e2e", SecretKey: "root-secret-e2e-0123456789"}
+	cmd := exec.Command(bin, "server", filepath.Join(t.TempDir(), "data"), "--address", fmt.Sprintf("127.0.0.1:%d", port), "--console-address", fmt.Sprintf("127.0.0.1:%d", console), "--quiet")
+	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+root.AccessKey, "MINIO_ROOT_PASSWORD="+root.SecretKey)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(endpoint + "/minio/health/live")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("MinIO at %s did not come up: %v", endpoint, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return endpoint, root
+}
+
+// On a real MinIO: the node credentials MinIO makes put, get and
+// conditionally put under the prefix, delete restic's lock files only, and
+// get 403 AccessDenied on every other delete; run again, the same
+// credentials get the policy again. Object Lock: a bucket without it is
+// refused, one made with it keeps a locked object from delete.
+func TestMinIONodeCredentialsAndObjectLock(t *testing.T) {
+	endpoint, root := startMinIO(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	mc, err := minio.New(endpoint[len("http://"):], &minio.Options{Creds: credentials.NewStaticV4(root.AccessKey, root.SecretKey, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mc.MakeBucket(ctx, "backups", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := objstore.Config{URL: "s3://backups/k3s", Endpoint: endpoint, AccessKey: root.AccessKey, SecretKey: root.SecretKey}
+	res, err := MinIO(ctx, cfg, root, nil)
+	if err != nil {
+		t.Fatalf("make node credentials: %v", err)
+	}
+	if !res.Created || res.Creds.AccessKey == "" || res.Creds.AccessKey == root.AccessKey {
+		t.Fatalf("node credentials: %+v", res)
+	}
+	node := cfg
+	node.AccessKey, node.SecretKey = res.Creds.AccessKey, res.Creds.SecretKey
+	s, err := objstore.Open(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := s.Sub("cluster-1")
+	body := []byte("snapshot")
+	if _, err := store.Put(ctx, "etcd/n1/a.db", bytes.NewReader(body), int64(len(body))); err != nil {
+		t.Fatalf("put with node credentials: %v", err)
+	}
+	if _, err := objstore.Create(ctx, store, "wal/db/000000010000000000000001", bytes.NewReader(body), int64(len(body))); err != nil {
+		t.Fatalf("conditional put with node credentials: %v", err)
+	}
+	if list, err := store.List(ctx, ""); err != nil || len(list) != 2 {
+		t.Fatalf("list with node credentials: %v, %v", list, err)
+	}
+	if err := store.Delete(ctx, "etcd/n1/a.db"); !errors.Is(err, objstore.ErrDenied) {
+		t.Errorf("delete with node credentials: %v; want ErrDenied", err)
+	}
+	nc, err := minio.New(endpoint[len("http://"):], &minio.Options{Creds: credentials.NewStaticV4(res.Creds.AccessKey, res.Creds.SecretKey, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = nc.RemoveObject(ctx, "backups", "k3s/cluster-1/etcd/n1/a.db", minio.RemoveObjectOptions{})
+	if resp := minio.ToErrorResponse(err); resp.StatusCode != http.StatusForbidden || resp.Code != "AccessDenied" {
+		t.Errorf("raw delete with node credentials: %v (HTTP %d %s); want 403 AccessDenied", err, resp.StatusCode, resp.Code)
+	}
+	if _, err := store.Put(ctx, "restic/locks/abc", bytes.NewReader(body), int64(len(body))); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Delete(ctx, "restic/locks/abc"); err != nil {
+		t.Errorf("delete of a restic lock with node credentials: %v", err)
+	}
+	if acc, err := objstore.Probe(ctx, store); err != nil || acc.CanDelete {
+		t.Errorf("probe with node credentials: %+v, %v", acc, err)
+	}
+	again, err := MinIO(ctx, cfg, root, &res.Creds)
+	if err != nil || again.Created || again.Creds != res.Creds {
+		t.Errorf("second run: %+v, %v; want the same credentials, policy set again", again, err)
+	}
+	if _, err := MinIO(ctx, cfg, Creds{AccessKey: res.Creds.AccessKey, SecretKey: res.Creds.SecretKey}, nil); err == nil {
+		t.Error("the node credentials made a service account")
+	}
+
+	if _, err := objstore.SetObjectLock(ctx, cfg, objstore.LockSettings{Mode: objstore.LockGovernance, Days: 1}); !errors.Is(err, objstore.ErrNoObjectLock) {
+		t.Errorf("object lock on a bucket without it: %v; want ErrNoObjectLock", err)
+	}
+	lockCfg := cfg
+	lockCfg.URL = "s3://locked/k3s"
+	if _, err := objstore.SetObjectLock(ctx, lockCfg, objstore.LockSettings{Mode: objstore.LockGovernance, Days: 1}); err == nil {
+		t.Error("object lock on a missing bucket without Create")
+	}
+	lr, err := objstore.SetObjectLock(ctx, lockCfg, objstore.LockSettings{Mode: objstore.LockCompliance, Days: 2, Create: true})
+	if err != nil || !lr.Created {
+		t.Fatalf("object lock with a new bucket: %+v, %v", lr, err)
+	}
+	if got, _ := objstore.ObjectLockOf(ctx, lockCfg); got != "compliance 2 days" {
+		t.Errorf("lock: %q", got)
+	}
+	ls, err := objstore.Open(lockCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ls.Put(ctx, "snap", bytes.NewReader(body), int64(len(body))); err != nil {
+		t.Fatal(err)
+	}
+	err = ls.Delete(ctx, "snap")
+	var locked *objstore.LockedError
+	if !errors.As(err, &locked) || time.Until(locked.Until) < 47*time.Hour {
+		t.Errorf("delete of a locked object: %v; want kept two days", err)
+	}
+	st, err := mc.StatObject(ctx, "locked", "k3s/snap", minio.StatObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mc.RemoveObject(ctx, "locked", "k3s/snap", minio.RemoveObjectOptions{VersionID: st.VersionID}); err == nil {
+		t.Error("root erased a version under compliance lock")
+	}
+}
