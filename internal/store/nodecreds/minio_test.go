@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +23,53 @@ import (
 // EnvMinIO names a MinIO server binary (the lab's build) to run this
 // package's tests against; without it they are skipped.
 const EnvMinIO = "KDR_TEST_MINIO"
+
+// EnvRestic names a restic binary: with it, the test also runs restic with
+// the node credentials.
+const EnvRestic = "KDR_TEST_RESTIC"
+
+// resticWithNodeCredentials: restic inits a repository, backs up and
+// lists with put/get-only credentials (removing its own locks), and its
+// forget, which deletes snapshots, is refused.
+func resticWithNodeCredentials(ctx context.Context, t *testing.T, bin string, c objstore.Config) {
+	t.Helper()
+	loc, err := c.Restic("cluster-1/restic", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte("pw"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	if err := os.WriteFile(filepath.Join(data, "f"), []byte("file"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, bin, append(append([]string{"--no-cache"}, loc.Options...), args...)...)
+		cmd.Env = append(append(os.Environ(), loc.Env...), "RESTIC_REPOSITORY="+loc.Repository, "RESTIC_PASSWORD_FILE="+pw)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	for _, args := range [][]string{{"init"}, {"backup", data}, {"snapshots"}, {"check"}} {
+		if out, err := run(args...); err != nil {
+			t.Fatalf("restic %v with node credentials: %v\n%s", args, err, out)
+		}
+	}
+	mc, err := minio.New(c.Endpoint[len("http://"):], &minio.Options{Creds: credentials.NewStaticV4(c.AccessKey, c.SecretKey, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for obj := range mc.ListObjects(ctx, "backups", minio.ListObjectsOptions{Prefix: "k3s/cluster-1/restic/locks/", Recursive: true}) {
+		t.Errorf("restic left lock %s with node credentials", obj.Key)
+	}
+	if out, err := run("forget", "latest"); err == nil || !strings.Contains(out, "Access Denied") {
+		t.Errorf("restic forget with node credentials: %v; want Access Denied:\n%s", err, out)
+	}
+	if out, err := run("snapshots", "--json"); err != nil || !strings.Contains(out, `"id"`) {
+		t.Errorf("the snapshot after a refused forget: %v\n%s", err, out)
+	}
+}
 
 // startMinIO runs a MinIO of its own on a free loopback port and returns
 // its endpoint and root credentials.
@@ -125,6 +173,9 @@ func TestMinIONodeCredentialsAndObjectLock(t *testing.T) {
 	}
 	if acc, err := objstore.Probe(ctx, store); err != nil || acc.CanDelete {
 		t.Errorf("probe with node credentials: %+v, %v", acc, err)
+	}
+	if bin := os.Getenv(EnvRestic); bin != "" {
+		resticWithNodeCredentials(ctx, t, bin, node)
 	}
 	again, err := MinIO(ctx, cfg, root, &res.Creds)
 	if err != nil || again.Created || again.Creds != res.Creds {
