@@ -3,87 +3,48 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
-	corev1 "k8s.io/api/core/v1"
 
+	"github.com/kubectl-dr/kubectl-dr/internal/store/nodecreds"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 	"github.com/kubectl-dr/kubectl-dr/test/lab"
 )
 
-// Installed with MinIO admin credentials once, the agents get put/get-only
-// store credentials: the ones in the Secret the DaemonSet mounts (read as
-// the agent reads its files) put and get, and MinIO answers 403
-// AccessDenied to their delete; a snapshot the installed agent takes with
-// them lands in the store, a conditional put (WAL's) works, and the
-// plugin's rm, with the install's delete-capable credentials, removes the
-// snapshot. Re-installing with full node credentials puts the lab back.
+// Credentials bound to the node policy (docs/security.md; made here with
+// STS AssumeRole, the policy inline) put and get in the lab's store, and
+// MinIO answers 403 AccessDenied to their delete; through objstore, as an
+// agent, the refusal is ErrDenied, the store check passes saying scoped,
+// and a conditional put (WAL's) works. The plugin removes a snapshot the
+// installed agent took from the store itself (etcd snapshot rm), and
+// kubectl dr prune runs.
 func TestScopedStoreCredentials(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name, v string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(v+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	adminAccess, adminSecret := write("admin-access", theLab.State.MinIOUser), write("admin-secret", theLab.State.MinIOSecret)
-	install := func(what string, args ...string) result {
-		t.Helper()
-		r := kubectlDR(t, nil, append([]string{"install", "--image", lab.AgentImage, "--timeout", "2m"}, args...)...)
-		if r.code != 0 {
-			t.Fatalf("install %s: exit %d\n%s\n%s", what, r.code, r.stdout, r.stderr)
-		}
-		runKubectl(t, "-n", "dr-system", "rollout", "restart", "daemonset/dr-agent")
-		runKubectl(t, "-n", "dr-system", "rollout", "status", "daemonset/dr-agent", "--timeout", "2m")
-		return r
-	}
-	t.Cleanup(func() {
-		// Full credentials as the nodes' again: the lab as it was.
-		install("with full node credentials", "--store-node-access-key-file", adminAccess, "--store-node-secret-key-file", adminSecret)
-	})
-	r := install("with admin credentials", "--store-admin-access-key-file", adminAccess, "--store-admin-secret-key-file", adminSecret)
-	if !strings.Contains(r.stderr, "delete refused (scoped)") {
-		t.Errorf("install does not say the node credentials are scoped:\n%s", r.stderr)
-	}
-
-	var sec corev1.Secret
-	if err := json.Unmarshal([]byte(runKubectl(t, "-n", "dr-system", "get", "secret", "dr-store-node", "-o", "json")), &sec); err != nil {
-		t.Fatal(err)
-	}
-	access, secret := string(sec.Data["accessKey"]), string(sec.Data["secretKey"])
-	if string(sec.Data["scope"]) != "put-get" || access == "" || access == theLab.State.MinIOUser {
-		t.Fatalf("Secret dr-store-node: scope %q, access key %q; want put-get credentials of their own", sec.Data["scope"], access)
-	}
-	var ds struct {
-		Spec struct {
-			Template corev1.PodTemplateSpec `json:"template"`
-		} `json:"spec"`
-	}
-	if err := json.Unmarshal([]byte(runKubectl(t, "-n", "dr-system", "get", "daemonset", "dr-agent", "-o", "json")), &ds); err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range ds.Spec.Template.Spec.Volumes {
-		if v.Secret != nil && v.Secret.SecretName == "dr-store" {
-			t.Errorf("the DaemonSet mounts Secret dr-store (the delete-capable credentials) as volume %s", v.Name)
-		}
-	}
-
-	// The node's credentials, as its agent reads them from its files.
-	mc, err := minio.New(strings.TrimPrefix(string(sec.Data["endpoint"]), "http://"), &minio.Options{Creds: credentials.NewStaticV4(access, secret, "")})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	endpoint := labEnv(t, "DR_S3_ENDPOINT")
+	policy, err := nodecreds.Policy(theLab.State.Bucket, "lab")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	sts, err := credentials.NewSTSAssumeRole(endpoint, credentials.STSAssumeRoleOptions{AccessKey: theLab.State.MinIOUser, SecretKey: theLab.State.MinIOSecret, Policy: string(policy)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := sts.GetWithContext(&credentials.CredContext{})
+	if err != nil {
+		t.Fatalf("assume role with the node policy: %v", err)
+	}
+	access, secret, token := v.AccessKeyID, v.SecretAccessKey, v.SessionToken
+
+	mc, err := minio.New(strings.TrimPrefix(endpoint, "http://"), &minio.Options{Creds: credentials.NewStaticV4(access, secret, token)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	key := "lab/" + theLab.State.ClusterID + "/scoped-e2e/probe"
 	body := []byte("scoped")
 	if _, err := mc.PutObject(ctx, theLab.State.Bucket, key, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
@@ -101,7 +62,7 @@ func TestScopedStoreCredentials(t *testing.T) {
 	}
 	// Through objstore, as the agent: a refused delete is ErrDenied, a
 	// store check passes and says scoped, a conditional put (WAL's) works.
-	store, err := objstore.Open(objstore.Config{URL: theLab.StoreURL(), Endpoint: string(sec.Data["endpoint"]), AccessKey: access, SecretKey: secret})
+	store, err := objstore.Open(objstore.Config{URL: theLab.StoreURL(), Endpoint: endpoint, AccessKey: access, SecretKey: secret, SessionToken: token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,16 +89,16 @@ func TestScopedStoreCredentials(t *testing.T) {
 		}
 	}
 
-	// The installed agent, now on the scoped credentials, takes a
-	// snapshot; the plugin removes it with its own.
+	// The installed agent takes a snapshot; the plugin removes it from
+	// the store with its own credentials.
 	node := theLab.State.KubeNode
-	r = kubectlDR(t, nil, "etcd", "snapshot", "save", "--node", node, "--name", "scoped-e2e", "-o", "json")
+	r := kubectlDR(t, nil, "etcd", "snapshot", "save", "--node", node, "--name", "scoped-e2e", "-o", "json")
 	if r.code != 0 {
-		t.Fatalf("snapshot save on %s with scoped credentials: exit %d\n%s", node, r.code, r.stderr)
+		t.Fatalf("snapshot save on %s: exit %d\n%s", node, r.code, r.stderr)
 	}
 	snap := snapshotJSON(t, r)
 	if !snap.Uploaded {
-		t.Fatalf("snapshot %s not uploaded with scoped credentials: %+v", snap.Name, snap)
+		t.Fatalf("snapshot %s not uploaded: %+v", snap.Name, snap)
 	}
 	stored := "lab/" + theLab.State.ClusterID + "/" + snap.StoreKey
 	if _, err := full.StatObject(ctx, theLab.State.Bucket, stored, minio.StatObjectOptions{}); err != nil {

@@ -72,3 +72,8 @@ func Policy(bucket, prefix string) ([]byte, error) {
 	}
 	return json.MarshalIndent(doc, "", "  ")
 }
+
+// Creds are a pair of store credentials.
+type Creds struct {
+	AccessKey, SecretKey string
+}

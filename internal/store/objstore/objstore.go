@@ -93,6 +93,8 @@ type Config struct {
 	SecretKey     string `json:"-"`
 	AccessKeyFile string `json:"accessKeyFile,omitempty"`
 	SecretKeyFile string `json:"secretKeyFile,omitempty"`
+	// SessionToken goes with temporary credentials (STS), given inline.
+	SessionToken string `json:"-"`
 	// Scoped says the credentials may put and get but not delete (the
 	// node credentials install makes): the agent leaves store deletions to
 	// the plugin, which holds the delete-capable ones.

@@ -48,7 +48,7 @@ func newS3Store(c Config, bucket, prefix string) (*s3Store, error) {
 		return nil, err
 	}
 	opts := &minio.Options{
-		Creds:  credentials.NewStaticV4(access, secret, ""),
+		Creds:  credentials.NewStaticV4(access, secret, c.SessionToken),
 		Secure: secure,
 		Region: c.Region,
 		// Checksums go in HTTP trailers, computed as the body streams.

@@ -72,13 +72,11 @@ type Options struct {
 	K3sBinary     string
 	EtcdDataDir   string
 	// Scoped node credentials (nodestore.go) and Object Lock.
-	StoreAdminAccessKeyFile string
-	StoreAdminSecretKeyFile string
-	StoreNodeAccessKeyFile  string
-	StoreNodeSecretKeyFile  string
-	ObjectLockDays          int
-	ObjectLockMode          string
-	CreateBucket            bool
+	StoreNodeAccessKeyFile string
+	StoreNodeSecretKeyFile string
+	ObjectLockDays         int
+	ObjectLockMode         string
+	CreateBucket           bool
 
 	// Resolved by Complete.
 	store     objstore.Config
@@ -141,8 +139,6 @@ in Secrets; keep a copy outside the cluster, as install reminds you.
 	fl.StringVar(&o.StopCommand, "stop-command", "", `command that stops k3s or etcd for a restore, run as root on the node: words, or a YAML list '[sh, -c, "..."]' (restore.stopCommand; default systemctl stop k3s; "" the default again)`)
 	fl.StringVar(&o.StartCommand, "start-command", "", `command that starts k3s or etcd after a restore, as --stop-command (restore.startCommand; default systemctl start k3s)`)
 	fl.StringVar(&o.K3sBinary, "k3s-binary", "", "k3s binary on the nodes, run for a cluster reset (restore.k3sBinary; default /usr/local/bin/k3s)")
-	fl.StringVar(&o.StoreAdminAccessKeyFile, "store-admin-access-key-file", "", "MinIO admin access key, used once: install makes the nodes' put/get-only credentials (a service account) with it and keeps it nowhere")
-	fl.StringVar(&o.StoreAdminSecretKeyFile, "store-admin-secret-key-file", "", "MinIO admin secret key, with --store-admin-access-key-file")
 	fl.StringVar(&o.StoreNodeAccessKeyFile, "store-node-access-key-file", "", "access key of credentials made for the nodes (put and get, no delete; any store: docs/security.md has the IAM policy)")
 	fl.StringVar(&o.StoreNodeSecretKeyFile, "store-node-secret-key-file", "", "secret key of the nodes' credentials, with --store-node-access-key-file")
 	fl.IntVar(&o.ObjectLockDays, "object-lock-days", 0, "set the bucket's default Object Lock retention: every new object is kept this many days (the bucket must have object lock; see --create-bucket)")

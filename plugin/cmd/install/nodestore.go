@@ -33,17 +33,8 @@ type nodeStore struct {
 
 // validateNodeStore checks the credential and lock flags together.
 func (o *Options) validateNodeStore() error {
-	pairs := []struct{ a, b, what string }{
-		{o.StoreAdminAccessKeyFile, o.StoreAdminSecretKeyFile, "--store-admin-access-key-file and --store-admin-secret-key-file"},
-		{o.StoreNodeAccessKeyFile, o.StoreNodeSecretKeyFile, "--store-node-access-key-file and --store-node-secret-key-file"},
-	}
-	for _, p := range pairs {
-		if (p.a == "") != (p.b == "") {
-			return cmdutil.UsageError("%s go together", p.what)
-		}
-	}
-	if o.StoreAdminAccessKeyFile != "" && o.StoreNodeAccessKeyFile != "" {
-		return cmdutil.UsageError("--store-admin-* makes the node credentials, --store-node-* gives them: use one")
+	if (o.StoreNodeAccessKeyFile == "") != (o.StoreNodeSecretKeyFile == "") {
+		return cmdutil.UsageError("--store-node-access-key-file and --store-node-secret-key-file go together")
 	}
 	if o.ObjectLockDays < 0 {
 		return cmdutil.UsageError("--object-lock-days %d: want 1 or more (0: leave the bucket's lock alone)", o.ObjectLockDays)
@@ -90,8 +81,8 @@ func (o *Options) objectLock(ctx context.Context) error {
 }
 
 // nodeStore decides the nodes' credentials: given with --store-node-*,
-// made on MinIO with --store-admin-*, kept from an earlier install, or
-// (without any) the store's own, which install says.
+// kept from an earlier install, or (without any) the store's own, which
+// install says.
 func (o *Options) nodeStore(ctx context.Context, ex *existingState) (nodeStore, error) {
 	full := nodeStore{creds: nodecreds.Creds{AccessKey: o.store.AccessKey, SecretKey: o.store.SecretKey}, how: "the store's own"}
 	if !strings.HasPrefix(o.store.URL, "s3://") {
@@ -113,32 +104,6 @@ func (o *Options) nodeStore(ctx context.Context, ex *existingState) (nodeStore, 
 			return nodeStore{}, err
 		}
 		return nodeStore{creds: nodecreds.Creds{AccessKey: access, SecretKey: secret}, scoped: true, how: "given (--store-node-*)"}, nil
-	case o.StoreAdminAccessKeyFile != "":
-		access, err := readKeyFile(o.StoreAdminAccessKeyFile, "--store-admin-access-key-file")
-		if err != nil {
-			return nodeStore{}, err
-		}
-		secret, err := readKeyFile(o.StoreAdminSecretKeyFile, "--store-admin-secret-key-file")
-		if err != nil {
-			return nodeStore{}, err
-		}
-		if o.DryRun {
-			if prev != nil {
-				return nodeStore{creds: *prev, scoped: true, how: "kept from the earlier install"}, nil
-			}
-			return nodeStore{creds: nodecreds.Creds{AccessKey: "(made on install)", SecretKey: "(made on install)"}, scoped: true, how: "a MinIO service account (dry run: not made)"}, nil
-		}
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		res, err := nodecreds.MinIO(cctx, o.store, nodecreds.Creds{AccessKey: access, SecretKey: secret}, prev)
-		if err != nil {
-			return nodeStore{}, fmt.Errorf("scoped node credentials: %w\nnothing was applied", err)
-		}
-		how := "MinIO service account " + res.Creds.AccessKey + " (policy updated)"
-		if res.Created {
-			how = "MinIO service account " + res.Creds.AccessKey + " (created)"
-		}
-		return nodeStore{creds: res.Creds, scoped: true, how: how}, nil
 	case prev != nil && prev.AccessKey != o.store.AccessKey:
 		return nodeStore{creds: *prev, scoped: true, how: "kept from the earlier install"}, nil
 	}
@@ -151,7 +116,7 @@ func (o *Options) nodeStore(ctx context.Context, ex *existingState) (nodeStore, 
 func (o *Options) checkNodeStore(ctx context.Context, clusterID string, n nodeStore) (nodeStore, error) {
 	if !n.scoped {
 		if strings.HasPrefix(o.store.URL, "s3://") {
-			fmt.Fprintf(o.ErrOut, "warning: the nodes hold the store's full credentials: a compromised node can delete every backup. Scope them: --store-admin-access-key-file/--store-admin-secret-key-file (MinIO: install makes put/get-only credentials) or --store-node-access-key-file/--store-node-secret-key-file (any store; docs/security.md has the IAM policy)\n")
+			fmt.Fprintf(o.ErrOut, "warning: the nodes hold the store's full credentials: a compromised node can delete every backup. Scope them: make put/get-only credentials (docs/security.md has the IAM policy, and the mc commands for MinIO) and give them with --store-node-access-key-file/--store-node-secret-key-file\n")
 		}
 		return n, nil
 	}

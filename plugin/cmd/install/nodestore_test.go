@@ -14,9 +14,9 @@ func TestValidateNodeStore(t *testing.T) {
 		want string
 	}{
 		{Options{ObjectLockMode: "governance"}, ""},
-		{Options{ObjectLockMode: "governance", StoreAdminAccessKeyFile: "a"}, "go together"},
+		{Options{ObjectLockMode: "governance", StoreNodeAccessKeyFile: "a"}, "go together"},
 		{Options{ObjectLockMode: "governance", StoreNodeSecretKeyFile: "s"}, "go together"},
-		{Options{ObjectLockMode: "governance", StoreAdminAccessKeyFile: "a", StoreAdminSecretKeyFile: "s", StoreNodeAccessKeyFile: "a", StoreNodeSecretKeyFile: "s"}, "use one"},
+		{Options{ObjectLockMode: "governance", StoreNodeAccessKeyFile: "a", StoreNodeSecretKeyFile: "s"}, ""},
 		{Options{ObjectLockMode: "forever", ObjectLockDays: 1}, `--object-lock-mode "forever"`},
 		{Options{ObjectLockMode: "compliance", ObjectLockDays: -1}, "want 1 or more"},
 		{Options{ObjectLockMode: "governance", CreateBucket: true}, "--create-bucket goes with --object-lock-days"},
