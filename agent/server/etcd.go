@@ -96,9 +96,15 @@ func (s *Server) DeleteEtcdSnapshots(ctx context.Context, req *agentv1.DeleteEtc
 		}
 	}
 	var stored []*dbsnap.Snapshot
-	if s.snapshots.Store != nil {
-		var err error
-		if stored, _, err = dbsnap.ListStore(ctx, s.snapshots.Store); err != nil {
+	store, err := s.requestStore(req.StoreCredentials)
+	if err != nil {
+		return nil, err
+	}
+	if s.snapshots.Store == nil {
+		store = nil
+	}
+	if store != nil {
+		if stored, _, err = dbsnap.ListStore(ctx, store); err != nil {
 			return nil, status.Error(codes.Unavailable, err.Error())
 		}
 	}
@@ -107,7 +113,9 @@ func (s *Server) DeleteEtcdSnapshots(ctx context.Context, req *agentv1.DeleteEtc
 	for _, n := range req.Names {
 		found := false
 		if snap, ok := dbsnap.Find(stored, n); ok {
-			if err := dbsnap.DeleteFromStore(ctx, s.snapshots.Store, snap); err != nil {
+			if err := dbsnap.DeleteFromStore(ctx, store, snap); objstore.Refused(err) {
+				return resp, status.Errorf(codes.PermissionDenied, "%v (the snapshot is whole; kubectl dr etcd snapshot rm sends the plugin's credentials)", err)
+			} else if err != nil {
 				return resp, status.Error(codes.Unavailable, err.Error())
 			}
 			found = true
@@ -134,11 +142,18 @@ func (s *Server) PruneEtcdSnapshots(ctx context.Context, req *agentv1.PruneEtcdS
 	if p := req.Retention; p != nil {
 		r = agentconfig.Retention{KeepLast: int(p.KeepLast), KeepHourly: int(p.KeepHourly), KeepDaily: int(p.KeepDaily), KeepWeekly: int(p.KeepWeekly), KeepMonthly: int(p.KeepMonthly)}
 	}
-	res, err := s.snapshots.Prune(ctx, s.cfg.Etcd.ScheduleName, r, req.DryRun)
+	store, err := s.requestStore(req.StoreCredentials)
+	if err != nil {
+		return nil, err
+	}
+	if s.snapshots.Store == nil {
+		store = nil
+	}
+	res, err := s.snapshots.PruneIn(ctx, store, s.cfg.Etcd.ScheduleName, r, req.DryRun)
 	if err != nil {
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}
-	return &agentv1.PruneEtcdSnapshotsResponse{Kept: res.Kept, Removed: res.Removed}, nil
+	return &agentv1.PruneEtcdSnapshotsResponse{Kept: res.Kept, Removed: res.Removed, Deferred: res.Deferred}, nil
 }
 
 func (s *Server) storeName() string {

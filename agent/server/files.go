@@ -229,6 +229,13 @@ func (s *Server) ForgetFileSnapshots(req *agentv1.ForgetFileSnapshotsRequest, st
 	if err != nil {
 		return err
 	}
+	store, err := s.requestStore(req.StoreCredentials)
+	if err != nil {
+		return err
+	}
+	if e, err = s.requestFiles(e, req.StoreCredentials, store); err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
 	var removed []string
 	if req.BackupSet != "" {
 		if err := backupset.ValidateID(req.BackupSet); err != nil {

@@ -20,6 +20,7 @@ import (
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/basebackup"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 )
 
 func (s *Server) walSource(name string) (agentconfig.WALSource, bool) {
@@ -97,14 +98,21 @@ func (s *Server) PruneBaseBackups(ctx context.Context, req *agentv1.PruneBaseBac
 		return nil, err
 	}
 	defer unlock()
-	res, err := s.pruneBaseBackups(ctx, src, e, req.DryRun)
+	store, err := s.requestStore(req.StoreCredentials)
+	if err != nil {
+		return nil, err
+	}
+	if e, err = s.requestFiles(e, req.StoreCredentials, store); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	res, err := s.pruneBaseBackupsIn(ctx, store, src, e, req.DryRun)
 	if err != nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "prune base backups of %s: %v", src.Name, err)
 	}
 	r := src.BaseBackupRetention
 	out := &agentv1.PruneBaseBackupsResponse{
 		FirstWal: res.FirstWAL, WalFilesRemoved: int64(res.WALFiles), WalBytesRemoved: res.WALBytes,
-		SnapshotsForgotten: res.Snapshots, DryRun: req.DryRun,
+		SnapshotsForgotten: res.Snapshots, DryRun: req.DryRun, Deferred: res.Deferred,
 		Retention: fmt.Sprintf("keepLast=%d keepHourly=%d keepDaily=%d keepWeekly=%d keepMonthly=%d", r.KeepLast, r.KeepHourly, r.KeepDaily, r.KeepWeekly, r.KeepMonthly),
 	}
 	for _, b := range res.Kept {
@@ -138,9 +146,23 @@ func (s *Server) ListBaseBackups(ctx context.Context, req *agentv1.ListBaseBacku
 // pruneBaseBackups applies the source's retention (the caller holds its
 // lock) and logs what a real prune removed.
 func (s *Server) pruneBaseBackups(ctx context.Context, src agentconfig.WALSource, e *files.Engine, dryRun bool) (*pgbackup.PruneResult, error) {
-	res, err := pgbackup.Prune(ctx, s.store, e, src.Name, src.BaseBackupRetention, dryRun)
+	return s.pruneBaseBackupsIn(ctx, s.store, src, e, dryRun)
+}
+
+// pruneBaseBackupsIn is pruneBaseBackups in store (the node's, or opened
+// with a request's credentials).
+func (s *Server) pruneBaseBackupsIn(ctx context.Context, store objstore.Store, src agentconfig.WALSource, e *files.Engine, dryRun bool) (*pgbackup.PruneResult, error) {
+	if store == s.store && s.cfg.Store.Scoped {
+		// restic forget deletes, which the node's credentials may not:
+		// the plugin's prune forgets the removed backups' snapshots.
+		e = nil
+	}
+	res, err := pgbackup.Prune(ctx, store, e, src.Name, src.BaseBackupRetention, dryRun)
 	if err == nil && !dryRun {
 		s.log.Info("base backup retention", "source", src.Name, "kept", len(res.Kept), "removed", len(res.Removed), "walFilesRemoved", res.WALFiles, "firstWAL", res.FirstWAL)
+		if res.Deferred != "" {
+			s.log.Info("base backup retention stopped: the store refused a delete; kubectl dr prune (or pg prune) finishes it with the plugin's credentials", "source", src.Name, "why", res.Deferred)
+		}
 	}
 	return res, err
 }

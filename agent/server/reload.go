@@ -15,6 +15,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/schedule"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 )
 
 // configPoll is how often the agent looks at its configuration file. The
@@ -195,8 +196,8 @@ func (s *Server) CheckStore(ctx context.Context, _ *agentv1.CheckStoreRequest) (
 		return &agentv1.CheckStoreResponse{Error: "no store configured in the agent's config (store.url)"}, nil
 	}
 	start := time.Now()
-	err := s.store.Check(ctx)
-	resp := &agentv1.CheckStoreResponse{Store: s.store.String(), DurationMs: time.Since(start).Milliseconds()}
+	access, err := objstore.Probe(ctx, s.store)
+	resp := &agentv1.CheckStoreResponse{Store: s.store.String(), DurationMs: time.Since(start).Milliseconds(), Scoped: err == nil && !access.CanDelete}
 	if err != nil {
 		resp.Error = err.Error()
 	}

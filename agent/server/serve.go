@@ -272,6 +272,9 @@ func (s *Server) snapshotJob() schedule.Job {
 			if len(res.Removed) > 0 {
 				s.log.Info("retention removed snapshots", "removed", res.Removed)
 			}
+			if len(res.Deferred) > 0 {
+				s.log.Info("retention left snapshots in the store: the store refused to delete them (put/get-only node credentials or object lock); kubectl dr prune (or etcd snapshot prune) removes them with the plugin's credentials", "deferred", len(res.Deferred), "first", res.Deferred[0])
+			}
 			return nil
 		},
 	}
@@ -302,6 +305,10 @@ func (s *Server) filesJob() schedule.Job {
 				return err
 			}
 			s.log.Info("scheduled file backup", "snapshot", res.Summary.SnapshotID[:8], "files", res.Summary.TotalFilesProcessed, "added", res.Summary.DataAdded)
+			if s.cfg.Store.Scoped {
+				s.log.Info("file retention left to the plugin: the node's store credentials may not delete (restic forget needs to); kubectl dr prune applies it with the plugin's")
+				return nil
+			}
 			removed, err := s.files.ApplyRetention(ctx, resticPolicy(s.cfg.Restic.Retention, nil))
 			if err != nil {
 				return fmt.Errorf("file retention: %w", err)

@@ -16,6 +16,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/install"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/objects"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/pg"
+	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/prune"
 	recovercmd "github.com/kubectl-dr/kubectl-dr/plugin/cmd/recover"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/restore"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/status"
@@ -80,6 +81,7 @@ preview before anything changes.`,
 	add("backup", objects.NewCmdObjects(f, streams))
 	add("backup", recovercmd.NewCmdRecover(f, streams))
 	add("backup", drill.NewCmdDrill(f, streams))
+	add("backup", prune.NewCmdPrune(f, streams))
 	add("cluster", status.NewCmdStatus(f, streams))
 	add("cluster", install.NewCmdInstall(f, streams))
 	add("cluster", install.NewCmdUninstall(f, streams))

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kubectl-dr/kubectl-dr/internal/store/bucketobj"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 )
 
 // blobGrace keeps unreferenced blobs this young: a restore may have
@@ -84,8 +85,28 @@ func (e *Engine) retain(ctx context.Context, source string, days int) (int, erro
 			idx.Superseded = append(idx.Superseded, bucketobj.SegmentKey(s.Pass, s.Seq))
 		}
 	}
+	// A delete the store refuses (put/get-only node credentials, Object
+	// Lock) leaves the object: a superseded segment is ignored by every
+	// reader, an unnamed blob is never read. They are counted, logged once.
+	refused, why := 0, ""
+	remove := func(key string) error {
+		err := dir.Delete(ctx, key)
+		if objstore.Refused(err) {
+			refused++
+			if why == "" {
+				why = err.Error()
+			}
+			return nil
+		}
+		return err
+	}
+	defer func() {
+		if refused > 0 && e.Log != nil {
+			e.Log.Info("bucket retention left objects the store refused to delete; they are not read, and a delete-capable prune removes them", "source", source, "objects", refused, "first", why)
+		}
+	}()
 	for _, key := range idx.Superseded {
-		if err := dir.Delete(ctx, key); err != nil {
+		if err := remove(key); err != nil {
 			return dropped, fmt.Errorf("retention of %s: %w", source, err)
 		}
 	}
@@ -99,7 +120,7 @@ func (e *Engine) retain(ctx context.Context, source string, days int) (int, erro
 	}
 	for _, b := range blobs {
 		if !named[b.Key] && time.Since(b.Modified) > e.grace() {
-			if err := dir.Delete(ctx, b.Key); err != nil {
+			if err := remove(b.Key); err != nil {
 				return dropped, fmt.Errorf("retention of %s: %w", source, err)
 			}
 		}

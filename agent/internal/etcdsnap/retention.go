@@ -12,11 +12,17 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/retention"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 )
 
 // PruneResult says what retention kept and removed.
 type PruneResult struct {
 	Kept, Removed []string
+	// Deferred are snapshots due for removal that the store refused to
+	// delete, each "NAME: why" (put/get-only credentials, Object Lock):
+	// left whole, for a prune with the plugin's credentials or after the
+	// lock's date.
+	Deferred []string
 }
 
 // Prune applies retention to scheduled snapshots: in the store (all nodes'
@@ -24,10 +30,16 @@ type PruneResult struct {
 // <prefix>-<node>-<time>. On-demand snapshots and those of backup sets are
 // never pruned; `rm` removes them.
 func (s *Snapshotter) Prune(ctx context.Context, prefix string, r agentconfig.Retention, dryRun bool) (PruneResult, error) {
+	return s.PruneIn(ctx, s.Store, prefix, r, dryRun)
+}
+
+// PruneIn is Prune with store in place of s.Store: the same store opened
+// with the credentials a request brought.
+func (s *Snapshotter) PruneIn(ctx context.Context, store objstore.Store, prefix string, r agentconfig.Retention, dryRun bool) (PruneResult, error) {
 	var res PruneResult
-	if s.Store != nil {
+	if store != nil {
 		// An unusable record is never pruned: only what is listed is.
-		all, _, err := dbsnap.ListStore(ctx, s.Store)
+		all, _, err := dbsnap.ListStore(ctx, store)
 		if err != nil {
 			return res, err
 		}
@@ -45,7 +57,16 @@ func (s *Snapshotter) Prune(ctx context.Context, prefix string, r agentconfig.Re
 		}
 		for _, d := range remove {
 			if !dryRun {
-				if err := dbsnap.DeleteFromStore(ctx, s.Store, byName[d.Name]); err != nil {
+				err := dbsnap.DeleteFromStore(ctx, store, byName[d.Name])
+				if objstore.Refused(err) {
+					// The record goes first: a refusal leaves the
+					// snapshot listed and whole, or (its record gone)
+					// only its data, which nothing lists.
+					res.Kept = append(res.Kept, d.Name)
+					res.Deferred = append(res.Deferred, d.Name+": "+deferReason(err))
+					continue
+				}
+				if err != nil {
 					return res, err
 				}
 			}
@@ -63,11 +84,20 @@ func (s *Snapshotter) Prune(ctx context.Context, prefix string, r agentconfig.Re
 				return res, err
 			}
 		}
-		if !slices.Contains(res.Removed, d.Name) {
+		if !slices.Contains(res.Removed, d.Name) && !slices.Contains(res.Kept, d.Name) {
 			res.Removed = append(res.Removed, d.Name)
 		}
 	}
 	return res, nil
+}
+
+// deferReason says why the store kept an object, for logs and replies.
+func deferReason(err error) string {
+	var locked *objstore.LockedError
+	if errors.As(err, &locked) {
+		return "under object lock until " + locked.Until.UTC().Format(time.RFC3339)
+	}
+	return "the node's store credentials may not delete; kubectl dr etcd snapshot prune removes it with the plugin's"
 }
 
 // localScheduled lists this node's local files named <prefix>-<node>-<unix>.

@@ -354,7 +354,16 @@ func (e *Engine) create(ctx context.Context, create bool) error {
 		if !errors.Is(err, errAbandoned) {
 			return err
 		}
-		if err := e.Store.Delete(ctx, winner); err != nil {
+		if err := e.Store.Delete(ctx, winner); objstore.Refused(err) {
+			// Put/get-only credentials: the abandoned claim stays until
+			// it is too old to count; wait a beat rather than spin.
+			select {
+			case <-time.After(claimBeat):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			continue
+		} else if err != nil {
 			return fmt.Errorf("remove the abandoned initialisation claim %s: %w", winner, err)
 		}
 		e.Store.Delete(ctx, claimAlive+strings.TrimPrefix(winner, claimDir))

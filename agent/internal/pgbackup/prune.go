@@ -29,6 +29,11 @@ type PruneResult struct {
 	DryRun     bool
 	Retention  agentconfig.Retention
 	NoneToKeep bool // no base backup at all: nothing was removed
+	// Deferred says why the prune stopped early: the store refused a
+	// delete (put/get-only credentials, Object Lock). What was due and not
+	// removed is whole: a refused record stops the prune before its
+	// snapshot and WAL.
+	Deferred string
 }
 
 // Prune applies r to the source's base backups, oldest first: a removed
@@ -72,8 +77,17 @@ func Prune(ctx context.Context, store objstore.Store, eng *files.Engine, source 
 	}
 
 	if !dryRun {
-		for _, b := range res.Removed {
-			if err := store.Delete(ctx, basebackup.Key(source, b.ID)); err != nil {
+		for i, b := range res.Removed {
+			err := store.Delete(ctx, basebackup.Key(source, b.ID))
+			if objstore.Refused(err) {
+				// Those not yet removed are kept, their snapshots and
+				// WAL with them.
+				res.Kept = append(res.Kept, res.Removed[i:]...)
+				res.Removed = res.Removed[:i]
+				res.Deferred = fmt.Sprintf("remove base backup %s: %v", b.ID, err)
+				return res, nil
+			}
+			if err != nil {
 				return nil, fmt.Errorf("remove base backup %s: %w", b.ID, err)
 			}
 		}
@@ -106,7 +120,12 @@ func Prune(ctx context.Context, store objstore.Store, eng *files.Engine, source 
 			continue
 		}
 		if !dryRun {
-			if err := store.Delete(ctx, o.Key); err != nil {
+			err := store.Delete(ctx, o.Key)
+			if objstore.Refused(err) {
+				res.Deferred = fmt.Sprintf("remove WAL %s: %v", o.Key, err)
+				return res, nil
+			}
+			if err != nil {
 				return nil, fmt.Errorf("remove WAL %s: %w", o.Key, err)
 			}
 		}

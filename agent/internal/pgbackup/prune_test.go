@@ -10,6 +10,7 @@ import (
 
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/basebackup"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/walobj"
 )
 
@@ -105,5 +106,44 @@ func TestPruneRemovesOldBaseBackupsAndTheWALOnlyTheyUse(t *testing.T) {
 	}
 	if list, _, _ := basebackup.List(ctx, store, "db"); len(list) != 3 {
 		t.Errorf("after a refused prune %d records are left, want 3", len(list))
+	}
+}
+
+// deleteRefused is a store whose credentials may not delete.
+type deleteRefused struct{ objstore.Store }
+
+func (deleteRefused) Delete(_ context.Context, key string) error {
+	return fmt.Errorf("delete %s: %w", key, objstore.ErrDenied)
+}
+
+// With put/get-only credentials the prune stops at the first refused
+// delete, without an error: every base backup and WAL file is still
+// there, and the result says why.
+func TestPruneRefusedDeleteKeepsEverything(t *testing.T) {
+	ctx := context.Background()
+	store := fileStore(t)
+	t0 := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	for i, seg := range []string{"000000010000000000000002", "000000010000000000000005"} {
+		b := &basebackup.BaseBackup{ID: fmt.Sprintf("base-%d", i), Source: "db", StartTime: t0.Add(time.Duration(i) * time.Hour),
+			StopTime: t0.Add(time.Duration(i)*time.Hour + time.Minute), Label: fmt.Sprintf("START WAL LOCATION: 0/0 (file %s)\n", seg)}
+		if err := basebackup.Write(ctx, store, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := store.Put(ctx, walobj.Key("db", "000000010000000000000001"), strings.NewReader("x"), 1); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Prune(ctx, deleteRefused{store}, nil, "db", agentconfig.Retention{KeepLast: 1}, false)
+	if err != nil {
+		t.Fatalf("prune with delete refused: %v", err)
+	}
+	if len(res.Removed) != 0 || len(res.Kept) != 2 || res.WALFiles != 0 || !strings.Contains(res.Deferred, "remove base backup base-0") {
+		t.Errorf("removed %d, kept %d, WAL %d, deferred %q; want nothing removed, both kept, why", len(res.Removed), len(res.Kept), res.WALFiles, res.Deferred)
+	}
+	if list, _, _ := basebackup.List(ctx, store, "db"); len(list) != 2 {
+		t.Errorf("records left: %d", len(list))
+	}
+	if objs, _ := store.List(ctx, "wal/db/"); len(objs) != 1 {
+		t.Errorf("WAL left: %d", len(objs))
 	}
 }

@@ -167,7 +167,7 @@ func (s *fileStore) Delete(_ context.Context, key string) error {
 	return nil
 }
 
-func (s *fileStore) Check(ctx context.Context) error { return check(ctx, s) }
+func (s *fileStore) Check(ctx context.Context) error { return check(ctx, s, "") }
 
 type ctxReader struct {
 	ctx context.Context

@@ -66,7 +66,8 @@ type Store interface {
 	// Sub is the same store under prefix/ (e.g. the cluster id).
 	Sub(prefix string) Store
 	// Check writes, reads back and deletes a small object: the store is
-	// reachable and writable with these credentials.
+	// reachable and writable with these credentials. A refused delete
+	// (scoped credentials) passes; Probe tells it apart.
 	Check(ctx context.Context) error
 	// String names the store for messages (URL and endpoint, no secrets).
 	String() string
@@ -92,6 +93,12 @@ type Config struct {
 	SecretKey     string `json:"-"`
 	AccessKeyFile string `json:"accessKeyFile,omitempty"`
 	SecretKeyFile string `json:"secretKeyFile,omitempty"`
+	// SessionToken goes with temporary credentials (STS), given inline.
+	SessionToken string `json:"-"`
+	// Scoped says the credentials may put and get but not delete (the
+	// node credentials install makes): the agent leaves store deletions to
+	// the plugin, which holds the delete-capable ones.
+	Scoped bool `json:"scoped,omitempty"`
 }
 
 // Environment variables read where the configuration leaves a field empty.

@@ -57,6 +57,9 @@ func (c Config) Restic(dir, caDir string) (ResticLocation, error) {
 	if c.Region != "" {
 		loc.Env = append(loc.Env, "AWS_DEFAULT_REGION="+c.Region)
 	}
+	if c.SessionToken != "" {
+		loc.Env = append(loc.Env, "AWS_SESSION_TOKEN="+c.SessionToken)
+	}
 	if c.PathStyle {
 		loc.Options = append(loc.Options, "-o", "s3.bucket-lookup=path")
 	}

@@ -3,8 +3,10 @@ package objstore
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +15,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -23,6 +26,9 @@ type s3Store struct {
 	bucket   string
 	prefix   string
 	endpoint string
+	// checkKey is the one key this process's Checks write: credentials
+	// that may not delete leave one probe object, not one per check.
+	checkKey string
 }
 
 func newS3Store(c Config, bucket, prefix string) (*s3Store, error) {
@@ -42,7 +48,7 @@ func newS3Store(c Config, bucket, prefix string) (*s3Store, error) {
 		return nil, err
 	}
 	opts := &minio.Options{
-		Creds:  credentials.NewStaticV4(access, secret, ""),
+		Creds:  credentials.NewStaticV4(access, secret, c.SessionToken),
 		Secure: secure,
 		Region: c.Region,
 		// Checksums go in HTTP trailers, computed as the body streams.
@@ -75,7 +81,11 @@ func newS3Store(c Config, bucket, prefix string) (*s3Store, error) {
 	if secure {
 		scheme = "https"
 	}
-	return &s3Store{client: client, bucket: bucket, prefix: prefix, endpoint: scheme + "://" + endpoint}, nil
+	id := make([]byte, 8)
+	if _, err := rand.Read(id); err != nil {
+		return nil, err
+	}
+	return &s3Store{client: client, bucket: bucket, prefix: prefix, endpoint: scheme + "://" + endpoint, checkKey: CheckDir + hex.EncodeToString(id)}, nil
 }
 
 func (s *s3Store) String() string {
@@ -96,7 +106,12 @@ func (s *s3Store) explain(op, key string, err error) error {
 		return fmt.Errorf("%s: %w", key, ErrNotFound)
 	case "NoSuchBucket":
 		return fmt.Errorf("store %s: bucket %q does not exist: create it, or fix --store", s, s.bucket)
-	case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch":
+	case "AccessDenied":
+		if op == "delete" {
+			return fmt.Errorf("store %s: delete %s: %w (%s): these credentials may not delete (scoped node credentials); the plugin's prune deletes with the delete-capable ones", s, key, ErrDenied, resp.Code)
+		}
+		return fmt.Errorf("store %s: %s %s: credentials refused (%s, %w): check %s/%s or the key files, and the policy bound to them", s, op, key, resp.Code, ErrDenied, EnvAccessKey, EnvSecretKey)
+	case "InvalidAccessKeyId", "SignatureDoesNotMatch":
 		return fmt.Errorf("store %s: %s %s: credentials refused (%s): check %s/%s or the key files", s, op, key, resp.Code, EnvAccessKey, EnvSecretKey)
 	}
 	var ue *url.Error
@@ -221,13 +236,37 @@ func (s *s3Store) Delete(ctx context.Context, key string) error {
 	if err := validKey(key); err != nil {
 		return err
 	}
+	// Under Object Lock a delete would only hide the object behind a
+	// delete marker: an object still locked is kept, and said so.
+	st, err := s.client.StatObject(ctx, s.bucket, joinKey(s.prefix, key), minio.StatObjectOptions{})
+	switch {
+	case minio.ToErrorResponse(err).Code == "NoSuchKey":
+		return nil
+	case err != nil:
+		return s.explain("delete", key, err)
+	}
+	if until, ok := retainUntil(st); ok && until.After(time.Now()) {
+		return &LockedError{Key: key, Until: until}
+	}
 	if err := s.client.RemoveObject(ctx, s.bucket, joinKey(s.prefix, key), minio.RemoveObjectOptions{}); err != nil {
 		return s.explain("delete", key, err)
 	}
 	return nil
 }
 
-func (s *s3Store) Check(ctx context.Context) error { return check(ctx, s) }
+// retainUntil is an object's Object Lock retain-until date, if it has one.
+func retainUntil(st minio.ObjectInfo) (time.Time, bool) {
+	v := st.Metadata.Get("X-Amz-Object-Lock-Retain-Until-Date")
+	if v == "" {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	return t, err == nil
+}
+
+func (s *s3Store) Check(ctx context.Context) error { return check(ctx, s, s.checkKey) }
+
+func (s *s3Store) probeKey() string { return s.checkKey }
 
 // credentials are the access and secret key, from the files when given.
 func (c Config) credentials() (access, secret string, err error) {
@@ -247,3 +286,7 @@ func (c Config) credentials() (access, secret string, err error) {
 	}
 	return access, secret, nil
 }
+
+// Credentials are the access and secret key c gives, read from the key
+// files when it names them.
+func (c Config) Credentials() (access, secret string, err error) { return c.credentials() }

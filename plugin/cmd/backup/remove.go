@@ -99,7 +99,13 @@ func (o *RemoveOptions) remove(ctx context.Context, store objstore.Store, nodes 
 		}
 	}
 	if hasFiles {
-		removed, err := forgetSet(ctx, nodes, connErr, s.ID)
+		// restic forget and prune delete: the node gets the install's
+		// delete-capable credentials for this request.
+		creds, err := cmdutil.DeleteCredentials(ctx, o.f)
+		if err != nil {
+			fmt.Fprintf(o.ErrOut, "warning: %v; the node forgets with its own credentials\n", err)
+		}
+		removed, err := forgetSet(ctx, nodes, connErr, s.ID, creds)
 		if err != nil {
 			return err
 		}
@@ -113,9 +119,20 @@ func (o *RemoveOptions) remove(ctx context.Context, store objstore.Store, nodes 
 	return backupset.Delete(ctx, store, s.ID)
 }
 
-// removeEtcd removes the set's etcd snapshot: through the agent of the node
-// that took it (its local copy too) when it answers, else from the store.
+// removeEtcd removes the set's etcd snapshot from the store from here,
+// with the install's delete-capable credentials (the nodes may hold
+// put/get-only ones), then the local copy through the agent of the node
+// that took it when it answers.
 func (o *RemoveOptions) removeEtcd(ctx context.Context, store objstore.Store, nodes agentclient.Nodes, part *backupset.EtcdPart) error {
+	list, _, err := dbsnap.ListStore(ctx, store)
+	if err != nil {
+		return err
+	}
+	if snap, ok := dbsnap.Find(list, part.Snapshot); ok {
+		if err := dbsnap.DeleteFromStore(ctx, store, snap); err != nil {
+			return err
+		}
+	}
 	if n, ok := nodes.Find(part.Node); ok && n.Ready() {
 		_, err := n.Conn.DeleteEtcdSnapshots(ctx, &agentv1.DeleteEtcdSnapshotsRequest{Names: []string{part.Snapshot}})
 		if err == nil || status.Code(err) == codes.NotFound {
@@ -123,24 +140,16 @@ func (o *RemoveOptions) removeEtcd(ctx context.Context, store objstore.Store, no
 		}
 		return fmt.Errorf("delete etcd snapshot %s on %s: %s", part.Snapshot, n.Node, agentclient.Explain(err))
 	}
-	list, _, err := dbsnap.ListStore(ctx, store)
-	if err != nil {
-		return err
-	}
-	snap, ok := dbsnap.Find(list, part.Snapshot)
-	if !ok {
-		return nil
-	}
 	fmt.Fprintf(o.ErrOut, "warning: node %s does not answer: its local copy of %s stays in its snapshots directory\n", part.Node, part.Snapshot)
-	return dbsnap.DeleteFromStore(ctx, store, snap)
+	return nil
 }
 
 // forgetSet asks one agent with file backups on to forget the set's restic
 // snapshots; the repository is shared, so any node can.
-func forgetSet(ctx context.Context, nodes agentclient.Nodes, connErr error, id string) ([]string, error) {
+func forgetSet(ctx context.Context, nodes agentclient.Nodes, connErr error, id string, creds *agentv1.StoreCredentials) ([]string, error) {
 	var errs []string
 	for _, n := range readyNodes(nodes) {
-		stream, err := n.Conn.ForgetFileSnapshots(ctx, &agentv1.ForgetFileSnapshotsRequest{BackupSet: id, Prune: true})
+		stream, err := n.Conn.ForgetFileSnapshots(ctx, &agentv1.ForgetFileSnapshotsRequest{BackupSet: id, Prune: true, StoreCredentials: creds})
 		if err == nil {
 			var res *agentv1.ForgetResult
 			for {

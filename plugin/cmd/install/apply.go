@@ -62,7 +62,7 @@ func readExisting(ctx context.Context, cs kubernetes.Interface, ns string) (*exi
 	if _, ex.config, err = ReadConfig(ctx, cs, ns); err != nil {
 		return nil, err
 	}
-	for _, name := range []string{agentclient.AgentCASecret, AgentTLSSecret, cmdutil.ClientTLSSecret, cmdutil.StoreSecret, cmdutil.SnapshotKeySecret, ResticSecret} {
+	for _, name := range []string{agentclient.AgentCASecret, AgentTLSSecret, cmdutil.ClientTLSSecret, cmdutil.StoreSecret, NodeStoreSecret, cmdutil.SnapshotKeySecret, ResticSecret} {
 		s, err := cs.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
@@ -418,7 +418,11 @@ func checkAgents(ctx context.Context, f cmdutil.Factory, out io.Writer) error {
 			case r.Error != "":
 				failed[i] = fmt.Sprintf("node %s: %s", n.Node, r.Error)
 			default:
-				lines[i] = fmt.Sprintf("node %s: agent %s writes to %s (%d ms)", n.Node, n.Info.AgentVersion, r.Store, r.DurationMs)
+				scope := ""
+				if r.Scoped {
+					scope = "; put/get only, its delete refused (scoped, as intended)"
+				}
+				lines[i] = fmt.Sprintf("node %s: agent %s writes to %s (%d ms%s)", n.Node, n.Info.AgentVersion, r.Store, r.DurationMs, scope)
 			}
 		}()
 	}

@@ -72,6 +72,12 @@ type Options struct {
 	StartCommand  string
 	K3sBinary     string
 	EtcdDataDir   string
+	// Scoped node credentials (nodestore.go) and Object Lock.
+	StoreNodeAccessKeyFile string
+	StoreNodeSecretKeyFile string
+	ObjectLockDays         int
+	ObjectLockMode         string
+	CreateBucket           bool
 
 	// Resolved by Complete.
 	store     objstore.Config
@@ -134,6 +140,11 @@ in Secrets; keep a copy outside the cluster, as install reminds you.
 	fl.StringVar(&o.StopCommand, "stop-command", "", `command that stops k3s or etcd for a restore, run as root on the node: words, or a YAML list '[sh, -c, "..."]' (restore.stopCommand; default systemctl stop k3s; "" the default again)`)
 	fl.StringVar(&o.StartCommand, "start-command", "", `command that starts k3s or etcd after a restore, as --stop-command (restore.startCommand; default systemctl start k3s)`)
 	fl.StringVar(&o.K3sBinary, "k3s-binary", "", "k3s binary on the nodes, run for a cluster reset (restore.k3sBinary; default /usr/local/bin/k3s)")
+	fl.StringVar(&o.StoreNodeAccessKeyFile, "store-node-access-key-file", "", "access key of credentials made for the nodes (put and get, no delete; any store: docs/security.md has the IAM policy)")
+	fl.StringVar(&o.StoreNodeSecretKeyFile, "store-node-secret-key-file", "", "secret key of the nodes' credentials, with --store-node-access-key-file")
+	fl.IntVar(&o.ObjectLockDays, "object-lock-days", 0, "set the bucket's default Object Lock retention: every new object is kept this many days (the bucket must have object lock; see --create-bucket)")
+	fl.StringVar(&o.ObjectLockMode, "object-lock-mode", objstore.LockGovernance, "Object Lock mode with --object-lock-days: governance (lifted with s3:BypassGovernanceRetention) or compliance (by nobody)")
+	fl.BoolVar(&o.CreateBucket, "create-bucket", false, "with --object-lock-days: create the store's bucket with object lock and versioning when it does not exist")
 	fl.StringVar(&o.EtcdDataDir, "etcd-data-dir", "", "the etcd member's data dir for --restore-flavor etcd (restore.etcdDataDir; default <data-dir>/server/db/etcd)")
 	return cmd
 }
@@ -207,7 +218,7 @@ func (o *Options) Validate() error {
 			return cmdutil.UsageError("%s: %w", flag, err)
 		}
 	}
-	return nil
+	return o.validateNodeStore()
 }
 
 // parseCommand reads a command flag: a YAML list of words, or words
@@ -264,6 +275,9 @@ func (o *Options) Run(ctx context.Context) error {
 		}
 	}
 
+	if err := o.objectLock(ctx); err != nil {
+		return err
+	}
 	if !o.DryRun {
 		if err := o.checkStore(ctx, clusterID); err != nil {
 			return err
@@ -271,6 +285,13 @@ func (o *Options) Run(ctx context.Context) error {
 		if err := o.checkBuckets(ctx); err != nil {
 			return err
 		}
+	}
+	nodes, err := o.nodeStore(ctx, existing)
+	if err != nil {
+		return err
+	}
+	if nodes, err = o.checkNodeStore(ctx, clusterID, nodes); err != nil {
+		return err
 	}
 
 	tree := existing.config
@@ -284,7 +305,11 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	secrets = append(secrets, secret(NodeStoreSecret, nodeSecretData(o.store, nodes)))
 	o.configure(tree, clusterID, storeSecret)
+	if nodes.scoped {
+		child(tree, "store")["scoped"] = true
+	}
 	for _, c := range o.changes {
 		if err := c.Apply(tree); err != nil {
 			return cmdutil.UsageError("--set %w", err)

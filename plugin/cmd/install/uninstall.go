@@ -77,7 +77,7 @@ func (o *UninstallOptions) Run(ctx context.Context) error {
 	}
 	var namespaced, cluster []*unstructured.Unstructured
 	var nsObj *unstructured.Unstructured
-	names := []string{agentclient.AgentCASecret, AgentTLSSecret, cmdutil.ClientTLSSecret, cmdutil.StoreSecret, RecipientSecret}
+	names := []string{agentclient.AgentCASecret, AgentTLSSecret, cmdutil.ClientTLSSecret, cmdutil.StoreSecret, NodeStoreSecret, RecipientSecret}
 	if o.DeleteKeys {
 		names = append(names, keySecrets()...)
 	}

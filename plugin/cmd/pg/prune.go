@@ -72,7 +72,14 @@ func (o *PruneOptions) Run(ctx context.Context) error {
 		return err
 	}
 	defer nodes.Close()
-	resp, err := n.Conn.PruneBaseBackups(ctx, &agentv1.PruneBaseBackupsRequest{Source: o.Source, DryRun: o.DryRun})
+	// The node removes records, WAL and restic snapshots: it gets the
+	// install's delete-capable credentials for this request (its own may
+	// be put/get-only).
+	creds, err := cmdutil.DeleteCredentials(ctx, o.f)
+	if err != nil {
+		fmt.Fprintf(o.ErrOut, "warning: %v; the node prunes with its own credentials\n", err)
+	}
+	resp, err := n.Conn.PruneBaseBackups(ctx, &agentv1.PruneBaseBackupsRequest{Source: o.Source, DryRun: o.DryRun, StoreCredentials: creds})
 	if status.Code(err) == codes.Unimplemented {
 		return fmt.Errorf("node %s: its agent cannot prune base backups (upgrade it)", n.Node)
 	}
@@ -99,6 +106,9 @@ func (o *PruneOptions) Run(ctx context.Context) error {
 	}
 	if o.Output == printers.Table || o.Output == printers.Wide {
 		fmt.Fprintln(o.Out, view.Summary())
+	}
+	if resp.Deferred != "" {
+		fmt.Fprintf(o.ErrOut, "The prune stopped early, nothing is lost: %s\n", resp.Deferred)
 	}
 	if o.DryRun {
 		fmt.Fprintln(o.ErrOut, "Nothing was removed: run without --dry-run to remove.")

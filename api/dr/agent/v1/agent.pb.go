@@ -240,7 +240,7 @@ func (x FileChange_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use FileChange_Kind.Descriptor instead.
 func (FileChange_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{22, 0}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{23, 0}
 }
 
 type RestoreStep_State int32
@@ -295,7 +295,7 @@ func (x RestoreStep_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RestoreStep_State.Descriptor instead.
 func (RestoreStep_State) EnumDescriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{59, 0}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{60, 0}
 }
 
 // Progress of a long operation. Counters a step cannot know stay zero.
@@ -820,8 +820,11 @@ type CheckStoreResponse struct {
 	// The store (no secrets); empty when none is configured.
 	Store string `protobuf:"bytes,1,opt,name=store,proto3" json:"store,omitempty"`
 	// Why the check failed; empty when the store is writable.
-	Error         string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
-	DurationMs    int64  `protobuf:"varint,3,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	Error      string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	DurationMs int64  `protobuf:"varint,3,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	// The agent's credentials may put and get but not delete (scoped, as
+	// intended): the check's delete was refused and its object left.
+	Scoped        bool `protobuf:"varint,45,opt,name=scoped,proto3" json:"scoped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -875,6 +878,13 @@ func (x *CheckStoreResponse) GetDurationMs() int64 {
 		return x.DurationMs
 	}
 	return 0
+}
+
+func (x *CheckStoreResponse) GetScoped() bool {
+	if x != nil {
+		return x.Scoped
+	}
+	return false
 }
 
 type EtcdMemberHealth struct {
@@ -1548,10 +1558,14 @@ func (x *ListEtcdSnapshotsResponse) GetSkipped() []string {
 }
 
 type DeleteEtcdSnapshotsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Names         []string               `protobuf:"bytes,1,rep,name=names,proto3" json:"names,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Names []string               `protobuf:"bytes,1,rep,name=names,proto3" json:"names,omitempty"`
+	// The plugin's delete-capable store credentials (Secret dr-store), for
+	// nodes that hold put/get-only ones: used for this request only, kept
+	// in memory, never written. Empty: the node's own.
+	StoreCredentials *StoreCredentials `protobuf:"bytes,45,opt,name=store_credentials,json=storeCredentials,proto3" json:"store_credentials,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *DeleteEtcdSnapshotsRequest) Reset() {
@@ -1591,6 +1605,66 @@ func (x *DeleteEtcdSnapshotsRequest) GetNames() []string {
 	return nil
 }
 
+func (x *DeleteEtcdSnapshotsRequest) GetStoreCredentials() *StoreCredentials {
+	if x != nil {
+		return x.StoreCredentials
+	}
+	return nil
+}
+
+// StoreCredentials are an S3 access and secret key.
+type StoreCredentials struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccessKey     string                 `protobuf:"bytes,1,opt,name=access_key,json=accessKey,proto3" json:"access_key,omitempty"`
+	SecretKey     string                 `protobuf:"bytes,2,opt,name=secret_key,json=secretKey,proto3" json:"secret_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoreCredentials) Reset() {
+	*x = StoreCredentials{}
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoreCredentials) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoreCredentials) ProtoMessage() {}
+
+func (x *StoreCredentials) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoreCredentials.ProtoReflect.Descriptor instead.
+func (*StoreCredentials) Descriptor() ([]byte, []int) {
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *StoreCredentials) GetAccessKey() string {
+	if x != nil {
+		return x.AccessKey
+	}
+	return ""
+}
+
+func (x *StoreCredentials) GetSecretKey() string {
+	if x != nil {
+		return x.SecretKey
+	}
+	return ""
+}
+
 type DeleteEtcdSnapshotsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Deleted       []string               `protobuf:"bytes,1,rep,name=deleted,proto3" json:"deleted,omitempty"`
@@ -1600,7 +1674,7 @@ type DeleteEtcdSnapshotsResponse struct {
 
 func (x *DeleteEtcdSnapshotsResponse) Reset() {
 	*x = DeleteEtcdSnapshotsResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +1686,7 @@ func (x *DeleteEtcdSnapshotsResponse) String() string {
 func (*DeleteEtcdSnapshotsResponse) ProtoMessage() {}
 
 func (x *DeleteEtcdSnapshotsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1699,7 @@ func (x *DeleteEtcdSnapshotsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEtcdSnapshotsResponse.ProtoReflect.Descriptor instead.
 func (*DeleteEtcdSnapshotsResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeleteEtcdSnapshotsResponse) GetDeleted() []string {
@@ -1648,7 +1722,7 @@ type Retention struct {
 
 func (x *Retention) Reset() {
 	*x = Retention{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1660,7 +1734,7 @@ func (x *Retention) String() string {
 func (*Retention) ProtoMessage() {}
 
 func (x *Retention) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1673,7 +1747,7 @@ func (x *Retention) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Retention.ProtoReflect.Descriptor instead.
 func (*Retention) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Retention) GetKeepLast() int32 {
@@ -1714,15 +1788,19 @@ func (x *Retention) GetKeepMonthly() int32 {
 type PruneEtcdSnapshotsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Empty: the agent's configured retention.
-	Retention     *Retention `protobuf:"bytes,1,opt,name=retention,proto3" json:"retention,omitempty"`
-	DryRun        bool       `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Retention *Retention `protobuf:"bytes,1,opt,name=retention,proto3" json:"retention,omitempty"`
+	DryRun    bool       `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// The plugin's delete-capable store credentials (Secret dr-store), for
+	// nodes that hold put/get-only ones: used for this request only, kept
+	// in memory, never written. Empty: the node's own.
+	StoreCredentials *StoreCredentials `protobuf:"bytes,45,opt,name=store_credentials,json=storeCredentials,proto3" json:"store_credentials,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *PruneEtcdSnapshotsRequest) Reset() {
 	*x = PruneEtcdSnapshotsRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1734,7 +1812,7 @@ func (x *PruneEtcdSnapshotsRequest) String() string {
 func (*PruneEtcdSnapshotsRequest) ProtoMessage() {}
 
 func (x *PruneEtcdSnapshotsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1747,7 +1825,7 @@ func (x *PruneEtcdSnapshotsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneEtcdSnapshotsRequest.ProtoReflect.Descriptor instead.
 func (*PruneEtcdSnapshotsRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PruneEtcdSnapshotsRequest) GetRetention() *Retention {
@@ -1764,17 +1842,28 @@ func (x *PruneEtcdSnapshotsRequest) GetDryRun() bool {
 	return false
 }
 
+func (x *PruneEtcdSnapshotsRequest) GetStoreCredentials() *StoreCredentials {
+	if x != nil {
+		return x.StoreCredentials
+	}
+	return nil
+}
+
 type PruneEtcdSnapshotsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kept          []string               `protobuf:"bytes,1,rep,name=kept,proto3" json:"kept,omitempty"`
-	Removed       []string               `protobuf:"bytes,2,rep,name=removed,proto3" json:"removed,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Kept    []string               `protobuf:"bytes,1,rep,name=kept,proto3" json:"kept,omitempty"`
+	Removed []string               `protobuf:"bytes,2,rep,name=removed,proto3" json:"removed,omitempty"`
+	// Due for removal but left in the store, each "NAME: why": the node's
+	// credentials may not delete (run the prune from the plugin), or the
+	// object is under Object Lock until a date.
+	Deferred      []string `protobuf:"bytes,45,rep,name=deferred,proto3" json:"deferred,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PruneEtcdSnapshotsResponse) Reset() {
 	*x = PruneEtcdSnapshotsResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1786,7 +1875,7 @@ func (x *PruneEtcdSnapshotsResponse) String() string {
 func (*PruneEtcdSnapshotsResponse) ProtoMessage() {}
 
 func (x *PruneEtcdSnapshotsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1799,7 +1888,7 @@ func (x *PruneEtcdSnapshotsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneEtcdSnapshotsResponse.ProtoReflect.Descriptor instead.
 func (*PruneEtcdSnapshotsResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PruneEtcdSnapshotsResponse) GetKept() []string {
@@ -1816,6 +1905,13 @@ func (x *PruneEtcdSnapshotsResponse) GetRemoved() []string {
 	return nil
 }
 
+func (x *PruneEtcdSnapshotsResponse) GetDeferred() []string {
+	if x != nil {
+		return x.Deferred
+	}
+	return nil
+}
+
 type BackupFilesRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	BackupSet string                 `protobuf:"bytes,2,opt,name=backup_set,json=backupSet,proto3" json:"backup_set,omitempty"`
@@ -1828,7 +1924,7 @@ type BackupFilesRequest struct {
 
 func (x *BackupFilesRequest) Reset() {
 	*x = BackupFilesRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1840,7 +1936,7 @@ func (x *BackupFilesRequest) String() string {
 func (*BackupFilesRequest) ProtoMessage() {}
 
 func (x *BackupFilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1853,7 +1949,7 @@ func (x *BackupFilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupFilesRequest.ProtoReflect.Descriptor instead.
 func (*BackupFilesRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *BackupFilesRequest) GetBackupSet() string {
@@ -1900,7 +1996,7 @@ type FileSnapshot struct {
 
 func (x *FileSnapshot) Reset() {
 	*x = FileSnapshot{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1912,7 +2008,7 @@ func (x *FileSnapshot) String() string {
 func (*FileSnapshot) ProtoMessage() {}
 
 func (x *FileSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1925,7 +2021,7 @@ func (x *FileSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileSnapshot.ProtoReflect.Descriptor instead.
 func (*FileSnapshot) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *FileSnapshot) GetId() string {
@@ -2032,7 +2128,7 @@ type BackupFilesResponse struct {
 
 func (x *BackupFilesResponse) Reset() {
 	*x = BackupFilesResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2044,7 +2140,7 @@ func (x *BackupFilesResponse) String() string {
 func (*BackupFilesResponse) ProtoMessage() {}
 
 func (x *BackupFilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2057,7 +2153,7 @@ func (x *BackupFilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupFilesResponse.ProtoReflect.Descriptor instead.
 func (*BackupFilesResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *BackupFilesResponse) GetEvent() isBackupFilesResponse_Event {
@@ -2121,7 +2217,7 @@ type FileRestoreTarget struct {
 
 func (x *FileRestoreTarget) Reset() {
 	*x = FileRestoreTarget{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2133,7 +2229,7 @@ func (x *FileRestoreTarget) String() string {
 func (*FileRestoreTarget) ProtoMessage() {}
 
 func (x *FileRestoreTarget) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2146,7 +2242,7 @@ func (x *FileRestoreTarget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileRestoreTarget.ProtoReflect.Descriptor instead.
 func (*FileRestoreTarget) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *FileRestoreTarget) GetSnapshotId() string {
@@ -2207,7 +2303,7 @@ type PreviewFileRestoreRequest struct {
 
 func (x *PreviewFileRestoreRequest) Reset() {
 	*x = PreviewFileRestoreRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2219,7 +2315,7 @@ func (x *PreviewFileRestoreRequest) String() string {
 func (*PreviewFileRestoreRequest) ProtoMessage() {}
 
 func (x *PreviewFileRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2232,7 +2328,7 @@ func (x *PreviewFileRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewFileRestoreRequest.ProtoReflect.Descriptor instead.
 func (*PreviewFileRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PreviewFileRestoreRequest) GetTarget() *FileRestoreTarget {
@@ -2253,7 +2349,7 @@ type FileChange struct {
 
 func (x *FileChange) Reset() {
 	*x = FileChange{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2265,7 +2361,7 @@ func (x *FileChange) String() string {
 func (*FileChange) ProtoMessage() {}
 
 func (x *FileChange) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2278,7 +2374,7 @@ func (x *FileChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileChange.ProtoReflect.Descriptor instead.
 func (*FileChange) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FileChange) GetPath() string {
@@ -2332,7 +2428,7 @@ type RestorePreview struct {
 
 func (x *RestorePreview) Reset() {
 	*x = RestorePreview{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2344,7 +2440,7 @@ func (x *RestorePreview) String() string {
 func (*RestorePreview) ProtoMessage() {}
 
 func (x *RestorePreview) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2357,7 +2453,7 @@ func (x *RestorePreview) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePreview.ProtoReflect.Descriptor instead.
 func (*RestorePreview) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RestorePreview) GetCreateFiles() int64 {
@@ -2471,7 +2567,7 @@ type PreviewFileRestoreResponse struct {
 
 func (x *PreviewFileRestoreResponse) Reset() {
 	*x = PreviewFileRestoreResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2483,7 +2579,7 @@ func (x *PreviewFileRestoreResponse) String() string {
 func (*PreviewFileRestoreResponse) ProtoMessage() {}
 
 func (x *PreviewFileRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2496,7 +2592,7 @@ func (x *PreviewFileRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewFileRestoreResponse.ProtoReflect.Descriptor instead.
 func (*PreviewFileRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{24}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PreviewFileRestoreResponse) GetEvent() isPreviewFileRestoreResponse_Event {
@@ -2558,7 +2654,7 @@ type RestoreFilesRequest struct {
 
 func (x *RestoreFilesRequest) Reset() {
 	*x = RestoreFilesRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[25]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2570,7 +2666,7 @@ func (x *RestoreFilesRequest) String() string {
 func (*RestoreFilesRequest) ProtoMessage() {}
 
 func (x *RestoreFilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[25]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2583,7 +2679,7 @@ func (x *RestoreFilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreFilesRequest.ProtoReflect.Descriptor instead.
 func (*RestoreFilesRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{25}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RestoreFilesRequest) GetTarget() *FileRestoreTarget {
@@ -2619,7 +2715,7 @@ type RestoreFilesResult struct {
 
 func (x *RestoreFilesResult) Reset() {
 	*x = RestoreFilesResult{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[26]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2631,7 +2727,7 @@ func (x *RestoreFilesResult) String() string {
 func (*RestoreFilesResult) ProtoMessage() {}
 
 func (x *RestoreFilesResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[26]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2644,7 +2740,7 @@ func (x *RestoreFilesResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreFilesResult.ProtoReflect.Descriptor instead.
 func (*RestoreFilesResult) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{26}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RestoreFilesResult) GetFilesRestored() int64 {
@@ -2681,7 +2777,7 @@ type RestoreFilesResponse struct {
 
 func (x *RestoreFilesResponse) Reset() {
 	*x = RestoreFilesResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[27]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2693,7 +2789,7 @@ func (x *RestoreFilesResponse) String() string {
 func (*RestoreFilesResponse) ProtoMessage() {}
 
 func (x *RestoreFilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[27]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2706,7 +2802,7 @@ func (x *RestoreFilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreFilesResponse.ProtoReflect.Descriptor instead.
 func (*RestoreFilesResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{27}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RestoreFilesResponse) GetEvent() isRestoreFilesResponse_Event {
@@ -2761,7 +2857,7 @@ type VerifyBackupRequest struct {
 
 func (x *VerifyBackupRequest) Reset() {
 	*x = VerifyBackupRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[28]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2773,7 +2869,7 @@ func (x *VerifyBackupRequest) String() string {
 func (*VerifyBackupRequest) ProtoMessage() {}
 
 func (x *VerifyBackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[28]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2786,7 +2882,7 @@ func (x *VerifyBackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyBackupRequest.ProtoReflect.Descriptor instead.
 func (*VerifyBackupRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{28}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *VerifyBackupRequest) GetBackupSet() string {
@@ -2815,7 +2911,7 @@ type VerifyResult struct {
 
 func (x *VerifyResult) Reset() {
 	*x = VerifyResult{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[29]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2827,7 +2923,7 @@ func (x *VerifyResult) String() string {
 func (*VerifyResult) ProtoMessage() {}
 
 func (x *VerifyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[29]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2840,7 +2936,7 @@ func (x *VerifyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResult.ProtoReflect.Descriptor instead.
 func (*VerifyResult) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{29}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *VerifyResult) GetOk() bool {
@@ -2877,7 +2973,7 @@ type VerifyBackupResponse struct {
 
 func (x *VerifyBackupResponse) Reset() {
 	*x = VerifyBackupResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[30]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2889,7 +2985,7 @@ func (x *VerifyBackupResponse) String() string {
 func (*VerifyBackupResponse) ProtoMessage() {}
 
 func (x *VerifyBackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[30]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2902,7 +2998,7 @@ func (x *VerifyBackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyBackupResponse.ProtoReflect.Descriptor instead.
 func (*VerifyBackupResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{30}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *VerifyBackupResponse) GetEvent() isVerifyBackupResponse_Event {
@@ -2949,16 +3045,20 @@ func (*VerifyBackupResponse_Result) isVerifyBackupResponse_Event() {}
 type ForgetFileSnapshotsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Either the snapshots of one backup set, or the configured retention.
-	BackupSet     string     `protobuf:"bytes,2,opt,name=backup_set,json=backupSet,proto3" json:"backup_set,omitempty"`
-	Retention     *Retention `protobuf:"bytes,3,opt,name=retention,proto3" json:"retention,omitempty"`
-	Prune         bool       `protobuf:"varint,4,opt,name=prune,proto3" json:"prune,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	BackupSet string     `protobuf:"bytes,2,opt,name=backup_set,json=backupSet,proto3" json:"backup_set,omitempty"`
+	Retention *Retention `protobuf:"bytes,3,opt,name=retention,proto3" json:"retention,omitempty"`
+	Prune     bool       `protobuf:"varint,4,opt,name=prune,proto3" json:"prune,omitempty"`
+	// The plugin's delete-capable store credentials (Secret dr-store), for
+	// nodes that hold put/get-only ones: used for this request only, kept
+	// in memory, never written. Empty: the node's own.
+	StoreCredentials *StoreCredentials `protobuf:"bytes,45,opt,name=store_credentials,json=storeCredentials,proto3" json:"store_credentials,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ForgetFileSnapshotsRequest) Reset() {
 	*x = ForgetFileSnapshotsRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[31]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2970,7 +3070,7 @@ func (x *ForgetFileSnapshotsRequest) String() string {
 func (*ForgetFileSnapshotsRequest) ProtoMessage() {}
 
 func (x *ForgetFileSnapshotsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[31]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2983,7 +3083,7 @@ func (x *ForgetFileSnapshotsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetFileSnapshotsRequest.ProtoReflect.Descriptor instead.
 func (*ForgetFileSnapshotsRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{31}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ForgetFileSnapshotsRequest) GetBackupSet() string {
@@ -3007,6 +3107,13 @@ func (x *ForgetFileSnapshotsRequest) GetPrune() bool {
 	return false
 }
 
+func (x *ForgetFileSnapshotsRequest) GetStoreCredentials() *StoreCredentials {
+	if x != nil {
+		return x.StoreCredentials
+	}
+	return nil
+}
+
 type ForgetResult struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	RemovedSnapshots []string               `protobuf:"bytes,1,rep,name=removed_snapshots,json=removedSnapshots,proto3" json:"removed_snapshots,omitempty"`
@@ -3016,7 +3123,7 @@ type ForgetResult struct {
 
 func (x *ForgetResult) Reset() {
 	*x = ForgetResult{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[32]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3028,7 +3135,7 @@ func (x *ForgetResult) String() string {
 func (*ForgetResult) ProtoMessage() {}
 
 func (x *ForgetResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[32]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3041,7 +3148,7 @@ func (x *ForgetResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetResult.ProtoReflect.Descriptor instead.
 func (*ForgetResult) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{32}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ForgetResult) GetRemovedSnapshots() []string {
@@ -3064,7 +3171,7 @@ type ForgetFileSnapshotsResponse struct {
 
 func (x *ForgetFileSnapshotsResponse) Reset() {
 	*x = ForgetFileSnapshotsResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[33]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3076,7 +3183,7 @@ func (x *ForgetFileSnapshotsResponse) String() string {
 func (*ForgetFileSnapshotsResponse) ProtoMessage() {}
 
 func (x *ForgetFileSnapshotsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[33]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3089,7 +3196,7 @@ func (x *ForgetFileSnapshotsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetFileSnapshotsResponse.ProtoReflect.Descriptor instead.
 func (*ForgetFileSnapshotsResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{33}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ForgetFileSnapshotsResponse) GetEvent() isForgetFileSnapshotsResponse_Event {
@@ -3143,7 +3250,7 @@ type WALStatusRequest struct {
 
 func (x *WALStatusRequest) Reset() {
 	*x = WALStatusRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[34]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3155,7 +3262,7 @@ func (x *WALStatusRequest) String() string {
 func (*WALStatusRequest) ProtoMessage() {}
 
 func (x *WALStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[34]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3168,7 +3275,7 @@ func (x *WALStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WALStatusRequest.ProtoReflect.Descriptor instead.
 func (*WALStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{34}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WALStatusRequest) GetSource() string {
@@ -3200,7 +3307,7 @@ type WALSourceStatus struct {
 
 func (x *WALSourceStatus) Reset() {
 	*x = WALSourceStatus{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[35]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3212,7 +3319,7 @@ func (x *WALSourceStatus) String() string {
 func (*WALSourceStatus) ProtoMessage() {}
 
 func (x *WALSourceStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[35]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3225,7 +3332,7 @@ func (x *WALSourceStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WALSourceStatus.ProtoReflect.Descriptor instead.
 func (*WALSourceStatus) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{35}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *WALSourceStatus) GetName() string {
@@ -3321,7 +3428,7 @@ type WALStatusResponse struct {
 
 func (x *WALStatusResponse) Reset() {
 	*x = WALStatusResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[36]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3333,7 +3440,7 @@ func (x *WALStatusResponse) String() string {
 func (*WALStatusResponse) ProtoMessage() {}
 
 func (x *WALStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[36]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3346,7 +3453,7 @@ func (x *WALStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WALStatusResponse.ProtoReflect.Descriptor instead.
 func (*WALStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{36}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *WALStatusResponse) GetSources() []*WALSourceStatus {
@@ -3365,7 +3472,7 @@ type MarkWALRequest struct {
 
 func (x *MarkWALRequest) Reset() {
 	*x = MarkWALRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[37]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3377,7 +3484,7 @@ func (x *MarkWALRequest) String() string {
 func (*MarkWALRequest) ProtoMessage() {}
 
 func (x *MarkWALRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[37]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3390,7 +3497,7 @@ func (x *MarkWALRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkWALRequest.ProtoReflect.Descriptor instead.
 func (*MarkWALRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{37}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *MarkWALRequest) GetBackupSet() string {
@@ -3413,7 +3520,7 @@ type WALMark struct {
 
 func (x *WALMark) Reset() {
 	*x = WALMark{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[38]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3425,7 +3532,7 @@ func (x *WALMark) String() string {
 func (*WALMark) ProtoMessage() {}
 
 func (x *WALMark) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[38]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3438,7 +3545,7 @@ func (x *WALMark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WALMark.ProtoReflect.Descriptor instead.
 func (*WALMark) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{38}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *WALMark) GetSource() string {
@@ -3485,7 +3592,7 @@ type MarkWALResponse struct {
 
 func (x *MarkWALResponse) Reset() {
 	*x = MarkWALResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[39]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3497,7 +3604,7 @@ func (x *MarkWALResponse) String() string {
 func (*MarkWALResponse) ProtoMessage() {}
 
 func (x *MarkWALResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[39]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3510,7 +3617,7 @@ func (x *MarkWALResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkWALResponse.ProtoReflect.Descriptor instead.
 func (*MarkWALResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{39}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *MarkWALResponse) GetMarks() []*WALMark {
@@ -3529,7 +3636,7 @@ type BaseBackupRequest struct {
 
 func (x *BaseBackupRequest) Reset() {
 	*x = BaseBackupRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[40]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3541,7 +3648,7 @@ func (x *BaseBackupRequest) String() string {
 func (*BaseBackupRequest) ProtoMessage() {}
 
 func (x *BaseBackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[40]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3554,7 +3661,7 @@ func (x *BaseBackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BaseBackupRequest.ProtoReflect.Descriptor instead.
 func (*BaseBackupRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{40}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *BaseBackupRequest) GetSource() string {
@@ -3582,7 +3689,7 @@ type BaseBackupResult struct {
 
 func (x *BaseBackupResult) Reset() {
 	*x = BaseBackupResult{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[41]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3594,7 +3701,7 @@ func (x *BaseBackupResult) String() string {
 func (*BaseBackupResult) ProtoMessage() {}
 
 func (x *BaseBackupResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[41]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3607,7 +3714,7 @@ func (x *BaseBackupResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BaseBackupResult.ProtoReflect.Descriptor instead.
 func (*BaseBackupResult) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{41}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *BaseBackupResult) GetId() string {
@@ -3683,7 +3790,7 @@ type ListBaseBackupsRequest struct {
 
 func (x *ListBaseBackupsRequest) Reset() {
 	*x = ListBaseBackupsRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[42]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3695,7 +3802,7 @@ func (x *ListBaseBackupsRequest) String() string {
 func (*ListBaseBackupsRequest) ProtoMessage() {}
 
 func (x *ListBaseBackupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[42]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3708,7 +3815,7 @@ func (x *ListBaseBackupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBaseBackupsRequest.ProtoReflect.Descriptor instead.
 func (*ListBaseBackupsRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{42}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListBaseBackupsRequest) GetSource() string {
@@ -3730,7 +3837,7 @@ type ListBaseBackupsResponse struct {
 
 func (x *ListBaseBackupsResponse) Reset() {
 	*x = ListBaseBackupsResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[43]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3742,7 +3849,7 @@ func (x *ListBaseBackupsResponse) String() string {
 func (*ListBaseBackupsResponse) ProtoMessage() {}
 
 func (x *ListBaseBackupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[43]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3755,7 +3862,7 @@ func (x *ListBaseBackupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBaseBackupsResponse.ProtoReflect.Descriptor instead.
 func (*ListBaseBackupsResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{43}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListBaseBackupsResponse) GetBaseBackups() []*BaseBackupResult {
@@ -3773,16 +3880,20 @@ func (x *ListBaseBackupsResponse) GetSkipped() []string {
 }
 
 type PruneBaseBackupsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Source        string                 `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
-	DryRun        bool                   `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Source string                 `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	DryRun bool                   `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// The plugin's delete-capable store credentials (Secret dr-store), for
+	// nodes that hold put/get-only ones: used for this request only, kept
+	// in memory, never written. Empty: the node's own.
+	StoreCredentials *StoreCredentials `protobuf:"bytes,45,opt,name=store_credentials,json=storeCredentials,proto3" json:"store_credentials,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *PruneBaseBackupsRequest) Reset() {
 	*x = PruneBaseBackupsRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[44]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3794,7 +3905,7 @@ func (x *PruneBaseBackupsRequest) String() string {
 func (*PruneBaseBackupsRequest) ProtoMessage() {}
 
 func (x *PruneBaseBackupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[44]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3807,7 +3918,7 @@ func (x *PruneBaseBackupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneBaseBackupsRequest.ProtoReflect.Descriptor instead.
 func (*PruneBaseBackupsRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{44}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *PruneBaseBackupsRequest) GetSource() string {
@@ -3824,6 +3935,13 @@ func (x *PruneBaseBackupsRequest) GetDryRun() bool {
 	return false
 }
 
+func (x *PruneBaseBackupsRequest) GetStoreCredentials() *StoreCredentials {
+	if x != nil {
+		return x.StoreCredentials
+	}
+	return nil
+}
+
 type PruneBaseBackupsResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Kept    []*BaseBackupResult    `protobuf:"bytes,1,rep,name=kept,proto3" json:"kept,omitempty"`
@@ -3835,15 +3953,19 @@ type PruneBaseBackupsResponse struct {
 	WalBytesRemoved    int64    `protobuf:"varint,5,opt,name=wal_bytes_removed,json=walBytesRemoved,proto3" json:"wal_bytes_removed,omitempty"`
 	SnapshotsForgotten []string `protobuf:"bytes,6,rep,name=snapshots_forgotten,json=snapshotsForgotten,proto3" json:"snapshots_forgotten,omitempty"`
 	// retention is the policy applied, as "keepLast=2 keepDaily=7".
-	Retention     string `protobuf:"bytes,7,opt,name=retention,proto3" json:"retention,omitempty"`
-	DryRun        bool   `protobuf:"varint,8,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	Retention string `protobuf:"bytes,7,opt,name=retention,proto3" json:"retention,omitempty"`
+	DryRun    bool   `protobuf:"varint,8,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// Why the prune stopped before removing everything due, when it did:
+	// a delete the store refused (put/get-only node credentials, or Object
+	// Lock). Nothing is lost; the plugin's prune finishes it.
+	Deferred      string `protobuf:"bytes,45,opt,name=deferred,proto3" json:"deferred,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PruneBaseBackupsResponse) Reset() {
 	*x = PruneBaseBackupsResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[45]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3855,7 +3977,7 @@ func (x *PruneBaseBackupsResponse) String() string {
 func (*PruneBaseBackupsResponse) ProtoMessage() {}
 
 func (x *PruneBaseBackupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[45]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3868,7 +3990,7 @@ func (x *PruneBaseBackupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneBaseBackupsResponse.ProtoReflect.Descriptor instead.
 func (*PruneBaseBackupsResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{45}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *PruneBaseBackupsResponse) GetKept() []*BaseBackupResult {
@@ -3927,6 +4049,13 @@ func (x *PruneBaseBackupsResponse) GetDryRun() bool {
 	return false
 }
 
+func (x *PruneBaseBackupsResponse) GetDeferred() string {
+	if x != nil {
+		return x.Deferred
+	}
+	return ""
+}
+
 type BaseBackupResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Event:
@@ -3940,7 +4069,7 @@ type BaseBackupResponse struct {
 
 func (x *BaseBackupResponse) Reset() {
 	*x = BaseBackupResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[46]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3952,7 +4081,7 @@ func (x *BaseBackupResponse) String() string {
 func (*BaseBackupResponse) ProtoMessage() {}
 
 func (x *BaseBackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[46]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3965,7 +4094,7 @@ func (x *BaseBackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BaseBackupResponse.ProtoReflect.Descriptor instead.
 func (*BaseBackupResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{46}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *BaseBackupResponse) GetEvent() isBaseBackupResponse_Event {
@@ -4046,7 +4175,7 @@ type RestorePostgresRequest struct {
 
 func (x *RestorePostgresRequest) Reset() {
 	*x = RestorePostgresRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[47]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4058,7 +4187,7 @@ func (x *RestorePostgresRequest) String() string {
 func (*RestorePostgresRequest) ProtoMessage() {}
 
 func (x *RestorePostgresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[47]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4071,7 +4200,7 @@ func (x *RestorePostgresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePostgresRequest.ProtoReflect.Descriptor instead.
 func (*RestorePostgresRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{47}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RestorePostgresRequest) GetSource() string {
@@ -4250,7 +4379,7 @@ type RestorePostgresResult struct {
 
 func (x *RestorePostgresResult) Reset() {
 	*x = RestorePostgresResult{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[48]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4262,7 +4391,7 @@ func (x *RestorePostgresResult) String() string {
 func (*RestorePostgresResult) ProtoMessage() {}
 
 func (x *RestorePostgresResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[48]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4275,7 +4404,7 @@ func (x *RestorePostgresResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePostgresResult.ProtoReflect.Descriptor instead.
 func (*RestorePostgresResult) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{48}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RestorePostgresResult) GetTargetDir() string {
@@ -4333,7 +4462,7 @@ type RestorePostgresResponse struct {
 
 func (x *RestorePostgresResponse) Reset() {
 	*x = RestorePostgresResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[49]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4345,7 +4474,7 @@ func (x *RestorePostgresResponse) String() string {
 func (*RestorePostgresResponse) ProtoMessage() {}
 
 func (x *RestorePostgresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[49]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4358,7 +4487,7 @@ func (x *RestorePostgresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePostgresResponse.ProtoReflect.Descriptor instead.
 func (*RestorePostgresResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{49}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *RestorePostgresResponse) GetEvent() isRestorePostgresResponse_Event {
@@ -4414,7 +4543,7 @@ type SnapshotRef struct {
 
 func (x *SnapshotRef) Reset() {
 	*x = SnapshotRef{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[50]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4426,7 +4555,7 @@ func (x *SnapshotRef) String() string {
 func (*SnapshotRef) ProtoMessage() {}
 
 func (x *SnapshotRef) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[50]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4439,7 +4568,7 @@ func (x *SnapshotRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRef.ProtoReflect.Descriptor instead.
 func (*SnapshotRef) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{50}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SnapshotRef) GetName() string {
@@ -4489,7 +4618,7 @@ type PreviewEtcdRestoreRequest struct {
 
 func (x *PreviewEtcdRestoreRequest) Reset() {
 	*x = PreviewEtcdRestoreRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[51]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4501,7 +4630,7 @@ func (x *PreviewEtcdRestoreRequest) String() string {
 func (*PreviewEtcdRestoreRequest) ProtoMessage() {}
 
 func (x *PreviewEtcdRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[51]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4514,7 +4643,7 @@ func (x *PreviewEtcdRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewEtcdRestoreRequest.ProtoReflect.Descriptor instead.
 func (*PreviewEtcdRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{51}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *PreviewEtcdRestoreRequest) GetSnapshot() *SnapshotRef {
@@ -4558,7 +4687,7 @@ type ResourceImpact struct {
 
 func (x *ResourceImpact) Reset() {
 	*x = ResourceImpact{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[52]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4570,7 +4699,7 @@ func (x *ResourceImpact) String() string {
 func (*ResourceImpact) ProtoMessage() {}
 
 func (x *ResourceImpact) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[52]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4583,7 +4712,7 @@ func (x *ResourceImpact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceImpact.ProtoReflect.Descriptor instead.
 func (*ResourceImpact) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{52}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ResourceImpact) GetGroupResource() string {
@@ -4665,7 +4794,7 @@ type EtcdRestorePreview struct {
 
 func (x *EtcdRestorePreview) Reset() {
 	*x = EtcdRestorePreview{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[53]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4677,7 +4806,7 @@ func (x *EtcdRestorePreview) String() string {
 func (*EtcdRestorePreview) ProtoMessage() {}
 
 func (x *EtcdRestorePreview) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[53]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4690,7 +4819,7 @@ func (x *EtcdRestorePreview) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EtcdRestorePreview.ProtoReflect.Descriptor instead.
 func (*EtcdRestorePreview) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{53}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *EtcdRestorePreview) GetSnapshot() *EtcdSnapshot {
@@ -4734,7 +4863,7 @@ type PreviewEtcdRestoreResponse struct {
 
 func (x *PreviewEtcdRestoreResponse) Reset() {
 	*x = PreviewEtcdRestoreResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[54]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4746,7 +4875,7 @@ func (x *PreviewEtcdRestoreResponse) String() string {
 func (*PreviewEtcdRestoreResponse) ProtoMessage() {}
 
 func (x *PreviewEtcdRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[54]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4759,7 +4888,7 @@ func (x *PreviewEtcdRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewEtcdRestoreResponse.ProtoReflect.Descriptor instead.
 func (*PreviewEtcdRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{54}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *PreviewEtcdRestoreResponse) GetEvent() isPreviewEtcdRestoreResponse_Event {
@@ -4858,7 +4987,7 @@ type RestorePlanPart struct {
 
 func (x *RestorePlanPart) Reset() {
 	*x = RestorePlanPart{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[55]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4870,7 +4999,7 @@ func (x *RestorePlanPart) String() string {
 func (*RestorePlanPart) ProtoMessage() {}
 
 func (x *RestorePlanPart) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[55]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4883,7 +5012,7 @@ func (x *RestorePlanPart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlanPart.ProtoReflect.Descriptor instead.
 func (*RestorePlanPart) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{55}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *RestorePlanPart) GetPlanId() string {
@@ -5037,7 +5166,7 @@ type PrepareRestorePlanRequest struct {
 
 func (x *PrepareRestorePlanRequest) Reset() {
 	*x = PrepareRestorePlanRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[56]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5049,7 +5178,7 @@ func (x *PrepareRestorePlanRequest) String() string {
 func (*PrepareRestorePlanRequest) ProtoMessage() {}
 
 func (x *PrepareRestorePlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[56]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5062,7 +5191,7 @@ func (x *PrepareRestorePlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareRestorePlanRequest.ProtoReflect.Descriptor instead.
 func (*PrepareRestorePlanRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{56}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *PrepareRestorePlanRequest) GetPart() *RestorePlanPart {
@@ -5090,7 +5219,7 @@ type PrepareRestorePlanResponse struct {
 
 func (x *PrepareRestorePlanResponse) Reset() {
 	*x = PrepareRestorePlanResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[57]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5102,7 +5231,7 @@ func (x *PrepareRestorePlanResponse) String() string {
 func (*PrepareRestorePlanResponse) ProtoMessage() {}
 
 func (x *PrepareRestorePlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[57]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5115,7 +5244,7 @@ func (x *PrepareRestorePlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareRestorePlanResponse.ProtoReflect.Descriptor instead.
 func (*PrepareRestorePlanResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{57}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *PrepareRestorePlanResponse) GetSnapshotPath() string {
@@ -5141,7 +5270,7 @@ type StartRestorePlanRequest struct {
 
 func (x *StartRestorePlanRequest) Reset() {
 	*x = StartRestorePlanRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[58]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5153,7 +5282,7 @@ func (x *StartRestorePlanRequest) String() string {
 func (*StartRestorePlanRequest) ProtoMessage() {}
 
 func (x *StartRestorePlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[58]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5166,7 +5295,7 @@ func (x *StartRestorePlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRestorePlanRequest.ProtoReflect.Descriptor instead.
 func (*StartRestorePlanRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{58}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *StartRestorePlanRequest) GetPlanId() string {
@@ -5189,7 +5318,7 @@ type RestoreStep struct {
 
 func (x *RestoreStep) Reset() {
 	*x = RestoreStep{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[59]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5201,7 +5330,7 @@ func (x *RestoreStep) String() string {
 func (*RestoreStep) ProtoMessage() {}
 
 func (x *RestoreStep) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[59]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5214,7 +5343,7 @@ func (x *RestoreStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreStep.ProtoReflect.Descriptor instead.
 func (*RestoreStep) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{59}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *RestoreStep) GetName() string {
@@ -5263,7 +5392,7 @@ type RestorePlanEvent struct {
 
 func (x *RestorePlanEvent) Reset() {
 	*x = RestorePlanEvent{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[60]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5275,7 +5404,7 @@ func (x *RestorePlanEvent) String() string {
 func (*RestorePlanEvent) ProtoMessage() {}
 
 func (x *RestorePlanEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[60]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5288,7 +5417,7 @@ func (x *RestorePlanEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlanEvent.ProtoReflect.Descriptor instead.
 func (*RestorePlanEvent) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{60}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RestorePlanEvent) GetPlanId() string {
@@ -5321,7 +5450,7 @@ type DiscardRestorePlanRequest struct {
 
 func (x *DiscardRestorePlanRequest) Reset() {
 	*x = DiscardRestorePlanRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[61]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5333,7 +5462,7 @@ func (x *DiscardRestorePlanRequest) String() string {
 func (*DiscardRestorePlanRequest) ProtoMessage() {}
 
 func (x *DiscardRestorePlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[61]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5346,7 +5475,7 @@ func (x *DiscardRestorePlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiscardRestorePlanRequest.ProtoReflect.Descriptor instead.
 func (*DiscardRestorePlanRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{61}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *DiscardRestorePlanRequest) GetPlanId() string {
@@ -5364,7 +5493,7 @@ type DiscardRestorePlanResponse struct {
 
 func (x *DiscardRestorePlanResponse) Reset() {
 	*x = DiscardRestorePlanResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[62]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5376,7 +5505,7 @@ func (x *DiscardRestorePlanResponse) String() string {
 func (*DiscardRestorePlanResponse) ProtoMessage() {}
 
 func (x *DiscardRestorePlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[62]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5389,7 +5518,7 @@ func (x *DiscardRestorePlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiscardRestorePlanResponse.ProtoReflect.Descriptor instead.
 func (*DiscardRestorePlanResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{62}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{63}
 }
 
 type RestorePlanStatusRequest struct {
@@ -5401,7 +5530,7 @@ type RestorePlanStatusRequest struct {
 
 func (x *RestorePlanStatusRequest) Reset() {
 	*x = RestorePlanStatusRequest{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[63]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5413,7 +5542,7 @@ func (x *RestorePlanStatusRequest) String() string {
 func (*RestorePlanStatusRequest) ProtoMessage() {}
 
 func (x *RestorePlanStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[63]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5426,7 +5555,7 @@ func (x *RestorePlanStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlanStatusRequest.ProtoReflect.Descriptor instead.
 func (*RestorePlanStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{63}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *RestorePlanStatusRequest) GetPlanId() string {
@@ -5454,7 +5583,7 @@ type RestorePlanStatusResponse struct {
 
 func (x *RestorePlanStatusResponse) Reset() {
 	*x = RestorePlanStatusResponse{}
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[64]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5466,7 +5595,7 @@ func (x *RestorePlanStatusResponse) String() string {
 func (*RestorePlanStatusResponse) ProtoMessage() {}
 
 func (x *RestorePlanStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[64]
+	mi := &file_api_dr_agent_v1_agent_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5479,7 +5608,7 @@ func (x *RestorePlanStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlanStatusResponse.ProtoReflect.Descriptor instead.
 func (*RestorePlanStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{64}
+	return file_api_dr_agent_v1_agent_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *RestorePlanStatusResponse) GetPlanId() string {
@@ -5588,12 +5717,13 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	" \x01(\tR\bschedule\x12\x16\n" +
 	"\x06leader\x18\v \x01(\bR\x06leader\x12\x14\n" +
 	"\x05error\x18\f \x01(\tR\x05error\"\x13\n" +
-	"\x11CheckStoreRequest\"a\n" +
+	"\x11CheckStoreRequest\"y\n" +
 	"\x12CheckStoreResponse\x12\x14\n" +
 	"\x05store\x18\x01 \x01(\tR\x05store\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\tR\x05error\x12\x1f\n" +
 	"\vduration_ms\x18\x03 \x01(\x03R\n" +
-	"durationMs\"\xdc\x03\n" +
+	"durationMs\x12\x16\n" +
+	"\x06scoped\x18- \x01(\bR\x06scoped\"\xdc\x03\n" +
 	"\x10EtcdMemberHealth\x12\x16\n" +
 	"\x06member\x18\x01 \x01(\bR\x06member\x12\x18\n" +
 	"\ahealthy\x18\x02 \x01(\bR\ahealthy\x12\x1a\n" +
@@ -5664,9 +5794,15 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\tsnapshots\x18\x01 \x03(\v2\x19.dr.agent.v1.EtcdSnapshotR\tsnapshots\x12\x1f\n" +
 	"\vstore_error\x18\x02 \x01(\tR\n" +
 	"storeError\x12\x18\n" +
-	"\askipped\x18\x03 \x03(\tR\askipped\"2\n" +
+	"\askipped\x18\x03 \x03(\tR\askipped\"~\n" +
 	"\x1aDeleteEtcdSnapshotsRequest\x12\x14\n" +
-	"\x05names\x18\x01 \x03(\tR\x05names\"7\n" +
+	"\x05names\x18\x01 \x03(\tR\x05names\x12J\n" +
+	"\x11store_credentials\x18- \x01(\v2\x1d.dr.agent.v1.StoreCredentialsR\x10storeCredentials\"P\n" +
+	"\x10StoreCredentials\x12\x1d\n" +
+	"\n" +
+	"access_key\x18\x01 \x01(\tR\taccessKey\x12\x1d\n" +
+	"\n" +
+	"secret_key\x18\x02 \x01(\tR\tsecretKey\"7\n" +
 	"\x1bDeleteEtcdSnapshotsResponse\x12\x18\n" +
 	"\adeleted\x18\x01 \x03(\tR\adeleted\"\xac\x01\n" +
 	"\tRetention\x12\x1b\n" +
@@ -5677,13 +5813,15 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"keep_daily\x18\x03 \x01(\x05R\tkeepDaily\x12\x1f\n" +
 	"\vkeep_weekly\x18\x04 \x01(\x05R\n" +
 	"keepWeekly\x12!\n" +
-	"\fkeep_monthly\x18\x05 \x01(\x05R\vkeepMonthly\"j\n" +
+	"\fkeep_monthly\x18\x05 \x01(\x05R\vkeepMonthly\"\xb6\x01\n" +
 	"\x19PruneEtcdSnapshotsRequest\x124\n" +
 	"\tretention\x18\x01 \x01(\v2\x16.dr.agent.v1.RetentionR\tretention\x12\x17\n" +
-	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"J\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\x12J\n" +
+	"\x11store_credentials\x18- \x01(\v2\x1d.dr.agent.v1.StoreCredentialsR\x10storeCredentials\"f\n" +
 	"\x1aPruneEtcdSnapshotsResponse\x12\x12\n" +
 	"\x04kept\x18\x01 \x03(\tR\x04kept\x12\x18\n" +
-	"\aremoved\x18\x02 \x03(\tR\aremoved\"q\n" +
+	"\aremoved\x18\x02 \x03(\tR\aremoved\x12\x1a\n" +
+	"\bdeferred\x18- \x03(\tR\bdeferred\"q\n" +
 	"\x12BackupFilesRequest\x12\x1d\n" +
 	"\n" +
 	"backup_set\x18\x02 \x01(\tR\tbackupSet\x12\x14\n" +
@@ -5784,12 +5922,13 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x14VerifyBackupResponse\x123\n" +
 	"\bprogress\x18\x01 \x01(\v2\x15.dr.agent.v1.ProgressH\x00R\bprogress\x123\n" +
 	"\x06result\x18\x02 \x01(\v2\x19.dr.agent.v1.VerifyResultH\x00R\x06resultB\a\n" +
-	"\x05event\"\x9b\x01\n" +
+	"\x05event\"\xe7\x01\n" +
 	"\x1aForgetFileSnapshotsRequest\x12\x1d\n" +
 	"\n" +
 	"backup_set\x18\x02 \x01(\tR\tbackupSet\x124\n" +
 	"\tretention\x18\x03 \x01(\v2\x16.dr.agent.v1.RetentionR\tretention\x12\x14\n" +
-	"\x05prune\x18\x04 \x01(\bR\x05pruneJ\x04\b\x01\x10\x02R\foperation_id\";\n" +
+	"\x05prune\x18\x04 \x01(\bR\x05prune\x12J\n" +
+	"\x11store_credentials\x18- \x01(\v2\x1d.dr.agent.v1.StoreCredentialsR\x10storeCredentialsJ\x04\b\x01\x10\x02R\foperation_id\";\n" +
 	"\fForgetResult\x12+\n" +
 	"\x11removed_snapshots\x18\x01 \x03(\tR\x10removedSnapshots\"\x90\x01\n" +
 	"\x1bForgetFileSnapshotsResponse\x123\n" +
@@ -5844,10 +5983,11 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x06source\x18\x01 \x01(\tR\x06source\"u\n" +
 	"\x17ListBaseBackupsResponse\x12@\n" +
 	"\fbase_backups\x18\x01 \x03(\v2\x1d.dr.agent.v1.BaseBackupResultR\vbaseBackups\x12\x18\n" +
-	"\askipped\x18\x02 \x03(\tR\askipped\"J\n" +
+	"\askipped\x18\x02 \x03(\tR\askipped\"\x96\x01\n" +
 	"\x17PruneBaseBackupsRequest\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x17\n" +
-	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"\xe3\x02\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\x12J\n" +
+	"\x11store_credentials\x18- \x01(\v2\x1d.dr.agent.v1.StoreCredentialsR\x10storeCredentials\"\xff\x02\n" +
 	"\x18PruneBaseBackupsResponse\x121\n" +
 	"\x04kept\x18\x01 \x03(\v2\x1d.dr.agent.v1.BaseBackupResultR\x04kept\x127\n" +
 	"\aremoved\x18\x02 \x03(\v2\x1d.dr.agent.v1.BaseBackupResultR\aremoved\x12\x1b\n" +
@@ -5856,7 +5996,8 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x11wal_bytes_removed\x18\x05 \x01(\x03R\x0fwalBytesRemoved\x12/\n" +
 	"\x13snapshots_forgotten\x18\x06 \x03(\tR\x12snapshotsForgotten\x12\x1c\n" +
 	"\tretention\x18\a \x01(\tR\tretention\x12\x17\n" +
-	"\adry_run\x18\b \x01(\bR\x06dryRun\"\x8b\x01\n" +
+	"\adry_run\x18\b \x01(\bR\x06dryRun\x12\x1a\n" +
+	"\bdeferred\x18- \x01(\tR\bdeferred\"\x8b\x01\n" +
 	"\x12BaseBackupResponse\x123\n" +
 	"\bprogress\x18\x01 \x01(\v2\x15.dr.agent.v1.ProgressH\x00R\bprogress\x127\n" +
 	"\x06result\x18\x02 \x01(\v2\x1d.dr.agent.v1.BaseBackupResultH\x00R\x06resultB\a\n" +
@@ -6041,7 +6182,7 @@ func file_api_dr_agent_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_api_dr_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_api_dr_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
+var file_api_dr_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
 var file_api_dr_agent_v1_agent_proto_goTypes = []any{
 	(NodeRole)(0),                       // 0: dr.agent.v1.NodeRole
 	(RestoreRole)(0),                    // 1: dr.agent.v1.RestoreRole
@@ -6061,172 +6202,177 @@ var file_api_dr_agent_v1_agent_proto_goTypes = []any{
 	(*ListEtcdSnapshotsRequest)(nil),    // 15: dr.agent.v1.ListEtcdSnapshotsRequest
 	(*ListEtcdSnapshotsResponse)(nil),   // 16: dr.agent.v1.ListEtcdSnapshotsResponse
 	(*DeleteEtcdSnapshotsRequest)(nil),  // 17: dr.agent.v1.DeleteEtcdSnapshotsRequest
-	(*DeleteEtcdSnapshotsResponse)(nil), // 18: dr.agent.v1.DeleteEtcdSnapshotsResponse
-	(*Retention)(nil),                   // 19: dr.agent.v1.Retention
-	(*PruneEtcdSnapshotsRequest)(nil),   // 20: dr.agent.v1.PruneEtcdSnapshotsRequest
-	(*PruneEtcdSnapshotsResponse)(nil),  // 21: dr.agent.v1.PruneEtcdSnapshotsResponse
-	(*BackupFilesRequest)(nil),          // 22: dr.agent.v1.BackupFilesRequest
-	(*FileSnapshot)(nil),                // 23: dr.agent.v1.FileSnapshot
-	(*BackupFilesResponse)(nil),         // 24: dr.agent.v1.BackupFilesResponse
-	(*FileRestoreTarget)(nil),           // 25: dr.agent.v1.FileRestoreTarget
-	(*PreviewFileRestoreRequest)(nil),   // 26: dr.agent.v1.PreviewFileRestoreRequest
-	(*FileChange)(nil),                  // 27: dr.agent.v1.FileChange
-	(*RestorePreview)(nil),              // 28: dr.agent.v1.RestorePreview
-	(*PreviewFileRestoreResponse)(nil),  // 29: dr.agent.v1.PreviewFileRestoreResponse
-	(*RestoreFilesRequest)(nil),         // 30: dr.agent.v1.RestoreFilesRequest
-	(*RestoreFilesResult)(nil),          // 31: dr.agent.v1.RestoreFilesResult
-	(*RestoreFilesResponse)(nil),        // 32: dr.agent.v1.RestoreFilesResponse
-	(*VerifyBackupRequest)(nil),         // 33: dr.agent.v1.VerifyBackupRequest
-	(*VerifyResult)(nil),                // 34: dr.agent.v1.VerifyResult
-	(*VerifyBackupResponse)(nil),        // 35: dr.agent.v1.VerifyBackupResponse
-	(*ForgetFileSnapshotsRequest)(nil),  // 36: dr.agent.v1.ForgetFileSnapshotsRequest
-	(*ForgetResult)(nil),                // 37: dr.agent.v1.ForgetResult
-	(*ForgetFileSnapshotsResponse)(nil), // 38: dr.agent.v1.ForgetFileSnapshotsResponse
-	(*WALStatusRequest)(nil),            // 39: dr.agent.v1.WALStatusRequest
-	(*WALSourceStatus)(nil),             // 40: dr.agent.v1.WALSourceStatus
-	(*WALStatusResponse)(nil),           // 41: dr.agent.v1.WALStatusResponse
-	(*MarkWALRequest)(nil),              // 42: dr.agent.v1.MarkWALRequest
-	(*WALMark)(nil),                     // 43: dr.agent.v1.WALMark
-	(*MarkWALResponse)(nil),             // 44: dr.agent.v1.MarkWALResponse
-	(*BaseBackupRequest)(nil),           // 45: dr.agent.v1.BaseBackupRequest
-	(*BaseBackupResult)(nil),            // 46: dr.agent.v1.BaseBackupResult
-	(*ListBaseBackupsRequest)(nil),      // 47: dr.agent.v1.ListBaseBackupsRequest
-	(*ListBaseBackupsResponse)(nil),     // 48: dr.agent.v1.ListBaseBackupsResponse
-	(*PruneBaseBackupsRequest)(nil),     // 49: dr.agent.v1.PruneBaseBackupsRequest
-	(*PruneBaseBackupsResponse)(nil),    // 50: dr.agent.v1.PruneBaseBackupsResponse
-	(*BaseBackupResponse)(nil),          // 51: dr.agent.v1.BaseBackupResponse
-	(*RestorePostgresRequest)(nil),      // 52: dr.agent.v1.RestorePostgresRequest
-	(*RestorePostgresResult)(nil),       // 53: dr.agent.v1.RestorePostgresResult
-	(*RestorePostgresResponse)(nil),     // 54: dr.agent.v1.RestorePostgresResponse
-	(*SnapshotRef)(nil),                 // 55: dr.agent.v1.SnapshotRef
-	(*PreviewEtcdRestoreRequest)(nil),   // 56: dr.agent.v1.PreviewEtcdRestoreRequest
-	(*ResourceImpact)(nil),              // 57: dr.agent.v1.ResourceImpact
-	(*EtcdRestorePreview)(nil),          // 58: dr.agent.v1.EtcdRestorePreview
-	(*PreviewEtcdRestoreResponse)(nil),  // 59: dr.agent.v1.PreviewEtcdRestoreResponse
-	(*RestorePlanPart)(nil),             // 60: dr.agent.v1.RestorePlanPart
-	(*PrepareRestorePlanRequest)(nil),   // 61: dr.agent.v1.PrepareRestorePlanRequest
-	(*PrepareRestorePlanResponse)(nil),  // 62: dr.agent.v1.PrepareRestorePlanResponse
-	(*StartRestorePlanRequest)(nil),     // 63: dr.agent.v1.StartRestorePlanRequest
-	(*RestoreStep)(nil),                 // 64: dr.agent.v1.RestoreStep
-	(*RestorePlanEvent)(nil),            // 65: dr.agent.v1.RestorePlanEvent
-	(*DiscardRestorePlanRequest)(nil),   // 66: dr.agent.v1.DiscardRestorePlanRequest
-	(*DiscardRestorePlanResponse)(nil),  // 67: dr.agent.v1.DiscardRestorePlanResponse
-	(*RestorePlanStatusRequest)(nil),    // 68: dr.agent.v1.RestorePlanStatusRequest
-	(*RestorePlanStatusResponse)(nil),   // 69: dr.agent.v1.RestorePlanStatusResponse
-	nil,                                 // 70: dr.agent.v1.RestorePostgresResult.RowCountsEntry
-	(*timestamppb.Timestamp)(nil),       // 71: google.protobuf.Timestamp
-	(*PostgresRestorePlan)(nil),         // 72: dr.agent.v1.PostgresRestorePlan
+	(*StoreCredentials)(nil),            // 18: dr.agent.v1.StoreCredentials
+	(*DeleteEtcdSnapshotsResponse)(nil), // 19: dr.agent.v1.DeleteEtcdSnapshotsResponse
+	(*Retention)(nil),                   // 20: dr.agent.v1.Retention
+	(*PruneEtcdSnapshotsRequest)(nil),   // 21: dr.agent.v1.PruneEtcdSnapshotsRequest
+	(*PruneEtcdSnapshotsResponse)(nil),  // 22: dr.agent.v1.PruneEtcdSnapshotsResponse
+	(*BackupFilesRequest)(nil),          // 23: dr.agent.v1.BackupFilesRequest
+	(*FileSnapshot)(nil),                // 24: dr.agent.v1.FileSnapshot
+	(*BackupFilesResponse)(nil),         // 25: dr.agent.v1.BackupFilesResponse
+	(*FileRestoreTarget)(nil),           // 26: dr.agent.v1.FileRestoreTarget
+	(*PreviewFileRestoreRequest)(nil),   // 27: dr.agent.v1.PreviewFileRestoreRequest
+	(*FileChange)(nil),                  // 28: dr.agent.v1.FileChange
+	(*RestorePreview)(nil),              // 29: dr.agent.v1.RestorePreview
+	(*PreviewFileRestoreResponse)(nil),  // 30: dr.agent.v1.PreviewFileRestoreResponse
+	(*RestoreFilesRequest)(nil),         // 31: dr.agent.v1.RestoreFilesRequest
+	(*RestoreFilesResult)(nil),          // 32: dr.agent.v1.RestoreFilesResult
+	(*RestoreFilesResponse)(nil),        // 33: dr.agent.v1.RestoreFilesResponse
+	(*VerifyBackupRequest)(nil),         // 34: dr.agent.v1.VerifyBackupRequest
+	(*VerifyResult)(nil),                // 35: dr.agent.v1.VerifyResult
+	(*VerifyBackupResponse)(nil),        // 36: dr.agent.v1.VerifyBackupResponse
+	(*ForgetFileSnapshotsRequest)(nil),  // 37: dr.agent.v1.ForgetFileSnapshotsRequest
+	(*ForgetResult)(nil),                // 38: dr.agent.v1.ForgetResult
+	(*ForgetFileSnapshotsResponse)(nil), // 39: dr.agent.v1.ForgetFileSnapshotsResponse
+	(*WALStatusRequest)(nil),            // 40: dr.agent.v1.WALStatusRequest
+	(*WALSourceStatus)(nil),             // 41: dr.agent.v1.WALSourceStatus
+	(*WALStatusResponse)(nil),           // 42: dr.agent.v1.WALStatusResponse
+	(*MarkWALRequest)(nil),              // 43: dr.agent.v1.MarkWALRequest
+	(*WALMark)(nil),                     // 44: dr.agent.v1.WALMark
+	(*MarkWALResponse)(nil),             // 45: dr.agent.v1.MarkWALResponse
+	(*BaseBackupRequest)(nil),           // 46: dr.agent.v1.BaseBackupRequest
+	(*BaseBackupResult)(nil),            // 47: dr.agent.v1.BaseBackupResult
+	(*ListBaseBackupsRequest)(nil),      // 48: dr.agent.v1.ListBaseBackupsRequest
+	(*ListBaseBackupsResponse)(nil),     // 49: dr.agent.v1.ListBaseBackupsResponse
+	(*PruneBaseBackupsRequest)(nil),     // 50: dr.agent.v1.PruneBaseBackupsRequest
+	(*PruneBaseBackupsResponse)(nil),    // 51: dr.agent.v1.PruneBaseBackupsResponse
+	(*BaseBackupResponse)(nil),          // 52: dr.agent.v1.BaseBackupResponse
+	(*RestorePostgresRequest)(nil),      // 53: dr.agent.v1.RestorePostgresRequest
+	(*RestorePostgresResult)(nil),       // 54: dr.agent.v1.RestorePostgresResult
+	(*RestorePostgresResponse)(nil),     // 55: dr.agent.v1.RestorePostgresResponse
+	(*SnapshotRef)(nil),                 // 56: dr.agent.v1.SnapshotRef
+	(*PreviewEtcdRestoreRequest)(nil),   // 57: dr.agent.v1.PreviewEtcdRestoreRequest
+	(*ResourceImpact)(nil),              // 58: dr.agent.v1.ResourceImpact
+	(*EtcdRestorePreview)(nil),          // 59: dr.agent.v1.EtcdRestorePreview
+	(*PreviewEtcdRestoreResponse)(nil),  // 60: dr.agent.v1.PreviewEtcdRestoreResponse
+	(*RestorePlanPart)(nil),             // 61: dr.agent.v1.RestorePlanPart
+	(*PrepareRestorePlanRequest)(nil),   // 62: dr.agent.v1.PrepareRestorePlanRequest
+	(*PrepareRestorePlanResponse)(nil),  // 63: dr.agent.v1.PrepareRestorePlanResponse
+	(*StartRestorePlanRequest)(nil),     // 64: dr.agent.v1.StartRestorePlanRequest
+	(*RestoreStep)(nil),                 // 65: dr.agent.v1.RestoreStep
+	(*RestorePlanEvent)(nil),            // 66: dr.agent.v1.RestorePlanEvent
+	(*DiscardRestorePlanRequest)(nil),   // 67: dr.agent.v1.DiscardRestorePlanRequest
+	(*DiscardRestorePlanResponse)(nil),  // 68: dr.agent.v1.DiscardRestorePlanResponse
+	(*RestorePlanStatusRequest)(nil),    // 69: dr.agent.v1.RestorePlanStatusRequest
+	(*RestorePlanStatusResponse)(nil),   // 70: dr.agent.v1.RestorePlanStatusResponse
+	nil,                                 // 71: dr.agent.v1.RestorePostgresResult.RowCountsEntry
+	(*timestamppb.Timestamp)(nil),       // 72: google.protobuf.Timestamp
+	(*PostgresRestorePlan)(nil),         // 73: dr.agent.v1.PostgresRestorePlan
 }
 var file_api_dr_agent_v1_agent_proto_depIdxs = []int32{
 	0,  // 0: dr.agent.v1.InfoResponse.roles:type_name -> dr.agent.v1.NodeRole
 	11, // 1: dr.agent.v1.InfoResponse.etcd:type_name -> dr.agent.v1.EtcdMemberHealth
-	71, // 2: dr.agent.v1.InfoResponse.time:type_name -> google.protobuf.Timestamp
+	72, // 2: dr.agent.v1.InfoResponse.time:type_name -> google.protobuf.Timestamp
 	8,  // 3: dr.agent.v1.InfoResponse.layers:type_name -> dr.agent.v1.LayerStatus
-	71, // 4: dr.agent.v1.LayerStatus.newest:type_name -> google.protobuf.Timestamp
-	71, // 5: dr.agent.v1.LayerStatus.last_failure:type_name -> google.protobuf.Timestamp
-	71, // 6: dr.agent.v1.LayerStatus.next_run:type_name -> google.protobuf.Timestamp
-	71, // 7: dr.agent.v1.EtcdSnapshot.created:type_name -> google.protobuf.Timestamp
+	72, // 4: dr.agent.v1.LayerStatus.newest:type_name -> google.protobuf.Timestamp
+	72, // 5: dr.agent.v1.LayerStatus.last_failure:type_name -> google.protobuf.Timestamp
+	72, // 6: dr.agent.v1.LayerStatus.next_run:type_name -> google.protobuf.Timestamp
+	72, // 7: dr.agent.v1.EtcdSnapshot.created:type_name -> google.protobuf.Timestamp
 	5,  // 8: dr.agent.v1.SaveEtcdSnapshotResponse.progress:type_name -> dr.agent.v1.Progress
 	12, // 9: dr.agent.v1.SaveEtcdSnapshotResponse.snapshot:type_name -> dr.agent.v1.EtcdSnapshot
 	12, // 10: dr.agent.v1.ListEtcdSnapshotsResponse.snapshots:type_name -> dr.agent.v1.EtcdSnapshot
-	19, // 11: dr.agent.v1.PruneEtcdSnapshotsRequest.retention:type_name -> dr.agent.v1.Retention
-	71, // 12: dr.agent.v1.FileSnapshot.time:type_name -> google.protobuf.Timestamp
-	5,  // 13: dr.agent.v1.BackupFilesResponse.progress:type_name -> dr.agent.v1.Progress
-	23, // 14: dr.agent.v1.BackupFilesResponse.snapshot:type_name -> dr.agent.v1.FileSnapshot
-	25, // 15: dr.agent.v1.PreviewFileRestoreRequest.target:type_name -> dr.agent.v1.FileRestoreTarget
-	3,  // 16: dr.agent.v1.FileChange.kind:type_name -> dr.agent.v1.FileChange.Kind
-	27, // 17: dr.agent.v1.RestorePreview.changes:type_name -> dr.agent.v1.FileChange
-	5,  // 18: dr.agent.v1.PreviewFileRestoreResponse.progress:type_name -> dr.agent.v1.Progress
-	28, // 19: dr.agent.v1.PreviewFileRestoreResponse.preview:type_name -> dr.agent.v1.RestorePreview
-	25, // 20: dr.agent.v1.RestoreFilesRequest.target:type_name -> dr.agent.v1.FileRestoreTarget
-	5,  // 21: dr.agent.v1.RestoreFilesResponse.progress:type_name -> dr.agent.v1.Progress
-	31, // 22: dr.agent.v1.RestoreFilesResponse.result:type_name -> dr.agent.v1.RestoreFilesResult
-	5,  // 23: dr.agent.v1.VerifyBackupResponse.progress:type_name -> dr.agent.v1.Progress
-	34, // 24: dr.agent.v1.VerifyBackupResponse.result:type_name -> dr.agent.v1.VerifyResult
-	19, // 25: dr.agent.v1.ForgetFileSnapshotsRequest.retention:type_name -> dr.agent.v1.Retention
-	5,  // 26: dr.agent.v1.ForgetFileSnapshotsResponse.progress:type_name -> dr.agent.v1.Progress
-	37, // 27: dr.agent.v1.ForgetFileSnapshotsResponse.result:type_name -> dr.agent.v1.ForgetResult
-	71, // 28: dr.agent.v1.WALSourceStatus.newest_shipped:type_name -> google.protobuf.Timestamp
-	71, // 29: dr.agent.v1.WALSourceStatus.last_error_time:type_name -> google.protobuf.Timestamp
-	40, // 30: dr.agent.v1.WALStatusResponse.sources:type_name -> dr.agent.v1.WALSourceStatus
-	71, // 31: dr.agent.v1.WALMark.time:type_name -> google.protobuf.Timestamp
-	43, // 32: dr.agent.v1.MarkWALResponse.marks:type_name -> dr.agent.v1.WALMark
-	71, // 33: dr.agent.v1.BaseBackupResult.start_time:type_name -> google.protobuf.Timestamp
-	71, // 34: dr.agent.v1.BaseBackupResult.stop_time:type_name -> google.protobuf.Timestamp
-	46, // 35: dr.agent.v1.ListBaseBackupsResponse.base_backups:type_name -> dr.agent.v1.BaseBackupResult
-	46, // 36: dr.agent.v1.PruneBaseBackupsResponse.kept:type_name -> dr.agent.v1.BaseBackupResult
-	46, // 37: dr.agent.v1.PruneBaseBackupsResponse.removed:type_name -> dr.agent.v1.BaseBackupResult
-	5,  // 38: dr.agent.v1.BaseBackupResponse.progress:type_name -> dr.agent.v1.Progress
-	46, // 39: dr.agent.v1.BaseBackupResponse.result:type_name -> dr.agent.v1.BaseBackupResult
-	71, // 40: dr.agent.v1.RestorePostgresRequest.time:type_name -> google.protobuf.Timestamp
-	71, // 41: dr.agent.v1.RestorePostgresResult.recovered_to:type_name -> google.protobuf.Timestamp
-	70, // 42: dr.agent.v1.RestorePostgresResult.row_counts:type_name -> dr.agent.v1.RestorePostgresResult.RowCountsEntry
-	72, // 43: dr.agent.v1.RestorePostgresResult.plan:type_name -> dr.agent.v1.PostgresRestorePlan
-	5,  // 44: dr.agent.v1.RestorePostgresResponse.progress:type_name -> dr.agent.v1.Progress
-	53, // 45: dr.agent.v1.RestorePostgresResponse.result:type_name -> dr.agent.v1.RestorePostgresResult
-	55, // 46: dr.agent.v1.PreviewEtcdRestoreRequest.snapshot:type_name -> dr.agent.v1.SnapshotRef
-	12, // 47: dr.agent.v1.EtcdRestorePreview.snapshot:type_name -> dr.agent.v1.EtcdSnapshot
-	57, // 48: dr.agent.v1.EtcdRestorePreview.impact:type_name -> dr.agent.v1.ResourceImpact
-	5,  // 49: dr.agent.v1.PreviewEtcdRestoreResponse.progress:type_name -> dr.agent.v1.Progress
-	58, // 50: dr.agent.v1.PreviewEtcdRestoreResponse.preview:type_name -> dr.agent.v1.EtcdRestorePreview
-	1,  // 51: dr.agent.v1.RestorePlanPart.role:type_name -> dr.agent.v1.RestoreRole
-	2,  // 52: dr.agent.v1.RestorePlanPart.flavor:type_name -> dr.agent.v1.RestoreFlavor
-	55, // 53: dr.agent.v1.RestorePlanPart.snapshot:type_name -> dr.agent.v1.SnapshotRef
-	60, // 54: dr.agent.v1.PrepareRestorePlanRequest.part:type_name -> dr.agent.v1.RestorePlanPart
-	4,  // 55: dr.agent.v1.RestoreStep.state:type_name -> dr.agent.v1.RestoreStep.State
-	71, // 56: dr.agent.v1.RestoreStep.started:type_name -> google.protobuf.Timestamp
-	71, // 57: dr.agent.v1.RestoreStep.finished:type_name -> google.protobuf.Timestamp
-	64, // 58: dr.agent.v1.RestorePlanEvent.step:type_name -> dr.agent.v1.RestoreStep
-	64, // 59: dr.agent.v1.RestorePlanStatusResponse.steps:type_name -> dr.agent.v1.RestoreStep
-	6,  // 60: dr.agent.v1.AgentService.Info:input_type -> dr.agent.v1.InfoRequest
-	9,  // 61: dr.agent.v1.AgentService.CheckStore:input_type -> dr.agent.v1.CheckStoreRequest
-	13, // 62: dr.agent.v1.AgentService.SaveEtcdSnapshot:input_type -> dr.agent.v1.SaveEtcdSnapshotRequest
-	15, // 63: dr.agent.v1.AgentService.ListEtcdSnapshots:input_type -> dr.agent.v1.ListEtcdSnapshotsRequest
-	17, // 64: dr.agent.v1.AgentService.DeleteEtcdSnapshots:input_type -> dr.agent.v1.DeleteEtcdSnapshotsRequest
-	20, // 65: dr.agent.v1.AgentService.PruneEtcdSnapshots:input_type -> dr.agent.v1.PruneEtcdSnapshotsRequest
-	22, // 66: dr.agent.v1.AgentService.BackupFiles:input_type -> dr.agent.v1.BackupFilesRequest
-	26, // 67: dr.agent.v1.AgentService.PreviewFileRestore:input_type -> dr.agent.v1.PreviewFileRestoreRequest
-	30, // 68: dr.agent.v1.AgentService.RestoreFiles:input_type -> dr.agent.v1.RestoreFilesRequest
-	33, // 69: dr.agent.v1.AgentService.VerifyBackup:input_type -> dr.agent.v1.VerifyBackupRequest
-	36, // 70: dr.agent.v1.AgentService.ForgetFileSnapshots:input_type -> dr.agent.v1.ForgetFileSnapshotsRequest
-	39, // 71: dr.agent.v1.AgentService.WALStatus:input_type -> dr.agent.v1.WALStatusRequest
-	42, // 72: dr.agent.v1.AgentService.MarkWAL:input_type -> dr.agent.v1.MarkWALRequest
-	45, // 73: dr.agent.v1.AgentService.BaseBackup:input_type -> dr.agent.v1.BaseBackupRequest
-	49, // 74: dr.agent.v1.AgentService.PruneBaseBackups:input_type -> dr.agent.v1.PruneBaseBackupsRequest
-	47, // 75: dr.agent.v1.AgentService.ListBaseBackups:input_type -> dr.agent.v1.ListBaseBackupsRequest
-	52, // 76: dr.agent.v1.AgentService.RestorePostgres:input_type -> dr.agent.v1.RestorePostgresRequest
-	56, // 77: dr.agent.v1.AgentService.PreviewEtcdRestore:input_type -> dr.agent.v1.PreviewEtcdRestoreRequest
-	61, // 78: dr.agent.v1.AgentService.PrepareRestorePlan:input_type -> dr.agent.v1.PrepareRestorePlanRequest
-	63, // 79: dr.agent.v1.AgentService.StartRestorePlan:input_type -> dr.agent.v1.StartRestorePlanRequest
-	68, // 80: dr.agent.v1.AgentService.RestorePlanStatus:input_type -> dr.agent.v1.RestorePlanStatusRequest
-	66, // 81: dr.agent.v1.AgentService.DiscardRestorePlan:input_type -> dr.agent.v1.DiscardRestorePlanRequest
-	7,  // 82: dr.agent.v1.AgentService.Info:output_type -> dr.agent.v1.InfoResponse
-	10, // 83: dr.agent.v1.AgentService.CheckStore:output_type -> dr.agent.v1.CheckStoreResponse
-	14, // 84: dr.agent.v1.AgentService.SaveEtcdSnapshot:output_type -> dr.agent.v1.SaveEtcdSnapshotResponse
-	16, // 85: dr.agent.v1.AgentService.ListEtcdSnapshots:output_type -> dr.agent.v1.ListEtcdSnapshotsResponse
-	18, // 86: dr.agent.v1.AgentService.DeleteEtcdSnapshots:output_type -> dr.agent.v1.DeleteEtcdSnapshotsResponse
-	21, // 87: dr.agent.v1.AgentService.PruneEtcdSnapshots:output_type -> dr.agent.v1.PruneEtcdSnapshotsResponse
-	24, // 88: dr.agent.v1.AgentService.BackupFiles:output_type -> dr.agent.v1.BackupFilesResponse
-	29, // 89: dr.agent.v1.AgentService.PreviewFileRestore:output_type -> dr.agent.v1.PreviewFileRestoreResponse
-	32, // 90: dr.agent.v1.AgentService.RestoreFiles:output_type -> dr.agent.v1.RestoreFilesResponse
-	35, // 91: dr.agent.v1.AgentService.VerifyBackup:output_type -> dr.agent.v1.VerifyBackupResponse
-	38, // 92: dr.agent.v1.AgentService.ForgetFileSnapshots:output_type -> dr.agent.v1.ForgetFileSnapshotsResponse
-	41, // 93: dr.agent.v1.AgentService.WALStatus:output_type -> dr.agent.v1.WALStatusResponse
-	44, // 94: dr.agent.v1.AgentService.MarkWAL:output_type -> dr.agent.v1.MarkWALResponse
-	51, // 95: dr.agent.v1.AgentService.BaseBackup:output_type -> dr.agent.v1.BaseBackupResponse
-	50, // 96: dr.agent.v1.AgentService.PruneBaseBackups:output_type -> dr.agent.v1.PruneBaseBackupsResponse
-	48, // 97: dr.agent.v1.AgentService.ListBaseBackups:output_type -> dr.agent.v1.ListBaseBackupsResponse
-	54, // 98: dr.agent.v1.AgentService.RestorePostgres:output_type -> dr.agent.v1.RestorePostgresResponse
-	59, // 99: dr.agent.v1.AgentService.PreviewEtcdRestore:output_type -> dr.agent.v1.PreviewEtcdRestoreResponse
-	62, // 100: dr.agent.v1.AgentService.PrepareRestorePlan:output_type -> dr.agent.v1.PrepareRestorePlanResponse
-	65, // 101: dr.agent.v1.AgentService.StartRestorePlan:output_type -> dr.agent.v1.RestorePlanEvent
-	69, // 102: dr.agent.v1.AgentService.RestorePlanStatus:output_type -> dr.agent.v1.RestorePlanStatusResponse
-	67, // 103: dr.agent.v1.AgentService.DiscardRestorePlan:output_type -> dr.agent.v1.DiscardRestorePlanResponse
-	82, // [82:104] is the sub-list for method output_type
-	60, // [60:82] is the sub-list for method input_type
-	60, // [60:60] is the sub-list for extension type_name
-	60, // [60:60] is the sub-list for extension extendee
-	0,  // [0:60] is the sub-list for field type_name
+	18, // 11: dr.agent.v1.DeleteEtcdSnapshotsRequest.store_credentials:type_name -> dr.agent.v1.StoreCredentials
+	20, // 12: dr.agent.v1.PruneEtcdSnapshotsRequest.retention:type_name -> dr.agent.v1.Retention
+	18, // 13: dr.agent.v1.PruneEtcdSnapshotsRequest.store_credentials:type_name -> dr.agent.v1.StoreCredentials
+	72, // 14: dr.agent.v1.FileSnapshot.time:type_name -> google.protobuf.Timestamp
+	5,  // 15: dr.agent.v1.BackupFilesResponse.progress:type_name -> dr.agent.v1.Progress
+	24, // 16: dr.agent.v1.BackupFilesResponse.snapshot:type_name -> dr.agent.v1.FileSnapshot
+	26, // 17: dr.agent.v1.PreviewFileRestoreRequest.target:type_name -> dr.agent.v1.FileRestoreTarget
+	3,  // 18: dr.agent.v1.FileChange.kind:type_name -> dr.agent.v1.FileChange.Kind
+	28, // 19: dr.agent.v1.RestorePreview.changes:type_name -> dr.agent.v1.FileChange
+	5,  // 20: dr.agent.v1.PreviewFileRestoreResponse.progress:type_name -> dr.agent.v1.Progress
+	29, // 21: dr.agent.v1.PreviewFileRestoreResponse.preview:type_name -> dr.agent.v1.RestorePreview
+	26, // 22: dr.agent.v1.RestoreFilesRequest.target:type_name -> dr.agent.v1.FileRestoreTarget
+	5,  // 23: dr.agent.v1.RestoreFilesResponse.progress:type_name -> dr.agent.v1.Progress
+	32, // 24: dr.agent.v1.RestoreFilesResponse.result:type_name -> dr.agent.v1.RestoreFilesResult
+	5,  // 25: dr.agent.v1.VerifyBackupResponse.progress:type_name -> dr.agent.v1.Progress
+	35, // 26: dr.agent.v1.VerifyBackupResponse.result:type_name -> dr.agent.v1.VerifyResult
+	20, // 27: dr.agent.v1.ForgetFileSnapshotsRequest.retention:type_name -> dr.agent.v1.Retention
+	18, // 28: dr.agent.v1.ForgetFileSnapshotsRequest.store_credentials:type_name -> dr.agent.v1.StoreCredentials
+	5,  // 29: dr.agent.v1.ForgetFileSnapshotsResponse.progress:type_name -> dr.agent.v1.Progress
+	38, // 30: dr.agent.v1.ForgetFileSnapshotsResponse.result:type_name -> dr.agent.v1.ForgetResult
+	72, // 31: dr.agent.v1.WALSourceStatus.newest_shipped:type_name -> google.protobuf.Timestamp
+	72, // 32: dr.agent.v1.WALSourceStatus.last_error_time:type_name -> google.protobuf.Timestamp
+	41, // 33: dr.agent.v1.WALStatusResponse.sources:type_name -> dr.agent.v1.WALSourceStatus
+	72, // 34: dr.agent.v1.WALMark.time:type_name -> google.protobuf.Timestamp
+	44, // 35: dr.agent.v1.MarkWALResponse.marks:type_name -> dr.agent.v1.WALMark
+	72, // 36: dr.agent.v1.BaseBackupResult.start_time:type_name -> google.protobuf.Timestamp
+	72, // 37: dr.agent.v1.BaseBackupResult.stop_time:type_name -> google.protobuf.Timestamp
+	47, // 38: dr.agent.v1.ListBaseBackupsResponse.base_backups:type_name -> dr.agent.v1.BaseBackupResult
+	18, // 39: dr.agent.v1.PruneBaseBackupsRequest.store_credentials:type_name -> dr.agent.v1.StoreCredentials
+	47, // 40: dr.agent.v1.PruneBaseBackupsResponse.kept:type_name -> dr.agent.v1.BaseBackupResult
+	47, // 41: dr.agent.v1.PruneBaseBackupsResponse.removed:type_name -> dr.agent.v1.BaseBackupResult
+	5,  // 42: dr.agent.v1.BaseBackupResponse.progress:type_name -> dr.agent.v1.Progress
+	47, // 43: dr.agent.v1.BaseBackupResponse.result:type_name -> dr.agent.v1.BaseBackupResult
+	72, // 44: dr.agent.v1.RestorePostgresRequest.time:type_name -> google.protobuf.Timestamp
+	72, // 45: dr.agent.v1.RestorePostgresResult.recovered_to:type_name -> google.protobuf.Timestamp
+	71, // 46: dr.agent.v1.RestorePostgresResult.row_counts:type_name -> dr.agent.v1.RestorePostgresResult.RowCountsEntry
+	73, // 47: dr.agent.v1.RestorePostgresResult.plan:type_name -> dr.agent.v1.PostgresRestorePlan
+	5,  // 48: dr.agent.v1.RestorePostgresResponse.progress:type_name -> dr.agent.v1.Progress
+	54, // 49: dr.agent.v1.RestorePostgresResponse.result:type_name -> dr.agent.v1.RestorePostgresResult
+	56, // 50: dr.agent.v1.PreviewEtcdRestoreRequest.snapshot:type_name -> dr.agent.v1.SnapshotRef
+	12, // 51: dr.agent.v1.EtcdRestorePreview.snapshot:type_name -> dr.agent.v1.EtcdSnapshot
+	58, // 52: dr.agent.v1.EtcdRestorePreview.impact:type_name -> dr.agent.v1.ResourceImpact
+	5,  // 53: dr.agent.v1.PreviewEtcdRestoreResponse.progress:type_name -> dr.agent.v1.Progress
+	59, // 54: dr.agent.v1.PreviewEtcdRestoreResponse.preview:type_name -> dr.agent.v1.EtcdRestorePreview
+	1,  // 55: dr.agent.v1.RestorePlanPart.role:type_name -> dr.agent.v1.RestoreRole
+	2,  // 56: dr.agent.v1.RestorePlanPart.flavor:type_name -> dr.agent.v1.RestoreFlavor
+	56, // 57: dr.agent.v1.RestorePlanPart.snapshot:type_name -> dr.agent.v1.SnapshotRef
+	61, // 58: dr.agent.v1.PrepareRestorePlanRequest.part:type_name -> dr.agent.v1.RestorePlanPart
+	4,  // 59: dr.agent.v1.RestoreStep.state:type_name -> dr.agent.v1.RestoreStep.State
+	72, // 60: dr.agent.v1.RestoreStep.started:type_name -> google.protobuf.Timestamp
+	72, // 61: dr.agent.v1.RestoreStep.finished:type_name -> google.protobuf.Timestamp
+	65, // 62: dr.agent.v1.RestorePlanEvent.step:type_name -> dr.agent.v1.RestoreStep
+	65, // 63: dr.agent.v1.RestorePlanStatusResponse.steps:type_name -> dr.agent.v1.RestoreStep
+	6,  // 64: dr.agent.v1.AgentService.Info:input_type -> dr.agent.v1.InfoRequest
+	9,  // 65: dr.agent.v1.AgentService.CheckStore:input_type -> dr.agent.v1.CheckStoreRequest
+	13, // 66: dr.agent.v1.AgentService.SaveEtcdSnapshot:input_type -> dr.agent.v1.SaveEtcdSnapshotRequest
+	15, // 67: dr.agent.v1.AgentService.ListEtcdSnapshots:input_type -> dr.agent.v1.ListEtcdSnapshotsRequest
+	17, // 68: dr.agent.v1.AgentService.DeleteEtcdSnapshots:input_type -> dr.agent.v1.DeleteEtcdSnapshotsRequest
+	21, // 69: dr.agent.v1.AgentService.PruneEtcdSnapshots:input_type -> dr.agent.v1.PruneEtcdSnapshotsRequest
+	23, // 70: dr.agent.v1.AgentService.BackupFiles:input_type -> dr.agent.v1.BackupFilesRequest
+	27, // 71: dr.agent.v1.AgentService.PreviewFileRestore:input_type -> dr.agent.v1.PreviewFileRestoreRequest
+	31, // 72: dr.agent.v1.AgentService.RestoreFiles:input_type -> dr.agent.v1.RestoreFilesRequest
+	34, // 73: dr.agent.v1.AgentService.VerifyBackup:input_type -> dr.agent.v1.VerifyBackupRequest
+	37, // 74: dr.agent.v1.AgentService.ForgetFileSnapshots:input_type -> dr.agent.v1.ForgetFileSnapshotsRequest
+	40, // 75: dr.agent.v1.AgentService.WALStatus:input_type -> dr.agent.v1.WALStatusRequest
+	43, // 76: dr.agent.v1.AgentService.MarkWAL:input_type -> dr.agent.v1.MarkWALRequest
+	46, // 77: dr.agent.v1.AgentService.BaseBackup:input_type -> dr.agent.v1.BaseBackupRequest
+	50, // 78: dr.agent.v1.AgentService.PruneBaseBackups:input_type -> dr.agent.v1.PruneBaseBackupsRequest
+	48, // 79: dr.agent.v1.AgentService.ListBaseBackups:input_type -> dr.agent.v1.ListBaseBackupsRequest
+	53, // 80: dr.agent.v1.AgentService.RestorePostgres:input_type -> dr.agent.v1.RestorePostgresRequest
+	57, // 81: dr.agent.v1.AgentService.PreviewEtcdRestore:input_type -> dr.agent.v1.PreviewEtcdRestoreRequest
+	62, // 82: dr.agent.v1.AgentService.PrepareRestorePlan:input_type -> dr.agent.v1.PrepareRestorePlanRequest
+	64, // 83: dr.agent.v1.AgentService.StartRestorePlan:input_type -> dr.agent.v1.StartRestorePlanRequest
+	69, // 84: dr.agent.v1.AgentService.RestorePlanStatus:input_type -> dr.agent.v1.RestorePlanStatusRequest
+	67, // 85: dr.agent.v1.AgentService.DiscardRestorePlan:input_type -> dr.agent.v1.DiscardRestorePlanRequest
+	7,  // 86: dr.agent.v1.AgentService.Info:output_type -> dr.agent.v1.InfoResponse
+	10, // 87: dr.agent.v1.AgentService.CheckStore:output_type -> dr.agent.v1.CheckStoreResponse
+	14, // 88: dr.agent.v1.AgentService.SaveEtcdSnapshot:output_type -> dr.agent.v1.SaveEtcdSnapshotResponse
+	16, // 89: dr.agent.v1.AgentService.ListEtcdSnapshots:output_type -> dr.agent.v1.ListEtcdSnapshotsResponse
+	19, // 90: dr.agent.v1.AgentService.DeleteEtcdSnapshots:output_type -> dr.agent.v1.DeleteEtcdSnapshotsResponse
+	22, // 91: dr.agent.v1.AgentService.PruneEtcdSnapshots:output_type -> dr.agent.v1.PruneEtcdSnapshotsResponse
+	25, // 92: dr.agent.v1.AgentService.BackupFiles:output_type -> dr.agent.v1.BackupFilesResponse
+	30, // 93: dr.agent.v1.AgentService.PreviewFileRestore:output_type -> dr.agent.v1.PreviewFileRestoreResponse
+	33, // 94: dr.agent.v1.AgentService.RestoreFiles:output_type -> dr.agent.v1.RestoreFilesResponse
+	36, // 95: dr.agent.v1.AgentService.VerifyBackup:output_type -> dr.agent.v1.VerifyBackupResponse
+	39, // 96: dr.agent.v1.AgentService.ForgetFileSnapshots:output_type -> dr.agent.v1.ForgetFileSnapshotsResponse
+	42, // 97: dr.agent.v1.AgentService.WALStatus:output_type -> dr.agent.v1.WALStatusResponse
+	45, // 98: dr.agent.v1.AgentService.MarkWAL:output_type -> dr.agent.v1.MarkWALResponse
+	52, // 99: dr.agent.v1.AgentService.BaseBackup:output_type -> dr.agent.v1.BaseBackupResponse
+	51, // 100: dr.agent.v1.AgentService.PruneBaseBackups:output_type -> dr.agent.v1.PruneBaseBackupsResponse
+	49, // 101: dr.agent.v1.AgentService.ListBaseBackups:output_type -> dr.agent.v1.ListBaseBackupsResponse
+	55, // 102: dr.agent.v1.AgentService.RestorePostgres:output_type -> dr.agent.v1.RestorePostgresResponse
+	60, // 103: dr.agent.v1.AgentService.PreviewEtcdRestore:output_type -> dr.agent.v1.PreviewEtcdRestoreResponse
+	63, // 104: dr.agent.v1.AgentService.PrepareRestorePlan:output_type -> dr.agent.v1.PrepareRestorePlanResponse
+	66, // 105: dr.agent.v1.AgentService.StartRestorePlan:output_type -> dr.agent.v1.RestorePlanEvent
+	70, // 106: dr.agent.v1.AgentService.RestorePlanStatus:output_type -> dr.agent.v1.RestorePlanStatusResponse
+	68, // 107: dr.agent.v1.AgentService.DiscardRestorePlan:output_type -> dr.agent.v1.DiscardRestorePlanResponse
+	86, // [86:108] is the sub-list for method output_type
+	64, // [64:86] is the sub-list for method input_type
+	64, // [64:64] is the sub-list for extension type_name
+	64, // [64:64] is the sub-list for extension extendee
+	0,  // [0:64] is the sub-list for field type_name
 }
 
 func init() { file_api_dr_agent_v1_agent_proto_init() }
@@ -6239,31 +6385,31 @@ func file_api_dr_agent_v1_agent_proto_init() {
 		(*SaveEtcdSnapshotResponse_Progress)(nil),
 		(*SaveEtcdSnapshotResponse_Snapshot)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[19].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[20].OneofWrappers = []any{
 		(*BackupFilesResponse_Progress)(nil),
 		(*BackupFilesResponse_Snapshot)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[24].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[25].OneofWrappers = []any{
 		(*PreviewFileRestoreResponse_Progress)(nil),
 		(*PreviewFileRestoreResponse_Preview)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[27].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[28].OneofWrappers = []any{
 		(*RestoreFilesResponse_Progress)(nil),
 		(*RestoreFilesResponse_Result)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[30].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[31].OneofWrappers = []any{
 		(*VerifyBackupResponse_Progress)(nil),
 		(*VerifyBackupResponse_Result)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[33].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[34].OneofWrappers = []any{
 		(*ForgetFileSnapshotsResponse_Progress)(nil),
 		(*ForgetFileSnapshotsResponse_Result)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[46].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[47].OneofWrappers = []any{
 		(*BaseBackupResponse_Progress)(nil),
 		(*BaseBackupResponse_Result)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[47].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[48].OneofWrappers = []any{
 		(*RestorePostgresRequest_Time)(nil),
 		(*RestorePostgresRequest_Latest)(nil),
 		(*RestorePostgresRequest_Lsn)(nil),
@@ -6271,11 +6417,11 @@ func file_api_dr_agent_v1_agent_proto_init() {
 		(*RestorePostgresRequest_Name)(nil),
 		(*RestorePostgresRequest_Immediate)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[49].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[50].OneofWrappers = []any{
 		(*RestorePostgresResponse_Progress)(nil),
 		(*RestorePostgresResponse_Result)(nil),
 	}
-	file_api_dr_agent_v1_agent_proto_msgTypes[54].OneofWrappers = []any{
+	file_api_dr_agent_v1_agent_proto_msgTypes[55].OneofWrappers = []any{
 		(*PreviewEtcdRestoreResponse_Progress)(nil),
 		(*PreviewEtcdRestoreResponse_Preview)(nil),
 	}
@@ -6285,7 +6431,7 @@ func file_api_dr_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dr_agent_v1_agent_proto_rawDesc), len(file_api_dr_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   66,
+			NumMessages:   67,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

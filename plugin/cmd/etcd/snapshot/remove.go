@@ -6,10 +6,13 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 )
@@ -83,23 +86,33 @@ func (o *RemoveOptions) Run(ctx context.Context) error {
 		return fmt.Errorf("no etcd snapshot named %s: nothing removed", strings.Join(missing, ", "))
 	}
 
+	// The store's copy goes from here, with the install's delete-capable
+	// credentials (the nodes may hold put/get-only ones); then the node
+	// that took it removes its local copy.
+	var store objstore.Store
 	for _, s := range snaps {
+		inStore := false
+		if s.Uploaded {
+			if store == nil {
+				if store, err = o.f.OpenStore(ctx); err != nil {
+					return fmt.Errorf("remove %s: the store cannot be opened from here: %w", s.Name, err)
+				}
+			}
+			if err := dbsnap.DeleteFromStore(ctx, store, s); err != nil {
+				return fmt.Errorf("remove %s: %w", s.Name, err)
+			}
+			inStore = true
+		}
 		if n, ok := nodes.Find(s.Node); ok && n.Ready() {
-			if _, err := n.Conn.DeleteEtcdSnapshots(ctx, &agentv1.DeleteEtcdSnapshotsRequest{Names: []string{s.Name}}); err != nil {
+			_, err := n.Conn.DeleteEtcdSnapshots(ctx, &agentv1.DeleteEtcdSnapshotsRequest{Names: []string{s.Name}})
+			if err != nil && !(inStore && status.Code(err) == codes.NotFound) {
 				return fmt.Errorf("remove %s on %s: %s", s.Name, s.Node, agentclient.Explain(err))
 			}
 			fmt.Fprintf(o.Out, "removed %s\n", s.Name)
 			continue
 		}
-		if !s.Uploaded {
+		if !inStore {
 			return fmt.Errorf("remove %s: it exists only on node %s, whose agent does not answer", s.Name, s.Node)
-		}
-		store, err := o.f.OpenStore(ctx)
-		if err != nil {
-			return fmt.Errorf("remove %s: agent on %s does not answer and the store cannot be read directly: %w", s.Name, s.Node, err)
-		}
-		if err := dbsnap.DeleteFromStore(ctx, store, s); err != nil {
-			return fmt.Errorf("remove %s: %w", s.Name, err)
 		}
 		fmt.Fprintf(o.Out, "removed %s from the store (the copy on %s stays: its agent does not answer)\n", s.Name, s.Node)
 	}
