@@ -24,6 +24,7 @@ import (
 
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/etcdmember"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/bucketobj"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 	"github.com/kubectl-dr/kubectl-dr/test/lab"
 )
@@ -147,6 +148,10 @@ func TestBucketLargeObjectAgentKilledMidCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { theLab.StopProcess("bigcopy") })
+	// The source goes with the test: left in the store, every later drill
+	// and recovery would restore its 2 GiB and judge its RPO, which grows
+	// from here on (no agent runs it after this test).
+	t.Cleanup(func() { removeBucketSource(t, source) })
 	agentDir := filepath.Join(theLab.Dir, "extra-agents", "bigcopy")
 	env := []string{"KUBECTL_DR_AGENTS=bigcopy=" + cfg.Listen}
 
@@ -222,5 +227,24 @@ func TestBucketLargeObjectAgentKilledMidCopy(t *testing.T) {
 	n, err := io.Copy(g, obj)
 	if err != nil || n != size || hex.EncodeToString(g.Sum(nil)) != want {
 		t.Fatalf("restored object: %d bytes (%v), sha256 %x; want %d bytes, %s", n, err, g.Sum(nil), size, want)
+	}
+}
+
+// removeBucketSource deletes a bucket source's records (its index,
+// buckets/SOURCE/); its blobs stay, as other sources may share them, and
+// later tests see no such source.
+func removeBucketSource(t *testing.T, source string) {
+	t.Helper()
+	ctx := context.Background()
+	store := labStore(t)
+	objs, err := store.List(ctx, bucketobj.Dir(source))
+	if err != nil {
+		t.Errorf("list bucket source %s: %v", source, err)
+		return
+	}
+	for _, o := range objs {
+		if err := store.Delete(ctx, o.Key); err != nil {
+			t.Errorf("remove %s: %v", o.Key, err)
+		}
 	}
 }

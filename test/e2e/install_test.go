@@ -29,7 +29,8 @@ var installed = []string{
 	"namespace/dr-system", "clusterrole/dr-agent", "clusterrolebinding/dr-agent",
 	"-n dr-system serviceaccount/dr-agent",
 	"-n dr-system configmap/dr-agent-config", "-n dr-system daemonset/dr-agent",
-	"-n dr-system secret/dr-agent-tls", "-n dr-system secret/dr-client-tls", "-n dr-system secret/dr-store",
+	"-n dr-system secret/dr-agent-ca", "-n dr-system secret/dr-agent-tls", "-n dr-system secret/dr-client-tls",
+	"-n dr-system secret/dr-store", "-n dr-system secret/dr-store-node",
 	"-n dr-system secret/dr-snapshot-key", "-n dr-system secret/dr-snapshot-recipient", "-n dr-system secret/dr-restic",
 }
 
