@@ -146,17 +146,9 @@ func ParseCA(certPEM, keyPEM []byte) (*CA, error) {
 	if !cert.IsCA {
 		return nil, errors.New("CA certificate: not a CA")
 	}
-	kb, _ := pem.Decode(keyPEM)
-	if kb == nil {
-		return nil, errors.New("CA key: no PEM key")
-	}
-	key, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	signer, err := ParseSigner(keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("parse CA key: %w", err)
-	}
-	signer, ok := key.(crypto.Signer)
-	if !ok {
-		return nil, errors.New("CA key cannot sign")
+		return nil, fmt.Errorf("CA key: %w", err)
 	}
 	if !publicEqual(signer.Public(), cert.PublicKey) {
 		return nil, errors.New("CA key does not belong to the CA certificate")

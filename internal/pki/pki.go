@@ -190,21 +190,31 @@ func newSerial() (*big.Int, error) {
 // PublicKeyPEM returns the PKIX public key of the pair's private key (what
 // kube-apiserver's --service-account-key-file wants).
 func (kp KeyPair) PublicKeyPEM() ([]byte, error) {
-	kb, _ := pem.Decode(kp.KeyPEM)
-	if kb == nil {
-		return nil, errors.New("no PEM key")
-	}
-	key, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	signer, err := ParseSigner(kp.KeyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("parse key: %w", err)
-	}
-	signer, ok := key.(crypto.Signer)
-	if !ok {
-		return nil, errors.New("key cannot sign")
+		return nil, err
 	}
 	der, err := x509.MarshalPKIXPublicKey(signer.Public())
 	if err != nil {
 		return nil, fmt.Errorf("encode public key: %w", err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
+}
+
+// ParseSigner reads a PEM PKCS #8 private key that can sign (what
+// encode writes, and the agents' node keys).
+func ParseSigner(keyPEM []byte) (crypto.Signer, error) {
+	b, _ := pem.Decode(keyPEM)
+	if b == nil {
+		return nil, errors.New("no PEM key")
+	}
+	key, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("parse key: %w", err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, errors.New("the key cannot sign")
+	}
+	return signer, nil
 }

@@ -58,7 +58,7 @@ func Load(stateDir, node string) (*Identity, error) {
 	case err != nil:
 		return nil, fmt.Errorf("read node key: %w", err)
 	default:
-		if id.Signer, err = parseKey(keyPEM); err != nil {
+		if id.Signer, err = pki.ParseSigner(keyPEM); err != nil {
 			return nil, fmt.Errorf("node key %s: %w (move it aside: the agent makes a new one and is enrolled again by kubectl dr install)", keyPath, err)
 		}
 	}
@@ -94,22 +94,6 @@ func create(dir, path string) (crypto.Signer, error) {
 		return nil, fmt.Errorf("write node key: %w", err)
 	}
 	return key, nil
-}
-
-func parseKey(keyPEM []byte) (crypto.Signer, error) {
-	b, _ := pem.Decode(keyPEM)
-	if b == nil {
-		return nil, errors.New("no PEM key")
-	}
-	key, err := x509.ParsePKCS8PrivateKey(b.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("parse: %w", err)
-	}
-	signer, ok := key.(crypto.Signer)
-	if !ok {
-		return nil, errors.New("the key cannot sign")
-	}
-	return signer, nil
 }
 
 // parseChain reads PEM certificates and checks the leaf is for the node's

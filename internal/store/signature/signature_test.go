@@ -1,7 +1,6 @@
 package signature_test
 
 import (
-	"crypto"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -27,15 +26,11 @@ func nodeOf(c *x509.Certificate) string {
 func signer(t testing.TB, kp pki.KeyPair) signature.Signer {
 	t.Helper()
 	cb, _ := pem.Decode(kp.CertPEM)
-	kb, _ := pem.Decode(kp.KeyPEM)
-	if cb == nil || kb == nil {
-		t.Fatal("no PEM")
+	key, err := pki.ParseSigner(kp.KeyPEM)
+	if cb == nil || err != nil {
+		t.Fatalf("key pair: %v", err)
 	}
-	key, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return signature.Signer{Key: key.(crypto.Signer), Chain: [][]byte{cb.Bytes}}
+	return signature.Signer{Key: key, Chain: [][]byte{cb.Bytes}}
 }
 
 type world struct {
