@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -80,6 +81,17 @@ func (o *UninstallOptions) Run(ctx context.Context) error {
 	names := []string{agentclient.AgentCASecret, AgentTLSSecret, cmdutil.ClientTLSSecret, cmdutil.StoreSecret, NodeStoreSecret, RecipientSecret}
 	if o.DeleteKeys {
 		names = append(names, keySecrets()...)
+	}
+	// The bucket sources' credentials install stored (dr-bucket-NAME,
+	// with install's label): they read the application's buckets, not
+	// the backups, and go with the agents.
+	bucketSecrets, err := cs.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{LabelSelector: PartOfLabel + "=" + PartOfValue})
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return fmt.Errorf("list Secrets in %s: %w", ns, err)
+	default:
+		names = append(names, bucketSecretNames(bucketSecrets.Items)...)
 	}
 	for _, name := range names {
 		namespaced = append(namespaced, secret(name, nil))
@@ -192,4 +204,17 @@ func backupCommand(ns, name string) string {
 	default:
 		return fmt.Sprintf("kubectl -n %s get secret %s -o jsonpath='{.data.password}' | base64 -d > dr-restic.password", ns, name)
 	}
+}
+
+// bucketSecretNames are the bucket sources' Secrets among secrets: named
+// dr-bucket-NAME and labelled by install (a Secret of the same name that
+// install did not make is not its to delete).
+func bucketSecretNames(secrets []corev1.Secret) []string {
+	var out []string
+	for _, s := range secrets {
+		if strings.HasPrefix(s.Name, BucketSecretPrefix) && s.Labels[PartOfLabel] == PartOfValue {
+			out = append(out, s.Name)
+		}
+	}
+	return out
 }
