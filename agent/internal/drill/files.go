@@ -99,7 +99,7 @@ func (e *Engine) RunFiles(ctx context.Context, drillID string, req FilesPart, ke
 			// restic restore --verify over the restored tree: unchanged files
 			// are not written again, every file is read back against the
 			// snapshot.
-			if _, err := e.Files.RestoreSnapshot(restic.LowPriority(ctx), snap.ID, target, true, nil); err != nil {
+			if _, err := e.Files.RestoreSnapshot(ctx, snap.ID, target, true, nil); err != nil {
 				return "", fmt.Errorf("verify the restore of snapshot %s of %s (restic read back every file): %w%s", snap.ShortID, owner, err, restic.Problems(err))
 			}
 			return "restic read every restored file back against the snapshot: each matches", nil
@@ -109,7 +109,7 @@ func (e *Engine) RunFiles(ctx context.Context, drillID string, req FilesPart, ke
 	// failed restore it tells which packs are damaged or missing.
 	if subset != "0" {
 		p.step("read-data", false, func() (string, error) {
-			res, err := e.Files.Check(restic.LowPriority(ctx), subset)
+			res, err := e.Files.Check(ctx, subset)
 			if err != nil {
 				return "", fmt.Errorf("restic check --read-data-subset %s: %w", subset, err)
 			}

@@ -2,11 +2,6 @@
 
 package restic
 
-import (
-	"os/exec"
-	"syscall"
-)
+import "syscall"
 
 func procAttr() *syscall.SysProcAttr { return nil }
-
-func startLow(cmd *exec.Cmd, _ <-chan struct{}) error { return cmd.Start() }

@@ -118,16 +118,6 @@ type Repo struct {
 	LockWait time.Duration
 }
 
-type lowPriorityKey struct{}
-
-// LowPriority marks work that may wait for the rest of the node: restic
-// runs under ctx at the lowest CPU priority (nice 19). A drill's own
-// checks use it, so that they do not slow down the restores its RTO
-// measures.
-func LowPriority(ctx context.Context) context.Context {
-	return context.WithValue(ctx, lowPriorityKey{}, true)
-}
-
 // run starts restic with args, hands each stdout line to onLine and
 // returns the error restic reported. Cancelling ctx sends SIGINT, so restic
 // removes its lock before it exits.
@@ -156,13 +146,7 @@ func (r *Repo) run(ctx context.Context, op string, args []string, onLine func([]
 	if err != nil {
 		return err
 	}
-	start := cmd.Start
-	if ctx.Value(lowPriorityKey{}) != nil {
-		done := make(chan struct{})
-		defer close(done)
-		start = func() error { return startLow(cmd, done) }
-	}
-	if err := start(); err != nil {
+	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start restic %s (%s): %w", op, r.Binary, err)
 	}
 	sc := bufio.NewScanner(stdout)
