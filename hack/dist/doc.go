@@ -9,6 +9,9 @@
 // checksums file, such as the one `goreleaser release` publishes (the
 // release workflow does this), so the manifest has one source either way.
 //
-//	go run ./hack/dist -version v0.1.0 [-commit SHA] [-out _output/dist] [-base-url URL] [-manifest krew/dr.yaml]
+// -platforms linux/amd64,windows/amd64 keeps only those platforms (the
+// tests' default; KDR_DIST_ALL=1 makes them build every one).
+//
+//	go run ./hack/dist -version v0.1.0 [-commit SHA] [-platforms OS/ARCH,...] [-out _output/dist] [-base-url URL] [-manifest krew/dr.yaml]
 //	go run ./hack/dist -version v0.1.0 -checksums _output/goreleaser/checksums.txt -manifest _output/goreleaser/dr.yaml
 package main

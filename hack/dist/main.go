@@ -31,6 +31,9 @@ var semver = regexp.MustCompile(`^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.
 
 type options struct {
 	version, commit, out, baseURL, manifest, config, checksums, krewArchive string
+	// platforms, when set, keeps only these os/arch pairs (a test's quick
+	// build; a release builds them all).
+	platforms map[string]bool
 }
 
 func main() {
@@ -43,7 +46,18 @@ func main() {
 	flag.StringVar(&o.config, "config", ".goreleaser.yaml", "the release definition: platforms, flags, archive names and members")
 	flag.StringVar(&o.checksums, "checksums", "", "build nothing: write the krew manifest from this checksums file (goreleaser's checksums.txt)")
 	flag.StringVar(&o.krewArchive, "krew-archive", "kubectl-dr", "id of the archive the krew manifest points at")
+	plats := flag.String("platforms", "", "only these os/arch pairs, comma-separated (default: every platform the definition lists)")
 	flag.Parse()
+	if *plats != "" {
+		o.platforms = map[string]bool{}
+		for _, p := range strings.Split(*plats, ",") {
+			if p = strings.TrimSpace(p); !strings.Contains(p, "/") {
+				fmt.Fprintf(os.Stderr, "dist: -platforms: %q is not os/arch\n", p)
+				os.Exit(2)
+			}
+			o.platforms[p] = true
+		}
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "dist:", err)
 		os.Exit(1)
@@ -121,6 +135,9 @@ func archivePlatforms(cfg *releaseConfig, a archive, o options) ([]platform, err
 		}
 		for _, goos := range b.Goos {
 			for _, goarch := range b.Goarch {
+				if o.platforms != nil && !o.platforms[goos+"/"+goarch] {
+					continue
+				}
 				d := newTmplData(cfg.ProjectName, o.version, o.commit)
 				d.Os, d.Arch = goos, goarch
 				p := platform{OS: goos, Arch: goarch, Bin: b.Binary, buildID: b.ID}
