@@ -19,7 +19,9 @@ import (
 
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/preflight"
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/restoreplan"
+	"github.com/kubectl-dr/kubectl-dr/agent/server"
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
+	"github.com/kubectl-dr/kubectl-dr/internal/mtls"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 )
@@ -44,6 +46,8 @@ type etcdRestoreOptions struct {
 	stopCommand, startCommand                string
 	memberName, peerURL                      string
 	skipPreflight                            []string
+	caFile                                   string
+	allowUnsigned                            bool
 }
 
 func newEtcdRestoreCmd(out io.Writer) *cobra.Command {
@@ -124,6 +128,8 @@ Without --yes the command prints what it would do and changes nothing.`,
 	f.BoolVar(&o.tokenFromStore, "token-from-store", false, "put the server token kept with the snapshot back")
 	f.BoolVar(&o.newHost, "new-host", false, "put the server token and the encryption config kept with the snapshot back")
 	f.StringArrayVar(&o.skipPreflight, "skip-preflight", nil, "go on although this preflight check failed ("+strings.Join(preflight.Checks, ", ")+"; repeatable)")
+	f.StringVar(&o.caFile, "ca-file", "", "the CA install made (ca.crt of Secret dr-agent-tls): the snapshot's record must be signed by a certificate it issued (default the agent config's tls.ca)")
+	f.BoolVar(&o.allowUnsigned, "allow-unsigned", false, "accept a snapshot whose record carries no signature (taken before records were signed, or by an agent not yet enrolled); one whose signature does not hold is refused whatever this says")
 	f.BoolVar(&o.yes, "yes", false, "restore; without it nothing is changed")
 	return cmd
 }
@@ -253,13 +259,27 @@ func (o *etcdRestoreOptions) fromStore(cmd *cobra.Command, cfg *agentconfig.Conf
 		if len(list) == 0 {
 			return nil, nil, fmt.Errorf("no etcd snapshot of cluster %s in %s: check --cluster-id and the store", cfg.ClusterID, store)
 		}
-		return list[0], store, nil
+		return o.verified(ctx, cfg, store, list[0])
 	}
 	snap, ok := dbsnap.Find(list, o.snapshot)
 	if !ok {
 		return nil, nil, fmt.Errorf("no etcd snapshot named %q in %s (%d snapshots there; --latest takes the newest)", o.snapshot, store, len(list))
 	}
-	return snap, store, nil
+	return o.verified(ctx, cfg, store, snap)
+}
+
+// verified is snap as its signed record says, checked against --ca-file
+// or the agent config's CA.
+func (o *etcdRestoreOptions) verified(ctx context.Context, cfg *agentconfig.Config, store objstore.Store, snap *dbsnap.Snapshot) (*dbsnap.Snapshot, objstore.Store, error) {
+	files := cfg.TLS
+	if o.caFile != "" {
+		files = mtls.Files{CA: o.caFile}
+	}
+	v, _, err := dbsnap.Verified(ctx, store, server.RecordPolicy(files, o.allowUnsigned), snap)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w; nothing was changed", err)
+	}
+	return v, store, nil
 }
 
 // identity reads the snapshot key: --snapshot-key-file (- for stdin), else

@@ -54,6 +54,8 @@ func (s *Server) scheduledDrill(ctx context.Context, started time.Time) (*drillr
 		return nil, err
 	}
 	e.Unattended = true
+	records := s.recordPolicy(false)
+	e.Records = &records
 	id := drillreport.NewID(started)
 	for i := 1; ; i++ {
 		exists, err := drillreport.Exists(ctx, s.store, id)

@@ -15,6 +15,8 @@ import (
 
 	"filippo.io/age"
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
+	"github.com/kubectl-dr/kubectl-dr/internal/mtls"
+	"github.com/kubectl-dr/kubectl-dr/internal/pki"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/drillreport"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
@@ -24,6 +26,7 @@ import (
 func scheduleServer(t *testing.T, storeDir string) *Server {
 	t.Helper()
 	cfg := &agentconfig.Config{NodeName: "n1", DataDir: t.TempDir(), StateDir: t.TempDir(), ClusterID: "c1",
+		TLS:   nodeTLS(t, "n1"),
 		Store: objstore.Config{URL: "file://" + storeDir}, Restic: agentconfig.Restic{Binary: "/nonexistent/restic"},
 		Drill: agentconfig.Drill{Schedule: "off", RTOTarget: "30m", RPOTarget: "5m"}}
 	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -31,6 +34,29 @@ func scheduleServer(t *testing.T, storeDir string) *Server {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// nodeTLS is a CA and a certificate it issued for node, as an enrolled
+// agent holds: what signs the records the agent writes.
+func nodeTLS(t *testing.T, node string) mtls.Files {
+	t.Helper()
+	dir := t.TempDir()
+	ca, caPair, err := pki.NewCA("test-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := ca.Issue(pki.LeafOptions{CommonName: pki.NodeDNSName(node), DNSNames: pki.NodeDNSNames(node), Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := mtls.Files{CA: filepath.Join(dir, "ca.crt"), Cert: filepath.Join(dir, "node.crt"), Key: filepath.Join(dir, "node.key")}
+	if err := os.WriteFile(files.CA, caPair.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := kp.WriteFiles(files.Cert, files.Key); err != nil {
+		t.Fatal(err)
+	}
+	return files
 }
 
 func gauge(t *testing.T, s *Server, name string) float64 {
@@ -128,7 +154,7 @@ func TestScheduledDrillWithoutTheKeyDoesNotClaimTheDatastore(t *testing.T) {
 	}
 	sum := sha256.Sum256(data)
 	snap := &dbsnap.Snapshot{Name: "sched-n1-1", Node: "n1", Created: time.Now().UTC().Add(-time.Minute).Truncate(time.Second), Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
-	if err := dbsnap.Put(ctx, s.store, snap, file, id.Recipient()); err != nil {
+	if err := dbsnap.Put(ctx, s.store, snap, file, id.Recipient(), s.recordSigner()); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := s.scheduledDrill(ctx, time.Now().UTC())

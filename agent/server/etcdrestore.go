@@ -20,6 +20,8 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/backupset"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/signature"
 )
 
 // PreviewEtcdRestore fetches and verifies the snapshot into the state dir
@@ -57,7 +59,7 @@ func (s *Server) PreviewEtcdRestore(req *agentv1.PreviewEtcdRestoreRequest, stre
 	if err != nil {
 		return err
 	}
-	snap, path, err := s.fetchForRestore(ctx, &agentv1.SnapshotRef{Name: found.Name}, id, progress)
+	snap, path, err := s.fetchForRestore(ctx, &agentv1.SnapshotRef{Name: found.Name, AllowUnsigned: req.GetSnapshot().GetAllowUnsigned()}, id, progress)
 	if err != nil {
 		return err
 	}
@@ -132,7 +134,7 @@ func (s *Server) resolveSnapshot(ctx context.Context, ref *agentv1.SnapshotRef) 
 		if len(list) == 0 {
 			return nil, status.Errorf(codes.NotFound, "no etcd snapshot in %s", s.store)
 		}
-		return list[0], nil
+		return s.verifiedSnapshot(ctx, list[0], ref.GetAllowUnsigned())
 	}
 	if name == "" {
 		return nil, status.Error(codes.InvalidArgument, "name a snapshot, a backup set, or ask for the latest")
@@ -141,7 +143,32 @@ func (s *Server) resolveSnapshot(ctx context.Context, ref *agentv1.SnapshotRef) 
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "no etcd snapshot named %q in %s: `kubectl dr etcd snapshot ls` lists them", name, s.store)
 	}
-	return snap, nil
+	return s.verifiedSnapshot(ctx, snap, ref.GetAllowUnsigned())
+}
+
+// verifiedSnapshot is snap as its signed record says, checked against this
+// agent's CA: what a restore, a preview or a drill may trust.
+func (s *Server) verifiedSnapshot(ctx context.Context, snap *dbsnap.Snapshot, allowUnsigned bool) (*dbsnap.Snapshot, error) {
+	v, _, err := dbsnap.Verified(ctx, s.store, s.recordPolicy(allowUnsigned), snap)
+	if err != nil {
+		return nil, recordStatus(err)
+	}
+	return v, nil
+}
+
+// recordStatus is the gRPC status of a record refused by its signature
+// (or its absence), or of one that could not be read.
+func recordStatus(err error) error {
+	var unsigned *signature.UnsignedError
+	switch {
+	case errors.As(err, &unsigned):
+		return failure(codes.FailedPrecondition, agentv1.ReasonRecordUnsigned, "%v; nothing was changed", err)
+	case errors.Is(err, signature.ErrForged):
+		return failure(codes.FailedPrecondition, agentv1.ReasonRecordForged, "%v; nothing was changed", err)
+	case errors.Is(err, objstore.ErrNotFound):
+		return status.Errorf(codes.NotFound, "%v", err)
+	}
+	return status.Errorf(codes.Unavailable, "%v", err)
 }
 
 // fetchForRestore downloads the snapshot into <stateDir>/restore/, or

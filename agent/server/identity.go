@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"time"
 
@@ -12,6 +14,8 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/nodeid"
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 	"github.com/kubectl-dr/kubectl-dr/internal/mtls"
+	"github.com/kubectl-dr/kubectl-dr/internal/pki"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/signature"
 )
 
 // identityServer is the enrollment service (identity.proto).
@@ -93,4 +97,56 @@ func (s *Server) TLSConfig() (*tls.Config, error) {
 		return &bootstrap, nil
 	}
 	return cfg, nil
+}
+
+// recordSigner is the key and certificate that sign the records this
+// agent writes: the node's enrolled one, else a certificate for this node
+// in its TLS files (issued for it, as the lab's process agents have); nil
+// when neither (records go unsigned, and a restore refuses them unless
+// told otherwise). The shared bootstrap certificate never signs: it
+// vouches for nothing.
+func (s *Server) recordSigner() *signature.Signer {
+	roots, err := s.cfg.TLS.Roots()
+	if err != nil {
+		return nil
+	}
+	now := time.Now()
+	if id, err := s.nodeIdentity(); err == nil {
+		if _, ok := id.Certificate(roots, now); ok {
+			return &signature.Signer{Key: id.Signer, Chain: id.CertChain()}
+		}
+	}
+	pair, err := s.cfg.TLS.KeyPair()
+	if err != nil || len(pair.Certificate) == 0 {
+		return nil
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil
+	}
+	key, ok := pair.PrivateKey.(crypto.Signer)
+	if !ok {
+		return nil
+	}
+	if enrolled, err := pki.VerifyAgent([]*x509.Certificate{leaf}, roots, s.cfg.NodeName, now); err != nil || !enrolled {
+		return nil
+	}
+	return &signature.Signer{Key: key, Chain: pair.Certificate}
+}
+
+// recordPolicy is what this agent accepts of the records it reads: signed
+// by a node or kubectl dr with a certificate of its TLS configuration's
+// CA, or unsigned when the request says so (--allow-unsigned).
+func (s *Server) recordPolicy(allowUnsigned bool) signature.Policy {
+	return RecordPolicy(s.cfg.TLS, allowUnsigned)
+}
+
+// RecordPolicy is the policy of an agent with tls: its CA is the trust
+// (none configured: nothing verifies, so only allowUnsigned reads).
+func RecordPolicy(tls mtls.Files, allowUnsigned bool) signature.Policy {
+	p := signature.Policy{AllowUnsigned: allowUnsigned}
+	if roots, err := tls.Roots(); err == nil {
+		p.Trust = &signature.Trust{Roots: roots, NodeOf: pki.CertNode}
+	}
+	return p
 }

@@ -95,7 +95,7 @@ func (k k3sSnapshots) ImportK3SSnapshot(ctx context.Context, req *agentv1.Import
 			ImportedAt: time.Now().UTC(),
 		},
 	}
-	if err := dbsnap.Put(ctx, snaps.Store, snap, file.Path, snaps.Recipient); err != nil {
+	if err := dbsnap.Put(ctx, snaps.Store, snap, file.Path, snaps.Recipient, k.s.recordSigner()); err != nil {
 		if errors.Is(err, dbsnap.ErrExists) {
 			return nil, status.Errorf(codes.AlreadyExists, "%v: give --name another name", err)
 		}

@@ -81,6 +81,7 @@ func New(cfg *agentconfig.Config, log *slog.Logger) (*Server, error) {
 		ClusterID: cfg.ClusterID,
 		StateDir:  cfg.StateDir,
 	}
+	s.snapshots.Signer = s.recordSigner
 	if cfg.Store.URL != "" {
 		if cfg.ClusterID == "" {
 			return nil, errors.New("a store is configured but no clusterID: set clusterID (the kube-system namespace's UID) in the agent config")

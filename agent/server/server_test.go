@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"crypto"
 	"io"
 	"log/slog"
 	"net"
@@ -23,6 +24,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/mtls"
 	"github.com/kubectl-dr/kubectl-dr/internal/pki"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/signature"
 	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
 )
 
@@ -210,4 +212,15 @@ func TestErrorsCarryReasons(t *testing.T) {
 	if got := agentclient.Reason(err); got == "" || got == agentv1.ReasonFilesOff {
 		t.Errorf("a call refused without a precise reason: reason %q (%v), want its code's name", got, err)
 	}
+}
+
+// signerOf signs records with files' certificate and key, as the agent
+// holding them does.
+func signerOf(t *testing.T, files mtls.Files) *signature.Signer {
+	t.Helper()
+	pair, err := files.KeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &signature.Signer{Key: pair.PrivateKey.(crypto.Signer), Chain: pair.Certificate}
 }

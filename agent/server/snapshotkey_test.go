@@ -54,7 +54,7 @@ func TestRequestsThatDecryptCarryTheSnapshotKey(t *testing.T) {
 	}
 	sum := sha256.Sum256(data)
 	snap := &dbsnap.Snapshot{Name: "keys-server-1-1", Node: "server-1", Created: time.Now().UTC().Truncate(time.Second), Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
-	if err := dbsnap.Put(context.Background(), store, snap, file, id.Recipient()); err != nil {
+	if err := dbsnap.Put(context.Background(), store, snap, file, id.Recipient(), signerOf(t, c.server1)); err != nil {
 		t.Fatal(err)
 	}
 

@@ -86,3 +86,28 @@ func ClientConfig(f Files, serverName string) (*tls.Config, error) {
 		ServerName:   serverName,
 	}, nil
 }
+
+// Roots is the CA alone: what a reader checks signatures against.
+func (f Files) Roots() (*x509.CertPool, error) {
+	caPEM := f.CAPEM
+	if len(caPEM) == 0 {
+		if f.CA == "" {
+			return nil, fmt.Errorf("%w: no CA", ErrNoCredentials)
+		}
+		var err error
+		if caPEM, err = os.ReadFile(f.CA); err != nil {
+			return nil, fmt.Errorf("read CA %s: %w", f.CA, err)
+		}
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("read CA: no PEM certificate in it")
+	}
+	return pool, nil
+}
+
+// KeyPair is the certificate and key alone.
+func (f Files) KeyPair() (tls.Certificate, error) {
+	pair, _, err := f.load()
+	return pair, err
+}

@@ -1,8 +1,8 @@
 package cmd_test
 
 import (
-	"bytes"
 	"context"
+	"crypto"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -10,11 +10,13 @@ import (
 
 	drstore "github.com/kubectl-dr/kubectl-dr/internal/store"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/signature"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 )
 
 // writeSnapshot seeds a snapshot record where the agent writes it once
-// the data is verified: etcd/<node>/<name>.json.
+// the data is verified, signed as the node's enrolled agent signs it:
+// etcd/<node>/<name>.json and its .sig.
 func (e *env) writeSnapshot(s *dbsnap.Snapshot) {
 	e.t.Helper()
 	s.Version = drstore.FormatVersion
@@ -22,7 +24,12 @@ func (e *env) writeSnapshot(s *dbsnap.Snapshot) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if _, err := e.store.Put(context.Background(), dbsnap.MetaKey(s.Node, s.Name), bytes.NewReader(data), int64(len(data))); err != nil {
+	pair, err := e.agentTLS(s.Node).KeyPair()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	sign := &signature.Signer{Key: pair.PrivateKey.(crypto.Signer), Chain: pair.Certificate}
+	if err := signature.Put(context.Background(), e.store, sign, dbsnap.MetaKey(s.Node, s.Name), data); err != nil {
 		e.t.Fatal(err)
 	}
 }

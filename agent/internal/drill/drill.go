@@ -16,6 +16,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/pgbackup"
 	"github.com/kubectl-dr/kubectl-dr/internal/durable"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/signature"
 )
 
 // Layers.
@@ -51,6 +52,9 @@ type Engine struct {
 	// bucket beside the source's.
 	Buckets map[string]objstore.Config
 	Log     *slog.Logger
+	// Records, when set, is what a plan's etcd snapshot record must pass
+	// (its signature) before it is rehearsed.
+	Records *signature.Policy
 }
 
 // Progress reports a step starting (phase is the step's name).

@@ -94,7 +94,7 @@ func snapshotInStore(t *testing.T, dir string, store objstore.Store, keyFile str
 	}
 	snap := &dbsnap.Snapshot{Name: "drill-test-m1-1", Node: "m1", Created: time.Now().UTC().Truncate(time.Second), Revision: rev, EtcdVersion: version,
 		Size: int64(len(data)), SHA256: fmt.Sprintf("%x", sha256.Sum256(data))}
-	if err := dbsnap.Put(ctx, store, snap, path, id.Recipient()); err != nil {
+	if err := dbsnap.Put(ctx, store, snap, path, id.Recipient(), nil); err != nil {
 		t.Fatal(err)
 	}
 	return snap

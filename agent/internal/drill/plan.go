@@ -12,6 +12,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/pgbackup"
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
 	"github.com/kubectl-dr/kubectl-dr/internal/recoveryplan"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/drillreport"
 )
 
@@ -65,7 +66,16 @@ func (e *Engine) planPart(ctx context.Context, r PlanRun, p recoveryplan.Part) d
 	)
 	switch p.Layer {
 	case recoveryplan.LayerEtcd:
-		res, err = e.RunEtcd(ctx, r.ID, p.Snapshot, false, nil)
+		snap := p.Snapshot
+		if e.Records != nil {
+			// Only a snapshot its node signed is rehearsed as the one a
+			// recovery would trust.
+			if snap, _, err = dbsnap.Verified(ctx, e.Store, *e.Records, p.Snapshot); err != nil {
+				out.Error = err.Error()
+				return out
+			}
+		}
+		res, err = e.RunEtcd(ctx, r.ID, snap, false, nil)
 	case recoveryplan.LayerFiles:
 		// The node's newest snapshot, restored here for it.
 		res, err = e.RunFiles(ctx, r.ID, FilesPart{Node: p.Node}, false, nil)

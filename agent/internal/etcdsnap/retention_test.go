@@ -48,7 +48,7 @@ func TestPruneLeavesWhatTheStoreRefuses(t *testing.T) {
 	for i := range 3 {
 		snap := &dbsnap.Snapshot{Name: fmt.Sprintf("etcd-snapshot-server-1-%d", t0.Unix()+int64(i)*3600), Node: "server-1",
 			Created: t0.Add(time.Duration(i) * time.Hour), Scheduled: true, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
-		if err := dbsnap.Put(ctx, store, snap, path, nil); err != nil {
+		if err := dbsnap.Put(ctx, store, snap, path, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

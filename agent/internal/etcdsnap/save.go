@@ -1,7 +1,6 @@
 package etcdsnap
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/signature"
 )
 
 // Errors a caller can tell apart.
@@ -48,6 +48,10 @@ type Snapshotter struct {
 	// StateDir keeps metadata of local snapshots not yet uploaded.
 	StateDir string
 	Now      func() time.Time
+	// Signer is the node's enrolled key that signs each record; nil (or
+	// returning nil: not enrolled yet) writes records unsigned, which a
+	// restore refuses unless told --allow-unsigned.
+	Signer func() *signature.Signer
 
 	mu sync.Mutex
 }
@@ -244,7 +248,11 @@ func (s *Snapshotter) commit(ctx context.Context, snap *dbsnap.Snapshot) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.Store.Put(ctx, dbsnap.MetaKey(snap.Node, snap.Name), bytes.NewReader(data), int64(len(data))); err != nil {
+	var sign *signature.Signer
+	if s.Signer != nil {
+		sign = s.Signer()
+	}
+	if err := signature.Put(ctx, s.Store, sign, dbsnap.MetaKey(snap.Node, snap.Name), data); err != nil {
 		snap.Uploaded = false
 		return fmt.Errorf("write snapshot metadata: %w", err)
 	}

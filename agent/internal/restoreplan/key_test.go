@@ -53,7 +53,7 @@ func encryptedSnapshot(t *testing.T, id *age.X25519Identity) (objstore.Store, *d
 	}
 	bsum := sha256.Sum256(enc.Bytes())
 	snap.Bootstrap = &dbsnap.Bootstrap{Files: []string{"server/token"}, StoreKey: key, StoredSHA: hex.EncodeToString(bsum[:])}
-	if err := dbsnap.Put(context.Background(), store, snap, file, id.Recipient()); err != nil {
+	if err := dbsnap.Put(context.Background(), store, snap, file, id.Recipient(), nil); err != nil {
 		t.Fatal(err)
 	}
 	return store, snap

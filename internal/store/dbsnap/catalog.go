@@ -12,6 +12,7 @@ import (
 	drstore "github.com/kubectl-dr/kubectl-dr/internal/store"
 
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/signature"
 )
 
 // ListStore returns the good snapshots in the store: those whose metadata
@@ -45,11 +46,22 @@ func readMeta(ctx context.Context, store objstore.Store, key string) (*Snapshot,
 		return nil, err
 	}
 	defer rc.Close()
-	var snap Snapshot
-	if err := json.NewDecoder(io.LimitReader(rc, 1<<20)).Decode(&snap); err != nil {
+	data, err := io.ReadAll(io.LimitReader(rc, maxRecord))
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil, err
 		}
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	return decodeMeta(key, data)
+}
+
+// maxRecord bounds what a snapshot record may take.
+const maxRecord = 1 << 20
+
+func decodeMeta(key string, data []byte) (*Snapshot, error) {
+	var snap Snapshot
+	if err := json.Unmarshal(data, &snap); err != nil {
 		return nil, drstore.BadRecord(key, fmt.Errorf("not snapshot metadata: %w", err))
 	}
 	if err := drstore.CheckVersion("snapshot record "+key, snap.Version); err != nil {
@@ -60,6 +72,20 @@ func readMeta(ctx context.Context, store objstore.Store, key string) (*Snapshot,
 		return nil, drstore.BadRecord(key, fmt.Errorf("it names snapshot %q of node %q, which does not live there", snap.Name, snap.Node))
 	}
 	return &snap, nil
+}
+
+// Verified reads snap's record again and checks it against its signature
+// under p: only the node that took a snapshot (or kubectl dr, which
+// imports) may vouch for it. The snapshot returned is decoded from the
+// verified bytes; use it, not snap, from here on.
+func Verified(ctx context.Context, store objstore.Store, p signature.Policy, snap *Snapshot) (*Snapshot, signature.Who, error) {
+	key := MetaKey(snap.Node, snap.Name)
+	data, who, err := p.Read(ctx, store, "snapshot record", key, maxRecord, signature.Owner{Node: snap.Node})
+	if err != nil {
+		return nil, who, err
+	}
+	v, err := decodeMeta(key, data)
+	return v, who, err
 }
 
 func SortNewestFirst(s []*Snapshot) {
@@ -85,6 +111,9 @@ func Find(list []*Snapshot, name string) (*Snapshot, bool) {
 // so a half-done removal never leaves something listed as good.
 func DeleteFromStore(ctx context.Context, store objstore.Store, snap *Snapshot) error {
 	if err := store.Delete(ctx, MetaKey(snap.Node, snap.Name)); err != nil {
+		return err
+	}
+	if err := signature.Delete(ctx, store, MetaKey(snap.Node, snap.Name)); err != nil {
 		return err
 	}
 	if snap.Bootstrap != nil && snap.Bootstrap.StoreKey != "" {

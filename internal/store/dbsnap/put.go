@@ -1,7 +1,6 @@
 package dbsnap
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,6 +15,7 @@ import (
 
 	drstore "github.com/kubectl-dr/kubectl-dr/internal/store"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/signature"
 )
 
 // ErrExists means a snapshot of that name is in the store already.
@@ -25,9 +25,9 @@ var ErrExists = errors.New("a snapshot of that name is in the store already")
 // does: compressed, then encrypted to recipient (nil stores it
 // unencrypted, marked so), checked against snap.Size and snap.SHA256 as it
 // is read, the stored object checked by its size, and the record written
-// last. Nothing is listed unless all of it succeeded; a failed upload's
-// object is removed.
-func Put(ctx context.Context, store objstore.Store, snap *Snapshot, path string, recipient age.Recipient) error {
+// last, signed by sign (nil: unsigned). Nothing is listed unless all of it
+// succeeded; a failed upload's object is removed.
+func Put(ctx context.Context, store objstore.Store, snap *Snapshot, path string, recipient age.Recipient, sign *signature.Signer) error {
 	if err := ValidateName(snap.Name); err != nil {
 		return err
 	}
@@ -75,7 +75,7 @@ func Put(ctx context.Context, store objstore.Store, snap *Snapshot, path string,
 	if err != nil {
 		return err
 	}
-	if _, err := store.Put(ctx, MetaKey(snap.Node, snap.Name), bytes.NewReader(data), int64(len(data))); err != nil {
+	if err := signature.Put(ctx, store, sign, MetaKey(snap.Node, snap.Name), data); err != nil {
 		store.Delete(context.WithoutCancel(ctx), snap.StoreKey)
 		snap.Uploaded = false
 		return fmt.Errorf("write snapshot metadata of %s: %w", snap.Name, err)

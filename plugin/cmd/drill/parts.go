@@ -156,7 +156,7 @@ func (o *RunOptions) jobs(plan *recoveryplan.Plan, nodes agentclient.Nodes, laye
 		var j job
 		switch p.Layer {
 		case recoveryplan.LayerEtcd:
-			j = etcdJob(p, nodes)
+			j = etcdJob(p, nodes, o.AllowUnsigned)
 		case recoveryplan.LayerFiles:
 			j = filesJob(p, nodes, layers)
 		case recoveryplan.LayerPostgres:
@@ -213,7 +213,7 @@ func (o *RunOptions) jobs(plan *recoveryplan.Plan, nodes agentclient.Nodes, laye
 	return jobs, notes, nil
 }
 
-func etcdJob(p recoveryplan.Part, nodes agentclient.Nodes) job {
+func etcdJob(p recoveryplan.Part, nodes agentclient.Nodes, allowUnsigned bool) job {
 	j := job{part: drillreport.Part{Layer: drillreport.LayerEtcd, Name: p.What, Node: p.Node}}
 	if p.Missing {
 		return j
@@ -238,7 +238,7 @@ func etcdJob(p recoveryplan.Part, nodes agentclient.Nodes) job {
 	}
 	j.node, j.part.Node = n, n.Node
 	j.req = &agentv1.RunDrillPartRequest{Part: &agentv1.RunDrillPartRequest_Etcd{Etcd: &agentv1.DrillEtcd{
-		Snapshot: &agentv1.SnapshotRef{Name: p.What, Node: p.Node, BackupSet: p.BackupSet}}}}
+		Snapshot: &agentv1.SnapshotRef{Name: p.What, Node: p.Node, BackupSet: p.BackupSet, AllowUnsigned: allowUnsigned}}}}
 	return j
 }
 

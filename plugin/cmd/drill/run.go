@@ -32,13 +32,15 @@ type RunOptions struct {
 	genericiooptions.IOStreams
 	f cmdutil.Factory
 
-	Backup    string
-	Latest    bool
-	PG        []string
-	Keep      bool
-	RTOTarget string
-	RPOTarget string
-	Output    string
+	Backup string
+	Latest bool
+	PG     []string
+	Keep   bool
+	// AllowUnsigned rehearses a snapshot whose record has no signature.
+	AllowUnsigned bool
+	RTOTarget     string
+	RPOTarget     string
+	Output        string
 
 	rto, rpo time.Duration
 	// now is the clock (tests pin it).
@@ -79,6 +81,7 @@ was missed).`,
 	cmd.Flags().StringVar(&o.Backup, "backup", "", "rehearse this backup set's parts (kubectl dr backup ls)")
 	cmd.Flags().BoolVar(&o.Latest, "latest", false, "rehearse each layer's newest point (the default)")
 	cmd.Flags().StringArrayVar(&o.PG, "pg", nil, "rehearse only this PostgreSQL WAL source (repeatable; default every source)")
+	cmd.Flags().BoolVar(&o.AllowUnsigned, "allow-unsigned", false, cmdutil.AllowUnsignedUsage)
 	cmd.Flags().BoolVar(&o.Keep, "keep", false, "leave the scratch data on the nodes (named in the report); no process is left")
 	cmd.Flags().StringVar(&o.RTOTarget, "rto-target", "", "RTO the drill must meet (a duration; default drill.rtoTarget of the agents' config)")
 	cmd.Flags().StringVar(&o.RPOTarget, "rpo-target", "", "RPO every layer must meet (a duration; default drill.rpoTarget)")

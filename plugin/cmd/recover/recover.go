@@ -45,6 +45,7 @@ type Options struct {
 	KeyFile       string
 	APITimeout    time.Duration
 	JoinTimeout   time.Duration
+	AllowUnsigned bool
 	PruneNodes    bool
 	DryRun        bool
 	Yes           bool
@@ -115,6 +116,7 @@ to resume.`,
 	fl.StringArrayVar(&o.Servers, "server", nil, "the new servers (default: the agents of nodes with k3s's data dir)")
 	fl.StringVar(&o.Node, "node", "", "the server that resets the cluster (default: the snapshot's node when it is one, else the first)")
 	fl.StringVar(&o.KeyFile, "key-file", "", "the snapshot key, sent to the agents for the datastore and read here for the buckets' copies (default $DR_SNAPSHOT_KEY, else the install's Secret)")
+	fl.BoolVar(&o.AllowUnsigned, "allow-unsigned", false, cmdutil.AllowUnsignedUsage)
 	fl.DurationVar(&o.JoinTimeout, "join-timeout", 10*time.Minute, "how long each joining server waits for the reset server's etcd to be healthy (counted once the volumes are restored and k3s starts)")
 	fl.DurationVar(&o.APITimeout, "api-timeout", 5*time.Minute, "how long to wait for the API server once the datastore is back")
 	fl.BoolVar(&o.PruneNodes, "prune-nodes", false, "delete the Node objects of hosts no agent runs on")
@@ -286,7 +288,7 @@ func (o *Options) Run(ctx context.Context) error {
 			reset = servers[0].Node
 		}
 		fmt.Fprintf(o.Out, "Preflight of snapshot %s on the new servers (nothing stops before it passes):\n", etcdPart.Snapshot.Name)
-		if err := etcdrestore.Preflight(ctx, o.Out, o.ErrOut, servers, &agentv1.SnapshotRef{Name: etcdPart.Snapshot.Name}, true, o.SkipPreflight); err != nil {
+		if err := etcdrestore.Preflight(ctx, o.Out, o.ErrOut, servers, &agentv1.SnapshotRef{Name: etcdPart.Snapshot.Name, AllowUnsigned: o.AllowUnsigned}, true, o.SkipPreflight); err != nil {
 			return err
 		}
 		fmt.Fprintln(o.Out)
@@ -434,7 +436,7 @@ func (o *Options) recover(ctx context.Context, nodes agentclient.Nodes, plan *re
 				if p.Snapshot.DatastoreKind() == dbsnap.DatastoreSQLite {
 					flavor = etcdrestore.FlavorSQLite
 				}
-				d := &etcdrestore.Datastore{Out: out, ErrOut: errOut, Servers: servers, Flavor: flavor, Reset: reset, Snapshot: p.Snapshot, NewHosts: true, PeersWait: o.JoinTimeout}
+				d := &etcdrestore.Datastore{Out: out, ErrOut: errOut, Servers: servers, Flavor: flavor, Reset: reset, Snapshot: p.Snapshot, NewHosts: true, PeersWait: o.JoinTimeout, AllowUnsigned: o.AllowUnsigned}
 				if len(plan.Layer(recoveryplan.LayerFiles))+len(plan.Layer(recoveryplan.LayerPostgres)) > 0 {
 					d.StartAfter = startAfter
 				}

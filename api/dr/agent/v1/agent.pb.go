@@ -4532,11 +4532,16 @@ func (*RestorePostgresResponse_Progress) isRestorePostgresResponse_Event() {}
 func (*RestorePostgresResponse_Result) isRestorePostgresResponse_Event() {}
 
 type SnapshotRef struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Node          string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
-	BackupSet     string                 `protobuf:"bytes,3,opt,name=backup_set,json=backupSet,proto3" json:"backup_set,omitempty"`
-	Latest        bool                   `protobuf:"varint,4,opt,name=latest,proto3" json:"latest,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Name      string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Node      string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	BackupSet string                 `protobuf:"bytes,3,opt,name=backup_set,json=backupSet,proto3" json:"backup_set,omitempty"`
+	Latest    bool                   `protobuf:"varint,4,opt,name=latest,proto3" json:"latest,omitempty"`
+	// Accept a snapshot whose record carries no signature (written before
+	// records were signed, or by an agent not yet enrolled): the user's
+	// --allow-unsigned. A record whose signature does not hold is refused
+	// whatever this says.
+	AllowUnsigned bool `protobuf:"varint,5,opt,name=allow_unsigned,json=allowUnsigned,proto3" json:"allow_unsigned,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4595,6 +4600,13 @@ func (x *SnapshotRef) GetBackupSet() string {
 func (x *SnapshotRef) GetLatest() bool {
 	if x != nil {
 		return x.Latest
+	}
+	return false
+}
+
+func (x *SnapshotRef) GetAllowUnsigned() bool {
+	if x != nil {
+		return x.AllowUnsigned
 	}
 	return false
 }
@@ -6037,13 +6049,14 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x17RestorePostgresResponse\x123\n" +
 	"\bprogress\x18\x01 \x01(\v2\x15.dr.agent.v1.ProgressH\x00R\bprogress\x12<\n" +
 	"\x06result\x18\x02 \x01(\v2\".dr.agent.v1.RestorePostgresResultH\x00R\x06resultB\a\n" +
-	"\x05event\"l\n" +
+	"\x05event\"\x93\x01\n" +
 	"\vSnapshotRef\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12\x1d\n" +
 	"\n" +
 	"backup_set\x18\x03 \x01(\tR\tbackupSet\x12\x16\n" +
-	"\x06latest\x18\x04 \x01(\bR\x06latest\"\x9f\x01\n" +
+	"\x06latest\x18\x04 \x01(\bR\x06latest\x12%\n" +
+	"\x0eallow_unsigned\x18\x05 \x01(\bR\rallowUnsigned\"\x9f\x01\n" +
 	"\x19PreviewEtcdRestoreRequest\x124\n" +
 	"\bsnapshot\x18\x01 \x01(\v2\x18.dr.agent.v1.SnapshotRefR\bsnapshot\x12\x1f\n" +
 	"\vdigest_only\x18\x02 \x01(\bR\n" +

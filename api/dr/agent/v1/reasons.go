@@ -40,6 +40,14 @@ const (
 	// bootstrap files, a bucket copy) and carries no snapshot key; nodes
 	// hold only the public recipient. Nothing was changed.
 	ReasonSnapshotKeyNeeded = "SNAPSHOT_KEY_NEEDED"
+	// ReasonRecordUnsigned: a record the request relies on (a snapshot's)
+	// carries no signature, and the request did not allow that
+	// (--allow-unsigned). Nothing was changed.
+	ReasonRecordUnsigned = "RECORD_UNSIGNED"
+	// ReasonRecordForged: a record's signature does not hold (changed or
+	// planted after it was written, or signed by someone who may not vouch
+	// for it). Nothing was changed; no flag accepts it.
+	ReasonRecordForged = "RECORD_FORGED"
 )
 
 // MetadataNode is the ErrorInfo metadata key naming the agent's node.

@@ -97,8 +97,8 @@ const flavorSQLite = "sqlite"
 
 // planParts gives every server its part of the plan, with the digest of
 // its part's preview (digests by node; "" from an agent that gives none).
-func planParts(servers []*agentclient.Node, flavor, planID, resetNode string, snap *dbsnap.Snapshot, digests map[string]string, newHosts bool) ([]*agentv1.RestorePlanPart, error) {
-	ref := &agentv1.SnapshotRef{Name: snap.Name}
+func planParts(servers []*agentclient.Node, flavor, planID, resetNode string, snap *dbsnap.Snapshot, digests map[string]string, newHosts, allowUnsigned bool) ([]*agentv1.RestorePlanPart, error) {
+	ref := &agentv1.SnapshotRef{Name: snap.Name, AllowUnsigned: allowUnsigned}
 	var names, cluster []string
 	var reset *agentclient.Node
 	for _, n := range servers {
@@ -195,7 +195,7 @@ func (o *Options) restore(ctx context.Context, nodes agentclient.Nodes, snap *db
 	if err := inProgress(ctx, nodes); err != nil {
 		return err
 	}
-	d := &Datastore{Out: o.Out, ErrOut: o.ErrOut, Servers: servers, Flavor: flavor, Reset: resetNode, Snapshot: snap, Digests: digests, RevisionFloor: liveRevision}
+	d := &Datastore{Out: o.Out, ErrOut: o.ErrOut, Servers: servers, Flavor: flavor, Reset: resetNode, Snapshot: snap, Digests: digests, RevisionFloor: liveRevision, AllowUnsigned: o.AllowUnsigned}
 	res, err := d.Run(ctx)
 	if err != nil {
 		return err
@@ -240,6 +240,9 @@ type Datastore struct {
 	// other (the joining servers for the reset server's etcd to be
 	// healthy); 0: the agents' default, 10 minutes.
 	PeersWait time.Duration
+	// AllowUnsigned lets the agents restore a snapshot whose record has no
+	// signature (--allow-unsigned).
+	AllowUnsigned bool
 }
 
 // stepWaitResetServer is a joining server's wait for the reset server.
@@ -322,7 +325,7 @@ func (r *DatastoreResult) Summary() string {
 func (d *Datastore) Run(ctx context.Context) (*DatastoreResult, error) {
 	servers, flavor, resetNode, snap := d.Servers, d.Flavor, d.Reset, d.Snapshot
 	planID := fmt.Sprintf("restore-%d", time.Now().Unix())
-	parts, err := planParts(servers, flavor, planID, resetNode, snap, d.Digests, d.NewHosts)
+	parts, err := planParts(servers, flavor, planID, resetNode, snap, d.Digests, d.NewHosts, d.AllowUnsigned)
 	for _, p := range parts {
 		p.RevisionFloor = d.RevisionFloor
 		p.PeersWaitSeconds = int64(d.PeersWait / time.Second)

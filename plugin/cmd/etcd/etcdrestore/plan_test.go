@@ -24,7 +24,7 @@ func TestPlanPartsK3s(t *testing.T) {
 	servers := []*agentclient.Node{server("s1", "10.0.0.1"), server("s2", "10.0.0.2"), server("s3", "10.0.0.3")}
 	snap := &dbsnap.Snapshot{Name: "snap-1", SHA256: "abc"}
 	digests := map[string]string{"s1": "d1", "s2": "d2", "s3": "d3"}
-	parts, err := planParts(servers, "k3s", "restore-1", "s2", snap, digests, false)
+	parts, err := planParts(servers, "k3s", "restore-1", "s2", snap, digests, false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,17 +50,17 @@ func TestPlanPartsK3s(t *testing.T) {
 		t.Errorf("roles %v, want %v", roles, want)
 	}
 
-	if _, err := planParts(servers, "k3s", "restore-1", "worker-1", snap, digests, false); err == nil || !strings.Contains(err.Error(), "worker-1 is not one of the servers") {
+	if _, err := planParts(servers, "k3s", "restore-1", "worker-1", snap, digests, false, false); err == nil || !strings.Contains(err.Error(), "worker-1 is not one of the servers") {
 		t.Errorf("reset on a non-server: %v", err)
 	}
 
 	// A server the preview did not ask (it answered only at the restore):
 	// nothing starts.
-	if _, err := planParts(servers, "k3s", "restore-1", "s2", snap, map[string]string{"s1": "d1", "s2": "d2"}, false); err == nil || !strings.Contains(err.Error(), "nothing was stopped: server s3 was not part of the preview") {
+	if _, err := planParts(servers, "k3s", "restore-1", "s2", snap, map[string]string{"s1": "d1", "s2": "d2"}, false, false); err == nil || !strings.Contains(err.Error(), "nothing was stopped: server s3 was not part of the preview") {
 		t.Errorf("a server left out of the preview: %v", err)
 	}
 	// An agent older than preview digests: its part says so.
-	parts, err = planParts(servers, "k3s", "restore-1", "s2", snap, map[string]string{"s1": "d1", "s2": "d2", "s3": ""}, false)
+	parts, err = planParts(servers, "k3s", "restore-1", "s2", snap, map[string]string{"s1": "d1", "s2": "d2", "s3": ""}, false, false)
 	if err != nil || !parts[2].NoPreview || parts[2].PreviewDigest != "" {
 		t.Errorf("an agent without digests: %v %v", parts, err)
 	}
@@ -69,7 +69,7 @@ func TestPlanPartsK3s(t *testing.T) {
 // etcd: every member restores with the same new cluster.
 func TestPlanPartsEtcd(t *testing.T) {
 	servers := []*agentclient.Node{server("s2", "10.0.0.2"), server("s1", "10.0.0.1")}
-	parts, err := planParts(servers, "etcd", "restore-2", "s2", &dbsnap.Snapshot{Name: "snap-2"}, map[string]string{"s1": "d1", "s2": "d2"}, false)
+	parts, err := planParts(servers, "etcd", "restore-2", "s2", &dbsnap.Snapshot{Name: "snap-2"}, map[string]string{"s1": "d1", "s2": "d2"}, false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestPlanPartsK3sNewHosts(t *testing.T) {
 		return n
 	}
 	servers := []*agentclient.Node{fresh("s1", "10.0.0.1"), fresh("s2", "10.0.0.2")}
-	parts, err := planParts(servers, "k3s", "restore-3", "s1", &dbsnap.Snapshot{Name: "snap-3", SHA256: "abc"}, nil, true)
+	parts, err := planParts(servers, "k3s", "restore-3", "s1", &dbsnap.Snapshot{Name: "snap-3", SHA256: "abc"}, nil, true, false)
 	if err != nil {
 		t.Fatal(err)
 	}

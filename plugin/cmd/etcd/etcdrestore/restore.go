@@ -34,6 +34,8 @@ type Options struct {
 	Output    string
 	// SkipPreflight names failed preflight checks to restore anyway.
 	SkipPreflight []string
+	// AllowUnsigned accepts a snapshot whose record has no signature.
+	AllowUnsigned bool
 }
 
 // NewCmdRestore returns the restore command.
@@ -94,6 +96,7 @@ interrupted the agents finish; --status shows where they are.`,
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "preview only")
 	cmd.Flags().BoolVar(&o.Yes, "yes", false, "restore after the preview without asking")
 	cmd.Flags().BoolVar(&o.Status, "status", false, "show each server's latest restore plan and its steps")
+	cmd.Flags().BoolVar(&o.AllowUnsigned, "allow-unsigned", false, cmdutil.AllowUnsignedUsage)
 	cmd.Flags().StringArrayVar(&o.SkipPreflight, "skip-preflight", nil, "restore although this preflight check failed ("+strings.Join(PreflightChecks, ", ")+"; repeatable)")
 	cmd.Flags().StringVar(&o.Node, "node", "", "the server to preview on and, for k3s, to reset the cluster on (default: the etcd leader's)")
 	cmd.ValidArgsFunction = cmdutil.Complete(1, snapshot.Names(f))
@@ -168,7 +171,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ref := &agentv1.SnapshotRef{Name: o.Snapshot, BackupSet: o.BackupSet, Latest: o.Latest}
+	ref := &agentv1.SnapshotRef{Name: o.Snapshot, BackupSet: o.BackupSet, Latest: o.Latest, AllowUnsigned: o.AllowUnsigned}
 	stream, err := node.Conn.PreviewEtcdRestore(ctx, &agentv1.PreviewEtcdRestoreRequest{Snapshot: ref})
 	if err != nil {
 		return fmt.Errorf("node %s: %s", node.Node, agentclient.Explain(err))
@@ -225,7 +228,7 @@ func (o *Options) Run(ctx context.Context) error {
 		pfOut = o.Out
 		fmt.Fprintln(o.Out)
 	}
-	if err := Preflight(ctx, pfOut, o.ErrOut, servers, &agentv1.SnapshotRef{Name: view.Snapshot.Name}, false, o.SkipPreflight); err != nil {
+	if err := Preflight(ctx, pfOut, o.ErrOut, servers, &agentv1.SnapshotRef{Name: view.Snapshot.Name, AllowUnsigned: o.AllowUnsigned}, false, o.SkipPreflight); err != nil {
 		return err
 	}
 	if o.DryRun {
@@ -249,7 +252,7 @@ func (o *Options) Run(ctx context.Context) error {
 // older than preview digests give none ("").
 func (o *Options) previewDigests(ctx context.Context, nodes agentclient.Nodes, previewNode string, pv *agentv1.EtcdRestorePreview) (map[string]string, error) {
 	out := map[string]string{previewNode: pv.GetDigest()}
-	ref := &agentv1.SnapshotRef{Name: pv.GetSnapshot().GetName()}
+	ref := &agentv1.SnapshotRef{Name: pv.GetSnapshot().GetName(), AllowUnsigned: o.AllowUnsigned}
 	for _, n := range nodes {
 		if n.Node == previewNode || !n.Ready() || !n.IsEtcdMember() {
 			continue

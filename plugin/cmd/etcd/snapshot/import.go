@@ -179,8 +179,13 @@ func (o *ImportOptions) Run(ctx context.Context) error {
 	if cid, err := o.f.ClusterID(ctx); err == nil {
 		snap.ClusterID = cid
 	}
+	// kubectl dr vouches for what its user imports.
+	sign, err := cmdutil.RecordSigner(ctx, o.f)
+	if err != nil {
+		return fmt.Errorf("import refused, nothing was uploaded: %w", err)
+	}
 	fmt.Fprintf(o.ErrOut, "uploading %s (%s) to %s\n", snap.Name, printers.HumanBytes(snap.Size), store)
-	err = dbsnap.Put(ctx, store, snap, file.Path, recipient)
+	err = dbsnap.Put(ctx, store, snap, file.Path, recipient, sign)
 	if errors.Is(err, dbsnap.ErrExists) {
 		return fmt.Errorf("%w: give --name another name, or remove it first (kubectl dr etcd snapshot rm %s)", err, snap.Name)
 	}

@@ -1,0 +1,63 @@
+package cmdutil
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"fmt"
+
+	"github.com/kubectl-dr/kubectl-dr/internal/mtls"
+	"github.com/kubectl-dr/kubectl-dr/internal/pki"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/signature"
+)
+
+// AllowUnsignedUsage is the help of every verb's --allow-unsigned.
+const AllowUnsignedUsage = "accept records that carry no signature (written before kubectl dr signed its records, or by an agent not yet enrolled); a record whose signature does not hold is refused whatever this says"
+
+// clientTLS is the plugin's client certificate: --tls-* or their
+// environment, else install's Secret dr-client-tls.
+func clientTLS(ctx context.Context, f Factory) (mtls.Files, error) {
+	o := f.AgentOptions(nil)
+	if !o.TLS.IsZero() || o.ClusterTLS == nil {
+		return o.TLS, nil
+	}
+	return o.ClusterTLS(ctx)
+}
+
+// RecordSigner is the key and certificate kubectl dr signs the records it
+// writes with: its client certificate, which install's CA issued.
+func RecordSigner(ctx context.Context, f Factory) (*signature.Signer, error) {
+	files, err := clientTLS(ctx, f)
+	if err != nil {
+		return nil, fmt.Errorf("sign the record: read kubectl dr's client certificate: %w", err)
+	}
+	var pair tls.Certificate
+	if len(files.CertPEM) > 0 {
+		pair, err = tls.X509KeyPair(files.CertPEM, files.KeyPEM)
+	} else {
+		pair, err = tls.LoadX509KeyPair(files.Cert, files.Key)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sign the record: kubectl dr's client certificate (--tls-cert/--tls-key or Secret %s): %w", ClientTLSSecret, err)
+	}
+	signer, ok := pair.PrivateKey.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("sign the record: kubectl dr's client key cannot sign")
+	}
+	return &signature.Signer{Key: signer, Chain: pair.Certificate}, nil
+}
+
+// RecordPolicy is what kubectl dr accepts of the records it reads: signed
+// with a certificate of install's CA (the one its client certificate's
+// files name), unsigned only with allowUnsigned.
+func RecordPolicy(ctx context.Context, f Factory, allowUnsigned bool) signature.Policy {
+	p := signature.Policy{AllowUnsigned: allowUnsigned}
+	files, err := clientTLS(ctx, f)
+	if err != nil {
+		return p
+	}
+	if roots, err := files.Roots(); err == nil {
+		p.Trust = &signature.Trust{Roots: roots, NodeOf: pki.CertNode}
+	}
+	return p
+}
