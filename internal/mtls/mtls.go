@@ -1,11 +1,14 @@
 package mtls
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 )
 
 // Files names the PEM files of one side of the connection, or carries the
@@ -18,7 +21,17 @@ type Files struct {
 	CAPEM   []byte `json:"-"`
 	CertPEM []byte `json:"-"`
 	KeyPEM  []byte `json:"-"`
+	// RetiredPEM is the certificates of the CAs install replaced (key
+	// RetiredCAFile of its Secrets): records they vouched for still
+	// verify; TLS never trusts them.
+	RetiredPEM []byte `json:"-"`
 }
+
+// RetiredCAFile is the key, in install's TLS Secrets, and the file beside
+// the CA file where an agent mounts them, of the CAs an install renewed
+// away from: a record's signature outlives the CA that issued its
+// signer's certificate.
+const RetiredCAFile = "retired-ca.crt"
 
 // ErrNoCredentials means no certificate files were given.
 var ErrNoCredentials = errors.New("no TLS credentials configured")
@@ -87,9 +100,11 @@ func ClientConfig(f Files, serverName string) (*tls.Config, error) {
 	}, nil
 }
 
-// Roots is the CA alone: what a reader checks signatures against.
+// Roots is what a reader checks signatures against: the CA and the CAs
+// it replaced (RetiredPEM, or RetiredCAFile beside the CA file when
+// there is one), never the key pair.
 func (f Files) Roots() (*x509.CertPool, error) {
-	caPEM := f.CAPEM
+	caPEM, retired := f.CAPEM, f.RetiredPEM
 	if len(caPEM) == 0 {
 		if f.CA == "" {
 			return nil, fmt.Errorf("%w: no CA", ErrNoCredentials)
@@ -98,10 +113,20 @@ func (f Files) Roots() (*x509.CertPool, error) {
 		if caPEM, err = os.ReadFile(f.CA); err != nil {
 			return nil, fmt.Errorf("read CA %s: %w", f.CA, err)
 		}
+		name := filepath.Join(filepath.Dir(f.CA), RetiredCAFile)
+		switch data, err := os.ReadFile(name); {
+		case err == nil:
+			retired = data
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, fmt.Errorf("read the retired CAs %s: %w", name, err)
+		}
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, errors.New("read CA: no PEM certificate in it")
+	}
+	if len(bytes.TrimSpace(retired)) > 0 && !pool.AppendCertsFromPEM(retired) {
+		return nil, errors.New("read the retired CAs: no PEM certificate in them")
 	}
 	return pool, nil
 }

@@ -148,7 +148,7 @@ func (f *factory) clusterTLS(ctx context.Context) (mtls.Files, error) {
 	if err != nil {
 		return mtls.Files{}, err
 	}
-	return mtls.Files{CAPEM: data["ca.crt"], CertPEM: data["tls.crt"], KeyPEM: data["tls.key"]}, nil
+	return mtls.Files{CAPEM: data["ca.crt"], CertPEM: data["tls.crt"], KeyPEM: data["tls.key"], RetiredPEM: data[mtls.RetiredCAFile]}, nil
 }
 
 // agentCA reads install's CA, to enroll agents met unenrolled: only who

@@ -1,6 +1,7 @@
 package install
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -28,6 +29,7 @@ import (
 
 	agentv1 "github.com/kubectl-dr/kubectl-dr/api/dr/agent/v1"
 	"github.com/kubectl-dr/kubectl-dr/internal/agentconfig"
+	"github.com/kubectl-dr/kubectl-dr/internal/mtls"
 	"github.com/kubectl-dr/kubectl-dr/internal/pki"
 	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
@@ -104,9 +106,43 @@ func certificates(caOld, agentOld, clientOld map[string][]byte) (caData, agent, 
 	if err != nil {
 		return nil, nil, nil, false, err
 	}
-	return map[string][]byte{"ca.crt": caPair.CertPEM, "ca.key": caPair.KeyPEM},
-		map[string][]byte{"ca.crt": caPair.CertPEM, "tls.crt": srv.CertPEM, "tls.key": srv.KeyPEM},
-		map[string][]byte{"ca.crt": caPair.CertPEM, "tls.crt": cli.CertPEM, "tls.key": cli.KeyPEM}, true, nil
+	caData = map[string][]byte{"ca.crt": caPair.CertPEM, "ca.key": caPair.KeyPEM}
+	agent = map[string][]byte{"ca.crt": caPair.CertPEM, "tls.crt": srv.CertPEM, "tls.key": srv.KeyPEM}
+	client = map[string][]byte{"ca.crt": caPair.CertPEM, "tls.crt": cli.CertPEM, "tls.key": cli.KeyPEM}
+	if retired := retiredCAs(caOld, agentOld, clientOld); len(retired) > 0 {
+		for _, d := range []map[string][]byte{caData, agent, client} {
+			d[mtls.RetiredCAFile] = retired
+		}
+	}
+	return caData, agent, client, true, nil
+}
+
+// retiredCAs is the PEM bundle of every CA certificate an earlier install
+// used (its own, and those it had retired), each once: the agents' and
+// the plugin's signatures on the store's records chain to them, and a
+// renewal must not make every earlier backup unverifiable. Only
+// certificates go in; their keys are gone with the old Secret.
+func retiredCAs(old ...map[string][]byte) []byte {
+	var out bytes.Buffer
+	seen := map[string]bool{}
+	for _, d := range old {
+		for _, data := range [][]byte{d[mtls.RetiredCAFile], d["ca.crt"]} {
+			for rest := data; ; {
+				var block *pem.Block
+				block, rest = pem.Decode(rest)
+				if block == nil {
+					break
+				}
+				cert, err := x509.ParseCertificate(block.Bytes)
+				if block.Type != "CERTIFICATE" || err != nil || !cert.IsCA || seen[string(block.Bytes)] {
+					continue
+				}
+				seen[string(block.Bytes)] = true
+				pem.Encode(&out, &pem.Block{Type: "CERTIFICATE", Bytes: block.Bytes})
+			}
+		}
+	}
+	return out.Bytes()
 }
 
 // caUsable reports whether the CA Secret holds a CA and its key that last
