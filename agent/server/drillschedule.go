@@ -31,6 +31,9 @@ func (s *Server) drillJob() schedule.Job {
 				return err
 			}
 			s.metrics.observeDrill(rep)
+			if rep.Interrupted {
+				return fmt.Errorf("drill %s interrupted (the agent stopped or reloaded): saved as INTERRUPTED; the next scheduled one runs again", rep.ID)
+			}
 			if !rep.Passed {
 				return fmt.Errorf("drill %s failed: %v", rep.ID, rep.Reasons)
 			}
@@ -87,6 +90,9 @@ func (s *Server) scheduledDrill(ctx context.Context, started time.Time) (*drillr
 		Tools: map[string]string{"dr-agent on " + s.cfg.NodeName: buildinfo.Get().Version}}
 	rep.Notes = drill.NothingToRehearse(in, plan)
 	rep.Parts = e.RunPlan(ctx, drill.PlanRun{ID: id, Plan: plan, Checks: s.cfg.Drill.Checks, NoPostgres: s.noPostgres})
+	// The agent stopping or reloading its config calls the drill off: its
+	// parts failed for that, not for the backups, and the report says so.
+	rep.Interrupted = ctx.Err() != nil
 	for _, c := range s.cfg.Drill.Checks {
 		if c.HTTP != "" {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("not run: check %s (GET %s) needs the live platform; kubectl dr recover runs it", c.Name, c.HTTP))

@@ -187,3 +187,53 @@ func TestScheduledDrillWithoutTheKeyDoesNotClaimTheDatastore(t *testing.T) {
 		t.Errorf("notes %q; want the etcd part named as not run", rep.Notes)
 	}
 }
+
+// cancelOnGet calls the drill off when it reads the snapshot's data, as an
+// agent's reload or stop does mid-drill.
+type cancelOnGet struct {
+	objstore.Store
+	key    string
+	cancel context.CancelFunc
+}
+
+func (c cancelOnGet) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	if key == c.key {
+		c.cancel()
+		return nil, ctx.Err()
+	}
+	return c.Store.Get(ctx, key)
+}
+
+// A scheduled drill the agent calls off is saved as INTERRUPTED, not as a
+// failure of the backups, and the job says so.
+func TestScheduledDrillCalledOffIsInterrupted(t *testing.T) {
+	storeDir := t.TempDir()
+	s := scheduleServer(t, storeDir)
+	data := bytes.Repeat([]byte("snapshot "), 512)
+	file := filepath.Join(t.TempDir(), "snap.db")
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	snap := &dbsnap.Snapshot{Name: "sched-n1-2", Node: "n1", Created: time.Now().UTC().Add(-time.Minute).Truncate(time.Second), Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
+	if err := dbsnap.Put(context.Background(), s.store, snap, file, nil, s.recordSigner()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s.store = cancelOnGet{Store: s.store, key: snap.StoreKey, cancel: cancel}
+	rep, err := s.scheduledDrill(ctx, time.Now().UTC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Interrupted || rep.Result() != "INTERRUPTED" || rep.Passed {
+		t.Errorf("a drill called off: interrupted %v, result %s, passed %v; want INTERRUPTED", rep.Interrupted, rep.Result(), rep.Passed)
+	}
+	stored, err := drillreport.Read(context.Background(), s.store, rep.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !stored.Interrupted || len(stored.Reasons) == 0 || !strings.HasPrefix(stored.Reasons[0], "interrupted") {
+		t.Errorf("the stored report: interrupted %v, reasons %q; want it saved as interrupted", stored.Interrupted, stored.Reasons)
+	}
+}

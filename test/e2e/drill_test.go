@@ -346,7 +346,9 @@ func TestDrillScheduledOnTheLeader(t *testing.T) {
 			t.Fatalf("drill ls -o json: %v\n%s", err, r.stdout)
 		}
 		for _, d := range list.Items {
-			if d.Runner == runner {
+			// One the agent's reload called off is saved as interrupted:
+			// wait for one that ran to its end.
+			if d.Runner == runner && !d.Interrupted {
 				found = d
 				break
 			}
