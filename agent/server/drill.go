@@ -32,7 +32,8 @@ func (s *Server) drillEngine(id age.Identity) (*drill.Engine, error) {
 	if s.store == nil {
 		return nil, failure(codes.FailedPrecondition, agentv1.ReasonNoStore, "no store configured on this node's agent")
 	}
-	e := &drill.Engine{Node: s.cfg.NodeName, StateDir: s.cfg.StateDir, Store: s.store, Identity: id, Log: s.log}
+	records := s.recordPolicy(false)
+	e := &drill.Engine{Node: s.cfg.NodeName, StateDir: s.cfg.StateDir, Store: s.store, Identity: id, Log: s.log, Records: &records}
 	if f, err := s.filesEngine(); err == nil {
 		e.Files = f
 	} else {
@@ -113,6 +114,8 @@ func (d drillServer) RunDrillPart(req *agentv1.RunDrillPartRequest, stream agent
 	case *agentv1.RunDrillPartRequest_Postgres:
 		pg := p.Postgres
 		part := drill.PostgresPart{Source: pg.GetSource()}
+		records := d.s.recordPolicy(pg.GetAllowUnsigned())
+		e.Records = &records
 		if t := pg.GetTarget(); t != nil {
 			part.Target = t.AsTime()
 		}

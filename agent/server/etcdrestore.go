@@ -156,6 +156,13 @@ func (s *Server) verifiedSnapshot(ctx context.Context, snap *dbsnap.Snapshot, al
 	return v, nil
 }
 
+// isRecordRefusal reports whether err is a record refused by its
+// signature or for want of one.
+func isRecordRefusal(err error) bool {
+	var unsigned *signature.UnsignedError
+	return errors.As(err, &unsigned) || errors.Is(err, signature.ErrForged)
+}
+
 // recordStatus is the gRPC status of a record refused by its signature
 // (or its absence), or of one that could not be read.
 func recordStatus(err error) error {

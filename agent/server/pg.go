@@ -35,7 +35,7 @@ func (s *Server) walSource(name string) (agentconfig.WALSource, bool) {
 // pgSource is a source's database for a base backup, told of what this
 // node's shipper of it refused.
 func (s *Server) pgSource(src agentconfig.WALSource) pgbackup.Source {
-	out := pgbackup.Source{Name: src.Name, Connection: src.Connection, PGData: src.PGData}
+	out := pgbackup.Source{Name: src.Name, Connection: src.Connection, PGData: src.PGData, Sign: s.recordSigner()}
 	for _, sh := range s.shippers {
 		if sh.Source.Name == src.Name {
 			out.Refusal = sh.Refusal
@@ -189,6 +189,9 @@ func (s *Server) RestorePostgres(req *agentv1.RestorePostgresRequest, stream age
 		if err != nil {
 			return status.Errorf(codes.FailedPrecondition, "%v", err)
 		}
+		if err := pgbackup.VerifyBase(stream.Context(), s.store, s.recordPolicy(req.GetAllowUnsigned()), plan); err != nil {
+			return recordStatus(err)
+		}
 		return stream.Send(&agentv1.RestorePostgresResponse{Event: &agentv1.RestorePostgresResponse_Result{Result: &agentv1.RestorePostgresResult{
 			TargetDir: req.TargetDir, BaseBackup: plan.Base.ID, Plan: planProto(plan),
 		}}})
@@ -212,11 +215,15 @@ func (s *Server) RestorePostgres(req *agentv1.RestorePostgresRequest, stream age
 		Target:    target,
 		Identity:  identity,
 		Replay:    req.Verify,
+		Records:   s.recordPolicy(req.GetAllowUnsigned()),
 		StageProgress: func(done, total int, bytes int64) {
 			send("stage", fmt.Sprintf("%d of %d WAL files staged", done, total), restic.RestoreStatus{})
 		},
 	}
 	restored, err := pgbackup.Restore(stream.Context(), r, e, s.store, func(phase string, st restic.RestoreStatus) { send(phase, "", st) })
+	if isRecordRefusal(err) {
+		return recordStatus(err)
+	}
 	if err != nil {
 		return status.Errorf(codes.FailedPrecondition, "%v", err)
 	}

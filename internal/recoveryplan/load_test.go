@@ -40,7 +40,7 @@ func TestLoadFromStore(t *testing.T) {
 	}
 	b := base("bb-1", 0, 2)
 	b.StopTime = time.Now().Add(-time.Hour)
-	if err := basebackup.Write(ctx, st, b); err != nil {
+	if err := basebackup.Write(ctx, st, b, nil); err != nil {
 		t.Fatal(err)
 	}
 	put(walobj.Key("pg-main", seg(2, 0).Name), "x")

@@ -80,7 +80,7 @@ func TestListingsSkipUnusableRecords(t *testing.T) {
 	})
 
 	t.Run("base backups", func(t *testing.T) {
-		if err := basebackup.Write(ctx, s, &basebackup.BaseBackup{ID: "base-1", Source: "db", StopTime: time.Now()}); err != nil {
+		if err := basebackup.Write(ctx, s, &basebackup.BaseBackup{ID: "base-1", Source: "db", StopTime: time.Now()}, nil); err != nil {
 			t.Fatal(err)
 		}
 		put(t, s, "pg/db/basebackups/half.json", `{"id":`)

@@ -349,7 +349,7 @@ func TestDrillFakeAgentPostgresGoesWhereItCanReplay(t *testing.T) {
 	now := time.Now().UTC()
 	e.writeSnapshot(&dbsnap.Snapshot{Name: "snap-server-1-1", Node: "server-1", Created: now.Add(-time.Minute), Uploaded: true, StoreKey: "etcd/server-1/snap-server-1-1.db.zst", Compression: "zstd"})
 	if err := basebackup.Write(context.Background(), e.store, &basebackup.BaseBackup{ID: "b1", Source: "pg-main", Node: "server-1", PGVersion: "15", Timeline: 1,
-		StopSegment: "000000010000000000000002", StartTime: now.Add(-time.Hour), StopTime: now.Add(-time.Hour)}); err != nil {
+		StopSegment: "000000010000000000000002", StartTime: now.Add(-time.Hour), StopTime: now.Add(-time.Hour)}, e.signer("server-1")); err != nil {
 		t.Fatal(err)
 	}
 	s1 := &fakeDrillAgent{node: "server-1", leader: true, files: "aaaa1111", wal: []string{"pg-main"}, noPG: true}

@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kubectl-dr/kubectl-dr/internal/store/basebackup"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/signature"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/walobj"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
@@ -68,7 +70,7 @@ func seedPG(t *testing.T, e *env) {
 	} {
 		b.Source, b.Timeline, b.PGVersion = "db", 1, "15"
 		b.StartTime, b.StopTime = t0.Add(time.Duration(i)*time.Hour), t0.Add(time.Duration(i)*time.Hour+time.Minute)
-		if err := basebackup.Write(ctx, e.store, b); err != nil {
+		if err := basebackup.Write(ctx, e.store, b, e.signer("server-1")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -162,5 +164,68 @@ func TestPGRestoreDryRunAndLs(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list.Items) != 2 || len(list.WAL) != 1 || len(list.WAL[0].Timelines) != 2 ||
 		len(list.WAL[0].Timelines[0].Gaps) != 1 || list.WAL[0].Timelines[0].Gaps[0].First != "000000010000000000000003" {
 		t.Errorf("pg ls -o json: %v\n%s", err, r)
+	}
+}
+
+// pg restore trusts a base backup only as its node signed it: a record
+// changed after it was signed is refused whatever the flags, one signed
+// by another node's agent is refused, and one with no signature is
+// refused unless --allow-unsigned; each error names the record.
+func TestPGRestoreChecksTheBaseBackupsSignature(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.agent("server-1", nil)
+	seedPG(t, e)
+	ctx := context.Background()
+	key := basebackup.Key("db", "bb2")
+	rc, err := e.store.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, _ := io.ReadAll(rc)
+	rc.Close()
+	restore := func(extra ...string) result {
+		return e.run(append([]string{"pg", "restore", "db", "--latest", "--dry-run", "--node", "server-1"}, extra...)...)
+	}
+	if r := restore(); r.code != 0 || !strings.Contains(r.stdout, "base backup bb2") {
+		t.Fatalf("the signed base backup: want exit 0\n%s", r)
+	}
+
+	// Another restic snapshot put in the record: the signature no longer holds.
+	forged := bytes.Replace(signed, []byte(`"stopLSN"`), []byte(`"snapshotID": "feedface", "stopLSN"`), 1)
+	if _, err := e.store.Put(ctx, key, bytes.NewReader(forged), int64(len(forged))); err != nil {
+		t.Fatal(err)
+	}
+	for _, extra := range [][]string{nil, {"--allow-unsigned"}} {
+		if r := restore(extra...); r.code != 1 || !strings.Contains(r.stderr, "base backup record refused") || !strings.Contains(r.stderr, key+" changed after it was signed") {
+			t.Errorf("a changed record %v: want exit 1, refused as changed after it was signed\n%s", extra, r)
+		}
+	}
+
+	// Signed by another node's agent.
+	var b basebackup.BaseBackup
+	if err := json.Unmarshal(signed, &b); err != nil {
+		t.Fatal(err)
+	}
+	b.Node = "server-1"
+	if err := basebackup.Write(ctx, e.store, &b, e.signer("worker-1")); err != nil {
+		t.Fatal(err)
+	}
+	if r := restore(); r.code != 1 || !strings.Contains(r.stderr, "belongs to node server-1 but is signed by") {
+		t.Errorf("a record signed by another node: want exit 1, naming both\n%s", r)
+	}
+
+	// Unsigned (planted, or written before records were signed).
+	if err := basebackup.Write(ctx, e.store, &b, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.Delete(ctx, key+signature.Suffix); err != nil {
+		t.Fatal(err)
+	}
+	if r := restore(); r.code != 1 || !strings.Contains(r.stderr, "base backup record "+key+" is not signed") || !strings.Contains(r.stderr, "--allow-unsigned") {
+		t.Errorf("an unsigned record: want exit 1, saying --allow-unsigned\n%s", r)
+	}
+	if r := restore("--allow-unsigned"); r.code != 0 || !strings.Contains(r.stdout, "base backup bb2") {
+		t.Errorf("an unsigned record with --allow-unsigned: want exit 0\n%s", r)
 	}
 }

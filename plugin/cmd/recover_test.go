@@ -25,7 +25,7 @@ func seedRecovery(e *env) time.Time {
 	e.writeSet(&backupset.Set{ID: "backup-1", Started: at, Finished: at.Add(time.Minute), Phase: backupset.Completed,
 		Files: []backupset.FilePart{{Node: "server-1", SnapshotID: "abcd1234", Paths: []string{"/srv/app"}}}})
 	if err := basebackup.Write(context.Background(), e.store, &basebackup.BaseBackup{ID: "bb-1", Source: "pg-main", Node: "db-1", PGData: "/var/lib/pg",
-		Timeline: 1, StopTime: at, StopSegment: "000000010000000000000002"}); err != nil {
+		Timeline: 1, StopTime: at, StopSegment: "000000010000000000000002"}, e.signer("db-1")); err != nil {
 		e.t.Fatal(err)
 	}
 	e.writeWAL("pg-main", "000000010000000000000002", 50*time.Minute)

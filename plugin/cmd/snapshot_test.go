@@ -24,14 +24,19 @@ func (e *env) writeSnapshot(s *dbsnap.Snapshot) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	pair, err := e.agentTLS(s.Node).KeyPair()
+	if err := signature.Put(context.Background(), e.store, e.signer(s.Node), dbsnap.MetaKey(s.Node, s.Name), data); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// signer signs records as node's agent does, with its certificate.
+func (e *env) signer(node string) *signature.Signer {
+	e.t.Helper()
+	pair, err := e.agentTLS(node).KeyPair()
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	sign := &signature.Signer{Key: pair.PrivateKey.(crypto.Signer), Chain: pair.Certificate}
-	if err := signature.Put(context.Background(), e.store, sign, dbsnap.MetaKey(s.Node, s.Name), data); err != nil {
-		e.t.Fatal(err)
-	}
+	return &signature.Signer{Key: pair.PrivateKey.(crypto.Signer), Chain: pair.Certificate}
 }
 
 func seedSnapshots(e *env) {

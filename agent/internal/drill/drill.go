@@ -52,9 +52,19 @@ type Engine struct {
 	// bucket beside the source's.
 	Buckets map[string]objstore.Config
 	Log     *slog.Logger
-	// Records, when set, is what a plan's etcd snapshot record must pass
-	// (its signature) before it is rehearsed.
+	// Records is what a record must pass (its signature) before what it
+	// names is rehearsed: a plan's etcd snapshot, a postgres part's base
+	// backup. Nil trusts no base backup, and rehearses a plan's snapshot
+	// unchecked (the RPC's caller checked it).
 	Records *signature.Policy
+}
+
+// records is the policy a base backup's record must pass.
+func (e *Engine) records() signature.Policy {
+	if e.Records == nil {
+		return signature.Policy{}
+	}
+	return *e.Records
 }
 
 // Progress reports a step starting (phase is the step's name).

@@ -124,7 +124,7 @@ func (e *Engine) RunPostgres(ctx context.Context, drillID string, req PostgresPa
 		if err != nil {
 			return "", err
 		}
-		restored, err = pgbackup.Restore(ctx, pgbackup.RestoreRequest{Source: req.Source, Target: target, AllowMissingWAL: true, TargetDir: dir, Identity: id, Replay: true, TurnOf: base.PGData}, e.Files, e.Store,
+		restored, err = pgbackup.Restore(ctx, pgbackup.RestoreRequest{Source: req.Source, Target: target, AllowMissingWAL: true, TargetDir: dir, Identity: id, Replay: true, TurnOf: base.PGData, Records: e.records()}, e.Files, e.Store,
 			func(phase string, st restic.RestoreStatus) {
 				if st.TotalBytes > 0 {
 					p.progress("restore", fmt.Sprintf("%d of %d bytes", st.BytesRestored, st.TotalBytes))

@@ -16,6 +16,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/agent/internal/restic"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/basebackup"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/signature"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/walobj"
 )
 
@@ -31,6 +32,9 @@ type Source struct {
 	// WALTimeout bounds the wait for the backup's WAL to be in the store
 	// (default 5 minutes).
 	WALTimeout time.Duration
+	// Sign signs the base backup's record (the node's certificate; nil:
+	// unsigned, an agent not yet enrolled).
+	Sign *signature.Signer
 }
 
 // excluded are what pg_basebackup leaves out of a data directory too:
@@ -155,7 +159,7 @@ func TakeBaseBackup(ctx context.Context, src Source, node string, eng *files.Eng
 	if err := waitForWAL(ctx, store, wr, timeout); err != nil {
 		return nil, fmt.Errorf("base backup %s is not recorded: %w", b.ID, err)
 	}
-	if err := basebackup.Write(ctx, store, b); err != nil {
+	if err := basebackup.Write(ctx, store, b, src.Sign); err != nil {
 		return nil, fmt.Errorf("record base backup %s: %w", b.ID, err)
 	}
 	return b, nil

@@ -27,7 +27,7 @@ func TestPlanRestoreReadsTheStore(t *testing.T) {
 	for i, id := range []string{"a", "b", "c"} {
 		lsn := fmt.Sprintf("0/%X000028", 2+2*i)
 		b := &basebackup.BaseBackup{ID: id, Source: "db", Timeline: 1, StartLSN: lsn, StopLSN: lsn, StopTime: t0.Add(time.Duration(i) * time.Hour)}
-		if err := basebackup.Write(ctx, store, b); err != nil {
+		if err := basebackup.Write(ctx, store, b, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -96,7 +96,7 @@ func TestListBaseBackupsBySourceAndAll(t *testing.T) {
 	t0 := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 	for i, b := range []*basebackup.BaseBackup{{ID: "a2", Source: "a"}, {ID: "b1", Source: "b"}, {ID: "a1", Source: "a"}, {ID: "ab1", Source: "ab"}} {
 		b.StopTime = t0.Add(time.Duration([]int{3, 2, 1, 4}[i]) * time.Hour)
-		if err := basebackup.Write(ctx, store, b); err != nil {
+		if err := basebackup.Write(ctx, store, b, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

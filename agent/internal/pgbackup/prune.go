@@ -78,7 +78,7 @@ func Prune(ctx context.Context, store objstore.Store, eng *files.Engine, source 
 
 	if !dryRun {
 		for i, b := range res.Removed {
-			err := store.Delete(ctx, basebackup.Key(source, b.ID))
+			err := basebackup.Delete(ctx, store, b)
 			if objstore.Refused(err) {
 				// Those not yet removed are kept, their snapshots and
 				// WAL with them.

@@ -30,7 +30,7 @@ func TestPruneRemovesOldBaseBackupsAndTheWALOnlyTheyUse(t *testing.T) {
 		b := &basebackup.BaseBackup{ID: fmt.Sprintf("base-%d", i), Source: "db", StartTime: t0.Add(time.Duration(i) * time.Hour),
 			StopTime: t0.Add(time.Duration(i)*time.Hour + time.Minute),
 			Label:    fmt.Sprintf("START WAL LOCATION: 0/%X000028 (file %s)\nCHECKPOINT LOCATION: 0/%X000060\n", i, seg, i)}
-		if err := basebackup.Write(ctx, store, b); err != nil {
+		if err := basebackup.Write(ctx, store, b, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -98,7 +98,7 @@ func TestPruneRemovesOldBaseBackupsAndTheWALOnlyTheyUse(t *testing.T) {
 	// A label that names no start file stops the prune before it removes
 	// anything.
 	bad := &basebackup.BaseBackup{ID: "base-x", Source: "db", StartTime: t0.Add(-time.Hour), StopTime: t0.Add(5 * time.Hour), Label: "garbled"}
-	if err := basebackup.Write(ctx, store, bad); err != nil {
+	if err := basebackup.Write(ctx, store, bad, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Prune(ctx, store, nil, "db", agentconfig.Retention{KeepLast: 1}, false); err == nil || !strings.Contains(err.Error(), "nothing was removed") {
@@ -126,7 +126,7 @@ func TestPruneRefusedDeleteKeepsEverything(t *testing.T) {
 	for i, seg := range []string{"000000010000000000000002", "000000010000000000000005"} {
 		b := &basebackup.BaseBackup{ID: fmt.Sprintf("base-%d", i), Source: "db", StartTime: t0.Add(time.Duration(i) * time.Hour),
 			StopTime: t0.Add(time.Duration(i)*time.Hour + time.Minute), Label: fmt.Sprintf("START WAL LOCATION: 0/0 (file %s)\n", seg)}
-		if err := basebackup.Write(ctx, store, b); err != nil {
+		if err := basebackup.Write(ctx, store, b, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/internal/pgtarget"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/basebackup"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/signature"
 )
 
 // RestoreRequest restores a source into a new data directory.
@@ -47,6 +48,10 @@ type RestoreRequest struct {
 	// stands in for it (a drill's scratch): the base backup's restore
 	// takes turns with the node's file restores as one into it would.
 	TurnOf string
+	// Records is what the chosen base backup's record must pass: signed
+	// by its node (or unsigned, when the request allowed it). The zero
+	// policy trusts nothing.
+	Records signature.Policy
 }
 
 // Restored is a data directory ready to start.
@@ -78,6 +83,21 @@ func PlanRestore(ctx context.Context, store objstore.Store, source string, targe
 	return plan, nil
 }
 
+// VerifyBase checks the plan's base backup against its record's
+// signature under p and puts the verified record in its place: the
+// snapshot id, label and LSNs a restore uses are the ones its node signed.
+func VerifyBase(ctx context.Context, store objstore.Store, p signature.Policy, plan *pgtarget.Plan) error {
+	if plan.Base == nil {
+		return nil
+	}
+	v, err := basebackup.Verified(ctx, store, p, plan.Base)
+	if err != nil {
+		return fmt.Errorf("WAL source %s: %w", plan.Base.Source, err)
+	}
+	plan.Base = v
+	return nil
+}
+
 // Restore lays down the base backup that reaches the target (PlanRestore),
 // its backup_label, and the recovery settings: restore_command through the
 // staged beside it, the target, recovery.signal. It refuses before writing anything
@@ -94,6 +114,9 @@ func Restore(ctx context.Context, req RestoreRequest, eng *files.Engine, store o
 	}
 	plan, err := PlanRestore(ctx, store, req.Source, req.Target, req.Identity)
 	if err != nil {
+		return nil, err
+	}
+	if err := VerifyBase(ctx, store, req.Records, plan); err != nil {
 		return nil, err
 	}
 	if err := plan.Err(); err != nil && !req.AllowMissingWAL {

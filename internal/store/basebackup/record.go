@@ -1,7 +1,6 @@
 package basebackup
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,7 @@ import (
 	drstore "github.com/kubectl-dr/kubectl-dr/internal/store"
 
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/signature"
 )
 
 // BaseBackup is pg/<source>/basebackups/<id>.json, written once the
@@ -56,16 +56,46 @@ var ErrNoBaseBackup = errors.New("no base backup")
 // Key is where a base backup's record lives.
 func Key(source, id string) string { return path.Join("pg", source, "basebackups", id+".json") }
 
-// Write stores the record; it is what makes the base backup listed, so it
-// is written last.
-func Write(ctx context.Context, store objstore.Store, b *BaseBackup) error {
+// Write stores the record, signed by sign (nil: unsigned); it is what
+// makes the base backup listed, so it is written last.
+func Write(ctx context.Context, store objstore.Store, b *BaseBackup, sign *signature.Signer) error {
 	b.Version = drstore.FormatVersion
 	data, err := json.MarshalIndent(b, "", "  ")
 	if err != nil {
 		return err
 	}
-	_, err = store.Put(ctx, Key(b.Source, b.ID), bytes.NewReader(data), int64(len(data)))
-	return err
+	return signature.Put(ctx, store, sign, Key(b.Source, b.ID), data)
+}
+
+// Delete removes the record, then its signature.
+func Delete(ctx context.Context, store objstore.Store, b *BaseBackup) error {
+	if err := store.Delete(ctx, Key(b.Source, b.ID)); err != nil {
+		return err
+	}
+	return signature.Delete(ctx, store, Key(b.Source, b.ID))
+}
+
+// maxRecord bounds what a base backup record may take.
+const maxRecord = 1 << 20
+
+// Verified reads b's record again and checks it against its signature
+// under p: only the node that took the base backup (or kubectl dr) may
+// vouch for it. The record returned is decoded from the verified bytes;
+// restore from it, not from b.
+func Verified(ctx context.Context, store objstore.Store, p signature.Policy, b *BaseBackup) (*BaseBackup, error) {
+	key := Key(b.Source, b.ID)
+	data, _, err := p.Read(ctx, store, "base backup record", key, maxRecord, signature.Owner{Node: b.Node})
+	if err != nil {
+		return nil, err
+	}
+	v, err := decode(key, data)
+	if err != nil {
+		return nil, err
+	}
+	if v.Node != b.Node {
+		return nil, fmt.Errorf("base backup record %s names node %s, listed as %s's: read it again", key, v.Node, b.Node)
+	}
+	return v, nil
 }
 
 // List returns the source's base backups (every source's when source is
@@ -102,11 +132,15 @@ func read(ctx context.Context, store objstore.Store, key string) (*BaseBackup, e
 	if err != nil {
 		return nil, err
 	}
-	data, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+	data, err := io.ReadAll(io.LimitReader(rc, maxRecord))
 	rc.Close()
 	if err != nil {
 		return nil, err
 	}
+	return decode(key, data)
+}
+
+func decode(key string, data []byte) (*BaseBackup, error) {
 	var b BaseBackup
 	if err := json.Unmarshal(data, &b); err != nil {
 		return nil, drstore.BadRecord(key, fmt.Errorf("not a base backup record: %w", err))

@@ -165,7 +165,7 @@ func (o *RunOptions) jobs(plan *recoveryplan.Plan, nodes agentclient.Nodes, laye
 				notes = append(notes, fmt.Sprintf("not rehearsed: postgres/%s (not named with --pg)", p.What))
 				continue
 			}
-			j = postgresJob(p, nodes, layers, cfg)
+			j = postgresJob(p, nodes, layers, cfg, o.AllowUnsigned)
 		case recoveryplan.LayerBucket:
 			j = bucketJob(p, nodes)
 		default:
@@ -274,7 +274,7 @@ func filesJob(p recoveryplan.Part, nodes agentclient.Nodes, layers nodeLayers) j
 	return j
 }
 
-func postgresJob(p recoveryplan.Part, nodes agentclient.Nodes, layers nodeLayers, cfg agentconfig.Drill) job {
+func postgresJob(p recoveryplan.Part, nodes agentclient.Nodes, layers nodeLayers, cfg agentconfig.Drill, allowUnsigned bool) job {
 	j := job{part: drillreport.Part{Layer: drillreport.LayerPostgres, Name: p.What, Node: p.Node}}
 	if p.Missing {
 		return j
@@ -293,7 +293,7 @@ func postgresJob(p recoveryplan.Part, nodes agentclient.Nodes, layers nodeLayers
 		j.part.Error = fmt.Sprintf("the agent that ships WAL source %s (on %s) cannot rehearse it: %s", p.What, orNone(node), why)
 		return j
 	}
-	req := &agentv1.DrillPostgres{Source: p.What}
+	req := &agentv1.DrillPostgres{Source: p.What, AllowUnsigned: allowUnsigned}
 	if !p.PGTime.IsZero() {
 		req.Target = timestamppb.New(p.PGTime)
 	}

@@ -39,7 +39,10 @@ type RestoreOptions struct {
 	Node       string
 	Verify     bool
 	DryRun     bool
-	Output     string
+	// AllowUnsigned restores from a base backup whose record carries no
+	// signature.
+	AllowUnsigned bool
+	Output        string
 
 	req *agentv1.RestorePostgresRequest
 }
@@ -116,6 +119,7 @@ transaction's time and each table's row count.`,
 	cmd.RegisterFlagCompletionFunc("node", cmdutil.CompleteFlag(cmdutil.NodeNames(f)))
 	cmd.Flags().BoolVar(&o.Verify, "verify", false, "start a scratch instance on it and report what it recovered")
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "only print the plan: base backup, WAL per timeline, what is missing")
+	cmd.Flags().BoolVar(&o.AllowUnsigned, "allow-unsigned", false, cmdutil.AllowUnsignedUsage)
 	printers.OutputFlag(cmd, &o.Output)
 	return cmd
 }
@@ -132,7 +136,7 @@ func (o *RestoreOptions) Validate() error {
 		return err
 	}
 	o.req = &agentv1.RestorePostgresRequest{Source: o.Source, TargetDir: o.TargetDir, Verify: o.Verify, DryRun: o.DryRun,
-		Timeline: o.Timeline, Exclusive: o.Exclusive, BaseBackup: o.BaseBackup}
+		Timeline: o.Timeline, Exclusive: o.Exclusive, BaseBackup: o.BaseBackup, AllowUnsigned: o.AllowUnsigned}
 	t := pgtarget.Target{Timeline: o.Timeline, Exclusive: o.Exclusive}
 	switch {
 	case o.Latest:

@@ -474,7 +474,7 @@ func (o *Options) recover(ctx context.Context, nodes agentclient.Nodes, plan *re
 			t := &track{layer: p.Layer, what: p.What, node: p.Node,
 				resume: fmt.Sprintf("empty %s, then kubectl dr pg restore %s %s --target-dir %s --node %s --verify", dir, p.What, to, dir, p.Node)}
 			run(t, func() error {
-				detail, err := restorePostgres(ctx, n, p, dir, errOut)
+				detail, err := restorePostgres(ctx, n, p, dir, o.AllowUnsigned, errOut)
 				t.detail = detail
 				return err
 			})
@@ -543,11 +543,11 @@ func orDash(s string) string {
 // restorePostgres restores one WAL source's database to the plan's target
 // and recovers it in a scratch instance (verify), which leaves it promoted
 // at the target for the database's own server to start on.
-func restorePostgres(ctx context.Context, n *agentclient.Node, p recoveryplan.Part, dir string, errOut io.Writer) (string, error) {
+func restorePostgres(ctx context.Context, n *agentclient.Node, p recoveryplan.Part, dir string, allowUnsigned bool, errOut io.Writer) (string, error) {
 	if dir == "" {
 		return "", fmt.Errorf("the base backup of %s names no data directory: give --pg-target %s=DIR", p.What, p.What)
 	}
-	req := &agentv1.RestorePostgresRequest{Source: p.What, TargetDir: dir, Verify: true}
+	req := &agentv1.RestorePostgresRequest{Source: p.What, TargetDir: dir, Verify: true, AllowUnsigned: allowUnsigned}
 	if p.PGTime.IsZero() {
 		req.Target = &agentv1.RestorePostgresRequest_Latest{Latest: true}
 	} else {

@@ -4163,6 +4163,10 @@ type RestorePostgresRequest struct {
 	BaseBackup string `protobuf:"bytes,13,opt,name=base_backup,json=baseBackup,proto3" json:"base_backup,omitempty"`
 	// dry_run: only plan; the result carries the plan and nothing is written.
 	DryRun bool `protobuf:"varint,14,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// allow_unsigned: restore from a base backup whose record carries no
+	// signature (one with a signature that does not hold is refused
+	// whatever this says).
+	AllowUnsigned bool `protobuf:"varint,15,opt,name=allow_unsigned,json=allowUnsigned,proto3" json:"allow_unsigned,omitempty"`
 	// The snapshot key (an age identity, AGE-SECRET-KEY-1...) for this
 	// request only: the agent decrypts with it, keeps it in memory and
 	// never writes or logs it. Nodes hold only the public recipient; a
@@ -4309,6 +4313,13 @@ func (x *RestorePostgresRequest) GetBaseBackup() string {
 func (x *RestorePostgresRequest) GetDryRun() bool {
 	if x != nil {
 		return x.DryRun
+	}
+	return false
+}
+
+func (x *RestorePostgresRequest) GetAllowUnsigned() bool {
+	if x != nil {
+		return x.AllowUnsigned
 	}
 	return false
 }
@@ -6013,7 +6024,7 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\x12BaseBackupResponse\x123\n" +
 	"\bprogress\x18\x01 \x01(\v2\x15.dr.agent.v1.ProgressH\x00R\bprogress\x127\n" +
 	"\x06result\x18\x02 \x01(\v2\x1d.dr.agent.v1.BaseBackupResultH\x00R\x06resultB\a\n" +
-	"\x05event\"\xd0\x03\n" +
+	"\x05event\"\xf7\x03\n" +
 	"\x16RestorePostgresRequest\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x120\n" +
 	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampH\x00R\x04time\x12\x18\n" +
@@ -6030,7 +6041,8 @@ const file_api_dr_agent_v1_agent_proto_rawDesc = "" +
 	"\texclusive\x18\f \x01(\bR\texclusive\x12\x1f\n" +
 	"\vbase_backup\x18\r \x01(\tR\n" +
 	"baseBackup\x12\x17\n" +
-	"\adry_run\x18\x0e \x01(\bR\x06dryRun\x12+\n" +
+	"\adry_run\x18\x0e \x01(\bR\x06dryRun\x12%\n" +
+	"\x0eallow_unsigned\x18\x0f \x01(\bR\rallowUnsigned\x12+\n" +
 	"\x11snapshot_identity\x18\x1e \x01(\fR\x10snapshotIdentityB\b\n" +
 	"\x06targetJ\x04\b\x01\x10\x02R\foperation_id\"\x81\x03\n" +
 	"\x15RestorePostgresResult\x12\x1d\n" +

@@ -307,8 +307,11 @@ type DrillPostgres struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Source string                 `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
 	// Recovery target; unset: everything archived (the latest point).
-	Target        *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
-	Checks        []*DrillCheck          `protobuf:"bytes,3,rep,name=checks,proto3" json:"checks,omitempty"`
+	Target *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	Checks []*DrillCheck          `protobuf:"bytes,3,rep,name=checks,proto3" json:"checks,omitempty"`
+	// allow_unsigned: rehearse a base backup whose record carries no
+	// signature.
+	AllowUnsigned bool `protobuf:"varint,4,opt,name=allow_unsigned,json=allowUnsigned,proto3" json:"allow_unsigned,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -362,6 +365,13 @@ func (x *DrillPostgres) GetChecks() []*DrillCheck {
 		return x.Checks
 	}
 	return nil
+}
+
+func (x *DrillPostgres) GetAllowUnsigned() bool {
+	if x != nil {
+		return x.AllowUnsigned
+	}
+	return false
 }
 
 // DrillCheck is one SQL check (the agent config's drill.checks).
@@ -956,11 +966,12 @@ const file_api_dr_agent_v1_drill_proto_rawDesc = "" +
 	"\n" +
 	"backup_set\x18\x02 \x01(\tR\tbackupSet\x12\x12\n" +
 	"\x04node\x18\x03 \x01(\tR\x04node\x12(\n" +
-	"\x10read_data_subset\x18\x04 \x01(\tR\x0ereadDataSubset\"\x8c\x01\n" +
+	"\x10read_data_subset\x18\x04 \x01(\tR\x0ereadDataSubset\"\xb3\x01\n" +
 	"\rDrillPostgres\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x122\n" +
 	"\x06target\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06target\x12/\n" +
-	"\x06checks\x18\x03 \x03(\v2\x17.dr.agent.v1.DrillCheckR\x06checks\"\x89\x01\n" +
+	"\x06checks\x18\x03 \x03(\v2\x17.dr.agent.v1.DrillCheckR\x06checks\x12%\n" +
+	"\x0eallow_unsigned\x18\x04 \x01(\bR\rallowUnsigned\"\x89\x01\n" +
 	"\n" +
 	"DrillCheck\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
