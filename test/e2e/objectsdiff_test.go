@@ -219,11 +219,17 @@ func TestObjectsReadRefusesAnotherClustersSnapshot(t *testing.T) {
 			t.Errorf("%s: exit %d\n%s\nwant 1, %q, before the snapshot is read", strings.Join(args[:2], " "), r.code, r.stderr, want)
 		}
 	}
+	// Another install's records cannot be checked here: only read when
+	// the user says so.
 	r = kubectlDR(t, nil, "objects", "ls", name, "--from-cluster", other, "--kind", "namespace")
+	if r.code != 1 || !strings.Contains(r.stderr, "cannot be checked") || !strings.Contains(r.stderr, "--allow-unsigned") {
+		t.Errorf("objects ls --from-cluster without --allow-unsigned: exit %d\n%s\nwant 1, the record cannot be checked", r.code, r.stderr)
+	}
+	r = kubectlDR(t, nil, "objects", "ls", name, "--from-cluster", other, "--kind", "namespace", "--allow-unsigned")
 	if r.code != 0 || !strings.Contains(r.stdout, "Namespace") {
 		t.Errorf("objects ls --from-cluster: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	r = kubectlDR(t, nil, "objects", "get", name, "namespace/kube-system", "--from-cluster", other)
+	r = kubectlDR(t, nil, "objects", "get", name, "namespace/kube-system", "--from-cluster", other, "--allow-unsigned")
 	if r.code != 0 || !strings.Contains(r.stdout, "name: kube-system") {
 		t.Errorf("objects get --from-cluster: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}

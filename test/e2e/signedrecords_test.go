@@ -52,6 +52,11 @@ func TestSnapshotRecordsAreSignedAndChecked(t *testing.T) {
 			t.Errorf("preview of a changed record %v: exit %d\n%s\nwant 1, refused as changed after it was signed", extra, r.code, r.stderr)
 		}
 	}
+	// objects reads it on the plugin's side, and writes what it read into
+	// the live cluster: it checks the same.
+	if r := kubectlDR(t, nil, "objects", "ls", snap.Name, "-n", "kube-system"); r.code != 1 || !strings.Contains(r.stderr, "changed after it was signed") {
+		t.Errorf("objects ls of a changed record: exit %d\n%s\nwant 1, refused as changed after it was signed", r.code, r.stderr)
+	}
 	putStoreObject(t, key, record)
 
 	// A record planted under the node's prefix, pointing at the same

@@ -81,7 +81,7 @@ type UnsignedError struct {
 
 func (e *UnsignedError) Error() string {
 	if e.NoTrust {
-		return fmt.Sprintf("%s %s cannot be checked: no CA is configured to verify signatures with (the agent's tls.caFile); refused. Run again with --allow-unsigned to accept it unchecked", e.What, e.Key)
+		return fmt.Sprintf("%s %s cannot be checked: no CA to verify its signature with is known here (an agent's tls.ca; another cluster's records); refused. Run again with --allow-unsigned to accept it unchecked", e.What, e.Key)
 	}
 	return fmt.Sprintf("%s %s is not signed: it was written before kubectl dr signed its records, by an agent not yet enrolled, or planted by someone without a node's key; refused. If you know it is yours, run again with --allow-unsigned", e.What, e.Key)
 }

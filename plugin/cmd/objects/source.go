@@ -17,6 +17,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/internal/store/backupset"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/signature"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 )
 
@@ -33,6 +34,9 @@ type Source struct {
 	KeyFile          string
 	EncryptionConfig string
 	FromCluster      string
+	// AllowUnsigned reads a snapshot whose record carries no signature
+	// (or, of another cluster, one this install cannot check).
+	AllowUnsigned bool
 
 	// verb names what the command does with the snapshot, for errors.
 	verb string
@@ -45,6 +49,7 @@ func (s *Source) bind(cmd *cobra.Command) {
 	fs.StringVar(&s.KeyFile, "key-file", "", "snapshot key (age identity) (default $"+cmdutil.EnvSnapshotKey+", else the install's Secret "+cmdutil.SnapshotKeySecret+")")
 	fs.StringVar(&s.EncryptionConfig, "encryption-config", "", "EncryptionConfiguration that decrypts Secrets encrypted at rest (default: the one kept beside the snapshot; k3s's is <data-dir>/"+encryptionConfigFile+")")
 	fs.StringVar(&s.FromCluster, "from-cluster", "", "read the backups of cluster ID (its kube-system namespace UID), e.g. the cluster this one replaces")
+	fs.BoolVar(&s.AllowUnsigned, "allow-unsigned", false, cmdutil.AllowUnsignedUsage+"; with --from-cluster, also one signed under another install's CA, unchecked")
 }
 
 // validate checks that exactly one restore point is named.
@@ -144,6 +149,16 @@ func (s *Source) open(ctx context.Context, f cmdutil.Factory, errOut interface{ 
 		return nil, err
 	}
 	if err := s.checkCluster(ctx, f, snap); err != nil {
+		return nil, err
+	}
+	// What is read is what its node signed (objects restore writes it
+	// into the live cluster). Another cluster's records were signed under
+	// its own install's CA, which this one cannot check.
+	policy := signature.Policy{AllowUnsigned: s.AllowUnsigned}
+	if s.FromCluster == "" {
+		policy = cmdutil.RecordPolicy(ctx, f, s.AllowUnsigned)
+	}
+	if snap, _, err = dbsnap.Verified(ctx, store, policy, snap); err != nil {
 		return nil, err
 	}
 	var id age.Identity
