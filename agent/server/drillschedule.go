@@ -72,11 +72,12 @@ func (s *Server) scheduledDrill(ctx context.Context, started time.Time) (*drillr
 		}
 		id = drillreport.NewID(started.Add(time.Duration(i) * time.Second))
 	}
-	sets, _, err := backupset.List(ctx, s.store)
+	records := s.recordPolicy(false)
+	sets, _, err := backupset.ListVerified(ctx, s.store, records)
 	if err != nil {
 		return nil, fmt.Errorf("drill %s: %w", id, err)
 	}
-	in, _, err := recoveryplan.Load(ctx, s.store, drill.RepoFiles{Sets: sets, Files: e.Files}, started)
+	in, _, err := recoveryplan.Load(ctx, s.store, drill.RepoFiles{Sets: sets, Files: e.Files}, started, records)
 	if err != nil {
 		return nil, fmt.Errorf("drill %s: %w", id, err)
 	}

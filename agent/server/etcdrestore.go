@@ -121,7 +121,10 @@ func (s *Server) resolveSnapshot(ctx context.Context, ref *agentv1.SnapshotRef) 
 	name := ref.GetName()
 	switch {
 	case ref.GetBackupSet() != "":
-		set, err := backupset.Read(ctx, s.store, ref.GetBackupSet())
+		set, err := backupset.Verified(ctx, s.store, s.recordPolicy(ref.GetAllowUnsigned()), ref.GetBackupSet())
+		if isRecordRefusal(err) {
+			return nil, recordStatus(err)
+		}
 		if err != nil {
 			return nil, status.Errorf(codes.NotFound, "%v", err)
 		}

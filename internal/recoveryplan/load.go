@@ -15,6 +15,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/internal/store/bucketobj"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/signature"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/walobj"
 )
 
@@ -45,8 +46,9 @@ func (s SetFiles) FileSnapshots(context.Context) ([]FileSnapshot, error) {
 
 // Load reads what Pick needs from the cluster's part of the store, and
 // the file snapshots from files (nil: those of the backup sets). Records
-// that cannot be used are left out and returned in skipped.
-func Load(ctx context.Context, store objstore.Store, files FileLister, now time.Time) (Inputs, []drstore.Skipped, error) {
+// that cannot be used are left out and returned in skipped: backup sets
+// records refuses (unsigned, or their signature does not hold) among them.
+func Load(ctx context.Context, store objstore.Store, files FileLister, now time.Time, records signature.Policy) (Inputs, []drstore.Skipped, error) {
 	in := Inputs{Now: now}
 	var skipped []drstore.Skipped
 	snaps, sk, err := dbsnap.ListStore(ctx, store)
@@ -54,7 +56,7 @@ func Load(ctx context.Context, store objstore.Store, files FileLister, now time.
 		return in, nil, fmt.Errorf("list datastore snapshots: %w", err)
 	}
 	in.Snapshots, skipped = snaps, append(skipped, sk...)
-	sets, sk, err := backupset.List(ctx, store)
+	sets, sk, err := backupset.ListVerified(ctx, store, records)
 	if err != nil {
 		return in, nil, err
 	}

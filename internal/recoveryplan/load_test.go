@@ -11,6 +11,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/internal/store/basebackup"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/signature"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/walobj"
 )
 
@@ -35,7 +36,7 @@ func TestLoadFromStore(t *testing.T) {
 	put(dbsnap.MetaKey(s.Node, s.Name), string(meta))
 	put(s.StoreKey, "data")
 	if err := backupset.Write(ctx, st, &backupset.Set{ID: "backup-1", Started: time.Now().Add(-time.Hour), Finished: time.Now().Add(-time.Hour),
-		Files: []backupset.FilePart{{Node: "server-1", SnapshotID: "abcd"}}}); err != nil {
+		Files: []backupset.FilePart{{Node: "server-1", SnapshotID: "abcd"}}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	b := base("bb-1", 0, 2)
@@ -47,7 +48,13 @@ func TestLoadFromStore(t *testing.T) {
 	put(walobj.Key("pg-main", seg(3, 0).Name), "x")
 	put("wal/pg-main/00000001/00000001.history"+walobj.ObjectSuffix, "x")
 
-	in, skipped, err := Load(ctx, st, nil, time.Now())
+	// The set is unsigned: a plan that may not take unsigned records
+	// leaves it out, saying why; one that may, takes it.
+	in, skipped, err := Load(ctx, st, nil, time.Now(), signature.Policy{})
+	if err != nil || len(skipped) != 1 || skipped[0].Key != "sets/backup-1.json" || !strings.Contains(skipped[0].Reason.Error(), "is not signed") || len(in.Sets) != 0 {
+		t.Errorf("strict: sets %v, skipped %v, %v; want the unsigned set skipped, named", in.Sets, skipped, err)
+	}
+	in, skipped, err = Load(ctx, st, nil, time.Now(), signature.Policy{AllowUnsigned: true})
 	if err != nil || len(skipped) > 0 {
 		t.Fatal(err, skipped)
 	}

@@ -64,7 +64,7 @@ func TestListingsSkipUnusableRecords(t *testing.T) {
 	})
 
 	t.Run("backup sets", func(t *testing.T) {
-		if err := backupset.Write(ctx, s, &backupset.Set{ID: "backup-20260101-000000", Phase: backupset.Completed, Started: time.Now()}); err != nil {
+		if err := backupset.Write(ctx, s, &backupset.Set{ID: "backup-20260101-000000", Phase: backupset.Completed, Started: time.Now()}, nil); err != nil {
 			t.Fatal(err)
 		}
 		put(t, s, "sets/bad.json", `not json`)

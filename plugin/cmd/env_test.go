@@ -2,6 +2,7 @@ package cmd_test
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -32,6 +33,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/internal/pki"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/backupset"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/signature"
 	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
@@ -235,10 +237,16 @@ func (e *env) runContext(ctx context.Context, args ...string) result {
 	return result{stdout: out.String(), stderr: errOut.String(), code: code}
 }
 
-// writeSet seeds a backup set record, as backup create writes it.
+// writeSet seeds a backup set record, as backup create writes it: signed
+// with kubectl dr's client certificate.
 func (e *env) writeSet(s *backupset.Set) {
 	e.t.Helper()
-	if err := backupset.Write(context.Background(), e.store, s); err != nil {
+	pair, err := e.clientTLS.KeyPair()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	sign := &signature.Signer{Key: pair.PrivateKey.(crypto.Signer), Chain: pair.Certificate}
+	if err := backupset.Write(context.Background(), e.store, s, sign); err != nil {
 		e.t.Fatal(err)
 	}
 }

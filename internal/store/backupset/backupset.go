@@ -1,7 +1,6 @@
 package backupset
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,7 @@ import (
 	drstore "github.com/kubectl-dr/kubectl-dr/internal/store"
 
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/signature"
 )
 
 // Phases of a set.
@@ -164,17 +164,59 @@ func NewID(t time.Time) string { return "backup-" + t.UTC().Format("20060102-150
 
 func key(id string) string { return path.Join("sets", id+".json") }
 
-// Write stores the set (the last step of a backup).
-func Write(ctx context.Context, store objstore.Store, s *Set) error {
+// Write stores the set (the last step of a backup), signed by sign
+// (kubectl dr's client certificate; nil: unsigned).
+func Write(ctx context.Context, store objstore.Store, s *Set, sign *signature.Signer) error {
 	s.Version = drstore.FormatVersion
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return err
 	}
-	if _, err := store.Put(ctx, key(s.ID), bytes.NewReader(data), int64(len(data))); err != nil {
+	if err := signature.Put(ctx, store, sign, key(s.ID), data); err != nil {
 		return fmt.Errorf("write backup set %s to %s: %w", s.ID, store, err)
 	}
 	return nil
+}
+
+// maxRecord bounds what a set's record may take.
+const maxRecord = 4 << 20
+
+// Verified reads set id and checks it against its signature under p: only
+// kubectl dr writes sets, so no node's certificate vouches for one (a
+// node that could would point a restore at the snapshots it chose).
+func Verified(ctx context.Context, store objstore.Store, p signature.Policy, id string) (*Set, error) {
+	if err := ValidateID(id); err != nil {
+		return nil, err
+	}
+	data, _, err := p.Read(ctx, store, "backup set", key(id), maxRecord, signature.Owner{PluginOnly: true})
+	if errors.Is(err, objstore.ErrNotFound) {
+		return nil, fmt.Errorf("%w: no %q in %s (kubectl dr backup ls shows the sets)", ErrNotFound, id, store)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return decode(id, data)
+}
+
+// ListVerified is List without the sets p refuses, which go into skipped
+// with why (a recovery plan never builds on a set it cannot trust).
+func ListVerified(ctx context.Context, store objstore.Store, p signature.Policy) (sets []*Set, skipped []drstore.Skipped, err error) {
+	all, skipped, err := List(ctx, store)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, s := range all {
+		v, err := Verified(ctx, store, p, s.ID)
+		switch {
+		case err == nil:
+			sets = append(sets, v)
+		case errors.Is(err, signature.ErrUnsigned), errors.Is(err, signature.ErrForged):
+			skipped = append(skipped, drstore.Skipped{Key: key(s.ID), Reason: err})
+		default:
+			return nil, nil, err
+		}
+	}
+	return sets, skipped, nil
 }
 
 // Exists reports whether a set with this id is stored.
@@ -202,10 +244,14 @@ func Read(ctx context.Context, store objstore.Store, id string) (*Set, error) {
 		return nil, fmt.Errorf("read backup set %s: %w", id, err)
 	}
 	defer rc.Close()
-	data, err := io.ReadAll(rc)
+	data, err := io.ReadAll(io.LimitReader(rc, maxRecord))
 	if err != nil {
 		return nil, fmt.Errorf("read backup set %s: %w", id, err)
 	}
+	return decode(id, data)
+}
+
+func decode(id string, data []byte) (*Set, error) {
 	var s Set
 	if err := json.Unmarshal(data, &s); err != nil {
 		return nil, drstore.BadRecord(key(id), fmt.Errorf("not a backup set: %w", err))
@@ -247,6 +293,9 @@ func List(ctx context.Context, store objstore.Store) (sets []*Set, skipped []drs
 func Delete(ctx context.Context, store objstore.Store, id string) error {
 	if err := store.Delete(ctx, key(id)); err != nil && !errors.Is(err, objstore.ErrNotFound) {
 		return fmt.Errorf("delete backup set %s: %w", id, err)
+	}
+	if err := signature.Delete(ctx, store, key(id)); err != nil {
+		return fmt.Errorf("delete backup set %s's signature: %w", id, err)
 	}
 	return nil
 }

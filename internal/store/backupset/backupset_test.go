@@ -16,7 +16,7 @@ func TestRecordsCarryTheFormatVersionAndNewerOnesAreRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	set := &Set{ID: NewID(time.Unix(1700000000, 0)), Phase: Completed}
-	if err := Write(ctx, store, set); err != nil {
+	if err := Write(ctx, store, set, nil); err != nil {
 		t.Fatal(err)
 	}
 	got, err := Read(ctx, store, set.ID)

@@ -240,7 +240,13 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	// The record is written even after Ctrl-C, so the set says it failed.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := backupset.Write(wctx, store, set); err != nil {
+	// kubectl dr's client certificate vouches for the set: a node may
+	// not (it could point a restore at the snapshots it chose).
+	sign, err := cmdutil.RecordSigner(wctx, o.f)
+	if err != nil {
+		fmt.Fprintf(o.ErrOut, "warning: backup set %s is recorded unsigned (a restore from it needs --allow-unsigned): %v\n", set.ID, err)
+	}
+	if err := backupset.Write(wctx, store, set, sign); err != nil {
 		return err
 	}
 	if err := o.print(set); err != nil {

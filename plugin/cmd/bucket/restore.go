@@ -18,6 +18,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/internal/store/backupset"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/bucketobj"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/signature"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 )
@@ -47,7 +48,10 @@ type RestoreOptions struct {
 	DryRun         bool
 	Yes            bool
 	Output         string
-	to             time.Time
+	// AllowUnsigned takes --backup's time from a set whose record carries
+	// no signature.
+	AllowUnsigned bool
+	to            time.Time
 }
 
 // NewCmdRestore returns `kubectl dr bucket restore`.
@@ -92,6 +96,7 @@ and $` + EnvSecretKey + `.`,
 	fl.StringVar(&o.KeyFile, "key-file", "", "the snapshot key (age identity) the copies are encrypted to (default $DR_SNAPSHOT_KEY, else the install's Secret)")
 	fl.IntVar(&o.Concurrency, "concurrency", 8, "objects written at once")
 	fl.BoolVar(&o.DryRun, "dry-run", false, "print the plan, write nothing")
+	fl.BoolVar(&o.AllowUnsigned, "allow-unsigned", false, cmdutil.AllowUnsignedUsage+" (of --backup's set)")
 	fl.BoolVar(&o.Yes, "yes", false, "write without asking")
 	printers.OutputFlag(cmd, &o.Output)
 	return cmd
@@ -182,7 +187,7 @@ func (o *RestoreOptions) Run(ctx context.Context) error {
 		return err
 	}
 	if o.Backup != "" {
-		if o.to, err = passOfSet(ctx, st, o.Backup, o.Source); err != nil {
+		if o.to, err = passOfSet(ctx, st, cmdutil.RecordPolicy(ctx, o.f, o.AllowUnsigned), o.Backup, o.Source); err != nil {
 			return err
 		}
 	}
@@ -339,8 +344,8 @@ func writeOne(ctx context.Context, target objstore.Bucket, v bucketobj.Version, 
 }
 
 // passOfSet is the time of source's pass in backup set id.
-func passOfSet(ctx context.Context, st objstore.Store, id, source string) (time.Time, error) {
-	set, err := backupset.Read(ctx, st, id)
+func passOfSet(ctx context.Context, st objstore.Store, records signature.Policy, id, source string) (time.Time, error) {
+	set, err := backupset.Verified(ctx, st, records, id)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("--backup %s: %w", id, err)
 	}

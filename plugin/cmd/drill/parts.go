@@ -16,6 +16,7 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/internal/store/backupset"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/drillreport"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/signature"
 	"github.com/kubectl-dr/kubectl-dr/plugin/agentclient"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 )
@@ -98,13 +99,15 @@ func (l nodeLayers) walSources() []string {
 type agentFiles struct {
 	store  objstore.Store
 	layers nodeLayers
+	// records is what a backup set must pass to be built on.
+	records signature.Policy
 }
 
 // FileSnapshots implements recoveryplan.FileLister.
 func (a agentFiles) FileSnapshots(ctx context.Context) ([]recoveryplan.FileSnapshot, error) {
 	var out []recoveryplan.FileSnapshot
 	if a.store != nil {
-		sets, _, err := backupset.List(ctx, a.store)
+		sets, _, err := backupset.ListVerified(ctx, a.store, a.records)
 		if err != nil {
 			return nil, err
 		}

@@ -205,7 +205,8 @@ func (o *RunOptions) Run(ctx context.Context) error {
 			}
 		}
 	}
-	in, skipped, err := recoveryplan.Load(ctx, store, agentFiles{store: store, layers: layers}, started)
+	records := cmdutil.RecordPolicy(ctx, o.f, o.AllowUnsigned)
+	in, skipped, err := recoveryplan.Load(ctx, store, agentFiles{store: store, layers: layers, records: records}, started, records)
 	if err != nil {
 		return err
 	}

@@ -209,7 +209,7 @@ func (o *RestoreOptions) planData(ctx context.Context, sel *selection, steps []*
 	if err != nil {
 		return nil, err
 	}
-	set, err := backupset.Read(ctx, store, o.Backup)
+	set, err := backupset.Verified(ctx, store, o.records(ctx, o.f), o.Backup)
 	if err != nil {
 		return nil, err
 	}

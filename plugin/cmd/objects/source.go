@@ -100,8 +100,18 @@ func storeFor(ctx context.Context, f cmdutil.Factory, from string) (objstore.Sto
 	return st.Sub(from), nil
 }
 
+// records is what the source's records must pass. Another cluster's
+// records were signed under its own install's CA, which this one cannot
+// check.
+func (s *Source) records(ctx context.Context, f cmdutil.Factory) signature.Policy {
+	if s.FromCluster != "" {
+		return signature.Policy{AllowUnsigned: s.AllowUnsigned}
+	}
+	return cmdutil.RecordPolicy(ctx, f, s.AllowUnsigned)
+}
+
 // resolve finds the snapshot the source names.
-func (s *Source) resolve(ctx context.Context, store objstore.Store) (*dbsnap.Snapshot, error) {
+func (s *Source) resolve(ctx context.Context, f cmdutil.Factory, store objstore.Store) (*dbsnap.Snapshot, error) {
 	list, _, err := dbsnap.ListStore(ctx, store)
 	if err != nil {
 		return nil, err
@@ -109,7 +119,7 @@ func (s *Source) resolve(ctx context.Context, store objstore.Store) (*dbsnap.Sna
 	name := s.Snapshot
 	switch {
 	case s.Backup != "":
-		set, err := backupset.Read(ctx, store, s.Backup)
+		set, err := backupset.Verified(ctx, store, s.records(ctx, f), s.Backup)
 		if err != nil {
 			return nil, err
 		}
@@ -144,7 +154,7 @@ func (s *Source) open(ctx context.Context, f cmdutil.Factory, errOut interface{ 
 	if err != nil {
 		return nil, err
 	}
-	snap, err := s.resolve(ctx, store)
+	snap, err := s.resolve(ctx, f, store)
 	if err != nil {
 		return nil, err
 	}
@@ -152,13 +162,8 @@ func (s *Source) open(ctx context.Context, f cmdutil.Factory, errOut interface{ 
 		return nil, err
 	}
 	// What is read is what its node signed (objects restore writes it
-	// into the live cluster). Another cluster's records were signed under
-	// its own install's CA, which this one cannot check.
-	policy := signature.Policy{AllowUnsigned: s.AllowUnsigned}
-	if s.FromCluster == "" {
-		policy = cmdutil.RecordPolicy(ctx, f, s.AllowUnsigned)
-	}
-	if snap, _, err = dbsnap.Verified(ctx, store, policy, snap); err != nil {
+	// into the live cluster).
+	if snap, _, err = dbsnap.Verified(ctx, store, s.records(ctx, f), snap); err != nil {
 		return nil, err
 	}
 	var id age.Identity

@@ -214,7 +214,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	in, skipped, err := recoveryplan.Load(ctx, store, nil, time.Now().UTC())
+	in, skipped, err := recoveryplan.Load(ctx, store, nil, time.Now().UTC(), cmdutil.RecordPolicy(ctx, o.f, o.AllowUnsigned))
 	if err != nil {
 		return err
 	}

@@ -33,6 +33,9 @@ type Options struct {
 	DryRun bool
 	Yes    bool
 	Output string
+	// AllowUnsigned restores from a set whose record carries no
+	// signature.
+	AllowUnsigned bool
 }
 
 // NewCmdRestore returns `kubectl dr restore`.
@@ -77,6 +80,7 @@ The etcd part of a set is restored with kubectl dr etcd restore.`,
 	cmd.Flags().StringVar(&o.PVC, "pvc", "", "restore only this PVC's directory (NAMESPACE/NAME)")
 	cmd.Flags().StringVar(&o.Target, "target", "", "restore below this directory on the node instead of in place")
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "show what would be restored and stop")
+	cmd.Flags().BoolVar(&o.AllowUnsigned, "allow-unsigned", false, cmdutil.AllowUnsignedUsage)
 	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "restore without asking after the preview")
 	printers.OutputFlag(cmd, &o.Output)
 	return cmd
@@ -160,7 +164,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	set, err := backupset.Read(ctx, store, o.Backup)
+	set, err := backupset.Verified(ctx, store, cmdutil.RecordPolicy(ctx, o.f, o.AllowUnsigned), o.Backup)
 	if err != nil {
 		return err
 	}
