@@ -69,8 +69,12 @@ func New(c Config) (*Client, error) {
 // call sends one signed request and returns the body of a 2xx answer;
 // any other answer is parsed into an error.
 func (c *Client) call(ctx context.Context, method, op string, query url.Values, body []byte) (int, []byte, error) {
+	return c.do(ctx, method, apiPrefix+op, query, body)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body []byte) (int, []byte, error) {
 	u := *c.base
-	u.Path = apiPrefix + op
+	u.Path = path
 	u.RawQuery = query.Encode()
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
 	if err != nil {

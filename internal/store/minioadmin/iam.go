@@ -65,20 +65,6 @@ func (c *Client) AddPolicy(ctx context.Context, name string, doc []byte) error {
 	return nil
 }
 
-// Policy returns a canned policy's document; a missing one is
-// ErrNoSuchPolicy.
-func (c *Client) Policy(ctx context.Context, name string) (json.RawMessage, error) {
-	_, body, err := c.call(ctx, http.MethodGet, "info-canned-policy", url.Values{"name": {name}, "v": {"2"}}, nil)
-	if err != nil {
-		return nil, fmt.Errorf("policy %s: %w", name, err)
-	}
-	var info struct{ Policy json.RawMessage }
-	if err := json.Unmarshal(body, &info); err != nil || len(info.Policy) == 0 {
-		return nil, fmt.Errorf("policy %s: %w: no policy in the answer", name, ErrNotMinIO)
-	}
-	return info.Policy, nil
-}
-
 // codeAlreadyApplied answers an attach of a policy the user has.
 const codeAlreadyApplied = "XMinioAdminPolicyChangeAlreadyApplied"
 
