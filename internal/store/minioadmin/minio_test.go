@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,17 @@ import (
 	"github.com/kubectl-dr/kubectl-dr/internal/store/minioadmin/miniotest"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/nodecreds"
 )
+
+// recorder notes each admin call and its answer's status.
+type recorder struct{ calls []string }
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err == nil {
+		r.calls = append(r.calls, fmt.Sprintf("%s %s %d", req.Method, strings.TrimPrefix(req.URL.Path, apiPrefix), resp.StatusCode))
+	}
+	return resp, err
+}
 
 func s3Client(t *testing.T, endpoint, access, secret string) *minio.Client {
 	t.Helper()
@@ -58,7 +71,8 @@ func TestMinIONodeUser(t *testing.T) {
 	if err := root.MakeBucket(ctx, "backups", minio.MakeBucketOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	admin, err := New(Config{Endpoint: srv.Endpoint, AccessKey: srv.RootAccessKey, SecretKey: srv.RootSecretKey})
+	rec := &recorder{}
+	admin, err := New(Config{Endpoint: srv.Endpoint, AccessKey: srv.RootAccessKey, SecretKey: srv.RootSecretKey, Transport: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,6 +84,7 @@ func TestMinIONodeUser(t *testing.T) {
 	if _, err := admin.UserInfo(ctx, u.AccessKey); !errors.Is(err, ErrNoSuchUser) {
 		t.Fatalf("user info before: %v; want ErrNoSuchUser", err)
 	}
+	rec.calls = nil
 
 	r, err := admin.Ensure(ctx, u, "first-secret-0123456789", true)
 	if err != nil {
@@ -77,6 +92,10 @@ func TestMinIONodeUser(t *testing.T) {
 	}
 	if r != (Ensured{Existed: false, SecretSet: true}) {
 		t.Errorf("first ensure: %+v", r)
+	}
+	want := []string{"GET user-info 404", "PUT add-canned-policy 200", "PUT add-user 200", "POST idp/builtin/policy/attach 200"}
+	if !slices.Equal(rec.calls, want) {
+		t.Errorf("calls of the first ensure: %q; want %q", rec.calls, want)
 	}
 	info, err := admin.UserInfo(ctx, u.AccessKey)
 	if err != nil || info.Status != "enabled" || len(info.Policies) != 1 || info.Policies[0] != u.Policy {
@@ -124,18 +143,17 @@ func TestMinIONodeUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := NodeUser{AccessKey: "dr-node-other", Policy: "dr-node-other", Document: doc}
-	if _, err := wrong.Ensure(ctx, other, "other-secret-0123456789", false); !errors.Is(err, ErrNotAdmin) {
-		t.Errorf("ensure with a wrong admin secret: %v; want ErrNotAdmin", err)
+	if _, err := wrong.Ensure(ctx, other, "other-secret-0123456789", false); !errors.Is(err, ErrNotAdmin) || !strings.Contains(err.Error(), "HTTP 403 SignatureDoesNotMatch") {
+		t.Errorf("ensure with a wrong admin secret: %v; want ErrNotAdmin, HTTP 403 SignatureDoesNotMatch", err)
 	}
 	notAdmin, err := New(Config{Endpoint: srv.Endpoint, AccessKey: u.AccessKey, SecretKey: "third-secret-0123456789"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = notAdmin.Ensure(ctx, other, "other-secret-0123456789", false)
-	if !errors.Is(err, ErrNotAdmin) {
-		t.Errorf("ensure as the node user: %v; want ErrNotAdmin", err)
+	if !errors.Is(err, ErrNotAdmin) || !strings.Contains(err.Error(), "HTTP 403 AccessDenied") {
+		t.Errorf("ensure as the node user: %v; want ErrNotAdmin, HTTP 403 AccessDenied", err)
 	}
-	t.Logf("as the node user: %v", err)
 	if _, err := admin.UserInfo(ctx, other.AccessKey); !errors.Is(err, ErrNoSuchUser) {
 		t.Errorf("refused ensures made user %s: %v", other.AccessKey, err)
 	}

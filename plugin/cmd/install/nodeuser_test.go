@@ -103,6 +103,7 @@ func TestInstallMakesTheNodeUserOnMinIO(t *testing.T) {
 		t.Errorf("install said:\n%s", out)
 	}
 	noAdminCreds("first install", data, out)
+	t.Logf("install said:\n%s", out)
 	node, err := minio.New(strings.TrimPrefix(srv.Endpoint, "http://"), &minio.Options{Creds: credentials.NewStaticV4(string(data["accessKey"]), string(data["secretKey"]), "")})
 	if err != nil {
 		t.Fatal(err)
