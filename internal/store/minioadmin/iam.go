@@ -100,7 +100,7 @@ func (c *Client) AttachPolicy(ctx context.Context, user, policy string) error {
 		return nil
 	case errors.Is(err, ErrNotAdmin):
 		return fmt.Errorf("attach policy %s to %s: %w", policy, user, err)
-	case errors.Is(err, ErrNotMinIO), status == http.StatusNotFound, status == http.StatusMethodNotAllowed, status == http.StatusBadRequest && ae != nil && ae.Code != "XMinioAdminNoSuchPolicy" && ae.Code != "XMinioAdminNoSuchUser":
+	case olderServer(status, ae):
 		q := url.Values{"policyName": {policy}, "userOrGroup": {user}, "isGroup": {"false"}}
 		if _, _, ferr := c.call(ctx, http.MethodPut, "set-user-or-group-policy", q, nil); ferr != nil {
 			return fmt.Errorf("attach policy %s to %s: %w (and set-user-or-group-policy: %w)", policy, user, err, ferr)
@@ -108,6 +108,19 @@ func (c *Client) AttachPolicy(ctx context.Context, user, policy string) error {
 		return nil
 	}
 	return fmt.Errorf("attach policy %s to %s: %w", policy, user, err)
+}
+
+// olderServer: the answer of a MinIO without the builtin IDP's attach
+// call (an unknown admin path is 400 BadRequest, or 426 on some versions).
+func olderServer(status int, ae *Error) bool {
+	if ae == nil {
+		return false
+	}
+	switch status {
+	case http.StatusBadRequest, http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusUpgradeRequired:
+		return ae.Code != "XMinioAdminNoSuchPolicy" && ae.Code != "XMinioAdminNoSuchUser"
+	}
+	return false
 }
 
 // NodeUser is a user install owns, bound to one policy.

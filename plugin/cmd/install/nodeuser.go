@@ -135,7 +135,7 @@ func (o *Options) adminError(err error) error {
 	case errors.Is(err, minioadmin.ErrNotAdmin):
 		return fmt.Errorf("MinIO at %s refused --store-admin-access-key-file/--store-admin-secret-key-file: %w\nnothing was applied: give a MinIO admin's credentials (the root user's, or a user with admin:GetUser, admin:CreateUser, admin:CreatePolicy and admin:AttachUserOrGroupPolicy)", o.store.Endpoint, err)
 	}
-	return fmt.Errorf("make the node user in MinIO at %s: %w\nnothing was applied to the cluster", o.store.Endpoint, err)
+	return fmt.Errorf("make the node user in MinIO at %s: %w\nnothing was applied to the cluster: fix what MinIO says, or make the node user by hand (docs/security.md) and give it with --store-node-*", o.store.Endpoint, err)
 }
 
 // probeNodeUser runs the node check with the user's credentials; a user

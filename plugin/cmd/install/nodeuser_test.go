@@ -91,7 +91,22 @@ func TestInstallMakesTheNodeUserOnMinIO(t *testing.T) {
 		}
 	}
 
+	// A dry run asks, and makes nothing.
+	o.DryRun = true
 	data, out, err := runNodeStore(t, o, errOut, &existingState{})
+	if err != nil || string(data["secretKey"]) != dryRunSecret || !strings.Contains(out, "node user dr-node-cluster-1 (policy dr-node-cluster-1: put, get and list on s3://backups/k3s, no delete): would be created") {
+		t.Errorf("dry run: %v, secret key %q, said:\n%s", err, data["secretKey"], out)
+	}
+	admin, err := minioadmin.New(minioadmin.Config{Endpoint: srv.Endpoint, AccessKey: srv.RootAccessKey, SecretKey: srv.RootSecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.UserInfo(ctx, "dr-node-cluster-1"); !errors.Is(err, minioadmin.ErrNoSuchUser) {
+		t.Errorf("after a dry run, user info: %v; want ErrNoSuchUser", err)
+	}
+	o.DryRun = false
+
+	data, out, err = runNodeStore(t, o, errOut, &existingState{})
 	if err != nil {
 		t.Fatalf("install with admin credentials: %v\n%s", err, out)
 	}
