@@ -51,7 +51,7 @@ const maxSnippet = 200
 
 // parseError reads the body of an answer that was not a success. MinIO's
 // admin API answers JSON; anything else (S3's XML, HTML, nothing) is not
-// that API, and says ErrNotMinIO.
+// that API, and says ErrNotMinIO, but for a server error (5xx).
 func parseError(status int, body []byte) error {
 	var e struct{ Code, Message string }
 	if err := json.Unmarshal(body, &e); err == nil && e.Code != "" {
@@ -73,9 +73,14 @@ func parseError(status int, body []byte) error {
 		Message string
 	}
 	if err := xml.Unmarshal(body, &x); err == nil && x.Code != "" {
-		what = fmt.Sprintf(": an S3 error (%s: %s)", clean(x.Code), clean(x.Message))
+		what = fmt.Sprintf(": an S3 error, %s: %s", clean(x.Code), clean(x.Message))
 	} else if s := clean(string(body)); s != "" {
 		what = ": " + s
+	}
+	if status >= 500 {
+		// A server error says nothing of what answers: MinIO while it
+		// starts, a proxy without its backend.
+		return fmt.Errorf("the admin API's endpoint failed (HTTP %d%s): try again", status, what)
 	}
 	return fmt.Errorf("%w (HTTP %d%s)", ErrNotMinIO, status, what)
 }

@@ -23,10 +23,12 @@ func TestParseError(t *testing.T) {
 		{404, `{"Code":"XMinioAdminNoSuchUser","Message":"The specified user does not exist."}`, ErrNoSuchUser, "HTTP 404 XMinioAdminNoSuchUser"},
 		{404, `{"Code":"XMinioAdminNoSuchPolicy","Message":"The canned policy does not exist."}`, ErrNoSuchPolicy, "XMinioAdminNoSuchPolicy"},
 		{400, `{"Code":"XMinioAdminPolicyChangeAlreadyApplied","Message":"The specified policy change is already in effect."}`, nil, "already in effect"},
-		{403, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`, ErrNotMinIO, "(HTTP 403: an S3 error (AccessDenied: Access Denied))"},
+		{403, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`, ErrNotMinIO, "(HTTP 403: an S3 error, AccessDenied: Access Denied)"},
 		{404, `<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message><BucketName>minio</BucketName></Error>`, ErrNotMinIO, "NoSuchBucket"},
-		{502, "<html><body>Bad\x00 Gateway</body></html>", ErrNotMinIO, "HTTP 502: <html><body>Bad Gateway</body></html>"},
-		{500, "", ErrNotMinIO, "(HTTP 500)"},
+		{403, "<html><body>Forbidden\x00 by the proxy</body></html>", ErrNotMinIO, "HTTP 403: <html><body>Forbidden by the proxy</body></html>"},
+		{502, "<html><body>Bad Gateway</body></html>", nil, "failed (HTTP 502: <html><body>Bad Gateway</body></html>): try again"},
+		{503, `<Error><Code>XMinioServerNotInitialized</Code><Message>Server not initialized yet, please try again.</Message></Error>`, nil, "(HTTP 503: an S3 error, XMinioServerNotInitialized: Server not initialized yet, please try again.): try again"},
+		{404, "", ErrNotMinIO, "(HTTP 404)"},
 		{400, strings.Repeat("\xff", 5000), ErrNotMinIO, "(HTTP 400)"},
 	} {
 		err := parseError(tt.status, []byte(tt.body))
@@ -39,7 +41,7 @@ func TestParseError(t *testing.T) {
 			t.Errorf("%d %.40q: %q; want it to say %q", tt.status, tt.body, err, tt.text)
 		}
 	}
-	long := parseError(500, []byte(strings.Repeat("a ", 5000))).Error()
+	long := parseError(404, []byte(strings.Repeat("a ", 5000))).Error()
 	if len(long) > 400 || !strings.HasSuffix(long, "...)") {
 		t.Errorf("a long body quoted as %d bytes: %.80q", len(long), long)
 	}
