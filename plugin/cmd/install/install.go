@@ -112,6 +112,11 @@ in Secrets; keep a copy outside the cluster, as install reminds you.
   kubectl dr install --store s3://backups/k3s --s3-endpoint https://minio.example:9000 \
     --access-key-file access.key --secret-key-file secret.key
 
+  # MinIO, install making the nodes' put/get-only user with admin credentials (used once, not kept)
+  kubectl dr install --store s3://backups/k3s --s3-endpoint https://minio.example:9000 \
+    --access-key-file access.key --secret-key-file secret.key \
+    --store-admin-access-key-file admin.key --store-admin-secret-key-file admin.secret
+
   # with configuration keys (the same as kubectl dr config set)
   kubectl dr install --store s3://backups/k3s --s3-endpoint https://minio.example:9000 \
     --access-key-file access.key --secret-key-file secret.key \

@@ -70,11 +70,15 @@ func TestInstallMakesTheNodeUserOnMinIO(t *testing.T) {
 	srv := miniotest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	root, err := minio.New(strings.TrimPrefix(srv.Endpoint, "http://"), &minio.Options{Creds: credentials.NewStaticV4(srv.RootAccessKey, srv.RootSecretKey, "")})
-	if err != nil {
-		t.Fatal(err)
+	s3As := func(access, secret string) *minio.Client {
+		t.Helper()
+		c, err := minio.New(strings.TrimPrefix(srv.Endpoint, "http://"), &minio.Options{Creds: credentials.NewStaticV4(access, secret, "")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
-	if err := root.MakeBucket(ctx, "backups", minio.MakeBucketOptions{}); err != nil {
+	if err := s3As(srv.RootAccessKey, srv.RootSecretKey).MakeBucket(ctx, "backups", minio.MakeBucketOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	o, errOut := adminOptions(t, srv.Endpoint, srv.RootAccessKey, srv.RootSecretKey)
@@ -119,10 +123,7 @@ func TestInstallMakesTheNodeUserOnMinIO(t *testing.T) {
 	}
 	noAdminCreds("first install", data, out)
 	t.Logf("install said:\n%s", out)
-	node, err := minio.New(strings.TrimPrefix(srv.Endpoint, "http://"), &minio.Options{Creds: credentials.NewStaticV4(string(data["accessKey"]), string(data["secretKey"]), "")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	node := s3As(string(data["accessKey"]), string(data["secretKey"]))
 	body := []byte("snapshot")
 	if _, err := node.PutObject(ctx, "backups", "k3s/cluster-1/etcd/a.db", bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
 		t.Fatalf("put as the node user: %v", err)
@@ -155,12 +156,11 @@ func TestInstallMakesTheNodeUserOnMinIO(t *testing.T) {
 	if bytes.Equal(rotated["secretKey"], stale["secretKey"]) || bytes.Equal(rotated["secretKey"], data["secretKey"]) || !strings.Contains(out, "): given a new secret key") {
 		t.Errorf("re-run over a stale Secret: key %q, said:\n%s", rotated["secretKey"], out)
 	}
-	fresh, err := minio.New(strings.TrimPrefix(srv.Endpoint, "http://"), &minio.Options{Creds: credentials.NewStaticV4("dr-node-cluster-1", string(rotated["secretKey"]), "")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := fresh.PutObject(ctx, "backups", "k3s/cluster-1/etcd/b.db", bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
+	if _, err := s3As("dr-node-cluster-1", string(rotated["secretKey"])).PutObject(ctx, "backups", "k3s/cluster-1/etcd/b.db", bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
 		t.Errorf("put with the Secret's new key: %v", err)
+	}
+	if _, err := s3As("dr-node-cluster-1", string(data["secretKey"])).PutObject(ctx, "backups", "k3s/cluster-1/etcd/c.db", bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err == nil {
+		t.Error("the key before the new one still works: MinIO holds two")
 	}
 
 	for _, tt := range []struct {
