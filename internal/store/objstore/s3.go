@@ -110,7 +110,7 @@ func (s *s3Store) explain(op, key string, err error) error {
 		}
 		return fmt.Errorf("store %s: %s %s: credentials refused (%s, %w): check %s/%s or the key files, and the policy bound to them", s, op, key, resp.Code, ErrDenied, EnvAccessKey, EnvSecretKey)
 	case "InvalidAccessKeyId", "SignatureDoesNotMatch":
-		return fmt.Errorf("store %s: %s %s: credentials refused (%s): check %s/%s or the key files", s, op, key, resp.Code, EnvAccessKey, EnvSecretKey)
+		return fmt.Errorf("store %s: %s %s: credentials refused (%s, %w): check %s/%s or the key files", s, op, key, resp.Code, ErrUnknownCredentials, EnvAccessKey, EnvSecretKey)
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {

@@ -25,10 +25,12 @@ const dryRunSecret = "(made by install without --dry-run)"
 // given once: the policy (put/get/list on the store, no delete), the user
 // with it attached, checked as checkNodeStore checks given credentials.
 // The user's secret key stays when the Secret of an earlier install holds
-// it and it still passes the check; otherwise the user gets a new random
-// one, which the Secret then holds: MinIO and the Secret never disagree
-// on a key that worked. The admin credentials go nowhere but into the
-// requests' signatures.
+// it and it still passes the check; when MinIO refuses it, or the Secret
+// holds no key of the user, the user gets a new random one, which the
+// Secret then holds. A check failing otherwise (the store unreachable)
+// changes no key: MinIO and the Secret never disagree on a key the nodes
+// use. The admin credentials go nowhere but into the requests'
+// signatures.
 func (o *Options) adminNodeStore(ctx context.Context, clusterID string, prev *nodecreds.Creds) (nodeStore, error) {
 	u, err := url.Parse(o.store.URL)
 	if err != nil || u.Scheme != "s3" {
@@ -71,34 +73,35 @@ func (o *Options) adminNodeStore(ctx context.Context, clusterID string, prev *no
 		creds = *prev
 	}
 	access, err := o.probeNodeUser(ctx, clusterID, creds, done.SecretSet)
-	if !done.SecretSet && (err != nil || access.CanDelete) {
-		// The key the Secret holds no longer passes: a new one, which the
-		// Secret gets.
+	if !done.SecretSet && (errors.Is(err, objstore.ErrDenied) || errors.Is(err, objstore.ErrUnknownCredentials)) {
+		// MinIO refuses the key the Secret holds: a new one, which the
+		// Secret gets. Only then: a key refused for another reason (the
+		// store unreachable from here) may still be the nodes' working one.
 		if err := admin.SetUser(ctx, user.AccessKey, fresh); err != nil {
 			return nodeStore{}, o.adminError(err)
 		}
 		done.SecretSet, creds.SecretKey = true, fresh
 		access, err = o.probeNodeUser(ctx, clusterID, creds, true)
 	}
-	n := nodeStore{creds: creds, scoped: true, how: "node user " + user.AccessKey + ", made by install", access: &access}
+	switch {
+	case !done.Existed:
+		fmt.Fprintf(o.ErrOut, "%s: created; the admin credentials were used for this only and are not kept\n", what)
+	case done.SecretSet:
+		fmt.Fprintf(o.ErrOut, "%s: given a new secret key (Secret %s held none of its that MinIO takes); the admin credentials are not kept\n", what, NodeStoreSecret)
+	default:
+		fmt.Fprintf(o.ErrOut, "%s: kept with its secret key in Secret %s; the admin credentials are not kept\n", what, NodeStoreSecret)
+	}
+	n := nodeStore{creds: creds, scoped: true, how: "node user " + user.AccessKey + ", made by install"}
 	switch {
 	case err != nil && o.Force:
-		fmt.Fprintf(o.ErrOut, "warning: %s: %v; installing anyway (--force)\n", what, err)
-		n.access = nil
+		// checkNodeStore checks again and warns.
 		return n, nil
 	case err != nil:
 		return nodeStore{}, fmt.Errorf("%s fails the check: %w\nnothing was applied to the cluster: check the store's bucket and the MinIO server's IAM, or pass --force", what, err)
 	case access.CanDelete:
 		return nodeStore{}, fmt.Errorf("%s can delete objects: it has another policy attached besides %s; detach it (mc admin policy detach ALIAS POLICY --user %s) and run install again\nnothing was applied to the cluster", what, user.Policy, user.AccessKey)
 	}
-	switch {
-	case !done.Existed:
-		fmt.Fprintf(o.ErrOut, "%s: created; the admin credentials were used for this only and are not kept\n", what)
-	case done.SecretSet:
-		fmt.Fprintf(o.ErrOut, "%s: given a new secret key (Secret %s held none of its that passed the check); the admin credentials are not kept\n", what, NodeStoreSecret)
-	default:
-		fmt.Fprintf(o.ErrOut, "%s: kept with its secret key in Secret %s; the admin credentials are not kept\n", what, NodeStoreSecret)
-	}
+	n.access = &access
 	return n, nil
 }
 

@@ -163,6 +163,21 @@ func TestInstallMakesTheNodeUserOnMinIO(t *testing.T) {
 		t.Error("the key before the new one still works: MinIO holds two")
 	}
 
+	// A check that fails for another reason than MinIO refusing the key
+	// (here the bucket is missing) leaves the key alone: a re-run with the
+	// right store keeps it.
+	ex.secrets[NodeStoreSecret] = rotated
+	o.store.URL = "s3://missing/k3s"
+	_, out, err = runNodeStore(t, o, errOut, ex)
+	if err == nil || !strings.Contains(err.Error(), `bucket "missing" does not exist`) || !strings.Contains(err.Error(), "nothing was applied to the cluster") || strings.Contains(out, "new secret key") {
+		t.Errorf("a store whose bucket is missing: %v; said:\n%s", err, out)
+	}
+	o.store.URL = "s3://backups/k3s"
+	kept, out, err := runNodeStore(t, o, errOut, ex)
+	if err != nil || !bytes.Equal(kept["secretKey"], rotated["secretKey"]) || !strings.Contains(out, "): kept with its secret key") {
+		t.Errorf("re-run after a failed check: %v, key kept %v; said:\n%s", err, bytes.Equal(kept["secretKey"], rotated["secretKey"]), out)
+	}
+
 	for _, tt := range []struct {
 		name, access, secret string
 		want                 error
