@@ -29,7 +29,7 @@ func Start(t testing.TB) Server {
 	if bin == "" {
 		t.Skipf("set %s to a MinIO server binary to run this test", EnvMinIO)
 	}
-	port, console := freePort(t), freePort(t)
+	port, console := FreePort(t), FreePort(t)
 	s := Server{
 		Endpoint:      fmt.Sprintf("http://127.0.0.1:%d", port),
 		RootAccessKey: "root-e2e", RootSecretKey: "root-secret-e2e-0123456789",
@@ -58,7 +58,8 @@ func Start(t testing.TB) Server {
 	}
 }
 
-func freePort(t testing.TB) int {
+// FreePort is a loopback TCP port free now, for a server a test starts.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
