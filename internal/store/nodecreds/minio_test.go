@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,12 +15,9 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/kubectl-dr/kubectl-dr/internal/store/minioadmin/miniotest"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
 )
-
-// EnvMinIO names a MinIO server binary (the lab's build) to run this
-// package's tests against; without it they are skipped.
-const EnvMinIO = "KDR_TEST_MINIO"
 
 // EnvRestic names a restic binary: with it, the test also runs restic with
 // the node credentials.
@@ -71,55 +66,14 @@ func resticWithNodeCredentials(ctx context.Context, t *testing.T, bin string, c 
 	}
 }
 
-// startMinIO runs a MinIO of its own on a free loopback port and returns
-// its endpoint and root credentials.
-func startMinIO(t *testing.T) (string, Creds) {
-	t.Helper()
-	bin := os.Getenv(EnvMinIO)
-	if bin == "" {
-		t.Skipf("set %s to a MinIO server binary to run this test", EnvMinIO)
-	}
-	free := func() int {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().(*net.TCPAddr).Port
-	}
-	port, console := free(), free()
-	root := Creds{AccessKey: "root-e2e", SecretKey: "root-secret-e2e-0123456789"}
-	cmd := exec.Command(bin, "server", filepath.Join(t.TempDir(), "data"), "--address", fmt.Sprintf("127.0.0.1:%d", port), "--console-address", fmt.Sprintf("127.0.0.1:%d", console), "--quiet")
-	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+root.AccessKey, "MINIO_ROOT_PASSWORD="+root.SecretKey)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(endpoint + "/minio/health/live")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("MinIO at %s did not come up: %v", endpoint, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return endpoint, root
-}
-
 // On a real MinIO: credentials bound to the node policy put, get and
 // conditionally put under the prefix, delete restic's lock files only, and
 // get 403 AccessDenied on every other delete. Object Lock: a bucket
 // without it is refused, one made with it keeps a locked object from
 // delete.
 func TestMinIONodeCredentialsAndObjectLock(t *testing.T) {
-	endpoint, root := startMinIO(t)
+	srv := miniotest.Start(t)
+	endpoint, root := srv.Endpoint, Creds{AccessKey: srv.RootAccessKey, SecretKey: srv.RootSecretKey}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	mc, err := minio.New(endpoint[len("http://"):], &minio.Options{Creds: credentials.NewStaticV4(root.AccessKey, root.SecretKey, "")})

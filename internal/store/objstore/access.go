@@ -17,6 +17,10 @@ import (
 // delete-capable credentials.
 var ErrDenied = errors.New("denied by the store")
 
+// ErrUnknownCredentials means the store does not take the credentials at
+// all: an access key it does not know, or the wrong secret key.
+var ErrUnknownCredentials = errors.New("unknown to the store")
+
 // ErrLocked means the object is under Object Lock retention: the store
 // keeps it until its retain-until date, and so does retention.
 var ErrLocked = errors.New("kept by the store's object lock")

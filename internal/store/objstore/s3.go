@@ -65,12 +65,10 @@ func newS3Store(c Config, bucket, prefix string) (*s3Store, error) {
 				return nil, fmt.Errorf("read S3 CA file: %w", err)
 			}
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("S3 CA %s: no PEM certificate", c.CAFile)
+		tr, err := TransportWithCA(pem)
+		if err != nil {
+			return nil, fmt.Errorf("S3 CA %s: %w", c.CAFile, err)
 		}
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		opts.Transport = tr
 	}
 	client, err := minio.New(endpoint, opts)
@@ -112,7 +110,7 @@ func (s *s3Store) explain(op, key string, err error) error {
 		}
 		return fmt.Errorf("store %s: %s %s: credentials refused (%s, %w): check %s/%s or the key files, and the policy bound to them", s, op, key, resp.Code, ErrDenied, EnvAccessKey, EnvSecretKey)
 	case "InvalidAccessKeyId", "SignatureDoesNotMatch":
-		return fmt.Errorf("store %s: %s %s: credentials refused (%s): check %s/%s or the key files", s, op, key, resp.Code, EnvAccessKey, EnvSecretKey)
+		return fmt.Errorf("store %s: %s %s: credentials refused (%s, %w): check %s/%s or the key files", s, op, key, resp.Code, ErrUnknownCredentials, EnvAccessKey, EnvSecretKey)
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
@@ -290,3 +288,15 @@ func (c Config) credentials() (access, secret string, err error) {
 // Credentials are the access and secret key c gives, read from the key
 // files when it names them.
 func (c Config) Credentials() (access, secret string, err error) { return c.credentials() }
+
+// TransportWithCA is an HTTP transport that trusts the PEM certificates
+// given (an S3 endpoint's own CA), TLS 1.2 or later.
+func TransportWithCA(pem []byte) (*http.Transport, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, errors.New("no PEM certificate")
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return tr, nil
+}

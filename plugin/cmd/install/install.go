@@ -75,9 +75,13 @@ type Options struct {
 	// Scoped node credentials (nodestore.go) and Object Lock.
 	StoreNodeAccessKeyFile string
 	StoreNodeSecretKeyFile string
-	ObjectLockDays         int
-	ObjectLockMode         string
-	CreateBucket           bool
+	// MinIO admin credentials to make the node user with; used once,
+	// never kept (nodeuser.go).
+	StoreAdminAccessKeyFile string
+	StoreAdminSecretKeyFile string
+	ObjectLockDays          int
+	ObjectLockMode          string
+	CreateBucket            bool
 
 	// Resolved by Complete.
 	store     objstore.Config
@@ -107,6 +111,11 @@ in Secrets; keep a copy outside the cluster, as install reminds you.
 		Example: `  # MinIO as the store
   kubectl dr install --store s3://backups/k3s --s3-endpoint https://minio.example:9000 \
     --access-key-file access.key --secret-key-file secret.key
+
+  # MinIO, install making the nodes' put/get-only user with admin credentials (used once, not kept)
+  kubectl dr install --store s3://backups/k3s --s3-endpoint https://minio.example:9000 \
+    --access-key-file access.key --secret-key-file secret.key \
+    --store-admin-access-key-file admin.key --store-admin-secret-key-file admin.secret
 
   # with configuration keys (the same as kubectl dr config set)
   kubectl dr install --store s3://backups/k3s --s3-endpoint https://minio.example:9000 \
@@ -142,6 +151,8 @@ in Secrets; keep a copy outside the cluster, as install reminds you.
 	fl.StringVar(&o.K3sBinary, "k3s-binary", "", "k3s binary on the nodes, run for a cluster reset (restore.k3sBinary; default /usr/local/bin/k3s)")
 	fl.StringVar(&o.StoreNodeAccessKeyFile, "store-node-access-key-file", "", "access key of credentials made for the nodes (put and get, no delete; any store: docs/security.md has the IAM policy)")
 	fl.StringVar(&o.StoreNodeSecretKeyFile, "store-node-secret-key-file", "", "secret key of the nodes' credentials, with --store-node-access-key-file")
+	fl.StringVar(&o.StoreAdminAccessKeyFile, "store-admin-access-key-file", "", "access key of MinIO admin credentials: install makes the nodes' put/get-only user "+NodeUserPrefix+"CLUSTER-ID and its policy with them (used for this only, never kept)")
+	fl.StringVar(&o.StoreAdminSecretKeyFile, "store-admin-secret-key-file", "", "secret key of the MinIO admin credentials, with --store-admin-access-key-file")
 	fl.IntVar(&o.ObjectLockDays, "object-lock-days", 0, "set the bucket's default Object Lock retention: every new object is kept this many days (the bucket must have object lock; see --create-bucket)")
 	fl.StringVar(&o.ObjectLockMode, "object-lock-mode", objstore.LockGovernance, "Object Lock mode with --object-lock-days: governance (lifted with s3:BypassGovernanceRetention) or compliance (by nobody)")
 	fl.BoolVar(&o.CreateBucket, "create-bucket", false, "with --object-lock-days: create the store's bucket with object lock and versioning when it does not exist")
@@ -286,7 +297,7 @@ func (o *Options) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	nodes, err := o.nodeStore(ctx, existing)
+	nodes, err := o.nodeStore(ctx, clusterID, existing)
 	if err != nil {
 		return err
 	}

@@ -29,12 +29,20 @@ type nodeStore struct {
 	scoped bool
 	// how says where the credentials came from, for install's output.
 	how string
+	// access is the check's result when it ran already.
+	access *objstore.Access
 }
 
 // validateNodeStore checks the credential and lock flags together.
 func (o *Options) validateNodeStore() error {
 	if (o.StoreNodeAccessKeyFile == "") != (o.StoreNodeSecretKeyFile == "") {
 		return cmdutil.UsageError("--store-node-access-key-file and --store-node-secret-key-file go together")
+	}
+	if (o.StoreAdminAccessKeyFile == "") != (o.StoreAdminSecretKeyFile == "") {
+		return cmdutil.UsageError("--store-admin-access-key-file and --store-admin-secret-key-file go together")
+	}
+	if o.StoreAdminAccessKeyFile != "" && o.StoreNodeAccessKeyFile != "" {
+		return cmdutil.UsageError("--store-admin-* makes the node credentials, --store-node-* gives them: use one")
 	}
 	if o.ObjectLockDays < 0 {
 		return cmdutil.UsageError("--object-lock-days %d: want 1 or more (0: leave the bucket's lock alone)", o.ObjectLockDays)
@@ -80,12 +88,15 @@ func (o *Options) objectLock(ctx context.Context) error {
 	return nil
 }
 
-// nodeStore decides the nodes' credentials: given with --store-node-*,
-// kept from an earlier install, or (without any) the store's own, which
-// install says.
-func (o *Options) nodeStore(ctx context.Context, ex *existingState) (nodeStore, error) {
+// nodeStore decides the nodes' credentials: made in MinIO with
+// --store-admin-*, given with --store-node-*, kept from an earlier
+// install, or (without any) the store's own, which install says.
+func (o *Options) nodeStore(ctx context.Context, clusterID string, ex *existingState) (nodeStore, error) {
 	full := nodeStore{creds: nodecreds.Creds{AccessKey: o.store.AccessKey, SecretKey: o.store.SecretKey}, how: "the store's own"}
 	if !strings.HasPrefix(o.store.URL, "s3://") {
+		if o.StoreAdminAccessKeyFile != "" {
+			return nodeStore{}, cmdutil.UsageError("--store-admin-access-key-file needs an s3:// store on MinIO (%s is not)", o.store.URL)
+		}
 		return full, nil
 	}
 	old := ex.secrets[NodeStoreSecret]
@@ -94,6 +105,8 @@ func (o *Options) nodeStore(ctx context.Context, ex *existingState) (nodeStore, 
 		prev = &nodecreds.Creds{AccessKey: string(old["accessKey"]), SecretKey: string(old["secretKey"])}
 	}
 	switch {
+	case o.StoreAdminAccessKeyFile != "":
+		return o.adminNodeStore(ctx, clusterID, prev)
 	case o.StoreNodeAccessKeyFile != "":
 		access, err := readKeyFile(o.StoreNodeAccessKeyFile, "--store-node-access-key-file")
 		if err != nil {
@@ -123,14 +136,12 @@ func (o *Options) checkNodeStore(ctx context.Context, clusterID string, n nodeSt
 	if o.DryRun {
 		return n, nil
 	}
-	c := o.store
-	c.AccessKey, c.SecretKey = n.creds.AccessKey, n.creds.SecretKey
-	store, err := objstore.Open(c)
 	var access objstore.Access
-	if err == nil {
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		access, err = objstore.Probe(cctx, store.Sub(clusterID))
-		cancel()
+	var err error
+	if n.access != nil {
+		access = *n.access
+	} else {
+		access, err = o.probeNode(ctx, clusterID, n.creds)
 	}
 	if err != nil {
 		if o.Force {
@@ -146,6 +157,20 @@ func (o *Options) checkNodeStore(ctx context.Context, clusterID string, n nodeSt
 	}
 	fmt.Fprintf(o.ErrOut, "node credentials (%s): put and get, delete refused (scoped): deletions (retention, rm, prune) run from the plugin with Secret %s (kubectl dr prune)\n", n.how, cmdutil.StoreSecret)
 	return n, nil
+}
+
+// probeNode writes to the store as the nodes will: put and get must work,
+// and the result says whether a delete was refused.
+func (o *Options) probeNode(ctx context.Context, clusterID string, creds nodecreds.Creds) (objstore.Access, error) {
+	c := o.store
+	c.AccessKey, c.SecretKey = creds.AccessKey, creds.SecretKey
+	store, err := objstore.Open(c)
+	if err != nil {
+		return objstore.Access{}, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return objstore.Probe(cctx, store.Sub(clusterID))
 }
 
 // nodeSecretData is Secret dr-store-node.
