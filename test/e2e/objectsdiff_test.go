@@ -10,6 +10,7 @@ import (
 
 	"github.com/kubectl-dr/kubectl-dr/internal/store/dbsnap"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/signature"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 )
 
@@ -199,8 +200,10 @@ func TestObjectsReadRefusesAnotherClustersSnapshot(t *testing.T) {
 	if _, err := foreign.Put(ctx, dbsnap.MetaKey(snap.Node, snap.Name), bytes.NewReader(meta), int64(len(meta))); err != nil {
 		t.Fatal(err)
 	}
+	// The other cluster's agents signed their records too.
+	copyObject(dbsnap.MetaKey(snap.Node, snap.Name) + signature.Suffix)
 	t.Cleanup(func() {
-		for _, k := range []string{snap.StoreKey, dbsnap.MetaKey(snap.Node, snap.Name)} {
+		for _, k := range []string{snap.StoreKey, dbsnap.MetaKey(snap.Node, snap.Name), dbsnap.MetaKey(snap.Node, snap.Name) + signature.Suffix} {
 			foreign.Delete(ctx, k)
 		}
 		if snap.Bootstrap != nil && snap.Bootstrap.StoreKey != "" {
