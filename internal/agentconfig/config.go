@@ -81,6 +81,13 @@ var HostKeys = []string{
 	"dataDir", "stateDir",
 	"restic.binary", "restic.cacheDir",
 	"restore.flavor", "restore.stopCommand", "restore.startCommand", "restore.k3sBinary", "restore.etcdDataDir",
+	// Where the agent sends what it reads: its service account's token,
+	// and a bucket source's key files (an access key goes out in the
+	// clear: a key file naming any file on the node, with an endpoint of
+	// one's own, would send that file away).
+	"apiServer",
+	"buckets.sources[].bucket.endpoint", "buckets.sources[].bucket.accessKeyFile",
+	"buckets.sources[].bucket.secretKeyFile", "buckets.sources[].bucket.caFile",
 }
 
 // HostKeysSHA256 is the sha256 of the host keys' values as the file wrote
@@ -90,10 +97,18 @@ var HostKeys = []string{
 func (c *Config) HostKeysSHA256() string { return c.hostKeys }
 
 func hostKeysDigest(c *Config) string {
+	type access struct{ Name, Endpoint, AccessKeyFile, SecretKeyFile, CAFile string }
+	var buckets []access
+	for _, s := range c.Buckets.Sources {
+		b := s.Bucket
+		buckets = append(buckets, access{s.Name, b.Endpoint, b.AccessKeyFile, b.SecretKeyFile, b.CAFile})
+	}
 	data, err := json.Marshal(struct {
 		DataDir, StateDir, ResticBinary, ResticCacheDir string
 		Restore                                         Restore
-	}{c.DataDir, c.StateDir, c.Restic.Binary, c.Restic.CacheDir, c.Restore})
+		APIServer                                       string   `json:",omitempty"`
+		Buckets                                         []access `json:",omitempty"`
+	}{c.DataDir, c.StateDir, c.Restic.Binary, c.Restic.CacheDir, c.Restore, c.APIServer, buckets})
 	if err != nil {
 		panic(err) // strings and string slices always marshal
 	}

@@ -1,6 +1,7 @@
 package agentconfig
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -58,9 +59,25 @@ func TestHostKeysSHA256(t *testing.T) {
 	for _, extra := range []string{
 		"restore: {k3sBinary: /usr/local/bin/k3s}\n", "restore: {stopCommand: [systemctl, stop, k3s]}\n",
 		"restic: {binary: /tmp/restic}\n", "restic: {cacheDir: /tmp}\n", "dataDir: /var/lib/rancher/k3s\n",
+		"apiServer: 10.0.0.9:6443\n",
 	} {
 		if parse(extra) == plain {
 			t.Errorf("%s: digest unchanged", strings.TrimSpace(extra))
+		}
+	}
+	// A bucket source: where its key files are read from and where they
+	// are sent are host keys; how often it runs is not.
+	const source = "buckets: {sources: [{name: app, interval: %s, bucket: {url: 's3://app', endpoint: '%s', accessKeyFile: '%s', secretKeyFile: /etc/dr-agent/buckets/app/secretKey}}]}\n"
+	installed := parse(fmt.Sprintf(source, "5m", "http://minio:9000", "/etc/dr-agent/buckets/app/accessKey"))
+	if parse(fmt.Sprintf(source, "1m", "http://minio:9000", "/etc/dr-agent/buckets/app/accessKey")) != installed {
+		t.Error("a bucket source's interval changes the digest")
+	}
+	for what, extra := range map[string]string{
+		"the endpoint":       fmt.Sprintf(source, "5m", "http://elsewhere:9000", "/etc/dr-agent/buckets/app/accessKey"),
+		"an access key file": fmt.Sprintf(source, "5m", "http://minio:9000", "/var/lib/rancher/k3s/server/token"),
+	} {
+		if parse(extra) == installed {
+			t.Errorf("a bucket source's %s changed: digest unchanged", what)
 		}
 	}
 }

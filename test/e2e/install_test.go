@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -224,12 +225,23 @@ func TestInstallOnTheLabNode(t *testing.T) {
 		// the install flag.
 		for arg, flag := range map[string]string{
 			"restore.stopCommand=[sh, -c, id]": "--stop-command", "restore.k3sBinary=/tmp/k3s": "--k3s-binary",
-			"restore={flavor: etcd}": "restore.stopCommand",
+			"restore={flavor: etcd}": "restore.stopCommand", "apiServer=10.9.9.9:6443": "--api-server",
 		} {
 			r = kubectlDR(t, asInstalled, "config", "set", arg)
 			if r.code != 2 || !strings.Contains(r.stderr, flag) {
 				t.Errorf("config set %s: exit %d\n%s\nwant exit 2 naming %s", arg, r.code, r.stderr, flag)
 			}
+		}
+		// Where a bucket source's key files are read from and sent is
+		// install's too (an access key goes out in the clear).
+		sources := kubectlDR(t, asInstalled, "config", "get", "buckets.sources")
+		if sources.code != 0 || !strings.Contains(sources.stdout, "accessKeyFile: /etc/dr-agent/buckets/") {
+			t.Fatalf("config get buckets.sources: exit %d\n%s\n%s\nwant the lab's source with its key files in its Secret's mount", sources.code, sources.stdout, sources.stderr)
+		}
+		planted := regexp.MustCompile(`accessKeyFile: \S+`).ReplaceAllString(sources.stdout, "accessKeyFile: /var/lib/rancher/k3s/server/token")
+		r = kubectlDR(t, asInstalled, "config", "set", "buckets.sources="+planted)
+		if r.code != 2 || !strings.Contains(r.stderr, "--bucket-source") || !strings.Contains(r.stderr, "nothing was written") {
+			t.Errorf("config set of a bucket source's key file: exit %d\n%s\nwant exit 2 naming --bucket-source", r.code, r.stderr)
 		}
 		if after := runKubectl(t, "-n", "dr-system", "get", "configmap", "dr-agent-config", "-o", "jsonpath={.metadata.resourceVersion}"); after != before {
 			t.Errorf("refused config set changed the ConfigMap")

@@ -30,8 +30,8 @@ func (l *Lab) RedeployAgent(ctx context.Context) error { return l.deployAgent(ct
 //     before install (which keeps certificates that chain to one CA), so
 //     the lab's other agents, processes reached directly, trust the same
 //     client certificate the plugin reads from the cluster;
-//   - apiServer: the lab has no kube-proxy, so a host-network pod reaches
-//     the API server on the node's loopback, not through its Service;
+//   - --api-server: the lab has no kube-proxy, so a host-network pod
+//     reaches the API server on the node's loopback, not its Service;
 //   - the restore's host actions: the lab's `lab stop|start` for its etcd
 //     member, run in the host's namespaces as the DaemonSet runs systemctl
 //     for k3s; the WAL source of the lab's database on the first node.
@@ -67,9 +67,8 @@ func (l *Lab) deployAgent(ctx context.Context) error {
 		set = append(set, "--set", key+"="+strings.TrimSpace(b.String()))
 		return nil
 	}
-	if err := setKey("apiServer", fmt.Sprintf("127.0.0.1:%d", l.State.Ports["kube-apiserver"])); err != nil {
-		return err
-	}
+	// An install-owned key: the agents send their token there.
+	set = append(set, "--api-server", fmt.Sprintf("127.0.0.1:%d", l.State.Ports["kube-apiserver"]))
 	if cfg.Etcd.Endpoint != "" && cfg.Etcd.Endpoint != agentconfig.DefaultEtcdEndpoint {
 		if err := setKey("etcd.endpoint", cfg.Etcd.Endpoint); err != nil {
 			return err

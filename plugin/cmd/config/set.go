@@ -96,6 +96,9 @@ func (o *SetOptions) Run(ctx context.Context) error {
 		return fmt.Errorf("no ConfigMap %s/%s: is kubectl dr installed? (kubectl dr install)", ns, install.ConfigMapName)
 	}
 	oldMounts := install.HostMounts(tree, str(tree, "dataDir"), str(tree, "stateDir"))
+	if err := install.CheckHostKeys(ctx, cs, ns, tree); err != nil {
+		return err
+	}
 	for _, c := range o.changes {
 		if err := c.Apply(tree); err != nil {
 			return cmdutil.UsageError("%w", err)
@@ -105,7 +108,7 @@ func (o *SetOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return cmdutil.UsageError("nothing changed: %w", err)
 	}
-	if err := install.CheckHostKeys(ctx, cs, ns, tree); err != nil {
+	if err := install.CheckChangeKeepsHostKeys(ctx, cs, ns, tree); err != nil {
 		return err
 	}
 	if data == cm.Data[install.ConfigKey] {

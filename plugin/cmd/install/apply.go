@@ -534,12 +534,36 @@ func RemountDaemonSet(ctx context.Context, f cmdutil.Factory, tree map[string]an
 // their commands on. A DaemonSet without the flag (an install from before
 // it) checks nothing.
 func CheckHostKeys(ctx context.Context, cs kubernetes.Interface, ns string, tree map[string]any) error {
+	same, err := sameHostKeys(ctx, cs, ns, tree)
+	if err != nil || same {
+		return err
+	}
+	return fmt.Errorf("the ConfigMap %s/%s holds host keys (%s) that kubectl dr install did not write: someone edited it, and the agents refuse it; nothing was written: look at kubectl dr config get restore, then re-run kubectl dr install with the flags you mean (--stop-command, --start-command, --k3s-binary, ...)",
+		ns, ConfigMapName, strings.Join(agentconfig.HostKeys, ", "))
+}
+
+// CheckChangeKeepsHostKeys refuses a change (config set's, to a tree
+// CheckHostKeys passed) that alters a host key: a key of a list, such as
+// a bucket source's endpoint or key files, that ParseChange cannot refuse
+// by its name.
+func CheckChangeKeepsHostKeys(ctx context.Context, cs kubernetes.Interface, ns string, tree map[string]any) error {
+	same, err := sameHostKeys(ctx, cs, ns, tree)
+	if err != nil || same {
+		return err
+	}
+	return cmdutil.UsageError("this change alters keys install owns (%s): the agents run what they name, write beneath it, or send what they read there, so only kubectl dr install changes them (--bucket-source for a bucket source's endpoint and key files, --api-server, --stop-command, ...); nothing was written",
+		strings.Join(agentconfig.HostKeys, ", "))
+}
+
+// sameHostKeys reports whether tree's host keys are those the DaemonSet's
+// agents accept (true when it gives them no digest, or is not there).
+func sameHostKeys(ctx context.Context, cs kubernetes.Interface, ns string, tree map[string]any) (bool, error) {
 	ds, err := cs.AppsV1().DaemonSets(ns).Get(ctx, DaemonSetName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return nil
+		return true, nil
 	}
 	if err != nil {
-		return fmt.Errorf("read DaemonSet %s/%s: %w", ns, DaemonSetName, err)
+		return false, fmt.Errorf("read DaemonSet %s/%s: %w", ns, DaemonSetName, err)
 	}
 	want := ""
 	for _, c := range ds.Spec.Template.Spec.Containers {
@@ -550,17 +574,13 @@ func CheckHostKeys(ctx context.Context, cs kubernetes.Interface, ns string, tree
 		}
 	}
 	if want == "" {
-		return nil
+		return true, nil
 	}
 	_, parsed, err := marshalConfig(tree)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if parsed.HostKeysSHA256() != want {
-		return fmt.Errorf("the ConfigMap %s/%s holds host keys (%s) that kubectl dr install did not write: someone edited it, and the agents refuse it; nothing was written: look at kubectl dr config get restore, then re-run kubectl dr install with the flags you mean (--stop-command, --start-command, --k3s-binary, ...)",
-			ns, ConfigMapName, strings.Join(agentconfig.HostKeys, ", "))
-	}
-	return nil
+	return parsed.HostKeysSHA256() == want, nil
 }
 
 // legacyObjects are what an earlier install applied and this one no longer

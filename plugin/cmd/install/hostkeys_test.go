@@ -87,6 +87,7 @@ func TestParseChangeRefusesHostKeys(t *testing.T) {
 		"restore.k3sBinary=/tmp/k3s":       "--k3s-binary",
 		"restore.flavor=etcd":              "--restore-flavor",
 		"restore.etcdDataDir=/etc":         "--etcd-data-dir",
+		"apiServer=10.0.0.9:6443":          "--api-server",
 		"restic.binary=/tmp/x":             "ships restic",
 		"restic.cacheDir=/etc":             "--state-dir",
 		"restore={stopCommand: [sh]}":      "restore.etcdDataDir, restore.flavor, restore.k3sBinary, restore.startCommand, restore.stopCommand",

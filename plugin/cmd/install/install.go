@@ -72,6 +72,7 @@ type Options struct {
 	StartCommand  string
 	K3sBinary     string
 	EtcdDataDir   string
+	APIServer     string
 	// Scoped node credentials (nodestore.go) and Object Lock.
 	StoreNodeAccessKeyFile string
 	StoreNodeSecretKeyFile string
@@ -149,6 +150,7 @@ in Secrets; keep a copy outside the cluster, as install reminds you.
 	fl.StringVar(&o.StopCommand, "stop-command", "", `command that stops k3s or etcd for a restore, run as root on the node: words, or a YAML list '[sh, -c, "..."]' (restore.stopCommand; default systemctl stop k3s; "" the default again)`)
 	fl.StringVar(&o.StartCommand, "start-command", "", `command that starts k3s or etcd after a restore, as --stop-command (restore.startCommand; default systemctl start k3s)`)
 	fl.StringVar(&o.K3sBinary, "k3s-binary", "", "k3s binary on the nodes, run for a cluster reset (restore.k3sBinary; default /usr/local/bin/k3s)")
+	fl.StringVar(&o.APIServer, "api-server", "", `HOST:PORT where the agents' pods reach the API server, when a host-network pod cannot reach its Service (no kube-proxy) (apiServer; "" the in-cluster Service again)`)
 	fl.StringVar(&o.StoreNodeAccessKeyFile, "store-node-access-key-file", "", "access key of credentials made for the nodes (put and get, no delete; any store: docs/security.md has the IAM policy)")
 	fl.StringVar(&o.StoreNodeSecretKeyFile, "store-node-secret-key-file", "", "secret key of the nodes' credentials, with --store-node-access-key-file")
 	fl.StringVar(&o.StoreAdminAccessKeyFile, "store-admin-access-key-file", "", "access key of MinIO admin credentials: install makes the nodes' put/get-only user "+NodeUserPrefix+"CLUSTER-ID and its policy with them (used for this only, never kept)")
@@ -519,6 +521,14 @@ func (o *Options) configureHost(tree map[string]any) {
 	}
 	if len(restore) == 0 {
 		delete(tree, "restore")
+	}
+	// The agent sends its service account's token there.
+	if o.changed != nil && o.changed("api-server") {
+		if o.APIServer == "" {
+			delete(tree, "apiServer")
+		} else {
+			tree["apiServer"] = o.APIServer
+		}
 	}
 }
 

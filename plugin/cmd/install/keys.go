@@ -35,6 +35,8 @@ func Owned() map[string]string {
 		"restore.startCommand": "re-run kubectl dr install --start-command ... (the agent runs it as root on every node)",
 		"restore.k3sBinary":    "re-run kubectl dr install --k3s-binary ... (the agent runs it as root on every node)",
 		"restore.etcdDataDir":  "re-run kubectl dr install --etcd-data-dir ...",
+		// The agent sends its service account's token there.
+		"apiServer": "re-run kubectl dr install --api-server ... (the agents send their token there)",
 	}
 }
 
