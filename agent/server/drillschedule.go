@@ -106,7 +106,7 @@ func (s *Server) scheduledDrill(ctx context.Context, started time.Time) (*drillr
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := drillreport.Write(wctx, s.store, rep, page); err != nil {
+	if err := drillreport.Write(wctx, s.store, rep, page, s.recordSigner()); err != nil {
 		return nil, err
 	}
 	return rep, nil

@@ -120,7 +120,7 @@ func TestDrillMetricsFromTheStore(t *testing.T) {
 	rp := ended.Add(-90 * time.Second)
 	rep := &drillreport.Report{ID: drillreport.NewID(ended.Add(-time.Minute)), Started: ended.Add(-time.Minute), Ended: ended, Passed: true,
 		RTO: drillreport.RTO{Seconds: 42, Complete: true}, RPO: []drillreport.RPO{{Layer: "etcd", RecoveryPoint: rp, Seconds: 30, OK: true}, {Layer: "files", Seconds: 75, OK: true}}}
-	if err := drillreport.Write(ctx, s.store, rep, []byte("<html></html>")); err != nil {
+	if err := drillreport.Write(ctx, s.store, rep, []byte("<html></html>"), nil); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)

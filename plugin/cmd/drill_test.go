@@ -1,8 +1,10 @@
 package cmd_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -216,6 +218,28 @@ func TestDrillFakeAgentsPassAndKeepTheReport(t *testing.T) {
 	if err := json.Unmarshal([]byte(show.stdout), &shown); err != nil || shown.Kind != "DrillReport" || shown.RTO.Seconds != 2 || len(shown.RPO) != 3 {
 		t.Errorf("drill show -o json (%v): %s", err, show)
 	}
+	// Signed by who ran it (kubectl dr's client certificate); changed
+	// after, it is refused.
+	if !strings.Contains(show.stdout, `"signedBy": "kubectl dr (`) || strings.Contains(show.stderr, "not signed") {
+		t.Errorf("drill show -o json: want it signed by kubectl dr: %s", show)
+	}
+	reportKey := drillreport.JSONKey(id)
+	rc, err := e.store.Get(context.Background(), reportKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, _ := io.ReadAll(rc)
+	rc.Close()
+	forged := bytes.Replace(saved, []byte(`"passed": true`), []byte(`"passed": false`), 1)
+	if _, err := e.store.Put(context.Background(), reportKey, bytes.NewReader(forged), int64(len(forged))); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.run("drill", "show", id); r.code != 1 || !strings.Contains(r.stderr, "changed after it was signed") {
+		t.Errorf("drill show of a changed report: want exit 1, changed after it was signed\n%s", r)
+	}
+	if _, err := e.store.Put(context.Background(), reportKey, bytes.NewReader(saved), int64(len(saved))); err != nil {
+		t.Fatal(err)
+	}
 	page := e.run("drill", "show", id, "-o", "html")
 	if page.code != 0 || !strings.HasPrefix(page.stdout, "<!DOCTYPE html>") || !strings.Contains(page.stdout, `<svg id="timeline"`) {
 		t.Errorf("drill show -o html: exit %d, %.200s", page.code, page.stdout)
@@ -324,7 +348,7 @@ func TestStatusShowsTheLastDrill(t *testing.T) {
 	old := &drillreport.Report{ID: "drill-20261130-120000", Started: time.Now().Add(-50 * time.Hour), Passed: true}
 	newer := &drillreport.Report{ID: "drill-20261201-120000", Started: time.Now().Add(-26 * time.Hour), Reasons: []string{"RTO 31m0s is over the target 30m0s"}}
 	for _, rep := range []*drillreport.Report{old, newer} {
-		if err := drillreport.Write(context.Background(), e.store, rep, []byte("<html></html>")); err != nil {
+		if err := drillreport.Write(context.Background(), e.store, rep, []byte("<html></html>"), nil); err != nil {
 			t.Fatal(err)
 		}
 	}

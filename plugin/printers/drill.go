@@ -16,6 +16,9 @@ import (
 type DrillReport struct {
 	metav1.TypeMeta    `json:",inline"`
 	drillreport.Report `json:",inline"`
+	// SignedBy is who vouches for the report (drill show): kubectl dr or
+	// the node whose schedule ran it; empty when it is not signed.
+	SignedBy string `json:"signedBy,omitempty"`
 }
 
 // NewDrillReport wraps a report for printing.

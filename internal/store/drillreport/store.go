@@ -16,6 +16,7 @@ import (
 
 	drstore "github.com/kubectl-dr/kubectl-dr/internal/store"
 	"github.com/kubectl-dr/kubectl-dr/internal/store/objstore"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/signature"
 )
 
 // ErrNotFound means no drill has that id.
@@ -96,9 +97,10 @@ func Exists(ctx context.Context, store objstore.Store, id string) (bool, error) 
 	return false, fmt.Errorf("look for drill %s in %s: %w", id, store, err)
 }
 
-// Write stores the page, then the record with the page's checksum: a
-// listed drill has both.
-func Write(ctx context.Context, store objstore.Store, r *Report, html []byte) error {
+// Write stores the page, then the record with the page's checksum, signed
+// by sign (who ran it: kubectl dr's client certificate, or the node of a
+// scheduled drill; nil: unsigned): a listed drill has both.
+func Write(ctx context.Context, store objstore.Store, r *Report, html []byte, sign *signature.Signer) error {
 	h := sha256.Sum256(html)
 	r.HTMLSHA256 = hex.EncodeToString(h[:])
 	if _, err := store.Put(ctx, HTMLKey(r.ID), bytes.NewReader(html), int64(len(html))); err != nil {
@@ -108,10 +110,38 @@ func Write(ctx context.Context, store objstore.Store, r *Report, html []byte) er
 	if err != nil {
 		return err
 	}
-	if _, err := store.Put(ctx, JSONKey(r.ID), bytes.NewReader(data), int64(len(data))); err != nil {
+	if err := signature.Put(ctx, store, sign, JSONKey(r.ID), data); err != nil {
 		return fmt.Errorf("write drill report %s to %s: %w", JSONKey(r.ID), store, err)
 	}
 	return nil
+}
+
+// maxRecord bounds what a drill's record may take.
+const maxRecord = 16 << 20
+
+// Verified reads drill id's record and checks it against its signature
+// under p: signed by kubectl dr, or by the node whose schedule ran it (a
+// node may not vouch for a drill it says another ran). who is the signer
+// (zero for an unsigned record p accepted).
+func Verified(ctx context.Context, store objstore.Store, p signature.Policy, id string) (*Report, signature.Who, error) {
+	if err := ValidateID(id); err != nil {
+		return nil, signature.Who{}, err
+	}
+	data, who, err := p.Read(ctx, store, "drill report", JSONKey(id), maxRecord, signature.Owner{})
+	if errors.Is(err, objstore.ErrNotFound) {
+		return nil, who, fmt.Errorf("%w: no %s in %s (kubectl dr drill ls shows the drills)", ErrNotFound, JSONKey(id), store)
+	}
+	if err != nil {
+		return nil, who, err
+	}
+	r, err := Decode(data, id)
+	if err != nil {
+		return nil, who, err
+	}
+	if who.Node != "" && r.Runner != ScheduleRunner(who.Node) {
+		return nil, who, fmt.Errorf("drill report refused: %w: %s says it was run by %q but is signed by %s: a node vouches only for the drills its schedule ran", signature.ErrForged, JSONKey(id), r.Runner, who)
+	}
+	return r, who, nil
 }
 
 func get(ctx context.Context, store objstore.Store, id, key string) ([]byte, error) {

@@ -33,7 +33,7 @@ func TestWriteReadList(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := Write(ctx, store, r, page); err != nil {
+		if err := Write(ctx, store, r, page, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -64,7 +64,7 @@ func TestTamperedRecordIsRefused(t *testing.T) {
 	store := openStore(t)
 	r := sample()
 	r.Judge(time.Second, time.Hour)
-	if err := Write(ctx, store, r, []byte("<html></html>")); err != nil {
+	if err := Write(ctx, store, r, []byte("<html></html>"), nil); err != nil {
 		t.Fatal(err)
 	}
 	data, err := Encode(r)

@@ -262,7 +262,11 @@ func (o *RunOptions) Run(ctx context.Context) error {
 	// The report is kept even after Ctrl-C: it says what ran.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := drillreport.Write(wctx, store, report, page); err != nil {
+	sign, err := cmdutil.RecordSigner(wctx, o.f)
+	if err != nil {
+		fmt.Fprintf(o.ErrOut, "warning: drill report %s is recorded unsigned: %v\n", report.ID, err)
+	}
+	if err := drillreport.Write(wctx, store, report, page, sign); err != nil {
 		return err
 	}
 	if err := printers.Print(o.Out, o.Output, printers.NewDrillReport(report)); err != nil {

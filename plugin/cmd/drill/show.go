@@ -2,11 +2,13 @@ package drill
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-dr/kubectl-dr/internal/store/drillreport"
+	"github.com/kubectl-dr/kubectl-dr/internal/store/signature"
 	"github.com/kubectl-dr/kubectl-dr/plugin/cmd/cmdutil"
 	"github.com/kubectl-dr/kubectl-dr/plugin/printers"
 )
@@ -69,9 +71,18 @@ func (o *ShowOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := drillreport.Read(ctx, store, o.ID)
+	// A report is evidence that a recovery was rehearsed: shown with who
+	// vouches for it; one changed since, or signed by a node for a drill
+	// it did not run, is refused. Reports from before signatures show,
+	// saying so.
+	r, who, err := drillreport.Verified(ctx, store, cmdutil.RecordPolicy(ctx, o.f, true), o.ID)
 	if err != nil {
 		return err
+	}
+	signedBy := who.String()
+	if who == (signature.Who{}) {
+		signedBy = ""
+		fmt.Fprintf(o.ErrOut, "warning: drill report %s is not signed: written before kubectl dr signed its records, or by an agent not enrolled; nothing vouches that it is what ran\n", r.ID)
 	}
 	if o.Output == HTML {
 		page, err := drillreport.ReadHTML(ctx, store, r)
@@ -81,5 +92,7 @@ func (o *ShowOptions) Run(ctx context.Context) error {
 		_, err = o.Out.Write(page)
 		return err
 	}
-	return printers.Print(o.Out, o.Output, printers.NewDrillReport(r))
+	view := printers.NewDrillReport(r)
+	view.SignedBy = signedBy
+	return printers.Print(o.Out, o.Output, view)
 }
