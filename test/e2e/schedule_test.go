@@ -57,58 +57,70 @@ func TestEtcdScheduledSnapshotsOnePerTickWithRetention(t *testing.T) {
 	}
 	defer stopAll()
 
-	// Wait for at least four ticks to have acted.
+	mc, err := theLab.MinIOClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	storedTicks := func() []string {
+		var stored []string
+		for obj := range mc.ListObjects(ctx, theLab.State.Bucket, minio.ListObjectsOptions{Prefix: "lab/" + clusterID + "/etcd/", Recursive: true}) {
+			if obj.Err != nil {
+				t.Fatal(obj.Err)
+			}
+			if strings.HasSuffix(obj.Key, ".json") {
+				stored = append(stored, strings.TrimSuffix(filepath.Base(obj.Key), ".json"))
+			}
+		}
+		return stored
+	}
+	localTicks := func() []string {
+		var local []string
+		for _, node := range theLab.EtcdNodes() {
+			files, _ := filepath.Glob(filepath.Join(theLab.DataDir(node), "server", "db", "snapshots", "tick-*"))
+			for _, f := range files {
+				local = append(local, filepath.Base(f))
+			}
+		}
+		return local
+	}
+	// Wait for at least four ticks to have acted, and for a moment when
+	// the newest tick's retention has run (a tick logs its snapshot
+	// before its retention pass, and stopping the agents then would cut
+	// the pass short): the store and the nodes then hold the newest two.
 	deadline := time.Now().Add(30 * time.Second)
-	var taken []string
+	var taken, stored, local []string
 	for {
 		taken = scheduledSnapshots(t, names)
-		if len(taken) >= 4 || time.Now().After(deadline) {
+		stored, local = storedTicks(), localTicks()
+		kept := len(taken) >= 2 && len(stored) == 2 && slices.Contains(stored, taken[len(taken)-1]) && slices.Contains(stored, taken[len(taken)-2]) && len(local) == 2
+		if (len(taken) >= 4 && kept) || time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 	}
 	// The metrics of the agent that took the last one.
+	if len(taken) == 0 {
+		t.Fatalf("no scheduled snapshot in 30 s")
+	}
 	last := taken[len(taken)-1]
 	leaderNode := strings.Split(strings.TrimPrefix(last, "tick-"), "-")
 	node := leaderNode[0] + "-" + leaderNode[1]
 	body := getMetrics(t, metrics[node])
 	stopAll()
-	taken = scheduledSnapshots(t, names)
 	if len(taken) < 4 {
 		t.Fatalf("only %d scheduled snapshots in 30 s: %v", len(taken), taken)
 	}
 
 	seconds := map[string]bool{}
-	for _, n := range taken {
+	for _, n := range scheduledSnapshots(t, names) {
 		sec := n[strings.LastIndex(n, "-")+1:]
 		if seconds[sec] {
 			t.Errorf("two snapshots in the tick at %s: %v", sec, taken)
 		}
 		seconds[sec] = true
 	}
-
-	mc, err := theLab.MinIOClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stored []string
-	for obj := range mc.ListObjects(ctx, theLab.State.Bucket, minio.ListObjectsOptions{Prefix: "lab/" + clusterID + "/etcd/", Recursive: true}) {
-		if obj.Err != nil {
-			t.Fatal(obj.Err)
-		}
-		if strings.HasSuffix(obj.Key, ".json") {
-			stored = append(stored, strings.TrimSuffix(filepath.Base(obj.Key), ".json"))
-		}
-	}
 	if len(stored) != 2 || !slices.Contains(stored, taken[len(taken)-1]) || !slices.Contains(stored, taken[len(taken)-2]) {
 		t.Errorf("store holds %v; want the newest two of %v", stored, taken)
-	}
-	var local []string
-	for _, node := range theLab.EtcdNodes() {
-		files, _ := filepath.Glob(filepath.Join(theLab.DataDir(node), "server", "db", "snapshots", "tick-*"))
-		for _, f := range files {
-			local = append(local, filepath.Base(f))
-		}
 	}
 	if len(local) != 2 {
 		t.Errorf("local copies %v; want the newest two", local)
