@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
@@ -92,7 +91,11 @@ func TestEtcdRestoreChecksTheRecordsSignature(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &signature.Signer{Key: pair.PrivateKey.(crypto.Signer), Chain: pair.Certificate}
+		sign, err := signature.FromKeyPair(pair)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sign
 	}
 	storeURL := "file://" + filepath.Join(dir, "store")
 	root, err := objstore.Open(objstore.Config{URL: storeURL})

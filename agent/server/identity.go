@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -117,21 +116,21 @@ func (s *Server) recordSigner() *signature.Signer {
 		}
 	}
 	pair, err := s.cfg.TLS.KeyPair()
-	if err != nil || len(pair.Certificate) == 0 {
+	if err != nil {
+		return nil
+	}
+	sign, err := signature.FromKeyPair(pair)
+	if err != nil {
 		return nil
 	}
 	leaf, err := x509.ParseCertificate(pair.Certificate[0])
 	if err != nil {
 		return nil
 	}
-	key, ok := pair.PrivateKey.(crypto.Signer)
-	if !ok {
-		return nil
-	}
 	if enrolled, err := pki.VerifyAgent([]*x509.Certificate{leaf}, roots, s.cfg.NodeName, now); err != nil || !enrolled {
 		return nil
 	}
-	return &signature.Signer{Key: key, Chain: pair.Certificate}
+	return sign
 }
 
 // recordPolicy is what this agent accepts of the records it reads: signed

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"crypto"
 	"io"
 	"log/slog"
 	"net"
@@ -222,5 +221,9 @@ func signerOf(t *testing.T, files mtls.Files) *signature.Signer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &signature.Signer{Key: pair.PrivateKey.(crypto.Signer), Chain: pair.Certificate}
+	sign, err := signature.FromKeyPair(pair)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sign
 }

@@ -2,7 +2,6 @@ package cmd_test
 
 import (
 	"context"
-	"crypto"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -245,7 +244,10 @@ func (e *env) writeSet(s *backupset.Set) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	sign := &signature.Signer{Key: pair.PrivateKey.(crypto.Signer), Chain: pair.Certificate}
+	sign, err := signature.FromKeyPair(pair)
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	if err := backupset.Write(context.Background(), e.store, s, sign); err != nil {
 		e.t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package cmd_test
 
 import (
 	"context"
-	"crypto"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -36,7 +35,11 @@ func (e *env) signer(node string) *signature.Signer {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return &signature.Signer{Key: pair.PrivateKey.(crypto.Signer), Chain: pair.Certificate}
+	sign, err := signature.FromKeyPair(pair)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return sign
 }
 
 func seedSnapshots(e *env) {

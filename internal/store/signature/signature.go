@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -68,6 +69,16 @@ func Message(key string, size int64, sha256Hex string) []byte {
 type Signer struct {
 	Key   crypto.Signer
 	Chain [][]byte
+}
+
+// FromKeyPair is the signer of a TLS key pair (its certificate chain, leaf
+// first, and its key).
+func FromKeyPair(pair tls.Certificate) (*Signer, error) {
+	key, ok := pair.PrivateKey.(crypto.Signer)
+	if !ok || len(pair.Certificate) == 0 {
+		return nil, errors.New("the key pair has no certificate, or its key cannot sign")
+	}
+	return &Signer{Key: key, Chain: pair.Certificate}, nil
 }
 
 // Sign makes the envelope of data stored under key.

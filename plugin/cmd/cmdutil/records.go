@@ -2,8 +2,6 @@ package cmdutil
 
 import (
 	"context"
-	"crypto"
-	"crypto/tls"
 	"fmt"
 
 	"github.com/kubectl-dr/kubectl-dr/internal/mtls"
@@ -31,20 +29,14 @@ func RecordSigner(ctx context.Context, f Factory) (*signature.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sign the record: read kubectl dr's client certificate: %w", err)
 	}
-	var pair tls.Certificate
-	if len(files.CertPEM) > 0 {
-		pair, err = tls.X509KeyPair(files.CertPEM, files.KeyPEM)
-	} else {
-		pair, err = tls.LoadX509KeyPair(files.Cert, files.Key)
+	pair, err := files.KeyPair()
+	if err == nil {
+		var sign *signature.Signer
+		if sign, err = signature.FromKeyPair(pair); err == nil {
+			return sign, nil
+		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("sign the record: kubectl dr's client certificate (--tls-cert/--tls-key or Secret %s): %w", ClientTLSSecret, err)
-	}
-	signer, ok := pair.PrivateKey.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("sign the record: kubectl dr's client key cannot sign")
-	}
-	return &signature.Signer{Key: signer, Chain: pair.Certificate}, nil
+	return nil, fmt.Errorf("sign the record: kubectl dr's client certificate (--tls-cert/--tls-key or Secret %s): %w", ClientTLSSecret, err)
 }
 
 // RecordPolicy is what kubectl dr accepts of the records it reads: signed

@@ -1,7 +1,6 @@
 package install
 
 import (
-	"crypto"
 	"crypto/tls"
 	"encoding/base64"
 	"strings"
@@ -100,7 +99,11 @@ func TestInstallKeepsTheCAWhereNoNodeReadsIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	record := []byte(`{"name":"s1"}`)
-	env, err := signature.Signer{Key: pair.PrivateKey.(crypto.Signer), Chain: pair.Certificate}.Sign("etcd/server-1/s1.json", record, time.Now())
+	sign, err := signature.FromKeyPair(pair)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := sign.Sign("etcd/server-1/s1.json", record, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
